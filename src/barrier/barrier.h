@@ -1,0 +1,101 @@
+// Barrier: encrypts every value on its way to physical storage with AES-256-GCM.
+//
+// Value layout: version(1 byte = 1) | key term (4 bytes, big-endian) | nonce (12) | ciphertext |
+// tag (16). The AAD is the 5-byte header followed by the storage path, so a value copied to
+// another path, or with its term changed, fails to decrypt.
+//
+// The keyring (all terms, the active one) lives at `core/keyring`, encrypted with the root key
+// (term 0). Every other value is encrypted with the keyring's active term; older terms keep
+// decrypting after a rotation. Seal() wipes every key byte.
+//
+// Barrier implements storage::Storage so mount views and engines can sit on top of it.
+// All methods are safe to call from several threads.
+#pragma once
+
+#include <map>
+#include <memory>
+
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "crypto/secret_bytes.h"
+#include "storage/storage.h"
+
+namespace coffer::barrier {
+
+inline constexpr char kKeyringPath[] = "core/keyring";
+
+struct KeyStatus {
+  uint32_t term = 0;
+  absl::Time install_time;
+  uint64_t encryptions = 0;
+};
+
+class Barrier final : public storage::Storage {
+ public:
+  explicit Barrier(storage::Storage* physical) : physical_(physical) {}
+
+  // Creates a fresh keyring with term 1 and stores it under `root_key`; leaves the barrier
+  // unsealed. Fails if a keyring already exists.
+  absl::Status Initialize(const crypto::SecretBytes& root_key);
+  // Loads the keyring with `root_key`. A wrong key fails with kPermissionDenied.
+  absl::Status Unseal(const crypto::SecretBytes& root_key);
+  // Wipes the root key and every term key from memory.
+  void Seal();
+  bool sealed() const;
+
+  // Adds a new term and makes it active; persisted before it is used.
+  absl::StatusOr<KeyStatus> Rotate();
+  absl::StatusOr<KeyStatus> Status() const;
+
+  absl::StatusOr<std::optional<std::string>> Get(std::string_view key) override;
+  absl::Status Put(std::string_view key, std::string_view value) override;
+  absl::Status Delete(std::string_view key) override;
+  absl::Status Write(std::vector<storage::WriteOp> ops) override;
+  absl::StatusOr<std::vector<std::string>> List(std::string_view prefix, std::string_view after = {},
+                                                size_t limit = 0) override;
+  absl::Status DeletePrefix(std::string_view prefix) override;
+  std::string_view Type() const override { return physical_->Type(); }
+
+ private:
+  struct Term {
+    crypto::SecretBytes key;
+    absl::Time installed;
+  };
+  absl::StatusOr<std::string> Encrypt(std::string_view path, std::string_view plaintext)
+      ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<std::string> Decrypt(std::string_view path, std::string_view sealed)
+      ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  absl::Status PersistKeyringLocked() ABSL_SHARED_LOCKS_REQUIRED(mu_);
+
+  storage::Storage* const physical_;
+  mutable absl::Mutex mu_;
+  bool sealed_ ABSL_GUARDED_BY(mu_) = true;
+  crypto::SecretBytes root_key_ ABSL_GUARDED_BY(mu_);
+  std::map<uint32_t, Term> terms_ ABSL_GUARDED_BY(mu_);
+  uint32_t active_ ABSL_GUARDED_BY(mu_) = 0;
+  std::atomic<uint64_t> encryptions_{0};
+};
+
+// A Storage that prefixes every key (a mount's view: "logical/<uuid>/"). Thread-safe if the
+// underlying storage is.
+class PrefixView final : public storage::Storage {
+ public:
+  PrefixView(storage::Storage* under, std::string prefix)
+      : under_(under), prefix_(std::move(prefix)) {}
+  absl::StatusOr<std::optional<std::string>> Get(std::string_view key) override;
+  absl::Status Put(std::string_view key, std::string_view value) override;
+  absl::Status Delete(std::string_view key) override;
+  absl::Status Write(std::vector<storage::WriteOp> ops) override;
+  absl::StatusOr<std::vector<std::string>> List(std::string_view prefix, std::string_view after = {},
+                                                size_t limit = 0) override;
+  absl::Status DeletePrefix(std::string_view prefix) override;
+  std::string_view Type() const override { return under_->Type(); }
+  const std::string& prefix() const { return prefix_; }
+
+ private:
+  std::string Full(std::string_view k) const { return prefix_ + std::string(k); }
+  storage::Storage* const under_;
+  const std::string prefix_;
+};
+
+}  // namespace coffer::barrier

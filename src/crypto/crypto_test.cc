@@ -1,0 +1,120 @@
+#include <gtest/gtest.h>
+
+#include <set>
+
+#include "crypto/crypto.h"
+#include "crypto/shamir.h"
+#include "util/encoding.h"
+
+namespace coffer::crypto {
+namespace {
+
+TEST(Gf256, MulMatchesKnownAesFieldProducts) {
+  // FIPS-197 section 4.2: {57} * {83} = {c1}, {57} * {13} = {fe}.
+  EXPECT_EQ(gf256::Mul(0x57, 0x83), 0xc1);
+  EXPECT_EQ(gf256::Mul(0x57, 0x13), 0xfe);
+  for (int a = 1; a < 256; ++a) EXPECT_EQ(gf256::Mul(a, gf256::Inv(a)), 1) << a;
+}
+
+TEST(Shamir, AnyThresholdSubsetRebuildsTheSecret) {
+  auto secret = SecretBytes::Random(32);
+  ASSERT_TRUE(secret.ok());
+  auto shares = ShamirSplit(*secret, 5, 3);
+  ASSERT_TRUE(shares.ok());
+  ASSERT_EQ(shares->size(), 5u);
+  std::set<uint8_t> xs;
+  for (auto& s : *shares) {
+    EXPECT_EQ(s.size(), 33u);
+    xs.insert(s.data()[32]);
+  }
+  EXPECT_EQ(xs.size(), 5u);
+  for (int a = 0; a < 5; ++a)
+    for (int b = a + 1; b < 5; ++b)
+      for (int c = b + 1; c < 5; ++c) {
+        std::vector<SecretBytes> pick;
+        pick.push_back((*shares)[a].Clone());
+        pick.push_back((*shares)[b].Clone());
+        pick.push_back((*shares)[c].Clone());
+        auto out = ShamirCombine(pick);
+        ASSERT_TRUE(out.ok());
+        EXPECT_EQ(out->view(), secret->view());
+      }
+}
+
+TEST(Shamir, TwoOfThreeSharesDoNotRebuildAThresholdThreeSecret) {
+  auto secret = SecretBytes::Random(32);
+  auto shares = ShamirSplit(*secret, 5, 3);
+  std::vector<SecretBytes> pick;
+  pick.push_back((*shares)[0].Clone());
+  pick.push_back((*shares)[1].Clone());
+  auto out = ShamirCombine(pick);
+  ASSERT_TRUE(out.ok());
+  EXPECT_NE(out->view(), secret->view());
+}
+
+TEST(Shamir, RejectsDuplicatesAndBadParameters) {
+  auto secret = SecretBytes::Random(32);
+  auto shares = ShamirSplit(*secret, 3, 2);
+  std::vector<SecretBytes> dup;
+  dup.push_back((*shares)[0].Clone());
+  dup.push_back((*shares)[0].Clone());
+  EXPECT_EQ(ShamirCombine(dup).status().message(), "duplicate share detected");
+  EXPECT_FALSE(ShamirSplit(*secret, 2, 3).ok());
+  EXPECT_FALSE(ShamirSplit(*secret, 256, 3).ok());
+  EXPECT_FALSE(ShamirSplit(*secret, 5, 1).ok());
+}
+
+TEST(Shamir, CombinesAHandMadeVaultLayoutShare) {
+  // Secret byte 0x42, polynomial f(x) = 0x42 + 0x07*x; shares at x=1 and x=2 in Vault's layout
+  // (y bytes, then x).
+  uint8_t y1 = 0x42 ^ gf256::Mul(0x07, 1), y2 = 0x42 ^ gf256::Mul(0x07, 2);
+  std::vector<SecretBytes> s;
+  s.emplace_back(std::string_view(std::string{static_cast<char>(y1), 1}));
+  s.emplace_back(std::string_view(std::string{static_cast<char>(y2), 2}));
+  auto out = ShamirCombine(s);
+  ASSERT_TRUE(out.ok());
+  ASSERT_EQ(out->size(), 1u);
+  EXPECT_EQ(out->data()[0], 0x42);
+}
+
+TEST(AesGcm, RoundTripAndTamperDetection) {
+  auto key = SecretBytes::Random(32);
+  auto ct = AesGcmSeal(*key, "hello", "path/a");
+  ASSERT_TRUE(ct.ok());
+  EXPECT_EQ(ct->size(), 12u + 5 + 16);
+  EXPECT_EQ(*AesGcmOpen(*key, *ct, "path/a"), "hello");
+  EXPECT_EQ(AesGcmOpen(*key, *ct, "path/b").status().code(), absl::StatusCode::kDataLoss);
+  std::string bad = *ct;
+  bad[14] ^= 1;
+  EXPECT_FALSE(AesGcmOpen(*key, bad, "path/a").ok());
+  auto ct2 = AesGcmSeal(*key, "hello", "path/a");
+  EXPECT_NE(ct->substr(0, 12), ct2->substr(0, 12)) << "nonce must be fresh per write";
+}
+
+TEST(Hmac, MatchesRfc4231TestCase2) {
+  EXPECT_EQ(HexEncode(HmacSha256("Jefe", "what do ya want for nothing?")),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+}
+
+TEST(Tokens, RandomTokensAreLongAndDistinct) {
+  auto a = RandomToken("hvs."), b = RandomToken("hvs.");
+  ASSERT_TRUE(a.ok());
+  EXPECT_EQ(a->size(), 28u);
+  EXPECT_NE(*a, *b);
+  EXPECT_TRUE(ConstantTimeEquals(*a, *a));
+  EXPECT_FALSE(ConstantTimeEquals(*a, *b));
+  EXPECT_EQ(RandomUuid().size(), 36u);
+}
+
+TEST(Encoding, Base64AndHex) {
+  EXPECT_EQ(Base64Encode("foobar"), "Zm9vYmFy");
+  EXPECT_EQ(Base64Encode("fo"), "Zm8=");
+  EXPECT_EQ(*Base64Decode("Zm8="), "fo");
+  EXPECT_EQ(*Base64Decode("Zm8"), "fo");
+  EXPECT_FALSE(Base64Decode("Z!==").has_value());
+  EXPECT_EQ(*HexDecode("0aFF"), std::string("\x0a\xff", 2));
+  EXPECT_FALSE(HexDecode("0g").has_value());
+}
+
+}  // namespace
+}  // namespace coffer::crypto

@@ -1,0 +1,27 @@
+// MemoryStorage: an in-memory Storage for tests and `coffer server -dev`. Thread-safe.
+#pragma once
+
+#include <map>
+
+#include "absl/synchronization/mutex.h"
+#include "storage/storage.h"
+
+namespace coffer::storage {
+
+class MemoryStorage final : public Storage {
+ public:
+  absl::StatusOr<std::optional<std::string>> Get(std::string_view key) override;
+  absl::Status Put(std::string_view key, std::string_view value) override;
+  absl::Status Delete(std::string_view key) override;
+  absl::Status Write(std::vector<WriteOp> ops) override;
+  absl::StatusOr<std::vector<std::string>> List(std::string_view prefix, std::string_view after = {},
+                                                size_t limit = 0) override;
+  absl::Status DeletePrefix(std::string_view prefix) override;
+  std::string_view Type() const override { return "inmem"; }
+
+ private:
+  absl::Mutex mu_;
+  std::map<std::string, std::string, std::less<>> data_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace coffer::storage

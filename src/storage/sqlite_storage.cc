@@ -1,0 +1,328 @@
+#include "storage/sqlite_storage.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "util/status.h"
+#include "absl/strings/str_cat.h"
+
+namespace coffer::storage {
+using ::coffer::Cat;
+namespace {
+
+absl::Status SqlError(sqlite3* db, std::string_view what) {
+  return absl::UnavailableError(Cat("sqlite ", what, ": ", db ? sqlite3_errmsg(db) : "?"));
+}
+
+absl::Status Exec(sqlite3* db, const char* sql) {
+  char* err = nullptr;
+  if (sqlite3_exec(db, sql, nullptr, nullptr, &err) != SQLITE_OK) {
+    std::string msg = err ? err : "?";
+    sqlite3_free(err);
+    return absl::UnavailableError(Cat("sqlite: ", sql, ": ", msg));
+  }
+  return absl::OkStatus();
+}
+
+void BindBlob(sqlite3_stmt* s, int i, std::string_view v) {
+  sqlite3_bind_blob(s, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+}
+
+std::string ColumnBlob(sqlite3_stmt* s, int i) {
+  const void* p = sqlite3_column_blob(s, i);
+  int n = sqlite3_column_bytes(s, i);
+  return p ? std::string(static_cast<const char*>(p), n) : std::string();
+}
+
+}  // namespace
+
+struct SqliteStorage::ReadConn {
+  sqlite3* db = nullptr;
+  sqlite3_stmt* get = nullptr;
+  sqlite3_stmt* range = nullptr;
+  ~ReadConn() {
+    sqlite3_finalize(get);
+    sqlite3_finalize(range);
+    sqlite3_close_v2(db);
+  }
+};
+
+// Borrows a read connection from the pool and returns it on destruction.
+class SqliteStorage::ReadLease {
+ public:
+  ReadLease(SqliteStorage* s, std::unique_ptr<ReadConn> c) : s_(s), c_(std::move(c)) {}
+  ~ReadLease() {
+    if (!c_) return;
+    absl::MutexLock l(&s_->pool_mu_);
+    s_->pool_.push_back(std::move(c_));
+  }
+  ReadConn* operator->() { return c_.get(); }
+
+ private:
+  SqliteStorage* s_;
+  std::unique_ptr<ReadConn> c_;
+};
+
+SqliteStorage::SqliteStorage(std::string path) : path_(std::move(path)) {}
+
+absl::StatusOr<std::unique_ptr<SqliteStorage>> SqliteStorage::Open(const std::string& path) {
+  std::unique_ptr<SqliteStorage> s(new SqliteStorage(path));
+  auto st = s->Init();
+  if (!st.ok()) return st;
+  return s;
+}
+
+absl::Status SqliteStorage::Init() {
+  // Create the file ourselves so it is 0600 from the start; SQLite gives -wal/-shm the same mode.
+  int fd = ::open(path_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0)
+    return absl::FailedPreconditionError(
+        Cat("cannot open storage file ", path_, ": ", strerror(errno)));
+  ::close(fd);
+  if (sqlite3_open_v2(path_.c_str(), &wdb_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
+                      nullptr) != SQLITE_OK)
+    return SqlError(wdb_, "open");
+  sqlite3_busy_timeout(wdb_, 10000);
+  for (const char* sql : {"PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL",
+                          "PRAGMA foreign_keys=OFF",
+                          "CREATE TABLE IF NOT EXISTS kv (key BLOB PRIMARY KEY, value BLOB NOT "
+                          "NULL) WITHOUT ROWID"}) {
+    auto st = Exec(wdb_, sql);
+    if (!st.ok()) return st;
+  }
+  if (sqlite3_prepare_v2(wdb_, "INSERT OR REPLACE INTO kv(key, value) VALUES(?1, ?2)", -1,
+                         &put_stmt_, nullptr) != SQLITE_OK ||
+      sqlite3_prepare_v2(wdb_, "DELETE FROM kv WHERE key = ?1", -1, &del_stmt_, nullptr) !=
+          SQLITE_OK ||
+      sqlite3_prepare_v2(wdb_, "DELETE FROM kv WHERE key >= ?1 AND (?2 IS NULL OR key < ?2)", -1,
+                         &delpfx_stmt_, nullptr) != SQLITE_OK)
+    return SqlError(wdb_, "prepare");
+  writer_ = std::thread([this] { WriterLoop(); });
+  return absl::OkStatus();
+}
+
+SqliteStorage::~SqliteStorage() {
+  {
+    std::lock_guard<std::mutex> l(qmu_);
+    stopping_ = true;
+  }
+  qcv_.notify_all();
+  if (writer_.joinable()) writer_.join();
+  sqlite3_finalize(put_stmt_);
+  sqlite3_finalize(del_stmt_);
+  sqlite3_finalize(delpfx_stmt_);
+  {
+    absl::MutexLock l(&pool_mu_);
+    pool_.clear();
+  }
+  sqlite3_close_v2(wdb_);
+}
+
+uint64_t SqliteStorage::commits() const { return commits_.load(); }
+
+absl::StatusOr<std::unique_ptr<SqliteStorage::ReadConn>> SqliteStorage::NewReadConn() {
+  auto c = std::make_unique<ReadConn>();
+  if (sqlite3_open_v2(path_.c_str(), &c->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX,
+                      nullptr) != SQLITE_OK)
+    return SqlError(c->db, "open (read)");
+  sqlite3_busy_timeout(c->db, 10000);
+  if (sqlite3_prepare_v2(c->db, "SELECT value FROM kv WHERE key = ?1", -1, &c->get, nullptr) !=
+          SQLITE_OK ||
+      sqlite3_prepare_v2(c->db,
+                         "SELECT key FROM kv WHERE key >= ?1 AND (?2 IS NULL OR key < ?2) "
+                         "ORDER BY key LIMIT 256",
+                         -1, &c->range, nullptr) != SQLITE_OK)
+    return SqlError(c->db, "prepare (read)");
+  return c;
+}
+
+absl::StatusOr<std::optional<std::string>> SqliteStorage::Get(std::string_view key) {
+  std::unique_ptr<ReadConn> conn;
+  {
+    absl::MutexLock l(&pool_mu_);
+    if (!pool_.empty()) {
+      conn = std::move(pool_.back());
+      pool_.pop_back();
+    }
+  }
+  if (!conn) {
+    auto c = NewReadConn();
+    if (!c.ok()) return c.status();
+    conn = std::move(*c);
+  }
+  ReadLease lease(this, std::move(conn));
+  sqlite3_stmt* s = lease->get;
+  sqlite3_reset(s);
+  BindBlob(s, 1, key);
+  int rc = sqlite3_step(s);
+  std::optional<std::string> out;
+  if (rc == SQLITE_ROW) {
+    out = ColumnBlob(s, 0);
+  } else if (rc != SQLITE_DONE) {
+    auto st = SqlError(lease->db, "get");
+    sqlite3_reset(s);
+    return st;
+  }
+  sqlite3_reset(s);
+  return out;
+}
+
+absl::StatusOr<std::vector<std::string>> SqliteStorage::List(std::string_view prefix,
+                                                             std::string_view after, size_t limit) {
+  std::unique_ptr<ReadConn> conn;
+  {
+    absl::MutexLock l(&pool_mu_);
+    if (!pool_.empty()) {
+      conn = std::move(pool_.back());
+      pool_.pop_back();
+    }
+  }
+  if (!conn) {
+    auto c = NewReadConn();
+    if (!c.ok()) return c.status();
+    conn = std::move(*c);
+  }
+  ReadLease lease(this, std::move(conn));
+  sqlite3_stmt* s = lease->range;
+  const std::string end = PrefixEnd(prefix);
+  std::string seek = std::string(prefix) + std::string(after);
+  bool skip_equal = !after.empty();
+  std::vector<std::string> out;
+  // The whole listing is one read transaction so pages are consistent.
+  Exec(lease->db, "BEGIN");
+  absl::Status status;
+  bool more = true;
+  while (more && (limit == 0 || out.size() < limit)) {
+    sqlite3_reset(s);
+    BindBlob(s, 1, seek);
+    if (end.empty()) sqlite3_bind_null(s, 2); else BindBlob(s, 2, end);
+    int rows = 0;
+    bool reseek = false;
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+      ++rows;
+      std::string key = ColumnBlob(s, 0);
+      if (skip_equal && key == seek) continue;
+      std::string_view rest = std::string_view(key).substr(prefix.size());
+      size_t slash = rest.find('/');
+      if (slash == std::string_view::npos) {
+        out.emplace_back(rest);
+        seek = key;
+        skip_equal = true;
+        if (limit != 0 && out.size() >= limit) break;
+      } else {
+        std::string dir(rest.substr(0, slash + 1));
+        if (after.empty() || dir > after) out.push_back(dir);
+        seek = PrefixEnd(std::string(prefix) + dir);
+        skip_equal = false;
+        reseek = true;
+        break;
+      }
+    }
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+      status = SqlError(lease->db, "list");
+      break;
+    }
+    if (!reseek && rc == SQLITE_DONE && rows < 256) more = false;
+    if (seek.empty()) more = false;
+  }
+  sqlite3_reset(s);
+  Exec(lease->db, "COMMIT");
+  if (!status.ok()) return status;
+  return out;
+}
+
+absl::Status SqliteStorage::Put(std::string_view key, std::string_view value) {
+  std::vector<WriteOp> ops;
+  ops.push_back({WriteOp::Kind::kPut, std::string(key), std::string(value)});
+  return Write(std::move(ops));
+}
+
+absl::Status SqliteStorage::Delete(std::string_view key) {
+  std::vector<WriteOp> ops;
+  ops.push_back({WriteOp::Kind::kDelete, std::string(key), {}});
+  return Write(std::move(ops));
+}
+
+absl::Status SqliteStorage::Write(std::vector<WriteOp> ops) {
+  Pending p;
+  p.ops = std::move(ops);
+  return Submit(std::move(p));
+}
+
+absl::Status SqliteStorage::DeletePrefix(std::string_view prefix) {
+  if (prefix.empty()) return absl::InvalidArgumentError("refusing to delete every key");
+  Pending p;
+  p.delete_prefix = std::string(prefix);
+  return Submit(std::move(p));
+}
+
+absl::Status SqliteStorage::Submit(Pending p) {
+  auto fut = p.done.get_future();
+  {
+    std::lock_guard<std::mutex> l(qmu_);
+    if (stopping_) return absl::UnavailableError("storage is closing");
+    queue_.push_back(std::move(p));
+  }
+  qcv_.notify_one();
+  return fut.get();
+}
+
+absl::Status SqliteStorage::ApplyLocked(Pending& p) {
+  if (!p.delete_prefix.empty()) {
+    sqlite3_reset(delpfx_stmt_);
+    BindBlob(delpfx_stmt_, 1, p.delete_prefix);
+    std::string end = PrefixEnd(p.delete_prefix);
+    if (end.empty()) sqlite3_bind_null(delpfx_stmt_, 2); else BindBlob(delpfx_stmt_, 2, end);
+    if (sqlite3_step(delpfx_stmt_) != SQLITE_DONE) return SqlError(wdb_, "delete prefix");
+    return absl::OkStatus();
+  }
+  for (const auto& op : p.ops) {
+    sqlite3_stmt* s = op.kind == WriteOp::Kind::kPut ? put_stmt_ : del_stmt_;
+    sqlite3_reset(s);
+    BindBlob(s, 1, op.key);
+    if (op.kind == WriteOp::Kind::kPut) BindBlob(s, 2, op.value);
+    if (sqlite3_step(s) != SQLITE_DONE) return SqlError(wdb_, "write");
+  }
+  return absl::OkStatus();
+}
+
+void SqliteStorage::WriterLoop() {
+  for (;;) {
+    std::deque<Pending> batch;
+    {
+      std::unique_lock<std::mutex> l(qmu_);
+      qcv_.wait(l, [&] { return stopping_ || !queue_.empty(); });
+      if (queue_.empty() && stopping_) return;
+      batch.swap(queue_);
+    }
+    // One transaction for every waiting batch; each batch inside its own savepoint so that a
+    // failing batch is rolled back alone and the others still commit.
+    absl::Status begin = Exec(wdb_, "BEGIN IMMEDIATE");
+    std::vector<absl::Status> results(batch.size());
+    if (begin.ok()) {
+      for (size_t i = 0; i < batch.size(); ++i) {
+        Exec(wdb_, "SAVEPOINT b");
+        results[i] = ApplyLocked(batch[i]);
+        if (!results[i].ok()) Exec(wdb_, "ROLLBACK TO b");
+        Exec(wdb_, "RELEASE b");
+      }
+      absl::Status commit = Exec(wdb_, "COMMIT");
+      if (!commit.ok()) {
+        Exec(wdb_, "ROLLBACK");
+        for (auto& r : results) r = commit;
+      } else {
+        commits_.fetch_add(1);
+      }
+    } else {
+      for (auto& r : results) r = begin;
+    }
+    for (size_t i = 0; i < batch.size(); ++i) batch[i].done.set_value(results[i]);
+  }
+}
+
+}  // namespace coffer::storage

@@ -1,0 +1,62 @@
+#include "util/duration.h"
+
+#include <cctype>
+#include <cmath>
+#include <string>
+
+#include "util/status.h"
+#include "absl/strings/str_cat.h"
+
+namespace coffer {
+
+absl::StatusOr<int64_t> ParseDurationSeconds(std::string_view s) {
+  auto bad = [&] {
+    return absl::InvalidArgumentError(
+        Cat("invalid duration \"", s, "\": use seconds or a unit such as 30s, 15m, 12h, 7d"));
+  };
+  if (s.empty()) return bad();
+  bool all_digits = true;
+  for (char c : s) all_digits = all_digits && std::isdigit(static_cast<unsigned char>(c));
+  if (all_digits) {
+    if (s.size() > 12) return bad();
+    return std::stoll(std::string(s));
+  }
+  double total = 0;
+  size_t i = 0;
+  while (i < s.size()) {
+    size_t start = i;
+    while (i < s.size() && (std::isdigit(static_cast<unsigned char>(s[i])) || s[i] == '.')) ++i;
+    if (i == start || i - start > 12) return bad();
+    double num = std::stod(std::string(s.substr(start, i - start)));
+    size_t ustart = i;
+    while (i < s.size() && std::isalpha(static_cast<unsigned char>(s[i]))) ++i;
+    std::string_view unit = s.substr(ustart, i - ustart);
+    double mult;
+    if (unit == "s") mult = 1;
+    else if (unit == "m") mult = 60;
+    else if (unit == "h") mult = 3600;
+    else if (unit == "d") mult = 86400;
+    else if (unit == "ms") mult = 0.001;
+    else return bad();
+    total += num * mult;
+  }
+  if (total > 1e12) return bad();
+  return static_cast<int64_t>(std::floor(total));
+}
+
+absl::StatusOr<int64_t> ParseDurationSeconds(const boost::json::value& v) {
+  if (v.is_int64()) {
+    if (v.as_int64() < 0) return absl::InvalidArgumentError("duration must not be negative");
+    return v.as_int64();
+  }
+  if (v.is_uint64()) return static_cast<int64_t>(v.as_uint64());
+  if (v.is_double()) {
+    if (v.as_double() < 0 || v.as_double() > 1e12)
+      return absl::InvalidArgumentError("duration out of range");
+    return static_cast<int64_t>(v.as_double());
+  }
+  if (v.is_string()) return ParseDurationSeconds(std::string_view(v.as_string()));
+  return absl::InvalidArgumentError("duration must be a number of seconds or a string such as \"1h\"");
+}
+
+}  // namespace coffer
