@@ -33,14 +33,17 @@ namespace coffer {
 // String concatenation that accepts std::string_view (Debian's abseil is built with its own
 // absl::string_view, which absl::StrCat requires).
 namespace internal {
-inline void CatOne(std::string& out, std::string_view s) { out.append(s); }
-inline void CatOne(std::string& out, const char* s) { out.append(s); }
-inline void CatOne(std::string& out, const std::string& s) { out.append(s); }
-inline void CatOne(std::string& out, char c) { out.push_back(c); }
 template <typename T>
-  requires std::is_arithmetic_v<T>
-void CatOne(std::string& out, T v) {
-  out.append(std::to_string(v));
+void CatOne(std::string& out, const T& v) {
+  if constexpr (std::is_same_v<T, char>) {
+    out.push_back(v);
+  } else if constexpr (std::is_same_v<T, bool>) {
+    out.append(v ? "true" : "false");
+  } else if constexpr (std::is_arithmetic_v<T>) {
+    out.append(std::to_string(v));
+  } else {
+    out.append(std::string_view(v));
+  }
 }
 }  // namespace internal
 

@@ -1,0 +1,451 @@
+#include "core/core.h"
+
+#include <openssl/crypto.h>
+
+#include <charconv>
+#include <chrono>
+
+#include "absl/time/clock.h"
+#include "boost/json.hpp"
+#include "crypto/crypto.h"
+#include "util/encoding.h"
+#include "util/json.h"
+#include "util/log.h"
+#include "util/status.h"
+
+namespace coffer::core {
+namespace json = boost::json;
+
+namespace {
+constexpr char kClusterPath[] = "core/cluster";
+
+absl::Status SealedError() {
+  return absl::UnavailableError("Vault is sealed: unseal it with `coffer operator unseal`");
+}
+
+bool StartsWith(std::string_view s, std::string_view p) { return s.substr(0, p.size()) == p; }
+
+}  // namespace
+
+std::string_view OperationName(Operation op) {
+  switch (op) {
+    case Operation::kRead: return "read";
+    case Operation::kCreate: return "create";
+    case Operation::kUpdate: return "update";
+    case Operation::kPatch: return "patch";
+    case Operation::kDelete: return "delete";
+    case Operation::kList: return "list";
+    case Operation::kHead: return "head";
+  }
+  return "unknown";
+}
+
+int HttpStatusFor(const absl::Status& s) {
+  switch (s.code()) {
+    case absl::StatusCode::kOk: return 200;
+    case absl::StatusCode::kInvalidArgument:
+    case absl::StatusCode::kFailedPrecondition:
+    case absl::StatusCode::kAlreadyExists:
+    case absl::StatusCode::kOutOfRange: return 400;
+    case absl::StatusCode::kUnauthenticated:
+    case absl::StatusCode::kPermissionDenied: return 403;
+    case absl::StatusCode::kNotFound: return 404;
+    case absl::StatusCode::kUnimplemented: return 405;
+    case absl::StatusCode::kAborted: return 409;
+    case absl::StatusCode::kResourceExhausted: return 429;
+    case absl::StatusCode::kUnavailable: return 503;
+    default: return 500;
+  }
+}
+
+Core::Core(CoreOptions opts) : opts_(std::move(opts)) {}
+Core::~Core() {
+  absl::MutexLock l(&state_mu_);
+  SealLocked();
+}
+
+absl::StatusOr<std::unique_ptr<Core>> Core::Create(CoreOptions opts) {
+  if (!opts.physical) return absl::InvalidArgumentError("core needs a storage backend");
+  std::unique_ptr<Core> c(new Core(std::move(opts)));
+  c->seal_ = std::make_unique<seal::ShamirSeal>(c->opts_.physical);
+  c->barrier_ = std::make_unique<barrier::Barrier>(c->opts_.physical);
+  c->tokens_ = std::make_unique<TokenStore>(c->barrier_.get());
+  c->authorizer_ = std::make_unique<RootOnlyAuthorizer>();
+  return c;
+}
+
+bool Core::Sealed() const {
+  absl::ReaderMutexLock l(&state_mu_);
+  return sealed_;
+}
+
+absl::StatusOr<bool> Core::Initialized() {
+  ASSIGN_OR_RETURN(auto cfg, seal_->Config());
+  return cfg.has_value();
+}
+
+void Core::SealLocked() {
+  {
+    absl::MutexLock l(&mounts_mu_);
+    mounts_.clear();
+  }
+  tokens_->Clear();
+  barrier_->Seal();
+  seal_->Reset();
+  sealed_ = true;
+  cluster_id_.clear();
+  cluster_name_.clear();
+}
+
+absl::Status Core::Seal() {
+  absl::MutexLock l(&state_mu_);
+  if (!sealed_) log::Info("sealing server");
+  SealLocked();
+  return absl::OkStatus();
+}
+
+absl::StatusOr<InitResult> Core::Initialize(int shares, int threshold) {
+  RETURN_IF_ERROR(seal::ValidateShares(shares, threshold));
+  absl::MutexLock l(&state_mu_);
+  ASSIGN_OR_RETURN(bool initialized, Initialized());
+  if (initialized) return absl::InvalidArgumentError("Vault is already initialized");
+  // Nothing was ever handed out for a store without a seal config (it is written last), so any
+  // leftovers of an interrupted init are removed before starting again.
+  for (const char* p : {"core/", "sys/", "logical/", "auth/"})
+    RETURN_IF_ERROR(opts_.physical->DeletePrefix(p));
+
+  ASSIGN_OR_RETURN(auto root_key, crypto::SecretBytes::Random(crypto::kAesKeySize));
+  RETURN_IF_ERROR(barrier_->Initialize(root_key));
+  InitResult out;
+  auto setup = [&]() -> absl::Status {
+    RETURN_IF_ERROR(tokens_->Setup());
+    ASSIGN_OR_RETURN(out.root_token, tokens_->CreateRootToken());
+    std::string id = crypto::RandomUuid();
+    RETURN_IF_ERROR(barrier_->Put(
+        kClusterPath, json::serialize(json::object{{"cluster_name", "coffer-cluster-" + id.substr(0, 8)},
+                                                   {"cluster_id", id}})));
+    MountEntry sys;
+    sys.path = "sys/";
+    sys.type = "system";
+    sys.description = "system endpoints used for control, policy and debugging";
+    sys.uuid = crypto::RandomUuid();
+    sys.accessor = "system_" + sys.uuid.substr(0, 8);
+    json::array entries{sys.ToStorage()};
+    RETURN_IF_ERROR(barrier_->Put("core/mounts", json::serialize(json::object{{"entries", entries}})));
+    ASSIGN_OR_RETURN(out.keys, seal_->Initialize(shares, threshold, root_key));
+    return absl::OkStatus();
+  };
+  absl::Status st = setup();
+  // Vault stays sealed after init: the operator unseals with the keys just handed out.
+  SealLocked();
+  if (!st.ok()) return st;
+  log::Info("server initialized", {{"secret_shares", std::to_string(shares)},
+                                   {"secret_threshold", std::to_string(threshold)}});
+  return out;
+}
+
+absl::StatusOr<json::object> Core::SealStatus() {
+  ASSIGN_OR_RETURN(auto cfg, seal_->Config());
+  auto progress = seal_->CurrentProgress();
+  json::object o{{"type", "shamir"},
+                 {"initialized", cfg.has_value()},
+                 {"sealed", true},
+                 {"t", cfg ? cfg->secret_threshold : 0},
+                 {"n", cfg ? cfg->secret_shares : 0},
+                 {"progress", progress.progress},
+                 {"nonce", progress.nonce},
+                 {"version", COFFER_VERSION},
+                 {"build_date", ""},
+                 {"migration", false},
+                 {"recovery_seal", false},
+                 {"storage_type", opts_.storage_type}};
+  absl::ReaderMutexLock l(&state_mu_);
+  o["sealed"] = sealed_;
+  if (!sealed_) {
+    o["cluster_name"] = cluster_name_;
+    o["cluster_id"] = cluster_id_;
+  }
+  return o;
+}
+
+absl::StatusOr<json::object> Core::Unseal(std::string_view key, bool reset) {
+  if (reset) {
+    seal_->Reset();
+    return SealStatus();
+  }
+  ASSIGN_OR_RETURN(bool initialized, Initialized());
+  if (!initialized) return absl::InvalidArgumentError("Vault is not initialized: run `coffer operator init` first");
+  if (!Sealed())
+    return absl::InvalidArgumentError("Vault is already unsealed; the key was not used");
+  if (key.empty())
+    return absl::InvalidArgumentError(
+        "'key' must be specified in request body as JSON, or 'reset' set to true");
+  std::optional<std::string> raw = HexDecode(key);
+  if (!raw) raw = Base64Decode(key);
+  if (!raw) return absl::InvalidArgumentError("'key' must be a valid hex or base64 string");
+  crypto::SecretBytes share(*raw);
+  OPENSSL_cleanse(raw->data(), raw->size());
+  ASSIGN_OR_RETURN(auto step, seal_->Submit(share.view()));
+  if (step.root_key) {
+    absl::MutexLock l(&state_mu_);
+    if (sealed_) {
+      auto st = barrier_->Unseal(*step.root_key);
+      if (st.ok()) st = tokens_->Setup();
+      if (st.ok()) st = LoadMounts();
+      if (st.ok()) {
+        auto cluster = barrier_->Get(kClusterPath);
+        if (cluster.ok() && cluster->has_value()) {
+          boost::system::error_code ec;
+          auto v = json::parse(**cluster, ec);
+          if (!ec && v.is_object()) {
+            cluster_name_ = std::string(v.as_object()["cluster_name"].as_string());
+            cluster_id_ = std::string(v.as_object()["cluster_id"].as_string());
+          }
+        }
+      }
+      if (!st.ok()) {
+        SealLocked();
+        return st;
+      }
+      sealed_ = false;
+      log::Info("server unsealed");
+    }
+  }
+  return SealStatus();
+}
+
+absl::StatusOr<Response> Core::HandleInitRequest(Request& req) {
+  if (req.op == Operation::kRead) {
+    ASSIGN_OR_RETURN(bool initialized, Initialized());
+    Response r;
+    r.raw = true;
+    r.raw_body = json::serialize(json::object{{"initialized", initialized}});
+    return r;
+  }
+  if (req.op != Operation::kUpdate && req.op != Operation::kCreate)
+    return absl::UnimplementedError("unsupported operation: sys/init takes GET or PUT");
+  for (const char* unsupported : {"pgp_keys", "root_token_pgp_key"}) {
+    const auto* v = req.data.if_contains(unsupported);
+    if (v && !v->is_null() && !(v->is_string() && v->as_string().empty()) &&
+        !(v->is_array() && v->as_array().empty()))
+      return absl::InvalidArgumentError(Cat(unsupported, " is not supported by Coffer yet"));
+  }
+  ASSIGN_OR_RETURN(auto shares, JsonInt(req.data, "secret_shares"));
+  ASSIGN_OR_RETURN(auto threshold, JsonInt(req.data, "secret_threshold"));
+  if (!shares) return absl::InvalidArgumentError("secret_shares is required (for example 5)");
+  if (!threshold) return absl::InvalidArgumentError("secret_threshold is required (for example 3)");
+  if (*shares > 255 || *shares < 0 || *threshold > 255 || *threshold < 0)
+    return absl::InvalidArgumentError(
+        *shares > 255 ? "secret_shares must be at most 255" : "secret_threshold must be between 1 and 255");
+  ASSIGN_OR_RETURN(InitResult res, Initialize(static_cast<int>(*shares), static_cast<int>(*threshold)));
+  json::array keys, keys_b64;
+  for (const auto& k : res.keys) {
+    keys.emplace_back(HexEncode(k.view()));
+    keys_b64.emplace_back(Base64Encode(k.view()));
+  }
+  Response r;
+  r.raw = true;
+  r.raw_body = json::serialize(
+      json::object{{"keys", keys}, {"keys_base64", keys_b64}, {"root_token", res.root_token}});
+  return r;
+}
+
+absl::StatusOr<Response> Core::HandleUnsealRequest(Request& req) {
+  if (req.op != Operation::kUpdate && req.op != Operation::kCreate)
+    return absl::UnimplementedError("unsupported operation: sys/unseal takes PUT");
+  ASSIGN_OR_RETURN(auto reset, JsonBool(req.data, "reset"));
+  ASSIGN_OR_RETURN(auto key, JsonString(req.data, "key"));
+  ASSIGN_OR_RETURN(auto status, Unseal(key.value_or(""), reset.value_or(false)));
+  Response r;
+  r.raw = true;
+  r.raw_body = json::serialize(status);
+  return r;
+}
+
+absl::StatusOr<Response> Core::HandleHealth(const Request& req) {
+  auto code_param = [&](std::string_view name, int def) -> absl::StatusOr<int> {
+    auto v = req.QueryParam(name);
+    if (!v) return def;
+    int out = 0;
+    auto [p, ec] = std::from_chars(v->data(), v->data() + v->size(), out);
+    if (ec != std::errc() || p != v->data() + v->size() || out < 100 || out > 599)
+      return absl::InvalidArgumentError(Cat("invalid value for ", name, ": \"", *v, "\" is not an HTTP status code"));
+    return out;
+  };
+  ASSIGN_OR_RETURN(int active, code_param("activecode", 200));
+  ASSIGN_OR_RETURN(int standby, code_param("standbycode", 429));
+  ASSIGN_OR_RETURN(int sealedcode, code_param("sealedcode", 503));
+  ASSIGN_OR_RETURN(int uninit, code_param("uninitcode", 501));
+  RETURN_IF_ERROR(code_param("drsecondarycode", 472).status());
+  RETURN_IF_ERROR(code_param("performancestandbycode", 473).status());
+  (void)standby;  // a single node is always active; standbys arrive with the etcd backend.
+  ASSIGN_OR_RETURN(bool initialized, Initialized());
+  bool sealed = Sealed();
+  json::object body{{"initialized", initialized},
+                    {"sealed", sealed},
+                    {"standby", false},
+                    {"performance_standby", false},
+                    {"replication_performance_mode", "disabled"},
+                    {"replication_dr_mode", "disabled"},
+                    {"server_time_utc", absl::ToUnixSeconds(absl::Now())},
+                    {"version", COFFER_VERSION}};
+  if (!sealed) {
+    absl::ReaderMutexLock l(&state_mu_);
+    body["cluster_name"] = cluster_name_;
+    body["cluster_id"] = cluster_id_;
+  }
+  Response r;
+  r.raw = true;
+  r.http_status = !initialized ? uninit : sealed ? sealedcode : active;
+  if (req.op != Operation::kHead) r.raw_body = json::serialize(body);
+  return r;
+}
+
+absl::StatusOr<Response> Core::Handle(Request& req) {
+  const auto start = std::chrono::steady_clock::now();
+  absl::StatusOr<Response> result;
+  const std::string& p = req.path;
+  if (p == "sys/init") {
+    result = HandleInitRequest(req);
+  } else if (p == "sys/unseal") {
+    result = HandleUnsealRequest(req);
+  } else if (p == "sys/seal-status") {
+    if (req.op != Operation::kRead) {
+      result = absl::UnimplementedError("unsupported operation: sys/seal-status takes GET");
+    } else {
+      auto st = SealStatus();
+      if (st.ok()) {
+        Response r;
+        r.raw = true;
+        r.raw_body = json::serialize(*st);
+        result = std::move(r);
+      } else {
+        result = st.status();
+      }
+    }
+  } else if (p == "sys/health") {
+    result = (req.op == Operation::kRead || req.op == Operation::kHead)
+                 ? HandleHealth(req)
+                 : absl::StatusOr<Response>(absl::UnimplementedError("unsupported operation: sys/health takes GET or HEAD"));
+  } else if (p == "sys/leader") {
+    Response r;
+    r.raw = true;
+    r.raw_body = json::serialize(json::object{{"ha_enabled", false},
+                                              {"is_self", true},
+                                              {"leader_address", ""},
+                                              {"leader_cluster_address", ""},
+                                              {"performance_standby", false}});
+    result = std::move(r);
+  } else {
+    bool seal_after = false;
+    {
+      absl::ReaderMutexLock l(&state_mu_);
+      result = sealed_ ? absl::StatusOr<Response>(SealedError()) : HandleLocked(req);
+      seal_after = result.ok() && result->seal_after;
+    }
+    if (seal_after) {
+      auto st = Seal();
+      if (!st.ok()) result = st;
+    }
+  }
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  int code = result.ok() ? (result->http_status ? result->http_status
+                                                : (result->data || result->raw ? 200 : 204))
+                         : HttpStatusFor(result.status());
+  std::string_view mount = req.mount_point.empty() ? std::string_view(StartsWith(p, "sys/") ? "sys/" : "")
+                                                   : std::string_view(req.mount_point);
+  metrics_.Record(mount, OperationName(req.op), code, secs);
+  return result;
+}
+
+absl::StatusOr<Response> Core::HandleLocked(Request& req) {
+  // Authentication, then authorization, before any engine runs.
+  ASSIGN_OR_RETURN(auto token, tokens_->Lookup(req.client_token));
+  if (!token) return absl::PermissionDeniedError("permission denied");
+  RETURN_IF_ERROR(authorizer_->Check(*token, req));
+
+  if (StartsWith(req.path, "sys/") || req.path == "sys") return HandleSystem(req);
+  std::string rest;
+  auto mount = Route(req.path, &rest);
+  if (!mount)
+    return absl::NotFoundError(Cat("no handler for route \"", req.path, "\": no secrets engine is mounted there (see `coffer secrets list`)"));
+  req.mount_point = mount->entry.path;
+  req.mount_type = mount->entry.type;
+  req.mount_default_ttl = EffectiveDefaultTtl(mount->entry);
+  req.mount_max_ttl = EffectiveMaxTtl(mount->entry);
+  req.storage = mount->view.get();
+  req.path = rest;
+  return mount->backend->Handle(req);
+}
+
+absl::StatusOr<Response> Core::HandleSystem(Request& req) {
+  std::string_view p = req.path;
+  p.remove_prefix(std::min<size_t>(p.size(), 4));
+  req.mount_point = "sys/";
+  req.mount_type = "system";
+  auto unsupported = [] { return absl::UnimplementedError("unsupported operation"); };
+  if (p == "mounts") {
+    if (req.op != Operation::kRead) return unsupported();
+    return MountsList();
+  }
+  if (StartsWith(p, "mounts/")) {
+    std::string_view mp = p.substr(7);
+    if (mp.size() > 5 && mp.substr(mp.size() - 5) == "/tune") return MountTune(req, mp.substr(0, mp.size() - 5));
+    switch (req.op) {
+      case Operation::kRead: return MountRead(mp);
+      case Operation::kCreate:
+      case Operation::kUpdate: return MountEnableRequest(req, mp);
+      case Operation::kDelete: RETURN_IF_ERROR(DisableMount(mp)); return Response::Empty();
+      default: return unsupported();
+    }
+  }
+  if (p == "rotate") {
+    if (req.op != Operation::kUpdate && req.op != Operation::kCreate) return unsupported();
+    ASSIGN_OR_RETURN(auto ks, barrier_->Rotate());
+    log::Info("barrier key rotated", {{"term", std::to_string(ks.term)}});
+    return Response::Empty();
+  }
+  if (p == "key-status") {
+    if (req.op != Operation::kRead) return unsupported();
+    ASSIGN_OR_RETURN(auto ks, barrier_->Status());
+    auto r = Response::Data(json::object{{"term", static_cast<int64_t>(ks.term)},
+                                         {"install_time", absl::FormatTime(absl::RFC3339_full, ks.install_time, absl::UTCTimeZone())},
+                                         {"encryptions", static_cast<int64_t>(ks.encryptions)}});
+    r.duplicate_data_at_top = true;
+    return r;
+  }
+  if (p == "seal") {
+    if (req.op != Operation::kUpdate && req.op != Operation::kCreate) return unsupported();
+    Response r;
+    r.seal_after = true;
+    return r;
+  }
+  if (p == "metrics") {
+    if (req.op != Operation::kRead) return unsupported();
+    auto fmt = req.QueryParam("format");
+    Response r;
+    if (fmt && *fmt == "prometheus") {
+      r.raw = true;
+      r.content_type = "text/plain; version=0.0.4";
+      r.raw_body = metrics_.Prometheus();
+      return r;
+    }
+    if (fmt && !fmt->empty())
+      return absl::InvalidArgumentError(Cat("unknown metrics format \"", *fmt, "\": use prometheus, or none for JSON"));
+    r.raw = true;
+    r.raw_body = json::serialize(metrics_.Json());
+    return r;
+  }
+  if (StartsWith(p, "internal/ui/mounts/")) {
+    if (req.op != Operation::kRead) return unsupported();
+    std::string rest;
+    auto m = Route(p.substr(19), &rest);
+    if (!m) return absl::NotFoundError(Cat("no mount holds \"", p.substr(19), "\""));
+    json::object d = m->entry.ToJson();
+    d["path"] = m->entry.path;
+    return Response::Data(std::move(d));
+  }
+  return absl::NotFoundError(Cat("no handler for route \"", req.path, "\""));
+}
+
+}  // namespace coffer::core

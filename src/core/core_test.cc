@@ -1,0 +1,203 @@
+#include "core/core.h"
+
+#include <gtest/gtest.h>
+
+#include "boost/json.hpp"
+#include "engines/kv/kv_backend.h"
+#include "storage/memory_storage.h"
+#include "util/encoding.h"
+
+namespace coffer::core {
+namespace {
+namespace json = boost::json;
+
+class CoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override { Restart(); }
+  void Restart() {
+    core_.reset();
+    CoreOptions o;
+    o.physical = &phys_;
+    o.factories["kv"] = engines::kv::Factory;
+    o.factories["generic"] = engines::kv::Factory;
+    core_ = std::move(*Core::Create(std::move(o)));
+  }
+  void InitAndUnseal(int n = 5, int t = 3) {
+    auto res = core_->Initialize(n, t);
+    ASSERT_TRUE(res.ok()) << res.status();
+    root_ = res->root_token;
+    keys_.clear();
+    for (auto& k : res->keys) keys_.push_back(HexEncode(k.view()));
+    for (int i = 0; i < t; ++i) ASSERT_TRUE(core_->Unseal(keys_[i], false).ok());
+    ASSERT_FALSE(core_->Sealed());
+  }
+  absl::StatusOr<Response> Do(Operation op, std::string path, json::object data = {},
+                              std::string token = "use-root") {
+    Request r;
+    r.op = op;
+    r.path = std::move(path);
+    r.data = std::move(data);
+    r.client_token = token == "use-root" ? root_ : token;
+    return core_->Handle(r);
+  }
+  storage::MemoryStorage phys_;
+  std::unique_ptr<Core> core_;
+  std::string root_;
+  std::vector<std::string> keys_;
+};
+
+TEST_F(CoreTest, InitLeavesServerSealedAndUnsealNeedsThreshold) {
+  auto res = core_->Initialize(5, 3);
+  ASSERT_TRUE(res.ok());
+  ASSERT_EQ(res->keys.size(), 5u);
+  EXPECT_EQ(res->root_token.substr(0, 4), "hvs.");
+  EXPECT_TRUE(core_->Sealed());
+  auto s1 = core_->Unseal(HexEncode(res->keys[4].view()), false);
+  ASSERT_TRUE(s1.ok());
+  EXPECT_EQ((*s1)["progress"].as_int64(), 1);
+  EXPECT_EQ((*s1)["t"].as_int64(), 3);
+  EXPECT_EQ((*s1)["n"].as_int64(), 5);
+  // The same key twice does not move progress.
+  auto again = core_->Unseal(HexEncode(res->keys[4].view()), false);
+  EXPECT_EQ((*again)["progress"].as_int64(), 1);
+  // base64 is accepted as well as hex.
+  ASSERT_TRUE(core_->Unseal(Base64Encode(res->keys[1].view()), false).ok());
+  auto done = core_->Unseal(HexEncode(res->keys[2].view()), false);
+  ASSERT_TRUE(done.ok());
+  EXPECT_FALSE((*done)["sealed"].as_bool());
+  EXPECT_EQ((*done)["progress"].as_int64(), 0);
+  // A key after unseal completed is refused with a clear message.
+  auto extra = core_->Unseal(HexEncode(res->keys[0].view()), false);
+  EXPECT_EQ(extra.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(std::string(extra.status().message()).find("already unsealed"), std::string::npos);
+  EXPECT_EQ(core_->Initialize(5, 3).status().message(), "Vault is already initialized");
+}
+
+TEST_F(CoreTest, WrongKeysResetProgressAndKeepTheServerSealed) {
+  auto res = core_->Initialize(3, 2);
+  ASSERT_TRUE(res.ok());
+  // A share of the right shape but from another server.
+  std::string bogus = HexEncode(std::string(32, '\x11') + "\x07");
+  ASSERT_TRUE(core_->Unseal(HexEncode(res->keys[0].view()), false).ok());
+  auto bad = core_->Unseal(bogus, false);
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(std::string(bad.status().message()).find("progress was reset"), std::string::npos);
+  EXPECT_TRUE(core_->Sealed());
+  EXPECT_EQ((*core_->SealStatus())["progress"].as_int64(), 0);
+  EXPECT_EQ(core_->Unseal("not-hex-or-base64!", false).status().message(),
+            "'key' must be a valid hex or base64 string");
+  EXPECT_FALSE(core_->Unseal("abcd", false).ok());  // wrong length
+  ASSERT_TRUE(core_->Unseal(HexEncode(res->keys[2].view()), false).ok());
+  ASSERT_TRUE(core_->Unseal(HexEncode(res->keys[1].view()), false).ok());
+  EXPECT_FALSE(core_->Sealed());
+}
+
+TEST_F(CoreTest, ShareLimitsAsVault) {
+  EXPECT_EQ(core_->Initialize(5, 1).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(core_->Initialize(2, 3).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(core_->Initialize(256, 3).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(core_->Initialize(0, 0).status().code(), absl::StatusCode::kInvalidArgument);
+  auto one = core_->Initialize(1, 1);
+  ASSERT_TRUE(one.ok());
+  EXPECT_EQ(one->keys[0].size(), 32u);
+}
+
+TEST_F(CoreTest, SealedServerRefusesRequests) {
+  ASSERT_TRUE(core_->Initialize(1, 1).ok());
+  auto r = Do(Operation::kRead, "secret/foo", {}, "x");
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(HttpStatusFor(r.status()), 503);
+}
+
+TEST_F(CoreTest, OnlyTheRootTokenIsAccepted) {
+  InitAndUnseal();
+  EXPECT_EQ(Do(Operation::kRead, "sys/mounts", {}, "").status().code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(Do(Operation::kRead, "sys/mounts", {}, "hvs.bogus").status().message(), "permission denied");
+  EXPECT_TRUE(Do(Operation::kRead, "sys/mounts").ok());
+}
+
+TEST_F(CoreTest, MountsEnableTuneDisableAndKvData) {
+  InitAndUnseal();
+  ASSERT_TRUE(Do(Operation::kUpdate, "sys/mounts/secret", {{"type", "kv"}, {"description", "app secrets"}}).ok());
+  auto dup = Do(Operation::kUpdate, "sys/mounts/secret", {{"type", "kv"}});
+  EXPECT_EQ(dup.status().message(), "path is already in use at secret/");
+  EXPECT_FALSE(Do(Operation::kUpdate, "sys/mounts/secret/nested", {{"type", "kv"}}).ok());
+  EXPECT_FALSE(Do(Operation::kUpdate, "sys/mounts/sys2/../x", {{"type", "kv"}}).ok());
+  EXPECT_FALSE(Do(Operation::kUpdate, "sys/mounts/auth/x", {{"type", "kv"}}).ok());
+  auto bad_type = Do(Operation::kUpdate, "sys/mounts/x", {{"type", "nope"}});
+  EXPECT_NE(std::string(bad_type.status().message()).find("unknown secrets engine type"), std::string::npos);
+
+  ASSERT_TRUE(Do(Operation::kUpdate, "secret/app/db", {{"password", "hunter2"}, {"ttl", "1h"}}).ok());
+  auto read = Do(Operation::kRead, "secret/app/db");
+  ASSERT_TRUE(read.ok());
+  EXPECT_EQ((*read->data)["password"].as_string(), "hunter2");
+  EXPECT_EQ(read->lease_duration, 3600);
+  auto list = Do(Operation::kList, "secret/");
+  ASSERT_TRUE(list.ok());
+  EXPECT_EQ(json::serialize((*list->data)["keys"]), R"(["app/"])");
+  EXPECT_EQ(Do(Operation::kRead, "secret/missing").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(Do(Operation::kUpdate, "secret/empty", {}).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Do(Operation::kRead, "nomount/x").status().code(), absl::StatusCode::kNotFound);
+
+  // Tune.
+  ASSERT_TRUE(Do(Operation::kUpdate, "sys/mounts/secret/tune", {{"default_lease_ttl", "10m"}, {"max_lease_ttl", 7200}}).ok());
+  auto tune = Do(Operation::kRead, "sys/mounts/secret/tune");
+  EXPECT_EQ((*tune->data)["default_lease_ttl"].as_int64(), 600);
+  EXPECT_EQ((*tune->data)["max_lease_ttl"].as_int64(), 7200);
+  EXPECT_FALSE(Do(Operation::kUpdate, "sys/mounts/secret/tune", {{"default_lease_ttl", "3h"}}).ok());
+  EXPECT_FALSE(Do(Operation::kUpdate, "sys/mounts/secret/tune", {{"default_lease_ttl", "soon"}}).ok());
+  EXPECT_EQ((*Do(Operation::kRead, "secret/app/db")->data)["password"].as_string(), "hunter2");
+
+  // The mount table survives seal/unseal; disabling removes the data.
+  ASSERT_TRUE(core_->Seal().ok());
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(core_->Unseal(keys_[i], false).ok());
+  EXPECT_TRUE(Do(Operation::kRead, "secret/app/db").ok());
+  auto mounts = Do(Operation::kRead, "sys/mounts");
+  EXPECT_EQ((*mounts->data)["secret/"].as_object()["description"].as_string(), "app secrets");
+  EXPECT_EQ((*mounts->data)["secret/"].as_object()["config"].as_object()["default_lease_ttl"].as_int64(), 600);
+  size_t before = phys_.List("logical/")->size();
+  EXPECT_EQ(before, 1u);
+  ASSERT_TRUE(Do(Operation::kDelete, "sys/mounts/secret").ok());
+  EXPECT_TRUE(phys_.List("logical/")->empty());
+  EXPECT_EQ(Do(Operation::kRead, "secret/app/db").status().code(), absl::StatusCode::kNotFound);
+  // Re-enabling at the same path starts empty.
+  ASSERT_TRUE(Do(Operation::kUpdate, "sys/mounts/secret", {{"type", "generic"}}).ok());
+  EXPECT_EQ(Do(Operation::kRead, "secret/app/db").status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(CoreTest, RotateAddsTermAndOldDataStillReads) {
+  InitAndUnseal();
+  ASSERT_TRUE(Do(Operation::kUpdate, "sys/mounts/kv", {{"type", "kv"}}).ok());
+  ASSERT_TRUE(Do(Operation::kUpdate, "kv/a", {{"v", "1"}}).ok());
+  auto ks = Do(Operation::kRead, "sys/key-status");
+  EXPECT_EQ((*ks->data)["term"].as_int64(), 1);
+  ASSERT_TRUE(Do(Operation::kUpdate, "sys/rotate").ok());
+  ks = Do(Operation::kRead, "sys/key-status");
+  EXPECT_EQ((*ks->data)["term"].as_int64(), 2);
+  ASSERT_TRUE(Do(Operation::kUpdate, "kv/b", {{"v", "2"}}).ok());
+  ASSERT_TRUE(core_->Seal().ok());
+  Restart();
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(core_->Unseal(keys_[i], false).ok());
+  EXPECT_EQ((*Do(Operation::kRead, "kv/a")->data)["v"].as_string(), "1");
+  EXPECT_EQ((*Do(Operation::kRead, "kv/b")->data)["v"].as_string(), "2");
+  EXPECT_EQ((*Do(Operation::kRead, "sys/key-status")->data)["term"].as_int64(), 2);
+}
+
+TEST_F(CoreTest, SealRequestSealsAndMetricsCount) {
+  InitAndUnseal();
+  ASSERT_TRUE(Do(Operation::kRead, "sys/mounts").ok());
+  Request m;
+  m.op = Operation::kRead;
+  m.path = "sys/metrics";
+  m.client_token = root_;
+  m.query = {{"format", "prometheus"}};
+  auto prom = core_->Handle(m);
+  ASSERT_TRUE(prom.ok());
+  EXPECT_NE(prom->raw_body.find("coffer_requests_total{mount=\"sys/\",operation=\"read\",code=\"200\"}"), std::string::npos);
+  EXPECT_NE(prom->raw_body.find("coffer_request_duration_seconds_bucket{mount=\"sys/\",operation=\"read\",le=\"+Inf\"}"), std::string::npos);
+  ASSERT_TRUE(Do(Operation::kUpdate, "sys/seal").ok());
+  EXPECT_TRUE(core_->Sealed());
+}
+
+}  // namespace
+}  // namespace coffer::core

@@ -1,0 +1,74 @@
+// The request/response model that flows HTTP -> core -> engine -> core -> HTTP.
+// Plain value types; not thread-safe, owned by the one request in flight.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "boost/json/object.hpp"
+#include "storage/storage.h"
+
+namespace coffer::core {
+
+// Vault's logical operations. PUT/POST map to kUpdate (kCreate when the target does not exist,
+// once ACLs need to tell them apart), GET to kRead, LIST and ?list=true to kList.
+enum class Operation { kRead, kCreate, kUpdate, kPatch, kDelete, kList, kHead };
+std::string_view OperationName(Operation op);
+
+struct Request {
+  std::string id;
+  Operation op = Operation::kRead;
+  std::string path;  // without "/v1/" and without a leading '/'
+  boost::json::object data;
+  std::vector<std::pair<std::string, std::string>> query;
+  // Sensitive: never logged, never written anywhere but the token lookup.
+  std::string client_token;
+  std::string remote_address;
+
+  // Filled in by the core's router before the engine runs.
+  std::string mount_point;  // e.g. "secret/"
+  std::string mount_type;
+  int64_t mount_default_ttl = 0;  // effective seconds
+  int64_t mount_max_ttl = 0;
+  storage::Storage* storage = nullptr;  // the mount's view through the barrier
+
+  std::optional<std::string> QueryParam(std::string_view name) const {
+    for (const auto& [k, v] : query)
+      if (k == name) return v;
+    return std::nullopt;
+  }
+};
+
+struct Response {
+  // 0: derived — 200 when there is something to send, 204 otherwise.
+  int http_status = 0;
+  std::optional<boost::json::object> data;
+  std::optional<boost::json::object> auth;
+  std::vector<std::string> warnings;
+  std::string lease_id;
+  int64_t lease_duration = 0;
+  bool renewable = false;
+  // Vault answers some system endpoints without the envelope (sys/init, sys/health ...).
+  bool raw = false;
+  std::string raw_body;
+  std::string content_type = "application/json";
+  // Copied to the top level of the envelope as well (Vault does so for sys/mounts, key-status).
+  bool duplicate_data_at_top = false;
+  // Internal: the core seals the server after sending this response.
+  bool seal_after = false;
+
+  static Response Data(boost::json::object d) {
+    Response r;
+    r.data = std::move(d);
+    return r;
+  }
+  static Response Empty() { return Response(); }
+};
+
+// One place maps error codes to HTTP statuses (Vault's codes).
+int HttpStatusFor(const absl::Status& s);
+
+}  // namespace coffer::core

@@ -1,0 +1,21 @@
+// Typed access to fields of a JSON request body, with errors a person can act on.
+// Numbers and booleans are also accepted as strings ("3", "true"), as Vault's field parser does.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "absl/status/statusor.h"
+#include "boost/json.hpp"
+
+namespace coffer {
+
+absl::StatusOr<std::optional<int64_t>> JsonInt(const boost::json::object& o, std::string_view key);
+absl::StatusOr<std::optional<bool>> JsonBool(const boost::json::object& o, std::string_view key);
+absl::StatusOr<std::optional<std::string>> JsonString(const boost::json::object& o,
+                                                      std::string_view key);
+// Name of a JSON value's type for messages ("string", "number", "object" ...).
+std::string_view JsonTypeName(const boost::json::value& v);
+
+}  // namespace coffer
