@@ -1,0 +1,101 @@
+#include <gtest/gtest.h>
+
+#include "config/hcl.h"
+#include "config/server_config.h"
+
+namespace coffer::config {
+namespace {
+
+TEST(Hcl, BlocksAttributesCommentsAndHeredocs) {
+  auto items = hcl::Parse(R"(
+# comment
+storage "sqlite" {
+  path = "/tmp/x.db" // trailing
+}
+/* block
+   comment */
+list = ["a", "b",]
+num = 42
+policy = <<EOT
+path "secret/*" {
+  capabilities = ["read"]
+}
+EOT
+)");
+  ASSERT_TRUE(items.ok()) << items.status();
+  ASSERT_EQ(items->size(), 4u);
+  EXPECT_EQ((*items)[0].key, "storage");
+  EXPECT_EQ((*items)[0].line, 3);
+  const auto& sqlite = (*items)[0].value.object.at(0);
+  EXPECT_EQ(sqlite.key, "sqlite");
+  EXPECT_EQ(sqlite.value.object.at(0).value.str, "/tmp/x.db");
+  EXPECT_EQ((*items)[1].value.list.size(), 2u);
+  EXPECT_EQ((*items)[2].value.number, 42);
+  EXPECT_EQ((*items)[3].value.str, "path \"secret/*\" {\n  capabilities = [\"read\"]\n}\n");
+}
+
+TEST(Hcl, ErrorsNameTheLine) {
+  auto bad = hcl::Parse("a = 1\nb = \"unterminated\n");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(std::string(bad.status().message()), "line 2: newline in string");
+  EXPECT_FALSE(hcl::Parse("a = {").ok());
+  EXPECT_FALSE(hcl::Parse("a b c").ok());
+  EXPECT_FALSE(hcl::Parse(std::string(1000, '[')).ok());
+}
+
+TEST(ServerConfig, HclAsVault) {
+  auto cfg = ParseServerConfig(R"(
+storage "sqlite" { path = "/var/lib/coffer/coffer.db" }
+listener "tcp" {
+  address = "127.0.0.1:8201"
+  tls_cert_file = "/etc/coffer/tls.crt"
+  tls_key_file = "/etc/coffer/tls.key"
+}
+listener "tcp" {
+  address = "127.0.0.1:8202"
+  tls_disable = 1
+}
+api_addr = "https://127.0.0.1:8201"
+log_level = "debug"
+log_format = "json"
+disable_mlock = true
+)", "coffer.hcl");
+  ASSERT_TRUE(cfg.ok()) << cfg.status();
+  EXPECT_EQ(cfg->storage_type, "sqlite");
+  EXPECT_EQ(cfg->storage_options["path"], "/var/lib/coffer/coffer.db");
+  ASSERT_EQ(cfg->listeners.size(), 2u);
+  EXPECT_FALSE(cfg->listeners[0].tls_disable);
+  EXPECT_EQ(cfg->listeners[0].tls_cert_file, "/etc/coffer/tls.crt");
+  EXPECT_TRUE(cfg->listeners[1].tls_disable);
+  EXPECT_EQ(cfg->log_level, "debug");
+  EXPECT_EQ(cfg->log_format, "json");
+}
+
+TEST(ServerConfig, JsonAsVault) {
+  auto cfg = ParseServerConfig(R"({
+  "storage": {"sqlite": {"path": "data.db"}},
+  "listener": [{"tcp": {"address": "127.0.0.1:9000", "tls_disable": "true"}}],
+  "log_level": "warn"
+})", "coffer.json");
+  ASSERT_TRUE(cfg.ok()) << cfg.status();
+  EXPECT_EQ(cfg->storage_options["path"], "data.db");
+  EXPECT_EQ(cfg->listeners.at(0).address, "127.0.0.1:9000");
+  EXPECT_TRUE(cfg->listeners.at(0).tls_disable);
+}
+
+TEST(ServerConfig, UnknownKeysNameKeyAndLine) {
+  auto cfg = ParseServerConfig("storage \"sqlite\" { path = \"x\" }\nlistener \"tcp\" {\n  adress = \"x\"\n}\n", "c.hcl");
+  ASSERT_FALSE(cfg.ok());
+  EXPECT_NE(std::string(cfg.status().message()).find("c.hcl: line 3: unknown key \"adress\" in listener \"tcp\""), std::string::npos)
+      << cfg.status();
+  auto top = ParseServerConfig("storage \"sqlite\" { path = \"x\" }\nlisten = 1\n", "c.hcl");
+  EXPECT_NE(std::string(top.status().message()).find("line 2: unknown key \"listen\""), std::string::npos);
+  auto js = ParseServerConfig("{\n\"storage\": {\"sqlite\": {\"path\": \"x\"}},\n\"bogus\": 1\n}", "c.json");
+  EXPECT_NE(std::string(js.status().message()).find("line 3: unknown key \"bogus\""), std::string::npos) << js.status();
+  EXPECT_FALSE(ParseServerConfig("storage \"raft\" { path = \"x\" }", "c").ok());
+  EXPECT_FALSE(ParseServerConfig("storage \"sqlite\" { path = \"x\" }\nlistener \"tcp\" { address = \"a:1\" }", "c").ok())
+      << "TLS is on by default and needs files";
+}
+
+}  // namespace
+}  // namespace coffer::config

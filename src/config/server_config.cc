@@ -1,0 +1,158 @@
+#include "config/server_config.h"
+
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "config/hcl.h"
+#include "util/duration.h"
+#include "util/status.h"
+
+namespace coffer::config {
+namespace {
+
+using hcl::Item;
+using hcl::Value;
+
+absl::Status At(const Item& it, std::string_view msg) {
+  return absl::InvalidArgumentError(Cat("line ", it.line, ": ", msg));
+}
+
+absl::StatusOr<std::string> AsString(const Item& it) {
+  if (it.value.kind == Value::Kind::kString) return it.value.str;
+  if (it.value.kind == Value::Kind::kNumber) return it.value.str;
+  if (it.value.kind == Value::Kind::kBool) return std::string(it.value.boolean ? "true" : "false");
+  return At(it, Cat("\"", it.key, "\" must be a string, got a ", hcl::KindName(it.value.kind)));
+}
+
+absl::StatusOr<bool> AsBool(const Item& it) {
+  if (it.value.kind == Value::Kind::kBool) return it.value.boolean;
+  if (it.value.kind == Value::Kind::kString || it.value.kind == Value::Kind::kNumber) {
+    const std::string& s = it.value.str;
+    if (s == "true" || s == "1") return true;
+    if (s == "false" || s == "0" || s.empty()) return false;
+  }
+  return At(it, Cat("\"", it.key, "\" must be true or false"));
+}
+
+// A block's entries: `x "label" { .. }` parses to x = { label = {..} }; JSON may also give
+// x = [ { label = {..} }, ... ]. Calls fn(label_item) for each labelled body.
+template <typename Fn>
+absl::Status ForEachLabelled(const Item& it, Fn fn) {
+  auto one = [&](const Value& v) -> absl::Status {
+    if (v.kind != Value::Kind::kObject)
+      return At(it, Cat("\"", it.key, "\" must be a block such as ", it.key, " \"type\" { ... }"));
+    for (const auto& labelled : v.object) {
+      if (labelled.value.kind != Value::Kind::kObject)
+        return At(labelled, Cat("\"", it.key, " \\\"", labelled.key, "\\\"\" must be a block"));
+      RETURN_IF_ERROR(fn(labelled));
+    }
+    return absl::OkStatus();
+  };
+  if (it.value.kind == Value::Kind::kList) {
+    for (const auto& v : it.value.list) RETURN_IF_ERROR(one(v));
+    return absl::OkStatus();
+  }
+  return one(it.value);
+}
+
+absl::Status Unknown(const Item& it, std::string_view where, std::string_view known) {
+  return At(it, Cat("unknown key \"", it.key, "\"", where.empty() ? "" : " in ", where, " (known keys: ", known, ")"));
+}
+
+}  // namespace
+
+absl::StatusOr<ServerConfig> ParseServerConfig(std::string_view text, std::string_view name) {
+  auto prefix = [&](const absl::Status& s) {
+    return absl::InvalidArgumentError(Cat(name, ": ", s.message().data() ? std::string(s.message()) : ""));
+  };
+  auto items = hcl::Parse(text);
+  if (!items.ok()) return prefix(items.status());
+  ServerConfig cfg;
+  int storages = 0;
+  auto body = [&]() -> absl::Status {
+    for (const Item& it : *items) {
+      if (it.key == "storage" || it.key == "backend") {
+        RETURN_IF_ERROR(ForEachLabelled(it, [&](const Item& st) -> absl::Status {
+          ++storages;
+          if (storages > 1) return At(st, "only one storage block is allowed");
+          cfg.storage_type = st.key;
+          if (st.key == "sqlite") {
+            for (const Item& o : st.value.object) {
+              if (o.key != "path") return Unknown(o, "storage \"sqlite\"", "path");
+              ASSIGN_OR_RETURN(cfg.storage_options["path"], AsString(o));
+            }
+            if (cfg.storage_options["path"].empty()) return At(st, "storage \"sqlite\" needs path = \"/var/lib/coffer/coffer.db\"");
+          } else if (st.key == "inmem") {
+            for (const Item& o : st.value.object) return Unknown(o, "storage \"inmem\"", "none");
+          } else {
+            return At(st, Cat("unsupported storage type \"", st.key, "\": use \"sqlite\" (or \"inmem\" for tests)"));
+          }
+          return absl::OkStatus();
+        }));
+      } else if (it.key == "listener") {
+        RETURN_IF_ERROR(ForEachLabelled(it, [&](const Item& l) -> absl::Status {
+          if (l.key != "tcp") return At(l, Cat("unsupported listener type \"", l.key, "\": use \"tcp\""));
+          http::ListenerOptions lo;
+          for (const Item& o : l.value.object) {
+            if (o.key == "address") {
+              ASSIGN_OR_RETURN(lo.address, AsString(o));
+            } else if (o.key == "tls_disable") {
+              ASSIGN_OR_RETURN(lo.tls_disable, AsBool(o));
+            } else if (o.key == "tls_cert_file") {
+              ASSIGN_OR_RETURN(lo.tls_cert_file, AsString(o));
+            } else if (o.key == "tls_key_file") {
+              ASSIGN_OR_RETURN(lo.tls_key_file, AsString(o));
+            } else if (o.key == "tls_min_version") {
+              ASSIGN_OR_RETURN(lo.tls_min_version, AsString(o));
+              if (lo.tls_min_version != "tls12" && lo.tls_min_version != "tls13")
+                return At(o, "tls_min_version must be \"tls12\" or \"tls13\" (older versions are not offered)");
+            } else {
+              return Unknown(o, "listener \"tcp\"", "address, tls_disable, tls_cert_file, tls_key_file, tls_min_version");
+            }
+          }
+          if (!lo.tls_disable && (lo.tls_cert_file.empty() || lo.tls_key_file.empty()))
+            return At(l, "listener \"tcp\" needs tls_cert_file and tls_key_file, or tls_disable = true");
+          cfg.listeners.push_back(std::move(lo));
+          return absl::OkStatus();
+        }));
+      } else if (it.key == "api_addr") {
+        ASSIGN_OR_RETURN(cfg.api_addr, AsString(it));
+      } else if (it.key == "log_level") {
+        ASSIGN_OR_RETURN(cfg.log_level, AsString(it));
+        static const std::set<std::string> ok = {"trace", "debug", "info", "warn", "error"};
+        if (!ok.count(cfg.log_level)) return At(it, "log_level must be trace, debug, info, warn or error");
+      } else if (it.key == "log_format") {
+        ASSIGN_OR_RETURN(cfg.log_format, AsString(it));
+        if (cfg.log_format == "standard") cfg.log_format = "text";
+        if (cfg.log_format != "text" && cfg.log_format != "json") return At(it, "log_format must be \"text\" or \"json\"");
+      } else if (it.key == "default_lease_ttl" || it.key == "max_lease_ttl") {
+        ASSIGN_OR_RETURN(std::string s, AsString(it));
+        auto d = ParseDurationSeconds(s);
+        if (!d.ok()) return At(it, Cat(it.key, ": ", std::string(d.status().message())));
+        (it.key == "default_lease_ttl" ? cfg.default_lease_ttl : cfg.max_lease_ttl) = *d;
+      } else if (it.key == "disable_mlock" || it.key == "ui" || it.key == "cluster_addr" ||
+                 it.key == "cluster_name" || it.key == "pid_file") {
+        // Vault settings with no effect here; accepted so existing configs load.
+      } else {
+        return Unknown(it, "", "storage, listener, api_addr, log_level, log_format, default_lease_ttl, max_lease_ttl");
+      }
+    }
+    if (storages == 0) return absl::InvalidArgumentError("a storage block is required, e.g. storage \"sqlite\" { path = \"coffer.db\" }");
+    if (cfg.listeners.empty()) return absl::InvalidArgumentError("a listener block is required, e.g. listener \"tcp\" { address = \"127.0.0.1:8200\" ... }");
+    return absl::OkStatus();
+  };
+  auto st = body();
+  if (!st.ok()) return prefix(st);
+  return cfg;
+}
+
+absl::StatusOr<ServerConfig> LoadServerConfig(const std::string& path) {
+  std::ifstream f(path);
+  if (!f) return absl::InvalidArgumentError(Cat("cannot read config file ", path));
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ParseServerConfig(ss.str(), path);
+}
+
+}  // namespace coffer::config

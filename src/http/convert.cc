@@ -1,0 +1,176 @@
+#include "http/convert.h"
+
+#include "boost/json.hpp"
+#include "crypto/crypto.h"
+#include "util/status.h"
+
+namespace coffer::http {
+namespace json = boost::json;
+namespace {
+
+int HexDigit(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+bool IEquals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i)
+    if (std::tolower(static_cast<unsigned char>(a[i])) != std::tolower(static_cast<unsigned char>(b[i])))
+      return false;
+  return true;
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> PercentDecode(std::string_view s, bool plus_is_space) {
+  std::string out;
+  out.reserve(s.size());
+  for (size_t i = 0; i < s.size(); ++i) {
+    char c = s[i];
+    if (c == '%') {
+      if (i + 2 >= s.size()) return absl::InvalidArgumentError("invalid percent-encoding in URL");
+      int hi = HexDigit(s[i + 1]), lo = HexDigit(s[i + 2]);
+      if (hi < 0 || lo < 0) return absl::InvalidArgumentError("invalid percent-encoding in URL");
+      out.push_back(static_cast<char>(hi << 4 | lo));
+      i += 2;
+    } else if (c == '+' && plus_is_space) {
+      out.push_back(' ');
+    } else {
+      out.push_back(c);
+    }
+  }
+  return out;
+}
+
+absl::StatusOr<std::vector<std::pair<std::string, std::string>>> ParseQuery(std::string_view q) {
+  std::vector<std::pair<std::string, std::string>> out;
+  while (!q.empty()) {
+    size_t amp = q.find('&');
+    std::string_view part = q.substr(0, amp);
+    q = amp == std::string_view::npos ? std::string_view() : q.substr(amp + 1);
+    if (part.empty()) continue;
+    size_t eq = part.find('=');
+    ASSIGN_OR_RETURN(std::string k, PercentDecode(part.substr(0, eq), true));
+    std::string v;
+    if (eq != std::string_view::npos) {
+      ASSIGN_OR_RETURN(v, PercentDecode(part.substr(eq + 1), true));
+    }
+    out.emplace_back(std::move(k), std::move(v));
+    if (out.size() > 256) return absl::InvalidArgumentError("too many query parameters");
+  }
+  return out;
+}
+
+absl::StatusOr<core::Request> ParseRequest(const RawRequest& raw) {
+  core::Request req;
+  req.id = crypto::RandomUuid();
+  req.remote_address = raw.remote_address;
+  std::string_view target = raw.target;
+  size_t qpos = target.find('?');
+  std::string_view path = target.substr(0, qpos);
+  if (qpos != std::string_view::npos) {
+    ASSIGN_OR_RETURN(req.query, ParseQuery(target.substr(qpos + 1)));
+  }
+  if (path.substr(0, 4) != "/v1/")
+    return absl::NotFoundError(Cat("unknown path \"", path.substr(0, 256), "\": the API lives under /v1/"));
+  ASSIGN_OR_RETURN(req.path, PercentDecode(path.substr(4), false));
+  while (!req.path.empty() && req.path.front() == '/') req.path.erase(0, 1);
+  if (req.path.empty()) return absl::NotFoundError("missing path after /v1/");
+  if (req.path.find('\0') != std::string::npos) return absl::InvalidArgumentError("path contains a NUL byte");
+
+  bool list_param = false;
+  for (const auto& [k, v] : req.query)
+    if (k == "list") list_param = v == "true" || v == "1" || v.empty();
+
+  const std::string_view m = raw.method;
+  if (m == "GET") req.op = list_param ? core::Operation::kList : core::Operation::kRead;
+  else if (m == "LIST") req.op = core::Operation::kList;
+  else if (m == "PUT" || m == "POST") req.op = core::Operation::kUpdate;
+  else if (m == "DELETE") req.op = core::Operation::kDelete;
+  else if (m == "PATCH") req.op = core::Operation::kPatch;
+  else if (m == "HEAD") req.op = core::Operation::kHead;
+  else
+    return absl::UnimplementedError(Cat("method ", m.substr(0, 32), " is not allowed: use GET, LIST, PUT, POST, PATCH or DELETE"));
+  if (req.op == core::Operation::kList && !req.path.empty() && req.path.back() != '/') req.path.push_back('/');
+
+  // Token: X-Vault-Token, else "Authorization: Bearer <token>".
+  if (!raw.vault_token.empty()) {
+    req.client_token = std::string(raw.vault_token);
+  } else if (raw.authorization.size() > 7 && IEquals(raw.authorization.substr(0, 7), "Bearer ")) {
+    req.client_token = std::string(raw.authorization.substr(7));
+  }
+
+  if (raw.body.size() > kMaxBodyBytes)
+    return absl::ResourceExhaustedError("request body too large");
+  std::string_view body = raw.body;
+  while (!body.empty() && std::isspace(static_cast<unsigned char>(body.front()))) body.remove_prefix(1);
+  if (!body.empty()) {
+    boost::system::error_code ec;
+    json::parse_options opts;
+    opts.max_depth = 64;
+    json::value v = json::parse(body, ec, {}, opts);
+    if (ec)
+      return absl::InvalidArgumentError(Cat("failed to parse JSON input: ", ec.message()));
+    if (!v.is_object())
+      return absl::InvalidArgumentError(Cat("failed to parse JSON input: the body must be a JSON object, got ",
+                                            v.is_array() ? "an array" : v.is_string() ? "a string" : "a scalar"));
+    req.data = std::move(v.as_object());
+  }
+  // As Vault does, query parameters are request data for reads, lists and deletes.
+  if (req.op == core::Operation::kRead || req.op == core::Operation::kList ||
+      req.op == core::Operation::kDelete || req.op == core::Operation::kHead) {
+    for (const auto& [k, v] : req.query)
+      if (k != "list" && !req.data.contains(k)) req.data[k] = v;
+  }
+  return req;
+}
+
+RawResponse RenderError(int status, std::string_view message) {
+  RawResponse out;
+  out.status = status;
+  json::array errs;
+  if (!message.empty()) errs.emplace_back(message);
+  out.body = json::serialize(json::object{{"errors", errs}});
+  return out;
+}
+
+RawResponse RenderResponse(const absl::StatusOr<core::Response>& r, const core::Request& req) {
+  if (!r.ok()) return RenderError(core::HttpStatusFor(r.status()), Msg(r.status()));
+  const core::Response& resp = *r;
+  RawResponse out;
+  if (resp.raw) {
+    out.status = resp.http_status ? resp.http_status : 200;
+    out.content_type = resp.content_type;
+    out.body = resp.raw_body;
+    return out;
+  }
+  if (!resp.data && !resp.auth && resp.warnings.empty()) {
+    out.status = resp.http_status ? resp.http_status : 204;
+    return out;
+  }
+  json::object env{{"request_id", req.id},
+                   {"lease_id", resp.lease_id},
+                   {"renewable", resp.renewable},
+                   {"lease_duration", resp.lease_duration},
+                   {"data", resp.data ? json::value(*resp.data) : json::value(nullptr)},
+                   {"wrap_info", nullptr},
+                   {"warnings", nullptr},
+                   {"auth", resp.auth ? json::value(*resp.auth) : json::value(nullptr)},
+                   {"mount_type", req.mount_type}};
+  if (!resp.warnings.empty()) {
+    json::array w;
+    for (const auto& s : resp.warnings) w.emplace_back(s);
+    env["warnings"] = std::move(w);
+  }
+  if (resp.duplicate_data_at_top && resp.data)
+    for (const auto& [k, v] : *resp.data)
+      if (!env.contains(k)) env[k] = v;
+  out.status = resp.http_status ? resp.http_status : 200;
+  out.body = json::serialize(env);
+  return out;
+}
+
+}  // namespace coffer::http

@@ -1,0 +1,50 @@
+// HttpServer: Vault's HTTP API over Boost.Beast.
+//
+// HTTP/1.1 with keep-alive; TLS 1.2+ (certificate and key files, reloadable) unless a listener
+// sets tls_disable. I/O runs on a pool of threads sized to the cores; each request's work (which
+// may wait on storage) runs on a separate worker pool so an I/O thread never blocks on it.
+// Limits: 32 MiB bodies (413), 64 KiB headers (431), a header timeout and an idle timeout.
+//
+// Start() binds every listener or fails; Stop() closes them and waits for the threads.
+// ReloadTls() is safe to call from any thread (e.g. on SIGHUP): new connections use the new
+// certificate, established ones keep theirs.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "core/core.h"
+
+namespace coffer::http {
+
+struct ListenerOptions {
+  std::string address = "127.0.0.1:8200";  // host:port; port 0 picks a free one
+  bool tls_disable = false;
+  std::string tls_cert_file;
+  std::string tls_key_file;
+  std::string tls_min_version = "tls12";  // tls12 | tls13
+};
+
+struct ServerOptions {
+  std::vector<ListenerOptions> listeners;
+  int io_threads = 0;       // 0: one per core
+  int worker_threads = 64;  // request work that may wait on storage
+  std::chrono::seconds header_timeout{10};
+  std::chrono::seconds idle_timeout{300};
+  std::chrono::seconds body_timeout{60};
+};
+
+class HttpServer {
+ public:
+  static absl::StatusOr<std::unique_ptr<HttpServer>> Start(core::Core* core, ServerOptions opts);
+  virtual ~HttpServer() = default;
+  virtual void Stop() = 0;
+  virtual absl::Status ReloadTls() = 0;
+  // "host:port" of each listener as bound.
+  virtual std::vector<std::string> Addresses() const = 0;
+};
+
+}  // namespace coffer::http
