@@ -1,0 +1,36 @@
+// The `coffer` command line. Vault-compatible spelling: single-dash long flags (-format=json),
+// env COFFER_ADDR / COFFER_TOKEN / COFFER_CACERT with VAULT_* fallbacks, and vault's exit
+// codes: 0 success, 1 local error (bad flags or input), 2 remote error (API or connection).
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+
+namespace coffer::cli {
+
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitLocal = 1;
+inline constexpr int kExitRemote = 2;
+
+// Rewrites "-flag" and "-flag=value" to "--flag..." so CLI11 accepts vault's spelling.
+std::vector<std::string> NormalizeArgs(int argc, char** argv);
+
+struct ClientFlags {
+  std::string address;
+  std::string ca_cert;
+  std::string format;
+  bool skip_verify = false;
+};
+
+// Adds -address, -ca-cert, -tls-skip-verify, -format to a client subcommand.
+void AddClientFlags(CLI::App* app, ClientFlags* f);
+
+// Registers the client subcommands (operator, status, read, write, list, delete, secrets).
+// Each sets *exit_code when it runs.
+void RegisterClientCommands(CLI::App& app, int* exit_code);
+// Registers `coffer server`.
+void RegisterServerCommand(CLI::App& app, int* exit_code);
+
+}  // namespace coffer::cli

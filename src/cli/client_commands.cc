@@ -1,0 +1,518 @@
+// Client commands: operator, status, read/write/list/delete, secrets.
+#include <unistd.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include "boost/json.hpp"
+#include "cli/cli.h"
+#include "http/client.h"
+#include "util/duration.h"
+#include "util/status.h"
+
+namespace coffer::cli {
+namespace json = boost::json;
+namespace {
+
+std::string Env(const char* primary, const char* fallback) {
+  if (const char* v = std::getenv(primary); v && *v) return v;
+  if (const char* v = std::getenv(fallback); v && *v) return v;
+  return "";
+}
+
+http::ClientOptions Resolve(const ClientFlags& f) {
+  http::ClientOptions o;
+  o.address = !f.address.empty() ? f.address : Env("COFFER_ADDR", "VAULT_ADDR");
+  if (o.address.empty()) o.address = "https://127.0.0.1:8200";
+  o.ca_cert = !f.ca_cert.empty() ? f.ca_cert : Env("COFFER_CACERT", "VAULT_CACERT");
+  std::string skip = Env("COFFER_SKIP_VERIFY", "VAULT_SKIP_VERIFY");
+  o.skip_verify = f.skip_verify || skip == "1" || skip == "true";
+  o.token = Env("COFFER_TOKEN", "VAULT_TOKEN");
+  return o;
+}
+
+std::string Format(const ClientFlags& f) {
+  std::string fmt = !f.format.empty() ? f.format : Env("COFFER_FORMAT", "VAULT_FORMAT");
+  return fmt.empty() ? "table" : fmt;
+}
+
+// Vault's "Error making API request" block; returns the exit code for remote errors.
+int ReportApiError(std::string_view action, const http::ClientOptions& o, std::string_view method,
+                   std::string_view path, const http::ClientResponse& r) {
+  std::cerr << "Error " << action << ": Error making API request.\n\nURL: " << method << " " << o.address
+            << path << "\nCode: " << r.status << ". Errors:\n\n";
+  boost::system::error_code ec;
+  auto v = json::parse(r.body, ec);
+  if (!ec && v.is_object() && v.as_object().contains("errors") && v.as_object()["errors"].is_array()) {
+    for (const auto& e : v.as_object()["errors"].as_array())
+      if (e.is_string()) std::cerr << "* " << std::string_view(e.as_string()) << "\n";
+  } else if (!r.body.empty()) {
+    std::cerr << "* " << r.body.substr(0, 1024) << "\n";
+  }
+  return kExitRemote;
+}
+
+// Runs a request; on transport failure prints the reason and returns nullopt with *code set.
+std::optional<http::ClientResponse> Request(const http::ClientOptions& o, std::string_view method,
+                                            std::string_view path, std::string_view body, int* code) {
+  auto r = http::Call(o, method, path, body);
+  if (!r.ok()) {
+    std::cerr << "Error: " << r.status().message() << "\n";
+    *code = r.status().code() == absl::StatusCode::kInvalidArgument ? kExitLocal : kExitRemote;
+    return std::nullopt;
+  }
+  return std::move(*r);
+}
+
+std::string ValueText(const json::value& v) {
+  if (v.is_string()) return std::string(v.as_string());
+  if (v.is_null()) return "n/a";
+  return json::serialize(v);
+}
+
+std::string DurationText(int64_t s) {
+  if (s % 3600 == 0 && s > 0) return std::to_string(s / 3600) + "h";
+  if (s % 60 == 0 && s > 0) return std::to_string(s / 60) + "m";
+  return std::to_string(s) + "s";
+}
+
+void PrintTable(const std::vector<std::pair<std::string, std::string>>& rows,
+                std::string_view h1 = "Key", std::string_view h2 = "Value") {
+  size_t w = std::max(h1.size(), std::string_view("---").size());
+  for (const auto& [k, _] : rows) w = std::max(w, k.size());
+  auto pad = [&](std::string_view s) { return std::string(s) + std::string(w - s.size() + 4, ' '); };
+  std::cout << pad(h1) << h2 << "\n" << pad(std::string(h1.size(), '-')) << std::string(h2.size(), '-') << "\n";
+  for (const auto& [k, v] : rows) std::cout << pad(k) << v << "\n";
+}
+
+// Prints a secret response as vault does: JSON as-is, or a Key/Value table (or one -field).
+int PrintSecret(const json::object& resp, const std::string& format, const std::string& field) {
+  const json::value* data = resp.if_contains("data");
+  if (!field.empty()) {
+    if (data && data->is_object()) {
+      if (const auto* v = data->as_object().if_contains(field)) {
+        std::cout << ValueText(*v);
+        if (isatty(STDOUT_FILENO)) std::cout << "\n";
+        return kExitOk;
+      }
+    }
+    std::cerr << "Field \"" << field << "\" not present in secret\n";
+    return kExitLocal;
+  }
+  if (format == "json") {
+    std::cout << json::serialize(resp) << "\n";
+    return kExitOk;
+  }
+  std::vector<std::pair<std::string, std::string>> rows;
+  const auto* lease_id = resp.if_contains("lease_id");
+  const auto* lease_dur = resp.if_contains("lease_duration");
+  if (lease_dur && lease_dur->is_int64() && lease_dur->as_int64() > 0) {
+    if (lease_id && lease_id->is_string() && !lease_id->as_string().empty()) {
+      rows.emplace_back("lease_id", std::string(lease_id->as_string()));
+      rows.emplace_back("lease_duration", DurationText(lease_dur->as_int64()));
+    } else {
+      rows.emplace_back("refresh_interval", DurationText(lease_dur->as_int64()));
+    }
+  }
+  if (data && data->is_object()) {
+    std::vector<std::pair<std::string, std::string>> fields;
+    for (const auto& [k, v] : data->as_object()) fields.emplace_back(std::string(k), ValueText(v));
+    std::sort(fields.begin(), fields.end());
+    rows.insert(rows.end(), fields.begin(), fields.end());
+  }
+  if (const auto* w = resp.if_contains("warnings"); w && w->is_array() && !w->as_array().empty()) {
+    std::cout << "WARNING! The following warnings were returned:\n\n";
+    for (const auto& x : w->as_array()) std::cout << "  * " << ValueText(x) << "\n";
+    std::cout << "\n";
+  }
+  PrintTable(rows);
+  return kExitOk;
+}
+
+std::string ReadAll(std::istream& in) {
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// Turns vault-style args into a JSON body: k=v, k=@file, k=- (stdin), "-" (JSON object on
+// stdin) or "@file.json" (JSON object in a file).
+absl::StatusOr<json::object> ParseKv(const std::vector<std::string>& args) {
+  json::object out;
+  bool stdin_used = false;
+  auto read_stdin = [&]() -> absl::StatusOr<std::string> {
+    if (stdin_used) return absl::InvalidArgumentError("stdin can only be used once");
+    stdin_used = true;
+    return ReadAll(std::cin);
+  };
+  auto parse_obj = [&](const std::string& text, std::string_view from) -> absl::Status {
+    boost::system::error_code ec;
+    auto v = json::parse(text, ec);
+    if (ec || !v.is_object()) return absl::InvalidArgumentError(Cat("failed to parse JSON object from ", from));
+    for (auto& [k, val] : v.as_object()) out[k] = val;
+    return absl::OkStatus();
+  };
+  for (const auto& a : args) {
+    if (a == "-") {
+      ASSIGN_OR_RETURN(std::string text, read_stdin());
+      RETURN_IF_ERROR(parse_obj(text, "stdin"));
+      continue;
+    }
+    if (!a.empty() && a[0] == '@') {
+      std::ifstream f(a.substr(1));
+      if (!f) return absl::InvalidArgumentError(Cat("cannot read file ", a.substr(1)));
+      RETURN_IF_ERROR(parse_obj(ReadAll(f), a.substr(1)));
+      continue;
+    }
+    size_t eq = a.find('=');
+    if (eq == std::string::npos || eq == 0)
+      return absl::InvalidArgumentError(Cat("invalid key/value pair \"", a, "\": use key=value, key=@file or key=-"));
+    std::string k = a.substr(0, eq), v = a.substr(eq + 1);
+    if (v == "-") {
+      ASSIGN_OR_RETURN(v, read_stdin());
+    } else if (!v.empty() && v[0] == '@') {
+      std::ifstream f(v.substr(1), std::ios::binary);
+      if (!f) return absl::InvalidArgumentError(Cat("cannot read file ", v.substr(1), " for key ", k));
+      v = ReadAll(f);
+    }
+    out[k] = v;
+  }
+  return out;
+}
+
+std::string ApiPath(std::string p) {
+  while (!p.empty() && p.front() == '/') p.erase(0, 1);
+  return "/v1/" + p;
+}
+
+std::optional<json::object> ParseObject(const std::string& body) {
+  boost::system::error_code ec;
+  auto v = json::parse(body, ec);
+  if (ec || !v.is_object()) return std::nullopt;
+  return std::move(v.as_object());
+}
+
+struct Shared {
+  ClientFlags flags;
+};
+
+// ---- operator / status ------------------------------------------------------------------
+
+int PrintSealStatus(const json::object& s, const std::string& format) {
+  if (format == "json") {
+    std::cout << json::serialize(s) << "\n";
+  } else {
+    auto get = [&](const char* k) { return s.contains(k) ? ValueText(s.at(k)) : std::string(); };
+    std::vector<std::pair<std::string, std::string>> rows = {
+        {"Seal Type", get("type")}, {"Initialized", get("initialized")}, {"Sealed", get("sealed")},
+        {"Total Shares", get("n")}, {"Threshold", get("t")}};
+    if (s.contains("sealed") && s.at("sealed").is_bool() && s.at("sealed").as_bool()) {
+      rows.emplace_back("Unseal Progress", get("progress") + "/" + get("t"));
+      rows.emplace_back("Unseal Nonce", get("nonce"));
+    }
+    rows.emplace_back("Version", get("version"));
+    rows.emplace_back("Storage Type", get("storage_type"));
+    if (s.contains("cluster_name")) rows.emplace_back("Cluster Name", get("cluster_name"));
+    if (s.contains("cluster_id")) rows.emplace_back("Cluster ID", get("cluster_id"));
+    rows.emplace_back("HA Enabled", "false");
+    PrintTable(rows);
+  }
+  return kExitOk;
+}
+
+}  // namespace
+
+void AddClientFlags(CLI::App* app, ClientFlags* f) {
+  app->add_option("--address", f->address, "Server address (env COFFER_ADDR, VAULT_ADDR)");
+  app->add_option("--ca-cert", f->ca_cert, "CA certificate file (env COFFER_CACERT, VAULT_CACERT)");
+  app->add_flag("--tls-skip-verify", f->skip_verify, "Do not verify the server certificate (insecure)");
+  app->add_option("--format", f->format, "Output format: table or json")->check(CLI::IsMember({"table", "json"}));
+}
+
+void RegisterClientCommands(CLI::App& app, int* exit_code) {
+  auto shared = std::make_shared<Shared>();
+  ClientFlags* flags = &shared->flags;
+
+  // coffer status
+  auto* status = app.add_subcommand("status", "Print the seal status (exit 0 unsealed, 2 sealed, 1 error)");
+  AddClientFlags(status, flags);
+  status->callback([shared, exit_code] {
+    auto o = Resolve(shared->flags);
+    auto r = Request(o, "GET", "/v1/sys/seal-status", "", exit_code);
+    if (!r) return;
+    if (r->status != 200) { *exit_code = ReportApiError("checking seal status", o, "GET", "/v1/sys/seal-status", *r); return; }
+    auto s = ParseObject(r->body);
+    if (!s) { std::cerr << "Error: unexpected response from server\n"; *exit_code = kExitRemote; return; }
+    PrintSealStatus(*s, Format(shared->flags));
+    *exit_code = (*s)["sealed"].is_bool() && (*s)["sealed"].as_bool() ? kExitRemote : kExitOk;
+  });
+
+  // coffer operator ...
+  auto* op = app.add_subcommand("operator", "Init, unseal, seal and rotate the server");
+  op->require_subcommand(1);
+
+  auto* init = op->add_subcommand("init", "Initialize a new server");
+  AddClientFlags(init, flags);
+  auto shares = std::make_shared<int>(5), threshold = std::make_shared<int>(3);
+  init->add_option("--key-shares", *shares, "Number of unseal key shares")->capture_default_str();
+  init->add_option("--key-threshold", *threshold, "Shares needed to unseal")->capture_default_str();
+  init->callback([shared, shares, threshold, exit_code] {
+    auto o = Resolve(shared->flags);
+    std::string body = json::serialize(json::object{{"secret_shares", *shares}, {"secret_threshold", *threshold}});
+    auto r = Request(o, "PUT", "/v1/sys/init", body, exit_code);
+    if (!r) return;
+    if (r->status != 200) { *exit_code = ReportApiError("initializing", o, "PUT", "/v1/sys/init", *r); return; }
+    auto res = ParseObject(r->body);
+    if (!res) { *exit_code = kExitRemote; return; }
+    if (Format(shared->flags) == "json") {
+      (*res)["unseal_keys_b64"] = (*res)["keys_base64"];
+      (*res)["unseal_keys_hex"] = (*res)["keys"];
+      (*res)["unseal_shares"] = *shares;
+      (*res)["unseal_threshold"] = *threshold;
+      std::cout << json::serialize(*res) << "\n";
+      return;
+    }
+    int i = 1;
+    for (const auto& k : (*res)["keys_base64"].as_array())
+      std::cout << "Unseal Key " << i++ << ": " << std::string_view(k.as_string()) << "\n";
+    std::cout << "\nInitial Root Token: " << std::string_view((*res)["root_token"].as_string()) << "\n\n"
+              << "Coffer initialized with " << *shares << " key shares and a key threshold of " << *threshold
+              << ". Keep the keys apart and safe: " << *threshold
+              << " of them are needed each time the server starts.\n";
+  });
+
+  auto* unseal = op->add_subcommand("unseal", "Submit one unseal key share");
+  AddClientFlags(unseal, flags);
+  auto key = std::make_shared<std::string>();
+  auto reset = std::make_shared<bool>(false);
+  unseal->add_option("key", *key, "Key share (hex or base64); read from stdin when omitted or '-'");
+  unseal->add_flag("--reset", *reset, "Discard the shares submitted so far");
+  unseal->callback([shared, key, reset, exit_code] {
+    auto o = Resolve(shared->flags);
+    json::object body;
+    if (*reset) {
+      body["reset"] = true;
+    } else {
+      std::string k = *key;
+      if (k.empty() || k == "-") {
+        if (isatty(STDIN_FILENO)) std::cerr << "Unseal Key (will be hidden): ";
+        std::getline(std::cin, k);
+      }
+      while (!k.empty() && (k.back() == '\n' || k.back() == '\r' || k.back() == ' ')) k.pop_back();
+      body["key"] = k;
+    }
+    auto r = Request(o, "PUT", "/v1/sys/unseal", json::serialize(body), exit_code);
+    if (!r) return;
+    if (r->status != 200) { *exit_code = ReportApiError("unsealing", o, "PUT", "/v1/sys/unseal", *r); return; }
+    auto s = ParseObject(r->body);
+    if (!s) { *exit_code = kExitRemote; return; }
+    PrintSealStatus(*s, Format(shared->flags));
+  });
+
+  auto simple = [&](CLI::App* parent, const char* name, const char* help, const char* method, const char* path,
+                    const char* action, const char* ok) {
+    auto* c = parent->add_subcommand(name, help);
+    AddClientFlags(c, flags);
+    c->callback([shared, exit_code, method, path, action, ok] {
+      auto o = Resolve(shared->flags);
+      auto r = Request(o, method, path, "", exit_code);
+      if (!r) return;
+      if (r->status >= 300) { *exit_code = ReportApiError(action, o, method, path, *r); return; }
+      std::cout << ok << "\n";
+    });
+  };
+  simple(op, "seal", "Seal the server (wipes keys from memory)", "PUT", "/v1/sys/seal", "sealing",
+         "Success! Coffer is sealed.");
+  simple(op, "rotate", "Add a new barrier encryption key term", "PUT", "/v1/sys/rotate", "rotating key",
+         "Success! Rotated key");
+
+  // coffer read / write / list / delete
+  auto field = std::make_shared<std::string>();
+  auto path = std::make_shared<std::string>();
+  auto kv = std::make_shared<std::vector<std::string>>();
+
+  auto* read = app.add_subcommand("read", "Read data at a path");
+  AddClientFlags(read, flags);
+  read->add_option("--field", *field, "Print only this field's value");
+  read->add_option("path", *path, "Path to read")->required();
+  read->add_option("args", *kv, "Query parameters as key=value");
+  read->callback([shared, field, path, kv, exit_code] {
+    auto o = Resolve(shared->flags);
+    std::string p = ApiPath(*path);
+    std::string q;
+    for (const auto& a : *kv) q += (q.empty() ? "?" : "&") + a;
+    auto r = Request(o, "GET", p + q, "", exit_code);
+    if (!r) return;
+    if (r->status == 404) {
+      auto body = ParseObject(r->body);
+      bool empty_errors = body && body->contains("errors") && (*body)["errors"].is_array() && (*body)["errors"].as_array().empty();
+      if (empty_errors) { std::cerr << "No value found at " << *path << "\n"; *exit_code = kExitRemote; return; }
+    }
+    if (r->status >= 300) { *exit_code = ReportApiError(Cat("reading ", *path), o, "GET", p, *r); return; }
+    if (r->status == 204) { std::cerr << "No value found at " << *path << "\n"; *exit_code = kExitRemote; return; }
+    auto body = ParseObject(r->body);
+    if (!body) { std::cout << r->body << "\n"; return; }
+    if (!body->contains("data") && !body->contains("request_id")) {
+      // A raw (un-enveloped) response such as sys/health: show it as the data.
+      json::object wrapped{{"data", *body}};
+      *exit_code = PrintSecret(wrapped, Format(shared->flags), *field);
+      return;
+    }
+    *exit_code = PrintSecret(*body, Format(shared->flags), *field);
+  });
+
+  auto* write = app.add_subcommand("write", "Write data to a path");
+  AddClientFlags(write, flags);
+  write->add_option("--field", *field, "Print only this field of the response");
+  write->add_option("path", *path, "Path to write")->required();
+  write->add_option("data", *kv, "key=value, key=@file, key=- (stdin), - (JSON on stdin), @file.json");
+  write->callback([shared, field, path, kv, exit_code] {
+    auto o = Resolve(shared->flags);
+    auto data = ParseKv(*kv);
+    if (!data.ok()) { std::cerr << "Error: " << data.status().message() << "\n"; *exit_code = kExitLocal; return; }
+    std::string p = ApiPath(*path);
+    auto r = Request(o, "PUT", p, json::serialize(*data), exit_code);
+    if (!r) return;
+    if (r->status >= 300) { *exit_code = ReportApiError(Cat("writing data to ", *path), o, "PUT", p, *r); return; }
+    auto body = r->status == 204 ? std::nullopt : ParseObject(r->body);
+    if (!body) { std::cout << "Success! Data written to: " << *path << "\n"; return; }
+    *exit_code = PrintSecret(*body, Format(shared->flags), *field);
+  });
+
+  auto* list = app.add_subcommand("list", "List keys under a path");
+  AddClientFlags(list, flags);
+  list->add_option("path", *path, "Path to list")->required();
+  list->callback([shared, path, exit_code] {
+    auto o = Resolve(shared->flags);
+    std::string p = ApiPath(*path);
+    auto r = Request(o, "LIST", p, "", exit_code);
+    if (!r) return;
+    if (r->status == 404) { std::cerr << "No value found at " << *path << "\n"; *exit_code = kExitRemote; return; }
+    if (r->status >= 300) { *exit_code = ReportApiError(Cat("listing ", *path), o, "LIST", p, *r); return; }
+    auto body = ParseObject(r->body);
+    const json::value* keys = nullptr;
+    if (body && (*body)["data"].is_object()) keys = (*body)["data"].as_object().if_contains("keys");
+    if (!keys || !keys->is_array()) { std::cerr << "No value found at " << *path << "\n"; *exit_code = kExitRemote; return; }
+    if (Format(shared->flags) == "json") { std::cout << json::serialize(*keys) << "\n"; return; }
+    std::cout << "Keys\n----\n";
+    for (const auto& k : keys->as_array()) std::cout << ValueText(k) << "\n";
+  });
+
+  auto* del = app.add_subcommand("delete", "Delete data at a path");
+  AddClientFlags(del, flags);
+  del->add_option("path", *path, "Path to delete")->required();
+  del->callback([shared, path, exit_code] {
+    auto o = Resolve(shared->flags);
+    std::string p = ApiPath(*path);
+    auto r = Request(o, "DELETE", p, "", exit_code);
+    if (!r) return;
+    if (r->status >= 300) { *exit_code = ReportApiError(Cat("deleting ", *path), o, "DELETE", p, *r); return; }
+    std::cout << "Success! Data deleted (if it existed) at: " << *path << "\n";
+  });
+
+  // coffer secrets ...
+  auto* secrets = app.add_subcommand("secrets", "Enable, disable, list and tune secrets engines");
+  secrets->require_subcommand(1);
+  auto mpath = std::make_shared<std::string>();
+  auto desc = std::make_shared<std::string>();
+  auto dttl = std::make_shared<std::string>();
+  auto mttl = std::make_shared<std::string>();
+  auto options = std::make_shared<std::vector<std::string>>();
+  auto type = std::make_shared<std::string>();
+
+  auto* enable = secrets->add_subcommand("enable", "Enable a secrets engine");
+  AddClientFlags(enable, flags);
+  enable->add_option("--path", *mpath, "Mount path (default: the type)");
+  enable->add_option("--description", *desc, "Human-friendly description");
+  enable->add_option("--default-lease-ttl", *dttl, "Default lease TTL (e.g. 1h)");
+  enable->add_option("--max-lease-ttl", *mttl, "Maximum lease TTL (e.g. 720h)");
+  enable->add_option("--options", *options, "Engine options as key=value (repeatable)");
+  enable->add_option("type", *type, "Engine type (kv, generic ...)")->required();
+  enable->callback([shared, mpath, desc, dttl, mttl, options, type, exit_code] {
+    auto o = Resolve(shared->flags);
+    std::string mp = mpath->empty() ? *type : *mpath;
+    json::object body{{"type", *type}, {"description", *desc}};
+    json::object cfg;
+    if (!dttl->empty()) cfg["default_lease_ttl"] = *dttl;
+    if (!mttl->empty()) cfg["max_lease_ttl"] = *mttl;
+    if (!cfg.empty()) body["config"] = cfg;
+    json::object opts;
+    for (const auto& kvp : *options) {
+      size_t eq = kvp.find('=');
+      if (eq == std::string::npos) { std::cerr << "Error: -options takes key=value\n"; *exit_code = kExitLocal; return; }
+      opts[kvp.substr(0, eq)] = kvp.substr(eq + 1);
+    }
+    if (!opts.empty()) body["options"] = opts;
+    std::string p = ApiPath("sys/mounts/" + mp);
+    auto r = Request(o, "POST", p, json::serialize(body), exit_code);
+    if (!r) return;
+    if (r->status >= 300) { *exit_code = ReportApiError(Cat("enabling"), o, "POST", p, *r); return; }
+    while (!mp.empty() && mp.back() == '/') mp.pop_back();
+    std::cout << "Success! Enabled the " << *type << " secrets engine at: " << mp << "/\n";
+  });
+
+  auto* disable = secrets->add_subcommand("disable", "Disable a secrets engine (deletes its data)");
+  AddClientFlags(disable, flags);
+  disable->add_option("path", *mpath, "Mount path")->required();
+  disable->callback([shared, mpath, exit_code] {
+    auto o = Resolve(shared->flags);
+    std::string p = ApiPath("sys/mounts/" + *mpath);
+    auto r = Request(o, "DELETE", p, "", exit_code);
+    if (!r) return;
+    if (r->status >= 300) { *exit_code = ReportApiError("disabling secrets engine", o, "DELETE", p, *r); return; }
+    std::string mp = *mpath;
+    while (!mp.empty() && mp.back() == '/') mp.pop_back();
+    std::cout << "Success! Disabled the secrets engine (if it existed) at: " << mp << "/\n";
+  });
+
+  auto* slist = secrets->add_subcommand("list", "List enabled secrets engines");
+  AddClientFlags(slist, flags);
+  slist->callback([shared, exit_code] {
+    auto o = Resolve(shared->flags);
+    auto r = Request(o, "GET", "/v1/sys/mounts", "", exit_code);
+    if (!r) return;
+    if (r->status >= 300) { *exit_code = ReportApiError("listing secrets engines", o, "GET", "/v1/sys/mounts", *r); return; }
+    auto body = ParseObject(r->body);
+    if (!body || !(*body)["data"].is_object()) { *exit_code = kExitRemote; return; }
+    const auto& data = (*body)["data"].as_object();
+    if (Format(shared->flags) == "json") { std::cout << json::serialize(data) << "\n"; return; }
+    std::vector<std::string> paths;
+    for (const auto& [k, _] : data) paths.emplace_back(k);
+    std::sort(paths.begin(), paths.end());
+    size_t w = 4;
+    for (const auto& p : paths) w = std::max(w, p.size());
+    auto pad = [&](const std::string& s, size_t width) { return s + std::string(width - std::min(width, s.size()) + 4, ' '); };
+    std::cout << pad("Path", w) << pad("Type", 8) << pad("Accessor", 16) << "Description\n"
+              << pad("----", w) << pad("----", 8) << pad("--------", 16) << "-----------\n";
+    for (const auto& p : paths) {
+      const auto& e = data.at(p).as_object();
+      std::cout << pad(p, w) << pad(ValueText(e.at("type")), 8) << pad(ValueText(e.at("accessor")), 16)
+                << ValueText(e.at("description")) << "\n";
+    }
+  });
+
+  auto* tune = secrets->add_subcommand("tune", "Tune a secrets engine's TTLs or description");
+  AddClientFlags(tune, flags);
+  tune->add_option("--default-lease-ttl", *dttl, "Default lease TTL (e.g. 1h)");
+  tune->add_option("--max-lease-ttl", *mttl, "Maximum lease TTL (e.g. 720h)");
+  tune->add_option("--description", *desc, "Description");
+  tune->add_option("path", *mpath, "Mount path")->required();
+  tune->callback([shared, mpath, desc, dttl, mttl, exit_code] {
+    auto o = Resolve(shared->flags);
+    json::object body;
+    if (!dttl->empty()) body["default_lease_ttl"] = *dttl;
+    if (!mttl->empty()) body["max_lease_ttl"] = *mttl;
+    if (!desc->empty()) body["description"] = *desc;
+    std::string mp = *mpath;
+    while (!mp.empty() && mp.back() == '/') mp.pop_back();
+    std::string p = ApiPath("sys/mounts/" + mp + "/tune");
+    auto r = Request(o, "POST", p, json::serialize(body), exit_code);
+    if (!r) return;
+    if (r->status >= 300) { *exit_code = ReportApiError("tuning secrets engine", o, "POST", p, *r); return; }
+    std::cout << "Success! Tuned the secrets engine at: " << mp << "/\n";
+  });
+}
+
+}  // namespace coffer::cli

@@ -1,0 +1,150 @@
+#include "http/client.h"
+
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+
+#include <boost/asio.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+
+#include "util/status.h"
+
+namespace coffer::http {
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace bhttp = boost::beast::http;
+namespace ssl = boost::asio::ssl;
+using tcp = asio::ip::tcp;
+
+struct Url {
+  bool tls = true;
+  std::string host;
+  std::string port;
+};
+
+absl::StatusOr<Url> ParseUrl(std::string_view a) {
+  Url u;
+  if (a.substr(0, 8) == "https://") {
+    a.remove_prefix(8);
+  } else if (a.substr(0, 7) == "http://") {
+    u.tls = false;
+    a.remove_prefix(7);
+  } else {
+    return absl::InvalidArgumentError(Cat("address \"", a, "\" must start with https:// or http://"));
+  }
+  while (!a.empty() && a.back() == '/') a.remove_suffix(1);
+  if (!a.empty() && a.front() == '[') {
+    size_t close = a.find(']');
+    if (close == std::string_view::npos) return absl::InvalidArgumentError("bad IPv6 address in URL");
+    u.host = std::string(a.substr(1, close - 1));
+    a.remove_prefix(close + 1);
+    if (!a.empty() && a.front() == ':') u.port = std::string(a.substr(1));
+  } else {
+    size_t colon = a.rfind(':');
+    u.host = std::string(a.substr(0, colon));
+    if (colon != std::string_view::npos) u.port = std::string(a.substr(colon + 1));
+  }
+  if (u.port.empty()) u.port = u.tls ? "443" : "80";
+  if (u.host.empty()) return absl::InvalidArgumentError("address has no host");
+  return u;
+}
+
+void SetTimeouts(tcp::socket& s, std::chrono::seconds t) {
+  timeval tv{};
+  tv.tv_sec = static_cast<time_t>(t.count());
+  setsockopt(s.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  setsockopt(s.native_handle(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+}
+
+template <class Stream>
+absl::StatusOr<ClientResponse> Exchange(Stream& stream, const Url& u, const ClientOptions& o,
+                                        std::string_view method, std::string_view path,
+                                        std::string_view body) {
+  bhttp::request<bhttp::string_body> req;
+  req.method_string(std::string(method));
+  req.target(std::string(path));
+  req.version(11);
+  req.set(bhttp::field::host, u.host + ":" + u.port);
+  req.set(bhttp::field::user_agent, "coffer-cli");
+  req.set(bhttp::field::connection, "close");
+  if (!o.token.empty()) req.set("X-Vault-Token", o.token);
+  if (!body.empty()) {
+    req.set(bhttp::field::content_type, "application/json");
+    req.body() = std::string(body);
+  }
+  req.prepare_payload();
+  beast::error_code ec;
+  bhttp::write(stream, req, ec);
+  if (ec) return absl::UnavailableError(Cat("sending the request failed: ", ec.message()));
+  beast::flat_buffer buf;
+  bhttp::response_parser<bhttp::string_body> parser;
+  parser.body_limit(64u << 20);
+  bhttp::read(stream, buf, parser, ec);
+  if (ec) return absl::UnavailableError(Cat("reading the response failed: ", ec.message()));
+  ClientResponse out;
+  out.status = static_cast<int>(parser.get().result_int());
+  out.body = std::move(parser.get().body());
+  return out;
+}
+
+}  // namespace
+
+absl::StatusOr<ClientResponse> Call(const ClientOptions& o, std::string_view method,
+                                    std::string_view path, std::string_view body) {
+  ASSIGN_OR_RETURN(Url u, ParseUrl(o.address));
+  asio::io_context ioc;
+  tcp::resolver resolver(ioc);
+  beast::error_code ec;
+  auto results = resolver.resolve(u.host, u.port, ec);
+  if (ec) return absl::UnavailableError(Cat("cannot resolve ", u.host, ": ", ec.message()));
+  tcp::socket sock(ioc);
+  asio::connect(sock, results, ec);
+  if (ec) return absl::UnavailableError(Cat("cannot connect to ", o.address, ": ", ec.message()));
+  SetTimeouts(sock, o.timeout);
+  if (!u.tls) return Exchange(sock, u, o, method, path, body);
+
+  ssl::context ctx(ssl::context::tls_client);
+  SSL_CTX_set_min_proto_version(ctx.native_handle(), TLS1_2_VERSION);
+  if (o.skip_verify) {
+    ctx.set_verify_mode(ssl::verify_none);
+  } else {
+    ctx.set_verify_mode(ssl::verify_peer);
+    if (!o.ca_cert.empty()) {
+      ctx.load_verify_file(o.ca_cert, ec);
+      if (ec) return absl::InvalidArgumentError(Cat("cannot load CA certificate ", o.ca_cert, ": ", ec.message()));
+    } else {
+      ctx.set_default_verify_paths(ec);
+    }
+  }
+  beast::ssl_stream<tcp::socket> stream(std::move(sock), ctx);
+  SSL* ssl_handle = stream.native_handle();
+  boost::system::error_code ip_ec;
+  asio::ip::make_address(u.host, ip_ec);
+  if (ip_ec) SSL_set_tlsext_host_name(ssl_handle, u.host.c_str());
+  if (!o.skip_verify) {
+    X509_VERIFY_PARAM* param = SSL_get0_param(ssl_handle);
+    if (!ip_ec) {
+      X509_VERIFY_PARAM_set1_ip_asc(param, u.host.c_str());
+    } else {
+      X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+      X509_VERIFY_PARAM_set1_host(param, u.host.c_str(), 0);
+    }
+  }
+  stream.handshake(ssl::stream_base::client, ec);
+  if (ec) {
+    long v = SSL_get_verify_result(ssl_handle);
+    std::string why = v != X509_V_OK ? X509_verify_cert_error_string(v) : ec.message();
+    return absl::UnavailableError(Cat("TLS handshake with ", o.address, " failed: ", why));
+  }
+  auto res = Exchange(stream, u, o, method, path, body);
+  stream.shutdown(ec);
+  return res;
+}
+
+}  // namespace coffer::http
