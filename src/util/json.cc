@@ -60,8 +60,6 @@ absl::StatusOr<std::optional<std::string>> JsonString(const boost::json::object&
   const auto* v = o.if_contains(key);
   if (!v || v->is_null()) return std::optional<std::string>();
   if (v->is_string()) return std::optional<std::string>(std::string(v->as_string()));
-  if (v->is_int64()) return std::optional<std::string>(std::to_string(v->as_int64()));
-  if (v->is_bool()) return std::optional<std::string>(v->as_bool() ? "true" : "false");
   return absl::InvalidArgumentError(
       Cat("field \"", key, "\" must be a string, got ", JsonTypeName(*v)));
 }
