@@ -3,6 +3,7 @@
 
 #include <cstdlib>
 #include <fstream>
+#include <map>
 #include <iostream>
 #include <sstream>
 
@@ -106,6 +107,7 @@ int PrintSecret(const json::object& resp, const std::string& format, const std::
     return kExitOk;
   }
   std::vector<std::pair<std::string, std::string>> rows;
+  rows.reserve(8);  // also keeps GCC 12's -Warray-bounds false positive on the first insert away
   const auto* lease_id = resp.if_contains("lease_id");
   const auto* lease_dur = resp.if_contains("lease_duration");
   if (lease_dur && lease_dur->is_int64() && lease_dur->as_int64() > 0) {
@@ -205,9 +207,13 @@ int PrintSealStatus(const json::object& s, const std::string& format) {
     std::cout << json::serialize(s) << "\n";
   } else {
     auto get = [&](const char* k) { return s.contains(k) ? ValueText(s.at(k)) : std::string(); };
-    std::vector<std::pair<std::string, std::string>> rows = {
-        {"Seal Type", get("type")}, {"Initialized", get("initialized")}, {"Sealed", get("sealed")},
-        {"Total Shares", get("n")}, {"Threshold", get("t")}};
+    std::vector<std::pair<std::string, std::string>> rows;
+    for (const char* k : {"type", "initialized", "sealed", "n", "t"}) {
+      static const std::map<std::string_view, std::string_view> kLabels = {
+          {"type", "Seal Type"}, {"initialized", "Initialized"}, {"sealed", "Sealed"},
+          {"n", "Total Shares"}, {"t", "Threshold"}};
+      rows.emplace_back(std::string(kLabels.at(k)), get(k));
+    }
     if (s.contains("sealed") && s.at("sealed").is_bool() && s.at("sealed").as_bool()) {
       rows.emplace_back("Unseal Progress", get("progress") + "/" + get("t"));
       rows.emplace_back("Unseal Nonce", get("nonce"));

@@ -18,13 +18,24 @@ std::string Escape(std::string_view v) {
 }  // namespace
 
 void Metrics::Record(std::string_view mount, std::string_view op, int status, double seconds) {
-  absl::MutexLock l(&mu_);
-  ++counts_[{std::string(mount), std::string(op), status}];
-  auto& h = latency_[{std::string(mount), std::string(op)}];
+  Series* series = nullptr;
+  {
+    absl::ReaderMutexLock l(&mu_);
+    auto it = series_.find(std::make_pair(std::string(mount), std::string(op)));
+    if (it != series_.end()) series = it->second.get();
+  }
+  if (!series) {
+    absl::MutexLock l(&mu_);
+    auto& slot = series_[{std::string(mount), std::string(op)}];
+    if (!slot) slot = std::make_unique<Series>();
+    series = slot.get();
+  }
   for (size_t i = 0; i < kBuckets.size(); ++i)
-    if (seconds <= kBuckets[i]) ++h.buckets[i];
-  ++h.count;
-  h.sum += seconds;
+    if (seconds <= kBuckets[i]) series->buckets[i].fetch_add(1, std::memory_order_relaxed);
+  series->count.fetch_add(1, std::memory_order_relaxed);
+  series->sum_ns.fetch_add(static_cast<uint64_t>(seconds * 1e9), std::memory_order_relaxed);
+  absl::MutexLock l(&series->codes_mu);
+  ++series->codes[status];
 }
 
 std::string Metrics::Prometheus() const {
@@ -32,22 +43,24 @@ std::string Metrics::Prometheus() const {
   std::string out =
       "# HELP coffer_requests_total Requests handled, by mount, operation and HTTP status.\n"
       "# TYPE coffer_requests_total counter\n";
-  for (const auto& [k, n] : counts_) {
-    const auto& [mount, op, code] = k;
-    out += Cat("coffer_requests_total{mount=\"", Escape(mount), "\",operation=\"", op,
-               "\",code=\"", code, "\"} ", n, "\n");
+  for (const auto& [k, s] : series_) {
+    absl::MutexLock cl(&s->codes_mu);
+    for (const auto& [code, n] : s->codes)
+      out += Cat("coffer_requests_total{mount=\"", Escape(k.first), "\",operation=\"", k.second,
+                 "\",code=\"", code, "\"} ", n, "\n");
   }
   out +=
       "# HELP coffer_request_duration_seconds Request latency, by mount and operation.\n"
       "# TYPE coffer_request_duration_seconds histogram\n";
-  for (const auto& [k, h] : latency_) {
+  for (const auto& [k, s] : series_) {
     std::string labels = Cat("mount=\"", Escape(k.first), "\",operation=\"", k.second, "\"");
     for (size_t i = 0; i < kBuckets.size(); ++i)
       out += Cat("coffer_request_duration_seconds_bucket{", labels, ",le=\"",
-                 absl::StrFormat("%g", kBuckets[i]), "\"} ", h.buckets[i], "\n");
-    out += Cat("coffer_request_duration_seconds_bucket{", labels, ",le=\"+Inf\"} ", h.count, "\n");
-    out += Cat("coffer_request_duration_seconds_sum{", labels, "} ", absl::StrFormat("%.6f", h.sum), "\n");
-    out += Cat("coffer_request_duration_seconds_count{", labels, "} ", h.count, "\n");
+                 absl::StrFormat("%g", kBuckets[i]), "\"} ", s->buckets[i].load(), "\n");
+    out += Cat("coffer_request_duration_seconds_bucket{", labels, ",le=\"+Inf\"} ", s->count.load(), "\n");
+    out += Cat("coffer_request_duration_seconds_sum{", labels, "} ",
+               absl::StrFormat("%.6f", s->sum_ns.load() / 1e9), "\n");
+    out += Cat("coffer_request_duration_seconds_count{", labels, "} ", s->count.load(), "\n");
   }
   return out;
 }
@@ -55,19 +68,21 @@ std::string Metrics::Prometheus() const {
 boost::json::object Metrics::Json() const {
   absl::ReaderMutexLock l(&mu_);
   boost::json::array counters, samples;
-  for (const auto& [k, n] : counts_) {
-    const auto& [mount, op, code] = k;
-    counters.push_back(boost::json::object{
-        {"Name", "coffer.requests"},
-        {"Count", n},
-        {"Labels", boost::json::object{{"mount", mount}, {"operation", op}, {"code", std::to_string(code)}}}});
-  }
-  for (const auto& [k, h] : latency_)
+  for (const auto& [k, s] : series_) {
+    absl::MutexLock cl(&s->codes_mu);
+    for (const auto& [code, n] : s->codes)
+      counters.push_back(boost::json::object{
+          {"Name", "coffer.requests"},
+          {"Count", n},
+          {"Labels", boost::json::object{{"mount", k.first}, {"operation", k.second}, {"code", std::to_string(code)}}}});
+    double sum = s->sum_ns.load() / 1e9;
+    uint64_t count = s->count.load();
     samples.push_back(boost::json::object{{"Name", "coffer.request.duration"},
-                                          {"Count", h.count},
-                                          {"Sum", h.sum},
-                                          {"Mean", h.count ? h.sum / h.count : 0.0},
+                                          {"Count", count},
+                                          {"Sum", sum},
+                                          {"Mean", count ? sum / count : 0.0},
                                           {"Labels", boost::json::object{{"mount", k.first}, {"operation", k.second}}}});
+  }
   return boost::json::object{{"Counters", counters}, {"Samples", samples}, {"Gauges", boost::json::array{}}};
 }
 

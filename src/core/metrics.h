@@ -3,6 +3,8 @@
 #pragma once
 
 #include <array>
+#include <atomic>
+#include <memory>
 #include <map>
 #include <string>
 #include <tuple>
@@ -21,14 +23,18 @@ class Metrics {
   boost::json::object Json() const;
 
  private:
-  struct Histogram {
-    std::array<uint64_t, kBuckets.size()> buckets{};
-    uint64_t count = 0;
-    double sum = 0;
+  // One series per (mount, operation): atomics, so recording takes only a shared lock once the
+  // series exists.
+  struct Series {
+    std::array<std::atomic<uint64_t>, kBuckets.size()> buckets{};
+    std::atomic<uint64_t> count{0};
+    std::atomic<uint64_t> sum_ns{0};
+    absl::Mutex codes_mu;
+    std::map<int, uint64_t> codes ABSL_GUARDED_BY(codes_mu);
   };
   mutable absl::Mutex mu_;
-  std::map<std::tuple<std::string, std::string, int>, uint64_t> counts_ ABSL_GUARDED_BY(mu_);
-  std::map<std::pair<std::string, std::string>, Histogram> latency_ ABSL_GUARDED_BY(mu_);
+  std::map<std::pair<std::string, std::string>, std::unique_ptr<Series>, std::less<>> series_
+      ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace coffer::core

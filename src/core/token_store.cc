@@ -32,7 +32,7 @@ void TokenStore::Clear() {
 }
 
 absl::StatusOr<std::string> TokenStore::Hash(std::string_view value) {
-  absl::MutexLock l(&mu_);
+  absl::ReaderMutexLock l(&mu_);
   if (salt_.empty()) return absl::UnavailableError("Vault is sealed");
   return HexEncode(crypto::HmacSha256(salt_, value));
 }
@@ -58,7 +58,7 @@ absl::StatusOr<std::optional<TokenEntry>> TokenStore::Lookup(std::string_view to
   if (token.empty() || token.size() > 512) return std::optional<TokenEntry>();
   ASSIGN_OR_RETURN(std::string id_hash, Hash(token));
   {
-    absl::MutexLock l(&mu_);
+    absl::ReaderMutexLock l(&mu_);
     auto it = cache_.find(id_hash);
     if (it != cache_.end()) return std::optional<TokenEntry>(it->second);
   }

@@ -2,6 +2,7 @@
 
 #include <cctype>
 #include <cmath>
+#include <cstdlib>
 #include <string>
 
 #include "util/status.h"
@@ -27,7 +28,11 @@ absl::StatusOr<int64_t> ParseDurationSeconds(std::string_view s) {
     size_t start = i;
     while (i < s.size() && (std::isdigit(static_cast<unsigned char>(s[i])) || s[i] == '.')) ++i;
     if (i == start || i - start > 12) return bad();
-    double num = std::stod(std::string(s.substr(start, i - start)));
+    // strtod never throws; the whole number must be consumed ("." or "1.2.3" are refused).
+    std::string digits(s.substr(start, i - start));
+    char* end = nullptr;
+    double num = std::strtod(digits.c_str(), &end);
+    if (end != digits.c_str() + digits.size()) return bad();
     size_t ustart = i;
     while (i < s.size() && std::isalpha(static_cast<unsigned char>(s[i]))) ++i;
     std::string_view unit = s.substr(ustart, i - ustart);

@@ -12,5 +12,8 @@ namespace coffer {
 
 absl::StatusOr<int64_t> ParseDurationSeconds(std::string_view s);
 absl::StatusOr<int64_t> ParseDurationSeconds(const boost::json::value& v);
+inline absl::StatusOr<int64_t> ParseDurationSeconds(const char* s) {
+  return ParseDurationSeconds(std::string_view(s));
+}
 
 }  // namespace coffer
