@@ -107,8 +107,18 @@ absl::StatusOr<ServerConfig> ParseServerConfig(std::string_view text, std::strin
               ASSIGN_OR_RETURN(lo.tls_min_version, AsString(o));
               if (lo.tls_min_version != "tls12" && lo.tls_min_version != "tls13")
                 return At(o, "tls_min_version must be \"tls12\" or \"tls13\" (older versions are not offered)");
+            } else if (o.key == "http_read_header_timeout" || o.key == "http_read_timeout" ||
+                       o.key == "http_idle_timeout") {
+              ASSIGN_OR_RETURN(std::string text, AsString(o));
+              auto d = ParseDurationSeconds(text);
+              if (!d.ok() || *d < 1) return At(o, Cat(o.key, " must be a duration of at least 1s, such as \"30s\""));
+              (o.key == "http_read_header_timeout" ? lo.read_header_timeout
+               : o.key == "http_read_timeout"      ? lo.read_timeout
+                                                   : lo.idle_timeout) = std::chrono::seconds(*d);
             } else {
-              return Unknown(o, "listener \"tcp\"", "address, tls_disable, tls_cert_file, tls_key_file, tls_min_version");
+              return Unknown(o, "listener \"tcp\"",
+                             "address, tls_disable, tls_cert_file, tls_key_file, tls_min_version, "
+                             "http_read_header_timeout, http_read_timeout, http_idle_timeout");
             }
           }
           if (!lo.tls_disable && (lo.tls_cert_file.empty() || lo.tls_key_file.empty()))

@@ -83,7 +83,7 @@ absl::StatusOr<std::shared_ptr<ssl::context>> MakeTlsContext(const ListenerOptio
 
 struct Shared {
   core::Core* core;
-  ServerOptions opts;
+  ListenerOptions opts;
   asio::thread_pool* workers;
 };
 
@@ -97,7 +97,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     if constexpr (std::is_same_v<Stream, beast::tcp_stream>) {
       WaitForData();
     } else {
-      beast::get_lowest_layer(stream_).expires_after(shared_->opts.header_timeout);
+      beast::get_lowest_layer(stream_).expires_after(shared_->opts.read_header_timeout);
       stream_.async_handshake(ssl::stream_base::server,
                               [self = this->shared_from_this()](beast::error_code ec) {
                                 if (ec) return;  // failed handshakes are the client's problem
@@ -122,7 +122,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     parser_.emplace();
     parser_->header_limit(kHeaderLimit);
     parser_->body_limit(kMaxBodyBytes);
-    beast::get_lowest_layer(stream_).expires_after(shared_->opts.header_timeout);
+    beast::get_lowest_layer(stream_).expires_after(shared_->opts.read_header_timeout);
     bhttp::async_read_header(stream_, buffer_, *parser_,
                              [self = this->shared_from_this()](beast::error_code ec, size_t) {
                                if (ec) return self->OnReadError(ec);
@@ -134,7 +134,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     auto len = parser_->content_length();
     if (len && *len > kMaxBodyBytes)
       return SendError(413, "request body too large: the limit is 32 MiB", false);
-    beast::get_lowest_layer(stream_).expires_after(shared_->opts.body_timeout);
+    beast::get_lowest_layer(stream_).expires_after(shared_->opts.read_timeout);
     bhttp::async_read(stream_, buffer_, *parser_,
                       [self = this->shared_from_this()](beast::error_code ec, size_t) {
                         if (ec) return self->OnReadError(ec);
@@ -204,7 +204,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     }
     res->keep_alive(keep_alive);
     res->prepare_payload();
-    beast::get_lowest_layer(stream_).expires_after(shared_->opts.body_timeout);
+    beast::get_lowest_layer(stream_).expires_after(shared_->opts.read_timeout);
     bhttp::async_write(stream_, *res, [self = this->shared_from_this(), res, keep_alive](beast::error_code ec, size_t) {
       if (ec || !keep_alive) return self->Close();
       self->WaitForData();
@@ -232,8 +232,11 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
 
 class Listener : public std::enable_shared_from_this<Listener> {
  public:
-  Listener(asio::io_context& ioc, std::shared_ptr<Shared> shared, ListenerOptions opts)
-      : ioc_(ioc), acceptor_(asio::make_strand(ioc)), shared_(std::move(shared)), opts_(std::move(opts)) {}
+  Listener(asio::io_context& ioc, core::Core* core, asio::thread_pool* workers, ListenerOptions opts)
+      : ioc_(ioc),
+        acceptor_(asio::make_strand(ioc)),
+        shared_(std::make_shared<Shared>(Shared{core, opts, workers})),
+        opts_(std::move(opts)) {}
 
   absl::Status Open() {
     ASSIGN_OR_RETURN(auto ep, ParseAddress(opts_.address));
@@ -328,9 +331,8 @@ class HttpServerImpl final : public HttpServer {
 
   absl::Status Init(core::Core* core, ServerOptions opts) {
     if (opts.listeners.empty()) return absl::InvalidArgumentError("at least one listener is required");
-    auto shared = std::make_shared<Shared>(Shared{core, opts, &workers_});
     for (const auto& l : opts.listeners) {
-      auto listener = std::make_shared<Listener>(ioc_, shared, l);
+      auto listener = std::make_shared<Listener>(ioc_, core, &workers_, l);
       RETURN_IF_ERROR(listener->Open());
       listeners_.push_back(listener);
     }

@@ -26,15 +26,17 @@ struct ListenerOptions {
   std::string tls_cert_file;
   std::string tls_key_file;
   std::string tls_min_version = "tls12";  // tls12 | tls13
+  // Vault's listener timeouts: time to read a request's headers once its first byte arrived,
+  // to read its body, and to wait on an idle keep-alive connection.
+  std::chrono::seconds read_header_timeout{10};
+  std::chrono::seconds read_timeout{30};
+  std::chrono::seconds idle_timeout{300};
 };
 
 struct ServerOptions {
   std::vector<ListenerOptions> listeners;
   int io_threads = 0;       // 0: one per core
   int worker_threads = 64;  // request work that may wait on storage
-  std::chrono::seconds header_timeout{10};
-  std::chrono::seconds idle_timeout{300};
-  std::chrono::seconds body_timeout{60};
 };
 
 class HttpServer {

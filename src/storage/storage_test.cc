@@ -18,6 +18,8 @@ struct Backend {
   std::function<std::unique_ptr<Storage>(const fs::path& dir)> make;
 };
 
+void PrintTo(const Backend& b, std::ostream* os) { *os << b.name; }
+
 class StorageConformance : public ::testing::TestWithParam<Backend> {
  protected:
   void SetUp() override {

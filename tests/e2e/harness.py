@@ -56,7 +56,8 @@ def make_test_ca(d, name="server"):
 class Server:
     """A `coffer server` subprocess started from a config file."""
 
-    def __init__(self, workdir, tls=True, extra_config="", log_format="text", log_level="info"):
+    def __init__(self, workdir, tls=True, extra_config="", log_format="text", log_level="info",
+                 listener_extra=""):
         self.dir = workdir
         self.port = free_port()
         self.tls = tls
@@ -65,10 +66,11 @@ class Server:
         if tls:
             self.ca, self.cert, self.key = make_test_ca(workdir)
             listener = (f'listener "tcp" {{\n  address = "127.0.0.1:{self.port}"\n'
-                        f'  tls_cert_file = "{self.cert}"\n  tls_key_file = "{self.key}"\n}}\n')
+                        f'  tls_cert_file = "{self.cert}"\n  tls_key_file = "{self.key}"\n{listener_extra}}}\n')
         else:
             self.ca = None
-            listener = f'listener "tcp" {{\n  address = "127.0.0.1:{self.port}"\n  tls_disable = true\n}}\n'
+            listener = (f'listener "tcp" {{\n  address = "127.0.0.1:{self.port}"\n  tls_disable = true\n'
+                        f'{listener_extra}}}\n')
         self.config = os.path.join(workdir, "coffer.hcl")
         with open(self.config, "w") as f:
             f.write(f'storage "sqlite" {{\n  path = "{self.db}"\n}}\n{listener}'
