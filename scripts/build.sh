@@ -9,6 +9,6 @@ extra=()
 if [ "$type" = "Asan" ]; then
   extra=(-DCMAKE_CXX_COMPILER=clang++ -DCOFFER_FUZZ=ON)
 fi
-if [ "${CI:-}" = "true" ]; then extra+=(-DCOFFER_WERROR=ON); fi
+extra+=(-DCOFFER_WERROR=ON)  # warnings are errors, locally as in CI
 cmake -S . -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE="$type" "${extra[@]}" >/dev/null
 cmake --build "$dir"

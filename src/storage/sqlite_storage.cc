@@ -193,7 +193,7 @@ absl::StatusOr<std::vector<std::string>> SqliteStorage::List(std::string_view pr
   bool skip_equal = !after.empty();
   std::vector<std::string> out;
   // The whole listing is one read transaction so pages are consistent.
-  Exec(lease->db, "BEGIN");
+  RETURN_IF_ERROR(Exec(lease->db, "BEGIN"));
   absl::Status status;
   bool more = true;
   while (more && (limit == 0 || out.size() < limit)) {
@@ -231,7 +231,8 @@ absl::StatusOr<std::vector<std::string>> SqliteStorage::List(std::string_view pr
     if (seek.empty()) more = false;
   }
   sqlite3_reset(s);
-  Exec(lease->db, "COMMIT");
+  // Ends a read-only transaction: nothing to lose if it fails, and the connection stays usable.
+  (void)Exec(lease->db, "COMMIT");
   if (!status.ok()) return status;
   return out;
 }
@@ -305,15 +306,18 @@ void SqliteStorage::WriterLoop() {
     absl::Status begin = Exec(wdb_, "BEGIN IMMEDIATE");
     std::vector<absl::Status> results(batch.size());
     if (begin.ok()) {
-      for (size_t i = 0; i < batch.size(); ++i) {
-        Exec(wdb_, "SAVEPOINT b");
+      absl::Status fatal;  // a failure that leaves the transaction unusable
+      for (size_t i = 0; i < batch.size() && fatal.ok(); ++i) {
+        fatal = Exec(wdb_, "SAVEPOINT b");
+        if (!fatal.ok()) break;
         results[i] = ApplyLocked(batch[i]);
-        if (!results[i].ok()) Exec(wdb_, "ROLLBACK TO b");
-        Exec(wdb_, "RELEASE b");
+        if (!results[i].ok()) fatal = Exec(wdb_, "ROLLBACK TO b");
+        if (fatal.ok()) fatal = Exec(wdb_, "RELEASE b");
       }
-      absl::Status commit = Exec(wdb_, "COMMIT");
+      absl::Status commit = fatal.ok() ? Exec(wdb_, "COMMIT") : fatal;
       if (!commit.ok()) {
-        Exec(wdb_, "ROLLBACK");
+        // Nothing of this group is durable: undo it and tell every caller.
+        (void)Exec(wdb_, "ROLLBACK");
         for (auto& r : results) r = commit;
       } else {
         commits_.fetch_add(1);
