@@ -10,7 +10,7 @@ PACKAGES=(
   libssl-dev libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev libabsl-dev
   libsqlite3-dev libcli11-dev libspdlog-dev
   # tests and benchmarks
-  libgtest-dev libgmock-dev libbenchmark-dev python3 openssl curl wrk sqlite3 procps
+  libgtest-dev libgmock-dev libbenchmark-dev python3 python3-hvac openssl curl wrk sqlite3 procps
 )
 
 SUDO=""

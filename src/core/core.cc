@@ -365,6 +365,32 @@ absl::StatusOr<Response> Core::HandleLocked(Request& req) {
   RETURN_IF_ERROR(authorizer_->Check(*token, req));
 
   if (StartsWith(req.path, "sys/") || req.path == "sys") return HandleSystem(req);
+  if (req.path == "auth/token/lookup-self") {
+    // The token store's own endpoints arrive with the token/ACL work; lookup-self is here now
+    // because clients (hvac's is_authenticated, `vault login`) check a token with it.
+    if (req.op != Operation::kRead && req.op != Operation::kUpdate)
+      return absl::UnimplementedError("unsupported operation");
+    req.mount_point = "auth/token/";
+    req.mount_type = "token";
+    json::array policies;
+    for (const auto& p : token->policies) policies.emplace_back(p);
+    return Response::Data(json::object{{"accessor", token->accessor},
+                                       {"creation_time", token->creation_time},
+                                       {"creation_ttl", token->ttl},
+                                       {"display_name", token->display_name},
+                                       {"entity_id", ""},
+                                       {"expire_time", nullptr},
+                                       {"explicit_max_ttl", 0},
+                                       {"id", req.client_token},
+                                       {"meta", nullptr},
+                                       {"num_uses", 0},
+                                       {"orphan", true},
+                                       {"path", token->path},
+                                       {"policies", policies},
+                                       {"renewable", false},
+                                       {"ttl", token->ttl},
+                                       {"type", "service"}});
+  }
   std::string rest;
   auto mount = Route(req.path, &rest);
   if (!mount)

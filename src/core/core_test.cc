@@ -114,6 +114,12 @@ TEST_F(CoreTest, OnlyTheRootTokenIsAccepted) {
   EXPECT_EQ(Do(Operation::kRead, "sys/mounts", {}, "").status().code(), absl::StatusCode::kPermissionDenied);
   EXPECT_EQ(Do(Operation::kRead, "sys/mounts", {}, "hvs.bogus").status().message(), "permission denied");
   EXPECT_TRUE(Do(Operation::kRead, "sys/mounts").ok());
+  auto self = Do(Operation::kRead, "auth/token/lookup-self");
+  ASSERT_TRUE(self.ok());
+  EXPECT_EQ(json::serialize((*self->data)["policies"]), R"(["root"])");
+  EXPECT_EQ((*self->data)["id"].as_string(), root_);
+  EXPECT_EQ(Do(Operation::kRead, "auth/token/lookup-self", {}, "nope").status().code(),
+            absl::StatusCode::kPermissionDenied);
 }
 
 TEST_F(CoreTest, MountsEnableTuneDisableAndKvData) {

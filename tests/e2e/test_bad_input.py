@@ -72,6 +72,11 @@ class BadInput(ServerTest):
         self.assert_error(s.request("PUT", "sys/unseal", body={"key": "abcd"}), 400, "wrong length")
         self.assert_error(s.request("PUT", "sys/unseal", body={}), 400, "'key' must be specified")
         self.assert_error(s.request("PUT", "sys/unseal", body={"key": 12}), 400, "must be a string")
+        # reset discards the shares submitted so far.
+        st, body, _ = s.request("PUT", "sys/unseal", body={"key": keys[0]})
+        self.assertEqual(body["progress"], 1)
+        st, body, _ = s.request("PUT", "sys/unseal", body={"reset": True})
+        self.assertEqual((st, body["progress"], body["sealed"]), (200, 0, True))
         # Two real keys and one wrong key of the right shape: refused, progress reset.
         s.request("PUT", "sys/unseal", body={"key": keys[0]})
         s.request("PUT", "sys/unseal", body={"key": keys[1]})
@@ -121,6 +126,9 @@ class BadInput(ServerTest):
                           "permission denied")
         self.assert_error(s.request("PUT", "secret/a/../keep", s.root, {"v": "overwrite"}), 400, "not allowed")
         self.assert_error(s.request("GET", "sys/health?activecode=abc"), 400, "not an HTTP status code")
+        # GET ?list=true is a list, as LIST is.
+        st, body, _ = s.request("GET", "secret/?list=true", s.root)
+        self.assertEqual((st, body["data"]["keys"]), (200, ["keep"]))
         # Bearer works as well as X-Vault-Token.
         st, body, _ = s.request("GET", "secret/keep", None, headers={"Authorization": "Bearer " + s.root})
         self.assertEqual(st, 200)
