@@ -4,6 +4,7 @@
 
 #include "boost/json.hpp"
 #include "engines/kv/kv_backend.h"
+#include "storage/fault_storage.h"
 #include "storage/memory_storage.h"
 #include "util/encoding.h"
 
@@ -17,7 +18,7 @@ class CoreTest : public ::testing::Test {
   void Restart() {
     core_.reset();
     CoreOptions o;
-    o.physical = &phys_;
+    o.physical = &faulty_;
     o.factories["kv"] = engines::kv::Factory;
     o.factories["generic"] = engines::kv::Factory;
     core_ = std::move(*Core::Create(std::move(o)));
@@ -41,6 +42,7 @@ class CoreTest : public ::testing::Test {
     return core_->Handle(r);
   }
   storage::MemoryStorage phys_;
+  storage::FaultStorage faulty_{&phys_};
   std::unique_ptr<Core> core_;
   std::string root_;
   std::vector<std::string> keys_;
@@ -203,6 +205,45 @@ TEST_F(CoreTest, SealRequestSealsAndMetricsCount) {
   EXPECT_NE(prom->raw_body.find("coffer_request_duration_seconds_bucket{mount=\"sys/\",operation=\"read\",le=\"+Inf\"}"), std::string::npos);
   ASSERT_TRUE(Do(Operation::kUpdate, "sys/seal").ok());
   EXPECT_TRUE(core_->Sealed());
+}
+
+TEST_F(CoreTest, FailedWritesLoseNothingAndLeaveTheTableConsistent) {
+  InitAndUnseal();
+  ASSERT_TRUE(Do(Operation::kUpdate, "sys/mounts/kv", {{"type", "kv"}}).ok());
+  ASSERT_TRUE(Do(Operation::kUpdate, "kv/a", {{"v", "1"}}).ok());
+  // The mount table write fails: the mount must not appear, now or after a restart.
+  faulty_.FailWritesAfter(0);
+  auto st = Do(Operation::kUpdate, "sys/mounts/other", {{"type", "kv"}});
+  EXPECT_EQ(HttpStatusFor(st.status()), 503);
+  EXPECT_EQ(faulty_.failed(), 1);
+  EXPECT_FALSE((*Do(Operation::kRead, "sys/mounts")->data).contains("other/"));
+  // A failed secret write leaves the old value.
+  faulty_.FailWritesAfter(0);
+  EXPECT_FALSE(Do(Operation::kUpdate, "kv/a", {{"v", "2"}}).ok());
+  EXPECT_EQ((*Do(Operation::kRead, "kv/a")->data)["v"].as_string(), "1");
+  // A failed tune keeps the old settings; the server keeps serving.
+  faulty_.FailWritesAfter(0);
+  EXPECT_FALSE(Do(Operation::kUpdate, "sys/mounts/kv/tune", {{"default_lease_ttl", "1h"}}).ok());
+  EXPECT_EQ((*Do(Operation::kRead, "sys/mounts/kv/tune")->data)["default_lease_ttl"].as_int64(), kSystemDefaultTtl);
+  ASSERT_TRUE(core_->Seal().ok());
+  Restart();
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(core_->Unseal(keys_[i], false).ok());
+  EXPECT_FALSE((*Do(Operation::kRead, "sys/mounts")->data).contains("other/"));
+  EXPECT_EQ((*Do(Operation::kRead, "kv/a")->data)["v"].as_string(), "1");
+}
+
+TEST_F(CoreTest, InterruptedInitCanBeRetried) {
+  // The seal config is written last; a failure before it leaves the server uninitialized and a
+  // second init starts cleanly.
+  // Writes of an init: 4 prefix wipes, keyring, token salt, root token, cluster info, mount
+  // table, then the root key + seal config batch (the 10th), which is the one that fails here.
+  faulty_.FailWritesAfter(9);
+  EXPECT_FALSE(core_->Initialize(3, 2).ok());
+  EXPECT_EQ(faulty_.failed(), 1);
+  EXPECT_TRUE(phys_.Get("core/keyring")->has_value()) << "the half-done init left data behind";
+  EXPECT_FALSE((*core_->SealStatus())["initialized"].as_bool());
+  InitAndUnseal(3, 2);
+  EXPECT_TRUE(Do(Operation::kRead, "sys/mounts").ok());
 }
 
 }  // namespace
