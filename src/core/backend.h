@@ -35,6 +35,9 @@ class Backend {
  public:
   virtual ~Backend() = default;
   virtual absl::StatusOr<Response> Handle(Request& req) = 0;
+  // Whether the target of a write exists, so the core can ask for "create" rather than
+  // "update" capability (Vault's existence check). nullopt: the backend does not tell.
+  virtual absl::StatusOr<std::optional<bool>> Exists(Request& req) { return std::optional<bool>(); }
 };
 
 using BackendFactory =

@@ -7,9 +7,12 @@
 
 #include "absl/time/clock.h"
 #include "boost/json.hpp"
+#include "auth/token/token_backend.h"
+#include "core/acl.h"
 #include "crypto/crypto.h"
 #include "util/encoding.h"
 #include "util/json.h"
+#include "util/cidr.h"
 #include "util/log.h"
 #include "util/status.h"
 
@@ -60,8 +63,32 @@ int HttpStatusFor(const absl::Status& s) {
 
 Core::Core(CoreOptions opts) : opts_(std::move(opts)) {}
 Core::~Core() {
+  {
+    std::lock_guard<std::mutex> l(tidy_mu_);
+    stopping_ = true;
+  }
+  tidy_cv_.notify_all();
+  if (tidy_thread_.joinable()) tidy_thread_.join();
   absl::MutexLock l(&state_mu_);
   SealLocked();
+}
+
+absl::StatusOr<int> Core::TidyNow() {
+  absl::ReaderMutexLock l(&state_mu_);
+  if (sealed_) return SealedError();
+  return tokens_->Tidy(100000);
+}
+
+void Core::TidyLoop() {
+  std::unique_lock<std::mutex> l(tidy_mu_);
+  while (!stopping_) {
+    tidy_cv_.wait_for(l, opts_.tidy_interval);
+    if (stopping_) break;
+    l.unlock();
+    auto n = TidyNow();
+    if (n.ok() && *n > 0) log::Info("expired tokens removed", {{"count", std::to_string(*n)}});
+    l.lock();
+  }
 }
 
 absl::StatusOr<std::unique_ptr<Core>> Core::Create(CoreOptions opts) {
@@ -69,8 +96,13 @@ absl::StatusOr<std::unique_ptr<Core>> Core::Create(CoreOptions opts) {
   std::unique_ptr<Core> c(new Core(std::move(opts)));
   c->seal_ = std::make_unique<seal::ShamirSeal>(c->opts_.physical);
   c->barrier_ = std::make_unique<barrier::Barrier>(c->opts_.physical);
-  c->tokens_ = std::make_unique<TokenStore>(c->barrier_.get());
-  c->authorizer_ = std::make_unique<RootOnlyAuthorizer>();
+  c->tokens_ = std::make_unique<TokenStore>(c->barrier_.get(), c->opts_.clock);
+  c->policies_ = std::make_unique<PolicyStore>(c->barrier_.get());
+  Core* raw = c.get();
+  c->opts_.factories["token"] = [raw](const MountEntry&) -> absl::StatusOr<std::unique_ptr<Backend>> {
+    return auth::token::NewBackend(raw->tokens_.get(), raw->policies_.get(), raw->opts_.clock);
+  };
+  if (c->opts_.tidy_interval.count() > 0) c->tidy_thread_ = std::thread([raw] { raw->TidyLoop(); });
   return c;
 }
 
@@ -90,6 +122,7 @@ void Core::SealLocked() {
     mounts_.clear();
   }
   tokens_->Clear();
+  policies_->Clear();
   barrier_->Seal();
   seal_->Reset();
   sealed_ = true;
@@ -119,6 +152,7 @@ absl::StatusOr<InitResult> Core::Initialize(int shares, int threshold) {
   InitResult out;
   auto setup = [&]() -> absl::Status {
     RETURN_IF_ERROR(tokens_->Setup());
+    RETURN_IF_ERROR(policies_->WriteDefaults());
     ASSIGN_OR_RETURN(out.root_token, tokens_->CreateRootToken());
     std::string id = crypto::RandomUuid();
     RETURN_IF_ERROR(barrier_->Put(
@@ -130,7 +164,13 @@ absl::StatusOr<InitResult> Core::Initialize(int shares, int threshold) {
     sys.description = "system endpoints used for control, policy and debugging";
     sys.uuid = crypto::RandomUuid();
     sys.accessor = "system_" + sys.uuid.substr(0, 8);
-    json::array entries{sys.ToStorage()};
+    MountEntry tok;
+    tok.path = "auth/token/";
+    tok.type = "token";
+    tok.description = "token based credentials";
+    tok.uuid = crypto::RandomUuid();
+    tok.accessor = "auth_token_" + tok.uuid.substr(0, 8);
+    json::array entries{sys.ToStorage(), tok.ToStorage()};
     RETURN_IF_ERROR(barrier_->Put("core/mounts", json::serialize(json::object{{"entries", entries}})));
     ASSIGN_OR_RETURN(out.keys, seal_->Initialize(shares, threshold, root_key));
     return absl::OkStatus();
@@ -358,41 +398,53 @@ absl::StatusOr<Response> Core::Handle(Request& req) {
   return result;
 }
 
+namespace {
+// Paths that need "sudo" on top of the operation's capability (Vault's root-protected paths).
+bool IsSudoPath(std::string_view p) {
+  for (std::string_view exact : {"sys/rotate", "sys/seal", "sys/step-down", "sys/audit", "sys/audit/",
+                                 "sys/raw", "auth/token/accessors", "auth/token/accessors/",
+                                 "auth/token/revoke-orphan"})
+    if (p == exact) return true;
+  for (std::string_view prefix : {"sys/audit/", "sys/raw/", "sys/auth/", "sys/leases/revoke-prefix/",
+                                  "sys/leases/revoke-force/", "auth/token/revoke-orphan/"})
+    if (p.substr(0, prefix.size()) == prefix) return true;
+  return false;
+}
+}  // namespace
+
 absl::StatusOr<Response> Core::HandleLocked(Request& req) {
   // Authentication, then authorization, before any engine runs.
   ASSIGN_OR_RETURN(auto token, tokens_->Lookup(req.client_token));
   if (!token) return absl::PermissionDeniedError("permission denied");
-  RETURN_IF_ERROR(authorizer_->Check(*token, req));
-
-  if (StartsWith(req.path, "sys/") || req.path == "sys") return HandleSystem(req);
-  if (req.path == "auth/token/lookup-self") {
-    // The token store's own endpoints arrive with the token/ACL work; lookup-self is here now
-    // because clients (hvac's is_authenticated, `vault login`) check a token with it.
-    if (req.op != Operation::kRead && req.op != Operation::kUpdate)
-      return absl::UnimplementedError("unsupported operation");
-    req.mount_point = "auth/token/";
-    req.mount_type = "token";
-    json::array policies;
-    for (const auto& p : token->policies) policies.emplace_back(p);
-    return Response::Data(json::object{{"accessor", token->accessor},
-                                       {"creation_time", token->creation_time},
-                                       {"creation_ttl", token->ttl},
-                                       {"display_name", token->display_name},
-                                       {"entity_id", ""},
-                                       {"expire_time", nullptr},
-                                       {"explicit_max_ttl", 0},
-                                       {"id", req.client_token},
-                                       {"meta", nullptr},
-                                       {"num_uses", 0},
-                                       {"orphan", true},
-                                       {"path", token->path},
-                                       {"policies", policies},
-                                       {"renewable", false},
-                                       {"ttl", token->ttl},
-                                       {"type", "service"}});
+  if (!token->bound_cidrs.empty()) {
+    bool inside = false;
+    for (const auto& c : token->bound_cidrs) inside = inside || CidrContains(c, req.remote_address);
+    if (!inside) return absl::PermissionDeniedError("permission denied");
   }
+
   std::string rest;
-  auto mount = Route(req.path, &rest);
+  std::shared_ptr<Mount> mount;
+  const bool system = StartsWith(req.path, "sys/") || req.path == "sys";
+  if (!system) {
+    mount = Route(req.path, &rest);
+    // Vault's existence check: a write to something that does not exist needs "create".
+    if (mount && req.op == Operation::kUpdate) {
+      Request probe;
+      probe.op = req.op;
+      probe.path = rest;
+      probe.storage = mount->view.get();
+      probe.mount_point = mount->entry.path;
+      ASSIGN_OR_RETURN(auto exists, mount->backend->Exists(probe));
+      if (exists.has_value() && !*exists) req.op = Operation::kCreate;
+    }
+  }
+  ASSIGN_OR_RETURN(auto acl, policies_->AclFor(token->policies));
+  if (!acl->Allows(req.path, req.op, IsSudoPath(req.path))) return absl::PermissionDeniedError("permission denied");
+  req.sudo = acl->root() || (acl->Capabilities(req.path, false) & kCapSudo);
+  RETURN_IF_ERROR(tokens_->Use(*token));
+  req.token = std::move(token);
+
+  if (system) return HandleSystem(req);
   if (!mount)
     return absl::NotFoundError(Cat("no handler for route \"", req.path, "\": no secrets engine is mounted there (see `coffer secrets list`)"));
   req.mount_point = mount->entry.path;
@@ -421,6 +473,26 @@ absl::StatusOr<Response> Core::HandleSystem(Request& req) {
       case Operation::kRead: return MountRead(mp);
       case Operation::kCreate:
       case Operation::kUpdate: return MountEnableRequest(req, mp);
+      case Operation::kDelete: RETURN_IF_ERROR(DisableMount(mp)); return Response::Empty();
+      default: return unsupported();
+    }
+  }
+  if (p == "policy" || p.substr(0, 7) == "policy/" || p == "policies/acl" || p == "policies/acl/" ||
+      p.substr(0, 13) == "policies/acl/")
+    return HandlePolicies(req, p);
+  if (p == "capabilities" || p == "capabilities-self" || p == "capabilities-accessor")
+    return HandleCapabilities(req, p);
+  if (p == "auth" || p == "auth/") {
+    if (req.op != Operation::kRead) return unsupported();
+    return AuthList();
+  }
+  if (StartsWith(p, "auth/")) {
+    std::string mp = Cat("auth/", p.substr(5));
+    if (mp.size() > 5 && mp.substr(mp.size() - 5) == "/tune") return MountTune(req, mp.substr(0, mp.size() - 5));
+    switch (req.op) {
+      case Operation::kRead: return MountRead(mp);
+      case Operation::kCreate:
+      case Operation::kUpdate: return MountEnableRequest(req, mp, true);
       case Operation::kDelete: RETURN_IF_ERROR(DisableMount(mp)); return Response::Empty();
       default: return unsupported();
     }

@@ -16,11 +16,15 @@
 
 #include "absl/synchronization/mutex.h"
 #include "barrier/barrier.h"
-#include "core/authorizer.h"
 #include "core/backend.h"
 #include "core/metrics.h"
 #include "core/request.h"
+#include "core/policy_store.h"
 #include "core/token_store.h"
+#include "util/clock.h"
+
+#include <condition_variable>
+#include <thread>
 #include "seal/seal.h"
 
 namespace coffer::core {
@@ -33,6 +37,9 @@ struct CoreOptions {
   int64_t default_lease_ttl = kSystemDefaultTtl;
   int64_t max_lease_ttl = kSystemDefaultTtl;
   std::string storage_type = "inmem";
+  const Clock* clock = RealClock::Get();
+  // How often expired tokens are removed in the background (0: never; tests call TidyNow).
+  std::chrono::milliseconds tidy_interval{1000};
 };
 
 struct InitResult {
@@ -59,6 +66,8 @@ class Core {
   absl::Status EnableMount(MountEntry entry);
 
   Metrics& metrics() { return metrics_; }
+  // Removes expired tokens now (the background tidy does the same periodically).
+  absl::StatusOr<int> TidyNow();
 
  private:
   struct Mount {
@@ -74,18 +83,22 @@ class Core {
   absl::StatusOr<Response> HandleHealth(const Request& req);
   absl::StatusOr<Response> HandleInitRequest(Request& req);
   absl::StatusOr<Response> HandleUnsealRequest(Request& req);
+  absl::StatusOr<Response> HandlePolicies(Request& req, std::string_view p) ABSL_SHARED_LOCKS_REQUIRED(state_mu_);
+  absl::StatusOr<Response> HandleCapabilities(Request& req, std::string_view p) ABSL_SHARED_LOCKS_REQUIRED(state_mu_);
+  absl::StatusOr<Response> AuthList();
+  void TidyLoop();
 
   // Mount table (sys_mounts.cc).
   absl::Status LoadMounts() ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_mu_);
   absl::Status PersistMountsLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mounts_mu_);
   absl::StatusOr<std::shared_ptr<Mount>> Instantiate(MountEntry entry);
   std::shared_ptr<Mount> Route(std::string_view path, std::string* rest);
-  absl::Status EnableMountLocked(MountEntry entry) ABSL_SHARED_LOCKS_REQUIRED(state_mu_);
+  absl::Status EnableMountLocked(MountEntry entry, bool auth = false) ABSL_SHARED_LOCKS_REQUIRED(state_mu_);
   absl::Status DisableMount(std::string_view path) ABSL_SHARED_LOCKS_REQUIRED(state_mu_);
   absl::StatusOr<Response> MountsList();
   absl::StatusOr<Response> MountRead(std::string_view path);
   absl::StatusOr<Response> MountTune(Request& req, std::string_view path);
-  absl::StatusOr<Response> MountEnableRequest(Request& req, std::string_view path)
+  absl::StatusOr<Response> MountEnableRequest(Request& req, std::string_view path, bool auth = false)
       ABSL_SHARED_LOCKS_REQUIRED(state_mu_);
   int64_t EffectiveDefaultTtl(const MountEntry& e) const;
   int64_t EffectiveMaxTtl(const MountEntry& e) const;
@@ -97,7 +110,7 @@ class Core {
   std::unique_ptr<seal::Seal> seal_;
   std::unique_ptr<barrier::Barrier> barrier_;
   std::unique_ptr<TokenStore> tokens_;
-  std::unique_ptr<Authorizer> authorizer_;
+  std::unique_ptr<PolicyStore> policies_;
   Metrics metrics_;
 
   mutable absl::Mutex state_mu_;
@@ -107,6 +120,11 @@ class Core {
 
   mutable absl::Mutex mounts_mu_;
   std::map<std::string, std::shared_ptr<Mount>, std::less<>> mounts_ ABSL_GUARDED_BY(mounts_mu_);
+
+  std::mutex tidy_mu_;
+  std::condition_variable tidy_cv_;
+  bool stopping_ = false;  // guarded by tidy_mu_
+  std::thread tidy_thread_;
 };
 
 }  // namespace coffer::core

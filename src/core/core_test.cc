@@ -235,9 +235,9 @@ TEST_F(CoreTest, FailedWritesLoseNothingAndLeaveTheTableConsistent) {
 TEST_F(CoreTest, InterruptedInitCanBeRetried) {
   // The seal config is written last; a failure before it leaves the server uninitialized and a
   // second init starts cleanly.
-  // Writes of an init: 4 prefix wipes, keyring, token salt, root token, cluster info, mount
-  // table, then the root key + seal config batch (the 10th), which is the one that fails here.
-  faulty_.FailWritesAfter(9);
+  // Writes of an init: 4 prefix wipes, keyring, token salt, default policy, root token, cluster
+  // info, mount table, then the root key + seal config batch (the 11th), which fails here.
+  faulty_.FailWritesAfter(10);
   EXPECT_FALSE(core_->Initialize(3, 2).ok());
   EXPECT_EQ(faulty_.failed(), 1);
   EXPECT_TRUE(phys_.Get("core/keyring")->has_value()) << "the half-done init left data behind";

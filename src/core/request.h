@@ -9,6 +9,7 @@
 
 #include "absl/status/status.h"
 #include "boost/json/object.hpp"
+#include "core/token_store.h"
 #include "storage/storage.h"
 
 namespace coffer::core {
@@ -34,6 +35,8 @@ struct Request {
   int64_t mount_default_ttl = 0;  // effective seconds
   int64_t mount_max_ttl = 0;
   storage::Storage* storage = nullptr;  // the mount's view through the barrier
+  std::optional<TokenEntry> token;      // the authenticated caller
+  bool sudo = false;                    // the caller holds sudo on this path
 
   std::optional<std::string> QueryParam(std::string_view name) const {
     for (const auto& [k, v] : query)

@@ -113,7 +113,8 @@ absl::StatusOr<std::shared_ptr<Core::Mount>> Core::Instantiate(MountEntry entry)
           Cat("unknown secrets engine type \"", entry.type, "\"; available: ", known));
     }
     ASSIGN_OR_RETURN(m->backend, f->second(entry));
-    m->view = std::make_unique<barrier::PrefixView>(barrier_.get(), "logical/" + entry.uuid + "/");
+    const bool auth = entry.path.substr(0, 5) == "auth/";
+    m->view = std::make_unique<barrier::PrefixView>(barrier_.get(), (auth ? "auth/" : "logical/") + entry.uuid + "/");
   }
   m->entry = std::move(entry);
   return m;
@@ -172,11 +173,18 @@ absl::Status Core::EnableMount(MountEntry entry) {
   return EnableMountLocked(std::move(entry));
 }
 
-absl::Status Core::EnableMountLocked(MountEntry entry) {
+absl::Status Core::EnableMountLocked(MountEntry entry, bool auth) {
   ASSIGN_OR_RETURN(entry.path, NormalizeMountPath(entry.path));
-  for (auto r : kReserved)
-    if (entry.path.substr(0, r.size()) == r)
-      return absl::InvalidArgumentError(Cat("cannot mount at \"", entry.path, "\": \"", r, "\" is reserved"));
+  std::string_view check = entry.path;
+  if (auth) {
+    check.remove_prefix(5);  // "auth/"
+    if (check.empty()) return absl::InvalidArgumentError("auth method path must not be empty");
+    if (entry.type == "token") return absl::InvalidArgumentError("the token auth method is built in and cannot be enabled again");
+  } else {
+    for (auto r : kReserved)
+      if (check.substr(0, r.size()) == r)
+        return absl::InvalidArgumentError(Cat("cannot mount at \"", entry.path, "\": \"", r, "\" is reserved"));
+  }
   if (entry.type.empty()) return absl::InvalidArgumentError("type is required (for example \"kv\")");
   if (entry.default_lease_ttl > 0 && entry.max_lease_ttl > 0 && entry.default_lease_ttl > entry.max_lease_ttl)
     return absl::InvalidArgumentError("default_lease_ttl cannot be greater than max_lease_ttl");
@@ -206,8 +214,8 @@ absl::Status Core::DisableMount(std::string_view raw_path) {
     absl::MutexLock l(&mounts_mu_);
     auto it = mounts_.find(path);
     if (it == mounts_.end()) return absl::OkStatus();  // Vault: disabling a missing mount is a no-op
-    if (!it->second->backend)
-      return absl::InvalidArgumentError(Cat("cannot unmount \"", path, "\": it is a built-in mount"));
+    if (!it->second->backend || it->second->entry.type == "token")
+      return absl::InvalidArgumentError(Cat("cannot disable \"", path, "\": it is built in"));
     m = it->second;
     mounts_.erase(it);
     auto st = PersistMountsLocked();
@@ -217,7 +225,8 @@ absl::Status Core::DisableMount(std::string_view raw_path) {
     }
   }
   // The table no longer routes to it; now remove its data.
-  RETURN_IF_ERROR(barrier_->DeletePrefix("logical/" + m->entry.uuid + "/"));
+  RETURN_IF_ERROR(barrier_->DeletePrefix(
+      (path.substr(0, 5) == "auth/" ? "auth/" : "logical/") + m->entry.uuid + "/"));
   log::Info("secrets engine disabled", {{"path", path}});
   return absl::OkStatus();
 }
@@ -225,7 +234,8 @@ absl::Status Core::DisableMount(std::string_view raw_path) {
 absl::StatusOr<Response> Core::MountsList() {
   json::object d;
   absl::ReaderMutexLock l(&mounts_mu_);
-  for (const auto& [path, m] : mounts_) d[path] = m->entry.ToJson();
+  for (const auto& [path, m] : mounts_)
+    if (path.substr(0, 5) != "auth/") d[path] = m->entry.ToJson();
   auto r = Response::Data(std::move(d));
   r.duplicate_data_at_top = true;
   return r;
@@ -241,7 +251,7 @@ absl::StatusOr<Response> Core::MountRead(std::string_view raw_path) {
   return r;
 }
 
-absl::StatusOr<Response> Core::MountEnableRequest(Request& req, std::string_view path) {
+absl::StatusOr<Response> Core::MountEnableRequest(Request& req, std::string_view path, bool auth) {
   MountEntry e;
   e.path = std::string(path);
   ASSIGN_OR_RETURN(auto type, JsonString(req.data, "type"));
@@ -268,7 +278,7 @@ absl::StatusOr<Response> Core::MountEnableRequest(Request& req, std::string_view
       e.options[k] = v;
     }
   }
-  RETURN_IF_ERROR(EnableMountLocked(std::move(e)));
+  RETURN_IF_ERROR(EnableMountLocked(std::move(e), auth));
   return Response::Empty();
 }
 
@@ -309,7 +319,8 @@ absl::StatusOr<Response> Core::MountTune(Request& req, std::string_view raw_path
   // Mount objects are shared with requests in flight: replace, never mutate in place.
   auto replacement = std::make_shared<Mount>();
   replacement->entry = updated;
-  replacement->view = std::make_unique<barrier::PrefixView>(barrier_.get(), "logical/" + updated.uuid + "/");
+  replacement->view = std::make_unique<barrier::PrefixView>(
+      barrier_.get(), (path.substr(0, 5) == "auth/" ? "auth/" : "logical/") + updated.uuid + "/");
   if (updated.type != "system") {
     ASSIGN_OR_RETURN(replacement->backend, opts_.factories.at(updated.type)(updated));
   } else {

@@ -2,13 +2,75 @@
 
 #include <openssl/crypto.h>
 
-#include "absl/time/clock.h"
+#include <deque>
+
+#include "absl/strings/str_format.h"
 #include "boost/json.hpp"
 #include "crypto/crypto.h"
 #include "util/encoding.h"
 #include "util/status.h"
 
 namespace coffer::core {
+namespace json = boost::json;
+namespace {
+constexpr char kIdPrefix[] = "sys/token/id/";
+constexpr char kAccessorPrefix[] = "sys/token/accessor/";
+constexpr char kParentPrefix[] = "sys/token/parent/";
+constexpr char kExpirePrefix[] = "sys/token/expire/";
+absl::string_view AV(std::string_view s) { return absl::string_view(s.data(), s.size()); }
+}  // namespace
+
+bool TokenEntry::IsRoot() const {
+  for (const auto& p : policies)
+    if (p == "root") return true;
+  return false;
+}
+
+json::object TokenEntry::ToStorage() const {
+  json::array pol, cidrs;
+  for (const auto& p : policies) pol.emplace_back(p);
+  for (const auto& c : bound_cidrs) cidrs.emplace_back(c);
+  json::object m;
+  for (const auto& [k, v] : meta) m[k] = v;
+  return json::object{{"accessor", accessor},          {"policies", pol},
+                      {"path", path},                  {"display_name", display_name},
+                      {"meta", m},                     {"parent", parent_hash},
+                      {"role", role},                  {"creation_time", creation_time},
+                      {"creation_ttl", creation_ttl},  {"ttl", ttl},
+                      {"expire_time", expire_time},    {"explicit_max_ttl", explicit_max_ttl},
+                      {"period", period},              {"num_uses", num_uses},
+                      {"renewable", renewable},        {"bound_cidrs", cidrs}};
+}
+
+absl::StatusOr<TokenEntry> TokenEntry::FromStorage(std::string id_hash, const json::object& o) {
+  TokenEntry e;
+  e.id_hash = std::move(id_hash);
+  try {
+    e.accessor = std::string(o.at("accessor").as_string());
+    for (const auto& p : o.at("policies").as_array()) e.policies.emplace_back(p.as_string());
+    e.path = std::string(o.at("path").as_string());
+    e.display_name = std::string(o.at("display_name").as_string());
+    for (const auto& [k, v] : o.at("meta").as_object()) e.meta[k] = std::string(v.as_string());
+    e.parent_hash = std::string(o.at("parent").as_string());
+    e.role = std::string(o.at("role").as_string());
+    e.creation_time = o.at("creation_time").to_number<int64_t>();
+    e.creation_ttl = o.at("creation_ttl").to_number<int64_t>();
+    e.ttl = o.at("ttl").to_number<int64_t>();
+    e.expire_time = o.at("expire_time").to_number<int64_t>();
+    e.explicit_max_ttl = o.at("explicit_max_ttl").to_number<int64_t>();
+    e.period = o.at("period").to_number<int64_t>();
+    e.num_uses = o.at("num_uses").to_number<int64_t>();
+    e.renewable = o.at("renewable").as_bool();
+    for (const auto& c : o.at("bound_cidrs").as_array()) e.bound_cidrs.emplace_back(c.as_string());
+  } catch (const std::exception& ex) {
+    return absl::DataLossError(Cat("token entry is corrupt: ", ex.what()));
+  }
+  return e;
+}
+
+std::string TokenStore::ExpireKey(int64_t at, std::string_view hash) {
+  return Cat(kExpirePrefix, absl::StrFormat("%020d", at), "/", hash);
+}
 
 absl::Status TokenStore::Setup() {
   ASSIGN_OR_RETURN(auto salt, barrier_->Get("core/token-salt"));
@@ -37,52 +99,253 @@ absl::StatusOr<std::string> TokenStore::Hash(std::string_view value) {
   return HexEncode(crypto::HmacSha256(salt_, value));
 }
 
-absl::StatusOr<std::string> TokenStore::CreateRootToken() {
+absl::Status TokenStore::Persist(const TokenEntry& e, std::vector<storage::WriteOp>* ops) {
+  ops->push_back({storage::WriteOp::Kind::kPut, kIdPrefix + e.id_hash, json::serialize(e.ToStorage())});
+  return absl::OkStatus();
+}
+
+absl::StatusOr<CreatedToken> TokenStore::Create(TokenEntry e) {
   ASSIGN_OR_RETURN(std::string token, crypto::RandomToken("hvs."));
-  ASSIGN_OR_RETURN(std::string accessor, crypto::RandomToken(""));
-  ASSIGN_OR_RETURN(std::string id_hash, Hash(token));
-  ASSIGN_OR_RETURN(std::string acc_hash, Hash(accessor));
-  int64_t now = absl::ToUnixSeconds(absl::Now());
-  boost::json::object entry{{"accessor", accessor},       {"policies", boost::json::array{"root"}},
-                            {"path", "auth/token/root"}, {"display_name", "root"},
-                            {"creation_time", now},      {"ttl", 0}};
+  ASSIGN_OR_RETURN(e.accessor, crypto::RandomToken(""));
+  ASSIGN_OR_RETURN(e.id_hash, Hash(token));
+  ASSIGN_OR_RETURN(std::string acc_hash, Hash(e.accessor));
+  e.creation_time = clock_->NowUnix();
+  e.creation_ttl = e.ttl;
+  e.expire_time = e.ttl > 0 ? e.creation_time + e.ttl : 0;
   std::vector<storage::WriteOp> ops;
-  ops.push_back({storage::WriteOp::Kind::kPut, "sys/token/id/" + id_hash, boost::json::serialize(entry)});
-  ops.push_back({storage::WriteOp::Kind::kPut, "sys/token/accessor/" + acc_hash,
-                 boost::json::serialize(boost::json::object{{"id_hash", id_hash}})});
+  RETURN_IF_ERROR(Persist(e, &ops));
+  ops.push_back({storage::WriteOp::Kind::kPut, kAccessorPrefix + acc_hash,
+                 json::serialize(json::object{{"id_hash", e.id_hash}, {"accessor", e.accessor}})});
+  if (!e.parent_hash.empty())
+    ops.push_back({storage::WriteOp::Kind::kPut, Cat(kParentPrefix, e.parent_hash, "/", e.id_hash), ""});
+  if (e.expire_time > 0) ops.push_back({storage::WriteOp::Kind::kPut, ExpireKey(e.expire_time, e.id_hash), ""});
   RETURN_IF_ERROR(barrier_->Write(std::move(ops)));
-  return token;
+  return CreatedToken{std::move(token), std::move(e)};
+}
+
+absl::StatusOr<std::string> TokenStore::CreateRootToken() {
+  TokenEntry e;
+  e.policies = {"root"};
+  e.path = "auth/token/root";
+  e.display_name = "root";
+  e.renewable = false;
+  ASSIGN_OR_RETURN(auto created, Create(std::move(e)));
+  return created.token;
+}
+
+absl::StatusOr<std::optional<TokenEntry>> TokenStore::Load(std::string_view id_hash) {
+  std::optional<TokenEntry> found;
+  {
+    absl::ReaderMutexLock l(&mu_);
+    auto it = cache_.find(AV(id_hash));
+    if (it != cache_.end()) found = it->second;
+  }
+  if (!found) {
+    ASSIGN_OR_RETURN(auto raw, barrier_->Get(kIdPrefix + std::string(id_hash)));
+    if (!raw) return std::optional<TokenEntry>();
+    boost::system::error_code ec;
+    auto v = json::parse(*raw, ec);
+    if (ec || !v.is_object()) return absl::DataLossError("token entry is corrupt");
+    ASSIGN_OR_RETURN(TokenEntry e, TokenEntry::FromStorage(std::string(id_hash), v.as_object()));
+    absl::MutexLock l(&mu_);
+    cache_[e.id_hash] = e;
+    found = std::move(e);
+  }
+  return found;
+}
+
+absl::StatusOr<std::optional<TokenEntry>> TokenStore::LookupByHash(std::string_view id_hash) {
+  ASSIGN_OR_RETURN(auto found, Load(id_hash));
+  if (!found) return found;
+  // Refused at once when expired; Tidy() removes it.
+  if (found->expire_time > 0 && clock_->NowUnix() >= found->expire_time) return std::optional<TokenEntry>();
+  if (found->num_uses < 0) return std::optional<TokenEntry>();  // used up, revocation under way
+  return found;
 }
 
 absl::StatusOr<std::optional<TokenEntry>> TokenStore::Lookup(std::string_view token) {
   if (token.empty() || token.size() > 512) return std::optional<TokenEntry>();
   ASSIGN_OR_RETURN(std::string id_hash, Hash(token));
-  {
-    absl::ReaderMutexLock l(&mu_);
-    auto it = cache_.find(id_hash);
-    if (it != cache_.end()) return std::optional<TokenEntry>(it->second);
-  }
-  ASSIGN_OR_RETURN(auto raw, barrier_->Get("sys/token/id/" + id_hash));
+  return LookupByHash(id_hash);
+}
+
+absl::StatusOr<std::optional<TokenEntry>> TokenStore::LookupByAccessor(std::string_view accessor) {
+  if (accessor.empty() || accessor.size() > 128) return std::optional<TokenEntry>();
+  ASSIGN_OR_RETURN(std::string acc_hash, Hash(accessor));
+  ASSIGN_OR_RETURN(auto raw, barrier_->Get(kAccessorPrefix + acc_hash));
   if (!raw) return std::optional<TokenEntry>();
   boost::system::error_code ec;
-  auto v = boost::json::parse(*raw, ec);
-  if (ec || !v.is_object()) return absl::DataLossError("token entry is corrupt");
-  const auto& o = v.as_object();
-  TokenEntry e;
-  e.id_hash = id_hash;
-  try {
-    e.accessor = std::string(o.at("accessor").as_string());
-    for (const auto& p : o.at("policies").as_array()) e.policies.emplace_back(p.as_string());
-    e.path = std::string(o.at("path").as_string());
-    e.display_name = std::string(o.at("display_name").as_string());
-    e.creation_time = o.at("creation_time").to_number<int64_t>();
-    e.ttl = o.at("ttl").to_number<int64_t>();
-  } catch (const std::exception&) {
-    return absl::DataLossError("token entry is corrupt");
+  auto v = json::parse(*raw, ec);
+  if (ec || !v.is_object() || !v.as_object().contains("id_hash")) return absl::DataLossError("accessor entry is corrupt");
+  return LookupByHash(std::string(v.as_object()["id_hash"].as_string()));
+}
+
+absl::Status TokenStore::Revoke(std::string_view root_hash, bool orphan_children) {
+  absl::MutexLock wl(&write_mu_);
+  // Breadth-first over the tree, children by pages; each token's keys go in one batch.
+  std::deque<std::string> queue{std::string(root_hash)};
+  bool first = true;
+  while (!queue.empty()) {
+    std::string h = std::move(queue.front());
+    queue.pop_front();
+    {
+      absl::MutexLock l(&mu_);
+      cache_.erase(AV(h));
+    }
+    std::vector<storage::WriteOp> ops;
+    std::string parent_prefix = Cat(kParentPrefix, h, "/");
+    std::string after;
+    for (;;) {
+      ASSIGN_OR_RETURN(auto kids, barrier_->List(parent_prefix, after, 256));
+      if (kids.empty()) break;
+      for (const auto& k : kids) {
+        if (orphan_children && first) {
+          ASSIGN_OR_RETURN(auto child, Load(k));
+          if (child) {
+            child->parent_hash.clear();
+            RETURN_IF_ERROR(Persist(*child, &ops));
+            absl::MutexLock l(&mu_);
+            cache_.erase(AV(k));
+          }
+        } else {
+          queue.push_back(k);
+        }
+        ops.push_back({storage::WriteOp::Kind::kDelete, parent_prefix + k, ""});
+      }
+      after = kids.back();
+    }
+    ASSIGN_OR_RETURN(auto e, Load(h));
+    if (e) {
+      ASSIGN_OR_RETURN(std::string acc_hash, Hash(e->accessor));
+      ops.push_back({storage::WriteOp::Kind::kDelete, kAccessorPrefix + acc_hash, ""});
+      if (!e->parent_hash.empty())
+        ops.push_back({storage::WriteOp::Kind::kDelete, Cat(kParentPrefix, e->parent_hash, "/", h), ""});
+      if (e->expire_time > 0) ops.push_back({storage::WriteOp::Kind::kDelete, ExpireKey(e->expire_time, h), ""});
+      ops.push_back({storage::WriteOp::Kind::kDelete, kIdPrefix + h, ""});
+    }
+    if (!ops.empty()) RETURN_IF_ERROR(barrier_->Write(std::move(ops)));
+    {
+      absl::MutexLock l(&mu_);
+      cache_.erase(AV(h));
+    }
+    first = false;
   }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<TokenEntry> TokenStore::Renew(std::string_view id_hash, int64_t increment,
+                                             int64_t mount_max_ttl, std::vector<std::string>* warnings) {
+  absl::MutexLock wl(&write_mu_);
+  ASSIGN_OR_RETURN(auto found, LookupByHash(id_hash));
+  if (!found) return absl::PermissionDeniedError("permission denied");
+  TokenEntry e = std::move(*found);
+  if (e.ttl == 0 && e.period == 0) return e;  // never expires: nothing to extend
+  if (!e.renewable) return absl::InvalidArgumentError("token is not renewable");
+  const int64_t now = clock_->NowUnix();
+  int64_t want = e.period > 0 ? e.period : (increment > 0 ? increment : e.creation_ttl);
+  if (e.period > 0 && increment > 0 && increment < e.period) want = increment;
+  // The maximum lifetime counts from creation: explicit_max_ttl, then the mount's max TTL
+  // (periodic tokens are only bound by explicit_max_ttl, as in Vault).
+  int64_t max_end = 0;
+  if (e.explicit_max_ttl > 0) max_end = e.creation_time + e.explicit_max_ttl;
+  if (e.period == 0 && mount_max_ttl > 0) {
+    int64_t m = e.creation_time + mount_max_ttl;
+    max_end = max_end ? std::min(max_end, m) : m;
+  }
+  int64_t end = now + want;
+  if (max_end > 0 && end > max_end) {
+    end = max_end;
+    if (warnings)
+      warnings->push_back(Cat("TTL of \"", want, "s\" exceeded the effective max_ttl of \"",
+                              std::max<int64_t>(0, max_end - now), "s\"; TTL value is capped accordingly"));
+  }
+  if (end <= now) return absl::InvalidArgumentError("token has reached its maximum lifetime and cannot be renewed");
+  std::vector<storage::WriteOp> ops;
+  if (e.expire_time > 0) ops.push_back({storage::WriteOp::Kind::kDelete, ExpireKey(e.expire_time, e.id_hash), ""});
+  e.ttl = end - now;
+  e.expire_time = end;
+  ops.push_back({storage::WriteOp::Kind::kPut, ExpireKey(e.expire_time, e.id_hash), ""});
+  RETURN_IF_ERROR(Persist(e, &ops));
+  RETURN_IF_ERROR(barrier_->Write(std::move(ops)));
   absl::MutexLock l(&mu_);
-  cache_[id_hash] = e;
-  return std::optional<TokenEntry>(std::move(e));
+  cache_[e.id_hash] = e;
+  return e;
+}
+
+absl::Status TokenStore::Use(const TokenEntry& entry) {
+  if (entry.num_uses == 0) return absl::OkStatus();
+  bool exhausted = false;
+  {
+    absl::MutexLock wl(&write_mu_);
+    ASSIGN_OR_RETURN(auto found, LookupByHash(entry.id_hash));
+    if (!found || found->num_uses <= 0) return absl::PermissionDeniedError("permission denied");
+    TokenEntry e = std::move(*found);
+    e.num_uses -= 1;
+    if (e.num_uses == 0) {
+      e.num_uses = -1;  // marks it used up: lookups refuse it from now on
+      exhausted = true;
+    }
+    std::vector<storage::WriteOp> ops;
+    RETURN_IF_ERROR(Persist(e, &ops));
+    RETURN_IF_ERROR(barrier_->Write(std::move(ops)));
+    absl::MutexLock l(&mu_);
+    cache_[e.id_hash] = e;
+  }
+  if (exhausted) return Revoke(entry.id_hash);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<std::string>> TokenStore::Accessors(std::string_view after_accessor, size_t limit) {
+  // Accessor keys are salted hashes; page over them and return the accessors they hold.
+  std::vector<std::string> out;
+  std::string after;
+  if (!after_accessor.empty()) {
+    ASSIGN_OR_RETURN(after, Hash(after_accessor));
+  }
+  ASSIGN_OR_RETURN(auto keys, barrier_->List(kAccessorPrefix, after, limit));
+  for (const auto& k : keys) {
+    ASSIGN_OR_RETURN(auto raw, barrier_->Get(kAccessorPrefix + k));
+    if (!raw) continue;
+    boost::system::error_code ec;
+    auto v = json::parse(*raw, ec);
+    if (!ec && v.is_object() && v.as_object().contains("accessor"))
+      out.emplace_back(v.as_object()["accessor"].as_string());
+  }
+  return out;
+}
+
+absl::StatusOr<int> TokenStore::Tidy(int max) {
+  const int64_t now = clock_->NowUnix();
+  int revoked = 0;
+  std::string after;
+  while (revoked < max) {
+    ASSIGN_OR_RETURN(auto stamps, barrier_->List(kExpirePrefix, after, 64));
+    if (stamps.empty()) break;
+    bool done = false;
+    for (const auto& dir : stamps) {
+      int64_t at = std::strtoll(dir.c_str(), nullptr, 10);
+      if (at > now) {
+        done = true;
+        break;
+      }
+      ASSIGN_OR_RETURN(auto hashes, barrier_->List(Cat(kExpirePrefix, dir), "", 256));
+      for (const auto& h : hashes) {
+        ASSIGN_OR_RETURN(auto e, Load(h));
+        if (e && (e->expire_time == 0 || e->expire_time > now)) {
+          // Renewed meanwhile: only the stale index key goes.
+          RETURN_IF_ERROR(barrier_->Delete(Cat(kExpirePrefix, dir, h)));
+          continue;
+        }
+        RETURN_IF_ERROR(Revoke(h));
+        // A token renewed meanwhile has a new expiry key; drop this stale one.
+        RETURN_IF_ERROR(barrier_->Delete(Cat(kExpirePrefix, dir, h)));
+        ++revoked;
+      }
+    }
+    if (done) break;
+    after = stamps.back();
+  }
+  return revoked;
 }
 
 }  // namespace coffer::core

@@ -1,20 +1,28 @@
-// TokenStore: tokens are random ("hvs." + 24 base62 characters) and stored only as
-// HMAC-SHA256(salt, token) under `sys/token/id/<hex>`, with the accessor under
-// `sys/token/accessor/<hex>`. The salt is random per server and kept in the barrier at
-// `core/token-salt`. Lookups go through an in-memory cache keyed by the same hash.
+// TokenStore: service tokens as Vault's token store keeps them.
 //
-// This first version holds root tokens only; the token/ACL issue extends TokenEntry (ttl,
-// num_uses, parent ...) and adds the auth/token endpoints.
+// A token is "hvs." + 24 random base62 characters (>142 bits) and is never stored: entries live
+// under `sys/token/id/<HMAC-SHA256(salt, token)>`, accessors under
+// `sys/token/accessor/<HMAC(salt, accessor)>`, the parent/child tree under
+// `sys/token/parent/<parent hash>/<child hash>`, and an expiry index under
+// `sys/token/expire/<unix seconds, 20 digits>/<hash>` that the background tidy walks in order.
+// The salt is random per server and kept in the barrier at `core/token-salt`.
+//
+// Lookups refuse an expired token at once; Tidy() removes expired tokens (and their children)
+// in pages. Revoking a token revokes its children unless they are orphans (or the revocation
+// asks to orphan them). A lookup cache is keyed by the salted hash and dropped on revocation.
 // All methods are safe to call from several threads.
 #pragma once
 
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/synchronization/mutex.h"
+#include "boost/json/object.hpp"
 #include "storage/storage.h"
+#include "util/clock.h"
 
 namespace coffer::core {
 
@@ -22,33 +30,82 @@ struct TokenEntry {
   std::string id_hash;  // never the token itself
   std::string accessor;
   std::vector<std::string> policies;
-  std::string path;
-  std::string display_name;
+  std::string path = "auth/token/create";
+  std::string display_name = "token";
+  std::map<std::string, std::string> meta;
+  std::string parent_hash;  // empty: an orphan
+  std::string role;
   int64_t creation_time = 0;
-  int64_t ttl = 0;  // 0: never expires (root)
+  int64_t creation_ttl = 0;  // the TTL given at creation
+  int64_t ttl = 0;           // 0: never expires (root tokens)
+  int64_t expire_time = 0;   // unix seconds; 0: never
+  int64_t explicit_max_ttl = 0;
+  int64_t period = 0;
+  int64_t num_uses = 0;  // 0: unlimited
+  bool renewable = true;
+  std::vector<std::string> bound_cidrs;
+
+  bool IsRoot() const;
+  boost::json::object ToStorage() const;
+  static absl::StatusOr<TokenEntry> FromStorage(std::string id_hash, const boost::json::object& o);
+};
+
+struct CreatedToken {
+  std::string token;  // sensitive: returned once to the caller
+  TokenEntry entry;
 };
 
 class TokenStore {
  public:
-  // `barrier` must outlive the store.
-  explicit TokenStore(storage::Storage* barrier) : barrier_(barrier) {}
+  // `barrier` and `clock` must outlive the store.
+  TokenStore(storage::Storage* barrier, const Clock* clock) : barrier_(barrier), clock_(clock) {}
 
   // Loads or creates the salt. Call after unseal.
   absl::Status Setup();
   // Forgets the salt and the cache (on seal).
   void Clear();
 
-  // Returns the new token; only its hash is stored.
+  // Stores a new token described by `entry` (id_hash, accessor and creation_time are filled in;
+  // expire_time from ttl). Returns the token.
+  absl::StatusOr<CreatedToken> Create(TokenEntry entry);
   absl::StatusOr<std::string> CreateRootToken();
-  // nullopt for an unknown token. Never logs the token.
+
+  // nullopt for an unknown or expired token. Never logs the token.
   absl::StatusOr<std::optional<TokenEntry>> Lookup(std::string_view token);
+  absl::StatusOr<std::optional<TokenEntry>> LookupByHash(std::string_view id_hash);
+  absl::StatusOr<std::optional<TokenEntry>> LookupByAccessor(std::string_view accessor);
+
+  // Revokes the token; its children too unless `orphan_children`, in which case they lose
+  // their parent and stay valid.
+  absl::Status Revoke(std::string_view id_hash, bool orphan_children = false);
+  // Extends the token's TTL by `increment` (0: its creation TTL), capped by explicit_max_ttl and
+  // `mount_max_ttl` counted from its creation. Returns the updated entry and warnings.
+  absl::StatusOr<TokenEntry> Renew(std::string_view id_hash, int64_t increment, int64_t mount_max_ttl,
+                                   std::vector<std::string>* warnings);
+  // Counts one use of a limited-use token. Fails with kPermissionDenied once the uses are gone;
+  // the use that exhausts the token succeeds and revokes it.
+  absl::Status Use(const TokenEntry& entry);
+
+  // One page of accessors (LIST auth/token/accessors).
+  absl::StatusOr<std::vector<std::string>> Accessors(std::string_view after, size_t limit);
+  // Revokes tokens whose expiry has passed, up to `max` of them; returns how many.
+  absl::StatusOr<int> Tidy(int max = 1000);
+
+  std::string HashForTest(std::string_view token) { return Hash(token).value_or(""); }
 
  private:
   absl::StatusOr<std::string> Hash(std::string_view value);
+  // The stored entry whatever its state (expired or used up), through the cache.
+  absl::StatusOr<std::optional<TokenEntry>> Load(std::string_view id_hash);
+  absl::Status Persist(const TokenEntry& e, std::vector<storage::WriteOp>* ops);
+  static std::string ExpireKey(int64_t at, std::string_view hash);
+
   storage::Storage* const barrier_;
+  const Clock* const clock_;
   absl::Mutex mu_;
   std::string salt_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, TokenEntry> cache_ ABSL_GUARDED_BY(mu_);
+  absl::Mutex write_mu_;  // serializes read-modify-write of entries (renew, use, revoke)
 };
 
 }  // namespace coffer::core

@@ -30,6 +30,12 @@ absl::Status ValidateKey(std::string_view p) {
 
 class KvBackend final : public core::Backend {
  public:
+  absl::StatusOr<std::optional<bool>> Exists(core::Request& req) override {
+    if (req.path.empty() || req.path.back() == '/' || !ValidateKey(req.path).ok()) return std::optional<bool>();
+    ASSIGN_OR_RETURN(auto raw, req.storage->Get(req.path));
+    return std::optional<bool>(raw.has_value());
+  }
+
   absl::StatusOr<core::Response> Handle(core::Request& req) override {
     RETURN_IF_ERROR(ValidateKey(req.path));
     switch (req.op) {
