@@ -96,7 +96,9 @@ absl::StatusOr<MountEntry> MountEntry::FromStorage(const json::object& o) {
 }
 
 int64_t Core::EffectiveDefaultTtl(const MountEntry& e) const {
-  return e.default_lease_ttl > 0 ? e.default_lease_ttl : opts_.default_lease_ttl;
+  // The default never exceeds the mount's effective max (a max tuned below the system default
+  // caps it, as Vault does).
+  return std::min(e.default_lease_ttl > 0 ? e.default_lease_ttl : opts_.default_lease_ttl, EffectiveMaxTtl(e));
 }
 int64_t Core::EffectiveMaxTtl(const MountEntry& e) const {
   return e.max_lease_ttl > 0 ? e.max_lease_ttl : opts_.max_lease_ttl;
@@ -311,8 +313,8 @@ absl::StatusOr<Response> Core::MountTune(Request& req, std::string_view raw_path
   if (d >= 0) updated.default_lease_ttl = d;
   if (m >= 0) updated.max_lease_ttl = m;
   if (desc) updated.description = *desc;
-  if (EffectiveDefaultTtl(updated) > EffectiveMaxTtl(updated))
-    return absl::InvalidArgumentError(Cat("default_lease_ttl (", EffectiveDefaultTtl(updated),
+  if (updated.default_lease_ttl > 0 && updated.default_lease_ttl > EffectiveMaxTtl(updated))
+    return absl::InvalidArgumentError(Cat("default_lease_ttl (", updated.default_lease_ttl,
                                           "s) cannot be greater than max_lease_ttl (",
                                           EffectiveMaxTtl(updated), "s)"));
   MountEntry old = it->second->entry;
