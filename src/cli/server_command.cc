@@ -48,7 +48,7 @@ sigset_t BlockSignals() {
   return set;
 }
 
-int WaitForSignals(const sigset_t& set, http::HttpServer* server) {
+int WaitForSignals(const sigset_t& set, http::HttpServer* server, core::Core* core) {
   for (;;) {
     int sig = 0;
     if (sigwait(&set, &sig) != 0) continue;
@@ -56,6 +56,8 @@ int WaitForSignals(const sigset_t& set, http::HttpServer* server) {
       auto st = server->ReloadTls();
       if (st.ok()) log::Info("SIGHUP: TLS certificates reloaded");
       else log::Error("SIGHUP: TLS reload failed, keeping the current certificates", {{"error", Msg(st)}});
+      auto au = core->ReopenAudit();
+      if (!au.ok()) log::Error("SIGHUP: an audit file could not be reopened; requests fail closed until it can", {{"error", Msg(au)}});
       continue;
     }
     log::Info("shutting down", {{"signal", sig == SIGINT ? "SIGINT" : "SIGTERM"}});
@@ -104,7 +106,7 @@ int RunDev(const ServerFlags& f) {
             << "==> Coffer server started!\n"
             << std::flush;
   log::Info("dev server started", {{"address", addr}});
-  return WaitForSignals(set, server->get());
+  return WaitForSignals(set, server->get(), core->get());
 }
 
 int RunFromConfig(const ServerFlags& f) {
@@ -150,7 +152,7 @@ int RunFromConfig(const ServerFlags& f) {
   std::string addrs;
   for (const auto& a : (*server)->Addresses()) addrs += (addrs.empty() ? "" : ",") + a;
   log::Info("server started", {{"listeners", addrs}, {"storage", cfg->storage_type}});
-  return WaitForSignals(set, server->get());
+  return WaitForSignals(set, server->get(), core->get());
 }
 
 }  // namespace

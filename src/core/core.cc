@@ -73,6 +73,12 @@ Core::~Core() {
   SealLocked();
 }
 
+absl::Status Core::ReopenAudit() {
+  absl::ReaderMutexLock l(&state_mu_);
+  if (sealed_) return absl::OkStatus();
+  return audit_->Reopen();
+}
+
 absl::StatusOr<int> Core::TidyNow() {
   absl::ReaderMutexLock l(&state_mu_);
   if (sealed_) return SealedError();
@@ -98,6 +104,7 @@ absl::StatusOr<std::unique_ptr<Core>> Core::Create(CoreOptions opts) {
   c->barrier_ = std::make_unique<barrier::Barrier>(c->opts_.physical);
   c->tokens_ = std::make_unique<TokenStore>(c->barrier_.get(), c->opts_.clock);
   c->policies_ = std::make_unique<PolicyStore>(c->barrier_.get());
+  c->audit_ = std::make_unique<AuditBroker>(c->barrier_.get(), c->opts_.clock);
   Core* raw = c.get();
   c->opts_.factories["token"] = [raw](const MountEntry&) -> absl::StatusOr<std::unique_ptr<Backend>> {
     return auth::token::NewBackend(raw->tokens_.get(), raw->policies_.get(), raw->opts_.clock);
@@ -123,6 +130,7 @@ void Core::SealLocked() {
   }
   tokens_->Clear();
   policies_->Clear();
+  audit_->Clear();
   barrier_->Seal();
   seal_->Reset();
   sealed_ = true;
@@ -232,6 +240,7 @@ absl::StatusOr<json::object> Core::Unseal(std::string_view key, bool reset) {
       auto st = barrier_->Unseal(*step.root_key);
       if (st.ok()) st = tokens_->Setup();
       if (st.ok()) st = LoadMounts();
+      if (st.ok()) st = audit_->Load();
       if (st.ok()) {
         auto cluster = barrier_->Get(kClusterPath);
         if (cluster.ok() && cluster->has_value()) {
@@ -413,20 +422,34 @@ bool IsSudoPath(std::string_view p) {
 }  // namespace
 
 absl::StatusOr<Response> Core::HandleLocked(Request& req) {
-  // Authentication, then authorization, before any engine runs.
+  // Authentication, then authorization, then the audit request entry, before any engine runs.
   ASSIGN_OR_RETURN(auto token, tokens_->Lookup(req.client_token));
-  if (!token) return absl::PermissionDeniedError("permission denied");
+  const absl::Status denied = absl::PermissionDeniedError("permission denied");
+  if (!token) {
+    RETURN_IF_ERROR(audit_->LogRequest(req, std::nullopt, denied));
+    return denied;
+  }
   if (!token->bound_cidrs.empty()) {
     bool inside = false;
     for (const auto& c : token->bound_cidrs) inside = inside || CidrContains(c, req.remote_address);
-    if (!inside) return absl::PermissionDeniedError("permission denied");
+    if (!inside) {
+      RETURN_IF_ERROR(audit_->LogRequest(req, token, denied));
+      return denied;
+    }
   }
 
   std::string rest;
   std::shared_ptr<Mount> mount;
   const bool system = StartsWith(req.path, "sys/") || req.path == "sys";
-  if (!system) {
+  if (system) {
+    req.mount_point = "sys/";
+    req.mount_type = "system";
+  } else {
     mount = Route(req.path, &rest);
+    if (mount) {
+      req.mount_point = mount->entry.path;
+      req.mount_type = mount->entry.type;
+    }
     // Vault's existence check: a write to something that does not exist needs "create".
     if (mount && req.op == Operation::kUpdate) {
       Request probe;
@@ -439,21 +462,29 @@ absl::StatusOr<Response> Core::HandleLocked(Request& req) {
     }
   }
   ASSIGN_OR_RETURN(auto acl, policies_->AclFor(token->policies));
-  if (!acl->Allows(req.path, req.op, IsSudoPath(req.path))) return absl::PermissionDeniedError("permission denied");
+  const bool allowed = acl->Allows(req.path, req.op, IsSudoPath(req.path));
+  RETURN_IF_ERROR(audit_->LogRequest(req, token, allowed ? absl::OkStatus() : denied));
+  if (!allowed) return denied;
   req.sudo = acl->root() || (acl->Capabilities(req.path, false) & kCapSudo);
   RETURN_IF_ERROR(tokens_->Use(*token));
-  req.token = std::move(token);
+  req.token = token;
 
-  if (system) return HandleSystem(req);
-  if (!mount)
-    return absl::NotFoundError(Cat("no handler for route \"", req.path, "\": no secrets engine is mounted there (see `coffer secrets list`)"));
-  req.mount_point = mount->entry.path;
-  req.mount_type = mount->entry.type;
-  req.mount_default_ttl = EffectiveDefaultTtl(mount->entry);
-  req.mount_max_ttl = EffectiveMaxTtl(mount->entry);
-  req.storage = mount->view.get();
-  req.path = rest;
-  return mount->backend->Handle(req);
+  const std::string full_path = req.path;
+  absl::StatusOr<Response> result;
+  if (system) {
+    result = HandleSystem(req);
+  } else if (!mount) {
+    result = absl::NotFoundError(Cat("no handler for route \"", req.path, "\": no secrets engine is mounted there (see `coffer secrets list`)"));
+  } else {
+    req.mount_default_ttl = EffectiveDefaultTtl(mount->entry);
+    req.mount_max_ttl = EffectiveMaxTtl(mount->entry);
+    req.storage = mount->view.get();
+    req.path = rest;
+    result = mount->backend->Handle(req);
+  }
+  req.path = full_path;
+  RETURN_IF_ERROR(audit_->LogResponse(req, token, result));
+  return result;
 }
 
 absl::StatusOr<Response> Core::HandleSystem(Request& req) {
@@ -497,6 +528,7 @@ absl::StatusOr<Response> Core::HandleSystem(Request& req) {
       default: return unsupported();
     }
   }
+  if (p == "audit" || StartsWith(p, "audit/") || StartsWith(p, "audit-hash/")) return HandleAudit(req, p);
   if (p == "rotate") {
     if (req.op != Operation::kUpdate && req.op != Operation::kCreate) return unsupported();
     ASSIGN_OR_RETURN(auto ks, barrier_->Rotate());
@@ -544,6 +576,46 @@ absl::StatusOr<Response> Core::HandleSystem(Request& req) {
     return Response::Data(std::move(d));
   }
   return absl::NotFoundError(Cat("no handler for route \"", req.path, "\""));
+}
+
+absl::StatusOr<Response> Core::HandleAudit(Request& req, std::string_view p) {
+  auto unsupported = [] { return absl::UnimplementedError("unsupported operation"); };
+  if (p == "audit") {
+    if (req.op != Operation::kRead) return unsupported();
+    auto r = Response::Data(audit_->List());
+    r.duplicate_data_at_top = true;
+    return r;
+  }
+  if (StartsWith(p, "audit-hash/")) {
+    if (req.op != Operation::kUpdate && req.op != Operation::kCreate) return unsupported();
+    ASSIGN_OR_RETURN(auto input, JsonString(req.data, "input"));
+    if (!input) return absl::InvalidArgumentError("'input' is required");
+    ASSIGN_OR_RETURN(std::string h, audit_->Hash(p.substr(11), *input));
+    return Response::Data(json::object{{"hash", h}});
+  }
+  std::string_view path = p.substr(6);
+  switch (req.op) {
+    case Operation::kCreate:
+    case Operation::kUpdate: {
+      ASSIGN_OR_RETURN(auto type, JsonString(req.data, "type"));
+      ASSIGN_OR_RETURN(auto desc, JsonString(req.data, "description"));
+      ASSIGN_OR_RETURN(auto local, JsonBool(req.data, "local"));
+      json::object options;
+      if (const auto* o = req.data.if_contains("options"); o && !o->is_null()) {
+        if (!o->is_object()) return absl::InvalidArgumentError("options must be an object");
+        options = o->as_object();
+      }
+      RETURN_IF_ERROR(audit_->Enable(path, type.value_or(""), desc.value_or(""), options, local.value_or(false)));
+      log::Info("audit device enabled", {{"path", std::string(path)}});
+      return Response::Empty();
+    }
+    case Operation::kDelete:
+      RETURN_IF_ERROR(audit_->Disable(path));
+      log::Info("audit device disabled", {{"path", std::string(path)}});
+      return Response::Empty();
+    default:
+      return unsupported();
+  }
 }
 
 }  // namespace coffer::core

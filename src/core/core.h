@@ -16,6 +16,7 @@
 
 #include "absl/synchronization/mutex.h"
 #include "barrier/barrier.h"
+#include "core/audit.h"
 #include "core/backend.h"
 #include "core/metrics.h"
 #include "core/request.h"
@@ -66,6 +67,8 @@ class Core {
   absl::Status EnableMount(MountEntry entry);
 
   Metrics& metrics() { return metrics_; }
+  // Reopens audit files (SIGHUP).
+  absl::Status ReopenAudit();
   // Removes expired tokens now (the background tidy does the same periodically).
   absl::StatusOr<int> TidyNow();
 
@@ -79,6 +82,7 @@ class Core {
   explicit Core(CoreOptions opts);
 
   absl::StatusOr<Response> HandleLocked(Request& req) ABSL_SHARED_LOCKS_REQUIRED(state_mu_);
+  absl::StatusOr<Response> HandleAudit(Request& req, std::string_view p) ABSL_SHARED_LOCKS_REQUIRED(state_mu_);
   absl::StatusOr<Response> HandleSystem(Request& req) ABSL_SHARED_LOCKS_REQUIRED(state_mu_);
   absl::StatusOr<Response> HandleHealth(const Request& req);
   absl::StatusOr<Response> HandleInitRequest(Request& req);
@@ -111,6 +115,7 @@ class Core {
   std::unique_ptr<barrier::Barrier> barrier_;
   std::unique_ptr<TokenStore> tokens_;
   std::unique_ptr<PolicyStore> policies_;
+  std::unique_ptr<AuditBroker> audit_;
   Metrics metrics_;
 
   mutable absl::Mutex state_mu_;
