@@ -38,6 +38,8 @@ class Backend {
   // Whether the target of a write exists, so the core can ask for "create" rather than
   // "update" capability (Vault's existence check). nullopt: the backend does not tell.
   virtual absl::StatusOr<std::optional<bool>> Exists(Request& req) { return std::optional<bool>(); }
+  // Paths (relative to the mount) callable without a token, such as an auth method's login.
+  virtual bool Unauthenticated(std::string_view path) const { return false; }
 };
 
 using BackendFactory =

@@ -7,6 +7,7 @@
 
 #include "absl/time/clock.h"
 #include "boost/json.hpp"
+#include "auth/approle/approle_backend.h"
 #include "auth/token/token_backend.h"
 #include "core/acl.h"
 #include "crypto/crypto.h"
@@ -106,9 +107,10 @@ absl::StatusOr<std::unique_ptr<Core>> Core::Create(CoreOptions opts) {
   c->policies_ = std::make_unique<PolicyStore>(c->barrier_.get());
   c->audit_ = std::make_unique<AuditBroker>(c->barrier_.get(), c->opts_.clock);
   Core* raw = c.get();
-  c->opts_.factories["token"] = [raw](const MountEntry&) -> absl::StatusOr<std::unique_ptr<Backend>> {
+  c->auth_factories_["token"] = [raw](const MountEntry&) -> absl::StatusOr<std::unique_ptr<Backend>> {
     return auth::token::NewBackend(raw->tokens_.get(), raw->policies_.get(), raw->opts_.clock);
   };
+  c->auth_factories_["approle"] = [raw](const MountEntry& e) { return auth::approle::Factory(e, raw->opts_.clock); };
   if (c->opts_.tidy_interval.count() > 0) c->tidy_thread_ = std::thread([raw] { raw->TidyLoop(); });
   return c;
 }
@@ -422,6 +424,29 @@ bool IsSudoPath(std::string_view p) {
 }  // namespace
 
 absl::StatusOr<Response> Core::HandleLocked(Request& req) {
+  // Auth methods' login paths need no token: audited, run, and the token they grant issued here.
+  if (StartsWith(req.path, "auth/")) {
+    std::string rest;
+    auto mount = Route(req.path, &rest);
+    if (mount && mount->backend->Unauthenticated(rest)) {
+      req.mount_point = mount->entry.path;
+      req.mount_type = mount->entry.type;
+      RETURN_IF_ERROR(audit_->LogRequest(req, std::nullopt, absl::OkStatus()));
+      const std::string full_path = req.path;
+      req.mount_default_ttl = EffectiveDefaultTtl(mount->entry);
+      req.mount_max_ttl = EffectiveMaxTtl(mount->entry);
+      req.storage = mount->view.get();
+      req.path = rest;
+      absl::StatusOr<Response> result = mount->backend->Handle(req);
+      req.path = full_path;
+      if (result.ok() && result->login) {
+        auto st = IssueLoginToken(req, mount->entry, *result);
+        if (!st.ok()) result = st;
+      }
+      RETURN_IF_ERROR(audit_->LogResponse(req, std::nullopt, result));
+      return result;
+    }
+  }
   // Authentication, then authorization, then the audit request entry, before any engine runs.
   ASSIGN_OR_RETURN(auto token, tokens_->Lookup(req.client_token));
   const absl::Status denied = absl::PermissionDeniedError("permission denied");
@@ -485,6 +510,39 @@ absl::StatusOr<Response> Core::HandleLocked(Request& req) {
   req.path = full_path;
   RETURN_IF_ERROR(audit_->LogResponse(req, token, result));
   return result;
+}
+
+absl::Status Core::IssueLoginToken(const Request& req, const MountEntry& mount, Response& resp) {
+  const LoginGrant& g = *resp.login;
+  TokenEntry e;
+  e.policies = g.policies;
+  if (!g.no_default_policy) e.policies.emplace_back("default");
+  std::sort(e.policies.begin(), e.policies.end());
+  e.policies.erase(std::unique(e.policies.begin(), e.policies.end()), e.policies.end());
+  if (std::find(e.policies.begin(), e.policies.end(), "root") != e.policies.end())
+    return absl::PermissionDeniedError("an auth method cannot grant the root policy");
+  if (e.policies.empty()) return absl::InvalidArgumentError("the login grants no policy");
+  e.path = mount.path + "login";
+  e.display_name = mount.path.substr(5, mount.path.size() - 6) + (g.display_name.empty() ? "" : "-" + g.display_name);
+  e.meta = g.metadata;
+  e.renewable = g.renewable;
+  e.num_uses = g.num_uses;
+  e.bound_cidrs = g.bound_cidrs;
+  e.period = g.period;
+  e.explicit_max_ttl = g.max_ttl;
+  const int64_t mount_max = EffectiveMaxTtl(mount);
+  if (g.period > 0) {
+    e.ttl = g.period;
+  } else {
+    e.ttl = g.ttl > 0 ? g.ttl : EffectiveDefaultTtl(mount);
+    e.ttl = std::min(e.ttl, mount_max);
+  }
+  if (e.explicit_max_ttl > 0 && e.ttl > e.explicit_max_ttl) e.ttl = e.explicit_max_ttl;
+  ASSIGN_OR_RETURN(auto created, tokens_->Create(std::move(e)));
+  resp.auth = auth::token::AuthBlock(created.entry, created.token);
+  resp.login.reset();
+  log::Info("login", {{"mount", mount.path}, {"accessor", created.entry.accessor}});
+  return absl::OkStatus();
 }
 
 absl::StatusOr<Response> Core::HandleSystem(Request& req) {

@@ -110,7 +110,11 @@ class Core {
   void SealLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_mu_);
   absl::StatusOr<bool> Initialized();
 
+  // Issues the token an auth method's login asked for; fills resp.auth.
+  absl::Status IssueLoginToken(const Request& req, const MountEntry& mount, Response& resp);
+
   CoreOptions opts_;
+  std::map<std::string, BackendFactory> auth_factories_;
   std::unique_ptr<seal::Seal> seal_;
   std::unique_ptr<barrier::Barrier> barrier_;
   std::unique_ptr<TokenStore> tokens_;

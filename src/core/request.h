@@ -2,6 +2,7 @@
 // Plain value types; not thread-safe, owned by the one request in flight.
 #pragma once
 
+#include <map>
 #include <optional>
 #include <string>
 #include <utility>
@@ -45,6 +46,20 @@ struct Request {
   }
 };
 
+// What an auth method asks the core to issue after a successful login (Vault's logical.Auth).
+struct LoginGrant {
+  std::vector<std::string> policies;
+  bool no_default_policy = false;
+  int64_t ttl = 0;
+  int64_t max_ttl = 0;  // explicit max for the token
+  int64_t period = 0;
+  int64_t num_uses = 0;
+  bool renewable = true;
+  std::vector<std::string> bound_cidrs;
+  std::string display_name;
+  std::map<std::string, std::string> metadata;
+};
+
 struct Response {
   // 0: derived — 200 when there is something to send, 204 otherwise.
   int http_status = 0;
@@ -60,6 +75,8 @@ struct Response {
   std::string content_type = "application/json";
   // Copied to the top level of the envelope as well (Vault does so for sys/mounts, key-status).
   bool duplicate_data_at_top = false;
+  // Set by auth methods: the core creates the token and fills `auth`.
+  std::optional<LoginGrant> login;
   // Internal: the core seals the server after sending this response.
   bool seal_after = false;
 

@@ -107,12 +107,15 @@ int64_t Core::EffectiveMaxTtl(const MountEntry& e) const {
 absl::StatusOr<std::shared_ptr<Core::Mount>> Core::Instantiate(MountEntry entry) {
   auto m = std::make_shared<Mount>();
   if (entry.type != "system") {
-    auto f = opts_.factories.find(entry.type);
-    if (f == opts_.factories.end()) {
+    const bool is_auth = entry.path.substr(0, 5) == "auth/";
+    const auto& factories = is_auth ? auth_factories_ : opts_.factories;
+    auto f = factories.find(entry.type);
+    if (f == factories.end()) {
       std::string known;
-      for (const auto& [name, _] : opts_.factories) known += (known.empty() ? "" : ", ") + name;
-      return absl::InvalidArgumentError(
-          Cat("unknown secrets engine type \"", entry.type, "\"; available: ", known));
+      for (const auto& [name, _] : factories)
+        if (name != "token") known += (known.empty() ? "" : ", ") + name;
+      return absl::InvalidArgumentError(Cat("unknown ", is_auth ? "auth method" : "secrets engine", " type \"",
+                                            entry.type, "\"; available: ", known));
     }
     ASSIGN_OR_RETURN(m->backend, f->second(entry));
     const bool auth = entry.path.substr(0, 5) == "auth/";
@@ -324,7 +327,8 @@ absl::StatusOr<Response> Core::MountTune(Request& req, std::string_view raw_path
   replacement->view = std::make_unique<barrier::PrefixView>(
       barrier_.get(), (path.substr(0, 5) == "auth/" ? "auth/" : "logical/") + updated.uuid + "/");
   if (updated.type != "system") {
-    ASSIGN_OR_RETURN(replacement->backend, opts_.factories.at(updated.type)(updated));
+    const auto& factories = path.substr(0, 5) == "auth/" ? auth_factories_ : opts_.factories;
+    ASSIGN_OR_RETURN(replacement->backend, factories.at(updated.type)(updated));
   } else {
     replacement->view.reset();
   }
