@@ -9,18 +9,31 @@
 
 #include "boost/json.hpp"
 #include "cli/cli.h"
+#include "cli/client_util.h"
 #include "http/client.h"
 #include "util/duration.h"
 #include "util/status.h"
 
 namespace coffer::cli {
 namespace json = boost::json;
-namespace {
 
 std::string Env(const char* primary, const char* fallback) {
   if (const char* v = std::getenv(primary); v && *v) return v;
   if (const char* v = std::getenv(fallback); v && *v) return v;
   return "";
+}
+
+std::string TokenFilePath() {
+  const char* home = std::getenv("HOME");
+  return std::string(home && *home ? home : "/root") + "/.coffer-token";
+}
+
+std::string ReadTokenFile() {
+  std::ifstream f(TokenFilePath());
+  std::string t;
+  std::getline(f, t);
+  while (!t.empty() && (t.back() == '\n' || t.back() == '\r' || t.back() == ' ')) t.pop_back();
+  return t;
 }
 
 http::ClientOptions Resolve(const ClientFlags& f) {
@@ -31,6 +44,7 @@ http::ClientOptions Resolve(const ClientFlags& f) {
   std::string skip = Env("COFFER_SKIP_VERIFY", "VAULT_SKIP_VERIFY");
   o.skip_verify = f.skip_verify || skip == "1" || skip == "true";
   o.token = Env("COFFER_TOKEN", "VAULT_TOKEN");
+  if (o.token.empty()) o.token = ReadTokenFile();
   return o;
 }
 
@@ -80,7 +94,7 @@ std::string DurationText(int64_t s) {
 }
 
 void PrintTable(const std::vector<std::pair<std::string, std::string>>& rows,
-                std::string_view h1 = "Key", std::string_view h2 = "Value") {
+                std::string_view h1, std::string_view h2) {
   size_t w = std::max(h1.size(), std::string_view("---").size());
   for (const auto& [k, _] : rows) w = std::max(w, k.size());
   auto pad = [&](std::string_view s) { return std::string(s) + std::string(w - s.size() + 4, ' '); };
@@ -195,6 +209,8 @@ std::optional<json::object> ParseObject(const std::string& body) {
   if (ec || !v.is_object()) return std::nullopt;
   return std::move(v.as_object());
 }
+
+namespace {
 
 struct Shared {
   ClientFlags flags;

@@ -5,6 +5,7 @@
 #include <iostream>
 
 #include "cli/cli.h"
+#include "cli/client_util.h"
 
 namespace coffer::cli {
 
@@ -36,6 +37,7 @@ int main(int argc, char** argv) {
   int exit_code = coffer::cli::kExitOk;
   coffer::cli::RegisterServerCommand(app, &exit_code);
   coffer::cli::RegisterClientCommands(app, &exit_code);
+  coffer::cli::RegisterAuthCommands(app, &exit_code);
   app.add_subcommand("version", "Print the version")->callback([] { std::cout << "Coffer v" << COFFER_VERSION << "\n"; });
 
   auto args = coffer::cli::NormalizeArgs(argc, argv);

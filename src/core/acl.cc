@@ -164,6 +164,18 @@ std::vector<std::string> CapabilityNames(uint32_t caps) {
   return out;
 }
 
+std::string FormatPolicy(const Policy& p) {
+  std::string out;
+  for (const auto& r : p.rules) {
+    if (!out.empty()) out += "\n";
+    out += Cat("path \"", r.pattern, "\" {\n  capabilities = [");
+    auto names = CapabilityNames(r.caps);
+    for (size_t i = 0; i < names.size(); ++i) out += Cat(i ? ", " : "", "\"", names[i], "\"");
+    out += "]\n}\n";
+  }
+  return out;
+}
+
 uint32_t CapabilityFor(Operation op) {
   switch (op) {
     case Operation::kRead:

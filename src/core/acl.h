@@ -56,6 +56,8 @@ absl::StatusOr<Policy> ParsePolicy(std::string_view name, std::string_view text)
 absl::Status ValidatePolicyName(std::string_view name);
 
 std::vector<std::string> CapabilityNames(uint32_t caps);
+// The policy in canonical HCL (paths sorted, capabilities listed). Comments are not kept.
+std::string FormatPolicy(const Policy& p);
 uint32_t CapabilityFor(Operation op);
 
 // The built-in policies.

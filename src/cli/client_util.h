@@ -1,0 +1,38 @@
+// Helpers shared by the client commands: resolving the address/token/CA (flags, COFFER_*,
+// VAULT_*, then the token file written by `coffer login`), calling the API, printing results
+// the way the vault CLI does.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "boost/json.hpp"
+#include "cli/cli.h"
+#include "http/client.h"
+
+namespace coffer::cli {
+
+std::string Env(const char* primary, const char* fallback);
+std::string TokenFilePath();  // ~/.coffer-token
+std::string ReadTokenFile();
+http::ClientOptions Resolve(const ClientFlags& f);
+std::string Format(const ClientFlags& f);
+int ReportApiError(std::string_view action, const http::ClientOptions& o, std::string_view method,
+                   std::string_view path, const http::ClientResponse& r);
+std::optional<http::ClientResponse> Request(const http::ClientOptions& o, std::string_view method,
+                                            std::string_view path, std::string_view body, int* code);
+std::string ValueText(const boost::json::value& v);
+std::string DurationText(int64_t s);
+void PrintTable(const std::vector<std::pair<std::string, std::string>>& rows,
+                std::string_view h1 = "Key", std::string_view h2 = "Value");
+int PrintSecret(const boost::json::object& resp, const std::string& format, const std::string& field);
+std::string ReadAll(std::istream& in);
+absl::StatusOr<boost::json::object> ParseKv(const std::vector<std::string>& args);
+std::string ApiPath(std::string p);
+std::optional<boost::json::object> ParseObject(const std::string& body);
+
+// Registers login, token, policy, auth and audit.
+void RegisterAuthCommands(CLI::App& app, int* exit_code);
+
+}  // namespace coffer::cli
