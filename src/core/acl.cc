@@ -292,12 +292,38 @@ std::shared_ptr<const Acl> Acl::Build(const std::vector<std::shared_ptr<const Po
         std::string prefix = pat.substr(0, pat.size() - 1);
         auto& slot = acl->prefix_[prefix];
         slot = slot ? Merge(slot, r.caps) : r.caps;
-        acl->max_prefix_len_ = std::max(acl->max_prefix_len_, prefix.size());
       } else {
         auto& slot = acl->exact_[pat];
         slot = slot ? Merge(slot, r.caps) : r.caps;
       }
     }
+  }
+  for (const auto& [prefix, caps] : acl->prefix_) acl->prefix_lengths_.push_back(prefix.size());
+  std::sort(acl->prefix_lengths_.rbegin(), acl->prefix_lengths_.rend());
+  acl->prefix_lengths_.erase(std::unique(acl->prefix_lengths_.begin(), acl->prefix_lengths_.end()),
+                             acl->prefix_lengths_.end());
+  // Index '+' rules by their least common literal segment (the glob's last segment is a prefix,
+  // not a literal, so it is never a key).
+  absl::flat_hash_map<std::string, int> freq;
+  auto keys_of = [](const Wildcard& w) {
+    std::vector<std::string> keys;
+    size_t n = w.segments.size() - (w.glob ? 1 : 0);
+    for (size_t i = 0; i < n && i < 255; ++i)
+      if (w.segments[i] != "+") keys.push_back(std::string(1, static_cast<char>(i)) + w.segments[i]);
+    return keys;
+  };
+  for (const auto& w : acl->wildcard_)
+    for (const auto& k : keys_of(w)) ++freq[k];
+  for (uint32_t i = 0; i < acl->wildcard_.size(); ++i) {
+    auto keys = keys_of(acl->wildcard_[i]);
+    if (keys.empty()) {
+      acl->wildcard_unindexed_.push_back(i);
+      continue;
+    }
+    const std::string* best = &keys[0];
+    for (const auto& k : keys)
+      if (freq[k] < freq[*best]) best = &k;
+    acl->wildcard_index_[*best].push_back(i);
   }
   return acl;
 }
@@ -340,7 +366,8 @@ uint32_t Acl::Capabilities(std::string_view path, bool is_list) const {
   const std::string* best = nullptr;
   uint32_t best_caps = 0;
   std::string best_pattern;
-  for (size_t len = std::min(path.size(), max_prefix_len_) + 1; len-- > 0;) {
+  for (size_t len : prefix_lengths_) {
+    if (len > path.size()) continue;
     if (auto it = prefix_.find(AV(path.substr(0, len))); it != prefix_.end()) {
       best_pattern = it->first + "*";
       best_caps = it->second;
@@ -351,12 +378,28 @@ uint32_t Acl::Capabilities(std::string_view path, bool is_list) const {
   // LIST on "a/b/" is also allowed by patterns written for "a/b" (as Vault does).
   std::string_view trimmed =
       is_list && !path.empty() && path.back() == '/' ? path.substr(0, path.size() - 1) : path;
-  for (const auto& w : wildcard_) {
-    if (!MatchesWildcard(w, path) && !(trimmed.size() != path.size() && MatchesWildcard(w, trimmed)))
-      continue;
+  auto consider = [&](uint32_t idx) {
+    const Wildcard& w = wildcard_[idx];
+    if (!MatchesWildcard(w, path) && !(trimmed.size() != path.size() && MatchesWildcard(w, trimmed))) return;
     if (!best || HigherPriority(w.pattern, *best)) {
       best = &w.pattern;
       best_caps = w.caps;
+    }
+  };
+  for (uint32_t idx : wildcard_unindexed_) consider(idx);
+  if (!wildcard_index_.empty()) {
+    // Each (index, segment) of the path names the bucket of rules that could match it.
+    std::string key;
+    size_t pos = 0;
+    for (size_t i = 0; pos <= path.size() && i < 255; ++i) {
+      size_t slash = path.find('/', pos);
+      std::string_view seg = path.substr(pos, slash == std::string_view::npos ? std::string_view::npos : slash - pos);
+      key.assign(1, static_cast<char>(i));
+      key.append(seg);
+      if (auto it = wildcard_index_.find(key); it != wildcard_index_.end())
+        for (uint32_t idx : it->second) consider(idx);
+      if (slash == std::string_view::npos) break;
+      pos = slash + 1;
     }
   }
   return best ? best_caps : 0;

@@ -86,8 +86,13 @@ class Acl {
   bool root_ = false;
   absl::flat_hash_map<std::string, uint32_t> exact_;
   absl::flat_hash_map<std::string, uint32_t> prefix_;  // glob patterns without the '*'
-  size_t max_prefix_len_ = 0;
+  std::vector<size_t> prefix_lengths_;                 // distinct lengths, longest first
   std::vector<Wildcard> wildcard_;
+  // '+' rules indexed by their rarest literal segment: key = segment index byte + literal.
+  // A request only tests the rules filed under one of its own (index, segment) pairs, plus
+  // the rules without a literal segment.
+  absl::flat_hash_map<std::string, std::vector<uint32_t>> wildcard_index_;
+  std::vector<uint32_t> wildcard_unindexed_;
 };
 
 // True if pattern `a` has a higher priority than `b` (the order above).
