@@ -119,6 +119,28 @@ class Audit(ServerTest):
         self.assertEqual(s.request("PUT", "secret/y", s.root, {"v": "1"})[0], 204)
         self.assertTrue(any(e["request"].get("path") == "secret/y" for e in self.lines(good)))
 
+    def test_log_raw_and_elide_list_responses(self):
+        s = self.s
+        raw_log = os.path.join(self.tmp, "raw.log")
+        elide_log = os.path.join(self.tmp, "elide.log")
+        st, body, _ = s.request("PUT", "sys/audit/raw", s.root,
+                                {"type": "file", "options": {"file_path": raw_log, "log_raw": "true", "hmac_accessor": "false"}})
+        self.assertEqual(st, 204, body)
+        self.enable("elide", elide_log)
+        st, body, _ = s.request("PUT", "sys/audit/elided", s.root,
+                                {"type": "file", "options": {"file_path": elide_log + "2", "elide_list_responses": True}})
+        self.assertEqual(st, 204, body)
+        s.request("PUT", "secret/a", s.root, {"v": "plain-value"})
+        s.request("PUT", "secret/b", s.root, {"v": "x"})
+        st, body, _ = s.request("LIST", "secret", s.root)
+        self.assertEqual(body["data"]["keys"], ["a", "b"])
+        raw = open(raw_log).read()
+        self.assertIn("plain-value", raw, "log_raw writes values as they are")
+        self.assertIn(s.root, raw)
+        self.assertNotIn("plain-value", open(elide_log).read())
+        listed = [e for e in self.lines(elide_log + "2") if e["type"] == "response" and e["request"]["operation"] == "list"]
+        self.assertEqual(listed[-1]["response"]["data"]["keys"], 2, "list responses are elided to their count")
+
     def test_device_management(self):
         s = self.s
         self.assertEqual(s.request("GET", "sys/audit", s.root)[1]["data"], {})
