@@ -17,14 +17,24 @@ std::shared_ptr<const coffer::core::Acl> BuildAcl() {
     for (int r = 0; r < 20; ++r) {
       std::string pattern;
       switch (r % 4) {
-        case 0: pattern = "secret/team" + std::to_string(p) + "/app" + std::to_string(r); break;
-        case 1: pattern = "secret/team" + std::to_string(p) + "/svc" + std::to_string(r) + "/*"; break;
-        case 2: pattern = "pki" + std::to_string(p % 5) + "/issue/role" + std::to_string(r); break;
-        case 3: pattern = "kv/+/team" + std::to_string(p) + "/r" + std::to_string(r) + "/*"; break;
+        case 0:
+          pattern = "secret/team" + std::to_string(p) + "/app" + std::to_string(r);
+          break;
+        case 1:
+          pattern = "secret/team" + std::to_string(p) + "/svc" + std::to_string(r) + "/*";
+          break;
+        case 2:
+          pattern = "pki" + std::to_string(p % 5) + "/issue/role" + std::to_string(r);
+          break;
+        case 3:
+          pattern = "kv/+/team" + std::to_string(p) + "/r" + std::to_string(r) + "/*";
+          break;
       }
       text += "path \"" + pattern + "\" { capabilities = [\"read\", \"list\", \"update\"] }\n";
     }
-    auto parsed = coffer::core::ParsePolicy("p" + std::to_string(p), text);
+    std::string name = "p";
+    name += std::to_string(p);
+    auto parsed = coffer::core::ParsePolicy(name, text);
     policies.push_back(std::make_shared<coffer::core::Policy>(std::move(*parsed)));
   }
   return coffer::core::Acl::Build(policies);
@@ -33,12 +43,12 @@ std::shared_ptr<const coffer::core::Acl> BuildAcl() {
 void BM_AclCheck(benchmark::State& state) {
   auto acl = BuildAcl();
   std::vector<std::string> paths = {
-      "secret/team7/app4",                   // exact
-      "secret/team12/svc5/deep/key",         // glob
-      "kv/prod/team33/r7/config",            // + segment
-      "pki3/issue/role10",                   // exact, other mount
-      "secret/unknown/path/with/segments",   // no match: deny
-      "sys/mounts",                          // no match: deny
+      "secret/team7/app4",                  // exact
+      "secret/team12/svc5/deep/key",        // glob
+      "kv/prod/team33/r7/config",           // + segment
+      "pki3/issue/role10",                  // exact, other mount
+      "secret/unknown/path/with/segments",  // no match: deny
+      "sys/mounts",                         // no match: deny
   };
   size_t i = 0;
   for (auto _ : state) {

@@ -25,9 +25,7 @@ std::string Header(uint32_t term) {
   return h;
 }
 
-absl::Status SealedError() {
-  return absl::UnavailableError("Vault is sealed");
-}
+absl::Status SealedError() { return absl::UnavailableError("Vault is sealed"); }
 
 // Holds a string with key material and wipes it when done.
 struct WipedString {
@@ -40,7 +38,8 @@ struct WipedString {
 absl::StatusOr<std::string> SealWith(const crypto::SecretBytes& key, uint32_t term,
                                      std::string_view path, std::string_view plaintext) {
   std::string header = Header(term);
-  ASSIGN_OR_RETURN(std::string body, crypto::AesGcmSeal(key, plaintext, header + std::string(path)));
+  ASSIGN_OR_RETURN(std::string body,
+                   crypto::AesGcmSeal(key, plaintext, header + std::string(path)));
   return header + body;
 }
 
@@ -55,12 +54,12 @@ absl::Status Barrier::PersistKeyringLocked() {
   boost::json::array keys;
   for (const auto& [term, t] : terms_) {
     WipedString b64{Base64Encode(t.key.view())};
-    keys.push_back(boost::json::object{{"term", term},
-                                       {"key", b64.s},
-                                       {"install_time", absl::FormatTime(t.installed)}});
+    keys.push_back(boost::json::object{
+        {"term", term}, {"key", b64.s}, {"install_time", absl::FormatTime(t.installed)}});
     OPENSSL_cleanse(b64.s.data(), b64.s.size());
   }
-  WipedString plain{boost::json::serialize(boost::json::object{{"active_term", active_}, {"keys", keys}})};
+  WipedString plain{
+      boost::json::serialize(boost::json::object{{"active_term", active_}, {"keys", keys}})};
   // Wipe the copies inside the JSON tree as well.
   for (auto& k : keys) {
     auto& s = k.as_object()["key"].as_string();
@@ -177,8 +176,7 @@ absl::StatusOr<std::string> Barrier::Decrypt(std::string_view path, std::string_
     return absl::DataLossError(Cat("value at ", path, " uses unknown key term ", term));
   auto out = crypto::AesGcmOpen(it->second.key, sealed.substr(kHeader),
                                 std::string(sealed.substr(0, kHeader)) + std::string(path));
-  if (!out.ok())
-    return absl::DataLossError(Cat("value at ", path, " failed authentication"));
+  if (!out.ok()) return absl::DataLossError(Cat("value at ", path, " failed authentication"));
   return out;
 }
 
@@ -210,7 +208,8 @@ absl::Status Barrier::Write(std::vector<storage::WriteOp> ops) {
   {
     absl::ReaderMutexLock l(&mu_);
     for (auto& op : ops) {
-      if (op.key == kKeyringPath) return absl::PermissionDeniedError("the keyring path is reserved");
+      if (op.key == kKeyringPath)
+        return absl::PermissionDeniedError("the keyring path is reserved");
       if (op.kind == storage::WriteOp::Kind::kPut) {
         ASSIGN_OR_RETURN(op.value, Encrypt(op.key, op.value));
       } else if (sealed_) {

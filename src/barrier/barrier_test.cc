@@ -23,7 +23,7 @@ TEST(Barrier, EncryptsWithHeaderAndPathAsAad) {
   ASSERT_TRUE(b.Put("logical/x/secret", "hunter2").ok());
   auto raw = **phys.Get("logical/x/secret");
   EXPECT_EQ(raw.size(), 5u + 12 + 7 + 16);
-  EXPECT_EQ(raw[0], 1);                            // version
+  EXPECT_EQ(raw[0], 1);                                     // version
   EXPECT_EQ(raw.substr(1, 4), std::string("\0\0\0\1", 4));  // term 1
   EXPECT_EQ(raw.find("hunter2"), std::string::npos);
   EXPECT_EQ(**b.Get("logical/x/secret"), "hunter2");

@@ -16,8 +16,8 @@ namespace {
 
 struct Opts {
   ClientFlags flags;
-  std::string method = "token", path, field, ttl, explicit_max_ttl, period, display_name, role, increment, mode,
-              description;
+  std::string method = "token", path, field, ttl, explicit_max_ttl, period, display_name, role,
+              increment, mode, description;
   std::vector<std::string> policies, metadata, args;
   int64_t use_limit = 0;
   bool orphan = false, no_default_policy = false, no_store = false, self = false, accessor = false;
@@ -25,12 +25,15 @@ struct Opts {
 };
 
 // Runs one API call; on success returns the parsed body (empty object for 204).
-std::optional<json::object> Call(const ClientFlags& f, std::string_view method, const std::string& path,
-                                 const json::object* body, std::string_view action, int* code,
+std::optional<json::object> Call(const ClientFlags& f, std::string_view method,
+                                 const std::string& path, const json::object* body,
+                                 std::string_view action, int* code,
                                  const std::string& token_override = "") {
   auto o = Resolve(f);
-  if (token_override == "-") o.token.clear();  // an unauthenticated call (login)
-  else if (!token_override.empty()) o.token = token_override;
+  if (token_override == "-")
+    o.token.clear();  // an unauthenticated call (login)
+  else if (!token_override.empty())
+    o.token = token_override;
   std::string p = ApiPath(path);
   auto r = Request(o, method, p, body ? json::serialize(*body) : "", code);
   if (!r) return std::nullopt;
@@ -60,13 +63,15 @@ int PrintAuth(const json::object& resp, const std::string& format, const std::st
       {"token", ValueText(auth.at("client_token"))},
       {"token_accessor", ValueText(auth.at("accessor"))},
       {"token_duration", auth.at("lease_duration").to_number<int64_t>() == 0
-                             ? "∞" : DurationText(auth.at("lease_duration").to_number<int64_t>())},
+                             ? "∞"
+                             : DurationText(auth.at("lease_duration").to_number<int64_t>())},
       {"token_renewable", ValueText(auth.at("renewable"))},
       {"token_policies", ValueText(auth.at("token_policies"))},
       {"identity_policies", "[]"},
       {"policies", ValueText(auth.at("policies"))}};
   if (const auto* m = auth.if_contains("metadata"); m && m->is_object())
-    for (const auto& [k, v] : m->as_object()) rows.emplace_back("token_meta_" + std::string(k), ValueText(v));
+    for (const auto& [k, v] : m->as_object())
+      rows.emplace_back("token_meta_" + std::string(k), ValueText(v));
   if (!field.empty()) {
     for (const auto& [k, v] : rows)
       if (k == field) {
@@ -113,11 +118,13 @@ void RegisterAuthCommands(CLI::App& app, int* exit_code) {
   // ---- login -----------------------------------------------------------------------------
   auto* login = app.add_subcommand("login", "Authenticate and store the token in ~/.coffer-token");
   AddClientFlags(login, flags);
-  login->add_option("--method", o->method, "token or approle")->check(CLI::IsMember({"token", "approle"}));
+  login->add_option("--method", o->method, "token or approle")
+      ->check(CLI::IsMember({"token", "approle"}));
   login->add_option("--path", o->path, "Mount path of the auth method (default: the method name)");
   login->add_option("--field", o->field, "Print only this field");
   login->add_flag("--no-store", o->no_store, "Do not write the token to ~/.coffer-token");
-  login->add_option("args", o->args, "TOKEN (or - for stdin) for token; role_id=... secret_id=... for approle");
+  login->add_option("args", o->args,
+                    "TOKEN (or - for stdin) for token; role_id=... secret_id=... for approle");
   login->callback([o, exit_code] {
     std::string token;
     json::object resp;
@@ -125,8 +132,13 @@ void RegisterAuthCommands(CLI::App& app, int* exit_code) {
       std::string t = o->args.empty() ? "-" : o->args[0];
       if (t == "-" && isatty(STDIN_FILENO)) std::cerr << "Token (will be hidden): ";
       token = ReadArgOrStdin(t);
-      if (token.empty()) { std::cerr << "Error: no token given\n"; *exit_code = kExitLocal; return; }
-      auto r = Call(o->flags, "GET", "auth/token/lookup-self", nullptr, "authenticating", exit_code, token);
+      if (token.empty()) {
+        std::cerr << "Error: no token given\n";
+        *exit_code = kExitLocal;
+        return;
+      }
+      auto r = Call(o->flags, "GET", "auth/token/lookup-self", nullptr, "authenticating", exit_code,
+                    token);
       if (!r) return;
       const auto& d = (*r)["data"].as_object();
       resp = json::object{{"auth", json::object{{"client_token", token},
@@ -138,9 +150,14 @@ void RegisterAuthCommands(CLI::App& app, int* exit_code) {
                                                 {"metadata", d.at("meta")}}}};
     } else {
       auto data = ParseKv(o->args);
-      if (!data.ok()) { std::cerr << "Error: " << data.status().message() << "\n"; *exit_code = kExitLocal; return; }
+      if (!data.ok()) {
+        std::cerr << "Error: " << data.status().message() << "\n";
+        *exit_code = kExitLocal;
+        return;
+      }
       std::string mount = o->path.empty() ? "approle" : o->path;
-      auto r = Call(o->flags, "PUT", "auth/" + mount + "/login", &*data, "authenticating", exit_code, "-");
+      auto r = Call(o->flags, "PUT", "auth/" + mount + "/login", &*data, "authenticating",
+                    exit_code, "-");
       if (!r) return;
       resp = std::move(*r);
       token = std::string(resp["auth"].as_object()["client_token"].as_string());
@@ -151,7 +168,8 @@ void RegisterAuthCommands(CLI::App& app, int* exit_code) {
       return;
     }
     if (o->field.empty() && Format(o->flags) != "json")
-      std::cout << "Success! You are now authenticated." << (o->no_store ? "" : " The token is stored in " + TokenFilePath() + ".")
+      std::cout << "Success! You are now authenticated."
+                << (o->no_store ? "" : " The token is stored in " + TokenFilePath() + ".")
                 << "\n\n";
     *exit_code = PrintAuth(resp, Format(o->flags), o->field);
   });
@@ -171,10 +189,13 @@ void RegisterAuthCommands(CLI::App& app, int* exit_code) {
   create->add_option("--use-limit", o->use_limit, "Number of uses (0: unlimited)");
   create->add_flag("--orphan", o->orphan, "Create without a parent (needs sudo)");
   create->add_flag("--no-default-policy", o->no_default_policy, "Do not attach the default policy");
-  create->add_option("--renewable", o->renewable, "Whether the token can be renewed")->capture_default_str();
+  create->add_option("--renewable", o->renewable, "Whether the token can be renewed")
+      ->capture_default_str();
   create->add_option("--field", o->field, "Print only this field");
   create->callback([o, exit_code] {
-    json::object body{{"renewable", o->renewable}, {"no_parent", o->orphan}, {"no_default_policy", o->no_default_policy}};
+    json::object body{{"renewable", o->renewable},
+                      {"no_parent", o->orphan},
+                      {"no_default_policy", o->no_default_policy}};
     if (!o->policies.empty()) {
       json::array p;
       for (const auto& x : o->policies) p.emplace_back(x);
@@ -187,15 +208,21 @@ void RegisterAuthCommands(CLI::App& app, int* exit_code) {
     if (o->use_limit) body["num_uses"] = o->use_limit;
     if (!o->metadata.empty()) {
       auto m = ParseKv(o->metadata);
-      if (!m.ok()) { std::cerr << "Error: " << m.status().message() << "\n"; *exit_code = kExitLocal; return; }
+      if (!m.ok()) {
+        std::cerr << "Error: " << m.status().message() << "\n";
+        *exit_code = kExitLocal;
+        return;
+      }
       body["meta"] = *m;
     }
-    auto r = Call(o->flags, "PUT", o->role.empty() ? "auth/token/create" : "auth/token/create/" + o->role, &body,
+    auto r = Call(o->flags, "PUT",
+                  o->role.empty() ? "auth/token/create" : "auth/token/create/" + o->role, &body,
                   "creating token", exit_code);
     if (r) *exit_code = PrintAuth(*r, Format(o->flags), o->field);
   });
 
-  auto* lookup = token->add_subcommand("lookup", "Show a token's properties (the current one by default)");
+  auto* lookup =
+      token->add_subcommand("lookup", "Show a token's properties (the current one by default)");
   AddClientFlags(lookup, flags);
   lookup->add_flag("--accessor", o->accessor, "The argument is an accessor");
   lookup->add_option("--field", o->field, "Print only this field");
@@ -206,8 +233,8 @@ void RegisterAuthCommands(CLI::App& app, int* exit_code) {
       r = Call(o->flags, "GET", "auth/token/lookup-self", nullptr, "looking up token", exit_code);
     } else {
       json::object body{{o->accessor ? "accessor" : "token", o->args[0]}};
-      r = Call(o->flags, "PUT", o->accessor ? "auth/token/lookup-accessor" : "auth/token/lookup", &body,
-               "looking up token", exit_code);
+      r = Call(o->flags, "PUT", o->accessor ? "auth/token/lookup-accessor" : "auth/token/lookup",
+               &body, "looking up token", exit_code);
     }
     if (r) *exit_code = PrintSecret(*r, Format(o->flags), o->field);
   });
@@ -229,11 +256,13 @@ void RegisterAuthCommands(CLI::App& app, int* exit_code) {
     if (r) *exit_code = PrintAuth(*r, Format(o->flags), "");
   });
 
-  auto* revoke = token->add_subcommand("revoke", "Revoke a token and, unless -mode=orphan, its children");
+  auto* revoke =
+      token->add_subcommand("revoke", "Revoke a token and, unless -mode=orphan, its children");
   AddClientFlags(revoke, flags);
   revoke->add_flag("--self", o->self, "Revoke the current token");
   revoke->add_flag("--accessor", o->accessor, "The argument is an accessor");
-  revoke->add_option("--mode", o->mode, "orphan: keep the children as orphans")->check(CLI::IsMember({"", "orphan"}));
+  revoke->add_option("--mode", o->mode, "orphan: keep the children as orphans")
+      ->check(CLI::IsMember({"", "orphan"}));
   revoke->add_option("token", o->args, "Token or accessor");
   revoke->callback([o, exit_code] {
     if (o->self == !o->args.empty()) {
@@ -245,16 +274,23 @@ void RegisterAuthCommands(CLI::App& app, int* exit_code) {
     std::string path = "auth/token/revoke-self";
     if (!o->self) {
       body[o->accessor ? "accessor" : "token"] = o->args[0];
-      path = o->accessor ? "auth/token/revoke-accessor" : o->mode == "orphan" ? "auth/token/revoke-orphan" : "auth/token/revoke";
+      path = o->accessor           ? "auth/token/revoke-accessor"
+             : o->mode == "orphan" ? "auth/token/revoke-orphan"
+                                   : "auth/token/revoke";
     }
-    if (Call(o->flags, "PUT", path, &body, "revoking token", exit_code)) std::cout << "Success! Revoked token (if it existed)\n";
+    if (Call(o->flags, "PUT", path, &body, "revoking token", exit_code))
+      std::cout << "Success! Revoked token (if it existed)\n";
   });
 
   auto* caps = token->add_subcommand("capabilities", "Show a token's capabilities on a path");
   AddClientFlags(caps, flags);
   caps->add_option("args", o->args, "[TOKEN] PATH")->required();
   caps->callback([o, exit_code] {
-    if (o->args.size() > 2) { std::cerr << "Error: too many arguments: [TOKEN] PATH\n"; *exit_code = kExitLocal; return; }
+    if (o->args.size() > 2) {
+      std::cerr << "Error: too many arguments: [TOKEN] PATH\n";
+      *exit_code = kExitLocal;
+      return;
+    }
     const std::string path = o->args.back();
     json::object body{{"paths", json::array{json::value(path)}}};
     std::string api = "sys/capabilities-self";
@@ -265,7 +301,10 @@ void RegisterAuthCommands(CLI::App& app, int* exit_code) {
     auto r = Call(o->flags, "PUT", api, &body, "listing capabilities", exit_code);
     if (!r) return;
     const auto& list = (*r)["data"].as_object()[path].as_array();
-    if (Format(o->flags) == "json") { std::cout << json::serialize(list) << "\n"; return; }
+    if (Format(o->flags) == "json") {
+      std::cout << json::serialize(list) << "\n";
+      return;
+    }
     std::string out;
     for (const auto& c : list) out += (out.empty() ? "" : ", ") + ValueText(c);
     std::cout << out << "\n";
@@ -283,20 +322,29 @@ void RegisterAuthCommands(CLI::App& app, int* exit_code) {
       text = ReadAll(std::cin);
     } else {
       std::ifstream f(o->args[1]);
-      if (!f) { std::cerr << "Error: cannot read " << o->args[1] << "\n"; *exit_code = kExitLocal; return; }
+      if (!f) {
+        std::cerr << "Error: cannot read " << o->args[1] << "\n";
+        *exit_code = kExitLocal;
+        return;
+      }
       text = ReadAll(f);
     }
     json::object body{{"policy", text}};
-    if (Call(o->flags, "PUT", "sys/policies/acl/" + o->args[0], &body, "uploading policy", exit_code))
+    if (Call(o->flags, "PUT", "sys/policies/acl/" + o->args[0], &body, "uploading policy",
+             exit_code))
       std::cout << "Success! Uploaded policy: " << o->args[0] << "\n";
   });
   auto* pread = policy->add_subcommand("read", "Print a policy");
   AddClientFlags(pread, flags);
   pread->add_option("name", o->path, "Policy name")->required();
   pread->callback([o, exit_code] {
-    auto r = Call(o->flags, "GET", "sys/policies/acl/" + o->path, nullptr, "reading policy", exit_code);
+    auto r =
+        Call(o->flags, "GET", "sys/policies/acl/" + o->path, nullptr, "reading policy", exit_code);
     if (!r) return;
-    if (Format(o->flags) == "json") { std::cout << json::serialize(*r) << "\n"; return; }
+    if (Format(o->flags) == "json") {
+      std::cout << json::serialize(*r) << "\n";
+      return;
+    }
     std::cout << std::string_view((*r)["data"].as_object()["policy"].as_string());
   });
   auto* plist = policy->add_subcommand("list", "List policies");
@@ -305,39 +353,60 @@ void RegisterAuthCommands(CLI::App& app, int* exit_code) {
     auto r = Call(o->flags, "LIST", "sys/policies/acl", nullptr, "listing policies", exit_code);
     if (!r) return;
     const auto& keys = (*r)["data"].as_object()["keys"];
-    if (Format(o->flags) == "json") { std::cout << json::serialize(keys) << "\n"; return; }
+    if (Format(o->flags) == "json") {
+      std::cout << json::serialize(keys) << "\n";
+      return;
+    }
     for (const auto& k : keys.as_array()) std::cout << ValueText(k) << "\n";
   });
   auto* pdel = policy->add_subcommand("delete", "Delete a policy");
   AddClientFlags(pdel, flags);
   pdel->add_option("name", o->path, "Policy name")->required();
   pdel->callback([o, exit_code] {
-    if (Call(o->flags, "DELETE", "sys/policies/acl/" + o->path, nullptr, "deleting policy", exit_code))
+    if (Call(o->flags, "DELETE", "sys/policies/acl/" + o->path, nullptr, "deleting policy",
+             exit_code))
       std::cout << "Success! Deleted policy: " << o->path << "\n";
   });
-  auto* pfmt = policy->add_subcommand("fmt", "Check a policy file and rewrite it in canonical form");
+  auto* pfmt =
+      policy->add_subcommand("fmt", "Check a policy file and rewrite it in canonical form");
   pfmt->add_option("file", o->path, "Policy file")->required();
   pfmt->callback([o, exit_code] {
     std::ifstream f(o->path);
-    if (!f) { std::cerr << "Error: cannot read " << o->path << "\n"; *exit_code = kExitLocal; return; }
+    if (!f) {
+      std::cerr << "Error: cannot read " << o->path << "\n";
+      *exit_code = kExitLocal;
+      return;
+    }
     std::string text = ReadAll(f);
     auto p = core::ParsePolicy("fmt", text);
-    if (!p.ok()) { std::cerr << "Error formatting " << o->path << ": " << p.status().message() << "\n"; *exit_code = kExitLocal; return; }
-    if (text.find('#') != std::string::npos || text.find("//") != std::string::npos || text.find("/*") != std::string::npos)
+    if (!p.ok()) {
+      std::cerr << "Error formatting " << o->path << ": " << p.status().message() << "\n";
+      *exit_code = kExitLocal;
+      return;
+    }
+    if (text.find('#') != std::string::npos || text.find("//") != std::string::npos ||
+        text.find("/*") != std::string::npos)
       std::cerr << "Warning: comments are not kept by fmt\n";
     std::ofstream out(o->path, std::ios::trunc);
     out << core::FormatPolicy(*p);
-    if (!out.flush()) { std::cerr << "Error: cannot write " << o->path << "\n"; *exit_code = kExitLocal; return; }
+    if (!out.flush()) {
+      std::cerr << "Error: cannot write " << o->path << "\n";
+      *exit_code = kExitLocal;
+      return;
+    }
     std::cout << "Success! Formatted policy: " << o->path << "\n";
   });
 
   // ---- auth and audit ---------------------------------------------------------------------
   for (const char* kind : {"auth", "audit"}) {
     const bool is_auth = std::string_view(kind) == "auth";
-    auto* g = app.add_subcommand(kind, is_auth ? "Enable, disable and list auth methods" : "Enable, disable and list audit devices");
+    auto* g = app.add_subcommand(kind, is_auth ? "Enable, disable and list auth methods"
+                                               : "Enable, disable and list audit devices");
     g->require_subcommand(1);
     const std::string base = is_auth ? "sys/auth/" : "sys/audit/";
-    auto* en = g->add_subcommand("enable", is_auth ? "Enable an auth method" : "Enable an audit device: audit enable file file_path=PATH");
+    auto* en = g->add_subcommand(
+        "enable", is_auth ? "Enable an auth method"
+                          : "Enable an audit device: audit enable file file_path=PATH");
     AddClientFlags(en, flags);
     en->add_option("--path", o->path, "Mount path (default: the type)");
     en->add_option("--description", o->description, "Description");
@@ -347,7 +416,11 @@ void RegisterAuthCommands(CLI::App& app, int* exit_code) {
       json::object body{{"type", type}, {"description", o->description}};
       if (!is_auth) {
         auto opts = ParseKv(std::vector<std::string>(o->args.begin() + 1, o->args.end()));
-        if (!opts.ok()) { std::cerr << "Error: " << opts.status().message() << "\n"; *exit_code = kExitLocal; return; }
+        if (!opts.ok()) {
+          std::cerr << "Error: " << opts.status().message() << "\n";
+          *exit_code = kExitLocal;
+          return;
+        }
         body["options"] = *opts;
       } else if (o->args.size() > 1) {
         std::cerr << "Error: too many arguments\n";
@@ -356,31 +429,43 @@ void RegisterAuthCommands(CLI::App& app, int* exit_code) {
       }
       std::string mp = o->path.empty() ? type : o->path;
       while (!mp.empty() && mp.back() == '/') mp.pop_back();
-      if (Call(o->flags, "PUT", base + mp, &body, is_auth ? "enabling auth method" : "enabling audit device", exit_code))
-        std::cout << "Success! Enabled the " << type << (is_auth ? " auth method" : " audit device") << " at: " << mp << "/\n";
+      if (Call(o->flags, "PUT", base + mp, &body,
+               is_auth ? "enabling auth method" : "enabling audit device", exit_code))
+        std::cout << "Success! Enabled the " << type << (is_auth ? " auth method" : " audit device")
+                  << " at: " << mp << "/\n";
     });
-    auto* dis = g->add_subcommand("disable", is_auth ? "Disable an auth method (deletes its data)" : "Disable an audit device");
+    auto* dis = g->add_subcommand("disable", is_auth ? "Disable an auth method (deletes its data)"
+                                                     : "Disable an audit device");
     AddClientFlags(dis, flags);
     dis->add_option("path", o->path, "Path")->required();
     dis->callback([o, exit_code, is_auth, base] {
       std::string mp = o->path;
       while (!mp.empty() && mp.back() == '/') mp.pop_back();
       if (Call(o->flags, "DELETE", base + mp, nullptr, "disabling", exit_code))
-        std::cout << "Success! Disabled the " << (is_auth ? "auth method" : "audit device") << " (if it existed) at: " << mp << "/\n";
+        std::cout << "Success! Disabled the " << (is_auth ? "auth method" : "audit device")
+                  << " (if it existed) at: " << mp << "/\n";
     });
     auto* ls = g->add_subcommand("list", is_auth ? "List auth methods" : "List audit devices");
     AddClientFlags(ls, flags);
     ls->callback([o, exit_code, is_auth] {
-      auto r = Call(o->flags, "GET", is_auth ? "sys/auth" : "sys/audit", nullptr, "listing", exit_code);
+      auto r =
+          Call(o->flags, "GET", is_auth ? "sys/auth" : "sys/audit", nullptr, "listing", exit_code);
       if (!r) return;
       const auto& data = (*r)["data"].as_object();
-      if (Format(o->flags) == "json") { std::cout << json::serialize(data) << "\n"; return; }
-      if (data.empty()) { std::cout << "No " << (is_auth ? "auth methods" : "audit devices") << " are enabled.\n"; return; }
+      if (Format(o->flags) == "json") {
+        std::cout << json::serialize(data) << "\n";
+        return;
+      }
+      if (data.empty()) {
+        std::cout << "No " << (is_auth ? "auth methods" : "audit devices") << " are enabled.\n";
+        return;
+      }
       std::vector<std::pair<std::string, std::string>> rows;
       for (const auto& [k, v] : data) {
         const auto& e = v.as_object();
         std::string detail = ValueText(e.at("type"));
-        if (!is_auth && e.contains("options") && e.at("options").is_object() && e.at("options").as_object().contains("file_path"))
+        if (!is_auth && e.contains("options") && e.at("options").is_object() &&
+            e.at("options").as_object().contains("file_path"))
           detail += "    file_path=" + ValueText(e.at("options").as_object().at("file_path"));
         rows.emplace_back(std::string(k), detail);
       }

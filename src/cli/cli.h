@@ -3,10 +3,9 @@
 // codes: 0 success, 1 local error (bad flags or input), 2 remote error (API or connection).
 #pragma once
 
+#include <CLI/CLI.hpp>
 #include <string>
 #include <vector>
-
-#include <CLI/CLI.hpp>
 
 namespace coffer::cli {
 

@@ -3,8 +3,8 @@
 
 #include <cstdlib>
 #include <fstream>
-#include <map>
 #include <iostream>
+#include <map>
 #include <sstream>
 
 #include "boost/json.hpp"
@@ -56,11 +56,12 @@ std::string Format(const ClientFlags& f) {
 // Vault's "Error making API request" block; returns the exit code for remote errors.
 int ReportApiError(std::string_view action, const http::ClientOptions& o, std::string_view method,
                    std::string_view path, const http::ClientResponse& r) {
-  std::cerr << "Error " << action << ": Error making API request.\n\nURL: " << method << " " << o.address
-            << path << "\nCode: " << r.status << ". Errors:\n\n";
+  std::cerr << "Error " << action << ": Error making API request.\n\nURL: " << method << " "
+            << o.address << path << "\nCode: " << r.status << ". Errors:\n\n";
   boost::system::error_code ec;
   auto v = json::parse(r.body, ec);
-  if (!ec && v.is_object() && v.as_object().contains("errors") && v.as_object()["errors"].is_array()) {
+  if (!ec && v.is_object() && v.as_object().contains("errors") &&
+      v.as_object()["errors"].is_array()) {
     for (const auto& e : v.as_object()["errors"].as_array())
       if (e.is_string()) std::cerr << "* " << std::string_view(e.as_string()) << "\n";
   } else if (!r.body.empty()) {
@@ -71,7 +72,8 @@ int ReportApiError(std::string_view action, const http::ClientOptions& o, std::s
 
 // Runs a request; on transport failure prints the reason and returns nullopt with *code set.
 std::optional<http::ClientResponse> Request(const http::ClientOptions& o, std::string_view method,
-                                            std::string_view path, std::string_view body, int* code) {
+                                            std::string_view path, std::string_view body,
+                                            int* code) {
   auto r = http::Call(o, method, path, body);
   if (!r.ok()) {
     std::cerr << "Error: " << r.status().message() << "\n";
@@ -93,12 +95,15 @@ std::string DurationText(int64_t s) {
   return std::to_string(s) + "s";
 }
 
-void PrintTable(const std::vector<std::pair<std::string, std::string>>& rows,
-                std::string_view h1, std::string_view h2) {
+void PrintTable(const std::vector<std::pair<std::string, std::string>>& rows, std::string_view h1,
+                std::string_view h2) {
   size_t w = std::max(h1.size(), std::string_view("---").size());
   for (const auto& [k, _] : rows) w = std::max(w, k.size());
-  auto pad = [&](std::string_view s) { return std::string(s) + std::string(w - s.size() + 4, ' '); };
-  std::cout << pad(h1) << h2 << "\n" << pad(std::string(h1.size(), '-')) << std::string(h2.size(), '-') << "\n";
+  auto pad = [&](std::string_view s) {
+    return std::string(s) + std::string(w - s.size() + 4, ' ');
+  };
+  std::cout << pad(h1) << h2 << "\n"
+            << pad(std::string(h1.size(), '-')) << std::string(h2.size(), '-') << "\n";
   for (const auto& [k, v] : rows) std::cout << pad(k) << v << "\n";
 }
 
@@ -166,7 +171,8 @@ absl::StatusOr<json::object> ParseKv(const std::vector<std::string>& args) {
   auto parse_obj = [&](const std::string& text, std::string_view from) -> absl::Status {
     boost::system::error_code ec;
     auto v = json::parse(text, ec);
-    if (ec || !v.is_object()) return absl::InvalidArgumentError(Cat("failed to parse JSON object from ", from));
+    if (ec || !v.is_object())
+      return absl::InvalidArgumentError(Cat("failed to parse JSON object from ", from));
     for (auto& [k, val] : v.as_object()) out[k] = val;
     return absl::OkStatus();
   };
@@ -184,13 +190,15 @@ absl::StatusOr<json::object> ParseKv(const std::vector<std::string>& args) {
     }
     size_t eq = a.find('=');
     if (eq == std::string::npos || eq == 0)
-      return absl::InvalidArgumentError(Cat("invalid key/value pair \"", a, "\": use key=value, key=@file or key=-"));
+      return absl::InvalidArgumentError(
+          Cat("invalid key/value pair \"", a, "\": use key=value, key=@file or key=-"));
     std::string k = a.substr(0, eq), v = a.substr(eq + 1);
     if (v == "-") {
       ASSIGN_OR_RETURN(v, read_stdin());
     } else if (!v.empty() && v[0] == '@') {
       std::ifstream f(v.substr(1), std::ios::binary);
-      if (!f) return absl::InvalidArgumentError(Cat("cannot read file ", v.substr(1), " for key ", k));
+      if (!f)
+        return absl::InvalidArgumentError(Cat("cannot read file ", v.substr(1), " for key ", k));
       v = ReadAll(f);
     }
     out[k] = v;
@@ -226,8 +234,11 @@ int PrintSealStatus(const json::object& s, const std::string& format) {
     std::vector<std::pair<std::string, std::string>> rows;
     for (const char* k : {"type", "initialized", "sealed", "n", "t"}) {
       static const std::map<std::string_view, std::string_view> kLabels = {
-          {"type", "Seal Type"}, {"initialized", "Initialized"}, {"sealed", "Sealed"},
-          {"n", "Total Shares"}, {"t", "Threshold"}};
+          {"type", "Seal Type"},
+          {"initialized", "Initialized"},
+          {"sealed", "Sealed"},
+          {"n", "Total Shares"},
+          {"t", "Threshold"}};
       rows.emplace_back(std::string(kLabels.at(k)), get(k));
     }
     if (s.contains("sealed") && s.at("sealed").is_bool() && s.at("sealed").as_bool()) {
@@ -249,8 +260,10 @@ int PrintSealStatus(const json::object& s, const std::string& format) {
 void AddClientFlags(CLI::App* app, ClientFlags* f) {
   app->add_option("--address", f->address, "Server address (env COFFER_ADDR, VAULT_ADDR)");
   app->add_option("--ca-cert", f->ca_cert, "CA certificate file (env COFFER_CACERT, VAULT_CACERT)");
-  app->add_flag("--tls-skip-verify", f->skip_verify, "Do not verify the server certificate (insecure)");
-  app->add_option("--format", f->format, "Output format: table or json")->check(CLI::IsMember({"table", "json"}));
+  app->add_flag("--tls-skip-verify", f->skip_verify,
+                "Do not verify the server certificate (insecure)");
+  app->add_option("--format", f->format, "Output format: table or json")
+      ->check(CLI::IsMember({"table", "json"}));
 }
 
 void RegisterClientCommands(CLI::App& app, int* exit_code) {
@@ -258,15 +271,23 @@ void RegisterClientCommands(CLI::App& app, int* exit_code) {
   ClientFlags* flags = &shared->flags;
 
   // coffer status
-  auto* status = app.add_subcommand("status", "Print the seal status (exit 0 unsealed, 2 sealed, 1 error)");
+  auto* status =
+      app.add_subcommand("status", "Print the seal status (exit 0 unsealed, 2 sealed, 1 error)");
   AddClientFlags(status, flags);
   status->callback([shared, exit_code] {
     auto o = Resolve(shared->flags);
     auto r = Request(o, "GET", "/v1/sys/seal-status", "", exit_code);
     if (!r) return;
-    if (r->status != 200) { *exit_code = ReportApiError("checking seal status", o, "GET", "/v1/sys/seal-status", *r); return; }
+    if (r->status != 200) {
+      *exit_code = ReportApiError("checking seal status", o, "GET", "/v1/sys/seal-status", *r);
+      return;
+    }
     auto s = ParseObject(r->body);
-    if (!s) { std::cerr << "Error: unexpected response from server\n"; *exit_code = kExitRemote; return; }
+    if (!s) {
+      std::cerr << "Error: unexpected response from server\n";
+      *exit_code = kExitRemote;
+      return;
+    }
     PrintSealStatus(*s, Format(shared->flags));
     *exit_code = (*s)["sealed"].is_bool() && (*s)["sealed"].as_bool() ? kExitRemote : kExitOk;
   });
@@ -282,12 +303,19 @@ void RegisterClientCommands(CLI::App& app, int* exit_code) {
   init->add_option("--key-threshold", *threshold, "Shares needed to unseal")->capture_default_str();
   init->callback([shared, shares, threshold, exit_code] {
     auto o = Resolve(shared->flags);
-    std::string body = json::serialize(json::object{{"secret_shares", *shares}, {"secret_threshold", *threshold}});
+    std::string body =
+        json::serialize(json::object{{"secret_shares", *shares}, {"secret_threshold", *threshold}});
     auto r = Request(o, "PUT", "/v1/sys/init", body, exit_code);
     if (!r) return;
-    if (r->status != 200) { *exit_code = ReportApiError("initializing", o, "PUT", "/v1/sys/init", *r); return; }
+    if (r->status != 200) {
+      *exit_code = ReportApiError("initializing", o, "PUT", "/v1/sys/init", *r);
+      return;
+    }
     auto res = ParseObject(r->body);
-    if (!res) { *exit_code = kExitRemote; return; }
+    if (!res) {
+      *exit_code = kExitRemote;
+      return;
+    }
     if (Format(shared->flags) == "json") {
       (*res)["unseal_keys_b64"] = (*res)["keys_base64"];
       (*res)["unseal_keys_hex"] = (*res)["keys"];
@@ -299,9 +327,10 @@ void RegisterClientCommands(CLI::App& app, int* exit_code) {
     int i = 1;
     for (const auto& k : (*res)["keys_base64"].as_array())
       std::cout << "Unseal Key " << i++ << ": " << std::string_view(k.as_string()) << "\n";
-    std::cout << "\nInitial Root Token: " << std::string_view((*res)["root_token"].as_string()) << "\n\n"
-              << "Coffer initialized with " << *shares << " key shares and a key threshold of " << *threshold
-              << ". Keep the keys apart and safe: " << *threshold
+    std::cout << "\nInitial Root Token: " << std::string_view((*res)["root_token"].as_string())
+              << "\n\n"
+              << "Coffer initialized with " << *shares << " key shares and a key threshold of "
+              << *threshold << ". Keep the keys apart and safe: " << *threshold
               << " of them are needed each time the server starts.\n";
   });
 
@@ -327,28 +356,37 @@ void RegisterClientCommands(CLI::App& app, int* exit_code) {
     }
     auto r = Request(o, "PUT", "/v1/sys/unseal", json::serialize(body), exit_code);
     if (!r) return;
-    if (r->status != 200) { *exit_code = ReportApiError("unsealing", o, "PUT", "/v1/sys/unseal", *r); return; }
+    if (r->status != 200) {
+      *exit_code = ReportApiError("unsealing", o, "PUT", "/v1/sys/unseal", *r);
+      return;
+    }
     auto s = ParseObject(r->body);
-    if (!s) { *exit_code = kExitRemote; return; }
+    if (!s) {
+      *exit_code = kExitRemote;
+      return;
+    }
     PrintSealStatus(*s, Format(shared->flags));
   });
 
-  auto simple = [&](CLI::App* parent, const char* name, const char* help, const char* method, const char* path,
-                    const char* action, const char* ok) {
+  auto simple = [&](CLI::App* parent, const char* name, const char* help, const char* method,
+                    const char* path, const char* action, const char* ok) {
     auto* c = parent->add_subcommand(name, help);
     AddClientFlags(c, flags);
     c->callback([shared, exit_code, method, path, action, ok] {
       auto o = Resolve(shared->flags);
       auto r = Request(o, method, path, "", exit_code);
       if (!r) return;
-      if (r->status >= 300) { *exit_code = ReportApiError(action, o, method, path, *r); return; }
+      if (r->status >= 300) {
+        *exit_code = ReportApiError(action, o, method, path, *r);
+        return;
+      }
       std::cout << ok << "\n";
     });
   };
   simple(op, "seal", "Seal the server (wipes keys from memory)", "PUT", "/v1/sys/seal", "sealing",
          "Success! Coffer is sealed.");
-  simple(op, "rotate", "Add a new barrier encryption key term", "PUT", "/v1/sys/rotate", "rotating key",
-         "Success! Rotated key");
+  simple(op, "rotate", "Add a new barrier encryption key term", "PUT", "/v1/sys/rotate",
+         "rotating key", "Success! Rotated key");
 
   // coffer read / write / list / delete
   auto field = std::make_shared<std::string>();
@@ -369,13 +407,28 @@ void RegisterClientCommands(CLI::App& app, int* exit_code) {
     if (!r) return;
     if (r->status == 404) {
       auto body = ParseObject(r->body);
-      bool empty_errors = body && body->contains("errors") && (*body)["errors"].is_array() && (*body)["errors"].as_array().empty();
-      if (empty_errors) { std::cerr << "No value found at " << *path << "\n"; *exit_code = kExitRemote; return; }
+      bool empty_errors = body && body->contains("errors") && (*body)["errors"].is_array() &&
+                          (*body)["errors"].as_array().empty();
+      if (empty_errors) {
+        std::cerr << "No value found at " << *path << "\n";
+        *exit_code = kExitRemote;
+        return;
+      }
     }
-    if (r->status >= 300) { *exit_code = ReportApiError(Cat("reading ", *path), o, "GET", p, *r); return; }
-    if (r->status == 204) { std::cerr << "No value found at " << *path << "\n"; *exit_code = kExitRemote; return; }
+    if (r->status >= 300) {
+      *exit_code = ReportApiError(Cat("reading ", *path), o, "GET", p, *r);
+      return;
+    }
+    if (r->status == 204) {
+      std::cerr << "No value found at " << *path << "\n";
+      *exit_code = kExitRemote;
+      return;
+    }
     auto body = ParseObject(r->body);
-    if (!body) { std::cout << r->body << "\n"; return; }
+    if (!body) {
+      std::cout << r->body << "\n";
+      return;
+    }
     if (!body->contains("data") && !body->contains("request_id")) {
       // A raw (un-enveloped) response such as sys/health: show it as the data.
       json::object wrapped{{"data", *body}};
@@ -389,17 +442,28 @@ void RegisterClientCommands(CLI::App& app, int* exit_code) {
   AddClientFlags(write, flags);
   write->add_option("--field", *field, "Print only this field of the response");
   write->add_option("path", *path, "Path to write")->required();
-  write->add_option("data", *kv, "key=value, key=@file, key=- (stdin), - (JSON on stdin), @file.json");
+  write->add_option("data", *kv,
+                    "key=value, key=@file, key=- (stdin), - (JSON on stdin), @file.json");
   write->callback([shared, field, path, kv, exit_code] {
     auto o = Resolve(shared->flags);
     auto data = ParseKv(*kv);
-    if (!data.ok()) { std::cerr << "Error: " << data.status().message() << "\n"; *exit_code = kExitLocal; return; }
+    if (!data.ok()) {
+      std::cerr << "Error: " << data.status().message() << "\n";
+      *exit_code = kExitLocal;
+      return;
+    }
     std::string p = ApiPath(*path);
     auto r = Request(o, "PUT", p, json::serialize(*data), exit_code);
     if (!r) return;
-    if (r->status >= 300) { *exit_code = ReportApiError(Cat("writing data to ", *path), o, "PUT", p, *r); return; }
+    if (r->status >= 300) {
+      *exit_code = ReportApiError(Cat("writing data to ", *path), o, "PUT", p, *r);
+      return;
+    }
     auto body = r->status == 204 ? std::nullopt : ParseObject(r->body);
-    if (!body) { std::cout << "Success! Data written to: " << *path << "\n"; return; }
+    if (!body) {
+      std::cout << "Success! Data written to: " << *path << "\n";
+      return;
+    }
     *exit_code = PrintSecret(*body, Format(shared->flags), *field);
   });
 
@@ -411,13 +475,27 @@ void RegisterClientCommands(CLI::App& app, int* exit_code) {
     std::string p = ApiPath(*path);
     auto r = Request(o, "LIST", p, "", exit_code);
     if (!r) return;
-    if (r->status == 404) { std::cerr << "No value found at " << *path << "\n"; *exit_code = kExitRemote; return; }
-    if (r->status >= 300) { *exit_code = ReportApiError(Cat("listing ", *path), o, "LIST", p, *r); return; }
+    if (r->status == 404) {
+      std::cerr << "No value found at " << *path << "\n";
+      *exit_code = kExitRemote;
+      return;
+    }
+    if (r->status >= 300) {
+      *exit_code = ReportApiError(Cat("listing ", *path), o, "LIST", p, *r);
+      return;
+    }
     auto body = ParseObject(r->body);
     const json::value* keys = nullptr;
     if (body && (*body)["data"].is_object()) keys = (*body)["data"].as_object().if_contains("keys");
-    if (!keys || !keys->is_array()) { std::cerr << "No value found at " << *path << "\n"; *exit_code = kExitRemote; return; }
-    if (Format(shared->flags) == "json") { std::cout << json::serialize(*keys) << "\n"; return; }
+    if (!keys || !keys->is_array()) {
+      std::cerr << "No value found at " << *path << "\n";
+      *exit_code = kExitRemote;
+      return;
+    }
+    if (Format(shared->flags) == "json") {
+      std::cout << json::serialize(*keys) << "\n";
+      return;
+    }
     std::cout << "Keys\n----\n";
     for (const auto& k : keys->as_array()) std::cout << ValueText(k) << "\n";
   });
@@ -430,7 +508,10 @@ void RegisterClientCommands(CLI::App& app, int* exit_code) {
     std::string p = ApiPath(*path);
     auto r = Request(o, "DELETE", p, "", exit_code);
     if (!r) return;
-    if (r->status >= 300) { *exit_code = ReportApiError(Cat("deleting ", *path), o, "DELETE", p, *r); return; }
+    if (r->status >= 300) {
+      *exit_code = ReportApiError(Cat("deleting ", *path), o, "DELETE", p, *r);
+      return;
+    }
     std::cout << "Success! Data deleted (if it existed) at: " << *path << "\n";
   });
 
@@ -463,14 +544,21 @@ void RegisterClientCommands(CLI::App& app, int* exit_code) {
     json::object opts;
     for (const auto& kvp : *options) {
       size_t eq = kvp.find('=');
-      if (eq == std::string::npos) { std::cerr << "Error: -options takes key=value\n"; *exit_code = kExitLocal; return; }
+      if (eq == std::string::npos) {
+        std::cerr << "Error: -options takes key=value\n";
+        *exit_code = kExitLocal;
+        return;
+      }
       opts[kvp.substr(0, eq)] = kvp.substr(eq + 1);
     }
     if (!opts.empty()) body["options"] = opts;
     std::string p = ApiPath("sys/mounts/" + mp);
     auto r = Request(o, "POST", p, json::serialize(body), exit_code);
     if (!r) return;
-    if (r->status >= 300) { *exit_code = ReportApiError(Cat("enabling"), o, "POST", p, *r); return; }
+    if (r->status >= 300) {
+      *exit_code = ReportApiError(Cat("enabling"), o, "POST", p, *r);
+      return;
+    }
     while (!mp.empty() && mp.back() == '/') mp.pop_back();
     std::cout << "Success! Enabled the " << *type << " secrets engine at: " << mp << "/\n";
   });
@@ -483,7 +571,10 @@ void RegisterClientCommands(CLI::App& app, int* exit_code) {
     std::string p = ApiPath("sys/mounts/" + *mpath);
     auto r = Request(o, "DELETE", p, "", exit_code);
     if (!r) return;
-    if (r->status >= 300) { *exit_code = ReportApiError("disabling secrets engine", o, "DELETE", p, *r); return; }
+    if (r->status >= 300) {
+      *exit_code = ReportApiError("disabling secrets engine", o, "DELETE", p, *r);
+      return;
+    }
     std::string mp = *mpath;
     while (!mp.empty() && mp.back() == '/') mp.pop_back();
     std::cout << "Success! Disabled the secrets engine (if it existed) at: " << mp << "/\n";
@@ -495,23 +586,34 @@ void RegisterClientCommands(CLI::App& app, int* exit_code) {
     auto o = Resolve(shared->flags);
     auto r = Request(o, "GET", "/v1/sys/mounts", "", exit_code);
     if (!r) return;
-    if (r->status >= 300) { *exit_code = ReportApiError("listing secrets engines", o, "GET", "/v1/sys/mounts", *r); return; }
+    if (r->status >= 300) {
+      *exit_code = ReportApiError("listing secrets engines", o, "GET", "/v1/sys/mounts", *r);
+      return;
+    }
     auto body = ParseObject(r->body);
-    if (!body || !(*body)["data"].is_object()) { *exit_code = kExitRemote; return; }
+    if (!body || !(*body)["data"].is_object()) {
+      *exit_code = kExitRemote;
+      return;
+    }
     const auto& data = (*body)["data"].as_object();
-    if (Format(shared->flags) == "json") { std::cout << json::serialize(data) << "\n"; return; }
+    if (Format(shared->flags) == "json") {
+      std::cout << json::serialize(data) << "\n";
+      return;
+    }
     std::vector<std::string> paths;
     for (const auto& [k, _] : data) paths.emplace_back(k);
     std::sort(paths.begin(), paths.end());
     size_t w = 4;
     for (const auto& p : paths) w = std::max(w, p.size());
-    auto pad = [&](const std::string& s, size_t width) { return s + std::string(width - std::min(width, s.size()) + 4, ' '); };
+    auto pad = [&](const std::string& s, size_t width) {
+      return s + std::string(width - std::min(width, s.size()) + 4, ' ');
+    };
     std::cout << pad("Path", w) << pad("Type", 8) << pad("Accessor", 16) << "Description\n"
               << pad("----", w) << pad("----", 8) << pad("--------", 16) << "-----------\n";
     for (const auto& p : paths) {
       const auto& e = data.at(p).as_object();
-      std::cout << pad(p, w) << pad(ValueText(e.at("type")), 8) << pad(ValueText(e.at("accessor")), 16)
-                << ValueText(e.at("description")) << "\n";
+      std::cout << pad(p, w) << pad(ValueText(e.at("type")), 8)
+                << pad(ValueText(e.at("accessor")), 16) << ValueText(e.at("description")) << "\n";
     }
   });
 
@@ -532,7 +634,10 @@ void RegisterClientCommands(CLI::App& app, int* exit_code) {
     std::string p = ApiPath("sys/mounts/" + mp + "/tune");
     auto r = Request(o, "POST", p, json::serialize(body), exit_code);
     if (!r) return;
-    if (r->status >= 300) { *exit_code = ReportApiError("tuning secrets engine", o, "POST", p, *r); return; }
+    if (r->status >= 300) {
+      *exit_code = ReportApiError("tuning secrets engine", o, "POST", p, *r);
+      return;
+    }
     std::cout << "Success! Tuned the secrets engine at: " << mp << "/\n";
   });
 }

@@ -21,12 +21,14 @@ std::string Format(const ClientFlags& f);
 int ReportApiError(std::string_view action, const http::ClientOptions& o, std::string_view method,
                    std::string_view path, const http::ClientResponse& r);
 std::optional<http::ClientResponse> Request(const http::ClientOptions& o, std::string_view method,
-                                            std::string_view path, std::string_view body, int* code);
+                                            std::string_view path, std::string_view body,
+                                            int* code);
 std::string ValueText(const boost::json::value& v);
 std::string DurationText(int64_t s);
 void PrintTable(const std::vector<std::pair<std::string, std::string>>& rows,
                 std::string_view h1 = "Key", std::string_view h2 = "Value");
-int PrintSecret(const boost::json::object& resp, const std::string& format, const std::string& field);
+int PrintSecret(const boost::json::object& resp, const std::string& format,
+                const std::string& field);
 std::string ReadAll(std::istream& in);
 absl::StatusOr<boost::json::object> ParseKv(const std::vector<std::string>& args);
 std::string ApiPath(std::string p);

@@ -15,7 +15,8 @@ std::vector<std::string> NormalizeArgs(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--") rest = true;
-    if (!rest && a.size() > 2 && a[0] == '-' && a[1] != '-' && std::isalpha(static_cast<unsigned char>(a[1]))) {
+    if (!rest && a.size() > 2 && a[0] == '-' && a[1] != '-' &&
+        std::isalpha(static_cast<unsigned char>(a[1]))) {
       size_t name_end = a.find('=');
       if ((name_end == std::string::npos ? a.size() : name_end) > 2) a = "-" + a;
     }
@@ -31,14 +32,17 @@ int main(int argc, char** argv) {
   rlimit nocore{0, 0};
   setrlimit(RLIMIT_CORE, &nocore);
 
-  CLI::App app{"Coffer: a PKI and secrets server for Kubernetes clusters, speaking Vault's API", "coffer"};
+  CLI::App app{"Coffer: a PKI and secrets server for Kubernetes clusters, speaking Vault's API",
+               "coffer"};
   app.require_subcommand(1);
   app.set_help_all_flag("--help-all", "Show help for every command");
   int exit_code = coffer::cli::kExitOk;
   coffer::cli::RegisterServerCommand(app, &exit_code);
   coffer::cli::RegisterClientCommands(app, &exit_code);
   coffer::cli::RegisterAuthCommands(app, &exit_code);
-  app.add_subcommand("version", "Print the version")->callback([] { std::cout << "Coffer v" << COFFER_VERSION << "\n"; });
+  app.add_subcommand("version", "Print the version")->callback([] {
+    std::cout << "Coffer v" << COFFER_VERSION << "\n";
+  });
 
   auto args = coffer::cli::NormalizeArgs(argc, argv);
   std::reverse(args.begin(), args.end());  // CLI11 takes them in reverse order

@@ -54,10 +54,15 @@ int WaitForSignals(const sigset_t& set, http::HttpServer* server, core::Core* co
     if (sigwait(&set, &sig) != 0) continue;
     if (sig == SIGHUP) {
       auto st = server->ReloadTls();
-      if (st.ok()) log::Info("SIGHUP: TLS certificates reloaded");
-      else log::Error("SIGHUP: TLS reload failed, keeping the current certificates", {{"error", Msg(st)}});
+      if (st.ok())
+        log::Info("SIGHUP: TLS certificates reloaded");
+      else
+        log::Error("SIGHUP: TLS reload failed, keeping the current certificates",
+                   {{"error", Msg(st)}});
       auto au = core->ReopenAudit();
-      if (!au.ok()) log::Error("SIGHUP: an audit file could not be reopened; requests fail closed until it can", {{"error", Msg(au)}});
+      if (!au.ok())
+        log::Error("SIGHUP: an audit file could not be reopened; requests fail closed until it can",
+                   {{"error", Msg(au)}});
       continue;
     }
     log::Info("shutting down", {{"signal", sig == SIGINT ? "SIGINT" : "SIGTERM"}});
@@ -67,20 +72,33 @@ int WaitForSignals(const sigset_t& set, http::HttpServer* server, core::Core* co
 }
 
 int RunDev(const ServerFlags& f) {
-  auto st = log::Configure(f.log_level.empty() ? "info" : f.log_level, f.log_format.empty() ? "text" : f.log_format);
-  if (!st.ok()) { std::cerr << "Error: " << st.message() << "\n"; return kExitLocal; }
+  auto st = log::Configure(f.log_level.empty() ? "info" : f.log_level,
+                           f.log_format.empty() ? "text" : f.log_format);
+  if (!st.ok()) {
+    std::cerr << "Error: " << st.message() << "\n";
+    return kExitLocal;
+  }
   sigset_t set = BlockSignals();
   auto physical = std::make_unique<storage::MemoryStorage>();
   auto opts = BaseOptions();
   opts.physical = physical.get();
   opts.storage_type = "inmem";
   auto core = core::Core::Create(std::move(opts));
-  if (!core.ok()) { std::cerr << "Error: " << core.status().message() << "\n"; return kExitLocal; }
+  if (!core.ok()) {
+    std::cerr << "Error: " << core.status().message() << "\n";
+    return kExitLocal;
+  }
   auto init = (*core)->Initialize(1, 1);
-  if (!init.ok()) { std::cerr << "Error: " << init.status().message() << "\n"; return kExitLocal; }
+  if (!init.ok()) {
+    std::cerr << "Error: " << init.status().message() << "\n";
+    return kExitLocal;
+  }
   std::string unseal_key = Base64Encode(init->keys[0].view());
   auto un = (*core)->Unseal(unseal_key, false);
-  if (!un.ok()) { std::cerr << "Error: " << un.status().message() << "\n"; return kExitLocal; }
+  if (!un.ok()) {
+    std::cerr << "Error: " << un.status().message() << "\n";
+    return kExitLocal;
+  }
   core::MountEntry secret;
   secret.path = "secret/";
   secret.type = "kv";
@@ -92,7 +110,10 @@ int RunDev(const ServerFlags& f) {
   lo.tls_disable = true;
   so.listeners.push_back(lo);
   auto server = http::HttpServer::Start(core->get(), so);
-  if (!server.ok()) { std::cerr << "Error: " << server.status().message() << "\n"; return kExitLocal; }
+  if (!server.ok()) {
+    std::cerr << "Error: " << server.status().message() << "\n";
+    return kExitLocal;
+  }
   std::string addr = "http://" + (*server)->Addresses()[0];
   std::cout << "==> Coffer server configuration:\n\n"
             << "             Api Address: " << addr << "\n"
@@ -111,10 +132,16 @@ int RunDev(const ServerFlags& f) {
 
 int RunFromConfig(const ServerFlags& f) {
   auto cfg = config::LoadServerConfig(f.config);
-  if (!cfg.ok()) { std::cerr << "Error loading configuration: " << cfg.status().message() << "\n"; return kExitLocal; }
+  if (!cfg.ok()) {
+    std::cerr << "Error loading configuration: " << cfg.status().message() << "\n";
+    return kExitLocal;
+  }
   auto st = log::Configure(f.log_level.empty() ? cfg->log_level : f.log_level,
                            f.log_format.empty() ? cfg->log_format : f.log_format);
-  if (!st.ok()) { std::cerr << "Error: " << st.message() << "\n"; return kExitLocal; }
+  if (!st.ok()) {
+    std::cerr << "Error: " << st.message() << "\n";
+    return kExitLocal;
+  }
   sigset_t set = BlockSignals();
   std::unique_ptr<storage::Storage> physical;
   if (cfg->storage_type == "sqlite") {
@@ -126,7 +153,10 @@ int RunFromConfig(const ServerFlags& f) {
       std::filesystem::permissions(parent, std::filesystem::perms::owner_all, ec);
     }
     auto s = storage::SqliteStorage::Open(path);
-    if (!s.ok()) { std::cerr << "Error opening storage: " << s.status().message() << "\n"; return kExitLocal; }
+    if (!s.ok()) {
+      std::cerr << "Error opening storage: " << s.status().message() << "\n";
+      return kExitLocal;
+    }
     physical = std::move(*s);
   } else {
     physical = std::make_unique<storage::MemoryStorage>();
@@ -137,17 +167,25 @@ int RunFromConfig(const ServerFlags& f) {
   if (cfg->default_lease_ttl > 0) opts.default_lease_ttl = cfg->default_lease_ttl;
   if (cfg->max_lease_ttl > 0) opts.max_lease_ttl = cfg->max_lease_ttl;
   auto core = core::Core::Create(std::move(opts));
-  if (!core.ok()) { std::cerr << "Error: " << core.status().message() << "\n"; return kExitLocal; }
+  if (!core.ok()) {
+    std::cerr << "Error: " << core.status().message() << "\n";
+    return kExitLocal;
+  }
   http::ServerOptions so;
   so.listeners = cfg->listeners;
   auto server = http::HttpServer::Start(core->get(), so);
-  if (!server.ok()) { std::cerr << "Error starting listeners: " << server.status().message() << "\n"; return kExitLocal; }
+  if (!server.ok()) {
+    std::cerr << "Error starting listeners: " << server.status().message() << "\n";
+    return kExitLocal;
+  }
   std::cout << "==> Coffer server configuration:\n\n";
   for (size_t i = 0; i < cfg->listeners.size(); ++i)
-    std::cout << "                Listener " << i + 1 << ": tcp (addr: \"" << (*server)->Addresses()[i]
-              << "\", tls: \"" << (cfg->listeners[i].tls_disable ? "disabled" : "enabled") << "\")\n";
+    std::cout << "                Listener " << i + 1 << ": tcp (addr: \""
+              << (*server)->Addresses()[i] << "\", tls: \""
+              << (cfg->listeners[i].tls_disable ? "disabled" : "enabled") << "\")\n";
   std::cout << "                 Storage: " << cfg->storage_type << "\n"
-            << "                 Version: Coffer v" << COFFER_VERSION << "\n\n==> Coffer server started!\n"
+            << "                 Version: Coffer v" << COFFER_VERSION
+            << "\n\n==> Coffer server started!\n"
             << std::flush;
   std::string addrs;
   for (const auto& a : (*server)->Addresses()) addrs += (addrs.empty() ? "" : ",") + a;
@@ -162,14 +200,17 @@ void RegisterServerCommand(CLI::App& app, int* exit_code) {
   auto* s = app.add_subcommand("server", "Run the Coffer server");
   s->add_option("--config", f->config, "Configuration file (HCL or JSON)");
   s->add_flag("--dev", f->dev, "Development mode: in memory, initialized, unsealed, plain HTTP");
-  s->add_option("--dev-root-token-id", f->dev_root_token_id, "Not supported: dev root tokens are always random");
-  s->add_option("--dev-listen-address", f->dev_listen_address, "Dev mode listen address")->capture_default_str();
+  s->add_option("--dev-root-token-id", f->dev_root_token_id,
+                "Not supported: dev root tokens are always random");
+  s->add_option("--dev-listen-address", f->dev_listen_address, "Dev mode listen address")
+      ->capture_default_str();
   s->add_option("--log-level", f->log_level, "trace, debug, info, warn or error");
   s->add_option("--log-format", f->log_format, "text or json");
   s->callback([f, exit_code] {
     if (f->dev) {
       if (!f->dev_root_token_id.empty()) {
-        std::cerr << "Error: -dev-root-token-id is not supported: Coffer only makes random tokens\n";
+        std::cerr
+            << "Error: -dev-root-token-id is not supported: Coffer only makes random tokens\n";
         *exit_code = kExitLocal;
         return;
       }
@@ -177,7 +218,8 @@ void RegisterServerCommand(CLI::App& app, int* exit_code) {
       return;
     }
     if (f->config.empty()) {
-      std::cerr << "Error: a configuration file is required (-config=FILE), or -dev for a development server\n";
+      std::cerr << "Error: a configuration file is required (-config=FILE), or -dev for a "
+                   "development server\n";
       *exit_code = kExitLocal;
       return;
     }

@@ -59,7 +59,8 @@ api_addr = "https://127.0.0.1:8201"
 log_level = "debug"
 log_format = "json"
 disable_mlock = true
-)", "coffer.hcl");
+)",
+                               "coffer.hcl");
   ASSERT_TRUE(cfg.ok()) << cfg.status();
   EXPECT_EQ(cfg->storage_type, "sqlite");
   EXPECT_EQ(cfg->storage_options["path"], "/var/lib/coffer/coffer.db");
@@ -76,7 +77,8 @@ TEST(ServerConfig, JsonAsVault) {
   "storage": {"sqlite": {"path": "data.db"}},
   "listener": [{"tcp": {"address": "127.0.0.1:9000", "tls_disable": "true"}}],
   "log_level": "warn"
-})", "coffer.json");
+})",
+                               "coffer.json");
   ASSERT_TRUE(cfg.ok()) << cfg.status();
   EXPECT_EQ(cfg->storage_options["path"], "data.db");
   EXPECT_EQ(cfg->listeners.at(0).address, "127.0.0.1:9000");
@@ -84,16 +86,26 @@ TEST(ServerConfig, JsonAsVault) {
 }
 
 TEST(ServerConfig, UnknownKeysNameKeyAndLine) {
-  auto cfg = ParseServerConfig("storage \"sqlite\" { path = \"x\" }\nlistener \"tcp\" {\n  adress = \"x\"\n}\n", "c.hcl");
+  auto cfg = ParseServerConfig(
+      "storage \"sqlite\" { path = \"x\" }\nlistener \"tcp\" {\n  adress = \"x\"\n}\n", "c.hcl");
   ASSERT_FALSE(cfg.ok());
-  EXPECT_NE(std::string(cfg.status().message()).find("c.hcl: line 3: unknown key \"adress\" in listener \"tcp\""), std::string::npos)
+  EXPECT_NE(std::string(cfg.status().message())
+                .find("c.hcl: line 3: unknown key \"adress\" in listener \"tcp\""),
+            std::string::npos)
       << cfg.status();
   auto top = ParseServerConfig("storage \"sqlite\" { path = \"x\" }\nlisten = 1\n", "c.hcl");
-  EXPECT_NE(std::string(top.status().message()).find("line 2: unknown key \"listen\""), std::string::npos);
-  auto js = ParseServerConfig("{\n\"storage\": {\"sqlite\": {\"path\": \"x\"}},\n\"bogus\": 1\n}", "c.json");
-  EXPECT_NE(std::string(js.status().message()).find("line 3: unknown key \"bogus\""), std::string::npos) << js.status();
+  EXPECT_NE(std::string(top.status().message()).find("line 2: unknown key \"listen\""),
+            std::string::npos);
+  auto js = ParseServerConfig("{\n\"storage\": {\"sqlite\": {\"path\": \"x\"}},\n\"bogus\": 1\n}",
+                              "c.json");
+  EXPECT_NE(std::string(js.status().message()).find("line 3: unknown key \"bogus\""),
+            std::string::npos)
+      << js.status();
   EXPECT_FALSE(ParseServerConfig("storage \"raft\" { path = \"x\" }", "c").ok());
-  EXPECT_FALSE(ParseServerConfig("storage \"sqlite\" { path = \"x\" }\nlistener \"tcp\" { address = \"a:1\" }", "c").ok())
+  EXPECT_FALSE(
+      ParseServerConfig(
+          "storage \"sqlite\" { path = \"x\" }\nlistener \"tcp\" { address = \"a:1\" }", "c")
+          .ok())
       << "TLS is on by default and needs files";
 }
 

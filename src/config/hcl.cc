@@ -31,7 +31,9 @@ class Parser {
  private:
   char Peek() const { return pos_ < t_.size() ? t_[pos_] : '\0'; }
 
-  absl::Status Error(std::string_view msg) const { return absl::InvalidArgumentError(Cat("line ", line_, ": ", msg)); }
+  absl::Status Error(std::string_view msg) const {
+    return absl::InvalidArgumentError(Cat("line ", line_, ": ", msg));
+  }
 
   void SkipSpace(bool stop_at_newline = false) {
     while (pos_ < t_.size()) {
@@ -64,7 +66,8 @@ class Parser {
   absl::StatusOr<std::string> Identifier() {
     size_t start = pos_;
     while (pos_ < t_.size() && IdentChar(t_[pos_])) ++pos_;
-    if (pos_ == start) return Error(Cat("expected a name, found '", std::string(1, Peek() ? Peek() : ' '), "'"));
+    if (pos_ == start)
+      return Error(Cat("expected a name, found '", std::string(1, Peek() ? Peek() : ' '), "'"));
     return std::string(t_.substr(start, pos_ - start));
   }
 
@@ -83,24 +86,44 @@ class Parser {
       if (pos_ >= t_.size()) return Error("unterminated string");
       char e = t_[pos_++];
       switch (e) {
-        case 'n': out.push_back('\n'); break;
-        case 't': out.push_back('\t'); break;
-        case 'r': out.push_back('\r'); break;
-        case '"': out.push_back('"'); break;
-        case '\\': out.push_back('\\'); break;
-        case '/': out.push_back('/'); break;
-        case 'b': out.push_back('\b'); break;
-        case 'f': out.push_back('\f'); break;
+        case 'n':
+          out.push_back('\n');
+          break;
+        case 't':
+          out.push_back('\t');
+          break;
+        case 'r':
+          out.push_back('\r');
+          break;
+        case '"':
+          out.push_back('"');
+          break;
+        case '\\':
+          out.push_back('\\');
+          break;
+        case '/':
+          out.push_back('/');
+          break;
+        case 'b':
+          out.push_back('\b');
+          break;
+        case 'f':
+          out.push_back('\f');
+          break;
         case 'u': {
           if (pos_ + 4 > t_.size()) return Error("bad \\u escape");
           unsigned cp = 0;
           for (int i = 0; i < 4; ++i) {
             char h = t_[pos_++];
             cp <<= 4;
-            if (h >= '0' && h <= '9') cp |= h - '0';
-            else if (h >= 'a' && h <= 'f') cp |= h - 'a' + 10;
-            else if (h >= 'A' && h <= 'F') cp |= h - 'A' + 10;
-            else return Error("bad \\u escape");
+            if (h >= '0' && h <= '9')
+              cp |= h - '0';
+            else if (h >= 'a' && h <= 'f')
+              cp |= h - 'a' + 10;
+            else if (h >= 'A' && h <= 'F')
+              cp |= h - 'A' + 10;
+            else
+              return Error("bad \\u escape");
           }
           if (cp < 0x80) {
             out.push_back(static_cast<char>(cp));
@@ -114,7 +137,8 @@ class Parser {
           }
           break;
         }
-        default: return Error(Cat("unknown escape \\", std::string(1, e), " in string"));
+        default:
+          return Error(Cat("unknown escape \\", std::string(1, e), " in string"));
       }
     }
     return out;
@@ -129,7 +153,8 @@ class Parser {
     }
     ASSIGN_OR_RETURN(std::string marker, Identifier());
     while (pos_ < t_.size() && t_[pos_] != '\n') {
-      if (t_[pos_] != ' ' && t_[pos_] != '\r' && t_[pos_] != '\t') return Error("heredoc marker must end its line");
+      if (t_[pos_] != ' ' && t_[pos_] != '\r' && t_[pos_] != '\t')
+        return Error("heredoc marker must end its line");
       ++pos_;
     }
     if (pos_ >= t_.size()) return Error("unterminated heredoc");
@@ -138,10 +163,13 @@ class Parser {
     std::string out;
     while (pos_ < t_.size()) {
       size_t eol = t_.find('\n', pos_);
-      std::string_view line = t_.substr(pos_, eol == std::string_view::npos ? std::string_view::npos : eol - pos_);
+      std::string_view line =
+          t_.substr(pos_, eol == std::string_view::npos ? std::string_view::npos : eol - pos_);
       std::string_view trimmed = line;
-      while (!trimmed.empty() && (trimmed.front() == ' ' || trimmed.front() == '\t')) trimmed.remove_prefix(1);
-      while (!trimmed.empty() && (trimmed.back() == '\r' || trimmed.back() == ' ')) trimmed.remove_suffix(1);
+      while (!trimmed.empty() && (trimmed.front() == ' ' || trimmed.front() == '\t'))
+        trimmed.remove_prefix(1);
+      while (!trimmed.empty() && (trimmed.back() == '\r' || trimmed.back() == ' '))
+        trimmed.remove_suffix(1);
       pos_ = eol == std::string_view::npos ? t_.size() : eol + 1;
       if (trimmed == marker) return out;
       ++line_;
@@ -196,8 +224,10 @@ class Parser {
     if (c == '-' || c == '+' || std::isdigit(static_cast<unsigned char>(c))) {
       size_t start = pos_;
       ++pos_;
-      while (pos_ < t_.size() && (std::isalnum(static_cast<unsigned char>(t_[pos_])) || t_[pos_] == '.' ||
-                                  ((t_[pos_] == '-' || t_[pos_] == '+') && (t_[pos_ - 1] == 'e' || t_[pos_ - 1] == 'E'))))
+      while (
+          pos_ < t_.size() &&
+          (std::isalnum(static_cast<unsigned char>(t_[pos_])) || t_[pos_] == '.' ||
+           ((t_[pos_] == '-' || t_[pos_] == '+') && (t_[pos_ - 1] == 'e' || t_[pos_ - 1] == 'E'))))
         ++pos_;
       std::string lit(t_.substr(start, pos_ - start));
       char* end = nullptr;
@@ -303,12 +333,18 @@ absl::StatusOr<std::vector<Item>> Parse(std::string_view text) { return Parser(t
 
 std::string_view KindName(Value::Kind k) {
   switch (k) {
-    case Value::Kind::kNull: return "null";
-    case Value::Kind::kBool: return "boolean";
-    case Value::Kind::kNumber: return "number";
-    case Value::Kind::kString: return "string";
-    case Value::Kind::kList: return "list";
-    case Value::Kind::kObject: return "block";
+    case Value::Kind::kNull:
+      return "null";
+    case Value::Kind::kBool:
+      return "boolean";
+    case Value::Kind::kNumber:
+      return "number";
+    case Value::Kind::kString:
+      return "string";
+    case Value::Kind::kList:
+      return "list";
+    case Value::Kind::kObject:
+      return "block";
   }
   return "?";
 }

@@ -2,8 +2,8 @@
 // reads as the same tree). Every item keeps its line so errors can name it.
 //
 //   key = value            attributes: strings, numbers, true/false, lists, objects, heredocs
-//   name "label" { ... }   blocks; labels nest: storage "sqlite" {..} == storage = { sqlite = {..} }
-//   # comment, // comment, /* comment */
+//   name "label" { ... }   blocks; labels nest: storage "sqlite" {..} == storage = { sqlite = {..}
+//   } # comment, // comment, /* comment */
 //
 // Pure functions over their input; thread-safe.
 #pragma once

@@ -57,14 +57,16 @@ absl::Status ForEachLabelled(const Item& it, Fn fn) {
 }
 
 absl::Status Unknown(const Item& it, std::string_view where, std::string_view known) {
-  return At(it, Cat("unknown key \"", it.key, "\"", where.empty() ? "" : " in ", where, " (known keys: ", known, ")"));
+  return At(it, Cat("unknown key \"", it.key, "\"", where.empty() ? "" : " in ", where,
+                    " (known keys: ", known, ")"));
 }
 
 }  // namespace
 
 absl::StatusOr<ServerConfig> ParseServerConfig(std::string_view text, std::string_view name) {
   auto prefix = [&](const absl::Status& s) {
-    return absl::InvalidArgumentError(Cat(name, ": ", s.message().data() ? std::string(s.message()) : ""));
+    return absl::InvalidArgumentError(
+        Cat(name, ": ", s.message().data() ? std::string(s.message()) : ""));
   };
   auto items = hcl::Parse(text);
   if (!items.ok()) return prefix(items.status());
@@ -82,17 +84,20 @@ absl::StatusOr<ServerConfig> ParseServerConfig(std::string_view text, std::strin
               if (o.key != "path") return Unknown(o, "storage \"sqlite\"", "path");
               ASSIGN_OR_RETURN(cfg.storage_options["path"], AsString(o));
             }
-            if (cfg.storage_options["path"].empty()) return At(st, "storage \"sqlite\" needs path = \"/var/lib/coffer/coffer.db\"");
+            if (cfg.storage_options["path"].empty())
+              return At(st, "storage \"sqlite\" needs path = \"/var/lib/coffer/coffer.db\"");
           } else if (st.key == "inmem") {
             for (const Item& o : st.value.object) return Unknown(o, "storage \"inmem\"", "none");
           } else {
-            return At(st, Cat("unsupported storage type \"", st.key, "\": use \"sqlite\" (or \"inmem\" for tests)"));
+            return At(st, Cat("unsupported storage type \"", st.key,
+                              "\": use \"sqlite\" (or \"inmem\" for tests)"));
           }
           return absl::OkStatus();
         }));
       } else if (it.key == "listener") {
         RETURN_IF_ERROR(ForEachLabelled(it, [&](const Item& l) -> absl::Status {
-          if (l.key != "tcp") return At(l, Cat("unsupported listener type \"", l.key, "\": use \"tcp\""));
+          if (l.key != "tcp")
+            return At(l, Cat("unsupported listener type \"", l.key, "\": use \"tcp\""));
           http::ListenerOptions lo;
           for (const Item& o : l.value.object) {
             if (o.key == "address") {
@@ -106,12 +111,15 @@ absl::StatusOr<ServerConfig> ParseServerConfig(std::string_view text, std::strin
             } else if (o.key == "tls_min_version") {
               ASSIGN_OR_RETURN(lo.tls_min_version, AsString(o));
               if (lo.tls_min_version != "tls12" && lo.tls_min_version != "tls13")
-                return At(o, "tls_min_version must be \"tls12\" or \"tls13\" (older versions are not offered)");
+                return At(o,
+                          "tls_min_version must be \"tls12\" or \"tls13\" (older versions are not "
+                          "offered)");
             } else if (o.key == "http_read_header_timeout" || o.key == "http_read_timeout" ||
                        o.key == "http_idle_timeout") {
               ASSIGN_OR_RETURN(std::string text, AsString(o));
               auto d = ParseDurationSeconds(text);
-              if (!d.ok() || *d < 1) return At(o, Cat(o.key, " must be a duration of at least 1s, such as \"30s\""));
+              if (!d.ok() || *d < 1)
+                return At(o, Cat(o.key, " must be a duration of at least 1s, such as \"30s\""));
               (o.key == "http_read_header_timeout" ? lo.read_header_timeout
                : o.key == "http_read_timeout"      ? lo.read_timeout
                                                    : lo.idle_timeout) = std::chrono::seconds(*d);
@@ -122,7 +130,8 @@ absl::StatusOr<ServerConfig> ParseServerConfig(std::string_view text, std::strin
             }
           }
           if (!lo.tls_disable && (lo.tls_cert_file.empty() || lo.tls_key_file.empty()))
-            return At(l, "listener \"tcp\" needs tls_cert_file and tls_key_file, or tls_disable = true");
+            return At(
+                l, "listener \"tcp\" needs tls_cert_file and tls_key_file, or tls_disable = true");
           cfg.listeners.push_back(std::move(lo));
           return absl::OkStatus();
         }));
@@ -131,11 +140,13 @@ absl::StatusOr<ServerConfig> ParseServerConfig(std::string_view text, std::strin
       } else if (it.key == "log_level") {
         ASSIGN_OR_RETURN(cfg.log_level, AsString(it));
         static const std::set<std::string> ok = {"trace", "debug", "info", "warn", "error"};
-        if (!ok.count(cfg.log_level)) return At(it, "log_level must be trace, debug, info, warn or error");
+        if (!ok.count(cfg.log_level))
+          return At(it, "log_level must be trace, debug, info, warn or error");
       } else if (it.key == "log_format") {
         ASSIGN_OR_RETURN(cfg.log_format, AsString(it));
         if (cfg.log_format == "standard") cfg.log_format = "text";
-        if (cfg.log_format != "text" && cfg.log_format != "json") return At(it, "log_format must be \"text\" or \"json\"");
+        if (cfg.log_format != "text" && cfg.log_format != "json")
+          return At(it, "log_format must be \"text\" or \"json\"");
       } else if (it.key == "default_lease_ttl" || it.key == "max_lease_ttl") {
         ASSIGN_OR_RETURN(std::string s, AsString(it));
         auto d = ParseDurationSeconds(s);
@@ -145,11 +156,18 @@ absl::StatusOr<ServerConfig> ParseServerConfig(std::string_view text, std::strin
                  it.key == "cluster_name" || it.key == "pid_file") {
         // Vault settings with no effect here; accepted so existing configs load.
       } else {
-        return Unknown(it, "", "storage, listener, api_addr, log_level, log_format, default_lease_ttl, max_lease_ttl");
+        return Unknown(
+            it, "",
+            "storage, listener, api_addr, log_level, log_format, default_lease_ttl, max_lease_ttl");
       }
     }
-    if (storages == 0) return absl::InvalidArgumentError("a storage block is required, e.g. storage \"sqlite\" { path = \"coffer.db\" }");
-    if (cfg.listeners.empty()) return absl::InvalidArgumentError("a listener block is required, e.g. listener \"tcp\" { address = \"127.0.0.1:8200\" ... }");
+    if (storages == 0)
+      return absl::InvalidArgumentError(
+          "a storage block is required, e.g. storage \"sqlite\" { path = \"coffer.db\" }");
+    if (cfg.listeners.empty())
+      return absl::InvalidArgumentError(
+          "a listener block is required, e.g. listener \"tcp\" { address = \"127.0.0.1:8200\" ... "
+          "}");
     return absl::OkStatus();
   };
   auto st = body();

@@ -22,16 +22,19 @@ absl::StatusOr<uint32_t> CapabilityByName(std::string_view n) {
   if (n == "patch") return kCapPatch;
   if (n == "root") return absl::InvalidArgumentError("\"root\" is not a capability");
   return absl::InvalidArgumentError(
-      Cat("unknown capability \"", n, "\": use create, read, update, patch, delete, list, sudo or deny"));
+      Cat("unknown capability \"", n,
+          "\": use create, read, update, patch, delete, list, sudo or deny"));
 }
 
 absl::StatusOr<uint32_t> LegacyPolicy(std::string_view n) {
-  constexpr uint32_t kWrite = kCapCreate | kCapRead | kCapUpdate | kCapDelete | kCapList | kCapPatch;
+  constexpr uint32_t kWrite =
+      kCapCreate | kCapRead | kCapUpdate | kCapDelete | kCapList | kCapPatch;
   if (n == "deny") return kCapDeny;
   if (n == "read") return kCapRead | kCapList;
   if (n == "write") return kWrite;
   if (n == "sudo") return kWrite | kCapSudo;
-  return absl::InvalidArgumentError(Cat("unknown policy \"", n, "\": use read, write, sudo or deny"));
+  return absl::InvalidArgumentError(
+      Cat("unknown policy \"", n, "\": use read, write, sudo or deny"));
 }
 
 // Position of the first '+' segment or '*' in a pattern (npos if none).
@@ -39,7 +42,8 @@ size_t FirstWildcard(std::string_view p) {
   size_t star = p.find('*');
   size_t plus = std::string_view::npos;
   for (size_t i = 0; i < p.size(); ++i) {
-    if (p[i] == '+' && (i == 0 || p[i - 1] == '/') && (i + 1 == p.size() || p[i + 1] == '/' || p[i + 1] == '*')) {
+    if (p[i] == '+' && (i == 0 || p[i - 1] == '/') &&
+        (i + 1 == p.size() || p[i + 1] == '/' || p[i + 1] == '*')) {
       plus = i;
       break;
     }
@@ -50,7 +54,9 @@ size_t FirstWildcard(std::string_view p) {
 size_t PlusSegments(std::string_view p) {
   size_t n = 0;
   for (size_t i = 0; i < p.size(); ++i)
-    if (p[i] == '+' && (i == 0 || p[i - 1] == '/') && (i + 1 == p.size() || p[i + 1] == '/' || p[i + 1] == '*')) ++n;
+    if (p[i] == '+' && (i == 0 || p[i - 1] == '/') &&
+        (i + 1 == p.size() || p[i + 1] == '/' || p[i + 1] == '*'))
+      ++n;
   return n;
 }
 
@@ -76,18 +82,22 @@ bool HigherPriority(std::string_view a, std::string_view b) {
 
 absl::Status ValidatePolicyName(std::string_view name) {
   if (name.empty()) return absl::InvalidArgumentError("policy name is required");
-  if (name.size() > 128) return absl::InvalidArgumentError("policy name is longer than 128 characters");
+  if (name.size() > 128)
+    return absl::InvalidArgumentError("policy name is longer than 128 characters");
   for (char c : name)
-    if (!(std::islower(static_cast<unsigned char>(c)) || std::isdigit(static_cast<unsigned char>(c)) ||
-          c == '-' || c == '_' || c == '.' || c == '@'))
+    if (!(std::islower(static_cast<unsigned char>(c)) ||
+          std::isdigit(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.' ||
+          c == '@'))
       return absl::InvalidArgumentError(
-          Cat("policy name \"", name, "\" may only hold lowercase letters, digits, '-', '_', '.' and '@'"));
+          Cat("policy name \"", name,
+              "\" may only hold lowercase letters, digits, '-', '_', '.' and '@'"));
   return absl::OkStatus();
 }
 
 absl::StatusOr<Policy> ParsePolicy(std::string_view name, std::string_view text) {
   auto items = hcl::Parse(text);
-  if (!items.ok()) return absl::InvalidArgumentError(Cat("failed to parse policy: ", Msg(items.status())));
+  if (!items.ok())
+    return absl::InvalidArgumentError(Cat("failed to parse policy: ", Msg(items.status())));
   Policy p;
   p.name = std::string(name);
   p.raw = std::string(text);
@@ -97,9 +107,11 @@ absl::StatusOr<Policy> ParsePolicy(std::string_view name, std::string_view text)
   };
   for (const auto& item : *items) {
     if (item.key == "name") continue;  // legacy, ignored as Vault does
-    if (item.key != "path") return at(item.line, Cat("unknown key \"", item.key, "\": a policy holds path blocks"));
+    if (item.key != "path")
+      return at(item.line, Cat("unknown key \"", item.key, "\": a policy holds path blocks"));
     auto one = [&](const hcl::Value& v) -> absl::Status {
-      if (v.kind != hcl::Value::Kind::kObject) return at(v.line, "path must be a block: path \"secret/*\" { ... }");
+      if (v.kind != hcl::Value::Kind::kObject)
+        return at(v.line, "path must be a block: path \"secret/*\" { ... }");
       for (const auto& pathitem : v.object) {
         const std::string& pattern = pathitem.key;
         if (pathitem.value.kind != hcl::Value::Kind::kObject)
@@ -114,14 +126,16 @@ absl::StatusOr<Policy> ParsePolicy(std::string_view name, std::string_view text)
             if (field.value.kind != hcl::Value::Kind::kList)
               return at(field.line, "capabilities must be a list such as [\"read\", \"list\"]");
             for (const auto& c : field.value.list) {
-              if (c.kind != hcl::Value::Kind::kString) return at(c.line, "capabilities must be strings");
+              if (c.kind != hcl::Value::Kind::kString)
+                return at(c.line, "capabilities must be strings");
               auto cap = CapabilityByName(c.str);
               if (!cap.ok()) return at(c.line, Msg(cap.status()));
               caps |= *cap;
             }
             any = true;
           } else if (field.key == "policy") {
-            if (field.value.kind != hcl::Value::Kind::kString) return at(field.line, "policy must be a string");
+            if (field.value.kind != hcl::Value::Kind::kString)
+              return at(field.line, "policy must be a string");
             auto cap = LegacyPolicy(field.value.str);
             if (!cap.ok()) return at(field.line, Msg(cap.status()));
             caps |= *cap;
@@ -138,7 +152,8 @@ absl::StatusOr<Policy> ParsePolicy(std::string_view name, std::string_view text)
         }
         if (!any) return at(pathitem.line, Cat("path \"", pattern, "\" has no capabilities"));
         auto it = merged.find(pattern);
-        merged[pattern] = it == merged.end() ? ((caps & kCapDeny) ? kCapDeny : caps) : Merge(it->second, caps);
+        merged[pattern] =
+            it == merged.end() ? ((caps & kCapDeny) ? kCapDeny : caps) : Merge(it->second, caps);
       }
       return absl::OkStatus();
     };
@@ -156,7 +171,7 @@ std::vector<std::string> CapabilityNames(uint32_t caps) {
   if (caps & kCapDeny) return {"deny"};
   std::vector<std::string> out;
   static const std::pair<uint32_t, const char*> kNames[] = {
-      {kCapCreate, "create"}, {kCapDelete, "delete"}, {kCapList, "list"},  {kCapPatch, "patch"},
+      {kCapCreate, "create"}, {kCapDelete, "delete"}, {kCapList, "list"},    {kCapPatch, "patch"},
       {kCapRead, "read"},     {kCapSudo, "sudo"},     {kCapUpdate, "update"}};
   for (const auto& [bit, n] : kNames)
     if (caps & bit) out.emplace_back(n);
@@ -179,12 +194,18 @@ std::string FormatPolicy(const Policy& p) {
 uint32_t CapabilityFor(Operation op) {
   switch (op) {
     case Operation::kRead:
-    case Operation::kHead: return kCapRead;
-    case Operation::kCreate: return kCapCreate;
-    case Operation::kUpdate: return kCapUpdate;
-    case Operation::kPatch: return kCapPatch;
-    case Operation::kDelete: return kCapDelete;
-    case Operation::kList: return kCapList;
+    case Operation::kHead:
+      return kCapRead;
+    case Operation::kCreate:
+      return kCapCreate;
+    case Operation::kUpdate:
+      return kCapUpdate;
+    case Operation::kPatch:
+      return kCapPatch;
+    case Operation::kDelete:
+      return kCapDelete;
+    case Operation::kList:
+      return kCapList;
   }
   return kCapDeny;
 }
@@ -278,11 +299,13 @@ std::shared_ptr<const Acl> Acl::Build(const std::vector<std::shared_ptr<const Po
         Wildcard w;
         w.pattern = pat;
         w.glob = !pat.empty() && pat.back() == '*';
-        std::string_view body = w.glob ? std::string_view(pat).substr(0, pat.size() - 1) : std::string_view(pat);
+        std::string_view body =
+            w.glob ? std::string_view(pat).substr(0, pat.size() - 1) : std::string_view(pat);
         size_t start = 0;
         while (true) {
           size_t slash = body.find('/', start);
-          w.segments.emplace_back(body.substr(start, slash == std::string_view::npos ? std::string_view::npos : slash - start));
+          w.segments.emplace_back(body.substr(
+              start, slash == std::string_view::npos ? std::string_view::npos : slash - start));
           if (slash == std::string_view::npos) break;
           start = slash + 1;
         }
@@ -309,7 +332,8 @@ std::shared_ptr<const Acl> Acl::Build(const std::vector<std::shared_ptr<const Po
     std::vector<std::string> keys;
     size_t n = w.segments.size() - (w.glob ? 1 : 0);
     for (size_t i = 0; i < n && i < 255; ++i)
-      if (w.segments[i] != "+") keys.push_back(std::string(1, static_cast<char>(i)) + w.segments[i]);
+      if (w.segments[i] != "+")
+        keys.push_back(std::string(1, static_cast<char>(i)) + w.segments[i]);
     return keys;
   };
   for (const auto& w : acl->wildcard_)
@@ -357,10 +381,12 @@ bool Acl::MatchesWildcard(const Wildcard& w, std::string_view path) const {
 }
 
 uint32_t Acl::Capabilities(std::string_view path, bool is_list) const {
-  if (root_) return kCapCreate | kCapRead | kCapUpdate | kCapDelete | kCapList | kCapSudo | kCapPatch;
+  if (root_)
+    return kCapCreate | kCapRead | kCapUpdate | kCapDelete | kCapList | kCapSudo | kCapPatch;
   if (auto it = exact_.find(AV(path)); it != exact_.end()) return it->second;
   if (is_list && !path.empty() && path.back() == '/') {
-    if (auto it = exact_.find(AV(path.substr(0, path.size() - 1))); it != exact_.end()) return it->second;
+    if (auto it = exact_.find(AV(path.substr(0, path.size() - 1))); it != exact_.end())
+      return it->second;
   }
   // Longest glob prefix: probe each prefix length once (cost follows the path, not the rules).
   const std::string* best = nullptr;
@@ -380,7 +406,9 @@ uint32_t Acl::Capabilities(std::string_view path, bool is_list) const {
       is_list && !path.empty() && path.back() == '/' ? path.substr(0, path.size() - 1) : path;
   auto consider = [&](uint32_t idx) {
     const Wildcard& w = wildcard_[idx];
-    if (!MatchesWildcard(w, path) && !(trimmed.size() != path.size() && MatchesWildcard(w, trimmed))) return;
+    if (!MatchesWildcard(w, path) &&
+        !(trimmed.size() != path.size() && MatchesWildcard(w, trimmed)))
+      return;
     if (!best || HigherPriority(w.pattern, *best)) {
       best = &w.pattern;
       best_caps = w.caps;
@@ -393,7 +421,8 @@ uint32_t Acl::Capabilities(std::string_view path, bool is_list) const {
     size_t pos = 0;
     for (size_t i = 0; pos <= path.size() && i < 255; ++i) {
       size_t slash = path.find('/', pos);
-      std::string_view seg = path.substr(pos, slash == std::string_view::npos ? std::string_view::npos : slash - pos);
+      std::string_view seg =
+          path.substr(pos, slash == std::string_view::npos ? std::string_view::npos : slash - pos);
       key.assign(1, static_cast<char>(i));
       key.append(seg);
       if (auto it = wildcard_index_.find(key); it != wildcard_index_.end())

@@ -66,7 +66,8 @@ const Policy& DefaultPolicy();
 class Acl {
  public:
   // `root` grants everything (the root policy).
-  static std::shared_ptr<const Acl> Build(const std::vector<std::shared_ptr<const Policy>>& policies);
+  static std::shared_ptr<const Acl> Build(
+      const std::vector<std::shared_ptr<const Policy>>& policies);
 
   bool root() const { return root_; }
   // The capabilities the policies give on `path` (kCapDeny alone when denied).

@@ -29,17 +29,23 @@ path "sys/seal" { capabilities = ["update", "sudo"] }
 )");
   ASSERT_TRUE(hcl.ok()) << hcl.status();
   EXPECT_EQ(hcl->rules.size(), 3u);
-  auto json = ParsePolicy("y", R"({"path": {"secret/*": {"capabilities": ["read"]}, "kv/+/x": {"capabilities": ["deny", "read"]}}})");
+  auto json = ParsePolicy(
+      "y",
+      R"({"path": {"secret/*": {"capabilities": ["read"]}, "kv/+/x": {"capabilities": ["deny", "read"]}}})");
   ASSERT_TRUE(json.ok()) << json.status();
   ASSERT_EQ(json->rules.size(), 2u);
   EXPECT_EQ(json->rules[0].caps, kCapDeny) << "deny wins within a rule";
 }
 
 TEST(Policy, ErrorsAreActionable) {
-  EXPECT_EQ(std::string(ParsePolicy("x", R"(path "a" { capabilities = ["reed"] })").status().message()),
-            "failed to parse policy: line 1: unknown capability \"reed\": use create, read, update, patch, delete, list, sudo or deny");
+  EXPECT_EQ(
+      std::string(ParsePolicy("x", R"(path "a" { capabilities = ["reed"] })").status().message()),
+      "failed to parse policy: line 1: unknown capability \"reed\": use create, read, update, "
+      "patch, delete, list, sudo or deny");
   EXPECT_FALSE(ParsePolicy("x", R"(path "a/*/b" { capabilities = ["read"] })").ok());
-  EXPECT_FALSE(ParsePolicy("x", R"(path "a" { allowed_parameters = { x = [] } capabilities = ["read"] })").ok());
+  EXPECT_FALSE(
+      ParsePolicy("x", R"(path "a" { allowed_parameters = { x = [] } capabilities = ["read"] })")
+          .ok());
   EXPECT_FALSE(ParsePolicy("x", R"(path "a" { })").ok());
   EXPECT_FALSE(ParsePolicy("x", R"(pth "a" { capabilities = ["read"] })").ok());
   EXPECT_FALSE(ParsePolicy("x", "path \"a\" {").ok());
@@ -49,11 +55,11 @@ TEST(Policy, ErrorsAreActionable) {
 }
 
 TEST(Acl, PriorityOrderAsVault) {
-  EXPECT_TRUE(HigherPriority("secret/a/b", "secret/a/*"));   // no wildcard beats wildcard
-  EXPECT_TRUE(HigherPriority("secret/a/+", "secret/+/b"));   // first wildcard later wins
-  EXPECT_TRUE(HigherPriority("secret/+/b", "secret/+*"));    // not ending in * wins
+  EXPECT_TRUE(HigherPriority("secret/a/b", "secret/a/*"));  // no wildcard beats wildcard
+  EXPECT_TRUE(HigherPriority("secret/a/+", "secret/+/b"));  // first wildcard later wins
+  EXPECT_TRUE(HigherPriority("secret/+/b", "secret/+*"));   // not ending in * wins
   EXPECT_TRUE(HigherPriority("a/+/+/c", "a/+/+*"));
-  EXPECT_TRUE(HigherPriority("a/+/b/c", "a/+/+/c"));          // fewer + wins
+  EXPECT_TRUE(HigherPriority("a/+/b/c", "a/+/+/c"));         // fewer + wins
   EXPECT_TRUE(HigherPriority("secret/abc*", "secret/ab*"));  // longer wins
   EXPECT_TRUE(HigherPriority("secret/b*", "secret/a*"));     // lexicographic
 }
@@ -64,7 +70,8 @@ path "secret/*" { capabilities = ["read", "list"] }
 path "secret/team/+/config" { capabilities = ["update"] }
 path "secret/private/*" { capabilities = ["deny"] }
 path "kv/exact" { capabilities = ["create"] }
-)", R"(
+)",
+                   R"(
 path "secret/*" { capabilities = ["create"] }
 path "kv/exact" { capabilities = ["read"] }
 )"});
@@ -72,7 +79,8 @@ path "kv/exact" { capabilities = ["read"] }
   EXPECT_TRUE(acl->Allows("secret/a", Operation::kCreate, false));  // merged from the second policy
   EXPECT_FALSE(acl->Allows("secret/a", Operation::kUpdate, false));
   EXPECT_TRUE(acl->Allows("secret/team/x/config", Operation::kUpdate, false));
-  EXPECT_FALSE(acl->Allows("secret/team/x/config", Operation::kRead, false));  // + rule decides alone
+  EXPECT_FALSE(
+      acl->Allows("secret/team/x/config", Operation::kRead, false));  // + rule decides alone
   EXPECT_TRUE(acl->Allows("secret/team/x/y/config", Operation::kRead, false));  // + is one segment
   EXPECT_FALSE(acl->Allows("secret/private/k", Operation::kRead, false));
   EXPECT_TRUE(acl->Allows("kv/exact", Operation::kRead, false));
@@ -98,14 +106,17 @@ uint32_t Reference(const std::vector<PathRule>& rules, const std::string& path) 
     size_t start = 0;
     while (true) {
       size_t slash = p.find('/', start);
-      std::string_view seg = p.substr(start, slash == std::string_view::npos ? std::string_view::npos : slash - start);
+      std::string_view seg =
+          p.substr(start, slash == std::string_view::npos ? std::string_view::npos : slash - start);
       bool last = slash == std::string_view::npos;
       if (seg == "+" && !(last && glob)) {
         re += "[^/]+";
       } else if (seg == "+" && last && glob) {
         re += ".+";
       } else {
-        for (char c : seg) re += std::isalnum(static_cast<unsigned char>(c)) ? std::string(1, c) : std::string("\\") + c;
+        for (char c : seg)
+          re += std::isalnum(static_cast<unsigned char>(c)) ? std::string(1, c)
+                                                            : std::string("\\") + c;
       }
       if (last) break;
       re += "/";
@@ -118,7 +129,8 @@ uint32_t Reference(const std::vector<PathRule>& rules, const std::string& path) 
     if (r.pattern == path) return r.caps;
   const PathRule* best = nullptr;
   for (const auto& r : rules) {
-    bool wildcard = r.pattern.find('*') != std::string::npos || r.pattern.find('+') != std::string::npos;
+    bool wildcard =
+        r.pattern.find('*') != std::string::npos || r.pattern.find('+') != std::string::npos;
     if (!wildcard || !std::regex_match(path, to_regex(r.pattern))) continue;
     if (!best || HigherPriority(r.pattern, best->pattern)) best = &r;
   }
@@ -150,7 +162,8 @@ TEST(Acl, IndexedLookupMatchesAReferenceOnRandomRules) {
       size_t n = 1 + pick(5);
       for (size_t i = 0; i < n; ++i) path += (i ? "/" : "") + segs[pick(segs.size() - 1)];
       if (pick(4) == 0) path += "/";
-      EXPECT_EQ(acl->Capabilities(path, false), Reference(policy->rules, path)) << path << "\n" << text;
+      EXPECT_EQ(acl->Capabilities(path, false), Reference(policy->rules, path)) << path << "\n"
+                                                                                << text;
     }
   }
 }

@@ -32,7 +32,9 @@ class FileDevice final : public AuditDevice {
       return absl::OkStatus();
     }
     int fd = ::open(o_.file_path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, o_.mode);
-    if (fd < 0) return absl::FailedPreconditionError(Cat("cannot open audit file ", o_.file_path, ": ", strerror(errno)));
+    if (fd < 0)
+      return absl::FailedPreconditionError(
+          Cat("cannot open audit file ", o_.file_path, ": ", strerror(errno)));
     ::fchmod(fd, o_.mode);
     absl::MutexLock l(&mu_);
     if (fd_ > 2) ::close(fd_);
@@ -48,7 +50,8 @@ class FileDevice final : public AuditDevice {
       ssize_t n = ::write(fd_, buf.data() + off, buf.size() - off);
       if (n < 0) {
         if (errno == EINTR) continue;
-        return absl::UnavailableError(Cat("cannot write audit file ", o_.file_path, ": ", strerror(errno)));
+        return absl::UnavailableError(
+            Cat("cannot write audit file ", o_.file_path, ": ", strerror(errno)));
       }
       off += static_cast<size_t>(n);
     }
@@ -75,20 +78,24 @@ absl::StatusOr<AuditOptions> ParseOptions(const json::object& o) {
   AuditOptions a;
   for (const auto& [k, v] : o) {
     if (!v.is_string() && !v.is_bool() && !v.is_number())
-      return absl::InvalidArgumentError(Cat("audit option \"", std::string_view(k), "\" must be a string"));
+      return absl::InvalidArgumentError(
+          Cat("audit option \"", std::string_view(k), "\" must be a string"));
   }
   ASSIGN_OR_RETURN(auto path, JsonString(o, "file_path"));
   if (!path) {
     ASSIGN_OR_RETURN(path, JsonString(o, "path"));  // legacy name
   }
-  if (!path || path->empty()) return absl::InvalidArgumentError("options.file_path is required (a file, or \"stdout\")");
+  if (!path || path->empty())
+    return absl::InvalidArgumentError("options.file_path is required (a file, or \"stdout\")");
   a.file_path = *path;
   if (const auto* m = o.if_contains("mode")) {
-    std::string ms = m->is_string() ? std::string(m->as_string()) : std::to_string(m->to_number<int64_t>());
+    std::string ms =
+        m->is_string() ? std::string(m->as_string()) : std::to_string(m->to_number<int64_t>());
     char* end = nullptr;
     long mode = std::strtol(ms.c_str(), &end, 8);
     if (ms.empty() || *end != '\0' || mode < 0 || mode > 0777)
-      return absl::InvalidArgumentError(Cat("options.mode \"", ms, "\" is not an octal file mode such as 0600"));
+      return absl::InvalidArgumentError(
+          Cat("options.mode \"", ms, "\" is not an octal file mode such as 0600"));
     a.mode = static_cast<uint32_t>(mode);
   }
   auto flag = [&](const char* key, bool* out) -> absl::Status {
@@ -103,8 +110,9 @@ absl::StatusOr<AuditOptions> ParseOptions(const json::object& o) {
   if (prefix) a.prefix = *prefix;
   for (const auto& [k, v] : o) {
     std::string_view key = k;
-    if (key != "file_path" && key != "path" && key != "mode" && key != "log_raw" && key != "hmac_accessor" &&
-        key != "prefix" && key != "elide_list_responses" && key != "format")
+    if (key != "file_path" && key != "path" && key != "mode" && key != "log_raw" &&
+        key != "hmac_accessor" && key != "prefix" && key != "elide_list_responses" &&
+        key != "format")
       return absl::InvalidArgumentError(Cat("unknown audit option \"", key, "\""));
   }
   if (const auto* f = o.if_contains("format"); f && !(f->is_string() && f->as_string() == "json"))
@@ -191,12 +199,15 @@ bool AuditBroker::Enabled() {
   return !devices_.empty();
 }
 
-absl::Status AuditBroker::Enable(std::string_view raw_path, std::string_view type, std::string_view description,
-                                 const json::object& options, bool local) {
+absl::Status AuditBroker::Enable(std::string_view raw_path, std::string_view type,
+                                 std::string_view description, const json::object& options,
+                                 bool local) {
   std::string path(raw_path);
   while (!path.empty() && path.back() == '/') path.pop_back();
   if (path.empty()) return absl::InvalidArgumentError("audit device path is required");
-  if (type != "file") return absl::InvalidArgumentError(Cat("unknown audit device type \"", type, "\": use \"file\""));
+  if (type != "file")
+    return absl::InvalidArgumentError(
+        Cat("unknown audit device type \"", type, "\": use \"file\""));
   ASSIGN_OR_RETURN(AuditOptions o, ParseOptions(options));
   path += "/";
   auto d = std::make_unique<Device>();
@@ -212,12 +223,17 @@ absl::Status AuditBroker::Enable(std::string_view raw_path, std::string_view typ
   const std::string probe = json::serialize(json::object{
       {"time", absl::FormatTime(absl::RFC3339_full, clock_->Now(), absl::UTCTimeZone())},
       {"type", "request"},
-      {"request", json::object{{"id", crypto::RandomUuid()}, {"operation", "update"}, {"path", "sys/audit/test"}}},
+      {"request",
+       json::object{
+           {"id", crypto::RandomUuid()}, {"operation", "update"}, {"path", "sys/audit/test"}}},
       {"error", ""}});
   if (auto st = d->sink->Write(probe); !st.ok())
-    return absl::InvalidArgumentError(Cat("the audit device failed its test write, so it was not enabled: ", Msg(st)));
+    return absl::InvalidArgumentError(
+        Cat("the audit device failed its test write, so it was not enabled: ", Msg(st)));
   absl::MutexLock l(&mu_);
-  if (devices_.count(path)) return absl::InvalidArgumentError(Cat("path already in use: an audit device is enabled at ", path));
+  if (devices_.count(path))
+    return absl::InvalidArgumentError(
+        Cat("path already in use: an audit device is enabled at ", path));
   devices_[path] = std::move(d);
   auto st = Persist();
   if (!st.ok()) devices_.erase(path);
@@ -242,8 +258,11 @@ json::object AuditBroker::List() {
   absl::ReaderMutexLock l(&mu_);
   json::object out;
   for (const auto& [path, d] : devices_)
-    out[path] = json::object{{"type", d->type}, {"description", d->description}, {"options", d->raw_options},
-                             {"local", d->local}, {"path", path}};
+    out[path] = json::object{{"type", d->type},
+                             {"description", d->description},
+                             {"options", d->raw_options},
+                             {"local", d->local},
+                             {"path", path}};
   return out;
 }
 
@@ -253,7 +272,8 @@ absl::StatusOr<std::string> AuditBroker::Hash(std::string_view raw_path, std::st
   path += "/";
   absl::ReaderMutexLock l(&mu_);
   auto it = devices_.find(path);
-  if (it == devices_.end()) return absl::InvalidArgumentError(Cat("unknown audit device \"", path, "\""));
+  if (it == devices_.end())
+    return absl::InvalidArgumentError(Cat("unknown audit device \"", path, "\""));
   return Hmac(it->second->salt, input);
 }
 
@@ -268,11 +288,14 @@ absl::Status AuditBroker::Broadcast(const std::function<std::string(const Device
       continue;
     }
     auto st = d->sink->Write(render(*d));
-    if (st.ok()) ++ok;
-    else last = Msg(st);
+    if (st.ok())
+      ++ok;
+    else
+      last = Msg(st);
   }
   if (ok == 0)
-    return absl::InternalError(Cat("no audit device could record the request, so it was refused: ", last));
+    return absl::InternalError(
+        Cat("no audit device could record the request, so it was refused: ", last));
   return absl::OkStatus();
 }
 
@@ -283,15 +306,16 @@ json::object AuthBlock(const std::optional<TokenEntry>& t, std::string_view clie
   if (!t) return json::object{};
   json::object meta;
   for (const auto& [k, v] : t->meta) meta[k] = v;
-  json::object a{{"client_token", o.log_raw ? std::string(client_token) : Hmac(salt, client_token)},
-                 {"accessor", o.log_raw || !o.hmac_accessor ? t->accessor : Hmac(salt, t->accessor)},
-                 {"display_name", t->display_name},
-                 {"policies", Strings(t->policies)},
-                 {"token_policies", Strings(t->policies)},
-                 {"metadata", meta.empty() ? json::value(nullptr) : json::value(meta)},
-                 {"entity_id", ""},
-                 {"token_type", "service"},
-                 {"token_ttl", t->ttl}};
+  json::object a{
+      {"client_token", o.log_raw ? std::string(client_token) : Hmac(salt, client_token)},
+      {"accessor", o.log_raw || !o.hmac_accessor ? t->accessor : Hmac(salt, t->accessor)},
+      {"display_name", t->display_name},
+      {"policies", Strings(t->policies)},
+      {"token_policies", Strings(t->policies)},
+      {"metadata", meta.empty() ? json::value(nullptr) : json::value(meta)},
+      {"entity_id", ""},
+      {"token_type", "service"},
+      {"token_ttl", t->ttl}};
   if (!o.log_raw) {
     json::value m = a["metadata"];
     HashValues(m, salt);
@@ -300,21 +324,22 @@ json::object AuthBlock(const std::optional<TokenEntry>& t, std::string_view clie
   return a;
 }
 
-json::object RequestBlock(const Request& req, const crypto::SecretBytes& salt, const AuditOptions& o,
-                          const std::optional<TokenEntry>& t) {
+json::object RequestBlock(const Request& req, const crypto::SecretBytes& salt,
+                          const AuditOptions& o, const std::optional<TokenEntry>& t) {
   json::value data = req.data;
   if (!o.log_raw) HashValues(data, salt);
-  return json::object{{"id", req.id},
-                      {"operation", OperationName(req.op)},
-                      {"mount_type", req.mount_type},
-                      {"mount_point", req.mount_point},
-                      {"client_token", o.log_raw ? req.client_token : Hmac(salt, req.client_token)},
-                      {"client_token_accessor",
-                       t ? (o.log_raw || !o.hmac_accessor ? t->accessor : Hmac(salt, t->accessor)) : ""},
-                      {"path", req.path},
-                      {"data", req.data.empty() ? json::value(nullptr) : data},
-                      {"remote_address", req.remote_address},
-                      {"namespace", json::object{{"id", "root"}}}};
+  return json::object{
+      {"id", req.id},
+      {"operation", OperationName(req.op)},
+      {"mount_type", req.mount_type},
+      {"mount_point", req.mount_point},
+      {"client_token", o.log_raw ? req.client_token : Hmac(salt, req.client_token)},
+      {"client_token_accessor",
+       t ? (o.log_raw || !o.hmac_accessor ? t->accessor : Hmac(salt, t->accessor)) : ""},
+      {"path", req.path},
+      {"data", req.data.empty() ? json::value(nullptr) : data},
+      {"remote_address", req.remote_address},
+      {"namespace", json::object{{"id", "root"}}}};
 }
 
 }  // namespace
@@ -342,7 +367,8 @@ absl::Status AuditBroker::LogResponse(const Request& req, const std::optional<To
         json::value data = *resp->data;
         if (d.options.elide_list_responses && req.op == Operation::kList && data.is_object()) {
           auto& o = data.as_object();
-          if (o.contains("keys") && o["keys"].is_array()) o["keys"] = static_cast<int64_t>(o["keys"].as_array().size());
+          if (o.contains("keys") && o["keys"].is_array())
+            o["keys"] = static_cast<int64_t>(o["keys"].as_array().size());
         }
         if (!d.options.log_raw) HashValues(data, d.salt);
         r["data"] = data;
@@ -352,7 +378,8 @@ absl::Status AuditBroker::LogResponse(const Request& req, const std::optional<To
         if (!d.options.log_raw) {
           auto& a = auth.as_object();
           for (const char* k : {"client_token", "accessor"})
-            if (a.contains(k) && a[k].is_string() && (std::string_view(k) != "accessor" || d.options.hmac_accessor))
+            if (a.contains(k) && a[k].is_string() &&
+                (std::string_view(k) != "accessor" || d.options.hmac_accessor))
               a[k] = Hmac(d.salt, std::string_view(a[k].as_string()));
           if (a.contains("metadata")) HashValues(a["metadata"], d.salt);
         }
@@ -379,8 +406,10 @@ absl::Status AuditBroker::Reopen() {
       if (!st.ok() && first.ok()) first = st;
     } else {
       auto sink = OpenFileDevice(d->options);
-      if (sink.ok()) d->sink = std::move(*sink);
-      else if (first.ok()) first = sink.status();
+      if (sink.ok())
+        d->sink = std::move(*sink);
+      else if (first.ok())
+        first = sink.status();
     }
   }
   return first;

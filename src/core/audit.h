@@ -74,7 +74,8 @@ class AuditBroker {
     std::unique_ptr<AuditDevice> sink;
   };
   absl::Status Persist() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  absl::Status Broadcast(const std::function<std::string(const Device&)>& render) ABSL_LOCKS_EXCLUDED(mu_);
+  absl::Status Broadcast(const std::function<std::string(const Device&)>& render)
+      ABSL_LOCKS_EXCLUDED(mu_);
 
   storage::Storage* const barrier_;
   const Clock* const clock_;

@@ -6,14 +6,14 @@
 #include <chrono>
 
 #include "absl/time/clock.h"
-#include "boost/json.hpp"
 #include "auth/approle/approle_backend.h"
 #include "auth/token/token_backend.h"
+#include "boost/json.hpp"
 #include "core/acl.h"
 #include "crypto/crypto.h"
+#include "util/cidr.h"
 #include "util/encoding.h"
 #include "util/json.h"
-#include "util/cidr.h"
 #include "util/log.h"
 #include "util/status.h"
 
@@ -33,32 +33,48 @@ bool StartsWith(std::string_view s, std::string_view p) { return s.substr(0, p.s
 
 std::string_view OperationName(Operation op) {
   switch (op) {
-    case Operation::kRead: return "read";
-    case Operation::kCreate: return "create";
-    case Operation::kUpdate: return "update";
-    case Operation::kPatch: return "patch";
-    case Operation::kDelete: return "delete";
-    case Operation::kList: return "list";
-    case Operation::kHead: return "head";
+    case Operation::kRead:
+      return "read";
+    case Operation::kCreate:
+      return "create";
+    case Operation::kUpdate:
+      return "update";
+    case Operation::kPatch:
+      return "patch";
+    case Operation::kDelete:
+      return "delete";
+    case Operation::kList:
+      return "list";
+    case Operation::kHead:
+      return "head";
   }
   return "unknown";
 }
 
 int HttpStatusFor(const absl::Status& s) {
   switch (s.code()) {
-    case absl::StatusCode::kOk: return 200;
+    case absl::StatusCode::kOk:
+      return 200;
     case absl::StatusCode::kInvalidArgument:
     case absl::StatusCode::kFailedPrecondition:
     case absl::StatusCode::kAlreadyExists:
-    case absl::StatusCode::kOutOfRange: return 400;
+    case absl::StatusCode::kOutOfRange:
+      return 400;
     case absl::StatusCode::kUnauthenticated:
-    case absl::StatusCode::kPermissionDenied: return 403;
-    case absl::StatusCode::kNotFound: return 404;
-    case absl::StatusCode::kUnimplemented: return 405;
-    case absl::StatusCode::kAborted: return 409;
-    case absl::StatusCode::kResourceExhausted: return 429;
-    case absl::StatusCode::kUnavailable: return 503;
-    default: return 500;
+    case absl::StatusCode::kPermissionDenied:
+      return 403;
+    case absl::StatusCode::kNotFound:
+      return 404;
+    case absl::StatusCode::kUnimplemented:
+      return 405;
+    case absl::StatusCode::kAborted:
+      return 409;
+    case absl::StatusCode::kResourceExhausted:
+      return 429;
+    case absl::StatusCode::kUnavailable:
+      return 503;
+    default:
+      return 500;
   }
 }
 
@@ -107,10 +123,13 @@ absl::StatusOr<std::unique_ptr<Core>> Core::Create(CoreOptions opts) {
   c->policies_ = std::make_unique<PolicyStore>(c->barrier_.get());
   c->audit_ = std::make_unique<AuditBroker>(c->barrier_.get(), c->opts_.clock);
   Core* raw = c.get();
-  c->auth_factories_["token"] = [raw](const MountEntry&) -> absl::StatusOr<std::unique_ptr<Backend>> {
-    return auth::token::NewBackend(raw->tokens_.get(), raw->policies_.get(), raw->opts_.clock);
+  c->auth_factories_["token"] =
+      [raw](const MountEntry&) -> absl::StatusOr<std::unique_ptr<Backend>> {
+    return auth::token::NewBackend(raw->tokens_.get(), raw->opts_.clock);
   };
-  c->auth_factories_["approle"] = [raw](const MountEntry& e) { return auth::approle::Factory(e, raw->opts_.clock); };
+  c->auth_factories_["approle"] = [raw](const MountEntry& e) {
+    return auth::approle::Factory(e, raw->opts_.clock);
+  };
   if (c->opts_.tidy_interval.count() > 0) c->tidy_thread_ = std::thread([raw] { raw->TidyLoop(); });
   return c;
 }
@@ -166,8 +185,9 @@ absl::StatusOr<InitResult> Core::Initialize(int shares, int threshold) {
     ASSIGN_OR_RETURN(out.root_token, tokens_->CreateRootToken());
     std::string id = crypto::RandomUuid();
     RETURN_IF_ERROR(barrier_->Put(
-        kClusterPath, json::serialize(json::object{{"cluster_name", "coffer-cluster-" + id.substr(0, 8)},
-                                                   {"cluster_id", id}})));
+        kClusterPath,
+        json::serialize(json::object{{"cluster_name", "coffer-cluster-" + id.substr(0, 8)},
+                                     {"cluster_id", id}})));
     MountEntry sys;
     sys.path = "sys/";
     sys.type = "system";
@@ -181,7 +201,8 @@ absl::StatusOr<InitResult> Core::Initialize(int shares, int threshold) {
     tok.uuid = crypto::RandomUuid();
     tok.accessor = "auth_token_" + tok.uuid.substr(0, 8);
     json::array entries{sys.ToStorage(), tok.ToStorage()};
-    RETURN_IF_ERROR(barrier_->Put("core/mounts", json::serialize(json::object{{"entries", entries}})));
+    RETURN_IF_ERROR(
+        barrier_->Put("core/mounts", json::serialize(json::object{{"entries", entries}})));
     ASSIGN_OR_RETURN(out.keys, seal_->Initialize(shares, threshold, root_key));
     return absl::OkStatus();
   };
@@ -224,7 +245,8 @@ absl::StatusOr<json::object> Core::Unseal(std::string_view key, bool reset) {
     return SealStatus();
   }
   ASSIGN_OR_RETURN(bool initialized, Initialized());
-  if (!initialized) return absl::InvalidArgumentError("Vault is not initialized: run `coffer operator init` first");
+  if (!initialized)
+    return absl::InvalidArgumentError("Vault is not initialized: run `coffer operator init` first");
   if (!Sealed())
     return absl::InvalidArgumentError("Vault is already unsealed; the key was not used");
   if (key.empty())
@@ -274,7 +296,7 @@ absl::StatusOr<Response> Core::HandleInitRequest(Request& req) {
     return r;
   }
   if (req.op != Operation::kUpdate && req.op != Operation::kCreate)
-    return absl::UnimplementedError("unsupported operation: sys/init takes GET or PUT");
+    return UnsupportedOperation("sys/init takes GET or PUT");
   for (const char* unsupported : {"pgp_keys", "root_token_pgp_key"}) {
     const auto* v = req.data.if_contains(unsupported);
     if (v && !v->is_null() && !(v->is_string() && v->as_string().empty()) &&
@@ -286,9 +308,10 @@ absl::StatusOr<Response> Core::HandleInitRequest(Request& req) {
   if (!shares) return absl::InvalidArgumentError("secret_shares is required (for example 5)");
   if (!threshold) return absl::InvalidArgumentError("secret_threshold is required (for example 3)");
   if (*shares > 255 || *shares < 0 || *threshold > 255 || *threshold < 0)
-    return absl::InvalidArgumentError(
-        *shares > 255 ? "secret_shares must be at most 255" : "secret_threshold must be between 1 and 255");
-  ASSIGN_OR_RETURN(InitResult res, Initialize(static_cast<int>(*shares), static_cast<int>(*threshold)));
+    return absl::InvalidArgumentError(*shares > 255 ? "secret_shares must be at most 255"
+                                                    : "secret_threshold must be between 1 and 255");
+  ASSIGN_OR_RETURN(InitResult res,
+                   Initialize(static_cast<int>(*shares), static_cast<int>(*threshold)));
   json::array keys, keys_b64;
   for (const auto& k : res.keys) {
     keys.emplace_back(HexEncode(k.view()));
@@ -303,7 +326,7 @@ absl::StatusOr<Response> Core::HandleInitRequest(Request& req) {
 
 absl::StatusOr<Response> Core::HandleUnsealRequest(Request& req) {
   if (req.op != Operation::kUpdate && req.op != Operation::kCreate)
-    return absl::UnimplementedError("unsupported operation: sys/unseal takes PUT");
+    return UnsupportedOperation("sys/unseal takes PUT");
   ASSIGN_OR_RETURN(auto reset, JsonBool(req.data, "reset"));
   ASSIGN_OR_RETURN(auto key, JsonString(req.data, "key"));
   ASSIGN_OR_RETURN(auto status, Unseal(key.value_or(""), reset.value_or(false)));
@@ -320,7 +343,8 @@ absl::StatusOr<Response> Core::HandleHealth(const Request& req) {
     int out = 0;
     auto [p, ec] = std::from_chars(v->data(), v->data() + v->size(), out);
     if (ec != std::errc() || p != v->data() + v->size() || out < 100 || out > 599)
-      return absl::InvalidArgumentError(Cat("invalid value for ", name, ": \"", *v, "\" is not an HTTP status code"));
+      return absl::InvalidArgumentError(
+          Cat("invalid value for ", name, ": \"", *v, "\" is not an HTTP status code"));
     return out;
   };
   ASSIGN_OR_RETURN(int active, code_param("activecode", 200));
@@ -362,7 +386,7 @@ absl::StatusOr<Response> Core::Handle(Request& req) {
     result = HandleUnsealRequest(req);
   } else if (p == "sys/seal-status") {
     if (req.op != Operation::kRead) {
-      result = absl::UnimplementedError("unsupported operation: sys/seal-status takes GET");
+      result = UnsupportedOperation("sys/seal-status takes GET");
     } else {
       auto st = SealStatus();
       if (st.ok()) {
@@ -377,7 +401,7 @@ absl::StatusOr<Response> Core::Handle(Request& req) {
   } else if (p == "sys/health") {
     result = (req.op == Operation::kRead || req.op == Operation::kHead)
                  ? HandleHealth(req)
-                 : absl::StatusOr<Response>(absl::UnimplementedError("unsupported operation: sys/health takes GET or HEAD"));
+                 : absl::StatusOr<Response>(UnsupportedOperation("sys/health takes GET or HEAD"));
   } else if (p == "sys/leader") {
     Response r;
     r.raw = true;
@@ -399,12 +423,14 @@ absl::StatusOr<Response> Core::Handle(Request& req) {
       if (!st.ok()) result = st;
     }
   }
-  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const double secs =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   int code = result.ok() ? (result->http_status ? result->http_status
                                                 : (result->data || result->raw ? 200 : 204))
                          : HttpStatusFor(result.status());
-  std::string_view mount = req.mount_point.empty() ? std::string_view(StartsWith(p, "sys/") ? "sys/" : "")
-                                                   : std::string_view(req.mount_point);
+  std::string_view mount = req.mount_point.empty()
+                               ? std::string_view(StartsWith(p, "sys/") ? "sys/" : "")
+                               : std::string_view(req.mount_point);
   metrics_.Record(mount, OperationName(req.op), code, secs);
   return result;
 }
@@ -412,12 +438,13 @@ absl::StatusOr<Response> Core::Handle(Request& req) {
 namespace {
 // Paths that need "sudo" on top of the operation's capability (Vault's root-protected paths).
 bool IsSudoPath(std::string_view p) {
-  for (std::string_view exact : {"sys/rotate", "sys/seal", "sys/step-down", "sys/audit", "sys/audit/",
-                                 "sys/raw", "auth/token/accessors", "auth/token/accessors/",
-                                 "auth/token/revoke-orphan"})
+  for (std::string_view exact :
+       {"sys/rotate", "sys/seal", "sys/step-down", "sys/audit", "sys/audit/", "sys/raw",
+        "auth/token/accessors", "auth/token/accessors/", "auth/token/revoke-orphan"})
     if (p == exact) return true;
-  for (std::string_view prefix : {"sys/audit/", "sys/raw/", "sys/auth/", "sys/leases/revoke-prefix/",
-                                  "sys/leases/revoke-force/", "auth/token/revoke-orphan/"})
+  for (std::string_view prefix :
+       {"sys/audit/", "sys/raw/", "sys/auth/", "sys/leases/revoke-prefix/",
+        "sys/leases/revoke-force/", "auth/token/revoke-orphan/"})
     if (p.substr(0, prefix.size()) == prefix) return true;
   return false;
 }
@@ -499,7 +526,9 @@ absl::StatusOr<Response> Core::HandleLocked(Request& req) {
   if (system) {
     result = HandleSystem(req);
   } else if (!mount) {
-    result = absl::NotFoundError(Cat("no handler for route \"", req.path, "\": no secrets engine is mounted there (see `coffer secrets list`)"));
+    result = absl::NotFoundError(
+        Cat("no handler for route \"", req.path,
+            "\": no secrets engine is mounted there (see `coffer secrets list`)"));
   } else {
     req.mount_default_ttl = EffectiveDefaultTtl(mount->entry);
     req.mount_max_ttl = EffectiveMaxTtl(mount->entry);
@@ -523,7 +552,8 @@ absl::Status Core::IssueLoginToken(const Request& req, const MountEntry& mount, 
     return absl::PermissionDeniedError("an auth method cannot grant the root policy");
   if (e.policies.empty()) return absl::InvalidArgumentError("the login grants no policy");
   e.path = mount.path + "login";
-  e.display_name = mount.path.substr(5, mount.path.size() - 6) + (g.display_name.empty() ? "" : "-" + g.display_name);
+  e.display_name = mount.path.substr(5, mount.path.size() - 6) +
+                   (g.display_name.empty() ? "" : "-" + g.display_name);
   e.meta = g.metadata;
   e.renewable = g.renewable;
   e.num_uses = g.num_uses;
@@ -550,20 +580,26 @@ absl::StatusOr<Response> Core::HandleSystem(Request& req) {
   p.remove_prefix(std::min<size_t>(p.size(), 4));
   req.mount_point = "sys/";
   req.mount_type = "system";
-  auto unsupported = [] { return absl::UnimplementedError("unsupported operation"); };
+  auto unsupported = [] { return UnsupportedOperation(); };
   if (p == "mounts") {
     if (req.op != Operation::kRead) return unsupported();
     return MountsList();
   }
   if (StartsWith(p, "mounts/")) {
     std::string_view mp = p.substr(7);
-    if (mp.size() > 5 && mp.substr(mp.size() - 5) == "/tune") return MountTune(req, mp.substr(0, mp.size() - 5));
+    if (mp.size() > 5 && mp.substr(mp.size() - 5) == "/tune")
+      return MountTune(req, mp.substr(0, mp.size() - 5));
     switch (req.op) {
-      case Operation::kRead: return MountRead(mp);
+      case Operation::kRead:
+        return MountRead(mp);
       case Operation::kCreate:
-      case Operation::kUpdate: return MountEnableRequest(req, mp);
-      case Operation::kDelete: RETURN_IF_ERROR(DisableMount(mp)); return Response::Empty();
-      default: return unsupported();
+      case Operation::kUpdate:
+        return MountEnableRequest(req, mp);
+      case Operation::kDelete:
+        RETURN_IF_ERROR(DisableMount(mp));
+        return Response::Empty();
+      default:
+        return unsupported();
     }
   }
   if (p == "policy" || p.substr(0, 7) == "policy/" || p == "policies/acl" || p == "policies/acl/" ||
@@ -577,16 +613,23 @@ absl::StatusOr<Response> Core::HandleSystem(Request& req) {
   }
   if (StartsWith(p, "auth/")) {
     std::string mp = Cat("auth/", p.substr(5));
-    if (mp.size() > 5 && mp.substr(mp.size() - 5) == "/tune") return MountTune(req, mp.substr(0, mp.size() - 5));
+    if (mp.size() > 5 && mp.substr(mp.size() - 5) == "/tune")
+      return MountTune(req, mp.substr(0, mp.size() - 5));
     switch (req.op) {
-      case Operation::kRead: return MountRead(mp);
+      case Operation::kRead:
+        return MountRead(mp);
       case Operation::kCreate:
-      case Operation::kUpdate: return MountEnableRequest(req, mp, true);
-      case Operation::kDelete: RETURN_IF_ERROR(DisableMount(mp)); return Response::Empty();
-      default: return unsupported();
+      case Operation::kUpdate:
+        return MountEnableRequest(req, mp, true);
+      case Operation::kDelete:
+        RETURN_IF_ERROR(DisableMount(mp));
+        return Response::Empty();
+      default:
+        return unsupported();
     }
   }
-  if (p == "audit" || StartsWith(p, "audit/") || StartsWith(p, "audit-hash/")) return HandleAudit(req, p);
+  if (p == "audit" || StartsWith(p, "audit/") || StartsWith(p, "audit-hash/"))
+    return HandleAudit(req, p);
   if (p == "rotate") {
     if (req.op != Operation::kUpdate && req.op != Operation::kCreate) return unsupported();
     ASSIGN_OR_RETURN(auto ks, barrier_->Rotate());
@@ -596,9 +639,11 @@ absl::StatusOr<Response> Core::HandleSystem(Request& req) {
   if (p == "key-status") {
     if (req.op != Operation::kRead) return unsupported();
     ASSIGN_OR_RETURN(auto ks, barrier_->Status());
-    auto r = Response::Data(json::object{{"term", static_cast<int64_t>(ks.term)},
-                                         {"install_time", absl::FormatTime(absl::RFC3339_full, ks.install_time, absl::UTCTimeZone())},
-                                         {"encryptions", static_cast<int64_t>(ks.encryptions)}});
+    auto r = Response::Data(
+        json::object{{"term", static_cast<int64_t>(ks.term)},
+                     {"install_time",
+                      absl::FormatTime(absl::RFC3339_full, ks.install_time, absl::UTCTimeZone())},
+                     {"encryptions", static_cast<int64_t>(ks.encryptions)}});
     r.duplicate_data_at_top = true;
     return r;
   }
@@ -619,7 +664,8 @@ absl::StatusOr<Response> Core::HandleSystem(Request& req) {
       return r;
     }
     if (fmt && !fmt->empty())
-      return absl::InvalidArgumentError(Cat("unknown metrics format \"", *fmt, "\": use prometheus, or none for JSON"));
+      return absl::InvalidArgumentError(
+          Cat("unknown metrics format \"", *fmt, "\": use prometheus, or none for JSON"));
     r.raw = true;
     r.raw_body = json::serialize(metrics_.Json());
     return r;
@@ -637,7 +683,7 @@ absl::StatusOr<Response> Core::HandleSystem(Request& req) {
 }
 
 absl::StatusOr<Response> Core::HandleAudit(Request& req, std::string_view p) {
-  auto unsupported = [] { return absl::UnimplementedError("unsupported operation"); };
+  auto unsupported = [] { return UnsupportedOperation(); };
   if (p == "audit") {
     if (req.op != Operation::kRead) return unsupported();
     auto r = Response::Data(audit_->List());
@@ -663,7 +709,8 @@ absl::StatusOr<Response> Core::HandleAudit(Request& req, std::string_view p) {
         if (!o->is_object()) return absl::InvalidArgumentError("options must be an object");
         options = o->as_object();
       }
-      RETURN_IF_ERROR(audit_->Enable(path, type.value_or(""), desc.value_or(""), options, local.value_or(false)));
+      RETURN_IF_ERROR(audit_->Enable(path, type.value_or(""), desc.value_or(""), options,
+                                     local.value_or(false)));
       log::Info("audit device enabled", {{"path", std::string(path)}});
       return Response::Empty();
     }

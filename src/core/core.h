@@ -9,9 +9,11 @@
 // All public methods are safe to call from several threads.
 #pragma once
 
+#include <condition_variable>
 #include <map>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/synchronization/mutex.h"
@@ -19,21 +21,18 @@
 #include "core/audit.h"
 #include "core/backend.h"
 #include "core/metrics.h"
-#include "core/request.h"
 #include "core/policy_store.h"
+#include "core/request.h"
 #include "core/token_store.h"
-#include "util/clock.h"
-
-#include <condition_variable>
-#include <thread>
 #include "seal/seal.h"
+#include "util/clock.h"
 
 namespace coffer::core {
 
 inline constexpr int64_t kSystemDefaultTtl = 768 * 3600;  // Vault's 32 days
 
 struct CoreOptions {
-  storage::Storage* physical = nullptr;  // must outlive the core
+  storage::Storage* physical = nullptr;             // must outlive the core
   std::map<std::string, BackendFactory> factories;  // engine type -> factory
   int64_t default_lease_ttl = kSystemDefaultTtl;
   int64_t max_lease_ttl = kSystemDefaultTtl;
@@ -82,13 +81,16 @@ class Core {
   explicit Core(CoreOptions opts);
 
   absl::StatusOr<Response> HandleLocked(Request& req) ABSL_SHARED_LOCKS_REQUIRED(state_mu_);
-  absl::StatusOr<Response> HandleAudit(Request& req, std::string_view p) ABSL_SHARED_LOCKS_REQUIRED(state_mu_);
+  absl::StatusOr<Response> HandleAudit(Request& req, std::string_view p)
+      ABSL_SHARED_LOCKS_REQUIRED(state_mu_);
   absl::StatusOr<Response> HandleSystem(Request& req) ABSL_SHARED_LOCKS_REQUIRED(state_mu_);
   absl::StatusOr<Response> HandleHealth(const Request& req);
   absl::StatusOr<Response> HandleInitRequest(Request& req);
   absl::StatusOr<Response> HandleUnsealRequest(Request& req);
-  absl::StatusOr<Response> HandlePolicies(Request& req, std::string_view p) ABSL_SHARED_LOCKS_REQUIRED(state_mu_);
-  absl::StatusOr<Response> HandleCapabilities(Request& req, std::string_view p) ABSL_SHARED_LOCKS_REQUIRED(state_mu_);
+  absl::StatusOr<Response> HandlePolicies(Request& req, std::string_view p)
+      ABSL_SHARED_LOCKS_REQUIRED(state_mu_);
+  absl::StatusOr<Response> HandleCapabilities(Request& req, std::string_view p)
+      ABSL_SHARED_LOCKS_REQUIRED(state_mu_);
   absl::StatusOr<Response> AuthList();
   void TidyLoop();
 
@@ -97,12 +99,14 @@ class Core {
   absl::Status PersistMountsLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mounts_mu_);
   absl::StatusOr<std::shared_ptr<Mount>> Instantiate(MountEntry entry);
   std::shared_ptr<Mount> Route(std::string_view path, std::string* rest);
-  absl::Status EnableMountLocked(MountEntry entry, bool auth = false) ABSL_SHARED_LOCKS_REQUIRED(state_mu_);
+  absl::Status EnableMountLocked(MountEntry entry, bool auth = false)
+      ABSL_SHARED_LOCKS_REQUIRED(state_mu_);
   absl::Status DisableMount(std::string_view path) ABSL_SHARED_LOCKS_REQUIRED(state_mu_);
   absl::StatusOr<Response> MountsList();
   absl::StatusOr<Response> MountRead(std::string_view path);
   absl::StatusOr<Response> MountTune(Request& req, std::string_view path);
-  absl::StatusOr<Response> MountEnableRequest(Request& req, std::string_view path, bool auth = false)
+  absl::StatusOr<Response> MountEnableRequest(Request& req, std::string_view path,
+                                              bool auth = false)
       ABSL_SHARED_LOCKS_REQUIRED(state_mu_);
   int64_t EffectiveDefaultTtl(const MountEntry& e) const;
   int64_t EffectiveMaxTtl(const MountEntry& e) const;

@@ -113,8 +113,10 @@ TEST_F(CoreTest, SealedServerRefusesRequests) {
 
 TEST_F(CoreTest, OnlyTheRootTokenIsAccepted) {
   InitAndUnseal();
-  EXPECT_EQ(Do(Operation::kRead, "sys/mounts", {}, "").status().code(), absl::StatusCode::kPermissionDenied);
-  EXPECT_EQ(Do(Operation::kRead, "sys/mounts", {}, "hvs.bogus").status().message(), "permission denied");
+  EXPECT_EQ(Do(Operation::kRead, "sys/mounts", {}, "").status().code(),
+            absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(Do(Operation::kRead, "sys/mounts", {}, "hvs.bogus").status().message(),
+            "permission denied");
   EXPECT_TRUE(Do(Operation::kRead, "sys/mounts").ok());
   auto self = Do(Operation::kRead, "auth/token/lookup-self");
   ASSERT_TRUE(self.ok());
@@ -126,16 +128,20 @@ TEST_F(CoreTest, OnlyTheRootTokenIsAccepted) {
 
 TEST_F(CoreTest, MountsEnableTuneDisableAndKvData) {
   InitAndUnseal();
-  ASSERT_TRUE(Do(Operation::kUpdate, "sys/mounts/secret", {{"type", "kv"}, {"description", "app secrets"}}).ok());
+  ASSERT_TRUE(
+      Do(Operation::kUpdate, "sys/mounts/secret", {{"type", "kv"}, {"description", "app secrets"}})
+          .ok());
   auto dup = Do(Operation::kUpdate, "sys/mounts/secret", {{"type", "kv"}});
   EXPECT_EQ(dup.status().message(), "path is already in use at secret/");
   EXPECT_FALSE(Do(Operation::kUpdate, "sys/mounts/secret/nested", {{"type", "kv"}}).ok());
   EXPECT_FALSE(Do(Operation::kUpdate, "sys/mounts/sys2/../x", {{"type", "kv"}}).ok());
   EXPECT_FALSE(Do(Operation::kUpdate, "sys/mounts/auth/x", {{"type", "kv"}}).ok());
   auto bad_type = Do(Operation::kUpdate, "sys/mounts/x", {{"type", "nope"}});
-  EXPECT_NE(std::string(bad_type.status().message()).find("unknown secrets engine type"), std::string::npos);
+  EXPECT_NE(std::string(bad_type.status().message()).find("unknown secrets engine type"),
+            std::string::npos);
 
-  ASSERT_TRUE(Do(Operation::kUpdate, "secret/app/db", {{"password", "hunter2"}, {"ttl", "1h"}}).ok());
+  ASSERT_TRUE(
+      Do(Operation::kUpdate, "secret/app/db", {{"password", "hunter2"}, {"ttl", "1h"}}).ok());
   auto read = Do(Operation::kRead, "secret/app/db");
   ASSERT_TRUE(read.ok());
   EXPECT_EQ((*read->data)["password"].as_string(), "hunter2");
@@ -144,16 +150,21 @@ TEST_F(CoreTest, MountsEnableTuneDisableAndKvData) {
   ASSERT_TRUE(list.ok());
   EXPECT_EQ(json::serialize((*list->data)["keys"]), R"(["app/"])");
   EXPECT_EQ(Do(Operation::kRead, "secret/missing").status().code(), absl::StatusCode::kNotFound);
-  EXPECT_EQ(Do(Operation::kUpdate, "secret/empty", {}).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Do(Operation::kUpdate, "secret/empty", {}).status().code(),
+            absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(Do(Operation::kRead, "nomount/x").status().code(), absl::StatusCode::kNotFound);
 
   // Tune.
-  ASSERT_TRUE(Do(Operation::kUpdate, "sys/mounts/secret/tune", {{"default_lease_ttl", "10m"}, {"max_lease_ttl", 7200}}).ok());
+  ASSERT_TRUE(Do(Operation::kUpdate, "sys/mounts/secret/tune",
+                 {{"default_lease_ttl", "10m"}, {"max_lease_ttl", 7200}})
+                  .ok());
   auto tune = Do(Operation::kRead, "sys/mounts/secret/tune");
   EXPECT_EQ((*tune->data)["default_lease_ttl"].as_int64(), 600);
   EXPECT_EQ((*tune->data)["max_lease_ttl"].as_int64(), 7200);
-  EXPECT_FALSE(Do(Operation::kUpdate, "sys/mounts/secret/tune", {{"default_lease_ttl", "3h"}}).ok());
-  EXPECT_FALSE(Do(Operation::kUpdate, "sys/mounts/secret/tune", {{"default_lease_ttl", "soon"}}).ok());
+  EXPECT_FALSE(
+      Do(Operation::kUpdate, "sys/mounts/secret/tune", {{"default_lease_ttl", "3h"}}).ok());
+  EXPECT_FALSE(
+      Do(Operation::kUpdate, "sys/mounts/secret/tune", {{"default_lease_ttl", "soon"}}).ok());
   EXPECT_EQ((*Do(Operation::kRead, "secret/app/db")->data)["password"].as_string(), "hunter2");
 
   // The mount table survives seal/unseal; disabling removes the data.
@@ -162,7 +173,9 @@ TEST_F(CoreTest, MountsEnableTuneDisableAndKvData) {
   EXPECT_TRUE(Do(Operation::kRead, "secret/app/db").ok());
   auto mounts = Do(Operation::kRead, "sys/mounts");
   EXPECT_EQ((*mounts->data)["secret/"].as_object()["description"].as_string(), "app secrets");
-  EXPECT_EQ((*mounts->data)["secret/"].as_object()["config"].as_object()["default_lease_ttl"].as_int64(), 600);
+  EXPECT_EQ(
+      (*mounts->data)["secret/"].as_object()["config"].as_object()["default_lease_ttl"].as_int64(),
+      600);
   size_t before = phys_.List("logical/")->size();
   EXPECT_EQ(before, 1u);
   ASSERT_TRUE(Do(Operation::kDelete, "sys/mounts/secret").ok());
@@ -201,8 +214,13 @@ TEST_F(CoreTest, SealRequestSealsAndMetricsCount) {
   m.query = {{"format", "prometheus"}};
   auto prom = core_->Handle(m);
   ASSERT_TRUE(prom.ok());
-  EXPECT_NE(prom->raw_body.find("coffer_requests_total{mount=\"sys/\",operation=\"read\",code=\"200\"}"), std::string::npos);
-  EXPECT_NE(prom->raw_body.find("coffer_request_duration_seconds_bucket{mount=\"sys/\",operation=\"read\",le=\"+Inf\"}"), std::string::npos);
+  EXPECT_NE(
+      prom->raw_body.find("coffer_requests_total{mount=\"sys/\",operation=\"read\",code=\"200\"}"),
+      std::string::npos);
+  EXPECT_NE(
+      prom->raw_body.find(
+          "coffer_request_duration_seconds_bucket{mount=\"sys/\",operation=\"read\",le=\"+Inf\"}"),
+      std::string::npos);
   ASSERT_TRUE(Do(Operation::kUpdate, "sys/seal").ok());
   EXPECT_TRUE(core_->Sealed());
 }
@@ -224,7 +242,8 @@ TEST_F(CoreTest, FailedWritesLoseNothingAndLeaveTheTableConsistent) {
   // A failed tune keeps the old settings; the server keeps serving.
   faulty_.FailWritesAfter(0);
   EXPECT_FALSE(Do(Operation::kUpdate, "sys/mounts/kv/tune", {{"default_lease_ttl", "1h"}}).ok());
-  EXPECT_EQ((*Do(Operation::kRead, "sys/mounts/kv/tune")->data)["default_lease_ttl"].as_int64(), kSystemDefaultTtl);
+  EXPECT_EQ((*Do(Operation::kRead, "sys/mounts/kv/tune")->data)["default_lease_ttl"].as_int64(),
+            kSystemDefaultTtl);
   ASSERT_TRUE(core_->Seal().ok());
   Restart();
   for (int i = 0; i < 3; ++i) ASSERT_TRUE(core_->Unseal(keys_[i], false).ok());

@@ -10,7 +10,10 @@ std::string Escape(std::string_view v) {
   std::string out;
   for (char c : v) {
     if (c == '\\' || c == '"') out.push_back('\\');
-    if (c == '\n') { out += "\\n"; continue; }
+    if (c == '\n') {
+      out += "\\n";
+      continue;
+    }
     out.push_back(c);
   }
   return out;
@@ -57,7 +60,8 @@ std::string Metrics::Prometheus() const {
     for (size_t i = 0; i < kBuckets.size(); ++i)
       out += Cat("coffer_request_duration_seconds_bucket{", labels, ",le=\"",
                  absl::StrFormat("%g", kBuckets[i]), "\"} ", s->buckets[i].load(), "\n");
-    out += Cat("coffer_request_duration_seconds_bucket{", labels, ",le=\"+Inf\"} ", s->count.load(), "\n");
+    out += Cat("coffer_request_duration_seconds_bucket{", labels, ",le=\"+Inf\"} ", s->count.load(),
+               "\n");
     out += Cat("coffer_request_duration_seconds_sum{", labels, "} ",
                absl::StrFormat("%.6f", s->sum_ns.load() / 1e9), "\n");
     out += Cat("coffer_request_duration_seconds_count{", labels, "} ", s->count.load(), "\n");
@@ -74,16 +78,20 @@ boost::json::object Metrics::Json() const {
       counters.push_back(boost::json::object{
           {"Name", "coffer.requests"},
           {"Count", n},
-          {"Labels", boost::json::object{{"mount", k.first}, {"operation", k.second}, {"code", std::to_string(code)}}}});
+          {"Labels",
+           boost::json::object{
+               {"mount", k.first}, {"operation", k.second}, {"code", std::to_string(code)}}}});
     double sum = s->sum_ns.load() / 1e9;
     uint64_t count = s->count.load();
-    samples.push_back(boost::json::object{{"Name", "coffer.request.duration"},
-                                          {"Count", count},
-                                          {"Sum", sum},
-                                          {"Mean", count ? sum / count : 0.0},
-                                          {"Labels", boost::json::object{{"mount", k.first}, {"operation", k.second}}}});
+    samples.push_back(boost::json::object{
+        {"Name", "coffer.request.duration"},
+        {"Count", count},
+        {"Sum", sum},
+        {"Mean", count ? sum / count : 0.0},
+        {"Labels", boost::json::object{{"mount", k.first}, {"operation", k.second}}}});
   }
-  return boost::json::object{{"Counters", counters}, {"Samples", samples}, {"Gauges", boost::json::array{}}};
+  return boost::json::object{
+      {"Counters", counters}, {"Samples", samples}, {"Gauges", boost::json::array{}}};
 }
 
 }  // namespace coffer::core

@@ -4,8 +4,8 @@
 
 #include <array>
 #include <atomic>
-#include <memory>
 #include <map>
+#include <memory>
 #include <string>
 #include <tuple>
 

@@ -17,8 +17,9 @@ std::shared_ptr<const Policy> RootPolicy() {
 }  // namespace
 
 absl::Status PolicyStore::WriteDefaults() {
-  return barrier_->Put(Cat(kPrefix, "default"),
-                       json::serialize(json::object{{"name", "default"}, {"policy", DefaultPolicy().raw}}));
+  return barrier_->Put(
+      Cat(kPrefix, "default"),
+      json::serialize(json::object{{"name", "default"}, {"policy", DefaultPolicy().raw}}));
 }
 
 void PolicyStore::Clear() {
@@ -39,8 +40,10 @@ absl::StatusOr<std::shared_ptr<const Policy>> PolicyStore::Get(std::string_view 
   if (!raw) return std::shared_ptr<const Policy>();
   boost::system::error_code ec;
   auto v = json::parse(*raw, ec);
-  if (ec || !v.is_object() || !v.as_object().contains("policy")) return absl::DataLossError("stored policy is corrupt");
-  ASSIGN_OR_RETURN(Policy p, ParsePolicy(name, std::string_view(v.as_object()["policy"].as_string())));
+  if (ec || !v.is_object() || !v.as_object().contains("policy"))
+    return absl::DataLossError("stored policy is corrupt");
+  ASSIGN_OR_RETURN(Policy p,
+                   ParsePolicy(name, std::string_view(v.as_object()["policy"].as_string())));
   auto shared = std::make_shared<const Policy>(std::move(p));
   absl::MutexLock l(&mu_);
   policies_[std::string(name)] = shared;
@@ -51,7 +54,8 @@ absl::Status PolicyStore::Put(std::string_view name, std::string_view text) {
   RETURN_IF_ERROR(ValidatePolicyName(name));
   if (name == "root") return absl::InvalidArgumentError("cannot update the root policy");
   ASSIGN_OR_RETURN(Policy p, ParsePolicy(name, text));
-  RETURN_IF_ERROR(barrier_->Put(Cat(kPrefix, name), json::serialize(json::object{{"name", name}, {"policy", text}})));
+  RETURN_IF_ERROR(barrier_->Put(Cat(kPrefix, name),
+                                json::serialize(json::object{{"name", name}, {"policy", text}})));
   absl::MutexLock l(&mu_);
   policies_[std::string(name)] = std::make_shared<const Policy>(std::move(p));
   acls_.clear();
@@ -77,7 +81,8 @@ absl::StatusOr<std::vector<std::string>> PolicyStore::List() {
   return names;
 }
 
-absl::StatusOr<std::shared_ptr<const Acl>> PolicyStore::AclFor(const std::vector<std::string>& names) {
+absl::StatusOr<std::shared_ptr<const Acl>> PolicyStore::AclFor(
+    const std::vector<std::string>& names) {
   std::vector<std::string> sorted = names;
   std::sort(sorted.begin(), sorted.end());
   sorted.erase(std::unique(sorted.begin(), sorted.end()), sorted.end());

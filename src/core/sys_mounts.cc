@@ -22,13 +22,15 @@ absl::StatusOr<std::string> NormalizeMountPath(std::string_view p) {
   if (p.empty()) return absl::InvalidArgumentError("mount path must not be empty");
   if (p.size() > 256) return absl::InvalidArgumentError("mount path is longer than 256 characters");
   for (char c : p)
-    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.' || c == '/'))
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.' ||
+          c == '/'))
       return absl::InvalidArgumentError(
           Cat("mount path \"", p, "\" may only hold letters, digits, '-', '_', '.' and '/'"));
   if (p.find("//") != std::string_view::npos || p == "." || p == ".." ||
       p.find("../") != std::string_view::npos || p.find("/..") != std::string_view::npos ||
       p.substr(0, 2) == "./")
-    return absl::InvalidArgumentError(Cat("mount path \"", p, "\" has an empty or relative segment"));
+    return absl::InvalidArgumentError(
+        Cat("mount path \"", p, "\" has an empty or relative segment"));
   return std::string(p) + "/";
 }
 
@@ -98,7 +100,8 @@ absl::StatusOr<MountEntry> MountEntry::FromStorage(const json::object& o) {
 int64_t Core::EffectiveDefaultTtl(const MountEntry& e) const {
   // The default never exceeds the mount's effective max (a max tuned below the system default
   // caps it, as Vault does).
-  return std::min(e.default_lease_ttl > 0 ? e.default_lease_ttl : opts_.default_lease_ttl, EffectiveMaxTtl(e));
+  return std::min(e.default_lease_ttl > 0 ? e.default_lease_ttl : opts_.default_lease_ttl,
+                  EffectiveMaxTtl(e));
 }
 int64_t Core::EffectiveMaxTtl(const MountEntry& e) const {
   return e.max_lease_ttl > 0 ? e.max_lease_ttl : opts_.max_lease_ttl;
@@ -114,12 +117,13 @@ absl::StatusOr<std::shared_ptr<Core::Mount>> Core::Instantiate(MountEntry entry)
       std::string known;
       for (const auto& [name, _] : factories)
         if (name != "token") known += (known.empty() ? "" : ", ") + name;
-      return absl::InvalidArgumentError(Cat("unknown ", is_auth ? "auth method" : "secrets engine", " type \"",
-                                            entry.type, "\"; available: ", known));
+      return absl::InvalidArgumentError(Cat("unknown ", is_auth ? "auth method" : "secrets engine",
+                                            " type \"", entry.type, "\"; available: ", known));
     }
     ASSIGN_OR_RETURN(m->backend, f->second(entry));
     const bool auth = entry.path.substr(0, 5) == "auth/";
-    m->view = std::make_unique<barrier::PrefixView>(barrier_.get(), (auth ? "auth/" : "logical/") + entry.uuid + "/");
+    m->view = std::make_unique<barrier::PrefixView>(
+        barrier_.get(), (auth ? "auth/" : "logical/") + entry.uuid + "/");
   }
   m->entry = std::move(entry);
   return m;
@@ -184,21 +188,27 @@ absl::Status Core::EnableMountLocked(MountEntry entry, bool auth) {
   if (auth) {
     check.remove_prefix(5);  // "auth/"
     if (check.empty()) return absl::InvalidArgumentError("auth method path must not be empty");
-    if (entry.type == "token") return absl::InvalidArgumentError("the token auth method is built in and cannot be enabled again");
+    if (entry.type == "token")
+      return absl::InvalidArgumentError(
+          "the token auth method is built in and cannot be enabled again");
   } else {
     for (auto r : kReserved)
       if (check.substr(0, r.size()) == r)
-        return absl::InvalidArgumentError(Cat("cannot mount at \"", entry.path, "\": \"", r, "\" is reserved"));
+        return absl::InvalidArgumentError(
+            Cat("cannot mount at \"", entry.path, "\": \"", r, "\" is reserved"));
   }
-  if (entry.type.empty()) return absl::InvalidArgumentError("type is required (for example \"kv\")");
-  if (entry.default_lease_ttl > 0 && entry.max_lease_ttl > 0 && entry.default_lease_ttl > entry.max_lease_ttl)
+  if (entry.type.empty())
+    return absl::InvalidArgumentError("type is required (for example \"kv\")");
+  if (entry.default_lease_ttl > 0 && entry.max_lease_ttl > 0 &&
+      entry.default_lease_ttl > entry.max_lease_ttl)
     return absl::InvalidArgumentError("default_lease_ttl cannot be greater than max_lease_ttl");
   entry.uuid = crypto::RandomUuid();
   entry.accessor = entry.type + "_" + entry.uuid.substr(0, 8);
   ASSIGN_OR_RETURN(auto m, Instantiate(std::move(entry)));
   absl::MutexLock l(&mounts_mu_);
   for (const auto& [path, existing] : mounts_) {
-    if (m->entry.path.substr(0, path.size()) == path || path.substr(0, m->entry.path.size()) == m->entry.path)
+    if (m->entry.path.substr(0, path.size()) == path ||
+        path.substr(0, m->entry.path.size()) == m->entry.path)
       return absl::InvalidArgumentError(Cat("path is already in use at ", path));
   }
   const std::string path = m->entry.path;
@@ -218,7 +228,8 @@ absl::Status Core::DisableMount(std::string_view raw_path) {
   {
     absl::MutexLock l(&mounts_mu_);
     auto it = mounts_.find(path);
-    if (it == mounts_.end()) return absl::OkStatus();  // Vault: disabling a missing mount is a no-op
+    if (it == mounts_.end())
+      return absl::OkStatus();  // Vault: disabling a missing mount is a no-op
     if (!it->second->backend || it->second->entry.type == "token")
       return absl::InvalidArgumentError(Cat("cannot disable \"", path, "\": it is built in"));
     m = it->second;
@@ -230,8 +241,8 @@ absl::Status Core::DisableMount(std::string_view raw_path) {
     }
   }
   // The table no longer routes to it; now remove its data.
-  RETURN_IF_ERROR(barrier_->DeletePrefix(
-      (path.substr(0, 5) == "auth/" ? "auth/" : "logical/") + m->entry.uuid + "/"));
+  RETURN_IF_ERROR(barrier_->DeletePrefix((path.substr(0, 5) == "auth/" ? "auth/" : "logical/") +
+                                         m->entry.uuid + "/"));
   log::Info("secrets engine disabled", {{"path", path}});
   return absl::OkStatus();
 }
@@ -250,7 +261,8 @@ absl::StatusOr<Response> Core::MountRead(std::string_view raw_path) {
   ASSIGN_OR_RETURN(std::string path, NormalizeMountPath(raw_path));
   absl::ReaderMutexLock l(&mounts_mu_);
   auto it = mounts_.find(path);
-  if (it == mounts_.end()) return absl::NotFoundError(Cat("no secrets engine is mounted at \"", path, "\""));
+  if (it == mounts_.end())
+    return absl::NotFoundError(Cat("no secrets engine is mounted at \"", path, "\""));
   auto r = Response::Data(it->second->entry.ToJson());
   r.duplicate_data_at_top = true;
   return r;
@@ -277,9 +289,11 @@ absl::StatusOr<Response> Core::MountEnableRequest(Request& req, std::string_view
     e.max_lease_ttl = std::max<int64_t>(m, 0);
   }
   if (const auto* opts = req.data.if_contains("options"); opts && !opts->is_null()) {
-    if (!opts->is_object()) return absl::InvalidArgumentError("options must be an object of strings");
+    if (!opts->is_object())
+      return absl::InvalidArgumentError("options must be an object of strings");
     for (const auto& [k, v] : opts->as_object()) {
-      if (!v.is_string()) return absl::InvalidArgumentError(Cat("options.", k, " must be a string"));
+      if (!v.is_string())
+        return absl::InvalidArgumentError(Cat("options.", k, " must be a string"));
       e.options[k] = v;
     }
   }
@@ -292,18 +306,19 @@ absl::StatusOr<Response> Core::MountTune(Request& req, std::string_view raw_path
   if (req.op == Operation::kRead) {
     absl::ReaderMutexLock l(&mounts_mu_);
     auto it = mounts_.find(path);
-    if (it == mounts_.end()) return absl::InvalidArgumentError(Cat("no secrets engine is mounted at \"", path, "\""));
+    if (it == mounts_.end())
+      return absl::InvalidArgumentError(Cat("no secrets engine is mounted at \"", path, "\""));
     const auto& e = it->second->entry;
-    auto r = Response::Data(json::object{{"default_lease_ttl", EffectiveDefaultTtl(e)},
-                                         {"max_lease_ttl", EffectiveMaxTtl(e)},
-                                         {"force_no_cache", false},
-                                         {"description", e.description},
-                                         {"options", e.options.empty() ? json::value(nullptr) : json::value(e.options)}});
+    auto r = Response::Data(json::object{
+        {"default_lease_ttl", EffectiveDefaultTtl(e)},
+        {"max_lease_ttl", EffectiveMaxTtl(e)},
+        {"force_no_cache", false},
+        {"description", e.description},
+        {"options", e.options.empty() ? json::value(nullptr) : json::value(e.options)}});
     r.duplicate_data_at_top = true;
     return r;
   }
-  if (req.op != Operation::kUpdate && req.op != Operation::kCreate)
-    return absl::UnimplementedError("unsupported operation");
+  if (req.op != Operation::kUpdate && req.op != Operation::kCreate) return UnsupportedOperation();
   absl::Status err;
   int64_t d = TtlField(req.data, "default_lease_ttl", &err);
   int64_t m = TtlField(req.data, "max_lease_ttl", &err);
@@ -311,7 +326,8 @@ absl::StatusOr<Response> Core::MountTune(Request& req, std::string_view raw_path
   ASSIGN_OR_RETURN(auto desc, JsonString(req.data, "description"));
   absl::MutexLock l(&mounts_mu_);
   auto it = mounts_.find(path);
-  if (it == mounts_.end()) return absl::InvalidArgumentError(Cat("no secrets engine is mounted at \"", path, "\""));
+  if (it == mounts_.end())
+    return absl::InvalidArgumentError(Cat("no secrets engine is mounted at \"", path, "\""));
   MountEntry updated = it->second->entry;
   if (d >= 0) updated.default_lease_ttl = d;
   if (m >= 0) updated.max_lease_ttl = m;

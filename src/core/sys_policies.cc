@@ -16,10 +16,11 @@ json::array Names(const std::vector<std::string>& v) {
 
 absl::StatusOr<Response> Core::HandlePolicies(Request& req, std::string_view p) {
   const bool legacy = p == "policy" || p.substr(0, 7) == "policy/";
-  std::string_view name = legacy ? (p.size() > 7 ? p.substr(7) : "") : (p.size() > 13 ? p.substr(13) : "");
+  std::string_view name =
+      legacy ? (p.size() > 7 ? p.substr(7) : "") : (p.size() > 13 ? p.substr(13) : "");
   if (name.empty()) {
     if (!(req.op == Operation::kList || (legacy && req.op == Operation::kRead)))
-      return absl::UnimplementedError("unsupported operation");
+      return UnsupportedOperation();
     ASSIGN_OR_RETURN(auto names, policies_->List());
     json::object d{{"keys", Names(names)}};
     if (legacy) d["policies"] = Names(names);
@@ -31,7 +32,8 @@ absl::StatusOr<Response> Core::HandlePolicies(Request& req, std::string_view p) 
     case Operation::kRead: {
       ASSIGN_OR_RETURN(auto pol, policies_->Get(name));
       if (!pol) return absl::NotFoundError("");
-      auto r = Response::Data(json::object{{"name", pol->name}, {legacy ? "rules" : "policy", pol->raw}});
+      auto r = Response::Data(
+          json::object{{"name", pol->name}, {legacy ? "rules" : "policy", pol->raw}});
       r.duplicate_data_at_top = legacy;
       return r;
     }
@@ -41,7 +43,8 @@ absl::StatusOr<Response> Core::HandlePolicies(Request& req, std::string_view p) 
       if (!text && legacy) {
         ASSIGN_OR_RETURN(text, JsonString(req.data, "rules"));
       }
-      if (!text || text->empty()) return absl::InvalidArgumentError("'policy' parameter not supplied or empty");
+      if (!text || text->empty())
+        return absl::InvalidArgumentError("'policy' parameter not supplied or empty");
       RETURN_IF_ERROR(policies_->Put(name, *text));
       return Response::Empty();
     }
@@ -49,13 +52,12 @@ absl::StatusOr<Response> Core::HandlePolicies(Request& req, std::string_view p) 
       RETURN_IF_ERROR(policies_->Delete(name));
       return Response::Empty();
     default:
-      return absl::UnimplementedError("unsupported operation");
+      return UnsupportedOperation();
   }
 }
 
 absl::StatusOr<Response> Core::HandleCapabilities(Request& req, std::string_view p) {
-  if (req.op != Operation::kUpdate && req.op != Operation::kCreate)
-    return absl::UnimplementedError("unsupported operation");
+  if (req.op != Operation::kUpdate && req.op != Operation::kCreate) return UnsupportedOperation();
   std::vector<std::string> paths;
   if (const auto* v = req.data.if_contains("paths"); v && !v->is_null()) {
     if (v->is_string()) {
@@ -81,7 +83,8 @@ absl::StatusOr<Response> Core::HandleCapabilities(Request& req, std::string_view
     ASSIGN_OR_RETURN(subject, tokens_->Lookup(*tok));
   } else {
     ASSIGN_OR_RETURN(auto acc, JsonString(req.data, "accessor"));
-    if (!acc || acc->empty()) return absl::InvalidArgumentError("'accessor' parameter not supplied");
+    if (!acc || acc->empty())
+      return absl::InvalidArgumentError("'accessor' parameter not supplied");
     ASSIGN_OR_RETURN(subject, tokens_->LookupByAccessor(*acc));
   }
   json::object d;
@@ -91,7 +94,8 @@ absl::StatusOr<Response> Core::HandleCapabilities(Request& req, std::string_view
     std::vector<std::string> caps{"deny"};
     if (subject) {
       ASSIGN_OR_RETURN(auto acl, policies_->AclFor(subject->policies));
-      caps = acl->root() ? std::vector<std::string>{"root"} : CapabilityNames(acl->Capabilities(path_str, false));
+      caps = acl->root() ? std::vector<std::string>{"root"}
+                         : CapabilityNames(acl->Capabilities(path_str, false));
     }
     d[path_str] = Names(caps);
     if (paths.size() == 1) all = Names(caps);

@@ -32,14 +32,22 @@ json::object TokenEntry::ToStorage() const {
   for (const auto& c : bound_cidrs) cidrs.emplace_back(c);
   json::object m;
   for (const auto& [k, v] : meta) m[k] = v;
-  return json::object{{"accessor", accessor},          {"policies", pol},
-                      {"path", path},                  {"display_name", display_name},
-                      {"meta", m},                     {"parent", parent_hash},
-                      {"role", role},                  {"creation_time", creation_time},
-                      {"creation_ttl", creation_ttl},  {"ttl", ttl},
-                      {"expire_time", expire_time},    {"explicit_max_ttl", explicit_max_ttl},
-                      {"period", period},              {"num_uses", num_uses},
-                      {"renewable", renewable},        {"bound_cidrs", cidrs}};
+  return json::object{{"accessor", accessor},
+                      {"policies", pol},
+                      {"path", path},
+                      {"display_name", display_name},
+                      {"meta", m},
+                      {"parent", parent_hash},
+                      {"role", role},
+                      {"creation_time", creation_time},
+                      {"creation_ttl", creation_ttl},
+                      {"ttl", ttl},
+                      {"expire_time", expire_time},
+                      {"explicit_max_ttl", explicit_max_ttl},
+                      {"period", period},
+                      {"num_uses", num_uses},
+                      {"renewable", renewable},
+                      {"bound_cidrs", cidrs}};
 }
 
 absl::StatusOr<TokenEntry> TokenEntry::FromStorage(std::string id_hash, const json::object& o) {
@@ -100,7 +108,8 @@ absl::StatusOr<std::string> TokenStore::Hash(std::string_view value) {
 }
 
 absl::Status TokenStore::Persist(const TokenEntry& e, std::vector<storage::WriteOp>* ops) {
-  ops->push_back({storage::WriteOp::Kind::kPut, kIdPrefix + e.id_hash, json::serialize(e.ToStorage())});
+  ops->push_back(
+      {storage::WriteOp::Kind::kPut, kIdPrefix + e.id_hash, json::serialize(e.ToStorage())});
   return absl::OkStatus();
 }
 
@@ -117,8 +126,10 @@ absl::StatusOr<CreatedToken> TokenStore::Create(TokenEntry e) {
   ops.push_back({storage::WriteOp::Kind::kPut, kAccessorPrefix + acc_hash,
                  json::serialize(json::object{{"id_hash", e.id_hash}, {"accessor", e.accessor}})});
   if (!e.parent_hash.empty())
-    ops.push_back({storage::WriteOp::Kind::kPut, Cat(kParentPrefix, e.parent_hash, "/", e.id_hash), ""});
-  if (e.expire_time > 0) ops.push_back({storage::WriteOp::Kind::kPut, ExpireKey(e.expire_time, e.id_hash), ""});
+    ops.push_back(
+        {storage::WriteOp::Kind::kPut, Cat(kParentPrefix, e.parent_hash, "/", e.id_hash), ""});
+  if (e.expire_time > 0)
+    ops.push_back({storage::WriteOp::Kind::kPut, ExpireKey(e.expire_time, e.id_hash), ""});
   RETURN_IF_ERROR(barrier_->Write(std::move(ops)));
   return CreatedToken{std::move(token), std::move(e)};
 }
@@ -158,7 +169,8 @@ absl::StatusOr<std::optional<TokenEntry>> TokenStore::LookupByHash(std::string_v
   ASSIGN_OR_RETURN(auto found, Load(id_hash));
   if (!found) return found;
   // Refused at once when expired; Tidy() removes it.
-  if (found->expire_time > 0 && clock_->NowUnix() >= found->expire_time) return std::optional<TokenEntry>();
+  if (found->expire_time > 0 && clock_->NowUnix() >= found->expire_time)
+    return std::optional<TokenEntry>();
   if (found->num_uses < 0) return std::optional<TokenEntry>();  // used up, revocation under way
   return found;
 }
@@ -176,7 +188,8 @@ absl::StatusOr<std::optional<TokenEntry>> TokenStore::LookupByAccessor(std::stri
   if (!raw) return std::optional<TokenEntry>();
   boost::system::error_code ec;
   auto v = json::parse(*raw, ec);
-  if (ec || !v.is_object() || !v.as_object().contains("id_hash")) return absl::DataLossError("accessor entry is corrupt");
+  if (ec || !v.is_object() || !v.as_object().contains("id_hash"))
+    return absl::DataLossError("accessor entry is corrupt");
   return LookupByHash(std::string(v.as_object()["id_hash"].as_string()));
 }
 
@@ -219,8 +232,10 @@ absl::Status TokenStore::Revoke(std::string_view root_hash, bool orphan_children
       ASSIGN_OR_RETURN(std::string acc_hash, Hash(e->accessor));
       ops.push_back({storage::WriteOp::Kind::kDelete, kAccessorPrefix + acc_hash, ""});
       if (!e->parent_hash.empty())
-        ops.push_back({storage::WriteOp::Kind::kDelete, Cat(kParentPrefix, e->parent_hash, "/", h), ""});
-      if (e->expire_time > 0) ops.push_back({storage::WriteOp::Kind::kDelete, ExpireKey(e->expire_time, h), ""});
+        ops.push_back(
+            {storage::WriteOp::Kind::kDelete, Cat(kParentPrefix, e->parent_hash, "/", h), ""});
+      if (e->expire_time > 0)
+        ops.push_back({storage::WriteOp::Kind::kDelete, ExpireKey(e->expire_time, h), ""});
       ops.push_back({storage::WriteOp::Kind::kDelete, kIdPrefix + h, ""});
     }
     if (!ops.empty()) RETURN_IF_ERROR(barrier_->Write(std::move(ops)));
@@ -234,7 +249,8 @@ absl::Status TokenStore::Revoke(std::string_view root_hash, bool orphan_children
 }
 
 absl::StatusOr<TokenEntry> TokenStore::Renew(std::string_view id_hash, int64_t increment,
-                                             int64_t mount_max_ttl, std::vector<std::string>* warnings) {
+                                             int64_t mount_max_ttl,
+                                             std::vector<std::string>* warnings) {
   absl::MutexLock wl(&write_mu_);
   ASSIGN_OR_RETURN(auto found, LookupByHash(id_hash));
   if (!found) return absl::PermissionDeniedError("permission denied");
@@ -257,11 +273,15 @@ absl::StatusOr<TokenEntry> TokenStore::Renew(std::string_view id_hash, int64_t i
     end = max_end;
     if (warnings)
       warnings->push_back(Cat("TTL of \"", want, "s\" exceeded the effective max_ttl of \"",
-                              std::max<int64_t>(0, max_end - now), "s\"; TTL value is capped accordingly"));
+                              std::max<int64_t>(0, max_end - now),
+                              "s\"; TTL value is capped accordingly"));
   }
-  if (end <= now) return absl::InvalidArgumentError("token has reached its maximum lifetime and cannot be renewed");
+  if (end <= now)
+    return absl::InvalidArgumentError(
+        "token has reached its maximum lifetime and cannot be renewed");
   std::vector<storage::WriteOp> ops;
-  if (e.expire_time > 0) ops.push_back({storage::WriteOp::Kind::kDelete, ExpireKey(e.expire_time, e.id_hash), ""});
+  if (e.expire_time > 0)
+    ops.push_back({storage::WriteOp::Kind::kDelete, ExpireKey(e.expire_time, e.id_hash), ""});
   e.ttl = end - now;
   e.expire_time = end;
   ops.push_back({storage::WriteOp::Kind::kPut, ExpireKey(e.expire_time, e.id_hash), ""});
@@ -295,7 +315,8 @@ absl::Status TokenStore::Use(const TokenEntry& entry) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::vector<std::string>> TokenStore::Accessors(std::string_view after_accessor, size_t limit) {
+absl::StatusOr<std::vector<std::string>> TokenStore::Accessors(std::string_view after_accessor,
+                                                               size_t limit) {
   // Accessor keys are salted hashes; page over them and return the accessors they hold.
   std::vector<std::string> out;
   std::string after;

@@ -80,8 +80,8 @@ class TokenStore {
   absl::Status Revoke(std::string_view id_hash, bool orphan_children = false);
   // Extends the token's TTL by `increment` (0: its creation TTL), capped by explicit_max_ttl and
   // `mount_max_ttl` counted from its creation. Returns the updated entry and warnings.
-  absl::StatusOr<TokenEntry> Renew(std::string_view id_hash, int64_t increment, int64_t mount_max_ttl,
-                                   std::vector<std::string>* warnings);
+  absl::StatusOr<TokenEntry> Renew(std::string_view id_hash, int64_t increment,
+                                   int64_t mount_max_ttl, std::vector<std::string>* warnings);
   // Counts one use of a limited-use token. Fails with kPermissionDenied once the uses are gone;
   // the use that exhausts the token succeeds and revokes it.
   absl::Status Use(const TokenEntry& entry);

@@ -9,9 +9,9 @@
 
 #include <memory>
 
-#include "util/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "util/status.h"
 
 namespace coffer::crypto {
 using ::coffer::Cat;
@@ -62,15 +62,17 @@ absl::StatusOr<std::string> AesGcmSeal(const SecretBytes& key, std::string_view 
   if (EVP_EncryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, key.data(),
                          reinterpret_cast<const unsigned char*>(nonce->data())) != 1)
     return OpenSslError("EVP_EncryptInit_ex");
-  if (!aad.empty() &&
-      EVP_EncryptUpdate(ctx.get(), nullptr, &len, reinterpret_cast<const unsigned char*>(aad.data()),
-                        static_cast<int>(aad.size())) != 1)
+  if (!aad.empty() && EVP_EncryptUpdate(ctx.get(), nullptr, &len,
+                                        reinterpret_cast<const unsigned char*>(aad.data()),
+                                        static_cast<int>(aad.size())) != 1)
     return OpenSslError("EVP_EncryptUpdate(aad)");
-  if (EVP_EncryptUpdate(ctx.get(), o, &len, reinterpret_cast<const unsigned char*>(plaintext.data()),
+  if (EVP_EncryptUpdate(ctx.get(), o, &len,
+                        reinterpret_cast<const unsigned char*>(plaintext.data()),
                         static_cast<int>(plaintext.size())) != 1)
     return OpenSslError("EVP_EncryptUpdate");
   int fin = 0;
-  if (EVP_EncryptFinal_ex(ctx.get(), o + len, &fin) != 1) return OpenSslError("EVP_EncryptFinal_ex");
+  if (EVP_EncryptFinal_ex(ctx.get(), o + len, &fin) != 1)
+    return OpenSslError("EVP_EncryptFinal_ex");
   if (EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_GET_TAG, kGcmTagSize, o + plaintext.size()) != 1)
     return OpenSslError("EVP_CTRL_GCM_GET_TAG");
   return out;
@@ -89,9 +91,9 @@ absl::StatusOr<std::string> AesGcmOpen(const SecretBytes& key, std::string_view 
   int len = 0;
   if (EVP_DecryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, key.data(), in) != 1)
     return OpenSslError("EVP_DecryptInit_ex");
-  if (!aad.empty() &&
-      EVP_DecryptUpdate(ctx.get(), nullptr, &len, reinterpret_cast<const unsigned char*>(aad.data()),
-                        static_cast<int>(aad.size())) != 1)
+  if (!aad.empty() && EVP_DecryptUpdate(ctx.get(), nullptr, &len,
+                                        reinterpret_cast<const unsigned char*>(aad.data()),
+                                        static_cast<int>(aad.size())) != 1)
     return OpenSslError("EVP_DecryptUpdate(aad)");
   if (EVP_DecryptUpdate(ctx.get(), reinterpret_cast<unsigned char*>(out.data()), &len,
                         in + kGcmNonceSize, static_cast<int>(ct_len)) != 1)
@@ -100,7 +102,8 @@ absl::StatusOr<std::string> AesGcmOpen(const SecretBytes& key, std::string_view 
                           const_cast<unsigned char*>(in + kGcmNonceSize + ct_len)) != 1)
     return OpenSslError("EVP_CTRL_GCM_SET_TAG");
   int fin = 0;
-  if (EVP_DecryptFinal_ex(ctx.get(), reinterpret_cast<unsigned char*>(out.data()) + len, &fin) != 1) {
+  if (EVP_DecryptFinal_ex(ctx.get(), reinterpret_cast<unsigned char*>(out.data()) + len, &fin) !=
+      1) {
     OPENSSL_cleanse(out.data(), out.size());
     ERR_clear_error();
     return absl::DataLossError("message authentication failed");

@@ -1,8 +1,9 @@
+#include "crypto/crypto.h"
+
 #include <gtest/gtest.h>
 
 #include <set>
 
-#include "crypto/crypto.h"
 #include "crypto/shamir.h"
 #include "util/encoding.h"
 

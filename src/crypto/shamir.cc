@@ -75,7 +75,8 @@ absl::StatusOr<std::vector<SecretBytes>> ShamirSplit(const SecretBytes& secret, 
 }
 
 absl::StatusOr<SecretBytes> ShamirCombine(const std::vector<SecretBytes>& shares) {
-  if (shares.size() < 2) return absl::InvalidArgumentError("less than two shares cannot rebuild the secret");
+  if (shares.size() < 2)
+    return absl::InvalidArgumentError("less than two shares cannot rebuild the secret");
   const size_t len = shares[0].size();
   if (len < 2) return absl::InvalidArgumentError("shares must be at least two bytes long");
   for (const auto& s : shares)

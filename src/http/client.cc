@@ -36,12 +36,14 @@ absl::StatusOr<Url> ParseUrl(std::string_view a) {
     u.tls = false;
     a.remove_prefix(7);
   } else {
-    return absl::InvalidArgumentError(Cat("address \"", a, "\" must start with https:// or http://"));
+    return absl::InvalidArgumentError(
+        Cat("address \"", a, "\" must start with https:// or http://"));
   }
   while (!a.empty() && a.back() == '/') a.remove_suffix(1);
   if (!a.empty() && a.front() == '[') {
     size_t close = a.find(']');
-    if (close == std::string_view::npos) return absl::InvalidArgumentError("bad IPv6 address in URL");
+    if (close == std::string_view::npos)
+      return absl::InvalidArgumentError("bad IPv6 address in URL");
     u.host = std::string(a.substr(1, close - 1));
     a.remove_prefix(close + 1);
     if (!a.empty() && a.front() == ':') u.port = std::string(a.substr(1));
@@ -117,7 +119,9 @@ absl::StatusOr<ClientResponse> Call(const ClientOptions& o, std::string_view met
     ctx.set_verify_mode(ssl::verify_peer);
     if (!o.ca_cert.empty()) {
       ctx.load_verify_file(o.ca_cert, ec);
-      if (ec) return absl::InvalidArgumentError(Cat("cannot load CA certificate ", o.ca_cert, ": ", ec.message()));
+      if (ec)
+        return absl::InvalidArgumentError(
+            Cat("cannot load CA certificate ", o.ca_cert, ": ", ec.message()));
     } else {
       ctx.set_default_verify_paths(ec);
     }

@@ -18,7 +18,8 @@ int HexDigit(char c) {
 bool IEquals(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;
   for (size_t i = 0; i < a.size(); ++i)
-    if (std::tolower(static_cast<unsigned char>(a[i])) != std::tolower(static_cast<unsigned char>(b[i])))
+    if (std::tolower(static_cast<unsigned char>(a[i])) !=
+        std::tolower(static_cast<unsigned char>(b[i])))
       return false;
   return true;
 }
@@ -75,26 +76,36 @@ absl::StatusOr<core::Request> ParseRequest(const RawRequest& raw) {
     ASSIGN_OR_RETURN(req.query, ParseQuery(target.substr(qpos + 1)));
   }
   if (path.substr(0, 4) != "/v1/")
-    return absl::NotFoundError(Cat("unknown path \"", path.substr(0, 256), "\": the API lives under /v1/"));
+    return absl::NotFoundError(
+        Cat("unknown path \"", path.substr(0, 256), "\": the API lives under /v1/"));
   ASSIGN_OR_RETURN(req.path, PercentDecode(path.substr(4), false));
   while (!req.path.empty() && req.path.front() == '/') req.path.erase(0, 1);
   if (req.path.empty()) return absl::NotFoundError("missing path after /v1/");
-  if (req.path.find('\0') != std::string::npos) return absl::InvalidArgumentError("path contains a NUL byte");
+  if (req.path.find('\0') != std::string::npos)
+    return absl::InvalidArgumentError("path contains a NUL byte");
 
   bool list_param = false;
   for (const auto& [k, v] : req.query)
     if (k == "list") list_param = v == "true" || v == "1" || v.empty();
 
   const std::string_view m = raw.method;
-  if (m == "GET") req.op = list_param ? core::Operation::kList : core::Operation::kRead;
-  else if (m == "LIST") req.op = core::Operation::kList;
-  else if (m == "PUT" || m == "POST") req.op = core::Operation::kUpdate;
-  else if (m == "DELETE") req.op = core::Operation::kDelete;
-  else if (m == "PATCH") req.op = core::Operation::kPatch;
-  else if (m == "HEAD") req.op = core::Operation::kHead;
+  if (m == "GET")
+    req.op = list_param ? core::Operation::kList : core::Operation::kRead;
+  else if (m == "LIST")
+    req.op = core::Operation::kList;
+  else if (m == "PUT" || m == "POST")
+    req.op = core::Operation::kUpdate;
+  else if (m == "DELETE")
+    req.op = core::Operation::kDelete;
+  else if (m == "PATCH")
+    req.op = core::Operation::kPatch;
+  else if (m == "HEAD")
+    req.op = core::Operation::kHead;
   else
-    return absl::UnimplementedError(Cat("method ", m.substr(0, 32), " is not allowed: use GET, LIST, PUT, POST, PATCH or DELETE"));
-  if (req.op == core::Operation::kList && !req.path.empty() && req.path.back() != '/') req.path.push_back('/');
+    return UnsupportedOperation(Cat("method ", m.substr(0, 32),
+                                    " is not allowed: use GET, LIST, PUT, POST, PATCH or DELETE"));
+  if (req.op == core::Operation::kList && !req.path.empty() && req.path.back() != '/')
+    req.path.push_back('/');
 
   // Token: X-Vault-Token, else "Authorization: Bearer <token>".
   if (!raw.vault_token.empty()) {
@@ -106,17 +117,20 @@ absl::StatusOr<core::Request> ParseRequest(const RawRequest& raw) {
   if (raw.body.size() > kMaxBodyBytes)
     return absl::ResourceExhaustedError("request body too large");
   std::string_view body = raw.body;
-  while (!body.empty() && std::isspace(static_cast<unsigned char>(body.front()))) body.remove_prefix(1);
+  while (!body.empty() && std::isspace(static_cast<unsigned char>(body.front())))
+    body.remove_prefix(1);
   if (!body.empty()) {
     boost::system::error_code ec;
     json::parse_options opts;
     opts.max_depth = 64;
     json::value v = json::parse(body, ec, {}, opts);
-    if (ec)
-      return absl::InvalidArgumentError(Cat("failed to parse JSON input: ", ec.message()));
+    if (ec) return absl::InvalidArgumentError(Cat("failed to parse JSON input: ", ec.message()));
     if (!v.is_object())
-      return absl::InvalidArgumentError(Cat("failed to parse JSON input: the body must be a JSON object, got ",
-                                            v.is_array() ? "an array" : v.is_string() ? "a string" : "a scalar"));
+      return absl::InvalidArgumentError(
+          Cat("failed to parse JSON input: the body must be a JSON object, got ",
+              v.is_array()    ? "an array"
+              : v.is_string() ? "a string"
+                              : "a scalar"));
     req.data = std::move(v.as_object());
   }
   // As Vault does, query parameters are request data for reads, lists and deletes.

@@ -13,8 +13,8 @@ namespace coffer::http {
 inline constexpr size_t kMaxBodyBytes = 32u << 20;  // 32 MiB, as Vault's default
 
 struct RawRequest {
-  std::string_view method;  // "GET", "LIST", ...
-  std::string_view target;  // "/v1/secret/foo?list=true"
+  std::string_view method;         // "GET", "LIST", ...
+  std::string_view target;         // "/v1/secret/foo?list=true"
   std::string_view vault_token;    // X-Vault-Token
   std::string_view authorization;  // Authorization
   std::string_view body;

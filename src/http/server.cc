@@ -31,7 +31,8 @@ absl::StatusOr<tcp::endpoint> ParseAddress(const std::string& address) {
   if (!address.empty() && address[0] == '[') {
     size_t close = address.find(']');
     if (close == std::string::npos || close + 1 >= address.size() || address[close + 1] != ':')
-      return absl::InvalidArgumentError(Cat("listener address \"", address, "\" is not [host]:port"));
+      return absl::InvalidArgumentError(
+          Cat("listener address \"", address, "\" is not [host]:port"));
     host = address.substr(1, close - 1);
     port = address.substr(close + 2);
   } else {
@@ -43,14 +44,18 @@ absl::StatusOr<tcp::endpoint> ParseAddress(const std::string& address) {
   }
   boost::system::error_code ec;
   auto ip = asio::ip::make_address(host.empty() ? "0.0.0.0" : host, ec);
-  if (ec) return absl::InvalidArgumentError(Cat("listener address \"", address, "\": \"", host, "\" is not an IP address"));
+  if (ec)
+    return absl::InvalidArgumentError(
+        Cat("listener address \"", address, "\": \"", host, "\" is not an IP address"));
   int p = 0;
   try {
     p = std::stoi(port);
   } catch (...) {
     p = -1;
   }
-  if (p < 0 || p > 65535) return absl::InvalidArgumentError(Cat("listener address \"", address, "\" has an invalid port"));
+  if (p < 0 || p > 65535)
+    return absl::InvalidArgumentError(
+        Cat("listener address \"", address, "\" has an invalid port"));
   return tcp::endpoint(ip, static_cast<unsigned short>(p));
 }
 
@@ -61,11 +66,14 @@ absl::StatusOr<std::shared_ptr<ssl::context>> MakeTlsContext(const ListenerOptio
   auto ctx = std::make_shared<ssl::context>(ssl::context::tls_server);
   ctx->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
                    ssl::context::no_sslv3 | ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1 |
-                   ssl::context::single_dh_use | SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+                   ssl::context::single_dh_use | SSL_OP_NO_RENEGOTIATION |
+                   SSL_OP_CIPHER_SERVER_PREFERENCE);
   int min = TLS1_2_VERSION;
-  if (l.tls_min_version == "tls13") min = TLS1_3_VERSION;
+  if (l.tls_min_version == "tls13")
+    min = TLS1_3_VERSION;
   else if (l.tls_min_version != "tls12" && !l.tls_min_version.empty())
-    return absl::InvalidArgumentError(Cat("tls_min_version \"", l.tls_min_version, "\" must be tls12 or tls13"));
+    return absl::InvalidArgumentError(
+        Cat("tls_min_version \"", l.tls_min_version, "\" must be tls12 or tls13"));
   SSL_CTX_set_min_proto_version(ctx->native_handle(), min);
   SSL_CTX_set_cipher_list(ctx->native_handle(),
                           "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
@@ -73,11 +81,16 @@ absl::StatusOr<std::shared_ptr<ssl::context>> MakeTlsContext(const ListenerOptio
                           "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305");
   boost::system::error_code ec;
   ctx->use_certificate_chain_file(l.tls_cert_file, ec);
-  if (ec) return absl::InvalidArgumentError(Cat("cannot load tls_cert_file ", l.tls_cert_file, ": ", ec.message()));
+  if (ec)
+    return absl::InvalidArgumentError(
+        Cat("cannot load tls_cert_file ", l.tls_cert_file, ": ", ec.message()));
   ctx->use_private_key_file(l.tls_key_file, ssl::context::pem, ec);
-  if (ec) return absl::InvalidArgumentError(Cat("cannot load tls_key_file ", l.tls_key_file, ": ", ec.message()));
+  if (ec)
+    return absl::InvalidArgumentError(
+        Cat("cannot load tls_key_file ", l.tls_key_file, ": ", ec.message()));
   if (SSL_CTX_check_private_key(ctx->native_handle()) != 1)
-    return absl::InvalidArgumentError("tls_key_file does not match the certificate in tls_cert_file");
+    return absl::InvalidArgumentError(
+        "tls_key_file does not match the certificate in tls_cert_file");
   return ctx;
 }
 
@@ -111,11 +124,12 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   void WaitForData() {
     if (buffer_.size() > 0) return ReadHeader();
     beast::get_lowest_layer(stream_).expires_after(shared_->opts.idle_timeout);
-    stream_.async_read_some(buffer_.prepare(4096), [self = this->shared_from_this()](beast::error_code ec, size_t n) {
-      if (ec) return self->Close();
-      self->buffer_.commit(n);
-      self->ReadHeader();
-    });
+    stream_.async_read_some(buffer_.prepare(4096),
+                            [self = this->shared_from_this()](beast::error_code ec, size_t n) {
+                              if (ec) return self->Close();
+                              self->buffer_.commit(n);
+                              self->ReadHeader();
+                            });
   }
 
   void ReadHeader() {
@@ -143,11 +157,14 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   }
 
   void OnReadError(beast::error_code ec) {
-    if (ec == bhttp::error::end_of_stream || ec == asio::error::eof || ec == beast::error::timeout ||
-        ec == asio::error::connection_reset || ec == asio::error::operation_aborted)
+    if (ec == bhttp::error::end_of_stream || ec == asio::error::eof ||
+        ec == beast::error::timeout || ec == asio::error::connection_reset ||
+        ec == asio::error::operation_aborted)
       return Close();
-    if (ec == bhttp::error::body_limit) return SendError(413, "request body too large: the limit is 32 MiB", false);
-    if (ec == bhttp::error::header_limit) return SendError(431, "request headers too large: the limit is 64 KiB", false);
+    if (ec == bhttp::error::body_limit)
+      return SendError(413, "request body too large: the limit is 32 MiB", false);
+    if (ec == bhttp::error::header_limit)
+      return SendError(431, "request headers too large: the limit is 64 KiB", false);
     SendError(400, Cat("malformed HTTP request: ", ec.message()), false);
   }
 
@@ -162,7 +179,8 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     const bool keep_alive = msg.keep_alive();
     const unsigned version = msg.version();
     // Hand the work to the worker pool; come back to this connection's strand to write.
-    asio::post(*shared_->workers, [self = this->shared_from_this(), msg = std::move(msg), keep_alive, version]() mutable {
+    asio::post(*shared_->workers, [self = this->shared_from_this(), msg = std::move(msg),
+                                   keep_alive, version]() mutable {
       RawRequest raw;
       std::string method(msg.method_string());
       std::string target(msg.target());
@@ -188,14 +206,16 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
                                  {"remote", self->remote_}});
       }
       if (method == "HEAD") out.body.clear();
-      asio::post(self->stream_.get_executor(), [self, out = std::move(out), keep_alive, version]() mutable {
-        self->Write(std::move(out), keep_alive, version);
-      });
+      asio::post(self->stream_.get_executor(),
+                 [self, out = std::move(out), keep_alive, version]() mutable {
+                   self->Write(std::move(out), keep_alive, version);
+                 });
     });
   }
 
   void Write(RawResponse out, bool keep_alive, unsigned version) {
-    auto res = std::make_shared<bhttp::response<bhttp::string_body>>(static_cast<bhttp::status>(out.status), version);
+    auto res = std::make_shared<bhttp::response<bhttp::string_body>>(
+        static_cast<bhttp::status>(out.status), version);
     res->set(bhttp::field::server, "coffer");
     res->set(bhttp::field::cache_control, "no-store");
     if (out.status != 204) {
@@ -205,10 +225,12 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     res->keep_alive(keep_alive);
     res->prepare_payload();
     beast::get_lowest_layer(stream_).expires_after(shared_->opts.read_timeout);
-    bhttp::async_write(stream_, *res, [self = this->shared_from_this(), res, keep_alive](beast::error_code ec, size_t) {
-      if (ec || !keep_alive) return self->Close();
-      self->WaitForData();
-    });
+    bhttp::async_write(
+        stream_, *res,
+        [self = this->shared_from_this(), res, keep_alive](beast::error_code ec, size_t) {
+          if (ec || !keep_alive) return self->Close();
+          self->WaitForData();
+        });
   }
 
   void Close() {
@@ -232,7 +254,8 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
 
 class Listener : public std::enable_shared_from_this<Listener> {
  public:
-  Listener(asio::io_context& ioc, core::Core* core, asio::thread_pool* workers, ListenerOptions opts)
+  Listener(asio::io_context& ioc, core::Core* core, asio::thread_pool* workers,
+           ListenerOptions opts)
       : ioc_(ioc),
         acceptor_(asio::make_strand(ioc)),
         shared_(std::make_shared<Shared>(Shared{core, opts, workers})),
@@ -250,7 +273,9 @@ class Listener : public std::enable_shared_from_this<Listener> {
     if (!ec) acceptor_.set_option(asio::socket_base::reuse_address(true), ec);
     if (!ec) acceptor_.bind(ep, ec);
     if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
-    if (ec) return absl::FailedPreconditionError(Cat("cannot listen on ", opts_.address, ": ", ec.message()));
+    if (ec)
+      return absl::FailedPreconditionError(
+          Cat("cannot listen on ", opts_.address, ": ", ec.message()));
     auto local = acceptor_.local_endpoint();
     bound_ = local.address().is_v6() ? Cat("[", local.address().to_string(), "]:", local.port())
                                      : Cat(local.address().to_string(), ":", local.port());
@@ -258,11 +283,13 @@ class Listener : public std::enable_shared_from_this<Listener> {
   }
 
   void Accept() {
-    acceptor_.async_accept(asio::make_strand(ioc_), [self = shared_from_this()](beast::error_code ec, tcp::socket s) {
-      if (ec == asio::error::operation_aborted || !self->acceptor_.is_open()) return;
-      if (!ec) self->StartSession(std::move(s));
-      self->Accept();
-    });
+    acceptor_.async_accept(asio::make_strand(ioc_),
+                           [self = shared_from_this()](beast::error_code ec, tcp::socket s) {
+                             if (ec == asio::error::operation_aborted || !self->acceptor_.is_open())
+                               return;
+                             if (!ec) self->StartSession(std::move(s));
+                             self->Accept();
+                           });
   }
 
   void StartSession(tcp::socket s) {
@@ -271,7 +298,8 @@ class Listener : public std::enable_shared_from_this<Listener> {
     std::string remote = ec ? "" : ep.address().to_string();
     s.set_option(tcp::no_delay(true), ec);
     if (opts_.tls_disable) {
-      std::make_shared<Session<beast::tcp_stream>>(beast::tcp_stream(std::move(s)), shared_, remote)->Run();
+      std::make_shared<Session<beast::tcp_stream>>(beast::tcp_stream(std::move(s)), shared_, remote)
+          ->Run();
     } else {
       std::shared_ptr<ssl::context> ctx;
       {
@@ -306,8 +334,8 @@ class Listener : public std::enable_shared_from_this<Listener> {
   // A TLS session that also owns its context (so a reload never frees one in use).
   class TlsSession : public Session<beast::ssl_stream<beast::tcp_stream>> {
    public:
-    TlsSession(beast::ssl_stream<beast::tcp_stream> s, std::shared_ptr<Shared> sh, std::string remote,
-               std::shared_ptr<ssl::context> ctx)
+    TlsSession(beast::ssl_stream<beast::tcp_stream> s, std::shared_ptr<Shared> sh,
+               std::string remote, std::shared_ptr<ssl::context> ctx)
         : Session(std::move(s), std::move(sh), std::move(remote)), ctx_(std::move(ctx)) {}
 
    private:
@@ -330,7 +358,8 @@ class HttpServerImpl final : public HttpServer {
   ~HttpServerImpl() override { Stop(); }
 
   absl::Status Init(core::Core* core, ServerOptions opts) {
-    if (opts.listeners.empty()) return absl::InvalidArgumentError("at least one listener is required");
+    if (opts.listeners.empty())
+      return absl::InvalidArgumentError("at least one listener is required");
     for (const auto& l : opts.listeners) {
       auto listener = std::make_shared<Listener>(ioc_, core, &workers_, l);
       RETURN_IF_ERROR(listener->Open());
@@ -372,8 +401,11 @@ class HttpServerImpl final : public HttpServer {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(core::Core* core, ServerOptions opts) {
-  int io = opts.io_threads > 0 ? opts.io_threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(core::Core* core,
+                                                              ServerOptions opts) {
+  int io = opts.io_threads > 0
+               ? opts.io_threads
+               : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   auto s = std::make_unique<HttpServerImpl>(io, std::max(4, opts.worker_threads));
   RETURN_IF_ERROR(s->Init(core, std::move(opts)));
   return std::unique_ptr<HttpServer>(std::move(s));

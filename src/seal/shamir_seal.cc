@@ -1,9 +1,9 @@
 #include <openssl/crypto.h>
 
+#include "boost/json.hpp"
 #include "crypto/crypto.h"
 #include "crypto/shamir.h"
 #include "seal/seal.h"
-#include "boost/json.hpp"
 #include "util/status.h"
 
 namespace coffer::seal {
@@ -31,9 +31,12 @@ absl::StatusOr<std::optional<SealConfig>> ShamirSeal::Config() {
   SealConfig c;
   auto& o = v.as_object();
   if (auto* t = o.if_contains("type"); t && t->is_string()) c.type = std::string(t->as_string());
-  if (auto* s = o.if_contains("secret_shares"); s && s->is_int64()) c.secret_shares = static_cast<int>(s->as_int64());
-  if (auto* t = o.if_contains("secret_threshold"); t && t->is_int64()) c.secret_threshold = static_cast<int>(t->as_int64());
-  if (c.secret_shares < 1 || c.secret_threshold < 1) return absl::DataLossError("seal configuration is corrupt");
+  if (auto* s = o.if_contains("secret_shares"); s && s->is_int64())
+    c.secret_shares = static_cast<int>(s->as_int64());
+  if (auto* t = o.if_contains("secret_threshold"); t && t->is_int64())
+    c.secret_threshold = static_cast<int>(t->as_int64());
+  if (c.secret_shares < 1 || c.secret_threshold < 1)
+    return absl::DataLossError("seal configuration is corrupt");
   return std::optional<SealConfig>(c);
 }
 
@@ -47,10 +50,12 @@ absl::StatusOr<std::vector<crypto::SecretBytes>> ShamirSeal::Initialize(
   } else {
     ASSIGN_OR_RETURN(out, crypto::ShamirSplit(unseal_key, shares, threshold));
   }
-  ASSIGN_OR_RETURN(std::string sealed_root, crypto::AesGcmSeal(unseal_key, root_key.view(), kRootKeyPath));
+  ASSIGN_OR_RETURN(std::string sealed_root,
+                   crypto::AesGcmSeal(unseal_key, root_key.view(), kRootKeyPath));
   std::string config = boost::json::serialize(boost::json::object{
       {"type", "shamir"}, {"secret_shares", shares}, {"secret_threshold", threshold}});
-  // The root key and the config land in one atomic batch: the server is initialized only if both do.
+  // The root key and the config land in one atomic batch: the server is initialized only if both
+  // do.
   std::vector<storage::WriteOp> ops;
   ops.push_back({storage::WriteOp::Kind::kPut, kRootKeyPath, sealed_root});
   ops.push_back({storage::WriteOp::Kind::kPut, kSealConfigPath, config});
@@ -89,8 +94,8 @@ absl::StatusOr<UnsealStep> ShamirSeal::Submit(std::string_view share) {
   } else {
     auto combined = crypto::ShamirCombine(parts);
     if (!combined.ok())
-      return absl::InvalidArgumentError(Cat("unseal failed: ", Msg(combined.status()),
-                                            "; progress was reset"));
+      return absl::InvalidArgumentError(
+          Cat("unseal failed: ", Msg(combined.status()), "; progress was reset"));
     unseal_key = std::move(*combined);
   }
   ASSIGN_OR_RETURN(auto sealed_root, physical_->Get(kRootKeyPath));

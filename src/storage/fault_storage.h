@@ -19,7 +19,9 @@ class FaultStorage final : public Storage {
   }
   int failed() const { return failed_; }
 
-  absl::StatusOr<std::optional<std::string>> Get(std::string_view key) override { return under_->Get(key); }
+  absl::StatusOr<std::optional<std::string>> Get(std::string_view key) override {
+    return under_->Get(key);
+  }
   absl::Status Put(std::string_view key, std::string_view value) override {
     if (auto st = Inject(); !st.ok()) return st;
     return under_->Put(key, value);
@@ -32,7 +34,8 @@ class FaultStorage final : public Storage {
     if (auto st = Inject(); !st.ok()) return st;
     return under_->Write(std::move(ops));
   }
-  absl::StatusOr<std::vector<std::string>> List(std::string_view prefix, std::string_view after = {},
+  absl::StatusOr<std::vector<std::string>> List(std::string_view prefix,
+                                                std::string_view after = {},
                                                 size_t limit = 0) override {
     return under_->List(prefix, after, limit);
   }

@@ -7,8 +7,8 @@
 #include <cerrno>
 #include <cstring>
 
-#include "util/status.h"
 #include "absl/strings/str_cat.h"
+#include "util/status.h"
 
 namespace coffer::storage {
 using ::coffer::Cat;
@@ -83,14 +83,14 @@ absl::Status SqliteStorage::Init() {
     return absl::FailedPreconditionError(
         Cat("cannot open storage file ", path_, ": ", strerror(errno)));
   ::close(fd);
-  if (sqlite3_open_v2(path_.c_str(), &wdb_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
-                      nullptr) != SQLITE_OK)
+  if (sqlite3_open_v2(path_.c_str(), &wdb_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr) !=
+      SQLITE_OK)
     return SqlError(wdb_, "open");
   sqlite3_busy_timeout(wdb_, 10000);
-  for (const char* sql : {"PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL",
-                          "PRAGMA foreign_keys=OFF",
-                          "CREATE TABLE IF NOT EXISTS kv (key BLOB PRIMARY KEY, value BLOB NOT "
-                          "NULL) WITHOUT ROWID"}) {
+  for (const char* sql :
+       {"PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL", "PRAGMA foreign_keys=OFF",
+        "CREATE TABLE IF NOT EXISTS kv (key BLOB PRIMARY KEY, value BLOB NOT "
+        "NULL) WITHOUT ROWID"}) {
     auto st = Exec(wdb_, sql);
     if (!st.ok()) return st;
   }
@@ -126,8 +126,8 @@ uint64_t SqliteStorage::commits() const { return commits_.load(); }
 
 absl::StatusOr<std::unique_ptr<SqliteStorage::ReadConn>> SqliteStorage::NewReadConn() {
   auto c = std::make_unique<ReadConn>();
-  if (sqlite3_open_v2(path_.c_str(), &c->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX,
-                      nullptr) != SQLITE_OK)
+  if (sqlite3_open_v2(path_.c_str(), &c->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, nullptr) !=
+      SQLITE_OK)
     return SqlError(c->db, "open (read)");
   sqlite3_busy_timeout(c->db, 10000);
   if (sqlite3_prepare_v2(c->db, "SELECT value FROM kv WHERE key = ?1", -1, &c->get, nullptr) !=
@@ -199,7 +199,10 @@ absl::StatusOr<std::vector<std::string>> SqliteStorage::List(std::string_view pr
   while (more && (limit == 0 || out.size() < limit)) {
     sqlite3_reset(s);
     BindBlob(s, 1, seek);
-    if (end.empty()) sqlite3_bind_null(s, 2); else BindBlob(s, 2, end);
+    if (end.empty())
+      sqlite3_bind_null(s, 2);
+    else
+      BindBlob(s, 2, end);
     int rows = 0;
     bool reseek = false;
     int rc;
@@ -278,7 +281,10 @@ absl::Status SqliteStorage::ApplyLocked(Pending& p) {
     sqlite3_reset(delpfx_stmt_);
     BindBlob(delpfx_stmt_, 1, p.delete_prefix);
     std::string end = PrefixEnd(p.delete_prefix);
-    if (end.empty()) sqlite3_bind_null(delpfx_stmt_, 2); else BindBlob(delpfx_stmt_, 2, end);
+    if (end.empty())
+      sqlite3_bind_null(delpfx_stmt_, 2);
+    else
+      BindBlob(delpfx_stmt_, 2, end);
     if (sqlite3_step(delpfx_stmt_) != SQLITE_DONE) return SqlError(wdb_, "delete prefix");
     return absl::OkStatus();
   }

@@ -32,7 +32,8 @@ class SqliteStorage final : public Storage {
   absl::Status Put(std::string_view key, std::string_view value) override;
   absl::Status Delete(std::string_view key) override;
   absl::Status Write(std::vector<WriteOp> ops) override;
-  absl::StatusOr<std::vector<std::string>> List(std::string_view prefix, std::string_view after = {},
+  absl::StatusOr<std::vector<std::string>> List(std::string_view prefix,
+                                                std::string_view after = {},
                                                 size_t limit = 0) override;
   absl::Status DeletePrefix(std::string_view prefix) override;
   std::string_view Type() const override { return "sqlite"; }

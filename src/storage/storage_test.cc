@@ -54,8 +54,8 @@ TEST_P(StorageConformance, GetPutDelete) {
 }
 
 TEST_P(StorageConformance, ListShowsDirectChildrenAndFoldersOnce) {
-  for (const char* k : {"foo/a", "foo/b", "foo/sub/x", "foo/sub/y", "foo/sub/z/deep", "foo0",
-                        "fo", "bar/c"})
+  for (const char* k :
+       {"foo/a", "foo/b", "foo/sub/x", "foo/sub/y", "foo/sub/z/deep", "foo0", "fo", "bar/c"})
     ASSERT_TRUE(s_->Put(k, "v").ok());
   EXPECT_EQ(*s_->List("foo/"), (std::vector<std::string>{"a", "b", "sub/"}));
   EXPECT_EQ(*s_->List("foo/sub/"), (std::vector<std::string>{"x", "y", "z/"}));
@@ -119,14 +119,15 @@ TEST_P(StorageConformance, ConcurrentWritersAllLand) {
 
 INSTANTIATE_TEST_SUITE_P(
     Backends, StorageConformance,
-    ::testing::Values(
-        Backend{"memory", [](const fs::path&) -> std::unique_ptr<Storage> {
-                  return std::make_unique<MemoryStorage>();
-                }},
-        Backend{"sqlite", [](const fs::path& d) -> std::unique_ptr<Storage> {
-                  auto s = SqliteStorage::Open((d / "coffer.db").string());
-                  return s.ok() ? std::move(*s) : nullptr;
-                }}),
+    ::testing::Values(Backend{"memory",
+                              [](const fs::path&) -> std::unique_ptr<Storage> {
+                                return std::make_unique<MemoryStorage>();
+                              }},
+                      Backend{"sqlite",
+                              [](const fs::path& d) -> std::unique_ptr<Storage> {
+                                auto s = SqliteStorage::Open((d / "coffer.db").string());
+                                return s.ok() ? std::move(*s) : nullptr;
+                              }}),
     [](const auto& info) { return info.param.name; });
 
 TEST(SqliteStorage, GroupCommitBatchesConcurrentWriters) {

@@ -32,7 +32,8 @@ bool Parse(std::string_view cidr, unsigned char net[16], int* bits, int* family)
     return true;
   }
   std::string b(cidr.substr(slash + 1));
-  if (b.empty() || b.size() > 3 || b.find_first_not_of("0123456789") != std::string::npos) return false;
+  if (b.empty() || b.size() > 3 || b.find_first_not_of("0123456789") != std::string::npos)
+    return false;
   *bits = std::stoi(b);
   return *bits <= *family;
 }
@@ -43,7 +44,8 @@ absl::Status ValidateCidr(std::string_view cidr) {
   unsigned char net[16];
   int bits, family;
   if (!Parse(cidr, net, &bits, &family))
-    return absl::InvalidArgumentError(Cat("\"", cidr, "\" is not a CIDR block such as 10.0.0.0/8 or 2001:db8::/32"));
+    return absl::InvalidArgumentError(
+        Cat("\"", cidr, "\" is not a CIDR block such as 10.0.0.0/8 or 2001:db8::/32"));
   return absl::OkStatus();
 }
 

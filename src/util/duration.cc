@@ -5,8 +5,8 @@
 #include <cstdlib>
 #include <string>
 
-#include "util/status.h"
 #include "absl/strings/str_cat.h"
+#include "util/status.h"
 
 namespace coffer {
 
@@ -37,12 +37,18 @@ absl::StatusOr<int64_t> ParseDurationSeconds(std::string_view s) {
     while (i < s.size() && std::isalpha(static_cast<unsigned char>(s[i]))) ++i;
     std::string_view unit = s.substr(ustart, i - ustart);
     double mult;
-    if (unit == "s") mult = 1;
-    else if (unit == "m") mult = 60;
-    else if (unit == "h") mult = 3600;
-    else if (unit == "d") mult = 86400;
-    else if (unit == "ms") mult = 0.001;
-    else return bad();
+    if (unit == "s")
+      mult = 1;
+    else if (unit == "m")
+      mult = 60;
+    else if (unit == "h")
+      mult = 3600;
+    else if (unit == "d")
+      mult = 86400;
+    else if (unit == "ms")
+      mult = 0.001;
+    else
+      return bad();
     total += num * mult;
   }
   if (total > 1e12) return bad();
@@ -61,7 +67,8 @@ absl::StatusOr<int64_t> ParseDurationSeconds(const boost::json::value& v) {
     return static_cast<int64_t>(v.as_double());
   }
   if (v.is_string()) return ParseDurationSeconds(std::string_view(v.as_string()));
-  return absl::InvalidArgumentError("duration must be a number of seconds or a string such as \"1h\"");
+  return absl::InvalidArgumentError(
+      "duration must be a number of seconds or a string such as \"1h\"");
 }
 
 }  // namespace coffer

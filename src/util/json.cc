@@ -8,14 +8,20 @@ namespace coffer {
 
 std::string_view JsonTypeName(const boost::json::value& v) {
   switch (v.kind()) {
-    case boost::json::kind::null: return "null";
-    case boost::json::kind::bool_: return "boolean";
+    case boost::json::kind::null:
+      return "null";
+    case boost::json::kind::bool_:
+      return "boolean";
     case boost::json::kind::int64:
     case boost::json::kind::uint64:
-    case boost::json::kind::double_: return "number";
-    case boost::json::kind::string: return "string";
-    case boost::json::kind::array: return "array";
-    case boost::json::kind::object: return "object";
+    case boost::json::kind::double_:
+      return "number";
+    case boost::json::kind::string:
+      return "string";
+    case boost::json::kind::array:
+      return "array";
+    case boost::json::kind::object:
+      return "object";
   }
   return "unknown";
 }
@@ -32,7 +38,8 @@ absl::StatusOr<std::optional<int64_t>> JsonInt(const boost::json::object& o, std
     std::string_view s = v->as_string();
     int64_t out = 0;
     auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
-    if (ec == std::errc() && p == s.data() + s.size() && !s.empty()) return std::optional<int64_t>(out);
+    if (ec == std::errc() && p == s.data() + s.size() && !s.empty())
+      return std::optional<int64_t>(out);
   }
   return absl::InvalidArgumentError(
       Cat("field \"", key, "\" must be an integer, got ", JsonTypeName(*v),
@@ -45,7 +52,8 @@ absl::StatusOr<std::optional<bool>> JsonBool(const boost::json::object& o, std::
   if (v->is_bool()) return std::optional<bool>(v->as_bool());
   if (v->is_string()) {
     std::string_view s = v->as_string();
-    if (s == "true" || s == "1" || s == "t" || s == "True" || s == "TRUE") return std::optional<bool>(true);
+    if (s == "true" || s == "1" || s == "t" || s == "True" || s == "TRUE")
+      return std::optional<bool>(true);
     if (s == "false" || s == "0" || s == "f" || s == "False" || s == "FALSE" || s.empty())
       return std::optional<bool>(false);
   }

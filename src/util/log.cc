@@ -25,22 +25,32 @@ void EnsureConfigured() {
 
 spdlog::level::level_enum ToSpd(Level l) {
   switch (l) {
-    case Level::kTrace: return spdlog::level::trace;
-    case Level::kDebug: return spdlog::level::debug;
-    case Level::kInfo: return spdlog::level::info;
-    case Level::kWarn: return spdlog::level::warn;
-    case Level::kError: return spdlog::level::err;
+    case Level::kTrace:
+      return spdlog::level::trace;
+    case Level::kDebug:
+      return spdlog::level::debug;
+    case Level::kInfo:
+      return spdlog::level::info;
+    case Level::kWarn:
+      return spdlog::level::warn;
+    case Level::kError:
+      return spdlog::level::err;
   }
   return spdlog::level::info;
 }
 
 std::string_view Name(Level l) {
   switch (l) {
-    case Level::kTrace: return "trace";
-    case Level::kDebug: return "debug";
-    case Level::kInfo: return "info";
-    case Level::kWarn: return "warn";
-    case Level::kError: return "error";
+    case Level::kTrace:
+      return "trace";
+    case Level::kDebug:
+      return "debug";
+    case Level::kInfo:
+      return "info";
+    case Level::kWarn:
+      return "warn";
+    case Level::kError:
+      return "error";
   }
   return "info";
 }
@@ -56,20 +66,29 @@ bool NeedsQuotes(std::string_view v) {
 
 absl::Status Configure(std::string_view level, std::string_view format, std::string_view path) {
   spdlog::level::level_enum lvl;
-  if (level == "trace") lvl = spdlog::level::trace;
-  else if (level == "debug") lvl = spdlog::level::debug;
-  else if (level == "info" || level.empty()) lvl = spdlog::level::info;
-  else if (level == "warn" || level == "warning") lvl = spdlog::level::warn;
-  else if (level == "error" || level == "err") lvl = spdlog::level::err;
+  if (level == "trace")
+    lvl = spdlog::level::trace;
+  else if (level == "debug")
+    lvl = spdlog::level::debug;
+  else if (level == "info" || level.empty())
+    lvl = spdlog::level::info;
+  else if (level == "warn" || level == "warning")
+    lvl = spdlog::level::warn;
+  else if (level == "error" || level == "err")
+    lvl = spdlog::level::err;
   else
     return absl::InvalidArgumentError(
         Cat("log_level \"", level, "\" is not one of trace, debug, info, warn, error"));
-  if (format == "json") g_json = true;
-  else if (format == "text" || format == "standard" || format.empty()) g_json = false;
-  else return absl::InvalidArgumentError(Cat("log_format \"", format, "\" is not text or json"));
+  if (format == "json")
+    g_json = true;
+  else if (format == "text" || format == "standard" || format.empty())
+    g_json = false;
+  else
+    return absl::InvalidArgumentError(Cat("log_format \"", format, "\" is not text or json"));
   std::shared_ptr<spdlog::logger> logger;
   if (path.empty()) {
-    logger = std::make_shared<spdlog::logger>("coffer", std::make_shared<spdlog::sinks::stderr_sink_mt>());
+    logger = std::make_shared<spdlog::logger>("coffer",
+                                              std::make_shared<spdlog::sinks::stderr_sink_mt>());
   } else {
     logger = std::make_shared<spdlog::logger>(
         "coffer", std::make_shared<spdlog::sinks::basic_file_sink_mt>(std::string(path)));
@@ -82,7 +101,9 @@ absl::Status Configure(std::string_view level, std::string_view format, std::str
 }
 
 bool Enabled(Level level) {
-  EnsureConfigured(); return spdlog::default_logger_raw()->should_log(ToSpd(level)); }
+  EnsureConfigured();
+  return spdlog::default_logger_raw()->should_log(ToSpd(level));
+}
 
 void Log(Level level, std::string_view msg, std::initializer_list<Field> fields) {
   EnsureConfigured();

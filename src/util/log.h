@@ -24,9 +24,17 @@ using Field = std::pair<std::string_view, std::string>;
 void Log(Level level, std::string_view msg, std::initializer_list<Field> fields = {});
 bool Enabled(Level level);
 
-inline void Info(std::string_view m, std::initializer_list<Field> f = {}) { Log(Level::kInfo, m, f); }
-inline void Warn(std::string_view m, std::initializer_list<Field> f = {}) { Log(Level::kWarn, m, f); }
-inline void Error(std::string_view m, std::initializer_list<Field> f = {}) { Log(Level::kError, m, f); }
-inline void Debug(std::string_view m, std::initializer_list<Field> f = {}) { Log(Level::kDebug, m, f); }
+inline void Info(std::string_view m, std::initializer_list<Field> f = {}) {
+  Log(Level::kInfo, m, f);
+}
+inline void Warn(std::string_view m, std::initializer_list<Field> f = {}) {
+  Log(Level::kWarn, m, f);
+}
+inline void Error(std::string_view m, std::initializer_list<Field> f = {}) {
+  Log(Level::kError, m, f);
+}
+inline void Debug(std::string_view m, std::initializer_list<Field> f = {}) {
+  Log(Level::kDebug, m, f);
+}
 
 }  // namespace coffer::log

@@ -10,10 +10,10 @@
 #define COFFER_CONCAT(a, b) COFFER_CONCAT_INNER(a, b)
 
 // Returns early with the status if `expr` is not OK.
-#define RETURN_IF_ERROR(expr)                  \
-  do {                                         \
-    ::absl::Status _st = (expr);               \
-    if (!_st.ok()) return _st;                 \
+#define RETURN_IF_ERROR(expr)    \
+  do {                           \
+    ::absl::Status _st = (expr); \
+    if (!_st.ok()) return _st;   \
   } while (0)
 
 #define ASSIGN_OR_RETURN_IMPL(tmp, lhs, expr) \
@@ -52,6 +52,12 @@ std::string Cat(const Args&... args) {
   std::string out;
   (internal::CatOne(out, args), ...);
   return out;
+}
+
+// An operation the path does not support (HTTP 405), e.g. PATCH on kv version 1.
+inline absl::Status UnsupportedOperation(std::string_view detail = "") {
+  return absl::UnimplementedError(detail.empty() ? std::string("unsupported operation")
+                                                 : "unsupported operation: " + std::string(detail));
 }
 
 // Status message as a std::string.

@@ -21,7 +21,8 @@ namespace {
 
 bool StartsWith(std::string_view s, std::string_view p) { return s.substr(0, p.size()) == p; }
 
-absl::StatusOr<std::optional<std::vector<std::string>>> StringList(const json::object& o, std::string_view key) {
+absl::StatusOr<std::optional<std::vector<std::string>>> StringList(const json::object& o,
+                                                                   std::string_view key) {
   const auto* v = o.if_contains(key);
   if (!v || v->is_null()) return std::optional<std::vector<std::string>>();
   std::vector<std::string> out;
@@ -41,7 +42,8 @@ absl::StatusOr<std::optional<std::vector<std::string>>> StringList(const json::o
     }
   } else if (v->is_array()) {
     for (const auto& e : v->as_array()) {
-      if (!e.is_string()) return absl::InvalidArgumentError(Cat("\"", key, "\" must be a list of strings"));
+      if (!e.is_string())
+        return absl::InvalidArgumentError(Cat("\"", key, "\" must be a list of strings"));
       add(e.as_string());
     }
   } else {
@@ -77,7 +79,8 @@ struct Role {
   bool bind_secret_id = true;
   std::vector<std::string> secret_id_bound_cidrs, token_bound_cidrs, token_policies;
   int64_t secret_id_num_uses = 0, secret_id_ttl = 0;
-  int64_t token_ttl = 0, token_max_ttl = 0, token_period = 0, token_num_uses = 0, token_explicit_max_ttl = 0;
+  int64_t token_ttl = 0, token_max_ttl = 0, token_period = 0, token_num_uses = 0,
+          token_explicit_max_ttl = 0;
   bool token_no_default_policy = false;
 
   json::object ToJson() const {
@@ -124,7 +127,8 @@ absl::Status ApplyRole(Role& r, const json::object& o) {
   ASSIGN_OR_RETURN(r.token_max_ttl, Dur(o, "token_max_ttl", r.token_max_ttl));
   ASSIGN_OR_RETURN(r.token_period, Dur(o, "token_period", r.token_period));
   ASSIGN_OR_RETURN(r.token_period, Dur(o, "period", r.token_period));
-  ASSIGN_OR_RETURN(r.token_explicit_max_ttl, Dur(o, "token_explicit_max_ttl", r.token_explicit_max_ttl));
+  ASSIGN_OR_RETURN(r.token_explicit_max_ttl,
+                   Dur(o, "token_explicit_max_ttl", r.token_explicit_max_ttl));
   ASSIGN_OR_RETURN(auto tuses, JsonInt(o, "token_num_uses"));
   if (tuses) {
     if (*tuses < 0) return absl::InvalidArgumentError("token_num_uses cannot be negative");
@@ -134,11 +138,13 @@ absl::Status ApplyRole(Role& r, const json::object& o) {
   if (ndp) r.token_no_default_policy = *ndp;
   ASSIGN_OR_RETURN(auto type, JsonString(o, "token_type"));
   if (type && *type != "default" && *type != "service")
-    return absl::InvalidArgumentError(Cat("token_type \"", *type, "\" is not supported: Coffer makes service tokens"));
+    return absl::InvalidArgumentError(
+        Cat("token_type \"", *type, "\" is not supported: Coffer makes service tokens"));
   if (r.token_ttl > 0 && r.token_max_ttl > 0 && r.token_ttl > r.token_max_ttl)
     return absl::InvalidArgumentError("token_ttl cannot be greater than token_max_ttl");
   if (!r.bind_secret_id && r.secret_id_bound_cidrs.empty() && r.token_bound_cidrs.empty())
-    return absl::InvalidArgumentError("at least one constraint must be enabled on the role: bind_secret_id or bound CIDRs");
+    return absl::InvalidArgumentError(
+        "at least one constraint must be enabled on the role: bind_secret_id or bound CIDRs");
   return absl::OkStatus();
 }
 
@@ -188,8 +194,10 @@ class AppRoleBackend final : public core::Backend {
       std::string_view sub = slash == std::string_view::npos ? "" : rest.substr(slash + 1);
       if (name.empty()) return absl::InvalidArgumentError("role name is required");
       for (char c : name)
-        if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.' || c == '@'))
-          return absl::InvalidArgumentError("role name may only hold letters, digits, '-', '_', '.' and '@'");
+        if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.' ||
+              c == '@'))
+          return absl::InvalidArgumentError(
+              "role name may only hold letters, digits, '-', '_', '.' and '@'");
       if (sub.empty()) return RoleCrud(req, name);
       if (sub == "role-id") return RoleId(req, name);
       if (sub == "secret-id" || sub == "secret-id/") return SecretId(req, name);
@@ -204,7 +212,7 @@ class AppRoleBackend final : public core::Backend {
   }
 
  private:
-  static absl::Status Unsupported() { return absl::UnimplementedError("unsupported operation"); }
+  static absl::Status Unsupported() { return UnsupportedOperation(); }
 
   absl::StatusOr<std::string> Salt(storage::Storage* s) {
     absl::MutexLock l(&mu_);
@@ -279,20 +287,25 @@ class AppRoleBackend final : public core::Backend {
     }
   }
 
-  absl::StatusOr<Response> RoleField(Request& req, const std::string& name, const std::string& field) {
-    static const char* kFields[] = {"policies", "token_policies", "secret-id-num-uses", "secret-id-ttl",
-                                    "token-ttl", "token-max-ttl", "bind-secret-id", "period", "token-num-uses",
-                                    "secret-id-bound-cidrs", "token-bound-cidrs"};
+  absl::StatusOr<Response> RoleField(Request& req, const std::string& name,
+                                     const std::string& field) {
+    static const char* kFields[] = {
+        "policies",       "token_policies",        "secret-id-num-uses", "secret-id-ttl",
+        "token-ttl",      "token-max-ttl",         "bind-secret-id",     "period",
+        "token-num-uses", "secret-id-bound-cidrs", "token-bound-cidrs"};
     bool known = false;
     for (const char* f : kFields) known = known || field == f;
-    if (!known) return absl::NotFoundError(Cat("no handler for route \"", req.mount_point, "role/", name, "/", field, "\""));
+    if (!known)
+      return absl::NotFoundError(
+          Cat("no handler for route \"", req.mount_point, "role/", name, "/", field, "\""));
     std::string key = field;
     std::replace(key.begin(), key.end(), '-', '_');
     ASSIGN_OR_RETURN(auto r, LoadRole(req.storage, name));
     if (!r) return absl::NotFoundError("");
     if (req.op == Operation::kRead) {
       json::object all = r->ToJson();
-      return Response::Data(json::object{{key, all.contains(key) ? all[key] : json::value(nullptr)}});
+      return Response::Data(
+          json::object{{key, all.contains(key) ? all[key] : json::value(nullptr)}});
     }
     if (req.op != Operation::kUpdate && req.op != Operation::kCreate) return Unsupported();
     RETURN_IF_ERROR(ApplyRole(*r, req.data));
@@ -327,7 +340,8 @@ class AppRoleBackend final : public core::Backend {
       if (m->is_string()) {
         boost::system::error_code ec;
         auto v = json::parse(m->as_string(), ec);
-        if (ec || !v.is_object()) return absl::InvalidArgumentError("metadata must be a JSON object of strings");
+        if (ec || !v.is_object())
+          return absl::InvalidArgumentError("metadata must be a JSON object of strings");
         meta = v.as_object();
       } else if (m->is_object()) {
         meta = m->as_object();
@@ -338,13 +352,15 @@ class AppRoleBackend final : public core::Backend {
         if (!v.is_string()) return absl::InvalidArgumentError("metadata values must be strings");
     }
     ASSIGN_OR_RETURN(auto cidrs, StringList(req.data, "cidr_list"));
-    for (const auto& c : cidrs.value_or(std::vector<std::string>{})) RETURN_IF_ERROR(ValidateCidr(c));
+    for (const auto& c : cidrs.value_or(std::vector<std::string>{}))
+      RETURN_IF_ERROR(ValidateCidr(c));
     ASSIGN_OR_RETURN(int64_t ttl, Dur(req.data, "ttl", r->secret_id_ttl));
     if (r->secret_id_ttl > 0 && (ttl == 0 || ttl > r->secret_id_ttl)) ttl = r->secret_id_ttl;
     ASSIGN_OR_RETURN(auto uses, JsonInt(req.data, "num_uses"));
     int64_t num_uses = uses.value_or(r->secret_id_num_uses);
     if (num_uses < 0) return absl::InvalidArgumentError("num_uses cannot be negative");
-    if (r->secret_id_num_uses > 0 && (num_uses == 0 || num_uses > r->secret_id_num_uses)) num_uses = r->secret_id_num_uses;
+    if (r->secret_id_num_uses > 0 && (num_uses == 0 || num_uses > r->secret_id_num_uses))
+      num_uses = r->secret_id_num_uses;
 
     const std::string secret_id = crypto::RandomUuid();
     const std::string accessor = crypto::RandomUuid();
@@ -358,7 +374,8 @@ class AppRoleBackend final : public core::Backend {
                        {"metadata", meta},
                        {"cidr_list", Arr(cidrs.value_or(std::vector<std::string>{}))}};
     std::vector<storage::WriteOp> ops;
-    ops.push_back({storage::WriteOp::Kind::kPut, Cat("secret_id/", name, "/", h), json::serialize(entry)});
+    ops.push_back(
+        {storage::WriteOp::Kind::kPut, Cat("secret_id/", name, "/", h), json::serialize(entry)});
     ops.push_back({storage::WriteOp::Kind::kPut, Cat("accessor/", name, "/", accessor), h});
     RETURN_IF_ERROR(req.storage->Write(std::move(ops)));
     return Response::Data(json::object{{"secret_id", secret_id},
@@ -373,7 +390,8 @@ class AppRoleBackend final : public core::Backend {
       ASSIGN_OR_RETURN(auto acc, JsonString(req.data, "secret_id_accessor"));
       if (!acc || acc->empty()) return absl::InvalidArgumentError("missing secret_id_accessor");
       ASSIGN_OR_RETURN(auto h, req.storage->Get(Cat("accessor/", name, "/", *acc)));
-      if (!h) return absl::InvalidArgumentError("failed to find accessor entry for secret_id_accessor");
+      if (!h)
+        return absl::InvalidArgumentError("failed to find accessor entry for secret_id_accessor");
       return *h;
     }
     ASSIGN_OR_RETURN(auto sid, JsonString(req.data, "secret_id"));
@@ -386,7 +404,8 @@ class AppRoleBackend final : public core::Backend {
     ASSIGN_OR_RETURN(std::string h, SecretHash(req, name, by_accessor));
     ASSIGN_OR_RETURN(auto raw, req.storage->Get(Cat("secret_id/", name, "/", h)));
     if (!raw) {
-      if (by_accessor) return absl::InvalidArgumentError("failed to find secret_id for the accessor");
+      if (by_accessor)
+        return absl::InvalidArgumentError("failed to find secret_id for the accessor");
       return Response::Empty();  // Vault answers 204 for an unknown secret_id
     }
     boost::system::error_code ec;
@@ -403,8 +422,11 @@ class AppRoleBackend final : public core::Backend {
     return Response::Data(std::move(d));
   }
 
-  absl::StatusOr<Response> SecretIdDestroy(Request& req, const std::string& name, bool by_accessor) {
-    if (req.op != Operation::kUpdate && req.op != Operation::kCreate && req.op != Operation::kDelete) return Unsupported();
+  absl::StatusOr<Response> SecretIdDestroy(Request& req, const std::string& name,
+                                           bool by_accessor) {
+    if (req.op != Operation::kUpdate && req.op != Operation::kCreate &&
+        req.op != Operation::kDelete)
+      return Unsupported();
     ASSIGN_OR_RETURN(std::string h, SecretHash(req, name, by_accessor));
     ASSIGN_OR_RETURN(auto raw, req.storage->Get(Cat("secret_id/", name, "/", h)));
     if (!raw) return Response::Empty();
@@ -413,8 +435,10 @@ class AppRoleBackend final : public core::Backend {
     std::vector<storage::WriteOp> ops;
     ops.push_back({storage::WriteOp::Kind::kDelete, Cat("secret_id/", name, "/", h), ""});
     if (!ec && v.is_object() && v.as_object().contains("accessor"))
-      ops.push_back({storage::WriteOp::Kind::kDelete,
-                     Cat("accessor/", name, "/", std::string_view(v.as_object()["accessor"].as_string())), ""});
+      ops.push_back(
+          {storage::WriteOp::Kind::kDelete,
+           Cat("accessor/", name, "/", std::string_view(v.as_object()["accessor"].as_string())),
+           ""});
     RETURN_IF_ERROR(req.storage->Write(std::move(ops)));
     return Response::Empty();
   }
@@ -431,8 +455,12 @@ class AppRoleBackend final : public core::Backend {
     if (!role) return invalid;
     if (!role->secret_id_bound_cidrs.empty()) {
       bool ok = false;
-      for (const auto& c : role->secret_id_bound_cidrs) ok = ok || CidrContains(c, req.remote_address);
-      if (!ok) return absl::InvalidArgumentError(Cat("source address \"", req.remote_address, "\" unauthorized through CIDR restrictions on the role"));
+      for (const auto& c : role->secret_id_bound_cidrs)
+        ok = ok || CidrContains(c, req.remote_address);
+      if (!ok)
+        return absl::InvalidArgumentError(
+            Cat("source address \"", req.remote_address,
+                "\" unauthorized through CIDR restrictions on the role"));
     }
     json::object meta;
     if (role->bind_secret_id) {
@@ -452,7 +480,8 @@ class AppRoleBackend final : public core::Backend {
       if (exp > 0 && clock_->NowUnix() >= exp) {
         std::vector<storage::WriteOp> ops;
         ops.push_back({storage::WriteOp::Kind::kDelete, key, ""});
-        ops.push_back({storage::WriteOp::Kind::kDelete, Cat("accessor/", *name, "/", accessor), ""});
+        ops.push_back(
+            {storage::WriteOp::Kind::kDelete, Cat("accessor/", *name, "/", accessor), ""});
         RETURN_IF_ERROR(req.storage->Write(std::move(ops)));
         return invalid;
       }
@@ -460,13 +489,17 @@ class AppRoleBackend final : public core::Backend {
       if (!cidrs.empty()) {
         bool ok = false;
         for (const auto& c : cidrs) ok = ok || CidrContains(c, req.remote_address);
-        if (!ok) return absl::InvalidArgumentError(Cat("source address \"", req.remote_address, "\" unauthorized through CIDR restrictions on the secret ID"));
+        if (!ok)
+          return absl::InvalidArgumentError(
+              Cat("source address \"", req.remote_address,
+                  "\" unauthorized through CIDR restrictions on the secret ID"));
       }
       int64_t uses = o["secret_id_num_uses"].to_number<int64_t>();
       std::vector<storage::WriteOp> ops;
       if (uses == 1) {  // this login is its last use
         ops.push_back({storage::WriteOp::Kind::kDelete, key, ""});
-        ops.push_back({storage::WriteOp::Kind::kDelete, Cat("accessor/", *name, "/", accessor), ""});
+        ops.push_back(
+            {storage::WriteOp::Kind::kDelete, Cat("accessor/", *name, "/", accessor), ""});
       } else if (uses > 1) {
         o["secret_id_num_uses"] = uses - 1;
         ops.push_back({storage::WriteOp::Kind::kPut, key, json::serialize(o)});
@@ -478,8 +511,10 @@ class AppRoleBackend final : public core::Backend {
     g.policies = role->token_policies;
     g.no_default_policy = role->token_no_default_policy;
     g.ttl = role->token_ttl;
-    g.max_ttl = role->token_explicit_max_ttl > 0 ? role->token_explicit_max_ttl : role->token_max_ttl;
-    if (role->token_max_ttl > 0 && role->token_explicit_max_ttl > 0) g.max_ttl = std::min(role->token_explicit_max_ttl, role->token_max_ttl);
+    g.max_ttl =
+        role->token_explicit_max_ttl > 0 ? role->token_explicit_max_ttl : role->token_max_ttl;
+    if (role->token_max_ttl > 0 && role->token_explicit_max_ttl > 0)
+      g.max_ttl = std::min(role->token_explicit_max_ttl, role->token_max_ttl);
     g.period = role->token_period;
     g.num_uses = role->token_num_uses;
     g.bound_cidrs = role->token_bound_cidrs;
@@ -498,7 +533,8 @@ class AppRoleBackend final : public core::Backend {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<core::Backend>> Factory(const core::MountEntry& entry, const Clock* clock) {
+absl::StatusOr<std::unique_ptr<core::Backend>> Factory(const core::MountEntry& entry,
+                                                       const Clock* clock) {
   return std::unique_ptr<core::Backend>(new AppRoleBackend(clock));
 }
 

@@ -8,6 +8,7 @@
 
 namespace coffer::auth::approle {
 
-absl::StatusOr<std::unique_ptr<core::Backend>> Factory(const core::MountEntry& entry, const Clock* clock);
+absl::StatusOr<std::unique_ptr<core::Backend>> Factory(const core::MountEntry& entry,
+                                                       const Clock* clock);
 
 }  // namespace coffer::auth::approle

@@ -21,7 +21,8 @@ namespace {
 bool StartsWith(std::string_view s, std::string_view p) { return s.substr(0, p.size()) == p; }
 
 // Policies as a JSON array of strings or a comma-separated string; trimmed, lowercased as Vault.
-absl::StatusOr<std::optional<std::vector<std::string>>> PolicyList(const json::object& o, std::string_view key) {
+absl::StatusOr<std::optional<std::vector<std::string>>> PolicyList(const json::object& o,
+                                                                   std::string_view key) {
   const auto* v = o.if_contains(key);
   if (!v || v->is_null()) return std::optional<std::vector<std::string>>();
   std::vector<std::string> out;
@@ -38,17 +39,20 @@ absl::StatusOr<std::optional<std::vector<std::string>>> PolicyList(const json::o
     size_t start = 0;
     while (start <= s.size()) {
       size_t comma = s.find(',', start);
-      add(s.substr(start, comma == std::string_view::npos ? std::string_view::npos : comma - start));
+      add(s.substr(start,
+                   comma == std::string_view::npos ? std::string_view::npos : comma - start));
       if (comma == std::string_view::npos) break;
       start = comma + 1;
     }
   } else if (v->is_array()) {
     for (const auto& e : v->as_array()) {
-      if (!e.is_string()) return absl::InvalidArgumentError(Cat("\"", key, "\" must be a list of strings"));
+      if (!e.is_string())
+        return absl::InvalidArgumentError(Cat("\"", key, "\" must be a list of strings"));
       add(e.as_string());
     }
   } else {
-    return absl::InvalidArgumentError(Cat("\"", key, "\" must be a list of strings or a comma-separated string"));
+    return absl::InvalidArgumentError(
+        Cat("\"", key, "\" must be a list of strings or a comma-separated string"));
   }
   return std::optional<std::vector<std::string>>(std::move(out));
 }
@@ -125,7 +129,8 @@ absl::StatusOr<Role> RoleFromJson(std::string name, const json::object& o, const
   if (ndp) r.no_default_policy = *ndp;
   ASSIGN_OR_RETURN(auto suffix, JsonString(o, "path_suffix"));
   if (suffix) {
-    if (suffix->find("..") != std::string::npos) return absl::InvalidArgumentError("path_suffix must not contain \"..\"");
+    if (suffix->find("..") != std::string::npos)
+      return absl::InvalidArgumentError("path_suffix must not contain \"..\"");
     r.path_suffix = *suffix;
   }
   ASSIGN_OR_RETURN(r.period, Duration(o, "period", r.period));
@@ -141,7 +146,8 @@ absl::StatusOr<Role> RoleFromJson(std::string name, const json::object& o, const
   }
   ASSIGN_OR_RETURN(auto type, JsonString(o, "token_type"));
   if (type && *type != "service" && *type != "default")
-    return absl::InvalidArgumentError(Cat("token_type \"", *type, "\" is not supported: Coffer makes service tokens"));
+    return absl::InvalidArgumentError(
+        Cat("token_type \"", *type, "\" is not supported: Coffer makes service tokens"));
   if (r.ttl > 0 && r.max_ttl > 0 && r.ttl > r.max_ttl)
     return absl::InvalidArgumentError("token_ttl cannot be greater than token_max_ttl");
   return r;
@@ -149,8 +155,7 @@ absl::StatusOr<Role> RoleFromJson(std::string name, const json::object& o, const
 
 class TokenBackend final : public core::Backend {
  public:
-  TokenBackend(core::TokenStore* tokens, core::PolicyStore* policies, const Clock* clock)
-      : tokens_(tokens), policies_(policies), clock_(clock) {}
+  TokenBackend(core::TokenStore* tokens, const Clock* clock) : tokens_(tokens), clock_(clock) {}
 
   absl::StatusOr<Response> Handle(Request& req) override {
     const std::string& p = req.path;
@@ -196,7 +201,8 @@ class TokenBackend final : public core::Backend {
       }
       ASSIGN_OR_RETURN(int64_t inc, Duration(req.data, "increment", 0));
       std::vector<std::string> warnings;
-      ASSIGN_OR_RETURN(auto renewed, tokens_->Renew(target.id_hash, inc, req.mount_max_ttl, &warnings));
+      ASSIGN_OR_RETURN(auto renewed,
+                       tokens_->Renew(target.id_hash, inc, req.mount_max_ttl, &warnings));
       Response r;
       r.auth = AuthBlock(renewed, presented);
       r.warnings = std::move(warnings);
@@ -225,7 +231,9 @@ class TokenBackend final : public core::Backend {
       if (req.op != Operation::kList) return Unsupported();
       ASSIGN_OR_RETURN(auto after, JsonString(req.data, "after"));
       ASSIGN_OR_RETURN(auto limit, JsonInt(req.data, "limit"));
-      ASSIGN_OR_RETURN(auto keys, tokens_->Accessors(after.value_or(""), static_cast<size_t>(std::max<int64_t>(0, limit.value_or(0)))));
+      ASSIGN_OR_RETURN(auto keys,
+                       tokens_->Accessors(after.value_or(""), static_cast<size_t>(std::max<int64_t>(
+                                                                  0, limit.value_or(0)))));
       if (keys.empty()) return absl::NotFoundError("");
       return Response::Data(json::object{{"keys", ToArray(keys)}});
     }
@@ -247,7 +255,7 @@ class TokenBackend final : public core::Backend {
   }
 
  private:
-  static absl::Status Unsupported() { return absl::UnimplementedError("unsupported operation"); }
+  static absl::Status Unsupported() { return UnsupportedOperation(); }
 
   absl::StatusOr<TokenEntry> ByAccessor(const Request& req) {
     ASSIGN_OR_RETURN(auto acc, JsonString(req.data, "accessor"));
@@ -279,7 +287,8 @@ class TokenBackend final : public core::Backend {
       case Operation::kCreate:
       case Operation::kUpdate: {
         ASSIGN_OR_RETURN(auto existing, LoadRole(req, name));
-        ASSIGN_OR_RETURN(Role r, RoleFromJson(std::string(name), req.data, existing ? &*existing : nullptr));
+        ASSIGN_OR_RETURN(
+            Role r, RoleFromJson(std::string(name), req.data, existing ? &*existing : nullptr));
         RETURN_IF_ERROR(req.storage->Put(Cat("roles/", name), json::serialize(r.ToJson())));
         return Response::Empty();
       }
@@ -304,11 +313,14 @@ class TokenBackend final : public core::Backend {
     }
     for (const char* unsupported : {"id", "entity_alias"}) {
       ASSIGN_OR_RETURN(auto v, JsonString(req.data, unsupported));
-      if (v && !v->empty()) return absl::InvalidArgumentError(Cat("\"", unsupported, "\" is not supported: Coffer only makes random tokens"));
+      if (v && !v->empty())
+        return absl::InvalidArgumentError(
+            Cat("\"", unsupported, "\" is not supported: Coffer only makes random tokens"));
     }
     ASSIGN_OR_RETURN(auto type, JsonString(req.data, "type"));
     if (type && *type != "service" && !type->empty())
-      return absl::InvalidArgumentError(Cat("token type \"", *type, "\" is not supported: Coffer makes service tokens"));
+      return absl::InvalidArgumentError(
+          Cat("token type \"", *type, "\" is not supported: Coffer makes service tokens"));
     ASSIGN_OR_RETURN(auto requested, PolicyList(req.data, "policies"));
     ASSIGN_OR_RETURN(auto no_parent, JsonBool(req.data, "no_parent"));
     ASSIGN_OR_RETURN(auto no_default, JsonBool(req.data, "no_default_policy"));
@@ -329,7 +341,8 @@ class TokenBackend final : public core::Backend {
     if (const auto* m = req.data.if_contains("meta"); m && !m->is_null()) {
       if (!m->is_object()) return absl::InvalidArgumentError("meta must be an object of strings");
       for (const auto& [k, v] : m->as_object()) {
-        if (!v.is_string()) return absl::InvalidArgumentError(Cat("meta.", std::string_view(k), " must be a string"));
+        if (!v.is_string())
+          return absl::InvalidArgumentError(Cat("meta.", std::string_view(k), " must be a string"));
         e.meta[std::string(k)] = std::string(v.as_string());
       }
     }
@@ -337,30 +350,42 @@ class TokenBackend final : public core::Backend {
     bool add_default = !no_default.value_or(false);
     if (role) {
       if (role->no_default_policy) add_default = false;
-      if (policies.empty()) policies = !role->allowed_policies.empty() ? role->allowed_policies : parent.policies;
+      if (policies.empty())
+        policies = !role->allowed_policies.empty() ? role->allowed_policies : parent.policies;
       for (const auto& p : policies) {
-        if (std::find(role->disallowed_policies.begin(), role->disallowed_policies.end(), p) != role->disallowed_policies.end())
-          return absl::InvalidArgumentError(Cat("token policies (", p, ") contains disallowed policies"));
+        if (std::find(role->disallowed_policies.begin(), role->disallowed_policies.end(), p) !=
+            role->disallowed_policies.end())
+          return absl::InvalidArgumentError(
+              Cat("token policies (", p, ") contains disallowed policies"));
         if (p == "default") continue;
         if (!role->allowed_policies.empty()) {
-          if (std::find(role->allowed_policies.begin(), role->allowed_policies.end(), p) == role->allowed_policies.end())
-            return absl::InvalidArgumentError(Cat("token policies (", p, ") must be a subset of the role's allowed policies"));
-        } else if (!parent.IsRoot() && std::find(parent.policies.begin(), parent.policies.end(), p) == parent.policies.end()) {
-          return absl::InvalidArgumentError(Cat("token policies (", p, ") must be a subset of the parent token's policies"));
+          if (std::find(role->allowed_policies.begin(), role->allowed_policies.end(), p) ==
+              role->allowed_policies.end())
+            return absl::InvalidArgumentError(
+                Cat("token policies (", p, ") must be a subset of the role's allowed policies"));
+        } else if (!parent.IsRoot() && std::find(parent.policies.begin(), parent.policies.end(),
+                                                 p) == parent.policies.end()) {
+          return absl::InvalidArgumentError(
+              Cat("token policies (", p, ") must be a subset of the parent token's policies"));
         }
       }
-      if (std::find(role->disallowed_policies.begin(), role->disallowed_policies.end(), "default") != role->disallowed_policies.end())
+      if (std::find(role->disallowed_policies.begin(), role->disallowed_policies.end(),
+                    "default") != role->disallowed_policies.end())
         add_default = false;
       e.parent_hash = role->orphan ? "" : parent.id_hash;
       e.renewable = role->renewable;
-      e.path = Cat("auth/token/create/", role->name, role->path_suffix.empty() ? "" : "/", role->path_suffix);
+      e.path = Cat("auth/token/create/", role->name, role->path_suffix.empty() ? "" : "/",
+                   role->path_suffix);
       e.role = role->name;
       if (role->period > 0) period = role->period;
       if (role->explicit_max_ttl > 0)
-        explicit_max = explicit_max > 0 ? std::min(explicit_max, role->explicit_max_ttl) : role->explicit_max_ttl;
+        explicit_max = explicit_max > 0 ? std::min(explicit_max, role->explicit_max_ttl)
+                                        : role->explicit_max_ttl;
       if (ttl < 0 && role->ttl > 0) ttl = role->ttl;
-      if (role->max_ttl > 0) explicit_max = explicit_max > 0 ? std::min(explicit_max, role->max_ttl) : role->max_ttl;
-      if (role->num_uses > 0 && (!uses || *uses == 0 || *uses > role->num_uses)) uses = role->num_uses;
+      if (role->max_ttl > 0)
+        explicit_max = explicit_max > 0 ? std::min(explicit_max, role->max_ttl) : role->max_ttl;
+      if (role->num_uses > 0 && (!uses || *uses == 0 || *uses > role->num_uses))
+        uses = role->num_uses;
       e.bound_cidrs = role->bound_cidrs;
     } else {
       if (policies.empty()) policies = parent.policies;
@@ -368,24 +393,29 @@ class TokenBackend final : public core::Backend {
         for (const auto& p : policies) {
           if (p == "default") continue;
           if (std::find(parent.policies.begin(), parent.policies.end(), p) == parent.policies.end())
-            return absl::InvalidArgumentError(Cat("child policies must be subset of parent: \"", p, "\" is not held by the calling token"));
+            return absl::InvalidArgumentError(Cat("child policies must be subset of parent: \"", p,
+                                                  "\" is not held by the calling token"));
         }
       }
       const bool orphan = req.path == "create-orphan" || no_parent.value_or(false);
       if (no_parent.value_or(false) && req.path != "create-orphan" && !privileged)
-        return absl::InvalidArgumentError("root or sudo privileges required to create orphan token");
+        return absl::InvalidArgumentError(
+            "root or sudo privileges required to create orphan token");
       if (period > 0 && !privileged)
-        return absl::InvalidArgumentError("root or sudo privileges required to create periodic token");
+        return absl::InvalidArgumentError(
+            "root or sudo privileges required to create periodic token");
       e.parent_hash = orphan ? "" : parent.id_hash;
       e.path = req.path == "create-orphan" ? "auth/token/create-orphan" : "auth/token/create";
     }
     if (renewable.has_value() && !role) e.renewable = *renewable;
     if (renewable.has_value() && role) e.renewable = role->renewable && *renewable;
     e.policies = Normalize(policies, add_default);
-    if (e.policies.empty()) return absl::InvalidArgumentError("token must have at least one policy");
+    if (e.policies.empty())
+      return absl::InvalidArgumentError("token must have at least one policy");
     e.display_name = display && !display->empty() ? "token-" + *display : "token";
     for (auto& c : e.display_name)
-      if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.')) c = '-';
+      if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.'))
+        c = '-';
     e.num_uses = uses.value_or(0);
     e.explicit_max_ttl = explicit_max;
     e.period = period;
@@ -399,7 +429,8 @@ class TokenBackend final : public core::Backend {
       e.ttl = ttl < 0 || ttl == 0 ? req.mount_default_ttl : ttl;
       if (req.mount_max_ttl > 0) e.ttl = std::min(e.ttl, req.mount_max_ttl);
     }
-    if (e.explicit_max_ttl > 0 && (e.ttl == 0 || e.ttl > e.explicit_max_ttl)) e.ttl = e.explicit_max_ttl;
+    if (e.explicit_max_ttl > 0 && (e.ttl == 0 || e.ttl > e.explicit_max_ttl))
+      e.ttl = e.explicit_max_ttl;
     ASSIGN_OR_RETURN(auto created, tokens_->Create(std::move(e)));
     Response r;
     r.auth = AuthBlock(created.entry, created.token);
@@ -407,7 +438,6 @@ class TokenBackend final : public core::Backend {
   }
 
   core::TokenStore* tokens_;
-  core::PolicyStore* policies_;
   const Clock* clock_;
 };
 
@@ -421,7 +451,8 @@ json::object LookupData(const TokenEntry& e, std::string_view id, int64_t now) {
                  {"creation_ttl", e.creation_ttl},
                  {"display_name", e.display_name},
                  {"entity_id", ""},
-                 {"expire_time", e.expire_time > 0 ? json::value(RFC3339(e.expire_time)) : json::value(nullptr)},
+                 {"expire_time",
+                  e.expire_time > 0 ? json::value(RFC3339(e.expire_time)) : json::value(nullptr)},
                  {"explicit_max_ttl", e.explicit_max_ttl},
                  {"id", id},
                  {"issue_time", RFC3339(e.creation_time)},
@@ -457,9 +488,8 @@ json::object AuthBlock(const TokenEntry& e, std::string_view token) {
                       {"num_uses", std::max<int64_t>(0, e.num_uses)}};
 }
 
-std::unique_ptr<core::Backend> NewBackend(core::TokenStore* tokens, core::PolicyStore* policies,
-                                          const Clock* clock) {
-  return std::make_unique<TokenBackend>(tokens, policies, clock);
+std::unique_ptr<core::Backend> NewBackend(core::TokenStore* tokens, const Clock* clock) {
+  return std::make_unique<TokenBackend>(tokens, clock);
 }
 
 }  // namespace coffer::auth::token

@@ -4,13 +4,11 @@
 #pragma once
 
 #include "core/backend.h"
-#include "core/policy_store.h"
 #include "core/token_store.h"
 
 namespace coffer::auth::token {
 
-std::unique_ptr<core::Backend> NewBackend(core::TokenStore* tokens, core::PolicyStore* policies,
-                                          const Clock* clock);
+std::unique_ptr<core::Backend> NewBackend(core::TokenStore* tokens, const Clock* clock);
 
 // The fields of a token lookup (`id` only when the caller presented the token itself).
 boost::json::object LookupData(const core::TokenEntry& e, std::string_view id, int64_t now);

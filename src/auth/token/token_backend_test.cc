@@ -27,9 +27,11 @@ class TokenTest : public ::testing::Test {
     ASSERT_TRUE(Do(Operation::kUpdate, "sys/mounts/secret", {{"type", "kv"}}).ok());
     ASSERT_TRUE(Do(Operation::kUpdate, "secret/x", {{"v", "1"}}).ok());
     ASSERT_TRUE(Do(Operation::kUpdate, "sys/policies/acl/reader",
-                   {{"policy", R"(path "secret/*" { capabilities = ["read", "list"] })"}}).ok());
+                   {{"policy", R"(path "secret/*" { capabilities = ["read", "list"] })"}})
+                    .ok());
   }
-  absl::StatusOr<Response> Do(Operation op, std::string path, json::object data = {}, std::string token = "") {
+  absl::StatusOr<Response> Do(Operation op, std::string path, json::object data = {},
+                              std::string token = "") {
     Request r;
     r.op = op;
     r.path = std::move(path);
@@ -39,13 +41,17 @@ class TokenTest : public ::testing::Test {
     return core_->Handle(r);
   }
   // Creates a token; returns {token, accessor}.
-  std::pair<std::string, std::string> Create(json::object params, std::string as = "", std::string path = "auth/token/create") {
+  std::pair<std::string, std::string> Create(json::object params, std::string as = "",
+                                             std::string path = "auth/token/create") {
     auto r = Do(Operation::kUpdate, path, std::move(params), as);
     EXPECT_TRUE(r.ok()) << r.status();
     if (!r.ok()) return {};
-    return {std::string((*r->auth)["client_token"].as_string()), std::string((*r->auth)["accessor"].as_string())};
+    return {std::string((*r->auth)["client_token"].as_string()),
+            std::string((*r->auth)["accessor"].as_string())};
   }
-  bool CanRead(const std::string& token) { return Do(Operation::kRead, "secret/x", {}, token).ok(); }
+  bool CanRead(const std::string& token) {
+    return Do(Operation::kRead, "secret/x", {}, token).ok();
+  }
 
   storage::MemoryStorage phys_;
   FakeClock clock_;
@@ -63,13 +69,15 @@ TEST_F(TokenTest, TtlExpiryIsImmediateAndTidyRemovesTheToken) {
   clock_.Advance(absl::Seconds(3599));
   EXPECT_TRUE(CanRead(tok));
   clock_.Advance(absl::Seconds(1));
-  EXPECT_EQ(Do(Operation::kRead, "secret/x", {}, tok).status().code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(Do(Operation::kRead, "secret/x", {}, tok).status().code(),
+            absl::StatusCode::kPermissionDenied);
   EXPECT_EQ(*core_->TidyNow(), 1);
   EXPECT_FALSE(Do(Operation::kUpdate, "auth/token/lookup-accessor", {{"accessor", acc}}).ok());
 }
 
 TEST_F(TokenTest, RenewalIsCappedByExplicitMaxTtlAndMountMax) {
-  auto [tok, acc] = Create({{"policies", json::array{"reader"}}, {"ttl", "1h"}, {"explicit_max_ttl", "2h"}});
+  auto [tok, acc] =
+      Create({{"policies", json::array{"reader"}}, {"ttl", "1h"}, {"explicit_max_ttl", "2h"}});
   clock_.Advance(absl::Minutes(50));
   auto r = Do(Operation::kUpdate, "auth/token/renew-self", {{"increment", "1h"}}, tok);
   ASSERT_TRUE(r.ok()) << r.status();
@@ -84,7 +92,8 @@ TEST_F(TokenTest, RenewalIsCappedByExplicitMaxTtlAndMountMax) {
   EXPECT_FALSE(CanRead(tok));
 
   // The mount's max_lease_ttl caps non-periodic tokens too.
-  ASSERT_TRUE(Do(Operation::kUpdate, "sys/mounts/auth/token/tune", {{"max_lease_ttl", "90m"}}).ok());
+  ASSERT_TRUE(
+      Do(Operation::kUpdate, "sys/mounts/auth/token/tune", {{"max_lease_ttl", "90m"}}).ok());
   auto [t2, a2] = Create({{"policies", json::array{"reader"}}, {"ttl", "4h"}});
   auto look = Do(Operation::kRead, "auth/token/lookup-self", {}, t2);
   EXPECT_EQ((*look->data)["ttl"].as_int64(), 90 * 60);
@@ -106,7 +115,8 @@ TEST_F(TokenTest, PeriodicTokensRenewForeverButOnlyByPeriod) {
   EXPECT_FALSE(CanRead(tok));
   // Only root or sudo may make periodic tokens without a role.
   auto [plain, pa] = Create({{"policies", json::array{"reader"}}});
-  auto denied = Do(Operation::kUpdate, "auth/token/create", {{"period", "1h"}, {"policies", json::array{"reader"}}}, plain);
+  auto denied = Do(Operation::kUpdate, "auth/token/create",
+                   {{"period", "1h"}, {"policies", json::array{"reader"}}}, plain);
   EXPECT_FALSE(denied.ok());
 }
 
@@ -114,7 +124,8 @@ TEST_F(TokenTest, NumUsesExhaustionRevokesTheToken) {
   auto [tok, acc] = Create({{"policies", json::array{"reader"}}, {"num_uses", 2}});
   EXPECT_TRUE(CanRead(tok));
   EXPECT_TRUE(CanRead(tok));  // the last use succeeds
-  EXPECT_EQ(Do(Operation::kRead, "secret/x", {}, tok).status().code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(Do(Operation::kRead, "secret/x", {}, tok).status().code(),
+            absl::StatusCode::kPermissionDenied);
   EXPECT_FALSE(Do(Operation::kUpdate, "auth/token/lookup-accessor", {{"accessor", acc}}).ok());
 }
 
@@ -122,16 +133,19 @@ TEST_F(TokenTest, RevocationCascadesToChildrenButNotOrphans) {
   ASSERT_TRUE(Do(Operation::kUpdate, "sys/policies/acl/maker",
                  {{"policy", R"(path "secret/*" { capabilities = ["read"] }
 path "auth/token/create" { capabilities = ["update"] }
-path "auth/token/create-orphan" { capabilities = ["update"] })"}}).ok());
+path "auth/token/create-orphan" { capabilities = ["update"] })"}})
+                  .ok());
   auto [parent, pacc] = Create({{"policies", json::array{"maker"}}});
   auto [child, cacc] = Create({{"policies", json::array{"maker"}}}, parent);
   auto [grandchild, gacc] = Create({{"policies", json::array{"maker"}}}, child);
-  auto [orphan, oacc] = Create({{"policies", json::array{"maker"}}}, parent, "auth/token/create-orphan");
+  auto [orphan, oacc] =
+      Create({{"policies", json::array{"maker"}}}, parent, "auth/token/create-orphan");
   auto look = Do(Operation::kUpdate, "auth/token/lookup-accessor", {{"accessor", oacc}});
   EXPECT_TRUE((*look->data)["orphan"].as_bool());
   EXPECT_EQ((*look->data)["id"].as_string(), "") << "lookup by accessor never reveals the token";
   // A child cannot hold a policy its parent lacks.
-  auto escalate = Do(Operation::kUpdate, "auth/token/create", {{"policies", json::array{"reader"}}}, parent);
+  auto escalate =
+      Do(Operation::kUpdate, "auth/token/create", {{"policies", json::array{"reader"}}}, parent);
   EXPECT_NE(std::string(escalate.status().message()).find("subset of parent"), std::string::npos);
   // Orphans need sudo through auth/token/create (no_parent).
   EXPECT_FALSE(Do(Operation::kUpdate, "auth/token/create", {{"no_parent", true}}, parent).ok());
@@ -155,7 +169,8 @@ path "auth/token/create-orphan" { capabilities = ["update"] })"}}).ok());
 }
 
 TEST_F(TokenTest, AccessorsLookupRevokeAndList) {
-  auto [tok, acc] = Create({{"policies", json::array{"reader"}}, {"display_name", "ci job"}, {"meta", {{"team", "a"}}}});
+  auto [tok, acc] = Create(
+      {{"policies", json::array{"reader"}}, {"display_name", "ci job"}, {"meta", {{"team", "a"}}}});
   auto look = Do(Operation::kUpdate, "auth/token/lookup-accessor", {{"accessor", acc}});
   ASSERT_TRUE(look.ok());
   EXPECT_EQ((*look->data)["display_name"].as_string(), "token-ci-job");
@@ -163,15 +178,20 @@ TEST_F(TokenTest, AccessorsLookupRevokeAndList) {
   auto list = Do(Operation::kList, "auth/token/accessors/");
   ASSERT_TRUE(list.ok());
   EXPECT_NE(json::serialize((*list->data)["keys"]).find(acc), std::string::npos);
-  EXPECT_EQ(Do(Operation::kList, "auth/token/accessors/", {}, tok).status().code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(Do(Operation::kList, "auth/token/accessors/", {}, tok).status().code(),
+            absl::StatusCode::kPermissionDenied);
   ASSERT_TRUE(Do(Operation::kUpdate, "auth/token/revoke-accessor", {{"accessor", acc}}).ok());
   EXPECT_FALSE(CanRead(tok));
 }
 
 TEST_F(TokenTest, RolesBoundPoliciesOrphanAndPathSuffix) {
   ASSERT_TRUE(Do(Operation::kUpdate, "auth/token/roles/ci",
-                 {{"allowed_policies", "reader,writer"}, {"disallowed_policies", json::array{"admin"}},
-                  {"orphan", true}, {"token_period", "30m"}, {"path_suffix", "v1"}}).ok());
+                 {{"allowed_policies", "reader,writer"},
+                  {"disallowed_policies", json::array{"admin"}},
+                  {"orphan", true},
+                  {"token_period", "30m"},
+                  {"path_suffix", "v1"}})
+                  .ok());
   auto r = Do(Operation::kUpdate, "auth/token/create/ci", {{"policies", json::array{"reader"}}});
   ASSERT_TRUE(r.ok()) << r.status();
   std::string tok(r->auth->at("client_token").as_string());
@@ -180,12 +200,15 @@ TEST_F(TokenTest, RolesBoundPoliciesOrphanAndPathSuffix) {
   EXPECT_TRUE((*look->data)["orphan"].as_bool());
   EXPECT_EQ((*look->data)["period"].as_int64(), 1800);
   EXPECT_EQ((*look->data)["role"].as_string(), "ci");
-  EXPECT_FALSE(Do(Operation::kUpdate, "auth/token/create/ci", {{"policies", json::array{"admin"}}}).ok());
-  EXPECT_FALSE(Do(Operation::kUpdate, "auth/token/create/ci", {{"policies", json::array{"other"}}}).ok());
+  EXPECT_FALSE(
+      Do(Operation::kUpdate, "auth/token/create/ci", {{"policies", json::array{"admin"}}}).ok());
+  EXPECT_FALSE(
+      Do(Operation::kUpdate, "auth/token/create/ci", {{"policies", json::array{"other"}}}).ok());
   EXPECT_FALSE(Do(Operation::kUpdate, "auth/token/create/nope", {}).ok());
   auto read = Do(Operation::kRead, "auth/token/roles/ci");
   EXPECT_EQ(json::serialize((*read->data)["allowed_policies"]), R"(["reader","writer"])");
-  EXPECT_EQ(json::serialize((*Do(Operation::kList, "auth/token/roles/")->data)["keys"]), R"(["ci"])");
+  EXPECT_EQ(json::serialize((*Do(Operation::kList, "auth/token/roles/")->data)["keys"]),
+            R"(["ci"])");
 }
 
 TEST_F(TokenTest, RevokedTokenIsRefusedByARequestQueuedBeforeRevocation) {
@@ -209,7 +232,8 @@ TEST_F(TokenTest, StoredOnlyAsSaltedHash) {
     for (const auto& k : *keys) all += k + **phys_.Get(std::string(prefix) + k);
   }
   EXPECT_EQ(all.find(tok), std::string::npos);
-  EXPECT_EQ(all.find(acc), std::string::npos) << "accessors are salted in keys and encrypted in values";
+  EXPECT_EQ(all.find(acc), std::string::npos)
+      << "accessors are salted in keys and encrypted in values";
 }
 
 }  // namespace

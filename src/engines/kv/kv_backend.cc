@@ -16,7 +16,8 @@ absl::Status ValidateKey(std::string_view p) {
   size_t start = 0;
   while (start <= p.size()) {
     size_t end = p.find('/', start);
-    std::string_view seg = p.substr(start, end == std::string_view::npos ? std::string_view::npos : end - start);
+    std::string_view seg =
+        p.substr(start, end == std::string_view::npos ? std::string_view::npos : end - start);
     if (seg == "." || seg == "..")
       return absl::InvalidArgumentError("path segments \".\" and \"..\" are not allowed");
     if (end == std::string_view::npos) break;
@@ -31,7 +32,8 @@ absl::Status ValidateKey(std::string_view p) {
 class KvBackend final : public core::Backend {
  public:
   absl::StatusOr<std::optional<bool>> Exists(core::Request& req) override {
-    if (req.path.empty() || req.path.back() == '/' || !ValidateKey(req.path).ok()) return std::optional<bool>();
+    if (req.path.empty() || req.path.back() == '/' || !ValidateKey(req.path).ok())
+      return std::optional<bool>();
     ASSIGN_OR_RETURN(auto raw, req.storage->Get(req.path));
     return std::optional<bool>(raw.has_value());
   }
@@ -39,14 +41,18 @@ class KvBackend final : public core::Backend {
   absl::StatusOr<core::Response> Handle(core::Request& req) override {
     RETURN_IF_ERROR(ValidateKey(req.path));
     switch (req.op) {
-      case core::Operation::kList: return List(req);
-      case core::Operation::kRead: return Read(req);
+      case core::Operation::kList:
+        return List(req);
+      case core::Operation::kRead:
+        return Read(req);
       case core::Operation::kCreate:
-      case core::Operation::kUpdate: return Write(req);
-      case core::Operation::kDelete: return Delete(req);
+      case core::Operation::kUpdate:
+        return Write(req);
+      case core::Operation::kDelete:
+        return Delete(req);
       default:
-        return absl::UnimplementedError(
-            Cat("unsupported operation: kv version 1 does not support ", core::OperationName(req.op)));
+        return UnsupportedOperation(
+            Cat("kv version 1 does not support ", core::OperationName(req.op)));
     }
   }
 
@@ -112,7 +118,8 @@ absl::StatusOr<std::unique_ptr<core::Backend>> Factory(const core::MountEntry& e
       return absl::InvalidArgumentError(
           "kv version 2 is not supported yet: enable the mount with version 1 (the default)");
     if (v->as_string() != "1" && !v->as_string().empty())
-      return absl::InvalidArgumentError(Cat("unknown kv version \"", std::string_view(v->as_string()), "\""));
+      return absl::InvalidArgumentError(
+          Cat("unknown kv version \"", std::string_view(v->as_string()), "\""));
   }
   return std::unique_ptr<core::Backend>(new KvBackend());
 }
