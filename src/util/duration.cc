@@ -10,6 +10,12 @@
 
 namespace coffer {
 
+namespace {
+absl::Status OutOfRange() {
+  return absl::InvalidArgumentError("duration out of range: the longest accepted is 100 years");
+}
+}  // namespace
+
 absl::StatusOr<int64_t> ParseDurationSeconds(std::string_view s) {
   auto bad = [&] {
     return absl::InvalidArgumentError(
@@ -20,7 +26,9 @@ absl::StatusOr<int64_t> ParseDurationSeconds(std::string_view s) {
   for (char c : s) all_digits = all_digits && std::isdigit(static_cast<unsigned char>(c));
   if (all_digits) {
     if (s.size() > 12) return bad();
-    return std::stoll(std::string(s));
+    int64_t n = std::stoll(std::string(s));
+    if (n > kMaxDurationSeconds) return OutOfRange();
+    return n;
   }
   double total = 0;
   size_t i = 0;
@@ -51,20 +59,21 @@ absl::StatusOr<int64_t> ParseDurationSeconds(std::string_view s) {
       return bad();
     total += num * mult;
   }
-  if (total > 1e12) return bad();
+  if (!(total <= static_cast<double>(kMaxDurationSeconds))) return OutOfRange();
   return static_cast<int64_t>(std::floor(total));
 }
 
 absl::StatusOr<int64_t> ParseDurationSeconds(const boost::json::value& v) {
   if (v.is_int64()) {
     if (v.as_int64() < 0) return absl::InvalidArgumentError("duration must not be negative");
+    if (v.as_int64() > kMaxDurationSeconds) return OutOfRange();
     return v.as_int64();
   }
-  if (v.is_uint64()) return static_cast<int64_t>(v.as_uint64());
+  if (v.is_uint64()) return OutOfRange();  // above INT64_MAX
   if (v.is_double()) {
-    if (v.as_double() < 0 || v.as_double() > 1e12)
-      return absl::InvalidArgumentError("duration out of range");
-    return static_cast<int64_t>(v.as_double());
+    const double d = v.as_double();
+    if (!(d >= 0 && d <= static_cast<double>(kMaxDurationSeconds))) return OutOfRange();
+    return static_cast<int64_t>(d);
   }
   if (v.is_string()) return ParseDurationSeconds(std::string_view(v.as_string()));
   return absl::InvalidArgumentError(

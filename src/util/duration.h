@@ -10,6 +10,9 @@
 
 namespace coffer {
 
+// 100 years: longer durations are refused so that time arithmetic can never overflow.
+inline constexpr int64_t kMaxDurationSeconds = 100LL * 365 * 86400;
+
 absl::StatusOr<int64_t> ParseDurationSeconds(std::string_view s);
 absl::StatusOr<int64_t> ParseDurationSeconds(const boost::json::value& v);
 inline absl::StatusOr<int64_t> ParseDurationSeconds(const char* s) {

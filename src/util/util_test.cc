@@ -23,6 +23,12 @@ TEST(Duration, GarbageIsAnErrorNotACrash) {
        {"", ".h30m", ".", "1.2.3h", "h", "10y", "-5s", "1e400h", "99999999999999999"})
     EXPECT_EQ(ParseDurationSeconds(bad).status().code(), absl::StatusCode::kInvalidArgument) << bad;
   EXPECT_FALSE(ParseDurationSeconds(boost::json::value(-1)).ok());
+  EXPECT_FALSE(ParseDurationSeconds(boost::json::value(uint64_t{18000000000000000000u})).ok());
+  EXPECT_FALSE(ParseDurationSeconds(boost::json::value(int64_t{9000000000000000000})).ok());
+  EXPECT_FALSE(ParseDurationSeconds(boost::json::value(1e300)).ok());
+  EXPECT_FALSE(ParseDurationSeconds("999999999999").ok());
+  EXPECT_FALSE(ParseDurationSeconds("200000000000h").ok());
+  EXPECT_EQ(*ParseDurationSeconds("876000h"), 876000LL * 3600);  // 100 years: still accepted
   EXPECT_FALSE(ParseDurationSeconds(boost::json::value(boost::json::array{})).ok());
 }
 
@@ -37,6 +43,12 @@ TEST(JsonFields, TypesAndMessages) {
   EXPECT_FALSE(JsonBool(o, "arr").ok());
   EXPECT_FALSE(JsonString(o, "n").ok());
   EXPECT_FALSE(JsonInt(o, "missing")->has_value());
+  // Doubles outside int64 (or not whole) are refused, never cast (UBSan found the cast).
+  boost::json::object big{{"a", 1e300}, {"b", -1e19}, {"c", 2.5}, {"d", 4.0}};
+  EXPECT_FALSE(JsonInt(big, "a").ok());
+  EXPECT_FALSE(JsonInt(big, "b").ok());
+  EXPECT_FALSE(JsonInt(big, "c").ok());
+  EXPECT_EQ(**JsonInt(big, "d"), 4);
 }
 
 }  // namespace
