@@ -10,6 +10,7 @@
 #include "config/server_config.h"
 #include "core/core.h"
 #include "engines/kv/kv_backend.h"
+#include "engines/pki/pki_backend.h"
 #include "http/server.h"
 #include "storage/memory_storage.h"
 #include "storage/sqlite_storage.h"
@@ -33,6 +34,9 @@ core::CoreOptions BaseOptions() {
   core::CoreOptions o;
   o.factories["kv"] = engines::kv::Factory;
   o.factories["generic"] = engines::kv::Factory;
+  o.factories["pki"] = [](const core::MountEntry& e) {
+    return engines::pki::Factory(e, RealClock::Get());
+  };
   return o;
 }
 

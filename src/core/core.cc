@@ -451,8 +451,9 @@ bool IsSudoPath(std::string_view p) {
 }  // namespace
 
 absl::StatusOr<Response> Core::HandleLocked(Request& req) {
-  // Auth methods' login paths need no token: audited, run, and the token they grant issued here.
-  if (StartsWith(req.path, "auth/")) {
+  // Unauthenticated paths (auth methods' logins, a PKI mount's CA and CRL) need no token:
+  // audited and run; the token a login grants is issued here.
+  if (!StartsWith(req.path, "sys/")) {
     std::string rest;
     auto mount = Route(req.path, &rest);
     if (mount && mount->backend->Unauthenticated(rest)) {

@@ -1,0 +1,610 @@
+// PKI engine: issuance — issue/:role, sign/:role, sign-verbatim(/:role), root/sign-intermediate
+// and their issuer/:ref/... variants; the role's name policy; TTL capping; response formats.
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/time/time.h"
+#include "engines/pki/pki_internal.h"
+#include "util/cidr.h"
+#include "util/encoding.h"
+#include "util/json.h"
+#include "util/status.h"
+
+namespace coffer::engines::pki {
+
+using core::Request;
+using core::Response;
+
+namespace {
+
+// '*' matches any run of characters (Vault's glob for allowed_domains and allowed_uri_sans).
+bool GlobMatch(std::string_view pattern, std::string_view s) {
+  size_t p = 0, i = 0, star = std::string_view::npos, mark = 0;
+  while (i < s.size()) {
+    if (p < pattern.size() && pattern[p] == '*') {
+      star = p++;
+      mark = i;
+    } else if (p < pattern.size() && absl::ascii_tolower(static_cast<unsigned char>(pattern[p])) ==
+                                         absl::ascii_tolower(static_cast<unsigned char>(s[i]))) {
+      ++p;
+      ++i;
+    } else if (star != std::string_view::npos) {
+      p = star + 1;
+      i = ++mark;
+    } else {
+      return false;
+    }
+  }
+  while (p < pattern.size() && pattern[p] == '*') ++p;
+  return p == pattern.size();
+}
+
+bool EndsWithFold(std::string_view s, std::string_view suffix) {
+  return s.size() >= suffix.size() &&
+         EqualsFold(s.substr(s.size() - suffix.size()), suffix);
+}
+
+// Whether `name` (a CN, DNS SAN or email) passes the role's name policy. Empty: allowed.
+std::string CheckName(const Role& r, const std::string& name) {
+  std::string_view sanitized = name;
+  std::string_view email_domain;
+  bool is_email = false, is_wildcard = false;
+  if (size_t at = name.rfind('@'); at != std::string::npos) {
+    is_email = true;
+    email_domain = std::string_view(name).substr(at + 1);
+    sanitized = email_domain;
+  }
+  if (StartsWith(sanitized, "*.")) {
+    is_wildcard = true;
+    if (!r.allow_wildcard_certificates) return "wildcard names are not allowed by this role";
+    sanitized.remove_prefix(2);
+  }
+  if (sanitized.find('*') != std::string_view::npos && !r.allow_glob_domains)
+    return "only a whole leftmost wildcard label (*.example.com) is allowed";
+  if (r.enforce_hostnames && !IsHostname(sanitized, false)) return "it is not a valid hostname";
+  if (r.allow_any_name) return "";
+  if (r.allow_localhost) {
+    if (sanitized == "localhost" || sanitized == "localdomain") return "";
+    if (r.allow_subdomains &&
+        (EndsWithFold(sanitized, ".localhost") || EndsWithFold(sanitized, ".localdomain")))
+      return "";
+  }
+  for (const auto& d : r.allowed_domains) {
+    if (d.empty()) continue;
+    if (r.allow_bare_domains &&
+        (EqualsFold(sanitized, d) || (is_email && EqualsFold(email_domain, d))))
+      return "";
+    if (r.allow_subdomains &&
+        (EndsWithFold(sanitized, "." + d) || (is_wildcard && EqualsFold(sanitized, d))))
+      return "";
+    if (r.allow_glob_domains && d.find('*') != std::string::npos && GlobMatch(d, name)) return "";
+  }
+  return "it is not allowed by this role";
+}
+
+absl::StatusOr<std::vector<std::pair<std::string, std::string>>> ParseOtherSans(
+    const std::vector<std::string>& v) {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const auto& s : v) {
+    size_t semi = s.find(';');
+    size_t colon = s.find(':', semi == std::string::npos ? 0 : semi);
+    if (semi == std::string::npos || colon == std::string::npos)
+      return absl::InvalidArgumentError(
+          Cat("other_sans \"", s, "\" is not in the form <oid>;UTF8:<value>"));
+    std::string type = s.substr(semi + 1, colon - semi - 1);
+    if (type != "UTF8" && type != "UTF-8")
+      return absl::InvalidArgumentError(
+          Cat("other_sans \"", s, "\": only the UTF8 type is supported"));
+    out.emplace_back(s.substr(0, semi), s.substr(colon + 1));
+  }
+  return out;
+}
+
+absl::Status CheckCsrKey(const Role& r, const crypto::KeySpec& k) {
+  if (r.key_type == "any") return absl::OkStatus();
+  if (crypto::KeyTypeName(k.type) != r.key_type)
+    return absl::InvalidArgumentError(Cat("role requires keys of type ", r.key_type,
+                                          ", but the CSR has a ", crypto::KeyTypeName(k.type),
+                                          " key"));
+  if (k.type != crypto::KeyType::kEd25519 && k.bits < r.key_bits)
+    return absl::InvalidArgumentError(Cat("role requires a minimum of ", r.key_bits, " bits for ",
+                                          r.key_type, " keys, but the CSR's key has ", k.bits));
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+bool IsHostname(std::string_view name, bool allow_wildcard) {
+  if (!name.empty() && name.back() == '.') name.remove_suffix(1);
+  if (name.empty() || name.size() > 253) return false;
+  if (allow_wildcard && StartsWith(name, "*.")) name.remove_prefix(2);
+  size_t start = 0;
+  while (start <= name.size()) {
+    size_t end = name.find('.', start);
+    if (end == std::string_view::npos) end = name.size();
+    std::string_view label = name.substr(start, end - start);
+    if (label.empty() || label.size() > 63) return false;
+    if (label.front() == '-' || label.back() == '-') return false;
+    for (char c : label)
+      if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) && c != '-') return false;
+    start = end + 1;
+    if (end == name.size()) break;
+  }
+  return true;
+}
+
+absl::Status ApplySubjectFields(const json::object& d, crypto::CertTemplate* t) {
+  auto list = [&](std::string_view k, std::vector<std::string>* dst) -> absl::Status {
+    ASSIGN_OR_RETURN(auto v, StringList(d, k));
+    if (v) *dst = std::move(*v);
+    return absl::OkStatus();
+  };
+  RETURN_IF_ERROR(list("organization", &t->organization));
+  RETURN_IF_ERROR(list("ou", &t->ou));
+  RETURN_IF_ERROR(list("country", &t->country));
+  RETURN_IF_ERROR(list("locality", &t->locality));
+  RETURN_IF_ERROR(list("province", &t->province));
+  RETURN_IF_ERROR(list("street_address", &t->street_address));
+  RETURN_IF_ERROR(list("postal_code", &t->postal_code));
+  ASSIGN_OR_RETURN(auto sn, JsonString(d, "serial_number"));
+  if (sn) t->serial_number = *sn;
+  return absl::OkStatus();
+}
+
+absl::Status ApplySanFields(const json::object& d, crypto::CertTemplate* t) {
+  ASSIGN_OR_RETURN(auto alt, StringList(d, "alt_names"));
+  for (const auto& n : alt.value_or(std::vector<std::string>())) {
+    if (n.find('@') != std::string::npos)
+      t->emails.push_back(n);
+    else
+      t->dns_names.push_back(n);
+  }
+  ASSIGN_OR_RETURN(auto ips, StringList(d, "ip_sans"));
+  for (const auto& ip : ips.value_or(std::vector<std::string>())) {
+    if (!ValidateCidr(ip).ok() || ip.find('/') != std::string::npos)
+      return absl::InvalidArgumentError(Cat("ip_sans: \"", ip, "\" is not an IP address"));
+    t->ip_sans.push_back(ip);
+  }
+  ASSIGN_OR_RETURN(auto uris, StringList(d, "uri_sans"));
+  for (const auto& u : uris.value_or(std::vector<std::string>())) {
+    if (u.find(':') == std::string::npos)
+      return absl::InvalidArgumentError(Cat("uri_sans: \"", u, "\" is not a URI (no scheme)"));
+    t->uri_sans.push_back(u);
+  }
+  ASSIGN_OR_RETURN(auto others, StringList(d, "other_sans"));
+  if (others) {
+    ASSIGN_OR_RETURN(t->other_sans, ParseOtherSans(*others));
+  }
+  return absl::OkStatus();
+}
+
+void AddCnToSans(crypto::CertTemplate* t) {
+  const std::string& cn = t->common_name;
+  if (cn.empty()) return;
+  if (cn.find('@') != std::string::npos) {
+    if (std::find(t->emails.begin(), t->emails.end(), cn) == t->emails.end())
+      t->emails.insert(t->emails.begin(), cn);
+  } else if (IsHostname(cn, true)) {
+    if (std::find(t->dns_names.begin(), t->dns_names.end(), cn) == t->dns_names.end())
+      t->dns_names.insert(t->dns_names.begin(), cn);
+  }
+}
+
+absl::StatusOr<int64_t> ComputeNotAfter(const json::object& d, int64_t now, int64_t default_ttl,
+                                        int64_t max_ttl, const Issuer* issuer,
+                                        std::vector<std::string>* warnings) {
+  int64_t not_after = 0;
+  ASSIGN_OR_RETURN(auto ttl, DurationField(d, "ttl"));
+  std::string na = GetString(d, "not_after");
+  if (!na.empty()) {
+    if (ttl && *ttl > 0)
+      return absl::InvalidArgumentError("either ttl or not_after may be given, not both");
+    absl::Time t;
+    std::string err;
+    if (!absl::ParseTime(absl::RFC3339_full, na, &t, &err))
+      return absl::InvalidArgumentError(
+          Cat("not_after \"", na, "\" is not an RFC 3339 time such as 2030-01-01T00:00:00Z"));
+    not_after = absl::ToUnixSeconds(t);
+    if (not_after <= now) return absl::InvalidArgumentError("not_after is in the past");
+  } else {
+    int64_t want = ttl && *ttl > 0 ? *ttl : default_ttl;
+    if (max_ttl > 0 && want > max_ttl) {
+      if (ttl && *ttl > 0)
+        warnings->push_back(Cat("TTL \"", want, "s\" is longer than permitted maxTTL \"", max_ttl,
+                                "s\", so maxTTL is being used"));
+      want = max_ttl;
+    }
+    if (want <= 0) want = max_ttl > 0 ? max_ttl : 768 * 3600;
+    not_after = now + want;
+  }
+  if (issuer && not_after > issuer->not_after) {
+    if (issuer->leaf_not_after_behavior == "truncate") {
+      not_after = issuer->not_after;
+    } else if (issuer->leaf_not_after_behavior != "permit") {
+      return absl::InvalidArgumentError(
+          Cat("cannot satisfy request, as TTL would result in notAfter of ", Rfc3339(not_after),
+              " that is beyond the expiration of the CA certificate at ",
+              Rfc3339(issuer->not_after)));
+    }
+  }
+  return not_after;
+}
+
+absl::Status FormatCertificate(json::object& out, X509* cert, const Issuer* issuer,
+                               std::string_view format, bool remove_roots) {
+  if (format.empty()) format = "pem";
+  if (format != "pem" && format != "der" && format != "pem_bundle")
+    return absl::InvalidArgumentError(
+        Cat("format \"", format, "\" is not one of pem, der, pem_bundle"));
+  const bool der = format == "der";
+  auto enc = [&](const std::string& pem) -> std::string {
+    if (!der) return pem;
+    auto c = crypto::ParseCertPem(pem);
+    return c.ok() ? Base64Encode(crypto::CertDer(c->get())) : "";
+  };
+  std::string cert_pem = crypto::CertPem(cert);
+  out["serial_number"] = crypto::SerialColon(cert);
+  out["expiration"] = crypto::NotAfterUnix(cert);
+  out["certificate"] = der ? Base64Encode(crypto::CertDer(cert)) : cert_pem;
+  if (issuer) {
+    out["issuing_ca"] = enc(issuer->cert_pem);
+    json::array chain;
+    for (size_t i = 0; i < issuer->chain_pem.size(); ++i) {
+      if (remove_roots && i + 1 == issuer->chain_pem.size()) {
+        auto c = crypto::ParseCertPem(issuer->chain_pem[i]);
+        if (c.ok() && crypto::IsSelfSigned(c->get())) continue;
+      }
+      chain.emplace_back(enc(issuer->chain_pem[i]));
+    }
+    if (format == "pem_bundle") {
+      std::string bundle = cert_pem;
+      for (const auto& c : chain) bundle += "\n" + std::string(c.as_string());
+      out["certificate"] = bundle;
+    }
+    out["ca_chain"] = std::move(chain);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status AddPrivateKey(json::object& out, EVP_PKEY* key, std::string_view format,
+                           std::string_view key_format) {
+  if (!key_format.empty() && key_format != "der" && key_format != "pkcs8")
+    return absl::InvalidArgumentError(
+        Cat("private_key_format \"", key_format, "\" is not one of der, pkcs8"));
+  ASSIGN_OR_RETURN(crypto::KeySpec spec, crypto::DescribeKey(key));
+  if (format == "der") {
+    ASSIGN_OR_RETURN(crypto::SecretBytes d, crypto::PrivateKeyDer(key, key_format));
+    out["private_key"] = Base64Encode(d.view());
+  } else {
+    ASSIGN_OR_RETURN(crypto::SecretBytes p, crypto::PrivateKeyPem(key, key_format));
+    out["private_key"] = std::string(p.view());
+    if (format == "pem_bundle" && out.contains("certificate"))
+      out["certificate"] = std::string(p.view()) + "\n" + std::string(out["certificate"].as_string());
+  }
+  out["private_key_type"] = std::string(crypto::KeyTypeName(spec.type));
+  return absl::OkStatus();
+}
+
+absl::Status PkiBackend::StoreCertificate(storage::Storage* s, X509* cert,
+                                          const std::string& issuer_id) {
+  std::string serial = HyphenSerial(crypto::SerialColon(cert));
+  json::object rec{{"der", Base64Encode(crypto::CertDer(cert))},
+                   {"issuer_id", issuer_id},
+                   {"not_after", crypto::NotAfterUnix(cert)}};
+  return s->Put("certs/" + serial, json::serialize(rec));
+}
+
+absl::StatusOr<Response> PkiBackend::Issue(Request& req, std::string_view role_name,
+                                           std::string_view issuer_ref, bool with_csr) {
+  ASSIGN_OR_RETURN(auto role, LoadRole(req.storage, role_name));
+  const Role& r = *role;
+  ASSIGN_OR_RETURN(auto issuer,
+                   ResolveIssuer(req.storage, issuer_ref.empty() ? r.issuer_ref : issuer_ref));
+  if (!issuer->key)
+    return absl::InvalidArgumentError(
+        Cat("issuer ", issuer->id, " has no private key in this mount and cannot issue"));
+  if (issuer->usage.find("issuing-certificates") == std::string::npos)
+    return absl::InvalidArgumentError(
+        Cat("issuer ", issuer->id, " is not allowed to issue certificates (usage)"));
+
+  std::optional<crypto::CsrInfo> csr;
+  crypto::PKey generated;
+  EVP_PKEY* subject_key = nullptr;
+  if (with_csr) {
+    std::string pem = GetString(req.data, "csr");
+    if (pem.empty()) return absl::InvalidArgumentError("the csr field is required (PEM)");
+    ASSIGN_OR_RETURN(csr, crypto::ParseCsr(pem));
+    RETURN_IF_ERROR(CheckCsrKey(r, csr->key));
+    subject_key = csr->public_key.get();
+  } else {
+    if (r.key_type == "any")
+      return absl::InvalidArgumentError(
+          "role key type \"any\" not allowed for issuing certificates, only signing");
+    ASSIGN_OR_RETURN(crypto::KeySpec spec, crypto::ParseKeySpec(r.key_type, r.key_bits));
+    ASSIGN_OR_RETURN(generated, crypto::GenerateKey(spec));
+    subject_key = generated.get();
+  }
+
+  crypto::CertTemplate t;
+  // Common name.
+  if (csr && r.use_csr_common_name)
+    t.common_name = csr->common_name;
+  else
+    t.common_name = GetString(req.data, "common_name");
+  if (t.common_name.empty() && r.require_cn)
+    return absl::InvalidArgumentError(
+        "the common_name field is required, or must be provided in a CSR with "
+        "\"use_csr_common_name\" set to true, unless \"require_cn\" is set to false");
+  // Names.
+  if (csr && r.use_csr_sans) {
+    t.dns_names = csr->dns_names;
+    t.emails = csr->emails;
+    t.ip_sans = csr->ip_sans;
+    t.uri_sans = csr->uri_sans;
+    if (csr->has_other_names)
+      return absl::InvalidArgumentError(
+          "the CSR has otherName SANs, which are not taken from CSRs: give them as other_sans");
+  } else {
+    RETURN_IF_ERROR(ApplySanFields(req.data, &t));
+  }
+  if (csr && r.use_csr_sans) {
+    ASSIGN_OR_RETURN(auto others, StringList(req.data, "other_sans"));
+    if (others) {
+      ASSIGN_OR_RETURN(t.other_sans, ParseOtherSans(*others));
+    }
+  }
+  ASSIGN_OR_RETURN(auto excl, JsonBool(req.data, "exclude_cn_from_sans"));
+  const bool exclude_cn = excl.value_or(false);
+
+  // The role's name policy: the CN, every DNS name and email.
+  if (!t.common_name.empty()) {
+    std::string why = CheckName(r, t.common_name);
+    if (!why.empty())
+      return absl::InvalidArgumentError(
+          Cat("common name ", t.common_name, " not allowed by this role: ", why));
+  }
+  for (const auto* list : {&t.dns_names, &t.emails})
+    for (const auto& n : *list) {
+      std::string why = CheckName(r, n);
+      if (!why.empty())
+        return absl::InvalidArgumentError(
+            Cat("subject alternate name ", n, " not allowed by this role: ", why));
+    }
+  if (!t.ip_sans.empty()) {
+    if (!r.allow_ip_sans)
+      return absl::InvalidArgumentError(Cat(
+          "IP Subject Alternative Names are not allowed in this role, but was provided ",
+          t.ip_sans.front()));
+    if (!r.allowed_ip_sans_cidr.empty())
+      for (const auto& ip : t.ip_sans) {
+        bool in = false;
+        for (const auto& c : r.allowed_ip_sans_cidr) in = in || CidrContains(c, ip);
+        if (!in)
+          return absl::InvalidArgumentError(
+              Cat("IP Subject Alternative Name ", ip,
+                  " is not within the role's allowed_ip_sans_cidr"));
+      }
+  }
+  for (const auto& u : t.uri_sans) {
+    if (r.allowed_uri_sans.empty())
+      return absl::InvalidArgumentError(
+          Cat("URI Subject Alternative Names are not allowed in this role, but were provided ", u));
+    bool ok = false;
+    for (const auto& pat : r.allowed_uri_sans) ok = ok || GlobMatch(pat, u);
+    if (!ok)
+      return absl::InvalidArgumentError(
+          Cat("URI Subject Alternative Name ", u, " not allowed by this role's allowed_uri_sans"));
+  }
+  for (const auto& [oid, value] : t.other_sans) {
+    bool ok = false;
+    for (const auto& pat : r.allowed_other_sans)
+      ok = ok || pat == "*" || GlobMatch(pat, Cat(oid, ";UTF8:", value));
+    if (!ok)
+      return absl::InvalidArgumentError(
+          Cat("other SAN ", oid, ";UTF8:", value, " not allowed by this role's allowed_other_sans"));
+  }
+  if (!exclude_cn) AddCnToSans(&t);
+
+  // Subject attributes come from the role.
+  t.organization = r.organization;
+  t.ou = r.ou;
+  t.country = r.country;
+  t.locality = r.locality;
+  t.province = r.province;
+  t.street_address = r.street_address;
+  t.postal_code = r.postal_code;
+  ASSIGN_OR_RETURN(auto sn, JsonString(req.data, "serial_number"));
+  if (sn) t.serial_number = *sn;
+  t.key_usage = r.key_usage_bits;
+  t.ext_key_usage = r.eku_oids;
+  t.signature_bits = static_cast<int>(r.signature_bits);
+  t.use_pss = r.use_pss;
+
+  std::vector<std::string> warnings;
+  const int64_t now = Now();
+  t.not_before = now - r.not_before_duration;
+  const int64_t default_ttl = r.ttl > 0 ? r.ttl : req.mount_default_ttl;
+  const int64_t max_ttl = r.max_ttl > 0 ? std::min(r.max_ttl, req.mount_max_ttl) : req.mount_max_ttl;
+  ASSIGN_OR_RETURN(t.not_after,
+                   ComputeNotAfter(req.data, now, std::min(default_ttl, max_ttl), max_ttl,
+                                   issuer.get(), &warnings));
+  ASSIGN_OR_RETURN(UrlConfig urls, LoadUrls(req.storage));
+  t.issuing_certificates = urls.issuing_certificates;
+  t.crl_distribution_points = urls.crl_distribution_points;
+  t.ocsp_servers = urls.ocsp_servers;
+
+  ASSIGN_OR_RETURN(crypto::Cert cert, crypto::SignCertificate(t, subject_key, issuer->cert.get(),
+                                                              issuer->key->key.get()));
+  if (!r.no_store) RETURN_IF_ERROR(StoreCertificate(req.storage, cert.get(), issuer->id));
+
+  json::object out;
+  ASSIGN_OR_RETURN(auto rr, JsonBool(req.data, "remove_roots_from_chain"));
+  const std::string format = GetString(req.data, "format");
+  RETURN_IF_ERROR(FormatCertificate(out, cert.get(), issuer.get(), format, rr.value_or(false)));
+  if (generated)
+    RETURN_IF_ERROR(AddPrivateKey(out, generated.get(), format,
+                                  GetString(req.data, "private_key_format")));
+  Response resp = Response::Data(std::move(out));
+  resp.warnings = std::move(warnings);
+  return resp;
+}
+
+absl::StatusOr<Response> PkiBackend::SignVerbatim(Request& req, std::string_view role_name,
+                                                  std::string_view issuer_ref) {
+  std::shared_ptr<const Role> role;
+  if (!role_name.empty()) {
+    ASSIGN_OR_RETURN(role, LoadRole(req.storage, role_name));
+  }
+  ASSIGN_OR_RETURN(auto issuer,
+                   ResolveIssuer(req.storage, !issuer_ref.empty() ? issuer_ref
+                                              : role         ? std::string_view(role->issuer_ref)
+                                                             : "default"));
+  if (!issuer->key)
+    return absl::InvalidArgumentError(
+        Cat("issuer ", issuer->id, " has no private key in this mount and cannot issue"));
+  std::string pem = GetString(req.data, "csr");
+  if (pem.empty()) return absl::InvalidArgumentError("the csr field is required (PEM)");
+  ASSIGN_OR_RETURN(crypto::CsrInfo csr, crypto::ParseCsr(pem));
+  if (role) RETURN_IF_ERROR(CheckCsrKey(*role, csr.key));
+  {
+    STACK_OF(X509_EXTENSION)* exts = X509_REQ_get_extensions(csr.req.get());
+    bool ca = false;
+    if (exts) {
+      int idx = X509v3_get_ext_by_NID(exts, NID_basic_constraints, -1);
+      if (idx >= 0) {
+        auto* bc = static_cast<BASIC_CONSTRAINTS*>(
+            X509V3_EXT_d2i(sk_X509_EXTENSION_value(exts, idx)));
+        ca = bc && bc->ca;
+        BASIC_CONSTRAINTS_free(bc);
+      }
+      sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+    }
+    if (ca)
+      return absl::InvalidArgumentError(
+          "refusing to sign a CSR that asks for a CA certificate via sign-verbatim: use "
+          "root/sign-intermediate");
+  }
+  crypto::CertTemplate t;
+  t.subject = X509_REQ_get_subject_name(csr.req.get());
+  t.common_name = csr.common_name;
+  t.dns_names = csr.dns_names;
+  t.emails = csr.emails;
+  t.ip_sans = csr.ip_sans;
+  t.uri_sans = csr.uri_sans;
+  std::vector<std::string> ku{"DigitalSignature", "KeyAgreement", "KeyEncipherment"};
+  ASSIGN_OR_RETURN(auto kul, StringList(req.data, "key_usage"));
+  if (kul) ku = *kul;
+  for (const auto& u : ku) {
+    ASSIGN_OR_RETURN(uint32_t bit, crypto::ParseKeyUsage(u));
+    t.key_usage |= bit;
+  }
+  ASSIGN_OR_RETURN(auto eku, StringList(req.data, "ext_key_usage"));
+  for (const auto& e : eku.value_or(std::vector<std::string>())) {
+    ASSIGN_OR_RETURN(std::string oid, crypto::ParseExtKeyUsage(e));
+    t.ext_key_usage.push_back(oid);
+  }
+  ASSIGN_OR_RETURN(auto ekuo, StringList(req.data, "ext_key_usage_oids"));
+  for (const auto& o : ekuo.value_or(std::vector<std::string>())) t.ext_key_usage.push_back(o);
+  ASSIGN_OR_RETURN(auto sb, JsonInt(req.data, "signature_bits"));
+  t.signature_bits = static_cast<int>(sb.value_or(role ? role->signature_bits : 0));
+  std::vector<std::string> warnings;
+  const int64_t now = Now();
+  t.not_before = now - (role ? role->not_before_duration : 30);
+  int64_t max_ttl = role && role->max_ttl > 0 ? std::min(role->max_ttl, req.mount_max_ttl)
+                                              : req.mount_max_ttl;
+  int64_t def = role && role->ttl > 0 ? role->ttl : req.mount_default_ttl;
+  ASSIGN_OR_RETURN(t.not_after, ComputeNotAfter(req.data, now, std::min(def, max_ttl), max_ttl,
+                                                issuer.get(), &warnings));
+  ASSIGN_OR_RETURN(UrlConfig urls, LoadUrls(req.storage));
+  t.issuing_certificates = urls.issuing_certificates;
+  t.crl_distribution_points = urls.crl_distribution_points;
+  t.ocsp_servers = urls.ocsp_servers;
+  ASSIGN_OR_RETURN(crypto::Cert cert, crypto::SignCertificate(t, csr.public_key.get(),
+                                                              issuer->cert.get(),
+                                                              issuer->key->key.get()));
+  if (!role || !role->no_store)
+    RETURN_IF_ERROR(StoreCertificate(req.storage, cert.get(), issuer->id));
+  json::object out;
+  ASSIGN_OR_RETURN(auto rr, JsonBool(req.data, "remove_roots_from_chain"));
+  RETURN_IF_ERROR(FormatCertificate(out, cert.get(), issuer.get(), GetString(req.data, "format"),
+                                    rr.value_or(false)));
+  Response resp = Response::Data(std::move(out));
+  resp.warnings = std::move(warnings);
+  return resp;
+}
+
+absl::StatusOr<Response> PkiBackend::SignIntermediate(Request& req, std::string_view issuer_ref) {
+  ASSIGN_OR_RETURN(auto issuer, ResolveIssuer(req.storage, issuer_ref));
+  if (!issuer->key)
+    return absl::InvalidArgumentError(
+        Cat("issuer ", issuer->id, " has no private key in this mount and cannot sign"));
+  std::string pem = GetString(req.data, "csr");
+  if (pem.empty()) return absl::InvalidArgumentError("the csr field is required (PEM)");
+  ASSIGN_OR_RETURN(crypto::CsrInfo csr, crypto::ParseCsr(pem));
+  ASSIGN_OR_RETURN(auto ucv, JsonBool(req.data, "use_csr_values"));
+  crypto::CertTemplate t;
+  t.is_ca = true;
+  if (ucv.value_or(false)) {
+    t.subject = X509_REQ_get_subject_name(csr.req.get());
+    t.common_name = csr.common_name;
+    t.dns_names = csr.dns_names;
+    t.emails = csr.emails;
+    t.ip_sans = csr.ip_sans;
+    t.uri_sans = csr.uri_sans;
+  } else {
+    t.common_name = GetString(req.data, "common_name");
+    if (t.common_name.empty())
+      return absl::InvalidArgumentError(
+          "the common_name field is required unless use_csr_values is true");
+    RETURN_IF_ERROR(ApplySubjectFields(req.data, &t));
+    RETURN_IF_ERROR(ApplySanFields(req.data, &t));
+    ASSIGN_OR_RETURN(auto excl, JsonBool(req.data, "exclude_cn_from_sans"));
+    if (!excl.value_or(false)) AddCnToSans(&t);
+  }
+  ASSIGN_OR_RETURN(auto mpl, JsonInt(req.data, "max_path_length"));
+  t.max_path_length = static_cast<int>(mpl.value_or(-1));
+  // The issuer's own pathLen constrains its children.
+  {
+    long parent = X509_get_pathlen(issuer->cert.get());
+    if (parent == 0)
+      return absl::InvalidArgumentError(
+          "the signing CA has a max path length of 0 and cannot sign intermediate CAs");
+    if (parent > 0 && (t.max_path_length < 0 || t.max_path_length > parent - 1))
+      t.max_path_length = static_cast<int>(parent - 1);
+  }
+  ASSIGN_OR_RETURN(auto pdd, StringList(req.data, "permitted_dns_domains"));
+  if (pdd) t.permitted_dns_domains = *pdd;
+  ASSIGN_OR_RETURN(auto sb, JsonInt(req.data, "signature_bits"));
+  t.signature_bits = static_cast<int>(sb.value_or(0));
+  ASSIGN_OR_RETURN(auto pss, JsonBool(req.data, "use_pss"));
+  t.use_pss = pss.value_or(false);
+  std::vector<std::string> warnings;
+  const int64_t now = Now();
+  ASSIGN_OR_RETURN(auto nbd, DurationField(req.data, "not_before_duration"));
+  t.not_before = now - nbd.value_or(30);
+  ASSIGN_OR_RETURN(t.not_after, ComputeNotAfter(req.data, now, req.mount_max_ttl,
+                                                req.mount_max_ttl, issuer.get(), &warnings));
+  ASSIGN_OR_RETURN(UrlConfig urls, LoadUrls(req.storage));
+  t.issuing_certificates = urls.issuing_certificates;
+  t.crl_distribution_points = urls.crl_distribution_points;
+  t.ocsp_servers = urls.ocsp_servers;
+  ASSIGN_OR_RETURN(crypto::Cert cert, crypto::SignCertificate(t, csr.public_key.get(),
+                                                              issuer->cert.get(),
+                                                              issuer->key->key.get()));
+  RETURN_IF_ERROR(StoreCertificate(req.storage, cert.get(), issuer->id));
+  json::object out;
+  RETURN_IF_ERROR(
+      FormatCertificate(out, cert.get(), issuer.get(), GetString(req.data, "format"), false));
+  Response resp = Response::Data(std::move(out));
+  resp.warnings = std::move(warnings);
+  return resp;
+}
+
+absl::StatusOr<Response> PkiBackend::SignSelfIssued(Request& req, std::string_view issuer_ref) {
+  (void)req;
+  (void)issuer_ref;
+  return absl::InvalidArgumentError(
+      "sign-self-issued is not supported by Coffer: use root/sign-intermediate, or import the "
+      "other CA with issuers/import/bundle");
+}
+
+}  // namespace coffer::engines::pki

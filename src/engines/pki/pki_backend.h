@@ -1,0 +1,14 @@
+// PKI secrets engine (mount type "pki"): Vault's PKI API — CAs and several issuers per mount,
+// roles, issue/sign/sign-verbatim, revocation with per-issuer CRLs, certificate listing and
+// tidy. Certificates follow RFC 5280 (see crypto/x509.h). Safe to call from several threads.
+#pragma once
+
+#include "core/backend.h"
+#include "util/clock.h"
+
+namespace coffer::engines::pki {
+
+absl::StatusOr<std::unique_ptr<core::Backend>> Factory(const core::MountEntry& entry,
+                                                       const Clock* clock);
+
+}  // namespace coffer::engines::pki
