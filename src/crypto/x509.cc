@@ -150,6 +150,13 @@ absl::Status AddExt(X509* x, int nid, void* value, bool critical) {
   return absl::OkStatus();
 }
 
+std::string KeyIdOfBits(const unsigned char* bits, int len) {
+  unsigned char md[SHA_DIGEST_LENGTH];
+  unsigned int mdlen = 0;
+  EVP_Digest(bits, static_cast<size_t>(len), md, &mdlen, EVP_sha1(), nullptr);
+  return std::string(reinterpret_cast<char*>(md), mdlen);
+}
+
 std::string KeyIdOf(EVP_PKEY* key) {
   // RFC 5280 4.2.1.2 method (1): SHA-1 of the subjectPublicKey BIT STRING.
   X509_PUBKEY* pk = nullptr;
@@ -647,6 +654,16 @@ absl::StatusOr<std::string> ParseExtKeyUsage(std::string_view name) {
 
 absl::StatusOr<Cert> SignCertificate(const CertTemplate& t, EVP_PKEY* subject_key,
                                      X509* issuer_cert, EVP_PKEY* issuer_key) {
+  X509_PUBKEY* spki = nullptr;
+  if (X509_PUBKEY_set(&spki, subject_key) != 1)
+    return absl::InternalError(Cat("encoding the public key: ", OpenSslError()));
+  auto out = SignCertificate(t, spki, issuer_cert, issuer_key);
+  X509_PUBKEY_free(spki);
+  return out;
+}
+
+absl::StatusOr<Cert> SignCertificate(const CertTemplate& t, const X509_PUBKEY* subject_spki,
+                                     X509* issuer_cert, EVP_PKEY* issuer_key) {
   Cert x(X509_new());
   X509* c = x.get();
   X509_set_version(c, 2);  // v3
@@ -675,8 +692,26 @@ absl::StatusOr<Cert> SignCertificate(const CertTemplate& t, EVP_PKEY* subject_ke
   X509_time_adj_ex(X509_getm_notBefore(c), 0, 0, nullptr);
   ASN1_TIME_set(X509_getm_notBefore(c), static_cast<time_t>(t.not_before));
   ASN1_TIME_set(X509_getm_notAfter(c), static_cast<time_t>(t.not_after));
-  if (X509_set_pubkey(c, subject_key) != 1)
+  // Copy the SubjectPublicKeyInfo field by field (no decoder/encoder round trip).
+  const unsigned char* key_bits = nullptr;
+  int key_len = 0;
+  X509_ALGOR* alg = nullptr;
+  if (X509_PUBKEY_get0_param(nullptr, &key_bits, &key_len, &alg, subject_spki) != 1)
+    return absl::InvalidArgumentError("the public key is malformed");
+  const ASN1_OBJECT* alg_oid = nullptr;
+  int ptype = 0;
+  const void* pval = nullptr;
+  X509_ALGOR_get0(&alg_oid, &ptype, &pval, alg);
+  void* pval_copy = nullptr;
+  if (ptype == V_ASN1_OBJECT)
+    pval_copy = OBJ_dup(static_cast<const ASN1_OBJECT*>(pval));
+  else if (ptype == V_ASN1_SEQUENCE)
+    pval_copy = ASN1_STRING_dup(static_cast<const ASN1_STRING*>(pval));
+  auto* bits_copy = static_cast<unsigned char*>(OPENSSL_memdup(key_bits, key_len));
+  if (X509_PUBKEY_set0_param(X509_get_X509_PUBKEY(c), OBJ_dup(alg_oid), ptype, pval_copy,
+                             bits_copy, key_len) != 1)
     return absl::InternalError(Cat("setting public key: ", OpenSslError()));
+  const int key_nid = OBJ_obj2nid(alg_oid);
 
   // basicConstraints (critical for CAs; RFC 5280 4.2.1.9).
   {
@@ -695,10 +730,10 @@ absl::StatusOr<Cert> SignCertificate(const CertTemplate& t, EVP_PKEY* subject_ke
   {
     uint32_t ku = t.is_ca ? (kCertSign | kCrlSign | (t.key_usage & kDigitalSignature))
                           : t.key_usage;
-    int kid = EVP_PKEY_get_base_id(subject_key);
-    if (kid == EVP_PKEY_EC) ku &= ~(kKeyEncipherment | kDataEncipherment);
-    if (kid == EVP_PKEY_RSA) ku &= ~(kKeyAgreement | kEncipherOnly | kDecipherOnly);
-    if (kid == EVP_PKEY_ED25519)
+    if (key_nid == NID_X9_62_id_ecPublicKey) ku &= ~(kKeyEncipherment | kDataEncipherment);
+    if (key_nid == NID_rsaEncryption || key_nid == NID_rsassaPss)
+      ku &= ~(kKeyAgreement | kEncipherOnly | kDecipherOnly);
+    if (key_nid == NID_ED25519)
       ku &= (kDigitalSignature | kContentCommitment | kCertSign | kCrlSign);
     if (ku != 0) {
       ASN1_BIT_STRING* bits = ASN1_BIT_STRING_new();
@@ -727,7 +762,7 @@ absl::StatusOr<Cert> SignCertificate(const CertTemplate& t, EVP_PKEY* subject_ke
   }
 
   // subjectKeyIdentifier; authorityKeyIdentifier with the issuer's SKI.
-  std::string ski = KeyIdOf(subject_key);
+  std::string ski = KeyIdOfBits(key_bits, key_len);
   {
     ASN1_OCTET_STRING* os = ASN1_OCTET_STRING_new();
     ASN1_OCTET_STRING_set(os, reinterpret_cast<const unsigned char*>(ski.data()),

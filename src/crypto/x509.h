@@ -155,6 +155,10 @@ struct CertTemplate {
 // RFC 5480): KeyEncipherment for EC, KeyAgreement for RSA, both for Ed25519.
 absl::StatusOr<Cert> SignCertificate(const CertTemplate& t, EVP_PKEY* subject_key,
                                      X509* issuer_cert, EVP_PKEY* issuer_key);
+// The same for a subject key given as its SubjectPublicKeyInfo (a CSR's, say): the bytes are
+// copied as they are, which avoids OpenSSL 3.0's slow key re-encoding on the signing path.
+absl::StatusOr<Cert> SignCertificate(const CertTemplate& t, const X509_PUBKEY* subject_spki,
+                                     X509* issuer_cert, EVP_PKEY* issuer_key);
 
 struct RevokedSerial {
   std::string serial;  // big-endian bytes

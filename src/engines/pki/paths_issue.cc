@@ -1,5 +1,6 @@
 // PKI engine: issuance — issue/:role, sign/:role, sign-verbatim(/:role), root/sign-intermediate
 // and their issuer/:ref/... variants; the role's name policy; TTL capping; response formats.
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/time/time.h"
@@ -308,20 +309,24 @@ absl::StatusOr<Response> PkiBackend::Issue(Request& req, std::string_view role_n
 
   std::optional<crypto::CsrInfo> csr;
   crypto::PKey generated;
-  EVP_PKEY* subject_key = nullptr;
+  const X509_PUBKEY* subject_spki = nullptr;
+  X509_PUBKEY* generated_spki = nullptr;
+  absl::Cleanup free_spki = [&] { X509_PUBKEY_free(generated_spki); };
   if (with_csr) {
     std::string pem = GetString(req.data, "csr");
     if (pem.empty()) return absl::InvalidArgumentError("the csr field is required (PEM)");
     ASSIGN_OR_RETURN(csr, crypto::ParseCsr(pem));
     RETURN_IF_ERROR(CheckCsrKey(r, csr->key));
-    subject_key = csr->public_key.get();
+    subject_spki = X509_REQ_get_X509_PUBKEY(csr->req.get());
   } else {
     if (r.key_type == "any")
       return absl::InvalidArgumentError(
           "role key type \"any\" not allowed for issuing certificates, only signing");
     ASSIGN_OR_RETURN(crypto::KeySpec spec, crypto::ParseKeySpec(r.key_type, r.key_bits));
     ASSIGN_OR_RETURN(generated, crypto::GenerateKey(spec));
-    subject_key = generated.get();
+    if (X509_PUBKEY_set(&generated_spki, generated.get()) != 1)
+      return absl::InternalError("encoding the generated public key failed");
+    subject_spki = generated_spki;
   }
 
   crypto::CertTemplate t;
@@ -432,7 +437,7 @@ absl::StatusOr<Response> PkiBackend::Issue(Request& req, std::string_view role_n
   t.crl_distribution_points = urls.crl_distribution_points;
   t.ocsp_servers = urls.ocsp_servers;
 
-  ASSIGN_OR_RETURN(crypto::Cert cert, crypto::SignCertificate(t, subject_key, issuer->cert.get(),
+  ASSIGN_OR_RETURN(crypto::Cert cert, crypto::SignCertificate(t, subject_spki, issuer->cert.get(),
                                                               issuer->key->key.get()));
   if (!r.no_store) RETURN_IF_ERROR(StoreCertificate(req.storage, cert.get(), issuer->id));
 
@@ -518,7 +523,7 @@ absl::StatusOr<Response> PkiBackend::SignVerbatim(Request& req, std::string_view
   t.issuing_certificates = urls.issuing_certificates;
   t.crl_distribution_points = urls.crl_distribution_points;
   t.ocsp_servers = urls.ocsp_servers;
-  ASSIGN_OR_RETURN(crypto::Cert cert, crypto::SignCertificate(t, csr.public_key.get(),
+  ASSIGN_OR_RETURN(crypto::Cert cert, crypto::SignCertificate(t, X509_REQ_get_X509_PUBKEY(csr.req.get()),
                                                               issuer->cert.get(),
                                                               issuer->key->key.get()));
   if (!role || !role->no_store)
@@ -587,7 +592,7 @@ absl::StatusOr<Response> PkiBackend::SignIntermediate(Request& req, std::string_
   t.issuing_certificates = urls.issuing_certificates;
   t.crl_distribution_points = urls.crl_distribution_points;
   t.ocsp_servers = urls.ocsp_servers;
-  ASSIGN_OR_RETURN(crypto::Cert cert, crypto::SignCertificate(t, csr.public_key.get(),
+  ASSIGN_OR_RETURN(crypto::Cert cert, crypto::SignCertificate(t, X509_REQ_get_X509_PUBKEY(csr.req.get()),
                                                               issuer->cert.get(),
                                                               issuer->key->key.get()));
   RETURN_IF_ERROR(StoreCertificate(req.storage, cert.get(), issuer->id));
