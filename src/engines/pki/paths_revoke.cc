@@ -73,6 +73,13 @@ absl::StatusOr<Response> PkiBackend::Revoke(Request& req, bool with_key) {
     ASSIGN_OR_RETURN(cert, crypto::ParseCertPem(cert_pem));
     hyphen = HyphenSerial(crypto::SerialColon(cert.get()));
   }
+  ASSIGN_OR_RETURN(auto issuers, AllIssuers(req.storage));
+  for (const auto& is : issuers)
+    if (HyphenSerial(is->serial) == hyphen)
+      return absl::InvalidArgumentError(
+          Cat("adding issuer (id: ", is->id,
+              ") to its own CRL is not allowed; delete the issuer or revoke it from its parent "
+              "mount"));
   ASSIGN_OR_RETURN(auto rec, GetJson(req.storage, "certs/" + hyphen));
   if (rec) {
     ASSIGN_OR_RETURN(crypto::Cert stored, CertFromRecord(*rec));
@@ -83,8 +90,7 @@ absl::StatusOr<Response> PkiBackend::Revoke(Request& req, bool with_key) {
     issuer_id = GetString(*rec, "issuer_id");
   } else if (cert) {
     // A certificate issued with no_store: accepted when one of the mount's issuers signed it.
-    ASSIGN_OR_RETURN(auto all, AllIssuers(req.storage));
-    for (const auto& is : all)
+    for (const auto& is : issuers)
       if (crypto::IssuedBy(cert.get(), is->cert.get())) issuer_id = is->id;
     if (issuer_id.empty())
       return absl::InvalidArgumentError(
@@ -95,13 +101,6 @@ absl::StatusOr<Response> PkiBackend::Revoke(Request& req, bool with_key) {
             " not found (certificates issued by no_store roles can be revoked by giving the "
             "certificate itself)"));
   }
-  ASSIGN_OR_RETURN(auto all, AllIssuers(req.storage));
-  for (const auto& is : all)
-    if (HyphenSerial(is->serial) == hyphen)
-      return absl::InvalidArgumentError(
-          Cat("adding issuer (id: ", is->id,
-              ") to its own CRL is not allowed; delete the issuer or revoke it from its parent "
-              "mount"));
   if (with_key) {
     std::string key_pem = GetString(req.data, "private_key");
     if (key_pem.empty()) return absl::InvalidArgumentError("the private_key field is required");

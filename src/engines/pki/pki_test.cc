@@ -1,0 +1,267 @@
+// PKI engine through the core, with a clock the tests move: issuer expiry behaviour, paging,
+// tidy, rotation and default issuers, bundle import, revocation with a key.
+#include <gtest/gtest.h>
+
+#include <thread>
+
+#include "boost/json.hpp"
+#include "core/core.h"
+#include "crypto/x509.h"
+#include "engines/pki/pki_backend.h"
+#include "storage/memory_storage.h"
+#include "util/encoding.h"
+
+namespace coffer::engines::pki {
+namespace {
+namespace json = boost::json;
+using core::Operation;
+
+class PkiTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    core::CoreOptions o;
+    o.physical = &phys_;
+    o.clock = &clock_;
+    o.factories["pki"] = [this](const core::MountEntry& e) { return Factory(e, &clock_); };
+    core_ = std::move(*core::Core::Create(std::move(o)));
+    auto res = core_->Initialize(1, 1);
+    ASSERT_TRUE(res.ok());
+    root_ = res->root_token;
+    ASSERT_TRUE(core_->Unseal(HexEncode(res->keys[0].view()), false).ok());
+    Ok(Operation::kUpdate, "sys/mounts/pki",
+       {{"type", "pki"}, {"config", json::object{{"max_lease_ttl", "87600h"}}}});
+  }
+  absl::StatusOr<core::Response> Do(Operation op, std::string path, json::object data = {}) {
+    core::Request r;
+    r.op = op;
+    r.path = std::move(path);
+    r.data = std::move(data);
+    r.client_token = root_;
+    return core_->Handle(r);
+  }
+  json::object Ok(Operation op, std::string path, json::object data = {}) {
+    auto r = Do(op, path, std::move(data));
+    EXPECT_TRUE(r.ok()) << path << ": " << r.status();
+    if (!r.ok() || !r->data) return {};
+    return *r->data;
+  }
+  std::string Err(Operation op, std::string path, json::object data = {}) {
+    auto r = Do(op, path, std::move(data));
+    EXPECT_FALSE(r.ok()) << path;
+    return r.ok() ? "" : std::string(r.status().message());
+  }
+  int64_t Now() const { return clock_.NowUnix(); }
+
+  FakeClock clock_;
+  storage::MemoryStorage phys_;
+  std::unique_ptr<core::Core> core_;
+  std::string root_;
+};
+
+TEST_F(PkiTest, LeafNotAfterBehaviorErrTruncatePermit) {
+  auto root = Ok(Operation::kUpdate, "pki/root/generate/internal",
+                 {{"common_name", "Short Root"}, {"key_type", "ec"}, {"ttl", "10h"}});
+  const int64_t ca_end = root["expiration"].as_int64();
+  EXPECT_NEAR(ca_end, Now() + 10 * 3600, 2);
+  Ok(Operation::kUpdate, "pki/roles/web",
+     {{"allow_any_name", true}, {"key_type", "ec"}, {"ttl", "24h"}, {"max_ttl", "48h"}});
+  EXPECT_NE(Err(Operation::kUpdate, "pki/issue/web", {{"common_name", "a.example.com"}})
+                .find("beyond the expiration of the CA certificate"),
+            std::string::npos);
+  Ok(Operation::kUpdate, "pki/issuer/default", {{"leaf_not_after_behavior", "truncate"}});
+  auto leaf = Ok(Operation::kUpdate, "pki/issue/web", {{"common_name", "a.example.com"}});
+  EXPECT_EQ(leaf["expiration"].as_int64(), ca_end);
+  Ok(Operation::kUpdate, "pki/issuer/default", {{"leaf_not_after_behavior", "permit"}});
+  leaf = Ok(Operation::kUpdate, "pki/issue/web", {{"common_name", "a.example.com"}});
+  EXPECT_EQ(leaf["expiration"].as_int64(), Now() + 24 * 3600);
+  EXPECT_NE(Err(Operation::kUpdate, "pki/issuer/default", {{"leaf_not_after_behavior", "maybe"}})
+                .find("not one of err, truncate, permit"),
+            std::string::npos);
+}
+
+TEST_F(PkiTest, CertsPageThroughStorageAndTidyRemovesExpired) {
+  Ok(Operation::kUpdate, "pki/root/generate/internal",
+     {{"common_name", "Root"}, {"key_type", "ec"}, {"ttl", "8760h"}});
+  Ok(Operation::kUpdate, "pki/roles/web", {{"allow_any_name", true}, {"key_type", "ec"}});
+  std::vector<std::string> serials;
+  for (int i = 0; i < 25; ++i)
+    serials.push_back(std::string(
+        Ok(Operation::kUpdate, "pki/issue/web", {{"common_name", "a.example.com"}, {"ttl", "1h"}})
+            ["serial_number"]
+                .as_string()));
+  auto page1 = Ok(Operation::kList, "pki/certs", {{"limit", "10"}})["keys"].as_array();
+  ASSERT_EQ(page1.size(), 10u);
+  auto page2 = Ok(Operation::kList, "pki/certs",
+                  {{"limit", "10"}, {"after", page1.back().as_string()}})["keys"]
+                   .as_array();
+  ASSERT_EQ(page2.size(), 10u);
+  EXPECT_LT(page1.back().as_string(), page2.front().as_string());
+  auto rest = Ok(Operation::kList, "pki/certs", {{"after", page2.back().as_string()}})["keys"]
+                  .as_array();
+  EXPECT_EQ(rest.size(), 5u);
+  Ok(Operation::kUpdate, "pki/revoke", {{"serial_number", serials[3]}});
+
+  // Not yet past notAfter + safety buffer: tidy keeps everything.
+  clock_.Advance(absl::Hours(2));
+  auto started = Do(Operation::kUpdate, "pki/tidy",
+                    {{"tidy_cert_store", true}, {"tidy_revoked_certs", true}});
+  ASSERT_TRUE(started.ok());
+  EXPECT_EQ(started->http_status, 202);
+  auto wait_done = [&] {
+    for (int i = 0; i < 500; ++i) {
+      auto st = Ok(Operation::kRead, "pki/tidy-status");
+      if (st["state"].as_string() != "Running") return st;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return json::object();
+  };
+  auto st = wait_done();
+  EXPECT_EQ(st["state"].as_string(), "Finished");
+  EXPECT_EQ(st["cert_store_deleted_count"].as_int64(), 0);
+  EXPECT_EQ(Ok(Operation::kList, "pki/certs")["keys"].as_array().size(), 25u);
+
+  clock_.Advance(absl::Hours(72));
+  ASSERT_TRUE(Do(Operation::kUpdate, "pki/tidy",
+                 {{"tidy_cert_store", true}, {"tidy_revoked_certs", true}})
+                  .ok());
+  st = wait_done();
+  EXPECT_EQ(st["state"].as_string(), "Finished");
+  EXPECT_EQ(st["cert_store_deleted_count"].as_int64(), 25);
+  EXPECT_EQ(st["revoked_cert_deleted_count"].as_int64(), 1);
+  EXPECT_EQ(Do(Operation::kList, "pki/certs").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(Do(Operation::kList, "pki/certs/revoked").status().code(),
+            absl::StatusCode::kNotFound);
+  // The CRL was rebuilt without the tidied entry.
+  auto crl = Do(Operation::kRead, "pki/crl/pem");
+  ASSERT_TRUE(crl.ok());
+  EXPECT_NE(crl->raw_body.find("BEGIN X509 CRL"), std::string::npos);
+  EXPECT_NE(Err(Operation::kUpdate, "pki/tidy", {}).find("nothing to do"), std::string::npos);
+}
+
+TEST_F(PkiTest, RotateKeepsDefaultUntilReplaced) {
+  auto first = Ok(Operation::kUpdate, "pki/root/generate/internal",
+                  {{"common_name", "Root 1"}, {"key_type", "ec"}, {"issuer_name", "one"}});
+  auto second = Ok(Operation::kUpdate, "pki/root/rotate/internal",
+                   {{"common_name", "Root 2"}, {"key_type", "ec"}, {"issuer_name", "two"}});
+  EXPECT_NE(first["issuer_id"].as_string(), second["issuer_id"].as_string());
+  EXPECT_NE(first["key_id"].as_string(), second["key_id"].as_string());
+  EXPECT_EQ(Ok(Operation::kRead, "pki/config/issuers")["default"], first["issuer_id"]);
+  Ok(Operation::kUpdate, "pki/roles/web", {{"allow_any_name", true}, {"key_type", "ec"}});
+  auto leaf = Ok(Operation::kUpdate, "pki/issue/web", {{"common_name", "a.example.com"}});
+  EXPECT_EQ(leaf["issuing_ca"], first["certificate"]);
+  Ok(Operation::kUpdate, "pki/root/replace", {{"default", "two"}});
+  leaf = Ok(Operation::kUpdate, "pki/issue/web", {{"common_name", "a.example.com"}});
+  EXPECT_EQ(leaf["issuing_ca"], second["certificate"]);
+  // issuer/:ref/issue picks an issuer explicitly.
+  leaf = Ok(Operation::kUpdate, "pki/issuer/one/issue/web", {{"common_name", "a.example.com"}});
+  EXPECT_EQ(leaf["issuing_ca"], first["certificate"]);
+  EXPECT_EQ(Ok(Operation::kList, "pki/issuers")["keys"].as_array().size(), 2u);
+  EXPECT_EQ(Ok(Operation::kList, "pki/keys")["keys"].as_array().size(), 2u);
+  EXPECT_NE(Err(Operation::kDelete, "pki/key/" + std::string(first["key_id"].as_string()))
+                .find("in use by issuer"),
+            std::string::npos);
+  EXPECT_NE(Err(Operation::kUpdate, "pki/root/generate/internal",
+                {{"common_name", "Root 3"}, {"issuer_name", "one"}})
+                .find("already in use"),
+            std::string::npos);
+}
+
+TEST_F(PkiTest, ImportBundleMapsKeysAndRefusesLeaves) {
+  auto exported = Ok(Operation::kUpdate, "pki/root/generate/exported",
+                     {{"common_name", "Exported Root"}, {"key_type", "ed25519"}});
+  EXPECT_EQ(exported["private_key_type"].as_string(), "ed25519");
+  std::string bundle = std::string(exported["certificate"].as_string()) + "\n" +
+                       std::string(exported["private_key"].as_string());
+  Ok(Operation::kUpdate, "sys/mounts/other", {{"type", "pki"}});
+  auto imp = Ok(Operation::kUpdate, "other/config/ca", {{"pem_bundle", bundle}});
+  ASSERT_TRUE(imp["imported_issuers"].is_array());
+  ASSERT_TRUE(imp["imported_keys"].is_array());
+  std::string issuer_id(imp["imported_issuers"].as_array()[0].as_string());
+  EXPECT_EQ(imp["mapping"].as_object()[issuer_id], imp["imported_keys"].as_array()[0]);
+  auto again = Ok(Operation::kUpdate, "other/issuers/import/bundle", {{"pem_bundle", bundle}});
+  EXPECT_TRUE(again["imported_issuers"].is_null());
+  EXPECT_EQ(again["existing_issuers"].as_array()[0].as_string(), issuer_id);
+  // The imported CA issues.
+  Ok(Operation::kUpdate, "other/roles/web", {{"allow_any_name", true}, {"key_type", "ec"}});
+  auto leaf = Ok(Operation::kUpdate, "other/issue/web", {{"common_name", "a.example.com"}});
+  EXPECT_EQ(leaf["issuing_ca"], exported["certificate"]);
+  std::string leaf_pem(leaf["certificate"].as_string());
+  EXPECT_NE(Err(Operation::kUpdate, "other/config/ca", {{"pem_bundle", leaf_pem}})
+                .find("is not a CA"),
+            std::string::npos);
+  EXPECT_NE(Err(Operation::kUpdate, "other/config/ca", {{"pem_bundle", "not pem"}})
+                .find("no PEM certificate or key"),
+            std::string::npos);
+  // Revocation with the leaf's key: the wrong key is refused.
+  EXPECT_NE(Err(Operation::kUpdate, "other/revoke-with-key",
+                {{"certificate", leaf_pem}, {"private_key", exported["private_key"]}})
+                .find("private key matches"),
+            std::string::npos);
+  auto rv = Ok(Operation::kUpdate, "other/revoke-with-key",
+               {{"certificate", leaf_pem}, {"private_key", leaf["private_key"]}});
+  EXPECT_EQ(rv["state"].as_string(), "revoked");
+  EXPECT_NE(Err(Operation::kUpdate, "other/revoke",
+                {{"serial_number", exported["serial_number"]}})
+                .find("to its own CRL is not allowed"),
+            std::string::npos);
+}
+
+TEST_F(PkiTest, IntermediatePathLengthAndCaFields) {
+  Ok(Operation::kUpdate, "pki/root/generate/internal",
+     {{"common_name", "Root"}, {"key_type", "ec"}, {"max_path_length", 1}});
+  Ok(Operation::kUpdate, "sys/mounts/int", {{"type", "pki"}});
+  auto csr = Ok(Operation::kUpdate, "int/intermediate/generate/internal",
+                {{"common_name", "Int"}, {"key_type", "ec"}})["csr"];
+  auto signed_ = Ok(Operation::kUpdate, "pki/root/sign-intermediate",
+                    {{"csr", csr}, {"common_name", "Int"}, {"ttl", "8760h"}});
+  auto cert = crypto::ParseCertPem(std::string(signed_["certificate"].as_string()));
+  ASSERT_TRUE(cert.ok());
+  EXPECT_TRUE(crypto::IsCa(cert->get()));
+  EXPECT_EQ(X509_get_pathlen(cert->get()), 0);  // capped below the root's pathLen 1
+  Ok(Operation::kUpdate, "int/intermediate/set-signed", {{"certificate", signed_["certificate"]}});
+  // An intermediate with pathLen 0 cannot sign another CA.
+  Ok(Operation::kUpdate, "sys/mounts/int2", {{"type", "pki"}});
+  auto csr2 = Ok(Operation::kUpdate, "int2/intermediate/generate/internal",
+                 {{"common_name", "Int2"}, {"key_type", "ec"}})["csr"];
+  EXPECT_NE(Err(Operation::kUpdate, "int/root/sign-intermediate",
+                {{"csr", csr2}, {"common_name", "Int2"}})
+                .find("max path length of 0"),
+            std::string::npos);
+  // sign-verbatim refuses CSRs that ask for a CA.
+  auto ca_csr = Ok(Operation::kUpdate, "int2/intermediate/generate/internal",
+                   {{"common_name", "Int3"}, {"key_type", "ec"}, {"add_basic_constraints", true}})
+      ["csr"];
+  EXPECT_NE(Err(Operation::kUpdate, "int/sign-verbatim", {{"csr", ca_csr}}).find("asks for a CA"),
+            std::string::npos);
+}
+
+TEST(X509Test, SerialFormsRoundTrip) {
+  auto b = crypto::ParseSerial("1f:03:8a");
+  ASSERT_TRUE(b.ok());
+  EXPECT_EQ(crypto::SerialColonFromBytes(*b), "1f:03:8a");
+  EXPECT_EQ(crypto::SerialColonFromBytes(*crypto::ParseSerial("1F-03-8A")), "1f:03:8a");
+  EXPECT_EQ(crypto::SerialColonFromBytes(*crypto::ParseSerial("00:1f")), "1f");
+  EXPECT_FALSE(crypto::ParseSerial("zz").ok());
+  EXPECT_FALSE(crypto::ParseSerial("").ok());
+  EXPECT_FALSE(crypto::ParseSerial(std::string(100, 'a')).ok());
+}
+
+TEST(X509Test, KeySpecsAndWeakKeys) {
+  EXPECT_EQ(crypto::ParseKeySpec("rsa", 0)->bits, 2048);
+  EXPECT_EQ(crypto::ParseKeySpec("ec", 0)->bits, 256);
+  EXPECT_FALSE(crypto::ParseKeySpec("rsa", 1024).ok());
+  EXPECT_FALSE(crypto::ParseKeySpec("ec", 224).ok());
+  EXPECT_FALSE(crypto::ParseKeySpec("dsa", 0).ok());
+  auto k = crypto::GenerateKey({crypto::KeyType::kEc, 384});
+  ASSERT_TRUE(k.ok());
+  EXPECT_EQ(crypto::DescribeKey(k->get())->bits, 384);
+  auto pem = crypto::PrivateKeyPem(k->get(), "");
+  ASSERT_TRUE(pem.ok());
+  EXPECT_NE(pem->view().find("BEGIN EC PRIVATE KEY"), std::string::npos);
+  auto back = crypto::ParsePrivateKeyPem(pem->view());
+  ASSERT_TRUE(back.ok());
+  EXPECT_TRUE(crypto::SameKey(back->get(), k->get()));
+}
+
+}  // namespace
+}  // namespace coffer::engines::pki
