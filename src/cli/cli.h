@@ -29,6 +29,8 @@ void AddClientFlags(CLI::App* app, ClientFlags* f);
 // Registers the client subcommands (operator, status, read, write, list, delete, secrets).
 // Each sets *exit_code when it runs.
 void RegisterClientCommands(CLI::App& app, int* exit_code);
+// Registers `coffer pki ...`.
+void RegisterPkiCommands(CLI::App& app, int* exit_code);
 // Registers `coffer server`.
 void RegisterServerCommand(CLI::App& app, int* exit_code);
 

@@ -40,6 +40,7 @@ int main(int argc, char** argv) {
   coffer::cli::RegisterServerCommand(app, &exit_code);
   coffer::cli::RegisterClientCommands(app, &exit_code);
   coffer::cli::RegisterAuthCommands(app, &exit_code);
+  coffer::cli::RegisterPkiCommands(app, &exit_code);
   app.add_subcommand("version", "Print the version")->callback([] {
     std::cout << "Coffer v" << COFFER_VERSION << "\n";
   });
