@@ -61,6 +61,27 @@ echo; echo "==> coffer list secret/demo"; "$BIN" list secret/demo
 echo; echo "==> coffer secrets list"; "$BIN" secrets list
 echo; echo "==> The SQLite file holds only ciphertext:"
 if grep -rqa "username" data/; then echo "    plaintext found!"; exit 1; else echo "    no plaintext field names or values in demo/data"; fi
+echo; echo "==> PKI: a root CA, an intermediate signed by it, a role, and certificates"
+"$BIN" secrets enable -path=pki -max-lease-ttl=87600h pki
+"$BIN" secrets enable -path=pki_int -max-lease-ttl=43800h pki
+"$BIN" write -field=expiration pki/root/generate/internal common_name="Demo Root CA" key_type=ec ttl=87600h >/dev/null
+"$BIN" write -field=csr pki_int/intermediate/generate/internal common_name="Demo Intermediate CA" key_type=ec > pki_int.csr
+"$BIN" write -field=certificate pki/root/sign-intermediate csr=@pki_int.csr common_name="Demo Intermediate CA" ttl=43800h format=pem_bundle > pki_int.pem
+"$BIN" write pki_int/intermediate/set-signed certificate=@pki_int.pem >/dev/null
+"$BIN" write pki_int/roles/web allowed_domains=demo.local allow_subdomains=true key_type=ec ttl=24h >/dev/null
+mkdir -p certs
+echo "==> coffer pki issue pki_int web common_name=api.demo.local ip_sans=127.0.0.1"
+"$BIN" pki issue pki_int web common_name=api.demo.local ip_sans=127.0.0.1 \
+  --cert-file certs/api.pem --key-file certs/api.key --ca-file certs/ca-chain.pem
+openssl x509 -in certs/api.pem -noout -subject -issuer -enddate -ext subjectAltName,keyUsage,extendedKeyUsage | sed 's/^/    /'
+echo "==> openssl verify -x509_strict -purpose sslserver (an independent verifier):"
+awk '/BEGIN/{n++} n==1' certs/ca-chain.pem > certs/intermediate.pem
+awk '/BEGIN/{n++} n==2' certs/ca-chain.pem > certs/root.pem
+openssl verify -x509_strict -purpose sslserver -CAfile certs/root.pem -untrusted certs/intermediate.pem certs/api.pem | sed 's/^/    /'
+echo "==> coffer pki verify pki_int certs/api.pem"; "$BIN" pki verify pki_int certs/api.pem
+serial=$("$BIN" write -field=serial_number pki_int/issue/web common_name=old.demo.local)
+echo "==> coffer pki revoke pki_int $serial"; "$BIN" pki revoke pki_int "$serial" | grep -E "state|revocation_time "
+echo "==> coffer pki list pki_int --revoked"; "$BIN" pki list pki_int --revoked
 echo; echo "==> Metrics (GET /v1/sys/metrics?format=prometheus), first lines:"
 curl -s --cacert tls/ca.pem -H "X-Vault-Token: $COFFER_TOKEN" "$COFFER_ADDR/v1/sys/metrics?format=prometheus" | grep '^coffer_requests_total' | head -5
 echo; echo "==> coffer operator seal"; "$BIN" operator seal

@@ -186,7 +186,7 @@ void RegisterPkiCommands(CLI::App& app, int* exit_code) {
       return;
     }
     for (const auto& k : (*body)["data"].as_object()["keys"].as_array())
-      std::cout << k.as_string() << "\n";
+      std::cout << std::string_view(k.as_string()) << "\n";
   });
 
   auto* crl = pki->add_subcommand("crl", "Print (or --out FILE) the mount's CRL in PEM");

@@ -542,6 +542,13 @@ absl::StatusOr<Response> Core::HandleLocked(Request& req) {
   return result;
 }
 
+storage::Storage* Core::MountStorage(std::string_view path) {
+  absl::ReaderMutexLock lock(&state_mu_);
+  std::string rest;
+  auto m = Route(path, &rest);
+  return m ? m->view.get() : nullptr;
+}
+
 absl::Status Core::IssueLoginToken(const Request& req, const MountEntry& mount, Response& resp) {
   const LoginGrant& g = *resp.login;
   TokenEntry e;

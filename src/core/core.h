@@ -68,6 +68,10 @@ class Core {
   Metrics& metrics() { return metrics_; }
   // Reopens audit files (SIGHUP).
   absl::Status ReopenAudit();
+  // The storage view of the mount at `path` (e.g. "pki/"), or null. For tools and benchmarks
+  // that fill a mount directly (bench/pki_scale); the view is valid until the mount is
+  // disabled or the server sealed.
+  storage::Storage* MountStorage(std::string_view path);
   // Removes expired tokens now (the background tidy does the same periodically).
   absl::StatusOr<int> TidyNow();
 
