@@ -89,8 +89,8 @@ Result Run(const std::string& dir, size_t fill) {
   auto leaf = Must(*core, token, core::Operation::kUpdate, "pki/issue/web",
                    {{"common_name", "template.example.com"}});
   auto cert = crypto::ParseCertPem(std::string(leaf["certificate"].as_string())).value();
-  std::string issuer_id(Must(*core, token, core::Operation::kRead, "pki/issuer/default")
-                            ["issuer_id"].as_string());
+  std::string issuer_id(
+      Must(*core, token, core::Operation::kRead, "pki/issuer/default")["issuer_id"].as_string());
   json::object rec{{"der", Base64Encode(crypto::CertDer(cert.get()))},
                    {"issuer_id", issuer_id},
                    {"not_after", crypto::NotAfterUnix(cert.get())}};
@@ -115,7 +115,8 @@ Result Run(const std::string& dir, size_t fill) {
   put_batch(10000, &to_revoke);
   auto t0 = Steady::now();
   put_batch(fill, nullptr);
-  if (fill) fprintf(stderr, "  filled %zu records in %.1f s\n", fill, Ms(Steady::now() - t0) / 1000);
+  if (fill)
+    fprintf(stderr, "  filled %zu records in %.1f s\n", fill, Ms(Steady::now() - t0) / 1000);
   for (const auto& s : to_revoke)
     Must(*core, token, core::Operation::kUpdate, "pki/revoke", {{"serial_number", s}});
 

@@ -2,8 +2,8 @@
 // certificate and key files (atomically, keys 0600) and verify a certificate locally against a
 // mount's published chain and CRL. `coffer write pki/issue/web common_name=...` works as well.
 #include <fcntl.h>
-#include <sys/stat.h>
 #include <openssl/x509_vfy.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -29,8 +29,10 @@ bool WriteFileAtomic(const std::string& path, std::string_view data, mode_t mode
   size_t off = 0;
   while (ok && off < data.size()) {
     ssize_t n = ::write(fd, data.data() + off, data.size() - off);
-    if (n <= 0) ok = false;
-    else off += static_cast<size_t>(n);
+    if (n <= 0)
+      ok = false;
+    else
+      off += static_cast<size_t>(n);
   }
   ok = ok && ::fsync(fd) == 0;
   ok = (::close(fd) == 0) && ok;

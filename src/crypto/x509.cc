@@ -1,13 +1,12 @@
 #include "crypto/x509.h"
 
+#include <arpa/inet.h>
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
 #include <openssl/x509v3.h>
-
-#include <arpa/inet.h>
 
 #include <algorithm>
 #include <cstring>
@@ -95,12 +94,10 @@ absl::Status AddEntries(X509_NAME* n, int nid, const std::vector<std::string>& v
 // Subject in the conventional order C, ST, L, street, postalCode, O, OU, CN, serialNumber.
 absl::StatusOr<Name> BuildName(const std::string& cn, const std::vector<std::string>& o,
                                const std::vector<std::string>& ou,
-                               const std::vector<std::string>& c,
-                               const std::vector<std::string>& l,
+                               const std::vector<std::string>& c, const std::vector<std::string>& l,
                                const std::vector<std::string>& st,
                                const std::vector<std::string>& street,
-                               const std::vector<std::string>& postal,
-                               const std::string& serial) {
+                               const std::vector<std::string>& postal, const std::string& serial) {
   Name n(X509_NAME_new());
   RETURN_IF_ERROR(AddEntries(n.get(), NID_countryName, c));
   RETURN_IF_ERROR(AddEntries(n.get(), NID_stateOrProvinceName, st));
@@ -258,8 +255,7 @@ absl::StatusOr<KeySpec> ParseKeySpec(std::string_view type, int64_t bits) {
     return KeySpec{KeyType::kEc, static_cast<int>(bits)};
   }
   if (type == "ed25519") return KeySpec{KeyType::kEd25519, 0};
-  return absl::InvalidArgumentError(
-      Cat("unknown key_type \"", type, "\": use rsa, ec or ed25519"));
+  return absl::InvalidArgumentError(Cat("unknown key_type \"", type, "\": use rsa, ec or ed25519"));
 }
 
 absl::StatusOr<KeySpec> DescribeKey(EVP_PKEY* key) {
@@ -288,9 +284,9 @@ absl::StatusOr<KeySpec> DescribeKey(EVP_PKEY* key) {
     case EVP_PKEY_ED25519:
       return KeySpec{KeyType::kEd25519, 0};
     default:
-      return absl::InvalidArgumentError(
-          Cat("unsupported key algorithm \"", OBJ_nid2sn(EVP_PKEY_get_base_id(key)),
-              "\": use RSA, EC (P-256, P-384, P-521) or Ed25519"));
+      return absl::InvalidArgumentError(Cat("unsupported key algorithm \"",
+                                            OBJ_nid2sn(EVP_PKEY_get_base_id(key)),
+                                            "\": use RSA, EC (P-256, P-384, P-521) or Ed25519"));
   }
 }
 
@@ -566,8 +562,7 @@ absl::StatusOr<std::string> MakeCsrPem(EVP_PKEY* key, const CsrRequest& q, int s
   Csr r(X509_REQ_new());
   X509_REQ_set_version(r.get(), 0);
   ASSIGN_OR_RETURN(Name n, BuildName(q.common_name, q.organization, q.ou, q.country, q.locality,
-                                     q.province, q.street_address, q.postal_code,
-                                     q.serial_number));
+                                     q.province, q.street_address, q.postal_code, q.serial_number));
   X509_REQ_set_subject_name(r.get(), n.get());
   X509_REQ_set_pubkey(r.get(), key);
   STACK_OF(X509_EXTENSION)* exts = sk_X509_EXTENSION_new_null();
@@ -610,10 +605,14 @@ absl::StatusOr<uint32_t> ParseKeyUsage(std::string_view name) {
   for (char& ch : n) ch = absl::ascii_tolower(static_cast<unsigned char>(ch));
   if (n.rfind("keyusage", 0) == 0) n = n.substr(8);
   static const std::pair<const char*, uint32_t> kNames[] = {
-      {"digitalsignature", kDigitalSignature}, {"contentcommitment", kContentCommitment},
-      {"keyencipherment", kKeyEncipherment},   {"dataencipherment", kDataEncipherment},
-      {"keyagreement", kKeyAgreement},         {"certsign", kCertSign},
-      {"crlsign", kCrlSign},                   {"encipheronly", kEncipherOnly},
+      {"digitalsignature", kDigitalSignature},
+      {"contentcommitment", kContentCommitment},
+      {"keyencipherment", kKeyEncipherment},
+      {"dataencipherment", kDataEncipherment},
+      {"keyagreement", kKeyAgreement},
+      {"certsign", kCertSign},
+      {"crlsign", kCrlSign},
+      {"encipheronly", kEncipherOnly},
       {"decipheronly", kDecipherOnly},
   };
   for (const auto& [k, v] : kNames)
@@ -680,13 +679,13 @@ absl::StatusOr<Cert> SignCertificate(const CertTemplate& t, const X509_PUBKEY* s
   if (t.subject) {
     X509_set_subject_name(c, t.subject);
   } else {
-    ASSIGN_OR_RETURN(Name n, BuildName(t.common_name, t.organization, t.ou, t.country, t.locality,
-                                       t.province, t.street_address, t.postal_code,
-                                       t.serial_number));
+    ASSIGN_OR_RETURN(
+        Name n, BuildName(t.common_name, t.organization, t.ou, t.country, t.locality, t.province,
+                          t.street_address, t.postal_code, t.serial_number));
     X509_set_subject_name(c, n.get());
   }
-  X509_set_issuer_name(c, issuer_cert ? X509_get_subject_name(issuer_cert)
-                                      : X509_get_subject_name(c));
+  X509_set_issuer_name(c,
+                       issuer_cert ? X509_get_subject_name(issuer_cert) : X509_get_subject_name(c));
   if (t.not_after <= t.not_before)
     return absl::InvalidArgumentError("the certificate's notAfter is not after its notBefore");
   X509_time_adj_ex(X509_getm_notBefore(c), 0, 0, nullptr);
@@ -708,8 +707,8 @@ absl::StatusOr<Cert> SignCertificate(const CertTemplate& t, const X509_PUBKEY* s
   else if (ptype == V_ASN1_SEQUENCE)
     pval_copy = ASN1_STRING_dup(static_cast<const ASN1_STRING*>(pval));
   auto* bits_copy = static_cast<unsigned char*>(OPENSSL_memdup(key_bits, key_len));
-  if (X509_PUBKEY_set0_param(X509_get_X509_PUBKEY(c), OBJ_dup(alg_oid), ptype, pval_copy,
-                             bits_copy, key_len) != 1)
+  if (X509_PUBKEY_set0_param(X509_get_X509_PUBKEY(c), OBJ_dup(alg_oid), ptype, pval_copy, bits_copy,
+                             key_len) != 1)
     return absl::InternalError(Cat("setting public key: ", OpenSslError()));
   const int key_nid = OBJ_obj2nid(alg_oid);
 
@@ -728,8 +727,8 @@ absl::StatusOr<Cert> SignCertificate(const CertTemplate& t, const X509_PUBKEY* s
 
   // keyUsage (critical).
   {
-    uint32_t ku = t.is_ca ? (kCertSign | kCrlSign | (t.key_usage & kDigitalSignature))
-                          : t.key_usage;
+    uint32_t ku =
+        t.is_ca ? (kCertSign | kCrlSign | (t.key_usage & kDigitalSignature)) : t.key_usage;
     if (key_nid == NID_X9_62_id_ecPublicKey) ku &= ~(kKeyEncipherment | kDataEncipherment);
     if (key_nid == NID_rsaEncryption || key_nid == NID_rsassaPss)
       ku &= ~(kKeyAgreement | kEncipherOnly | kDecipherOnly);

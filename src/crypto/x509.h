@@ -142,7 +142,7 @@ struct CertTemplate {
   bool is_ca = false;
   int max_path_length = -1;  // CA only; -1: no limit
   std::vector<std::string> permitted_dns_domains;
-  uint32_t key_usage = 0;                // leaves; CAs always get CertSign|CRLSign
+  uint32_t key_usage = 0;                  // leaves; CAs always get CertSign|CRLSign
   std::vector<std::string> ext_key_usage;  // OIDs
   int64_t not_before = 0, not_after = 0;   // unix seconds
 

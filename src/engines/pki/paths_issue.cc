@@ -40,8 +40,7 @@ bool GlobMatch(std::string_view pattern, std::string_view s) {
 }
 
 bool EndsWithFold(std::string_view s, std::string_view suffix) {
-  return s.size() >= suffix.size() &&
-         EqualsFold(s.substr(s.size() - suffix.size()), suffix);
+  return s.size() >= suffix.size() && EqualsFold(s.substr(s.size() - suffix.size()), suffix);
 }
 
 // Whether `name` (a CN, DNS SAN or email) passes the role's name policy. Empty: allowed.
@@ -221,10 +220,9 @@ absl::StatusOr<int64_t> ComputeNotAfter(const json::object& d, int64_t now, int6
     if (issuer->leaf_not_after_behavior == "truncate") {
       not_after = issuer->not_after;
     } else if (issuer->leaf_not_after_behavior != "permit") {
-      return absl::InvalidArgumentError(
-          Cat("cannot satisfy request, as TTL would result in notAfter of ", Rfc3339(not_after),
-              " that is beyond the expiration of the CA certificate at ",
-              Rfc3339(issuer->not_after)));
+      return absl::InvalidArgumentError(Cat(
+          "cannot satisfy request, as TTL would result in notAfter of ", Rfc3339(not_after),
+          " that is beyond the expiration of the CA certificate at ", Rfc3339(issuer->not_after)));
     }
   }
   return not_after;
@@ -279,7 +277,8 @@ absl::Status AddPrivateKey(json::object& out, EVP_PKEY* key, std::string_view fo
     ASSIGN_OR_RETURN(crypto::SecretBytes p, crypto::PrivateKeyPem(key, key_format));
     out["private_key"] = std::string(p.view());
     if (format == "pem_bundle" && out.contains("certificate"))
-      out["certificate"] = std::string(p.view()) + "\n" + std::string(out["certificate"].as_string());
+      out["certificate"] =
+          std::string(p.view()) + "\n" + std::string(out["certificate"].as_string());
   }
   out["private_key_type"] = std::string(crypto::KeyTypeName(spec.type));
   return absl::OkStatus();
@@ -376,17 +375,16 @@ absl::StatusOr<Response> PkiBackend::Issue(Request& req, std::string_view role_n
     }
   if (!t.ip_sans.empty()) {
     if (!r.allow_ip_sans)
-      return absl::InvalidArgumentError(Cat(
-          "IP Subject Alternative Names are not allowed in this role, but was provided ",
-          t.ip_sans.front()));
+      return absl::InvalidArgumentError(
+          Cat("IP Subject Alternative Names are not allowed in this role, but was provided ",
+              t.ip_sans.front()));
     if (!r.allowed_ip_sans_cidr.empty())
       for (const auto& ip : t.ip_sans) {
         bool in = false;
         for (const auto& c : r.allowed_ip_sans_cidr) in = in || CidrContains(c, ip);
         if (!in)
-          return absl::InvalidArgumentError(
-              Cat("IP Subject Alternative Name ", ip,
-                  " is not within the role's allowed_ip_sans_cidr"));
+          return absl::InvalidArgumentError(Cat("IP Subject Alternative Name ", ip,
+                                                " is not within the role's allowed_ip_sans_cidr"));
       }
   }
   for (const auto& u : t.uri_sans) {
@@ -404,8 +402,8 @@ absl::StatusOr<Response> PkiBackend::Issue(Request& req, std::string_view role_n
     for (const auto& pat : r.allowed_other_sans)
       ok = ok || pat == "*" || GlobMatch(pat, Cat(oid, ";UTF8:", value));
     if (!ok)
-      return absl::InvalidArgumentError(
-          Cat("other SAN ", oid, ";UTF8:", value, " not allowed by this role's allowed_other_sans"));
+      return absl::InvalidArgumentError(Cat("other SAN ", oid, ";UTF8:", value,
+                                            " not allowed by this role's allowed_other_sans"));
   }
   if (!exclude_cn) AddCnToSans(&t);
 
@@ -428,10 +426,10 @@ absl::StatusOr<Response> PkiBackend::Issue(Request& req, std::string_view role_n
   const int64_t now = Now();
   t.not_before = now - r.not_before_duration;
   const int64_t default_ttl = r.ttl > 0 ? r.ttl : req.mount_default_ttl;
-  const int64_t max_ttl = r.max_ttl > 0 ? std::min(r.max_ttl, req.mount_max_ttl) : req.mount_max_ttl;
-  ASSIGN_OR_RETURN(t.not_after,
-                   ComputeNotAfter(req.data, now, std::min(default_ttl, max_ttl), max_ttl,
-                                   issuer.get(), &warnings));
+  const int64_t max_ttl =
+      r.max_ttl > 0 ? std::min(r.max_ttl, req.mount_max_ttl) : req.mount_max_ttl;
+  ASSIGN_OR_RETURN(t.not_after, ComputeNotAfter(req.data, now, std::min(default_ttl, max_ttl),
+                                                max_ttl, issuer.get(), &warnings));
   ASSIGN_OR_RETURN(UrlConfig urls, LoadUrls(req.storage));
   t.issuing_certificates = urls.issuing_certificates;
   t.crl_distribution_points = urls.crl_distribution_points;
@@ -446,8 +444,8 @@ absl::StatusOr<Response> PkiBackend::Issue(Request& req, std::string_view role_n
   const std::string format = GetString(req.data, "format");
   RETURN_IF_ERROR(FormatCertificate(out, cert.get(), issuer.get(), format, rr.value_or(false)));
   if (generated)
-    RETURN_IF_ERROR(AddPrivateKey(out, generated.get(), format,
-                                  GetString(req.data, "private_key_format")));
+    RETURN_IF_ERROR(
+        AddPrivateKey(out, generated.get(), format, GetString(req.data, "private_key_format")));
   Response resp = Response::Data(std::move(out));
   resp.warnings = std::move(warnings);
   return resp;
@@ -461,8 +459,8 @@ absl::StatusOr<Response> PkiBackend::SignVerbatim(Request& req, std::string_view
   }
   ASSIGN_OR_RETURN(auto issuer,
                    ResolveIssuer(req.storage, !issuer_ref.empty() ? issuer_ref
-                                              : role         ? std::string_view(role->issuer_ref)
-                                                             : "default"));
+                                              : role ? std::string_view(role->issuer_ref)
+                                                     : "default"));
   if (!issuer->key)
     return absl::InvalidArgumentError(
         Cat("issuer ", issuer->id, " has no private key in this mount and cannot issue"));
@@ -476,8 +474,8 @@ absl::StatusOr<Response> PkiBackend::SignVerbatim(Request& req, std::string_view
     if (exts) {
       int idx = X509v3_get_ext_by_NID(exts, NID_basic_constraints, -1);
       if (idx >= 0) {
-        auto* bc = static_cast<BASIC_CONSTRAINTS*>(
-            X509V3_EXT_d2i(sk_X509_EXTENSION_value(exts, idx)));
+        auto* bc =
+            static_cast<BASIC_CONSTRAINTS*>(X509V3_EXT_d2i(sk_X509_EXTENSION_value(exts, idx)));
         ca = bc && bc->ca;
         BASIC_CONSTRAINTS_free(bc);
       }
@@ -514,8 +512,8 @@ absl::StatusOr<Response> PkiBackend::SignVerbatim(Request& req, std::string_view
   std::vector<std::string> warnings;
   const int64_t now = Now();
   t.not_before = now - (role ? role->not_before_duration : 30);
-  int64_t max_ttl = role && role->max_ttl > 0 ? std::min(role->max_ttl, req.mount_max_ttl)
-                                              : req.mount_max_ttl;
+  int64_t max_ttl =
+      role && role->max_ttl > 0 ? std::min(role->max_ttl, req.mount_max_ttl) : req.mount_max_ttl;
   int64_t def = role && role->ttl > 0 ? role->ttl : req.mount_default_ttl;
   ASSIGN_OR_RETURN(t.not_after, ComputeNotAfter(req.data, now, std::min(def, max_ttl), max_ttl,
                                                 issuer.get(), &warnings));
@@ -523,9 +521,9 @@ absl::StatusOr<Response> PkiBackend::SignVerbatim(Request& req, std::string_view
   t.issuing_certificates = urls.issuing_certificates;
   t.crl_distribution_points = urls.crl_distribution_points;
   t.ocsp_servers = urls.ocsp_servers;
-  ASSIGN_OR_RETURN(crypto::Cert cert, crypto::SignCertificate(t, X509_REQ_get_X509_PUBKEY(csr.req.get()),
-                                                              issuer->cert.get(),
-                                                              issuer->key->key.get()));
+  ASSIGN_OR_RETURN(crypto::Cert cert,
+                   crypto::SignCertificate(t, X509_REQ_get_X509_PUBKEY(csr.req.get()),
+                                           issuer->cert.get(), issuer->key->key.get()));
   if (!role || !role->no_store)
     RETURN_IF_ERROR(StoreCertificate(req.storage, cert.get(), issuer->id));
   json::object out;
@@ -586,15 +584,15 @@ absl::StatusOr<Response> PkiBackend::SignIntermediate(Request& req, std::string_
   const int64_t now = Now();
   ASSIGN_OR_RETURN(auto nbd, DurationField(req.data, "not_before_duration"));
   t.not_before = now - nbd.value_or(30);
-  ASSIGN_OR_RETURN(t.not_after, ComputeNotAfter(req.data, now, req.mount_max_ttl,
-                                                req.mount_max_ttl, issuer.get(), &warnings));
+  ASSIGN_OR_RETURN(t.not_after, ComputeNotAfter(req.data, now, req.mount_max_ttl, req.mount_max_ttl,
+                                                issuer.get(), &warnings));
   ASSIGN_OR_RETURN(UrlConfig urls, LoadUrls(req.storage));
   t.issuing_certificates = urls.issuing_certificates;
   t.crl_distribution_points = urls.crl_distribution_points;
   t.ocsp_servers = urls.ocsp_servers;
-  ASSIGN_OR_RETURN(crypto::Cert cert, crypto::SignCertificate(t, X509_REQ_get_X509_PUBKEY(csr.req.get()),
-                                                              issuer->cert.get(),
-                                                              issuer->key->key.get()));
+  ASSIGN_OR_RETURN(crypto::Cert cert,
+                   crypto::SignCertificate(t, X509_REQ_get_X509_PUBKEY(csr.req.get()),
+                                           issuer->cert.get(), issuer->key->key.get()));
   RETURN_IF_ERROR(StoreCertificate(req.storage, cert.get(), issuer->id));
   json::object out;
   RETURN_IF_ERROR(

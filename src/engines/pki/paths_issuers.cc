@@ -27,9 +27,8 @@ absl::Status CheckType(std::string_view type, bool allow_existing) {
   if (type == "existing" && allow_existing) return absl::OkStatus();
   if (type == "kms")
     return absl::InvalidArgumentError("managed keys (kms) are not supported by Coffer");
-  return absl::InvalidArgumentError(
-      Cat("unknown type \"", type, "\": use internal, exported",
-          allow_existing ? " or existing" : ""));
+  return absl::InvalidArgumentError(Cat("unknown type \"", type, "\": use internal, exported",
+                                        allow_existing ? " or existing" : ""));
 }
 
 // The key for a new CA: an existing one (type existing, key_ref) or a fresh one.
@@ -91,8 +90,8 @@ absl::StatusOr<Response> PkiBackend::GenerateRoot(Request& req, std::string_view
   const int64_t now = Now();
   ASSIGN_OR_RETURN(auto nbd, DurationField(req.data, "not_before_duration"));
   t.not_before = now - nbd.value_or(30);
-  ASSIGN_OR_RETURN(t.not_after, ComputeNotAfter(req.data, now, req.mount_max_ttl,
-                                                req.mount_max_ttl, nullptr, &warnings));
+  ASSIGN_OR_RETURN(t.not_after, ComputeNotAfter(req.data, now, req.mount_max_ttl, req.mount_max_ttl,
+                                                nullptr, &warnings));
   ASSIGN_OR_RETURN(auto kp, KeyForCa(this, req, type));
   auto& [key, existing_key_id] = kp;
   ASSIGN_OR_RETURN(crypto::Cert cert, crypto::SignCertificate(t, key.get(), nullptr, key.get()));
@@ -105,8 +104,8 @@ absl::StatusOr<Response> PkiBackend::GenerateRoot(Request& req, std::string_view
   ASSIGN_OR_RETURN(auto issuer, ResolveIssuer(req.storage, issuer_id));
 
   json::object out;
-  RETURN_IF_ERROR(FormatCertificate(out, cert.get(), issuer.get(),
-                                    GetString(req.data, "format"), false));
+  RETURN_IF_ERROR(
+      FormatCertificate(out, cert.get(), issuer.get(), GetString(req.data, "format"), false));
   out.erase("ca_chain");
   out["issuer_id"] = issuer_id;
   out["issuer_name"] = issuer_name;
@@ -142,8 +141,7 @@ absl::StatusOr<Response> PkiBackend::GenerateIntermediate(Request& req, std::str
   q.emails = t.emails;
   ASSIGN_OR_RETURN(auto abc, JsonBool(req.data, "add_basic_constraints"));
   q.is_ca = abc.value_or(false);
-  ASSIGN_OR_RETURN(std::string csr,
-                   crypto::MakeCsrPem(key.get(), q, t.signature_bits, t.use_pss));
+  ASSIGN_OR_RETURN(std::string csr, crypto::MakeCsrPem(key.get(), q, t.signature_bits, t.use_pss));
   std::string key_id = existing_key_id;
   const std::string key_name = GetString(req.data, "key_name");
   if (key_id.empty()) {
@@ -377,9 +375,8 @@ absl::StatusOr<Response> PkiBackend::IssuerPath(Request& req, std::string_view r
       return Response::Data(updated->ToJson());
     }
     case Operation::kDelete: {
-      std::vector<storage::WriteOp> ops{
-          {storage::WriteOp::Kind::kDelete, "issuer/" + is->id, ""},
-          {storage::WriteOp::Kind::kDelete, "crls/" + is->id, ""}};
+      std::vector<storage::WriteOp> ops{{storage::WriteOp::Kind::kDelete, "issuer/" + is->id, ""},
+                                        {storage::WriteOp::Kind::kDelete, "crls/" + is->id, ""}};
       auto def = ResolveIssuer(req.storage, "default");
       Response r;
       if (def.ok() && (*def)->id == is->id) {
@@ -414,8 +411,8 @@ absl::StatusOr<Response> PkiBackend::ConfigIssuers(Request& req) {
   }
   ASSIGN_OR_RETURN(auto is, ResolveIssuer(req.storage, ref));
   RETURN_IF_ERROR(req.storage->Put(
-      "config/issuers",
-      json::serialize(json::object{{"default", is->id}, {"default_follows_latest_issuer", false}})));
+      "config/issuers", json::serialize(json::object{{"default", is->id},
+                                                     {"default_follows_latest_issuer", false}})));
   InvalidateCaches();
   return Response::Data(
       json::object{{"default", is->id}, {"default_follows_latest_issuer", false}});
@@ -437,11 +434,11 @@ absl::StatusOr<Response> PkiBackend::ConfigKeys(Request& req) {
 absl::StatusOr<Response> PkiBackend::ConfigUrls(Request& req) {
   if (req.op == Operation::kRead) {
     ASSIGN_OR_RETURN(UrlConfig u, LoadUrls(req.storage));
-    return Response::Data(json::object{{"issuing_certificates", ToArray(u.issuing_certificates)},
-                                       {"crl_distribution_points",
-                                        ToArray(u.crl_distribution_points)},
-                                       {"ocsp_servers", ToArray(u.ocsp_servers)},
-                                       {"enable_templating", false}});
+    return Response::Data(
+        json::object{{"issuing_certificates", ToArray(u.issuing_certificates)},
+                     {"crl_distribution_points", ToArray(u.crl_distribution_points)},
+                     {"ocsp_servers", ToArray(u.ocsp_servers)},
+                     {"enable_templating", false}});
   }
   if (req.op != Operation::kUpdate && req.op != Operation::kCreate) return UnsupportedOperation();
   ASSIGN_OR_RETURN(UrlConfig u, LoadUrls(req.storage));

@@ -61,8 +61,7 @@ absl::StatusOr<Response> PkiBackend::Revoke(Request& req, bool with_key) {
   std::string serial_in = GetString(req.data, "serial_number");
   std::string cert_pem = GetString(req.data, "certificate");
   if (serial_in.empty() == cert_pem.empty())
-    return absl::InvalidArgumentError(
-        "give exactly one of serial_number or certificate to revoke");
+    return absl::InvalidArgumentError("give exactly one of serial_number or certificate to revoke");
   crypto::Cert cert;
   std::string issuer_id;
   std::string hyphen;
@@ -114,9 +113,8 @@ absl::StatusOr<Response> PkiBackend::Revoke(Request& req, bool with_key) {
   ASSIGN_OR_RETURN(auto existing, GetJson(req.storage, "revoked/" + hyphen));
   if (existing) {
     int64_t t = GetInt(*existing, "revocation_time");
-    return Response::Data(json::object{{"revocation_time", t},
-                                       {"revocation_time_rfc3339", Rfc3339(t)},
-                                       {"state", "revoked"}});
+    return Response::Data(json::object{
+        {"revocation_time", t}, {"revocation_time_rfc3339", Rfc3339(t)}, {"state", "revoked"}});
   }
   const int64_t now = Now();
   if (crypto::NotAfterUnix(cert.get()) < now) {
@@ -144,9 +142,8 @@ absl::StatusOr<Response> PkiBackend::Revoke(Request& req, bool with_key) {
       warnings.push_back("the issuer's key is not in this mount: its CRL was not rebuilt");
     }
   }
-  Response r = Response::Data(json::object{{"revocation_time", now},
-                                           {"revocation_time_rfc3339", Rfc3339(now)},
-                                           {"state", "revoked"}});
+  Response r = Response::Data(json::object{
+      {"revocation_time", now}, {"revocation_time_rfc3339", Rfc3339(now)}, {"state", "revoked"}});
   r.warnings = std::move(warnings);
   return r;
 }
@@ -268,9 +265,8 @@ absl::StatusOr<Response> PkiBackend::ReadCert(Request& req, std::string_view res
     ASSIGN_OR_RETURN(auto r, CrlPath(req, "default", "pem"));
     std::string pem = r.raw_body;
     while (!pem.empty() && pem.back() == '\n') pem.pop_back();
-    return Response::Data(json::object{{"certificate", pem},
-                                       {"revocation_time", 0},
-                                       {"revocation_time_rfc3339", ""}});
+    return Response::Data(json::object{
+        {"certificate", pem}, {"revocation_time", 0}, {"revocation_time_rfc3339", ""}});
   }
   std::string_view serial = rest;
   std::string_view form;
@@ -436,7 +432,8 @@ void PkiBackend::RunTidy(storage::Storage* s, TidyStatus p) {
     return absl::OkStatus();
   };
   absl::Status st = run();
-  if (!st.ok()) log::Warn("pki tidy stopped", {{"error", Msg(st)}});
+  if (!st.ok())
+    log::Warn("pki tidy stopped", {{"error", Msg(st)}});
   else
     log::Info("pki tidy finished", {{"certs_deleted", std::to_string(certs_deleted)},
                                     {"revoked_deleted", std::to_string(revoked_deleted)}});

@@ -16,8 +16,9 @@ namespace {
 
 // Accepted but without effect in Coffer (documented in docs/compatibility.md).
 const std::set<std::string, std::less<>> kAcceptedOnly = {
-    "allowed_domains_template", "allowed_uri_sans_template", "allowed_serial_numbers",
-    "allowed_user_ids",         "cn_validations",            "policy_identifiers",
+    "allowed_domains_template", "allowed_uri_sans_template",
+    "allowed_serial_numbers",   "allowed_user_ids",
+    "cn_validations",           "policy_identifiers",
     "allow_token_displayname",  "backend",
     "require_cn_for_sign",      "allow_wildcard_certificates_in_cn"};
 
@@ -101,16 +102,48 @@ absl::Status Role::Apply(const json::object& d, std::vector<std::string>* unknow
     if (v) *dst = *v;
     return absl::OkStatus();
   };
-  static const std::set<std::string, std::less<>> kKnown = {
-      "ttl", "max_ttl", "lease", "not_before_duration", "allowed_domains", "allow_bare_domains",
-      "allow_subdomains", "allow_glob_domains", "allow_wildcard_certificates", "allow_any_name",
-      "allow_localhost", "enforce_hostnames", "allow_ip_sans", "allowed_ip_sans_cidr",
-      "allowed_uri_sans", "require_cn", "use_csr_common_name", "use_csr_sans", "server_flag",
-      "client_flag", "code_signing_flag", "email_protection_flag", "key_usage", "ext_key_usage",
-      "ext_key_usage_oids", "organization", "ou", "country", "locality", "province",
-      "street_address", "postal_code", "key_type", "key_bits", "signature_bits", "use_pss",
-      "no_store", "generate_lease", "basic_constraints_valid_for_non_ca", "issuer_ref", "name",
-      "allowed_other_sans"};
+  static const std::set<std::string, std::less<>> kKnown = {"ttl",
+                                                            "max_ttl",
+                                                            "lease",
+                                                            "not_before_duration",
+                                                            "allowed_domains",
+                                                            "allow_bare_domains",
+                                                            "allow_subdomains",
+                                                            "allow_glob_domains",
+                                                            "allow_wildcard_certificates",
+                                                            "allow_any_name",
+                                                            "allow_localhost",
+                                                            "enforce_hostnames",
+                                                            "allow_ip_sans",
+                                                            "allowed_ip_sans_cidr",
+                                                            "allowed_uri_sans",
+                                                            "require_cn",
+                                                            "use_csr_common_name",
+                                                            "use_csr_sans",
+                                                            "server_flag",
+                                                            "client_flag",
+                                                            "code_signing_flag",
+                                                            "email_protection_flag",
+                                                            "key_usage",
+                                                            "ext_key_usage",
+                                                            "ext_key_usage_oids",
+                                                            "organization",
+                                                            "ou",
+                                                            "country",
+                                                            "locality",
+                                                            "province",
+                                                            "street_address",
+                                                            "postal_code",
+                                                            "key_type",
+                                                            "key_bits",
+                                                            "signature_bits",
+                                                            "use_pss",
+                                                            "no_store",
+                                                            "generate_lease",
+                                                            "basic_constraints_valid_for_non_ca",
+                                                            "issuer_ref",
+                                                            "name",
+                                                            "allowed_other_sans"};
   for (const auto& [k, v] : d)
     if (!kKnown.contains(k) && !kAcceptedOnly.contains(k)) unknown->emplace_back(k);
   RETURN_IF_ERROR(dur("ttl", &ttl));
@@ -180,8 +213,7 @@ absl::Status Role::Finish() {
   }
   eku_oids.clear();
   auto add_eku = [&](const std::string& oid) {
-    if (std::find(eku_oids.begin(), eku_oids.end(), oid) == eku_oids.end())
-      eku_oids.push_back(oid);
+    if (std::find(eku_oids.begin(), eku_oids.end(), oid) == eku_oids.end()) eku_oids.push_back(oid);
   };
   if (server_flag) add_eku("1.3.6.1.5.5.7.3.1");
   if (client_flag) add_eku("1.3.6.1.5.5.7.3.2");

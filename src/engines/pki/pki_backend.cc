@@ -365,9 +365,9 @@ absl::StatusOr<std::string> PkiBackend::SaveIssuer(storage::Storage* s, X509* ce
   RETURN_IF_ERROR(s->Put("issuer/" + id, json::serialize(o)));
   ASSIGN_OR_RETURN(auto cfg, GetJson(s, "config/issuers"));
   if (make_default || !cfg || GetString(*cfg, "default").empty())
-    RETURN_IF_ERROR(s->Put("config/issuers", json::serialize(json::object{
-                                                 {"default", id},
-                                                 {"default_follows_latest_issuer", false}})));
+    RETURN_IF_ERROR(s->Put(
+        "config/issuers",
+        json::serialize(json::object{{"default", id}, {"default_follows_latest_issuer", false}})));
   InvalidateCaches();
   return id;
 }
@@ -418,8 +418,7 @@ absl::StatusOr<Response> PkiBackend::Handle(Request& req) {
     RETURN_IF_ERROR(need(write));
     return GenerateRoot(req, after("root/rotate/"), true);
   }
-  if (StartsWith(p, "intermediate/generate/") ||
-      StartsWith(p, "issuers/generate/intermediate/")) {
+  if (StartsWith(p, "intermediate/generate/") || StartsWith(p, "issuers/generate/intermediate/")) {
     RETURN_IF_ERROR(need(write));
     return GenerateIntermediate(req, p.substr(p.rfind('/') + 1));
   }

@@ -14,6 +14,8 @@
 // <serial> is the hyphenated form ("1f-03-..."), so listing pages through storage in order.
 #pragma once
 
+#include <openssl/x509v3.h>
+
 #include <atomic>
 #include <map>
 #include <memory>
@@ -22,8 +24,6 @@
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <openssl/x509v3.h>
 
 #include "boost/json.hpp"
 #include "core/backend.h"
@@ -165,8 +165,7 @@ class PkiBackend final : public core::Backend {
                                        std::string_view issuer_ref, bool with_csr);
   absl::StatusOr<core::Response> SignVerbatim(core::Request& req, std::string_view role_name,
                                               std::string_view issuer_ref);
-  absl::StatusOr<core::Response> SignIntermediate(core::Request& req,
-                                                  std::string_view issuer_ref);
+  absl::StatusOr<core::Response> SignIntermediate(core::Request& req, std::string_view issuer_ref);
   absl::StatusOr<core::Response> SignSelfIssued(core::Request& req, std::string_view issuer_ref);
 
   // paths_revoke.cc

@@ -85,10 +85,10 @@ TEST_F(PkiTest, CertsPageThroughStorageAndTidyRemovesExpired) {
   Ok(Operation::kUpdate, "pki/roles/web", {{"allow_any_name", true}, {"key_type", "ec"}});
   std::vector<std::string> serials;
   for (int i = 0; i < 25; ++i)
-    serials.push_back(std::string(
-        Ok(Operation::kUpdate, "pki/issue/web", {{"common_name", "a.example.com"}, {"ttl", "1h"}})
-            ["serial_number"]
-                .as_string()));
+    serials.push_back(
+        std::string(Ok(Operation::kUpdate, "pki/issue/web",
+                       {{"common_name", "a.example.com"}, {"ttl", "1h"}})["serial_number"]
+                        .as_string()));
   auto page1 = Ok(Operation::kList, "pki/certs", {{"limit", "10"}})["keys"].as_array();
   ASSERT_EQ(page1.size(), 10u);
   auto page2 = Ok(Operation::kList, "pki/certs",
@@ -96,15 +96,15 @@ TEST_F(PkiTest, CertsPageThroughStorageAndTidyRemovesExpired) {
                    .as_array();
   ASSERT_EQ(page2.size(), 10u);
   EXPECT_LT(page1.back().as_string(), page2.front().as_string());
-  auto rest = Ok(Operation::kList, "pki/certs", {{"after", page2.back().as_string()}})["keys"]
-                  .as_array();
+  auto rest =
+      Ok(Operation::kList, "pki/certs", {{"after", page2.back().as_string()}})["keys"].as_array();
   EXPECT_EQ(rest.size(), 5u);
   Ok(Operation::kUpdate, "pki/revoke", {{"serial_number", serials[3]}});
 
   // Not yet past notAfter + safety buffer: tidy keeps everything.
   clock_.Advance(absl::Hours(2));
-  auto started = Do(Operation::kUpdate, "pki/tidy",
-                    {{"tidy_cert_store", true}, {"tidy_revoked_certs", true}});
+  auto started =
+      Do(Operation::kUpdate, "pki/tidy", {{"tidy_cert_store", true}, {"tidy_revoked_certs", true}});
   ASSERT_TRUE(started.ok());
   EXPECT_EQ(started->http_status, 202);
   auto wait_done = [&] {
@@ -121,16 +121,15 @@ TEST_F(PkiTest, CertsPageThroughStorageAndTidyRemovesExpired) {
   EXPECT_EQ(Ok(Operation::kList, "pki/certs")["keys"].as_array().size(), 25u);
 
   clock_.Advance(absl::Hours(72));
-  ASSERT_TRUE(Do(Operation::kUpdate, "pki/tidy",
-                 {{"tidy_cert_store", true}, {"tidy_revoked_certs", true}})
-                  .ok());
+  ASSERT_TRUE(
+      Do(Operation::kUpdate, "pki/tidy", {{"tidy_cert_store", true}, {"tidy_revoked_certs", true}})
+          .ok());
   st = wait_done();
   EXPECT_EQ(st["state"].as_string(), "Finished");
   EXPECT_EQ(st["cert_store_deleted_count"].as_int64(), 25);
   EXPECT_EQ(st["revoked_cert_deleted_count"].as_int64(), 1);
   EXPECT_EQ(Do(Operation::kList, "pki/certs").status().code(), absl::StatusCode::kNotFound);
-  EXPECT_EQ(Do(Operation::kList, "pki/certs/revoked").status().code(),
-            absl::StatusCode::kNotFound);
+  EXPECT_EQ(Do(Operation::kList, "pki/certs/revoked").status().code(), absl::StatusCode::kNotFound);
   // The CRL was rebuilt without the tidied entry.
   auto crl = Do(Operation::kRead, "pki/crl/pem");
   ASSERT_TRUE(crl.ok());
@@ -186,9 +185,9 @@ TEST_F(PkiTest, ImportBundleMapsKeysAndRefusesLeaves) {
   auto leaf = Ok(Operation::kUpdate, "other/issue/web", {{"common_name", "a.example.com"}});
   EXPECT_EQ(leaf["issuing_ca"], exported["certificate"]);
   std::string leaf_pem(leaf["certificate"].as_string());
-  EXPECT_NE(Err(Operation::kUpdate, "other/config/ca", {{"pem_bundle", leaf_pem}})
-                .find("is not a CA"),
-            std::string::npos);
+  EXPECT_NE(
+      Err(Operation::kUpdate, "other/config/ca", {{"pem_bundle", leaf_pem}}).find("is not a CA"),
+      std::string::npos);
   EXPECT_NE(Err(Operation::kUpdate, "other/config/ca", {{"pem_bundle", "not pem"}})
                 .find("no PEM certificate or key"),
             std::string::npos);
@@ -200,8 +199,7 @@ TEST_F(PkiTest, ImportBundleMapsKeysAndRefusesLeaves) {
   auto rv = Ok(Operation::kUpdate, "other/revoke-with-key",
                {{"certificate", leaf_pem}, {"private_key", leaf["private_key"]}});
   EXPECT_EQ(rv["state"].as_string(), "revoked");
-  EXPECT_NE(Err(Operation::kUpdate, "other/revoke",
-                {{"serial_number", exported["serial_number"]}})
+  EXPECT_NE(Err(Operation::kUpdate, "other/revoke", {{"serial_number", exported["serial_number"]}})
                 .find("to its own CRL is not allowed"),
             std::string::npos);
 }
@@ -228,9 +226,9 @@ TEST_F(PkiTest, IntermediatePathLengthAndCaFields) {
                 .find("max path length of 0"),
             std::string::npos);
   // sign-verbatim refuses CSRs that ask for a CA.
-  auto ca_csr = Ok(Operation::kUpdate, "int2/intermediate/generate/internal",
-                   {{"common_name", "Int3"}, {"key_type", "ec"}, {"add_basic_constraints", true}})
-      ["csr"];
+  auto ca_csr =
+      Ok(Operation::kUpdate, "int2/intermediate/generate/internal",
+         {{"common_name", "Int3"}, {"key_type", "ec"}, {"add_basic_constraints", true}})["csr"];
   EXPECT_NE(Err(Operation::kUpdate, "int/sign-verbatim", {{"csr", ca_csr}}).find("asks for a CA"),
             std::string::npos);
 }
