@@ -37,7 +37,8 @@ absl::StatusOr<std::optional<int64_t>> JsonInt(const boost::json::object& o, std
     // Only whole numbers inside int64's range convert (casting anything else is undefined;
     // found by fuzz/json_body_fuzz).
     const double d = v->as_double();
-    if (d >= -9.2e18 && d <= 9.2e18 && d == std::floor(d)) return std::optional<int64_t>(static_cast<int64_t>(d));
+    if (d >= -9.2e18 && d <= 9.2e18 && d == std::floor(d))
+      return std::optional<int64_t>(static_cast<int64_t>(d));
   }
   if (v->is_string()) {
     std::string_view s = v->as_string();

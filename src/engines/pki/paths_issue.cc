@@ -293,15 +293,27 @@ absl::Status PkiBackend::StoreCertificate(storage::Storage* s, X509* cert,
   return s->Put("certs/" + serial, json::serialize(rec));
 }
 
+absl::StatusOr<crypto::Cert> PkiBackend::SignAndStore(Request& req, crypto::CertTemplate& t,
+                                                      const X509_PUBKEY* spki, const Issuer& issuer,
+                                                      bool no_store) {
+  RETURN_IF_ERROR(RequireKey(issuer, "sign"));
+  ASSIGN_OR_RETURN(UrlConfig urls, LoadUrls(req.storage));
+  t.issuing_certificates = urls.issuing_certificates;
+  t.crl_distribution_points = urls.crl_distribution_points;
+  t.ocsp_servers = urls.ocsp_servers;
+  ASSIGN_OR_RETURN(crypto::Cert cert,
+                   crypto::SignCertificate(t, spki, issuer.cert.get(), issuer.key->key.get()));
+  if (!no_store) RETURN_IF_ERROR(StoreCertificate(req.storage, cert.get(), issuer.id));
+  return cert;
+}
+
 absl::StatusOr<Response> PkiBackend::Issue(Request& req, std::string_view role_name,
                                            std::string_view issuer_ref, bool with_csr) {
   ASSIGN_OR_RETURN(auto role, LoadRole(req.storage, role_name));
   const Role& r = *role;
   ASSIGN_OR_RETURN(auto issuer,
                    ResolveIssuer(req.storage, issuer_ref.empty() ? r.issuer_ref : issuer_ref));
-  if (!issuer->key)
-    return absl::InvalidArgumentError(
-        Cat("issuer ", issuer->id, " has no private key in this mount and cannot issue"));
+  RETURN_IF_ERROR(RequireKey(*issuer, "issue"));
   if (issuer->usage.find("issuing-certificates") == std::string::npos)
     return absl::InvalidArgumentError(
         Cat("issuer ", issuer->id, " is not allowed to issue certificates (usage)"));
@@ -312,9 +324,7 @@ absl::StatusOr<Response> PkiBackend::Issue(Request& req, std::string_view role_n
   X509_PUBKEY* generated_spki = nullptr;
   absl::Cleanup free_spki = [&] { X509_PUBKEY_free(generated_spki); };
   if (with_csr) {
-    std::string pem = GetString(req.data, "csr");
-    if (pem.empty()) return absl::InvalidArgumentError("the csr field is required (PEM)");
-    ASSIGN_OR_RETURN(csr, crypto::ParseCsr(pem));
+    ASSIGN_OR_RETURN(csr, CsrField(req.data));
     RETURN_IF_ERROR(CheckCsrKey(r, csr->key));
     subject_spki = X509_REQ_get_X509_PUBKEY(csr->req.get());
   } else {
@@ -430,14 +440,8 @@ absl::StatusOr<Response> PkiBackend::Issue(Request& req, std::string_view role_n
       r.max_ttl > 0 ? std::min(r.max_ttl, req.mount_max_ttl) : req.mount_max_ttl;
   ASSIGN_OR_RETURN(t.not_after, ComputeNotAfter(req.data, now, std::min(default_ttl, max_ttl),
                                                 max_ttl, issuer.get(), &warnings));
-  ASSIGN_OR_RETURN(UrlConfig urls, LoadUrls(req.storage));
-  t.issuing_certificates = urls.issuing_certificates;
-  t.crl_distribution_points = urls.crl_distribution_points;
-  t.ocsp_servers = urls.ocsp_servers;
 
-  ASSIGN_OR_RETURN(crypto::Cert cert, crypto::SignCertificate(t, subject_spki, issuer->cert.get(),
-                                                              issuer->key->key.get()));
-  if (!r.no_store) RETURN_IF_ERROR(StoreCertificate(req.storage, cert.get(), issuer->id));
+  ASSIGN_OR_RETURN(crypto::Cert cert, SignAndStore(req, t, subject_spki, *issuer, r.no_store));
 
   json::object out;
   ASSIGN_OR_RETURN(auto rr, JsonBool(req.data, "remove_roots_from_chain"));
@@ -461,12 +465,8 @@ absl::StatusOr<Response> PkiBackend::SignVerbatim(Request& req, std::string_view
                    ResolveIssuer(req.storage, !issuer_ref.empty() ? issuer_ref
                                               : role ? std::string_view(role->issuer_ref)
                                                      : "default"));
-  if (!issuer->key)
-    return absl::InvalidArgumentError(
-        Cat("issuer ", issuer->id, " has no private key in this mount and cannot issue"));
-  std::string pem = GetString(req.data, "csr");
-  if (pem.empty()) return absl::InvalidArgumentError("the csr field is required (PEM)");
-  ASSIGN_OR_RETURN(crypto::CsrInfo csr, crypto::ParseCsr(pem));
+  RETURN_IF_ERROR(RequireKey(*issuer, "issue"));
+  ASSIGN_OR_RETURN(crypto::CsrInfo csr, CsrField(req.data));
   if (role) RETURN_IF_ERROR(CheckCsrKey(*role, csr.key));
   {
     STACK_OF(X509_EXTENSION)* exts = X509_REQ_get_extensions(csr.req.get());
@@ -517,15 +517,8 @@ absl::StatusOr<Response> PkiBackend::SignVerbatim(Request& req, std::string_view
   int64_t def = role && role->ttl > 0 ? role->ttl : req.mount_default_ttl;
   ASSIGN_OR_RETURN(t.not_after, ComputeNotAfter(req.data, now, std::min(def, max_ttl), max_ttl,
                                                 issuer.get(), &warnings));
-  ASSIGN_OR_RETURN(UrlConfig urls, LoadUrls(req.storage));
-  t.issuing_certificates = urls.issuing_certificates;
-  t.crl_distribution_points = urls.crl_distribution_points;
-  t.ocsp_servers = urls.ocsp_servers;
-  ASSIGN_OR_RETURN(crypto::Cert cert,
-                   crypto::SignCertificate(t, X509_REQ_get_X509_PUBKEY(csr.req.get()),
-                                           issuer->cert.get(), issuer->key->key.get()));
-  if (!role || !role->no_store)
-    RETURN_IF_ERROR(StoreCertificate(req.storage, cert.get(), issuer->id));
+  ASSIGN_OR_RETURN(crypto::Cert cert, SignAndStore(req, t, X509_REQ_get_X509_PUBKEY(csr.req.get()),
+                                                   *issuer, role && role->no_store));
   json::object out;
   ASSIGN_OR_RETURN(auto rr, JsonBool(req.data, "remove_roots_from_chain"));
   RETURN_IF_ERROR(FormatCertificate(out, cert.get(), issuer.get(), GetString(req.data, "format"),
@@ -537,12 +530,8 @@ absl::StatusOr<Response> PkiBackend::SignVerbatim(Request& req, std::string_view
 
 absl::StatusOr<Response> PkiBackend::SignIntermediate(Request& req, std::string_view issuer_ref) {
   ASSIGN_OR_RETURN(auto issuer, ResolveIssuer(req.storage, issuer_ref));
-  if (!issuer->key)
-    return absl::InvalidArgumentError(
-        Cat("issuer ", issuer->id, " has no private key in this mount and cannot sign"));
-  std::string pem = GetString(req.data, "csr");
-  if (pem.empty()) return absl::InvalidArgumentError("the csr field is required (PEM)");
-  ASSIGN_OR_RETURN(crypto::CsrInfo csr, crypto::ParseCsr(pem));
+  RETURN_IF_ERROR(RequireKey(*issuer, "sign"));
+  ASSIGN_OR_RETURN(crypto::CsrInfo csr, CsrField(req.data));
   ASSIGN_OR_RETURN(auto ucv, JsonBool(req.data, "use_csr_values"));
   crypto::CertTemplate t;
   t.is_ca = true;
@@ -586,14 +575,8 @@ absl::StatusOr<Response> PkiBackend::SignIntermediate(Request& req, std::string_
   t.not_before = now - nbd.value_or(30);
   ASSIGN_OR_RETURN(t.not_after, ComputeNotAfter(req.data, now, req.mount_max_ttl, req.mount_max_ttl,
                                                 issuer.get(), &warnings));
-  ASSIGN_OR_RETURN(UrlConfig urls, LoadUrls(req.storage));
-  t.issuing_certificates = urls.issuing_certificates;
-  t.crl_distribution_points = urls.crl_distribution_points;
-  t.ocsp_servers = urls.ocsp_servers;
   ASSIGN_OR_RETURN(crypto::Cert cert,
-                   crypto::SignCertificate(t, X509_REQ_get_X509_PUBKEY(csr.req.get()),
-                                           issuer->cert.get(), issuer->key->key.get()));
-  RETURN_IF_ERROR(StoreCertificate(req.storage, cert.get(), issuer->id));
+                   SignAndStore(req, t, X509_REQ_get_X509_PUBKEY(csr.req.get()), *issuer, false));
   json::object out;
   RETURN_IF_ERROR(
       FormatCertificate(out, cert.get(), issuer.get(), GetString(req.data, "format"), false));

@@ -14,14 +14,6 @@ using core::Response;
 
 namespace {
 
-Response RawBody(std::string body, std::string content_type) {
-  Response r;
-  r.raw = true;
-  r.raw_body = std::move(body);
-  r.content_type = std::move(content_type);
-  return r;
-}
-
 absl::Status CheckType(std::string_view type, bool allow_existing) {
   if (type == "internal" || type == "exported") return absl::OkStatus();
   if (type == "existing" && allow_existing) return absl::OkStatus();

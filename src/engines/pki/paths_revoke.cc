@@ -23,23 +23,6 @@ namespace {
 
 constexpr size_t kPage = 1000;
 
-Response RawBody(std::string body, std::string content_type) {
-  Response r;
-  r.raw = true;
-  r.raw_body = std::move(body);
-  r.content_type = std::move(content_type);
-  return r;
-}
-
-absl::StatusOr<std::optional<json::object>> GetJson(storage::Storage* s, std::string_view key) {
-  ASSIGN_OR_RETURN(auto raw, s->Get(key));
-  if (!raw) return std::optional<json::object>();
-  boost::system::error_code ec;
-  auto v = json::parse(*raw, ec);
-  if (ec || !v.is_object()) return absl::DataLossError(Cat("stored ", key, " is not JSON"));
-  return std::optional<json::object>(std::move(v.as_object()));
-}
-
 int64_t GetInt(const json::object& o, std::string_view k) {
   const json::value* v = o.if_contains(k);
   return v && v->is_int64() ? v->as_int64() : 0;

@@ -149,8 +149,6 @@ void PkiBackend::InvalidateCaches() {
   crl_config_.reset();
 }
 
-namespace {
-
 absl::StatusOr<std::optional<json::object>> GetJson(storage::Storage* s, std::string_view key) {
   ASSIGN_OR_RETURN(auto raw, s->Get(key));
   if (!raw) return std::optional<json::object>();
@@ -160,7 +158,25 @@ absl::StatusOr<std::optional<json::object>> GetJson(storage::Storage* s, std::st
   return std::optional<json::object>(std::move(v.as_object()));
 }
 
-}  // namespace
+Response RawBody(std::string body, std::string content_type) {
+  Response r;
+  r.raw = true;
+  r.raw_body = std::move(body);
+  r.content_type = std::move(content_type);
+  return r;
+}
+
+absl::Status RequireKey(const Issuer& issuer, std::string_view action) {
+  if (issuer.key) return absl::OkStatus();
+  return absl::InvalidArgumentError(
+      Cat("issuer ", issuer.id, " has no private key in this mount and cannot ", action));
+}
+
+absl::StatusOr<crypto::CsrInfo> CsrField(const json::object& data) {
+  std::string pem = GetString(data, "csr");
+  if (pem.empty()) return absl::InvalidArgumentError("the csr field is required (PEM)");
+  return crypto::ParseCsr(pem);
+}
 
 // Loads every issuer and key of the mount (a handful; never the issued certificates).
 absl::Status PkiBackend::LoadIssuersLocked(storage::Storage* s) {

@@ -167,6 +167,10 @@ class PkiBackend final : public core::Backend {
                                               std::string_view issuer_ref);
   absl::StatusOr<core::Response> SignIntermediate(core::Request& req, std::string_view issuer_ref);
   absl::StatusOr<core::Response> SignSelfIssued(core::Request& req, std::string_view issuer_ref);
+  // Adds config/urls to `t`, signs it with `issuer` and stores the result unless `no_store`.
+  absl::StatusOr<crypto::Cert> SignAndStore(core::Request& req, crypto::CertTemplate& t,
+                                            const X509_PUBKEY* spki, const Issuer& issuer,
+                                            bool no_store);
 
   // paths_revoke.cc
   absl::StatusOr<core::Response> Revoke(core::Request& req, bool with_key);
@@ -240,6 +244,16 @@ absl::Status FormatCertificate(json::object& out, X509* cert, const Issuer* issu
                                std::string_view format, bool remove_roots);
 absl::Status AddPrivateKey(json::object& out, EVP_PKEY* key, std::string_view format,
                            std::string_view key_format);
+
+// Shared storage and response helpers.
+// The JSON object stored at `key`; nullopt when absent, DataLoss when not an object.
+absl::StatusOr<std::optional<json::object>> GetJson(storage::Storage* s, std::string_view key);
+// A response sent as it is (DER, PEM), outside Vault's JSON envelope.
+core::Response RawBody(std::string body, std::string content_type);
+// InvalidArgument unless the mount holds the issuer's private key.
+absl::Status RequireKey(const Issuer& issuer, std::string_view action);
+// The request's "csr" field, parsed and signature-checked.
+absl::StatusOr<crypto::CsrInfo> CsrField(const json::object& data);
 
 // Shared response helpers.
 std::string HyphenSerial(std::string_view colon);
