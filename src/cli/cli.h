@@ -31,6 +31,9 @@ void AddClientFlags(CLI::App* app, ClientFlags* f);
 void RegisterClientCommands(CLI::App& app, int* exit_code);
 // Registers `coffer pki ...`.
 void RegisterPkiCommands(CLI::App& app, int* exit_code);
+// Registers `coffer cluster ...` and `coffer agent ...`.
+void RegisterClusterCommands(CLI::App& app, int* exit_code);
+void RegisterAgentCommands(CLI::App& app, int* exit_code);
 // Registers `coffer server`.
 void RegisterServerCommand(CLI::App& app, int* exit_code);
 

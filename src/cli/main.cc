@@ -41,6 +41,8 @@ int main(int argc, char** argv) {
   coffer::cli::RegisterClientCommands(app, &exit_code);
   coffer::cli::RegisterAuthCommands(app, &exit_code);
   coffer::cli::RegisterPkiCommands(app, &exit_code);
+  coffer::cli::RegisterClusterCommands(app, &exit_code);
+  coffer::cli::RegisterAgentCommands(app, &exit_code);
   app.add_subcommand("version", "Print the version")->callback([] {
     std::cout << "Coffer v" << COFFER_VERSION << "\n";
   });

@@ -14,6 +14,7 @@
 
 #include "cli/client_util.h"
 #include "crypto/x509.h"
+#include "util/files.h"
 #include "util/status.h"
 
 namespace coffer::cli {
@@ -21,26 +22,6 @@ namespace json = boost::json;
 namespace {
 
 // temp file in the same folder, fsync, rename: readers see the old file or the new one.
-bool WriteFileAtomic(const std::string& path, std::string_view data, mode_t mode) {
-  std::string tmp = path + ".coffer-tmp";
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
-  if (fd < 0) return false;
-  bool ok = ::fchmod(fd, mode) == 0;
-  size_t off = 0;
-  while (ok && off < data.size()) {
-    ssize_t n = ::write(fd, data.data() + off, data.size() - off);
-    if (n <= 0)
-      ok = false;
-    else
-      off += static_cast<size_t>(n);
-  }
-  ok = ok && ::fsync(fd) == 0;
-  ok = (::close(fd) == 0) && ok;
-  if (ok) ok = ::rename(tmp.c_str(), path.c_str()) == 0;
-  if (!ok) ::unlink(tmp.c_str());
-  return ok;
-}
-
 std::string Trim(std::string s) {
   while (!s.empty() && (s.back() == '\n' || s.back() == '\r')) s.pop_back();
   return s + "\n";
@@ -95,8 +76,8 @@ void IssueOrSign(PkiArgs* a, bool sign, int* exit_code) {
     } else {
       text = Trim(std::string(d.at(key).as_string()));
     }
-    if (!WriteFileAtomic(path, text, mode)) {
-      std::cerr << "Error: cannot write " << path << ": " << std::strerror(errno) << "\n";
+    if (auto st = files::WriteAtomic(path, text, mode); !st.ok()) {
+      std::cerr << "Error: " << st.message() << "\n";
       return false;
     }
     wrote = true;
@@ -206,8 +187,8 @@ void RegisterPkiCommands(CLI::App& app, int* exit_code) {
     }
     if (a->out.empty()) {
       std::cout << r->body;
-    } else if (!WriteFileAtomic(a->out, r->body, 0644)) {
-      std::cerr << "Error: cannot write " << a->out << "\n";
+    } else if (auto st = files::WriteAtomic(a->out, r->body, 0644); !st.ok()) {
+      std::cerr << "Error: " << st.message() << "\n";
       *exit_code = kExitLocal;
     }
   });

@@ -314,7 +314,39 @@ absl::StatusOr<Response> PkiBackend::ListCerts(Request& req, std::string_view pr
   }
   ASSIGN_OR_RETURN(auto keys, req.storage->List(prefix, after, limit));
   if (keys.empty()) return absl::NotFoundError("");
-  return Response::Data(json::object{{"keys", ToArray(keys)}});
+  json::object data{{"keys", ToArray(keys)}};
+  // Coffer extension (docs/compatibility.md): key_info=true adds each stored certificate's
+  // common name, expiry and issuer, so a page of 1,000 is one request (`coffer cluster status`).
+  std::string ki = param("key_info");
+  if (prefix == "certs/" && (ki == "true" || ki == "1")) {
+    if (limit == 0 || limit > 1000)
+      return absl::InvalidArgumentError("key_info=true needs a limit of at most 1000");
+    json::object info;
+    for (const auto& k : keys) {
+      ASSIGN_OR_RETURN(auto raw, req.storage->Get(Cat("certs/", k)));
+      if (!raw) continue;
+      boost::system::error_code ec;
+      auto v = json::parse(*raw, ec);
+      if (ec || !v.is_object()) continue;
+      const auto& o = v.as_object();
+      json::object e;
+      if (auto* na = o.if_contains("not_after"); na && na->is_int64())
+        e["expiration"] = na->as_int64();
+      if (auto* iss = o.if_contains("issuer_id"); iss && iss->is_string())
+        e["issuer_id"] = iss->as_string();
+      if (auto* der = o.if_contains("der"); der && der->is_string()) {
+        auto bytes = Base64Decode(std::string_view(der->as_string()));
+        if (bytes) {
+          auto cert = crypto::ParseCertDer(*bytes);
+          if (cert.ok())
+            e["common_name"] = crypto::CommonName(X509_get_subject_name(cert->get()));
+        }
+      }
+      info[k] = std::move(e);
+    }
+    data["key_info"] = std::move(info);
+  }
+  return Response::Data(std::move(data));
 }
 
 absl::StatusOr<Response> PkiBackend::Tidy(Request& req) {

@@ -1,0 +1,498 @@
+#include "agent/agent.h"
+
+#include <openssl/sha.h>
+#include <openssl/x509v3.h>
+#include <sys/wait.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <random>
+#include <thread>
+#include <vector>
+
+#include "crypto/x509.h"
+#include "util/encoding.h"
+#include "util/files.h"
+#include "util/log.h"
+#include "util/status.h"
+
+namespace coffer::agent {
+namespace json = boost::json;
+namespace {
+
+std::string TrimLine(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' ')) s.pop_back();
+  return s;
+}
+
+std::string Join(const std::vector<std::string>& v) {
+  std::string out;
+  for (const auto& s : v) out += (out.empty() ? "" : ",") + s;
+  return out;
+}
+
+std::string Field(const json::object& o, std::string_view k) {
+  if (auto* v = o.if_contains(k); v && v->is_string()) return std::string(v->as_string());
+  return {};
+}
+
+// The PEM of the certificate a kubeconfig embeds (client-certificate-data), or "".
+std::string KubeconfigCert(const std::string& text) {
+  const std::string key = "client-certificate-data: ";
+  size_t p = text.find(key);
+  if (p == std::string::npos) return {};
+  size_t e = text.find('\n', p);
+  auto pem = Base64Decode(text.substr(p + key.size(), e - p - key.size()));
+  return pem.value_or("");
+}
+
+std::string KubeconfigKey(const std::string& text) {
+  const std::string key = "client-key-data: ";
+  size_t p = text.find(key);
+  if (p == std::string::npos) return {};
+  size_t e = text.find('\n', p);
+  auto pem = Base64Decode(text.substr(p + key.size(), e - p - key.size()));
+  return pem.value_or("");
+}
+
+std::vector<std::string> Sorted(std::vector<std::string> v) {
+  std::sort(v.begin(), v.end());
+  v.erase(std::unique(v.begin(), v.end()), v.end());
+  return v;
+}
+
+// The certificate's DNS SANs, and its IP SANs as raw address bytes.
+void Sans(X509* c, std::vector<std::string>* dns, std::vector<std::string>* ips) {
+  auto* names =
+      static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(c, NID_subject_alt_name, nullptr, nullptr));
+  if (!names) return;
+  for (int i = 0; i < sk_GENERAL_NAME_num(names); ++i) {
+    const GENERAL_NAME* g = sk_GENERAL_NAME_value(names, i);
+    if (g->type == GEN_DNS) {
+      dns->emplace_back(reinterpret_cast<const char*>(ASN1_STRING_get0_data(g->d.dNSName)),
+                        ASN1_STRING_length(g->d.dNSName));
+    } else if (g->type == GEN_IPADD) {
+      ips->emplace_back(reinterpret_cast<const char*>(ASN1_STRING_get0_data(g->d.iPAddress)),
+                        ASN1_STRING_length(g->d.iPAddress));
+    }
+  }
+  GENERAL_NAMES_free(names);
+}
+
+// A configured IP address as raw bytes ("" when it does not parse).
+std::string IpBytes(const std::string& ip) {
+  ASN1_OCTET_STRING* o = a2i_IPADDRESS(ip.c_str());
+  if (!o) return {};
+  std::string out(reinterpret_cast<const char*>(o->data), o->length);
+  ASN1_OCTET_STRING_free(o);
+  return out;
+}
+
+absl::Status RunHook(const std::string& cmd, const std::string& name) {
+  int rc = std::system(cmd.c_str());
+  if (rc != 0) {
+    int code = WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+    log::Warn("agent: renewal hook failed",
+              {{"certificate", name}, {"exit_status", std::to_string(code)}});
+    return absl::InternalError(Cat("hook for ", name, " exited with ", code));
+  }
+  log::Info("agent: ran renewal hook", {{"certificate", name}});
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+std::string RenderKubeconfig(const KubeconfigSpec& k, std::string_view ca_pem,
+                             std::string_view cert_pem, std::string_view key_pem) {
+  const std::string ctx = Cat(k.user, "@", k.cluster);
+  return Cat(
+      "apiVersion: v1\nkind: Config\nclusters:\n- cluster:\n    certificate-authority-data: ",
+      Base64Encode(ca_pem), "\n    server: ", k.server, "\n  name: ", k.cluster,
+      "\ncontexts:\n- context:\n    cluster: ", k.cluster, "\n    user: ", k.user,
+      "\n  name: ", ctx, "\ncurrent-context: ", ctx, "\npreferences: {}\nusers:\n- name: ", k.user,
+      "\n  user:\n    client-certificate-data: ", Base64Encode(cert_pem),
+      "\n    client-key-data: ", Base64Encode(key_pem), "\n");
+}
+
+Agent::Agent(Config c, const Clock* clock)
+    : api_([&] {
+        http::ClientOptions o;
+        o.address = c.address;
+        o.ca_cert = c.ca_cert;
+        o.timeout = std::chrono::seconds(30);
+        return o;
+      }()),
+      c_(std::move(c)),
+      clock_(clock) {}
+
+int64_t Agent::RenewAt(int64_t not_before, int64_t not_after, std::string_view serial,
+                       std::string_view node) {
+  unsigned char h[SHA256_DIGEST_LENGTH];
+  std::string in = Cat(serial, "/", node);
+  SHA256(reinterpret_cast<const unsigned char*>(in.data()), in.size(), h);
+  uint32_t x = (uint32_t(h[0]) << 24) | (uint32_t(h[1]) << 16) | (uint32_t(h[2]) << 8) | h[3];
+  double frac = 0.60 + 0.15 * (static_cast<double>(x) / 4294967296.0);
+  int64_t life = std::max<int64_t>(0, not_after - not_before);
+  return not_before + static_cast<int64_t>(static_cast<double>(life) * frac);
+}
+
+int64_t Agent::BackoffMs(int attempt) const {
+  double d = static_cast<double>(c_.retry_min_ms) * std::pow(2.0, std::min(attempt, 30));
+  d = std::min(d, static_cast<double>(c_.retry_max_ms));
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  std::uniform_real_distribution<double> jitter(0.5, 1.0);
+  return static_cast<int64_t>(d * jitter(rng));
+}
+
+absl::Status Agent::EnsureToken() {
+  if (c_.token_path.empty()) {
+    if (c_.token.empty())
+      return absl::FailedPreconditionError("no token: set COFFER_TOKEN or give -config");
+    api_.set_token(c_.token);
+    return absl::OkStatus();
+  }
+  ASSIGN_OR_RETURN(auto have, files::ReadIfExists(c_.token_path));
+  if (have && !TrimLine(*have).empty()) {
+    api_.set_token(TrimLine(*have));
+    return absl::OkStatus();
+  }
+  if (c_.init_token_path.empty())
+    return absl::FailedPreconditionError(
+        Cat("no token at ", c_.token_path, " and no init_token_path configured"));
+  ASSIGN_OR_RETURN(auto init, files::ReadIfExists(c_.init_token_path));
+  if (!init || TrimLine(*init).empty())
+    return absl::FailedPreconditionError(
+        Cat("no token at ", c_.token_path, " and no init token at ", c_.init_token_path,
+            ": ask the operator for one (coffer cluster init-token)"));
+  http::Api with_init = api_;
+  std::string init_token = TrimLine(*init);
+  with_init.set_token(init_token);
+  std::fill(init_token.begin(), init_token.end(), '\0');
+  json::object body{{"display_name", Cat("node-", c_.node_name)}};
+  if (!c_.node_name.empty()) body["meta"] = json::object{{"node", c_.node_name}};
+  auto r = with_init.Write(Cat("auth/token/create/", c_.token_role), body);
+  with_init.set_token("");
+  if (!r.ok()) {
+    if (absl::IsPermissionDenied(r.status()))
+      return absl::PermissionDeniedError(
+          Cat("the init token at ", c_.init_token_path,
+              " was refused (used, expired or revoked): ask the operator for a new one "
+              "(coffer cluster init-token); server said: ",
+              std::string(r.status().message())));
+    return r.status();
+  }
+  const json::value* a = r->if_contains("auth");
+  if (!a || !a->is_object()) return absl::InternalError("token create returned no auth block");
+  std::string token = Field(a->as_object(), "client_token");
+  files::WriteOptions w;
+  w.mode = 0600;
+  RETURN_IF_ERROR(files::WriteAtomic(c_.token_path, token + "\n", w));
+  RETURN_IF_ERROR(files::Wipe(c_.init_token_path));
+  api_.set_token(token);
+  std::fill(token.begin(), token.end(), '\0');
+  log::Info("agent: exchanged the init token for the node token; init token wiped",
+            {{"token_role", c_.token_role}, {"accessor", Field(a->as_object(), "accessor")}});
+  return absl::OkStatus();
+}
+
+absl::StatusOr<int64_t> Agent::RenewToken() {
+  RETURN_IF_ERROR(EnsureToken());
+  ASSIGN_OR_RETURN(auto r, api_.Write("auth/token/renew-self", json::object{}));
+  const json::value* a = r.if_contains("auth");
+  int64_t ttl = 0;
+  if (a && a->is_object())
+    if (auto* d = a->as_object().if_contains("lease_duration"); d && d->is_number())
+      ttl = d->to_number<int64_t>();
+  log::Info("agent: renewed the node token", {{"ttl", Cat(ttl, "s")}});
+  return ttl;
+}
+
+absl::StatusOr<int64_t> Agent::TokenTtl() {
+  RETURN_IF_ERROR(EnsureToken());
+  ASSIGN_OR_RETURN(auto d, api_.Read("auth/token/lookup-self"));
+  if (auto* t = d.if_contains("ttl"); t && t->is_number()) return t->to_number<int64_t>();
+  return 0;
+}
+
+CertState Agent::Inspect(const CertSpec& s) const {
+  CertState st;
+  std::string cert_pem, key_pem;
+  if (!s.cert_file.empty()) {
+    auto c = files::ReadIfExists(s.cert_file);
+    if (c.ok() && *c) cert_pem = **c;
+    auto k = files::ReadIfExists(s.key_file);
+    if (k.ok() && *k) key_pem = **k;
+  } else {
+    auto kc = files::ReadIfExists(s.kubeconfig.path);
+    if (kc.ok() && *kc) {
+      cert_pem = KubeconfigCert(**kc);
+      key_pem = KubeconfigKey(**kc);
+    }
+  }
+  if (cert_pem.empty()) {
+    st.reason = "no certificate yet";
+    st.new_key = key_pem.empty();
+    return st;
+  }
+  auto cert = crypto::ParseCertPem(cert_pem);
+  if (!cert.ok()) {
+    st.reason = "the certificate file is unreadable";
+    return st;
+  }
+  st.present = true;
+  st.serial = crypto::SerialColon(cert->get());
+  st.not_before = crypto::NotBeforeUnix(cert->get());
+  st.not_after = crypto::NotAfterUnix(cert->get());
+  st.renew_at = RenewAt(st.not_before, st.not_after, st.serial, c_.node_name);
+  auto key = crypto::ParsePrivateKeyPem(key_pem);
+  std::fill(key_pem.begin(), key_pem.end(), '\0');
+  if (!key.ok()) {
+    st.reason = "the key file is missing or unreadable";
+    st.new_key = true;
+    return st;
+  }
+  auto spec = crypto::DescribeKey(key->get());
+  if (!spec.ok() || crypto::KeyTypeName(spec->type) != s.key_type ||
+      (s.key_type != "ed25519" && spec->bits != s.key_bits)) {
+    st.reason = "the key's type or size differs from the config";
+    st.new_key = true;
+    return st;
+  }
+  EVP_PKEY* cert_key = X509_get0_pubkey(cert->get());
+  if (!cert_key || !crypto::SameKey(cert_key, key->get())) {
+    st.reason = "the key does not match the certificate";
+    return st;
+  }
+  if (crypto::CommonName(X509_get_subject_name(cert->get())) != s.common_name) {
+    st.reason = "the common name changed";
+    return st;
+  }
+  std::vector<std::string> dns, ips, want_ips;
+  Sans(cert->get(), &dns, &ips);
+  for (const auto& ip : s.ip_sans) want_ips.push_back(IpBytes(ip));
+  if (Sorted(dns) != Sorted(s.dns_sans) || Sorted(ips) != Sorted(want_ips)) {
+    st.reason = "the SANs changed";
+    return st;
+  }
+  if (!s.cert_file.empty() && !s.ca_file.empty()) {
+    auto ca = files::ReadIfExists(s.ca_file);
+    if (!ca.ok() || !*ca) {
+      st.reason = "the CA file is missing";
+      return st;
+    }
+  }
+  if (!s.kubeconfig.path.empty()) {
+    auto kc = files::ReadIfExists(s.kubeconfig.path);
+    if (!kc.ok() || !*kc) {
+      st.reason = "the kubeconfig is missing";
+      return st;
+    }
+  }
+  const int64_t now = clock_->NowUnix();
+  if (now >= st.not_after) {
+    st.reason = "expired";
+  } else if (now >= st.renew_at) {
+    st.reason = "past its renewal point";
+  }
+  return st;
+}
+
+absl::StatusOr<CertState> Agent::Renew(const CertSpec& s, bool rotate_key) {
+  RETURN_IF_ERROR(EnsureToken());
+  CertState before = Inspect(s);
+  crypto::PKey key;
+  bool new_key = rotate_key || before.new_key;
+  if (!new_key) {
+    std::string key_pem;
+    if (!s.key_file.empty()) {
+      auto k = files::ReadIfExists(s.key_file);
+      if (k.ok() && *k) key_pem = **k;
+    } else if (auto kc = files::ReadIfExists(s.kubeconfig.path); kc.ok() && *kc) {
+      key_pem = KubeconfigKey(**kc);
+    }
+    auto parsed = crypto::ParsePrivateKeyPem(key_pem);
+    std::fill(key_pem.begin(), key_pem.end(), '\0');
+    if (parsed.ok()) {
+      key = std::move(*parsed);
+    } else {
+      new_key = true;
+    }
+  }
+  if (new_key) {
+    ASSIGN_OR_RETURN(auto spec, crypto::ParseKeySpec(s.key_type, s.key_bits));
+    ASSIGN_OR_RETURN(key, crypto::GenerateKey(spec));
+  }
+  crypto::CsrRequest req;
+  req.common_name = s.common_name;
+  req.dns_names = s.dns_sans;
+  req.ip_sans = s.ip_sans;
+  ASSIGN_OR_RETURN(std::string csr, crypto::MakeCsrPem(key.get(), req));
+  json::object body{{"csr", csr},
+                    {"common_name", s.common_name},
+                    {"alt_names", Join(s.dns_sans)},
+                    {"ip_sans", Join(s.ip_sans)},
+                    {"exclude_cn_from_sans", true},
+                    {"format", "pem"}};
+  if (s.ttl > 0) body["ttl"] = Cat(s.ttl, "s");
+  ASSIGN_OR_RETURN(auto resp, api_.Write(s.role, body));
+  const json::value* dv = resp.if_contains("data");
+  if (!dv || !dv->is_object()) return absl::InternalError(Cat(s.role, " returned no data"));
+  const auto& d = dv->as_object();
+  std::string cert_pem = Field(d, "certificate") + "\n";
+  std::string ca_pem;
+  if (auto* chain = d.if_contains("ca_chain");
+      chain && chain->is_array() && !chain->as_array().empty()) {
+    for (const auto& c : chain->as_array())
+      if (c.is_string()) ca_pem += std::string(c.as_string()) + "\n";
+  } else {
+    ca_pem = Field(d, "issuing_ca") + "\n";
+  }
+  ASSIGN_OR_RETURN(auto key_pem, crypto::PrivateKeyPem(key.get(), "pkcs8"));
+  files::WriteOptions kw{0600, s.owner, s.group};
+  files::WriteOptions cw{static_cast<mode_t>(s.mode), s.owner, s.group};
+  files::WriteOptions caw{0644, s.owner, s.group};
+  if (!s.cert_file.empty()) {
+    // Key first only when it changed: between the two renames a reader may see the new key with
+    // the old certificate for an instant (never a torn file).
+    if (new_key) RETURN_IF_ERROR(files::WriteAtomic(s.key_file, key_pem.view(), kw));
+    RETURN_IF_ERROR(files::WriteAtomic(s.cert_file, cert_pem, cw));
+    if (!s.ca_file.empty()) RETURN_IF_ERROR(files::WriteAtomic(s.ca_file, ca_pem, caw));
+  }
+  if (!s.kubeconfig.path.empty()) {
+    std::string kc = RenderKubeconfig(s.kubeconfig, ca_pem, cert_pem, key_pem.view());
+    auto st = files::WriteAtomic(s.kubeconfig.path, kc, kw);
+    std::fill(kc.begin(), kc.end(), '\0');
+    RETURN_IF_ERROR(st);
+  }
+  CertState after = Inspect(s);
+  log::Info("agent: renewed certificate",
+            {{"certificate", s.name},
+             {"serial", Field(d, "serial_number")},
+             {"expiration", Cat(after.not_after)},
+             {"renew_at", Cat(after.renew_at)},
+             {"new_key", new_key ? "true" : "false"},
+             {"reason", before.reason.empty() ? "forced" : before.reason}});
+  if (!s.exec.empty()) (void)RunHook(s.exec, s.name);
+  return after;
+}
+
+absl::Status Agent::FetchSecret(const SecretSpec& s) {
+  RETURN_IF_ERROR(EnsureToken());
+  ASSIGN_OR_RETURN(auto d, api_.Read(s.path));
+  const json::value* v = d.if_contains(s.field);
+  // kv v2 nests the fields under data.data.
+  if (!v)
+    if (auto* inner = d.if_contains("data"); inner && inner->is_object())
+      v = inner->as_object().if_contains(s.field);
+  if (!v) return absl::NotFoundError(Cat(s.path, " has no field \"", s.field, "\""));
+  std::string text = v->is_string() ? std::string(v->as_string()) : json::serialize(*v);
+  auto have = files::ReadIfExists(s.dest);
+  if (have.ok() && *have && **have == text) return absl::OkStatus();
+  files::WriteOptions w{static_cast<mode_t>(s.mode), s.owner, s.group};
+  auto st = files::WriteAtomic(s.dest, text, w);
+  std::fill(text.begin(), text.end(), '\0');
+  RETURN_IF_ERROR(st);
+  log::Info("agent: wrote secret", {{"path", s.path}, {"field", s.field}, {"dest", s.dest}});
+  return absl::OkStatus();
+}
+
+bool Agent::Once(bool force) {
+  bool ok = true;
+  if (auto st = EnsureToken(); !st.ok()) {
+    log::Error("agent: no token", {{"error", std::string(st.message())}});
+    return false;
+  }
+  for (const auto& s : c_.certificates) {
+    CertState st = Inspect(s);
+    if (!force && st.reason.empty()) continue;
+    auto r = Renew(s);
+    if (!r.ok()) {
+      log::Error("agent: renewal failed",
+                 {{"certificate", s.name}, {"error", std::string(r.status().message())}});
+      // Still valid if the current one has not expired.
+      if (!st.present || clock_->NowUnix() >= st.not_after) ok = false;
+    }
+  }
+  for (const auto& s : c_.secrets) {
+    if (auto st = FetchSecret(s); !st.ok()) {
+      log::Error("agent: secret failed", {{"path", s.path}, {"error", std::string(st.message())}});
+      ok = false;
+    }
+  }
+  return ok;
+}
+
+void Agent::Run(const std::atomic<bool>* stop) {
+  using Ms = int64_t;
+  auto now_ms = [this] { return absl::ToUnixMillis(clock_->Now()); };
+  struct Item {
+    Ms next = 0;
+    int attempt = 0;
+  };
+  std::vector<Item> certs(c_.certificates.size());
+  std::vector<Item> secrets(c_.secrets.size());
+  Item token;
+  bool have_token_ttl = false;
+  log::Info("agent: started", {{"node", c_.node_name},
+                               {"certificates", Cat(c_.certificates.size())},
+                               {"server", c_.address}});
+  auto fail = [&](Item& it, std::string_view what, const absl::Status& st) {
+    Ms d = BackoffMs(it.attempt++);
+    it.next = now_ms() + d;
+    log::Warn("agent: will retry", {{"what", std::string(what)},
+                                    {"error", std::string(st.message())},
+                                    {"retry_in", Cat(d, "ms")},
+                                    {"attempt", Cat(it.attempt)}});
+  };
+  while (!stop->load()) {
+    Ms now = now_ms();
+    // Token: learn its TTL once, then renew at half of it.
+    if (token.next <= now) {
+      absl::StatusOr<int64_t> ttl = have_token_ttl ? RenewToken() : TokenTtl();
+      if (!ttl.ok()) {
+        fail(token, "token", ttl.status());
+      } else {
+        have_token_ttl = true;
+        token.attempt = 0;
+        // A token without TTL (root-like) is looked at again in an hour.
+        token.next = now_ms() + (*ttl > 0 ? *ttl * 500 : 3600 * 1000);
+      }
+    }
+    for (size_t i = 0; i < certs.size(); ++i) {
+      if (certs[i].next > now_ms()) continue;
+      const CertSpec& s = c_.certificates[i];
+      CertState st = Inspect(s);
+      if (st.reason.empty()) {
+        certs[i].next = st.renew_at * 1000;
+        continue;
+      }
+      auto r = Renew(s);
+      if (!r.ok()) {
+        fail(certs[i], Cat("certificate ", s.name), r.status());
+        // Never past expiry without trying: the backoff is capped by retry_max.
+        continue;
+      }
+      certs[i].attempt = 0;
+      certs[i].next = r->renew_at * 1000;
+    }
+    for (size_t i = 0; i < secrets.size(); ++i) {
+      if (secrets[i].next > now_ms()) continue;
+      auto st = FetchSecret(c_.secrets[i]);
+      if (!st.ok()) {
+        fail(secrets[i], Cat("secret ", c_.secrets[i].path), st);
+        continue;
+      }
+      secrets[i].attempt = 0;
+      secrets[i].next = now_ms() + 3600 * 1000;  // picked up again hourly (rotations)
+    }
+    Ms wake = token.next;
+    for (const auto& it : certs) wake = std::min(wake, it.next);
+    for (const auto& it : secrets) wake = std::min(wake, it.next);
+    while (!stop->load() && now_ms() < wake)
+      std::this_thread::sleep_for(std::chrono::milliseconds(std::min<Ms>(200, wake - now_ms())));
+  }
+  log::Info("agent: stopped", {{"node", c_.node_name}});
+}
+
+}  // namespace coffer::agent

@@ -1,0 +1,73 @@
+// The node agent: bootstraps its token from a one-use init token, keeps every configured
+// certificate valid (key made here and kept, CSR signed by the server's sign/:role), writes files
+// atomically with their owner and mode, writes kubeconfigs, runs reload hooks, and keeps going with
+// backoff while the server is down or sealed, leaving the current files in place.
+//
+// Schedule: a certificate is renewed at a point between 60% and 75% of its lifetime, chosen from a
+// hash of its serial and the node name (so `once` runs agree with a running daemon and a thousand
+// nodes do not all come at once); the token at half its TTL.
+#pragma once
+
+#include <atomic>
+#include <optional>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "agent/config.h"
+#include "http/api.h"
+#include "util/clock.h"
+
+namespace coffer::agent {
+
+// What is on disk for one certificate.
+struct CertState {
+  bool present = false;
+  std::string serial;
+  int64_t not_before = 0, not_after = 0;
+  int64_t renew_at = 0;  // when it is due (0: now)
+  std::string reason;    // why it is due now ("" when it is not)
+  bool new_key = false;  // the key must be replaced (missing, wrong type or size, mismatched)
+};
+
+class Agent {
+ public:
+  Agent(Config c, const Clock* clock);
+
+  const Config& config() const { return c_; }
+
+  // Loads the token file; without one, exchanges the init token (once) and wipes its file.
+  absl::Status EnsureToken();
+  // auth/token/renew-self; returns the new TTL in seconds.
+  absl::StatusOr<int64_t> RenewToken();
+  // The token's remaining TTL (lookup-self).
+  absl::StatusOr<int64_t> TokenTtl();
+
+  CertState Inspect(const CertSpec& s) const;
+  // Gets the certificate signed and writes its files; rotate_key forces a fresh key.
+  absl::StatusOr<CertState> Renew(const CertSpec& s, bool rotate_key = false);
+  absl::Status FetchSecret(const SecretSpec& s);
+
+  // One pass (for `agent once`): token, every certificate due (all with force), every secret.
+  // Returns true when everything is valid afterwards.
+  bool Once(bool force);
+
+  // The daemon loop, until *stop becomes true.
+  void Run(const std::atomic<bool>* stop);
+
+  // The renewal point for a certificate: not_before + lifetime * [0.60, 0.75).
+  static int64_t RenewAt(int64_t not_before, int64_t not_after, std::string_view serial,
+                         std::string_view node);
+  // Backoff before retry `attempt` (0-based): min * 2^attempt, capped at max, times [0.5, 1).
+  int64_t BackoffMs(int attempt) const;
+
+ private:
+  http::Api api_;
+  Config c_;
+  const Clock* clock_;
+};
+
+// Renders a kubeconfig with everything embedded (base64 CA, certificate and key).
+std::string RenderKubeconfig(const KubeconfigSpec& k, std::string_view ca_pem,
+                             std::string_view cert_pem, std::string_view key_pem);
+
+}  // namespace coffer::agent

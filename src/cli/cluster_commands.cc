@@ -1,0 +1,231 @@
+// `coffer cluster setup|status|import-ca|init-token|agent-config`.
+#include <iostream>
+#include <memory>
+
+#include "cli/client_util.h"
+#include "cluster/setup.h"
+#include "util/duration.h"
+#include "util/files.h"
+#include "util/status.h"
+
+namespace coffer::cli {
+namespace {
+
+struct ClusterArgs {
+  ClientFlags flags;
+  std::string cluster, node, ca, file, out;
+  std::vector<std::string> nodes, apiserver_sans;
+  std::string key_type, ca_ttl, leaf_ttl, service_ip, dns_domain, admin_group, token_period,
+      init_token_ttl;
+  std::string intermediate_of, csr_dir = ".", init_token_dir;
+  bool csr = false, dry_run = false;
+  int soonest = 10;
+  std::string root = "/etc/kubernetes", state_dir = "/var/lib/coffer-agent",
+              api_server = "https://127.0.0.1:6443";
+};
+
+int Fail(const absl::Status& st) {
+  std::cerr << "Error: " << std::string(st.message()) << "\n";
+  return absl::IsInvalidArgument(st) &&
+                 std::string(st.message()).find("HTTP") == std::string_view::npos
+             ? kExitLocal
+             : kExitRemote;
+}
+
+absl::Status ApplyFlags(ClusterArgs* a, CLI::App* cmd, cluster::ClusterSpec* s) {
+  auto set = [&](const char* flag) { return cmd->get_option(flag)->count() > 0; };
+  s->name = a->cluster;
+  if (set("--key-type")) RETURN_IF_ERROR(cluster::ParseKeyOption(a->key_type, s));
+  auto dur = [&](const char* flag, const std::string& v, int64_t* out) -> absl::Status {
+    if (!set(flag)) return absl::OkStatus();
+    auto d = ParseDurationSeconds(v);
+    if (!d.ok())
+      return absl::InvalidArgumentError(Cat(flag, ": ", std::string(d.status().message())));
+    *out = *d;
+    return absl::OkStatus();
+  };
+  RETURN_IF_ERROR(dur("--ca-ttl", a->ca_ttl, &s->ca_ttl));
+  RETURN_IF_ERROR(dur("--leaf-ttl", a->leaf_ttl, &s->leaf_ttl));
+  RETURN_IF_ERROR(dur("--token-period", a->token_period, &s->token_period));
+  RETURN_IF_ERROR(dur("--init-token-ttl", a->init_token_ttl, &s->init_token_ttl));
+  if (set("--service-ip")) s->service_ip = a->service_ip;
+  if (set("--dns-domain")) s->dns_domain = a->dns_domain;
+  if (set("--admin-group")) s->admin_group = a->admin_group;
+  if (set("--apiserver-san")) {
+    s->apiserver_dns_sans.clear();
+    s->apiserver_ip_sans.clear();
+    for (const auto& san : a->apiserver_sans) {
+      bool ip = !san.empty() && (std::isdigit(static_cast<unsigned char>(san[0])) ||
+                                 san.find(':') != std::string::npos);
+      (ip ? s->apiserver_ip_sans : s->apiserver_dns_sans).push_back(san);
+    }
+  }
+  if (set("--node")) {
+    s->nodes.clear();
+    for (const auto& n : a->nodes) {
+      ASSIGN_OR_RETURN(auto node, cluster::ParseNode(n));
+      s->nodes.push_back(std::move(node));
+    }
+  }
+  return s->Validate();
+}
+
+}  // namespace
+
+void RegisterClusterCommands(CLI::App& app, int* exit_code) {
+  auto a = std::make_shared<ClusterArgs>();
+  auto* cl = app.add_subcommand("cluster", "Lay out and inspect a Kubernetes cluster's PKI");
+  cl->require_subcommand(1);
+
+  auto* setup = cl->add_subcommand(
+      "setup",
+      "Create or update, idempotently, a cluster's CAs, roles, policies, token roles, secrets "
+      "and init tokens; prints the plan, then what changed");
+  AddClientFlags(setup, &a->flags);
+  setup->add_option("cluster", a->cluster, "Cluster name")->required();
+  setup->add_option("--node", a->nodes,
+                    "NAME:ROLE[+ROLE][:IP[,IP]] (roles: etcd, control-plane, worker); repeat. "
+                    "Without it the stored node list is kept");
+  setup->add_option("--key-type", a->key_type,
+                    "ec-p256 (default), ec-p384, rsa-2048, rsa-3072, rsa-4096, ed25519");
+  setup->add_option("--ca-ttl", a->ca_ttl, "CA validity (default 87600h)");
+  setup->add_option("--leaf-ttl", a->leaf_ttl, "Leaf validity (default 8760h)");
+  setup->add_option("--service-ip", a->service_ip, "The kubernetes service IP (10.96.0.1)");
+  setup->add_option("--dns-domain", a->dns_domain, "Cluster DNS domain (cluster.local)");
+  setup->add_option("--apiserver-san", a->apiserver_sans, "Extra API server name or IP; repeat");
+  setup->add_option("--admin-group", a->admin_group,
+                    "Organization of admin.conf: kubeadm:cluster-admins (default) or "
+                    "system:masters");
+  setup->add_option("--token-period", a->token_period, "Node token period (24h)");
+  setup->add_option("--init-token-ttl", a->init_token_ttl, "Init token TTL (168h)");
+  setup->add_option("--intermediate-of", a->intermediate_of,
+                    "Make the CAs intermediates signed by this PKI mount's default issuer");
+  setup->add_flag("--csr", a->csr, "Make CSRs for an external root instead (see import-ca)");
+  setup->add_option("--csr-dir", a->csr_dir, "Where --csr writes <ca>.csr");
+  setup->add_option("--init-token-dir", a->init_token_dir,
+                    "Write each node's one-use init token to DIR/<node>.token (0600)");
+  setup->add_flag("--dry-run", a->dry_run, "Print the plan only");
+  setup->callback([a, setup, exit_code] {
+    http::Api api(Resolve(a->flags));
+    cluster::SetupOptions o;
+    auto stored = cluster::LoadSpec(api, a->cluster);
+    if (stored.ok()) {
+      o.spec = *stored;
+    } else if (!absl::IsNotFound(stored.status())) {
+      *exit_code = Fail(stored.status());
+      return;
+    }
+    if (auto st = ApplyFlags(a.get(), setup, &o.spec); !st.ok()) {
+      *exit_code = Fail(st);
+      return;
+    }
+    o.intermediate_of = a->intermediate_of;
+    o.csr = a->csr;
+    o.csr_dir = a->csr_dir;
+    o.init_token_dir = a->init_token_dir;
+    o.dry_run = a->dry_run;
+    auto r = cluster::Setup(api, o, std::cout);
+    if (!r.ok()) *exit_code = Fail(r.status());
+  });
+
+  auto* status = cl->add_subcommand(
+      "status",
+      "Show a cluster's CAs, roles, nodes holding tokens and certificates expiring soonest");
+  AddClientFlags(status, &a->flags);
+  status->add_option("cluster", a->cluster, "Cluster name")->required();
+  status->add_option("--soonest", a->soonest, "How many certificates to list (10)");
+  status->callback([a, exit_code] {
+    http::Api api(Resolve(a->flags));
+    auto st = cluster::Status(api, a->cluster, a->soonest, std::time(nullptr), std::cout);
+    if (!st.ok()) *exit_code = Fail(st);
+  });
+
+  auto* imp = cl->add_subcommand(
+      "import-ca", "Install a CA certificate signed by an external root (after setup --csr)");
+  AddClientFlags(imp, &a->flags);
+  imp->add_option("cluster", a->cluster, "Cluster name")->required();
+  imp->add_option("ca", a->ca, "etcd, kubernetes or front-proxy")->required();
+  imp->add_option("file", a->file, "PEM certificate (chain allowed)")->required();
+  imp->callback([a, exit_code] {
+    auto pem = files::ReadIfExists(a->file);
+    if (!pem.ok() || !*pem) {
+      std::cerr << "Error: cannot read " << a->file << "\n";
+      *exit_code = kExitLocal;
+      return;
+    }
+    http::Api api(Resolve(a->flags));
+    auto st = cluster::ImportCa(api, a->cluster, a->ca, **pem, std::cout);
+    if (!st.ok()) *exit_code = Fail(st);
+  });
+
+  auto* it = cl->add_subcommand("init-token", "Make a new one-use init token for a node");
+  AddClientFlags(it, &a->flags);
+  it->add_option("cluster", a->cluster, "Cluster name")->required();
+  it->add_option("node", a->node, "Node name")->required();
+  it->add_option("--out", a->out, "Write it to this file (0600) instead of printing it");
+  it->callback([a, exit_code] {
+    http::Api api(Resolve(a->flags));
+    auto spec = cluster::LoadSpec(api, a->cluster);
+    if (!spec.ok()) {
+      *exit_code = Fail(spec.status());
+      return;
+    }
+    const cluster::NodeSpec* n = spec->Node(a->node);
+    if (!n) {
+      *exit_code = Fail(absl::InvalidArgumentError(
+          Cat("node \"", a->node, "\" is not part of cluster ", a->cluster)));
+      return;
+    }
+    auto t = cluster::NewInitToken(api, *spec, *n);
+    if (!t.ok()) {
+      *exit_code = Fail(t.status());
+      return;
+    }
+    if (a->out.empty()) {
+      std::cout << *t << "\n";
+    } else if (auto st = files::WriteAtomic(a->out, *t + "\n", 0600); !st.ok()) {
+      *exit_code = Fail(st);
+    }
+  });
+
+  auto* ac =
+      cl->add_subcommand("agent-config",
+                         "Print the agent configuration (JSON) for a node: every certificate of "
+                         "its roles in kubeadm's file layout");
+  AddClientFlags(ac, &a->flags);
+  ac->add_option("cluster", a->cluster, "Cluster name")->required();
+  ac->add_option("node", a->node, "Node name")->required();
+  ac->add_option("--root", a->root, "Kubernetes folder (/etc/kubernetes)");
+  ac->add_option("--state-dir", a->state_dir, "Agent token folder (/var/lib/coffer-agent)");
+  ac->add_option("--api-server", a->api_server, "API server URL for kubeconfigs");
+  ac->add_option("--out", a->out, "Write to this file instead of stdout");
+  ac->callback([a, exit_code] {
+    auto o = Resolve(a->flags);
+    http::Api api(o);
+    auto spec = cluster::LoadSpec(api, a->cluster);
+    if (!spec.ok()) {
+      *exit_code = Fail(spec.status());
+      return;
+    }
+    const cluster::NodeSpec* n = spec->Node(a->node);
+    if (!n) {
+      *exit_code = Fail(absl::InvalidArgumentError(
+          Cat("node \"", a->node, "\" is not part of cluster ", a->cluster)));
+      return;
+    }
+    cluster::AgentLayout l;
+    l.server_address = o.address;
+    l.server_ca_file = o.ca_cert;
+    l.root = a->root;
+    l.state_dir = a->state_dir;
+    l.api_server = a->api_server;
+    std::string text = boost::json::serialize(cluster::AgentConfig(*spec, *n, l)) + "\n";
+    if (a->out.empty()) {
+      std::cout << text;
+    } else if (auto st = files::WriteAtomic(a->out, text, 0644); !st.ok()) {
+      *exit_code = Fail(st);
+    }
+  });
+}
+
+}  // namespace coffer::cli

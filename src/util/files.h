@@ -1,0 +1,41 @@
+// File helpers for everything Coffer writes on a node (the agent, `coffer pki`, `cluster setup`):
+// atomic replacement with owner and mode, wiping a secret file, reading a file whole.
+#pragma once
+
+#include <sys/types.h>
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "absl/status/statusor.h"
+
+namespace coffer::files {
+
+struct WriteOptions {
+  mode_t mode = 0644;
+  std::string owner;         // user name or numeric uid; empty: leave as created
+  std::string group;         // group name or numeric gid; empty: leave as created
+  bool make_parents = true;  // creates missing parent folders (0755)
+};
+
+// Writes `data` to `path` atomically: a temporary file in the same folder created with `mode`
+// (never wider, whatever the umask), written, fsynced, chowned, renamed over `path`, and the folder
+// fsynced. A reader sees the old file or the new one, never a mix; a crash leaves no partial file.
+absl::Status WriteAtomic(const std::string& path, std::string_view data, const WriteOptions& o);
+inline absl::Status WriteAtomic(const std::string& path, std::string_view data, mode_t mode) {
+  WriteOptions o;
+  o.mode = mode;
+  return WriteAtomic(path, data, o);
+}
+
+// The file's bytes; nullopt when it does not exist; an error when it cannot be read.
+absl::StatusOr<std::optional<std::string>> ReadIfExists(const std::string& path);
+
+// Overwrites the file's bytes with zeros, fsyncs, and unlinks it (for used init tokens).
+absl::Status Wipe(const std::string& path);
+
+// "0640" -> 0640. InvalidArgument for anything but 3-4 octal digits.
+absl::StatusOr<mode_t> ParseMode(std::string_view text);
+
+}  // namespace coffer::files
