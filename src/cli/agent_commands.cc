@@ -32,11 +32,13 @@ struct AgentArgs {
   int key_bits = 0;
 };
 
+// Vault's exit codes: 2 for what the server said or could not say (HTTP errors, connection
+// failures), 1 for local problems (flags, config, files).
 int Fail(const absl::Status& st) {
   std::cerr << "Error: " << std::string(st.message()) << "\n";
-  return absl::IsInvalidArgument(st) || absl::IsNotFound(st) || absl::IsFailedPrecondition(st)
-             ? kExitLocal
-             : kExitRemote;
+  const bool remote = std::string(st.message()).find(": HTTP ") != std::string::npos ||
+                      absl::IsUnavailable(st) || absl::IsPermissionDenied(st);
+  return remote ? kExitRemote : kExitLocal;
 }
 
 absl::StatusOr<agent::Config> ConfigFor(const AgentArgs& a, bool required) {

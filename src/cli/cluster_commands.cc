@@ -24,12 +24,13 @@ struct ClusterArgs {
               api_server = "https://127.0.0.1:6443";
 };
 
+// Vault's exit codes: 2 for what the server said or could not say (HTTP errors, connection
+// failures), 1 for local problems (flags, config, files).
 int Fail(const absl::Status& st) {
   std::cerr << "Error: " << std::string(st.message()) << "\n";
-  return absl::IsInvalidArgument(st) &&
-                 std::string(st.message()).find("HTTP") == std::string_view::npos
-             ? kExitLocal
-             : kExitRemote;
+  const bool remote = std::string(st.message()).find(": HTTP ") != std::string::npos ||
+                      absl::IsUnavailable(st) || absl::IsPermissionDenied(st);
+  return remote ? kExitRemote : kExitLocal;
 }
 
 absl::Status ApplyFlags(ClusterArgs* a, CLI::App* cmd, cluster::ClusterSpec* s) {

@@ -1,0 +1,393 @@
+"""`coffer cluster setup` and the agent's one-shot commands against a real server over TLS:
+idempotent setup (plan, changes, "no changes", re-tune and role repair), certificates that match
+kubeadm's (a table per certificate, read back with the openssl CLI), what each token may and may
+not do, init tokens that work once, file modes, kubeconfigs, intermediate CAs and external roots.
+"""
+import base64
+import json
+import os
+import re
+import stat
+import subprocess
+import unittest
+
+from harness import ServerTest
+
+NODES = ["etcd-1:etcd:127.0.0.11", "cp-1:control-plane:10.0.0.2", "w-1:worker:10.0.0.3",
+         "w-2:worker:10.0.0.4"]
+
+
+def read(path):
+    with open(path) as f:
+        return f.read().strip()
+
+
+def cert_fields(path):
+    """CN, O, SANs, key usages and EKUs as openssl prints them."""
+    out = subprocess.run(["openssl", "x509", "-in", path, "-noout", "-subject", "-nameopt", "RFC2253",
+                          "-ext", "subjectAltName,keyUsage,extendedKeyUsage,basicConstraints"],
+                         capture_output=True, text=True, check=True).stdout
+    subject = out.splitlines()[0][len("subject="):]
+    cn = [p[3:] for p in subject.split(",") if p.startswith("CN=")]
+    org = sorted(p[2:] for p in subject.split(",") if p.startswith("O="))
+    lines = out.splitlines()
+
+    def ext(name):
+        for i, line in enumerate(lines):
+            if line.startswith(name):
+                return [x.strip() for x in lines[i + 1].split(",")]
+        return []
+    sans = ext("X509v3 Subject Alternative Name")
+    return {
+        "cn": cn[0] if cn else "",
+        "o": org,
+        "dns": sorted(s[4:] for s in sans if s.startswith("DNS:")),
+        "ip": sorted(s[len("IP Address:"):] for s in sans if s.startswith("IP Address:")),
+        "ku": sorted(ext("X509v3 Key Usage")),
+        "eku": sorted(ext("X509v3 Extended Key Usage")),
+        "ca": ext("X509v3 Basic Constraints"),
+    }
+
+
+SERVER = "TLS Web Server Authentication"
+CLIENT = "TLS Web Client Authentication"
+SERVICE_NAMES = ["kubernetes", "kubernetes.default", "kubernetes.default.svc",
+                 "kubernetes.default.svc.cluster.local"]
+
+# What kubeadm (v1.29+) makes, written out by hand: file, CN, O, EKUs, DNS SANs, IP SANs.
+KUBEADM = {
+    "cp-1": [
+        ("pki/apiserver.crt", "kube-apiserver", [], [SERVER],
+         sorted(["cp-1", "api.example.com"] + SERVICE_NAMES), sorted(["10.96.0.1", "10.0.0.2", "192.0.2.10"])),
+        ("pki/apiserver-kubelet-client.crt", "kube-apiserver-kubelet-client",
+         ["kubeadm:cluster-admins"], [CLIENT], [], []),
+        ("pki/apiserver-etcd-client.crt", "kube-apiserver-etcd-client", [], [CLIENT], [], []),
+        ("pki/front-proxy-client.crt", "front-proxy-client", [], [CLIENT], [], []),
+        ("pki/etcd/healthcheck-client.crt", "kube-etcd-healthcheck-client", [], [CLIENT], [], []),
+        ("pki/kubelet.crt", "system:node:cp-1", ["system:nodes"], [SERVER, CLIENT], ["cp-1"], ["10.0.0.2"]),
+        ("admin.conf", "kubernetes-admin", ["kubeadm:cluster-admins"], [CLIENT], [], []),
+        ("kubelet.conf", "system:node:cp-1", ["system:nodes"], [SERVER, CLIENT], ["cp-1"], ["10.0.0.2"]),
+        ("controller-manager.conf", "system:kube-controller-manager", [], [CLIENT], [], []),
+        ("scheduler.conf", "system:kube-scheduler", [], [CLIENT], [], []),
+        ("kube-proxy.conf", "system:kube-proxy", [], [CLIENT], [], []),
+    ],
+    "etcd-1": [
+        ("pki/etcd/server.crt", "etcd-1", [], [SERVER, CLIENT], ["etcd-1", "localhost"],
+         sorted(["127.0.0.11", "127.0.0.1", "0:0:0:0:0:0:0:1"])),
+        ("pki/etcd/peer.crt", "etcd-1", [], [SERVER, CLIENT], ["etcd-1", "localhost"],
+         sorted(["127.0.0.11", "127.0.0.1", "0:0:0:0:0:0:0:1"])),
+        ("pki/etcd/healthcheck-client.crt", "kube-etcd-healthcheck-client", [], [CLIENT], [], []),
+    ],
+    "w-1": [
+        ("pki/kubelet.crt", "system:node:w-1", ["system:nodes"], [SERVER, CLIENT], ["w-1"], ["10.0.0.3"]),
+        ("kubelet.conf", "system:node:w-1", ["system:nodes"], [SERVER, CLIENT], ["w-1"], ["10.0.0.3"]),
+        ("kube-proxy.conf", "system:kube-proxy", [], [CLIENT], [], []),
+    ],
+}
+
+
+def kubeconfig_parts(path):
+    text = open(path).read()
+
+    def field(name):
+        m = re.search(r"^\s*" + name + r": (\S+)$", text, re.M)
+        return m.group(1) if m else None
+    return text, field
+
+
+class ClusterSetup(ServerTest):
+    def setup_cluster(self, s, *extra):
+        tokdir = os.path.join(self.tmp, "tokens")
+        args = ["cluster", "setup", "c1", "--init-token-dir", tokdir,
+                "--apiserver-san", "api.example.com", "--apiserver-san", "192.0.2.10", *extra]
+        for n in NODES:
+            args += ["--node", n]
+        p = s.cli(*args, token=s.root)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        return p, tokdir
+
+    def boot_node(self, s, node, tokdir):
+        """agent-config + the node's init token + `agent once`; returns (root, config path)."""
+        root = os.path.join(self.tmp, node, "kubernetes")
+        state = os.path.join(self.tmp, node, "state")
+        cfg = os.path.join(self.tmp, node + ".json")
+        s.cli("cluster", "agent-config", "c1", node, "--root", root, "--state-dir", state,
+              "--api-server", "https://10.0.0.2:6443", "--out", cfg, token=s.root, check=True)
+        os.makedirs(state, exist_ok=True)
+        os.replace(os.path.join(tokdir, node + ".token"), os.path.join(state, "init-token"))
+        p = s.cli("agent", "once", "-config", cfg)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertFalse(os.path.exists(os.path.join(state, "init-token")), "init token not wiped")
+        self.assertEqual(stat.S_IMODE(os.stat(os.path.join(state, "token")).st_mode), 0o600)
+        return root, cfg, state
+
+    def test_idempotent_plan_changes_and_repairs(self):
+        s = self.server().start()
+        s.init_and_unseal(1, 1)
+        # Dry run on a fresh server: the plan, and nothing made.
+        args = ["cluster", "setup", "c1", "--dry-run"] + sum((["--node", n] for n in NODES), [])
+        p = s.cli(*args, token=s.root)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn("create: mount c1/pki/etcd (pki)", p.stdout)
+        self.assertIn("create: role c1/pki/kubernetes/roles/kubelet-w-2", p.stdout)
+        self.assertNotIn("done", p.stdout)
+        status, body, _ = s.request("GET", "sys/mounts", token=s.root)
+        self.assertNotIn("c1/pki/etcd/", body["data"])
+
+        p, tokdir = self.setup_cluster(s)
+        self.assertIn("Plan for cluster c1", p.stdout)
+        self.assertIn("done create: CA of c1/pki/kubernetes (CN kubernetes)", p.stdout)
+        self.assertIn("done create: token role c1-node-w-1", p.stdout)
+        for n in ("etcd-1", "cp-1", "w-1", "w-2"):
+            self.assertEqual(stat.S_IMODE(os.stat(os.path.join(tokdir, n + ".token")).st_mode), 0o600)
+        # Second run: nothing to do, nothing printed but that.
+        p, _ = self.setup_cluster(s)
+        self.assertEqual(p.stdout.strip(), "cluster c1: no changes")
+        # A role edited by hand and a mount tuned wrong are put back, and only they.
+        status, _, _ = s.request("POST", "c1/pki/kubernetes/roles/admin", token=s.root,
+                                 body={"organization": "system:masters", "allow_any_name": True})
+        self.assertIn(status, (200, 204))
+        status, _, _ = s.request("POST", "sys/mounts/c1/pki/etcd/tune", token=s.root,
+                                 body={"max_lease_ttl": "9000h"})
+        self.assertEqual(status, 204)
+        p, _ = self.setup_cluster(s)
+        changes = [line for line in p.stdout.splitlines() if line.startswith("  done")]
+        self.assertEqual(sorted(changes), sorted([
+            "  done update: role c1/pki/kubernetes/roles/admin",
+            "  done re-tune TTLs: mount c1/pki/etcd (pki)"]), p.stdout)
+        status, body, _ = s.request("GET", "c1/pki/kubernetes/roles/admin", token=s.root)
+        self.assertEqual(body["data"]["organization"], ["kubeadm:cluster-admins"])
+        self.assertFalse(body["data"]["allow_any_name"])
+        p, _ = self.setup_cluster(s)
+        self.assertEqual(p.stdout.strip(), "cluster c1: no changes")
+        # Bad input: a clear message and exit 1.
+        p = s.cli("cluster", "setup", "c1", "--node", "x:database", token=s.root)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn('unknown role "database"', p.stderr)
+        p = s.cli("cluster", "setup", "c1", "--key-type", "dsa-1024", token=s.root)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("use ec-p256", p.stderr)
+
+    def test_certificates_match_kubeadm(self):
+        s = self.server().start()
+        s.init_and_unseal(1, 1)
+        _, tokdir = self.setup_cluster(s)
+        for node, table in KUBEADM.items():
+            root, _, _ = self.boot_node(s, node, tokdir)
+            for rel, cn, org, eku, dns, ips in table:
+                path = os.path.join(root, rel)
+                with self.subTest(node=node, file=rel):
+                    if rel.endswith(".conf"):
+                        self.assertEqual(stat.S_IMODE(os.stat(path).st_mode), 0o600)
+                        text, field = kubeconfig_parts(path)
+                        self.assertEqual(field("server"), "https://10.0.0.2:6443")
+                        pem = base64.b64decode(field("client-certificate-data"))
+                        cert_path = path + ".crt.tmp"
+                        with open(cert_path, "wb") as f:
+                            f.write(pem)
+                        ca = base64.b64decode(field("certificate-authority-data"))
+                        with open(os.path.join(root, "pki", "ca.crt"), "rb") as f:
+                            self.assertEqual(ca, f.read())
+                        key = base64.b64decode(field("client-key-data"))
+                        self.assertIn(b"PRIVATE KEY", key)
+                        path = cert_path
+                    else:
+                        key = path[:-4] + ".key"
+                        self.assertEqual(stat.S_IMODE(os.stat(key).st_mode), 0o600)
+                        self.assertEqual(stat.S_IMODE(os.stat(path).st_mode), 0o644)
+                    f = cert_fields(path)
+                    self.assertEqual(f["cn"], cn)
+                    self.assertEqual(f["o"], sorted(org))
+                    self.assertEqual(f["eku"], sorted(eku))
+                    self.assertEqual(f["ku"], ["Digital Signature"])  # EC keys: no keyEncipherment
+                    self.assertEqual(f["dns"], sorted(dns))
+                    self.assertEqual(f["ip"], sorted(ips))
+                    self.assertEqual(f["ca"], ["CA:FALSE"])
+                    ca = "etcd/ca.crt" if ("etcd" in rel and "apiserver" not in rel) or "apiserver-etcd" in rel \
+                        else ("front-proxy-ca.crt" if "front-proxy" in rel else "ca.crt")
+                    v = subprocess.run(["openssl", "verify", "-x509_strict", "-CAfile",
+                                        os.path.join(root, "pki", ca), path], capture_output=True, text=True)
+                    self.assertEqual(v.returncode, 0, v.stdout + v.stderr)
+        # Control-plane secrets: the service-account key pair and the encryption config.
+        root = os.path.join(self.tmp, "cp-1", "kubernetes")
+        self.assertEqual(stat.S_IMODE(os.stat(os.path.join(root, "pki", "sa.key")).st_mode), 0o600)
+        p = subprocess.run(["openssl", "pkey", "-in", os.path.join(root, "pki", "sa.key"), "-pubout"],
+                           capture_output=True, text=True, check=True)
+        self.assertEqual(p.stdout, open(os.path.join(root, "pki", "sa.pub")).read())
+        enc = open(os.path.join(root, "encryption-config.yaml")).read()
+        self.assertIn("kind: EncryptionConfiguration", enc)
+        secret = re.search(r"secret: (\S+)", enc).group(1)
+        self.assertEqual(len(base64.b64decode(secret)), 32)
+        # Status lists the CAs, booted nodes and the soonest certificates.
+        p = s.cli("cluster", "status", "c1", "--soonest", "40", token=s.root)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertRegex(p.stdout, r"c1/pki/etcd: CN=etcd-ca \(root\), expires in 36\d\dd")
+        self.assertIn("cp-1 [control-plane] holds a token", p.stdout)
+        self.assertIn("w-2 [worker] no token", p.stdout)
+        self.assertIn("CN=system:node:w-1", p.stdout)
+        # Keys stay on the node: a forced renewal keeps the key, a changed key size replaces it.
+        w1 = os.path.join(self.tmp, "w-1", "kubernetes", "pki")
+        key_before = open(os.path.join(w1, "kubelet.key")).read()
+        serial_before = cert_fields(os.path.join(w1, "kubelet.crt"))
+        p = s.cli("agent", "once", "--force", "-config", os.path.join(self.tmp, "w-1.json"))
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(open(os.path.join(w1, "kubelet.key")).read(), key_before)
+        self.assertIn("new_key=false", p.stderr)
+        self.assertNotIn(key_before.splitlines()[1], p.stderr)  # the key is never logged
+
+    def test_what_each_token_may_not_do(self):
+        s = self.server().start()
+        s.init_and_unseal(1, 1)
+        _, tokdir = self.setup_cluster(s)
+        w2_init = read(os.path.join(tokdir, "w-2.token"))
+        _, _, state = self.boot_node(s, "w-1", tokdir)
+        w1 = read(os.path.join(state, "token"))
+        _, _, cp_state = self.boot_node(s, "cp-1", tokdir)
+        cp = read(os.path.join(cp_state, "token"))
+        dest = os.path.join(self.tmp, "x")
+
+        def cert(token, role, cn, *flags):
+            return s.cli("agent", "cert", role, cn, dest, *flags, token=token)
+        # A worker cannot get an API server certificate, nor the admin one.
+        p = cert(w1, "c1/pki/kubernetes/sign/apiserver-cp-1", "kube-apiserver", "--san", "kubernetes")
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("HTTP 403", p.stderr)
+        p = cert(w1, "c1/pki/kubernetes/sign/admin", "kubernetes-admin")
+        self.assertIn("HTTP 403", p.stderr)
+        # Kubelet on w-1 cannot get w-2's name: not through w-2's role, not through its own.
+        p = cert(w1, "c1/pki/kubernetes/sign/kubelet-w-2", "system:node:w-2", "--san", "w-2")
+        self.assertIn("HTTP 403", p.stderr)
+        p = cert(w1, "c1/pki/kubernetes/sign/kubelet-w-1", "system:node:w-2", "--san", "w-1")
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("HTTP 400", p.stderr)
+        self.assertIn("system:node:w-2", p.stderr)
+        p = cert(w1, "c1/pki/kubernetes/sign/kubelet-w-1", "system:node:w-1", "--san", "w-2")
+        self.assertIn("HTTP 400", p.stderr)
+        p = cert(w1, "c1/pki/kubernetes/sign/kubelet-w-1", "system:node:w-1", "--ip-san", "10.0.0.4")
+        self.assertIn("HTTP 400", p.stderr)
+        # ... while its own name works.
+        p = cert(w1, "c1/pki/kubernetes/sign/kubelet-w-1", "system:node:w-1", "--san", "w-1",
+                 "--ip-san", "10.0.0.3")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(cert_fields(dest + ".pem")["o"], ["system:nodes"])
+        self.assertEqual(stat.S_IMODE(os.stat(dest + "-key.pem").st_mode), 0o600)
+        # A worker cannot read the control plane's secrets; the control plane can.
+        p = s.cli("agent", "read", "c1/secrets/service-accounts", "--field", "key", "--dest",
+                  dest + ".sa", token=w1)
+        self.assertIn("HTTP 403", p.stderr)
+        self.assertFalse(os.path.exists(dest + ".sa"))
+        p = s.cli("agent", "read", "c1/secrets/service-accounts", "--field", "key", "--dest",
+                  dest + ".sa", token=cp)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(stat.S_IMODE(os.stat(dest + ".sa").st_mode), 0o600)
+        # A weak key is refused by the role.
+        p = cert(cp, "c1/pki/kubernetes/sign/admin", "kubernetes-admin", "--key-type", "rsa",
+                 "--key-bits", "2048")
+        self.assertIn("HTTP 400", p.stderr)
+        # An init token only makes its own node's token, and only once.
+        status, body, _ = s.request("POST", "c1/pki/kubernetes/sign/kubelet-w-2", token=w2_init,
+                                    body={"csr": "x"})
+        self.assertEqual(status, 403)
+        status, body, _ = s.request("POST", "auth/token/create/c1-node-w-1", token=w2_init, body={})
+        self.assertEqual(status, 403)
+        # Refused requests do not use it up; its one use is its own node's token.
+        status, body, _ = s.request("POST", "auth/token/create/c1-node-w-2", token=w2_init, body={})
+        self.assertEqual(status, 200, body)
+        status, body, _ = s.request("POST", "auth/token/create/c1-node-w-2", token=w2_init, body={})
+        self.assertEqual(status, 403, body)
+
+    def test_init_token_works_once(self):
+        s = self.server().start()
+        s.init_and_unseal(1, 1)
+        _, tokdir = self.setup_cluster(s)
+        init = read(os.path.join(tokdir, "w-2.token"))
+        status, body, _ = s.request("POST", "auth/token/create/c1-node-w-2", token=init, body={})
+        self.assertEqual(status, 200, body)
+        node_token = body["auth"]["client_token"]
+        self.assertEqual(sorted(body["auth"]["policies"]), ["c1-node-w-2", "c1-worker", "default"])
+        status, body, _ = s.request("POST", "auth/token/create/c1-node-w-2", token=init, body={})
+        self.assertEqual(status, 403)
+        # The node token outlives the used-up init token (an orphan) and renews.
+        status, body, _ = s.request("POST", "auth/token/renew-self", token=node_token, body={})
+        self.assertEqual(status, 200, body)
+        # An agent given the used init token says what to do.
+        state = os.path.join(self.tmp, "w2state")
+        os.makedirs(state)
+        with open(os.path.join(state, "init-token"), "w") as f:
+            f.write(init + "\n")
+        cfg = os.path.join(self.tmp, "w-2.json")
+        s.cli("cluster", "agent-config", "c1", "w-2", "--root", os.path.join(self.tmp, "w2"),
+              "--state-dir", state, "--out", cfg, token=s.root, check=True)
+        p = s.cli("agent", "once", "-config", cfg)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("was refused (used, expired or revoked)", p.stderr)
+        self.assertIn("coffer cluster init-token", p.stderr)
+        # A fresh one from the operator works; setup does not make another for a booted node.
+        p = s.cli("cluster", "init-token", "c1", "w-2", "--out", os.path.join(state, "init-token"),
+                  token=s.root)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        p = s.cli("agent", "once", "-config", cfg)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        os.remove(os.path.join(tokdir, "w-2.token"))
+        p, _ = self.setup_cluster(s)
+        self.assertNotIn("init token for node w-2", p.stdout)
+
+    def test_intermediate_of_and_external_root(self):
+        s = self.server().start()
+        s.init_and_unseal(1, 1)
+        t = s.root
+        s.cli("secrets", "enable", "-path=org-root", "pki", token=t, check=True)
+        s.cli("secrets", "tune", "-max-lease-ttl=175200h", "org-root", token=t)
+        s.cli("write", "org-root/root/generate/internal", "common_name=Org Root", "key_type=ec",
+              "ttl=175200h", token=t, check=True)
+        p = s.cli("cluster", "setup", "c2", "--intermediate-of", "org-root", "--node",
+                  "etcd-1:etcd:127.0.0.1", token=t)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        p = s.cli("cluster", "status", "c2", token=t)
+        self.assertIn("c2/pki/etcd: CN=etcd-ca (intermediate)", p.stdout)
+        p = s.cli("cluster", "setup", "c2", "--intermediate-of", "org-root", token=t)
+        self.assertEqual(p.stdout.strip(), "cluster c2: no changes")
+        # A leaf verifies up to the organisation's root.
+        dest = os.path.join(self.tmp, "hc")
+        p = s.cli("agent", "cert", "c2/pki/etcd/sign/etcd-healthcheck-client",
+                  "kube-etcd-healthcheck-client", dest, token=t)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        status, body, _ = s.request("GET", "org-root/cert/ca")
+        root = os.path.join(self.tmp, "root.pem")
+        with open(root, "w") as f:
+            f.write(body["data"]["certificate"])
+        v = subprocess.run(["openssl", "verify", "-x509_strict", "-purpose", "sslclient", "-CAfile", root,
+                            "-untrusted", dest + "-ca.pem", dest + ".pem"], capture_output=True, text=True)
+        self.assertEqual(v.returncode, 0, v.stdout + v.stderr)
+
+        # External root: CSRs out, certificates signed by openssl in, imported.
+        csr_dir = os.path.join(self.tmp, "csr")
+        p = s.cli("cluster", "setup", "c3", "--csr", "--csr-dir", csr_dir, "--node", "w-1:worker", token=t)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        ext_key, ext_ca = os.path.join(self.tmp, "ext.key"), os.path.join(self.tmp, "ext.pem")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                        "-nodes", "-keyout", ext_key, "-out", ext_ca, "-days", "3650", "-subj", "/CN=External Root",
+                        "-addext", "basicConstraints=critical,CA:TRUE", "-addext",
+                        "keyUsage=critical,keyCertSign,cRLSign"], check=True, capture_output=True)
+        extfile = os.path.join(self.tmp, "ca.ext")
+        with open(extfile, "w") as f:
+            f.write("basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\n"
+                    "subjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n")
+        for ca in ("etcd", "kubernetes", "front-proxy"):
+            out = os.path.join(self.tmp, ca + ".pem")
+            subprocess.run(["openssl", "x509", "-req", "-in", os.path.join(csr_dir, ca + ".csr"), "-CA", ext_ca,
+                            "-CAkey", ext_key, "-CAcreateserial", "-days", "3000", "-extfile", extfile,
+                            "-out", out], check=True, capture_output=True)
+            p = s.cli("cluster", "import-ca", "c3", ca, out, token=t)
+            self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        p = s.cli("cluster", "status", "c3", token=t)
+        self.assertIn("c3/pki/kubernetes: CN=kubernetes (intermediate)", p.stdout)
+        p = s.cli("agent", "cert", "c3/pki/kubernetes/sign/kube-proxy", "system:kube-proxy", dest, token=t)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        v = subprocess.run(["openssl", "verify", "-x509_strict", "-CAfile", ext_ca, "-untrusted",
+                            dest + "-ca.pem", dest + ".pem"], capture_output=True, text=True)
+        self.assertEqual(v.returncode, 0, v.stdout + v.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()
