@@ -64,14 +64,16 @@ bool NodeSpec::Has(std::string_view role) const {
 }
 
 absl::StatusOr<NodeSpec> ParseNode(std::string_view text) {
-  auto parts = SplitOn(text, ':');
-  if (parts.size() < 2 || parts.size() > 3 || text.find("::") != std::string_view::npos)
+  // NAME:ROLES[:IPS]; the IP list may hold IPv6 addresses, so only the first two colons split.
+  const size_t a = text.find(':');
+  const size_t b = a == std::string_view::npos ? a : text.find(':', a + 1);
+  NodeSpec n;
+  if (a == std::string_view::npos || a == 0 || a + 1 == text.size() || b == a + 1)
     return absl::InvalidArgumentError(
         Cat("node \"", text, "\" must read NAME:ROLE[+ROLE][:IP[,IP]], e.g. etcd-1:etcd:10.0.0.5"));
-  NodeSpec n;
-  n.name = parts[0];
-  n.roles = SplitOn(parts[1], '+');
-  if (parts.size() == 3) n.ips = SplitOn(parts[2], ',');
+  n.name = std::string(text.substr(0, a));
+  n.roles = SplitOn(text.substr(a + 1, b == std::string_view::npos ? b : b - a - 1), '+');
+  if (b != std::string_view::npos) n.ips = SplitOn(text.substr(b + 1), ',');
   return n;
 }
 
