@@ -98,6 +98,21 @@ void RegisterAgentCommands(CLI::App& app, int* exit_code) {
     if (!ag.Once(a->force)) *exit_code = kExitRemote;
   });
 
+  auto* check = ag->add_subcommand("check", "Check a config file and print what it manages");
+  common(check, true);
+  check->callback([a, exit_code] {
+    auto c = ConfigFor(*a, true);
+    if (!c.ok()) {
+      *exit_code = Fail(c.status());
+      return;
+    }
+    std::cout << "config OK: server " << c->address << ", node " << c->node_name << ", "
+              << c->certificates.size() << " certificates, " << c->secrets.size() << " secrets\n";
+    for (const auto& cs : c->certificates)
+      std::cout << "  " << cs.name << ": " << cs.role << " CN=" << cs.common_name << " -> "
+                << (cs.cert_file.empty() ? cs.kubeconfig.path : cs.cert_file) << "\n";
+  });
+
   auto* rt = ag->add_subcommand("renew-token",
                                 "Renew the node token (exchanging the init token first if needed)");
   common(rt, true);

@@ -1,0 +1,38 @@
+"""The example agent configs in deploy/agent parse (`coffer agent check`), and the systemd units
+carry the hardening they promise."""
+import glob
+import os
+import subprocess
+import unittest
+
+from harness import COFFER_BIN
+
+ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
+
+
+class DeployFiles(unittest.TestCase):
+    def test_example_agent_configs_parse(self):
+        configs = glob.glob(os.path.join(ROOT, "deploy", "agent", "*.hcl"))
+        self.assertEqual(len(configs), 3)
+        for c in configs:
+            p = subprocess.run([COFFER_BIN, "agent", "check", "-config", c], capture_output=True, text=True)
+            self.assertEqual(p.returncode, 0, c + ": " + p.stderr)
+            self.assertIn("config OK", p.stdout)
+        p = subprocess.run([COFFER_BIN, "agent", "check", "-config", os.path.join(ROOT, "deploy", "systemd",
+                                                                                  "coffer-agent.timer")],
+                           capture_output=True, text=True)
+        self.assertEqual(p.returncode, 1)
+
+    def test_units_are_hardened(self):
+        for unit in ("coffer-server.service", "coffer-agent.service", "coffer-agent-once.service"):
+            with open(os.path.join(ROOT, "deploy", "systemd", unit)) as f:
+                text = f.read()
+            for directive in ("NoNewPrivileges=yes", "ProtectSystem=strict", "ProtectHome=yes",
+                              "PrivateTmp=yes", "RestrictAddressFamilies=", "UMask=0077"):
+                self.assertIn(directive, text, unit)
+        with open(os.path.join(ROOT, "deploy", "systemd", "coffer-agent.timer")) as f:
+            self.assertIn("Unit=coffer-agent-once.service", f.read())
+
+
+if __name__ == "__main__":
+    unittest.main()
