@@ -2,7 +2,9 @@
 # Coffer's main job, end to end on this machine: installs what is needed, builds the binary,
 # starts a server on the embedded SQLite store with TLS (a CA made here for the demo),
 # initializes it (5 key shares, threshold 3), unseals it with 3 shares, and shows it working:
-# a secrets engine, a secret written and read back, the seal status and the metrics.
+# a secrets engine, a secret written and read back, a PKI chain, then a demo Kubernetes cluster
+# laid out by `coffer cluster setup` with one `coffer agent` per node writing kubeadm's files
+# (demo/nodes/<node>/kubernetes), the seal status and the metrics.
 # Everything lives under ./demo (keys in demo/init.json, mode 0600). The server is stopped at the
 # end; restart it with:  build/coffer server -config=demo/coffer.hcl
 set -euo pipefail
@@ -82,6 +84,41 @@ echo "==> coffer pki verify pki_int certs/api.pem"; "$BIN" pki verify pki_int ce
 serial=$("$BIN" write -field=serial_number pki_int/issue/web common_name=old.demo.local)
 echo "==> coffer pki revoke pki_int $serial"; "$BIN" pki revoke pki_int "$serial" | grep -E "state|revocation_time "
 echo "==> coffer pki list pki_int --revoked"; "$BIN" pki list pki_int --revoked
+echo; echo "==> Cluster PKI: coffer cluster setup demo (3 nodes: etcd, control plane, worker)"
+"$BIN" cluster setup demo --node etcd-1:etcd:127.0.0.1 --node cp-1:control-plane:127.0.0.1 \
+  --node w-1:worker:127.0.0.1 --init-token-dir tokens | grep -E "^Plan|changes made"
+echo "==> Second run (idempotent):"; "$BIN" cluster setup demo --init-token-dir tokens | sed 's/^/    /'
+echo "==> One coffer agent per node, from its init token, writing a kubeadm tree under demo/nodes/<node>"
+agent_pids=()
+for node in etcd-1 cp-1 w-1; do
+  mkdir -p -m 700 "nodes/$node/state"
+  mv "tokens/$node.token" "nodes/$node/state/init-token"
+  "$BIN" cluster agent-config demo "$node" --root "$PWD/nodes/$node/kubernetes" \
+    --state-dir "$PWD/nodes/$node/state" --api-server https://127.0.0.1:6443 --out "nodes/$node/agent.json"
+  "$BIN" agent run -config "nodes/$node/agent.json" > "nodes/$node/agent.log" 2>&1 &
+  agent_pids+=($!)
+done
+trap 'kill $pid ${agent_pids[*]} 2>/dev/null || true' EXIT
+for _ in $(seq 100); do
+  [ -f nodes/etcd-1/kubernetes/pki/etcd/healthcheck-client.crt ] && [ -f nodes/cp-1/kubernetes/kube-proxy.conf ] \
+    && [ -f nodes/cp-1/kubernetes/encryption-config.yaml ] && [ -f nodes/w-1/kubernetes/kube-proxy.conf ] && break
+  sleep 0.2
+done
+sleep 0.5
+kill "${agent_pids[@]}"; wait "${agent_pids[@]}" 2>/dev/null || true
+trap 'kill $pid 2>/dev/null || true' EXIT
+(cd nodes && find . -type f \( -name '*.crt' -o -name '*.key' -o -name '*.conf' -o -name '*.pub' -o -name '*.yaml' \) \
+  -printf '    %m %p\n' | sort -k2)
+echo "==> Each certificate's subject as openssl reads it, and openssl verify -x509_strict against its CA:"
+for crt in nodes/*/kubernetes/pki/*.crt nodes/*/kubernetes/pki/etcd/*.crt; do
+  case "$crt" in *ca.crt) continue;; esac
+  case "$crt" in */etcd/*|*apiserver-etcd-client*) ca=$(dirname "$crt" | sed 's#/pki.*#/pki/etcd#')/ca.crt;;
+                 *front-proxy*) ca=$(dirname "$crt")/front-proxy-ca.crt;; *) ca=$(dirname "$crt")/ca.crt;; esac
+  printf '    %-58s %s; %s\n' "${crt#nodes/}" "$(openssl x509 -in "$crt" -noout -subject -nameopt RFC2253 | sed 's/subject=//')" \
+    "$(openssl verify -x509_strict -CAfile "$ca" "$crt" 2>&1 | sed 's/.*: //')"
+done
+echo "==> coffer cluster status demo"; "$BIN" cluster status demo --soonest 5 | sed 's/^/    /'
+
 echo; echo "==> Metrics (GET /v1/sys/metrics?format=prometheus), first lines:"
 curl -s --cacert tls/ca.pem -H "X-Vault-Token: $COFFER_TOKEN" "$COFFER_ADDR/v1/sys/metrics?format=prometheus" | grep '^coffer_requests_total' | head -5
 echo; echo "==> coffer operator seal"; "$BIN" operator seal
