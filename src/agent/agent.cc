@@ -11,6 +11,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/time/time.h"
 #include "crypto/x509.h"
 #include "util/encoding.h"
 #include "util/files.h"
@@ -99,6 +100,11 @@ absl::Status RunHook(const std::string& cmd, const std::string& name) {
   }
   log::Info("agent: ran renewal hook", {{"certificate", name}});
   return absl::OkStatus();
+}
+
+std::string Rfc3339(int64_t unix_seconds) {
+  return absl::FormatTime(absl::RFC3339_sec, absl::FromUnixSeconds(unix_seconds),
+                          absl::UTCTimeZone());
 }
 
 }  // namespace
@@ -369,8 +375,8 @@ absl::StatusOr<CertState> Agent::Renew(const CertSpec& s, bool rotate_key) {
   log::Info("agent: renewed certificate",
             {{"certificate", s.name},
              {"serial", Field(d, "serial_number")},
-             {"expiration", Cat(after.not_after)},
-             {"renew_at", Cat(after.renew_at)},
+             {"expiration", Rfc3339(after.not_after)},
+             {"renew_at", Rfc3339(after.renew_at)},
              {"new_key", new_key ? "true" : "false"},
              {"reason", before.reason.empty() ? "forced" : before.reason}});
   if (!s.exec.empty()) (void)RunHook(s.exec, s.name);

@@ -227,12 +227,23 @@ class ClusterSetup(ServerTest):
         self.assertIn("CN=system:node:w-1", p.stdout)
         # Keys stay on the node: a forced renewal keeps the key, a changed key size replaces it.
         w1 = os.path.join(self.tmp, "w-1", "kubernetes", "pki")
-        key_before = open(os.path.join(w1, "kubelet.key")).read()
-        serial_before = cert_fields(os.path.join(w1, "kubelet.crt"))
-        p = s.cli("agent", "once", "--force", "-config", os.path.join(self.tmp, "w-1.json"))
+        key_before = read(os.path.join(w1, "kubelet.key"))
+        cfg_path = os.path.join(self.tmp, "w-1.json")
+        with open(cfg_path) as f:
+            cfg = json.load(f)
+        marker = os.path.join(self.tmp, "hook-ran")
+        cfg["certificates"][0]["exec"] = f"echo renewed >> {marker}"  # the reload hook
+        with open(cfg_path, "w") as f:
+            json.dump(cfg, f)
+        p = s.cli("agent", "once", "-config", cfg_path)  # nothing due: no renewal, no hook
         self.assertEqual(p.returncode, 0, p.stderr)
-        self.assertEqual(open(os.path.join(w1, "kubelet.key")).read(), key_before)
+        self.assertFalse(os.path.exists(marker))
+        p = s.cli("agent", "once", "--force", "-config", cfg_path)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(read(os.path.join(w1, "kubelet.key")), key_before)
         self.assertIn("new_key=false", p.stderr)
+        self.assertEqual(read(marker), "renewed")
+        self.assertIn("agent: ran renewal hook certificate=kubelet", p.stderr)
         self.assertNotIn(key_before.splitlines()[1], p.stderr)  # the key is never logged
 
     def test_what_each_token_may_not_do(self):
