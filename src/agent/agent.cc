@@ -209,7 +209,7 @@ absl::StatusOr<int64_t> Agent::RenewToken() {
   int64_t ttl = 0;
   if (a && a->is_object())
     if (auto* d = a->as_object().if_contains("lease_duration"); d && d->is_number())
-      ttl = d->to_number<int64_t>();
+      ttl = d->is_int64() ? d->as_int64() : 0;
   log::Info("agent: renewed the node token", {{"ttl", Cat(ttl, "s")}});
   return ttl;
 }
@@ -217,7 +217,7 @@ absl::StatusOr<int64_t> Agent::RenewToken() {
 absl::StatusOr<int64_t> Agent::TokenTtl() {
   RETURN_IF_ERROR(EnsureToken());
   ASSIGN_OR_RETURN(auto d, api_.Read("auth/token/lookup-self"));
-  if (auto* t = d.if_contains("ttl"); t && t->is_number()) return t->to_number<int64_t>();
+  if (auto* t = d.if_contains("ttl"); t && t->is_int64()) return t->as_int64();
   return 0;
 }
 

@@ -1,5 +1,7 @@
 #include "agent/config.h"
 
+#include <cmath>
+
 #include "config/hcl.h"
 #include "util/duration.h"
 #include "util/files.h"
@@ -16,7 +18,9 @@ json::value ToJson(const hcl::Value& v) {
     case hcl::Value::Kind::kBool:
       return v.boolean;
     case hcl::Value::Kind::kNumber:
-      if (v.number == static_cast<double>(static_cast<int64_t>(v.number)))
+      // Whole numbers within +-2^53 become integers; anything else stays a double (and is
+      // refused where an integer is needed). Casting a huge double to int64 would be undefined.
+      if (std::abs(v.number) <= 9007199254740992.0 && v.number == std::trunc(v.number))
         return static_cast<int64_t>(v.number);
       return v.number;
     case hcl::Value::Kind::kString:

@@ -102,8 +102,9 @@ absl::StatusOr<ClusterSpec> ClusterSpec::FromJson(const json::object& o) {
     if (auto* v = o.if_contains(k); v && v->is_string()) *out = std::string(v->as_string());
   };
   auto num = [&](std::string_view k, auto* out) {
-    if (auto* v = o.if_contains(k); v && v->is_number())
-      *out = static_cast<std::remove_pointer_t<decltype(out)>>(v->to_number<int64_t>());
+    if (auto* v = o.if_contains(k);
+        v && v->is_int64() && v->as_int64() >= 0 && v->as_int64() <= (int64_t{1} << 40))
+      *out = static_cast<std::remove_pointer_t<decltype(out)>>(v->as_int64());
   };
   str("name", &s.name);
   str("key_type", &s.key_type);

@@ -497,7 +497,9 @@ absl::Status Status(const http::Api& api, const std::string& cluster, int soones
         std::string serial(k.as_string());
         if (!info || !info->contains(serial)) continue;
         const auto& e = info->at(serial).as_object();
-        int64_t exp = e.contains("expiration") ? e.at("expiration").to_number<int64_t>() : 0;
+        int64_t exp = e.contains("expiration") && e.at("expiration").is_int64()
+                          ? e.at("expiration").as_int64()
+                          : 0;
         if (exp <= now) continue;
         std::string cn = e.contains("common_name") ? std::string(e.at("common_name").as_string())
                                                    : std::string();
