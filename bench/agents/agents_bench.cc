@@ -10,12 +10,12 @@
 // failed, and the server's CPU time (utime+stime from /proc/SERVER_PID/stat) over the phase.
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <barrier>
-#include <algorithm>
 #include <chrono>
-#include <filesystem>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <sstream>
@@ -120,8 +120,8 @@ int main(int argc, char** argv) {
   }
   std::printf("agents=%zu certificates=%zu cores=%u\n", agents.size(), certs,
               std::thread::hardware_concurrency());
-  std::printf("%-36s %9s %9s %9s %10s %7s %s\n", "phase", "wall_s", "p50_s", "p99_s",
-              "server_cpu", "failed", "certs/s");
+  std::printf("%-36s %9s %9s %9s %10s %7s %s\n", "phase", "wall_s", "p50_s", "p99_s", "server_cpu",
+              "failed", "certs/s");
   auto report = [&](const char* name, const PhaseResult& r) {
     std::printf("%-36s %9.2f %9.2f %9.2f %9.2fs %7d %.0f\n", name, r.wall, r.p50, r.p99, r.cpu,
                 r.failed, static_cast<double>(certs) / r.wall);

@@ -33,6 +33,15 @@ int Fail(const absl::Status& st) {
   return remote ? kExitRemote : kExitLocal;
 }
 
+// The stored spec of `cluster`, checked to hold `node`.
+absl::StatusOr<cluster::ClusterSpec> LoadNode(const http::Api& api, const std::string& cluster,
+                                              const std::string& node) {
+  ASSIGN_OR_RETURN(auto spec, cluster::LoadSpec(api, cluster));
+  if (!spec.Node(node))
+    return absl::InvalidArgumentError(Cat("node \"", node, "\" is not part of cluster ", cluster));
+  return spec;
+}
+
 absl::Status ApplyFlags(ClusterArgs* a, CLI::App* cmd, cluster::ClusterSpec* s) {
   auto set = [&](const char* flag) { return cmd->get_option(flag)->count() > 0; };
   s->name = a->cluster;
@@ -166,17 +175,12 @@ void RegisterClusterCommands(CLI::App& app, int* exit_code) {
   it->add_option("--out", a->out, "Write it to this file (0600) instead of printing it");
   it->callback([a, exit_code] {
     http::Api api(Resolve(a->flags));
-    auto spec = cluster::LoadSpec(api, a->cluster);
+    auto spec = LoadNode(api, a->cluster, a->node);
     if (!spec.ok()) {
       *exit_code = Fail(spec.status());
       return;
     }
     const cluster::NodeSpec* n = spec->Node(a->node);
-    if (!n) {
-      *exit_code = Fail(absl::InvalidArgumentError(
-          Cat("node \"", a->node, "\" is not part of cluster ", a->cluster)));
-      return;
-    }
     auto t = cluster::NewInitToken(api, *spec, *n);
     if (!t.ok()) {
       *exit_code = Fail(t.status());
@@ -203,17 +207,12 @@ void RegisterClusterCommands(CLI::App& app, int* exit_code) {
   ac->callback([a, exit_code] {
     auto o = Resolve(a->flags);
     http::Api api(o);
-    auto spec = cluster::LoadSpec(api, a->cluster);
+    auto spec = LoadNode(api, a->cluster, a->node);
     if (!spec.ok()) {
       *exit_code = Fail(spec.status());
       return;
     }
     const cluster::NodeSpec* n = spec->Node(a->node);
-    if (!n) {
-      *exit_code = Fail(absl::InvalidArgumentError(
-          Cat("node \"", a->node, "\" is not part of cluster ", a->cluster)));
-      return;
-    }
     cluster::AgentLayout l;
     l.server_address = o.address;
     l.server_ca_file = o.ca_cert;

@@ -54,6 +54,20 @@ absl::StatusOr<std::optional<json::object>> ReadMaybe(const http::Api& api, std:
   return std::optional<json::object>(std::move(*r));
 }
 
+// An object written whole at `path` (a role, a token role): created when missing, rewritten
+// when a field we set differs.
+Step ObjectStep(const http::Api& api, std::string what, std::string path, json::object body) {
+  Step st;
+  st.what = std::move(what);
+  st.check = [&api, path, body]() -> absl::StatusOr<std::string> {
+    ASSIGN_OR_RETURN(auto have, ReadMaybe(api, path));
+    if (!have) return std::string("create");
+    return Matches(body, *have) ? std::string() : std::string("update");
+  };
+  st.apply = [&api, path, body] { return api.Write(path, body).status(); };
+  return st;
+}
+
 // Live node tokens, found through the accessor list (an admin tool: O(tokens) lookups).
 absl::StatusOr<std::map<std::string, json::object>> NodeTokens(const http::Api& api,
                                                                const ClusterSpec& s) {
@@ -253,16 +267,7 @@ absl::StatusOr<int> Setup(const http::Api& api, const SetupOptions& o, std::ostr
     }
     for (const NodeSpec* n : targets) {
       const std::string path = Cat(MountPath(s, k.ca), "/roles/", RoleName(k, n));
-      json::object body = RoleBody(s, k, n);
-      Step st;
-      st.what = Cat("role ", path);
-      st.check = [&api, path, body]() -> absl::StatusOr<std::string> {
-        ASSIGN_OR_RETURN(auto have, ReadMaybe(api, path));
-        if (!have) return std::string("create");
-        return Matches(body, *have) ? std::string() : std::string("update");
-      };
-      st.apply = [&api, path, body] { return api.Write(path, body).status(); };
-      steps.push_back(std::move(st));
+      steps.push_back(ObjectStep(api, Cat("role ", path), path, RoleBody(s, k, n)));
     }
   }
 
@@ -286,17 +291,8 @@ absl::StatusOr<int> Setup(const http::Api& api, const SetupOptions& o, std::ostr
   for (const auto& n : s.nodes) {
     policy_step(Cat(s.name, "-node-", n.name), NodePolicy(s, n));
     policy_step(Cat(s.name, "-init-", n.name), InitPolicy(s, n));
-    const std::string path = Cat("auth/token/roles/", NodeTokenRole(s, n));
-    json::object body = TokenRoleBody(s, n);
-    Step st;
-    st.what = Cat("token role ", NodeTokenRole(s, n));
-    st.check = [&api, path, body]() -> absl::StatusOr<std::string> {
-      ASSIGN_OR_RETURN(auto have, ReadMaybe(api, path));
-      if (!have) return std::string("create");
-      return Matches(body, *have) ? std::string() : std::string("update");
-    };
-    st.apply = [&api, path, body] { return api.Write(path, body).status(); };
-    steps.push_back(std::move(st));
+    steps.push_back(ObjectStep(api, Cat("token role ", NodeTokenRole(s, n)),
+                               Cat("auth/token/roles/", NodeTokenRole(s, n)), TokenRoleBody(s, n)));
   }
 
   // 5. Secrets: made once, never replaced (rotating them is a deliberate act).

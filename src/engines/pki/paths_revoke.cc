@@ -338,8 +338,7 @@ absl::StatusOr<Response> PkiBackend::ListCerts(Request& req, std::string_view pr
         auto bytes = Base64Decode(std::string_view(der->as_string()));
         if (bytes) {
           auto cert = crypto::ParseCertDer(*bytes);
-          if (cert.ok())
-            e["common_name"] = crypto::CommonName(X509_get_subject_name(cert->get()));
+          if (cert.ok()) e["common_name"] = crypto::CommonName(X509_get_subject_name(cert->get()));
         }
       }
       info[k] = std::move(e);
