@@ -10,7 +10,7 @@
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string_view text(reinterpret_cast<const char*>(data), size);
   if (auto csr = coffer::crypto::ParseCsr(text); csr.ok()) {
-    (void)coffer::crypto::CommonName(X509_REQ_get_subject_name(csr->req.get()));
+    (void)coffer::crypto::CommonName(csr->subject.get());
   }
   if (auto bundle = coffer::crypto::ParsePemBundle(text); bundle.ok()) {
     for (auto& c : bundle->certs) {

@@ -34,11 +34,15 @@ struct X509CrlFree {
 struct X509NameFree {
   void operator()(X509_NAME* p) const { X509_NAME_free(p); }
 };
+struct X509PubkeyFree {
+  void operator()(X509_PUBKEY* p) const { X509_PUBKEY_free(p); }
+};
 using PKey = std::unique_ptr<EVP_PKEY, PKeyFree>;
 using Cert = std::unique_ptr<X509, X509Free>;
 using Csr = std::unique_ptr<X509_REQ, X509ReqFree>;
 using Crl = std::unique_ptr<X509_CRL, X509CrlFree>;
 using Name = std::unique_ptr<X509_NAME, X509NameFree>;
+using Spki = std::unique_ptr<X509_PUBKEY, X509PubkeyFree>;
 
 enum class KeyType { kRsa, kEc, kEd25519 };
 struct KeySpec {
@@ -90,15 +94,18 @@ std::string CommonName(const X509_NAME* n);
 
 // A parsed, signature-checked certificate request.
 struct CsrInfo {
-  Csr req;
-  PKey public_key;
+  Name subject;
+  Spki spki;  // the request's SubjectPublicKeyInfo, copied as it is (the key is not decoded)
   KeySpec key;
   std::string common_name;
   std::vector<std::string> dns_names, emails, ip_sans, uri_sans;
   bool has_other_names = false;
+  bool requests_ca = false;  // an extension request for basicConstraints cA=TRUE
 };
 // InvalidArgument with the reason for: not PEM, not a CSR, a bad signature, a weak or
-// unsupported key.
+// unsupported key. CSRs with a P-256/384/521 key signed with ECDSA and SHA-2 (what agents,
+// cert-manager and kubeadm send) are walked as DER and checked with the EC primitives; every
+// other CSR goes through OpenSSL's general decoder. Both give the same result.
 absl::StatusOr<CsrInfo> ParseCsr(std::string_view pem);
 // A CSR for `key` with the given subject and SANs (intermediate/generate, the agent).
 struct CsrRequest {

@@ -326,7 +326,7 @@ absl::StatusOr<Response> PkiBackend::Issue(Request& req, std::string_view role_n
   if (with_csr) {
     ASSIGN_OR_RETURN(csr, CsrField(req.data));
     RETURN_IF_ERROR(CheckCsrKey(r, csr->key));
-    subject_spki = X509_REQ_get_X509_PUBKEY(csr->req.get());
+    subject_spki = csr->spki.get();
   } else {
     if (r.key_type == "any")
       return absl::InvalidArgumentError(
@@ -468,26 +468,12 @@ absl::StatusOr<Response> PkiBackend::SignVerbatim(Request& req, std::string_view
   RETURN_IF_ERROR(RequireKey(*issuer, "issue"));
   ASSIGN_OR_RETURN(crypto::CsrInfo csr, CsrField(req.data));
   if (role) RETURN_IF_ERROR(CheckCsrKey(*role, csr.key));
-  {
-    STACK_OF(X509_EXTENSION)* exts = X509_REQ_get_extensions(csr.req.get());
-    bool ca = false;
-    if (exts) {
-      int idx = X509v3_get_ext_by_NID(exts, NID_basic_constraints, -1);
-      if (idx >= 0) {
-        auto* bc =
-            static_cast<BASIC_CONSTRAINTS*>(X509V3_EXT_d2i(sk_X509_EXTENSION_value(exts, idx)));
-        ca = bc && bc->ca;
-        BASIC_CONSTRAINTS_free(bc);
-      }
-      sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
-    }
-    if (ca)
-      return absl::InvalidArgumentError(
-          "refusing to sign a CSR that asks for a CA certificate via sign-verbatim: use "
-          "root/sign-intermediate");
-  }
+  if (csr.requests_ca)
+    return absl::InvalidArgumentError(
+        "refusing to sign a CSR that asks for a CA certificate via sign-verbatim: use "
+        "root/sign-intermediate");
   crypto::CertTemplate t;
-  t.subject = X509_REQ_get_subject_name(csr.req.get());
+  t.subject = csr.subject.get();
   t.common_name = csr.common_name;
   t.dns_names = csr.dns_names;
   t.emails = csr.emails;
@@ -517,7 +503,7 @@ absl::StatusOr<Response> PkiBackend::SignVerbatim(Request& req, std::string_view
   int64_t def = role && role->ttl > 0 ? role->ttl : req.mount_default_ttl;
   ASSIGN_OR_RETURN(t.not_after, ComputeNotAfter(req.data, now, std::min(def, max_ttl), max_ttl,
                                                 issuer.get(), &warnings));
-  ASSIGN_OR_RETURN(crypto::Cert cert, SignAndStore(req, t, X509_REQ_get_X509_PUBKEY(csr.req.get()),
+  ASSIGN_OR_RETURN(crypto::Cert cert, SignAndStore(req, t, csr.spki.get(),
                                                    *issuer, role && role->no_store));
   json::object out;
   ASSIGN_OR_RETURN(auto rr, JsonBool(req.data, "remove_roots_from_chain"));
@@ -536,7 +522,7 @@ absl::StatusOr<Response> PkiBackend::SignIntermediate(Request& req, std::string_
   crypto::CertTemplate t;
   t.is_ca = true;
   if (ucv.value_or(false)) {
-    t.subject = X509_REQ_get_subject_name(csr.req.get());
+    t.subject = csr.subject.get();
     t.common_name = csr.common_name;
     t.dns_names = csr.dns_names;
     t.emails = csr.emails;
@@ -576,7 +562,7 @@ absl::StatusOr<Response> PkiBackend::SignIntermediate(Request& req, std::string_
   ASSIGN_OR_RETURN(t.not_after, ComputeNotAfter(req.data, now, req.mount_max_ttl, req.mount_max_ttl,
                                                 issuer.get(), &warnings));
   ASSIGN_OR_RETURN(crypto::Cert cert,
-                   SignAndStore(req, t, X509_REQ_get_X509_PUBKEY(csr.req.get()), *issuer, false));
+                   SignAndStore(req, t, csr.spki.get(), *issuer, false));
   json::object out;
   RETURN_IF_ERROR(
       FormatCertificate(out, cert.get(), issuer.get(), GetString(req.data, "format"), false));

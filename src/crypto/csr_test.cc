@@ -1,0 +1,199 @@
+// ParseCsr's two ways (the DER walk + EC primitives for ECDSA CSRs, OpenSSL's decoder for the
+// rest) must agree with OpenSSL's own reading and refuse the same bad requests.
+#include <gtest/gtest.h>
+#include <openssl/bn.h>
+#include <openssl/core_names.h>
+#include <openssl/ec.h>
+#include <openssl/ecdsa.h>
+#include <openssl/pem.h>
+#include <openssl/sha.h>
+
+#include "crypto/der.h"
+#include "crypto/x509.h"
+#include "util/encoding.h"
+
+namespace coffer::crypto {
+namespace {
+
+std::string PemOf(std::string_view der) {
+  std::string b64 = Base64Encode(der), pem = "-----BEGIN CERTIFICATE REQUEST-----\n";
+  for (size_t i = 0; i < b64.size(); i += 64) pem += b64.substr(i, 64) + "\n";
+  return pem + "-----END CERTIFICATE REQUEST-----\n";
+}
+
+std::string DerOf(const std::string& pem) {
+  std::string body;
+  size_t b = pem.find('\n') + 1, e = pem.find("-----END");
+  for (char c : pem.substr(b, e - b))
+    if (c != '\n') body += c;
+  return *Base64Decode(body);
+}
+
+template <typename T, typename F>
+std::string I2d(T* obj, F fn) {
+  unsigned char* p = nullptr;
+  int n = fn(obj, &p);
+  std::string out(reinterpret_cast<char*>(p), static_cast<size_t>(n));
+  OPENSSL_free(p);
+  return out;
+}
+
+std::string Tlv(uint8_t tag, std::string_view body) {
+  std::string out(1, static_cast<char>(tag));
+  if (body.size() < 128) {
+    out += static_cast<char>(body.size());
+  } else if (body.size() < 256) {
+    out += "\x81";
+    out += static_cast<char>(body.size());
+  } else {
+    out += "\x82";
+    out += static_cast<char>(body.size() >> 8);
+    out += static_cast<char>(body.size() & 0xff);
+  }
+  return out + std::string(body);
+}
+
+struct Case {
+  KeySpec key;
+  int signature_bits;
+};
+
+TEST(Csr, EcRequestsMatchOpenSslsReading) {
+  for (const Case& c : {Case{{KeyType::kEc, 256}, 256}, Case{{KeyType::kEc, 384}, 384},
+                        Case{{KeyType::kEc, 521}, 512}, Case{{KeyType::kEc, 256}, 512},
+                        Case{{KeyType::kRsa, 2048}, 256}, Case{{KeyType::kEd25519, 0}, 0}}) {
+    SCOPED_TRACE(std::string(KeyTypeName(c.key.type)) + std::to_string(c.key.bits));
+    auto key = GenerateKey(c.key);
+    ASSERT_TRUE(key.ok());
+    CsrRequest q;
+    q.common_name = "node1.cluster.local";
+    q.organization = {"system:nodes"};
+    q.dns_names = {"node1.cluster.local", "node1"};
+    q.ip_sans = {"10.0.0.1", "fd00::1"};
+    q.uri_sans = {"spiffe://cluster.local/ns/a/sa/b"};
+    q.emails = {"ops@example.com"};
+    q.is_ca = c.key.bits == 384;
+    auto pem = MakeCsrPem(key->get(), q, c.signature_bits);
+    ASSERT_TRUE(pem.ok()) << pem.status();
+    auto info = ParseCsr(*pem);
+    ASSERT_TRUE(info.ok()) << info.status();
+
+    std::string der = DerOf(*pem);
+    const auto* p = reinterpret_cast<const unsigned char*>(der.data());
+    Csr req(d2i_X509_REQ(nullptr, &p, static_cast<long>(der.size())));
+    ASSERT_TRUE(req);
+    EXPECT_EQ(I2d(info->subject.get(), i2d_X509_NAME),
+              I2d(X509_REQ_get_subject_name(req.get()), i2d_X509_NAME));
+    EXPECT_EQ(I2d(info->spki.get(), i2d_X509_PUBKEY),
+              I2d(X509_REQ_get_X509_PUBKEY(req.get()), i2d_X509_PUBKEY));
+    EXPECT_EQ(info->key.type, c.key.type);
+    EXPECT_EQ(info->key.bits, c.key.type == KeyType::kRsa ? 2048 : c.key.bits);
+    EXPECT_EQ(info->common_name, "node1.cluster.local");
+    EXPECT_EQ(info->dns_names, q.dns_names);
+    EXPECT_EQ(info->ip_sans, std::vector<std::string>({"10.0.0.1", "fd00::1"}));
+    EXPECT_EQ(info->uri_sans, q.uri_sans);
+    EXPECT_EQ(info->emails, q.emails);
+    EXPECT_EQ(info->requests_ca, q.is_ca);
+    EXPECT_FALSE(info->has_other_names);
+
+    // One bit changed anywhere in the signed part or in the signature: refused.
+    for (size_t at : {size_t{40}, der.size() - 3}) {
+      std::string bad = der;
+      bad[at] = static_cast<char>(bad[at] ^ 0x01);
+      auto r = ParseCsr(PemOf(bad));
+      ASSERT_FALSE(r.ok()) << "byte " << at;
+      EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
+    }
+  }
+}
+
+TEST(Csr, CompressedPointsAndPemTextAround) {
+  auto key = GenerateKey({KeyType::kEc, 256});
+  ASSERT_TRUE(key.ok());
+  ASSERT_EQ(EVP_PKEY_set_utf8_string_param(key->get(), OSSL_PKEY_PARAM_EC_POINT_CONVERSION_FORMAT,
+                                           "compressed"),
+            1);
+  CsrRequest q;
+  q.common_name = "c.example.com";
+  auto pem = MakeCsrPem(key->get(), q);
+  ASSERT_TRUE(pem.ok());
+  auto info = ParseCsr("Subject: c.example.com\r\n" + *pem + "\r\ntrailing words");
+  ASSERT_TRUE(info.ok()) << info.status();
+  const unsigned char* bits = nullptr;
+  int len = 0;
+  X509_PUBKEY_get0_param(nullptr, &bits, &len, nullptr, info->spki.get());
+  EXPECT_EQ(len, 33);
+  EXPECT_TRUE(bits[0] == 0x02 || bits[0] == 0x03);
+}
+
+// A request whose "key" is the point at infinity with a signature forged for it: with
+// Q = O, u1*G + u2*Q = e*G for s = 1, so r = x(e*G) "verifies" for any message. Both ways
+// must refuse it, as well as a point that is not on the curve.
+TEST(Csr, RefusesInfinityAndOffCurveKeys) {
+  std::string name;
+  {
+    Name n(X509_NAME_new());
+    X509_NAME_add_entry_by_txt(n.get(), "CN", MBSTRING_ASC,
+                               reinterpret_cast<const unsigned char*>("evil"), -1, -1, 0);
+    name = I2d(n.get(), i2d_X509_NAME);
+  }
+  const std::string ec_alg = Tlv(0x30, Tlv(0x06, "\x2a\x86\x48\xce\x3d\x02\x01") +
+                                           Tlv(0x06, "\x2a\x86\x48\xce\x3d\x03\x01\x07"));
+  const std::string sig_alg = Tlv(0x30, Tlv(0x06, "\x2a\x86\x48\xce\x3d\x04\x03\x02"));
+  auto make = [&](const std::string& point, bool forge) {
+    std::string cri =
+        Tlv(0x30, Tlv(0x02, std::string(1, '\0')) + name +
+                      Tlv(0x30, ec_alg + Tlv(0x03, std::string(1, '\0') + point)) + Tlv(0xa0, ""));
+    unsigned char e[32];
+    SHA256(reinterpret_cast<const unsigned char*>(cri.data()), cri.size(), e);
+    EC_GROUP* g = EC_GROUP_new_by_curve_name(NID_X9_62_prime256v1);
+    BN_CTX* ctx = BN_CTX_new();
+    BIGNUM* eb = BN_bin2bn(e, 32, nullptr);
+    EC_POINT* R = EC_POINT_new(g);
+    EC_POINT_mul(g, R, eb, nullptr, nullptr, ctx);
+    BIGNUM *x = BN_new(), *r = BN_new(), *s = BN_new();
+    EC_POINT_get_affine_coordinates(g, R, x, nullptr, ctx);
+    BN_nnmod(r, x, EC_GROUP_get0_order(g), ctx);
+    BN_one(s);
+    if (!forge) BN_add_word(s, 1);
+    ECDSA_SIG* sig = ECDSA_SIG_new();
+    ECDSA_SIG_set0(sig, r, s);
+    std::string sig_der = I2d(sig, i2d_ECDSA_SIG);
+    ECDSA_SIG_free(sig);
+    BN_free(x);
+    EC_POINT_free(R);
+    BN_free(eb);
+    BN_CTX_free(ctx);
+    EC_GROUP_free(g);
+    return PemOf(Tlv(0x30, cri + sig_alg + Tlv(0x03, std::string(1, '\0') + sig_der)));
+  };
+  auto infinity = ParseCsr(make(std::string(1, '\0'), true));
+  ASSERT_FALSE(infinity.ok());
+  EXPECT_EQ(infinity.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(infinity.status().message().find("not a valid point"), std::string::npos)
+      << infinity.status();
+
+  std::string off_curve = "\x04" + std::string(32, '\x01') + std::string(32, '\x02');
+  auto off = ParseCsr(make(off_curve, true));
+  ASSERT_FALSE(off.ok());
+  EXPECT_EQ(off.status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(Der, StrictLengths) {
+  std::string_view ok("\x30\x03\x02\x01\x05", 5);
+  auto t = der::Expect(ok, der::kSequence);
+  ASSERT_TRUE(t);
+  EXPECT_EQ(t->contents.size(), 3u);
+  EXPECT_TRUE(ok.empty());
+  for (std::string_view bad : {std::string_view("\x30\x81\x03\x02\x01\x05", 6),  // long form < 128
+                               std::string_view("\x30\x80\x00\x00", 4),          // indefinite
+                               std::string_view("\x30\x04\x02\x01\x05", 5),      // truncated
+                               std::string_view("\x1f\x01\x00", 3),              // high tag
+                               std::string_view("\x30\x82\x00\x80", 4)}) {       // leading zero
+    std::string_view in = bad;
+    EXPECT_FALSE(der::Next(in)) << HexEncode(bad);
+  }
+}
+
+}  // namespace
+}  // namespace coffer::crypto

@@ -1,0 +1,27 @@
+// ECDSA over P-256/P-384/P-521 straight on OpenSSL's EC primitives, for the signing hot path.
+// OpenSSL 3's EVP layer fetches providers, decodes keys and takes shared locks on every call;
+// for a request that only needs one verify and one sign, that costs more than the curve
+// arithmetic. These functions keep one prepared key per curve and thread. Thread-safe.
+#pragma once
+
+#include <openssl/evp.h>
+
+#include <string>
+#include <string_view>
+
+namespace coffer::crypto {
+
+// NID of the named curve for a DER OID body (without tag and length): P-256, P-384, P-521;
+// 0 for any other curve.
+int EcCurveFromOid(std::string_view oid);
+
+// Verifies a DER ECDSA signature over SHA-2 `digest` by the public key `point` (an SEC 1
+// compressed or uncompressed point on `curve_nid`). 1 valid; 0 invalid signature; -1 when the
+// point is not a valid public key on that curve.
+int EcdsaVerify(int curve_nid, std::string_view point, std::string_view digest,
+                std::string_view signature);
+
+// SHA-256/384/512 of `data` for `bits`; empty for other sizes.
+std::string Sha2(int bits, std::string_view data);
+
+}  // namespace coffer::crypto
