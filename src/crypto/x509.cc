@@ -591,8 +591,7 @@ enum class FastCsr { kDone, kNotHandled };
 absl::StatusOr<FastCsr> ParseEcCsr(std::string_view der, CsrInfo* info) {
   static constexpr std::string_view kEcPublicKey("\x2a\x86\x48\xce\x3d\x02\x01", 7);
   static constexpr std::string_view kEcdsaSha2("\x2a\x86\x48\xce\x3d\x04\x03", 7);
-  static constexpr std::string_view kExtensionRequest(
-      "\x2a\x86\x48\x86\xf7\x0d\x01\x09\x0e", 9);
+  static constexpr std::string_view kExtensionRequest("\x2a\x86\x48\x86\xf7\x0d\x01\x09\x0e", 9);
   constexpr auto kNo = FastCsr::kNotHandled;
   std::string_view in = der;
   auto outer = der::Expect(in, der::kSequence);
@@ -617,8 +616,8 @@ absl::StatusOr<FastCsr> ParseEcCsr(std::string_view der, CsrInfo* info) {
   auto subject = der::Expect(ri, der::kSequence);
   auto spki = der::Expect(ri, der::kSequence);
   auto attrs = der::Expect(ri, der::kContext0);
-  if (!version || version->contents != std::string_view("\0", 1) || !subject || !spki ||
-      !attrs || !ri.empty())
+  if (!version || version->contents != std::string_view("\0", 1) || !subject || !spki || !attrs ||
+      !ri.empty())
     return kNo;
   std::string_view k = spki->contents;
   auto key_alg = der::Expect(k, der::kSequence);
@@ -634,8 +633,7 @@ absl::StatusOr<FastCsr> ParseEcCsr(std::string_view der, CsrInfo* info) {
   if (curve == 0) return kNo;  // the general path names the unsupported curve
   const std::string_view point = key_bits->contents.substr(1);
 
-  const int ok = EcdsaVerify(curve, point, Sha2(digest_bits, cri->whole),
-                             sig->contents.substr(1));
+  const int ok = EcdsaVerify(curve, point, Sha2(digest_bits, cri->whole), sig->contents.substr(1));
   if (ok < 0) return kNo;  // not a usable point: the general path says why
   if (ok == 0)
     return absl::InvalidArgumentError(
@@ -674,9 +672,9 @@ absl::StatusOr<FastCsr> ParseEcCsr(std::string_view der, CsrInfo* info) {
   }
   Spki out(X509_PUBKEY_new());
   auto* bits_copy = static_cast<unsigned char*>(OPENSSL_memdup(point.data(), point.size()));
-  if (!out || X509_PUBKEY_set0_param(out.get(), OBJ_nid2obj(NID_X9_62_id_ecPublicKey),
-                                     V_ASN1_OBJECT, OBJ_nid2obj(curve), bits_copy,
-                                     static_cast<int>(point.size())) != 1) {
+  if (!out ||
+      X509_PUBKEY_set0_param(out.get(), OBJ_nid2obj(NID_X9_62_id_ecPublicKey), V_ASN1_OBJECT,
+                             OBJ_nid2obj(curve), bits_copy, static_cast<int>(point.size())) != 1) {
     ERR_clear_error();
     return kNo;
   }

@@ -503,8 +503,8 @@ absl::StatusOr<Response> PkiBackend::SignVerbatim(Request& req, std::string_view
   int64_t def = role && role->ttl > 0 ? role->ttl : req.mount_default_ttl;
   ASSIGN_OR_RETURN(t.not_after, ComputeNotAfter(req.data, now, std::min(def, max_ttl), max_ttl,
                                                 issuer.get(), &warnings));
-  ASSIGN_OR_RETURN(crypto::Cert cert, SignAndStore(req, t, csr.spki.get(),
-                                                   *issuer, role && role->no_store));
+  ASSIGN_OR_RETURN(crypto::Cert cert,
+                   SignAndStore(req, t, csr.spki.get(), *issuer, role && role->no_store));
   json::object out;
   ASSIGN_OR_RETURN(auto rr, JsonBool(req.data, "remove_roots_from_chain"));
   RETURN_IF_ERROR(FormatCertificate(out, cert.get(), issuer.get(), GetString(req.data, "format"),
@@ -561,8 +561,7 @@ absl::StatusOr<Response> PkiBackend::SignIntermediate(Request& req, std::string_
   t.not_before = now - nbd.value_or(30);
   ASSIGN_OR_RETURN(t.not_after, ComputeNotAfter(req.data, now, req.mount_max_ttl, req.mount_max_ttl,
                                                 issuer.get(), &warnings));
-  ASSIGN_OR_RETURN(crypto::Cert cert,
-                   SignAndStore(req, t, csr.spki.get(), *issuer, false));
+  ASSIGN_OR_RETURN(crypto::Cert cert, SignAndStore(req, t, csr.spki.get(), *issuer, false));
   json::object out;
   RETURN_IF_ERROR(
       FormatCertificate(out, cert.get(), issuer.get(), GetString(req.data, "format"), false));
