@@ -97,7 +97,6 @@ absl::StatusOr<std::shared_ptr<ssl::context>> MakeTlsContext(const ListenerOptio
 struct Shared {
   core::Core* core;
   ListenerOptions opts;
-  asio::thread_pool* workers;
 };
 
 template <class Stream>
@@ -173,44 +172,41 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     Write(std::move(r), keep_alive, 11);
   }
 
+  // Runs the request on this connection's thread, then writes the answer. Each I/O thread has
+  // its own event loop, so a request waiting on storage holds up only the connections of that
+  // thread, and none is handed from thread to thread (each handoff cost more than the HTTP
+  // work itself on the signing path).
   void Dispatch() {
     auto msg = parser_->release();
     parser_.reset();
     const bool keep_alive = msg.keep_alive();
     const unsigned version = msg.version();
-    // Hand the work to the worker pool; come back to this connection's strand to write.
-    asio::post(*shared_->workers, [self = this->shared_from_this(), msg = std::move(msg),
-                                   keep_alive, version]() mutable {
-      RawRequest raw;
-      std::string method(msg.method_string());
-      std::string target(msg.target());
-      raw.method = method;
-      raw.target = target;
-      auto tok = msg.find("X-Vault-Token");
-      if (tok != msg.end()) raw.vault_token = tok->value();
-      auto authz = msg.find(bhttp::field::authorization);
-      if (authz != msg.end()) raw.authorization = authz->value();
-      raw.body = msg.body();
-      raw.remote_address = self->remote_;
-      RawResponse out;
-      auto req = ParseRequest(raw);
-      if (!req.ok()) {
-        out = RenderError(core::HttpStatusFor(req.status()), Msg(req.status()));
-      } else {
-        auto res = self->shared_->core->Handle(*req);
-        out = RenderResponse(res, *req);
-        if (log::Enabled(log::Level::kDebug))
-          log::Debug("request", {{"method", method},
-                                 {"path", req->path.substr(0, 256)},
-                                 {"status", std::to_string(out.status)},
-                                 {"remote", self->remote_}});
-      }
-      if (method == "HEAD") out.body.clear();
-      asio::post(self->stream_.get_executor(),
-                 [self, out = std::move(out), keep_alive, version]() mutable {
-                   self->Write(std::move(out), keep_alive, version);
-                 });
-    });
+    RawRequest raw;
+    std::string method(msg.method_string());
+    std::string target(msg.target());
+    raw.method = method;
+    raw.target = target;
+    auto tok = msg.find("X-Vault-Token");
+    if (tok != msg.end()) raw.vault_token = tok->value();
+    auto authz = msg.find(bhttp::field::authorization);
+    if (authz != msg.end()) raw.authorization = authz->value();
+    raw.body = std::move(msg.body());
+    raw.remote_address = remote_;
+    RawResponse out;
+    auto req = ParseRequest(raw);
+    if (!req.ok()) {
+      out = RenderError(core::HttpStatusFor(req.status()), Msg(req.status()));
+    } else {
+      auto res = shared_->core->Handle(*req);
+      out = RenderResponse(res, *req);
+      if (log::Enabled(log::Level::kDebug))
+        log::Debug("request", {{"method", method},
+                               {"path", req->path.substr(0, 256)},
+                               {"status", std::to_string(out.status)},
+                               {"remote", remote_}});
+    }
+    if (method == "HEAD") out.body.clear();
+    Write(std::move(out), keep_alive, version);
   }
 
   void Write(RawResponse out, bool keep_alive, unsigned version) {
@@ -254,11 +250,12 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
 
 class Listener : public std::enable_shared_from_this<Listener> {
  public:
-  Listener(asio::io_context& ioc, core::Core* core, asio::thread_pool* workers,
+  // Accepts on the first loop; each new connection goes to the next loop in turn.
+  Listener(std::vector<std::unique_ptr<asio::io_context>>* loops, core::Core* core,
            ListenerOptions opts)
-      : ioc_(ioc),
-        acceptor_(asio::make_strand(ioc)),
-        shared_(std::make_shared<Shared>(Shared{core, opts, workers})),
+      : loops_(loops),
+        acceptor_(*(*loops)[0]),
+        shared_(std::make_shared<Shared>(Shared{core, opts})),
         opts_(std::move(opts)) {}
 
   absl::Status Open() {
@@ -283,13 +280,17 @@ class Listener : public std::enable_shared_from_this<Listener> {
   }
 
   void Accept() {
-    acceptor_.async_accept(asio::make_strand(ioc_),
-                           [self = shared_from_this()](beast::error_code ec, tcp::socket s) {
-                             if (ec == asio::error::operation_aborted || !self->acceptor_.is_open())
-                               return;
-                             if (!ec) self->StartSession(std::move(s));
-                             self->Accept();
-                           });
+    asio::io_context& loop = *(*loops_)[next_loop_++ % loops_->size()];
+    acceptor_.async_accept(loop.get_executor(), [self = shared_from_this()](beast::error_code ec,
+                                                                            tcp::socket s) {
+      if (ec == asio::error::operation_aborted || !self->acceptor_.is_open()) return;
+      // Start the session on the thread of the socket's own loop.
+      if (!ec) {
+        auto ex = s.get_executor();
+        asio::post(ex, [self, s = std::move(s)]() mutable { self->StartSession(std::move(s)); });
+      }
+      self->Accept();
+    });
   }
 
   void StartSession(tcp::socket s) {
@@ -342,7 +343,8 @@ class Listener : public std::enable_shared_from_this<Listener> {
     std::shared_ptr<ssl::context> ctx_;
   };
 
-  asio::io_context& ioc_;
+  std::vector<std::unique_ptr<asio::io_context>>* loops_;
+  size_t next_loop_ = 0;  // used on the first loop's thread only
   tcp::acceptor acceptor_;
   std::shared_ptr<Shared> shared_;
   ListenerOptions opts_;
@@ -353,30 +355,33 @@ class Listener : public std::enable_shared_from_this<Listener> {
 
 class HttpServerImpl final : public HttpServer {
  public:
-  explicit HttpServerImpl(int io_threads, int workers)
-      : ioc_(io_threads), workers_(static_cast<size_t>(workers)), io_threads_(io_threads) {}
+  explicit HttpServerImpl(int threads) {
+    for (int i = 0; i < threads; ++i) loops_.push_back(std::make_unique<asio::io_context>(1));
+  }
   ~HttpServerImpl() override { Stop(); }
 
   absl::Status Init(core::Core* core, ServerOptions opts) {
     if (opts.listeners.empty())
       return absl::InvalidArgumentError("at least one listener is required");
     for (const auto& l : opts.listeners) {
-      auto listener = std::make_shared<Listener>(ioc_, core, &workers_, l);
+      auto listener = std::make_shared<Listener>(&loops_, core, l);
       RETURN_IF_ERROR(listener->Open());
       listeners_.push_back(listener);
     }
     for (auto& l : listeners_) l->Accept();
-    for (int i = 0; i < io_threads_; ++i) threads_.emplace_back([this] { ioc_.run(); });
+    for (auto& loop : loops_) {
+      guards_.push_back(asio::make_work_guard(*loop));
+      threads_.emplace_back([&loop] { loop->run(); });
+    }
     return absl::OkStatus();
   }
 
   void Stop() override {
     if (stopped_.exchange(true)) return;
     for (auto& l : listeners_) l->Close();
-    ioc_.stop();
+    for (auto& loop : loops_) loop->stop();
     for (auto& t : threads_)
       if (t.joinable()) t.join();
-    workers_.join();
   }
 
   absl::Status ReloadTls() override {
@@ -391,9 +396,8 @@ class HttpServerImpl final : public HttpServer {
   }
 
  private:
-  asio::io_context ioc_;
-  asio::thread_pool workers_;
-  int io_threads_;
+  std::vector<std::unique_ptr<asio::io_context>> loops_;
+  std::vector<asio::executor_work_guard<asio::io_context::executor_type>> guards_;
   std::vector<std::shared_ptr<Listener>> listeners_;
   std::vector<std::thread> threads_;
   std::atomic<bool> stopped_{false};
@@ -403,10 +407,11 @@ class HttpServerImpl final : public HttpServer {
 
 absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(core::Core* core,
                                                               ServerOptions opts) {
-  int io = opts.io_threads > 0
-               ? opts.io_threads
-               : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  auto s = std::make_unique<HttpServerImpl>(io, std::max(4, opts.worker_threads));
+  int threads = opts.io_threads;
+  if (threads <= 0)
+    threads =
+        static_cast<int>(std::max(64u, 8 * std::max(1u, std::thread::hardware_concurrency())));
+  auto s = std::make_unique<HttpServerImpl>(threads);
   RETURN_IF_ERROR(s->Init(core, std::move(opts)));
   return std::unique_ptr<HttpServer>(std::move(s));
 }
