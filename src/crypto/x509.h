@@ -158,7 +158,7 @@ struct CertTemplate {
   bool use_pss = false;
 };
 // Signs `t` for `subject_key` with `issuer_key`. issuer_cert == nullptr: self-signed.
-// The serial is 159 random bits. Key usages a key type cannot have are dropped (RFC 8410,
+// The serial is 20 bytes: 48 bits of milliseconds, then 112 random bits. Key usages a key type cannot have are dropped (RFC 8410,
 // RFC 5480): KeyEncipherment for EC, KeyAgreement for RSA, both for Ed25519.
 absl::StatusOr<Cert> SignCertificate(const CertTemplate& t, EVP_PKEY* subject_key,
                                      X509* issuer_cert, EVP_PKEY* issuer_key);
