@@ -384,13 +384,17 @@ absl::StatusOr<Cert> ParseCertDer(std::string_view der) {
   return Cert(x);
 }
 
-std::string CertPem(X509* c) {
-  Bio b(BIO_new(BIO_s_mem()));
-  PEM_write_bio_X509(b.get(), c);
-  std::string s = BioString(b.get());
-  while (!s.empty() && s.back() == '\n') s.pop_back();
-  return s;
+std::string PemFromDer(std::string_view der, std::string_view label) {
+  const std::string b64 = Base64Encode(der);
+  std::string out;
+  out.reserve(b64.size() + b64.size() / 64 + 2 * label.size() + 40);
+  out.append("-----BEGIN ").append(label).append("-----\n");
+  for (size_t i = 0; i < b64.size(); i += 64) out.append(b64, i, 64).push_back('\n');
+  out.append("-----END ").append(label).append("-----");
+  return out;
 }
+
+std::string CertPem(X509* c) { return PemFromDer(CertDer(c), "CERTIFICATE"); }
 
 std::string CertDer(X509* c) { return I2d(c, i2d_X509); }
 
@@ -860,10 +864,9 @@ absl::StatusOr<Cert> SignCertificate(const CertTemplate& t, const X509_PUBKEY* s
   // to the end of its B-tree instead of rewriting a random page for each certificate. The
   // first byte is 0x01 until the year 2527 and stays below 0x80 (positive) for millennia.
   unsigned char serial[20];
-  const uint64_t ms = static_cast<uint64_t>(
-      std::chrono::duration_cast<std::chrono::milliseconds>(
-          std::chrono::system_clock::now().time_since_epoch())
-          .count());
+  const uint64_t ms = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                std::chrono::system_clock::now().time_since_epoch())
+                                                .count());
   for (int i = 0; i < 6; ++i) serial[i] = static_cast<unsigned char>(ms >> (8 * (5 - i)));
   if (RAND_bytes(serial + 6, sizeof(serial) - 6) != 1)
     return absl::InternalError("RAND_bytes failed");

@@ -69,6 +69,9 @@ bool SameKey(EVP_PKEY* a, EVP_PKEY* b);
 absl::StatusOr<Cert> ParseCertPem(std::string_view pem);
 absl::StatusOr<Cert> ParseCertDer(std::string_view der);
 std::string CertPem(X509* c);
+// PEM of DER bytes: "-----BEGIN <label>-----", base64 in 64-column lines, the END line (no
+// newline after it, like CertPem).
+std::string PemFromDer(std::string_view der, std::string_view label);
 std::string CertDer(X509* c);
 // Splits a PEM bundle into certificates and at most one private key. Other blocks are refused.
 struct PemBundle {
@@ -158,8 +161,9 @@ struct CertTemplate {
   bool use_pss = false;
 };
 // Signs `t` for `subject_key` with `issuer_key`. issuer_cert == nullptr: self-signed.
-// The serial is 20 bytes: 48 bits of milliseconds, then 112 random bits. Key usages a key type cannot have are dropped (RFC 8410,
-// RFC 5480): KeyEncipherment for EC, KeyAgreement for RSA, both for Ed25519.
+// The serial is 20 bytes: 48 bits of milliseconds, then 112 random bits. Key usages a key type
+// cannot have are dropped (RFC 8410, RFC 5480): KeyEncipherment for EC, KeyAgreement for RSA, both
+// for Ed25519.
 absl::StatusOr<Cert> SignCertificate(const CertTemplate& t, EVP_PKEY* subject_key,
                                      X509* issuer_cert, EVP_PKEY* issuer_key);
 // The same for a subject key given as its SubjectPublicKeyInfo (a CSR's, say): the bytes are

@@ -229,7 +229,8 @@ absl::StatusOr<int64_t> ComputeNotAfter(const json::object& d, int64_t now, int6
 }
 
 absl::Status FormatCertificate(json::object& out, X509* cert, const Issuer* issuer,
-                               std::string_view format, bool remove_roots) {
+                               std::string_view format, bool remove_roots,
+                               std::string_view der_in) {
   if (format.empty()) format = "pem";
   if (format != "pem" && format != "der" && format != "pem_bundle")
     return absl::InvalidArgumentError(
@@ -240,10 +241,11 @@ absl::Status FormatCertificate(json::object& out, X509* cert, const Issuer* issu
     auto c = crypto::ParseCertPem(pem);
     return c.ok() ? Base64Encode(crypto::CertDer(c->get())) : "";
   };
-  std::string cert_pem = crypto::CertPem(cert);
+  const std::string cert_der = der_in.empty() ? crypto::CertDer(cert) : std::string(der_in);
+  std::string cert_pem = crypto::PemFromDer(cert_der, "CERTIFICATE");
   out["serial_number"] = crypto::SerialColon(cert);
   out["expiration"] = crypto::NotAfterUnix(cert);
-  out["certificate"] = der ? Base64Encode(crypto::CertDer(cert)) : cert_pem;
+  out["certificate"] = der ? Base64Encode(cert_der) : cert_pem;
   if (issuer) {
     out["issuing_ca"] = enc(issuer->cert_pem);
     json::array chain;
@@ -285,9 +287,9 @@ absl::Status AddPrivateKey(json::object& out, EVP_PKEY* key, std::string_view fo
 }
 
 absl::Status PkiBackend::StoreCertificate(storage::Storage* s, X509* cert,
-                                          const std::string& issuer_id) {
+                                          const std::string& issuer_id, std::string_view der) {
   std::string serial = HyphenSerial(crypto::SerialColon(cert));
-  json::object rec{{"der", Base64Encode(crypto::CertDer(cert))},
+  json::object rec{{"der", Base64Encode(der.empty() ? crypto::CertDer(cert) : std::string(der))},
                    {"issuer_id", issuer_id},
                    {"not_after", crypto::NotAfterUnix(cert)}};
   return s->Put("certs/" + serial, json::serialize(rec));
@@ -295,7 +297,7 @@ absl::Status PkiBackend::StoreCertificate(storage::Storage* s, X509* cert,
 
 absl::StatusOr<crypto::Cert> PkiBackend::SignAndStore(Request& req, crypto::CertTemplate& t,
                                                       const X509_PUBKEY* spki, const Issuer& issuer,
-                                                      bool no_store) {
+                                                      bool no_store, std::string* der) {
   RETURN_IF_ERROR(RequireKey(issuer, "sign"));
   ASSIGN_OR_RETURN(UrlConfig urls, LoadUrls(req.storage));
   t.issuing_certificates = urls.issuing_certificates;
@@ -303,7 +305,8 @@ absl::StatusOr<crypto::Cert> PkiBackend::SignAndStore(Request& req, crypto::Cert
   t.ocsp_servers = urls.ocsp_servers;
   ASSIGN_OR_RETURN(crypto::Cert cert,
                    crypto::SignCertificate(t, spki, issuer.cert.get(), issuer.key->key.get()));
-  if (!no_store) RETURN_IF_ERROR(StoreCertificate(req.storage, cert.get(), issuer.id));
+  *der = crypto::CertDer(cert.get());
+  if (!no_store) RETURN_IF_ERROR(StoreCertificate(req.storage, cert.get(), issuer.id, *der));
   return cert;
 }
 
@@ -441,12 +444,15 @@ absl::StatusOr<Response> PkiBackend::Issue(Request& req, std::string_view role_n
   ASSIGN_OR_RETURN(t.not_after, ComputeNotAfter(req.data, now, std::min(default_ttl, max_ttl),
                                                 max_ttl, issuer.get(), &warnings));
 
-  ASSIGN_OR_RETURN(crypto::Cert cert, SignAndStore(req, t, subject_spki, *issuer, r.no_store));
+  std::string der;
+  ASSIGN_OR_RETURN(crypto::Cert cert,
+                   SignAndStore(req, t, subject_spki, *issuer, r.no_store, &der));
 
   json::object out;
   ASSIGN_OR_RETURN(auto rr, JsonBool(req.data, "remove_roots_from_chain"));
   const std::string format = GetString(req.data, "format");
-  RETURN_IF_ERROR(FormatCertificate(out, cert.get(), issuer.get(), format, rr.value_or(false)));
+  RETURN_IF_ERROR(
+      FormatCertificate(out, cert.get(), issuer.get(), format, rr.value_or(false), der));
   if (generated)
     RETURN_IF_ERROR(
         AddPrivateKey(out, generated.get(), format, GetString(req.data, "private_key_format")));
@@ -503,12 +509,13 @@ absl::StatusOr<Response> PkiBackend::SignVerbatim(Request& req, std::string_view
   int64_t def = role && role->ttl > 0 ? role->ttl : req.mount_default_ttl;
   ASSIGN_OR_RETURN(t.not_after, ComputeNotAfter(req.data, now, std::min(def, max_ttl), max_ttl,
                                                 issuer.get(), &warnings));
+  std::string der;
   ASSIGN_OR_RETURN(crypto::Cert cert,
-                   SignAndStore(req, t, csr.spki.get(), *issuer, role && role->no_store));
+                   SignAndStore(req, t, csr.spki.get(), *issuer, role && role->no_store, &der));
   json::object out;
   ASSIGN_OR_RETURN(auto rr, JsonBool(req.data, "remove_roots_from_chain"));
   RETURN_IF_ERROR(FormatCertificate(out, cert.get(), issuer.get(), GetString(req.data, "format"),
-                                    rr.value_or(false)));
+                                    rr.value_or(false), der));
   Response resp = Response::Data(std::move(out));
   resp.warnings = std::move(warnings);
   return resp;
@@ -561,10 +568,11 @@ absl::StatusOr<Response> PkiBackend::SignIntermediate(Request& req, std::string_
   t.not_before = now - nbd.value_or(30);
   ASSIGN_OR_RETURN(t.not_after, ComputeNotAfter(req.data, now, req.mount_max_ttl, req.mount_max_ttl,
                                                 issuer.get(), &warnings));
-  ASSIGN_OR_RETURN(crypto::Cert cert, SignAndStore(req, t, csr.spki.get(), *issuer, false));
+  std::string der;
+  ASSIGN_OR_RETURN(crypto::Cert cert, SignAndStore(req, t, csr.spki.get(), *issuer, false, &der));
   json::object out;
   RETURN_IF_ERROR(
-      FormatCertificate(out, cert.get(), issuer.get(), GetString(req.data, "format"), false));
+      FormatCertificate(out, cert.get(), issuer.get(), GetString(req.data, "format"), false, der));
   Response resp = Response::Data(std::move(out));
   resp.warnings = std::move(warnings);
   return resp;

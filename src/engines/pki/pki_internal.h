@@ -138,7 +138,9 @@ class PkiBackend final : public core::Backend {
   bool Unauthenticated(std::string_view path) const override;
 
   // Stores a certificate record directly (bench/pki_scale fills a mount this way).
-  absl::Status StoreCertificate(storage::Storage* s, X509* cert, const std::string& issuer_id);
+  // `der` is the certificate's DER when the caller has it already (else it is encoded here).
+  absl::Status StoreCertificate(storage::Storage* s, X509* cert, const std::string& issuer_id,
+                                std::string_view der = {});
 
  private:
   // paths_issuers.cc
@@ -168,9 +170,10 @@ class PkiBackend final : public core::Backend {
   absl::StatusOr<core::Response> SignIntermediate(core::Request& req, std::string_view issuer_ref);
   absl::StatusOr<core::Response> SignSelfIssued(core::Request& req, std::string_view issuer_ref);
   // Adds config/urls to `t`, signs it with `issuer` and stores the result unless `no_store`.
+  // The certificate's DER (encoded once, for the record and the response) goes to `der`.
   absl::StatusOr<crypto::Cert> SignAndStore(core::Request& req, crypto::CertTemplate& t,
                                             const X509_PUBKEY* spki, const Issuer& issuer,
-                                            bool no_store);
+                                            bool no_store, std::string* der);
 
   // paths_revoke.cc
   absl::StatusOr<core::Response> Revoke(core::Request& req, bool with_key);
@@ -240,8 +243,10 @@ absl::StatusOr<int64_t> ComputeNotAfter(const json::object& d, int64_t now, int6
                                         int64_t max_ttl, const Issuer* issuer,
                                         std::vector<std::string>* warnings);
 // certificate, issuing_ca, ca_chain, serial_number, expiration in the requested format.
+// `der`: the certificate's DER when known (else it is encoded here).
 absl::Status FormatCertificate(json::object& out, X509* cert, const Issuer* issuer,
-                               std::string_view format, bool remove_roots);
+                               std::string_view format, bool remove_roots,
+                               std::string_view der = {});
 absl::Status AddPrivateKey(json::object& out, EVP_PKEY* key, std::string_view format,
                            std::string_view key_format);
 
