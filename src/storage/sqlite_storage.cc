@@ -101,6 +101,11 @@ absl::Status SqliteStorage::Init() {
       sqlite3_prepare_v2(wdb_, "DELETE FROM kv WHERE key >= ?1 AND (?2 IS NULL OR key < ?2)", -1,
                          &delpfx_stmt_, nullptr) != SQLITE_OK)
     return SqlError(wdb_, "prepare");
+  static constexpr const char* kControlSql[kControls] = {
+      "BEGIN IMMEDIATE", "SAVEPOINT b", "ROLLBACK TO b", "RELEASE b", "COMMIT", "ROLLBACK"};
+  for (int i = 0; i < kControls; ++i)
+    if (sqlite3_prepare_v2(wdb_, kControlSql[i], -1, &control_[i], nullptr) != SQLITE_OK)
+      return SqlError(wdb_, "prepare");
   writer_ = std::thread([this] { WriterLoop(); });
   return absl::OkStatus();
 }
@@ -115,6 +120,7 @@ SqliteStorage::~SqliteStorage() {
   sqlite3_finalize(put_stmt_);
   sqlite3_finalize(del_stmt_);
   sqlite3_finalize(delpfx_stmt_);
+  for (sqlite3_stmt* c : control_) sqlite3_finalize(c);
   {
     absl::MutexLock l(&pool_mu_);
     pool_.clear();
@@ -298,6 +304,15 @@ absl::Status SqliteStorage::ApplyLocked(Pending& p) {
   return absl::OkStatus();
 }
 
+absl::Status SqliteStorage::Run(Control c) {
+  sqlite3_stmt* s = control_[c];
+  int rc = sqlite3_step(s);
+  sqlite3_reset(s);
+  if (rc != SQLITE_DONE)
+    return absl::UnavailableError(Cat("sqlite: ", sqlite3_sql(s), ": ", sqlite3_errmsg(wdb_)));
+  return absl::OkStatus();
+}
+
 void SqliteStorage::WriterLoop() {
   for (;;) {
     std::deque<Pending> batch;
@@ -309,21 +324,21 @@ void SqliteStorage::WriterLoop() {
     }
     // One transaction for every waiting batch; each batch inside its own savepoint so that a
     // failing batch is rolled back alone and the others still commit.
-    absl::Status begin = Exec(wdb_, "BEGIN IMMEDIATE");
+    absl::Status begin = Run(kBegin);
     std::vector<absl::Status> results(batch.size());
     if (begin.ok()) {
       absl::Status fatal;  // a failure that leaves the transaction unusable
       for (size_t i = 0; i < batch.size() && fatal.ok(); ++i) {
-        fatal = Exec(wdb_, "SAVEPOINT b");
+        fatal = Run(kSavepoint);
         if (!fatal.ok()) break;
         results[i] = ApplyLocked(batch[i]);
-        if (!results[i].ok()) fatal = Exec(wdb_, "ROLLBACK TO b");
-        if (fatal.ok()) fatal = Exec(wdb_, "RELEASE b");
+        if (!results[i].ok()) fatal = Run(kRollbackTo);
+        if (fatal.ok()) fatal = Run(kRelease);
       }
-      absl::Status commit = fatal.ok() ? Exec(wdb_, "COMMIT") : fatal;
+      absl::Status commit = fatal.ok() ? Run(kCommit) : fatal;
       if (!commit.ok()) {
         // Nothing of this group is durable: undo it and tell every caller.
-        (void)Exec(wdb_, "ROLLBACK");
+        (void)Run(kRollback);
         for (auto& r : results) r = commit;
       } else {
         commits_.fetch_add(1);

@@ -62,6 +62,10 @@ class SqliteStorage final : public Storage {
   sqlite3_stmt* put_stmt_ = nullptr;
   sqlite3_stmt* del_stmt_ = nullptr;
   sqlite3_stmt* delpfx_stmt_ = nullptr;
+  // The writer's transaction control, prepared once (parsing them per batch was measurable).
+  enum Control { kBegin, kSavepoint, kRollbackTo, kRelease, kCommit, kRollback, kControls };
+  sqlite3_stmt* control_[kControls] = {};
+  absl::Status Run(Control c);
 
   std::mutex qmu_;
   std::condition_variable qcv_;
