@@ -6,8 +6,10 @@
 # One P-256 CSR (CN node1.cluster.local) is signed over plain HTTP on loopback with wrk and
 # 16 keep-alive connections by: cfssl serve (../shared/bench/cfssl_sign.sh, same CSR, seconds
 # and connections), Coffer's sign/:role on a role that stores every certificate durably
-# (SQLite, synchronous=FULL, group commit), and on a no_store role; then issue/:role with
-# server-made ec-256 and rsa-2048 keys. Prints requests/s, p50, p99 and the ratios to cfssl.
+# (SQLite, synchronous=FULL, group commit), and on a no_store role; the stored row again with
+# 200 different CSRs in turn (each request's signature check is real work: nothing is cached);
+# then issue/:role with server-made ec-256 and rsa-2048 keys. Prints requests/s, p50, p99 and
+# the ratios to cfssl.
 # Not a test: only the ratios measured in the same run mean anything.
 set -euo pipefail
 secs=${1:-10}; conns=${2:-16}
@@ -51,10 +53,24 @@ for r in store nostore; do
 done
 api POST pki/roles/rsa '{"allowed_domains":"cluster.local","allow_subdomains":true,"key_type":"rsa","key_bits":2048,"ttl":"24h"}'
 
+# 200 more CSRs (own keys, names node<i>.cluster.local) for the distinct-CSR row.
+for i in $(seq 200); do
+  openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout /dev/null \
+    -subj "/CN=node$i.cluster.local" -out "$d/many-$i.csr" 2>/dev/null
+done
+
 python3 - "$d" "$token" <<'PY'
 import json, sys
 d, token = sys.argv[1], sys.argv[2]
 csr = open(d + "/leaf.csr").read()
+bodies = [json.dumps({"csr": open(f"{d}/many-{i}.csr").read(), "common_name": f"node{i}.cluster.local",
+                      "ip_sans": "10.0.0.1"}) for i in range(1, 201)]
+open(f"{d}/many.lua", "w").write(
+    'local bodies = {\n' + ''.join(f'[[{b}]],\n' for b in bodies) + '}\n'
+    f'local headers = {{["Content-Type"]="application/json", ["X-Vault-Token"]="{token}"}}\n'
+    'local i = math.random(#bodies)\n'
+    'request = function()\n  i = i % #bodies + 1\n'
+    '  return wrk.format("POST", nil, headers, bodies[i])\nend\n')
 def lua(name, body):
     open(f"{d}/{name}.lua", "w").write(
         'wrk.method="POST"\nwrk.headers["Content-Type"]="application/json"\n'
@@ -72,13 +88,14 @@ row() {  # label lua path
   p50=$(awk '$1=="50%"{print $2}' "$d/out"); p99=$(awk '$1=="99%"{print $2}' "$d/out")
   bad=$(awk '/Non-2xx/{print $4}' "$d/out")
   ratio=$(python3 -c "print(f'{float(\"$rps\")/float(\"$cfssl_rps\"):.2f}x')")
-  printf "%-34s %10s %9s %9s %8s %s\n" "$1" "$rps" "$p50" "$p99" "$ratio" "${bad:+non-2xx=$bad}"
+  printf "%-38s %10s %9s %9s %8s %s\n" "$1" "$rps" "$p50" "$p99" "$ratio" "${bad:+non-2xx=$bad}"
 }
 echo "secs=$secs connections=$conns cores=$(nproc)"
-printf "%-34s %10s %9s %9s %8s\n" "endpoint" "req/s" "p50" "p99" "vs cfssl"
-printf "%-34s %10s %9s %9s %8s\n" "cfssl sign (P-256 CSR)" "$cfssl_rps" "-" "-" "1.00x"
+printf "%-38s %10s %9s %9s %8s\n" "endpoint" "req/s" "p50" "p99" "vs cfssl"
+printf "%-38s %10s %9s %9s %8s\n" "cfssl sign (P-256 CSR)" "$cfssl_rps" "-" "-" "1.00x"
 row "coffer sign/:role (stored)" sign pki/sign/store
 row "coffer sign/:role (no_store)" sign pki/sign/nostore
+row "coffer sign/:role (stored, 200 CSRs)" many pki/sign/store
 row "coffer issue/:role ec-256 (stored)" issue pki/issue/store
 row "coffer issue/:role rsa-2048" issue pki/issue/rsa
 stored=$(curl -s -X LIST -H "X-Vault-Token: $token" "$addr/v1/pki/certs" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["data"]["keys"]))')
