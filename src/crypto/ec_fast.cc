@@ -79,6 +79,21 @@ int EcdsaVerify(int curve_nid, std::string_view point, std::string_view digest,
   return r == 1 ? 1 : 0;
 }
 
+EVP_PKEY* NewEcKey(int curve_nid) {
+  EC_KEY* ec = EC_KEY_new_by_curve_name(curve_nid);
+  if (!ec || EC_KEY_generate_key(ec) != 1) {
+    EC_KEY_free(ec);
+    return nullptr;
+  }
+  EVP_PKEY* k = EVP_PKEY_new();
+  if (!k || EVP_PKEY_assign_EC_KEY(k, ec) != 1) {  // takes `ec` on success
+    EC_KEY_free(ec);
+    EVP_PKEY_free(k);
+    return nullptr;
+  }
+  return k;
+}
+
 std::string Sha2(int bits, std::string_view data) {
   const auto* p = reinterpret_cast<const unsigned char*>(data.data());
   unsigned char md[SHA512_DIGEST_LENGTH];

@@ -301,10 +301,9 @@ absl::StatusOr<PKey> GenerateKey(const KeySpec& spec) {
       k = EVP_PKEY_Q_keygen(nullptr, nullptr, "RSA", static_cast<size_t>(spec.bits));
       break;
     case KeyType::kEc:
-      k = EVP_PKEY_Q_keygen(nullptr, nullptr, "EC",
-                            spec.bits == 384   ? "P-384"
-                            : spec.bits == 521 ? "P-521"
-                                               : "P-256");
+      k = NewEcKey(spec.bits == 384   ? NID_secp384r1
+                   : spec.bits == 521 ? NID_secp521r1
+                                      : NID_X9_62_prime256v1);
       break;
     case KeyType::kEd25519:
       k = EVP_PKEY_Q_keygen(nullptr, nullptr, "ED25519");
