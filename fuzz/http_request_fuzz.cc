@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <string>
 
+#include "http/beast_request.h"
 #include "http/convert.h"
 
 namespace bhttp = boost::beast::http;
@@ -19,15 +20,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   parser.put(boost::asio::buffer(data, size), ec);
   if (ec || !parser.is_done()) return 0;
   auto& msg = parser.get();
-  coffer::http::RawRequest raw;
-  std::string method(msg.method_string()), target(msg.target());
-  raw.method = method;
-  raw.target = target;
-  auto tok = msg.find("X-Vault-Token");
-  if (tok != msg.end()) raw.vault_token = tok->value();
-  auto authz = msg.find(bhttp::field::authorization);
-  if (authz != msg.end()) raw.authorization = authz->value();
-  raw.body = msg.body();
+  coffer::http::RawRequest raw = coffer::http::ViewOf(msg);
   auto req = coffer::http::ParseRequest(raw);
   if (!req.ok()) (void)coffer::http::RenderError(400, std::string(req.status().message()));
   return 0;

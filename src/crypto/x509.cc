@@ -526,12 +526,12 @@ std::string CommonName(const X509_NAME* n) {
 
 namespace {
 
-// A copy of an SPKI's algorithm and key bits, made field by field (no decoder round trip).
-Spki CopySpki(const X509_PUBKEY* in) {
+// Copies an SPKI's algorithm and key bits into `out` field by field (no decoder round trip).
+bool CopySpkiInto(const X509_PUBKEY* in, X509_PUBKEY* out) {
   const unsigned char* bits = nullptr;
   int len = 0;
   X509_ALGOR* alg = nullptr;
-  if (X509_PUBKEY_get0_param(nullptr, &bits, &len, &alg, in) != 1) return nullptr;
+  if (X509_PUBKEY_get0_param(nullptr, &bits, &len, &alg, in) != 1) return false;
   const ASN1_OBJECT* oid = nullptr;
   int ptype = 0;
   const void* pval = nullptr;
@@ -541,10 +541,13 @@ Spki CopySpki(const X509_PUBKEY* in) {
     pcopy = OBJ_dup(static_cast<const ASN1_OBJECT*>(pval));
   else if (ptype == V_ASN1_SEQUENCE)
     pcopy = ASN1_STRING_dup(static_cast<const ASN1_STRING*>(pval));
-  Spki out(X509_PUBKEY_new());
   auto* bits_copy = static_cast<unsigned char*>(OPENSSL_memdup(bits, static_cast<size_t>(len)));
-  if (!out || X509_PUBKEY_set0_param(out.get(), OBJ_dup(oid), ptype, pcopy, bits_copy, len) != 1)
-    return nullptr;
+  return X509_PUBKEY_set0_param(out, OBJ_dup(oid), ptype, pcopy, bits_copy, len) == 1;
+}
+
+Spki CopySpki(const X509_PUBKEY* in) {
+  Spki out(X509_PUBKEY_new());
+  if (!out || !CopySpkiInto(in, out.get())) return nullptr;
   return out;
 }
 
@@ -896,19 +899,10 @@ absl::StatusOr<Cert> SignCertificate(const CertTemplate& t, const X509_PUBKEY* s
   X509_ALGOR* alg = nullptr;
   if (X509_PUBKEY_get0_param(nullptr, &key_bits, &key_len, &alg, subject_spki) != 1)
     return absl::InvalidArgumentError("the public key is malformed");
-  const ASN1_OBJECT* alg_oid = nullptr;
-  int ptype = 0;
-  const void* pval = nullptr;
-  X509_ALGOR_get0(&alg_oid, &ptype, &pval, alg);
-  void* pval_copy = nullptr;
-  if (ptype == V_ASN1_OBJECT)
-    pval_copy = OBJ_dup(static_cast<const ASN1_OBJECT*>(pval));
-  else if (ptype == V_ASN1_SEQUENCE)
-    pval_copy = ASN1_STRING_dup(static_cast<const ASN1_STRING*>(pval));
-  auto* bits_copy = static_cast<unsigned char*>(OPENSSL_memdup(key_bits, key_len));
-  if (X509_PUBKEY_set0_param(X509_get_X509_PUBKEY(c), OBJ_dup(alg_oid), ptype, pval_copy, bits_copy,
-                             key_len) != 1)
+  if (!CopySpkiInto(subject_spki, X509_get_X509_PUBKEY(c)))
     return absl::InternalError(Cat("setting public key: ", OpenSslError()));
+  const ASN1_OBJECT* alg_oid = nullptr;
+  X509_ALGOR_get0(&alg_oid, nullptr, nullptr, alg);
   const int key_nid = OBJ_obj2nid(alg_oid);
 
   // basicConstraints (critical for CAs; RFC 5280 4.2.1.9).

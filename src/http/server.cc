@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "absl/synchronization/mutex.h"
+#include "http/beast_request.h"
 #include "http/convert.h"
 #include "util/log.h"
 #include "util/status.h"
@@ -181,17 +182,9 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     parser_.reset();
     const bool keep_alive = msg.keep_alive();
     const unsigned version = msg.version();
-    RawRequest raw;
-    std::string method(msg.method_string());
-    std::string target(msg.target());
-    raw.method = method;
-    raw.target = target;
-    auto tok = msg.find("X-Vault-Token");
-    if (tok != msg.end()) raw.vault_token = tok->value();
-    auto authz = msg.find(bhttp::field::authorization);
-    if (authz != msg.end()) raw.authorization = authz->value();
-    raw.body = std::move(msg.body());
+    RawRequest raw = ViewOf(msg);
     raw.remote_address = remote_;
+    const std::string method(raw.method);
     RawResponse out;
     auto req = ParseRequest(raw);
     if (!req.ok()) {
