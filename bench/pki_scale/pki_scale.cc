@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "registry/builtin.h"
 #include "boost/json.hpp"
 #include "core/core.h"
 #include "crypto/crypto.h"
@@ -39,9 +40,7 @@ struct Result {
 core::CoreOptions Options(storage::Storage* s) {
   core::CoreOptions o;
   o.physical = s;
-  o.factories["pki"] = [](const core::MountEntry& e) {
-    return engines::pki::Factory(e, RealClock::Get());
-  };
+  registry::AddBackends(o);
   o.tidy_interval = std::chrono::seconds(0);
   return o;
 }

@@ -9,11 +9,9 @@
 #include "cli/cli.h"
 #include "config/server_config.h"
 #include "core/core.h"
-#include "engines/kv/kv_backend.h"
-#include "engines/pki/pki_backend.h"
 #include "http/server.h"
+#include "registry/builtin.h"
 #include "storage/memory_storage.h"
-#include "storage/sqlite_storage.h"
 #include "util/encoding.h"
 #include "util/log.h"
 #include "util/status.h"
@@ -32,11 +30,7 @@ struct ServerFlags {
 
 core::CoreOptions BaseOptions() {
   core::CoreOptions o;
-  o.factories["kv"] = engines::kv::Factory;
-  o.factories["generic"] = engines::kv::Factory;
-  o.factories["pki"] = [](const core::MountEntry& e) {
-    return engines::pki::Factory(e, RealClock::Get());
-  };
+  registry::AddBackends(o);
   return o;
 }
 
@@ -147,24 +141,12 @@ int RunFromConfig(const ServerFlags& f) {
     return kExitLocal;
   }
   sigset_t set = BlockSignals();
-  std::unique_ptr<storage::Storage> physical;
-  if (cfg->storage_type == "sqlite") {
-    std::string path = cfg->storage_options["path"];
-    auto parent = std::filesystem::path(path).parent_path();
-    std::error_code ec;
-    if (!parent.empty() && !std::filesystem::exists(parent)) {
-      std::filesystem::create_directories(parent, ec);
-      std::filesystem::permissions(parent, std::filesystem::perms::owner_all, ec);
-    }
-    auto s = storage::SqliteStorage::Open(path);
-    if (!s.ok()) {
-      std::cerr << "Error opening storage: " << s.status().message() << "\n";
-      return kExitLocal;
-    }
-    physical = std::move(*s);
-  } else {
-    physical = std::make_unique<storage::MemoryStorage>();
+  auto opened = registry::OpenStorage(cfg->storage_type, cfg->storage_options);
+  if (!opened.ok()) {
+    std::cerr << "Error opening storage: " << opened.status().message() << "\n";
+    return kExitLocal;
   }
+  std::unique_ptr<storage::Storage> physical = std::move(*opened);
   auto opts = BaseOptions();
   opts.physical = physical.get();
   opts.storage_type = cfg->storage_type;

@@ -1,18 +1,34 @@
-// Backend: a logical engine mounted at a path (kv, pki, transit ...). The core hands each request
-// to the backend of the longest matching mount, with req.path relative to the mount and
-// req.storage set to the mount's own view ("logical/<uuid>/" through the barrier).
-// Backends must be safe to call from several threads.
+// Backend: a logical engine or auth method mounted at a path (kv, pki, token, approle ...), and
+// the system backend at sys/. The core hands each request to the backend of the longest matching
+// mount, with req.path relative to the mount and req.storage set to the mount's own view
+// ("logical/<uuid>/" or "auth/<uuid>/" through the barrier).
+//
+// A backend declares its special paths (SpecialPaths): the core reads them to decide which
+// paths need "sudo", which need no token, and which values are seal-wrapped. The core never
+// names an engine's path itself.
+//
+// Lifecycle (the core calls these, never concurrently with each other for one backend):
+//   Initialize()        after the mount is created or loaded at unseal, before any request;
+//   InvalidateKey(key)  a key under the backend's view was changed by someone else (another
+//                       node, a restore): drop whatever is cached from it;
+//   Cleanup()           at unmount or seal; no request runs after it.
+// Handle / Exists may run on several threads at once: backends must be thread-safe.
 #pragma once
 
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "boost/json/object.hpp"
 #include "core/request.h"
+#include "util/clock.h"
 
 namespace coffer::core {
+
+class TokenStore;
 
 struct MountEntry {
   std::string path;  // with trailing '/'
@@ -31,6 +47,50 @@ struct MountEntry {
   static absl::StatusOr<MountEntry> FromStorage(const boost::json::object& o);
 };
 
+// A list of paths relative to a mount, in Vault's PathsSpecial syntax: an entry matches exactly,
+// or, ending in '*', every path it prefixes; a '+' segment matches any one segment
+// ("issuer/+/pem"). Immutable after construction; safe to share between threads.
+class PathList {
+ public:
+  PathList() = default;
+  PathList(std::initializer_list<std::string_view> entries);
+  explicit PathList(const std::vector<std::string>& entries);
+  bool Matches(std::string_view path) const;
+  const std::vector<std::string>& entries() const { return entries_; }
+
+ private:
+  std::vector<std::string> entries_;
+};
+
+// Vault's logical.Paths.
+struct SpecialPaths {
+  PathList root;               // need "sudo" on top of the operation's capability
+  PathList unauthenticated;    // callable without a token (logins, CA certificates, CRLs)
+  PathList seal_wrap_storage;  // storage keys whose values the seal wraps as well (Vault's
+                               // SealWrapStorage); recorded now, honoured by auto-unseal seals
+};
+
+// What the system knows that a backend may ask (Vault's logical.SystemView).
+class SystemView {
+ public:
+  virtual ~SystemView() = default;
+  virtual int64_t DefaultLeaseTtl() const = 0;  // system-wide defaults, seconds
+  virtual int64_t MaxLeaseTtl() const = 0;
+  // The core's token store; only the token auth method uses it.
+  virtual TokenStore* Tokens() const = 0;
+};
+
+// Everything a backend factory is given. Pointers outlive the backend.
+struct BackendConfig {
+  MountEntry entry;
+  storage::Storage* storage = nullptr;  // the mount's view through the barrier
+  const Clock* clock = nullptr;         // never null
+  const SystemView* system = nullptr;   // never null
+  // Structured logging with the mount's path attached to every line.
+  void LogInfo(std::string_view msg) const;
+  void LogWarn(std::string_view msg) const;
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -38,11 +98,17 @@ class Backend {
   // Whether the target of a write exists, so the core can ask for "create" rather than
   // "update" capability (Vault's existence check). nullopt: the backend does not tell.
   virtual absl::StatusOr<std::optional<bool>> Exists(Request& req) { return std::optional<bool>(); }
-  // Paths (relative to the mount) callable without a token, such as an auth method's login.
-  virtual bool Unauthenticated(std::string_view path) const { return false; }
+  virtual const SpecialPaths& Special() const;
+
+  virtual absl::Status Initialize() { return absl::OkStatus(); }
+  virtual void InvalidateKey(std::string_view key) {}
+  virtual void Cleanup() {}
+
+  // OpenAPI path items for this backend's paths, keys prefixed with `mount_path` ("/pki/").
+  virtual void OpenApi(std::string_view mount_path, boost::json::object& paths) const {}
 };
 
 using BackendFactory =
-    std::function<absl::StatusOr<std::unique_ptr<Backend>>(const MountEntry& entry)>;
+    std::function<absl::StatusOr<std::unique_ptr<Backend>>(const BackendConfig& config)>;
 
 }  // namespace coffer::core

@@ -6,8 +6,6 @@
 #include <chrono>
 
 #include "absl/time/clock.h"
-#include "auth/approle/approle_backend.h"
-#include "auth/token/token_backend.h"
 #include "boost/json.hpp"
 #include "core/acl.h"
 #include "crypto/crypto.h"
@@ -122,14 +120,10 @@ absl::StatusOr<std::unique_ptr<Core>> Core::Create(CoreOptions opts) {
   c->tokens_ = std::make_unique<TokenStore>(c->barrier_.get(), c->opts_.clock);
   c->policies_ = std::make_unique<PolicyStore>(c->barrier_.get());
   c->audit_ = std::make_unique<AuditBroker>(c->barrier_.get(), c->opts_.clock);
+  if (!c->opts_.auth_factories.contains("token"))
+    return absl::InvalidArgumentError("core needs the token auth method's factory");
+  c->system_ = c->NewSystemBackend();
   Core* raw = c.get();
-  c->auth_factories_["token"] =
-      [raw](const MountEntry&) -> absl::StatusOr<std::unique_ptr<Backend>> {
-    return auth::token::NewBackend(raw->tokens_.get(), raw->opts_.clock);
-  };
-  c->auth_factories_["approle"] = [raw](const MountEntry& e) {
-    return auth::approle::Factory(e, raw->opts_.clock);
-  };
   if (c->opts_.tidy_interval.count() > 0) c->tidy_thread_ = std::thread([raw] { raw->TidyLoop(); });
   return c;
 }
@@ -145,10 +139,15 @@ absl::StatusOr<bool> Core::Initialized() {
 }
 
 void Core::SealLocked() {
+  std::map<std::string, std::shared_ptr<Mount>, std::less<>> mounts;
   {
     absl::MutexLock l(&mounts_mu_);
-    mounts_.clear();
+    mounts.swap(mounts_);
   }
+  // No request runs: sealing holds state_mu_ exclusively.
+  for (auto& [path, m] : mounts)
+    if (m->backend) m->backend->Cleanup();
+  mounts.clear();
   tokens_->Clear();
   policies_->Clear();
   audit_->Clear();
@@ -380,37 +379,15 @@ absl::StatusOr<Response> Core::Handle(Request& req) {
   const auto start = std::chrono::steady_clock::now();
   absl::StatusOr<Response> result;
   const std::string& p = req.path;
-  if (p == "sys/init") {
-    result = HandleInitRequest(req);
-  } else if (p == "sys/unseal") {
-    result = HandleUnsealRequest(req);
-  } else if (p == "sys/seal-status") {
-    if (req.op != Operation::kRead) {
-      result = UnsupportedOperation("sys/seal-status takes GET");
-    } else {
-      auto st = SealStatus();
-      if (st.ok()) {
-        Response r;
-        r.raw = true;
-        r.raw_body = json::serialize(*st);
-        result = std::move(r);
-      } else {
-        result = st.status();
-      }
-    }
-  } else if (p == "sys/health") {
-    result = (req.op == Operation::kRead || req.op == Operation::kHead)
-                 ? HandleHealth(req)
-                 : absl::StatusOr<Response>(UnsupportedOperation("sys/health takes GET or HEAD"));
-  } else if (p == "sys/leader") {
-    Response r;
-    r.raw = true;
-    r.raw_body = json::serialize(json::object{{"ha_enabled", false},
-                                              {"is_self", true},
-                                              {"leader_address", ""},
-                                              {"leader_cluster_address", ""},
-                                              {"performance_standby", false}});
-    result = std::move(r);
+  if (StartsWith(p, "sys/") && PreUnsealPaths().Matches(std::string_view(p).substr(4))) {
+    // Served while sealed and without a token (Vault answers these in its HTTP layer).
+    req.mount_point = "sys/";
+    req.mount_type = "system";
+    const std::string full_path = req.path;
+    req.path = full_path.substr(4);
+    result = system_->Handle(req);
+    req.path = full_path;
+    req.mount_point.clear();
   } else {
     bool seal_after = false;
     {
@@ -435,45 +412,50 @@ absl::StatusOr<Response> Core::Handle(Request& req) {
   return result;
 }
 
-namespace {
-// Paths that need "sudo" on top of the operation's capability (Vault's root-protected paths).
-bool IsSudoPath(std::string_view p) {
-  for (std::string_view exact :
-       {"sys/rotate", "sys/seal", "sys/step-down", "sys/audit", "sys/audit/", "sys/raw",
-        "auth/token/accessors", "auth/token/accessors/", "auth/token/revoke-orphan"})
-    if (p == exact) return true;
-  for (std::string_view prefix :
-       {"sys/audit/", "sys/raw/", "sys/auth/", "sys/leases/revoke-prefix/",
-        "sys/leases/revoke-force/", "auth/token/revoke-orphan/"})
-    if (p.substr(0, prefix.size()) == prefix) return true;
-  return false;
-}
-}  // namespace
-
 absl::StatusOr<Response> Core::HandleLocked(Request& req) {
-  // Unauthenticated paths (auth methods' logins, a PKI mount's CA and CRL) need no token:
-  // audited and run; the token a login grants is issued here.
-  if (!StartsWith(req.path, "sys/")) {
-    std::string rest;
-    auto mount = Route(req.path, &rest);
-    if (mount && mount->backend->Unauthenticated(rest)) {
+  // Route first: sys/ to the system backend, anything else to the longest-prefix mount. The
+  // backend's declared special paths decide what needs no token and what needs sudo.
+  std::string rest;
+  std::shared_ptr<Mount> mount;
+  Backend* backend = nullptr;
+  storage::Storage* view = nullptr;
+  const bool system = StartsWith(req.path, "sys/") || req.path == "sys";
+  if (system) {
+    rest = req.path.size() > 4 ? req.path.substr(4) : "";
+    backend = system_.get();
+    req.mount_point = "sys/";
+    req.mount_type = "system";
+  } else {
+    mount = Route(req.path, &rest);
+    if (mount) {
+      backend = mount->backend.get();
+      view = mount->view.get();
       req.mount_point = mount->entry.path;
       req.mount_type = mount->entry.type;
-      RETURN_IF_ERROR(audit_->LogRequest(req, std::nullopt, absl::OkStatus()));
-      const std::string full_path = req.path;
       req.mount_default_ttl = EffectiveDefaultTtl(mount->entry);
       req.mount_max_ttl = EffectiveMaxTtl(mount->entry);
-      req.storage = mount->view.get();
-      req.path = rest;
-      absl::StatusOr<Response> result = mount->backend->Handle(req);
-      req.path = full_path;
-      if (result.ok() && result->login) {
-        auto st = IssueLoginToken(req, mount->entry, *result);
-        if (!st.ok()) result = st;
-      }
-      RETURN_IF_ERROR(audit_->LogResponse(req, std::nullopt, result));
-      return result;
     }
+  }
+  auto run = [&]() -> absl::StatusOr<Response> {
+    const std::string full_path = req.path;
+    req.storage = view;
+    req.path = rest;
+    absl::StatusOr<Response> result = backend->Handle(req);
+    req.path = full_path;
+    return result;
+  };
+
+  // Unauthenticated paths (auth methods' logins, a PKI mount's CA and CRL) need no token:
+  // audited and run; the token a login grants is issued here.
+  if (backend && backend->Special().unauthenticated.Matches(rest)) {
+    RETURN_IF_ERROR(audit_->LogRequest(req, std::nullopt, absl::OkStatus()));
+    absl::StatusOr<Response> result = run();
+    if (result.ok() && result->login && mount) {
+      auto st = IssueLoginToken(req, mount->entry, *result);
+      if (!st.ok()) result = st;
+    }
+    RETURN_IF_ERROR(audit_->LogResponse(req, std::nullopt, result));
+    return result;
   }
   // Authentication, then authorization, then the audit request entry, before any engine runs.
   ASSIGN_OR_RETURN(auto token, tokens_->Lookup(req.client_token));
@@ -490,54 +472,33 @@ absl::StatusOr<Response> Core::HandleLocked(Request& req) {
       return denied;
     }
   }
-
-  std::string rest;
-  std::shared_ptr<Mount> mount;
-  const bool system = StartsWith(req.path, "sys/") || req.path == "sys";
-  if (system) {
-    req.mount_point = "sys/";
-    req.mount_type = "system";
-  } else {
-    mount = Route(req.path, &rest);
-    if (mount) {
-      req.mount_point = mount->entry.path;
-      req.mount_type = mount->entry.type;
-    }
-    // Vault's existence check: a write to something that does not exist needs "create".
-    if (mount && req.op == Operation::kUpdate) {
-      Request probe;
-      probe.op = req.op;
-      probe.path = rest;
-      probe.storage = mount->view.get();
-      probe.mount_point = mount->entry.path;
-      ASSIGN_OR_RETURN(auto exists, mount->backend->Exists(probe));
-      if (exists.has_value() && !*exists) req.op = Operation::kCreate;
-    }
+  // Vault's existence check: a write to something that does not exist needs "create".
+  if (mount && req.op == Operation::kUpdate) {
+    const std::string full_path = req.path;
+    req.path = rest;
+    req.storage = view;
+    auto exists = backend->Exists(req);
+    req.path = full_path;
+    if (!exists.ok()) return exists.status();
+    if (exists->has_value() && !**exists) req.op = Operation::kCreate;
   }
+  const bool needs_sudo = backend && backend->Special().root.Matches(rest);
   ASSIGN_OR_RETURN(auto acl, policies_->AclFor(token->policies));
-  const bool allowed = acl->Allows(req.path, req.op, IsSudoPath(req.path));
+  const bool allowed = acl->Allows(req.path, req.op, needs_sudo);
   RETURN_IF_ERROR(audit_->LogRequest(req, token, allowed ? absl::OkStatus() : denied));
   if (!allowed) return denied;
   req.sudo = acl->root() || (acl->Capabilities(req.path, false) & kCapSudo);
   RETURN_IF_ERROR(tokens_->Use(*token));
   req.token = token;
 
-  const std::string full_path = req.path;
   absl::StatusOr<Response> result;
-  if (system) {
-    result = HandleSystem(req);
-  } else if (!mount) {
+  if (!backend) {
     result = absl::NotFoundError(
         Cat("no handler for route \"", req.path,
             "\": no secrets engine is mounted there (see `coffer secrets list`)"));
   } else {
-    req.mount_default_ttl = EffectiveDefaultTtl(mount->entry);
-    req.mount_max_ttl = EffectiveMaxTtl(mount->entry);
-    req.storage = mount->view.get();
-    req.path = rest;
-    result = mount->backend->Handle(req);
+    result = run();
   }
-  req.path = full_path;
   RETURN_IF_ERROR(audit_->LogResponse(req, token, result));
   return result;
 }
@@ -577,117 +538,10 @@ absl::Status Core::IssueLoginToken(const Request& req, const MountEntry& mount, 
   }
   if (e.explicit_max_ttl > 0 && e.ttl > e.explicit_max_ttl) e.ttl = e.explicit_max_ttl;
   ASSIGN_OR_RETURN(auto created, tokens_->Create(std::move(e)));
-  resp.auth = auth::token::AuthBlock(created.entry, created.token);
+  resp.auth = AuthBlock(created.entry, created.token);
   resp.login.reset();
   log::Info("login", {{"mount", mount.path}, {"accessor", created.entry.accessor}});
   return absl::OkStatus();
-}
-
-absl::StatusOr<Response> Core::HandleSystem(Request& req) {
-  std::string_view p = req.path;
-  p.remove_prefix(std::min<size_t>(p.size(), 4));
-  req.mount_point = "sys/";
-  req.mount_type = "system";
-  auto unsupported = [] { return UnsupportedOperation(); };
-  if (p == "mounts") {
-    if (req.op != Operation::kRead) return unsupported();
-    return MountsList();
-  }
-  if (StartsWith(p, "mounts/")) {
-    std::string_view mp = p.substr(7);
-    if (mp.size() > 5 && mp.substr(mp.size() - 5) == "/tune")
-      return MountTune(req, mp.substr(0, mp.size() - 5));
-    switch (req.op) {
-      case Operation::kRead:
-        return MountRead(mp);
-      case Operation::kCreate:
-      case Operation::kUpdate:
-        return MountEnableRequest(req, mp);
-      case Operation::kDelete:
-        RETURN_IF_ERROR(DisableMount(mp));
-        return Response::Empty();
-      default:
-        return unsupported();
-    }
-  }
-  if (p == "policy" || p.substr(0, 7) == "policy/" || p == "policies/acl" || p == "policies/acl/" ||
-      p.substr(0, 13) == "policies/acl/")
-    return HandlePolicies(req, p);
-  if (p == "capabilities" || p == "capabilities-self" || p == "capabilities-accessor")
-    return HandleCapabilities(req, p);
-  if (p == "auth" || p == "auth/") {
-    if (req.op != Operation::kRead) return unsupported();
-    return AuthList();
-  }
-  if (StartsWith(p, "auth/")) {
-    std::string mp = Cat("auth/", p.substr(5));
-    if (mp.size() > 5 && mp.substr(mp.size() - 5) == "/tune")
-      return MountTune(req, mp.substr(0, mp.size() - 5));
-    switch (req.op) {
-      case Operation::kRead:
-        return MountRead(mp);
-      case Operation::kCreate:
-      case Operation::kUpdate:
-        return MountEnableRequest(req, mp, true);
-      case Operation::kDelete:
-        RETURN_IF_ERROR(DisableMount(mp));
-        return Response::Empty();
-      default:
-        return unsupported();
-    }
-  }
-  if (p == "audit" || StartsWith(p, "audit/") || StartsWith(p, "audit-hash/"))
-    return HandleAudit(req, p);
-  if (p == "rotate") {
-    if (req.op != Operation::kUpdate && req.op != Operation::kCreate) return unsupported();
-    ASSIGN_OR_RETURN(auto ks, barrier_->Rotate());
-    log::Info("barrier key rotated", {{"term", std::to_string(ks.term)}});
-    return Response::Empty();
-  }
-  if (p == "key-status") {
-    if (req.op != Operation::kRead) return unsupported();
-    ASSIGN_OR_RETURN(auto ks, barrier_->Status());
-    auto r = Response::Data(
-        json::object{{"term", static_cast<int64_t>(ks.term)},
-                     {"install_time",
-                      absl::FormatTime(absl::RFC3339_full, ks.install_time, absl::UTCTimeZone())},
-                     {"encryptions", static_cast<int64_t>(ks.encryptions)}});
-    r.duplicate_data_at_top = true;
-    return r;
-  }
-  if (p == "seal") {
-    if (req.op != Operation::kUpdate && req.op != Operation::kCreate) return unsupported();
-    Response r;
-    r.seal_after = true;
-    return r;
-  }
-  if (p == "metrics") {
-    if (req.op != Operation::kRead) return unsupported();
-    auto fmt = req.QueryParam("format");
-    Response r;
-    if (fmt && *fmt == "prometheus") {
-      r.raw = true;
-      r.content_type = "text/plain; version=0.0.4";
-      r.raw_body = metrics_.Prometheus();
-      return r;
-    }
-    if (fmt && !fmt->empty())
-      return absl::InvalidArgumentError(
-          Cat("unknown metrics format \"", *fmt, "\": use prometheus, or none for JSON"));
-    r.raw = true;
-    r.raw_body = json::serialize(metrics_.Json());
-    return r;
-  }
-  if (StartsWith(p, "internal/ui/mounts/")) {
-    if (req.op != Operation::kRead) return unsupported();
-    std::string rest;
-    auto m = Route(p.substr(19), &rest);
-    if (!m) return absl::NotFoundError(Cat("no mount holds \"", p.substr(19), "\""));
-    json::object d = m->entry.ToJson();
-    d["path"] = m->entry.path;
-    return Response::Data(std::move(d));
-  }
-  return absl::NotFoundError(Cat("no handler for route \"", req.path, "\""));
 }
 
 absl::StatusOr<Response> Core::HandleAudit(Request& req, std::string_view p) {

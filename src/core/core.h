@@ -33,7 +33,10 @@ inline constexpr int64_t kSystemDefaultTtl = 768 * 3600;  // Vault's 32 days
 
 struct CoreOptions {
   storage::Storage* physical = nullptr;             // must outlive the core
-  std::map<std::string, BackendFactory> factories;  // engine type -> factory
+  // Secrets engine type -> factory and auth method type -> factory ("token" is required);
+  // the server fills both from the registry (registry/builtin.h).
+  std::map<std::string, BackendFactory> factories;
+  std::map<std::string, BackendFactory> auth_factories;
   int64_t default_lease_ttl = kSystemDefaultTtl;
   int64_t max_lease_ttl = kSystemDefaultTtl;
   std::string storage_type = "inmem";
@@ -47,7 +50,7 @@ struct InitResult {
   std::string root_token;  // sensitive
 };
 
-class Core {
+class Core final : private SystemView {
  public:
   static absl::StatusOr<std::unique_ptr<Core>> Create(CoreOptions opts);
   ~Core();
@@ -78,8 +81,9 @@ class Core {
  private:
   struct Mount {
     MountEntry entry;
-    std::unique_ptr<barrier::PrefixView> view;
-    std::unique_ptr<Backend> backend;
+    // Shared by the Mount objects that tuning replaces the entry of.
+    std::shared_ptr<barrier::PrefixView> view;
+    std::shared_ptr<Backend> backend;
   };
 
   explicit Core(CoreOptions opts);
@@ -87,7 +91,11 @@ class Core {
   absl::StatusOr<Response> HandleLocked(Request& req) ABSL_SHARED_LOCKS_REQUIRED(state_mu_);
   absl::StatusOr<Response> HandleAudit(Request& req, std::string_view p)
       ABSL_SHARED_LOCKS_REQUIRED(state_mu_);
-  absl::StatusOr<Response> HandleSystem(Request& req) ABSL_SHARED_LOCKS_REQUIRED(state_mu_);
+  // The system backend's path table (system_backend.cc) and the paths of it served while
+  // sealed and without a token.
+  std::unique_ptr<Backend> NewSystemBackend();
+  static const PathList& PreUnsealPaths();
+  absl::StatusOr<Response> OpenApiDocument();
   absl::StatusOr<Response> HandleHealth(const Request& req);
   absl::StatusOr<Response> HandleInitRequest(Request& req);
   absl::StatusOr<Response> HandleUnsealRequest(Request& req);
@@ -121,13 +129,18 @@ class Core {
   // Issues the token an auth method's login asked for; fills resp.auth.
   absl::Status IssueLoginToken(const Request& req, const MountEntry& mount, Response& resp);
 
+  // SystemView, for backends.
+  int64_t DefaultLeaseTtl() const override { return opts_.default_lease_ttl; }
+  int64_t MaxLeaseTtl() const override { return opts_.max_lease_ttl; }
+  TokenStore* Tokens() const override { return tokens_.get(); }
+
   CoreOptions opts_;
-  std::map<std::string, BackendFactory> auth_factories_;
   std::unique_ptr<seal::Seal> seal_;
   std::unique_ptr<barrier::Barrier> barrier_;
   std::unique_ptr<TokenStore> tokens_;
   std::unique_ptr<PolicyStore> policies_;
   std::unique_ptr<AuditBroker> audit_;
+  std::unique_ptr<Backend> system_;
   Metrics metrics_;
 
   mutable absl::Mutex state_mu_;

@@ -1,3 +1,4 @@
+#include "registry/builtin.h"
 #include "core/core.h"
 
 #include <gtest/gtest.h>
@@ -19,8 +20,7 @@ class CoreTest : public ::testing::Test {
     core_.reset();
     CoreOptions o;
     o.physical = &faulty_;
-    o.factories["kv"] = engines::kv::Factory;
-    o.factories["generic"] = engines::kv::Factory;
+    registry::AddBackends(o, /*with_examples=*/true);
     core_ = std::move(*Core::Create(std::move(o)));
   }
   void InitAndUnseal(int n = 5, int t = 3) {

@@ -111,7 +111,7 @@ absl::StatusOr<std::shared_ptr<Core::Mount>> Core::Instantiate(MountEntry entry)
   auto m = std::make_shared<Mount>();
   if (entry.type != "system") {
     const bool is_auth = entry.path.substr(0, 5) == "auth/";
-    const auto& factories = is_auth ? auth_factories_ : opts_.factories;
+    const auto& factories = is_auth ? opts_.auth_factories : opts_.factories;
     auto f = factories.find(entry.type);
     if (f == factories.end()) {
       std::string known;
@@ -120,10 +120,15 @@ absl::StatusOr<std::shared_ptr<Core::Mount>> Core::Instantiate(MountEntry entry)
       return absl::InvalidArgumentError(Cat("unknown ", is_auth ? "auth method" : "secrets engine",
                                             " type \"", entry.type, "\"; available: ", known));
     }
-    ASSIGN_OR_RETURN(m->backend, f->second(entry));
-    const bool auth = entry.path.substr(0, 5) == "auth/";
-    m->view = std::make_unique<barrier::PrefixView>(
-        barrier_.get(), (auth ? "auth/" : "logical/") + entry.uuid + "/");
+    m->view = std::make_shared<barrier::PrefixView>(
+        barrier_.get(), (is_auth ? "auth/" : "logical/") + entry.uuid + "/");
+    BackendConfig cfg;
+    cfg.entry = entry;
+    cfg.storage = m->view.get();
+    cfg.clock = opts_.clock;
+    cfg.system = this;
+    ASSIGN_OR_RETURN(m->backend, f->second(cfg));
+    RETURN_IF_ERROR(m->backend->Initialize());
   }
   m->entry = std::move(entry);
   return m;
@@ -240,7 +245,9 @@ absl::Status Core::DisableMount(std::string_view raw_path) {
       return st;
     }
   }
-  // The table no longer routes to it; now remove its data.
+  // The table no longer routes to it; requests in flight keep their reference.
+  m->backend->Cleanup();
+  // Now remove its data.
   RETURN_IF_ERROR(barrier_->DeletePrefix((path.substr(0, 5) == "auth/" ? "auth/" : "logical/") +
                                          m->entry.uuid + "/"));
   log::Info("secrets engine disabled", {{"path", path}});
@@ -340,14 +347,9 @@ absl::StatusOr<Response> Core::MountTune(Request& req, std::string_view raw_path
   // Mount objects are shared with requests in flight: replace, never mutate in place.
   auto replacement = std::make_shared<Mount>();
   replacement->entry = updated;
-  replacement->view = std::make_unique<barrier::PrefixView>(
-      barrier_.get(), (path.substr(0, 5) == "auth/" ? "auth/" : "logical/") + updated.uuid + "/");
-  if (updated.type != "system") {
-    const auto& factories = path.substr(0, 5) == "auth/" ? auth_factories_ : opts_.factories;
-    ASSIGN_OR_RETURN(replacement->backend, factories.at(updated.type)(updated));
-  } else {
-    replacement->view.reset();
-  }
+  // The backend and its view stay: only the entry's tunables change.
+  replacement->view = it->second->view;
+  replacement->backend = it->second->backend;
   auto previous = it->second;
   it->second = replacement;
   auto st = PersistMountsLocked();

@@ -5,6 +5,7 @@
 #include <deque>
 
 #include "absl/strings/str_format.h"
+#include "absl/time/time.h"
 #include "boost/json.hpp"
 #include "crypto/crypto.h"
 #include "util/encoding.h"
@@ -367,6 +368,62 @@ absl::StatusOr<int> TokenStore::Tidy(int max) {
     after = stamps.back();
   }
   return revoked;
+}
+
+namespace {
+json::array PolicyArray(const std::vector<std::string>& v) {
+  json::array a;
+  for (const auto& s : v) a.emplace_back(s);
+  return a;
+}
+std::string Rfc3339(int64_t t) {
+  return absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", absl::FromUnixSeconds(t), absl::UTCTimeZone());
+}
+}  // namespace
+
+json::object LookupData(const TokenEntry& e, std::string_view id, int64_t now) {
+  json::object meta;
+  for (const auto& [k, v] : e.meta) meta[k] = v;
+  json::object d{{"accessor", e.accessor},
+                 {"creation_time", e.creation_time},
+                 {"creation_ttl", e.creation_ttl},
+                 {"display_name", e.display_name},
+                 {"entity_id", ""},
+                 {"expire_time",
+                  e.expire_time > 0 ? json::value(Rfc3339(e.expire_time)) : json::value(nullptr)},
+                 {"explicit_max_ttl", e.explicit_max_ttl},
+                 {"id", id},
+                 {"issue_time", Rfc3339(e.creation_time)},
+                 {"meta", meta.empty() ? json::value(nullptr) : json::value(meta)},
+                 {"num_uses", std::max<int64_t>(0, e.num_uses)},
+                 {"orphan", e.parent_hash.empty()},
+                 {"path", e.path},
+                 {"policies", PolicyArray(e.policies)},
+                 {"renewable", e.renewable && (e.ttl > 0 || e.period > 0)},
+                 {"ttl", e.expire_time > 0 ? std::max<int64_t>(0, e.expire_time - now) : 0},
+                 {"type", "service"}};
+  if (e.period > 0) d["period"] = e.period;
+  if (!e.role.empty()) d["role"] = e.role;
+  if (!e.bound_cidrs.empty()) d["bound_cidrs"] = PolicyArray(e.bound_cidrs);
+  return d;
+}
+
+json::object AuthBlock(const TokenEntry& e, std::string_view token) {
+  json::object meta;
+  for (const auto& [k, v] : e.meta) meta[k] = v;
+  return json::object{{"client_token", token},
+                      {"accessor", e.accessor},
+                      {"policies", PolicyArray(e.policies)},
+                      {"token_policies", PolicyArray(e.policies)},
+                      {"identity_policies", nullptr},
+                      {"metadata", meta.empty() ? json::value(nullptr) : json::value(meta)},
+                      {"lease_duration", e.ttl},
+                      {"renewable", e.renewable && (e.ttl > 0 || e.period > 0)},
+                      {"entity_id", ""},
+                      {"token_type", "service"},
+                      {"orphan", e.parent_hash.empty()},
+                      {"mfa_requirement", nullptr},
+                      {"num_uses", std::max<int64_t>(0, e.num_uses)}};
 }
 
 }  // namespace coffer::core

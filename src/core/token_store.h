@@ -108,4 +108,9 @@ class TokenStore {
   absl::Mutex write_mu_;  // serializes read-modify-write of entries (renew, use, revoke)
 };
 
+// The fields of a token lookup (`id` only when the caller presented the token itself).
+boost::json::object LookupData(const TokenEntry& e, std::string_view id, int64_t now);
+// Vault's `auth` block for a new or renewed token.
+boost::json::object AuthBlock(const TokenEntry& e, std::string_view token);
+
 }  // namespace coffer::core

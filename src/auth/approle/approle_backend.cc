@@ -176,7 +176,13 @@ class AppRoleBackend final : public core::Backend {
  public:
   explicit AppRoleBackend(const Clock* clock) : clock_(clock) {}
 
-  bool Unauthenticated(std::string_view path) const override { return path == "login"; }
+  const core::SpecialPaths& Special() const override {
+    // Vault's AppRole: login needs no token; SecretIDs are seal-wrapped.
+    static const core::SpecialPaths kSpecial{
+        .unauthenticated = {"login"},
+        .seal_wrap_storage = {"secret_id/*", "secret_id_accessor/*"}};
+    return kSpecial;
+  }
 
   absl::StatusOr<Response> Handle(Request& req) override {
     const std::string& p = req.path;
@@ -533,8 +539,8 @@ class AppRoleBackend final : public core::Backend {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<core::Backend>> Factory(const core::MountEntry& entry,
-                                                       const Clock* clock) {
+absl::StatusOr<std::unique_ptr<core::Backend>> Factory(const core::BackendConfig& config) {
+  const Clock* clock = config.clock ? config.clock : RealClock::Get();
   return std::unique_ptr<core::Backend>(new AppRoleBackend(clock));
 }
 

@@ -79,10 +79,6 @@ json::array ToArray(const std::vector<std::string>& v) {
   return a;
 }
 
-std::string RFC3339(int64_t t) {
-  return absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", absl::FromUnixSeconds(t), absl::UTCTimeZone());
-}
-
 struct Role {
   std::string name;
   std::vector<std::string> allowed_policies, disallowed_policies, bound_cidrs;
@@ -156,6 +152,14 @@ absl::StatusOr<Role> RoleFromJson(std::string name, const json::object& o, const
 class TokenBackend final : public core::Backend {
  public:
   TokenBackend(core::TokenStore* tokens, const Clock* clock) : tokens_(tokens), clock_(clock) {}
+
+  const core::SpecialPaths& Special() const override {
+    // Vault's token store: listing accessors and revoking a token without its children need
+    // sudo (Vault's revoke-orphan handler checks sudo itself for the body form).
+    static const core::SpecialPaths kSpecial{
+        .root = {"revoke-orphan", "revoke-orphan/*", "accessors*"}};
+    return kSpecial;
+  }
 
   absl::StatusOr<Response> Handle(Request& req) override {
     const std::string& p = req.path;
@@ -443,53 +447,12 @@ class TokenBackend final : public core::Backend {
 
 }  // namespace
 
-json::object LookupData(const TokenEntry& e, std::string_view id, int64_t now) {
-  json::object meta;
-  for (const auto& [k, v] : e.meta) meta[k] = v;
-  json::object d{{"accessor", e.accessor},
-                 {"creation_time", e.creation_time},
-                 {"creation_ttl", e.creation_ttl},
-                 {"display_name", e.display_name},
-                 {"entity_id", ""},
-                 {"expire_time",
-                  e.expire_time > 0 ? json::value(RFC3339(e.expire_time)) : json::value(nullptr)},
-                 {"explicit_max_ttl", e.explicit_max_ttl},
-                 {"id", id},
-                 {"issue_time", RFC3339(e.creation_time)},
-                 {"meta", meta.empty() ? json::value(nullptr) : json::value(meta)},
-                 {"num_uses", std::max<int64_t>(0, e.num_uses)},
-                 {"orphan", e.parent_hash.empty()},
-                 {"path", e.path},
-                 {"policies", ToArray(e.policies)},
-                 {"renewable", e.renewable && (e.ttl > 0 || e.period > 0)},
-                 {"ttl", e.expire_time > 0 ? std::max<int64_t>(0, e.expire_time - now) : 0},
-                 {"type", "service"}};
-  if (e.period > 0) d["period"] = e.period;
-  if (!e.role.empty()) d["role"] = e.role;
-  if (!e.bound_cidrs.empty()) d["bound_cidrs"] = ToArray(e.bound_cidrs);
-  return d;
-}
-
-json::object AuthBlock(const TokenEntry& e, std::string_view token) {
-  json::object meta;
-  for (const auto& [k, v] : e.meta) meta[k] = v;
-  return json::object{{"client_token", token},
-                      {"accessor", e.accessor},
-                      {"policies", ToArray(e.policies)},
-                      {"token_policies", ToArray(e.policies)},
-                      {"identity_policies", nullptr},
-                      {"metadata", meta.empty() ? json::value(nullptr) : json::value(meta)},
-                      {"lease_duration", e.ttl},
-                      {"renewable", e.renewable && (e.ttl > 0 || e.period > 0)},
-                      {"entity_id", ""},
-                      {"token_type", "service"},
-                      {"orphan", e.parent_hash.empty()},
-                      {"mfa_requirement", nullptr},
-                      {"num_uses", std::max<int64_t>(0, e.num_uses)}};
-}
-
 std::unique_ptr<core::Backend> NewBackend(core::TokenStore* tokens, const Clock* clock) {
   return std::make_unique<TokenBackend>(tokens, clock);
+}
+
+absl::StatusOr<std::unique_ptr<core::Backend>> Factory(const core::BackendConfig& config) {
+  return NewBackend(config.system->Tokens(), config.clock ? config.clock : RealClock::Get());
 }
 
 }  // namespace coffer::auth::token

@@ -9,10 +9,10 @@
 namespace coffer::auth::token {
 
 std::unique_ptr<core::Backend> NewBackend(core::TokenStore* tokens, const Clock* clock);
+// The registry's factory: the token store comes from config.system->Tokens().
+absl::StatusOr<std::unique_ptr<core::Backend>> Factory(const core::BackendConfig& config);
 
-// The fields of a token lookup (`id` only when the caller presented the token itself).
-boost::json::object LookupData(const core::TokenEntry& e, std::string_view id, int64_t now);
-// Vault's `auth` block for a new or renewed token.
-boost::json::object AuthBlock(const core::TokenEntry& e, std::string_view token);
+using core::AuthBlock;
+using core::LookupData;
 
 }  // namespace coffer::auth::token

@@ -1,6 +1,7 @@
 // Token lifecycle through the core, with a clock the test moves.
 #include <gtest/gtest.h>
 
+#include "registry/builtin.h"
 #include "boost/json.hpp"
 #include "core/core.h"
 #include "engines/kv/kv_backend.h"
@@ -18,7 +19,7 @@ class TokenTest : public ::testing::Test {
     o.physical = &phys_;
     o.clock = &clock_;
     o.tidy_interval = std::chrono::milliseconds(0);
-    o.factories["kv"] = engines::kv::Factory;
+    registry::AddBackends(o);
     core_ = std::move(*Core::Create(std::move(o)));
     auto res = core_->Initialize(1, 1);
     ASSERT_TRUE(res.ok());

@@ -112,7 +112,8 @@ class KvBackend final : public core::Backend {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<core::Backend>> Factory(const core::MountEntry& entry) {
+absl::StatusOr<std::unique_ptr<core::Backend>> Factory(const core::BackendConfig& config) {
+  const core::MountEntry& entry = config.entry;
   if (const auto* v = entry.options.if_contains("version"); v && v->is_string()) {
     if (v->as_string() == "2")
       return absl::InvalidArgumentError(

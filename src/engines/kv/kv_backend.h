@@ -7,6 +7,6 @@
 
 namespace coffer::engines::kv {
 
-absl::StatusOr<std::unique_ptr<core::Backend>> Factory(const core::MountEntry& entry);
+absl::StatusOr<std::unique_ptr<core::Backend>> Factory(const core::BackendConfig& config);
 
 }  // namespace coffer::engines::kv

@@ -396,21 +396,20 @@ absl::StatusOr<std::optional<bool>> PkiBackend::Exists(Request& req) {
   return std::optional<bool>();
 }
 
-bool PkiBackend::Unauthenticated(std::string_view p) const {
-  // Vault's unauthenticated PKI paths: CA certificates, CRLs and single certificates.
-  if (p == "ca" || p == "ca/pem" || p == "ca_chain" || p == "crl" || p == "crl/pem" ||
-      p == "issuers" || p == "issuers/")
-    return true;
-  if (StartsWith(p, "cert/")) return true;
-  if (StartsWith(p, "issuer/")) {
-    std::vector<std::string_view> parts = Split(p, '/');
-    if (parts.size() == 3 &&
-        (parts[2] == "pem" || parts[2] == "der" || parts[2] == "json" || parts[2] == "crl"))
-      return true;
-    if (parts.size() == 4 && parts[2] == "crl" && (parts[3] == "pem" || parts[3] == "der"))
-      return true;
-  }
-  return false;
+const core::SpecialPaths& PkiBackend::Special() const {
+  // Vault's PKI PathsSpecial, for the paths Coffer serves.
+  static const core::SpecialPaths kSpecial{
+      // Replacing or destroying the mount's CA, or signing with it verbatim, needs sudo.
+      .root = {"root", "root/sign-self-issued"},
+      // CA certificates, CRLs and single certificates are public.
+      .unauthenticated = {"cert/*", "ca/pem", "ca_chain", "ca", "crl/delta", "crl/delta/pem",
+                          "crl/pem", "crl", "issuer/+/crl/der", "issuer/+/crl/pem",
+                          "issuer/+/crl", "issuer/+/crl/delta/der", "issuer/+/crl/delta/pem",
+                          "issuer/+/crl/delta", "issuer/+/pem", "issuer/+/der", "issuer/+/json",
+                          "issuers", "issuers/", "ocsp", "ocsp/*"},
+      .seal_wrap_storage = {"key/*", "issuer/*", "config/ca_bundle"},
+  };
+  return kSpecial;
 }
 
 absl::StatusOr<Response> PkiBackend::Handle(Request& req) {
@@ -546,10 +545,9 @@ absl::StatusOr<Response> PkiBackend::Handle(Request& req) {
   return absl::NotFoundError(Cat("unsupported path \"", p, "\" on a pki mount"));
 }
 
-absl::StatusOr<std::unique_ptr<core::Backend>> Factory(const core::MountEntry& entry,
-                                                       const Clock* clock) {
-  (void)entry;
-  return std::unique_ptr<core::Backend>(new PkiBackend(clock ? clock : RealClock::Get()));
+absl::StatusOr<std::unique_ptr<core::Backend>> Factory(const core::BackendConfig& config) {
+  return std::unique_ptr<core::Backend>(
+      new PkiBackend(config.clock ? config.clock : RealClock::Get()));
 }
 
 }  // namespace coffer::engines::pki

@@ -8,7 +8,6 @@
 
 namespace coffer::engines::pki {
 
-absl::StatusOr<std::unique_ptr<core::Backend>> Factory(const core::MountEntry& entry,
-                                                       const Clock* clock);
+absl::StatusOr<std::unique_ptr<core::Backend>> Factory(const core::BackendConfig& config);
 
 }  // namespace coffer::engines::pki

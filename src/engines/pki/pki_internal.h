@@ -135,7 +135,7 @@ class PkiBackend final : public core::Backend {
 
   absl::StatusOr<core::Response> Handle(core::Request& req) override;
   absl::StatusOr<std::optional<bool>> Exists(core::Request& req) override;
-  bool Unauthenticated(std::string_view path) const override;
+  const core::SpecialPaths& Special() const override;
 
   // Stores a certificate record directly (bench/pki_scale fills a mount this way).
   // `der` is the certificate's DER when the caller has it already (else it is encoded here).

@@ -4,6 +4,7 @@
 
 #include <thread>
 
+#include "registry/builtin.h"
 #include "boost/json.hpp"
 #include "core/core.h"
 #include "crypto/x509.h"
@@ -22,7 +23,7 @@ class PkiTest : public ::testing::Test {
     core::CoreOptions o;
     o.physical = &phys_;
     o.clock = &clock_;
-    o.factories["pki"] = [this](const core::MountEntry& e) { return Factory(e, &clock_); };
+    registry::AddBackends(o);  // the PKI engine gets o.clock through its BackendConfig
     core_ = std::move(*core::Core::Create(std::move(o)));
     auto res = core_->Initialize(1, 1);
     ASSERT_TRUE(res.ok());

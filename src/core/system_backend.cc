@@ -1,0 +1,289 @@
+// The system backend mounted at sys/ (Vault's logical_system.go): the same declared path table
+// as every engine, with handlers that call into the core. Its special paths say which sys/
+// endpoints need sudo and which need no token.
+#include "absl/time/clock.h"
+#include "boost/json.hpp"
+#include "core/core.h"
+#include "core/framework/framework.h"
+#include "util/json.h"
+#include "util/log.h"
+#include "util/status.h"
+
+namespace coffer::core {
+namespace json = boost::json;
+using framework::FieldData;
+using framework::FieldSchema;
+using framework::FieldType;
+using framework::Path;
+
+namespace {
+constexpr Operation kRead = Operation::kRead;
+constexpr Operation kUpdate = Operation::kUpdate;
+constexpr Operation kDelete = Operation::kDelete;
+constexpr Operation kHead = Operation::kHead;
+
+Response Raw(const json::object& o) {
+  Response r;
+  r.raw = true;
+  r.raw_body = json::serialize(o);
+  return r;
+}
+
+bool EndsWith(std::string_view s, std::string_view suffix) {
+  return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
+}
+}  // namespace
+
+const PathList& Core::PreUnsealPaths() {
+  // Served without a token and while sealed (Vault answers these in its HTTP layer).
+  static const PathList kPaths{"init", "unseal", "seal-status", "health", "leader"};
+  return kPaths;
+}
+
+namespace {
+// Keeps the system backend's 404 as it was before the framework ("no handler for route").
+class SystemBackend final : public framework::FrameworkBackend {
+ public:
+  using FrameworkBackend::FrameworkBackend;
+
+ protected:
+  absl::Status NotFound(const Request& req) const override {
+    return absl::NotFoundError(Cat("no handler for route \"sys/", req.path, "\""));
+  }
+};
+}  // namespace
+
+std::unique_ptr<Backend> Core::NewSystemBackend() {
+  using H = framework::Handler;
+  auto op = [](H h, std::string summary = "") {
+    return framework::OperationSpec{std::move(h), std::move(summary)};
+  };
+  // Mount paths (sys/mounts/<path>, sys/auth/<path>) may hold slashes and end in /tune.
+  auto mount_path = [this](bool auth) -> H {
+    return [this, auth](Request& req, const FieldData& d) -> absl::StatusOr<Response> {
+      std::string mp = d.String("path");
+      if (auth) mp = "auth/" + mp;
+      if (mp.size() > 5 && EndsWith(mp, "/tune"))
+        return MountTune(req, std::string_view(mp).substr(0, mp.size() - 5));
+      switch (req.op) {
+        case Operation::kRead:
+          return MountRead(mp);
+        case Operation::kCreate:
+        case Operation::kUpdate:
+          return MountEnableRequest(req, mp, auth);
+        case Operation::kDelete:
+          RETURN_IF_ERROR(DisableMount(mp));
+          return Response::Empty();
+        default:
+          return UnsupportedOperation();
+      }
+    };
+  };
+  auto policies = [this](Request& req, const FieldData&) { return HandlePolicies(req, req.path); };
+  auto caps = [this](Request& req, const FieldData&) { return HandleCapabilities(req, req.path); };
+  auto audit = [this](Request& req, const FieldData&) { return HandleAudit(req, req.path); };
+  const std::map<std::string, FieldSchema> mount_fields{
+      {"path", {FieldType::kString, "The path of the mount, e.g. \"pki\" or \"approle\""}},
+      {"type", {FieldType::kString, "The type of the engine or auth method"}},
+      {"description", {FieldType::kString, "A human-friendly description"}},
+      {"config", {FieldType::kAny, "default_lease_ttl and max_lease_ttl"}},
+      {"options", {FieldType::kAny, "Options of the engine, e.g. {\"version\":\"1\"}"}},
+      {"local", {FieldType::kAny, "Whether the mount is local to this node"}},
+      {"seal_wrap", {FieldType::kAny, "Whether values are seal-wrapped"}}};
+
+  std::vector<Path> paths;
+  paths.push_back({.patterns = {"init"},
+                   .fields = {{"secret_shares", {FieldType::kAny, "Number of key shares"}},
+                              {"secret_threshold", {FieldType::kAny, "Shares needed to unseal"}}},
+                   .operations = {{kRead, op([this](Request& r, const FieldData&) {
+                                     return HandleInitRequest(r);
+                                   })},
+                                  {kUpdate, op([this](Request& r, const FieldData&) {
+                                     return HandleInitRequest(r);
+                                   })}},
+                   .synopsis = "Initializes the server: creates the root key and its shares"});
+  paths.push_back({.patterns = {"unseal"},
+                   .fields = {{"key", {FieldType::kAny, "One unseal key share", {}, false, true}},
+                              {"reset", {FieldType::kAny, "Forget the shares submitted so far"}}},
+                   .operations = {{kUpdate, op([this](Request& r, const FieldData&) {
+                                     return HandleUnsealRequest(r);
+                                   })}},
+                   .synopsis = "Submits one unseal key share"});
+  paths.push_back({.patterns = {"seal-status"},
+                   .operations = {{kRead, op([this](Request&, const FieldData&)
+                                                 -> absl::StatusOr<Response> {
+                                     ASSIGN_OR_RETURN(auto st, SealStatus());
+                                     return Raw(st);
+                                   })}},
+                   .synopsis = "The seal's state: sealed, threshold, progress"});
+  paths.push_back(
+      {.patterns = {"health"},
+       .operations = {{kRead, op([this](Request& r, const FieldData&) { return HandleHealth(r); })},
+                      {kHead, op([this](Request& r, const FieldData&) { return HandleHealth(r); })}},
+       .synopsis = "Health of the node, with status codes chosen by query parameters"});
+  paths.push_back({.patterns = {"leader"},
+                   .operations = {{kRead, op([](Request&, const FieldData&) {
+                                     return absl::StatusOr<Response>(
+                                         Raw(json::object{{"ha_enabled", false},
+                                                          {"is_self", true},
+                                                          {"leader_address", ""},
+                                                          {"leader_cluster_address", ""},
+                                                          {"performance_standby", false}}));
+                                   })}},
+                   .synopsis = "The active node of an HA cluster"});
+  paths.push_back({.patterns = {"mounts"},
+                   .operations = {{kRead, op([this](Request&, const FieldData&) {
+                                     return MountsList();
+                                   })}},
+                   .synopsis = "Lists the mounted secrets engines"});
+  paths.push_back({.patterns = {"mounts/{path*}"},
+                   .fields = mount_fields,
+                   .operations = {{kRead, op(mount_path(false))},
+                                  {kUpdate, op(mount_path(false))},
+                                  {kDelete, op(mount_path(false))}},
+                   .synopsis = "Enables, reads, tunes (<path>/tune) or disables a secrets engine"});
+  paths.push_back({.patterns = {"auth"},
+                   .operations = {{kRead, op([this](Request&, const FieldData&) {
+                                     return AuthList();
+                                   })}},
+                   .synopsis = "Lists the enabled auth methods"});
+  paths.push_back({.patterns = {"auth/{path*}"},
+                   .fields = mount_fields,
+                   .operations = {{kRead, op(mount_path(true))},
+                                  {kUpdate, op(mount_path(true))},
+                                  {kDelete, op(mount_path(true))}},
+                   .synopsis = "Enables, reads, tunes (<path>/tune) or disables an auth method"});
+  paths.push_back({.patterns = {"policy", "policy/{name*}", "policies/acl", "policies/acl/{name*}"},
+                   .fields = {{"name", {FieldType::kString, "The policy's name"}},
+                              {"policy", {FieldType::kAny, "The policy in HCL or JSON"}},
+                              {"rules", {FieldType::kAny, "The policy (older field name)"}}},
+                   .operations = {{kRead, op(policies)},
+                                  {Operation::kList, op(policies)},
+                                  {kUpdate, op(policies)},
+                                  {kDelete, op(policies)}},
+                   .synopsis = "ACL policies: list, read, write, delete"});
+  paths.push_back({.patterns = {"capabilities", "capabilities-self", "capabilities-accessor"},
+                   .fields = {{"paths", {FieldType::kAny, "The paths to check"}},
+                              {"path", {FieldType::kAny, "One path to check (older field)"}},
+                              {"token", {FieldType::kAny, "The token to check", {}, false, true}},
+                              {"accessor", {FieldType::kAny, "The accessor of the token"}}},
+                   .operations = {{kUpdate, op(caps)}},
+                   .synopsis = "The capabilities a token has on paths"});
+  paths.push_back({.patterns = {"audit", "audit/{path*}", "audit-hash/{path*}"},
+                   .fields = {{"type", {FieldType::kAny, "The audit device type: file"}},
+                              {"description", {FieldType::kAny, "A description"}},
+                              {"options", {FieldType::kAny, "file_path, log_raw, hmac_accessor"}},
+                              {"local", {FieldType::kAny, "Local to this node"}},
+                              {"input", {FieldType::kAny, "The string to hash"}}},
+                   .operations = {{kRead, op(audit)}, {kUpdate, op(audit)}, {kDelete, op(audit)}},
+                   .synopsis = "Audit devices; audit-hash/<path> hashes a string as the device"});
+  paths.push_back({.patterns = {"rotate"},
+                   .operations = {{kUpdate, op([this](Request&, const FieldData&)
+                                                   -> absl::StatusOr<Response> {
+                                     ASSIGN_OR_RETURN(auto ks, barrier_->Rotate());
+                                     log::Info("barrier key rotated",
+                                               {{"term", std::to_string(ks.term)}});
+                                     return Response::Empty();
+                                   })}},
+                   .synopsis = "Rotates the barrier's encryption key (a new term)"});
+  paths.push_back(
+      {.patterns = {"key-status"},
+       .operations = {{kRead, op([this](Request&, const FieldData&) -> absl::StatusOr<Response> {
+                         ASSIGN_OR_RETURN(auto ks, barrier_->Status());
+                         auto r = Response::Data(json::object{
+                             {"term", static_cast<int64_t>(ks.term)},
+                             {"install_time", absl::FormatTime(absl::RFC3339_full,
+                                                               ks.install_time,
+                                                               absl::UTCTimeZone())},
+                             {"encryptions", static_cast<int64_t>(ks.encryptions)}});
+                         r.duplicate_data_at_top = true;
+                         return r;
+                       })}},
+       .synopsis = "The barrier key's term and use"});
+  paths.push_back({.patterns = {"seal"},
+                   .operations = {{kUpdate, op([](Request&, const FieldData&) {
+                                     Response r;
+                                     r.seal_after = true;
+                                     return absl::StatusOr<Response>(std::move(r));
+                                   })}},
+                   .synopsis = "Seals the server"});
+  paths.push_back(
+      {.patterns = {"metrics"},
+       .fields = {{"format", {FieldType::kString, "prometheus, or empty for JSON"}}},
+       .operations = {{kRead, op([this](Request& req, const FieldData&) -> absl::StatusOr<Response> {
+                         auto fmt = req.QueryParam("format");
+                         Response r;
+                         r.raw = true;
+                         if (fmt && *fmt == "prometheus") {
+                           r.content_type = "text/plain; version=0.0.4";
+                           r.raw_body = metrics_.Prometheus();
+                           return r;
+                         }
+                         if (fmt && !fmt->empty())
+                           return absl::InvalidArgumentError(
+                               Cat("unknown metrics format \"", *fmt,
+                                   "\": use prometheus, or none for JSON"));
+                         r.raw_body = json::serialize(metrics_.Json());
+                         return r;
+                       })}},
+       .synopsis = "Request metrics, as JSON or in Prometheus' text format"});
+  paths.push_back(
+      {.patterns = {"internal/ui/mounts/{path*}"},
+       .operations = {{kRead, op([this](Request&, const FieldData& d) -> absl::StatusOr<Response> {
+                         std::string rest;
+                         const std::string p = d.String("path");
+                         auto m = Route(p, &rest);
+                         if (!m) return absl::NotFoundError(Cat("no mount holds \"", p, "\""));
+                         json::object o = m->entry.ToJson();
+                         o["path"] = m->entry.path;
+                         return Response::Data(std::move(o));
+                       })}},
+       .synopsis = "The mount that holds a path"});
+  paths.push_back(
+      {.patterns = {"internal/specs/openapi"},
+       .operations = {{kRead, op([this](Request&, const FieldData&) { return OpenApiDocument(); })}},
+       .synopsis = "An OpenAPI 3 description of every mounted path"});
+
+  SpecialPaths special;
+  // Vault's root-protected sys paths that Coffer serves (logical_system.go's PathsSpecial.Root),
+  // plus seal, which Vault's handler checks for sudo itself.
+  special.root = PathList{"auth/*",  "remount",    "audit",   "audit/*",
+                          "raw",     "raw/*",      "rotate",  "seal",
+                          "step-down", "leases/revoke-prefix/*", "leases/revoke-force/*",
+                          "revoke-prefix/*", "revoke-force/*", "leases/lookup/*",
+                          "config/auditing/*", "plugins/catalog/*", "internal/inspect/*"};
+  special.unauthenticated = PathList{"init", "unseal", "seal-status", "health", "leader",
+                                     "internal/specs/openapi"};
+  // Every sys path answers an operation it lacks with Vault's bare message, as before the
+  // framework; health and seal-status keep their own wording.
+  for (auto& p : paths) {
+    const std::string& first = p.patterns.front();
+    p.unsupported = first == "health"        ? "sys/health takes GET or HEAD"
+                    : first == "seal-status" ? "sys/seal-status takes GET"
+                                             : "";
+  }
+  return std::make_unique<SystemBackend>(
+      "The system backend: mounts, policies, audit devices, seal and health.", std::move(paths),
+      std::move(special));
+}
+
+absl::StatusOr<Response> Core::OpenApiDocument() {
+  json::object paths;
+  system_->OpenApi("/sys/", paths);
+  std::vector<std::shared_ptr<Mount>> mounts;
+  {
+    absl::ReaderMutexLock l(&mounts_mu_);
+    for (const auto& [path, m] : mounts_) mounts.push_back(m);
+  }
+  for (const auto& m : mounts)
+    if (m->backend) m->backend->OpenApi("/" + m->entry.path, paths);
+  return Raw(json::object{
+      {"openapi", "3.0.2"},
+      {"info", json::object{{"title", "Coffer API"},
+                            {"description", "HTTP API of Coffer, Vault-compatible"},
+                            {"version", COFFER_VERSION}}},
+      {"paths", std::move(paths)},
+      {"components", json::object{{"schemas", json::object{}}}}});
+}
+
+}  // namespace coffer::core
