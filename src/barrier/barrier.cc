@@ -90,6 +90,16 @@ absl::Status Barrier::Initialize(const crypto::SecretBytes& root_key) {
   return absl::OkStatus();
 }
 
+absl::Status Barrier::ReloadKeyring() {
+  crypto::SecretBytes root;
+  {
+    absl::ReaderMutexLock l(&mu_);
+    if (sealed_) return absl::FailedPreconditionError("barrier is sealed");
+    root = root_key_.Clone();
+  }
+  return Unseal(root);
+}
+
 absl::Status Barrier::Unseal(const crypto::SecretBytes& root_key) {
   ASSIGN_OR_RETURN(auto raw, physical_->Get(kKeyringPath));
   if (!raw.has_value()) return absl::FailedPreconditionError("barrier is not initialized");

@@ -39,6 +39,10 @@ class Barrier final : public storage::Storage {
   absl::Status Initialize(const crypto::SecretBytes& root_key);
   // Loads the keyring with `root_key`. A wrong key fails with kPermissionDenied.
   absl::Status Unseal(const crypto::SecretBytes& root_key);
+  // Reads the keyring again with the root key held since Unseal: another node rotated the key
+  // (a standby calls this when storage reports core/keyring changed). Terms only ever get
+  // added, so values encrypted under the old keyring keep decrypting.
+  absl::Status ReloadKeyring();
   // Wipes the root key and every term key from memory.
   void Seal();
   bool sealed() const;

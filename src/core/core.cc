@@ -503,6 +503,21 @@ absl::StatusOr<Response> Core::HandleLocked(Request& req) {
   return result;
 }
 
+absl::Status Core::InvalidateKey(std::string_view storage_key) {
+  absl::ReaderMutexLock l(&state_mu_);
+  if (sealed_) return absl::OkStatus();  // nothing is cached while sealed
+  if (storage_key == barrier::kKeyringPath) return barrier_->ReloadKeyring();
+  std::vector<std::shared_ptr<Mount>> mounts;
+  {
+    absl::ReaderMutexLock ml(&mounts_mu_);
+    for (const auto& [path, m] : mounts_)
+      if (m->view && StartsWith(storage_key, m->view->prefix())) mounts.push_back(m);
+  }
+  for (const auto& m : mounts)
+    m->backend->InvalidateKey(storage_key.substr(m->view->prefix().size()));
+  return absl::OkStatus();
+}
+
 storage::Storage* Core::MountStorage(std::string_view path) {
   absl::ReaderMutexLock lock(&state_mu_);
   std::string rest;

@@ -75,6 +75,10 @@ class Core final : private SystemView {
   // that fill a mount directly (bench/pki_scale); the view is valid until the mount is
   // disabled or the server sealed.
   storage::Storage* MountStorage(std::string_view path);
+  // A key in storage was changed by someone else (another node on shared storage, a restore):
+  // `storage_key` is the barrier path ("logical/<uuid>/role/web", "core/keyring"). The barrier
+  // reloads its keyring, or the owning mount's backend drops what it cached (InvalidateKey).
+  absl::Status InvalidateKey(std::string_view storage_key);
   // Removes expired tokens now (the background tidy does the same periodically).
   absl::StatusOr<int> TidyNow();
 
