@@ -345,7 +345,7 @@ std::string FrameworkBackend::OperationList(const Path& p) {
   return out;
 }
 
-absl::StatusOr<Response> FrameworkBackend::Help(const Path& p) const {
+absl::StatusOr<Response> FrameworkBackend::Help(const Request& req, const Path& p) const {
   json::object fields;
   for (const auto& [name, f] : p.fields) {
     json::object o{{"type", FieldTypeName(f.type)}, {"description", f.description}};
@@ -359,8 +359,13 @@ absl::StatusOr<Response> FrameworkBackend::Help(const Path& p) const {
   for (const auto& pat : p.patterns) patterns.emplace_back(pat);
   std::string text = help_ + "\n\n## PATH\n\n" + p.patterns.front() + "\n\n" + p.synopsis;
   if (!p.description.empty()) text += "\n\n" + p.description;
+  // Vault's help response carries an OpenAPI document of the path as well.
+  json::object oa_paths;
+  PathOpenApi(p, "/" + req.mount_point, oa_paths);
   return Response::Data(json::object{{"help", text},
                                      {"see_also", nullptr},
+                                     {"openapi", json::object{{"openapi", "3.0.2"},
+                                                              {"paths", std::move(oa_paths)}}},
                                      {"patterns", std::move(patterns)},
                                      {"operations", std::move(ops)},
                                      {"fields", std::move(fields)}});
@@ -386,7 +391,7 @@ absl::StatusOr<Response> FrameworkBackend::Handle(Request& req) {
   if (!p) return NotFound(req);
   if (req.op == Operation::kRead) {
     auto help = req.QueryParam("help");
-    if (help && (*help == "1" || *help == "true")) return Help(*p);
+    if (help && (*help == "1" || *help == "true")) return Help(req, *p);
   }
   auto it = p->operations.find(req.op);
   if (it == p->operations.end() && req.op == Operation::kCreate)
@@ -410,7 +415,11 @@ absl::StatusOr<Response> FrameworkBackend::Handle(Request& req) {
 }
 
 void FrameworkBackend::OpenApi(std::string_view mount_path, json::object& out) const {
-  for (const auto& p : paths_) {
+  for (const auto& p : paths_) PathOpenApi(p, mount_path, out);
+}
+
+void FrameworkBackend::PathOpenApi(const Path& p, std::string_view mount_path, json::object& out) {
+  {
     for (const auto& pattern : p.patterns) {
       json::object item{{"description", p.synopsis}};
       json::array params;

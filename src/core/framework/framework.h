@@ -138,7 +138,9 @@ class FrameworkBackend : public Backend {
   static Compiled Compile(std::string_view pattern, size_t index);
   static bool MatchOne(const Compiled& c, std::string_view path,
                        std::vector<std::pair<std::string, std::string>>* captures);
-  absl::StatusOr<Response> Help(const Path& p) const;
+  absl::StatusOr<Response> Help(const Request& req, const Path& p) const;
+  // OpenAPI path items for one Path (all its patterns) into `out`.
+  static void PathOpenApi(const Path& p, std::string_view mount_path, boost::json::object& out);
 
   std::string help_;
   std::vector<Path> paths_;

@@ -194,6 +194,7 @@ TEST(Framework, HelpAndOpenApiComeFromTheTable) {
   req.op = Operation::kRead;
   req.path = "roles/web";
   req.query = {{"help", "1"}};
+  req.mount_point = "pki/";
   auto r = b.Handle(req);
   ASSERT_TRUE(r.ok());
   const auto& d = *r->data;
@@ -201,6 +202,7 @@ TEST(Framework, HelpAndOpenApiComeFromTheTable) {
   EXPECT_EQ(d.at("fields").at("ttl").at("type").as_string(), "duration");
   EXPECT_EQ(d.at("fields").at("max").at("default").as_int64(), 7);
   EXPECT_EQ(d.at("operations").as_array().size(), 2u);
+  EXPECT_TRUE(d.at("openapi").at("paths").as_object().contains("/pki/roles/{name}"));
 
   json::object paths;
   b.OpenApi("/pki/", paths);
