@@ -73,13 +73,13 @@ absl::StatusOr<json::value> ConvertField(std::string_view name, FieldType type,
   json::object one;
   one[name] = v;
   switch (type) {
-    case FieldType::kString: {
-      auto s = ScalarString(v);
-      if (!s)
+    case FieldType::kString:
+      // Strict, unlike Vault's weak decoding: a number where a string belongs is a mistake to
+      // surface, not to guess at (docs/compatibility.md, "String fields").
+      if (!v.is_string())
         return absl::InvalidArgumentError(
             Cat("field \"", name, "\" must be a string, got ", JsonTypeName(v)));
-      return json::value(*s);
-    }
+      return v;
     case FieldType::kInt: {
       ASSIGN_OR_RETURN(auto i, JsonInt(one, name));
       return json::value(i.value_or(0));

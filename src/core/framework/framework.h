@@ -33,7 +33,7 @@
 namespace coffer::core::framework {
 
 enum class FieldType {
-  kString,            // string; numbers and booleans are converted as Vault does
+  kString,            // a JSON string only (docs/compatibility.md: "String fields")
   kInt,               // integer, or a string holding one
   kBool,              // boolean, or "true"/"false"/"1"/"0"
   kDuration,          // seconds: a number, "30", "90s", "1h30m", "2d"; stored as seconds

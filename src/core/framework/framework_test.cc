@@ -144,7 +144,7 @@ TEST(Framework, FieldValuesAreNormalizedAndDefaultsApply) {
                                     {"on", "false"},
                                     {"domains", " a.com, ,b.com "},
                                     {"names", "x,y"},
-                                    {"label", 42},
+                                    {"label", "42"},
                                     {"unknown", "ignored"}},
                        {});
   ASSERT_TRUE(d.ok()) << d.status();
@@ -154,7 +154,10 @@ TEST(Framework, FieldValuesAreNormalizedAndDefaultsApply) {
   EXPECT_FALSE(d->Bool("on"));
   EXPECT_EQ(d->Strings("domains"), (std::vector<std::string>{"a.com", "b.com"}));
   EXPECT_EQ(d->Strings("names"), (std::vector<std::string>{"x,y"}));  // not comma-split
-  EXPECT_EQ(d->String("label"), "42");  // numbers become strings, as Vault decodes them
+  EXPECT_EQ(d->String("label"), "42");
+  // A number where a string belongs is refused (docs/compatibility.md), naming the field.
+  EXPECT_EQ(FieldData::Parse(schema, json::object{{"label", 42}}, {}).status().message(),
+            "field \"label\" must be a string, got number");
   EXPECT_FALSE(d->Has("unknown"));
 
   // URL captures win over the body.
