@@ -1,15 +1,15 @@
 // ParseCsr's two ways (the DER walk + EC primitives for ECDSA CSRs, OpenSSL's decoder for the
 // rest) must agree with OpenSSL's own reading and refuse the same bad requests.
+#include "crypto/csr.h"
+
 #include <gtest/gtest.h>
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
 #include <openssl/ec.h>
 #include <openssl/ecdsa.h>
-#include <openssl/pem.h>
 #include <openssl/sha.h>
 
-#include "crypto/der.h"
-#include "crypto/x509.h"
+#include "crypto/keys.h"
 #include "util/encoding.h"
 
 namespace coffer::crypto {
@@ -178,85 +178,6 @@ TEST(Csr, RefusesInfinityAndOffCurveKeys) {
   auto off = ParseCsr(make(off_curve, true));
   ASSERT_FALSE(off.ok());
   EXPECT_EQ(off.status().code(), absl::StatusCode::kInvalidArgument);
-}
-
-// CertPem (base64 of the DER in 64-column lines) is byte for byte what OpenSSL writes.
-TEST(Pem, CertPemMatchesOpenSsl) {
-  auto key = GenerateKey({KeyType::kEc, 256});
-  ASSERT_TRUE(key.ok());
-  CertTemplate t;
-  t.common_name = "pem.example.com";
-  t.dns_names = {"pem.example.com"};
-  t.not_before = 1700000000;
-  t.not_after = 1800000000;
-  auto cert = SignCertificate(t, key->get(), nullptr, key->get());
-  ASSERT_TRUE(cert.ok()) << cert.status();
-  BIO* b = BIO_new(BIO_s_mem());
-  PEM_write_bio_X509(b, cert->get());
-  char* p = nullptr;
-  long n = BIO_get_mem_data(b, &p);
-  std::string openssl(p, static_cast<size_t>(n));
-  BIO_free(b);
-  EXPECT_EQ(CertPem(cert->get()) + "\n", openssl);
-  EXPECT_EQ(PemFromDer(std::string(130, 'a'), "X"),
-            "-----BEGIN X-----\n" + Base64Encode(std::string(48, 'a')) + "\n" +
-                Base64Encode(std::string(48, 'a')) + "\n" + Base64Encode(std::string(34, 'a')) +
-                "\n-----END X-----");
-}
-
-// Generated EC keys (held as EC_KEY for speed) encode, decode and sign like any other key, and
-// their encodings are what OpenSSL's provider encoders write for the same key.
-TEST(EcKeys, GeneratedKeysRoundTripAndSign) {
-  for (int bits : {256, 384, 521}) {
-    SCOPED_TRACE(bits);
-    auto key = GenerateKey({KeyType::kEc, bits});
-    ASSERT_TRUE(key.ok());
-    auto spec = DescribeKey(key->get());
-    ASSERT_TRUE(spec.ok()) << spec.status();
-    EXPECT_EQ(spec->type, KeyType::kEc);
-    EXPECT_EQ(spec->bits, bits);
-    for (const char* format : {"", "pkcs8"}) {
-      auto pem = PrivateKeyPem(key->get(), format);
-      ASSERT_TRUE(pem.ok());
-      EXPECT_NE(
-          std::string(pem->view()).find(*format ? "BEGIN PRIVATE KEY" : "BEGIN EC PRIVATE KEY"),
-          std::string::npos);
-      auto back = ParsePrivateKeyPem(pem->view());
-      ASSERT_TRUE(back.ok()) << back.status();
-      EXPECT_TRUE(SameKey(key->get(), back->get()));
-      // The provider-held copy encodes to the same bytes.
-      auto again = PrivateKeyPem(back->get(), format);
-      ASSERT_TRUE(again.ok());
-      EXPECT_EQ(std::string(again->view()), std::string(pem->view()));
-    }
-    EXPECT_EQ(PublicKeyDer(key->get()),
-              PublicKeyDer(ParsePrivateKeyPem(PrivateKeyPem(key->get(), "")->view())->get()));
-    // A certificate signed by it verifies with OpenSSL.
-    CertTemplate t;
-    t.common_name = "ec.example.com";
-    t.is_ca = true;
-    t.not_before = 1700000000;
-    t.not_after = 1800000000;
-    auto cert = SignCertificate(t, key->get(), nullptr, key->get());
-    ASSERT_TRUE(cert.ok()) << cert.status();
-    EXPECT_EQ(X509_verify(cert->get(), key->get()), 1);
-  }
-}
-
-TEST(Der, StrictLengths) {
-  std::string_view ok("\x30\x03\x02\x01\x05", 5);
-  auto t = der::Expect(ok, der::kSequence);
-  ASSERT_TRUE(t);
-  EXPECT_EQ(t->contents.size(), 3u);
-  EXPECT_TRUE(ok.empty());
-  for (std::string_view bad : {std::string_view("\x30\x81\x03\x02\x01\x05", 6),  // long form < 128
-                               std::string_view("\x30\x80\x00\x00", 4),          // indefinite
-                               std::string_view("\x30\x04\x02\x01\x05", 5),      // truncated
-                               std::string_view("\x1f\x01\x00", 3),              // high tag
-                               std::string_view("\x30\x82\x00\x80", 4)}) {       // leading zero
-    std::string_view in = bad;
-    EXPECT_FALSE(der::Next(in)) << HexEncode(bad);
-  }
 }
 
 }  // namespace

@@ -1,0 +1,313 @@
+#include "crypto/csr.h"
+
+#include <arpa/inet.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/x509v3.h>
+
+#include <optional>
+
+#include "crypto/cert_fields.h"
+#include "crypto/der.h"
+#include "crypto/ec_fast.h"
+#include "crypto/x509_internal.h"
+#include "util/encoding.h"
+#include "util/status.h"
+
+namespace coffer::crypto {
+
+using x509_internal::Bio;
+using x509_internal::BioString;
+using x509_internal::BuildName;
+using x509_internal::CopySpkiInto;
+using x509_internal::MakeGeneralName;
+using x509_internal::MemBio;
+using x509_internal::SignCtx;
+
+namespace {
+
+void ExtractSans(const GENERAL_NAMES* names, std::vector<std::string>* dns,
+                 std::vector<std::string>* emails, std::vector<std::string>* ips,
+                 std::vector<std::string>* uris, bool* other) {
+  for (int i = 0; i < sk_GENERAL_NAME_num(names); ++i) {
+    const GENERAL_NAME* gn = sk_GENERAL_NAME_value(names, i);
+    auto str = [](const ASN1_STRING* s) {
+      return std::string(reinterpret_cast<const char*>(ASN1_STRING_get0_data(s)),
+                         static_cast<size_t>(ASN1_STRING_length(s)));
+    };
+    switch (gn->type) {
+      case GEN_DNS:
+        dns->push_back(str(gn->d.dNSName));
+        break;
+      case GEN_EMAIL:
+        emails->push_back(str(gn->d.rfc822Name));
+        break;
+      case GEN_URI:
+        uris->push_back(str(gn->d.uniformResourceIdentifier));
+        break;
+      case GEN_IPADD: {
+        char t[INET6_ADDRSTRLEN] = {};
+        int len = gn->d.iPAddress->length;
+        if ((len == 4 && inet_ntop(AF_INET, gn->d.iPAddress->data, t, sizeof(t))) ||
+            (len == 16 && inet_ntop(AF_INET6, gn->d.iPAddress->data, t, sizeof(t))))
+          ips->push_back(t);
+        break;
+      }
+      case GEN_OTHERNAME:
+        *other = true;
+        break;
+      default:
+        break;
+    }
+  }
+}
+
+Spki CopySpki(const X509_PUBKEY* in) {
+  Spki out(X509_PUBKEY_new());
+  if (!out || !CopySpkiInto(in, out.get())) return nullptr;
+  return out;
+}
+
+// SANs and the CA request from a CSR's requested extensions.
+void ReadRequestedExtensions(const STACK_OF(X509_EXTENSION) * exts, CsrInfo* info) {
+  int idx = X509v3_get_ext_by_NID(exts, NID_subject_alt_name, -1);
+  if (idx >= 0) {
+    auto* names = static_cast<GENERAL_NAMES*>(X509V3_EXT_d2i(sk_X509_EXTENSION_value(exts, idx)));
+    if (names) {
+      ExtractSans(names, &info->dns_names, &info->emails, &info->ip_sans, &info->uri_sans,
+                  &info->has_other_names);
+      GENERAL_NAMES_free(names);
+    }
+  }
+  idx = X509v3_get_ext_by_NID(exts, NID_basic_constraints, -1);
+  if (idx >= 0) {
+    auto* bc = static_cast<BASIC_CONSTRAINTS*>(X509V3_EXT_d2i(sk_X509_EXTENSION_value(exts, idx)));
+    info->requests_ca = bc && bc->ca;
+    BASIC_CONSTRAINTS_free(bc);
+  }
+}
+
+// The DER inside a PEM "CERTIFICATE REQUEST" block; nullopt for anything less plain (the
+// general path then parses it, or explains what is wrong).
+std::optional<std::string> CsrPemBody(std::string_view pem) {
+  static constexpr std::string_view kBegin = "-----BEGIN CERTIFICATE REQUEST-----";
+  static constexpr std::string_view kEnd = "-----END CERTIFICATE REQUEST-----";
+  size_t b = pem.find(kBegin);
+  if (b == std::string_view::npos) return std::nullopt;
+  b += kBegin.size();
+  size_t e = pem.find(kEnd, b);
+  if (e == std::string_view::npos) return std::nullopt;
+  std::string b64;
+  b64.reserve(e - b);
+  for (char ch : pem.substr(b, e - b)) {
+    if (ch == '\n' || ch == '\r' || ch == ' ' || ch == '\t') continue;
+    if (ch == ':') return std::nullopt;  // PEM headers
+    b64.push_back(ch);
+  }
+  return Base64Decode(b64);
+}
+
+enum class FastCsr { kDone, kNotHandled };
+
+// The common case on the signing path: a CSR with a P-256/384/521 key signed with ECDSA and
+// SHA-2, walked as DER (RFC 2986) and checked with the EC primitives. Returns kNotHandled for
+// anything else, which the general path then decides on.
+absl::StatusOr<FastCsr> ParseEcCsr(std::string_view der, CsrInfo* info) {
+  static constexpr std::string_view kEcPublicKey("\x2a\x86\x48\xce\x3d\x02\x01", 7);
+  static constexpr std::string_view kEcdsaSha2("\x2a\x86\x48\xce\x3d\x04\x03", 7);
+  static constexpr std::string_view kExtensionRequest("\x2a\x86\x48\x86\xf7\x0d\x01\x09\x0e", 9);
+  constexpr auto kNo = FastCsr::kNotHandled;
+  std::string_view in = der;
+  auto outer = der::Expect(in, der::kSequence);
+  if (!outer || !in.empty()) return kNo;
+  std::string_view body = outer->contents;
+  auto cri = der::Expect(body, der::kSequence);
+  auto sig_alg = der::Expect(body, der::kSequence);
+  auto sig = der::Expect(body, der::kBitString);
+  if (!cri || !sig_alg || !sig || !body.empty()) return kNo;
+  // signatureAlgorithm: ecdsa-with-SHA256/384/512, no parameters (RFC 5758 3.2).
+  std::string_view alg = sig_alg->contents;
+  auto alg_oid = der::Expect(alg, der::kOid);
+  if (!alg_oid || !alg.empty() || alg_oid->contents.size() != 8 ||
+      alg_oid->contents.substr(0, 7) != kEcdsaSha2)
+    return kNo;
+  const char h = alg_oid->contents[7];
+  const int digest_bits = h == 2 ? 256 : h == 3 ? 384 : h == 4 ? 512 : 0;
+  if (digest_bits == 0 || sig->contents.empty() || sig->contents[0] != 0) return kNo;
+  // certificationRequestInfo: version 0, subject, subjectPKInfo, [0] attributes.
+  std::string_view ri = cri->contents;
+  auto version = der::Expect(ri, der::kInteger);
+  auto subject = der::Expect(ri, der::kSequence);
+  auto spki = der::Expect(ri, der::kSequence);
+  auto attrs = der::Expect(ri, der::kContext0);
+  if (!version || version->contents != std::string_view("\0", 1) || !subject || !spki || !attrs ||
+      !ri.empty())
+    return kNo;
+  std::string_view k = spki->contents;
+  auto key_alg = der::Expect(k, der::kSequence);
+  auto key_bits = der::Expect(k, der::kBitString);
+  if (!key_alg || !key_bits || !k.empty() || key_bits->contents.empty() ||
+      key_bits->contents[0] != 0)
+    return kNo;
+  std::string_view ka = key_alg->contents;
+  auto ka_oid = der::Expect(ka, der::kOid);
+  auto curve_oid = der::Expect(ka, der::kOid);
+  if (!ka_oid || ka_oid->contents != kEcPublicKey || !curve_oid || !ka.empty()) return kNo;
+  const int curve = EcCurveFromOid(curve_oid->contents);
+  if (curve == 0) return kNo;  // the general path names the unsupported curve
+  const std::string_view point = key_bits->contents.substr(1);
+
+  const int ok = EcdsaVerify(curve, point, Sha2(digest_bits, cri->whole), sig->contents.substr(1));
+  if (ok < 0) return kNo;  // not a usable point: the general path says why
+  if (ok == 0)
+    return absl::InvalidArgumentError(
+        "csr signature is invalid: the request was not signed by the key it contains");
+
+  const auto* p = reinterpret_cast<const unsigned char*>(subject->whole.data());
+  info->subject.reset(d2i_X509_NAME(nullptr, &p, static_cast<long>(subject->whole.size())));
+  if (!info->subject ||
+      p != reinterpret_cast<const unsigned char*>(subject->whole.data() + subject->whole.size())) {
+    ERR_clear_error();
+    return kNo;
+  }
+  // Attributes: only the extension request matters (challengePassword and the like are
+  // ignored, as before). Anything unusual goes the general way.
+  std::string_view a = attrs->contents;
+  while (!a.empty()) {
+    auto attr = der::Expect(a, der::kSequence);
+    if (!attr) return kNo;
+    std::string_view av = attr->contents;
+    auto type = der::Expect(av, der::kOid);
+    auto values = der::Expect(av, der::kSet);
+    if (!type || !values || !av.empty()) return kNo;
+    if (type->contents != kExtensionRequest) continue;
+    std::string_view v = values->contents;
+    auto exts_der = der::Expect(v, der::kSequence);
+    if (!exts_der || !v.empty()) return kNo;
+    const auto* q = reinterpret_cast<const unsigned char*>(exts_der->whole.data());
+    STACK_OF(X509_EXTENSION)* exts =
+        d2i_X509_EXTENSIONS(nullptr, &q, static_cast<long>(exts_der->whole.size()));
+    if (!exts) {
+      ERR_clear_error();
+      return kNo;
+    }
+    ReadRequestedExtensions(exts, info);
+    sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+  }
+  Spki out(X509_PUBKEY_new());
+  auto* bits_copy = static_cast<unsigned char*>(OPENSSL_memdup(point.data(), point.size()));
+  if (!out ||
+      X509_PUBKEY_set0_param(out.get(), OBJ_nid2obj(NID_X9_62_id_ecPublicKey), V_ASN1_OBJECT,
+                             OBJ_nid2obj(curve), bits_copy, static_cast<int>(point.size())) != 1) {
+    ERR_clear_error();
+    return kNo;
+  }
+  info->spki = std::move(out);
+  info->key = KeySpec{KeyType::kEc, curve == NID_X9_62_prime256v1 ? 256
+                                    : curve == NID_secp384r1      ? 384
+                                                                  : 521};
+  info->common_name = CommonName(info->subject.get());
+  ERR_clear_error();
+  return FastCsr::kDone;
+}
+
+}  // namespace
+
+absl::StatusOr<CsrInfo> ParseCsr(std::string_view pem) {
+  if (auto der_bytes = CsrPemBody(pem)) {
+    CsrInfo fast;
+    ASSIGN_OR_RETURN(FastCsr r, ParseEcCsr(*der_bytes, &fast));
+    if (r == FastCsr::kDone) return fast;
+  }
+  CsrInfo info;
+  Bio b = MemBio(pem);
+  Csr req(PEM_read_bio_X509_REQ(b.get(), nullptr, nullptr, nullptr));
+  if (!req) {
+    ERR_clear_error();
+    return absl::InvalidArgumentError(
+        "csr is not a PEM certificate request (-----BEGIN CERTIFICATE REQUEST-----)");
+  }
+  X509_REQ* r = req.get();
+  PKey pub(X509_REQ_get_pubkey(r));
+  if (!pub) {
+    ERR_clear_error();
+    return absl::InvalidArgumentError("csr has a public key OpenSSL cannot read");
+  }
+  ASSIGN_OR_RETURN(info.key, DescribeKey(pub.get()));
+  if (info.key.type == KeyType::kEc) {
+    // OpenSSL 3.0 decodes the one-byte point at infinity and its ECDSA verify then accepts a
+    // signature anyone can forge (r = x(e*G), s = 1): check the point before the signature.
+    std::unique_ptr<EVP_PKEY_CTX, decltype(&EVP_PKEY_CTX_free)> check(
+        EVP_PKEY_CTX_new_from_pkey(nullptr, pub.get(), nullptr), EVP_PKEY_CTX_free);
+    if (!check || EVP_PKEY_public_check(check.get()) != 1) {
+      ERR_clear_error();
+      return absl::InvalidArgumentError(
+          "csr public key is not a valid point on its curve (the point at infinity or off the "
+          "curve)");
+    }
+  }
+  if (X509_REQ_verify(r, pub.get()) != 1) {
+    ERR_clear_error();
+    return absl::InvalidArgumentError(
+        "csr signature is invalid: the request was not signed by the key it contains");
+  }
+  info.subject.reset(X509_NAME_dup(X509_REQ_get_subject_name(r)));
+  info.spki = CopySpki(X509_REQ_get_X509_PUBKEY(r));
+  if (!info.subject || !info.spki) {
+    ERR_clear_error();
+    return absl::InternalError("copying the CSR's subject and key failed");
+  }
+  info.common_name = CommonName(info.subject.get());
+  STACK_OF(X509_EXTENSION)* exts = X509_REQ_get_extensions(r);
+  if (exts) {
+    ReadRequestedExtensions(exts, &info);
+    sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+  }
+  ERR_clear_error();
+  return info;
+}
+
+absl::StatusOr<std::string> MakeCsrPem(EVP_PKEY* key, const CsrRequest& q, int signature_bits,
+                                       bool use_pss) {
+  Csr r(X509_REQ_new());
+  X509_REQ_set_version(r.get(), 0);
+  ASSIGN_OR_RETURN(Name n, BuildName(q.common_name, q.organization, q.ou, q.country, q.locality,
+                                     q.province, q.street_address, q.postal_code, q.serial_number));
+  X509_REQ_set_subject_name(r.get(), n.get());
+  X509_REQ_set_pubkey(r.get(), key);
+  STACK_OF(X509_EXTENSION)* exts = sk_X509_EXTENSION_new_null();
+  GENERAL_NAMES* gens = sk_GENERAL_NAME_new_null();
+  auto add = [&](int type, const std::vector<std::string>& v) -> absl::Status {
+    for (const auto& s : v) {
+      ASSIGN_OR_RETURN(GENERAL_NAME * g, MakeGeneralName(type, s));
+      sk_GENERAL_NAME_push(gens, g);
+    }
+    return absl::OkStatus();
+  };
+  absl::Status st = add(GEN_DNS, q.dns_names);
+  if (st.ok()) st = add(GEN_IPADD, q.ip_sans);
+  if (st.ok()) st = add(GEN_URI, q.uri_sans);
+  if (st.ok()) st = add(GEN_EMAIL, q.emails);
+  if (st.ok() && sk_GENERAL_NAME_num(gens) > 0)
+    sk_X509_EXTENSION_push(exts, X509V3_EXT_i2d(NID_subject_alt_name, 0, gens));
+  GENERAL_NAMES_free(gens);
+  if (st.ok() && q.is_ca) {
+    BASIC_CONSTRAINTS* bc = BASIC_CONSTRAINTS_new();
+    bc->ca = 1;
+    sk_X509_EXTENSION_push(exts, X509V3_EXT_i2d(NID_basic_constraints, 1, bc));
+    BASIC_CONSTRAINTS_free(bc);
+  }
+  if (st.ok() && sk_X509_EXTENSION_num(exts) > 0) X509_REQ_add_extensions(r.get(), exts);
+  sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+  RETURN_IF_ERROR(st);
+  ASSIGN_OR_RETURN(auto ctx, SignCtx(key, signature_bits, use_pss));
+  if (X509_REQ_sign_ctx(r.get(), ctx.get()) <= 0)
+    return absl::InternalError(Cat("signing the CSR: ", OpenSslError()));
+  Bio b(BIO_new(BIO_s_mem()));
+  PEM_write_bio_X509_REQ(b.get(), r.get());
+  std::string s = BioString(b.get());
+  while (!s.empty() && s.back() == '\n') s.pop_back();
+  return s;
+}
+
+}  // namespace coffer::crypto

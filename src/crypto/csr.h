@@ -1,0 +1,46 @@
+// Certificate signing requests: parsing and checking untrusted CSRs (with a DER fast path for
+// ECDSA requests), and building CSRs for our own keys. ParseCsr refuses bad input with
+// InvalidArgument and never asserts on it; its result owns copies of the subject and key, so
+// nothing refers back to the caller's bytes. Every function is thread-safe.
+#pragma once
+
+#include <openssl/evp.h>
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "crypto/handles.h"
+#include "crypto/keys.h"
+
+namespace coffer::crypto {
+
+// A parsed, signature-checked certificate request.
+struct CsrInfo {
+  Name subject;
+  Spki spki;  // the request's SubjectPublicKeyInfo, copied as it is (the key is not decoded)
+  KeySpec key;
+  std::string common_name;
+  std::vector<std::string> dns_names, emails, ip_sans, uri_sans;
+  bool has_other_names = false;
+  bool requests_ca = false;  // an extension request for basicConstraints cA=TRUE
+};
+// InvalidArgument with the reason for: not PEM, not a CSR, a bad signature, a weak or
+// unsupported key. CSRs with a P-256/384/521 key signed with ECDSA and SHA-2 (what agents,
+// cert-manager and kubeadm send) are walked as DER and checked with the EC primitives; every
+// other CSR goes through OpenSSL's general decoder. Both give the same result.
+absl::StatusOr<CsrInfo> ParseCsr(std::string_view pem);
+// A CSR for `key` with the given subject and SANs (intermediate/generate, the agent).
+struct CsrRequest {
+  std::string common_name;
+  std::vector<std::string> organization, ou, country, locality, province, street_address,
+      postal_code;
+  std::string serial_number;
+  std::vector<std::string> dns_names, ip_sans, uri_sans, emails;
+  bool is_ca = false;  // adds basicConstraints cA=TRUE as a request extension
+};
+absl::StatusOr<std::string> MakeCsrPem(EVP_PKEY* key, const CsrRequest& r, int signature_bits = 0,
+                                       bool use_pss = false);
+
+}  // namespace coffer::crypto

@@ -1,0 +1,20 @@
+#include "crypto/handles.h"
+
+#include <openssl/err.h>
+
+namespace coffer::crypto {
+
+std::string OpenSslError() {
+  unsigned long e = ERR_get_error();
+  std::string out;
+  while (e != 0) {
+    char buf[256];
+    ERR_error_string_n(e, buf, sizeof(buf));
+    if (!out.empty()) out += "; ";
+    out += buf;
+    e = ERR_get_error();
+  }
+  return out.empty() ? "unknown OpenSSL error" : out;
+}
+
+}  // namespace coffer::crypto

@@ -1,0 +1,44 @@
+// Owning handles for the OpenSSL objects of X.509 work (keys, certificates, CSRs, CRLs, names,
+// SubjectPublicKeyInfos): each is a std::unique_ptr that calls the object's free function, so
+// whoever holds the handle owns the object. OpenSslError turns OpenSSL's error queue into text
+// for a Status message. Thread-safe: OpenSSL's error queue is per thread; a handle is an
+// ordinary owned value, used by one thread at a time unless its holder adds a lock.
+#pragma once
+
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+
+#include <memory>
+#include <string>
+
+namespace coffer::crypto {
+
+struct PKeyFree {
+  void operator()(EVP_PKEY* p) const { EVP_PKEY_free(p); }
+};
+struct X509Free {
+  void operator()(X509* p) const { X509_free(p); }
+};
+struct X509ReqFree {
+  void operator()(X509_REQ* p) const { X509_REQ_free(p); }
+};
+struct X509CrlFree {
+  void operator()(X509_CRL* p) const { X509_CRL_free(p); }
+};
+struct X509NameFree {
+  void operator()(X509_NAME* p) const { X509_NAME_free(p); }
+};
+struct X509PubkeyFree {
+  void operator()(X509_PUBKEY* p) const { X509_PUBKEY_free(p); }
+};
+using PKey = std::unique_ptr<EVP_PKEY, PKeyFree>;
+using Cert = std::unique_ptr<X509, X509Free>;
+using Csr = std::unique_ptr<X509_REQ, X509ReqFree>;
+using Crl = std::unique_ptr<X509_CRL, X509CrlFree>;
+using Name = std::unique_ptr<X509_NAME, X509NameFree>;
+using Spki = std::unique_ptr<X509_PUBKEY, X509PubkeyFree>;
+
+// The last OpenSSL error as text, for messages; clears the queue.
+std::string OpenSslError();
+
+}  // namespace coffer::crypto
