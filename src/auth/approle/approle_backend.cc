@@ -2,13 +2,13 @@
 
 #include <algorithm>
 
-#include "absl/synchronization/mutex.h"
+#include "auth/compat_backend.h"
 #include "boost/json.hpp"
+#include "core/framework/framework.h"
 #include "crypto/crypto.h"
 #include "util/cidr.h"
-#include "util/duration.h"
 #include "util/encoding.h"
-#include "util/json.h"
+#include "util/mutex.h"
 #include "util/status.h"
 
 namespace coffer::auth::approle {
@@ -16,48 +16,39 @@ namespace json = boost::json;
 using core::Operation;
 using core::Request;
 using core::Response;
+using core::framework::FieldData;
+using core::framework::FieldSchema;
+using core::framework::FieldType;
+using core::framework::OperationSpec;
+using core::framework::Path;
+using Fields = std::map<std::string, FieldSchema>;
 
 namespace {
 
+constexpr std::string_view kHelp =
+    "The AppRole auth method: machines and applications log in with a RoleID and a SecretID "
+    "issued for one of the method's roles.";
+
+// The role's single-field endpoints (Vault's role/:role_name/<field>); the field read is the
+// name with '-' as '_'.
+constexpr std::string_view kFieldPaths[] = {
+    "policies",       "token_policies",        "secret-id-num-uses", "secret-id-ttl",
+    "token-ttl",      "token-max-ttl",         "bind-secret-id",     "period",
+    "token-num-uses", "secret-id-bound-cidrs", "token-bound-cidrs"};
+
 bool StartsWith(std::string_view s, std::string_view p) { return s.substr(0, p.size()) == p; }
 
-absl::StatusOr<std::optional<std::vector<std::string>>> StringList(const json::object& o,
-                                                                   std::string_view key) {
-  const auto* v = o.if_contains(key);
-  if (!v || v->is_null()) return std::optional<std::vector<std::string>>();
-  std::vector<std::string> out;
-  auto add = [&](std::string_view s) {
-    while (!s.empty() && s.front() == ' ') s.remove_prefix(1);
-    while (!s.empty() && s.back() == ' ') s.remove_suffix(1);
-    if (!s.empty()) out.emplace_back(s);
+// The shape of a list field, with AppRole's message (the framework's comma-string-slice then
+// splits and trims it).
+absl::Status StringListShape(std::string_view name, const json::value& v) {
+  const auto bad = [&] {
+    return absl::InvalidArgumentError(Cat("\"", name, "\" must be a list of strings"));
   };
-  if (v->is_string()) {
-    std::string_view s = v->as_string();
-    size_t start = 0;
-    while (start <= s.size()) {
-      size_t c = s.find(',', start);
-      add(s.substr(start, c == std::string_view::npos ? std::string_view::npos : c - start));
-      if (c == std::string_view::npos) break;
-      start = c + 1;
-    }
-  } else if (v->is_array()) {
-    for (const auto& e : v->as_array()) {
-      if (!e.is_string())
-        return absl::InvalidArgumentError(Cat("\"", key, "\" must be a list of strings"));
-      add(e.as_string());
-    }
-  } else {
-    return absl::InvalidArgumentError(Cat("\"", key, "\" must be a list of strings"));
-  }
-  return std::optional<std::vector<std::string>>(std::move(out));
-}
-
-absl::StatusOr<int64_t> Dur(const json::object& o, std::string_view key, int64_t def) {
-  const auto* v = o.if_contains(key);
-  if (!v || v->is_null()) return def;
-  auto d = ParseDurationSeconds(*v);
-  if (!d.ok()) return absl::InvalidArgumentError(Cat(key, ": ", Msg(d.status())));
-  return *d;
+  if (v.is_string()) return absl::OkStatus();
+  if (!v.is_array()) return bad();
+  for (const auto& e : v.as_array())
+    if (!e.is_string()) return bad();
+  return absl::OkStatus();
 }
 
 json::array Arr(const std::vector<std::string>& v) {
@@ -73,6 +64,26 @@ std::vector<std::string> ArrToVec(const json::value& v) {
       if (e.is_string()) out.emplace_back(e.as_string());
   return out;
 }
+
+// "role/<name>...": the name, else nullopt.
+std::optional<std::string_view> RoleNameIn(std::string_view path) {
+  if (!StartsWith(path, "role/")) return std::nullopt;
+  std::string_view rest = path.substr(5);
+  return rest.substr(0, rest.find('/'));
+}
+
+absl::Status ValidateRoleName(std::string_view name) {
+  if (name.empty()) return absl::InvalidArgumentError("role name is required");
+  for (char c : name)
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.' ||
+          c == '@'))
+      return absl::InvalidArgumentError(
+          "role name may only hold letters, digits, '-', '_', '.' and '@'");
+  return absl::OkStatus();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Roles
 
 struct Role {
   std::string name, role_id;
@@ -103,43 +114,108 @@ struct Role {
   }
 };
 
-absl::Status ApplyRole(Role& r, const json::object& o) {
-  ASSIGN_OR_RETURN(auto bind, JsonBool(o, "bind_secret_id"));
-  if (bind) r.bind_secret_id = *bind;
-  ASSIGN_OR_RETURN(auto sc, StringList(o, "secret_id_bound_cidrs"));
-  if (sc) r.secret_id_bound_cidrs = *sc;
-  ASSIGN_OR_RETURN(auto tc, StringList(o, "token_bound_cidrs"));
-  if (tc) r.token_bound_cidrs = *tc;
+// A role's fields (Vault's auth/approle/role/:role_name), for requests and for stored roles.
+const Fields& RoleFields() {
+  static const Fields kFields{
+      {"bind_secret_id",
+       {FieldType::kBool, "Require secret_id to be presented when logging in using this AppRole.",
+        true}},
+      {"secret_id_bound_cidrs",
+       {FieldType::kCommaStringSlice,
+        "Comma-separated string or list of CIDR blocks; if set, specifies blocks of IP "
+        "addresses which can perform the login operation."}},
+      {"secret_id_num_uses",
+       {FieldType::kInt,
+        "Number of times any particular SecretID can be used to fetch a token from this "
+        "AppRole, after which the SecretID will expire. A value of zero will allow unlimited "
+        "uses.",
+        0}},
+      {"secret_id_ttl",
+       {FieldType::kDuration,
+        "Duration in either an integer number of seconds (3600) or an integer time unit (60m) "
+        "after which any SecretID expires. A value of zero will allow the SecretID to not "
+        "expire."}},
+      {"token_ttl",
+       {FieldType::kDuration,
+        "The incremental lifetime for generated tokens. This current value of this will be "
+        "referenced at renewal time."}},
+      {"token_max_ttl",
+       {FieldType::kDuration,
+        "The maximum lifetime for generated tokens. This current value of this will be "
+        "referenced at renewal time."}},
+      {"token_explicit_max_ttl",
+       {FieldType::kDuration,
+        "If set, will encode an explicit max TTL onto the token. This is a hard cap even if "
+        "token_ttl and token_max_ttl would otherwise allow a renewal."}},
+      {"token_period",
+       {FieldType::kDuration,
+        "The period, if any, to set on the token: every renewal extends it by this much, and "
+        "it has no maximum TTL."}},
+      {"period", {FieldType::kDuration, "Deprecated: use \"token_period\" instead."}},
+      {"token_num_uses",
+       {FieldType::kInt,
+        "The maximum number of times a generated token may be used (within its lifetime); 0 "
+        "means unlimited.",
+        0}},
+      {"token_no_default_policy",
+       {FieldType::kBool,
+        "If set, the default policy will not be set on generated tokens; otherwise it will be "
+        "added to the policies set in token_policies.",
+        false}},
+      {"token_policies",
+       {FieldType::kCommaStringSlice, "List of token policies to encode onto generated tokens."}},
+      {"policies", {FieldType::kCommaStringSlice, "Deprecated: use \"token_policies\" instead."}},
+      {"token_bound_cidrs",
+       {FieldType::kCommaStringSlice,
+        "List of CIDR blocks; if set, specifies blocks of IP addresses which can authenticate "
+        "successfully, and ties the resulting token to these blocks as well."}},
+      {"token_type",
+       {FieldType::kString,
+        "The type of token that should be generated: \"default\" or \"service\" (Coffer makes "
+        "service tokens only).",
+        "default"}},
+  };
+  return kFields;
+}
+
+// Applies the fields `d` gives to `r`; what `d` does not give keeps its value.
+absl::Status ApplyRole(Role& r, const FieldData& d) {
+  if (d.Has("bind_secret_id")) r.bind_secret_id = d.Bool("bind_secret_id");
+  if (d.Has("secret_id_bound_cidrs")) r.secret_id_bound_cidrs = d.Strings("secret_id_bound_cidrs");
+  if (d.Has("token_bound_cidrs")) r.token_bound_cidrs = d.Strings("token_bound_cidrs");
   for (const auto& c : r.secret_id_bound_cidrs) RETURN_IF_ERROR(ValidateCidr(c));
   for (const auto& c : r.token_bound_cidrs) RETURN_IF_ERROR(ValidateCidr(c));
-  ASSIGN_OR_RETURN(auto pol, StringList(o, "token_policies"));
-  if (!pol) {
-    ASSIGN_OR_RETURN(pol, StringList(o, "policies"));
+  if (d.Has("token_policies"))
+    r.token_policies = d.Strings("token_policies");
+  else if (d.Has("policies"))
+    r.token_policies = d.Strings("policies");
+  if (d.Has("secret_id_num_uses")) {
+    if (d.Int("secret_id_num_uses") < 0)
+      return absl::InvalidArgumentError("secret_id_num_uses cannot be negative");
+    r.secret_id_num_uses = d.Int("secret_id_num_uses");
   }
-  if (pol) r.token_policies = *pol;
-  ASSIGN_OR_RETURN(auto uses, JsonInt(o, "secret_id_num_uses"));
-  if (uses) {
-    if (*uses < 0) return absl::InvalidArgumentError("secret_id_num_uses cannot be negative");
-    r.secret_id_num_uses = *uses;
+  auto duration = [&](std::string_view name, int64_t& out) {
+    if (d.Has(name)) out = d.Duration(name);
+  };
+  duration("secret_id_ttl", r.secret_id_ttl);
+  duration("token_ttl", r.token_ttl);
+  duration("token_max_ttl", r.token_max_ttl);
+  duration("token_period", r.token_period);
+  duration("period", r.token_period);
+  duration("token_explicit_max_ttl", r.token_explicit_max_ttl);
+  if (d.Has("token_num_uses")) {
+    if (d.Int("token_num_uses") < 0)
+      return absl::InvalidArgumentError("token_num_uses cannot be negative");
+    r.token_num_uses = d.Int("token_num_uses");
   }
-  ASSIGN_OR_RETURN(r.secret_id_ttl, Dur(o, "secret_id_ttl", r.secret_id_ttl));
-  ASSIGN_OR_RETURN(r.token_ttl, Dur(o, "token_ttl", r.token_ttl));
-  ASSIGN_OR_RETURN(r.token_max_ttl, Dur(o, "token_max_ttl", r.token_max_ttl));
-  ASSIGN_OR_RETURN(r.token_period, Dur(o, "token_period", r.token_period));
-  ASSIGN_OR_RETURN(r.token_period, Dur(o, "period", r.token_period));
-  ASSIGN_OR_RETURN(r.token_explicit_max_ttl,
-                   Dur(o, "token_explicit_max_ttl", r.token_explicit_max_ttl));
-  ASSIGN_OR_RETURN(auto tuses, JsonInt(o, "token_num_uses"));
-  if (tuses) {
-    if (*tuses < 0) return absl::InvalidArgumentError("token_num_uses cannot be negative");
-    r.token_num_uses = *tuses;
+  if (d.Has("token_no_default_policy"))
+    r.token_no_default_policy = d.Bool("token_no_default_policy");
+  if (d.Has("token_type")) {
+    const std::string type = d.String("token_type");
+    if (type != "default" && type != "service")
+      return absl::InvalidArgumentError(
+          Cat("token_type \"", type, "\" is not supported: Coffer makes service tokens"));
   }
-  ASSIGN_OR_RETURN(auto ndp, JsonBool(o, "token_no_default_policy"));
-  if (ndp) r.token_no_default_policy = *ndp;
-  ASSIGN_OR_RETURN(auto type, JsonString(o, "token_type"));
-  if (type && *type != "default" && *type != "service")
-    return absl::InvalidArgumentError(
-        Cat("token_type \"", *type, "\" is not supported: Coffer makes service tokens"));
   if (r.token_ttl > 0 && r.token_max_ttl > 0 && r.token_ttl > r.token_max_ttl)
     return absl::InvalidArgumentError("token_ttl cannot be greater than token_max_ttl");
   if (!r.bind_secret_id && r.secret_id_bound_cidrs.empty() && r.token_bound_cidrs.empty())
@@ -148,80 +224,182 @@ absl::Status ApplyRole(Role& r, const json::object& o) {
   return absl::OkStatus();
 }
 
+// A stored role goes through the same fields as a request, but for the names kept only for
+// reads ("policies", "period") and the values Coffer fixes.
 absl::StatusOr<Role> RoleFromStorage(const json::object& o) {
-  Role r;
-  try {
-    r.name = std::string(o.at("name").as_string());
-    r.role_id = std::string(o.at("role_id").as_string());
-  } catch (const std::exception&) {
+  const auto* name = o.if_contains("name");
+  const auto* role_id = o.if_contains("role_id");
+  if (!name || !name->is_string() || !role_id || !role_id->is_string())
     return absl::DataLossError("approle role is corrupt");
-  }
   json::object copy = o;
-  copy.erase("name");
-  copy.erase("role_id");
-  copy.erase("policies");
-  copy.erase("period");
-  copy.erase("token_type");
-  copy.erase("local_secret_ids");
-  Role base;
-  base.bind_secret_id = true;
-  auto st = ApplyRole(base, copy);
-  if (!st.ok()) return absl::DataLossError("approle role is corrupt");
-  base.name = r.name;
-  base.role_id = r.role_id;
-  return base;
+  for (const char* k : {"name", "role_id", "policies", "period", "token_type", "local_secret_ids"})
+    copy.erase(k);
+  Role r;
+  auto d = FieldData::Parse(RoleFields(), copy, {});
+  if (!d.ok() || !ApplyRole(r, *d).ok()) return absl::DataLossError("approle role is corrupt");
+  r.name = std::string(name->as_string());
+  r.role_id = std::string(role_id->as_string());
+  return r;
 }
 
-class AppRoleBackend final : public core::Backend {
- public:
-  explicit AppRoleBackend(const Clock* clock) : clock_(clock) {}
+// ---------------------------------------------------------------------------------------------
+// The backend
 
-  const core::SpecialPaths& Special() const override {
-    // Vault's AppRole: login needs no token; SecretIDs are seal-wrapped.
-    static const core::SpecialPaths kSpecial{
-        .unauthenticated = {"login"},
-        .seal_wrap_storage = {"secret_id/*", "secret_id_accessor/*"}};
-    return kSpecial;
+class AppRoleBackend final : public CompatBackend {
+ public:
+  explicit AppRoleBackend(const Clock* clock)
+      : CompatBackend(
+            std::string(kHelp), Paths(),
+            // Vault's AppRole: login needs no token; SecretIDs are seal-wrapped.
+            core::SpecialPaths{.unauthenticated = {"login"},
+                               .seal_wrap_storage = {"secret_id/*", "secret_id_accessor/*"}},
+            LegacyFieldRules{.list = StringListShape}),
+        clock_(clock) {}
+
+ protected:
+  absl::Status NotFound(const Request& req) const override {
+    return absl::NotFoundError(Cat("no handler for route \"", req.mount_point, req.path, "\""));
   }
 
-  absl::StatusOr<Response> Handle(Request& req) override {
+  // As before the path table: a role's name is checked for every operation, and a trailing '/'
+  // (which LIST adds) is routed only for the lists and role/:role_name itself.
+  absl::Status CheckPath(const Request& req) const override {
     const std::string& p = req.path;
-    if (p == "login") return Login(req);
-    if (p == "role" || p == "role/") {
-      if (req.op != Operation::kList) return Unsupported();
-      ASSIGN_OR_RETURN(auto keys, req.storage->List("role/", "", 0));
-      if (keys.empty()) return absl::NotFoundError("");
-      return Response::Data(json::object{{"keys", Arr(keys)}});
+    if (p == "role/") return absl::OkStatus();
+    if (auto name = RoleNameIn(p)) {
+      RETURN_IF_ERROR(ValidateRoleName(*name));
+      std::string_view sub = std::string_view(p).substr(5 + name->size());
+      if (!sub.empty()) sub.remove_prefix(1);
+      if (p.back() == '/' && !sub.empty() && sub != "secret-id/") return NotFound(req);
+      return absl::OkStatus();
     }
-    if (StartsWith(p, "role/")) {
-      std::string_view rest = std::string_view(p).substr(5);
-      size_t slash = rest.find('/');
-      std::string name(rest.substr(0, slash));
-      std::string_view sub = slash == std::string_view::npos ? "" : rest.substr(slash + 1);
-      if (name.empty()) return absl::InvalidArgumentError("role name is required");
-      for (char c : name)
-        if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.' ||
-              c == '@'))
-          return absl::InvalidArgumentError(
-              "role name may only hold letters, digits, '-', '_', '.' and '@'");
-      if (sub.empty()) return RoleCrud(req, name);
-      if (sub == "role-id") return RoleId(req, name);
-      if (sub == "secret-id" || sub == "secret-id/") return SecretId(req, name);
-      if (sub == "secret-id/lookup") return SecretIdLookup(req, name, false);
-      if (sub == "secret-id/destroy") return SecretIdDestroy(req, name, false);
-      if (sub == "secret-id-accessor/lookup") return SecretIdLookup(req, name, true);
-      if (sub == "secret-id-accessor/destroy") return SecretIdDestroy(req, name, true);
-      // Single fields of the role, as Vault's role/<name>/<field> endpoints.
-      return RoleField(req, name, std::string(sub));
-    }
-    return absl::NotFoundError(Cat("no handler for route \"", req.mount_point, p, "\""));
+    if (!p.empty() && p.back() == '/') return NotFound(req);
+    return absl::OkStatus();
+  }
+
+  // role-id, secret-id and the single-field paths look the role up first: a missing role is
+  // reported before an unsupported operation or a bad field.
+  absl::Status BeforeOperation(Request& req, const Path& p, const Captures& c) override {
+    constexpr std::string_view kPrefix = "role/{role_name}/";
+    const std::string& pattern = p.patterns.front();
+    if (!StartsWith(pattern, kPrefix)) return absl::OkStatus();
+    const std::string_view sub = std::string_view(pattern).substr(kPrefix.size());
+    const bool secret_id = sub == "secret-id";
+    if (!secret_id && sub != "role-id" &&
+        std::find(std::begin(kFieldPaths), std::end(kFieldPaths), sub) == std::end(kFieldPaths))
+      return absl::OkStatus();
+    std::string name;
+    for (const auto& [k, v] : c)
+      if (k == "role_name") name = v;
+    ASSIGN_OR_RETURN(auto r, LoadRole(req.storage, name));
+    if (r) return absl::OkStatus();
+    if (secret_id) return absl::InvalidArgumentError(Cat("role \"", name, "\" does not exist"));
+    return absl::NotFoundError("");
   }
 
  private:
-  static absl::Status Unsupported() { return UnsupportedOperation(); }
+  std::vector<Path> Paths() {
+    auto op = [this](absl::StatusOr<Response> (AppRoleBackend::*m)(Request&, const FieldData&),
+                     std::string summary = "") {
+      return OperationSpec{[this, m](Request& r, const FieldData& d) { return (this->*m)(r, d); },
+                           std::move(summary)};
+    };
+    const FieldSchema role_name{FieldType::kString, "Name of the AppRole."};
+    const FieldSchema secret_id{
+        FieldType::kString, "SecretID belonging to the AppRole.", {}, false, true};
+    const FieldSchema accessor{FieldType::kString, "Accessor of the SecretID."};
+    Fields role_fields = RoleFields();
+    role_fields["role_name"] = role_name;
 
+    std::vector<Path> p;
+    p.push_back({.patterns = {"login"},
+                 .fields = {{"role_id", {FieldType::kString, "RoleID of the AppRole."}},
+                            {"secret_id", secret_id}},
+                 .operations = {{Operation::kUpdate, op(&AppRoleBackend::Login, "Logs in")}},
+                 .synopsis = "Issues a token for a RoleID and one of its role's SecretIDs"});
+    p.push_back({.patterns = {"role"},
+                 .operations = {{Operation::kList, op(&AppRoleBackend::ListRoles)}},
+                 .synopsis = "Lists the roles"});
+    p.push_back({.patterns = {"role/{role_name}"},
+                 .fields = role_fields,
+                 .operations = {{Operation::kRead, op(&AppRoleBackend::ReadRole, "Reads a role")},
+                                {Operation::kUpdate,
+                                 op(&AppRoleBackend::WriteRole, "Creates or updates a role")},
+                                {Operation::kDelete, op(&AppRoleBackend::DeleteRole,
+                                                        "Deletes a role and its "
+                                                        "SecretIDs")}},
+                 .synopsis = "A role: the constraints of a login and the token it gets"});
+    for (std::string_view f : kFieldPaths) {
+      std::string key(f);
+      std::replace(key.begin(), key.end(), '-', '_');
+      p.push_back(
+          {.patterns = {Cat("role/{role_name}/", f)},
+           .fields = role_fields,
+           .operations = {{Operation::kRead, {[this, key](Request& r, const FieldData& d) {
+                             return ReadRoleField(r, d, key);
+                           }}},
+                          {Operation::kUpdate, op(&AppRoleBackend::WriteRoleField)}},
+           .synopsis = Cat("The role's \"", key, "\"; a write takes any of the role's fields")});
+    }
+    p.push_back({.patterns = {"role/{role_name}/role-id"},
+                 .fields = {{"role_name", role_name},
+                            {"role_id", {FieldType::kString, "Value to be used as the role_id."}}},
+                 .operations = {{Operation::kRead, op(&AppRoleBackend::ReadRoleId)},
+                                {Operation::kUpdate, op(&AppRoleBackend::WriteRoleId)}},
+                 .synopsis = "The role's RoleID"});
+    p.push_back(
+        {.patterns = {"role/{role_name}/secret-id"},
+         .fields = {{"role_name", role_name},
+                    {"metadata",
+                     {FieldType::kAny,
+                      "Metadata to be tied to the SecretID: a JSON object of strings, or a string "
+                      "holding one. It is set on tokens issued with this SecretID, and is logged "
+                      "in audit logs in plaintext."}},
+                    {"cidr_list",
+                     {FieldType::kCommaStringSlice,
+                      "Comma separated string or list of CIDR blocks enforcing secret IDs to be "
+                      "used from specific set of IP addresses."}},
+                    {"num_uses",
+                     {FieldType::kInt,
+                      "Number of times this SecretID can be used, after which the SecretID "
+                      "expires. A value of zero will allow unlimited uses. Overrides the role's "
+                      "secret_id_num_uses and may not be higher."}},
+                    {"ttl",
+                     {FieldType::kDuration,
+                      "Duration in seconds (3600) or an integer time unit (60m) after which this "
+                      "SecretID expires. A value of zero will allow the SecretID to not expire. "
+                      "Overrides the role's secret_id_ttl and may not be longer."}}},
+         .operations = {{Operation::kUpdate,
+                         op(&AppRoleBackend::CreateSecretId, "Generates a SecretID")},
+                        {Operation::kList,
+                         op(&AppRoleBackend::ListSecretIds, "Lists the SecretIDs' accessors")}},
+         .synopsis = "The role's SecretIDs"});
+    auto secret_op = [&](std::string pattern, bool by_accessor, bool destroy) {
+      OperationSpec spec{[this, by_accessor, destroy](Request& r, const FieldData& d) {
+        return destroy ? DestroySecretId(r, d, by_accessor) : LookupSecretId(r, d, by_accessor);
+      }};
+      Path path{.patterns = {std::move(pattern)},
+                .fields = {{"role_name", role_name},
+                           {by_accessor ? "secret_id_accessor" : "secret_id",
+                            by_accessor ? accessor : secret_id}},
+                .operations = {{Operation::kUpdate, spec}},
+                .synopsis = Cat(destroy ? "Destroys" : "Reads the properties of",
+                                " a SecretID of the role, given ",
+                                by_accessor ? "its accessor" : "the SecretID")};
+      if (destroy) path.operations[Operation::kDelete] = spec;
+      return path;
+    };
+    p.push_back(secret_op("role/{role_name}/secret-id/lookup", false, false));
+    p.push_back(secret_op("role/{role_name}/secret-id/destroy", false, true));
+    p.push_back(secret_op("role/{role_name}/secret-id-accessor/lookup", true, false));
+    p.push_back(secret_op("role/{role_name}/secret-id-accessor/destroy", true, true));
+    return p;
+  }
+
+  // Serializes making the mount's salt (read it, write one if missing) so that two first requests
+  // cannot each make one. It guards no member: the salt lives in storage.
   absl::StatusOr<std::string> Salt(storage::Storage* s) {
-    absl::MutexLock l(&mu_);
+    MutexLock l(&salt_mu_);
     ASSIGN_OR_RETURN(auto salt, s->Get("salt"));
     if (salt) return *salt;
     ASSIGN_OR_RETURN(auto fresh, crypto::SecretBytes::Random(32));
@@ -258,112 +436,110 @@ class AppRoleBackend final : public core::Backend {
     return s->Write(std::move(ops));
   }
 
-  absl::StatusOr<Response> RoleCrud(Request& req, const std::string& name) {
-    switch (req.op) {
-      case Operation::kRead: {
-        ASSIGN_OR_RETURN(auto r, LoadRole(req.storage, name));
-        if (!r) return absl::NotFoundError("");
-        return Response::Data(r->ToJson());
-      }
-      case Operation::kCreate:
-      case Operation::kUpdate: {
-        ASSIGN_OR_RETURN(auto existing, LoadRole(req.storage, name));
-        Role r = existing ? *existing : Role();
-        r.name = name;
-        RETURN_IF_ERROR(ApplyRole(r, req.data));
-        std::string old = r.role_id;
-        if (r.role_id.empty()) r.role_id = crypto::RandomUuid();
-        RETURN_IF_ERROR(SaveRole(req.storage, r, old));
-        return Response::Empty();
-      }
-      case Operation::kDelete: {
-        ASSIGN_OR_RETURN(auto r, LoadRole(req.storage, name));
-        if (!r) return Response::Empty();
-        ASSIGN_OR_RETURN(std::string idh, Hmac(req.storage, r->role_id));
-        std::vector<storage::WriteOp> ops;
-        ops.push_back({storage::WriteOp::Kind::kDelete, Cat("role/", name), ""});
-        ops.push_back({storage::WriteOp::Kind::kDelete, Cat("role_id/", idh), ""});
-        RETURN_IF_ERROR(req.storage->Write(std::move(ops)));
-        RETURN_IF_ERROR(req.storage->DeletePrefix(Cat("secret_id/", name, "/")));
-        RETURN_IF_ERROR(req.storage->DeletePrefix(Cat("accessor/", name, "/")));
-        return Response::Empty();
-      }
-      default:
-        return Unsupported();
-    }
+  absl::StatusOr<Response> ListRoles(Request& req, const FieldData&) {
+    ASSIGN_OR_RETURN(auto keys, req.storage->List("role/", "", 0));
+    if (keys.empty()) return absl::NotFoundError("");
+    return Response::Data(json::object{{"keys", Arr(keys)}});
   }
 
-  absl::StatusOr<Response> RoleField(Request& req, const std::string& name,
-                                     const std::string& field) {
-    static const char* kFields[] = {
-        "policies",       "token_policies",        "secret-id-num-uses", "secret-id-ttl",
-        "token-ttl",      "token-max-ttl",         "bind-secret-id",     "period",
-        "token-num-uses", "secret-id-bound-cidrs", "token-bound-cidrs"};
-    bool known = false;
-    for (const char* f : kFields) known = known || field == f;
-    if (!known)
-      return absl::NotFoundError(
-          Cat("no handler for route \"", req.mount_point, "role/", name, "/", field, "\""));
-    std::string key = field;
-    std::replace(key.begin(), key.end(), '-', '_');
-    ASSIGN_OR_RETURN(auto r, LoadRole(req.storage, name));
+  absl::StatusOr<Response> ReadRole(Request& req, const FieldData& d) {
+    ASSIGN_OR_RETURN(auto r, LoadRole(req.storage, d.String("role_name")));
     if (!r) return absl::NotFoundError("");
-    if (req.op == Operation::kRead) {
-      json::object all = r->ToJson();
-      return Response::Data(
-          json::object{{key, all.contains(key) ? all[key] : json::value(nullptr)}});
-    }
-    if (req.op != Operation::kUpdate && req.op != Operation::kCreate) return Unsupported();
-    RETURN_IF_ERROR(ApplyRole(*r, req.data));
+    return Response::Data(r->ToJson());
+  }
+
+  absl::StatusOr<Response> WriteRole(Request& req, const FieldData& d) {
+    const std::string name = d.String("role_name");
+    ASSIGN_OR_RETURN(auto existing, LoadRole(req.storage, name));
+    Role r = existing ? *existing : Role();
+    r.name = name;
+    RETURN_IF_ERROR(ApplyRole(r, d));
+    std::string old = r.role_id;
+    if (r.role_id.empty()) r.role_id = crypto::RandomUuid();
+    RETURN_IF_ERROR(SaveRole(req.storage, r, old));
+    return Response::Empty();
+  }
+
+  absl::StatusOr<Response> DeleteRole(Request& req, const FieldData& d) {
+    const std::string name = d.String("role_name");
+    ASSIGN_OR_RETURN(auto r, LoadRole(req.storage, name));
+    if (!r) return Response::Empty();
+    ASSIGN_OR_RETURN(std::string idh, Hmac(req.storage, r->role_id));
+    std::vector<storage::WriteOp> ops;
+    ops.push_back({storage::WriteOp::Kind::kDelete, Cat("role/", name), ""});
+    ops.push_back({storage::WriteOp::Kind::kDelete, Cat("role_id/", idh), ""});
+    RETURN_IF_ERROR(req.storage->Write(std::move(ops)));
+    RETURN_IF_ERROR(req.storage->DeletePrefix(Cat("secret_id/", name, "/")));
+    RETURN_IF_ERROR(req.storage->DeletePrefix(Cat("accessor/", name, "/")));
+    return Response::Empty();
+  }
+
+  absl::StatusOr<Response> ReadRoleField(Request& req, const FieldData& d, const std::string& key) {
+    ASSIGN_OR_RETURN(auto r, LoadRole(req.storage, d.String("role_name")));
+    if (!r) return absl::NotFoundError("");
+    json::object all = r->ToJson();
+    return Response::Data(json::object{{key, all.contains(key) ? all[key] : json::value(nullptr)}});
+  }
+
+  absl::StatusOr<Response> WriteRoleField(Request& req, const FieldData& d) {
+    ASSIGN_OR_RETURN(auto r, LoadRole(req.storage, d.String("role_name")));
+    if (!r) return absl::NotFoundError("");
+    RETURN_IF_ERROR(ApplyRole(*r, d));
     RETURN_IF_ERROR(SaveRole(req.storage, *r, r->role_id));
     return Response::Empty();
   }
 
-  absl::StatusOr<Response> RoleId(Request& req, const std::string& name) {
-    ASSIGN_OR_RETURN(auto r, LoadRole(req.storage, name));
+  absl::StatusOr<Response> ReadRoleId(Request& req, const FieldData& d) {
+    ASSIGN_OR_RETURN(auto r, LoadRole(req.storage, d.String("role_name")));
     if (!r) return absl::NotFoundError("");
-    if (req.op == Operation::kRead) return Response::Data(json::object{{"role_id", r->role_id}});
-    if (req.op != Operation::kUpdate && req.op != Operation::kCreate) return Unsupported();
-    ASSIGN_OR_RETURN(auto id, JsonString(req.data, "role_id"));
-    if (!id || id->empty()) return absl::InvalidArgumentError("missing role_id");
+    return Response::Data(json::object{{"role_id", r->role_id}});
+  }
+
+  absl::StatusOr<Response> WriteRoleId(Request& req, const FieldData& d) {
+    ASSIGN_OR_RETURN(auto r, LoadRole(req.storage, d.String("role_name")));
+    if (!r) return absl::NotFoundError("");
+    const std::string id = d.String("role_id");
+    if (id.empty()) return absl::InvalidArgumentError("missing role_id");
     std::string old = r->role_id;
-    r->role_id = *id;
+    r->role_id = id;
     RETURN_IF_ERROR(SaveRole(req.storage, *r, old));
     return Response::Empty();
   }
 
-  absl::StatusOr<Response> SecretId(Request& req, const std::string& name) {
+  absl::StatusOr<Response> ListSecretIds(Request& req, const FieldData& d) {
+    const std::string name = d.String("role_name");
     ASSIGN_OR_RETURN(auto r, LoadRole(req.storage, name));
     if (!r) return absl::InvalidArgumentError(Cat("role \"", name, "\" does not exist"));
-    if (req.op == Operation::kList) {
-      ASSIGN_OR_RETURN(auto keys, req.storage->List(Cat("accessor/", name, "/"), "", 0));
-      if (keys.empty()) return absl::NotFoundError("");
-      return Response::Data(json::object{{"keys", Arr(keys)}});
-    }
-    if (req.op != Operation::kUpdate && req.op != Operation::kCreate) return Unsupported();
+    ASSIGN_OR_RETURN(auto keys, req.storage->List(Cat("accessor/", name, "/"), "", 0));
+    if (keys.empty()) return absl::NotFoundError("");
+    return Response::Data(json::object{{"keys", Arr(keys)}});
+  }
+
+  absl::StatusOr<Response> CreateSecretId(Request& req, const FieldData& d) {
+    const std::string name = d.String("role_name");
+    ASSIGN_OR_RETURN(auto r, LoadRole(req.storage, name));
+    if (!r) return absl::InvalidArgumentError(Cat("role \"", name, "\" does not exist"));
     json::object meta;
-    if (const auto* m = req.data.if_contains("metadata"); m && !m->is_null()) {
-      if (m->is_string()) {
+    if (const json::value& m = d.Get("metadata"); !m.is_null()) {
+      if (m.is_string()) {
         boost::system::error_code ec;
-        auto v = json::parse(m->as_string(), ec);
+        auto v = json::parse(m.as_string(), ec);
         if (ec || !v.is_object())
           return absl::InvalidArgumentError("metadata must be a JSON object of strings");
         meta = v.as_object();
-      } else if (m->is_object()) {
-        meta = m->as_object();
+      } else if (m.is_object()) {
+        meta = m.as_object();
       } else {
         return absl::InvalidArgumentError("metadata must be a JSON object of strings");
       }
       for (const auto& [k, v] : meta)
         if (!v.is_string()) return absl::InvalidArgumentError("metadata values must be strings");
     }
-    ASSIGN_OR_RETURN(auto cidrs, StringList(req.data, "cidr_list"));
-    for (const auto& c : cidrs.value_or(std::vector<std::string>{}))
-      RETURN_IF_ERROR(ValidateCidr(c));
-    ASSIGN_OR_RETURN(int64_t ttl, Dur(req.data, "ttl", r->secret_id_ttl));
+    const std::vector<std::string> cidrs = d.Strings("cidr_list");
+    for (const auto& c : cidrs) RETURN_IF_ERROR(ValidateCidr(c));
+    int64_t ttl = d.Has("ttl") ? d.Duration("ttl") : r->secret_id_ttl;
     if (r->secret_id_ttl > 0 && (ttl == 0 || ttl > r->secret_id_ttl)) ttl = r->secret_id_ttl;
-    ASSIGN_OR_RETURN(auto uses, JsonInt(req.data, "num_uses"));
-    int64_t num_uses = uses.value_or(r->secret_id_num_uses);
+    int64_t num_uses = d.Has("num_uses") ? d.Int("num_uses") : r->secret_id_num_uses;
     if (num_uses < 0) return absl::InvalidArgumentError("num_uses cannot be negative");
     if (r->secret_id_num_uses > 0 && (num_uses == 0 || num_uses > r->secret_id_num_uses))
       num_uses = r->secret_id_num_uses;
@@ -378,7 +554,7 @@ class AppRoleBackend final : public core::Backend {
                        {"secret_id_ttl", ttl},
                        {"secret_id_num_uses", num_uses},
                        {"metadata", meta},
-                       {"cidr_list", Arr(cidrs.value_or(std::vector<std::string>{}))}};
+                       {"cidr_list", Arr(cidrs)}};
     std::vector<storage::WriteOp> ops;
     ops.push_back(
         {storage::WriteOp::Kind::kPut, Cat("secret_id/", name, "/", h), json::serialize(entry)});
@@ -391,23 +567,24 @@ class AppRoleBackend final : public core::Backend {
   }
 
   // Resolves a SecretID (or its accessor) of a role to its storage hash.
-  absl::StatusOr<std::string> SecretHash(Request& req, const std::string& name, bool by_accessor) {
+  absl::StatusOr<std::string> SecretHash(Request& req, const FieldData& d, bool by_accessor) {
+    const std::string name = d.String("role_name");
     if (by_accessor) {
-      ASSIGN_OR_RETURN(auto acc, JsonString(req.data, "secret_id_accessor"));
-      if (!acc || acc->empty()) return absl::InvalidArgumentError("missing secret_id_accessor");
-      ASSIGN_OR_RETURN(auto h, req.storage->Get(Cat("accessor/", name, "/", *acc)));
+      const std::string acc = d.String("secret_id_accessor");
+      if (acc.empty()) return absl::InvalidArgumentError("missing secret_id_accessor");
+      ASSIGN_OR_RETURN(auto h, req.storage->Get(Cat("accessor/", name, "/", acc)));
       if (!h)
         return absl::InvalidArgumentError("failed to find accessor entry for secret_id_accessor");
       return *h;
     }
-    ASSIGN_OR_RETURN(auto sid, JsonString(req.data, "secret_id"));
-    if (!sid || sid->empty()) return absl::InvalidArgumentError("missing secret_id");
-    return Hmac(req.storage, *sid);
+    const std::string sid = d.String("secret_id");
+    if (sid.empty()) return absl::InvalidArgumentError("missing secret_id");
+    return Hmac(req.storage, sid);
   }
 
-  absl::StatusOr<Response> SecretIdLookup(Request& req, const std::string& name, bool by_accessor) {
-    if (req.op != Operation::kUpdate && req.op != Operation::kCreate) return Unsupported();
-    ASSIGN_OR_RETURN(std::string h, SecretHash(req, name, by_accessor));
+  absl::StatusOr<Response> LookupSecretId(Request& req, const FieldData& d, bool by_accessor) {
+    const std::string name = d.String("role_name");
+    ASSIGN_OR_RETURN(std::string h, SecretHash(req, d, by_accessor));
     ASSIGN_OR_RETURN(auto raw, req.storage->Get(Cat("secret_id/", name, "/", h)));
     if (!raw) {
       if (by_accessor)
@@ -418,22 +595,19 @@ class AppRoleBackend final : public core::Backend {
     auto v = json::parse(*raw, ec);
     if (ec || !v.is_object()) return absl::DataLossError("secret_id entry is corrupt");
     auto& o = v.as_object();
-    json::object d{{"secret_id_accessor", o["accessor"]},
-                   {"creation_time", o["creation_time"]},
-                   {"expiration_time", o["expiration_time"]},
-                   {"secret_id_ttl", o["secret_id_ttl"]},
-                   {"secret_id_num_uses", o["secret_id_num_uses"]},
-                   {"metadata", o["metadata"]},
-                   {"cidr_list", o["cidr_list"]}};
-    return Response::Data(std::move(d));
+    json::object out{{"secret_id_accessor", o["accessor"]},
+                     {"creation_time", o["creation_time"]},
+                     {"expiration_time", o["expiration_time"]},
+                     {"secret_id_ttl", o["secret_id_ttl"]},
+                     {"secret_id_num_uses", o["secret_id_num_uses"]},
+                     {"metadata", o["metadata"]},
+                     {"cidr_list", o["cidr_list"]}};
+    return Response::Data(std::move(out));
   }
 
-  absl::StatusOr<Response> SecretIdDestroy(Request& req, const std::string& name,
-                                           bool by_accessor) {
-    if (req.op != Operation::kUpdate && req.op != Operation::kCreate &&
-        req.op != Operation::kDelete)
-      return Unsupported();
-    ASSIGN_OR_RETURN(std::string h, SecretHash(req, name, by_accessor));
+  absl::StatusOr<Response> DestroySecretId(Request& req, const FieldData& d, bool by_accessor) {
+    const std::string name = d.String("role_name");
+    ASSIGN_OR_RETURN(std::string h, SecretHash(req, d, by_accessor));
     ASSIGN_OR_RETURN(auto raw, req.storage->Get(Cat("secret_id/", name, "/", h)));
     if (!raw) return Response::Empty();
     boost::system::error_code ec;
@@ -449,12 +623,11 @@ class AppRoleBackend final : public core::Backend {
     return Response::Empty();
   }
 
-  absl::StatusOr<Response> Login(Request& req) {
-    if (req.op != Operation::kUpdate && req.op != Operation::kCreate) return Unsupported();
+  absl::StatusOr<Response> Login(Request& req, const FieldData& d) {
     const absl::Status invalid = absl::InvalidArgumentError("invalid role_id or secret_id");
-    ASSIGN_OR_RETURN(auto role_id, JsonString(req.data, "role_id"));
-    if (!role_id || role_id->empty()) return absl::InvalidArgumentError("missing role_id");
-    ASSIGN_OR_RETURN(std::string idh, Hmac(req.storage, *role_id));
+    const std::string role_id = d.String("role_id");
+    if (role_id.empty()) return absl::InvalidArgumentError("missing role_id");
+    ASSIGN_OR_RETURN(std::string idh, Hmac(req.storage, role_id));
     ASSIGN_OR_RETURN(auto name, req.storage->Get(Cat("role_id/", idh)));
     if (!name) return invalid;
     ASSIGN_OR_RETURN(auto role, LoadRole(req.storage, *name));
@@ -470,11 +643,11 @@ class AppRoleBackend final : public core::Backend {
     }
     json::object meta;
     if (role->bind_secret_id) {
-      ASSIGN_OR_RETURN(auto sid, JsonString(req.data, "secret_id"));
-      if (!sid || sid->empty()) return absl::InvalidArgumentError("missing secret_id");
-      ASSIGN_OR_RETURN(std::string h, Hmac(req.storage, *sid));
+      const std::string sid = d.String("secret_id");
+      if (sid.empty()) return absl::InvalidArgumentError("missing secret_id");
+      ASSIGN_OR_RETURN(std::string h, Hmac(req.storage, sid));
       const std::string key = Cat("secret_id/", *name, "/", h);
-      absl::MutexLock l(&use_mu_);  // the use count is read-modify-write
+      MutexLock l(&use_mu_);
       ASSIGN_OR_RETURN(auto raw, req.storage->Get(key));
       if (!raw) return invalid;
       boost::system::error_code ec;
@@ -532,9 +705,11 @@ class AppRoleBackend final : public core::Backend {
     return r;
   }
 
-  const Clock* clock_;
-  absl::Mutex mu_;
-  absl::Mutex use_mu_;
+  const Clock* const clock_;
+  Mutex salt_mu_;
+  // Serializes the read-modify-write of a SecretID's remaining uses in storage at login, so that
+  // a SecretID with n uses logs in at most n times. It guards no member.
+  Mutex use_mu_;
 };
 
 }  // namespace

@@ -1,12 +1,10 @@
 #include "auth/token/token_backend.h"
 
 #include <algorithm>
-#include <set>
 
-#include "absl/time/time.h"
+#include "auth/compat_backend.h"
 #include "boost/json.hpp"
-#include "util/duration.h"
-#include "util/json.h"
+#include "core/framework/framework.h"
 #include "util/status.h"
 
 namespace coffer::auth::token {
@@ -15,54 +13,58 @@ using core::Operation;
 using core::Request;
 using core::Response;
 using core::TokenEntry;
+using core::framework::ConvertField;
+using core::framework::FieldData;
+using core::framework::FieldSchema;
+using core::framework::FieldType;
+using core::framework::OperationSpec;
+using core::framework::Path;
+using Fields = std::map<std::string, FieldSchema>;
 
 namespace {
 
+constexpr std::string_view kHelp =
+    "The token store: creates, looks up, renews and revokes tokens, the credentials every "
+    "request carries, and keeps token roles.";
+
 bool StartsWith(std::string_view s, std::string_view p) { return s.substr(0, p.size()) == p; }
 
-// Policies as a JSON array of strings or a comma-separated string; trimmed, lowercased as Vault.
-absl::StatusOr<std::optional<std::vector<std::string>>> PolicyList(const json::object& o,
-                                                                   std::string_view key) {
-  const auto* v = o.if_contains(key);
-  if (!v || v->is_null()) return std::optional<std::vector<std::string>>();
-  std::vector<std::string> out;
-  auto add = [&](std::string_view s) {
-    while (!s.empty() && s.front() == ' ') s.remove_prefix(1);
-    while (!s.empty() && s.back() == ' ') s.remove_suffix(1);
-    if (s.empty()) return;
-    std::string lower(s);
-    for (auto& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    out.push_back(std::move(lower));
-  };
-  if (v->is_string()) {
-    std::string_view s = v->as_string();
-    size_t start = 0;
-    while (start <= s.size()) {
-      size_t comma = s.find(',', start);
-      add(s.substr(start,
-                   comma == std::string_view::npos ? std::string_view::npos : comma - start));
-      if (comma == std::string_view::npos) break;
-      start = comma + 1;
-    }
-  } else if (v->is_array()) {
-    for (const auto& e : v->as_array()) {
-      if (!e.is_string())
-        return absl::InvalidArgumentError(Cat("\"", key, "\" must be a list of strings"));
-      add(e.as_string());
-    }
-  } else {
-    return absl::InvalidArgumentError(
-        Cat("\"", key, "\" must be a list of strings or a comma-separated string"));
-  }
-  return std::optional<std::vector<std::string>>(std::move(out));
+// The token store's lists (policies, CIDRs) are lowercased, as Vault sanitizes policy names.
+std::vector<std::string> Lowered(std::vector<std::string> v) {
+  for (auto& s : v)
+    for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return v;
 }
 
-absl::StatusOr<int64_t> Duration(const json::object& o, std::string_view key, int64_t def) {
-  const auto* v = o.if_contains(key);
-  if (!v || v->is_null() || (v->is_string() && v->as_string().empty())) return def;
-  auto d = ParseDurationSeconds(*v);
-  if (!d.ok()) return absl::InvalidArgumentError(Cat(key, ": ", Msg(d.status())));
-  return *d;
+// The shape of a list field, with the token store's messages (its values are then split and
+// trimmed by the framework's comma-string-slice).
+absl::Status PolicyListShape(std::string_view name, const json::value& v) {
+  if (v.is_string()) return absl::OkStatus();
+  if (v.is_array()) {
+    for (const auto& e : v.as_array())
+      if (!e.is_string())
+        return absl::InvalidArgumentError(Cat("\"", name, "\" must be a list of strings"));
+    return absl::OkStatus();
+  }
+  return absl::InvalidArgumentError(
+      Cat("\"", name, "\" must be a list of strings or a comma-separated string"));
+}
+
+absl::Status MetaShape(std::string_view name, const json::value& v) {
+  if (!v.is_object()) return absl::InvalidArgumentError(Cat(name, " must be an object of strings"));
+  for (const auto& [k, x] : v.as_object())
+    if (!x.is_string())
+      return absl::InvalidArgumentError(Cat(name, ".", std::string_view(k), " must be a string"));
+  return absl::OkStatus();
+}
+
+LegacyFieldRules TokenFieldRules() {
+  return {.empty_duration_is_unset = true, .list = PolicyListShape, .map = MetaShape};
+}
+
+// A duration field when given (an empty string is not), else `def`.
+int64_t DurationOr(const FieldData& d, std::string_view name, int64_t def) {
+  return d.Has(name) ? d.Duration(name) : def;
 }
 
 std::vector<std::string> Normalize(std::vector<std::string> p, bool add_default) {
@@ -78,6 +80,9 @@ json::array ToArray(const std::vector<std::string>& v) {
   for (const auto& s : v) a.emplace_back(s);
   return a;
 }
+
+// ---------------------------------------------------------------------------------------------
+// Roles
 
 struct Role {
   std::string name;
@@ -106,252 +111,489 @@ struct Role {
   }
 };
 
-absl::StatusOr<Role> RoleFromJson(std::string name, const json::object& o, const Role* base) {
-  Role r = base ? *base : Role();
-  r.name = std::move(name);
-  ASSIGN_OR_RETURN(auto ap, PolicyList(o, "allowed_policies"));
-  if (ap) r.allowed_policies = *ap;
-  ASSIGN_OR_RETURN(auto dp, PolicyList(o, "disallowed_policies"));
-  if (dp) r.disallowed_policies = *dp;
-  for (const char* k : {"token_bound_cidrs", "bound_cidrs"}) {
-    ASSIGN_OR_RETURN(auto c, PolicyList(o, k));
-    if (c) r.bound_cidrs = *c;
-  }
-  ASSIGN_OR_RETURN(auto orphan, JsonBool(o, "orphan"));
-  if (orphan) r.orphan = *orphan;
-  ASSIGN_OR_RETURN(auto renewable, JsonBool(o, "renewable"));
-  if (renewable) r.renewable = *renewable;
-  ASSIGN_OR_RETURN(auto ndp, JsonBool(o, "token_no_default_policy"));
-  if (ndp) r.no_default_policy = *ndp;
-  ASSIGN_OR_RETURN(auto suffix, JsonString(o, "path_suffix"));
-  if (suffix) {
-    if (suffix->find("..") != std::string::npos)
-      return absl::InvalidArgumentError("path_suffix must not contain \"..\"");
-    r.path_suffix = *suffix;
-  }
-  ASSIGN_OR_RETURN(r.period, Duration(o, "period", r.period));
-  ASSIGN_OR_RETURN(r.period, Duration(o, "token_period", r.period));
-  ASSIGN_OR_RETURN(r.explicit_max_ttl, Duration(o, "explicit_max_ttl", r.explicit_max_ttl));
-  ASSIGN_OR_RETURN(r.explicit_max_ttl, Duration(o, "token_explicit_max_ttl", r.explicit_max_ttl));
-  ASSIGN_OR_RETURN(r.ttl, Duration(o, "token_ttl", r.ttl));
-  ASSIGN_OR_RETURN(r.max_ttl, Duration(o, "token_max_ttl", r.max_ttl));
-  ASSIGN_OR_RETURN(auto uses, JsonInt(o, "token_num_uses"));
-  if (uses) {
-    if (*uses < 0) return absl::InvalidArgumentError("token_num_uses must not be negative");
-    r.num_uses = *uses;
-  }
-  ASSIGN_OR_RETURN(auto type, JsonString(o, "token_type"));
-  if (type && *type != "service" && *type != "default")
-    return absl::InvalidArgumentError(
-        Cat("token_type \"", *type, "\" is not supported: Coffer makes service tokens"));
-  if (r.ttl > 0 && r.max_ttl > 0 && r.ttl > r.max_ttl)
-    return absl::InvalidArgumentError("token_ttl cannot be greater than token_max_ttl");
-  return r;
+// A role's fields (Vault's auth/token/roles/:role_name), for requests and for stored roles.
+const Fields& RoleFields() {
+  static const Fields kFields{
+      {"allowed_policies",
+       {FieldType::kCommaStringSlice,
+        "If set, tokens can be created with any subset of the policies in this list, rather "
+        "than the normal semantics of tokens being a subset of the calling token's policies. "
+        "If at creation time no_default_policy is not set and \"default\" is not contained in "
+        "disallowed_policies, the \"default\" policy will be added to the created token "
+        "automatically."}},
+      {"disallowed_policies",
+       {FieldType::kCommaStringSlice,
+        "If set, successful token creation via this role will require that no policies in the "
+        "given list are requested. Adding \"default\" to this list will prevent \"default\" "
+        "from being added automatically to created tokens."}},
+      {"orphan",
+       {FieldType::kBool,
+        "If true, tokens created against this policy will be orphan tokens (they will have no "
+        "parent). As such, they will not be automatically revoked by the revocation of any "
+        "other token.",
+        false}},
+      {"renewable",
+       {FieldType::kBool,
+        "Set to false to disable the ability of the token to be renewed past its initial TTL. "
+        "Setting the value to true will allow the token to be renewable up to the system/mount "
+        "maximum TTL.",
+        true}},
+      {"path_suffix",
+       {FieldType::kString,
+        "If set, tokens created against this role will have the given suffix as part of their "
+        "path in addition to the role name. It must not contain \"..\"."}},
+      {"token_ttl",
+       {FieldType::kDuration,
+        "The incremental lifetime for generated tokens. This current value of this will be "
+        "referenced at renewal time."}},
+      {"token_max_ttl",
+       {FieldType::kDuration,
+        "The maximum lifetime for generated tokens. This current value of this will be "
+        "referenced at renewal time."}},
+      {"token_explicit_max_ttl",
+       {FieldType::kDuration,
+        "If set, will encode an explicit max TTL onto the token. This is a hard cap even if "
+        "token_ttl and token_max_ttl would otherwise allow a renewal."}},
+      {"explicit_max_ttl",
+       {FieldType::kDuration, "Deprecated: use \"token_explicit_max_ttl\" instead."}},
+      {"token_period",
+       {FieldType::kDuration,
+        "If set, tokens created against this role will be periodic: they have no maximum TTL "
+        "(unless an explicit max TTL is also set) and every renewal uses the given period."}},
+      {"period", {FieldType::kDuration, "Deprecated: use \"token_period\" instead."}},
+      {"token_num_uses",
+       {FieldType::kInt,
+        "The maximum number of times a generated token may be used (within its lifetime); 0 "
+        "means unlimited.",
+        0}},
+      {"token_no_default_policy",
+       {FieldType::kBool,
+        "If set, the default policy will not be set on generated tokens; otherwise it will be "
+        "added to the policies set in token_policies.",
+        false}},
+      {"token_bound_cidrs",
+       {FieldType::kCommaStringSlice,
+        "List of CIDR blocks; if set, specifies blocks of IP addresses which can use the "
+        "generated tokens."}},
+      {"bound_cidrs",
+       {FieldType::kCommaStringSlice, "Deprecated: use \"token_bound_cidrs\" instead."}},
+      {"token_type",
+       {FieldType::kString,
+        "The type of token that should be generated: \"service\" or \"default\" (Coffer makes "
+        "service tokens only).",
+        "default"}},
+  };
+  return kFields;
 }
 
-class TokenBackend final : public core::Backend {
- public:
-  TokenBackend(core::TokenStore* tokens, const Clock* clock) : tokens_(tokens), clock_(clock) {}
+// Applies the fields `d` gives to `r`; what `d` does not give keeps its value.
+absl::Status ApplyRole(Role& r, const FieldData& d) {
+  if (d.Has("allowed_policies")) r.allowed_policies = Lowered(d.Strings("allowed_policies"));
+  if (d.Has("disallowed_policies"))
+    r.disallowed_policies = Lowered(d.Strings("disallowed_policies"));
+  for (const char* k : {"token_bound_cidrs", "bound_cidrs"})
+    if (d.Has(k)) r.bound_cidrs = Lowered(d.Strings(k));
+  if (d.Has("orphan")) r.orphan = d.Bool("orphan");
+  if (d.Has("renewable")) r.renewable = d.Bool("renewable");
+  if (d.Has("token_no_default_policy")) r.no_default_policy = d.Bool("token_no_default_policy");
+  if (d.Has("path_suffix")) {
+    std::string suffix = d.String("path_suffix");
+    if (suffix.find("..") != std::string::npos)
+      return absl::InvalidArgumentError("path_suffix must not contain \"..\"");
+    r.path_suffix = std::move(suffix);
+  }
+  r.period = DurationOr(d, "period", r.period);
+  r.period = DurationOr(d, "token_period", r.period);
+  r.explicit_max_ttl = DurationOr(d, "explicit_max_ttl", r.explicit_max_ttl);
+  r.explicit_max_ttl = DurationOr(d, "token_explicit_max_ttl", r.explicit_max_ttl);
+  r.ttl = DurationOr(d, "token_ttl", r.ttl);
+  r.max_ttl = DurationOr(d, "token_max_ttl", r.max_ttl);
+  if (d.Has("token_num_uses")) {
+    if (d.Int("token_num_uses") < 0)
+      return absl::InvalidArgumentError("token_num_uses must not be negative");
+    r.num_uses = d.Int("token_num_uses");
+  }
+  if (d.Has("token_type")) {
+    std::string type = d.String("token_type");
+    if (type != "service" && type != "default")
+      return absl::InvalidArgumentError(
+          Cat("token_type \"", type, "\" is not supported: Coffer makes service tokens"));
+  }
+  if (r.ttl > 0 && r.max_ttl > 0 && r.ttl > r.max_ttl)
+    return absl::InvalidArgumentError("token_ttl cannot be greater than token_max_ttl");
+  return absl::OkStatus();
+}
 
-  const core::SpecialPaths& Special() const override {
-    // Vault's token store: listing accessors and revoking a token without its children need
-    // sudo (Vault's revoke-orphan handler checks sudo itself for the body form).
-    static const core::SpecialPaths kSpecial{
-        .root = {"revoke-orphan", "revoke-orphan/*", "accessors*"}};
-    return kSpecial;
+// ---------------------------------------------------------------------------------------------
+// The backend
+
+class TokenBackend final : public CompatBackend {
+ public:
+  TokenBackend(core::TokenStore* tokens, const Clock* clock)
+      : CompatBackend(
+            std::string(kHelp), Paths(),
+            // Vault's token store: listing accessors and revoking a token without its
+            // children need sudo (Vault's revoke-orphan handler checks sudo itself for
+            // the body form).
+            core::SpecialPaths{.root = {"revoke-orphan", "revoke-orphan/*", "accessors*"}},
+            TokenFieldRules()),
+        tokens_(tokens),
+        clock_(clock) {}
+
+ protected:
+  absl::Status NotFound(const Request& req) const override {
+    return absl::NotFoundError(Cat("no handler for route \"auth/token/", req.path, "\""));
   }
 
-  absl::StatusOr<Response> Handle(Request& req) override {
+  // As before the path table: a role name is checked for every operation, and a trailing '/'
+  // (which LIST adds) is routed only for the lists and the paths that take a name after '/'.
+  absl::Status CheckPath(const Request& req) const override {
     const std::string& p = req.path;
-    const bool write = req.op == Operation::kUpdate || req.op == Operation::kCreate;
-    if (p == "create" || p == "create-orphan" || StartsWith(p, "create/")) {
-      if (!write) return Unsupported();
-      return Create(req);
+    if (StartsWith(p, "roles/") && p != "roles/") {
+      std::string_view name = std::string_view(p).substr(6);
+      if (name.empty() || name.find('/') != std::string_view::npos)
+        return absl::InvalidArgumentError("role name must not be empty or contain '/'");
     }
-    if (p == "lookup-self") {
-      if (req.op != Operation::kRead && !write) return Unsupported();
-      return Response::Data(LookupData(*req.token, req.client_token, clock_->NowUnix()));
+    if (!p.empty() && p.back() == '/' && p != "roles/" && p != "accessors/" &&
+        !StartsWith(p, "create/") && !StartsWith(p, "lookup/"))
+      return NotFound(req);
+    return absl::OkStatus();
+  }
+
+  // A token made by a role looks the role up first, before the other fields are parsed: the body's
+  // role_name must be a string (even when the URL names the role, which wins), and an unknown
+  // role is reported before a bad field.
+  absl::Status BeforeOperation(Request& req, const Path& p, const Captures& c) override {
+    if (p.patterns.front() != "create" ||
+        (req.op != Operation::kUpdate && req.op != Operation::kCreate))
+      return absl::OkStatus();
+    std::string name;
+    if (const auto* rn = req.data.if_contains("role_name"); rn && !rn->is_null()) {
+      ASSIGN_OR_RETURN(json::value v, ConvertField("role_name", FieldType::kString, *rn));
+      name = std::string(v.as_string());
     }
-    if (p == "lookup" || StartsWith(p, "lookup/")) {
-      if (req.op != Operation::kRead && !write) return Unsupported();
-      ASSIGN_OR_RETURN(auto tok, JsonString(req.data, "token"));
-      std::string t = tok.value_or(StartsWith(p, "lookup/") ? p.substr(7) : "");
-      if (t.empty()) return absl::InvalidArgumentError("missing token to look up");
-      ASSIGN_OR_RETURN(auto e, tokens_->Lookup(t));
-      if (!e) return absl::InvalidArgumentError("bad token");
-      return Response::Data(LookupData(*e, t, clock_->NowUnix()));
-    }
-    if (p == "lookup-accessor") {
-      if (!write) return Unsupported();
-      ASSIGN_OR_RETURN(auto e, ByAccessor(req));
-      return Response::Data(LookupData(e, "", clock_->NowUnix()));
-    }
-    if (p == "renew-self" || p == "renew" || p == "renew-accessor") {
-      if (!write) return Unsupported();
-      TokenEntry target;
-      std::string presented;
-      if (p == "renew-self") {
-        target = *req.token;
-        presented = req.client_token;
-      } else if (p == "renew") {
-        ASSIGN_OR_RETURN(auto tok, JsonString(req.data, "token"));
-        if (!tok || tok->empty()) return absl::InvalidArgumentError("missing token to renew");
-        ASSIGN_OR_RETURN(auto e, tokens_->Lookup(*tok));
-        if (!e) return absl::InvalidArgumentError("bad token");
-        target = *e;
-        presented = *tok;
-      } else {
-        ASSIGN_OR_RETURN(target, ByAccessor(req));
-      }
-      ASSIGN_OR_RETURN(int64_t inc, Duration(req.data, "increment", 0));
-      std::vector<std::string> warnings;
-      ASSIGN_OR_RETURN(auto renewed,
-                       tokens_->Renew(target.id_hash, inc, req.mount_max_ttl, &warnings));
-      Response r;
-      r.auth = AuthBlock(renewed, presented);
-      r.warnings = std::move(warnings);
-      return r;
-    }
-    if (p == "revoke-self") {
-      if (!write) return Unsupported();
-      RETURN_IF_ERROR(tokens_->Revoke(req.token->id_hash));
-      return Response::Empty();
-    }
-    if (p == "revoke" || p == "revoke-orphan") {
-      if (!write) return Unsupported();
-      ASSIGN_OR_RETURN(auto tok, JsonString(req.data, "token"));
-      if (!tok || tok->empty()) return absl::InvalidArgumentError("missing token to revoke");
-      ASSIGN_OR_RETURN(auto e, tokens_->Lookup(*tok));
-      if (e) RETURN_IF_ERROR(tokens_->Revoke(e->id_hash, p == "revoke-orphan"));
-      return Response::Empty();
-    }
-    if (p == "revoke-accessor") {
-      if (!write) return Unsupported();
-      ASSIGN_OR_RETURN(auto e, ByAccessor(req));
-      RETURN_IF_ERROR(tokens_->Revoke(e.id_hash));
-      return Response::Empty();
-    }
-    if (p == "accessors/" || p == "accessors") {
-      if (req.op != Operation::kList) return Unsupported();
-      ASSIGN_OR_RETURN(auto after, JsonString(req.data, "after"));
-      ASSIGN_OR_RETURN(auto limit, JsonInt(req.data, "limit"));
-      ASSIGN_OR_RETURN(auto keys,
-                       tokens_->Accessors(after.value_or(""), static_cast<size_t>(std::max<int64_t>(
-                                                                  0, limit.value_or(0)))));
-      if (keys.empty()) return absl::NotFoundError("");
-      return Response::Data(json::object{{"keys", ToArray(keys)}});
-    }
-    if (p == "roles/" || p == "roles") {
-      if (req.op != Operation::kList) return Unsupported();
-      ASSIGN_OR_RETURN(auto keys, req.storage->List("roles/", "", 0));
-      if (keys.empty()) return absl::NotFoundError("");
-      return Response::Data(json::object{{"keys", ToArray(keys)}});
-    }
-    if (StartsWith(p, "roles/")) return Roles(req, p.substr(6));
-    if (p == "tidy") {
-      if (!write) return Unsupported();
-      ASSIGN_OR_RETURN(int n, tokens_->Tidy(1000000));
-      Response r = Response::Data(json::object{{"revoked", n}});
-      r.warnings.push_back("Tidy operation successfully completed.");
-      return r;
-    }
-    return absl::NotFoundError(Cat("no handler for route \"auth/token/", p, "\""));
+    for (const auto& [k, v] : c)
+      if (k == "role_name") name = v;
+    if (name.empty()) return absl::OkStatus();
+    ASSIGN_OR_RETURN(auto role, LoadRole(req, name));
+    if (!role) return absl::InvalidArgumentError(Cat("unknown role ", name));
+    return absl::OkStatus();
   }
 
  private:
-  static absl::Status Unsupported() { return UnsupportedOperation(); }
+  std::vector<Path> Paths() {
+    auto op = [this](absl::StatusOr<Response> (TokenBackend::*m)(Request&, const FieldData&),
+                     std::string summary) {
+      return OperationSpec{[this, m](Request& r, const FieldData& d) { return (this->*m)(r, d); },
+                           std::move(summary)};
+    };
+    const FieldSchema token_field{FieldType::kString, "The token."};
+    const FieldSchema accessor_field{FieldType::kString, "The accessor of the token."};
+    const FieldSchema increment_field{
+        FieldType::kDuration,
+        "The requested lease increment, e.g. \"30s\" or \"5m\". It may not be honored, for "
+        "instance for periodic tokens; if not given, the token's TTL is used again."};
 
-  absl::StatusOr<TokenEntry> ByAccessor(const Request& req) {
-    ASSIGN_OR_RETURN(auto acc, JsonString(req.data, "accessor"));
-    if (!acc || acc->empty()) return absl::InvalidArgumentError("missing accessor");
-    ASSIGN_OR_RETURN(auto e, tokens_->LookupByAccessor(*acc));
+    std::vector<Path> p;
+    p.push_back(
+        {.patterns = {"create", "create-orphan", "create/{role_name*}"},
+         .fields =
+             {{"role_name",
+               {FieldType::kString,
+                "The name of the token role (in the URL as create/:role_name, or in the body)."}},
+              {"policies",
+               {FieldType::kCommaStringSlice,
+                "A list of policies for the token. This must be a subset of the policies "
+                "belonging to the token making the request, unless root. If not specified, "
+                "defaults to all the policies of the calling token."}},
+              {"meta",
+               {FieldType::kMap,
+                "A map of string to string valued metadata. This is passed through to the audit "
+                "devices."}},
+              {"no_parent",
+               {FieldType::kBool,
+                "This argument only has effect if used by a root or sudo caller. When set to "
+                "true, the token created will not have a parent.",
+                false}},
+              {"no_default_policy",
+               {FieldType::kBool,
+                "If true the default policy will not be contained in this token's policy set.",
+                false}},
+              {"renewable",
+               {FieldType::kBool,
+                "Set to false to disable the ability of the token to be renewed past its initial "
+                "TTL. Setting the value to true will allow the token to be renewable up to the "
+                "system/mount maximum TTL.",
+                true}},
+              {"lease", {FieldType::kDuration, "Deprecated: use \"ttl\" instead."}},
+              {"ttl",
+               {FieldType::kDuration,
+                "The TTL period of the token, provided as \"1h\", where hour is the largest "
+                "suffix. If not provided, the token is valid for the default lease TTL, or "
+                "indefinitely if the root policy is used."}},
+              {"type",
+               {FieldType::kString,
+                "The token type: \"service\" (Coffer makes service tokens only)."}},
+              {"explicit_max_ttl",
+               {FieldType::kDuration,
+                "If set, the token will have an explicit max TTL set upon it. This maximum token "
+                "TTL cannot be changed later, and unlike with normal tokens, updates to the "
+                "system/mount max TTL value will have no effect at renewal time."}},
+              {"display_name", {FieldType::kString, "The display name of the token.", "token"}},
+              {"num_uses",
+               {FieldType::kInt,
+                "The maximum uses for the given token. This can be used to create a one-time-token "
+                "or limited use token. The value of 0 has no limit to the number of uses.",
+                0}},
+              {"period",
+               {FieldType::kDuration,
+                "If specified, the token will be periodic; it will have no maximum TTL (unless an "
+                "\"explicit_max_ttl\" is also set) but every renewal will use the given period. "
+                "Requires a root token or one with the sudo capability."}},
+              {"entity_alias",
+               {FieldType::kString,
+                "Name of the entity alias to associate with during token creation (not supported "
+                "by Coffer)."}},
+              {"id",
+               {FieldType::kString,
+                "The ID of the client token (not supported by Coffer: tokens are random)."}}},
+         .operations = {{Operation::kUpdate, op(&TokenBackend::Create, "Creates a token")}},
+         .synopsis = "Creates a token: a child of the caller, an orphan, or by a role",
+         .description =
+             "create makes a child of the calling token; create-orphan a token without a parent; "
+             "create/:role_name a token as the role allows."});
+    p.push_back({.patterns = {"lookup-self"},
+                 .operations = {{Operation::kRead, op(&TokenBackend::LookupSelf, "")},
+                                {Operation::kUpdate, op(&TokenBackend::LookupSelf, "")}},
+                 .synopsis = "Returns information about the calling token"});
+    p.push_back(
+        {.patterns = {"lookup", "lookup/{url_token*}"},
+         .fields = {{"token", {FieldType::kString, "Token to look up."}},
+                    {"url_token",
+                     {FieldType::kString,
+                      "Token to look up, in the URL (the body's \"token\" takes precedence)."}}},
+         .operations = {{Operation::kRead, op(&TokenBackend::Lookup, "")},
+                        {Operation::kUpdate, op(&TokenBackend::Lookup, "")}},
+         .synopsis = "Returns information about a token"});
+    p.push_back({.patterns = {"lookup-accessor"},
+                 .fields = {{"accessor", accessor_field}},
+                 .operations = {{Operation::kUpdate, op(&TokenBackend::LookupAccessor, "")}},
+                 .synopsis = "Returns information about the token with the given accessor; the "
+                             "token itself is never shown"});
+    p.push_back({.patterns = {"renew-self"},
+                 .fields = {{"increment", increment_field}},
+                 .operations = {{Operation::kUpdate, op(&TokenBackend::RenewSelf, "")}},
+                 .synopsis = "Renews the calling token"});
+    p.push_back({.patterns = {"renew"},
+                 .fields = {{"token", token_field}, {"increment", increment_field}},
+                 .operations = {{Operation::kUpdate, op(&TokenBackend::Renew, "")}},
+                 .synopsis = "Renews a token"});
+    p.push_back({.patterns = {"renew-accessor"},
+                 .fields = {{"accessor", accessor_field}, {"increment", increment_field}},
+                 .operations = {{Operation::kUpdate, op(&TokenBackend::RenewAccessor, "")}},
+                 .synopsis = "Renews the token with the given accessor"});
+    p.push_back({.patterns = {"revoke-self"},
+                 .operations = {{Operation::kUpdate, op(&TokenBackend::RevokeSelf, "")}},
+                 .synopsis = "Revokes the calling token and all its children"});
+    p.push_back({.patterns = {"revoke", "revoke-orphan"},
+                 .fields = {{"token", token_field}},
+                 .operations = {{Operation::kUpdate, op(&TokenBackend::Revoke, "")}},
+                 .synopsis = "Revokes a token and its children (revoke-orphan: its children "
+                             "become orphans; needs sudo)"});
+    p.push_back({.patterns = {"revoke-accessor"},
+                 .fields = {{"accessor", accessor_field}},
+                 .operations = {{Operation::kUpdate, op(&TokenBackend::RevokeAccessor, "")}},
+                 .synopsis = "Revokes the token with the given accessor and its children"});
+    p.push_back(
+        {.patterns = {"accessors"},
+         .fields = {{"after", {FieldType::kString, "List the accessors after this one."}},
+                    {"limit", {FieldType::kInt, "The most accessors to list; 0: no limit.", 0}}},
+         .operations = {{Operation::kList, op(&TokenBackend::ListAccessors, "")}},
+         .synopsis = "Lists the accessors of all tokens (needs sudo)"});
+    p.push_back({.patterns = {"roles"},
+                 .operations = {{Operation::kList, op(&TokenBackend::ListRoles, "")}},
+                 .synopsis = "Lists the token roles"});
+    Fields role_fields = RoleFields();
+    role_fields["role_name"] = {FieldType::kString, "The name of the token role."};
+    p.push_back(
+        {.patterns = {"roles/{role_name}"},
+         .fields = std::move(role_fields),
+         .operations = {{Operation::kRead, op(&TokenBackend::ReadRole, "Reads a role")},
+                        {Operation::kUpdate,
+                         op(&TokenBackend::WriteRole, "Creates or updates a role")},
+                        {Operation::kDelete, op(&TokenBackend::DeleteRole, "Deletes a role")}},
+         .synopsis = "A token role: the policies and properties of the tokens created "
+                     "through create/:role_name"});
+    p.push_back({.patterns = {"tidy"},
+                 .operations = {{Operation::kUpdate, op(&TokenBackend::Tidy, "")}},
+                 .synopsis = "Removes expired tokens and what refers to them"});
+    return p;
+  }
+
+  absl::StatusOr<Response> LookupSelf(Request& req, const FieldData&) {
+    return Response::Data(LookupData(*req.token, req.client_token, clock_->NowUnix()));
+  }
+
+  absl::StatusOr<Response> Lookup(Request& req, const FieldData& d) {
+    const std::string t = d.Has("token") ? d.String("token") : d.String("url_token");
+    if (t.empty()) return absl::InvalidArgumentError("missing token to look up");
+    ASSIGN_OR_RETURN(auto e, tokens_->Lookup(t));
+    if (!e) return absl::InvalidArgumentError("bad token");
+    return Response::Data(LookupData(*e, t, clock_->NowUnix()));
+  }
+
+  absl::StatusOr<Response> LookupAccessor(Request& req, const FieldData& d) {
+    ASSIGN_OR_RETURN(auto e, ByAccessor(d));
+    return Response::Data(LookupData(e, "", clock_->NowUnix()));
+  }
+
+  absl::StatusOr<Response> RenewSelf(Request& req, const FieldData& d) {
+    return DoRenew(req, d, *req.token, req.client_token);
+  }
+
+  absl::StatusOr<Response> Renew(Request& req, const FieldData& d) {
+    const std::string tok = d.String("token");
+    if (tok.empty()) return absl::InvalidArgumentError("missing token to renew");
+    ASSIGN_OR_RETURN(auto e, tokens_->Lookup(tok));
+    if (!e) return absl::InvalidArgumentError("bad token");
+    return DoRenew(req, d, *e, tok);
+  }
+
+  absl::StatusOr<Response> RenewAccessor(Request& req, const FieldData& d) {
+    ASSIGN_OR_RETURN(auto e, ByAccessor(d));
+    return DoRenew(req, d, e, "");
+  }
+
+  absl::StatusOr<Response> DoRenew(Request& req, const FieldData& d, const TokenEntry& target,
+                                   const std::string& presented) {
+    std::vector<std::string> warnings;
+    ASSIGN_OR_RETURN(auto renewed, tokens_->Renew(target.id_hash, DurationOr(d, "increment", 0),
+                                                  req.mount_max_ttl, &warnings));
+    Response r;
+    r.auth = AuthBlock(renewed, presented);
+    r.warnings = std::move(warnings);
+    return r;
+  }
+
+  absl::StatusOr<Response> RevokeSelf(Request& req, const FieldData&) {
+    RETURN_IF_ERROR(tokens_->Revoke(req.token->id_hash));
+    return Response::Empty();
+  }
+
+  absl::StatusOr<Response> Revoke(Request& req, const FieldData& d) {
+    const std::string tok = d.String("token");
+    if (tok.empty()) return absl::InvalidArgumentError("missing token to revoke");
+    ASSIGN_OR_RETURN(auto e, tokens_->Lookup(tok));
+    if (e) RETURN_IF_ERROR(tokens_->Revoke(e->id_hash, req.path == "revoke-orphan"));
+    return Response::Empty();
+  }
+
+  absl::StatusOr<Response> RevokeAccessor(Request& req, const FieldData& d) {
+    ASSIGN_OR_RETURN(auto e, ByAccessor(d));
+    RETURN_IF_ERROR(tokens_->Revoke(e.id_hash));
+    return Response::Empty();
+  }
+
+  absl::StatusOr<Response> ListAccessors(Request& req, const FieldData& d) {
+    ASSIGN_OR_RETURN(auto keys,
+                     tokens_->Accessors(d.String("after"),
+                                        static_cast<size_t>(std::max<int64_t>(0, d.Int("limit")))));
+    if (keys.empty()) return absl::NotFoundError("");
+    return Response::Data(json::object{{"keys", ToArray(keys)}});
+  }
+
+  absl::StatusOr<Response> ListRoles(Request& req, const FieldData&) {
+    ASSIGN_OR_RETURN(auto keys, req.storage->List("roles/", "", 0));
+    if (keys.empty()) return absl::NotFoundError("");
+    return Response::Data(json::object{{"keys", ToArray(keys)}});
+  }
+
+  absl::StatusOr<Response> ReadRole(Request& req, const FieldData& d) {
+    ASSIGN_OR_RETURN(auto r, LoadRole(req, d.String("role_name")));
+    if (!r) return absl::NotFoundError("");
+    return Response::Data(r->ToJson());
+  }
+
+  absl::StatusOr<Response> WriteRole(Request& req, const FieldData& d) {
+    const std::string name = d.String("role_name");
+    ASSIGN_OR_RETURN(auto existing, LoadRole(req, name));
+    Role r = existing ? *existing : Role();
+    r.name = name;
+    RETURN_IF_ERROR(ApplyRole(r, d));
+    RETURN_IF_ERROR(req.storage->Put(Cat("roles/", name), json::serialize(r.ToJson())));
+    return Response::Empty();
+  }
+
+  absl::StatusOr<Response> DeleteRole(Request& req, const FieldData& d) {
+    RETURN_IF_ERROR(req.storage->Delete(Cat("roles/", d.String("role_name"))));
+    return Response::Empty();
+  }
+
+  absl::StatusOr<Response> Tidy(Request& req, const FieldData&) {
+    ASSIGN_OR_RETURN(int n, tokens_->Tidy(1000000));
+    Response r = Response::Data(json::object{{"revoked", n}});
+    r.warnings.push_back("Tidy operation successfully completed.");
+    return r;
+  }
+
+  absl::StatusOr<TokenEntry> ByAccessor(const FieldData& d) {
+    const std::string acc = d.String("accessor");
+    if (acc.empty()) return absl::InvalidArgumentError("missing accessor");
+    ASSIGN_OR_RETURN(auto e, tokens_->LookupByAccessor(acc));
     if (!e) return absl::InvalidArgumentError("invalid accessor");
     return *e;
   }
 
+  // A stored role goes through the same fields as a request.
   absl::StatusOr<std::optional<Role>> LoadRole(Request& req, std::string_view name) {
     ASSIGN_OR_RETURN(auto raw, req.storage->Get(Cat("roles/", name)));
     if (!raw) return std::optional<Role>();
     boost::system::error_code ec;
     auto v = json::parse(*raw, ec);
     if (ec || !v.is_object()) return absl::DataLossError("token role is corrupt");
-    ASSIGN_OR_RETURN(Role r, RoleFromJson(std::string(name), v.as_object(), nullptr));
+    ASSIGN_OR_RETURN(FieldData d, FieldData::Parse(RoleFields(), v.as_object(), {}));
+    Role r;
+    r.name = std::string(name);
+    RETURN_IF_ERROR(ApplyRole(r, d));
     return std::optional<Role>(std::move(r));
   }
 
-  absl::StatusOr<Response> Roles(Request& req, std::string_view name) {
-    if (name.empty() || name.find('/') != std::string_view::npos)
-      return absl::InvalidArgumentError("role name must not be empty or contain '/'");
-    switch (req.op) {
-      case Operation::kRead: {
-        ASSIGN_OR_RETURN(auto r, LoadRole(req, name));
-        if (!r) return absl::NotFoundError("");
-        return Response::Data(r->ToJson());
-      }
-      case Operation::kCreate:
-      case Operation::kUpdate: {
-        ASSIGN_OR_RETURN(auto existing, LoadRole(req, name));
-        ASSIGN_OR_RETURN(
-            Role r, RoleFromJson(std::string(name), req.data, existing ? &*existing : nullptr));
-        RETURN_IF_ERROR(req.storage->Put(Cat("roles/", name), json::serialize(r.ToJson())));
-        return Response::Empty();
-      }
-      case Operation::kDelete:
-        RETURN_IF_ERROR(req.storage->Delete(Cat("roles/", name)));
-        return Response::Empty();
-      default:
-        return Unsupported();
-    }
-  }
-
-  absl::StatusOr<Response> Create(Request& req) {
+  absl::StatusOr<Response> Create(Request& req, const FieldData& d) {
     const TokenEntry& parent = *req.token;
     std::optional<Role> role;
-    std::string role_name;
-    if (StartsWith(req.path, "create/")) role_name = req.path.substr(7);
-    ASSIGN_OR_RETURN(auto rn, JsonString(req.data, "role_name"));
-    if (role_name.empty() && rn) role_name = *rn;
+    // create/:role_name names the role in the URL; create and create-orphan may in the body
+    // (BeforeOperation has refused an unknown one already).
+    const std::string role_name = d.String("role_name");
     if (!role_name.empty()) {
       ASSIGN_OR_RETURN(role, LoadRole(req, role_name));
       if (!role) return absl::InvalidArgumentError(Cat("unknown role ", role_name));
     }
     for (const char* unsupported : {"id", "entity_alias"}) {
-      ASSIGN_OR_RETURN(auto v, JsonString(req.data, unsupported));
-      if (v && !v->empty())
+      if (!d.String(unsupported).empty())
         return absl::InvalidArgumentError(
             Cat("\"", unsupported, "\" is not supported: Coffer only makes random tokens"));
     }
-    ASSIGN_OR_RETURN(auto type, JsonString(req.data, "type"));
-    if (type && *type != "service" && !type->empty())
+    const std::string type = d.String("type");
+    if (type != "service" && !type.empty())
       return absl::InvalidArgumentError(
-          Cat("token type \"", *type, "\" is not supported: Coffer makes service tokens"));
-    ASSIGN_OR_RETURN(auto requested, PolicyList(req.data, "policies"));
-    ASSIGN_OR_RETURN(auto no_parent, JsonBool(req.data, "no_parent"));
-    ASSIGN_OR_RETURN(auto no_default, JsonBool(req.data, "no_default_policy"));
-    ASSIGN_OR_RETURN(auto renewable, JsonBool(req.data, "renewable"));
-    ASSIGN_OR_RETURN(auto display, JsonString(req.data, "display_name"));
-    ASSIGN_OR_RETURN(auto uses, JsonInt(req.data, "num_uses"));
-    ASSIGN_OR_RETURN(int64_t ttl, Duration(req.data, "ttl", -1));
-    if (ttl < 0) {
-      ASSIGN_OR_RETURN(ttl, Duration(req.data, "lease", -1));  // legacy name
-    }
-    ASSIGN_OR_RETURN(int64_t explicit_max, Duration(req.data, "explicit_max_ttl", 0));
-    ASSIGN_OR_RETURN(int64_t period, Duration(req.data, "period", 0));
+          Cat("token type \"", type, "\" is not supported: Coffer makes service tokens"));
+    std::optional<int64_t> uses;
+    if (d.Has("num_uses")) uses = d.Int("num_uses");
+    int64_t ttl = DurationOr(d, "ttl", -1);
+    if (ttl < 0) ttl = DurationOr(d, "lease", -1);  // legacy name
+    int64_t explicit_max = DurationOr(d, "explicit_max_ttl", 0);
+    int64_t period = DurationOr(d, "period", 0);
     if (uses && *uses < 0) return absl::InvalidArgumentError("number of uses cannot be negative");
 
     const bool privileged = parent.IsRoot() || req.sudo;  // sudo on this path (set by the core)
+    const bool no_parent = d.Bool("no_parent");
     TokenEntry e;
     e.meta.clear();
-    if (const auto* m = req.data.if_contains("meta"); m && !m->is_null()) {
-      if (!m->is_object()) return absl::InvalidArgumentError("meta must be an object of strings");
-      for (const auto& [k, v] : m->as_object()) {
-        if (!v.is_string())
-          return absl::InvalidArgumentError(Cat("meta.", std::string_view(k), " must be a string"));
-        e.meta[std::string(k)] = std::string(v.as_string());
-      }
-    }
-    std::vector<std::string> policies = requested.value_or(std::vector<std::string>{});
-    bool add_default = !no_default.value_or(false);
+    for (const auto& [k, v] : d.Map("meta"))  // strings only (checked by MetaShape)
+      e.meta[std::string(k)] = std::string(v.as_string());
+    std::vector<std::string> policies =
+        d.Has("policies") ? Lowered(d.Strings("policies")) : std::vector<std::string>{};
+    bool add_default = !d.Bool("no_default_policy");
     if (role) {
       if (role->no_default_policy) add_default = false;
       if (policies.empty())
@@ -401,8 +643,8 @@ class TokenBackend final : public core::Backend {
                                                   "\" is not held by the calling token"));
         }
       }
-      const bool orphan = req.path == "create-orphan" || no_parent.value_or(false);
-      if (no_parent.value_or(false) && req.path != "create-orphan" && !privileged)
+      const bool orphan = req.path == "create-orphan" || no_parent;
+      if (no_parent && req.path != "create-orphan" && !privileged)
         return absl::InvalidArgumentError(
             "root or sudo privileges required to create orphan token");
       if (period > 0 && !privileged)
@@ -411,12 +653,12 @@ class TokenBackend final : public core::Backend {
       e.parent_hash = orphan ? "" : parent.id_hash;
       e.path = req.path == "create-orphan" ? "auth/token/create-orphan" : "auth/token/create";
     }
-    if (renewable.has_value() && !role) e.renewable = *renewable;
-    if (renewable.has_value() && role) e.renewable = role->renewable && *renewable;
+    if (d.Has("renewable")) e.renewable = d.Bool("renewable") && (!role || role->renewable);
     e.policies = Normalize(policies, add_default);
     if (e.policies.empty())
       return absl::InvalidArgumentError("token must have at least one policy");
-    e.display_name = display && !display->empty() ? "token-" + *display : "token";
+    const std::string display = d.String("display_name");
+    e.display_name = d.Has("display_name") && !display.empty() ? "token-" + display : "token";
     for (auto& c : e.display_name)
       if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.'))
         c = '-';
@@ -441,8 +683,8 @@ class TokenBackend final : public core::Backend {
     return r;
   }
 
-  core::TokenStore* tokens_;
-  const Clock* clock_;
+  core::TokenStore* const tokens_;
+  const Clock* const clock_;
 };
 
 }  // namespace

@@ -1,10 +1,10 @@
 // Token lifecycle through the core, with a clock the test moves.
 #include <gtest/gtest.h>
 
-#include "registry/builtin.h"
 #include "boost/json.hpp"
 #include "core/core.h"
 #include "engines/kv/kv_backend.h"
+#include "registry/builtin.h"
 #include "storage/memory_storage.h"
 #include "util/encoding.h"
 
@@ -235,6 +235,84 @@ TEST_F(TokenTest, StoredOnlyAsSaltedHash) {
   EXPECT_EQ(all.find(tok), std::string::npos);
   EXPECT_EQ(all.find(acc), std::string::npos)
       << "accessors are salted in keys and encrypted in values";
+}
+
+// The token store on the framework: its path table describes each endpoint (?help=1, OpenAPI),
+// declared fields are type-checked before any handler runs, and an operation a path does not
+// declare is a 405. The answers it gave before the table (messages, 404s for unrouted trailing
+// slashes, HEAD) are kept.
+TEST_F(TokenTest, PathTableDescribesAndChecksTheEndpoints) {
+  ASSERT_TRUE(Do(Operation::kUpdate, "auth/token/roles/ci", {{"allowed_policies", "reader"}}).ok());
+  Request help;
+  help.op = Operation::kRead;
+  help.path = "auth/token/roles/ci";
+  help.query = {{"help", "1"}};
+  help.client_token = root_;
+  auto h = core_->Handle(help);
+  ASSERT_TRUE(h.ok()) << h.status();
+  const auto& fields = h->data->at("fields").as_object();
+  EXPECT_EQ(fields.at("allowed_policies").at("type").as_string(), "comma-string-slice");
+  EXPECT_EQ(fields.at("token_ttl").at("type").as_string(), "duration");
+  EXPECT_EQ(fields.at("renewable").at("default").as_bool(), true);
+  EXPECT_EQ(json::serialize(h->data->at("operations")), R"(["read","update","delete"])");
+
+  auto spec = Do(Operation::kRead, "sys/internal/specs/openapi", {}, "");
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  const auto doc = json::parse(spec->raw_body);
+  const auto& paths = doc.at("paths").as_object();
+  ASSERT_TRUE(paths.contains("/auth/token/create/{role_name}"));
+  EXPECT_TRUE(paths.at("/auth/token/create")
+                  .at("post")
+                  .at("requestBody")
+                  .at("content")
+                  .at("application/json")
+                  .at("schema")
+                  .at("properties")
+                  .as_object()
+                  .contains("policies"));
+
+  // A wrong type for a declared field: 400 naming the field, before the handler runs.
+  auto bad = Do(Operation::kUpdate, "auth/token/roles/ci", {{"token_num_uses", "many"}});
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(bad.status().message(),
+            "field \"token_num_uses\" must be an integer, got string \"many\"");
+  bad = Do(Operation::kUpdate, "auth/token/create", {{"display_name", 7}});
+  EXPECT_EQ(bad.status().message(), "field \"display_name\" must be a string, got number");
+  // The token store's own messages for lists and meta, as before the table.
+  bad = Do(Operation::kUpdate, "auth/token/create", {{"policies", 5}});
+  EXPECT_EQ(bad.status().message(),
+            "\"policies\" must be a list of strings or a comma-separated string");
+  bad = Do(Operation::kUpdate, "auth/token/create", {{"policies", json::array{"a", 1}}});
+  EXPECT_EQ(bad.status().message(), "\"policies\" must be a list of strings");
+  bad = Do(Operation::kUpdate, "auth/token/create", {{"meta", {{"team", 1}}}});
+  EXPECT_EQ(bad.status().message(), "meta.team must be a string");
+
+  // Policies are split, trimmed and lowercased; an empty duration is "not given".
+  auto [tok, acc] = Create({{"policies", " Reader , ,"}, {"ttl", ""}, {"explicit_max_ttl", "2h"}});
+  auto look = Do(Operation::kRead, "auth/token/lookup-self", {}, tok);
+  ASSERT_TRUE(look.ok());
+  EXPECT_EQ(json::serialize((*look->data)["policies"]), R"(["default","reader"])");
+  EXPECT_EQ((*look->data)["ttl"].as_int64(), 7200) << "the mount default, capped at 2h";
+
+  // Undeclared operations: 405 with Vault's bare message, HEAD included (not served as a read).
+  for (auto [op, path] :
+       std::vector<std::pair<Operation, std::string>>{{Operation::kDelete, "auth/token/create"},
+                                                      {Operation::kRead, "auth/token/tidy"},
+                                                      {Operation::kHead, "auth/token/lookup-self"},
+                                                      {Operation::kList, "auth/token/create/"}}) {
+    auto r = Do(op, path);
+    EXPECT_EQ(r.status().code(), absl::StatusCode::kUnimplemented) << path;
+    EXPECT_EQ(r.status().message(), "unsupported operation") << path;
+  }
+  // Paths no pattern takes, and trailing slashes the token store never routed, are 404s.
+  for (const char* path : {"auth/token/nothing", "auth/token/tidy/"}) {
+    auto r = Do(Operation::kList, path);
+    EXPECT_EQ(r.status().code(), absl::StatusCode::kNotFound) << path;
+  }
+  EXPECT_EQ(Do(Operation::kRead, "auth/token/nothing").status().message(),
+            "no handler for route \"auth/token/nothing\"");
+  EXPECT_EQ(Do(Operation::kList, "auth/token/roles/ci/").status().message(),
+            "role name must not be empty or contain '/'");
 }
 
 }  // namespace

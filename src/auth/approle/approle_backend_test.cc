@@ -1,0 +1,177 @@
+// AppRole through a real core: its path table (help, OpenAPI, typed fields, 405s), the answers
+// it gave before the table, and SecretID use counts under concurrent logins.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <thread>
+
+#include "boost/json.hpp"
+#include "core/core.h"
+#include "registry/builtin.h"
+#include "storage/memory_storage.h"
+#include "util/encoding.h"
+
+namespace coffer::auth::approle {
+namespace {
+namespace json = boost::json;
+using core::Operation;
+
+class AppRoleTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    core::CoreOptions o;
+    o.physical = &phys_;
+    o.tidy_interval = std::chrono::milliseconds(0);
+    registry::AddBackends(o);
+    core_ = std::move(*core::Core::Create(std::move(o)));
+    auto res = core_->Initialize(1, 1);
+    ASSERT_TRUE(res.ok());
+    root_ = res->root_token;
+    ASSERT_TRUE(core_->Unseal(HexEncode(res->keys[0].view()), false).ok());
+    ASSERT_TRUE(Do(Operation::kUpdate, "sys/auth/approle", {{"type", "approle"}}).ok());
+    ASSERT_TRUE(Do(Operation::kUpdate, "auth/approle/role/web",
+                   {{"token_policies", "app, ops"}, {"token_ttl", "20m"}})
+                    .ok());
+  }
+  absl::StatusOr<core::Response> Do(Operation op, std::string path, json::object data = {},
+                                    std::optional<std::string> token = std::nullopt,
+                                    std::vector<std::pair<std::string, std::string>> query = {}) {
+    core::Request r;
+    r.op = op;
+    r.path = std::move(path);
+    r.data = std::move(data);
+    r.query = std::move(query);
+    r.client_token = token.value_or(root_);
+    r.remote_address = "127.0.0.1";
+    return core_->Handle(r);
+  }
+  std::string RoleId() {
+    auto r = Do(Operation::kRead, "auth/approle/role/web/role-id");
+    return r.ok() ? std::string(r->data->at("role_id").as_string()) : "";
+  }
+  std::string SecretId(json::object params = {}) {
+    auto r = Do(Operation::kUpdate, "auth/approle/role/web/secret-id", std::move(params));
+    EXPECT_TRUE(r.ok()) << r.status();
+    return r.ok() ? std::string(r->data->at("secret_id").as_string()) : "";
+  }
+
+  storage::MemoryStorage phys_;
+  std::unique_ptr<core::Core> core_;
+  std::string root_;
+};
+
+TEST_F(AppRoleTest, HelpAndOpenApiDescribeThePathTable) {
+  auto help =
+      Do(Operation::kRead, "auth/approle/role/web/secret-id", {}, std::nullopt, {{"help", "1"}});
+  ASSERT_TRUE(help.ok()) << help.status();
+  const auto& fields = help->data->at("fields").as_object();
+  EXPECT_EQ(fields.at("cidr_list").at("type").as_string(), "comma-string-slice");
+  EXPECT_EQ(fields.at("ttl").at("type").as_string(), "duration");
+  EXPECT_EQ(fields.at("num_uses").at("type").as_string(), "int");
+  EXPECT_EQ(json::serialize(help->data->at("operations")), R"(["update","list"])");
+  // The SecretID is marked sensitive: described, never given an example value.
+  help = Do(Operation::kRead, "auth/approle/login", {}, std::nullopt, {{"help", "1"}});
+  ASSERT_TRUE(help.ok()) << help.status();
+  EXPECT_TRUE(help->data->at("fields").as_object().contains("secret_id"));
+
+  auto spec = Do(Operation::kRead, "sys/internal/specs/openapi", {}, "");
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  const auto doc = json::parse(spec->raw_body);
+  const auto& paths = doc.at("paths").as_object();
+  for (const char* p : {"/auth/approle/login", "/auth/approle/role/{role_name}",
+                        "/auth/approle/role/{role_name}/token-ttl",
+                        "/auth/approle/role/{role_name}/secret-id-accessor/destroy"})
+    EXPECT_TRUE(paths.contains(p)) << p;
+  EXPECT_TRUE(paths.at("/auth/approle/login")
+                  .at("post")
+                  .at("requestBody")
+                  .at("content")
+                  .at("application/json")
+                  .at("schema")
+                  .at("properties")
+                  .as_object()
+                  .contains("role_id"));
+}
+
+TEST_F(AppRoleTest, FieldsAreTypeCheckedWithTheMessagesAppRoleAlwaysGave) {
+  auto bad = Do(Operation::kUpdate, "auth/approle/role/web", {{"secret_id_num_uses", "x"}});
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(bad.status().message(),
+            "field \"secret_id_num_uses\" must be an integer, got string \"x\"");
+  bad = Do(Operation::kUpdate, "auth/approle/role/web", {{"token_policies", 5}});
+  EXPECT_EQ(bad.status().message(), "\"token_policies\" must be a list of strings");
+  bad = Do(Operation::kUpdate, "auth/approle/role/web", {{"token_ttl", {{"m", 20}}}});
+  EXPECT_EQ(bad.status().message(),
+            "token_ttl: duration must be a number of seconds or a string such as \"1h\"");
+  bad = Do(Operation::kUpdate, "auth/approle/role/web/role-id", {{"role_id", 5}});
+  EXPECT_EQ(bad.status().message(), "field \"role_id\" must be a string, got number");
+  // Nothing was changed by the refused writes.
+  auto role = Do(Operation::kRead, "auth/approle/role/web");
+  ASSERT_TRUE(role.ok());
+  EXPECT_EQ(json::serialize(role->data->at("token_policies")), R"(["app","ops"])");
+  EXPECT_EQ(role->data->at("token_ttl").as_int64(), 1200);
+
+  // A single-field endpoint reads its field and writes any of the role's.
+  ASSERT_TRUE(
+      Do(Operation::kUpdate, "auth/approle/role/web/token-ttl", {{"token_ttl", "30m"}}).ok());
+  auto ttl = Do(Operation::kRead, "auth/approle/role/web/token-ttl");
+  ASSERT_TRUE(ttl.ok());
+  EXPECT_EQ(json::serialize(*ttl->data), R"({"token_ttl":1800})");
+}
+
+TEST_F(AppRoleTest, UndeclaredOperationsAre405AndAMissingRoleComesFirst) {
+  for (auto [op, path] : std::vector<std::pair<Operation, std::string>>{
+           {Operation::kRead, "auth/approle/login"},
+           {Operation::kDelete, "auth/approle/role/web/role-id"},
+           {Operation::kRead, "auth/approle/role/web/secret-id/lookup"},
+           {Operation::kPatch, "auth/approle/role/web"},
+           {Operation::kHead, "auth/approle/role/web"}}) {
+    auto r =
+        Do(op, path, {},
+           op == Operation::kRead && path == "auth/approle/login" ? std::optional<std::string>("")
+                                                                  : std::nullopt);
+    EXPECT_EQ(r.status().code(), absl::StatusCode::kUnimplemented) << path;
+    EXPECT_EQ(r.status().message(), "unsupported operation") << path;
+  }
+  // The role's sub-paths look the role up before the operation and the fields.
+  auto r = Do(Operation::kDelete, "auth/approle/role/ghost/role-id");
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kNotFound);
+  r = Do(Operation::kUpdate, "auth/approle/role/ghost/secret-id", {{"ttl", "soon"}});
+  EXPECT_EQ(r.status().message(), "role \"ghost\" does not exist");
+  // Unknown routes, bad role names and unrouted trailing slashes, as before the table.
+  EXPECT_EQ(Do(Operation::kRead, "auth/approle/role/web/nope").status().message(),
+            "no handler for route \"auth/approle/role/web/nope\"");
+  EXPECT_EQ(Do(Operation::kList, "auth/approle/role/bad!name").status().message(),
+            "role name may only hold letters, digits, '-', '_', '.' and '@'");
+  EXPECT_EQ(Do(Operation::kList, "auth/approle/login/").status().code(),
+            absl::StatusCode::kNotFound);
+}
+
+TEST_F(AppRoleTest, ASecretIdWithNUsesLogsInNTimesUnderConcurrency) {
+  const std::string role_id = RoleId();
+  const std::string secret_id = SecretId({{"num_uses", 5}, {"metadata", R"({"env":"ci"})"}});
+  std::atomic<int> ok{0}, refused{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 8; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < 3; ++i) {
+        auto r = Do(Operation::kUpdate, "auth/approle/login",
+                    {{"role_id", role_id}, {"secret_id", secret_id}}, "");
+        if (r.ok()) {
+          ++ok;
+          EXPECT_EQ(r->auth->at("metadata").at("env").as_string(), "ci");
+          EXPECT_EQ(json::serialize(r->auth->at("policies")), R"(["app","default","ops"])");
+        } else {
+          EXPECT_EQ(r.status().message(), "invalid role_id or secret_id");
+          ++refused;
+        }
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(ok.load(), 5);
+  EXPECT_EQ(refused.load(), 19);
+}
+
+}  // namespace
+}  // namespace coffer::auth::approle
