@@ -23,7 +23,7 @@ class ABSL_LOCKABLE Mutex {
   void ReaderLock() ABSL_SHARED_LOCK_FUNCTION() { mu_.lock_shared(); }
   void ReaderUnlock() ABSL_UNLOCK_FUNCTION() { mu_.unlock_shared(); }
   // For std::condition_variable_any and friends.
-  std::shared_mutex& native() ABSL_RETURN_CAPABILITY(this) { return mu_; }
+  std::shared_mutex& native() { return mu_; }
 
  private:
   std::shared_mutex mu_;
