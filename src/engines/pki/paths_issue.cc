@@ -1,5 +1,6 @@
-// PKI engine: issuance — issue/:role, sign/:role, sign-verbatim(/:role), root/sign-intermediate
-// and their issuer/:ref/... variants; the role's name policy; TTL capping; response formats.
+// PKI engine: issuance — issue/:role, sign/:role, sign-verbatim(/:role), root/sign-intermediate,
+// root/sign-self-issued and their issuer/:ref/... variants; the role's name policy; TTL capping;
+// response formats.
 #include "absl/cleanup/cleanup.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
@@ -12,8 +13,10 @@
 
 namespace coffer::engines::pki {
 
+using core::Operation;
 using core::Request;
 using core::Response;
+using core::framework::Handler;
 
 namespace {
 
@@ -53,7 +56,7 @@ std::string CheckName(const Role& r, const std::string& name) {
     email_domain = std::string_view(name).substr(at + 1);
     sanitized = email_domain;
   }
-  if (StartsWith(sanitized, "*.")) {
+  if (sanitized.starts_with("*.")) {
     is_wildcard = true;
     if (!r.allow_wildcard_certificates) return "wildcard names are not allowed by this role";
     sanitized.remove_prefix(2);
@@ -116,7 +119,7 @@ absl::Status CheckCsrKey(const Role& r, const crypto::KeySpec& k) {
 bool IsHostname(std::string_view name, bool allow_wildcard) {
   if (!name.empty() && name.back() == '.') name.remove_suffix(1);
   if (name.empty() || name.size() > 253) return false;
-  if (allow_wildcard && StartsWith(name, "*.")) name.remove_prefix(2);
+  if (allow_wildcard && name.starts_with("*.")) name.remove_prefix(2);
   size_t start = 0;
   while (start <= name.size()) {
     size_t end = name.find('.', start);
@@ -132,9 +135,9 @@ bool IsHostname(std::string_view name, bool allow_wildcard) {
   return true;
 }
 
-absl::Status ApplySubjectFields(const json::object& d, crypto::CertTemplate* t) {
+absl::Status ApplySubjectFields(const FieldData& d, crypto::CertTemplate* t) {
   auto list = [&](std::string_view k, std::vector<std::string>* dst) -> absl::Status {
-    ASSIGN_OR_RETURN(auto v, StringList(d, k));
+    ASSIGN_OR_RETURN(auto v, List(d, k));
     if (v) *dst = std::move(*v);
     return absl::OkStatus();
   };
@@ -145,32 +148,32 @@ absl::Status ApplySubjectFields(const json::object& d, crypto::CertTemplate* t) 
   RETURN_IF_ERROR(list("province", &t->province));
   RETURN_IF_ERROR(list("street_address", &t->street_address));
   RETURN_IF_ERROR(list("postal_code", &t->postal_code));
-  ASSIGN_OR_RETURN(auto sn, JsonString(d, "serial_number"));
+  ASSIGN_OR_RETURN(auto sn, StrictStr(d, "serial_number"));
   if (sn) t->serial_number = *sn;
   return absl::OkStatus();
 }
 
-absl::Status ApplySanFields(const json::object& d, crypto::CertTemplate* t) {
-  ASSIGN_OR_RETURN(auto alt, StringList(d, "alt_names"));
+absl::Status ApplySanFields(const FieldData& d, crypto::CertTemplate* t) {
+  ASSIGN_OR_RETURN(auto alt, List(d, "alt_names"));
   for (const auto& n : alt.value_or(std::vector<std::string>())) {
     if (n.find('@') != std::string::npos)
       t->emails.push_back(n);
     else
       t->dns_names.push_back(n);
   }
-  ASSIGN_OR_RETURN(auto ips, StringList(d, "ip_sans"));
+  ASSIGN_OR_RETURN(auto ips, List(d, "ip_sans"));
   for (const auto& ip : ips.value_or(std::vector<std::string>())) {
     if (!ValidateCidr(ip).ok() || ip.find('/') != std::string::npos)
       return absl::InvalidArgumentError(Cat("ip_sans: \"", ip, "\" is not an IP address"));
     t->ip_sans.push_back(ip);
   }
-  ASSIGN_OR_RETURN(auto uris, StringList(d, "uri_sans"));
+  ASSIGN_OR_RETURN(auto uris, List(d, "uri_sans"));
   for (const auto& u : uris.value_or(std::vector<std::string>())) {
     if (u.find(':') == std::string::npos)
       return absl::InvalidArgumentError(Cat("uri_sans: \"", u, "\" is not a URI (no scheme)"));
     t->uri_sans.push_back(u);
   }
-  ASSIGN_OR_RETURN(auto others, StringList(d, "other_sans"));
+  ASSIGN_OR_RETURN(auto others, List(d, "other_sans"));
   if (others) {
     ASSIGN_OR_RETURN(t->other_sans, ParseOtherSans(*others));
   }
@@ -189,14 +192,14 @@ void AddCnToSans(crypto::CertTemplate* t) {
   }
 }
 
-absl::StatusOr<int64_t> ComputeNotAfter(const json::object& d, int64_t now, int64_t default_ttl,
+absl::StatusOr<int64_t> ComputeNotAfter(const FieldData& d, int64_t now, int64_t default_ttl,
                                         int64_t max_ttl, const Issuer* issuer,
                                         std::vector<std::string>* warnings) {
   int64_t not_after = 0;
-  ASSIGN_OR_RETURN(auto ttl, DurationField(d, "ttl"));
-  std::string na = GetString(d, "not_after");
+  const int64_t ttl = d.Duration("ttl");  // 0 when absent
+  std::string na = Str(d, "not_after");
   if (!na.empty()) {
-    if (ttl && *ttl > 0)
+    if (ttl > 0)
       return absl::InvalidArgumentError("either ttl or not_after may be given, not both");
     absl::Time t;
     std::string err;
@@ -206,9 +209,9 @@ absl::StatusOr<int64_t> ComputeNotAfter(const json::object& d, int64_t now, int6
     not_after = absl::ToUnixSeconds(t);
     if (not_after <= now) return absl::InvalidArgumentError("not_after is in the past");
   } else {
-    int64_t want = ttl && *ttl > 0 ? *ttl : default_ttl;
+    int64_t want = ttl > 0 ? ttl : default_ttl;
     if (max_ttl > 0 && want > max_ttl) {
-      if (ttl && *ttl > 0)
+      if (ttl > 0)
         warnings->push_back(Cat("TTL \"", want, "s\" is longer than permitted maxTTL \"", max_ttl,
                                 "s\", so maxTTL is being used"));
       want = max_ttl;
@@ -310,9 +313,208 @@ absl::StatusOr<crypto::Cert> PkiBackend::SignAndStore(Request& req, crypto::Cert
   return cert;
 }
 
-absl::StatusOr<Response> PkiBackend::Issue(Request& req, std::string_view role_name,
-                                           std::string_view issuer_ref, bool with_csr) {
-  ASSIGN_OR_RETURN(auto role, LoadRole(req.storage, role_name));
+// ---- the fields issuance shares ----
+
+std::map<std::string, FieldSchema> SubjectFields() {
+  return {
+      {"ou", ListField("OU (OrganizationalUnit) values of the subject.")},
+      {"organization", ListField("O (Organization) values of the subject.")},
+      {"country", ListField("C (Country) values of the subject.")},
+      {"locality", ListField("L (Locality) values of the subject.")},
+      {"province", ListField("ST (Province) values of the subject.")},
+      {"street_address", ListField("Street Address values of the subject.")},
+      {"postal_code", ListField("Postal Code values of the subject.")},
+      {"serial_number",
+       {FieldType::kAny,
+        "(string) The subject's serialNumber attribute (not the certificate's "
+        "serial number); a non-string is refused."}},
+  };
+}
+
+std::map<std::string, FieldSchema> SanFields() {
+  return {
+      {"alt_names", ListField("Subject Alternative Names: DNS names, or emails (with '@').")},
+      {"ip_sans", ListField("IP Subject Alternative Names.")},
+      {"uri_sans", ListField("URI Subject Alternative Names.")},
+      {"other_sans", ListField("Other Subject Alternative Names, as <oid>;UTF8:<value>.")},
+  };
+}
+
+std::map<std::string, FieldSchema> TtlFields() {
+  return {
+      {"ttl", DurationField("Requested lifetime; capped by the role's and the mount's max_ttl.")},
+      {"not_after", StringField("Requested notAfter, as an RFC 3339 time (instead of ttl).")},
+  };
+}
+
+std::map<std::string, FieldSchema> FormatFields(bool with_key) {
+  std::map<std::string, FieldSchema> f{
+      {"format", StringField("Format of the certificates in the response: pem, der (base64) or "
+                             "pem_bundle.",
+                             "pem")}};
+  if (with_key)
+    f["private_key_format"] = StringField(
+        "Format of a generated private key: der (PKCS#1 or SEC 1; PEM unless "
+        "format is der) or pkcs8.",
+        "der");
+  return f;
+}
+
+namespace {
+
+FieldSchema RoleField() { return {FieldType::kString, "Name of the role."}; }
+FieldSchema IssuerRefField() {
+  return {FieldType::kString, "Reference of the issuer: its id, its name or \"default\"."};
+}
+
+std::map<std::string, FieldSchema> IssueFields(bool with_csr) {
+  auto f = Fields(
+      {SanFields(),
+       TtlFields(),
+       FormatFields(!with_csr),
+       {{"role", RoleField()},
+        {"common_name", StringField("The requested common name.")},
+        {"serial_number", SubjectFields().at("serial_number")},
+        {"exclude_cn_from_sans",
+         BoolField("Whether the common name stays out of the Subject Alternative Names.", false)},
+        {"remove_roots_from_chain",
+         BoolField("Whether self-signed roots are left out of ca_chain.", false)}}});
+  if (with_csr) f["csr"] = StringField("The certificate signing request (PEM). Required.");
+  return f;
+}
+
+std::map<std::string, FieldSchema> SignVerbatimFields() {
+  return Fields({TtlFields(),
+                 FormatFields(false),
+                 {{"role", {FieldType::kString, "Name of a role whose limits apply (optional)."}},
+                  {"csr", StringField("The certificate signing request (PEM). Required.")},
+                  {"key_usage",
+                   ListField("Key usages of the certificate.",
+                             json::array{"DigitalSignature", "KeyAgreement", "KeyEncipherment"})},
+                  {"ext_key_usage", ListField("Extended key usages, by name.")},
+                  {"ext_key_usage_oids", ListField("Extended key usages, by OID.")},
+                  {"signature_bits",
+                   {FieldType::kInt,
+                    "Bits of the signature's hash: 256, 384 or 512; the role's (or 0, "
+                    "picked for the key) when unset."}},
+                  {"remove_roots_from_chain",
+                   BoolField("Whether self-signed roots are left out of ca_chain.", false)}}});
+}
+
+std::map<std::string, FieldSchema> SignIntermediateFields() {
+  return Fields(
+      {SubjectFields(),
+       SanFields(),
+       TtlFields(),
+       FormatFields(false),
+       {{"csr", StringField("The intermediate CA's certificate signing request (PEM). Required.")},
+        {"common_name", StringField("The intermediate's common name; required unless "
+                                    "use_csr_values.")},
+        {"use_csr_values",
+         BoolField("Whether the subject and SANs are taken from the CSR.", false)},
+        {"exclude_cn_from_sans",
+         BoolField("Whether the common name stays out of the Subject Alternative Names.", false)},
+        {"max_path_length",
+         IntField("The basicConstraints path length; -1 for no limit (the issuer's own limit "
+                  "applies).",
+                  -1)},
+        {"permitted_dns_domains",
+         ListField("DNS domains of the name constraints extension (permitted subtrees).")},
+        {"signature_bits",
+         IntField("Bits of the signature's hash: 256, 384 or 512; 0 picks one for the key.", 0)},
+        {"use_pss", BoolField("Whether an RSA issuer signs with PSS.", false)},
+        {"not_before_duration", DurationField("How far in the past notBefore is set.", "30s")}}});
+}
+
+std::map<std::string, FieldSchema> WithRef(std::map<std::string, FieldSchema> f) {
+  f["ref"] = IssuerRefField();
+  return f;
+}
+
+}  // namespace
+
+std::vector<PkiPath> PkiBackend::IssuePaths(PkiBackend* b) {
+  Handler issue = [b](Request& req, const FieldData& d) { return b->Issue(req, d, false); };
+  Handler sign = [b](Request& req, const FieldData& d) { return b->Issue(req, d, true); };
+  Handler verbatim = [b](Request& req, const FieldData& d) { return b->SignVerbatim(req, d); };
+  Handler intermediate = [b](Request& req, const FieldData& d) {
+    return b->SignIntermediate(req, d);
+  };
+  Handler self_issued = [b](Request& req, const FieldData& d) { return b->SignSelfIssued(req, d); };
+  // Under issuer/<ref>/, a missing operation resolves the issuer, then answers 404.
+  Handler not_found = [b](Request& req, const FieldData& d) {
+    return b->IssuerSubpathNotFound(req, d.String("ref"));
+  };
+  const std::string kIssue = "Issues a certificate and its private key.";
+  const std::string kSign = "Signs a CSR within the role's limits.";
+  const std::string kVerbatim = "Signs a CSR as it is, with the role's limits when one is named.";
+  const std::string kIntermediate = "Signs an intermediate CA's CSR.";
+  const std::string kSelfIssued = "Not supported by Coffer.";
+
+  // Role names take the rest of the path: "issue/a/b" is an unknown role "a/b", as it always was.
+  std::vector<PkiPath> paths;
+  paths.push_back(
+      {.path = {.patterns = {"issue/{role*}"},
+                .fields = IssueFields(false),
+                .operations = Ops({{kUpdate, issue, kIssue}}),
+                .unsupported = kUnsupported,
+                .synopsis = "Issues a certificate with a new key, as the role allows."}});
+  paths.push_back({.path = {.patterns = {"sign/{role*}"},
+                            .fields = IssueFields(true),
+                            .operations = Ops({{kUpdate, sign, kSign}}),
+                            .unsupported = kUnsupported,
+                            .synopsis = "Signs a CSR, as the role allows."}});
+  paths.push_back({.path = {.patterns = {"sign-verbatim", "sign-verbatim/{role*}"},
+                            .fields = SignVerbatimFields(),
+                            .operations = Ops({{kUpdate, verbatim, kVerbatim}}),
+                            .unsupported = kUnsupported,
+                            .synopsis = "Signs a CSR with its own subject and names."}});
+  paths.push_back({.path = {.patterns = {"root/sign-intermediate"},
+                            .fields = SignIntermediateFields(),
+                            .operations = Ops({{kUpdate, intermediate, kIntermediate}}),
+                            .unsupported = kUnsupported,
+                            .synopsis = "Signs an intermediate CA with the default issuer."}});
+  paths.push_back(
+      {.path = {.patterns = {"root/sign-self-issued"},
+                .fields = {{"certificate", StringField("The self-issued certificate (PEM).")}},
+                .operations = Ops({{kUpdate, self_issued, kSelfIssued}}),
+                .unsupported = kUnsupported,
+                .synopsis = "Re-signs a self-issued CA certificate (not supported by Coffer)."}});
+
+  paths.push_back({.path = {.patterns = {"issuer/{ref}/issue/{role*}"},
+                            .fields = WithRef(IssueFields(false)),
+                            .operations = Ops({{kUpdate, issue, kIssue}}),
+                            .synopsis = "issue/:role with the issuer given."},
+                   .missing_op = not_found});
+  paths.push_back({.path = {.patterns = {"issuer/{ref}/sign/{role*}"},
+                            .fields = WithRef(IssueFields(true)),
+                            .operations = Ops({{kUpdate, sign, kSign}}),
+                            .synopsis = "sign/:role with the issuer given."},
+                   .missing_op = not_found});
+  paths.push_back(
+      {.path = {.patterns = {"issuer/{ref}/sign-verbatim", "issuer/{ref}/sign-verbatim/{role*}"},
+                .fields = WithRef(SignVerbatimFields()),
+                .operations = Ops({{kUpdate, verbatim, kVerbatim}}),
+                .synopsis = "sign-verbatim with the issuer given."},
+       .missing_op = not_found});
+  paths.push_back({.path = {.patterns = {"issuer/{ref}/sign-intermediate"},
+                            .fields = WithRef(SignIntermediateFields()),
+                            .operations = Ops({{kUpdate, intermediate, kIntermediate}}),
+                            .synopsis = "root/sign-intermediate with the issuer given."},
+                   .missing_op = not_found});
+  paths.push_back(
+      {.path = {.patterns = {"issuer/{ref}/sign-self-issued"},
+                .fields =
+                    WithRef({{"certificate", StringField("The self-issued certificate (PEM).")}}),
+                .operations = Ops({{kUpdate, self_issued, kSelfIssued}}),
+                .synopsis = "root/sign-self-issued with the issuer given."},
+       .missing_op = not_found});
+  return paths;
+}
+
+absl::StatusOr<Response> PkiBackend::Issue(Request& req, const FieldData& d, bool with_csr) {
+  const std::string issuer_ref = d.String("ref");  // "" for the role's issuer
+  ASSIGN_OR_RETURN(auto role, LoadRole(req.storage, d.String("role")));
   const Role& r = *role;
   ASSIGN_OR_RETURN(auto issuer,
                    ResolveIssuer(req.storage, issuer_ref.empty() ? r.issuer_ref : issuer_ref));
@@ -327,7 +529,7 @@ absl::StatusOr<Response> PkiBackend::Issue(Request& req, std::string_view role_n
   X509_PUBKEY* generated_spki = nullptr;
   absl::Cleanup free_spki = [&] { X509_PUBKEY_free(generated_spki); };
   if (with_csr) {
-    ASSIGN_OR_RETURN(csr, CsrField(req.data));
+    ASSIGN_OR_RETURN(csr, CsrField(d));
     RETURN_IF_ERROR(CheckCsrKey(r, csr->key));
     subject_spki = csr->spki.get();
   } else {
@@ -346,7 +548,7 @@ absl::StatusOr<Response> PkiBackend::Issue(Request& req, std::string_view role_n
   if (csr && r.use_csr_common_name)
     t.common_name = csr->common_name;
   else
-    t.common_name = GetString(req.data, "common_name");
+    t.common_name = Str(d, "common_name");
   if (t.common_name.empty() && r.require_cn)
     return absl::InvalidArgumentError(
         "the common_name field is required, or must be provided in a CSR with "
@@ -361,16 +563,15 @@ absl::StatusOr<Response> PkiBackend::Issue(Request& req, std::string_view role_n
       return absl::InvalidArgumentError(
           "the CSR has otherName SANs, which are not taken from CSRs: give them as other_sans");
   } else {
-    RETURN_IF_ERROR(ApplySanFields(req.data, &t));
+    RETURN_IF_ERROR(ApplySanFields(d, &t));
   }
   if (csr && r.use_csr_sans) {
-    ASSIGN_OR_RETURN(auto others, StringList(req.data, "other_sans"));
+    ASSIGN_OR_RETURN(auto others, List(d, "other_sans"));
     if (others) {
       ASSIGN_OR_RETURN(t.other_sans, ParseOtherSans(*others));
     }
   }
-  ASSIGN_OR_RETURN(auto excl, JsonBool(req.data, "exclude_cn_from_sans"));
-  const bool exclude_cn = excl.value_or(false);
+  const bool exclude_cn = d.Bool("exclude_cn_from_sans");
 
   // The role's name policy: the CN, every DNS name and email.
   if (!t.common_name.empty()) {
@@ -428,7 +629,7 @@ absl::StatusOr<Response> PkiBackend::Issue(Request& req, std::string_view role_n
   t.province = r.province;
   t.street_address = r.street_address;
   t.postal_code = r.postal_code;
-  ASSIGN_OR_RETURN(auto sn, JsonString(req.data, "serial_number"));
+  ASSIGN_OR_RETURN(auto sn, StrictStr(d, "serial_number"));
   if (sn) t.serial_number = *sn;
   t.key_usage = r.key_usage_bits;
   t.ext_key_usage = r.eku_oids;
@@ -441,28 +642,27 @@ absl::StatusOr<Response> PkiBackend::Issue(Request& req, std::string_view role_n
   const int64_t default_ttl = r.ttl > 0 ? r.ttl : req.mount_default_ttl;
   const int64_t max_ttl =
       r.max_ttl > 0 ? std::min(r.max_ttl, req.mount_max_ttl) : req.mount_max_ttl;
-  ASSIGN_OR_RETURN(t.not_after, ComputeNotAfter(req.data, now, std::min(default_ttl, max_ttl),
-                                                max_ttl, issuer.get(), &warnings));
+  ASSIGN_OR_RETURN(t.not_after, ComputeNotAfter(d, now, std::min(default_ttl, max_ttl), max_ttl,
+                                                issuer.get(), &warnings));
 
   std::string der;
   ASSIGN_OR_RETURN(crypto::Cert cert,
                    SignAndStore(req, t, subject_spki, *issuer, r.no_store, &der));
 
   json::object out;
-  ASSIGN_OR_RETURN(auto rr, JsonBool(req.data, "remove_roots_from_chain"));
-  const std::string format = GetString(req.data, "format");
-  RETURN_IF_ERROR(
-      FormatCertificate(out, cert.get(), issuer.get(), format, rr.value_or(false), der));
+  const std::string format = Str(d, "format");
+  RETURN_IF_ERROR(FormatCertificate(out, cert.get(), issuer.get(), format,
+                                    d.Bool("remove_roots_from_chain"), der));
   if (generated)
-    RETURN_IF_ERROR(
-        AddPrivateKey(out, generated.get(), format, GetString(req.data, "private_key_format")));
+    RETURN_IF_ERROR(AddPrivateKey(out, generated.get(), format, Str(d, "private_key_format")));
   Response resp = Response::Data(std::move(out));
   resp.warnings = std::move(warnings);
   return resp;
 }
 
-absl::StatusOr<Response> PkiBackend::SignVerbatim(Request& req, std::string_view role_name,
-                                                  std::string_view issuer_ref) {
+absl::StatusOr<Response> PkiBackend::SignVerbatim(Request& req, const FieldData& d) {
+  const std::string role_name = d.String("role");  // "" without a role
+  const std::string issuer_ref = d.String("ref");  // "" for the role's issuer, or the default
   std::shared_ptr<const Role> role;
   if (!role_name.empty()) {
     ASSIGN_OR_RETURN(role, LoadRole(req.storage, role_name));
@@ -472,7 +672,7 @@ absl::StatusOr<Response> PkiBackend::SignVerbatim(Request& req, std::string_view
                                               : role ? std::string_view(role->issuer_ref)
                                                      : "default"));
   RETURN_IF_ERROR(RequireKey(*issuer, "issue"));
-  ASSIGN_OR_RETURN(crypto::CsrInfo csr, CsrField(req.data));
+  ASSIGN_OR_RETURN(crypto::CsrInfo csr, CsrField(d));
   if (role) RETURN_IF_ERROR(CheckCsrKey(*role, csr.key));
   if (csr.requests_ca)
     return absl::InvalidArgumentError(
@@ -485,50 +685,47 @@ absl::StatusOr<Response> PkiBackend::SignVerbatim(Request& req, std::string_view
   t.emails = csr.emails;
   t.ip_sans = csr.ip_sans;
   t.uri_sans = csr.uri_sans;
-  std::vector<std::string> ku{"DigitalSignature", "KeyAgreement", "KeyEncipherment"};
-  ASSIGN_OR_RETURN(auto kul, StringList(req.data, "key_usage"));
-  if (kul) ku = *kul;
-  for (const auto& u : ku) {
+  ASSIGN_OR_RETURN(auto ku, List(d, "key_usage"));  // the declared default when absent
+  for (const auto& u : ku.value_or(std::vector<std::string>())) {
     ASSIGN_OR_RETURN(uint32_t bit, crypto::ParseKeyUsage(u));
     t.key_usage |= bit;
   }
-  ASSIGN_OR_RETURN(auto eku, StringList(req.data, "ext_key_usage"));
+  ASSIGN_OR_RETURN(auto eku, List(d, "ext_key_usage"));
   for (const auto& e : eku.value_or(std::vector<std::string>())) {
     ASSIGN_OR_RETURN(std::string oid, crypto::ParseExtKeyUsage(e));
     t.ext_key_usage.push_back(oid);
   }
-  ASSIGN_OR_RETURN(auto ekuo, StringList(req.data, "ext_key_usage_oids"));
+  ASSIGN_OR_RETURN(auto ekuo, List(d, "ext_key_usage_oids"));
   for (const auto& o : ekuo.value_or(std::vector<std::string>())) t.ext_key_usage.push_back(o);
-  ASSIGN_OR_RETURN(auto sb, JsonInt(req.data, "signature_bits"));
-  t.signature_bits = static_cast<int>(sb.value_or(role ? role->signature_bits : 0));
+  t.signature_bits = static_cast<int>(d.Has("signature_bits") ? d.Int("signature_bits")
+                                      : role                  ? role->signature_bits
+                                                              : 0);
   std::vector<std::string> warnings;
   const int64_t now = Now();
   t.not_before = now - (role ? role->not_before_duration : 30);
   int64_t max_ttl =
       role && role->max_ttl > 0 ? std::min(role->max_ttl, req.mount_max_ttl) : req.mount_max_ttl;
   int64_t def = role && role->ttl > 0 ? role->ttl : req.mount_default_ttl;
-  ASSIGN_OR_RETURN(t.not_after, ComputeNotAfter(req.data, now, std::min(def, max_ttl), max_ttl,
+  ASSIGN_OR_RETURN(t.not_after, ComputeNotAfter(d, now, std::min(def, max_ttl), max_ttl,
                                                 issuer.get(), &warnings));
   std::string der;
   ASSIGN_OR_RETURN(crypto::Cert cert,
                    SignAndStore(req, t, csr.spki.get(), *issuer, role && role->no_store, &der));
   json::object out;
-  ASSIGN_OR_RETURN(auto rr, JsonBool(req.data, "remove_roots_from_chain"));
-  RETURN_IF_ERROR(FormatCertificate(out, cert.get(), issuer.get(), GetString(req.data, "format"),
-                                    rr.value_or(false), der));
+  RETURN_IF_ERROR(FormatCertificate(out, cert.get(), issuer.get(), Str(d, "format"),
+                                    d.Bool("remove_roots_from_chain"), der));
   Response resp = Response::Data(std::move(out));
   resp.warnings = std::move(warnings);
   return resp;
 }
 
-absl::StatusOr<Response> PkiBackend::SignIntermediate(Request& req, std::string_view issuer_ref) {
-  ASSIGN_OR_RETURN(auto issuer, ResolveIssuer(req.storage, issuer_ref));
+absl::StatusOr<Response> PkiBackend::SignIntermediate(Request& req, const FieldData& d) {
+  ASSIGN_OR_RETURN(auto issuer, ResolveIssuer(req.storage, d.String("ref")));  // "": default
   RETURN_IF_ERROR(RequireKey(*issuer, "sign"));
-  ASSIGN_OR_RETURN(crypto::CsrInfo csr, CsrField(req.data));
-  ASSIGN_OR_RETURN(auto ucv, JsonBool(req.data, "use_csr_values"));
+  ASSIGN_OR_RETURN(crypto::CsrInfo csr, CsrField(d));
   crypto::CertTemplate t;
   t.is_ca = true;
-  if (ucv.value_or(false)) {
+  if (d.Bool("use_csr_values")) {
     t.subject = csr.subject.get();
     t.common_name = csr.common_name;
     t.dns_names = csr.dns_names;
@@ -536,17 +733,15 @@ absl::StatusOr<Response> PkiBackend::SignIntermediate(Request& req, std::string_
     t.ip_sans = csr.ip_sans;
     t.uri_sans = csr.uri_sans;
   } else {
-    t.common_name = GetString(req.data, "common_name");
+    t.common_name = Str(d, "common_name");
     if (t.common_name.empty())
       return absl::InvalidArgumentError(
           "the common_name field is required unless use_csr_values is true");
-    RETURN_IF_ERROR(ApplySubjectFields(req.data, &t));
-    RETURN_IF_ERROR(ApplySanFields(req.data, &t));
-    ASSIGN_OR_RETURN(auto excl, JsonBool(req.data, "exclude_cn_from_sans"));
-    if (!excl.value_or(false)) AddCnToSans(&t);
+    RETURN_IF_ERROR(ApplySubjectFields(d, &t));
+    RETURN_IF_ERROR(ApplySanFields(d, &t));
+    if (!d.Bool("exclude_cn_from_sans")) AddCnToSans(&t);
   }
-  ASSIGN_OR_RETURN(auto mpl, JsonInt(req.data, "max_path_length"));
-  t.max_path_length = static_cast<int>(mpl.value_or(-1));
+  t.max_path_length = static_cast<int>(d.Int("max_path_length"));
   // The issuer's own pathLen constrains its children.
   {
     long parent = X509_get_pathlen(issuer->cert.get());
@@ -556,31 +751,27 @@ absl::StatusOr<Response> PkiBackend::SignIntermediate(Request& req, std::string_
     if (parent > 0 && (t.max_path_length < 0 || t.max_path_length > parent - 1))
       t.max_path_length = static_cast<int>(parent - 1);
   }
-  ASSIGN_OR_RETURN(auto pdd, StringList(req.data, "permitted_dns_domains"));
+  ASSIGN_OR_RETURN(auto pdd, List(d, "permitted_dns_domains"));
   if (pdd) t.permitted_dns_domains = *pdd;
-  ASSIGN_OR_RETURN(auto sb, JsonInt(req.data, "signature_bits"));
-  t.signature_bits = static_cast<int>(sb.value_or(0));
-  ASSIGN_OR_RETURN(auto pss, JsonBool(req.data, "use_pss"));
-  t.use_pss = pss.value_or(false);
+  t.signature_bits = static_cast<int>(d.Int("signature_bits"));
+  t.use_pss = d.Bool("use_pss");
   std::vector<std::string> warnings;
   const int64_t now = Now();
-  ASSIGN_OR_RETURN(auto nbd, DurationField(req.data, "not_before_duration"));
-  t.not_before = now - nbd.value_or(30);
-  ASSIGN_OR_RETURN(t.not_after, ComputeNotAfter(req.data, now, req.mount_max_ttl, req.mount_max_ttl,
+  t.not_before = now - d.Duration("not_before_duration");
+  ASSIGN_OR_RETURN(t.not_after, ComputeNotAfter(d, now, req.mount_max_ttl, req.mount_max_ttl,
                                                 issuer.get(), &warnings));
   std::string der;
   ASSIGN_OR_RETURN(crypto::Cert cert, SignAndStore(req, t, csr.spki.get(), *issuer, false, &der));
   json::object out;
-  RETURN_IF_ERROR(
-      FormatCertificate(out, cert.get(), issuer.get(), GetString(req.data, "format"), false, der));
+  RETURN_IF_ERROR(FormatCertificate(out, cert.get(), issuer.get(), Str(d, "format"), false, der));
   Response resp = Response::Data(std::move(out));
   resp.warnings = std::move(warnings);
   return resp;
 }
 
-absl::StatusOr<Response> PkiBackend::SignSelfIssued(Request& req, std::string_view issuer_ref) {
+absl::StatusOr<Response> PkiBackend::SignSelfIssued(Request& req, const FieldData& d) {
   (void)req;
-  (void)issuer_ref;
+  (void)d;
   return absl::InvalidArgumentError(
       "sign-self-issued is not supported by Coffer: use root/sign-intermediate, or import the "
       "other CA with issuers/import/bundle");

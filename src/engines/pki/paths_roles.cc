@@ -1,4 +1,5 @@
-// PKI engine: roles/:name (LIST, GET, POST, PATCH, DELETE) with Vault's parameters and defaults.
+// PKI engine: roles and roles/:name (LIST, GET, POST, PATCH, DELETE) with Vault's parameters and
+// defaults.
 #include <set>
 
 #include "engines/pki/pki_internal.h"
@@ -11,6 +12,7 @@ namespace coffer::engines::pki {
 using core::Operation;
 using core::Request;
 using core::Response;
+using core::framework::Handler;
 
 namespace {
 
@@ -78,7 +80,7 @@ json::object Role::ToJson() const {
 
 absl::Status Role::Apply(const json::object& d, std::vector<std::string>* unknown) {
   auto dur = [&](std::string_view k, int64_t* dst) -> absl::Status {
-    ASSIGN_OR_RETURN(auto v, DurationField(d, k));
+    ASSIGN_OR_RETURN(auto v, StoredDuration(d, k));
     if (v) *dst = *v;
     return absl::OkStatus();
   };
@@ -243,9 +245,11 @@ absl::Status Role::Finish() {
 
 absl::StatusOr<std::shared_ptr<const Role>> PkiBackend::LoadRole(storage::Storage* s,
                                                                  std::string_view name) {
+  uint64_t generation = 0;
   {
-    std::shared_lock lock(mu_);
+    ReaderMutexLock lock(&mu_);
     if (auto it = roles_.find(name); it != roles_.end()) return it->second;
+    generation = roles_generation_;
   }
   ASSIGN_OR_RETURN(auto raw, s->Get(Cat("role/", name)));
   if (!raw) return absl::InvalidArgumentError(Cat("unknown role: ", name));
@@ -257,60 +261,195 @@ absl::StatusOr<std::shared_ptr<const Role>> PkiBackend::LoadRole(storage::Storag
   std::vector<std::string> unknown;
   RETURN_IF_ERROR(role->Apply(v.as_object(), &unknown));
   RETURN_IF_ERROR(role->Finish());
-  std::unique_lock lock(mu_);
-  roles_[std::string(name)] = role;
+  MutexLock lock(&mu_);
+  if (roles_generation_ == generation) roles_[std::string(name)] = role;
   return std::shared_ptr<const Role>(role);
 }
 
-absl::StatusOr<Response> PkiBackend::RolePath(Request& req, std::string_view name) {
-  if (name.empty() || name.find('/') != std::string_view::npos)
+namespace {
+
+// roles/{name*} takes the rest of the path so that a name with '/' gets this message.
+absl::StatusOr<std::string> RoleName(const FieldData& d) {
+  std::string name = d.String("name");
+  if (name.empty() || name.find('/') != std::string::npos)
     return absl::InvalidArgumentError("a role name is required and must not contain '/'");
+  return name;
+}
+
+std::map<std::string, FieldSchema> RoleFields() {
+  const std::string kIgnored = "Accepted for compatibility with Vault; no effect in Coffer.";
+  return {
+      {"name", {FieldType::kString, "Name of the role."}},
+      {"issuer_ref",
+       StringField("Reference (name or id) of the issuer that signs this role's certificates.",
+                   "default")},
+      {"ttl", DurationField("Lifetime of issued certificates; the mount's default when unset.")},
+      {"max_ttl", DurationField("Longest lifetime a certificate may ask for; the mount's maximum "
+                                "when unset.")},
+      {"lease", StringField("Deprecated: the old name of ttl, used when ttl is not given.")},
+      {"not_before_duration",
+       DurationField("How far in the past notBefore is set, against clock skew.", "30s")},
+      {"allow_localhost", BoolField("Whether localhost is allowed as a name.", true)},
+      {"allowed_domains", ListField("Domains the role issues for (see allow_bare_domains, "
+                                    "allow_subdomains and allow_glob_domains).")},
+      {"allow_bare_domains",
+       BoolField("Whether the names in allowed_domains themselves may be issued.", false)},
+      {"allow_subdomains",
+       BoolField("Whether subdomains of allowed_domains may be issued, wildcards included.",
+                 false)},
+      {"allow_glob_domains",
+       BoolField("Whether allowed_domains may hold globs such as ftp*.example.com.", false)},
+      {"allow_wildcard_certificates",
+       BoolField("Whether wildcard names (*.example.com) may be issued.", true)},
+      {"allow_any_name", BoolField("Whether any name may be issued.", false)},
+      {"enforce_hostnames",
+       BoolField("Whether DNS names must be valid hostnames (emails excepted).", true)},
+      {"allow_ip_sans", BoolField("Whether IP SANs may be requested.", true)},
+      {"allowed_ip_sans_cidr",
+       ListField("CIDR blocks the requested IP SANs must fall in; any when empty.")},
+      {"allowed_uri_sans", ListField("Globs the requested URI SANs must match; none allowed when "
+                                     "empty.")},
+      {"allowed_other_sans",
+       ListField("Other SANs allowed, as <oid>;UTF8:<glob>; \"*\" allows any.")},
+      {"server_flag", BoolField("Whether certificates are flagged for server use.", true)},
+      {"client_flag", BoolField("Whether certificates are flagged for client use.", true)},
+      {"code_signing_flag", BoolField("Whether certificates are flagged for code signing.", false)},
+      {"email_protection_flag",
+       BoolField("Whether certificates are flagged for email protection.", false)},
+      {"key_type",
+       StringField("Key type of issued certificates: rsa, ec, ed25519, or any (signing only).",
+                   "rsa")},
+      {"key_bits", IntField("Key size; 0 picks the key type's default.", 0)},
+      {"signature_bits",
+       IntField("Bits of the signature's hash: 256, 384 or 512; 0 picks one for the key.", 0)},
+      {"use_pss", BoolField("Whether RSA issuers sign with PSS rather than PKCS#1 v1.5.", false)},
+      {"key_usage", ListField("Key usages of issued certificates.",
+                              json::array{"DigitalSignature", "KeyAgreement", "KeyEncipherment"})},
+      {"ext_key_usage", ListField("Extended key usages, by name, added to the flags above.")},
+      {"ext_key_usage_oids", ListField("Extended key usages, by OID.")},
+      {"use_csr_common_name",
+       BoolField("Whether sign/:role takes the common name from the CSR.", true)},
+      {"use_csr_sans", BoolField("Whether sign/:role takes the SANs from the CSR.", true)},
+      {"ou", ListField("OU (OrganizationalUnit) values of the subject.")},
+      {"organization", ListField("O (Organization) values of the subject.")},
+      {"country", ListField("C (Country) values of the subject.")},
+      {"locality", ListField("L (Locality) values of the subject.")},
+      {"province", ListField("ST (Province) values of the subject.")},
+      {"street_address", ListField("Street Address values of the subject.")},
+      {"postal_code", ListField("Postal Code values of the subject.")},
+      {"generate_lease", BoolField("Whether issued certificates get a lease.", false)},
+      {"no_store", BoolField("Whether issued certificates are kept out of storage (they cannot "
+                             "be listed or revoked by serial).",
+                             false)},
+      {"require_cn", BoolField("Whether a common name is required.", true)},
+      {"basic_constraints_valid_for_non_ca",
+       BoolField("Whether leaf certificates carry basicConstraints (cA false).", false)},
+      {"allowed_domains_template", {FieldType::kAny, kIgnored}},
+      {"allowed_uri_sans_template", {FieldType::kAny, kIgnored}},
+      {"allowed_serial_numbers", {FieldType::kAny, kIgnored}},
+      {"allowed_user_ids", {FieldType::kAny, kIgnored}},
+      {"cn_validations", {FieldType::kAny, kIgnored}},
+      {"policy_identifiers", {FieldType::kAny, kIgnored}},
+      {"allow_token_displayname", {FieldType::kAny, kIgnored}},
+      {"backend", {FieldType::kAny, kIgnored}},
+      {"require_cn_for_sign", {FieldType::kAny, kIgnored}},
+      {"allow_wildcard_certificates_in_cn", {FieldType::kAny, kIgnored}},
+  };
+}
+
+}  // namespace
+
+std::vector<PkiPath> PkiBackend::RolePaths(PkiBackend* b) {
+  Handler list_roles = [b](Request& r, const FieldData&) { return b->ListRoles(r); };
+  Handler read_role = [b](Request& r, const FieldData& d) { return b->ReadRole(r, d); };
+  Handler write_role = [b](Request& r, const FieldData& d) { return b->WriteRole(r, d); };
+  Handler delete_role = [b](Request& r, const FieldData& d) { return b->DeleteRole(r, d); };
+  // The name is checked before the operation, as it always was.
+  Handler check_name_then_405 = [](Request&, const FieldData& d) -> absl::StatusOr<Response> {
+    RETURN_IF_ERROR(RoleName(d).status());
+    return UnsupportedOperation();
+  };
+
+  std::vector<PkiPath> paths;
+  paths.push_back(
+      {.path = {.patterns = {"roles"},
+                .operations = Ops({{kList, list_roles, "Lists the roles."}}),
+                // A write to "roles/" has always been checked as one to the role "", which
+                // does not exist (it needs create); "roles" is not checked.
+                .exists = [](Request& r, const FieldData&) -> absl::StatusOr<std::optional<bool>> {
+                  if (!r.path.ends_with('/')) return std::optional<bool>();
+                  return std::optional<bool>(false);
+                },
+                .unsupported = kUnsupported,
+                .synopsis = "The roles of the mount."}});
+  paths.push_back(
+      {.path = {.patterns = {"roles/{name*}"},
+                .fields = RoleFields(),
+                .operations =
+                    Ops({{kRead, read_role, "Reads the role."},
+                         {kUpdate, write_role, "Creates or replaces the role."},
+                         {kPatch, write_role, "Changes the fields given of an existing role."},
+                         {kDelete, delete_role, "Deletes the role."}}),
+                .exists = [](Request& r,
+                             const FieldData& d) -> absl::StatusOr<std::optional<bool>> {
+                  ASSIGN_OR_RETURN(auto raw, r.storage->Get("role/" + d.String("name")));
+                  return std::optional<bool>(raw.has_value());
+                },
+                .unsupported = "",
+                .synopsis = "A role: which certificates issue/:role and sign/:role may issue.",
+                .description = "Unknown fields are ignored with a warning, as Vault does."},
+       .missing_op = check_name_then_405});
+  return paths;
+}
+
+absl::StatusOr<Response> PkiBackend::ListRoles(Request& req) {
+  ASSIGN_OR_RETURN(auto names, req.storage->List("role/"));
+  if (names.empty()) return absl::NotFoundError("");
+  return Response::Data(json::object{{"keys", ToArray(names)}});
+}
+
+absl::StatusOr<Response> PkiBackend::ReadRole(Request& req, const FieldData& d) {
+  ASSIGN_OR_RETURN(const std::string name, RoleName(d));
+  ASSIGN_OR_RETURN(auto raw, req.storage->Get(Cat("role/", name)));
+  if (!raw) return absl::NotFoundError("");
+  ASSIGN_OR_RETURN(auto role, LoadRole(req.storage, name));
+  return Response::Data(role->ToJson());
+}
+
+absl::StatusOr<Response> PkiBackend::WriteRole(Request& req, const FieldData& d) {
+  ASSIGN_OR_RETURN(const std::string name, RoleName(d));
   const std::string key = Cat("role/", name);
-  switch (req.op) {
-    case Operation::kRead: {
-      ASSIGN_OR_RETURN(auto raw, req.storage->Get(key));
-      if (!raw) return absl::NotFoundError("");
-      ASSIGN_OR_RETURN(auto role, LoadRole(req.storage, name));
-      return Response::Data(role->ToJson());
-    }
-    case Operation::kCreate:
-    case Operation::kUpdate:
-    case Operation::kPatch: {
-      Role role;
-      if (req.op == Operation::kPatch) {
-        ASSIGN_OR_RETURN(auto raw, req.storage->Get(key));
-        if (!raw) return absl::NotFoundError(Cat("role \"", name, "\" does not exist"));
-        ASSIGN_OR_RETURN(auto existing, LoadRole(req.storage, name));
-        role = *existing;
-      }
-      std::vector<std::string> unknown;
-      json::object data = req.data;
-      if (!data.contains("ttl") && data.contains("lease")) data["ttl"] = data["lease"];
-      RETURN_IF_ERROR(role.Apply(data, &unknown));
-      RETURN_IF_ERROR(role.Finish());
-      json::object stored = role.ToJson();
-      RETURN_IF_ERROR(req.storage->Put(key, json::serialize(stored)));
-      {
-        std::unique_lock lock(mu_);
-        roles_.erase(std::string(name));
-      }
-      Response r = Response::Data(std::move(stored));
-      if (!unknown.empty()) {
-        std::string w = "Endpoint ignored these unrecognized parameters: [";
-        for (size_t i = 0; i < unknown.size(); ++i) w += (i ? " " : "") + unknown[i];
-        r.warnings.push_back(w + "]");
-      }
-      return r;
-    }
-    case Operation::kDelete: {
-      RETURN_IF_ERROR(req.storage->Delete(key));
-      std::unique_lock lock(mu_);
-      roles_.erase(std::string(name));
-      return Response::Empty();
-    }
-    default:
-      return UnsupportedOperation();
+  Role role;
+  if (req.op == Operation::kPatch) {
+    ASSIGN_OR_RETURN(auto raw, req.storage->Get(key));
+    if (!raw) return absl::NotFoundError(Cat("role \"", name, "\" does not exist"));
+    ASSIGN_OR_RETURN(auto existing, LoadRole(req.storage, name));
+    role = *existing;
   }
+  // The role is applied from the body as it is stored (Role::Apply decodes stored roles too):
+  // the framework has checked the typed fields already, with the same messages.
+  std::vector<std::string> unknown;
+  json::object data = req.data;
+  if (!data.contains("ttl") && data.contains("lease")) data["ttl"] = data["lease"];
+  RETURN_IF_ERROR(role.Apply(data, &unknown));
+  RETURN_IF_ERROR(role.Finish());
+  json::object stored = role.ToJson();
+  RETURN_IF_ERROR(req.storage->Put(key, json::serialize(stored)));
+  InvalidateRole(name);
+  Response r = Response::Data(std::move(stored));
+  if (!unknown.empty()) {
+    std::string w = "Endpoint ignored these unrecognized parameters: [";
+    for (size_t i = 0; i < unknown.size(); ++i) w += (i ? " " : "") + unknown[i];
+    r.warnings.push_back(w + "]");
+  }
+  return r;
+}
+
+absl::StatusOr<Response> PkiBackend::DeleteRole(Request& req, const FieldData& d) {
+  ASSIGN_OR_RETURN(const std::string name, RoleName(d));
+  RETURN_IF_ERROR(req.storage->Delete(Cat("role/", name)));
+  InvalidateRole(name);
+  return Response::Empty();
 }
 
 }  // namespace coffer::engines::pki

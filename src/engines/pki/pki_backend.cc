@@ -1,12 +1,15 @@
-// PKI engine: routing, shared helpers and the issuer/key cache.
+// PKI engine: the path table, how requests reach it, the lifecycle hooks, shared helpers and the
+// caches of issuers, keys, roles and configuration.
 #include "engines/pki/pki_backend.h"
 
 #include <ctime>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/ascii.h"
 #include "crypto/crypto.h"
 #include "engines/pki/pki_internal.h"
 #include "util/duration.h"
+#include "util/encoding.h"
 #include "util/json.h"
 #include "util/status.h"
 
@@ -15,6 +18,66 @@ namespace coffer::engines::pki {
 using core::Operation;
 using core::Request;
 using core::Response;
+using core::framework::Path;
+
+namespace {
+
+constexpr char kHelp[] =
+    "The PKI secrets engine issues X.509 certificates: it keeps certificate authorities "
+    "(issuers) and their keys, roles that say which certificates may be issued, the issued "
+    "certificates, revocations and CRLs.";
+
+const core::SpecialPaths& PkiSpecialPaths() {
+  // Vault's PKI PathsSpecial, for the paths Coffer serves.
+  static const core::SpecialPaths kSpecial{
+      // Replacing or destroying the mount's CA, or signing with it verbatim, needs sudo.
+      .root = {"root", "root/sign-self-issued"},
+      // CA certificates, CRLs and single certificates are public.
+      .unauthenticated = {"cert/*",
+                          "ca/pem",
+                          "ca_chain",
+                          "ca",
+                          "crl/delta",
+                          "crl/delta/pem",
+                          "crl/pem",
+                          "crl",
+                          "issuer/+/crl/der",
+                          "issuer/+/crl/pem",
+                          "issuer/+/crl",
+                          "issuer/+/crl/delta/der",
+                          "issuer/+/crl/delta/pem",
+                          "issuer/+/crl/delta",
+                          "issuer/+/pem",
+                          "issuer/+/der",
+                          "issuer/+/json",
+                          "issuers",
+                          "issuers/",
+                          "ocsp",
+                          "ocsp/*"},
+      .seal_wrap_storage = {"key/*", "issuer/*", "config/ca_bundle"},
+  };
+  return kSpecial;
+}
+
+// Whether `p` has a handler for `op` (the framework serves create with the update handler).
+bool Declares(const Path& p, Operation op) {
+  return p.operations.contains(op) ||
+         (op == Operation::kCreate && p.operations.contains(Operation::kUpdate));
+}
+
+FieldSchema Schema(FieldType type, std::string description, json::value default_value,
+                   bool sensitive = false) {
+  FieldSchema f;
+  f.type = type;
+  f.description = std::move(description);
+  f.default_value = std::move(default_value);
+  f.sensitive = sensitive;
+  return f;
+}
+
+}  // namespace
+
+// ---- string and field helpers ----
 
 bool EqualsFold(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;
@@ -39,21 +102,66 @@ std::vector<std::string_view> Split(std::string_view s, char sep) {
   }
 }
 
-absl::StatusOr<std::optional<std::vector<std::string>>> StringList(const json::object& o,
+FieldSchema BoolField(std::string description, bool default_value) {
+  return Schema(FieldType::kBool, std::move(description), default_value);
+}
+FieldSchema IntField(std::string description, int64_t default_value) {
+  return Schema(FieldType::kInt, std::move(description), default_value);
+}
+FieldSchema DurationField(std::string description, json::value default_value) {
+  return Schema(FieldType::kDuration, std::move(description), std::move(default_value));
+}
+FieldSchema StringField(std::string description, json::value default_value) {
+  return Schema(FieldType::kAny, "(string) " + description, std::move(default_value));
+}
+FieldSchema ListField(std::string description, json::value default_value) {
+  return Schema(FieldType::kAny, "(list of strings, or a comma-separated string) " + description,
+                std::move(default_value));
+}
+FieldSchema SecretField(std::string description) {
+  return Schema(FieldType::kAny, "(string) " + description, nullptr, true);
+}
+
+std::map<core::Operation, core::framework::OperationSpec> Ops(std::initializer_list<Op> ops) {
+  std::map<core::Operation, core::framework::OperationSpec> out;
+  for (const auto& o : ops) out[o.op] = core::framework::OperationSpec{o.handler, o.summary};
+  return out;
+}
+
+std::map<std::string, FieldSchema> Fields(
+    std::initializer_list<std::map<std::string, FieldSchema>> sets) {
+  std::map<std::string, FieldSchema> out;
+  for (const auto& s : sets) out.insert(s.begin(), s.end());
+  return out;
+}
+
+std::string Str(const FieldData& d, std::string_view name) {
+  const json::value& v = d.Get(name);
+  return v.is_string() ? std::string(v.as_string()) : std::string();
+}
+
+absl::StatusOr<std::optional<std::string>> StrictStr(const FieldData& d, std::string_view name) {
+  const json::value& v = d.Get(name);
+  if (v.is_null()) return std::optional<std::string>();
+  json::object one;
+  one[name] = v;
+  return JsonString(one, name);
+}
+
+absl::StatusOr<std::optional<std::vector<std::string>>> StringList(const json::value& v,
                                                                    std::string_view key) {
-  const json::value* v = o.if_contains(key);
-  if (!v || v->is_null()) return std::optional<std::vector<std::string>>();
+  if (v.is_null()) return std::optional<std::vector<std::string>>();
   std::vector<std::string> out;
-  if (v->is_string()) {
-    for (std::string_view part : Split(std::string_view(v->as_string()), ',')) {
+  if (v.is_string()) {
+    for (std::string_view part : Split(std::string_view(v.as_string()), ',')) {
       while (!part.empty() && part.front() == ' ') part.remove_prefix(1);
       while (!part.empty() && part.back() == ' ') part.remove_suffix(1);
       if (!part.empty()) out.emplace_back(part);
     }
     return std::optional(std::move(out));
   }
-  if (v->is_array()) {
-    for (const auto& e : v->as_array()) {
+  if (v.is_array()) {
+    for (const auto& e : v.as_array()) {
       if (!e.is_string())
         return absl::InvalidArgumentError(
             Cat(key, ": expected a list of strings, got an element of type ", JsonTypeName(e)));
@@ -62,10 +170,22 @@ absl::StatusOr<std::optional<std::vector<std::string>>> StringList(const json::o
     return std::optional(std::move(out));
   }
   return absl::InvalidArgumentError(
-      Cat(key, ": expected a list of strings or a comma-separated string, got ", JsonTypeName(*v)));
+      Cat(key, ": expected a list of strings or a comma-separated string, got ", JsonTypeName(v)));
 }
 
-absl::StatusOr<std::optional<int64_t>> DurationField(const json::object& o, std::string_view key) {
+absl::StatusOr<std::optional<std::vector<std::string>>> StringList(const json::object& o,
+                                                                   std::string_view key) {
+  const json::value* v = o.if_contains(key);
+  if (!v) return std::optional<std::vector<std::string>>();
+  return StringList(*v, key);
+}
+
+absl::StatusOr<std::optional<std::vector<std::string>>> List(const FieldData& d,
+                                                             std::string_view name) {
+  return StringList(d.Get(name), name);
+}
+
+absl::StatusOr<std::optional<int64_t>> StoredDuration(const json::object& o, std::string_view key) {
   const json::value* v = o.if_contains(key);
   if (!v || v->is_null()) return std::optional<int64_t>();
   if (v->is_string() && v->as_string().empty()) return std::optional<int64_t>(0);
@@ -102,6 +222,19 @@ std::string Rfc3339(int64_t t) {
   return buf;
 }
 
+int64_t GetInt(const json::object& o, std::string_view k) {
+  const json::value* v = o.if_contains(k);
+  return v && v->is_int64() ? v->as_int64() : 0;
+}
+
+absl::StatusOr<crypto::Cert> CertFromRecord(const json::object& rec) {
+  auto der = Base64Decode(GetString(rec, "der"));
+  if (!der) return absl::DataLossError("stored certificate is not base64");
+  return crypto::ParseCertDer(*der);
+}
+
+std::string IndexName(const std::string& hyphen, int64_t t) { return Cat(hyphen, "_", t); }
+
 json::object Issuer::ToJson() const {
   json::object o{{"issuer_id", id},
                  {"issuer_name", name},
@@ -115,38 +248,6 @@ json::object Issuer::ToJson() const {
                  {"serial_number", serial},
                  {"not_after", Rfc3339(not_after)}};
   return o;
-}
-
-json::object CrlConfig::ToJson() const {
-  return json::object{{"expiry", Cat(expiry / 3600, "h")},
-                      {"disable", disable},
-                      {"ocsp_disable", ocsp_disable},
-                      {"auto_rebuild", auto_rebuild},
-                      {"auto_rebuild_grace_period", Cat(auto_rebuild_grace_period / 3600, "h")},
-                      {"enable_delta", false},
-                      {"delta_rebuild_interval", "15m"},
-                      {"ocsp_expiry", "12h"},
-                      {"cross_cluster_revocation", false},
-                      {"unified_crl", false},
-                      {"unified_crl_on_existing_paths", false}};
-}
-
-int64_t PkiBackend::Now() const { return clock_->NowUnix(); }
-
-PkiBackend::~PkiBackend() {
-  stopping_ = true;
-  if (tidy_thread_.joinable()) tidy_thread_.join();
-}
-
-void PkiBackend::InvalidateCaches() {
-  std::unique_lock lock(mu_);
-  issuers_loaded_ = false;
-  issuers_.clear();
-  keys_.clear();
-  default_issuer_.clear();
-  default_key_.clear();
-  urls_.reset();
-  crl_config_.reset();
 }
 
 absl::StatusOr<std::optional<json::object>> GetJson(storage::Storage* s, std::string_view key) {
@@ -172,10 +273,212 @@ absl::Status RequireKey(const Issuer& issuer, std::string_view action) {
       Cat("issuer ", issuer.id, " has no private key in this mount and cannot ", action));
 }
 
-absl::StatusOr<crypto::CsrInfo> CsrField(const json::object& data) {
-  std::string pem = GetString(data, "csr");
+absl::StatusOr<crypto::CsrInfo> CsrField(const FieldData& d) {
+  std::string pem = Str(d, "csr");
   if (pem.empty()) return absl::InvalidArgumentError("the csr field is required (PEM)");
   return crypto::ParseCsr(pem);
+}
+
+// ---- the table and the router ----
+
+PkiBackend::PkiBackend(const core::BackendConfig& config) : PkiBackend(config, Table(this)) {}
+
+PkiBackend::PkiBackend(const core::BackendConfig& config, std::vector<PkiPath> table)
+    : FrameworkBackend(kHelp, PathsOf(table), PkiSpecialPaths()),
+      clock_(config.clock ? config.clock : RealClock::Get()),
+      config_(config),
+      missing_op_(MissingOpsOf(table)) {}
+
+PkiBackend::~PkiBackend() { StopTidy(); }
+
+std::vector<PkiPath> PkiBackend::Table(PkiBackend* b) {
+  // Order matters only where patterns overlap: a literal before the capture it would also
+  // match ("roles" before "roles/{name*}", "cert/ca" before "cert/{serial*}").
+  std::vector<PkiPath> table;
+  for (auto* group :
+       {&IssuerPaths, &RolePaths, &IssuePaths, &FetchPaths, &RevokePaths, &CrlPaths, &TidyPaths}) {
+    for (auto& p : group(b)) table.push_back(std::move(p));
+  }
+  return table;
+}
+
+std::vector<Path> PkiBackend::PathsOf(std::vector<PkiPath>& table) {
+  std::vector<Path> out;
+  out.reserve(table.size());
+  for (auto& p : table) out.push_back(std::move(p.path));
+  return out;
+}
+
+std::vector<core::framework::Handler> PkiBackend::MissingOpsOf(std::vector<PkiPath>& table) {
+  std::vector<core::framework::Handler> out;
+  out.reserve(table.size());
+  for (auto& p : table) out.push_back(std::move(p.missing_op));
+  return out;
+}
+
+absl::Status PkiBackend::Unsupported(const Path& p, const Request& req) {
+  if (!p.unsupported)
+    return UnsupportedOperation(Cat(core::OperationName(req.op), " on \"", req.path,
+                                    "\"; this path supports: ", OperationList(p)));
+  std::string detail = *p.unsupported;
+  for (auto [key, value] :
+       {std::pair<std::string_view, std::string_view>{"{op}", core::OperationName(req.op)},
+        {"{path}", req.path}}) {
+    size_t at = detail.find(key);
+    if (at != std::string::npos) detail.replace(at, key.size(), value);
+  }
+  return UnsupportedOperation(detail);
+}
+
+absl::Status PkiBackend::NotFound(const Request& req) const {
+  return absl::NotFoundError(Cat("unsupported path \"", req.path, "\" on a pki mount"));
+}
+
+absl::StatusOr<Response> PkiBackend::Handle(Request& req) {
+  // Paths match exactly, except that a LIST ends in the '/' the HTTP layer adds, which its
+  // messages leave out ("list on pki path \"roles\""). "root/" is not "root": it must not
+  // reach root's handler past the sudo check on "root", nor any handler past an exact ACL rule.
+  // (The engine's own router used to strip every trailing '/', for every operation.)
+  std::string original_path;
+  if (!req.path.empty() && req.path.back() == '/') {
+    if (req.op != Operation::kList) return NotFound(req);
+    original_path = req.path;
+    req.path.pop_back();
+  }
+  absl::Cleanup restore_path = [&] {
+    if (!original_path.empty()) req.path = std::move(original_path);
+  };
+
+  std::vector<std::pair<std::string, std::string>> captures;
+  const Path* p = Match(req.path, &captures);
+  // A name that takes the rest of the path ({role*}) came out empty: "issue" is not
+  // "issue/<role>". (Only a rest capture can be empty.)
+  if (p && !captures.empty() && captures.back().second.empty()) p = nullptr;
+  if (!p) {
+    // issuer/<ref>/<a path the issuer does not serve>: the issuer is checked first.
+    std::string_view path = req.path;
+    if (path.starts_with("issuer/")) {
+      std::string_view rest = path.substr(7);
+      if (size_t slash = rest.find('/'); slash != std::string_view::npos)
+        return IssuerSubpathNotFound(req, rest.substr(0, slash));
+    }
+    return NotFound(req);
+  }
+  const bool help = req.op == Operation::kRead && [&] {
+    auto h = req.QueryParam("help");
+    return h && (*h == "1" || *h == "true");
+  }();
+  // An operation the path does not declare: its hook, or the 405. HEAD is one: the engine has
+  // never served it, where the framework would answer it with the read handler.
+  if (!help && !Declares(*p, req.op)) {
+    const auto& missing = missing_op_[static_cast<size_t>(p - paths().data())];
+    if (missing) {
+      ASSIGN_OR_RETURN(FieldData url, FieldData::Parse(p->fields, json::object(), captures));
+      return missing(req, url);
+    }
+    return Unsupported(*p, req);
+  }
+  // Vault, and the engine before the framework, read an empty duration ("ttl": "") as 0; the
+  // framework's kDuration refuses it. The request's data is handed over with 0 and restored.
+  std::vector<std::string> blank_durations;
+  for (const auto& [name, f] : p->fields) {
+    if (f.type != FieldType::kDuration) continue;
+    json::value* v = req.data.if_contains(name);
+    if (v && v->is_string() && v->as_string().empty()) {
+      *v = 0;
+      blank_durations.push_back(name);
+    }
+  }
+  absl::StatusOr<Response> result = FrameworkBackend::Handle(req);
+  for (const auto& name : blank_durations) req.data[name] = "";
+  return result;
+}
+
+absl::StatusOr<std::optional<bool>> PkiBackend::Exists(Request& req) {
+  // The path as it came: roles/{name*} keeps a trailing slash in the name, as the check always
+  // has ("roles/web/" is looked up as role/web/).
+  std::vector<std::pair<std::string, std::string>> captures;
+  const Path* p = Match(req.path, &captures);
+  if (!p || !p->exists) return std::optional<bool>();
+  ASSIGN_OR_RETURN(FieldData url, FieldData::Parse(p->fields, json::object(), captures));
+  return p->exists(req, url);
+}
+
+// ---- lifecycle ----
+
+absl::Status PkiBackend::Initialize() {
+  storage::Storage* s = config_.storage;
+  if (!s) return absl::OkStatus();
+  auto warn = [&](std::string_view what, const absl::Status& st) {
+    if (st.ok()) return;
+    config_.LogWarn(
+        Cat("pki: loading ", what, " failed; the requests that need it report it: ", Msg(st)));
+  };
+  absl::Status issuers;
+  {
+    MutexLock l(&mu_);
+    issuers = LoadIssuersLocked(s);
+  }
+  warn("the issuers and keys", issuers);
+  warn("config/urls", LoadUrls(s).status());
+  warn("config/crl", LoadCrlConfig(s).status());
+  return absl::OkStatus();
+}
+
+void PkiBackend::InvalidateKey(std::string_view key) {
+  if (key.starts_with("issuer/") || key.starts_with("key/") || key == "config/issuers" ||
+      key == "config/keys") {
+    InvalidateIssuers();
+  } else if (key.starts_with("role/")) {
+    InvalidateRole(key.substr(5));
+  } else if (key == "config/urls") {
+    InvalidateUrls();
+  } else if (key == "config/crl") {
+    InvalidateCrlConfig();
+  }
+  // certs/, revoked/, crl-index/ and crls/ are read from storage by every request that needs
+  // them: nothing is cached from them.
+}
+
+void PkiBackend::Cleanup() {
+  StopTidy();
+  InvalidateIssuers();
+  InvalidateUrls();
+  InvalidateCrlConfig();
+  MutexLock l(&mu_);
+  roles_.clear();
+  ++roles_generation_;
+}
+
+// ---- the caches ----
+
+int64_t PkiBackend::Now() const { return clock_->NowUnix(); }
+
+void PkiBackend::InvalidateIssuers() {
+  MutexLock l(&mu_);
+  issuers_loaded_ = false;
+  issuers_.clear();
+  keys_.clear();
+  default_issuer_.clear();
+  default_key_.clear();
+}
+
+void PkiBackend::InvalidateRole(std::string_view name) {
+  MutexLock l(&mu_);
+  roles_.erase(std::string(name));
+  ++roles_generation_;
+}
+
+void PkiBackend::InvalidateUrls() {
+  MutexLock l(&mu_);
+  urls_.reset();
+  ++urls_generation_;
+}
+
+void PkiBackend::InvalidateCrlConfig() {
+  MutexLock l(&mu_);
+  crl_config_.reset();
+  ++crl_config_generation_;
 }
 
 // Loads every issuer and key of the mount (a handful; never the issued certificates).
@@ -240,7 +543,7 @@ absl::Status PkiBackend::LoadIssuersLocked(storage::Storage* s) {
 absl::StatusOr<std::shared_ptr<const Issuer>> PkiBackend::ResolveIssuer(storage::Storage* s,
                                                                         std::string_view ref) {
   {
-    std::shared_lock lock(mu_);
+    ReaderMutexLock lock(&mu_);
     if (issuers_loaded_) {
       if (ref.empty() || ref == "default") {
         if (default_issuer_.empty())
@@ -256,7 +559,7 @@ absl::StatusOr<std::shared_ptr<const Issuer>> PkiBackend::ResolveIssuer(storage:
     }
   }
   {
-    std::unique_lock lock(mu_);
+    MutexLock lock(&mu_);
     if (!issuers_loaded_) RETURN_IF_ERROR(LoadIssuersLocked(s));
   }
   return ResolveIssuer(s, ref);
@@ -265,10 +568,10 @@ absl::StatusOr<std::shared_ptr<const Issuer>> PkiBackend::ResolveIssuer(storage:
 absl::StatusOr<std::vector<std::shared_ptr<const Issuer>>> PkiBackend::AllIssuers(
     storage::Storage* s) {
   {
-    std::unique_lock lock(mu_);
+    MutexLock lock(&mu_);
     if (!issuers_loaded_) RETURN_IF_ERROR(LoadIssuersLocked(s));
   }
-  std::shared_lock lock(mu_);
+  ReaderMutexLock lock(&mu_);
   std::vector<std::shared_ptr<const Issuer>> out;
   for (const auto& [id, is] : issuers_) out.push_back(is);
   return out;
@@ -277,10 +580,10 @@ absl::StatusOr<std::vector<std::shared_ptr<const Issuer>>> PkiBackend::AllIssuer
 absl::StatusOr<std::shared_ptr<const KeyEntry>> PkiBackend::ResolveKey(storage::Storage* s,
                                                                        std::string_view ref) {
   {
-    std::unique_lock lock(mu_);
+    MutexLock lock(&mu_);
     if (!issuers_loaded_) RETURN_IF_ERROR(LoadIssuersLocked(s));
   }
-  std::shared_lock lock(mu_);
+  ReaderMutexLock lock(&mu_);
   if (ref.empty() || ref == "default") {
     if (default_key_.empty()) return absl::InvalidArgumentError("no default key is configured");
     ref = default_key_;
@@ -292,9 +595,11 @@ absl::StatusOr<std::shared_ptr<const KeyEntry>> PkiBackend::ResolveKey(storage::
 }
 
 absl::StatusOr<UrlConfig> PkiBackend::LoadUrls(storage::Storage* s) {
+  uint64_t generation = 0;
   {
-    std::shared_lock lock(mu_);
+    ReaderMutexLock lock(&mu_);
     if (urls_) return *urls_;
+    generation = urls_generation_;
   }
   UrlConfig u;
   ASSIGN_OR_RETURN(auto o, GetJson(s, "config/urls"));
@@ -306,32 +611,34 @@ absl::StatusOr<UrlConfig> PkiBackend::LoadUrls(storage::Storage* s) {
     u.crl_distribution_points = b.value_or(std::vector<std::string>());
     u.ocsp_servers = c.value_or(std::vector<std::string>());
   }
-  std::unique_lock lock(mu_);
-  urls_ = u;
+  MutexLock lock(&mu_);
+  if (urls_generation_ == generation) urls_ = u;
   return u;
 }
 
 absl::StatusOr<CrlConfig> PkiBackend::LoadCrlConfig(storage::Storage* s) {
+  uint64_t generation = 0;
   {
-    std::shared_lock lock(mu_);
+    ReaderMutexLock lock(&mu_);
     if (crl_config_) return *crl_config_;
+    generation = crl_config_generation_;
   }
   CrlConfig c;
   ASSIGN_OR_RETURN(auto o, GetJson(s, "config/crl"));
   if (o) {
-    ASSIGN_OR_RETURN(auto e, DurationField(*o, "expiry"));
+    ASSIGN_OR_RETURN(auto e, StoredDuration(*o, "expiry"));
     if (e) c.expiry = *e;
     ASSIGN_OR_RETURN(auto d, JsonBool(*o, "disable"));
     c.disable = d.value_or(false);
     ASSIGN_OR_RETURN(auto a, JsonBool(*o, "auto_rebuild"));
     c.auto_rebuild = a.value_or(false);
-    ASSIGN_OR_RETURN(auto g, DurationField(*o, "auto_rebuild_grace_period"));
+    ASSIGN_OR_RETURN(auto g, StoredDuration(*o, "auto_rebuild_grace_period"));
     if (g) c.auto_rebuild_grace_period = *g;
     ASSIGN_OR_RETURN(auto od, JsonBool(*o, "ocsp_disable"));
     c.ocsp_disable = od.value_or(false);
   }
-  std::unique_lock lock(mu_);
-  crl_config_ = c;
+  MutexLock lock(&mu_);
+  if (crl_config_generation_ == generation) crl_config_ = c;
   return c;
 }
 
@@ -339,7 +646,7 @@ absl::StatusOr<std::string> PkiBackend::SaveKey(storage::Storage* s, EVP_PKEY* k
                                                 const std::string& name) {
   // The same key imported twice is one key.
   {
-    std::unique_lock lock(mu_);
+    MutexLock lock(&mu_);
     if (!issuers_loaded_) RETURN_IF_ERROR(LoadIssuersLocked(s));
     for (const auto& [id, k] : keys_)
       if (crypto::SameKey(k->key.get(), key)) return id;
@@ -364,7 +671,7 @@ absl::StatusOr<std::string> PkiBackend::SaveKey(storage::Storage* s, EVP_PKEY* k
   ASSIGN_OR_RETURN(auto kcfg, GetJson(s, "config/keys"));
   if (!kcfg || GetString(*kcfg, "default").empty())
     RETURN_IF_ERROR(s->Put("config/keys", json::serialize(json::object{{"default", id}})));
-  InvalidateCaches();
+  InvalidateIssuers();
   return id;
 }
 
@@ -384,170 +691,12 @@ absl::StatusOr<std::string> PkiBackend::SaveIssuer(storage::Storage* s, X509* ce
     RETURN_IF_ERROR(s->Put(
         "config/issuers",
         json::serialize(json::object{{"default", id}, {"default_follows_latest_issuer", false}})));
-  InvalidateCaches();
+  InvalidateIssuers();
   return id;
 }
 
-absl::StatusOr<std::optional<bool>> PkiBackend::Exists(Request& req) {
-  if (StartsWith(req.path, "roles/")) {
-    ASSIGN_OR_RETURN(auto raw, req.storage->Get("role/" + req.path.substr(6)));
-    return std::optional<bool>(raw.has_value());
-  }
-  return std::optional<bool>();
-}
-
-const core::SpecialPaths& PkiBackend::Special() const {
-  // Vault's PKI PathsSpecial, for the paths Coffer serves.
-  static const core::SpecialPaths kSpecial{
-      // Replacing or destroying the mount's CA, or signing with it verbatim, needs sudo.
-      .root = {"root", "root/sign-self-issued"},
-      // CA certificates, CRLs and single certificates are public.
-      .unauthenticated = {"cert/*", "ca/pem", "ca_chain", "ca", "crl/delta", "crl/delta/pem",
-                          "crl/pem", "crl", "issuer/+/crl/der", "issuer/+/crl/pem",
-                          "issuer/+/crl", "issuer/+/crl/delta/der", "issuer/+/crl/delta/pem",
-                          "issuer/+/crl/delta", "issuer/+/pem", "issuer/+/der", "issuer/+/json",
-                          "issuers", "issuers/", "ocsp", "ocsp/*"},
-      .seal_wrap_storage = {"key/*", "issuer/*", "config/ca_bundle"},
-  };
-  return kSpecial;
-}
-
-absl::StatusOr<Response> PkiBackend::Handle(Request& req) {
-  std::string_view p = req.path;
-  while (!p.empty() && p.back() == '/') p.remove_suffix(1);
-  const Operation op = req.op;
-  const bool write = op == Operation::kUpdate || op == Operation::kCreate;
-  const bool read = op == Operation::kRead;
-  const bool list = op == Operation::kList;
-  auto after = [&](std::string_view prefix) { return p.substr(prefix.size()); };
-  auto need = [&](bool ok) -> absl::Status {
-    return ok ? absl::OkStatus()
-              : UnsupportedOperation(Cat(core::OperationName(op), " on pki path \"", p, "\""));
-  };
-
-  if (StartsWith(p, "root/generate/") || StartsWith(p, "issuers/generate/root/")) {
-    RETURN_IF_ERROR(need(write));
-    return GenerateRoot(req, p.substr(p.rfind('/') + 1), false);
-  }
-  if (StartsWith(p, "root/rotate/")) {
-    RETURN_IF_ERROR(need(write));
-    return GenerateRoot(req, after("root/rotate/"), true);
-  }
-  if (StartsWith(p, "intermediate/generate/") || StartsWith(p, "issuers/generate/intermediate/")) {
-    RETURN_IF_ERROR(need(write));
-    return GenerateIntermediate(req, p.substr(p.rfind('/') + 1));
-  }
-  if (p == "intermediate/set-signed") {
-    RETURN_IF_ERROR(need(write));
-    return ImportBundle(req, "certificate");
-  }
-  if (p == "config/ca" || p == "issuers/import/bundle" || p == "issuers/import/cert") {
-    RETURN_IF_ERROR(need(write));
-    return ImportBundle(req, "pem_bundle");
-  }
-  if (p == "root/sign-intermediate") {
-    RETURN_IF_ERROR(need(write));
-    return SignIntermediate(req, "default");
-  }
-  if (p == "root/sign-self-issued") {
-    RETURN_IF_ERROR(need(write));
-    return SignSelfIssued(req, "default");
-  }
-  if (p == "root") {
-    RETURN_IF_ERROR(need(op == Operation::kDelete));
-    // Vault's DELETE /pki/root: removes every issuer and key (issued certificates stay).
-    ASSIGN_OR_RETURN(auto ids, req.storage->List("issuer/"));
-    std::vector<storage::WriteOp> ops;
-    for (auto& id : ids) ops.push_back({storage::WriteOp::Kind::kDelete, "issuer/" + id, ""});
-    ASSIGN_OR_RETURN(auto kids, req.storage->List("key/"));
-    for (auto& id : kids) ops.push_back({storage::WriteOp::Kind::kDelete, "key/" + id, ""});
-    ops.push_back({storage::WriteOp::Kind::kDelete, "config/issuers", ""});
-    ops.push_back({storage::WriteOp::Kind::kDelete, "config/keys", ""});
-    RETURN_IF_ERROR(req.storage->Write(std::move(ops)));
-    InvalidateCaches();
-    return Response::Empty();
-  }
-  if (p == "issuers") {
-    RETURN_IF_ERROR(need(list));
-    return ListIssuers(req);
-  }
-  if (StartsWith(p, "issuer/")) return IssuerPath(req, after("issuer/"));
-  if (p == "keys") {
-    RETURN_IF_ERROR(need(list));
-    return ListKeys(req);
-  }
-  if (StartsWith(p, "key/")) return KeyPath(req, after("key/"));
-  if (p == "config/issuers" || p == "root/replace") {
-    if (p == "root/replace") {
-      RETURN_IF_ERROR(need(write));
-      if (!req.data.contains("default")) req.data["default"] = "next";
-    }
-    return ConfigIssuers(req);
-  }
-  if (p == "config/keys") return ConfigKeys(req);
-  if (p == "config/urls") return ConfigUrls(req);
-  if (p == "config/crl") return ConfigCrl(req);
-  if (p == "ca" || p == "ca/pem") {
-    RETURN_IF_ERROR(need(read));
-    return CaCert(req, p == "ca" ? "der" : "pem");
-  }
-  if (p == "ca_chain") {
-    RETURN_IF_ERROR(need(read));
-    return CaChain(req);
-  }
-  if (p == "roles") {
-    RETURN_IF_ERROR(need(list));
-    ASSIGN_OR_RETURN(auto names, req.storage->List("role/"));
-    if (names.empty()) return absl::NotFoundError("");
-    return Response::Data(json::object{{"keys", ToArray(names)}});
-  }
-  if (StartsWith(p, "roles/")) return RolePath(req, after("roles/"));
-  if (StartsWith(p, "issue/")) {
-    RETURN_IF_ERROR(need(write));
-    return Issue(req, after("issue/"), "", false);
-  }
-  if (StartsWith(p, "sign/")) {
-    RETURN_IF_ERROR(need(write));
-    return Issue(req, after("sign/"), "", true);
-  }
-  if (p == "sign-verbatim" || StartsWith(p, "sign-verbatim/")) {
-    RETURN_IF_ERROR(need(write));
-    return SignVerbatim(req, p == "sign-verbatim" ? "" : after("sign-verbatim/"), "");
-  }
-  if (p == "revoke" || p == "revoke-with-key") {
-    RETURN_IF_ERROR(need(write));
-    return Revoke(req, p == "revoke-with-key");
-  }
-  if (p == "certs" || p == "certs/revoked") {
-    RETURN_IF_ERROR(need(list));
-    return ListCerts(req, p == "certs" ? "certs/" : "revoked/");
-  }
-  if (StartsWith(p, "cert/")) {
-    RETURN_IF_ERROR(need(read));
-    return ReadCert(req, after("cert/"));
-  }
-  if (p == "crl" || p == "crl/pem") {
-    RETURN_IF_ERROR(need(read));
-    return CrlPath(req, "default", p == "crl" ? "der" : "pem");
-  }
-  if (p == "crl/rotate") {
-    RETURN_IF_ERROR(need(read));
-    return RotateCrl(req);
-  }
-  if (p == "tidy") {
-    RETURN_IF_ERROR(need(write));
-    return Tidy(req);
-  }
-  if (p == "tidy-status") {
-    RETURN_IF_ERROR(need(read));
-    return TidyStatusPath(req);
-  }
-  return absl::NotFoundError(Cat("unsupported path \"", p, "\" on a pki mount"));
-}
-
 absl::StatusOr<std::unique_ptr<core::Backend>> Factory(const core::BackendConfig& config) {
-  return std::unique_ptr<core::Backend>(
-      new PkiBackend(config.clock ? config.clock : RealClock::Get()));
+  return std::unique_ptr<core::Backend>(new PkiBackend(config));
 }
 
 }  // namespace coffer::engines::pki

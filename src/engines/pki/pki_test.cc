@@ -4,11 +4,11 @@
 
 #include <thread>
 
-#include "registry/builtin.h"
 #include "boost/json.hpp"
 #include "core/core.h"
 #include "crypto/x509.h"
 #include "engines/pki/pki_backend.h"
+#include "registry/builtin.h"
 #include "storage/memory_storage.h"
 #include "util/encoding.h"
 
@@ -232,6 +232,29 @@ TEST_F(PkiTest, IntermediatePathLengthAndCaFields) {
          {{"common_name", "Int3"}, {"key_type", "ec"}, {"add_basic_constraints", true}})["csr"];
   EXPECT_NE(Err(Operation::kUpdate, "int/sign-verbatim", {{"csr", ca_csr}}).find("asks for a CA"),
             std::string::npos);
+}
+
+TEST_F(PkiTest, TrailingSlashReachesNoHandlerPastTheSudoCheck) {
+  auto root = Ok(Operation::kUpdate, "pki/root/generate/internal",
+                 {{"common_name", "Root"}, {"key_type", "ec"}});
+  Ok(Operation::kUpdate, "sys/policies/acl/nosudo",
+     {{"policy",
+       R"(path "pki/*" { capabilities = ["create", "read", "update", "delete", "list"] })"}});
+  auto token = Do(Operation::kUpdate, "auth/token/create", {{"policies", json::array{"nosudo"}}});
+  ASSERT_TRUE(token.ok() && token->auth) << token.status();
+  core::Request r;
+  r.op = Operation::kDelete;
+  r.client_token = std::string(token->auth->at("client_token").as_string());
+  // "root" needs sudo; "root/" is another path, which no handler serves.
+  r.path = "pki/root";
+  EXPECT_EQ(core_->Handle(r).status().code(), absl::StatusCode::kPermissionDenied);
+  r.path = "pki/root/";
+  auto slash = core_->Handle(r);
+  EXPECT_EQ(slash.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(slash.status().message(), "unsupported path \"root/\" on a pki mount");
+  // The CA is still there; a LIST keeps its slash.
+  EXPECT_EQ(Ok(Operation::kRead, "pki/cert/ca")["certificate"], root["certificate"]);
+  EXPECT_EQ(Ok(Operation::kList, "pki/issuers/")["keys"].as_array().size(), 1u);
 }
 
 TEST(X509Test, SerialFormsRoundTrip) {
