@@ -54,7 +54,7 @@ absl::Status CompatBackend::CheckRawFields(const Request& req, const Path& p,
 absl::StatusOr<Response> CompatBackend::Handle(Request& req) {
   RETURN_IF_ERROR(CheckPath(req));
   Captures captures;
-  const Path* p = Match(req.path, &captures);
+  const Path* p = Match(req.path, &captures, req.op == Operation::kList);
   if (!p) return NotFound(req);
   if (req.op == Operation::kRead) {
     auto help = req.QueryParam("help");

@@ -195,6 +195,25 @@ TEST_F(SudoTest, DeletingThePkiRootNeedsSudo) {
   EXPECT_FALSE(Do(Operation::kRead, "pki/ca/pem", {}, "").ok());
 }
 
+// A trailing slash is not a way around sudo: "pki/root/" and "sys/seal/" are not served.
+TEST_F(SudoTest, TrailingSlashesDoNotSkipSudo) {
+  const std::string t = TokenWith("everything-but-sudo");
+  for (const char* p : {"pki/root/", "pki/root//", "sys/seal/", "sys/rotate/", "sys/init/"}) {
+    auto r = Do(p[0] == 'p' ? Operation::kDelete : Operation::kUpdate, p,
+                {{"secret_shares", 1}, {"secret_threshold", 1}}, t);
+    EXPECT_FALSE(r.ok()) << p;
+  }
+  auto r = Do(Operation::kUpdate, "sys/init/", {{"secret_shares", 1}, {"secret_threshold", 1}},
+              root_);
+  EXPECT_FALSE(r.ok());  // not the pre-unseal handler (it would deadlock under the seal lock)
+  EXPECT_FALSE(core_->Sealed());
+  auto ca = Do(Operation::kRead, "pki/ca/pem", {}, "");
+  ASSERT_TRUE(ca.ok()) << ca.status();
+  EXPECT_NE(ca->raw_body.find("BEGIN CERTIFICATE"), std::string::npos);
+  auto status = Do(Operation::kRead, "sys/key-status", {}, root_);
+  EXPECT_EQ(status->data->at("term").as_int64(), 1);
+}
+
 // Every root path of every built-in (and of sys/): refused with 403 for a token holding every
 // capability but sudo; accepted past the ACL with sudo.
 TEST_F(SudoTest, EveryRootPathRefusesATokenWithoutSudo) {

@@ -1,6 +1,8 @@
 #include "core/framework/framework.h"
 
 #include <algorithm>
+#include <cstdio>
+#include <cstdlib>
 
 #include "boost/json.hpp"
 #include "util/duration.h"
@@ -263,18 +265,29 @@ FrameworkBackend::Compiled FrameworkBackend::Compile(std::string_view pattern, s
     } else {
       s.text = std::string(seg);
     }
+    const bool rest = s.kind == Segment::kRest;
     c.segments.push_back(std::move(s));
     if (slash == std::string_view::npos) break;
+    if (rest) {
+      // Path tables are code: a rest segment anywhere but last is a programming error.
+      std::fprintf(stderr, "framework: {name*} must be the last segment of \"%.*s\"\n",
+                   static_cast<int>(pattern.size()), pattern.data());
+      std::abort();
+    }
     start = slash + 1;
   }
   return c;
 }
 
 bool FrameworkBackend::MatchOne(const Compiled& c, std::string_view path,
-                                std::vector<std::pair<std::string, std::string>>* captures) {
+                                std::vector<std::pair<std::string, std::string>>* captures,
+                                bool list) {
   const size_t n = c.segments.size();
   const bool rest_last = n > 0 && c.segments.back().kind == Segment::kRest;
-  if (!rest_last && !path.empty() && path.back() == '/') path.remove_suffix(1);
+  // Only a LIST may end in '/' ("roles/"), as Vault's "roles/?$" patterns allow. Anything else
+  // matches exactly: "root/" is not "root", so it can neither reach root's handler without the
+  // sudo check nor slip past an exact ACL rule.
+  if (list && !rest_last && !path.empty() && path.back() == '/') path.remove_suffix(1);
   const size_t mark = captures->size();
   size_t pos = 0;
   for (size_t i = 0; i < n; ++i) {
@@ -325,14 +338,15 @@ FrameworkBackend::FrameworkBackend(std::string help, std::vector<Path> paths, Sp
   }
 }
 
-const Path* FrameworkBackend::Match(
-    std::string_view path, std::vector<std::pair<std::string, std::string>>* captures) const {
+const Path* FrameworkBackend::Match(std::string_view path,
+                                    std::vector<std::pair<std::string, std::string>>* captures,
+                                    bool list) const {
   std::string_view first = path.substr(0, path.find('/'));
   if (auto it = by_first_.find(first); it != by_first_.end())
     for (const auto& c : it->second)
-      if (MatchOne(c, path, captures)) return &paths_[c.path_index];
+      if (MatchOne(c, path, captures, list)) return &paths_[c.path_index];
   for (const auto& c : wild_)
-    if (MatchOne(c, path, captures)) return &paths_[c.path_index];
+    if (MatchOne(c, path, captures, list)) return &paths_[c.path_index];
   return nullptr;
 }
 
@@ -378,7 +392,7 @@ absl::Status FrameworkBackend::NotFound(const Request& req) const {
 
 absl::StatusOr<std::optional<bool>> FrameworkBackend::Exists(Request& req) {
   std::vector<std::pair<std::string, std::string>> captures;
-  const Path* p = Match(req.path, &captures);
+  const Path* p = Match(req.path, &captures, req.op == Operation::kList);
   if (!p || !p->exists) return std::optional<bool>();
   auto fields = FieldData::Parse(p->fields, req.data, captures);
   if (!fields.ok()) return std::optional<bool>();  // the handler reports the error
@@ -387,7 +401,7 @@ absl::StatusOr<std::optional<bool>> FrameworkBackend::Exists(Request& req) {
 
 absl::StatusOr<Response> FrameworkBackend::Handle(Request& req) {
   std::vector<std::pair<std::string, std::string>> captures;
-  const Path* p = Match(req.path, &captures);
+  const Path* p = Match(req.path, &captures, req.op == Operation::kList);
   if (!p) return NotFound(req);
   if (req.op == Operation::kRead) {
     auto help = req.QueryParam("help");

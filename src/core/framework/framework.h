@@ -1,7 +1,7 @@
 // The backend framework (OpenBao's sdk/framework, the Coffer way): a backend is a table of
 // declared paths. Each Path has one or more patterns with named segments, the fields it takes
 // with their types, defaults and descriptions, and a handler per operation. The framework
-//   - matches the request path against the table (first match in table order),
+//   - matches the request path against the table,
 //   - parses and type-checks the body, the query and the URL's named segments once (400 with
 //     the field's name on a wrong type),
 //   - answers 405 for an operation the path does not declare,
@@ -12,8 +12,9 @@
 //   {name}           one non-empty segment, given to the handler as field `name`
 //   {name:pem|der}   one segment from the listed values
 //   {name*}          the rest of the path, slashes included, possibly empty (last segment only)
-// One trailing '/' on the request path is ignored unless the pattern ends in {name*}, which
-// keeps it (kv lists "a/b/").
+// Paths match exactly, except that a LIST may end in one '/' ("roles/"); a pattern ending in
+// {name*} keeps that slash in the capture (kv lists "a/b/"). Patterns whose first segment is a
+// literal are tried before patterns that start with a capture; within each group, table order.
 //
 // A FrameworkBackend is immutable after construction apart from what handlers keep themselves;
 // Handle() is safe to call from several threads when the handlers are.
@@ -116,7 +117,8 @@ class FrameworkBackend : public Backend {
 
   // The path of the table matching `path` and its captures, or null (exposed for tests).
   const Path* Match(std::string_view path,
-                    std::vector<std::pair<std::string, std::string>>* captures) const;
+                    std::vector<std::pair<std::string, std::string>>* captures,
+                    bool list = false) const;
   const std::vector<Path>& paths() const { return paths_; }
 
  protected:
@@ -137,7 +139,7 @@ class FrameworkBackend : public Backend {
   };
   static Compiled Compile(std::string_view pattern, size_t index);
   static bool MatchOne(const Compiled& c, std::string_view path,
-                       std::vector<std::pair<std::string, std::string>>* captures);
+                       std::vector<std::pair<std::string, std::string>>* captures, bool list);
   absl::StatusOr<Response> Help(const Request& req, const Path& p) const;
   // OpenAPI path items for one Path (all its patterns) into `out`.
   static void PathOpenApi(const Path& p, std::string_view mount_path, boost::json::object& out);

@@ -51,9 +51,12 @@ TEST(Framework, PatternsMatchSegmentsChoicesAndRest) {
   EXPECT_EQ(c, (Captures{{"name", "web"}}));
 
   c.clear();
-  p = b.Match("roles/", &c);  // LIST's trailing slash
+  p = b.Match("roles/", &c, /*list=*/true);  // LIST's trailing slash
   ASSERT_NE(p, nullptr);
   EXPECT_EQ(p->patterns[0], "roles");
+  // Any other operation matches exactly: "roles/web/" is not "roles/web".
+  c.clear();
+  EXPECT_EQ(b.Match("roles/web/", &c)->patterns[0], "{path*}");
 
   c.clear();
   p = b.Match("issuer/default/crl/pem", &c);
