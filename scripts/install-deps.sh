@@ -5,7 +5,7 @@ set -euo pipefail
 
 PACKAGES=(
   # toolchain
-  g++ cmake ninja-build ccache pkg-config clang libclang-rt-14-dev
+  g++ cmake ninja-build ccache pkg-config clang libclang-rt-14-dev clang-tidy
   # libraries (DESIGN.md)
   libssl-dev libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev libabsl-dev
   libsqlite3-dev libcli11-dev libspdlog-dev

@@ -46,7 +46,7 @@ absl::StatusOr<std::string> SealWith(const crypto::SecretBytes& key, uint32_t te
 }  // namespace
 
 bool Barrier::sealed() const {
-  absl::ReaderMutexLock l(&mu_);
+  ReaderMutexLock l(&mu_);
   return sealed_;
 }
 
@@ -75,7 +75,7 @@ absl::Status Barrier::Initialize(const crypto::SecretBytes& root_key) {
   ASSIGN_OR_RETURN(auto existing, physical_->Get(kKeyringPath));
   if (existing.has_value()) return absl::FailedPreconditionError("barrier is already initialized");
   ASSIGN_OR_RETURN(auto k1, crypto::SecretBytes::Random(crypto::kAesKeySize));
-  absl::MutexLock l(&mu_);
+  MutexLock l(&mu_);
   root_key_ = root_key.Clone();
   terms_.clear();
   terms_.emplace(1, Term{std::move(k1), absl::Now()});
@@ -93,7 +93,7 @@ absl::Status Barrier::Initialize(const crypto::SecretBytes& root_key) {
 absl::Status Barrier::ReloadKeyring() {
   crypto::SecretBytes root;
   {
-    absl::ReaderMutexLock l(&mu_);
+    ReaderMutexLock l(&mu_);
     if (sealed_) return absl::FailedPreconditionError("barrier is sealed");
     root = root_key_.Clone();
   }
@@ -126,7 +126,7 @@ absl::Status Barrier::Unseal(const crypto::SecretBytes& root_key) {
                     Term{crypto::SecretBytes(*key), t});
       OPENSSL_cleanse(key->data(), key->size());
     }
-    absl::MutexLock l(&mu_);
+    MutexLock l(&mu_);
     active_ = static_cast<uint32_t>(v.at("active_term").to_number<int64_t>());
     if (!terms.count(active_)) return absl::DataLossError("keyring has no active term");
     terms_ = std::move(terms);
@@ -139,7 +139,7 @@ absl::Status Barrier::Unseal(const crypto::SecretBytes& root_key) {
 }
 
 void Barrier::Seal() {
-  absl::MutexLock l(&mu_);
+  MutexLock l(&mu_);
   sealed_ = true;
   root_key_.Wipe();
   terms_.clear();  // SecretBytes destructors wipe each key
@@ -148,7 +148,7 @@ void Barrier::Seal() {
 
 absl::StatusOr<KeyStatus> Barrier::Rotate() {
   ASSIGN_OR_RETURN(auto k, crypto::SecretBytes::Random(crypto::kAesKeySize));
-  absl::MutexLock l(&mu_);
+  MutexLock l(&mu_);
   if (sealed_) return SealedError();
   uint32_t next = terms_.rbegin()->first + 1;
   uint32_t prev = active_;
@@ -164,7 +164,7 @@ absl::StatusOr<KeyStatus> Barrier::Rotate() {
 }
 
 absl::StatusOr<KeyStatus> Barrier::Status() const {
-  absl::ReaderMutexLock l(&mu_);
+  ReaderMutexLock l(&mu_);
   if (sealed_) return SealedError();
   return KeyStatus{active_, terms_.at(active_).installed, encryptions_.load()};
 }
@@ -192,7 +192,7 @@ absl::StatusOr<std::string> Barrier::Decrypt(std::string_view path, std::string_
 
 absl::StatusOr<std::optional<std::string>> Barrier::Get(std::string_view key) {
   ASSIGN_OR_RETURN(auto raw, physical_->Get(key));
-  absl::ReaderMutexLock l(&mu_);
+  ReaderMutexLock l(&mu_);
   if (sealed_) return SealedError();
   if (!raw.has_value()) return std::optional<std::string>();
   ASSIGN_OR_RETURN(std::string plain, Decrypt(key, *raw));
@@ -203,7 +203,7 @@ absl::Status Barrier::Put(std::string_view key, std::string_view value) {
   if (key == kKeyringPath) return absl::PermissionDeniedError("the keyring path is reserved");
   std::string sealed;
   {
-    absl::ReaderMutexLock l(&mu_);
+    ReaderMutexLock l(&mu_);
     ASSIGN_OR_RETURN(sealed, Encrypt(key, value));
   }
   return physical_->Put(key, sealed);
@@ -216,7 +216,7 @@ absl::Status Barrier::Delete(std::string_view key) {
 
 absl::Status Barrier::Write(std::vector<storage::WriteOp> ops) {
   {
-    absl::ReaderMutexLock l(&mu_);
+    ReaderMutexLock l(&mu_);
     for (auto& op : ops) {
       if (op.key == kKeyringPath)
         return absl::PermissionDeniedError("the keyring path is reserved");

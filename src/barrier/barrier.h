@@ -12,13 +12,14 @@
 // All methods are safe to call from several threads.
 #pragma once
 
+#include <atomic>
 #include <map>
 #include <memory>
 
-#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "crypto/secret_bytes.h"
 #include "storage/storage.h"
+#include "util/mutex.h"
 
 namespace coffer::barrier {
 
@@ -45,7 +46,7 @@ class Barrier final : public storage::Storage {
   absl::Status ReloadKeyring();
   // Wipes the root key and every term key from memory.
   void Seal();
-  bool sealed() const;
+  bool sealed() const ABSL_LOCKS_EXCLUDED(mu_);
 
   // Adds a new term and makes it active; persisted before it is used.
   absl::StatusOr<KeyStatus> Rotate();
@@ -73,7 +74,7 @@ class Barrier final : public storage::Storage {
   absl::Status PersistKeyringLocked() ABSL_SHARED_LOCKS_REQUIRED(mu_);
 
   storage::Storage* const physical_;
-  mutable absl::Mutex mu_;
+  mutable Mutex mu_;
   bool sealed_ ABSL_GUARDED_BY(mu_) = true;
   crypto::SecretBytes root_key_ ABSL_GUARDED_BY(mu_);
   std::map<uint32_t, Term> terms_ ABSL_GUARDED_BY(mu_);

@@ -1,7 +1,7 @@
 // `coffer agent run|once|renew-token|cert|read|kubeconfig`: the node agent (vault-helper's
 // command set). `run` and `once` read a config file; the one-off commands take the server and
 // token from -config when given, else from the usual flags and COFFER_* variables.
-#include <signal.h>
+#include <signal.h>  // NOLINT(modernize-deprecated-headers): POSIX sigwait, sigset_t
 
 #include <atomic>
 #include <iostream>

@@ -1,5 +1,5 @@
 // `coffer server`: from a config file, or -dev (in-memory, initialized, unsealed, plain HTTP).
-#include <signal.h>
+#include <signal.h>  // NOLINT(modernize-deprecated-headers): POSIX sigwait, sigset_t
 #include <unistd.h>
 
 #include <filesystem>
@@ -27,6 +27,22 @@ struct ServerFlags {
   std::string log_level;
   std::string log_format;
 };
+
+// config::ListenerConfig is what the file says; http::ListenerOptions is what the server takes.
+// They are separate types because config sits below http (see docs/architecture.md, "Layers
+// enforced by the build").
+http::ListenerOptions ToListenerOptions(const config::ListenerConfig& c) {
+  http::ListenerOptions o;
+  o.address = c.address;
+  o.tls_disable = c.tls_disable;
+  o.tls_cert_file = c.tls_cert_file;
+  o.tls_key_file = c.tls_key_file;
+  o.tls_min_version = c.tls_min_version;
+  o.read_header_timeout = c.read_header_timeout;
+  o.read_timeout = c.read_timeout;
+  o.idle_timeout = c.idle_timeout;
+  return o;
+}
 
 core::CoreOptions BaseOptions() {
   core::CoreOptions o;
@@ -158,7 +174,8 @@ int RunFromConfig(const ServerFlags& f) {
     return kExitLocal;
   }
   http::ServerOptions so;
-  so.listeners = cfg->listeners;
+  for (const config::ListenerConfig& l : cfg->listeners)
+    so.listeners.push_back(ToListenerOptions(l));
   auto server = http::HttpServer::Start(core->get(), so);
   if (!server.ok()) {
     std::cerr << "Error starting listeners: " << server.status().message() << "\n";

@@ -2,6 +2,7 @@
 
 #include "config/hcl.h"
 #include "config/server_config.h"
+#include "http/server.h"  // tests may include any layer: the defaults below must agree
 
 namespace coffer::config {
 namespace {
@@ -107,6 +108,32 @@ TEST(ServerConfig, UnknownKeysNameKeyAndLine) {
           "storage \"sqlite\" { path = \"x\" }\nlistener \"tcp\" { address = \"a:1\" }", "c")
           .ok())
       << "TLS is on by default and needs files";
+}
+
+// config::ListenerConfig is copied field by field into http::ListenerOptions by `coffer server`;
+// a key left out of the file must mean what the server's own default means.
+TEST(ServerConfig, ListenerDefaultsAreTheServers) {
+  ListenerConfig c;
+  http::ListenerOptions h;
+  EXPECT_EQ(c.address, h.address);
+  EXPECT_EQ(c.tls_disable, h.tls_disable);
+  EXPECT_EQ(c.tls_min_version, h.tls_min_version);
+  EXPECT_EQ(c.read_header_timeout, h.read_header_timeout);
+  EXPECT_EQ(c.read_timeout, h.read_timeout);
+  EXPECT_EQ(c.idle_timeout, h.idle_timeout);
+
+  auto cfg = ParseServerConfig(R"(
+storage "inmem" {}
+listener "tcp" {
+  address = "127.0.0.1:0"
+  tls_disable = true
+  http_read_timeout = "5s"
+}
+)",
+                               "c.hcl");
+  ASSERT_TRUE(cfg.ok()) << cfg.status();
+  EXPECT_EQ(cfg->listeners.at(0).read_timeout, std::chrono::seconds(5));
+  EXPECT_EQ(cfg->listeners.at(0).idle_timeout, h.idle_timeout);
 }
 
 }  // namespace

@@ -293,11 +293,11 @@ class Parser {
           body.line = line_;
           RETURN_IF_ERROR(Body(body.object, '}', depth + 1));
           // Nest the labels: a "b" { x } -> a = { b = { x } }
-          for (auto it = labels.rbegin(); it != labels.rend(); ++it) {
+          for (size_t i = labels.size(); i-- > 0;) {
             Value wrap;
             wrap.kind = Value::Kind::kObject;
             wrap.line = item.line;
-            wrap.object.push_back(Item{*it, item.line, std::move(body)});
+            wrap.object.push_back(Item{labels[i], item.line, std::move(body)});
             body = std::move(wrap);
           }
           item.value = std::move(body);

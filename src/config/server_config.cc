@@ -98,7 +98,7 @@ absl::StatusOr<ServerConfig> ParseServerConfig(std::string_view text, std::strin
         RETURN_IF_ERROR(ForEachLabelled(it, [&](const Item& l) -> absl::Status {
           if (l.key != "tcp")
             return At(l, Cat("unsupported listener type \"", l.key, "\": use \"tcp\""));
-          http::ListenerOptions lo;
+          ListenerConfig lo;
           for (const Item& o : l.value.object) {
             if (o.key == "address") {
               ASSIGN_OR_RETURN(lo.address, AsString(o));

@@ -10,19 +10,33 @@
 // cluster_name, pid_file.
 #pragma once
 
+#include <chrono>
 #include <map>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "http/server.h"
 
 namespace coffer::config {
+
+// One `listener "tcp" {...}` block as written in the file. Plain data: the config layer sits
+// below http and core (core parses HCL policies with it), so it does not name http's types; the
+// `coffer server` command turns each into an http::ListenerOptions. Defaults are Vault's.
+struct ListenerConfig {
+  std::string address = "127.0.0.1:8200";  // host:port; port 0 picks a free one
+  bool tls_disable = false;
+  std::string tls_cert_file;
+  std::string tls_key_file;
+  std::string tls_min_version = "tls12";  // tls12 | tls13
+  std::chrono::seconds read_header_timeout{10};  // http_read_header_timeout
+  std::chrono::seconds read_timeout{30};         // http_read_timeout
+  std::chrono::seconds idle_timeout{300};        // http_idle_timeout
+};
 
 struct ServerConfig {
   std::string storage_type;  // "sqlite" | "inmem"
   std::map<std::string, std::string> storage_options;
-  std::vector<http::ListenerOptions> listeners;
+  std::vector<ListenerConfig> listeners;
   std::string api_addr;
   std::string log_level = "info";
   std::string log_format = "text";

@@ -26,8 +26,9 @@ class FileDevice final : public AuditDevice {
   ~FileDevice() override {
     if (fd_ > 2) ::close(fd_);
   }
-  absl::Status Open() {
+  absl::Status Open() ABSL_LOCKS_EXCLUDED(mu_) {
     if (o_.file_path == "stdout") {
+      MutexLock l(&mu_);
       fd_ = 1;
       return absl::OkStatus();
     }
@@ -36,14 +37,14 @@ class FileDevice final : public AuditDevice {
       return absl::FailedPreconditionError(
           Cat("cannot open audit file ", o_.file_path, ": ", strerror(errno)));
     ::fchmod(fd, o_.mode);
-    absl::MutexLock l(&mu_);
+    MutexLock l(&mu_);
     if (fd_ > 2) ::close(fd_);
     fd_ = fd;
     return absl::OkStatus();
   }
-  absl::Status Write(std::string_view line) override {
+  absl::Status Write(std::string_view line) override ABSL_LOCKS_EXCLUDED(mu_) {
     std::string buf = o_.prefix + std::string(line) + "\n";
-    absl::MutexLock l(&mu_);
+    MutexLock l(&mu_);
     if (fd_ < 0) return absl::UnavailableError(Cat("audit file ", o_.file_path, " is not open"));
     size_t off = 0;
     while (off < buf.size()) {
@@ -57,11 +58,11 @@ class FileDevice final : public AuditDevice {
     }
     return absl::OkStatus();
   }
-  absl::Status Reopen() override {
+  absl::Status Reopen() override ABSL_LOCKS_EXCLUDED(mu_) {
     if (o_.file_path == "stdout") return absl::OkStatus();
     auto st = Open();
     if (!st.ok()) {
-      absl::MutexLock l(&mu_);
+      MutexLock l(&mu_);
       if (fd_ > 2) ::close(fd_);
       fd_ = -1;  // fail closed until a reopen succeeds
     }
@@ -70,7 +71,7 @@ class FileDevice final : public AuditDevice {
 
  private:
   AuditOptions o_;
-  absl::Mutex mu_;
+  Mutex mu_;
   int fd_ ABSL_GUARDED_BY(mu_) = -1;
 };
 
@@ -163,7 +164,7 @@ absl::Status AuditBroker::Persist() {
 
 absl::Status AuditBroker::Load() {
   ASSIGN_OR_RETURN(auto raw, barrier_->Get(kTablePath));
-  absl::MutexLock l(&mu_);
+  MutexLock l(&mu_);
   devices_.clear();
   if (!raw) return absl::OkStatus();
   boost::system::error_code ec;
@@ -190,12 +191,12 @@ absl::Status AuditBroker::Load() {
 }
 
 void AuditBroker::Clear() {
-  absl::MutexLock l(&mu_);
+  MutexLock l(&mu_);
   devices_.clear();
 }
 
 bool AuditBroker::Enabled() {
-  absl::ReaderMutexLock l(&mu_);
+  ReaderMutexLock l(&mu_);
   return !devices_.empty();
 }
 
@@ -230,7 +231,7 @@ absl::Status AuditBroker::Enable(std::string_view raw_path, std::string_view typ
   if (auto st = d->sink->Write(probe); !st.ok())
     return absl::InvalidArgumentError(
         Cat("the audit device failed its test write, so it was not enabled: ", Msg(st)));
-  absl::MutexLock l(&mu_);
+  MutexLock l(&mu_);
   if (devices_.count(path))
     return absl::InvalidArgumentError(
         Cat("path already in use: an audit device is enabled at ", path));
@@ -244,7 +245,7 @@ absl::Status AuditBroker::Disable(std::string_view raw_path) {
   std::string path(raw_path);
   while (!path.empty() && path.back() == '/') path.pop_back();
   path += "/";
-  absl::MutexLock l(&mu_);
+  MutexLock l(&mu_);
   auto it = devices_.find(path);
   if (it == devices_.end()) return absl::OkStatus();
   auto d = std::move(it->second);
@@ -255,7 +256,7 @@ absl::Status AuditBroker::Disable(std::string_view raw_path) {
 }
 
 json::object AuditBroker::List() {
-  absl::ReaderMutexLock l(&mu_);
+  ReaderMutexLock l(&mu_);
   json::object out;
   for (const auto& [path, d] : devices_)
     out[path] = json::object{{"type", d->type},
@@ -270,7 +271,7 @@ absl::StatusOr<std::string> AuditBroker::Hash(std::string_view raw_path, std::st
   std::string path(raw_path);
   while (!path.empty() && path.back() == '/') path.pop_back();
   path += "/";
-  absl::ReaderMutexLock l(&mu_);
+  ReaderMutexLock l(&mu_);
   auto it = devices_.find(path);
   if (it == devices_.end())
     return absl::InvalidArgumentError(Cat("unknown audit device \"", path, "\""));
@@ -278,7 +279,7 @@ absl::StatusOr<std::string> AuditBroker::Hash(std::string_view raw_path, std::st
 }
 
 absl::Status AuditBroker::Broadcast(const std::function<std::string(const Device&)>& render) {
-  absl::ReaderMutexLock l(&mu_);
+  ReaderMutexLock l(&mu_);
   if (devices_.empty()) return absl::OkStatus();
   int ok = 0;
   std::string last;
@@ -398,7 +399,7 @@ absl::Status AuditBroker::LogResponse(const Request& req, const std::optional<To
 }
 
 absl::Status AuditBroker::Reopen() {
-  absl::MutexLock l(&mu_);
+  MutexLock l(&mu_);
   absl::Status first;
   for (const auto& [path, d] : devices_) {
     if (d->sink) {

@@ -14,12 +14,12 @@
 #include <memory>
 #include <string>
 
-#include "absl/synchronization/mutex.h"
 #include "boost/json/object.hpp"
 #include "core/request.h"
 #include "crypto/secret_bytes.h"
 #include "storage/storage.h"
 #include "util/clock.h"
+#include "util/mutex.h"
 
 namespace coffer::core {
 
@@ -46,23 +46,24 @@ class AuditBroker {
  public:
   AuditBroker(storage::Storage* barrier, const Clock* clock) : barrier_(barrier), clock_(clock) {}
 
-  absl::Status Load();  // after unseal
-  void Clear();         // on seal
+  absl::Status Load() ABSL_LOCKS_EXCLUDED(mu_);  // after unseal
+  void Clear() ABSL_LOCKS_EXCLUDED(mu_);         // on seal
 
   absl::Status Enable(std::string_view path, std::string_view type, std::string_view description,
-                      const boost::json::object& options, bool local);
-  absl::Status Disable(std::string_view path);
-  boost::json::object List();
-  absl::StatusOr<std::string> Hash(std::string_view path, std::string_view input);
-  bool Enabled();
+                      const boost::json::object& options, bool local) ABSL_LOCKS_EXCLUDED(mu_);
+  absl::Status Disable(std::string_view path) ABSL_LOCKS_EXCLUDED(mu_);
+  boost::json::object List() ABSL_LOCKS_EXCLUDED(mu_);
+  absl::StatusOr<std::string> Hash(std::string_view path, std::string_view input)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  bool Enabled() ABSL_LOCKS_EXCLUDED(mu_);
 
   // Records the request; an error means no device could (refuse the request).
   absl::Status LogRequest(const Request& req, const std::optional<TokenEntry>& token,
-                          const absl::Status& error);
+                          const absl::Status& error) ABSL_LOCKS_EXCLUDED(mu_);
   absl::Status LogResponse(const Request& req, const std::optional<TokenEntry>& token,
-                           const absl::StatusOr<Response>& resp);
+                           const absl::StatusOr<Response>& resp) ABSL_LOCKS_EXCLUDED(mu_);
   // Reopens every file (SIGHUP, after log rotation).
-  absl::Status Reopen();
+  absl::Status Reopen() ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
   struct Device {
@@ -79,7 +80,7 @@ class AuditBroker {
 
   storage::Storage* const barrier_;
   const Clock* const clock_;
-  absl::Mutex mu_;
+  Mutex mu_;
   std::map<std::string, std::unique_ptr<Device>> devices_ ABSL_GUARDED_BY(mu_);
 };
 

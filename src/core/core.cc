@@ -79,36 +79,38 @@ int HttpStatusFor(const absl::Status& s) {
 Core::Core(CoreOptions opts) : opts_(std::move(opts)) {}
 Core::~Core() {
   {
-    std::lock_guard<std::mutex> l(tidy_mu_);
+    MutexLock l(&tidy_mu_);
     stopping_ = true;
   }
   tidy_cv_.notify_all();
   if (tidy_thread_.joinable()) tidy_thread_.join();
-  absl::MutexLock l(&state_mu_);
+  MutexLock l(&state_mu_);
   SealLocked();
 }
 
 absl::Status Core::ReopenAudit() {
-  absl::ReaderMutexLock l(&state_mu_);
+  ReaderMutexLock l(&state_mu_);
   if (sealed_) return absl::OkStatus();
   return audit_->Reopen();
 }
 
 absl::StatusOr<int> Core::TidyNow() {
-  absl::ReaderMutexLock l(&state_mu_);
+  ReaderMutexLock l(&state_mu_);
   if (sealed_) return SealedError();
   return tokens_->Tidy(100000);
 }
 
 void Core::TidyLoop() {
-  std::unique_lock<std::mutex> l(tidy_mu_);
-  while (!stopping_) {
-    tidy_cv_.wait_for(l, opts_.tidy_interval);
-    if (stopping_) break;
-    l.unlock();
+  for (;;) {
+    {
+      MutexLock l(&tidy_mu_);
+      if (stopping_) return;
+      tidy_cv_.wait_for(tidy_mu_.native(), opts_.tidy_interval);
+      if (stopping_) return;
+    }
+    // Tidy without tidy_mu_, so the destructor's stop is not held up by it.
     auto n = TidyNow();
     if (n.ok() && *n > 0) log::Info("expired tokens removed", {{"count", std::to_string(*n)}});
-    l.lock();
   }
 }
 
@@ -129,7 +131,7 @@ absl::StatusOr<std::unique_ptr<Core>> Core::Create(CoreOptions opts) {
 }
 
 bool Core::Sealed() const {
-  absl::ReaderMutexLock l(&state_mu_);
+  ReaderMutexLock l(&state_mu_);
   return sealed_;
 }
 
@@ -141,7 +143,7 @@ absl::StatusOr<bool> Core::Initialized() {
 void Core::SealLocked() {
   std::map<std::string, std::shared_ptr<Mount>, std::less<>> mounts;
   {
-    absl::MutexLock l(&mounts_mu_);
+    MutexLock l(&mounts_mu_);
     mounts.swap(mounts_);
   }
   // No request runs: sealing holds state_mu_ exclusively.
@@ -159,7 +161,7 @@ void Core::SealLocked() {
 }
 
 absl::Status Core::Seal() {
-  absl::MutexLock l(&state_mu_);
+  MutexLock l(&state_mu_);
   if (!sealed_) log::Info("sealing server");
   SealLocked();
   return absl::OkStatus();
@@ -167,7 +169,7 @@ absl::Status Core::Seal() {
 
 absl::StatusOr<InitResult> Core::Initialize(int shares, int threshold) {
   RETURN_IF_ERROR(seal::ValidateShares(shares, threshold));
-  absl::MutexLock l(&state_mu_);
+  MutexLock l(&state_mu_);
   ASSIGN_OR_RETURN(bool initialized, Initialized());
   if (initialized) return absl::InvalidArgumentError("Vault is already initialized");
   // Nothing was ever handed out for a store without a seal config (it is written last), so any
@@ -229,7 +231,7 @@ absl::StatusOr<json::object> Core::SealStatus() {
                  {"migration", false},
                  {"recovery_seal", false},
                  {"storage_type", opts_.storage_type}};
-  absl::ReaderMutexLock l(&state_mu_);
+  ReaderMutexLock l(&state_mu_);
   o["sealed"] = sealed_;
   if (!sealed_) {
     o["cluster_name"] = cluster_name_;
@@ -258,7 +260,7 @@ absl::StatusOr<json::object> Core::Unseal(std::string_view key, bool reset) {
   OPENSSL_cleanse(raw->data(), raw->size());
   ASSIGN_OR_RETURN(auto step, seal_->Submit(share.view()));
   if (step.root_key) {
-    absl::MutexLock l(&state_mu_);
+    MutexLock l(&state_mu_);
     if (sealed_) {
       auto st = barrier_->Unseal(*step.root_key);
       if (st.ok()) st = tokens_->Setup();
@@ -364,7 +366,7 @@ absl::StatusOr<Response> Core::HandleHealth(const Request& req) {
                     {"server_time_utc", absl::ToUnixSeconds(absl::Now())},
                     {"version", COFFER_VERSION}};
   if (!sealed) {
-    absl::ReaderMutexLock l(&state_mu_);
+    ReaderMutexLock l(&state_mu_);
     body["cluster_name"] = cluster_name_;
     body["cluster_id"] = cluster_id_;
   }
@@ -379,6 +381,8 @@ absl::StatusOr<Response> Core::Handle(Request& req) {
   const auto start = std::chrono::steady_clock::now();
   absl::StatusOr<Response> result;
   const std::string& p = req.path;
+  // The PreUnsealPaths handlers take state_mu_ themselves, so they must never run under it from
+  // HandleLocked(): the system backend's router matches exactly the paths this check does.
   if (StartsWith(p, "sys/") && PreUnsealPaths().Matches(std::string_view(p).substr(4))) {
     // Served while sealed and without a token (Vault answers these in its HTTP layer).
     req.mount_point = "sys/";
@@ -391,7 +395,7 @@ absl::StatusOr<Response> Core::Handle(Request& req) {
   } else {
     bool seal_after = false;
     {
-      absl::ReaderMutexLock l(&state_mu_);
+      ReaderMutexLock l(&state_mu_);
       result = sealed_ ? absl::StatusOr<Response>(SealedError()) : HandleLocked(req);
       seal_after = result.ok() && result->seal_after;
     }
@@ -504,12 +508,12 @@ absl::StatusOr<Response> Core::HandleLocked(Request& req) {
 }
 
 absl::Status Core::InvalidateKey(std::string_view storage_key) {
-  absl::ReaderMutexLock l(&state_mu_);
+  ReaderMutexLock l(&state_mu_);
   if (sealed_) return absl::OkStatus();  // nothing is cached while sealed
   if (storage_key == barrier::kKeyringPath) return barrier_->ReloadKeyring();
   std::vector<std::shared_ptr<Mount>> mounts;
   {
-    absl::ReaderMutexLock ml(&mounts_mu_);
+    ReaderMutexLock ml(&mounts_mu_);
     for (const auto& [path, m] : mounts_)
       if (m->view && StartsWith(storage_key, m->view->prefix())) mounts.push_back(m);
   }
@@ -519,7 +523,7 @@ absl::Status Core::InvalidateKey(std::string_view storage_key) {
 }
 
 storage::Storage* Core::MountStorage(std::string_view path) {
-  absl::ReaderMutexLock lock(&state_mu_);
+  ReaderMutexLock lock(&state_mu_);
   std::string rest;
   auto m = Route(path, &rest);
   return m ? m->view.get() : nullptr;

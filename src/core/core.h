@@ -16,7 +16,6 @@
 #include <thread>
 #include <vector>
 
-#include "absl/synchronization/mutex.h"
 #include "barrier/barrier.h"
 #include "core/audit.h"
 #include "core/backend.h"
@@ -26,13 +25,14 @@
 #include "core/token_store.h"
 #include "seal/seal.h"
 #include "util/clock.h"
+#include "util/mutex.h"
 
 namespace coffer::core {
 
 inline constexpr int64_t kSystemDefaultTtl = 768 * 3600;  // Vault's 32 days
 
 struct CoreOptions {
-  storage::Storage* physical = nullptr;             // must outlive the core
+  storage::Storage* physical = nullptr;  // must outlive the core
   // Secrets engine type -> factory and auth method type -> factory ("token" is required);
   // the server fills both from the registry (registry/builtin.h).
   std::map<std::string, BackendFactory> factories;
@@ -56,31 +56,32 @@ class Core final : private SystemView {
   ~Core();
 
   // Runs one request end to end. Errors carry the code HttpStatusFor() maps.
-  absl::StatusOr<Response> Handle(Request& req);
+  absl::StatusOr<Response> Handle(Request& req) ABSL_LOCKS_EXCLUDED(state_mu_);
 
-  absl::StatusOr<InitResult> Initialize(int shares, int threshold);
+  absl::StatusOr<InitResult> Initialize(int shares, int threshold) ABSL_LOCKS_EXCLUDED(state_mu_);
   // `key` is hex or base64 as Vault accepts it. Returns the seal status after the step.
-  absl::StatusOr<boost::json::object> Unseal(std::string_view key, bool reset);
-  absl::Status Seal();
-  absl::StatusOr<boost::json::object> SealStatus();
-  bool Sealed() const;
+  absl::StatusOr<boost::json::object> Unseal(std::string_view key, bool reset)
+      ABSL_LOCKS_EXCLUDED(state_mu_);
+  absl::Status Seal() ABSL_LOCKS_EXCLUDED(state_mu_);
+  absl::StatusOr<boost::json::object> SealStatus() ABSL_LOCKS_EXCLUDED(state_mu_);
+  bool Sealed() const ABSL_LOCKS_EXCLUDED(state_mu_);
 
   // Enables a mount directly (dev mode's secret/); same checks as POST sys/mounts/<path>.
-  absl::Status EnableMount(MountEntry entry);
+  absl::Status EnableMount(MountEntry entry) ABSL_LOCKS_EXCLUDED(state_mu_);
 
   Metrics& metrics() { return metrics_; }
   // Reopens audit files (SIGHUP).
-  absl::Status ReopenAudit();
+  absl::Status ReopenAudit() ABSL_LOCKS_EXCLUDED(state_mu_);
   // The storage view of the mount at `path` (e.g. "pki/"), or null. For tools and benchmarks
   // that fill a mount directly (bench/pki_scale); the view is valid until the mount is
   // disabled or the server sealed.
-  storage::Storage* MountStorage(std::string_view path);
+  storage::Storage* MountStorage(std::string_view path) ABSL_LOCKS_EXCLUDED(state_mu_);
   // A key in storage was changed by someone else (another node on shared storage, a restore):
   // `storage_key` is the barrier path ("logical/<uuid>/role/web", "core/keyring"). The barrier
   // reloads its keyring, or the owning mount's backend drops what it cached (InvalidateKey).
-  absl::Status InvalidateKey(std::string_view storage_key);
+  absl::Status InvalidateKey(std::string_view storage_key) ABSL_LOCKS_EXCLUDED(state_mu_);
   // Removes expired tokens now (the background tidy does the same periodically).
-  absl::StatusOr<int> TidyNow();
+  absl::StatusOr<int> TidyNow() ABSL_LOCKS_EXCLUDED(state_mu_);
 
  private:
   struct Mount {
@@ -99,35 +100,40 @@ class Core final : private SystemView {
   // sealed and without a token.
   std::unique_ptr<Backend> NewSystemBackend();
   static const PathList& PreUnsealPaths();
-  absl::StatusOr<Response> OpenApiDocument();
-  absl::StatusOr<Response> HandleHealth(const Request& req);
-  absl::StatusOr<Response> HandleInitRequest(Request& req);
-  absl::StatusOr<Response> HandleUnsealRequest(Request& req);
+  absl::StatusOr<Response> OpenApiDocument() ABSL_LOCKS_EXCLUDED(mounts_mu_);
+  // Served while sealed, without the seal-state lock (PreUnsealPaths).
+  absl::StatusOr<Response> HandleHealth(const Request& req) ABSL_LOCKS_EXCLUDED(state_mu_);
+  absl::StatusOr<Response> HandleInitRequest(Request& req) ABSL_LOCKS_EXCLUDED(state_mu_);
+  absl::StatusOr<Response> HandleUnsealRequest(Request& req) ABSL_LOCKS_EXCLUDED(state_mu_);
   absl::StatusOr<Response> HandlePolicies(Request& req, std::string_view p)
       ABSL_SHARED_LOCKS_REQUIRED(state_mu_);
   absl::StatusOr<Response> HandleCapabilities(Request& req, std::string_view p)
       ABSL_SHARED_LOCKS_REQUIRED(state_mu_);
-  absl::StatusOr<Response> AuthList();
-  void TidyLoop();
+  absl::StatusOr<Response> AuthList() ABSL_LOCKS_EXCLUDED(mounts_mu_);
+  void TidyLoop() ABSL_LOCKS_EXCLUDED(tidy_mu_, state_mu_);
 
   // Mount table (sys_mounts.cc).
-  absl::Status LoadMounts() ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_mu_);
+  absl::Status LoadMounts() ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_mu_)
+      ABSL_LOCKS_EXCLUDED(mounts_mu_);
   absl::Status PersistMountsLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mounts_mu_);
   absl::StatusOr<std::shared_ptr<Mount>> Instantiate(MountEntry entry);
-  std::shared_ptr<Mount> Route(std::string_view path, std::string* rest);
+  std::shared_ptr<Mount> Route(std::string_view path, std::string* rest)
+      ABSL_LOCKS_EXCLUDED(mounts_mu_);
   absl::Status EnableMountLocked(MountEntry entry, bool auth = false)
-      ABSL_SHARED_LOCKS_REQUIRED(state_mu_);
-  absl::Status DisableMount(std::string_view path) ABSL_SHARED_LOCKS_REQUIRED(state_mu_);
-  absl::StatusOr<Response> MountsList();
-  absl::StatusOr<Response> MountRead(std::string_view path);
-  absl::StatusOr<Response> MountTune(Request& req, std::string_view path);
+      ABSL_SHARED_LOCKS_REQUIRED(state_mu_) ABSL_LOCKS_EXCLUDED(mounts_mu_);
+  absl::Status DisableMount(std::string_view path) ABSL_SHARED_LOCKS_REQUIRED(state_mu_)
+      ABSL_LOCKS_EXCLUDED(mounts_mu_);
+  absl::StatusOr<Response> MountsList() ABSL_LOCKS_EXCLUDED(mounts_mu_);
+  absl::StatusOr<Response> MountRead(std::string_view path) ABSL_LOCKS_EXCLUDED(mounts_mu_);
+  absl::StatusOr<Response> MountTune(Request& req, std::string_view path)
+      ABSL_LOCKS_EXCLUDED(mounts_mu_);
   absl::StatusOr<Response> MountEnableRequest(Request& req, std::string_view path,
                                               bool auth = false)
-      ABSL_SHARED_LOCKS_REQUIRED(state_mu_);
+      ABSL_SHARED_LOCKS_REQUIRED(state_mu_) ABSL_LOCKS_EXCLUDED(mounts_mu_);
   int64_t EffectiveDefaultTtl(const MountEntry& e) const;
   int64_t EffectiveMaxTtl(const MountEntry& e) const;
 
-  void SealLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_mu_);
+  void SealLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_mu_) ABSL_LOCKS_EXCLUDED(mounts_mu_);
   absl::StatusOr<bool> Initialized();
 
   // Issues the token an auth method's login asked for; fills resp.auth.
@@ -147,17 +153,19 @@ class Core final : private SystemView {
   std::unique_ptr<Backend> system_;
   Metrics metrics_;
 
-  mutable absl::Mutex state_mu_;
+  // Lock order: state_mu_, then mounts_mu_; tidy_mu_ is never held with either.
+  mutable Mutex state_mu_;
   bool sealed_ ABSL_GUARDED_BY(state_mu_) = true;
   std::string cluster_name_ ABSL_GUARDED_BY(state_mu_);
   std::string cluster_id_ ABSL_GUARDED_BY(state_mu_);
 
-  mutable absl::Mutex mounts_mu_;
+  mutable Mutex mounts_mu_ ABSL_ACQUIRED_AFTER(state_mu_);
   std::map<std::string, std::shared_ptr<Mount>, std::less<>> mounts_ ABSL_GUARDED_BY(mounts_mu_);
 
-  std::mutex tidy_mu_;
-  std::condition_variable tidy_cv_;
-  bool stopping_ = false;  // guarded by tidy_mu_
+  Mutex tidy_mu_;
+  // Waits on tidy_mu_.native(): condition_variable_any, since the wrapper is a shared_mutex.
+  std::condition_variable_any tidy_cv_;
+  bool stopping_ ABSL_GUARDED_BY(tidy_mu_) = false;
   std::thread tidy_thread_;
 };
 

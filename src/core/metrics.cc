@@ -23,12 +23,12 @@ std::string Escape(std::string_view v) {
 void Metrics::Record(std::string_view mount, std::string_view op, int status, double seconds) {
   Series* series = nullptr;
   {
-    absl::ReaderMutexLock l(&mu_);
+    ReaderMutexLock l(&mu_);
     auto it = series_.find(std::make_pair(std::string(mount), std::string(op)));
     if (it != series_.end()) series = it->second.get();
   }
   if (!series) {
-    absl::MutexLock l(&mu_);
+    MutexLock l(&mu_);
     auto& slot = series_[{std::string(mount), std::string(op)}];
     if (!slot) slot = std::make_unique<Series>();
     series = slot.get();
@@ -37,17 +37,17 @@ void Metrics::Record(std::string_view mount, std::string_view op, int status, do
     if (seconds <= kBuckets[i]) series->buckets[i].fetch_add(1, std::memory_order_relaxed);
   series->count.fetch_add(1, std::memory_order_relaxed);
   series->sum_ns.fetch_add(static_cast<uint64_t>(seconds * 1e9), std::memory_order_relaxed);
-  absl::MutexLock l(&series->codes_mu);
+  MutexLock l(&series->codes_mu);
   ++series->codes[status];
 }
 
 std::string Metrics::Prometheus() const {
-  absl::ReaderMutexLock l(&mu_);
+  ReaderMutexLock l(&mu_);
   std::string out =
       "# HELP coffer_requests_total Requests handled, by mount, operation and HTTP status.\n"
       "# TYPE coffer_requests_total counter\n";
   for (const auto& [k, s] : series_) {
-    absl::MutexLock cl(&s->codes_mu);
+    MutexLock cl(&s->codes_mu);
     for (const auto& [code, n] : s->codes)
       out += Cat("coffer_requests_total{mount=\"", Escape(k.first), "\",operation=\"", k.second,
                  "\",code=\"", code, "\"} ", n, "\n");
@@ -70,10 +70,10 @@ std::string Metrics::Prometheus() const {
 }
 
 boost::json::object Metrics::Json() const {
-  absl::ReaderMutexLock l(&mu_);
+  ReaderMutexLock l(&mu_);
   boost::json::array counters, samples;
   for (const auto& [k, s] : series_) {
-    absl::MutexLock cl(&s->codes_mu);
+    MutexLock cl(&s->codes_mu);
     for (const auto& [code, n] : s->codes)
       counters.push_back(boost::json::object{
           {"Name", "coffer.requests"},

@@ -9,8 +9,8 @@
 #include <string>
 #include <tuple>
 
-#include "absl/synchronization/mutex.h"
 #include "boost/json/object.hpp"
+#include "util/mutex.h"
 
 namespace coffer::core {
 
@@ -18,9 +18,10 @@ class Metrics {
  public:
   static constexpr std::array<double, 12> kBuckets = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
                                                       0.05,   0.1,   0.25,   0.5,   1,    2.5};
-  void Record(std::string_view mount, std::string_view op, int status, double seconds);
-  std::string Prometheus() const;
-  boost::json::object Json() const;
+  void Record(std::string_view mount, std::string_view op, int status, double seconds)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  std::string Prometheus() const ABSL_LOCKS_EXCLUDED(mu_);
+  boost::json::object Json() const ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
   // One series per (mount, operation): atomics, so recording takes only a shared lock once the
@@ -29,10 +30,11 @@ class Metrics {
     std::array<std::atomic<uint64_t>, kBuckets.size()> buckets{};
     std::atomic<uint64_t> count{0};
     std::atomic<uint64_t> sum_ns{0};
-    absl::Mutex codes_mu;
+    Mutex codes_mu;
     std::map<int, uint64_t> codes ABSL_GUARDED_BY(codes_mu);
   };
-  mutable absl::Mutex mu_;
+  // Lock order: mu_, then a series' codes_mu.
+  mutable Mutex mu_;
   std::map<std::pair<std::string, std::string>, std::unique_ptr<Series>, std::less<>> series_
       ABSL_GUARDED_BY(mu_);
 };

@@ -23,7 +23,7 @@ absl::Status PolicyStore::WriteDefaults() {
 }
 
 void PolicyStore::Clear() {
-  absl::MutexLock l(&mu_);
+  MutexLock l(&mu_);
   policies_.clear();
   acls_.clear();
   ++generation_;
@@ -31,10 +31,12 @@ void PolicyStore::Clear() {
 
 absl::StatusOr<std::shared_ptr<const Policy>> PolicyStore::Get(std::string_view name) {
   if (name == "root") return RootPolicy();
+  uint64_t gen;
   {
-    absl::ReaderMutexLock l(&mu_);
+    ReaderMutexLock l(&mu_);
     auto it = policies_.find(name);
     if (it != policies_.end()) return it->second;
+    gen = generation_;
   }
   ASSIGN_OR_RETURN(auto raw, barrier_->Get(Cat(kPrefix, name)));
   if (!raw) return std::shared_ptr<const Policy>();
@@ -45,19 +47,23 @@ absl::StatusOr<std::shared_ptr<const Policy>> PolicyStore::Get(std::string_view 
   ASSIGN_OR_RETURN(Policy p,
                    ParsePolicy(name, std::string_view(v.as_object()["policy"].as_string())));
   auto shared = std::make_shared<const Policy>(std::move(p));
-  absl::MutexLock l(&mu_);
-  policies_[std::string(name)] = shared;
+  MutexLock l(&mu_);
+  // A Put or Delete that finished while we read storage moved generation_: what we read may be
+  // older than it, so it is returned but not cached.
+  if (gen == generation_) policies_.try_emplace(std::string(name), shared);
   return std::shared_ptr<const Policy>(shared);
 }
 
 absl::Status PolicyStore::Put(std::string_view name, std::string_view text) {
   RETURN_IF_ERROR(ValidatePolicyName(name));
   if (name == "root") return absl::InvalidArgumentError("cannot update the root policy");
-  ASSIGN_OR_RETURN(Policy p, ParsePolicy(name, text));
+  RETURN_IF_ERROR(ParsePolicy(name, text).status());  // refuse what would not parse back
   RETURN_IF_ERROR(barrier_->Put(Cat(kPrefix, name),
                                 json::serialize(json::object{{"name", name}, {"policy", text}})));
-  absl::MutexLock l(&mu_);
-  policies_[std::string(name)] = std::make_shared<const Policy>(std::move(p));
+  MutexLock l(&mu_);
+  // Dropped rather than set: two Puts racing may reach here in either order, and the next Get
+  // reads whichever reached storage last.
+  policies_.erase(std::string(name));
   acls_.clear();
   ++generation_;
   return absl::OkStatus();
@@ -67,7 +73,7 @@ absl::Status PolicyStore::Delete(std::string_view name) {
   if (name == "root") return absl::InvalidArgumentError("cannot delete the root policy");
   if (name == "default") return absl::InvalidArgumentError("cannot delete the default policy");
   RETURN_IF_ERROR(barrier_->Delete(Cat(kPrefix, name)));
-  absl::MutexLock l(&mu_);
+  MutexLock l(&mu_);
   policies_.erase(std::string(name));
   acls_.clear();
   ++generation_;
@@ -90,7 +96,7 @@ absl::StatusOr<std::shared_ptr<const Acl>> PolicyStore::AclFor(
   for (const auto& n : sorted) key += n + "\n";
   uint64_t gen;
   {
-    absl::ReaderMutexLock l(&mu_);
+    ReaderMutexLock l(&mu_);
     auto it = acls_.find(key);
     if (it != acls_.end()) return it->second;
     gen = generation_;
@@ -101,7 +107,7 @@ absl::StatusOr<std::shared_ptr<const Acl>> PolicyStore::AclFor(
     if (p) ps.push_back(std::move(p));
   }
   auto acl = Acl::Build(ps);
-  absl::MutexLock l(&mu_);
+  MutexLock l(&mu_);
   if (gen == generation_) acls_[key] = acl;  // a policy changed meanwhile: do not cache
   return acl;
 }

@@ -9,9 +9,9 @@
 #include <string>
 #include <vector>
 
-#include "absl/synchronization/mutex.h"
 #include "core/acl.h"
 #include "storage/storage.h"
+#include "util/mutex.h"
 
 namespace coffer::core {
 
@@ -19,20 +19,22 @@ class PolicyStore {
  public:
   explicit PolicyStore(storage::Storage* barrier) : barrier_(barrier) {}
 
-  absl::Status WriteDefaults();  // at init
-  void Clear();                  // on seal
+  absl::Status WriteDefaults();           // at init
+  void Clear() ABSL_LOCKS_EXCLUDED(mu_);  // on seal
 
-  absl::StatusOr<std::shared_ptr<const Policy>> Get(std::string_view name);  // nullptr: none
-  absl::Status Put(std::string_view name, std::string_view text);
-  absl::Status Delete(std::string_view name);
+  // nullptr: none
+  absl::StatusOr<std::shared_ptr<const Policy>> Get(std::string_view name) ABSL_LOCKS_EXCLUDED(mu_);
+  absl::Status Put(std::string_view name, std::string_view text) ABSL_LOCKS_EXCLUDED(mu_);
+  absl::Status Delete(std::string_view name) ABSL_LOCKS_EXCLUDED(mu_);
   absl::StatusOr<std::vector<std::string>> List();
 
   // The merged ACL of these policies; unknown names contribute nothing.
-  absl::StatusOr<std::shared_ptr<const Acl>> AclFor(const std::vector<std::string>& names);
+  absl::StatusOr<std::shared_ptr<const Acl>> AclFor(const std::vector<std::string>& names)
+      ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
   storage::Storage* const barrier_;
-  absl::Mutex mu_;
+  Mutex mu_;
   std::map<std::string, std::shared_ptr<const Policy>, std::less<>> policies_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, std::shared_ptr<const Acl>, std::less<>> acls_ ABSL_GUARDED_BY(mu_);
   uint64_t generation_ ABSL_GUARDED_BY(mu_) = 0;  // bumped on every change

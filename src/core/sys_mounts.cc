@@ -149,7 +149,7 @@ absl::Status Core::LoadMounts() {
     ASSIGN_OR_RETURN(auto m, Instantiate(std::move(entry)));
     table.emplace(m->entry.path, std::move(m));
   }
-  absl::MutexLock l(&mounts_mu_);
+  MutexLock l(&mounts_mu_);
   mounts_ = std::move(table);
   return absl::OkStatus();
 }
@@ -161,7 +161,7 @@ absl::Status Core::PersistMountsLocked() {
 }
 
 std::shared_ptr<Core::Mount> Core::Route(std::string_view path, std::string* rest) {
-  absl::ReaderMutexLock l(&mounts_mu_);
+  ReaderMutexLock l(&mounts_mu_);
   // The path itself as a mount ("secret" -> "secret/"), then every '/'-boundary prefix,
   // longest first.
   std::string with_slash = std::string(path) + "/";
@@ -182,7 +182,7 @@ std::shared_ptr<Core::Mount> Core::Route(std::string_view path, std::string* res
 }
 
 absl::Status Core::EnableMount(MountEntry entry) {
-  absl::ReaderMutexLock l(&state_mu_);
+  ReaderMutexLock l(&state_mu_);
   if (sealed_) return absl::UnavailableError("Vault is sealed");
   return EnableMountLocked(std::move(entry));
 }
@@ -210,7 +210,7 @@ absl::Status Core::EnableMountLocked(MountEntry entry, bool auth) {
   entry.uuid = crypto::RandomUuid();
   entry.accessor = entry.type + "_" + entry.uuid.substr(0, 8);
   ASSIGN_OR_RETURN(auto m, Instantiate(std::move(entry)));
-  absl::MutexLock l(&mounts_mu_);
+  MutexLock l(&mounts_mu_);
   for (const auto& [path, existing] : mounts_) {
     if (m->entry.path.substr(0, path.size()) == path ||
         path.substr(0, m->entry.path.size()) == m->entry.path)
@@ -231,7 +231,7 @@ absl::Status Core::DisableMount(std::string_view raw_path) {
   ASSIGN_OR_RETURN(std::string path, NormalizeMountPath(raw_path));
   std::shared_ptr<Mount> m;
   {
-    absl::MutexLock l(&mounts_mu_);
+    MutexLock l(&mounts_mu_);
     auto it = mounts_.find(path);
     if (it == mounts_.end())
       return absl::OkStatus();  // Vault: disabling a missing mount is a no-op
@@ -256,7 +256,7 @@ absl::Status Core::DisableMount(std::string_view raw_path) {
 
 absl::StatusOr<Response> Core::MountsList() {
   json::object d;
-  absl::ReaderMutexLock l(&mounts_mu_);
+  ReaderMutexLock l(&mounts_mu_);
   for (const auto& [path, m] : mounts_)
     if (path.substr(0, 5) != "auth/") d[path] = m->entry.ToJson();
   auto r = Response::Data(std::move(d));
@@ -266,7 +266,7 @@ absl::StatusOr<Response> Core::MountsList() {
 
 absl::StatusOr<Response> Core::MountRead(std::string_view raw_path) {
   ASSIGN_OR_RETURN(std::string path, NormalizeMountPath(raw_path));
-  absl::ReaderMutexLock l(&mounts_mu_);
+  ReaderMutexLock l(&mounts_mu_);
   auto it = mounts_.find(path);
   if (it == mounts_.end())
     return absl::NotFoundError(Cat("no secrets engine is mounted at \"", path, "\""));
@@ -311,7 +311,7 @@ absl::StatusOr<Response> Core::MountEnableRequest(Request& req, std::string_view
 absl::StatusOr<Response> Core::MountTune(Request& req, std::string_view raw_path) {
   ASSIGN_OR_RETURN(std::string path, NormalizeMountPath(raw_path));
   if (req.op == Operation::kRead) {
-    absl::ReaderMutexLock l(&mounts_mu_);
+    ReaderMutexLock l(&mounts_mu_);
     auto it = mounts_.find(path);
     if (it == mounts_.end())
       return absl::InvalidArgumentError(Cat("no secrets engine is mounted at \"", path, "\""));
@@ -331,7 +331,7 @@ absl::StatusOr<Response> Core::MountTune(Request& req, std::string_view raw_path
   int64_t m = TtlField(req.data, "max_lease_ttl", &err);
   RETURN_IF_ERROR(err);
   ASSIGN_OR_RETURN(auto desc, JsonString(req.data, "description"));
-  absl::MutexLock l(&mounts_mu_);
+  MutexLock l(&mounts_mu_);
   auto it = mounts_.find(path);
   if (it == mounts_.end())
     return absl::InvalidArgumentError(Cat("no secrets engine is mounted at \"", path, "\""));

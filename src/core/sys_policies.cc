@@ -108,7 +108,7 @@ absl::StatusOr<Response> Core::HandleCapabilities(Request& req, std::string_view
 
 absl::StatusOr<Response> Core::AuthList() {
   json::object d;
-  absl::ReaderMutexLock l(&mounts_mu_);
+  ReaderMutexLock l(&mounts_mu_);
   for (const auto& [path, m] : mounts_)
     if (path.substr(0, 5) == "auth/") d[path.substr(5)] = m->entry.ToJson();
   auto r = Response::Data(std::move(d));

@@ -58,9 +58,13 @@ std::unique_ptr<Backend> Core::NewSystemBackend() {
   auto op = [](H h, std::string summary = "") {
     return framework::OperationSpec{std::move(h), std::move(summary)};
   };
+  // Handlers run from HandleLocked(), under a shared state_mu_, except the PreUnsealPaths ones
+  // (init, unseal, seal-status, health, leader), which Handle() runs without it; the
+  // annotations below say which handlers rely on the lock.
   // Mount paths (sys/mounts/<path>, sys/auth/<path>) may hold slashes and end in /tune.
   auto mount_path = [this](bool auth) -> H {
-    return [this, auth](Request& req, const FieldData& d) -> absl::StatusOr<Response> {
+    H h = [this, auth](Request& req, const FieldData& d)
+              ABSL_SHARED_LOCKS_REQUIRED(state_mu_) -> absl::StatusOr<Response> {
       std::string mp = d.String("path");
       if (auth) mp = "auth/" + mp;
       if (mp.size() > 5 && EndsWith(mp, "/tune"))
@@ -78,10 +82,16 @@ std::unique_ptr<Backend> Core::NewSystemBackend() {
           return UnsupportedOperation();
       }
     };
+    return h;
   };
-  auto policies = [this](Request& req, const FieldData&) { return HandlePolicies(req, req.path); };
-  auto caps = [this](Request& req, const FieldData&) { return HandleCapabilities(req, req.path); };
-  auto audit = [this](Request& req, const FieldData&) { return HandleAudit(req, req.path); };
+  auto policies = [this](Request& req, const FieldData&) ABSL_SHARED_LOCKS_REQUIRED(state_mu_) {
+    return HandlePolicies(req, req.path);
+  };
+  auto caps = [this](Request& req, const FieldData&) ABSL_SHARED_LOCKS_REQUIRED(state_mu_) {
+    return HandleCapabilities(req, req.path);
+  };
+  auto audit = [this](Request& req, const FieldData&)
+                   ABSL_SHARED_LOCKS_REQUIRED(state_mu_) { return HandleAudit(req, req.path); };
   const std::map<std::string, FieldSchema> mount_fields{
       {"path", {FieldType::kString, "The path of the mount, e.g. \"pki\" or \"approle\""}},
       {"type", {FieldType::kString, "The type of the engine or auth method"}},
@@ -92,16 +102,15 @@ std::unique_ptr<Backend> Core::NewSystemBackend() {
       {"seal_wrap", {FieldType::kAny, "Whether values are seal-wrapped"}}};
 
   std::vector<Path> paths;
-  paths.push_back({.patterns = {"init"},
-                   .fields = {{"secret_shares", {FieldType::kAny, "Number of key shares"}},
-                              {"secret_threshold", {FieldType::kAny, "Shares needed to unseal"}}},
-                   .operations = {{kRead, op([this](Request& r, const FieldData&) {
-                                     return HandleInitRequest(r);
-                                   })},
-                                  {kUpdate, op([this](Request& r, const FieldData&) {
-                                     return HandleInitRequest(r);
-                                   })}},
-                   .synopsis = "Initializes the server: creates the root key and its shares"});
+  paths.push_back(
+      {.patterns = {"init"},
+       .fields = {{"secret_shares", {FieldType::kAny, "Number of key shares"}},
+                  {"secret_threshold", {FieldType::kAny, "Shares needed to unseal"}}},
+       .operations = {{kRead,
+                       op([this](Request& r, const FieldData&) { return HandleInitRequest(r); })},
+                      {kUpdate,
+                       op([this](Request& r, const FieldData&) { return HandleInitRequest(r); })}},
+       .synopsis = "Initializes the server: creates the root key and its shares"});
   paths.push_back({.patterns = {"unseal"},
                    .fields = {{"key", {FieldType::kAny, "One unseal key share", {}, false, true}},
                               {"reset", {FieldType::kAny, "Forget the shares submitted so far"}}},
@@ -109,17 +118,18 @@ std::unique_ptr<Backend> Core::NewSystemBackend() {
                                      return HandleUnsealRequest(r);
                                    })}},
                    .synopsis = "Submits one unseal key share"});
-  paths.push_back({.patterns = {"seal-status"},
-                   .operations = {{kRead, op([this](Request&, const FieldData&)
-                                                 -> absl::StatusOr<Response> {
-                                     ASSIGN_OR_RETURN(auto st, SealStatus());
-                                     return Raw(st);
-                                   })}},
-                   .synopsis = "The seal's state: sealed, threshold, progress"});
+  paths.push_back(
+      {.patterns = {"seal-status"},
+       .operations = {{kRead, op([this](Request&, const FieldData&) -> absl::StatusOr<Response> {
+                         ASSIGN_OR_RETURN(auto st, SealStatus());
+                         return Raw(st);
+                       })}},
+       .synopsis = "The seal's state: sealed, threshold, progress"});
   paths.push_back(
       {.patterns = {"health"},
        .operations = {{kRead, op([this](Request& r, const FieldData&) { return HandleHealth(r); })},
-                      {kHead, op([this](Request& r, const FieldData&) { return HandleHealth(r); })}},
+                      {kHead,
+                       op([this](Request& r, const FieldData&) { return HandleHealth(r); })}},
        .synopsis = "Health of the node, with status codes chosen by query parameters"});
   paths.push_back({.patterns = {"leader"},
                    .operations = {{kRead, op([](Request&, const FieldData&) {
@@ -131,22 +141,20 @@ std::unique_ptr<Backend> Core::NewSystemBackend() {
                                                           {"performance_standby", false}}));
                                    })}},
                    .synopsis = "The active node of an HA cluster"});
-  paths.push_back({.patterns = {"mounts"},
-                   .operations = {{kRead, op([this](Request&, const FieldData&) {
-                                     return MountsList();
-                                   })}},
-                   .synopsis = "Lists the mounted secrets engines"});
+  paths.push_back(
+      {.patterns = {"mounts"},
+       .operations = {{kRead, op([this](Request&, const FieldData&) { return MountsList(); })}},
+       .synopsis = "Lists the mounted secrets engines"});
   paths.push_back({.patterns = {"mounts/{path*}"},
                    .fields = mount_fields,
                    .operations = {{kRead, op(mount_path(false))},
                                   {kUpdate, op(mount_path(false))},
                                   {kDelete, op(mount_path(false))}},
                    .synopsis = "Enables, reads, tunes (<path>/tune) or disables a secrets engine"});
-  paths.push_back({.patterns = {"auth"},
-                   .operations = {{kRead, op([this](Request&, const FieldData&) {
-                                     return AuthList();
-                                   })}},
-                   .synopsis = "Lists the enabled auth methods"});
+  paths.push_back(
+      {.patterns = {"auth"},
+       .operations = {{kRead, op([this](Request&, const FieldData&) { return AuthList(); })}},
+       .synopsis = "Lists the enabled auth methods"});
   paths.push_back({.patterns = {"auth/{path*}"},
                    .fields = mount_fields,
                    .operations = {{kRead, op(mount_path(true))},
@@ -177,23 +185,21 @@ std::unique_ptr<Backend> Core::NewSystemBackend() {
                               {"input", {FieldType::kAny, "The string to hash"}}},
                    .operations = {{kRead, op(audit)}, {kUpdate, op(audit)}, {kDelete, op(audit)}},
                    .synopsis = "Audit devices; audit-hash/<path> hashes a string as the device"});
-  paths.push_back({.patterns = {"rotate"},
-                   .operations = {{kUpdate, op([this](Request&, const FieldData&)
-                                                   -> absl::StatusOr<Response> {
-                                     ASSIGN_OR_RETURN(auto ks, barrier_->Rotate());
-                                     log::Info("barrier key rotated",
-                                               {{"term", std::to_string(ks.term)}});
-                                     return Response::Empty();
-                                   })}},
-                   .synopsis = "Rotates the barrier's encryption key (a new term)"});
+  paths.push_back(
+      {.patterns = {"rotate"},
+       .operations = {{kUpdate, op([this](Request&, const FieldData&) -> absl::StatusOr<Response> {
+                         ASSIGN_OR_RETURN(auto ks, barrier_->Rotate());
+                         log::Info("barrier key rotated", {{"term", std::to_string(ks.term)}});
+                         return Response::Empty();
+                       })}},
+       .synopsis = "Rotates the barrier's encryption key (a new term)"});
   paths.push_back(
       {.patterns = {"key-status"},
        .operations = {{kRead, op([this](Request&, const FieldData&) -> absl::StatusOr<Response> {
                          ASSIGN_OR_RETURN(auto ks, barrier_->Status());
                          auto r = Response::Data(json::object{
                              {"term", static_cast<int64_t>(ks.term)},
-                             {"install_time", absl::FormatTime(absl::RFC3339_full,
-                                                               ks.install_time,
+                             {"install_time", absl::FormatTime(absl::RFC3339_full, ks.install_time,
                                                                absl::UTCTimeZone())},
                              {"encryptions", static_cast<int64_t>(ks.encryptions)}});
                          r.duplicate_data_at_top = true;
@@ -207,26 +213,26 @@ std::unique_ptr<Backend> Core::NewSystemBackend() {
                                      return absl::StatusOr<Response>(std::move(r));
                                    })}},
                    .synopsis = "Seals the server"});
-  paths.push_back(
-      {.patterns = {"metrics"},
-       .fields = {{"format", {FieldType::kString, "prometheus, or empty for JSON"}}},
-       .operations = {{kRead, op([this](Request& req, const FieldData&) -> absl::StatusOr<Response> {
-                         auto fmt = req.QueryParam("format");
-                         Response r;
-                         r.raw = true;
-                         if (fmt && *fmt == "prometheus") {
-                           r.content_type = "text/plain; version=0.0.4";
-                           r.raw_body = metrics_.Prometheus();
-                           return r;
-                         }
-                         if (fmt && !fmt->empty())
-                           return absl::InvalidArgumentError(
-                               Cat("unknown metrics format \"", *fmt,
-                                   "\": use prometheus, or none for JSON"));
-                         r.raw_body = json::serialize(metrics_.Json());
-                         return r;
-                       })}},
-       .synopsis = "Request metrics, as JSON or in Prometheus' text format"});
+  paths.push_back({.patterns = {"metrics"},
+                   .fields = {{"format", {FieldType::kString, "prometheus, or empty for JSON"}}},
+                   .operations = {{kRead, op([this](Request& req,
+                                                    const FieldData&) -> absl::StatusOr<Response> {
+                                     auto fmt = req.QueryParam("format");
+                                     Response r;
+                                     r.raw = true;
+                                     if (fmt && *fmt == "prometheus") {
+                                       r.content_type = "text/plain; version=0.0.4";
+                                       r.raw_body = metrics_.Prometheus();
+                                       return r;
+                                     }
+                                     if (fmt && !fmt->empty())
+                                       return absl::InvalidArgumentError(
+                                           Cat("unknown metrics format \"", *fmt,
+                                               "\": use prometheus, or none for JSON"));
+                                     r.raw_body = json::serialize(metrics_.Json());
+                                     return r;
+                                   })}},
+                   .synopsis = "Request metrics, as JSON or in Prometheus' text format"});
   paths.push_back(
       {.patterns = {"internal/ui/mounts/{path*}"},
        .operations = {{kRead, op([this](Request&, const FieldData& d) -> absl::StatusOr<Response> {
@@ -239,21 +245,34 @@ std::unique_ptr<Backend> Core::NewSystemBackend() {
                          return Response::Data(std::move(o));
                        })}},
        .synopsis = "The mount that holds a path"});
-  paths.push_back(
-      {.patterns = {"internal/specs/openapi"},
-       .operations = {{kRead, op([this](Request&, const FieldData&) { return OpenApiDocument(); })}},
-       .synopsis = "An OpenAPI 3 description of every mounted path"});
+  paths.push_back({.patterns = {"internal/specs/openapi"},
+                   .operations = {{kRead, op([this](Request&, const FieldData&) {
+                                     return OpenApiDocument();
+                                   })}},
+                   .synopsis = "An OpenAPI 3 description of every mounted path"});
 
   SpecialPaths special;
   // Vault's root-protected sys paths that Coffer serves (logical_system.go's PathsSpecial.Root),
   // plus seal, which Vault's handler checks for sudo itself.
-  special.root = PathList{"auth/*",  "remount",    "audit",   "audit/*",
-                          "raw",     "raw/*",      "rotate",  "seal",
-                          "step-down", "leases/revoke-prefix/*", "leases/revoke-force/*",
-                          "revoke-prefix/*", "revoke-force/*", "leases/lookup/*",
-                          "config/auditing/*", "plugins/catalog/*", "internal/inspect/*"};
-  special.unauthenticated = PathList{"init", "unseal", "seal-status", "health", "leader",
-                                     "internal/specs/openapi"};
+  special.root = PathList{"auth/*",
+                          "remount",
+                          "audit",
+                          "audit/*",
+                          "raw",
+                          "raw/*",
+                          "rotate",
+                          "seal",
+                          "step-down",
+                          "leases/revoke-prefix/*",
+                          "leases/revoke-force/*",
+                          "revoke-prefix/*",
+                          "revoke-force/*",
+                          "leases/lookup/*",
+                          "config/auditing/*",
+                          "plugins/catalog/*",
+                          "internal/inspect/*"};
+  special.unauthenticated =
+      PathList{"init", "unseal", "seal-status", "health", "leader", "internal/specs/openapi"};
   // Every sys path answers an operation it lacks with Vault's bare message, as before the
   // framework; health and seal-status keep their own wording.
   for (auto& p : paths) {
@@ -272,18 +291,18 @@ absl::StatusOr<Response> Core::OpenApiDocument() {
   system_->OpenApi("/sys/", paths);
   std::vector<std::shared_ptr<Mount>> mounts;
   {
-    absl::ReaderMutexLock l(&mounts_mu_);
+    ReaderMutexLock l(&mounts_mu_);
     for (const auto& [path, m] : mounts_) mounts.push_back(m);
   }
   for (const auto& m : mounts)
     if (m->backend) m->backend->OpenApi("/" + m->entry.path, paths);
-  return Raw(json::object{
-      {"openapi", "3.0.2"},
-      {"info", json::object{{"title", "Coffer API"},
-                            {"description", "HTTP API of Coffer, Vault-compatible"},
-                            {"version", COFFER_VERSION}}},
-      {"paths", std::move(paths)},
-      {"components", json::object{{"schemas", json::object{}}}}});
+  return Raw(
+      json::object{{"openapi", "3.0.2"},
+                   {"info", json::object{{"title", "Coffer API"},
+                                         {"description", "HTTP API of Coffer, Vault-compatible"},
+                                         {"version", COFFER_VERSION}}},
+                   {"paths", std::move(paths)},
+                   {"components", json::object{{"schemas", json::object{}}}}});
 }
 
 }  // namespace coffer::core

@@ -88,22 +88,34 @@ absl::Status TokenStore::Setup() {
     RETURN_IF_ERROR(barrier_->Put("core/token-salt", fresh.view()));
     salt = std::string(fresh.view());
   }
-  absl::MutexLock l(&mu_);
+  MutexLock l(&mu_);
   if (!salt_.empty()) OPENSSL_cleanse(salt_.data(), salt_.size());
   salt_ = std::move(*salt);
   cache_.clear();
+  ++cache_gen_;
   return absl::OkStatus();
 }
 
 void TokenStore::Clear() {
-  absl::MutexLock l(&mu_);
+  MutexLock l(&mu_);
   if (!salt_.empty()) OPENSSL_cleanse(salt_.data(), salt_.size());
   salt_.clear();
   cache_.clear();
+  ++cache_gen_;
+}
+
+void TokenStore::Uncache(std::string_view id_hash) {
+  cache_.erase(AV(id_hash));
+  ++cache_gen_;
+}
+
+void TokenStore::Recache(const TokenEntry& e) {
+  cache_[e.id_hash] = e;
+  ++cache_gen_;
 }
 
 absl::StatusOr<std::string> TokenStore::Hash(std::string_view value) {
-  absl::ReaderMutexLock l(&mu_);
+  ReaderMutexLock l(&mu_);
   if (salt_.empty()) return absl::UnavailableError("Vault is sealed");
   return HexEncode(crypto::HmacSha256(salt_, value));
 }
@@ -147,10 +159,12 @@ absl::StatusOr<std::string> TokenStore::CreateRootToken() {
 
 absl::StatusOr<std::optional<TokenEntry>> TokenStore::Load(std::string_view id_hash) {
   std::optional<TokenEntry> found;
+  uint64_t gen;
   {
-    absl::ReaderMutexLock l(&mu_);
+    ReaderMutexLock l(&mu_);
     auto it = cache_.find(AV(id_hash));
     if (it != cache_.end()) found = it->second;
+    gen = cache_gen_;
   }
   if (!found) {
     ASSIGN_OR_RETURN(auto raw, barrier_->Get(kIdPrefix + std::string(id_hash)));
@@ -159,8 +173,10 @@ absl::StatusOr<std::optional<TokenEntry>> TokenStore::Load(std::string_view id_h
     auto v = json::parse(*raw, ec);
     if (ec || !v.is_object()) return absl::DataLossError("token entry is corrupt");
     ASSIGN_OR_RETURN(TokenEntry e, TokenEntry::FromStorage(std::string(id_hash), v.as_object()));
-    absl::MutexLock l(&mu_);
-    cache_[e.id_hash] = e;
+    MutexLock l(&mu_);
+    // A revoke, renewal or use that finished while we read storage has moved cache_gen_: what
+    // we read may be older than it, so it is returned but not cached.
+    if (gen == cache_gen_) cache_.try_emplace(e.id_hash, e);
     found = std::move(e);
   }
   return found;
@@ -195,7 +211,7 @@ absl::StatusOr<std::optional<TokenEntry>> TokenStore::LookupByAccessor(std::stri
 }
 
 absl::Status TokenStore::Revoke(std::string_view root_hash, bool orphan_children) {
-  absl::MutexLock wl(&write_mu_);
+  MutexLock wl(&write_mu_);
   // Breadth-first over the tree, children by pages; each token's keys go in one batch.
   std::deque<std::string> queue{std::string(root_hash)};
   bool first = true;
@@ -203,10 +219,11 @@ absl::Status TokenStore::Revoke(std::string_view root_hash, bool orphan_children
     std::string h = std::move(queue.front());
     queue.pop_front();
     {
-      absl::MutexLock l(&mu_);
-      cache_.erase(AV(h));
+      MutexLock l(&mu_);
+      Uncache(h);
     }
     std::vector<storage::WriteOp> ops;
+    std::vector<std::string> orphaned;  // children whose entry this batch rewrites
     std::string parent_prefix = Cat(kParentPrefix, h, "/");
     std::string after;
     for (;;) {
@@ -218,8 +235,9 @@ absl::Status TokenStore::Revoke(std::string_view root_hash, bool orphan_children
           if (child) {
             child->parent_hash.clear();
             RETURN_IF_ERROR(Persist(*child, &ops));
-            absl::MutexLock l(&mu_);
-            cache_.erase(AV(k));
+            orphaned.push_back(k);
+            MutexLock l(&mu_);
+            Uncache(k);
           }
         } else {
           queue.push_back(k);
@@ -241,8 +259,10 @@ absl::Status TokenStore::Revoke(std::string_view root_hash, bool orphan_children
     }
     if (!ops.empty()) RETURN_IF_ERROR(barrier_->Write(std::move(ops)));
     {
-      absl::MutexLock l(&mu_);
-      cache_.erase(AV(h));
+      // Again after the write: a Load() that read the old entries meanwhile must not keep them.
+      MutexLock l(&mu_);
+      Uncache(h);
+      for (const auto& k : orphaned) Uncache(k);
     }
     first = false;
   }
@@ -252,7 +272,7 @@ absl::Status TokenStore::Revoke(std::string_view root_hash, bool orphan_children
 absl::StatusOr<TokenEntry> TokenStore::Renew(std::string_view id_hash, int64_t increment,
                                              int64_t mount_max_ttl,
                                              std::vector<std::string>* warnings) {
-  absl::MutexLock wl(&write_mu_);
+  MutexLock wl(&write_mu_);
   ASSIGN_OR_RETURN(auto found, LookupByHash(id_hash));
   if (!found) return absl::PermissionDeniedError("permission denied");
   TokenEntry e = std::move(*found);
@@ -288,8 +308,8 @@ absl::StatusOr<TokenEntry> TokenStore::Renew(std::string_view id_hash, int64_t i
   ops.push_back({storage::WriteOp::Kind::kPut, ExpireKey(e.expire_time, e.id_hash), ""});
   RETURN_IF_ERROR(Persist(e, &ops));
   RETURN_IF_ERROR(barrier_->Write(std::move(ops)));
-  absl::MutexLock l(&mu_);
-  cache_[e.id_hash] = e;
+  MutexLock l(&mu_);
+  Recache(e);
   return e;
 }
 
@@ -297,7 +317,7 @@ absl::Status TokenStore::Use(const TokenEntry& entry) {
   if (entry.num_uses == 0) return absl::OkStatus();
   bool exhausted = false;
   {
-    absl::MutexLock wl(&write_mu_);
+    MutexLock wl(&write_mu_);
     ASSIGN_OR_RETURN(auto found, LookupByHash(entry.id_hash));
     if (!found || found->num_uses <= 0) return absl::PermissionDeniedError("permission denied");
     TokenEntry e = std::move(*found);
@@ -309,8 +329,8 @@ absl::Status TokenStore::Use(const TokenEntry& entry) {
     std::vector<storage::WriteOp> ops;
     RETURN_IF_ERROR(Persist(e, &ops));
     RETURN_IF_ERROR(barrier_->Write(std::move(ops)));
-    absl::MutexLock l(&mu_);
-    cache_[e.id_hash] = e;
+    MutexLock l(&mu_);
+    Recache(e);
   }
   if (exhausted) return Revoke(entry.id_hash);
   return absl::OkStatus();

@@ -19,10 +19,10 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
-#include "absl/synchronization/mutex.h"
 #include "boost/json/object.hpp"
 #include "storage/storage.h"
 #include "util/clock.h"
+#include "util/mutex.h"
 
 namespace coffer::core {
 
@@ -61,9 +61,9 @@ class TokenStore {
   TokenStore(storage::Storage* barrier, const Clock* clock) : barrier_(barrier), clock_(clock) {}
 
   // Loads or creates the salt. Call after unseal.
-  absl::Status Setup();
+  absl::Status Setup() ABSL_LOCKS_EXCLUDED(mu_);
   // Forgets the salt and the cache (on seal).
-  void Clear();
+  void Clear() ABSL_LOCKS_EXCLUDED(mu_);
 
   // Stores a new token described by `entry` (id_hash, accessor and creation_time are filled in;
   // expire_time from ttl). Returns the token.
@@ -77,35 +77,44 @@ class TokenStore {
 
   // Revokes the token; its children too unless `orphan_children`, in which case they lose
   // their parent and stay valid.
-  absl::Status Revoke(std::string_view id_hash, bool orphan_children = false);
+  absl::Status Revoke(std::string_view id_hash, bool orphan_children = false)
+      ABSL_LOCKS_EXCLUDED(write_mu_, mu_);
   // Extends the token's TTL by `increment` (0: its creation TTL), capped by explicit_max_ttl and
   // `mount_max_ttl` counted from its creation. Returns the updated entry and warnings.
   absl::StatusOr<TokenEntry> Renew(std::string_view id_hash, int64_t increment,
-                                   int64_t mount_max_ttl, std::vector<std::string>* warnings);
+                                   int64_t mount_max_ttl, std::vector<std::string>* warnings)
+      ABSL_LOCKS_EXCLUDED(write_mu_, mu_);
   // Counts one use of a limited-use token. Fails with kPermissionDenied once the uses are gone;
   // the use that exhausts the token succeeds and revokes it.
-  absl::Status Use(const TokenEntry& entry);
+  absl::Status Use(const TokenEntry& entry) ABSL_LOCKS_EXCLUDED(write_mu_, mu_);
 
   // One page of accessors (LIST auth/token/accessors).
   absl::StatusOr<std::vector<std::string>> Accessors(std::string_view after, size_t limit);
   // Revokes tokens whose expiry has passed, up to `max` of them; returns how many.
-  absl::StatusOr<int> Tidy(int max = 1000);
+  absl::StatusOr<int> Tidy(int max = 1000) ABSL_LOCKS_EXCLUDED(write_mu_, mu_);
 
   std::string HashForTest(std::string_view token) { return Hash(token).value_or(""); }
 
  private:
-  absl::StatusOr<std::string> Hash(std::string_view value);
+  absl::StatusOr<std::string> Hash(std::string_view value) ABSL_LOCKS_EXCLUDED(mu_);
   // The stored entry whatever its state (expired or used up), through the cache.
-  absl::StatusOr<std::optional<TokenEntry>> Load(std::string_view id_hash);
+  absl::StatusOr<std::optional<TokenEntry>> Load(std::string_view id_hash) ABSL_LOCKS_EXCLUDED(mu_);
+  // After a write to an entry: drops it from the cache, or caches what was written.
+  void Uncache(std::string_view id_hash) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Recache(const TokenEntry& e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status Persist(const TokenEntry& e, std::vector<storage::WriteOp>* ops);
   static std::string ExpireKey(int64_t at, std::string_view hash);
 
   storage::Storage* const barrier_;
   const Clock* const clock_;
-  absl::Mutex mu_;
+  // Serializes read-modify-write of entries (renew, use, revoke); guards no member itself.
+  Mutex write_mu_;
+  Mutex mu_ ABSL_ACQUIRED_AFTER(write_mu_);
   std::string salt_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, TokenEntry> cache_ ABSL_GUARDED_BY(mu_);
-  absl::Mutex write_mu_;  // serializes read-modify-write of entries (renew, use, revoke)
+  // Bumped whenever a cached entry is changed or dropped. Load() fills the cache only if it did
+  // not move while it read storage, so an older copy never overwrites a revoke or a renewal.
+  uint64_t cache_gen_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 // The fields of a token lookup (`id` only when the caller presented the token itself).

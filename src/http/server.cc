@@ -10,10 +10,10 @@
 #include <optional>
 #include <thread>
 
-#include "absl/synchronization/mutex.h"
 #include "http/beast_request.h"
 #include "http/convert.h"
 #include "util/log.h"
+#include "util/mutex.h"
 #include "util/status.h"
 
 namespace coffer::http {
@@ -255,7 +255,7 @@ class Listener : public std::enable_shared_from_this<Listener> {
     ASSIGN_OR_RETURN(auto ep, ParseAddress(opts_.address));
     if (!opts_.tls_disable) {
       ASSIGN_OR_RETURN(auto ctx, MakeTlsContext(opts_));
-      absl::MutexLock l(&mu_);
+      MutexLock l(&mu_);
       tls_ = std::move(ctx);
     }
     boost::system::error_code ec;
@@ -297,7 +297,7 @@ class Listener : public std::enable_shared_from_this<Listener> {
     } else {
       std::shared_ptr<ssl::context> ctx;
       {
-        absl::MutexLock l(&mu_);
+        MutexLock l(&mu_);
         ctx = tls_;
       }
       // The session keeps the context alive through the stream's SSL object.
@@ -310,7 +310,7 @@ class Listener : public std::enable_shared_from_this<Listener> {
   absl::Status ReloadTls() {
     if (opts_.tls_disable) return absl::OkStatus();
     ASSIGN_OR_RETURN(auto ctx, MakeTlsContext(opts_));
-    absl::MutexLock l(&mu_);
+    MutexLock l(&mu_);
     tls_ = std::move(ctx);
     return absl::OkStatus();
   }
@@ -342,7 +342,7 @@ class Listener : public std::enable_shared_from_this<Listener> {
   std::shared_ptr<Shared> shared_;
   ListenerOptions opts_;
   std::string bound_;
-  absl::Mutex mu_;
+  Mutex mu_;
   std::shared_ptr<ssl::context> tls_ ABSL_GUARDED_BY(mu_);
 };
 

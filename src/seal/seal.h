@@ -12,9 +12,9 @@
 #include <string>
 #include <vector>
 
-#include "absl/synchronization/mutex.h"
 #include "crypto/secret_bytes.h"
 #include "storage/storage.h"
+#include "util/mutex.h"
 
 namespace coffer::seal {
 
@@ -62,13 +62,13 @@ class ShamirSeal final : public Seal {
   absl::StatusOr<std::optional<SealConfig>> Config() override;
   absl::StatusOr<std::vector<crypto::SecretBytes>> Initialize(
       int shares, int threshold, const crypto::SecretBytes& root_key) override;
-  absl::StatusOr<UnsealStep> Submit(std::string_view share) override;
-  void Reset() override;
-  Progress CurrentProgress() override;
+  absl::StatusOr<UnsealStep> Submit(std::string_view share) override ABSL_LOCKS_EXCLUDED(mu_);
+  void Reset() override ABSL_LOCKS_EXCLUDED(mu_);
+  Progress CurrentProgress() override ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
   storage::Storage* const physical_;
-  absl::Mutex mu_;
+  Mutex mu_;
   std::vector<crypto::SecretBytes> shares_ ABSL_GUARDED_BY(mu_);
   std::string nonce_ ABSL_GUARDED_BY(mu_);
 };

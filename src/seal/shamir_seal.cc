@@ -74,7 +74,7 @@ absl::StatusOr<UnsealStep> ShamirSeal::Submit(std::string_view share) {
   UnsealStep step;
   std::vector<crypto::SecretBytes> parts;
   {
-    absl::MutexLock l(&mu_);
+    MutexLock l(&mu_);
     if (shares_.empty()) nonce_ = crypto::RandomUuid();
     bool dup = false;
     for (auto& s : shares_) dup = dup || crypto::ConstantTimeEquals(s.view(), share);
@@ -111,13 +111,13 @@ absl::StatusOr<UnsealStep> ShamirSeal::Submit(std::string_view share) {
 }
 
 void ShamirSeal::Reset() {
-  absl::MutexLock l(&mu_);
+  MutexLock l(&mu_);
   shares_.clear();
   nonce_.clear();
 }
 
 Progress ShamirSeal::CurrentProgress() {
-  absl::MutexLock l(&mu_);
+  MutexLock l(&mu_);
   return {static_cast<int>(shares_.size()), nonce_};
 }
 

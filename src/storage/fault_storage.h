@@ -2,9 +2,8 @@
 // says no (LevelDB's ErrorEnv). Thread-safe if the wrapped storage is.
 #pragma once
 
-#include <atomic>
-
 #include "storage/storage.h"
+#include "util/mutex.h"
 
 namespace coffer::storage {
 
@@ -13,11 +12,15 @@ class FaultStorage final : public Storage {
   explicit FaultStorage(Storage* under) : under_(under) {}
 
   // The next `n` writes (Put, Delete, Write, DeletePrefix) after `skip` more succeed... fail.
-  void FailWritesAfter(int skip, int n = 1) {
+  void FailWritesAfter(int skip, int n = 1) ABSL_LOCKS_EXCLUDED(mu_) {
+    MutexLock l(&mu_);
     skip_ = skip;
     fail_ = n;
   }
-  int failed() const { return failed_; }
+  int failed() const ABSL_LOCKS_EXCLUDED(mu_) {
+    ReaderMutexLock l(&mu_);
+    return failed_;
+  }
 
   absl::StatusOr<std::optional<std::string>> Get(std::string_view key) override {
     return under_->Get(key);
@@ -46,7 +49,10 @@ class FaultStorage final : public Storage {
   std::string_view Type() const override { return under_->Type(); }
 
  private:
-  absl::Status Inject() {
+  // One decision per write under mu_, so concurrent writers never share a skip or a failure
+  // (separate atomics let two writers both take the last one).
+  absl::Status Inject() ABSL_LOCKS_EXCLUDED(mu_) {
+    MutexLock l(&mu_);
     if (fail_ <= 0) return absl::OkStatus();
     if (skip_ > 0) {
       --skip_;
@@ -57,7 +63,10 @@ class FaultStorage final : public Storage {
     return absl::UnavailableError("injected storage failure");
   }
   Storage* const under_;
-  std::atomic<int> skip_{0}, fail_{0}, failed_{0};
+  mutable Mutex mu_;
+  int skip_ ABSL_GUARDED_BY(mu_) = 0;
+  int fail_ ABSL_GUARDED_BY(mu_) = 0;
+  int failed_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace coffer::storage

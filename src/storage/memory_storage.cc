@@ -15,27 +15,27 @@ std::string PrefixEnd(std::string_view prefix) {
 }
 
 absl::StatusOr<std::optional<std::string>> MemoryStorage::Get(std::string_view key) {
-  absl::ReaderMutexLock l(&mu_);
+  ReaderMutexLock l(&mu_);
   auto it = data_.find(key);
   if (it == data_.end()) return std::optional<std::string>();
   return std::optional<std::string>(it->second);
 }
 
 absl::Status MemoryStorage::Put(std::string_view key, std::string_view value) {
-  absl::MutexLock l(&mu_);
+  MutexLock l(&mu_);
   data_.insert_or_assign(std::string(key), std::string(value));
   return absl::OkStatus();
 }
 
 absl::Status MemoryStorage::Delete(std::string_view key) {
-  absl::MutexLock l(&mu_);
+  MutexLock l(&mu_);
   auto it = data_.find(key);
   if (it != data_.end()) data_.erase(it);
   return absl::OkStatus();
 }
 
 absl::Status MemoryStorage::Write(std::vector<WriteOp> ops) {
-  absl::MutexLock l(&mu_);
+  MutexLock l(&mu_);
   for (auto& op : ops) {
     if (op.kind == WriteOp::Kind::kPut) {
       data_.insert_or_assign(std::move(op.key), std::move(op.value));
@@ -49,7 +49,7 @@ absl::Status MemoryStorage::Write(std::vector<WriteOp> ops) {
 
 absl::StatusOr<std::vector<std::string>> MemoryStorage::List(std::string_view prefix,
                                                              std::string_view after, size_t limit) {
-  absl::ReaderMutexLock l(&mu_);
+  ReaderMutexLock l(&mu_);
   std::vector<std::string> out;
   std::string seek = std::string(prefix) + std::string(after);
   auto it = after.empty() ? data_.lower_bound(seek) : data_.upper_bound(seek);
@@ -72,7 +72,7 @@ absl::StatusOr<std::vector<std::string>> MemoryStorage::List(std::string_view pr
 }
 
 absl::Status MemoryStorage::DeletePrefix(std::string_view prefix) {
-  absl::MutexLock l(&mu_);
+  MutexLock l(&mu_);
   auto begin = data_.lower_bound(prefix);
   std::string end = PrefixEnd(prefix);
   auto last = end.empty() ? data_.end() : data_.lower_bound(end);

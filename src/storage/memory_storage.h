@@ -3,8 +3,8 @@
 
 #include <map>
 
-#include "absl/synchronization/mutex.h"
 #include "storage/storage.h"
+#include "util/mutex.h"
 
 namespace coffer::storage {
 
@@ -21,7 +21,7 @@ class MemoryStorage final : public Storage {
   std::string_view Type() const override { return "inmem"; }
 
  private:
-  absl::Mutex mu_;
+  Mutex mu_;
   std::map<std::string, std::string, std::less<>> data_ ABSL_GUARDED_BY(mu_);
 };
 

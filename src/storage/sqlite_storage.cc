@@ -57,7 +57,7 @@ class SqliteStorage::ReadLease {
   ReadLease(SqliteStorage* s, std::unique_ptr<ReadConn> c) : s_(s), c_(std::move(c)) {}
   ~ReadLease() {
     if (!c_) return;
-    absl::MutexLock l(&s_->pool_mu_);
+    MutexLock l(&s_->pool_mu_);
     s_->pool_.push_back(std::move(c_));
   }
   ReadConn* operator->() { return c_.get(); }
@@ -112,7 +112,7 @@ absl::Status SqliteStorage::Init() {
 
 SqliteStorage::~SqliteStorage() {
   {
-    std::lock_guard<std::mutex> l(qmu_);
+    MutexLock l(&qmu_);
     stopping_ = true;
   }
   qcv_.notify_all();
@@ -122,7 +122,7 @@ SqliteStorage::~SqliteStorage() {
   sqlite3_finalize(delpfx_stmt_);
   for (sqlite3_stmt* c : control_) sqlite3_finalize(c);
   {
-    absl::MutexLock l(&pool_mu_);
+    MutexLock l(&pool_mu_);
     pool_.clear();
   }
   sqlite3_close_v2(wdb_);
@@ -149,7 +149,7 @@ absl::StatusOr<std::unique_ptr<SqliteStorage::ReadConn>> SqliteStorage::NewReadC
 absl::StatusOr<std::optional<std::string>> SqliteStorage::Get(std::string_view key) {
   std::unique_ptr<ReadConn> conn;
   {
-    absl::MutexLock l(&pool_mu_);
+    MutexLock l(&pool_mu_);
     if (!pool_.empty()) {
       conn = std::move(pool_.back());
       pool_.pop_back();
@@ -181,7 +181,7 @@ absl::StatusOr<std::vector<std::string>> SqliteStorage::List(std::string_view pr
                                                              std::string_view after, size_t limit) {
   std::unique_ptr<ReadConn> conn;
   {
-    absl::MutexLock l(&pool_mu_);
+    MutexLock l(&pool_mu_);
     if (!pool_.empty()) {
       conn = std::move(pool_.back());
       pool_.pop_back();
@@ -274,7 +274,7 @@ absl::Status SqliteStorage::DeletePrefix(std::string_view prefix) {
 absl::Status SqliteStorage::Submit(Pending p) {
   auto fut = p.done.get_future();
   {
-    std::lock_guard<std::mutex> l(qmu_);
+    MutexLock l(&qmu_);
     if (stopping_) return absl::UnavailableError("storage is closing");
     queue_.push_back(std::move(p));
   }
@@ -317,8 +317,8 @@ void SqliteStorage::WriterLoop() {
   for (;;) {
     std::deque<Pending> batch;
     {
-      std::unique_lock<std::mutex> l(qmu_);
-      qcv_.wait(l, [&] { return stopping_ || !queue_.empty(); });
+      MutexLock l(&qmu_);
+      while (!stopping_ && queue_.empty()) qcv_.wait(qmu_.native());
       if (queue_.empty() && stopping_) return;
       batch.swap(queue_);
     }

@@ -11,15 +11,15 @@
 
 #include <sqlite3.h>
 
+#include <atomic>
 #include <condition_variable>
 #include <deque>
 #include <future>
 #include <memory>
-#include <mutex>
 #include <thread>
 
-#include "absl/synchronization/mutex.h"
 #include "storage/storage.h"
+#include "util/mutex.h"
 
 namespace coffer::storage {
 
@@ -67,14 +67,15 @@ class SqliteStorage final : public Storage {
   sqlite3_stmt* control_[kControls] = {};
   absl::Status Run(Control c);
 
-  std::mutex qmu_;
-  std::condition_variable qcv_;
-  std::deque<Pending> queue_;  // guarded by qmu_
-  bool stopping_ = false;      // guarded by qmu_
+  Mutex qmu_;
+  // Waits on qmu_.native() (condition_variable_any, since the wrapper is a shared_mutex).
+  std::condition_variable_any qcv_;
+  std::deque<Pending> queue_ ABSL_GUARDED_BY(qmu_);
+  bool stopping_ ABSL_GUARDED_BY(qmu_) = false;
   std::thread writer_;
   std::atomic<uint64_t> commits_{0};
 
-  absl::Mutex pool_mu_;
+  Mutex pool_mu_;
   std::vector<std::unique_ptr<ReadConn>> pool_ ABSL_GUARDED_BY(pool_mu_);
 };
 

@@ -1,10 +1,10 @@
 #include "engines/example/example_backend.h"
 
-#include <mutex>
 #include <optional>
 
 #include "boost/json.hpp"
 #include "core/framework/framework.h"
+#include "util/mutex.h"
 #include "util/status.h"
 
 namespace coffer::engines::example {
@@ -25,17 +25,17 @@ class ExampleBackend final : public core::framework::FrameworkBackend {
         storage_(cfg.storage) {}
 
   absl::Status Initialize() override { return LoadConfig().status(); }
-  void InvalidateKey(std::string_view key) override {
+  void InvalidateKey(std::string_view key) override ABSL_LOCKS_EXCLUDED(mu_) {
     if (key == "config") {
-      std::lock_guard<std::mutex> l(mu_);
+      MutexLock l(&mu_);
       greeting_.reset();
     }
   }
   void Cleanup() override { InvalidateKey("config"); }
 
   // Counts how often the config was read from storage (tests check the cache).
-  int loads() const {
-    std::lock_guard<std::mutex> l(mu_);
+  int loads() const ABSL_LOCKS_EXCLUDED(mu_) {
+    MutexLock l(&mu_);
     return loads_;
   }
 
@@ -45,17 +45,15 @@ class ExampleBackend final : public core::framework::FrameworkBackend {
     std::vector<core::framework::Path> p;
     p.push_back({.patterns = {"config"},
                  .fields = {{"greeting", {FieldType::kString, "What public/hello says", "hello"}}},
-                 .operations = {{Operation::kRead, {[this](Request&, const FieldData&) {
-                                   return ReadConfig();
-                                 }}},
-                                {Operation::kUpdate,
-                                 {[this](Request& r, const FieldData& d) {
+                 .operations = {{Operation::kRead,
+                                 {[this](Request&, const FieldData&) { return ReadConfig(); }}},
+                                {Operation::kUpdate, {[this](Request& r, const FieldData& d) {
                                    return WriteConfig(r, d);
                                  }}}},
                  .synopsis = "The engine's configuration (root-protected)"});
     p.push_back({.patterns = {"items"},
-                 .operations = {{Operation::kList, {[](Request& r, const FieldData&)
-                                                        -> absl::StatusOr<Response> {
+                 .operations = {{Operation::kList,
+                                 {[](Request& r, const FieldData&) -> absl::StatusOr<Response> {
                                    ASSIGN_OR_RETURN(auto keys, r.storage->List("item/"));
                                    if (keys.empty()) return absl::NotFoundError("");
                                    json::array a;
@@ -70,39 +68,35 @@ class ExampleBackend final : public core::framework::FrameworkBackend {
                     {"count", {FieldType::kInt, "A number", 1}},
                     {"ttl", {FieldType::kDuration, "A duration", "1h"}},
                     {"tags", {FieldType::kCommaStringSlice, "Tags, a list or \"a,b\""}}},
-         .operations = {{Operation::kRead, {[](Request& r, const FieldData& d)
-                                                -> absl::StatusOr<Response> {
-                           ASSIGN_OR_RETURN(auto raw, r.storage->Get("item/" + d.String("name")));
-                           if (!raw) return absl::NotFoundError("");
-                           return Response::Data(json::parse(*raw).as_object());
-                         }}},
-                        {Operation::kUpdate, {[](Request& r, const FieldData& d)
-                                                  -> absl::StatusOr<Response> {
-                           if (!d.Has("value"))
-                             return absl::InvalidArgumentError("value is required");
-                           json::array tags;
-                           for (auto& t : d.Strings("tags")) tags.emplace_back(t);
-                           json::object o{{"value", d.String("value")},
-                                          {"count", d.Int("count")},
-                                          {"ttl", d.Duration("ttl")},
-                                          {"tags", std::move(tags)}};
-                           RETURN_IF_ERROR(
-                               r.storage->Put("item/" + d.String("name"), json::serialize(o)));
-                           return Response::Empty();
-                         }}},
-                        {Operation::kDelete, {[](Request& r, const FieldData& d)
-                                                  -> absl::StatusOr<Response> {
-                           RETURN_IF_ERROR(r.storage->Delete("item/" + d.String("name")));
-                           return Response::Empty();
-                         }}}},
+         .operations =
+             {{Operation::kRead, {[](Request& r, const FieldData& d) -> absl::StatusOr<Response> {
+                 ASSIGN_OR_RETURN(auto raw, r.storage->Get("item/" + d.String("name")));
+                 if (!raw) return absl::NotFoundError("");
+                 return Response::Data(json::parse(*raw).as_object());
+               }}},
+              {Operation::kUpdate, {[](Request& r, const FieldData& d) -> absl::StatusOr<Response> {
+                 if (!d.Has("value")) return absl::InvalidArgumentError("value is required");
+                 json::array tags;
+                 for (auto& t : d.Strings("tags")) tags.emplace_back(t);
+                 json::object o{{"value", d.String("value")},
+                                {"count", d.Int("count")},
+                                {"ttl", d.Duration("ttl")},
+                                {"tags", std::move(tags)}};
+                 RETURN_IF_ERROR(r.storage->Put("item/" + d.String("name"), json::serialize(o)));
+                 return Response::Empty();
+               }}},
+              {Operation::kDelete, {[](Request& r, const FieldData& d) -> absl::StatusOr<Response> {
+                 RETURN_IF_ERROR(r.storage->Delete("item/" + d.String("name")));
+                 return Response::Empty();
+               }}}},
          .exists = [](Request& r, const FieldData& d) -> absl::StatusOr<std::optional<bool>> {
            ASSIGN_OR_RETURN(auto raw, r.storage->Get("item/" + d.String("name")));
            return std::optional<bool>(raw.has_value());
          },
          .synopsis = "One item: read, write, delete"});
     p.push_back({.patterns = {"public/hello"},
-                 .operations = {{Operation::kRead, {[this](Request&, const FieldData&)
-                                                        -> absl::StatusOr<Response> {
+                 .operations = {{Operation::kRead,
+                                 {[this](Request&, const FieldData&) -> absl::StatusOr<Response> {
                                    ASSIGN_OR_RETURN(std::string g, LoadConfig());
                                    return Response::Data(json::object{{"message", g}});
                                  }}}},
@@ -110,19 +104,19 @@ class ExampleBackend final : public core::framework::FrameworkBackend {
     p.push_back({.patterns = {"echo/{kind:upper|plain}/{rest*}"},
                  .fields = {{"kind", {FieldType::kString, "upper or plain"}},
                             {"rest", {FieldType::kString, "Any path"}}},
-                 .operations = {{Operation::kRead, {[](Request&, const FieldData& d) {
-                                   std::string s = d.String("rest");
-                                   if (d.String("kind") == "upper")
-                                     for (char& c : s) c = static_cast<char>(std::toupper(c));
-                                   return absl::StatusOr<Response>(
-                                       Response::Data(json::object{{"echo", s}}));
-                                 }}}},
+                 .operations =
+                     {{Operation::kRead, {[](Request&, const FieldData& d) {
+                         std::string s = d.String("rest");
+                         if (d.String("kind") == "upper")
+                           for (char& c : s) c = static_cast<char>(std::toupper(c));
+                         return absl::StatusOr<Response>(Response::Data(json::object{{"echo", s}}));
+                       }}}},
                  .synopsis = "Echoes the rest of the path"});
     return p;
   }
 
-  absl::StatusOr<std::string> LoadConfig() {
-    std::lock_guard<std::mutex> l(mu_);
+  absl::StatusOr<std::string> LoadConfig() ABSL_LOCKS_EXCLUDED(mu_) {
+    MutexLock l(&mu_);
     if (greeting_) return *greeting_;
     ASSIGN_OR_RETURN(auto raw, storage_->Get("config"));
     ++loads_;
@@ -142,9 +136,9 @@ class ExampleBackend final : public core::framework::FrameworkBackend {
   }
 
   storage::Storage* storage_;
-  mutable std::mutex mu_;
-  std::optional<std::string> greeting_;  // guarded by mu_
-  int loads_ = 0;                        // guarded by mu_
+  mutable Mutex mu_;
+  std::optional<std::string> greeting_ ABSL_GUARDED_BY(mu_);
+  int loads_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace
