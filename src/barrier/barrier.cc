@@ -2,6 +2,8 @@
 
 #include <openssl/crypto.h>
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 #include "boost/json.hpp"
 #include "crypto/crypto.h"
@@ -97,10 +99,14 @@ absl::Status Barrier::ReloadKeyring() {
     if (sealed_) return absl::FailedPreconditionError("barrier is sealed");
     root = root_key_.Clone();
   }
-  return Unseal(root);
+  return LoadKeyring(root, /*reload=*/true);
 }
 
 absl::Status Barrier::Unseal(const crypto::SecretBytes& root_key) {
+  return LoadKeyring(root_key, /*reload=*/false);
+}
+
+absl::Status Barrier::LoadKeyring(const crypto::SecretBytes& root_key, bool reload) {
   ASSIGN_OR_RETURN(auto raw, physical_->Get(kKeyringPath));
   if (!raw.has_value()) return absl::FailedPreconditionError("barrier is not initialized");
   if (raw->size() < kHeader) return absl::DataLossError("keyring is corrupt");
@@ -126,9 +132,18 @@ absl::Status Barrier::Unseal(const crypto::SecretBytes& root_key) {
                     Term{crypto::SecretBytes(*key), t});
       OPENSSL_cleanse(key->data(), key->size());
     }
+    const auto active = static_cast<uint32_t>(v.at("active_term").to_number<int64_t>());
+    if (!terms.count(active)) return absl::DataLossError("keyring has no active term");
     MutexLock l(&mu_);
-    active_ = static_cast<uint32_t>(v.at("active_term").to_number<int64_t>());
-    if (!terms.count(active_)) return absl::DataLossError("keyring has no active term");
+    if (reload) {
+      // The stored keyring may be older than this node's (read before a local Rotate persisted):
+      // merge, never drop a term or move the active one back, and never unseal by reloading.
+      if (sealed_) return absl::FailedPreconditionError("barrier is sealed");
+      for (auto& [t, term] : terms) terms_.try_emplace(t, std::move(term));
+      active_ = std::max(active_, active);
+      return absl::OkStatus();
+    }
+    active_ = active;
     terms_ = std::move(terms);
     root_key_ = root_key.Clone();
     sealed_ = false;

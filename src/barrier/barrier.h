@@ -71,6 +71,8 @@ class Barrier final : public storage::Storage {
       ABSL_SHARED_LOCKS_REQUIRED(mu_);
   absl::StatusOr<std::string> Decrypt(std::string_view path, std::string_view sealed)
       ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  // Unseal (reload=false) or ReloadKeyring (reload=true: merge into the terms held).
+  absl::Status LoadKeyring(const crypto::SecretBytes& root_key, bool reload);
   absl::Status PersistKeyringLocked() ABSL_SHARED_LOCKS_REQUIRED(mu_);
 
   storage::Storage* const physical_;

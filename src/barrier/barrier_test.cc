@@ -106,5 +106,35 @@ TEST(PrefixView, IsolatesKeys) {
   EXPECT_EQ(*a.List("", "", 0), std::vector<std::string>{"k"});
 }
 
+// Two nodes on one store: a rotation on one is invisible to the other until it reloads the
+// keyring, and a reload of an older stored keyring never drops a term this node holds.
+TEST(Barrier, ReloadKeyringPicksUpAnotherNodesRotation) {
+  storage::MemoryStorage phys;
+  auto root = Key();
+  Barrier a(&phys), b(&phys);
+  ASSERT_TRUE(a.Initialize(root).ok());
+  ASSERT_TRUE(b.Unseal(root).ok());
+  ASSERT_TRUE(a.Rotate().ok());
+  ASSERT_TRUE(a.Put("logical/x/k", "v2").ok());  // written under term 2
+  EXPECT_FALSE(b.Get("logical/x/k").ok());       // b only knows term 1
+  ASSERT_TRUE(b.ReloadKeyring().ok());
+  EXPECT_EQ(**b.Get("logical/x/k"), "v2");
+  EXPECT_EQ(b.Status()->term, 2u);
+
+  // b rotates to term 3 and writes; the stored keyring is then put back to an older copy (a
+  // stale read): reloading keeps term 3.
+  auto old_ring = **phys.Get(kKeyringPath);
+  ASSERT_TRUE(b.Rotate().ok());
+  ASSERT_TRUE(b.Put("logical/x/k3", "v3").ok());
+  ASSERT_TRUE(phys.Put(kKeyringPath, old_ring).ok());
+  ASSERT_TRUE(b.ReloadKeyring().ok());
+  EXPECT_EQ(**b.Get("logical/x/k3"), "v3");
+  EXPECT_EQ(b.Status()->term, 3u);
+
+  b.Seal();
+  EXPECT_EQ(b.ReloadKeyring().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_TRUE(b.sealed());
+}
+
 }  // namespace
 }  // namespace coffer::barrier

@@ -483,8 +483,9 @@ absl::StatusOr<Response> Core::HandleLocked(Request& req) {
     req.storage = view;
     auto exists = backend->Exists(req);
     req.path = full_path;
-    if (!exists.ok()) return exists.status();
-    if (exists->has_value() && !**exists) req.op = Operation::kCreate;
+    // An error here would reach a caller the ACL has not admitted yet, unaudited: treat it as
+    // "no opinion" (update capability); the handler meets the same error after the ACL.
+    if (exists.ok() && exists->has_value() && !**exists) req.op = Operation::kCreate;
   }
   const bool needs_sudo = backend && backend->Special().root.Matches(rest);
   ASSIGN_OR_RETURN(auto acl, policies_->AclFor(token->policies));

@@ -271,8 +271,10 @@ std::unique_ptr<Backend> Core::NewSystemBackend() {
                           "config/auditing/*",
                           "plugins/catalog/*",
                           "internal/inspect/*"};
-  special.unauthenticated =
-      PathList{"init", "unseal", "seal-status", "health", "leader", "internal/specs/openapi"};
+  special.unauthenticated = PathList{"init", "unseal", "seal-status", "health", "leader"};
+  // sys/internal/specs/openapi is unauthenticated in Vault, which then filters the mounts by
+  // listing_visibility and the caller's ACL. Coffer has no listing_visibility yet, so the
+  // document (which names every mount) needs a token (docs/compatibility.md).
   // Every sys path answers an operation it lacks with Vault's bare message, as before the
   // framework; health and seal-status keep their own wording.
   for (auto& p : paths) {

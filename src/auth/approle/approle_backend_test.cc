@@ -74,7 +74,7 @@ TEST_F(AppRoleTest, HelpAndOpenApiDescribeThePathTable) {
   ASSERT_TRUE(help.ok()) << help.status();
   EXPECT_TRUE(help->data->at("fields").as_object().contains("secret_id"));
 
-  auto spec = Do(Operation::kRead, "sys/internal/specs/openapi", {}, "");
+  auto spec = Do(Operation::kRead, "sys/internal/specs/openapi");
   ASSERT_TRUE(spec.ok()) << spec.status();
   const auto doc = json::parse(spec->raw_body);
   const auto& paths = doc.at("paths").as_object();

@@ -20,7 +20,7 @@ namespace {
 class ExampleBackend final : public core::framework::FrameworkBackend {
  public:
   explicit ExampleBackend(const core::BackendConfig& cfg)
-      : FrameworkBackend("The example engine keeps named items.", Paths(),
+      : FrameworkBackend("The example engine keeps named items.", Paths(this),
                          core::SpecialPaths{.root = {"config"}, .unauthenticated = {"public/*"}}),
         storage_(cfg.storage) {}
 
@@ -40,15 +40,19 @@ class ExampleBackend final : public core::framework::FrameworkBackend {
   }
 
  private:
-  std::vector<core::framework::Path> Paths() {
+  // Static, given the (not yet constructed) engine: handlers only capture the pointer, and are
+  // called after construction. Calling a member function here would run before the base class
+  // is constructed.
+  static std::vector<core::framework::Path> Paths(ExampleBackend* self) {
     using core::framework::OperationSpec;
     std::vector<core::framework::Path> p;
     p.push_back({.patterns = {"config"},
                  .fields = {{"greeting", {FieldType::kString, "What public/hello says", "hello"}}},
-                 .operations = {{Operation::kRead,
-                                 {[this](Request&, const FieldData&) { return ReadConfig(); }}},
-                                {Operation::kUpdate, {[this](Request& r, const FieldData& d) {
-                                   return WriteConfig(r, d);
+                 .operations = {{Operation::kRead, {[self](Request&, const FieldData&) {
+                                   return self->ReadConfig();
+                                 }}},
+                                {Operation::kUpdate, {[self](Request& r, const FieldData& d) {
+                                   return self->WriteConfig(r, d);
                                  }}}},
                  .synopsis = "The engine's configuration (root-protected)"});
     p.push_back({.patterns = {"items"},
@@ -72,7 +76,11 @@ class ExampleBackend final : public core::framework::FrameworkBackend {
              {{Operation::kRead, {[](Request& r, const FieldData& d) -> absl::StatusOr<Response> {
                  ASSIGN_OR_RETURN(auto raw, r.storage->Get("item/" + d.String("name")));
                  if (!raw) return absl::NotFoundError("");
-                 return Response::Data(json::parse(*raw).as_object());
+                 boost::system::error_code ec;
+                 auto v = json::parse(*raw, ec);
+                 if (ec || !v.is_object())
+                   return absl::DataLossError("stored item is not a JSON object");
+                 return Response::Data(std::move(v.as_object()));
                }}},
               {Operation::kUpdate, {[](Request& r, const FieldData& d) -> absl::StatusOr<Response> {
                  if (!d.Has("value")) return absl::InvalidArgumentError("value is required");
@@ -96,8 +104,8 @@ class ExampleBackend final : public core::framework::FrameworkBackend {
          .synopsis = "One item: read, write, delete"});
     p.push_back({.patterns = {"public/hello"},
                  .operations = {{Operation::kRead,
-                                 {[this](Request&, const FieldData&) -> absl::StatusOr<Response> {
-                                   ASSIGN_OR_RETURN(std::string g, LoadConfig());
+                                 {[self](Request&, const FieldData&) -> absl::StatusOr<Response> {
+                                   ASSIGN_OR_RETURN(std::string g, self->LoadConfig());
                                    return Response::Data(json::object{{"message", g}});
                                  }}}},
                  .synopsis = "A greeting anyone may read"});

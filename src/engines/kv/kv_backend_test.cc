@@ -60,7 +60,7 @@ TEST_F(KvTest, HelpAndOpenApiDescribeTheCatchAllPath) {
   EXPECT_EQ(json::serialize(help->data->at("patterns")), R"(["{path*}"])");
   EXPECT_EQ(json::serialize(help->data->at("operations")), R"(["read","update","delete","list"])");
 
-  auto spec = Do(Operation::kRead, "sys/internal/specs/openapi", {}, "");
+  auto spec = Do(Operation::kRead, "sys/internal/specs/openapi");
   ASSERT_TRUE(spec.ok()) << spec.status();
   const auto doc = json::parse(spec->raw_body);
   const auto& item = doc.at("paths").at("/secret/{path}").as_object();
