@@ -162,12 +162,12 @@ class SudoTest : public ::testing::Test {
     r.client_token = std::move(token);
     return core_->Handle(r);
   }
-  json::object Must(Operation op, std::string path, json::object data = {}) {
+  json::object Must(Operation op, const std::string& path, json::object data = {}) {
     auto r = Do(op, path, std::move(data), root_);
     EXPECT_TRUE(r.ok()) << path << ": " << r.status();
     return r.ok() && r->data ? *r->data : json::object{};
   }
-  std::string TokenWith(std::string policy) {
+  std::string TokenWith(const std::string& policy) {
     auto r =
         Do(Operation::kUpdate, "auth/token/create", {{"policies", json::array{policy}}}, root_);
     return std::string(r->auth->at("client_token").as_string());

@@ -34,7 +34,7 @@ class AppRoleTest : public ::testing::Test {
                     .ok());
   }
   absl::StatusOr<core::Response> Do(Operation op, std::string path, json::object data = {},
-                                    std::optional<std::string> token = std::nullopt,
+                                    const std::optional<std::string>& token = std::nullopt,
                                     std::vector<std::pair<std::string, std::string>> query = {}) {
     core::Request r;
     r.op = op;
@@ -152,6 +152,7 @@ TEST_F(AppRoleTest, ASecretIdWithNUsesLogsInNTimesUnderConcurrency) {
   const std::string secret_id = SecretId({{"num_uses", 5}, {"metadata", R"({"env":"ci"})"}});
   std::atomic<int> ok{0}, refused{0};
   std::vector<std::thread> threads;
+  threads.reserve(8);
   for (int t = 0; t < 8; ++t) {
     threads.emplace_back([&] {
       for (int i = 0; i < 3; ++i) {

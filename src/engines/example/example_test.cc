@@ -29,7 +29,7 @@ class ExampleTest : public ::testing::Test {
     ASSERT_TRUE(Do(Operation::kUpdate, "sys/mounts/ex", {{"type", "example"}}).ok());
   }
   absl::StatusOr<core::Response> Do(Operation op, std::string path, json::object data = {},
-                                    std::optional<std::string> token = std::nullopt) {
+                                    const std::optional<std::string>& token = std::nullopt) {
     core::Request r;
     r.op = op;
     r.path = std::move(path);

@@ -29,7 +29,7 @@ class KvTest : public ::testing::Test {
     ASSERT_TRUE(Do(Operation::kUpdate, "sys/mounts/secret", {{"type", "kv"}}).ok());
   }
   absl::StatusOr<core::Response> Do(Operation op, std::string path, json::object data = {},
-                                    std::optional<std::string> token = std::nullopt,
+                                    const std::optional<std::string>& token = std::nullopt,
                                     std::vector<std::pair<std::string, std::string>> query = {}) {
     core::Request r;
     r.op = op;
