@@ -15,12 +15,12 @@
 #include <string>
 #include <vector>
 
-#include "registry/builtin.h"
 #include "boost/json.hpp"
 #include "core/core.h"
 #include "crypto/crypto.h"
 #include "crypto/x509.h"
 #include "engines/pki/pki_backend.h"
+#include "registry/builtin.h"
 #include "storage/sqlite_storage.h"
 #include "util/encoding.h"
 #include "util/log.h"

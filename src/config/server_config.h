@@ -27,7 +27,7 @@ struct ListenerConfig {
   bool tls_disable = false;
   std::string tls_cert_file;
   std::string tls_key_file;
-  std::string tls_min_version = "tls12";  // tls12 | tls13
+  std::string tls_min_version = "tls12";         // tls12 | tls13
   std::chrono::seconds read_header_timeout{10};  // http_read_header_timeout
   std::chrono::seconds read_timeout{30};         // http_read_timeout
   std::chrono::seconds idle_timeout{300};        // http_idle_timeout

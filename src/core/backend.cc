@@ -44,11 +44,7 @@ const SpecialPaths& Backend::Special() const {
   return kNone;
 }
 
-void BackendConfig::LogInfo(std::string_view msg) const {
-  log::Info(msg, {{"mount", entry.path}});
-}
-void BackendConfig::LogWarn(std::string_view msg) const {
-  log::Warn(msg, {{"mount", entry.path}});
-}
+void BackendConfig::LogInfo(std::string_view msg) const { log::Info(msg, {{"mount", entry.path}}); }
+void BackendConfig::LogWarn(std::string_view msg) const { log::Warn(msg, {{"mount", entry.path}}); }
 
 }  // namespace coffer::core

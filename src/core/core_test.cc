@@ -1,10 +1,10 @@
-#include "registry/builtin.h"
 #include "core/core.h"
 
 #include <gtest/gtest.h>
 
 #include "boost/json.hpp"
 #include "engines/kv/kv_backend.h"
+#include "registry/builtin.h"
 #include "storage/fault_storage.h"
 #include "storage/memory_storage.h"
 #include "util/encoding.h"

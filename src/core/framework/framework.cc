@@ -376,13 +376,13 @@ absl::StatusOr<Response> FrameworkBackend::Help(const Request& req, const Path& 
   // Vault's help response carries an OpenAPI document of the path as well.
   json::object oa_paths;
   PathOpenApi(p, "/" + req.mount_point, oa_paths);
-  return Response::Data(json::object{{"help", text},
-                                     {"see_also", nullptr},
-                                     {"openapi", json::object{{"openapi", "3.0.2"},
-                                                              {"paths", std::move(oa_paths)}}},
-                                     {"patterns", std::move(patterns)},
-                                     {"operations", std::move(ops)},
-                                     {"fields", std::move(fields)}});
+  return Response::Data(
+      json::object{{"help", text},
+                   {"see_also", nullptr},
+                   {"openapi", json::object{{"openapi", "3.0.2"}, {"paths", std::move(oa_paths)}}},
+                   {"patterns", std::move(patterns)},
+                   {"operations", std::move(ops)},
+                   {"fields", std::move(fields)}});
 }
 
 absl::Status FrameworkBackend::NotFound(const Request& req) const {
@@ -417,8 +417,9 @@ absl::StatusOr<Response> FrameworkBackend::Handle(Request& req) {
       return UnsupportedOperation(Cat(OperationName(req.op), " on \"", req.path,
                                       "\"; this path supports: ", OperationList(*p)));
     std::string detail = *p->unsupported;
-    for (auto [key, value] : {std::pair<std::string_view, std::string_view>{"{op}", OperationName(req.op)},
-                              {"{path}", req.path}}) {
+    for (auto [key, value] :
+         {std::pair<std::string_view, std::string_view>{"{op}", OperationName(req.op)},
+          {"{path}", req.path}}) {
       size_t at = detail.find(key);
       if (at != std::string::npos) detail.replace(at, key.size(), value);
     }
@@ -449,16 +450,17 @@ void FrameworkBackend::PathOpenApi(const Path& p, std::string_view mount_path, j
         }
         oa_path += "{" + s.text + "}";
         auto f = p.fields.find(s.text);
-        params.push_back(json::object{
-            {"name", s.text},
-            {"in", "path"},
-            {"required", true},
-            {"description", f == p.fields.end() ? "" : f->second.description},
-            {"schema", json::object{{"type", "string"}}}});
+        params.push_back(
+            json::object{{"name", s.text},
+                         {"in", "path"},
+                         {"required", true},
+                         {"description", f == p.fields.end() ? "" : f->second.description},
+                         {"schema", json::object{{"type", "string"}}}});
       }
       for (const auto& [name, f] : p.fields) {
         bool in_path = false;
-        for (const auto& s : c.segments) in_path = in_path || (s.kind != Segment::kLiteral && s.text == name);
+        for (const auto& s : c.segments)
+          in_path = in_path || (s.kind != Segment::kLiteral && s.text == name);
         if (in_path) continue;
         json::object prop{{"type", OpenApiType(f.type)}, {"description", f.description}};
         if (!f.default_value.is_null() && !f.sensitive) prop["default"] = f.default_value;
@@ -477,7 +479,9 @@ void FrameworkBackend::PathOpenApi(const Path& p, std::string_view mount_path, j
           case Operation::kList:
             method = "list";  // Vault's OpenAPI marks LIST as get with ?list=true
             o["parameters"] = json::array{json::object{
-                {"name", "list"}, {"in", "query"}, {"required", true},
+                {"name", "list"},
+                {"in", "query"},
+                {"required", true},
                 {"schema", json::object{{"type", "string"}, {"enum", json::array{"true"}}}}}};
             break;
           case Operation::kDelete:
