@@ -19,6 +19,10 @@ every layer and are not checked: core's tests, for instance, mount the built-in 
 registry/builtin.h.
 
 --markdown prints the table (with each layer's full set of allowed layers) instead of checking.
+--cmake CMakeLists.txt reads the table from `set(COFFER_LAYERS ...)` there instead of --layer:
+
+    python3 scripts/check_layers.py --cmake CMakeLists.txt --markdown
+    python3 scripts/check_layers.py --cmake CMakeLists.txt --src src
 Exit status: 0 clean, 1 violations, 2 bad arguments or table. Python standard library only.
 """
 
@@ -29,6 +33,22 @@ import sys
 
 SOURCE_SUFFIXES = (".h", ".hh", ".hpp", ".cc", ".cpp", ".cxx", ".inc")
 INCLUDE_RE = re.compile(r'^\s*#\s*include\s*(?:"([^"]+)"|<([^>]+)>)')
+
+
+def layers_from_cmake(path):
+    """The quoted entries of `set(COFFER_LAYERS ...)` in a CMakeLists.txt."""
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    start = re.search(r"^\s*set\(\s*COFFER_LAYERS\b", text, re.M)
+    if not start:
+        raise ValueError(f"{path} has no set(COFFER_LAYERS ...)")
+    body = []
+    for line in text[start.end():].splitlines():
+        line = line.split("#", 1)[0]  # comments may hold parentheses
+        body.append(line.split(")", 1)[0])
+        if ")" in line:
+            return re.findall(r'"([^"]*)"', "\n".join(body))
+    raise ValueError(f"{path}: set(COFFER_LAYERS ... has no closing parenthesis")
 
 
 def parse_table(entries):
@@ -159,7 +179,9 @@ def markdown(table, allowed):
 
 def main(argv):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--src", required=True, help="the src/ folder to check")
+    parser.add_argument("--src", help="the src/ folder to check")
+    parser.add_argument("--cmake", metavar="CMAKELISTS",
+                        help="read the table from set(COFFER_LAYERS ...) in this file")
     parser.add_argument("--layer", action="append", default=[], metavar="NAME=DEP,DEP",
                         help="one layer and its direct dependencies; repeat for each layer")
     parser.add_argument("--stamp", help="touch this file when the check passes (for the build)")
@@ -167,7 +189,10 @@ def main(argv):
     parser.add_argument("--name", help="how to name the src folder in messages (default: --src)")
     args = parser.parse_args(argv)
     try:
-        table = parse_table(args.layer)
+        entries = list(args.layer)
+        if args.cmake:
+            entries += layers_from_cmake(args.cmake)
+        table = parse_table(entries)
         if not table:
             raise ValueError("no --layer given")
         allowed = closure(table)
@@ -177,8 +202,9 @@ def main(argv):
     if args.markdown:
         print(markdown(table, allowed))
         return 0
-    if not os.path.isdir(args.src):
-        print(f"check_layers: error: {args.src} is not a folder", file=sys.stderr)
+    if not args.src or not os.path.isdir(args.src):
+        print(f"check_layers: error: --src {args.src or '(missing)'} is not a folder",
+              file=sys.stderr)
         return 2
     errors = check(args.src, table, allowed, args.name or args.src.rstrip("/"))
     if errors:

@@ -4,6 +4,7 @@
 Copies src/ to a temporary folder and runs the checker there with the layer table CMake passes
 (the same COFFER_LAYERS the libraries are built from):
 
+  0. --cmake CMakeLists.txt reads the same table as the one passed;
   1. the copy as it is passes;
   2. one upward include planted in a file of the lowest layer fails, and the message names the
      file, the line and the forbidden edge;
@@ -58,6 +59,18 @@ def main():
     lowest = next(n for n, d in table.items() if not d)
     depended = {d for deps in table.values() for d in deps}
     highest = next(n for n in reversed(list(table)) if n not in depended)
+
+    # --cmake reads the same table from CMakeLists.txt (used to print docs/architecture.md's).
+    cmakelists = os.path.join(os.path.dirname(os.path.abspath(src)), "CMakeLists.txt")
+    if os.path.exists(cmakelists):
+        p = subprocess.run([sys.executable, checker, "--cmake", cmakelists, "--markdown"],
+                           capture_output=True, text=True)
+        q = subprocess.run([sys.executable, checker, "--markdown"] +
+                           [a for layer in layers for a in ("--layer", layer)],
+                           capture_output=True, text=True)
+        if p.returncode != 0 or p.stdout != q.stdout:
+            fail("--cmake CMakeLists.txt should read the table CMake passes", p.stdout + p.stderr)
+        print("ok: --cmake CMakeLists.txt reads the same table")
 
     with tempfile.TemporaryDirectory() as tmp:
         copy = os.path.join(tmp, "src")

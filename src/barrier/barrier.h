@@ -37,29 +37,30 @@ class Barrier final : public storage::Storage {
 
   // Creates a fresh keyring with term 1 and stores it under `root_key`; leaves the barrier
   // unsealed. Fails if a keyring already exists.
-  absl::Status Initialize(const crypto::SecretBytes& root_key);
+  absl::Status Initialize(const crypto::SecretBytes& root_key) ABSL_LOCKS_EXCLUDED(mu_);
   // Loads the keyring with `root_key`. A wrong key fails with kPermissionDenied.
-  absl::Status Unseal(const crypto::SecretBytes& root_key);
+  absl::Status Unseal(const crypto::SecretBytes& root_key) ABSL_LOCKS_EXCLUDED(mu_);
   // Reads the keyring again with the root key held since Unseal: another node rotated the key
   // (a standby calls this when storage reports core/keyring changed). Terms only ever get
   // added, so values encrypted under the old keyring keep decrypting.
-  absl::Status ReloadKeyring();
+  absl::Status ReloadKeyring() ABSL_LOCKS_EXCLUDED(mu_);
   // Wipes the root key and every term key from memory.
-  void Seal();
+  void Seal() ABSL_LOCKS_EXCLUDED(mu_);
   bool sealed() const ABSL_LOCKS_EXCLUDED(mu_);
 
   // Adds a new term and makes it active; persisted before it is used.
-  absl::StatusOr<KeyStatus> Rotate();
-  absl::StatusOr<KeyStatus> Status() const;
+  absl::StatusOr<KeyStatus> Rotate() ABSL_LOCKS_EXCLUDED(mu_);
+  absl::StatusOr<KeyStatus> Status() const ABSL_LOCKS_EXCLUDED(mu_);
 
-  absl::StatusOr<std::optional<std::string>> Get(std::string_view key) override;
-  absl::Status Put(std::string_view key, std::string_view value) override;
-  absl::Status Delete(std::string_view key) override;
-  absl::Status Write(std::vector<storage::WriteOp> ops) override;
+  absl::StatusOr<std::optional<std::string>> Get(std::string_view key) override
+      ABSL_LOCKS_EXCLUDED(mu_);
+  absl::Status Put(std::string_view key, std::string_view value) override ABSL_LOCKS_EXCLUDED(mu_);
+  absl::Status Delete(std::string_view key) override ABSL_LOCKS_EXCLUDED(mu_);
+  absl::Status Write(std::vector<storage::WriteOp> ops) override ABSL_LOCKS_EXCLUDED(mu_);
   absl::StatusOr<std::vector<std::string>> List(std::string_view prefix,
                                                 std::string_view after = {},
-                                                size_t limit = 0) override;
-  absl::Status DeletePrefix(std::string_view prefix) override;
+                                                size_t limit = 0) override ABSL_LOCKS_EXCLUDED(mu_);
+  absl::Status DeletePrefix(std::string_view prefix) override ABSL_LOCKS_EXCLUDED(mu_);
   std::string_view Type() const override { return physical_->Type(); }
 
  private:
@@ -72,7 +73,8 @@ class Barrier final : public storage::Storage {
   absl::StatusOr<std::string> Decrypt(std::string_view path, std::string_view sealed)
       ABSL_SHARED_LOCKS_REQUIRED(mu_);
   // Unseal (reload=false) or ReloadKeyring (reload=true: merge into the terms held).
-  absl::Status LoadKeyring(const crypto::SecretBytes& root_key, bool reload);
+  absl::Status LoadKeyring(const crypto::SecretBytes& root_key, bool reload)
+      ABSL_LOCKS_EXCLUDED(mu_);
   absl::Status PersistKeyringLocked() ABSL_SHARED_LOCKS_REQUIRED(mu_);
 
   storage::Storage* const physical_;

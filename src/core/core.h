@@ -163,7 +163,7 @@ class Core final : private SystemView {
   std::map<std::string, std::shared_ptr<Mount>, std::less<>> mounts_ ABSL_GUARDED_BY(mounts_mu_);
 
   Mutex tidy_mu_;
-  // Waits on tidy_mu_.native(): condition_variable_any, since the wrapper is a shared_mutex.
+  // Waits on tidy_mu_.native(): condition_variable_any, as Mutex is no std::mutex.
   std::condition_variable_any tidy_cv_;
   bool stopping_ ABSL_GUARDED_BY(tidy_mu_) = false;
   std::thread tidy_thread_;

@@ -67,13 +67,15 @@ class TokenStore {
 
   // Stores a new token described by `entry` (id_hash, accessor and creation_time are filled in;
   // expire_time from ttl). Returns the token.
-  absl::StatusOr<CreatedToken> Create(TokenEntry entry);
-  absl::StatusOr<std::string> CreateRootToken();
+  absl::StatusOr<CreatedToken> Create(TokenEntry entry) ABSL_LOCKS_EXCLUDED(mu_);
+  absl::StatusOr<std::string> CreateRootToken() ABSL_LOCKS_EXCLUDED(mu_);
 
   // nullopt for an unknown or expired token. Never logs the token.
-  absl::StatusOr<std::optional<TokenEntry>> Lookup(std::string_view token);
-  absl::StatusOr<std::optional<TokenEntry>> LookupByHash(std::string_view id_hash);
-  absl::StatusOr<std::optional<TokenEntry>> LookupByAccessor(std::string_view accessor);
+  absl::StatusOr<std::optional<TokenEntry>> Lookup(std::string_view token) ABSL_LOCKS_EXCLUDED(mu_);
+  absl::StatusOr<std::optional<TokenEntry>> LookupByHash(std::string_view id_hash)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  absl::StatusOr<std::optional<TokenEntry>> LookupByAccessor(std::string_view accessor)
+      ABSL_LOCKS_EXCLUDED(mu_);
 
   // Revokes the token; its children too unless `orphan_children`, in which case they lose
   // their parent and stay valid.
@@ -89,7 +91,8 @@ class TokenStore {
   absl::Status Use(const TokenEntry& entry) ABSL_LOCKS_EXCLUDED(write_mu_, mu_);
 
   // One page of accessors (LIST auth/token/accessors).
-  absl::StatusOr<std::vector<std::string>> Accessors(std::string_view after, size_t limit);
+  absl::StatusOr<std::vector<std::string>> Accessors(std::string_view after, size_t limit)
+      ABSL_LOCKS_EXCLUDED(mu_);
   // Revokes tokens whose expiry has passed, up to `max` of them; returns how many.
   absl::StatusOr<int> Tidy(int max = 1000) ABSL_LOCKS_EXCLUDED(write_mu_, mu_);
 

@@ -10,14 +10,15 @@ namespace coffer::storage {
 
 class MemoryStorage final : public Storage {
  public:
-  absl::StatusOr<std::optional<std::string>> Get(std::string_view key) override;
-  absl::Status Put(std::string_view key, std::string_view value) override;
-  absl::Status Delete(std::string_view key) override;
-  absl::Status Write(std::vector<WriteOp> ops) override;
+  absl::StatusOr<std::optional<std::string>> Get(std::string_view key) override
+      ABSL_LOCKS_EXCLUDED(mu_);
+  absl::Status Put(std::string_view key, std::string_view value) override ABSL_LOCKS_EXCLUDED(mu_);
+  absl::Status Delete(std::string_view key) override ABSL_LOCKS_EXCLUDED(mu_);
+  absl::Status Write(std::vector<WriteOp> ops) override ABSL_LOCKS_EXCLUDED(mu_);
   absl::StatusOr<std::vector<std::string>> List(std::string_view prefix,
                                                 std::string_view after = {},
-                                                size_t limit = 0) override;
-  absl::Status DeletePrefix(std::string_view prefix) override;
+                                                size_t limit = 0) override ABSL_LOCKS_EXCLUDED(mu_);
+  absl::Status DeletePrefix(std::string_view prefix) override ABSL_LOCKS_EXCLUDED(mu_);
   std::string_view Type() const override { return "inmem"; }
 
  private:

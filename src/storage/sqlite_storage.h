@@ -28,14 +28,16 @@ class SqliteStorage final : public Storage {
   static absl::StatusOr<std::unique_ptr<SqliteStorage>> Open(const std::string& path);
   ~SqliteStorage() override;
 
-  absl::StatusOr<std::optional<std::string>> Get(std::string_view key) override;
-  absl::Status Put(std::string_view key, std::string_view value) override;
-  absl::Status Delete(std::string_view key) override;
-  absl::Status Write(std::vector<WriteOp> ops) override;
+  absl::StatusOr<std::optional<std::string>> Get(std::string_view key) override
+      ABSL_LOCKS_EXCLUDED(pool_mu_);
+  absl::Status Put(std::string_view key, std::string_view value) override ABSL_LOCKS_EXCLUDED(qmu_);
+  absl::Status Delete(std::string_view key) override ABSL_LOCKS_EXCLUDED(qmu_);
+  absl::Status Write(std::vector<WriteOp> ops) override ABSL_LOCKS_EXCLUDED(qmu_);
   absl::StatusOr<std::vector<std::string>> List(std::string_view prefix,
                                                 std::string_view after = {},
-                                                size_t limit = 0) override;
-  absl::Status DeletePrefix(std::string_view prefix) override;
+                                                size_t limit = 0) override
+      ABSL_LOCKS_EXCLUDED(pool_mu_);
+  absl::Status DeletePrefix(std::string_view prefix) override ABSL_LOCKS_EXCLUDED(qmu_);
   std::string_view Type() const override { return "sqlite"; }
 
   // Number of transactions committed so far (lets tests and benchmarks see batching).
@@ -52,8 +54,9 @@ class SqliteStorage final : public Storage {
 
   explicit SqliteStorage(std::string path);
   absl::Status Init();
-  absl::Status Submit(Pending p);
-  void WriterLoop();
+  // Queues `p` and waits for the writer thread to apply it.
+  absl::Status Submit(Pending p) ABSL_LOCKS_EXCLUDED(qmu_);
+  void WriterLoop() ABSL_LOCKS_EXCLUDED(qmu_);
   absl::Status ApplyLocked(Pending& p);
   absl::StatusOr<std::unique_ptr<ReadConn>> NewReadConn();
 
@@ -68,7 +71,7 @@ class SqliteStorage final : public Storage {
   absl::Status Run(Control c);
 
   Mutex qmu_;
-  // Waits on qmu_.native() (condition_variable_any, since the wrapper is a shared_mutex).
+  // Waits on qmu_.native(): condition_variable_any, as Mutex is no std::mutex.
   std::condition_variable_any qcv_;
   std::deque<Pending> queue_ ABSL_GUARDED_BY(qmu_);
   bool stopping_ ABSL_GUARDED_BY(qmu_) = false;
