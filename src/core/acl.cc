@@ -242,6 +242,21 @@ path "sys/internal/ui/resultant-acl" {
     capabilities = ["read"]
 }
 
+# Allow a token to renew a lease via lease_id in the request body
+path "sys/leases/renew" {
+    capabilities = ["update"]
+}
+
+# Allow looking up lease properties: this requires knowing the lease ID and shows nothing secret
+path "sys/leases/lookup" {
+    capabilities = ["update"]
+}
+
+# Allow a token to manage its own cubbyhole
+path "cubbyhole/*" {
+    capabilities = ["create", "read", "update", "delete", "list"]
+}
+
 # Allow a token to wrap arbitrary values in a response-wrapping token
 path "sys/wrapping/wrap" {
     capabilities = ["update"]

@@ -103,6 +103,12 @@ class Backend {
   virtual absl::Status Initialize() { return absl::OkStatus(); }
   virtual void InvalidateKey(std::string_view key) {}
   virtual void Cleanup() {}
+  // A lease this backend granted (Response::secret) expired or was revoked: undo what it gave
+  // (a certificate is revoked). `req` carries the mount's storage and the path the secret was
+  // issued on; an error keeps the lease, to be tried again (unless the revocation is forced).
+  virtual absl::Status RevokeLease(Request& req, const boost::json::object& internal) {
+    return absl::OkStatus();
+  }
 
   // OpenAPI path items for this backend's paths, keys prefixed with `mount_path` ("/pki/").
   virtual void OpenApi(std::string_view mount_path, boost::json::object& paths) const {}

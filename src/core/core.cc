@@ -97,7 +97,12 @@ absl::Status Core::ReopenAudit() {
 absl::StatusOr<int> Core::TidyNow() {
   ReaderMutexLock l(&state_mu_);
   if (sealed_) return SealedError();
-  return tokens_->Tidy(100000);
+  ASSIGN_OR_RETURN(int tokens, tokens_->Tidy(100000));
+  auto leases = RevokeExpiredLeases(100000);
+  if (!leases.ok()) log::Warn("expired leases not revoked", {{"error", Msg(leases.status())}});
+  if (leases.ok() && *leases > 0)
+    log::Info("expired leases revoked", {{"count", std::to_string(*leases)}});
+  return tokens;
 }
 
 void Core::TidyLoop() {
@@ -201,7 +206,7 @@ absl::StatusOr<InitResult> Core::Initialize(int shares, int threshold) {
     tok.description = "token based credentials";
     tok.uuid = crypto::RandomUuid();
     tok.accessor = "auth_token_" + tok.uuid.substr(0, 8);
-    json::array entries{sys.ToStorage(), tok.ToStorage()};
+    json::array entries{sys.ToStorage(), tok.ToStorage(), CubbyholeEntry().ToStorage()};
     RETURN_IF_ERROR(
         barrier_->Put("core/mounts", json::serialize(json::object{{"entries", entries}})));
     ASSIGN_OR_RETURN(out.keys, seal_->Initialize(shares, threshold, root_key));
@@ -330,10 +335,19 @@ absl::StatusOr<Response> Core::HandleUnsealRequest(Request& req) {
     return UnsupportedOperation("sys/unseal takes PUT");
   ASSIGN_OR_RETURN(auto reset, JsonBool(req.data, "reset"));
   ASSIGN_OR_RETURN(auto key, JsonString(req.data, "key"));
-  ASSIGN_OR_RETURN(auto status, Unseal(key.value_or(""), reset.value_or(false)));
+  // Vault answers a share sent to an unsealed server with the seal status (200): clients that
+  // unseal every node of a list, or retry, see "sealed": false rather than an error.
+  absl::StatusOr<json::object> status;
+  if (!Sealed()) {
+    status = SealStatus();
+  } else {
+    status = Unseal(key.value_or(""), reset.value_or(false));
+    if (!status.ok() && !Sealed()) status = SealStatus();  // another request finished it
+  }
+  RETURN_IF_ERROR(status.status());
   Response r;
   r.raw = true;
-  r.raw_body = json::serialize(status);
+  r.raw_body = json::serialize(*status);
   return r;
 }
 
@@ -420,6 +434,7 @@ absl::StatusOr<Response> Core::HandleLocked(Request& req) {
   // Route first: sys/ to the system backend, anything else to the longest-prefix mount. The
   // backend's declared special paths decide what needs no token and what needs sudo.
   std::string rest;
+  MountUse use;
   std::shared_ptr<Mount> mount;
   Backend* backend = nullptr;
   storage::Storage* view = nullptr;
@@ -430,7 +445,8 @@ absl::StatusOr<Response> Core::HandleLocked(Request& req) {
     req.mount_point = "sys/";
     req.mount_type = "system";
   } else {
-    mount = Route(req.path, &rest);
+    use = RouteAndEnter(req.path, &rest);
+    mount = use.get();
     if (mount) {
       backend = mount->backend.get();
       view = mount->view.get();
@@ -459,6 +475,7 @@ absl::StatusOr<Response> Core::HandleLocked(Request& req) {
       if (!st.ok()) result = st;
     }
     RETURN_IF_ERROR(audit_->LogResponse(req, std::nullopt, result));
+    if (result.ok() && req.wrap_ttl > 0) RETURN_IF_ERROR(WrapResponse(req, *result, req.wrap_ttl));
     return result;
   }
   // Authentication, then authorization, then the audit request entry, before any engine runs.
@@ -503,8 +520,19 @@ absl::StatusOr<Response> Core::HandleLocked(Request& req) {
             "\": no secrets engine is mounted there (see `coffer secrets list`)"));
   } else {
     result = run();
+    // An engine's secret with a lease: recorded before anyone sees the response.
+    if (result.ok() && result->secret) {
+      if (mount) {
+        auto st = RegisterLease(req, mount->entry, rest, *result);
+        if (!st.ok()) result = st;
+      } else {
+        result->secret.reset();
+      }
+    }
   }
   RETURN_IF_ERROR(audit_->LogResponse(req, token, result));
+  // Wrapped after the audit entry: the wrapping token never reaches the audit log.
+  if (result.ok() && req.wrap_ttl > 0) RETURN_IF_ERROR(WrapResponse(req, *result, req.wrap_ttl));
   return result;
 }
 

@@ -50,6 +50,11 @@ struct InitResult {
   std::string root_token;  // sensitive
 };
 
+// The cubbyhole engine (wrapping.cc), mounted by the core at "cubbyhole/".
+std::unique_ptr<Backend> NewCubbyholeBackend();
+// The mount table entry of "cubbyhole/" (a new uuid).
+MountEntry CubbyholeEntry();
+
 class Core final : private SystemView {
  public:
   static absl::StatusOr<std::unique_ptr<Core>> Create(CoreOptions opts);
@@ -84,11 +89,41 @@ class Core final : private SystemView {
   absl::StatusOr<int> TidyNow() ABSL_LOCKS_EXCLUDED(state_mu_);
 
  private:
+  // One backend instance's admission gate. Every request holds `mu` shared while it runs on the
+  // backend; unmounting, remounting or re-creating the backend (a tuned option) takes it
+  // exclusively, which waits for the requests in flight, and sets `retired`: a request that was
+  // routed to the old instance and waited here routes again.
+  struct Gate {
+    Mutex mu;
+    bool retired ABSL_GUARDED_BY(mu) = false;
+  };
   struct Mount {
     MountEntry entry;
     // Shared by the Mount objects that tuning replaces the entry of.
     std::shared_ptr<barrier::PrefixView> view;
     std::shared_ptr<Backend> backend;
+    std::shared_ptr<Gate> gate = std::make_shared<Gate>();
+  };
+  // A routed mount whose gate is held shared until this goes out of scope.
+  class MountUse {
+   public:
+    MountUse() = default;
+    explicit MountUse(std::shared_ptr<Mount> m) : m_(std::move(m)) {}
+    MountUse(MountUse&& o) noexcept : m_(std::move(o.m_)) {}
+    MountUse& operator=(MountUse&& o) noexcept {
+      Release();
+      m_ = std::move(o.m_);
+      return *this;
+    }
+    ~MountUse() { Release(); }
+    const std::shared_ptr<Mount>& get() const { return m_; }
+
+   private:
+    void Release() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+      if (m_) m_->gate->mu.ReaderUnlock();
+      m_.reset();
+    }
+    std::shared_ptr<Mount> m_;
   };
 
   explicit Core(CoreOptions opts);
@@ -119,6 +154,14 @@ class Core final : private SystemView {
   absl::StatusOr<std::shared_ptr<Mount>> Instantiate(MountEntry entry);
   std::shared_ptr<Mount> Route(std::string_view path, std::string* rest)
       ABSL_LOCKS_EXCLUDED(mounts_mu_);
+  // Route, then enter the mount's gate (routing again if the instance was retired meanwhile).
+  MountUse RouteAndEnter(std::string_view path, std::string* rest) ABSL_LOCKS_EXCLUDED(mounts_mu_);
+  // Serializes changes of the mount table (enable, disable, tune, remount): each reads the
+  // table, may wait for a mount's requests to drain, and persists it.
+  Mutex table_change_mu_ ABSL_ACQUIRED_BEFORE(mounts_mu_);
+  absl::StatusOr<Response> Remount(Request& req) ABSL_SHARED_LOCKS_REQUIRED(state_mu_)
+      ABSL_LOCKS_EXCLUDED(mounts_mu_, table_change_mu_);
+  absl::StatusOr<Response> RemountStatus(std::string_view id) ABSL_LOCKS_EXCLUDED(mounts_mu_);
   absl::Status EnableMountLocked(MountEntry entry, bool auth = false)
       ABSL_SHARED_LOCKS_REQUIRED(state_mu_) ABSL_LOCKS_EXCLUDED(mounts_mu_);
   absl::Status DisableMount(std::string_view path) ABSL_SHARED_LOCKS_REQUIRED(state_mu_)
@@ -135,6 +178,25 @@ class Core final : private SystemView {
 
   void SealLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_mu_) ABSL_LOCKS_EXCLUDED(mounts_mu_);
   absl::StatusOr<bool> Initialized();
+
+  // Response wrapping (wrapping.cc): replaces `resp` by the wrap_info of a new single-use token
+  // whose cubbyhole holds it; responses without data or auth are left alone.
+  absl::Status WrapResponse(const Request& req, Response& resp, int64_t ttl);
+  // sys/wrapping/{wrap,unwrap,lookup,rewrap}.
+  absl::StatusOr<Response> HandleWrapping(Request& req, std::string_view what);
+  absl::StatusOr<std::string> WrappingTokenOf(const Request& req);
+  absl::StatusOr<std::pair<TokenEntry, boost::json::object>> WrappedBy(std::string_view token);
+
+  // Leases (leases.cc).
+  absl::Status RegisterLease(const Request& req, const MountEntry& mount, std::string_view rest,
+                             Response& resp) ABSL_LOCKS_EXCLUDED(mounts_mu_);
+  absl::Status RevokeLeaseById(std::string_view id, bool force) ABSL_LOCKS_EXCLUDED(mounts_mu_);
+  absl::StatusOr<int> RevokeExpiredLeases(int max) ABSL_LOCKS_EXCLUDED(mounts_mu_);
+  // Drops the lease records under `prefix` without asking the engine (its mount is going away).
+  absl::Status ForgetLeasesUnder(std::string_view prefix);
+  // sys/leases/<what>[/<arg>].
+  absl::StatusOr<Response> HandleLeases(Request& req, std::string_view what, std::string_view arg)
+      ABSL_LOCKS_EXCLUDED(mounts_mu_);
 
   // Issues the token an auth method's login asked for; fills resp.auth.
   absl::Status IssueLoginToken(const Request& req, const MountEntry& mount, Response& resp);
@@ -161,6 +223,8 @@ class Core final : private SystemView {
 
   mutable Mutex mounts_mu_ ABSL_ACQUIRED_AFTER(state_mu_);
   std::map<std::string, std::shared_ptr<Mount>, std::less<>> mounts_ ABSL_GUARDED_BY(mounts_mu_);
+  // sys/remount's answers for sys/remount/status/<migration_id>, kept until the server stops.
+  std::map<std::string, boost::json::object, std::less<>> remounts_ ABSL_GUARDED_BY(mounts_mu_);
 
   Mutex tidy_mu_;
   // Waits on tidy_mu_.native(): condition_variable_any, as Mutex is no std::mutex.

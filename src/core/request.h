@@ -29,6 +29,8 @@ struct Request {
   // Sensitive: never logged, never written anywhere but the token lookup.
   std::string client_token;
   std::string remote_address;
+  // X-Vault-Wrap-TTL in seconds: > 0 asks the core to wrap the response (response wrapping).
+  int64_t wrap_ttl = 0;
 
   // Filled in by the core's router before the engine runs.
   std::string mount_point;  // e.g. "secret/"
@@ -60,11 +62,23 @@ struct LoginGrant {
   std::map<std::string, std::string> metadata;
 };
 
+// A secret with a lease (Vault's logical.Secret): an engine sets Response::secret, the core
+// records the lease, answers with its lease_id, and at expiry or on sys/leases/revoke hands
+// `internal` back to the engine's Backend::RevokeLease.
+struct SecretLease {
+  int64_t ttl = 0;  // seconds; 0: the mount's default
+  bool renewable = false;
+  boost::json::object internal;  // what the engine needs to revoke it; never sent to clients
+};
+
 struct Response {
   // 0: derived — 200 when there is something to send, 204 otherwise.
   int http_status = 0;
   std::optional<boost::json::object> data;
   std::optional<boost::json::object> auth;
+  std::optional<SecretLease> secret;
+  // Set when the response was wrapped: the wrapping token's details replace data and auth.
+  std::optional<boost::json::object> wrap_info;
   std::vector<std::string> warnings;
   std::string lease_id;
   int64_t lease_duration = 0;

@@ -1,5 +1,6 @@
 // The mount table: sys/mounts list, enable, disable, read, tune; persistence and routing.
 #include <cctype>
+#include <charconv>
 
 #include "boost/json.hpp"
 #include "core/core.h"
@@ -46,7 +47,67 @@ int64_t TtlField(const json::object& cfg, std::string_view key, absl::Status* er
   return *d;
 }
 
+// Vault keeps mount options as strings, and clients send numbers and booleans as well
+// ({"version": 2}, as hvac does): those are stored in their decimal or "true"/"false" form.
+bool StartsWith(std::string_view s, std::string_view p) { return s.substr(0, p.size()) == p; }
+
+bool ParseInt(std::string_view s, int64_t* out) {
+  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), *out);
+  return ec == std::errc() && end == s.data() + s.size();
+}
+
+absl::StatusOr<json::object> NormalizeOptions(const json::value& v) {
+  json::object out;
+  if (v.is_null()) return out;
+  if (!v.is_object())
+    return absl::InvalidArgumentError("options must be an object, e.g. {\"version\": \"2\"}");
+  for (const auto& [k, val] : v.as_object()) {
+    if (val.is_string())
+      out[k] = val;
+    else if (val.is_int64())
+      out[k] = std::to_string(val.as_int64());
+    else if (val.is_uint64())
+      out[k] = std::to_string(val.as_uint64());
+    else if (val.is_double() &&
+             val.as_double() == static_cast<double>(static_cast<int64_t>(val.as_double())))
+      out[k] = std::to_string(static_cast<int64_t>(val.as_double()));
+    else if (val.is_bool())
+      out[k] = val.as_bool() ? "true" : "false";
+    else if (!val.is_null())
+      return absl::InvalidArgumentError(
+          Cat("options.", std::string_view(k), " must be a string, a whole number or a boolean"));
+  }
+  if (const auto* ver = out.if_contains("version")) {
+    std::string_view s = ver->as_string();
+    int64_t n = 0;
+    if (!s.empty() && !ParseInt(s, &n))
+      return absl::InvalidArgumentError(
+          Cat("options.version must be a whole number, got \"", s, "\""));
+    if (n < 0) return absl::InvalidArgumentError("options.version must not be negative");
+    if (!s.empty()) out["version"] = std::to_string(n);
+  }
+  return out;
+}
+
+int64_t VersionOption(const json::object& options) {
+  const auto* v = options.if_contains("version");
+  int64_t n = 0;
+  if (v && v->is_string() && ParseInt(v->as_string(), &n)) return n;
+  return 0;
+}
+
 }  // namespace
+
+MountEntry CubbyholeEntry() {
+  MountEntry e;
+  e.path = "cubbyhole/";
+  e.type = "cubbyhole";
+  e.description = "per-token private secret storage";
+  e.uuid = crypto::RandomUuid();
+  e.accessor = "cubbyhole_" + e.uuid.substr(0, 8);
+  e.local = true;
+  return e;
+}
 
 json::object MountEntry::ToJson() const {
   return json::object{{"type", type},
@@ -109,7 +170,11 @@ int64_t Core::EffectiveMaxTtl(const MountEntry& e) const {
 
 absl::StatusOr<std::shared_ptr<Core::Mount>> Core::Instantiate(MountEntry entry) {
   auto m = std::make_shared<Mount>();
-  if (entry.type != "system") {
+  if (entry.type == "cubbyhole") {
+    // Built in: its data lives with the tokens (kCubbyholePrefix) and dies with them.
+    m->view = std::make_shared<barrier::PrefixView>(barrier_.get(), std::string(kCubbyholePrefix));
+    m->backend = NewCubbyholeBackend();
+  } else if (entry.type != "system") {
     const bool is_auth = entry.path.substr(0, 5) == "auth/";
     const auto& factories = is_auth ? opts_.auth_factories : opts_.factories;
     auto f = factories.find(entry.type);
@@ -149,8 +214,15 @@ absl::Status Core::LoadMounts() {
     ASSIGN_OR_RETURN(auto m, Instantiate(std::move(entry)));
     table.emplace(m->entry.path, std::move(m));
   }
+  // Servers initialized before the cubbyhole existed get it at their next unseal.
+  const bool add_cubbyhole = !table.contains("cubbyhole/");
+  if (add_cubbyhole) {
+    ASSIGN_OR_RETURN(auto m, Instantiate(CubbyholeEntry()));
+    table.emplace(m->entry.path, std::move(m));
+  }
   MutexLock l(&mounts_mu_);
   mounts_ = std::move(table);
+  if (add_cubbyhole) return PersistMountsLocked();
   return absl::OkStatus();
 }
 
@@ -181,6 +253,18 @@ std::shared_ptr<Core::Mount> Core::Route(std::string_view path, std::string* res
   return nullptr;
 }
 
+Core::MountUse Core::RouteAndEnter(std::string_view path,
+                                   std::string* rest) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  for (;;) {
+    std::shared_ptr<Mount> m = Route(path, rest);
+    if (!m) return MountUse();
+    m->gate->mu.ReaderLock();
+    if (!m->gate->retired) return MountUse(std::move(m));
+    // Unmounted, moved or re-created while this request waited: the table has changed.
+    m->gate->mu.ReaderUnlock();
+  }
+}
+
 absl::Status Core::EnableMount(MountEntry entry) {
   ReaderMutexLock l(&state_mu_);
   if (sealed_) return absl::UnavailableError("Vault is sealed");
@@ -209,6 +293,7 @@ absl::Status Core::EnableMountLocked(MountEntry entry, bool auth) {
     return absl::InvalidArgumentError("default_lease_ttl cannot be greater than max_lease_ttl");
   entry.uuid = crypto::RandomUuid();
   entry.accessor = entry.type + "_" + entry.uuid.substr(0, 8);
+  MutexLock change(&table_change_mu_);
   ASSIGN_OR_RETURN(auto m, Instantiate(std::move(entry)));
   MutexLock l(&mounts_mu_);
   for (const auto& [path, existing] : mounts_) {
@@ -229,13 +314,15 @@ absl::Status Core::EnableMountLocked(MountEntry entry, bool auth) {
 
 absl::Status Core::DisableMount(std::string_view raw_path) {
   ASSIGN_OR_RETURN(std::string path, NormalizeMountPath(raw_path));
+  MutexLock change(&table_change_mu_);
   std::shared_ptr<Mount> m;
   {
     MutexLock l(&mounts_mu_);
     auto it = mounts_.find(path);
     if (it == mounts_.end())
       return absl::OkStatus();  // Vault: disabling a missing mount is a no-op
-    if (!it->second->backend || it->second->entry.type == "token")
+    if (!it->second->backend || it->second->entry.type == "token" ||
+        it->second->entry.type == "cubbyhole")
       return absl::InvalidArgumentError(Cat("cannot disable \"", path, "\": it is built in"));
     m = it->second;
     mounts_.erase(it);
@@ -245,8 +332,15 @@ absl::Status Core::DisableMount(std::string_view raw_path) {
       return st;
     }
   }
-  // The table no longer routes to it; requests in flight keep their reference.
+  // The table no longer routes to it: wait for the requests in flight, then no request runs on
+  // this instance again (one waiting at the gate routes anew and finds the mount gone).
+  {
+    MutexLock drain(&m->gate->mu);
+    m->gate->retired = true;
+  }
   m->backend->Cleanup();
+  // Its leases go with it (Vault revokes them; the engine's data is deleted next anyway).
+  RETURN_IF_ERROR(ForgetLeasesUnder(path));
   // Now remove its data.
   RETURN_IF_ERROR(barrier_->DeletePrefix((path.substr(0, 5) == "auth/" ? "auth/" : "logical/") +
                                          m->entry.uuid + "/"));
@@ -295,14 +389,13 @@ absl::StatusOr<Response> Core::MountEnableRequest(Request& req, std::string_view
     e.default_lease_ttl = std::max<int64_t>(d, 0);
     e.max_lease_ttl = std::max<int64_t>(m, 0);
   }
-  if (const auto* opts = req.data.if_contains("options"); opts && !opts->is_null()) {
-    if (!opts->is_object())
-      return absl::InvalidArgumentError("options must be an object of strings");
-    for (const auto& [k, v] : opts->as_object()) {
-      if (!v.is_string())
-        return absl::InvalidArgumentError(Cat("options.", k, " must be a string"));
-      e.options[k] = v;
-    }
+  if (const auto* opts = req.data.if_contains("options")) {
+    ASSIGN_OR_RETURN(e.options, NormalizeOptions(*opts));
+  }
+  // Vault's shorthand for a versioned kv mount.
+  if (!auth && e.type == "kv-v2") {
+    e.type = "kv";
+    e.options["version"] = "2";
   }
   RETURN_IF_ERROR(EnableMountLocked(std::move(e), auth));
   return Response::Empty();
@@ -331,11 +424,20 @@ absl::StatusOr<Response> Core::MountTune(Request& req, std::string_view raw_path
   int64_t m = TtlField(req.data, "max_lease_ttl", &err);
   RETURN_IF_ERROR(err);
   ASSIGN_OR_RETURN(auto desc, JsonString(req.data, "description"));
-  MutexLock l(&mounts_mu_);
-  auto it = mounts_.find(path);
-  if (it == mounts_.end())
-    return absl::InvalidArgumentError(Cat("no secrets engine is mounted at \"", path, "\""));
-  MountEntry updated = it->second->entry;
+  std::optional<json::object> new_options;
+  if (const auto* o = req.data.if_contains("options"); o && !o->is_null()) {
+    ASSIGN_OR_RETURN(new_options, NormalizeOptions(*o));
+  }
+  MutexLock change(&table_change_mu_);
+  std::shared_ptr<Mount> current;
+  {
+    ReaderMutexLock l(&mounts_mu_);
+    auto it = mounts_.find(path);
+    if (it == mounts_.end())
+      return absl::InvalidArgumentError(Cat("no secrets engine is mounted at \"", path, "\""));
+    current = it->second;
+  }
+  MountEntry updated = current->entry;
   if (d >= 0) updated.default_lease_ttl = d;
   if (m >= 0) updated.max_lease_ttl = m;
   if (desc) updated.description = *desc;
@@ -343,21 +445,139 @@ absl::StatusOr<Response> Core::MountTune(Request& req, std::string_view raw_path
     return absl::InvalidArgumentError(Cat("default_lease_ttl (", updated.default_lease_ttl,
                                           "s) cannot be greater than max_lease_ttl (",
                                           EffectiveMaxTtl(updated), "s)"));
-  MountEntry old = it->second->entry;
-  // Mount objects are shared with requests in flight: replace, never mutate in place.
-  auto replacement = std::make_shared<Mount>();
-  replacement->entry = updated;
-  // The backend and its view stay: only the entry's tunables change.
-  replacement->view = it->second->view;
-  replacement->backend = it->second->backend;
-  auto previous = it->second;
-  it->second = replacement;
-  auto st = PersistMountsLocked();
-  if (!st.ok()) {
-    it->second = previous;
-    return st;
+  Response resp = Response::Empty();
+  bool recreate = false;
+  if (new_options) {
+    // Tuned options are merged into the mount's; a changed option re-creates the backend (a kv
+    // mount moving to version 2 converts its data as it starts).
+    json::object merged = updated.options;
+    for (const auto& [k, v] : *new_options) merged[k] = v;
+    const int64_t from = VersionOption(updated.options), to = VersionOption(merged);
+    if (new_options->contains("version") && to < from)
+      return absl::InvalidArgumentError(
+          Cat("cannot downgrade mount \"", path, "\" from version ", from, " to version ", to,
+              ": the data has been converted; move it to a new mount instead"));
+    if (!current->backend && merged != updated.options)
+      return absl::InvalidArgumentError(Cat("the options of \"", path, "\" cannot be changed"));
+    recreate = merged != updated.options;
+    if (recreate && to != from && updated.type == "kv")
+      resp.warnings.push_back(Cat("Upgrading mount from version ", from, " to version ", to,
+                                  ". This mount will be unavailable for a brief period and will "
+                                  "resume service shortly."));
+    updated.options = std::move(merged);
   }
-  return Response::Empty();
+  if (!recreate) {
+    MutexLock l(&mounts_mu_);
+    // Mount objects are shared with requests in flight: replace, never mutate in place.
+    auto replacement = std::make_shared<Mount>();
+    replacement->entry = updated;
+    // The backend, its view and its gate stay: only the entry's tunables change.
+    replacement->view = current->view;
+    replacement->backend = current->backend;
+    replacement->gate = current->gate;
+    mounts_[path] = replacement;
+    auto st = PersistMountsLocked();
+    if (!st.ok()) {
+      mounts_[path] = current;
+      return st;
+    }
+    return resp;
+  }
+  // Re-create the backend: no request runs on the old instance from here on.
+  MutexLock drain(&current->gate->mu);
+  {
+    // The new entry is stored first: if the server stops while the new backend converts the
+    // data, the next unseal starts the new backend again and it finishes the conversion.
+    MutexLock l(&mounts_mu_);
+    json::array entries;
+    for (const auto& [p, mt] : mounts_)
+      entries.push_back(p == path ? updated.ToStorage() : mt->entry.ToStorage());
+    RETURN_IF_ERROR(
+        barrier_->Put("core/mounts", json::serialize(json::object{{"entries", entries}})));
+  }
+  auto fresh = Instantiate(updated);
+  if (!fresh.ok()) {
+    MutexLock l(&mounts_mu_);
+    auto st = PersistMountsLocked();  // back to the entry the old backend runs with
+    if (!st.ok()) log::Warn("restoring the mount table failed", {{"error", Msg(st)}});
+    return fresh.status();
+  }
+  {
+    MutexLock l(&mounts_mu_);
+    mounts_[path] = *fresh;
+  }
+  current->gate->retired = true;
+  current->backend->Cleanup();
+  log::Info("mount options changed; backend re-created", {{"path", path}});
+  return resp;
+}
+
+absl::StatusOr<Response> Core::Remount(Request& req) {
+  ASSIGN_OR_RETURN(auto from_raw, JsonString(req.data, "from"));
+  ASSIGN_OR_RETURN(auto to_raw, JsonString(req.data, "to"));
+  if (!from_raw || from_raw->empty() || !to_raw || to_raw->empty())
+    return absl::InvalidArgumentError("both \"from\" and \"to\" mount paths are required");
+  ASSIGN_OR_RETURN(std::string from, NormalizeMountPath(*from_raw));
+  ASSIGN_OR_RETURN(std::string to, NormalizeMountPath(*to_raw));
+  const bool from_auth = StartsWith(from, "auth/"), to_auth = StartsWith(to, "auth/");
+  if (from_auth != to_auth)
+    return absl::InvalidArgumentError(
+        "cannot move a mount between auth/ and secrets engines: both paths must start with "
+        "\"auth/\" or neither");
+  for (auto r : kReserved)
+    if (!to_auth && StartsWith(to, r))
+      return absl::InvalidArgumentError(
+          Cat("cannot mount at \"", to, "\": \"", r, "\" is reserved"));
+  MutexLock change(&table_change_mu_);
+  std::shared_ptr<Mount> current;
+  {
+    ReaderMutexLock l(&mounts_mu_);
+    auto it = mounts_.find(from);
+    if (it == mounts_.end())
+      return absl::InvalidArgumentError(Cat("no mount at \"", from, "\" to move"));
+    if (!it->second->backend || it->second->entry.type == "token" ||
+        it->second->entry.type == "cubbyhole")
+      return absl::InvalidArgumentError(Cat("cannot move \"", from, "\": it is built in"));
+    current = it->second;
+    for (const auto& [p, mt] : mounts_)
+      if (p != from && (StartsWith(to, p) || StartsWith(p, to)))
+        return absl::InvalidArgumentError(Cat("path is already in use at ", p));
+  }
+  // The data stays where it is (a mount's storage is named by its uuid): only the path moves.
+  // Requests in flight on the old path finish first; those waiting route again.
+  MutexLock drain(&current->gate->mu);
+  auto moved = std::make_shared<Mount>();
+  moved->entry = current->entry;
+  moved->entry.path = to;
+  moved->view = current->view;
+  moved->backend = current->backend;
+  const std::string id = crypto::RandomUuid();
+  {
+    MutexLock l(&mounts_mu_);
+    mounts_.erase(from);
+    mounts_.emplace(to, moved);
+    auto st = PersistMountsLocked();
+    if (!st.ok()) {
+      mounts_.erase(to);
+      mounts_.emplace(from, current);
+      return st;
+    }
+    remounts_[id] = json::object{{"source_mount", from},
+                                 {"target_mount", to},
+                                 {"status", "success"},
+                                 {"status_message", "the mount was moved"}};
+  }
+  current->gate->retired = true;
+  log::Info("mount moved", {{"from", from}, {"to", to}});
+  return Response::Data(json::object{{"migration_id", id}});
+}
+
+absl::StatusOr<Response> Core::RemountStatus(std::string_view id) {
+  ReaderMutexLock l(&mounts_mu_);
+  auto it = remounts_.find(id);
+  if (it == remounts_.end())
+    return absl::NotFoundError(Cat("no remount with migration id \"", id, "\""));
+  return Response::Data(json::object{{"migration_id", id}, {"migration_info", it->second}});
 }
 
 }  // namespace coffer::core

@@ -152,6 +152,46 @@ std::unique_ptr<Backend> Core::NewSystemBackend() {
                                   {kDelete, op(mount_path(false))}},
                    .synopsis = "Enables, reads, tunes (<path>/tune) or disables a secrets engine"});
   paths.push_back(
+      {.patterns = {"wrapping/{what:wrap|unwrap|lookup|rewrap}"},
+       .fields = {{"what", {FieldType::kString, "wrap, unwrap, lookup or rewrap"}},
+                  {"token", {FieldType::kAny, "The wrapping token", {}, false, true}}},
+       .operations = {{kUpdate, op([this](Request& r, const FieldData& d) {
+                         return HandleWrapping(r, d.String("what"));
+                       })},
+                      {kRead, op([this](Request& r, const FieldData& d) {
+                         if (d.String("what") != "lookup")
+                           return absl::StatusOr<Response>(UnsupportedOperation());
+                         return HandleWrapping(r, "lookup");
+                       })}},
+       .synopsis = "Response wrapping: wrap a value, unwrap, look up or rewrap a wrapping token"});
+  auto leases = [this](Request& r, const FieldData& d) {
+    return HandleLeases(r, d.String("what"), d.String("arg"));
+  };
+  paths.push_back(
+      {.patterns = {"leases/{what:lookup|renew|revoke|revoke-prefix|revoke-force|tidy}",
+                    "leases/{what:lookup|renew|revoke|revoke-prefix|revoke-force}/{arg*}"},
+       .fields = {{"what", {FieldType::kString, "The operation"}},
+                  {"arg", {FieldType::kString, "The lease id or prefix, in the URL"}},
+                  {"lease_id", {FieldType::kAny, "The lease id, in the body"}},
+                  {"increment", {FieldType::kAny, "Renewal: the new TTL requested"}},
+                  {"sync", {FieldType::kAny, "Revocation waits for the engine (always)"}}},
+       .operations = {{kUpdate, op(leases)}, {Operation::kList, op(leases)}},
+       .synopsis = "Leases of secrets: look up, list, renew, revoke"});
+  paths.push_back(
+      {.patterns = {"remount"},
+       .fields = {{"from", {FieldType::kString, "The mount's current path"}},
+                  {"to", {FieldType::kString, "Its new path"}}},
+       .operations = {{kUpdate, op([this](Request& r, const FieldData&) ABSL_SHARED_LOCKS_REQUIRED(
+                                       state_mu_) { return Remount(r); })}},
+       .synopsis = "Moves a secrets engine or auth method to another path; its data stays"});
+  paths.push_back(
+      {.patterns = {"remount/status/{migration_id}"},
+       .fields = {{"migration_id", {FieldType::kString, "The id sys/remount answered"}}},
+       .operations = {{kRead, op([this](Request&, const FieldData& d) {
+                         return RemountStatus(d.String("migration_id"));
+                       })}},
+       .synopsis = "The outcome of a sys/remount"});
+  paths.push_back(
       {.patterns = {"auth"},
        .operations = {{kRead, op([this](Request&, const FieldData&) { return AuthList(); })}},
        .synopsis = "Lists the enabled auth methods"});
@@ -271,7 +311,11 @@ std::unique_ptr<Backend> Core::NewSystemBackend() {
                           "config/auditing/*",
                           "plugins/catalog/*",
                           "internal/inspect/*"};
-  special.unauthenticated = PathList{"init", "unseal", "seal-status", "health", "leader"};
+  // wrapping/unwrap and wrapping/rewrap authenticate themselves: the wrapping token is often
+  // the client token, and the core's check would spend its single use before the handler.
+  special.unauthenticated =
+      PathList{"init",   "unseal",          "seal-status",     "health",
+               "leader", "wrapping/lookup", "wrapping/unwrap", "wrapping/rewrap"};
   // sys/internal/specs/openapi is unauthenticated in Vault, which then filters the mounts by
   // listing_visibility and the caller's ACL. Coffer has no listing_visibility yet, so the
   // document (which names every mount) needs a token (docs/compatibility.md).

@@ -258,6 +258,7 @@ absl::Status TokenStore::Revoke(std::string_view root_hash, bool orphan_children
       ops.push_back({storage::WriteOp::Kind::kDelete, kIdPrefix + h, ""});
     }
     if (!ops.empty()) RETURN_IF_ERROR(barrier_->Write(std::move(ops)));
+    RETURN_IF_ERROR(barrier_->DeletePrefix(Cat(kCubbyholePrefix, h, "/")));
     {
       // Again after the write: a Load() that read the old entries meanwhile must not keep them.
       MutexLock l(&mu_);

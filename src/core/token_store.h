@@ -26,6 +26,10 @@
 
 namespace coffer::core {
 
+// Where the cubbyhole of each token lives in the barrier ("<prefix><id_hash>/<path>"); revoking
+// a token deletes its cubbyhole.
+inline constexpr std::string_view kCubbyholePrefix = "sys/token/cubbyhole/";
+
 struct TokenEntry {
   std::string id_hash;  // never the token itself
   std::string accessor;

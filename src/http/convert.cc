@@ -2,6 +2,7 @@
 
 #include "boost/json.hpp"
 #include "crypto/crypto.h"
+#include "util/duration.h"
 #include "util/status.h"
 
 namespace coffer::http {
@@ -84,9 +85,32 @@ absl::StatusOr<core::Request> ParseRequest(const RawRequest& raw) {
   if (req.path.find('\0') != std::string::npos)
     return absl::InvalidArgumentError("path contains a NUL byte");
 
+  if (!raw.unsupported_headers.empty())
+    return absl::InvalidArgumentError(
+        Cat("header ", raw.unsupported_headers.front().substr(0, 64),
+            " is not supported by Coffer: remove it (see docs/compatibility.md)"));
+  if (!raw.wrap_ttl.empty()) {
+    auto ttl = ParseDurationSeconds(raw.wrap_ttl);
+    if (!ttl.ok() || *ttl <= 0)
+      return absl::InvalidArgumentError(Cat("invalid X-Vault-Wrap-TTL \"",
+                                            raw.wrap_ttl.substr(0, 64),
+                                            "\": give a positive duration such as 60s or 5m"));
+    req.wrap_ttl = *ttl;
+  }
+
+  // ?list= is read as Go's strconv.ParseBool does (Vault): 1 t T TRUE true True, 0 f F ...
   bool list_param = false;
-  for (const auto& [k, v] : req.query)
-    if (k == "list") list_param = v == "true" || v == "1" || v.empty();
+  for (const auto& [k, v] : req.query) {
+    if (k != "list") continue;
+    if (v.empty() || v == "1" || v == "t" || v == "T" || v == "true" || v == "TRUE" || v == "True")
+      list_param = true;
+    else if (v == "0" || v == "f" || v == "F" || v == "false" || v == "FALSE" || v == "False")
+      list_param = false;
+    else
+      return absl::InvalidArgumentError(Cat("invalid value for list: \"",
+                                            std::string_view(v).substr(0, 32),
+                                            "\": use true or false"));
+  }
 
   const std::string_view m = raw.method;
   if (m == "GET")
@@ -161,19 +185,20 @@ RawResponse RenderResponse(const absl::StatusOr<core::Response>& r, const core::
     out.body = resp.raw_body;
     return out;
   }
-  if (!resp.data && !resp.auth && resp.warnings.empty()) {
+  if (!resp.data && !resp.auth && !resp.wrap_info && resp.warnings.empty()) {
     out.status = resp.http_status ? resp.http_status : 204;
     return out;
   }
-  json::object env{{"request_id", req.id},
-                   {"lease_id", resp.lease_id},
-                   {"renewable", resp.renewable},
-                   {"lease_duration", resp.lease_duration},
-                   {"data", resp.data ? json::value(*resp.data) : json::value(nullptr)},
-                   {"wrap_info", nullptr},
-                   {"warnings", nullptr},
-                   {"auth", resp.auth ? json::value(*resp.auth) : json::value(nullptr)},
-                   {"mount_type", req.mount_type}};
+  json::object env{
+      {"request_id", req.id},
+      {"lease_id", resp.lease_id},
+      {"renewable", resp.renewable},
+      {"lease_duration", resp.lease_duration},
+      {"data", resp.data ? json::value(*resp.data) : json::value(nullptr)},
+      {"wrap_info", resp.wrap_info ? json::value(*resp.wrap_info) : json::value(nullptr)},
+      {"warnings", nullptr},
+      {"auth", resp.auth ? json::value(*resp.auth) : json::value(nullptr)},
+      {"mount_type", req.mount_type}};
   if (!resp.warnings.empty()) {
     json::array w;
     for (const auto& s : resp.warnings) w.emplace_back(s);

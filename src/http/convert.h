@@ -3,6 +3,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 #include <string_view>
 
 #include "absl/status/statusor.h"
@@ -17,6 +18,9 @@ struct RawRequest {
   std::string_view target;         // "/v1/secret/foo?list=true"
   std::string_view vault_token;    // X-Vault-Token
   std::string_view authorization;  // Authorization
+  std::string_view wrap_ttl;       // X-Vault-Wrap-TTL
+  // Names of X-Vault-* headers Coffer does not implement (refused, never ignored).
+  std::vector<std::string_view> unsupported_headers;
   std::string_view body;
   std::string remote_address;
 };

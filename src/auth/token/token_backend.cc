@@ -438,7 +438,8 @@ class TokenBackend final : public CompatBackend {
     const std::string t = d.Has("token") ? d.String("token") : d.String("url_token");
     if (t.empty()) return absl::InvalidArgumentError("missing token to look up");
     ASSIGN_OR_RETURN(auto e, tokens_->Lookup(t));
-    if (!e) return absl::InvalidArgumentError("bad token");
+    // Vault: 403, as for any request made with a token that does not exist.
+    if (!e) return absl::PermissionDeniedError("bad token");
     return Response::Data(LookupData(*e, t, clock_->NowUnix()));
   }
 

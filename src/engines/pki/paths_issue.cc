@@ -657,6 +657,13 @@ absl::StatusOr<Response> PkiBackend::Issue(Request& req, const FieldData& d, boo
     RETURN_IF_ERROR(AddPrivateKey(out, generated.get(), format, Str(d, "private_key_format")));
   Response resp = Response::Data(std::move(out));
   resp.warnings = std::move(warnings);
+  if (r.generate_lease) {
+    // Vault: the lease lives as long as the certificate; revoking it revokes the certificate.
+    resp.secret = core::SecretLease{
+        .ttl = std::max<int64_t>(1, t.not_after - now),
+        .renewable = false,
+        .internal = json::object{{"serial_number", crypto::SerialColon(cert.get())}}};
+  }
   return resp;
 }
 

@@ -135,4 +135,16 @@ absl::StatusOr<Response> PkiBackend::Revoke(Request& req, const FieldData& d, bo
   return r;
 }
 
+absl::Status PkiBackend::RevokeLease(Request& req, const json::object& internal) {
+  const auto* serial = internal.if_contains("serial_number");
+  if (!serial || !serial->is_string())
+    return absl::DataLossError("the lease holds no certificate serial number");
+  const std::map<std::string, core::framework::FieldSchema> schema{
+      {"serial_number", {core::framework::FieldType::kString}},
+      {"certificate", {core::framework::FieldType::kString}}};
+  ASSIGN_OR_RETURN(auto d, core::framework::FieldData::Parse(
+                               schema, json::object{{"serial_number", *serial}}, {}));
+  return Revoke(req, d, false).status();
+}
+
 }  // namespace coffer::engines::pki

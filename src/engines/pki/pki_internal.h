@@ -211,6 +211,8 @@ class PkiBackend final : public core::framework::FrameworkBackend {
   void InvalidateKey(std::string_view key) override;
   // Stops a running tidy (it ends "Cancelled") and drops every cache.
   void Cleanup() override;
+  // A lease of a role with generate_lease expired or was revoked: revokes its certificate.
+  absl::Status RevokeLease(core::Request& req, const boost::json::object& internal) override;
 
   // Stores a certificate record directly (bench/pki_scale fills a mount this way).
   // `der` is the certificate's DER when the caller has it already (else it is encoded here).
