@@ -274,7 +274,9 @@ absl::StatusOr<std::string> AuditBroker::Hash(std::string_view raw_path, std::st
   ReaderMutexLock l(&mu_);
   auto it = devices_.find(path);
   if (it == devices_.end())
-    return absl::InvalidArgumentError(Cat("unknown audit device \"", path, "\""));
+    // Vault's words ("unknown audit backend"), which clients match on.
+    return absl::InvalidArgumentError(
+        Cat("unknown audit backend: no audit device is enabled at \"", path, "\""));
   return Hmac(it->second->salt, input);
 }
 

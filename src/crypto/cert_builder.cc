@@ -348,4 +348,34 @@ absl::StatusOr<Cert> SignCertificate(const CertTemplate& t, const X509_PUBKEY* s
   return x;
 }
 
+absl::StatusOr<Cert> ResignSelfIssued(X509* cert, X509* issuer_cert, EVP_PKEY* issuer_key) {
+  if (X509_NAME_cmp(X509_get_subject_name(cert), X509_get_issuer_name(cert)) != 0)
+    return absl::InvalidArgumentError("given certificate is not self-issued");
+  if (X509_check_ca(cert) != 1)
+    return absl::InvalidArgumentError("given certificate is not a CA certificate");
+  Cert x(X509_dup(cert));
+  if (!x) return absl::InternalError(Cat("copying the certificate: ", OpenSslError()));
+  X509* c = x.get();
+  // Everything stays (serial, validity, subject, key, extensions) except the issuer's name and
+  // key identifier, which become the signing issuer's.
+  if (X509_set_issuer_name(c, X509_get_subject_name(issuer_cert)) != 1)
+    return absl::InternalError(Cat("setting the issuer: ", OpenSslError()));
+  for (int i = X509_get_ext_by_NID(c, NID_authority_key_identifier, -1); i >= 0;
+       i = X509_get_ext_by_NID(c, NID_authority_key_identifier, -1))
+    X509_EXTENSION_free(X509_delete_ext(c, i));
+  std::string aki = SubjectKeyId(issuer_cert);
+  if (aki.empty()) aki = KeyIdOf(issuer_key);
+  AUTHORITY_KEYID* ak = AUTHORITY_KEYID_new();
+  ak->keyid = ASN1_OCTET_STRING_new();
+  ASN1_OCTET_STRING_set(ak->keyid, reinterpret_cast<const unsigned char*>(aki.data()),
+                        static_cast<int>(aki.size()));
+  absl::Status st = AddExt(c, NID_authority_key_identifier, ak, false);
+  AUTHORITY_KEYID_free(ak);
+  RETURN_IF_ERROR(st);
+  ASSIGN_OR_RETURN(auto ctx, SignCtx(issuer_key, 0, false));
+  if (X509_sign_ctx(c, ctx.get()) <= 0)
+    return absl::InternalError(Cat("signing the certificate: ", OpenSslError()));
+  return x;
+}
+
 }  // namespace coffer::crypto

@@ -68,4 +68,9 @@ absl::StatusOr<Cert> SignCertificate(const CertTemplate& t, EVP_PKEY* subject_ke
 absl::StatusOr<Cert> SignCertificate(const CertTemplate& t, const X509_PUBKEY* subject_spki,
                                      X509* issuer_cert, EVP_PKEY* issuer_key);
 
+// Vault's sign-self-issued: a copy of the self-issued CA certificate `cert` (subject == issuer)
+// signed by `issuer_cert`'s key, with its issuer name and authority key identifier; everything
+// else, extensions included, is kept. 400 when `cert` is not self-issued or not a CA.
+absl::StatusOr<Cert> ResignSelfIssued(X509* cert, X509* issuer_cert, EVP_PKEY* issuer_key);
+
 }  // namespace coffer::crypto

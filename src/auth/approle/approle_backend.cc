@@ -374,6 +374,15 @@ class AppRoleBackend final : public CompatBackend {
                         {Operation::kList,
                          op(&AppRoleBackend::ListSecretIds, "Lists the SecretIDs' accessors")}},
          .synopsis = "The role's SecretIDs"});
+    {
+      // The same as secret-id, with the SecretID given by the caller.
+      Path custom = p.back();
+      custom.patterns = {"role/{role_name}/custom-secret-id"};
+      custom.fields["secret_id"] = {FieldType::kString, "The SecretID to register", {}, true, true};
+      custom.operations.erase(Operation::kList);
+      custom.synopsis = "Registers a SecretID chosen by the caller";
+      p.push_back(std::move(custom));
+    }
     auto secret_op = [&](std::string pattern, bool by_accessor, bool destroy) {
       OperationSpec spec{[this, by_accessor, destroy](Request& r, const FieldData& d) {
         return destroy ? DestroySecretId(r, d, by_accessor) : LookupSecretId(r, d, by_accessor);
@@ -544,9 +553,16 @@ class AppRoleBackend final : public CompatBackend {
     if (r->secret_id_num_uses > 0 && (num_uses == 0 || num_uses > r->secret_id_num_uses))
       num_uses = r->secret_id_num_uses;
 
-    const std::string secret_id = crypto::RandomUuid();
+    // custom-secret-id: the caller chooses the SecretID (Vault's, for ids made elsewhere).
+    const bool custom = d.Has("secret_id");
+    const std::string secret_id = custom ? d.String("secret_id") : crypto::RandomUuid();
+    if (custom && secret_id.empty()) return absl::InvalidArgumentError("missing secret_id");
     const std::string accessor = crypto::RandomUuid();
     ASSIGN_OR_RETURN(std::string h, Hmac(req.storage, secret_id));
+    if (custom) {
+      ASSIGN_OR_RETURN(auto existing, req.storage->Get(Cat("secret_id/", name, "/", h)));
+      if (existing) return absl::InvalidArgumentError("SecretID is already registered");
+    }
     const int64_t now = clock_->NowUnix();
     json::object entry{{"accessor", accessor},
                        {"creation_time", now},

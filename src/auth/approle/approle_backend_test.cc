@@ -174,5 +174,25 @@ TEST_F(AppRoleTest, ASecretIdWithNUsesLogsInNTimesUnderConcurrency) {
   EXPECT_EQ(refused.load(), 19);
 }
 
+TEST_F(AppRoleTest, CustomSecretIdIsTheCallersAndLogsIn) {
+  auto r = Do(Operation::kUpdate, "auth/approle/role/web/custom-secret-id",
+              {{"secret_id", "my-own-secret-id"}, {"metadata", R"({"team":"ops"})"}});
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->data->at("secret_id").as_string(), "my-own-secret-id");
+  EXPECT_FALSE(r->data->at("secret_id_accessor").as_string().empty());
+  auto login = Do(Operation::kUpdate, "auth/approle/login",
+                  {{"role_id", RoleId()}, {"secret_id", "my-own-secret-id"}}, "");
+  ASSERT_TRUE(login.ok()) << login.status();
+  EXPECT_TRUE(login->auth);
+  // The same id twice, or none: 400.
+  auto again = Do(Operation::kUpdate, "auth/approle/role/web/custom-secret-id",
+                  {{"secret_id", "my-own-secret-id"}});
+  ASSERT_FALSE(again.ok());
+  EXPECT_EQ(core::HttpStatusFor(again.status()), 400);
+  EXPECT_NE(again.status().message().find("already registered"), std::string::npos);
+  auto none = Do(Operation::kUpdate, "auth/approle/role/web/custom-secret-id", {});
+  EXPECT_EQ(core::HttpStatusFor(none.status()), 400);
+}
+
 }  // namespace
 }  // namespace coffer::auth::approle

@@ -479,7 +479,7 @@ std::vector<PkiPath> PkiBackend::IssuePaths(PkiBackend* b) {
                 .fields = {{"certificate", StringField("The self-issued certificate (PEM).")}},
                 .operations = Ops({{kUpdate, self_issued, kSelfIssued}}),
                 .unsupported = kUnsupported,
-                .synopsis = "Re-signs a self-issued CA certificate (not supported by Coffer)."}});
+                .synopsis = "Re-signs a self-issued CA certificate with the default issuer."}});
 
   paths.push_back({.path = {.patterns = {"issuer/{ref}/issue/{role*}"},
                             .fields = WithRef(IssueFields(false)),
@@ -777,11 +777,17 @@ absl::StatusOr<Response> PkiBackend::SignIntermediate(Request& req, const FieldD
 }
 
 absl::StatusOr<Response> PkiBackend::SignSelfIssued(Request& req, const FieldData& d) {
-  (void)req;
-  (void)d;
-  return absl::InvalidArgumentError(
-      "sign-self-issued is not supported by Coffer: use root/sign-intermediate, or import the "
-      "other CA with issuers/import/bundle");
+  // Vault's cross-signing of another self-issued CA (a rotated root, say): the certificate keeps
+  // everything but its issuer and authority key id. Root-protected (sudo), as in Vault.
+  ASSIGN_OR_RETURN(auto issuer, ResolveIssuer(req.storage, d.String("ref")));  // "": default
+  RETURN_IF_ERROR(RequireKey(*issuer, "sign"));
+  const std::string pem = Str(d, "certificate");
+  if (pem.empty()) return absl::InvalidArgumentError("the certificate field is required");
+  ASSIGN_OR_RETURN(crypto::Cert in, crypto::ParseCertPem(pem));
+  ASSIGN_OR_RETURN(crypto::Cert out,
+                   crypto::ResignSelfIssued(in.get(), issuer->cert.get(), issuer->key->key.get()));
+  return Response::Data(
+      json::object{{"certificate", crypto::CertPem(out.get())}, {"issuing_ca", issuer->cert_pem}});
 }
 
 }  // namespace coffer::engines::pki

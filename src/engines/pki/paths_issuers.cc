@@ -239,6 +239,15 @@ std::vector<PkiPath> PkiBackend::IssuerPaths(PkiBackend* b) {
                             .unsupported = kUnsupported,
                             .synopsis = "The issuers of the mount."}});
   paths.push_back(
+      {.path = {
+           .patterns = {"issuer/{ref}/revoke"},
+           .fields = {{"ref", issuer_ref}},
+           .operations =
+               Ops({{kUpdate, [b](Request& r, const FieldData& d) { return b->RevokeIssuer(r, d); },
+                     "Revokes the issuer."}}),
+           .synopsis = "Revokes an issuer: it issues nothing more, and its "
+                       "parent in this mount lists it on its CRL."}});
+  paths.push_back(
       {.path = {.patterns = {"issuer/{ref}"},
                 .fields = {{"ref", issuer_ref},
                            {"issuer_name", StringField("A new name for the issuer.")},
@@ -354,6 +363,8 @@ absl::StatusOr<Response> PkiBackend::GenerateRoot(Request& req, const FieldData&
   ASSIGN_OR_RETURN(std::string issuer_id,
                    SaveIssuer(req.storage, cert.get(), key_id, issuer_name, !rotate));
   ASSIGN_OR_RETURN(auto issuer, ResolveIssuer(req.storage, issuer_id));
+  // Vault lists the root it made among the mount's certificates (LIST certs, cert/:serial).
+  RETURN_IF_ERROR(StoreCertificate(req.storage, cert.get(), issuer_id));
 
   json::object out;
   RETURN_IF_ERROR(FormatCertificate(out, cert.get(), issuer.get(), Str(d, "format"), false));
@@ -579,6 +590,54 @@ absl::StatusOr<Response> PkiBackend::FetchIssuer(Request& req, const FieldData& 
                                      {"ca_chain", ToArray(is->chain_pem)},
                                      {"issuer_id", is->id},
                                      {"issuer_name", is->name}});
+}
+
+absl::StatusOr<Response> PkiBackend::RevokeIssuer(Request& req, const FieldData& d) {
+  // Vault: the issuer is marked revoked and loses its issuance and OCSP usages; when its parent
+  // is in the mount, the parent's CRL lists it. Revoking twice changes nothing.
+  ASSIGN_OR_RETURN(auto is, ResolveIssuer(req.storage, d.String("ref")));
+  if (is->revocation_time > 0) return Response::Data(is->ToJson());
+  ASSIGN_OR_RETURN(auto stored, GetJson(req.storage, "issuer/" + is->id));
+  if (!stored) return absl::NotFoundError("");
+  const int64_t now = Now();
+  json::object o = std::move(*stored);
+  o["revocation_time"] = now;
+  std::string usage;
+  const std::string old_usage = GetString(o, "usage");  // Split returns views into it
+  for (std::string_view u : Split(old_usage, ','))
+    if (u != "issuing-certificates" && u != "ocsp-signing" && !u.empty())
+      usage += (usage.empty() ? "" : ",") + std::string(u);
+  o["usage"] = usage;
+  std::vector<storage::WriteOp> ops{
+      {storage::WriteOp::Kind::kPut, "issuer/" + is->id, json::serialize(o)}};
+  std::shared_ptr<const Issuer> parent;
+  if (!is->self_signed) {
+    ASSIGN_OR_RETURN(auto all, AllIssuers(req.storage));
+    for (const auto& other : all)
+      if (other->id != is->id && crypto::IssuedBy(is->cert.get(), other->cert.get()))
+        parent = other;
+  }
+  const std::string hyphen = HyphenSerial(is->serial);
+  if (parent) {
+    json::object revoked{{"der", Base64Encode(crypto::CertDer(is->cert.get()))},
+                         {"issuer_id", parent->id},
+                         {"revocation_time", now},
+                         {"not_after", is->not_after}};
+    ops.push_back({storage::WriteOp::Kind::kPut, "revoked/" + hyphen, json::serialize(revoked)});
+    ops.push_back({storage::WriteOp::Kind::kPut,
+                   Cat("crl-index/", parent->id, "/", IndexName(hyphen, now)), ""});
+  }
+  RETURN_IF_ERROR(req.storage->Write(std::move(ops)));
+  InvalidateIssuers();
+  if (parent) {
+    ASSIGN_OR_RETURN(CrlConfig cfg, LoadCrlConfig(req.storage));
+    if (cfg.auto_rebuild || !parent->key)
+      RETURN_IF_ERROR(req.storage->Delete("crls/" + parent->id));  // rebuilt on next read
+    else
+      RETURN_IF_ERROR(RebuildCrl(req.storage, *parent));
+  }
+  ASSIGN_OR_RETURN(auto updated, ResolveIssuer(req.storage, is->id));
+  return Response::Data(updated->ToJson());
 }
 
 absl::StatusOr<Response> PkiBackend::WriteIssuer(Request& req, const FieldData& d) {

@@ -53,9 +53,14 @@ absl::StatusOr<Response> PkiBackend::Tidy(Request& req, const FieldData& d) {
       d.Bool("tidy_revoked_certs") || d.Bool("tidy_revoked_cert_issuer_associations");
   p.safety_buffer = d.Duration("safety_buffer");
   if (p.safety_buffer < 1) return absl::InvalidArgumentError("safety_buffer must be positive");
-  if (!p.tidy_cert_store && !p.tidy_revoked_certs)
-    return absl::InvalidArgumentError(
+  if (!p.tidy_cert_store && !p.tidy_revoked_certs) {
+    // Vault accepts the request (202) and says so; nothing runs.
+    Response none;
+    none.http_status = 202;
+    none.warnings.push_back(
         "tidy has nothing to do: set tidy_cert_store and/or tidy_revoked_certs to true");
+    return none;
+  }
   MutexLock lock(&tidy_mu_);
   if (stopping_) return absl::UnavailableError("the mount is shutting down");
   Response r;

@@ -246,7 +246,12 @@ json::object Issuer::ToJson() const {
                  {"manual_chain", nullptr},
                  {"revocation_signature_algorithm", ""},
                  {"serial_number", serial},
-                 {"not_after", Rfc3339(not_after)}};
+                 {"not_after", Rfc3339(not_after)},
+                 {"revoked", revocation_time > 0}};
+  if (revocation_time > 0) {
+    o["revocation_time"] = revocation_time;
+    o["revocation_time_rfc3339"] = Rfc3339(revocation_time);
+  }
   return o;
 }
 
@@ -515,6 +520,7 @@ absl::Status PkiBackend::LoadIssuersLocked(storage::Storage* s) {
     is->serial = crypto::SerialColon(is->cert.get());
     is->not_after = crypto::NotAfterUnix(is->cert.get());
     is->self_signed = crypto::IsSelfSigned(is->cert.get());
+    is->revocation_time = GetInt(*o, "revocation_time");
     if (auto it = keys_.find(is->key_id); it != keys_.end()) is->key = it->second;
     loaded.push_back(is);
   }

@@ -153,6 +153,7 @@ struct Issuer {
   int64_t not_after = 0;
   std::shared_ptr<const KeyEntry> key;  // null when the mount does not hold the key
   bool self_signed = false;
+  int64_t revocation_time = 0;  // > 0: revoked (issuer/:ref/revoke)
 
   json::object ToJson() const;
 };
@@ -298,6 +299,7 @@ class PkiBackend final : public core::framework::FrameworkBackend {
   absl::StatusOr<core::Response> SignVerbatim(core::Request& req, const FieldData& d);
   absl::StatusOr<core::Response> SignIntermediate(core::Request& req, const FieldData& d);
   absl::StatusOr<core::Response> SignSelfIssued(core::Request& req, const FieldData& d);
+  absl::StatusOr<core::Response> RevokeIssuer(core::Request& req, const FieldData& d);
   // Adds config/urls to `t`, signs it with `issuer` and stores the result unless `no_store`.
   // The certificate's DER (encoded once, for the record and the response) goes to `der`.
   absl::StatusOr<crypto::Cert> SignAndStore(core::Request& req, crypto::CertTemplate& t,

@@ -81,8 +81,16 @@ TEST_F(PkiTest, LeafNotAfterBehaviorErrTruncatePermit) {
 }
 
 TEST_F(PkiTest, CertsPageThroughStorageAndTidyRemovesExpired) {
-  Ok(Operation::kUpdate, "pki/root/generate/internal",
-     {{"common_name", "Root"}, {"key_type", "ec"}, {"ttl", "8760h"}});
+  const std::string root_serial = std::string(
+      Ok(Operation::kUpdate, "pki/root/generate/internal",
+         {{"common_name", "Root"}, {"key_type", "ec"}, {"ttl", "8760h"}})["serial_number"]
+          .as_string());
+  // The root is listed among the certificates, as Vault lists it.
+  std::string root_key = root_serial;
+  for (char& c : root_key)
+    if (c == ':') c = '-';
+  EXPECT_EQ(json::serialize(Ok(Operation::kList, "pki/certs")["keys"]),
+            json::serialize(json::array{json::value(root_key)}));
   Ok(Operation::kUpdate, "pki/roles/web", {{"allow_any_name", true}, {"key_type", "ec"}});
   std::vector<std::string> serials;
   for (int i = 0; i < 25; ++i)
@@ -99,7 +107,7 @@ TEST_F(PkiTest, CertsPageThroughStorageAndTidyRemovesExpired) {
   EXPECT_LT(page1.back().as_string(), page2.front().as_string());
   auto rest =
       Ok(Operation::kList, "pki/certs", {{"after", page2.back().as_string()}})["keys"].as_array();
-  EXPECT_EQ(rest.size(), 5u);
+  EXPECT_EQ(rest.size(), 6u);  // 25 leaves and the root
   Ok(Operation::kUpdate, "pki/revoke", {{"serial_number", serials[3]}});
 
   // Not yet past notAfter + safety buffer: tidy keeps everything.
@@ -119,7 +127,7 @@ TEST_F(PkiTest, CertsPageThroughStorageAndTidyRemovesExpired) {
   auto st = wait_done();
   EXPECT_EQ(st["state"].as_string(), "Finished");
   EXPECT_EQ(st["cert_store_deleted_count"].as_int64(), 0);
-  EXPECT_EQ(Ok(Operation::kList, "pki/certs")["keys"].as_array().size(), 25u);
+  EXPECT_EQ(Ok(Operation::kList, "pki/certs")["keys"].as_array().size(), 26u);
 
   clock_.Advance(absl::Hours(72));
   ASSERT_TRUE(
@@ -129,13 +137,20 @@ TEST_F(PkiTest, CertsPageThroughStorageAndTidyRemovesExpired) {
   EXPECT_EQ(st["state"].as_string(), "Finished");
   EXPECT_EQ(st["cert_store_deleted_count"].as_int64(), 25);
   EXPECT_EQ(st["revoked_cert_deleted_count"].as_int64(), 1);
-  EXPECT_EQ(Do(Operation::kList, "pki/certs").status().code(), absl::StatusCode::kNotFound);
+  // Only the root, still valid, is left.
+  EXPECT_EQ(json::serialize(Ok(Operation::kList, "pki/certs")["keys"]),
+            json::serialize(json::array{json::value(root_key)}));
   EXPECT_EQ(Do(Operation::kList, "pki/certs/revoked").status().code(), absl::StatusCode::kNotFound);
   // The CRL was rebuilt without the tidied entry.
   auto crl = Do(Operation::kRead, "pki/crl/pem");
   ASSERT_TRUE(crl.ok());
   EXPECT_NE(crl->raw_body.find("BEGIN X509 CRL"), std::string::npos);
-  EXPECT_NE(Err(Operation::kUpdate, "pki/tidy", {}).find("nothing to do"), std::string::npos);
+  // Nothing asked for: accepted with a warning (Vault's 202), nothing runs.
+  auto nothing = Do(Operation::kUpdate, "pki/tidy", {});
+  ASSERT_TRUE(nothing.ok()) << nothing.status();
+  EXPECT_EQ(nothing->http_status, 202);
+  ASSERT_EQ(nothing->warnings.size(), 1u);
+  EXPECT_NE(nothing->warnings[0].find("nothing to do"), std::string::npos);
 }
 
 TEST_F(PkiTest, RotateKeepsDefaultUntilReplaced) {
@@ -283,6 +298,81 @@ TEST(X509Test, KeySpecsAndWeakKeys) {
   auto back = crypto::ParsePrivateKeyPem(pem->view());
   ASSERT_TRUE(back.ok());
   EXPECT_TRUE(crypto::SameKey(back->get(), k->get()));
+}
+
+}  // namespace
+}  // namespace coffer::engines::pki
+
+namespace coffer::engines::pki {
+namespace {
+
+// A self-issued CA certificate made outside the mount (another root).
+crypto::Cert OtherRoot(bool ca, int64_t now) {
+  auto key = crypto::GenerateKey({crypto::KeyType::kEc, 256});
+  EXPECT_TRUE(key.ok());
+  crypto::CertTemplate t;
+  t.common_name = "Other Root";
+  t.is_ca = ca;
+  t.not_before = now - 60;
+  t.not_after = now + 86400 * 30;
+  auto c = crypto::SignCertificate(t, key->get(), nullptr, key->get());
+  EXPECT_TRUE(c.ok()) << c.status();
+  return std::move(*c);
+}
+
+TEST_F(PkiTest, SignSelfIssuedCrossSignsAnotherRoot) {
+  auto root = Ok(Operation::kUpdate, "pki/root/generate/internal",
+                 {{"common_name", "Mount Root"}, {"key_type", "ec"}, {"ttl", "8760h"}});
+  auto mount_root = crypto::ParseCertPem(std::string(root["certificate"].as_string()));
+  ASSERT_TRUE(mount_root.ok());
+  crypto::Cert other = OtherRoot(true, Now());
+  auto out = Ok(Operation::kUpdate, "pki/root/sign-self-issued",
+                {{"certificate", crypto::CertPem(other.get())}});
+  ASSERT_TRUE(out.contains("certificate")) << json::serialize(out);
+  EXPECT_EQ(out["issuing_ca"].as_string(), root["certificate"].as_string());
+  auto cross = crypto::ParseCertPem(std::string(out["certificate"].as_string()));
+  ASSERT_TRUE(cross.ok());
+  // Same subject, serial and key; issued and signed by the mount's root.
+  EXPECT_EQ(X509_NAME_cmp(X509_get_subject_name(cross->get()), X509_get_subject_name(other.get())),
+            0);
+  EXPECT_EQ(crypto::SerialColon(cross->get()), crypto::SerialColon(other.get()));
+  auto spki = [](X509* c) {
+    unsigned char* der = nullptr;
+    int n = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(c), &der);
+    std::string out(reinterpret_cast<char*>(der), n > 0 ? n : 0);
+    OPENSSL_free(der);
+    return out;
+  };
+  EXPECT_EQ(spki(cross->get()), spki(other.get()));
+  EXPECT_TRUE(crypto::IssuedBy(cross->get(), mount_root->get()));
+  EXPECT_EQ(X509_verify(cross->get(), X509_get0_pubkey(mount_root->get())), 1);
+  EXPECT_EQ(crypto::SubjectKeyId(cross->get()), crypto::SubjectKeyId(other.get()));
+  // Refused: a certificate that is not a CA, one that is not self-issued.
+  EXPECT_NE(Err(Operation::kUpdate, "pki/root/sign-self-issued",
+                {{"certificate", crypto::CertPem(OtherRoot(false, Now()).get())}})
+                .find("not a CA"),
+            std::string::npos);
+  EXPECT_NE(Err(Operation::kUpdate, "pki/root/sign-self-issued",
+                {{"certificate", std::string(out["certificate"].as_string())}})
+                .find("not self-issued"),
+            std::string::npos);
+}
+
+TEST_F(PkiTest, ARevokedIssuerIssuesNothingMore) {
+  Ok(Operation::kUpdate, "pki/root/generate/internal",
+     {{"common_name", "Root 1"}, {"key_type", "ec"}, {"issuer_name", "one"}});
+  Ok(Operation::kUpdate, "pki/roles/web", {{"allow_any_name", true}, {"key_type", "ec"}});
+  auto before = Ok(Operation::kRead, "pki/issuer/one");
+  EXPECT_FALSE(before["revoked"].as_bool());
+  auto r = Ok(Operation::kUpdate, "pki/issuer/one/revoke");
+  EXPECT_TRUE(r["revoked"].as_bool());
+  EXPECT_EQ(r["revocation_time"].as_int64(), Now());
+  EXPECT_EQ(r["usage"].as_string(), "read-only,crl-signing");
+  EXPECT_TRUE(Ok(Operation::kRead, "pki/issuer/one")["revoked"].as_bool());
+  EXPECT_FALSE(Do(Operation::kUpdate, "pki/issue/web", {{"common_name", "a.example.com"}}).ok());
+  // Again: unchanged.
+  EXPECT_EQ(Ok(Operation::kUpdate, "pki/issuer/one/revoke")["revocation_time"].as_int64(),
+            r["revocation_time"].as_int64());
 }
 
 }  // namespace
