@@ -11,7 +11,7 @@ PACKAGES=(
   libsqlite3-dev libcli11-dev libspdlog-dev
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev python3 python3-hvac openssl curl wrk sqlite3 procps
-  gnutls-bin golang-go etcd-server etcd-client
+  gnutls-bin golang-go etcd-server etcd-client jq
 )
 
 SUDO=""

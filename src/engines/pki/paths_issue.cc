@@ -740,10 +740,13 @@ absl::StatusOr<Response> PkiBackend::SignIntermediate(Request& req, const FieldD
     t.ip_sans = csr.ip_sans;
     t.uri_sans = csr.uri_sans;
   } else {
+    // Vault signs intermediates as a role with use_csr_common_name: without a common_name
+    // field, the CSR's is used.
     t.common_name = Str(d, "common_name");
+    if (t.common_name.empty()) t.common_name = csr.common_name;
     if (t.common_name.empty())
       return absl::InvalidArgumentError(
-          "the common_name field is required unless use_csr_values is true");
+          "the common_name field is required: the CSR has no common name either");
     RETURN_IF_ERROR(ApplySubjectFields(d, &t));
     RETURN_IF_ERROR(ApplySanFields(d, &t));
     if (!d.Bool("exclude_cn_from_sans")) AddCnToSans(&t);
@@ -765,8 +768,10 @@ absl::StatusOr<Response> PkiBackend::SignIntermediate(Request& req, const FieldD
   std::vector<std::string> warnings;
   const int64_t now = Now();
   t.not_before = now - d.Duration("not_before_duration");
+  // As Vault: an intermediate may outlive its issuer (the issuer's leaf_not_after_behavior is
+  // for leaves); clients stop trusting the chain when the issuer expires anyway.
   ASSIGN_OR_RETURN(t.not_after, ComputeNotAfter(d, now, req.mount_max_ttl, req.mount_max_ttl,
-                                                issuer.get(), &warnings));
+                                                nullptr, &warnings));
   std::string der;
   ASSIGN_OR_RETURN(crypto::Cert cert, SignAndStore(req, t, csr.spki.get(), *issuer, false, &der));
   json::object out;

@@ -199,6 +199,17 @@ std::vector<PkiPath> PkiBackend::IssuerPaths(PkiBackend* b) {
                             .unsupported = kUnsupported,
                             .synopsis = "Generates an intermediate CA's key and CSR, to be signed "
                                         "elsewhere."}});
+  paths.push_back({.path = {.patterns = {"intermediate/cross-sign"},
+                            .fields = intermediate_fields,
+                            .operations = Ops({{kUpdate,
+                                                [b](Request& r, const FieldData& d) {
+                                                  return b->GenerateIntermediate(r, d, "existing");
+                                                },
+                                                "A CSR for an existing key (key_ref), to have "
+                                                "another issuer cross-sign it."}}),
+                            .unsupported = kUnsupported,
+                            .synopsis = "intermediate/generate/existing: a CSR for a key the "
+                                        "mount holds."}});
   paths.push_back(
       {.path = {.patterns = {"intermediate/set-signed"},
                 .fields = {{"certificate", StringField("The signed intermediate certificate (PEM), "
@@ -380,8 +391,10 @@ absl::StatusOr<Response> PkiBackend::GenerateRoot(Request& req, const FieldData&
   return r;
 }
 
-absl::StatusOr<Response> PkiBackend::GenerateIntermediate(Request& req, const FieldData& d) {
-  const std::string type = LastSegment(d.String("type"));
+absl::StatusOr<Response> PkiBackend::GenerateIntermediate(Request& req, const FieldData& d,
+                                                          std::string_view type_override) {
+  const std::string type =
+      type_override.empty() ? LastSegment(d.String("type")) : std::string(type_override);
   RETURN_IF_ERROR(CheckType(type, true));
   crypto::CertTemplate t;
   RETURN_IF_ERROR(CaTemplate(d, &t));

@@ -264,7 +264,9 @@ class PkiBackend final : public core::framework::FrameworkBackend {
 
   // paths_issuers.cc
   absl::StatusOr<core::Response> GenerateRoot(core::Request& req, const FieldData& d, bool rotate);
-  absl::StatusOr<core::Response> GenerateIntermediate(core::Request& req, const FieldData& d);
+  // type_override: the type when the path has none (intermediate/cross-sign is "existing").
+  absl::StatusOr<core::Response> GenerateIntermediate(core::Request& req, const FieldData& d,
+                                                      std::string_view type_override = {});
   absl::StatusOr<core::Response> ImportBundle(core::Request& req, const FieldData& d,
                                               std::string_view field);
   absl::StatusOr<core::Response> DeleteRoot(core::Request& req);

@@ -377,3 +377,29 @@ TEST_F(PkiTest, ARevokedIssuerIssuesNothingMore) {
 
 }  // namespace
 }  // namespace coffer::engines::pki
+
+namespace coffer::engines::pki {
+namespace {
+
+TEST_F(PkiTest, SignIntermediateTakesTheCsrNameAndMayOutliveTheIssuer) {
+  auto root = Ok(Operation::kUpdate, "pki/root/generate/internal",
+                 {{"common_name", "Root"}, {"key_type", "ec"}, {"ttl", "720h"}});
+  Ok(Operation::kUpdate, "sys/mounts/int", {{"type", "pki"}});
+  auto csr = Ok(Operation::kUpdate, "int/intermediate/generate/internal",
+                {{"common_name", "From The CSR"}, {"key_type", "ec"}})["csr"];
+  // No common_name: the CSR's (Vault's use_csr_common_name for intermediates). A TTL past the
+  // root's expiry is kept (Vault permits it for intermediates; leaves follow the issuer's
+  // leaf_not_after_behavior).
+  auto signed_ =
+      Ok(Operation::kUpdate, "pki/root/sign-intermediate", {{"csr", csr}, {"ttl", "8760h"}});
+  auto cert = crypto::ParseCertPem(std::string(signed_["certificate"].as_string()));
+  ASSERT_TRUE(cert.ok());
+  char cn[256] = {};
+  X509_NAME_get_text_by_NID(X509_get_subject_name(cert->get()), NID_commonName, cn, sizeof cn);
+  EXPECT_STREQ(cn, "From The CSR");
+  EXPECT_EQ(crypto::NotAfterUnix(cert->get()), Now() + 8760 * 3600);
+  EXPECT_GT(crypto::NotAfterUnix(cert->get()), root["expiration"].as_int64());
+}
+
+}  // namespace
+}  // namespace coffer::engines::pki
