@@ -20,10 +20,11 @@ struct ClientFlags {
   std::string address;
   std::string ca_cert;
   std::string format;
+  std::string wrap_ttl;  // -wrap-ttl (env VAULT_WRAP_TTL): ask for the response wrapped
   bool skip_verify = false;
 };
 
-// Adds -address, -ca-cert, -tls-skip-verify, -format to a client subcommand.
+// Adds -address, -ca-cert, -tls-skip-verify, -format, -wrap-ttl to a client subcommand.
 void AddClientFlags(CLI::App* app, ClientFlags* f);
 
 // Registers the client subcommands (operator, status, read, write, list, delete, secrets).

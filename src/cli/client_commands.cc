@@ -45,6 +45,7 @@ http::ClientOptions Resolve(const ClientFlags& f) {
   o.skip_verify = f.skip_verify || skip == "1" || skip == "true";
   o.token = Env("COFFER_TOKEN", "VAULT_TOKEN");
   if (o.token.empty()) o.token = ReadTokenFile();
+  o.wrap_ttl = !f.wrap_ttl.empty() ? f.wrap_ttl : Env("COFFER_WRAP_TTL", "VAULT_WRAP_TTL");
   return o;
 }
 
@@ -64,6 +65,11 @@ int ReportApiError(std::string_view action, const http::ClientOptions& o, std::s
       v.as_object()["errors"].is_array()) {
     for (const auto& e : v.as_object()["errors"].as_array())
       if (e.is_string()) std::cerr << "* " << std::string_view(e.as_string()) << "\n";
+  } else if (!ec && v.is_object() && v.as_object().contains("warnings") &&
+             v.as_object()["warnings"].is_array()) {
+    // An error answered with an envelope (kv version 2 on a path of version 1): its warnings.
+    for (const auto& w : v.as_object()["warnings"].as_array())
+      if (w.is_string()) std::cerr << "* " << std::string_view(w.as_string()) << "\n";
   } else if (!r.body.empty()) {
     std::cerr << "* " << r.body.substr(0, 1024) << "\n";
   }
@@ -110,6 +116,23 @@ void PrintTable(const std::vector<std::pair<std::string, std::string>>& rows, st
 // Prints a secret response as vault does: JSON as-is, or a Key/Value table (or one -field).
 int PrintSecret(const json::object& resp, const std::string& format, const std::string& field) {
   const json::value* data = resp.if_contains("data");
+  // A wrapped response: what the vault CLI shows of it (and -field=wrapping_token).
+  json::value wrapped;
+  if (const auto* w = resp.if_contains("wrap_info"); w && w->is_object() && format != "json") {
+    const auto& wi = w->as_object();
+    json::object rows;
+    auto copy = [&](std::string_view to, std::string_view from) {
+      if (const auto* v = wi.if_contains(from)) rows[to] = *v;
+    };
+    copy("wrapping_token", "token");
+    copy("wrapping_accessor", "accessor");
+    copy("wrapping_token_ttl", "ttl");
+    copy("wrapping_token_creation_time", "creation_time");
+    copy("wrapping_token_creation_path", "creation_path");
+    copy("wrapped_accessor", "wrapped_accessor");
+    wrapped = std::move(rows);
+    data = &wrapped;
+  }
   if (!field.empty()) {
     if (data && data->is_object()) {
       if (const auto* v = data->as_object().if_contains(field)) {
@@ -264,6 +287,9 @@ void AddClientFlags(CLI::App* app, ClientFlags* f) {
                 "Do not verify the server certificate (insecure)");
   app->add_option("--format", f->format, "Output format: table or json")
       ->check(CLI::IsMember({"table", "json"}));
+  app->add_option("--wrap-ttl", f->wrap_ttl,
+                  "Wrap the response in a single-use token with this TTL (e.g. 60s; env "
+                  "COFFER_WRAP_TTL, VAULT_WRAP_TTL); `coffer unwrap` reads it");
 }
 
 void RegisterClientCommands(CLI::App& app, int* exit_code) {
@@ -465,6 +491,37 @@ void RegisterClientCommands(CLI::App& app, int* exit_code) {
       return;
     }
     *exit_code = PrintSecret(*body, Format(shared->flags), *field);
+  });
+
+  auto* unwrap = app.add_subcommand(
+      "unwrap", "Unwrap a wrapped response: the token given, or the client token itself");
+  auto unwrap_token = std::make_shared<std::string>();
+  AddClientFlags(unwrap, flags);
+  unwrap->add_option("--field", *field, "Print only this field of the unwrapped data");
+  unwrap->add_option("token", *unwrap_token, "The wrapping token (default: the client token)");
+  unwrap->callback([shared, field, unwrap_token, exit_code] {
+    auto o = Resolve(shared->flags);
+    json::object body;
+    if (!unwrap_token->empty()) body["token"] = *unwrap_token;
+    auto r = Request(o, "PUT", "/v1/sys/wrapping/unwrap", json::serialize(body), exit_code);
+    if (!r) return;
+    if (r->status >= 300) {
+      *exit_code = ReportApiError("unwrapping", o, "PUT", "/v1/sys/wrapping/unwrap", *r);
+      return;
+    }
+    auto parsed = r->status == 204 ? std::nullopt : ParseObject(r->body);
+    if (!parsed) {
+      std::cout << "Success! The wrapped response was empty\n";
+      return;
+    }
+    // A wrapped token (auth/token/create, a login) is shown as its auth block.
+    if (const auto* a = parsed->if_contains("auth");
+        a && a->is_object() && (!parsed->contains("data") || parsed->at("data").is_null())) {
+      json::object as_data{{"data", *a}};
+      *exit_code = PrintSecret(as_data, Format(shared->flags), *field);
+      return;
+    }
+    *exit_code = PrintSecret(*parsed, Format(shared->flags), *field);
   });
 
   auto* list = app.add_subcommand("list", "List keys under a path");

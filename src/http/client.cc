@@ -76,6 +76,7 @@ absl::StatusOr<ClientResponse> Exchange(Stream& stream, const Url& u, const Clie
   req.set(bhttp::field::user_agent, "coffer-cli");
   req.set(bhttp::field::connection, "close");
   if (!o.token.empty()) req.set("X-Vault-Token", o.token);
+  if (!o.wrap_ttl.empty()) req.set("X-Vault-Wrap-TTL", o.wrap_ttl);
   if (!body.empty()) {
     req.set(bhttp::field::content_type, "application/json");
     req.body() = std::string(body);

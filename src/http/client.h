@@ -15,7 +15,8 @@ struct ClientOptions {
   std::string address = "https://127.0.0.1:8200";
   std::string ca_cert;  // PEM file; empty: the system's trust store
   bool skip_verify = false;
-  std::string token;  // sent as X-Vault-Token when not empty
+  std::string token;     // sent as X-Vault-Token when not empty
+  std::string wrap_ttl;  // sent as X-Vault-Wrap-TTL when not empty: the response comes wrapped
   std::chrono::seconds timeout{60};
 };
 
