@@ -30,6 +30,8 @@ void AddClientFlags(CLI::App* app, ClientFlags* f);
 // Registers the client subcommands (operator, status, read, write, list, delete, secrets).
 // Each sets *exit_code when it runs.
 void RegisterClientCommands(CLI::App& app, int* exit_code);
+// Registers `coffer kv ...` (kv_commands.cc): either kv version, as `vault kv`.
+void RegisterKvCommands(CLI::App& app, int* exit_code);
 // Registers `coffer pki ...`.
 void RegisterPkiCommands(CLI::App& app, int* exit_code);
 // Registers `coffer cluster ...` and `coffer agent ...`.

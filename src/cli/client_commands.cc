@@ -589,8 +589,11 @@ void RegisterClientCommands(CLI::App& app, int* exit_code) {
   enable->add_option("--default-lease-ttl", *dttl, "Default lease TTL (e.g. 1h)");
   enable->add_option("--max-lease-ttl", *mttl, "Maximum lease TTL (e.g. 720h)");
   enable->add_option("--options", *options, "Engine options as key=value (repeatable)");
+  auto version = std::make_shared<std::string>();
+  enable->add_option("--version", *version,
+                     "The engine's version: -version=2 on kv is versioned kv (options version=2)");
   enable->add_option("type", *type, "Engine type (kv, generic ...)")->required();
-  enable->callback([shared, mpath, desc, dttl, mttl, options, type, exit_code] {
+  enable->callback([shared, mpath, desc, dttl, mttl, options, version, type, exit_code] {
     auto o = Resolve(shared->flags);
     std::string mp = mpath->empty() ? *type : *mpath;
     json::object body{{"type", *type}, {"description", *desc}};
@@ -608,6 +611,7 @@ void RegisterClientCommands(CLI::App& app, int* exit_code) {
       }
       opts[kvp.substr(0, eq)] = kvp.substr(eq + 1);
     }
+    if (!version->empty()) opts["version"] = *version;
     if (!opts.empty()) body["options"] = opts;
     std::string p = ApiPath("sys/mounts/" + mp);
     auto r = Request(o, "POST", p, json::serialize(body), exit_code);

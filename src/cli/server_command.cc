@@ -116,6 +116,7 @@ int RunDev(const ServerFlags& f) {
   core::MountEntry secret;
   secret.path = "secret/";
   secret.type = "kv";
+  secret.options["version"] = "2";  // as Vault's dev server: secret/ is versioned
   secret.description = "key/value secret storage";
   (void)(*core)->EnableMount(secret);
   http::ServerOptions so;

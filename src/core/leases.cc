@@ -286,7 +286,7 @@ absl::StatusOr<Response> Core::HandleLeases(Request& req, std::string_view what,
     r.lease_duration = lease->expire_time - now;
     r.data = json::object{};
     if (lease->expire_time == cap && now + increment > cap)
-      r.warnings.push_back("TTL of the lease was capped by the mount's max TTL");
+      r.warnings.emplace_back("TTL of the lease was capped by the mount's max TTL");
     return r;
   }
   if (what == "revoke") {
@@ -330,7 +330,7 @@ absl::StatusOr<Response> Core::HandleLeases(Request& req, std::string_view what,
     }
     Response r;
     r.http_status = 202;
-    r.warnings.push_back(Cat("tidy removed ", removed, " leases of mounts that no longer exist"));
+    r.warnings.emplace_back(Cat("tidy removed ", removed, " leases of mounts that no longer exist"));
     return r;
   }
   return absl::NotFoundError(Cat("no handler for route \"sys/leases/", what, "\""));

@@ -461,7 +461,8 @@ absl::StatusOr<Response> Core::MountTune(Request& req, std::string_view raw_path
       return absl::InvalidArgumentError(Cat("the options of \"", path, "\" cannot be changed"));
     recreate = merged != updated.options;
     if (recreate && to != from && updated.type == "kv")
-      resp.warnings.push_back(Cat("Upgrading mount from version ", from, " to version ", to,
+      resp.warnings.emplace_back(Cat("Upgrading mount from version ", std::max<int64_t>(from, 1),
+                                  " to version ", to,
                                   ". This mount will be unavailable for a brief period and will "
                                   "resume service shortly."));
     updated.options = std::move(merged);

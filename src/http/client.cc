@@ -78,7 +78,9 @@ absl::StatusOr<ClientResponse> Exchange(Stream& stream, const Url& u, const Clie
   if (!o.token.empty()) req.set("X-Vault-Token", o.token);
   if (!o.wrap_ttl.empty()) req.set("X-Vault-Wrap-TTL", o.wrap_ttl);
   if (!body.empty()) {
-    req.set(bhttp::field::content_type, "application/json");
+    // Vault takes a PATCH (kv version 2, metadata) only as a JSON merge patch.
+    req.set(bhttp::field::content_type,
+            method == "PATCH" ? "application/merge-patch+json" : "application/json");
     req.body() = std::string(body);
   }
   req.prepare_payload();

@@ -533,7 +533,7 @@ class TokenBackend final : public CompatBackend {
   absl::StatusOr<Response> Tidy(Request& req, const FieldData&) {
     ASSIGN_OR_RETURN(int n, tokens_->Tidy(1000000));
     Response r = Response::Data(json::object{{"revoked", n}});
-    r.warnings.push_back("Tidy operation successfully completed.");
+    r.warnings.emplace_back("Tidy operation successfully completed.");
     return r;
   }
 

@@ -2,6 +2,7 @@
 
 #include "boost/json.hpp"
 #include "core/framework/framework.h"
+#include "engines/kv/kv_v2.h"
 #include "util/status.h"
 
 namespace coffer::engines::kv {
@@ -151,11 +152,10 @@ class KvBackend final : public core::framework::FrameworkBackend {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<core::Backend>> Factory(const core::BackendConfig& config) {
+  // The core stores options.version as a string: absent, "" or "1" is version 1, as in Vault.
   const core::MountEntry& entry = config.entry;
   if (const auto* v = entry.options.if_contains("version"); v && v->is_string()) {
-    if (v->as_string() == "2")
-      return absl::InvalidArgumentError(
-          "kv version 2 is not supported yet: enable the mount with version 1 (the default)");
+    if (v->as_string() == "2") return NewVersion2(config);
     if (v->as_string() != "1" && !v->as_string().empty())
       return absl::InvalidArgumentError(
           Cat("unknown kv version \"", std::string_view(v->as_string()), "\""));

@@ -216,7 +216,7 @@ absl::StatusOr<int64_t> ComputeNotAfter(const FieldData& d, int64_t now, int64_t
                                 "s\", so maxTTL is being used"));
       want = max_ttl;
     }
-    if (want <= 0) want = max_ttl > 0 ? max_ttl : 768 * 3600;
+    if (want <= 0) want = max_ttl > 0 ? max_ttl : int64_t{768} * 3600;
     not_after = now + want;
   }
   if (issuer && not_after > issuer->not_after) {

@@ -480,7 +480,7 @@ absl::StatusOr<Response> PkiBackend::ImportBundle(Request& req, const FieldData&
     imported_issuers.emplace_back(id);
     mapping[id] = key_id;
     if (key_id.empty() && &c == &bundle.certs.front() && field == "certificate")
-      warnings.push_back(
+      warnings.emplace_back(
           "the mount holds no private key for this certificate: it can be read but cannot "
           "issue; generate the CSR with intermediate/generate/internal on this mount");
   }
@@ -708,7 +708,7 @@ absl::StatusOr<Response> PkiBackend::DeleteIssuer(Request& req, const FieldData&
   Response r;
   if (def.ok() && (*def)->id == is->id) {
     ops.push_back({storage::WriteOp::Kind::kDelete, "config/issuers", ""});
-    r.warnings.push_back(
+    r.warnings.emplace_back(
         "the deleted issuer was the default: set a new default with config/issuers");
   }
   RETURN_IF_ERROR(req.storage->Write(std::move(ops)));

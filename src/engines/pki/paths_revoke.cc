@@ -106,7 +106,7 @@ absl::StatusOr<Response> PkiBackend::Revoke(Request& req, const FieldData& d, bo
   const int64_t now = Now();
   if (crypto::NotAfterUnix(cert.get()) < now) {
     Response r;
-    r.warnings.push_back("the certificate has already expired; it was not added to the CRL");
+    r.warnings.emplace_back("the certificate has already expired; it was not added to the CRL");
     return r;
   }
   json::object revoked{{"der", Base64Encode(crypto::CertDer(cert.get()))},
@@ -126,7 +126,7 @@ absl::StatusOr<Response> PkiBackend::Revoke(Request& req, const FieldData& d, bo
     if (is.ok() && (*is)->key) {
       RETURN_IF_ERROR(RebuildCrl(req.storage, **is));
     } else {
-      warnings.push_back("the issuer's key is not in this mount: its CRL was not rebuilt");
+      warnings.emplace_back("the issuer's key is not in this mount: its CRL was not rebuilt");
     }
   }
   Response r = Response::Data(json::object{

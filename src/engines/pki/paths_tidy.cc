@@ -57,7 +57,7 @@ absl::StatusOr<Response> PkiBackend::Tidy(Request& req, const FieldData& d) {
     // Vault accepts the request (202) and says so; nothing runs.
     Response none;
     none.http_status = 202;
-    none.warnings.push_back(
+    none.warnings.emplace_back(
         "tidy has nothing to do: set tidy_cert_store and/or tidy_revoked_certs to true");
     return none;
   }
@@ -67,7 +67,7 @@ absl::StatusOr<Response> PkiBackend::Tidy(Request& req, const FieldData& d) {
   r.http_status = 202;
   if (tidy_status_.state == "Running") {
     r.http_status = 200;
-    r.warnings.push_back("Tidy operation already in progress.");
+    r.warnings.emplace_back("Tidy operation already in progress.");
     return r;
   }
   if (tidy_thread_.joinable()) tidy_thread_.join();
@@ -76,7 +76,7 @@ absl::StatusOr<Response> PkiBackend::Tidy(Request& req, const FieldData& d) {
   tidy_status_ = p;
   storage::Storage* s = req.storage;
   tidy_thread_ = std::thread([this, s, p] { RunTidy(s, p); });
-  r.warnings.push_back(
+  r.warnings.emplace_back(
       "Tidy operation successfully started. Any information from the operation will be printed "
       "to Coffer's server logs.");
   return r;

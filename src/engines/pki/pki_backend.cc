@@ -111,14 +111,14 @@ FieldSchema IntField(std::string description, int64_t default_value) {
 FieldSchema DurationField(std::string description, json::value default_value) {
   return Schema(FieldType::kDuration, std::move(description), std::move(default_value));
 }
-FieldSchema StringField(std::string description, json::value default_value) {
+FieldSchema StringField(const std::string& description, json::value default_value) {
   return Schema(FieldType::kAny, "(string) " + description, std::move(default_value));
 }
-FieldSchema ListField(std::string description, json::value default_value) {
+FieldSchema ListField(const std::string& description, json::value default_value) {
   return Schema(FieldType::kAny, "(list of strings, or a comma-separated string) " + description,
                 std::move(default_value));
 }
-FieldSchema SecretField(std::string description) {
+FieldSchema SecretField(const std::string& description) {
   return Schema(FieldType::kAny, "(string) " + description, nullptr, true);
 }
 
@@ -214,7 +214,7 @@ std::string HyphenSerial(std::string_view colon) {
 }
 
 std::string Rfc3339(int64_t t) {
-  std::time_t tt = static_cast<std::time_t>(t);
+  auto tt = static_cast<std::time_t>(t);
   std::tm tm{};
   gmtime_r(&tt, &tm);
   char buf[32];

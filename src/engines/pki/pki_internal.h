@@ -62,9 +62,10 @@ std::vector<std::string_view> Split(std::string_view s, char sep);
 FieldSchema BoolField(std::string description, bool default_value);
 FieldSchema IntField(std::string description, int64_t default_value);
 FieldSchema DurationField(std::string description, json::value default_value = nullptr);
-FieldSchema StringField(std::string description, json::value default_value = nullptr);
-FieldSchema ListField(std::string description, json::value default_value = nullptr);
-FieldSchema SecretField(std::string description);  // a string that is a secret (keys, bundles)
+FieldSchema StringField(const std::string& description, json::value default_value = nullptr);
+FieldSchema ListField(const std::string& description, json::value default_value = nullptr);
+FieldSchema SecretField(
+    const std::string& description);  // a string that is a secret (keys, bundles)
 // The union of several field sets (for paths sharing the subject, SAN or TTL fields).
 std::map<std::string, FieldSchema> Fields(
     std::initializer_list<std::map<std::string, FieldSchema>> sets);

@@ -40,13 +40,13 @@ class PkiTest : public ::testing::Test {
     r.client_token = root_;
     return core_->Handle(r);
   }
-  json::object Ok(Operation op, std::string path, json::object data = {}) {
+  json::object Ok(Operation op, const std::string& path, json::object data = {}) {
     auto r = Do(op, path, std::move(data));
     EXPECT_TRUE(r.ok()) << path << ": " << r.status();
     if (!r.ok() || !r->data) return {};
     return *r->data;
   }
-  std::string Err(Operation op, std::string path, json::object data = {}) {
+  std::string Err(Operation op, const std::string& path, json::object data = {}) {
     auto r = Do(op, path, std::move(data));
     EXPECT_FALSE(r.ok()) << path;
     return r.ok() ? "" : std::string(r.status().message());
@@ -63,7 +63,7 @@ TEST_F(PkiTest, LeafNotAfterBehaviorErrTruncatePermit) {
   auto root = Ok(Operation::kUpdate, "pki/root/generate/internal",
                  {{"common_name", "Short Root"}, {"key_type", "ec"}, {"ttl", "10h"}});
   const int64_t ca_end = root["expiration"].as_int64();
-  EXPECT_NEAR(ca_end, Now() + 10 * 3600, 2);
+  EXPECT_NEAR(ca_end, Now() + int64_t{10} * 3600, 2);
   Ok(Operation::kUpdate, "pki/roles/web",
      {{"allow_any_name", true}, {"key_type", "ec"}, {"ttl", "24h"}, {"max_ttl", "48h"}});
   EXPECT_NE(Err(Operation::kUpdate, "pki/issue/web", {{"common_name", "a.example.com"}})
@@ -74,7 +74,7 @@ TEST_F(PkiTest, LeafNotAfterBehaviorErrTruncatePermit) {
   EXPECT_EQ(leaf["expiration"].as_int64(), ca_end);
   Ok(Operation::kUpdate, "pki/issuer/default", {{"leaf_not_after_behavior", "permit"}});
   leaf = Ok(Operation::kUpdate, "pki/issue/web", {{"common_name", "a.example.com"}});
-  EXPECT_EQ(leaf["expiration"].as_int64(), Now() + 24 * 3600);
+  EXPECT_EQ(leaf["expiration"].as_int64(), Now() + int64_t{24} * 3600);
   EXPECT_NE(Err(Operation::kUpdate, "pki/issuer/default", {{"leaf_not_after_behavior", "maybe"}})
                 .find("not one of err, truncate, permit"),
             std::string::npos);
@@ -93,8 +93,9 @@ TEST_F(PkiTest, CertsPageThroughStorageAndTidyRemovesExpired) {
             json::serialize(json::array{json::value(root_key)}));
   Ok(Operation::kUpdate, "pki/roles/web", {{"allow_any_name", true}, {"key_type", "ec"}});
   std::vector<std::string> serials;
+  serials.reserve(25);
   for (int i = 0; i < 25; ++i)
-    serials.push_back(
+    serials.emplace_back(
         std::string(Ok(Operation::kUpdate, "pki/issue/web",
                        {{"common_name", "a.example.com"}, {"ttl", "1h"}})["serial_number"]
                         .as_string()));
@@ -314,7 +315,7 @@ crypto::Cert OtherRoot(bool ca, int64_t now) {
   t.common_name = "Other Root";
   t.is_ca = ca;
   t.not_before = now - 60;
-  t.not_after = now + 86400 * 30;
+  t.not_after = now + int64_t{86400} * 30;
   auto c = crypto::SignCertificate(t, key->get(), nullptr, key->get());
   EXPECT_TRUE(c.ok()) << c.status();
   return std::move(*c);
@@ -397,7 +398,7 @@ TEST_F(PkiTest, SignIntermediateTakesTheCsrNameAndMayOutliveTheIssuer) {
   char cn[256] = {};
   X509_NAME_get_text_by_NID(X509_get_subject_name(cert->get()), NID_commonName, cn, sizeof cn);
   EXPECT_STREQ(cn, "From The CSR");
-  EXPECT_EQ(crypto::NotAfterUnix(cert->get()), Now() + 8760 * 3600);
+  EXPECT_EQ(crypto::NotAfterUnix(cert->get()), Now() + int64_t{8760} * 3600);
   EXPECT_GT(crypto::NotAfterUnix(cert->get()), root["expiration"].as_int64());
 }
 
