@@ -683,13 +683,27 @@ void RegisterClientCommands(CLI::App& app, int* exit_code) {
   tune->add_option("--default-lease-ttl", *dttl, "Default lease TTL (e.g. 1h)");
   tune->add_option("--max-lease-ttl", *mttl, "Maximum lease TTL (e.g. 720h)");
   tune->add_option("--description", *desc, "Description");
+  auto tune_options = std::make_shared<std::vector<std::string>>();
+  tune->add_option("--options", *tune_options,
+                   "Engine options as key=value (repeatable); version=2 converts a kv mount");
   tune->add_option("path", *mpath, "Mount path")->required();
-  tune->callback([shared, mpath, desc, dttl, mttl, exit_code] {
+  tune->callback([shared, mpath, desc, dttl, mttl, tune_options, exit_code] {
     auto o = Resolve(shared->flags);
     json::object body;
     if (!dttl->empty()) body["default_lease_ttl"] = *dttl;
     if (!mttl->empty()) body["max_lease_ttl"] = *mttl;
     if (!desc->empty()) body["description"] = *desc;
+    json::object opts;
+    for (const auto& kvp : *tune_options) {
+      size_t eq = kvp.find('=');
+      if (eq == std::string::npos) {
+        std::cerr << "Error: -options takes key=value\n";
+        *exit_code = kExitLocal;
+        return;
+      }
+      opts[kvp.substr(0, eq)] = kvp.substr(eq + 1);
+    }
+    if (!opts.empty()) body["options"] = opts;
     std::string mp = *mpath;
     while (!mp.empty() && mp.back() == '/') mp.pop_back();
     std::string p = ApiPath("sys/mounts/" + mp + "/tune");
@@ -699,6 +713,9 @@ void RegisterClientCommands(CLI::App& app, int* exit_code) {
       *exit_code = ReportApiError("tuning secrets engine", o, "POST", p, *r);
       return;
     }
+    if (auto resp = ParseObject(r->body))
+      if (const auto* w = resp->if_contains("warnings"); w && w->is_array())
+        for (const auto& x : w->as_array()) std::cout << "WARNING! " << ValueText(x) << "\n";
     std::cout << "Success! Tuned the secrets engine at: " << mp << "/\n";
   });
 }
