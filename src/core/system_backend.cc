@@ -99,13 +99,17 @@ std::unique_ptr<Backend> Core::NewSystemBackend() {
       {"config", {FieldType::kAny, "default_lease_ttl and max_lease_ttl"}},
       {"options", {FieldType::kAny, "Options of the engine, e.g. {\"version\":\"1\"}"}},
       {"local", {FieldType::kAny, "Whether the mount is local to this node"}},
-      {"seal_wrap", {FieldType::kAny, "Whether values are seal-wrapped"}}};
+      {"seal_wrap", {FieldType::kAny, "Whether values are seal-wrapped"}},
+      {"default_lease_ttl", {FieldType::kAny, "Tune: the default lease TTL (\"system\": reset)"}},
+      {"max_lease_ttl", {FieldType::kAny, "Tune: the maximum lease TTL (\"system\": reset)"}}};
 
   std::vector<Path> paths;
   paths.push_back(
       {.patterns = {"init"},
        .fields = {{"secret_shares", {FieldType::kAny, "Number of key shares"}},
-                  {"secret_threshold", {FieldType::kAny, "Shares needed to unseal"}}},
+                  {"secret_threshold", {FieldType::kAny, "Shares needed to unseal"}},
+                  {"pgp_keys", {FieldType::kAny, "Not supported yet: refused"}},
+                  {"root_token_pgp_key", {FieldType::kAny, "Not supported yet: refused"}}},
        .operations = {{kRead,
                        op([this](Request& r, const FieldData&) { return HandleInitRequest(r); })},
                       {kUpdate,
@@ -125,8 +129,14 @@ std::unique_ptr<Backend> Core::NewSystemBackend() {
                          return Raw(st);
                        })}},
        .synopsis = "The seal's state: sealed, threshold, progress"});
+  std::map<std::string, FieldSchema> health_fields;
+  for (const char* q :
+       {"standbyok", "perfstandbyok", "activecode", "standbycode", "drsecondarycode",
+        "performancestandbycode", "sealedcode", "uninitcode", "removedcode", "haunhealthycode"})
+    health_fields[q] = {FieldType::kAny, "Query parameter choosing the answer's status code"};
   paths.push_back(
       {.patterns = {"health"},
+       .fields = health_fields,
        .operations = {{kRead, op([this](Request& r, const FieldData&) { return HandleHealth(r); })},
                       {kHead,
                        op([this](Request& r, const FieldData&) { return HandleHealth(r); })}},
@@ -151,9 +161,15 @@ std::unique_ptr<Backend> Core::NewSystemBackend() {
                                   {kUpdate, op(mount_path(false))},
                                   {kDelete, op(mount_path(false))}},
                    .synopsis = "Enables, reads, tunes (<path>/tune) or disables a secrets engine"});
+  paths.push_back({.patterns = {"wrapping/wrap"},
+                   .operations = {{kUpdate, op([this](Request& r, const FieldData&) {
+                                     return HandleWrapping(r, "wrap");
+                                   })}},
+                   .synopsis = "Wraps the body (any fields) in a single-use token",
+                   .any_field = true});
   paths.push_back(
-      {.patterns = {"wrapping/{what:wrap|unwrap|lookup|rewrap}"},
-       .fields = {{"what", {FieldType::kString, "wrap, unwrap, lookup or rewrap"}},
+      {.patterns = {"wrapping/{what:unwrap|lookup|rewrap}"},
+       .fields = {{"what", {FieldType::kString, "unwrap, lookup or rewrap"}},
                   {"token", {FieldType::kAny, "The wrapping token", {}, false, true}}},
        .operations = {{kUpdate, op([this](Request& r, const FieldData& d) {
                          return HandleWrapping(r, d.String("what"));

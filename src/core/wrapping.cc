@@ -100,7 +100,8 @@ std::vector<Path> CubbyholePaths() {
                       {Operation::kUpdate, {write, "Stores a secret for the calling token"}},
                       {Operation::kDelete, {del, "Deletes a secret of the calling token"}},
                       {Operation::kList, {list, "Lists the calling token's secrets"}}},
-       .synopsis = "Secrets private to the calling token, destroyed with it"});
+       .synopsis = "Secrets private to the calling token, destroyed with it",
+       .any_field = true});
   return paths;
 }
 

@@ -399,6 +399,27 @@ absl::StatusOr<std::optional<bool>> FrameworkBackend::Exists(Request& req) {
   return p->exists(req, *fields);
 }
 
+absl::Status FrameworkBackend::RefuseUnknownFields(const Request& req, const Path& p) {
+  for (const auto& [k, v] : req.data) {
+    // Clients send every parameter they know, unset ones as null or as their zero value
+    // (hvac's `"migrate": false`): those ask for nothing. help is the framework's own.
+    const bool zero =
+        v.is_null() || (v.is_bool() && !v.as_bool()) || (v.is_string() && v.as_string().empty()) ||
+        (v.is_int64() && v.as_int64() == 0) || (v.is_uint64() && v.as_uint64() == 0) ||
+        (v.is_double() && v.as_double() == 0) || (v.is_array() && v.as_array().empty()) ||
+        (v.is_object() && v.as_object().empty());
+    if (zero || k == "help" || p.fields.contains(std::string(k))) continue;
+    std::string known;
+    for (const auto& [name, f] : p.fields) known += (known.empty() ? "" : ", ") + name;
+    return absl::InvalidArgumentError(
+        Cat("unknown field \"", std::string_view(k).substr(0, 64), "\" for \"", req.mount_point,
+            req.path, "\": Coffer does not implement it",
+            known.empty() ? std::string(" (this path takes no fields)")
+                          : Cat("; this path takes: ", known)));
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<Response> FrameworkBackend::Handle(Request& req) {
   std::vector<std::pair<std::string, std::string>> captures;
   const Path* p = Match(req.path, &captures, req.op == Operation::kList);
@@ -425,6 +446,7 @@ absl::StatusOr<Response> FrameworkBackend::Handle(Request& req) {
     }
     return UnsupportedOperation(detail);
   }
+  if (!p->any_field) RETURN_IF_ERROR(RefuseUnknownFields(req, *p));
   ASSIGN_OR_RETURN(auto fields, FieldData::Parse(p->fields, req.data, captures));
   return it->second.handler(req, fields);
 }

@@ -69,10 +69,9 @@ class FieldData {
   const boost::json::value& Get(std::string_view name) const;
 
   // Parses `raw` (body plus query) and the URL captures against `schema`.
-  static absl::StatusOr<FieldData> Parse(const std::map<std::string, FieldSchema>& schema,
-                                         const boost::json::object& raw,
-                                         const std::vector<std::pair<std::string, std::string>>&
-                                             captures);
+  static absl::StatusOr<FieldData> Parse(
+      const std::map<std::string, FieldSchema>& schema, const boost::json::object& raw,
+      const std::vector<std::pair<std::string, std::string>>& captures);
 
  private:
   std::map<std::string, boost::json::value, std::less<>> given_;
@@ -102,6 +101,10 @@ struct Path {
   std::optional<std::string> unsupported;
   std::string synopsis;
   std::string description;
+  // The body is free-form (a kv version 1 secret, a cubbyhole value, sys/wrapping/wrap): any
+  // field is accepted. Otherwise a field the path does not declare is a 400 naming it, as a
+  // parameter Coffer does not implement must never be silently ignored.
+  bool any_field = false;
 };
 
 // A backend built from a path table. Engines either derive from it (and override the
@@ -126,11 +129,13 @@ class FrameworkBackend : public Backend {
   static std::string OperationList(const Path& p);
   // The 404 for a path no pattern matches.
   virtual absl::Status NotFound(const Request& req) const;
+  // 400 for a body or query field `p` does not declare (unless p.any_field).
+  static absl::Status RefuseUnknownFields(const Request& req, const Path& p);
 
  private:
   struct Segment {
     enum Kind { kLiteral, kCapture, kChoice, kRest } kind = kLiteral;
-    std::string text;                 // literal text or capture name
+    std::string text;                  // literal text or capture name
     std::vector<std::string> choices;  // kChoice
   };
   struct Compiled {

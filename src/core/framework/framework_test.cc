@@ -89,7 +89,7 @@ TEST(Framework, PatternsMatchSegmentsChoicesAndRest) {
 }
 
 absl::StatusOr<Response> Call(FrameworkBackend& b, Operation op, std::string path,
-                             json::object data = {}) {
+                              json::object data = {}) {
   Request r;
   r.op = op;
   r.path = std::move(path);
@@ -127,12 +127,9 @@ TEST(Framework, FieldsAreTypeCheckedWithTheFieldsName) {
 
 TEST(Framework, FieldValuesAreNormalizedAndDefaultsApply) {
   std::map<std::string, FieldSchema> schema{
-      {"ttl", {FieldType::kDuration, "", "1h"}},
-      {"max", {FieldType::kInt, "", 7}},
-      {"on", {FieldType::kBool, "", true}},
-      {"domains", {FieldType::kCommaStringSlice, ""}},
-      {"names", {FieldType::kStringSlice, ""}},
-      {"label", {FieldType::kString, ""}}};
+      {"ttl", {FieldType::kDuration, "", "1h"}}, {"max", {FieldType::kInt, "", 7}},
+      {"on", {FieldType::kBool, "", true}},      {"domains", {FieldType::kCommaStringSlice, ""}},
+      {"names", {FieldType::kStringSlice, ""}},  {"label", {FieldType::kString, ""}}};
   auto d = FieldData::Parse(schema, json::object{}, {});
   ASSERT_TRUE(d.ok());
   EXPECT_FALSE(d->Has("ttl"));
@@ -232,11 +229,12 @@ TEST(Framework, HelpAndOpenApiComeFromTheTable) {
 
 TEST(Framework, ExistenceCheckRunsWithParsedFields) {
   std::vector<Path> paths;
-  paths.push_back({.patterns = {"items/{name}"},
-                   .operations = {{Operation::kUpdate, {Echo()}}},
-                   .exists = [](Request&, const FieldData& d) -> absl::StatusOr<std::optional<bool>> {
-                     return std::optional<bool>(d.String("name") == "there");
-                   }});
+  paths.push_back(
+      {.patterns = {"items/{name}"},
+       .operations = {{Operation::kUpdate, {Echo()}}},
+       .exists = [](Request&, const FieldData& d) -> absl::StatusOr<std::optional<bool>> {
+         return std::optional<bool>(d.String("name") == "there");
+       }});
   FrameworkBackend b("", std::move(paths));
   Request r;
   r.op = Operation::kUpdate;
@@ -265,6 +263,36 @@ TEST(SpecialPaths, VaultGlobSyntax) {
   EXPECT_TRUE(l.Matches("issuers/"));
   EXPECT_FALSE(l.Matches("issuers"));
   EXPECT_FALSE(PathList{}.Matches(""));
+}
+
+}  // namespace
+}  // namespace coffer::core::framework
+
+namespace coffer::core::framework {
+namespace {
+
+TEST(Framework, FieldsAPathDoesNotDeclareAreRefusedWithTheirName) {
+  auto b = Table();
+  auto r = Call(b, Operation::kUpdate, "roles/web", {{"must", "x"}, {"colour", "blue"}});
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(HttpStatusFor(r.status()), 400);
+  EXPECT_NE(r.status().message().find("unknown field \"colour\""), std::string::npos);
+  EXPECT_NE(r.status().message().find("this path takes: domains, labels, max, must, name, names, "
+                                      "on, ttl"),
+            std::string::npos);
+  // Unset parameters as clients send them (null or the zero value) ask for nothing.
+  for (json::value zero :
+       {json::value(nullptr), json::value(false), json::value(""), json::value(0),
+        json::value(json::array()), json::value(json::object())}) {
+    EXPECT_TRUE(Call(b, Operation::kUpdate, "roles/web", {{"must", "x"}, {"colour", zero}}).ok())
+        << json::serialize(zero);
+  }
+  // A free-form body takes anything.
+  std::vector<Path> free;
+  free.push_back(
+      {.patterns = {"{path*}"}, .operations = {{Operation::kUpdate, {Echo()}}}, .any_field = true});
+  FrameworkBackend open("", std::move(free));
+  EXPECT_TRUE(Call(open, Operation::kUpdate, "a/b", {{"anything", "goes"}}).ok());
 }
 
 }  // namespace

@@ -127,7 +127,8 @@ std::vector<core::framework::Path> Paths() {
            "Any JSON object can be written to any path inside the mount and is read back as it "
            "was written. A key called \"ttl\" holding a duration (\"30m\", 1800) is stored with "
            "the other keys and becomes the lease duration of reads: a hint to the reader to come "
-           "back before it passes. Nothing is revoked when it does."});
+           "back before it passes. Nothing is revoked when it does.",
+       .any_field = true});
   return p;
 }
 

@@ -192,6 +192,12 @@ void AddCnToSans(crypto::CertTemplate* t) {
   }
 }
 
+// The issuer a request names: issuer/:ref/... in the URL, else the issuer_ref field.
+std::string IssuerRefOf(const FieldData& d) {
+  std::string ref = d.String("ref");
+  return !ref.empty() ? ref : Str(d, "issuer_ref");
+}
+
 absl::StatusOr<int64_t> ComputeNotAfter(const FieldData& d, int64_t now, int64_t default_ttl,
                                         int64_t max_ttl, const Issuer* issuer,
                                         std::vector<std::string>* warnings) {
@@ -387,6 +393,8 @@ std::map<std::string, FieldSchema> SignVerbatimFields() {
   return Fields({TtlFields(),
                  FormatFields(false),
                  {{"role", {FieldType::kString, "Name of a role whose limits apply (optional)."}},
+                  {"issuer_ref", StringField("The issuer that signs (its id or name); default: "
+                                             "the role's, else the mount's default.")},
                   {"csr", StringField("The certificate signing request (PEM). Required.")},
                   {"key_usage",
                    ListField("Key usages of the certificate.",
@@ -407,7 +415,9 @@ std::map<std::string, FieldSchema> SignIntermediateFields() {
        SanFields(),
        TtlFields(),
        FormatFields(false),
-       {{"csr", StringField("The intermediate CA's certificate signing request (PEM). Required.")},
+       {{"issuer_ref", StringField("The issuer that signs (its id or name); default: the "
+                                   "mount's default issuer.")},
+        {"csr", StringField("The intermediate CA's certificate signing request (PEM). Required.")},
         {"common_name", StringField("The intermediate's common name; required unless "
                                     "use_csr_values.")},
         {"use_csr_values",
@@ -476,7 +486,9 @@ std::vector<PkiPath> PkiBackend::IssuePaths(PkiBackend* b) {
                             .synopsis = "Signs an intermediate CA with the default issuer."}});
   paths.push_back(
       {.path = {.patterns = {"root/sign-self-issued"},
-                .fields = {{"certificate", StringField("The self-issued certificate (PEM).")}},
+                .fields = {{"certificate", StringField("The self-issued certificate (PEM).")},
+                           {"issuer_ref", StringField("The issuer that signs; default: the "
+                                                      "mount's default issuer.")}},
                 .operations = Ops({{kUpdate, self_issued, kSelfIssued}}),
                 .unsupported = kUnsupported,
                 .synopsis = "Re-signs a self-issued CA certificate with the default issuer."}});
@@ -669,7 +681,7 @@ absl::StatusOr<Response> PkiBackend::Issue(Request& req, const FieldData& d, boo
 
 absl::StatusOr<Response> PkiBackend::SignVerbatim(Request& req, const FieldData& d) {
   const std::string role_name = d.String("role");  // "" without a role
-  const std::string issuer_ref = d.String("ref");  // "" for the role's issuer, or the default
+  const std::string issuer_ref = IssuerRefOf(d);   // "" for the role's issuer, or the default
   std::shared_ptr<const Role> role;
   if (!role_name.empty()) {
     ASSIGN_OR_RETURN(role, LoadRole(req.storage, role_name));
@@ -727,7 +739,7 @@ absl::StatusOr<Response> PkiBackend::SignVerbatim(Request& req, const FieldData&
 }
 
 absl::StatusOr<Response> PkiBackend::SignIntermediate(Request& req, const FieldData& d) {
-  ASSIGN_OR_RETURN(auto issuer, ResolveIssuer(req.storage, d.String("ref")));  // "": default
+  ASSIGN_OR_RETURN(auto issuer, ResolveIssuer(req.storage, IssuerRefOf(d)));  // "": default
   RETURN_IF_ERROR(RequireKey(*issuer, "sign"));
   ASSIGN_OR_RETURN(crypto::CsrInfo csr, CsrField(d));
   crypto::CertTemplate t;
@@ -784,7 +796,7 @@ absl::StatusOr<Response> PkiBackend::SignIntermediate(Request& req, const FieldD
 absl::StatusOr<Response> PkiBackend::SignSelfIssued(Request& req, const FieldData& d) {
   // Vault's cross-signing of another self-issued CA (a rotated root, say): the certificate keeps
   // everything but its issuer and authority key id. Root-protected (sudo), as in Vault.
-  ASSIGN_OR_RETURN(auto issuer, ResolveIssuer(req.storage, d.String("ref")));  // "": default
+  ASSIGN_OR_RETURN(auto issuer, ResolveIssuer(req.storage, IssuerRefOf(d)));  // "": default
   RETURN_IF_ERROR(RequireKey(*issuer, "sign"));
   const std::string pem = Str(d, "certificate");
   if (pem.empty()) return absl::InvalidArgumentError("the certificate field is required");

@@ -167,7 +167,10 @@ std::vector<PkiPath> PkiBackend::IssuerPaths(PkiBackend* b) {
   const auto intermediate_fields =
       Fields({CaFields(),
               {{"add_basic_constraints",
-                BoolField("Whether the CSR asks for basicConstraints cA=TRUE.", false)}}});
+                BoolField("Whether the CSR asks for basicConstraints cA=TRUE.", false)},
+               {"issuer_name",
+                StringField("A name for the issuer that intermediate/set-signed will import for "
+                            "this key (Coffer keeps it until then; Vault ignores it here).")}}});
   const FieldSchema issuer_ref{FieldType::kString,
                                "Reference of the issuer: its id, its name or \"default\"."};
   const FieldSchema key_ref{FieldType::kString,
@@ -421,6 +424,15 @@ absl::StatusOr<Response> PkiBackend::GenerateIntermediate(Request& req, const Fi
   if (key_id.empty()) {
     ASSIGN_OR_RETURN(key_id, SaveKey(req.storage, key.get(), key_name));
   }
+  // The issuer's name, for when its certificate comes back through set-signed.
+  if (const std::string issuer_name = Str(d, "issuer_name"); !issuer_name.empty()) {
+    ASSIGN_OR_RETURN(auto all, AllIssuers(req.storage));
+    for (const auto& is : all)
+      if (is->name == issuer_name)
+        return absl::InvalidArgumentError(
+            Cat("issuer name \"", issuer_name, "\" is already in use"));
+    RETURN_IF_ERROR(req.storage->Put("pending-issuer-name/" + key_id, issuer_name));
+  }
   json::object out{{"csr", csr}, {"key_id", key_id}, {"key_name", key_name}};
   if (Str(d, "format") == "der") {
     // The CSR as base64 DER.
@@ -476,7 +488,18 @@ absl::StatusOr<Response> PkiBackend::ImportBundle(Request& req, const FieldData&
       auto k = ResolveKey(req.storage, kid);
       if (k.ok() && crypto::SameKey((*k)->key.get(), X509_get0_pubkey(c.get()))) key_id = kid;
     }
-    ASSIGN_OR_RETURN(std::string id, SaveIssuer(req.storage, c.get(), key_id, "", false));
+    // A name given to intermediate/generate for this key, if it is still free.
+    std::string name;
+    if (!key_id.empty()) {
+      ASSIGN_OR_RETURN(auto pending, req.storage->Get("pending-issuer-name/" + key_id));
+      if (pending) {
+        bool taken = false;
+        for (const auto& is : all) taken = taken || is->name == *pending;
+        if (!taken) name = *pending;
+        RETURN_IF_ERROR(req.storage->Delete("pending-issuer-name/" + key_id));
+      }
+    }
+    ASSIGN_OR_RETURN(std::string id, SaveIssuer(req.storage, c.get(), key_id, name, false));
     imported_issuers.emplace_back(id);
     mapping[id] = key_id;
     if (key_id.empty() && &c == &bundle.certs.front() && field == "certificate")

@@ -404,3 +404,35 @@ TEST_F(PkiTest, SignIntermediateTakesTheCsrNameAndMayOutliveTheIssuer) {
 
 }  // namespace
 }  // namespace coffer::engines::pki
+
+namespace coffer::engines::pki {
+namespace {
+
+TEST_F(PkiTest, IssuerRefPicksTheSigningIssuer) {
+  Ok(Operation::kUpdate, "pki/root/generate/internal",
+     {{"common_name", "Root One"}, {"key_type", "ec"}, {"issuer_name", "one"}});
+  auto two = Ok(Operation::kUpdate, "pki/root/rotate/internal",
+                {{"common_name", "Root Two"}, {"key_type", "ec"}, {"issuer_name", "two"}});
+  auto two_cert = crypto::ParseCertPem(std::string(two["certificate"].as_string()));
+  ASSERT_TRUE(two_cert.ok());
+  Ok(Operation::kUpdate, "sys/mounts/int", {{"type", "pki"}});
+  // The issuer name given with the CSR names the issuer set-signed imports.
+  auto csr = Ok(Operation::kUpdate, "int/intermediate/generate/internal",
+                {{"common_name", "Int"}, {"key_type", "ec"}, {"issuer_name", "int-2023"}})["csr"];
+  // "one" is the default; issuer_ref asks for "two" (it was ignored before, and "one" signed).
+  auto signed_ = Ok(Operation::kUpdate, "pki/root/sign-intermediate",
+                    {{"csr", csr}, {"issuer_ref", "two"}, {"ttl", "24h"}});
+  auto cert = crypto::ParseCertPem(std::string(signed_["certificate"].as_string()));
+  ASSERT_TRUE(cert.ok());
+  EXPECT_TRUE(crypto::IssuedBy(cert->get(), two_cert->get()));
+  Ok(Operation::kUpdate, "int/intermediate/set-signed", {{"certificate", signed_["certificate"]}});
+  EXPECT_EQ(Ok(Operation::kRead, "int/issuer/int-2023")["issuer_name"].as_string(), "int-2023");
+  // A field the path does not have is refused, not ignored.
+  EXPECT_NE(
+      Err(Operation::kUpdate, "pki/root/sign-intermediate", {{"csr", csr}, {"isuer_ref", "two"}})
+          .find("unknown field \"isuer_ref\""),
+      std::string::npos);
+}
+
+}  // namespace
+}  // namespace coffer::engines::pki
