@@ -50,6 +50,8 @@ std::optional<json::object> Call(const ClientFlags& f, std::string_view method,
   return parsed;
 }
 
+}  // namespace
+
 // The vault CLI's table for a response holding an auth block.
 int PrintAuth(const json::object& resp, const std::string& format, const std::string& field) {
   if (format == "json") {
@@ -85,6 +87,8 @@ int PrintAuth(const json::object& resp, const std::string& format, const std::st
   PrintTable(rows);
   return kExitOk;
 }
+
+namespace {
 
 bool StoreToken(const std::string& token) {
   std::string path = TokenFilePath();

@@ -20,12 +20,16 @@ struct ClientFlags {
   std::string address;
   std::string ca_cert;
   std::string format;
-  std::string wrap_ttl;  // -wrap-ttl (env VAULT_WRAP_TTL): ask for the response wrapped
+  std::string wrap_ttl;    // -wrap-ttl (env VAULT_WRAP_TTL): ask for the response wrapped
+  bool wrap_flag = false;  // set by ResolveWrapped: -wrap-ttl and VAULT_WRAP_TTL apply
   bool skip_verify = false;
 };
 
-// Adds -address, -ca-cert, -tls-skip-verify, -format, -wrap-ttl to a client subcommand.
+// Adds -address, -ca-cert, -tls-skip-verify, -format to a client subcommand.
 void AddClientFlags(CLI::App* app, ClientFlags* f);
+// Adds -wrap-ttl, for commands that make one request (read, write, list, delete), which resolve
+// their options with ResolveWrapped() (client_util.h) so the response comes wrapped.
+void AddWrapFlag(CLI::App* app, ClientFlags* f);
 
 // Registers the client subcommands (operator, status, read, write, list, delete, secrets).
 // Each sets *exit_code when it runs.

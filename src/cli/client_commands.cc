@@ -45,8 +45,17 @@ http::ClientOptions Resolve(const ClientFlags& f) {
   o.skip_verify = f.skip_verify || skip == "1" || skip == "true";
   o.token = Env("COFFER_TOKEN", "VAULT_TOKEN");
   if (o.token.empty()) o.token = ReadTokenFile();
-  o.wrap_ttl = !f.wrap_ttl.empty() ? f.wrap_ttl : Env("COFFER_WRAP_TTL", "VAULT_WRAP_TTL");
+  // Only the single-request commands that take -wrap-ttl (AddWrapFlag) wrap: a command that
+  // makes several requests (kv, pki, cluster) must read its own answers.
+  if (f.wrap_flag)
+    o.wrap_ttl = !f.wrap_ttl.empty() ? f.wrap_ttl : Env("COFFER_WRAP_TTL", "VAULT_WRAP_TTL");
   return o;
+}
+
+http::ClientOptions ResolveWrapped(const ClientFlags& f) {
+  ClientFlags wrapped = f;
+  wrapped.wrap_flag = true;
+  return Resolve(wrapped);
 }
 
 std::string Format(const ClientFlags& f) {
@@ -287,6 +296,9 @@ void AddClientFlags(CLI::App* app, ClientFlags* f) {
                 "Do not verify the server certificate (insecure)");
   app->add_option("--format", f->format, "Output format: table or json")
       ->check(CLI::IsMember({"table", "json"}));
+}
+
+void AddWrapFlag(CLI::App* app, ClientFlags* f) {
   app->add_option("--wrap-ttl", f->wrap_ttl,
                   "Wrap the response in a single-use token with this TTL (e.g. 60s; env "
                   "COFFER_WRAP_TTL, VAULT_WRAP_TTL); `coffer unwrap` reads it");
@@ -421,11 +433,12 @@ void RegisterClientCommands(CLI::App& app, int* exit_code) {
 
   auto* read = app.add_subcommand("read", "Read data at a path");
   AddClientFlags(read, flags);
+  AddWrapFlag(read, flags);
   read->add_option("--field", *field, "Print only this field's value");
   read->add_option("path", *path, "Path to read")->required();
   read->add_option("args", *kv, "Query parameters as key=value");
   read->callback([shared, field, path, kv, exit_code] {
-    auto o = Resolve(shared->flags);
+    auto o = ResolveWrapped(shared->flags);
     std::string p = ApiPath(*path);
     std::string q;
     for (const auto& a : *kv) q += (q.empty() ? "?" : "&") + a;
@@ -466,12 +479,13 @@ void RegisterClientCommands(CLI::App& app, int* exit_code) {
 
   auto* write = app.add_subcommand("write", "Write data to a path");
   AddClientFlags(write, flags);
+  AddWrapFlag(write, flags);
   write->add_option("--field", *field, "Print only this field of the response");
   write->add_option("path", *path, "Path to write")->required();
   write->add_option("data", *kv,
                     "key=value, key=@file, key=- (stdin), - (JSON on stdin), @file.json");
   write->callback([shared, field, path, kv, exit_code] {
-    auto o = Resolve(shared->flags);
+    auto o = ResolveWrapped(shared->flags);
     auto data = ParseKv(*kv);
     if (!data.ok()) {
       std::cerr << "Error: " << data.status().message() << "\n";
@@ -517,8 +531,7 @@ void RegisterClientCommands(CLI::App& app, int* exit_code) {
     // A wrapped token (auth/token/create, a login) is shown as its auth block.
     if (const auto* a = parsed->if_contains("auth");
         a && a->is_object() && (!parsed->contains("data") || parsed->at("data").is_null())) {
-      json::object as_data{{"data", *a}};
-      *exit_code = PrintSecret(as_data, Format(shared->flags), *field);
+      *exit_code = PrintAuth(*parsed, Format(shared->flags), *field);
       return;
     }
     *exit_code = PrintSecret(*parsed, Format(shared->flags), *field);
@@ -526,9 +539,10 @@ void RegisterClientCommands(CLI::App& app, int* exit_code) {
 
   auto* list = app.add_subcommand("list", "List keys under a path");
   AddClientFlags(list, flags);
+  AddWrapFlag(list, flags);
   list->add_option("path", *path, "Path to list")->required();
   list->callback([shared, path, exit_code] {
-    auto o = Resolve(shared->flags);
+    auto o = ResolveWrapped(shared->flags);
     std::string p = ApiPath(*path);
     auto r = Request(o, "LIST", p, "", exit_code);
     if (!r) return;
@@ -559,9 +573,10 @@ void RegisterClientCommands(CLI::App& app, int* exit_code) {
 
   auto* del = app.add_subcommand("delete", "Delete data at a path");
   AddClientFlags(del, flags);
+  AddWrapFlag(del, flags);
   del->add_option("path", *path, "Path to delete")->required();
   del->callback([shared, path, exit_code] {
-    auto o = Resolve(shared->flags);
+    auto o = ResolveWrapped(shared->flags);
     std::string p = ApiPath(*path);
     auto r = Request(o, "DELETE", p, "", exit_code);
     if (!r) return;

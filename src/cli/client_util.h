@@ -16,7 +16,8 @@ namespace coffer::cli {
 std::string Env(const char* primary, const char* fallback);
 std::string TokenFilePath();  // ~/.coffer-token
 std::string ReadTokenFile();
-http::ClientOptions Resolve(const ClientFlags& f);
+http::ClientOptions Resolve(const ClientFlags& f);         // never wraps
+http::ClientOptions ResolveWrapped(const ClientFlags& f);  // with -wrap-ttl / VAULT_WRAP_TTL
 std::string Format(const ClientFlags& f);
 int ReportApiError(std::string_view action, const http::ClientOptions& o, std::string_view method,
                    std::string_view path, const http::ClientResponse& r);
@@ -27,6 +28,8 @@ std::string ValueText(const boost::json::value& v);
 std::string DurationText(int64_t s);
 void PrintTable(const std::vector<std::pair<std::string, std::string>>& rows,
                 std::string_view h1 = "Key", std::string_view h2 = "Value");
+// The vault CLI's table for a response holding an auth block (token, token_accessor ...).
+int PrintAuth(const boost::json::object& resp, const std::string& format, const std::string& field);
 int PrintSecret(const boost::json::object& resp, const std::string& format,
                 const std::string& field);
 std::string ReadAll(std::istream& in);

@@ -395,6 +395,26 @@ bool Acl::MatchesWildcard(const Wildcard& w, std::string_view path) const {
   return false;
 }
 
+bool Acl::HasAccessUnder(std::string_view mount) const {
+  if (root_) return true;
+  auto grants = [](uint32_t caps) { return caps != 0 && !(caps & kCapDeny); };
+  auto starts = [](std::string_view s, std::string_view p) { return s.substr(0, p.size()) == p; };
+  for (const auto& [pattern, caps] : exact_)
+    if (grants(caps) && starts(pattern, mount)) return true;
+  // A glob "a/b*" covers the mount when either is a prefix of the other.
+  for (const auto& [prefix, caps] : prefix_)
+    if (grants(caps) && (starts(prefix, mount) || starts(mount, prefix))) return true;
+  for (const auto& w : wildcard_) {
+    if (!grants(w.caps)) continue;
+    // The literal text before the first '+': compatible with the mount either way.
+    std::string_view lit = w.pattern;
+    lit = lit.substr(0, lit.find('+'));
+    if (!lit.empty() && lit.back() == '*') lit.remove_suffix(1);
+    if (starts(lit, mount) || starts(mount, lit)) return true;
+  }
+  return false;
+}
+
 uint32_t Acl::Capabilities(std::string_view path, bool is_list) const {
   if (root_)
     return kCapCreate | kCapRead | kCapUpdate | kCapDelete | kCapList | kCapSudo | kCapPatch;

@@ -74,6 +74,9 @@ class Acl {
   uint32_t Capabilities(std::string_view path, bool is_list) const;
   // OK, or kPermissionDenied. `needs_sudo` adds the sudo requirement of root-protected paths.
   bool Allows(std::string_view path, Operation op, bool needs_sudo) const;
+  // Whether some rule grants something (other than deny) at or under `mount` ("secret/"), or a
+  // glob covers it: Vault's test for showing a mount to a caller (sys/internal/ui/mounts).
+  bool HasAccessUnder(std::string_view mount) const;
 
  private:
   struct Wildcard {

@@ -388,6 +388,18 @@ absl::Status AuditBroker::LogResponse(const Request& req, const std::optional<To
         }
         r["auth"] = auth;
       }
+      if (resp->wrap_info) {
+        // A wrapped response: what the client got, the wrapping token HMAC'd (so an unwrap,
+        // audited with HMAC(client token), can be matched to it), accessors as configured.
+        json::object w = *resp->wrap_info;
+        if (!d.options.log_raw) {
+          for (const char* k : {"token", "accessor", "wrapped_accessor"})
+            if (w.contains(k) && w[k].is_string() &&
+                (std::string_view(k) == "token" || d.options.hmac_accessor))
+              w[k] = Hmac(d.salt, std::string_view(w[k].as_string()));
+        }
+        r["wrap_info"] = std::move(w);
+      }
       if (!resp->warnings.empty()) r["warnings"] = Strings(resp->warnings);
     }
     json::object e{{"time", now},

@@ -98,6 +98,9 @@ absl::StatusOr<int> Core::TidyNow() {
   ReaderMutexLock l(&state_mu_);
   if (sealed_) return SealedError();
   ASSIGN_OR_RETURN(int tokens, tokens_->Tidy(100000));
+  auto orphaned = RevokeLeasesOfRevokedTokens(100000);
+  if (!orphaned.ok())
+    log::Warn("leases of revoked tokens not revoked", {{"error", Msg(orphaned.status())}});
   auto leases = RevokeExpiredLeases(100000);
   if (!leases.ok()) log::Warn("expired leases not revoked", {{"error", Msg(leases.status())}});
   if (leases.ok() && *leases > 0)
@@ -474,8 +477,16 @@ absl::StatusOr<Response> Core::HandleLocked(Request& req) {
       auto st = IssueLoginToken(req, mount->entry, *result);
       if (!st.ok()) result = st;
     }
+    // Without a token only a login is wrapped: anything else would let anyone store data (a
+    // wrapping token and its cubbyhole) with no token at all.
+    if (result.ok() && req.wrap_ttl > 0 && !result->auth)
+      result = absl::InvalidArgumentError(
+          "X-Vault-Wrap-TTL without a token wraps only logins: send a token to wrap this path");
+    if (result.ok() && req.wrap_ttl > 0) {
+      auto st = WrapResponse(req, *result, req.wrap_ttl);
+      if (!st.ok()) result = st;
+    }
     RETURN_IF_ERROR(audit_->LogResponse(req, std::nullopt, result));
-    if (result.ok() && req.wrap_ttl > 0) RETURN_IF_ERROR(WrapResponse(req, *result, req.wrap_ttl));
     return result;
   }
   // Authentication, then authorization, then the audit request entry, before any engine runs.
@@ -530,9 +541,13 @@ absl::StatusOr<Response> Core::HandleLocked(Request& req) {
       }
     }
   }
+  // Wrapped before the audit entry, as Vault: the log records what the client got, with the
+  // wrapping token HMAC'd.
+  if (result.ok() && req.wrap_ttl > 0) {
+    auto st = WrapResponse(req, *result, req.wrap_ttl);
+    if (!st.ok()) result = st;
+  }
   RETURN_IF_ERROR(audit_->LogResponse(req, token, result));
-  // Wrapped after the audit entry: the wrapping token never reaches the audit log.
-  if (result.ok() && req.wrap_ttl > 0) RETURN_IF_ERROR(WrapResponse(req, *result, req.wrap_ttl));
   return result;
 }
 

@@ -192,8 +192,12 @@ class Core final : private SystemView {
                              Response& resp) ABSL_LOCKS_EXCLUDED(mounts_mu_);
   absl::Status RevokeLeaseById(std::string_view id, bool force) ABSL_LOCKS_EXCLUDED(mounts_mu_);
   absl::StatusOr<int> RevokeExpiredLeases(int max) ABSL_LOCKS_EXCLUDED(mounts_mu_);
+  // The leases of tokens revoked since the last tidy (kRevokedTokenLeasesPrefix markers).
+  absl::StatusOr<int> RevokeLeasesOfRevokedTokens(int max) ABSL_LOCKS_EXCLUDED(mounts_mu_);
   // Drops the lease records under `prefix` without asking the engine (its mount is going away).
   absl::Status ForgetLeasesUnder(std::string_view prefix);
+  // sys/remount: the leases issued under `from` get ids under `to` (Vault renames them too).
+  absl::Status MoveLeases(std::string_view from, std::string_view to);
   // sys/leases/<what>[/<arg>].
   absl::StatusOr<Response> HandleLeases(Request& req, std::string_view what, std::string_view arg)
       ABSL_LOCKS_EXCLUDED(mounts_mu_);

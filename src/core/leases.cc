@@ -27,6 +27,9 @@ namespace {
 
 constexpr std::string_view kLeaseById = "sys/expire/id/";
 constexpr std::string_view kLeaseByTime = "sys/expire/at/";
+// sys/expire/token/<token hash>/<hex SHA-256 of the lease id> = the lease id: the leases a token
+// obtained, revoked with it (Vault: revoking a token revokes its leases).
+constexpr std::string_view kLeaseByToken = "sys/expire/token/";
 
 std::string Rfc3339(int64_t unix_seconds) {
   return absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", absl::FromUnixSeconds(unix_seconds),
@@ -48,8 +51,12 @@ absl::Status ValidLeaseId(std::string_view id) {
   return absl::OkStatus();
 }
 
+std::string TokenKey(std::string_view token_hash, std::string_view lease_id) {
+  return Cat(kLeaseByToken, token_hash, "/", HexEncode(crypto::Sha256(lease_id)));
+}
+
 struct Lease {
-  std::string id, mount_uuid, path;
+  std::string id, mount_uuid, path, token_hash;
   json::object internal;
   int64_t issue_time = 0, expire_time = 0, last_renewal = 0;
   bool renewable = false;
@@ -62,7 +69,8 @@ struct Lease {
                         {"issue_time", issue_time},
                         {"expire_time", expire_time},
                         {"last_renewal", last_renewal},
-                        {"renewable", renewable}};
+                        {"renewable", renewable},
+                        {"token_hash", token_hash}};
   }
   static absl::StatusOr<Lease> FromStorage(std::string_view raw) {
     boost::system::error_code ec;
@@ -79,6 +87,8 @@ struct Lease {
       l.expire_time = o.at("expire_time").to_number<int64_t>();
       l.last_renewal = o.at("last_renewal").to_number<int64_t>();
       l.renewable = o.at("renewable").as_bool();
+      if (const auto* t = o.if_contains("token_hash"); t && t->is_string())
+        l.token_hash = std::string(t->as_string());
     } catch (const std::exception& ex) {
       return absl::DataLossError(Cat("lease record is corrupt: ", ex.what()));
     }
@@ -127,9 +137,13 @@ absl::Status Core::RegisterLease(const Request& req, const MountEntry& mount, st
   l.issue_time = opts_.clock->NowUnix();
   l.expire_time = l.issue_time + ttl;
   l.renewable = secret.renewable;
-  RETURN_IF_ERROR(barrier_->Write(
-      {{storage::WriteOp::Kind::kPut, Cat(kLeaseById, l.id), json::serialize(l.ToStorage())},
-       {storage::WriteOp::Kind::kPut, TimeKey(l.expire_time, l.id), l.id}}));
+  if (req.token) l.token_hash = req.token->id_hash;
+  std::vector<storage::WriteOp> ops{
+      {storage::WriteOp::Kind::kPut, Cat(kLeaseById, l.id), json::serialize(l.ToStorage())},
+      {storage::WriteOp::Kind::kPut, TimeKey(l.expire_time, l.id), l.id}};
+  if (!l.token_hash.empty())
+    ops.push_back({storage::WriteOp::Kind::kPut, TokenKey(l.token_hash, l.id), l.id});
+  RETURN_IF_ERROR(barrier_->Write(std::move(ops)));
   resp.lease_id = l.id;
   resp.lease_duration = ttl;
   resp.renewable = l.renewable;
@@ -139,37 +153,76 @@ absl::Status Core::RegisterLease(const Request& req, const MountEntry& mount, st
 absl::Status Core::RevokeLeaseById(std::string_view id, bool force) {
   ASSIGN_OR_RETURN(auto lease, LoadLease(barrier_.get(), id));
   if (!lease) return absl::OkStatus();  // revoked already: Vault answers 204 as well
-  std::shared_ptr<Mount> mount;
-  {
-    ReaderMutexLock l(&mounts_mu_);
-    for (const auto& [path, m] : mounts_)
-      if (m->entry.uuid == lease->mount_uuid && m->backend) mount = m;
-  }
-  if (mount) {
-    // Run on the mount like a request: a mount being unmounted or re-created is waited for.
-    absl::Status st;
+  // Run on the mount like a request: a mount being moved, unmounted or re-created is waited
+  // for, and a re-created or moved one is looked up again by its uuid. No mount left with that
+  // uuid: nothing to undo (its data is gone).
+  absl::Status st;
+  for (;;) {
+    std::shared_ptr<Mount> mount;
     {
-      ReaderMutexLock use(&mount->gate->mu);
-      if (!mount->gate->retired) {
-        Request req;
-        req.op = Operation::kDelete;
-        req.path = lease->path;
-        req.mount_point = mount->entry.path;
-        req.mount_type = mount->entry.type;
-        req.mount_default_ttl = EffectiveDefaultTtl(mount->entry);
-        req.mount_max_ttl = EffectiveMaxTtl(mount->entry);
-        req.storage = mount->view.get();
-        st = mount->backend->RevokeLease(req, lease->internal);
-      }
+      ReaderMutexLock l(&mounts_mu_);
+      for (const auto& [path, m] : mounts_)
+        if (m->entry.uuid == lease->mount_uuid && m->backend) mount = m;
     }
+    if (!mount) break;
+    ReaderMutexLock use(&mount->gate->mu);
+    if (mount->gate->retired) continue;
+    Request req;
+    req.op = Operation::kDelete;
+    req.path = lease->path;
+    req.mount_point = mount->entry.path;
+    req.mount_type = mount->entry.type;
+    req.mount_default_ttl = EffectiveDefaultTtl(mount->entry);
+    req.mount_max_ttl = EffectiveMaxTtl(mount->entry);
+    req.storage = mount->view.get();
+    st = mount->backend->RevokeLease(req, lease->internal);
+    break;
+  }
+  {
     if (!st.ok() && !force)
       return absl::Status(st.code(), Cat("failed to revoke lease \"", id, "\": ", Msg(st)));
     if (!st.ok())
       log::Warn("forced lease revocation ignored the engine's error",
                 {{"lease_id", std::string(id)}, {"error", Msg(st)}});
   }
-  return barrier_->Write({{storage::WriteOp::Kind::kDelete, Cat(kLeaseById, id), ""},
-                          {storage::WriteOp::Kind::kDelete, TimeKey(lease->expire_time, id), ""}});
+  std::vector<storage::WriteOp> ops{
+      {storage::WriteOp::Kind::kDelete, Cat(kLeaseById, id), ""},
+      {storage::WriteOp::Kind::kDelete, TimeKey(lease->expire_time, id), ""}};
+  if (!lease->token_hash.empty())
+    ops.push_back({storage::WriteOp::Kind::kDelete, TokenKey(lease->token_hash, id), ""});
+  return barrier_->Write(std::move(ops));
+}
+
+absl::StatusOr<int> Core::RevokeLeasesOfRevokedTokens(int max) {
+  int revoked = 0;
+  ASSIGN_OR_RETURN(auto hashes, barrier_->List(kRevokedTokenLeasesPrefix, "", 256));
+  for (const auto& h : hashes) {
+    bool all = true;
+    for (;;) {
+      ASSIGN_OR_RETURN(auto keys, barrier_->List(Cat(kLeaseByToken, h, "/"), "", 256));
+      if (keys.empty() || revoked >= max) break;
+      bool progress = false;
+      for (const auto& k : keys) {
+        const std::string key = Cat(kLeaseByToken, h, "/", k);
+        ASSIGN_OR_RETURN(auto id, barrier_->Get(key));
+        if (!id) continue;
+        auto st = RevokeLeaseById(*id, false);
+        if (!st.ok()) {
+          // Kept with its marker, and tried again at the next tidy.
+          log::Warn("lease of a revoked token not revoked",
+                    {{"lease_id", *id}, {"error", Msg(st)}});
+          all = false;
+          continue;
+        }
+        RETURN_IF_ERROR(barrier_->Delete(key));  // gone already unless the lease was missing
+        progress = true;
+        ++revoked;
+      }
+      if (!progress) break;
+    }
+    if (all && revoked < max) RETURN_IF_ERROR(barrier_->Delete(Cat(kRevokedTokenLeasesPrefix, h)));
+  }
+  return revoked;
 }
 
 absl::StatusOr<int> Core::RevokeExpiredLeases(int max) {
@@ -211,9 +264,35 @@ absl::Status Core::ForgetLeasesUnder(std::string_view prefix) {
   for (const auto& id : ids) {
     ASSIGN_OR_RETURN(auto lease, LoadLease(barrier_.get(), id));
     if (!lease) continue;
-    RETURN_IF_ERROR(
-        barrier_->Write({{storage::WriteOp::Kind::kDelete, Cat(kLeaseById, id), ""},
-                         {storage::WriteOp::Kind::kDelete, TimeKey(lease->expire_time, id), ""}}));
+    std::vector<storage::WriteOp> ops{
+        {storage::WriteOp::Kind::kDelete, Cat(kLeaseById, id), ""},
+        {storage::WriteOp::Kind::kDelete, TimeKey(lease->expire_time, id), ""}};
+    if (!lease->token_hash.empty())
+      ops.push_back({storage::WriteOp::Kind::kDelete, TokenKey(lease->token_hash, id), ""});
+    RETURN_IF_ERROR(barrier_->Write(std::move(ops)));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Core::MoveLeases(std::string_view from, std::string_view to) {
+  std::vector<std::string> ids;
+  RETURN_IF_ERROR(WalkLeases(barrier_.get(), std::string(from), &ids));
+  for (const auto& id : ids) {
+    ASSIGN_OR_RETURN(auto lease, LoadLease(barrier_.get(), id));
+    if (!lease) continue;
+    Lease moved = *lease;
+    moved.id = Cat(to, std::string_view(id).substr(from.size()));
+    std::vector<storage::WriteOp> ops{
+        {storage::WriteOp::Kind::kDelete, Cat(kLeaseById, id), ""},
+        {storage::WriteOp::Kind::kDelete, TimeKey(lease->expire_time, id), ""},
+        {storage::WriteOp::Kind::kPut, Cat(kLeaseById, moved.id),
+         json::serialize(moved.ToStorage())},
+        {storage::WriteOp::Kind::kPut, TimeKey(moved.expire_time, moved.id), moved.id}};
+    if (!lease->token_hash.empty()) {
+      ops.push_back({storage::WriteOp::Kind::kDelete, TokenKey(lease->token_hash, id), ""});
+      ops.push_back({storage::WriteOp::Kind::kPut, TokenKey(moved.token_hash, moved.id), moved.id});
+    }
+    RETURN_IF_ERROR(barrier_->Write(std::move(ops)));
   }
   return absl::OkStatus();
 }
@@ -330,7 +409,8 @@ absl::StatusOr<Response> Core::HandleLeases(Request& req, std::string_view what,
     }
     Response r;
     r.http_status = 202;
-    r.warnings.emplace_back(Cat("tidy removed ", removed, " leases of mounts that no longer exist"));
+    r.warnings.emplace_back(
+        Cat("tidy removed ", removed, " leases of mounts that no longer exist"));
     return r;
   }
   return absl::NotFoundError(Cat("no handler for route \"sys/leases/", what, "\""));

@@ -57,6 +57,10 @@ absl::StatusOr<std::shared_ptr<const Policy>> PolicyStore::Get(std::string_view 
 absl::Status PolicyStore::Put(std::string_view name, std::string_view text) {
   RETURN_IF_ERROR(ValidatePolicyName(name));
   if (name == "root") return absl::InvalidArgumentError("cannot update the root policy");
+  // Every outstanding wrapping token holds this policy alone: giving it rules would hand them
+  // to whoever holds a wrapping token.
+  if (name == "response-wrapping")
+    return absl::InvalidArgumentError("cannot update the response-wrapping policy");
   RETURN_IF_ERROR(ParsePolicy(name, text).status());  // refuse what would not parse back
   RETURN_IF_ERROR(barrier_->Put(Cat(kPrefix, name),
                                 json::serialize(json::object{{"name", name}, {"policy", text}})));
@@ -71,6 +75,8 @@ absl::Status PolicyStore::Put(std::string_view name, std::string_view text) {
 
 absl::Status PolicyStore::Delete(std::string_view name) {
   if (name == "root") return absl::InvalidArgumentError("cannot delete the root policy");
+  if (name == "response-wrapping")
+    return absl::InvalidArgumentError("cannot delete the response-wrapping policy");
   if (name == "default") return absl::InvalidArgumentError("cannot delete the default policy");
   RETURN_IF_ERROR(barrier_->Delete(Cat(kPrefix, name)));
   MutexLock l(&mu_);

@@ -462,9 +462,9 @@ absl::StatusOr<Response> Core::MountTune(Request& req, std::string_view raw_path
     recreate = merged != updated.options;
     if (recreate && to != from && updated.type == "kv")
       resp.warnings.emplace_back(Cat("Upgrading mount from version ", std::max<int64_t>(from, 1),
-                                  " to version ", to,
-                                  ". This mount will be unavailable for a brief period and will "
-                                  "resume service shortly."));
+                                     " to version ", to,
+                                     ". This mount will be unavailable for a brief period and will "
+                                     "resume service shortly."));
     updated.options = std::move(merged);
   }
   if (!recreate) {
@@ -569,6 +569,11 @@ absl::StatusOr<Response> Core::Remount(Request& req) {
                                  {"status_message", "the mount was moved"}};
   }
   current->gate->retired = true;
+  // The leases follow the mount (requests on the old path have drained; new ones already make
+  // their leases under the new path).
+  auto leases = MoveLeases(from, to);
+  if (!leases.ok())
+    log::Warn("leases of a moved mount keep their old ids", {{"error", Msg(leases)}});
   log::Info("mount moved", {{"from", from}, {"to", to}});
   return Response::Data(json::object{{"migration_id", id}});
 }

@@ -184,15 +184,22 @@ std::unique_ptr<Backend> Core::NewSystemBackend() {
     return HandleLeases(r, d.String("what"), d.String("arg"));
   };
   paths.push_back(
-      {.patterns = {"leases/{what:lookup|renew|revoke|revoke-prefix|revoke-force|tidy}",
-                    "leases/{what:lookup|renew|revoke|revoke-prefix|revoke-force}/{arg*}"},
+      {.patterns = {"leases/{what:lookup}", "leases/{what:lookup}/{arg*}"},
+       .fields = {{"what", {FieldType::kString, "lookup"}},
+                  {"arg", {FieldType::kString, "LIST: the prefix to list"}},
+                  {"lease_id", {FieldType::kAny, "The lease id"}}},
+       .operations = {{kUpdate, op(leases)}, {Operation::kList, op(leases)}},
+       .synopsis = "Looks up a lease (PUT), or lists the leases under a prefix (LIST, sudo)"});
+  paths.push_back(
+      {.patterns = {"leases/{what:renew|revoke|revoke-prefix|revoke-force|tidy}",
+                    "leases/{what:renew|revoke|revoke-prefix|revoke-force}/{arg*}"},
        .fields = {{"what", {FieldType::kString, "The operation"}},
                   {"arg", {FieldType::kString, "The lease id or prefix, in the URL"}},
                   {"lease_id", {FieldType::kAny, "The lease id, in the body"}},
                   {"increment", {FieldType::kAny, "Renewal: the new TTL requested"}},
                   {"sync", {FieldType::kAny, "Revocation waits for the engine (always)"}}},
-       .operations = {{kUpdate, op(leases)}, {Operation::kList, op(leases)}},
-       .synopsis = "Leases of secrets: look up, list, renew, revoke"});
+       .operations = {{kUpdate, op(leases)}},
+       .synopsis = "Leases of secrets: renew, revoke, revoke by prefix, tidy"});
   paths.push_back(
       {.patterns = {"remount"},
        .fields = {{"from", {FieldType::kString, "The mount's current path"}},
@@ -291,11 +298,21 @@ std::unique_ptr<Backend> Core::NewSystemBackend() {
                    .synopsis = "Request metrics, as JSON or in Prometheus' text format"});
   paths.push_back(
       {.patterns = {"internal/ui/mounts/{path*}"},
-       .operations = {{kRead, op([this](Request&, const FieldData& d) -> absl::StatusOr<Response> {
+       .operations = {{kRead,
+                       op([this](Request& req, const FieldData& d) -> absl::StatusOr<Response> {
+                         // Unauthenticated as in Vault, so any client can tell a mount's type
+                         // and version (`kv` commands): answered only to a token whose
+                         // policies grant something under the mount.
+                         const absl::Status denied =
+                             absl::PermissionDeniedError("permission denied");
+                         ASSIGN_OR_RETURN(auto caller, tokens_->Lookup(req.client_token));
+                         if (!caller) return denied;
+                         ASSIGN_OR_RETURN(auto acl, policies_->AclFor(caller->policies));
                          std::string rest;
                          const std::string p = d.String("path");
                          auto m = Route(p, &rest);
                          if (!m) return absl::NotFoundError(Cat("no mount holds \"", p, "\""));
+                         if (!acl->HasAccessUnder(m->entry.path)) return denied;
                          json::object o = m->entry.ToJson();
                          o["path"] = m->entry.path;
                          return Response::Data(std::move(o));
@@ -327,11 +344,12 @@ std::unique_ptr<Backend> Core::NewSystemBackend() {
                           "config/auditing/*",
                           "plugins/catalog/*",
                           "internal/inspect/*"};
-  // wrapping/unwrap and wrapping/rewrap authenticate themselves: the wrapping token is often
-  // the client token, and the core's check would spend its single use before the handler.
+  // wrapping/unwrap authenticates itself: the wrapping token is often the client token, and the
+  // core's check would spend its single use before the handler. internal/ui/mounts/* checks the
+  // caller's token itself too (Vault: unauthenticated, answered by the caller's ACL).
   special.unauthenticated =
       PathList{"init",   "unseal",          "seal-status",     "health",
-               "leader", "wrapping/lookup", "wrapping/unwrap", "wrapping/rewrap"};
+               "leader", "wrapping/lookup", "wrapping/unwrap", "internal/ui/mounts/*"};
   // sys/internal/specs/openapi is unauthenticated in Vault, which then filters the mounts by
   // listing_visibility and the caller's ACL. Coffer has no listing_visibility yet, so the
   // document (which names every mount) needs a token (docs/compatibility.md).

@@ -256,6 +256,7 @@ absl::Status TokenStore::Revoke(std::string_view root_hash, bool orphan_children
       if (e->expire_time > 0)
         ops.push_back({storage::WriteOp::Kind::kDelete, ExpireKey(e->expire_time, h), ""});
       ops.push_back({storage::WriteOp::Kind::kDelete, kIdPrefix + h, ""});
+      ops.push_back({storage::WriteOp::Kind::kPut, Cat(kRevokedTokenLeasesPrefix, h), ""});
     }
     if (!ops.empty()) RETURN_IF_ERROR(barrier_->Write(std::move(ops)));
     RETURN_IF_ERROR(barrier_->DeletePrefix(Cat(kCubbyholePrefix, h, "/")));

@@ -29,6 +29,9 @@ namespace coffer::core {
 // Where the cubbyhole of each token lives in the barrier ("<prefix><id_hash>/<path>"); revoking
 // a token deletes its cubbyhole.
 inline constexpr std::string_view kCubbyholePrefix = "sys/token/cubbyhole/";
+// A revoked token leaves "<prefix><id_hash>" here, in the batch that removes it; the core's tidy
+// then revokes the leases that token obtained and removes the marker (leases.cc).
+inline constexpr std::string_view kRevokedTokenLeasesPrefix = "sys/expire/revoked-token/";
 
 struct TokenEntry {
   std::string id_hash;  // never the token itself

@@ -419,3 +419,117 @@ TEST_F(VaultCompatTest, WritesAcknowledgedDuringTheUpgradeAreNotLost) {
 
 }  // namespace
 }  // namespace coffer::core
+
+namespace coffer::core {
+namespace {
+
+// --- Found in review -----------------------------------------------------------------------
+
+TEST_F(VaultCompatTest, ADefaultPolicyTokenUnwrapsSomeoneElsesWrappingToken) {
+  auto w = Do(Operation::kUpdate, "sys/wrapping/wrap", {{"k", "v"}}, std::nullopt, {}, 60);
+  ASSERT_TRUE(w.ok());
+  const std::string wt = Str(*w->wrap_info, "token");
+  auto user = Str(
+      *Must(Operation::kUpdate, "auth/token/create", {{"policies", json::array{"default"}}}).auth,
+      "client_token");
+  auto look = Do(Operation::kUpdate, "sys/wrapping/lookup", {{"token", wt}}, user);
+  EXPECT_TRUE(look.ok()) << look.status();
+  auto u = Do(Operation::kUpdate, "sys/wrapping/unwrap", {{"token", wt}}, user);
+  ASSERT_TRUE(u.ok()) << u.status();
+  EXPECT_EQ(Str(*u->data, "k"), "v");
+  // rewrap is not in the default policy (as in Vault).
+  auto w2 = Do(Operation::kUpdate, "sys/wrapping/wrap", {{"k", "v"}}, std::nullopt, {}, 60);
+  auto rw = Do(Operation::kUpdate, "sys/wrapping/rewrap", {{"token", Str(*w2->wrap_info, "token")}},
+               user);
+  EXPECT_EQ(HttpStatusFor(rw.status()), 403);
+}
+
+TEST_F(VaultCompatTest, WithoutATokenOnlyLoginsAreWrapped) {
+  Must(Operation::kUpdate, "sys/mounts/pki", {{"type", "pki"}});
+  Must(Operation::kUpdate, "pki/root/generate/internal",
+       {{"common_name", "R"}, {"key_type", "ec"}});
+  auto r = Do(Operation::kRead, "pki/cert/ca", {}, "", {}, 3600);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(HttpStatusFor(r.status()), 400);
+  EXPECT_TRUE(PhysicalKeys(std::string(kCubbyholePrefix)).empty());
+  // An AppRole login is wrapped.
+  Must(Operation::kUpdate, "sys/auth/approle", {{"type", "approle"}});
+  Must(Operation::kUpdate, "auth/approle/role/r", {{"token_policies", "default"}});
+  auto role_id = Str(*Must(Operation::kRead, "auth/approle/role/r/role-id").data, "role_id");
+  auto secret_id =
+      Str(*Must(Operation::kUpdate, "auth/approle/role/r/secret-id").data, "secret_id");
+  auto login = Do(Operation::kUpdate, "auth/approle/login",
+                  {{"role_id", role_id}, {"secret_id", secret_id}}, "", {}, 60);
+  ASSERT_TRUE(login.ok()) << login.status();
+  EXPECT_TRUE(login->wrap_info);
+  EXPECT_FALSE(login->auth);
+}
+
+TEST_F(VaultCompatTest, TheResponseWrappingPolicyIsReserved) {
+  EXPECT_EQ(HttpStatusFor(Do(Operation::kUpdate, "sys/policies/acl/response-wrapping",
+                             {{"policy", R"(path "*" { capabilities = ["read"] })"}})
+                              .status()),
+            400);
+  EXPECT_EQ(HttpStatusFor(Do(Operation::kDelete, "sys/policies/acl/response-wrapping").status()),
+            400);
+}
+
+TEST_F(VaultCompatTest, UiMountsAnswersCallersWithAccessOnly) {
+  Must(Operation::kUpdate, "sys/mounts/kv", {{"type", "kv"}, {"options", {{"version", "2"}}}});
+  Must(Operation::kUpdate, "sys/mounts/other", {{"type", "kv"}});
+  auto t = TokenFor(R"(path "kv/data/app/*" { capabilities = ["read"] })");
+  auto r = Do(Operation::kRead, "sys/internal/ui/mounts/kv/app/db", {}, t);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(Str(*r->data, "path"), "kv/");
+  EXPECT_EQ(Str(r->data->at("options").as_object(), "version"), "2");
+  EXPECT_EQ(HttpStatusFor(Do(Operation::kRead, "sys/internal/ui/mounts/other/x", {}, t).status()),
+            403);
+  EXPECT_EQ(HttpStatusFor(Do(Operation::kRead, "sys/internal/ui/mounts/kv/x", {}, "").status()),
+            403);
+}
+
+TEST_F(LeaseTest, ListIsOnlyForLookup) {
+  auto [lease, serial] = Issue();
+  auto r = Do(Operation::kList, "sys/leases/revoke/", {{"lease_id", lease}});
+  EXPECT_EQ(HttpStatusFor(r.status()), 405);
+  EXPECT_FALSE(Revoked(serial));
+}
+
+TEST_F(LeaseTest, RevokingATokenRevokesItsLeases) {
+  auto t = TokenFor(R"(path "pki/issue/*" { capabilities = ["update"] })");
+  auto r = Must(Operation::kUpdate, "pki/issue/my-role", {{"common_name", "a.hvac.com"}}, t);
+  const std::string serial = Str(*r.data, "serial_number");
+  EXPECT_FALSE(Revoked(serial));
+  Must(Operation::kUpdate, "auth/token/revoke", {{"token", t}});
+  ASSERT_TRUE(core_->TidyNow().ok());
+  EXPECT_TRUE(Revoked(serial));
+  EXPECT_FALSE(Do(Operation::kUpdate, "sys/leases/lookup", {{"lease_id", r.lease_id}}).ok());
+  EXPECT_TRUE(PhysicalKeys("sys/expire/").empty());
+}
+
+TEST_F(LeaseTest, RemountMovesTheLeases) {
+  auto [lease, serial] = Issue();
+  Must(Operation::kUpdate, "sys/remount", {{"from", "pki"}, {"to", "pki2"}});
+  const std::string moved = "pki2/" + lease.substr(4);
+  EXPECT_TRUE(Do(Operation::kUpdate, "sys/leases/lookup", {{"lease_id", moved}}).ok());
+  EXPECT_FALSE(Do(Operation::kUpdate, "sys/leases/lookup", {{"lease_id", lease}}).ok());
+  Must(Operation::kUpdate, "sys/leases/revoke", {{"lease_id", moved}});
+  auto c = Must(Operation::kRead, "pki2/cert/" + serial);
+  EXPECT_GT(c.data->at("revocation_time").to_number<int64_t>(), 0);
+}
+
+TEST_F(LeaseTest, ANoStoreCertificateIsRevokedThroughItsLease) {
+  Must(
+      Operation::kUpdate, "pki/roles/ephemeral",
+      {{"allow_any_name", true}, {"generate_lease", true}, {"no_store", true}, {"key_type", "ec"}});
+  auto r = Must(Operation::kUpdate, "pki/issue/ephemeral", {{"common_name", "x"}});
+  Must(Operation::kUpdate, "sys/leases/revoke", {{"lease_id", r.lease_id}});
+  auto revoked = Must(Operation::kList, "pki/certs/revoked");
+  std::string serial = Str(*r.data, "serial_number");
+  for (char& c : serial)
+    if (c == ':') c = '-';
+  EXPECT_NE(json::serialize(revoked.data->at("keys")).find(serial), std::string::npos);
+}
+
+}  // namespace
+}  // namespace coffer::core

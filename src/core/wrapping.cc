@@ -184,7 +184,8 @@ absl::StatusOr<std::string> Core::WrappingTokenOf(const Request& req) {
     ASSIGN_OR_RETURN(auto caller, tokens_->Lookup(req.client_token));
     if (!caller) return absl::PermissionDeniedError("permission denied");
     ASSIGN_OR_RETURN(auto acl, policies_->AclFor(caller->policies));
-    if (!acl->Allows(req.path, Operation::kUpdate, false))
+    // req.path is relative to sys/ here; policies name the full path.
+    if (!acl->Allows(Cat("sys/", req.path), Operation::kUpdate, false))
       return absl::PermissionDeniedError("permission denied");
   }
   return *body_token;

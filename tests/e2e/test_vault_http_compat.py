@@ -3,6 +3,8 @@ Coffer implements work, the others are refused with their name, never ignored), 
 wrapping through X-Vault-Wrap-TTL, ?list= read as Go's ParseBool, mount options sent as numbers,
 and sys/unseal answered with the status on an unsealed server.
 """
+import json
+import os
 import unittest
 
 from harness import ServerTest
@@ -64,6 +66,31 @@ class VaultHttpCompat(ServerTest):
         self.assertEqual(status, 200, body)
         self.assertIn("secret_id", body["data"])
         self.assertIn("secret_id_accessor", body["data"])
+
+    def test_wrapping_is_audited_with_the_token_hmaced(self):
+        log = os.path.join(self.tmp, "audit.log")
+        status, body, _ = self.req("PUT", "sys/audit/file", {"type": "file", "options": {"file_path": log}})
+        self.assertEqual(status, 204, body)
+        status, body, _ = self.req("POST", "sys/wrapping/wrap", {"db": "hunter2"},
+                                   headers={"X-Vault-Wrap-TTL": "60s"})
+        self.assertEqual(status, 200, body)
+        token = body["wrap_info"]["token"]
+        status, _, _ = self.s.request("POST", "sys/wrapping/unwrap", token=token)
+        self.assertEqual(status, 200)
+        with open(log) as f:
+            text = f.read()
+        self.assertNotIn(token, text)
+        self.assertNotIn("hunter2", text)
+        entries = [json.loads(line) for line in text.splitlines() if line.strip()]
+        wrapped = [e for e in entries if e["type"] == "response" and e["response"].get("wrap_info")]
+        self.assertEqual(len(wrapped), 1, entries)
+        hmac_token = wrapped[0]["response"]["wrap_info"]["token"]
+        self.assertTrue(hmac_token.startswith("hmac-sha256:"), hmac_token)
+        # The unwrap is audited with the same HMAC as its client token: the two can be matched.
+        unwraps = [e for e in entries if e["type"] == "request" and e["request"]["path"] == "sys/wrapping/unwrap"]
+        self.assertEqual(len(unwraps), 1)
+        self.assertEqual(unwraps[0]["auth"].get("client_token", unwraps[0]["request"].get("client_token")),
+                         hmac_token, unwraps[0])
 
     def test_list_parameter_and_unseal(self):
         self.req("POST", "sys/mounts/kv", {"type": "kv"})

@@ -459,7 +459,7 @@ std::vector<PkiPath> PkiBackend::IssuePaths(PkiBackend* b) {
   const std::string kSign = "Signs a CSR within the role's limits.";
   const std::string kVerbatim = "Signs a CSR as it is, with the role's limits when one is named.";
   const std::string kIntermediate = "Signs an intermediate CA's CSR.";
-  const std::string kSelfIssued = "Not supported by Coffer.";
+  const std::string kSelfIssued = "Re-signs a self-issued CA certificate with the issuer (sudo).";
 
   // Role names take the rest of the path: "issue/a/b" is an unknown role "a/b", as it always was.
   std::vector<PkiPath> paths;
@@ -675,6 +675,8 @@ absl::StatusOr<Response> PkiBackend::Issue(Request& req, const FieldData& d, boo
         .ttl = std::max<int64_t>(1, t.not_after - now),
         .renewable = false,
         .internal = json::object{{"serial_number", crypto::SerialColon(cert.get())}}};
+    // A no_store certificate can only be revoked by giving it: the lease keeps it (public).
+    if (r.no_store) resp.secret->internal["certificate"] = crypto::CertPem(cert.get());
   }
   return resp;
 }

@@ -714,6 +714,9 @@ absl::StatusOr<Response> PkiBackend::WriteIssuer(Request& req, const FieldData& 
                 "\" is not one of read-only, issuing-certificates, crl-signing, "
                 "ocsp-signing"));
       joined += (joined.empty() ? "" : ",") + s;
+      if (s == "issuing-certificates" && is->revocation_time > 0)
+        return absl::InvalidArgumentError(
+            "this issuer was revoked: it cannot be given the issuing-certificates usage again");
     }
     o["usage"] = joined;
   }

@@ -142,8 +142,11 @@ absl::Status PkiBackend::RevokeLease(Request& req, const json::object& internal)
   const std::map<std::string, core::framework::FieldSchema> schema{
       {"serial_number", {core::framework::FieldType::kString}},
       {"certificate", {core::framework::FieldType::kString}}};
-  ASSIGN_OR_RETURN(auto d, core::framework::FieldData::Parse(
-                               schema, json::object{{"serial_number", *serial}}, {}));
+  // A no_store certificate is revoked by the certificate itself (the lease holds it).
+  json::object given{{"serial_number", *serial}};
+  if (const auto* pem = internal.if_contains("certificate"); pem && pem->is_string())
+    given = json::object{{"certificate", *pem}};
+  ASSIGN_OR_RETURN(auto d, core::framework::FieldData::Parse(schema, given, {}));
   return Revoke(req, d, false).status();
 }
 

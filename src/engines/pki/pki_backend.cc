@@ -31,7 +31,9 @@ const core::SpecialPaths& PkiSpecialPaths() {
   // Vault's PKI PathsSpecial, for the paths Coffer serves.
   static const core::SpecialPaths kSpecial{
       // Replacing or destroying the mount's CA, or signing with it verbatim, needs sudo.
-      .root = {"root", "root/sign-self-issued"},
+      // Coffer adds issuer/+/sign-self-issued, which Vault leaves without sudo although it
+      // does what root/sign-self-issued does (docs/compatibility.md).
+      .root = {"root", "root/sign-self-issued", "issuer/+/sign-self-issued"},
       // CA certificates, CRLs and single certificates are public.
       .unauthenticated = {"cert/*",
                           "ca/pem",
@@ -273,6 +275,14 @@ Response RawBody(std::string body, std::string content_type) {
 }
 
 absl::Status RequireKey(const Issuer& issuer, std::string_view action) {
+  // Every certificate the mount signs passes here: a revoked issuer, or one whose usage no
+  // longer has issuing-certificates, signs nothing (leaves, intermediates, cross-signs).
+  if (issuer.revocation_time > 0)
+    return absl::InvalidArgumentError(
+        Cat("issuer ", issuer.id, " has been revoked and cannot ", action, " certificates"));
+  if (issuer.usage.find("issuing-certificates") == std::string::npos)
+    return absl::InvalidArgumentError(
+        Cat("issuer ", issuer.id, " is not allowed to issue certificates (usage)"));
   if (issuer.key) return absl::OkStatus();
   return absl::InvalidArgumentError(
       Cat("issuer ", issuer.id, " has no private key in this mount and cannot ", action));

@@ -371,6 +371,23 @@ TEST_F(PkiTest, ARevokedIssuerIssuesNothingMore) {
   EXPECT_EQ(r["usage"].as_string(), "read-only,crl-signing");
   EXPECT_TRUE(Ok(Operation::kRead, "pki/issuer/one")["revoked"].as_bool());
   EXPECT_FALSE(Do(Operation::kUpdate, "pki/issue/web", {{"common_name", "a.example.com"}}).ok());
+  // Nor does it sign anything else: intermediates, verbatim, cross-signs.
+  Ok(Operation::kUpdate, "sys/mounts/int", {{"type", "pki"}});
+  auto csr = Ok(Operation::kUpdate, "int/intermediate/generate/internal",
+                {{"common_name", "Int"}, {"key_type", "ec"}})["csr"];
+  EXPECT_NE(Err(Operation::kUpdate, "pki/root/sign-intermediate", {{"csr", csr}}).find("revoked"),
+            std::string::npos);
+  EXPECT_NE(Err(Operation::kUpdate, "pki/sign-verbatim", {{"csr", csr}}).find("revoked"),
+            std::string::npos);
+  EXPECT_NE(Err(Operation::kUpdate, "pki/root/sign-self-issued",
+                {{"certificate", crypto::CertPem(OtherRoot(true, Now()).get())}})
+                .find("revoked"),
+            std::string::npos);
+  // And cannot be given the issuing usage back.
+  EXPECT_NE(Err(Operation::kUpdate, "pki/issuer/one",
+                {{"usage", "read-only,issuing-certificates,crl-signing"}})
+                .find("revoked"),
+            std::string::npos);
   // Again: unchanged.
   EXPECT_EQ(Ok(Operation::kUpdate, "pki/issuer/one/revoke")["revocation_time"].as_int64(),
             r["revocation_time"].as_int64());
