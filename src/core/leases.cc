@@ -376,6 +376,11 @@ absl::StatusOr<Response> Core::HandleLeases(Request& req, std::string_view what,
   }
   if (what == "revoke-prefix" || what == "revoke-force") {
     std::string prefix(arg);
+    // hvac sends the prefix in the body as well; the URL's is the one that counts.
+    if (prefix.empty()) {
+      ASSIGN_OR_RETURN(auto body_prefix, JsonString(req.data, "prefix"));
+      prefix = body_prefix.value_or("");
+    }
     if (prefix.empty()) return absl::InvalidArgumentError("a prefix is required after the path");
     RETURN_IF_ERROR(ValidLeaseId(prefix));
     const bool force = what == "revoke-force";

@@ -496,19 +496,29 @@ absl::StatusOr<Response> Core::MountTune(Request& req, std::string_view raw_path
     RETURN_IF_ERROR(
         barrier_->Put("core/mounts", json::serialize(json::object{{"entries", entries}})));
   }
+  // The old instance stops first (its background work, e.g. a PKI tidy, must not overlap the
+  // new one's start); no request runs on it again whatever happens next.
+  current->gate->retired = true;
+  current->backend->Cleanup();
   auto fresh = Instantiate(updated);
   if (!fresh.ok()) {
+    // Back to the old entry, on a fresh instance of it.
+    auto restored = Instantiate(current->entry);
     MutexLock l(&mounts_mu_);
-    auto st = PersistMountsLocked();  // back to the entry the old backend runs with
-    if (!st.ok()) log::Warn("restoring the mount table failed", {{"error", Msg(st)}});
+    if (restored.ok()) mounts_[path] = *restored;
+    auto st = PersistMountsLocked();  // the old entry (the table still holds it)
+    // Without an instance the path stops routing (404) until the next unseal tries again: the
+    // retired instance must not stay in the table, where requests would route to it forever.
+    if (!restored.ok()) mounts_.erase(path);
+    if (!st.ok() || !restored.ok())
+      log::Warn("restoring the mount after a failed tune failed",
+                {{"path", path}, {"error", Msg(!st.ok() ? st : restored.status())}});
     return fresh.status();
   }
   {
     MutexLock l(&mounts_mu_);
     mounts_[path] = *fresh;
   }
-  current->gate->retired = true;
-  current->backend->Cleanup();
   log::Info("mount options changed; backend re-created", {{"path", path}});
   return resp;
 }

@@ -196,6 +196,8 @@ std::unique_ptr<Backend> Core::NewSystemBackend() {
        .fields = {{"what", {FieldType::kString, "The operation"}},
                   {"arg", {FieldType::kString, "The lease id or prefix, in the URL"}},
                   {"lease_id", {FieldType::kAny, "The lease id, in the body"}},
+                  {"prefix",
+                   {FieldType::kAny, "revoke-prefix/revoke-force: the prefix (the URL's)"}},
                   {"increment", {FieldType::kAny, "Renewal: the new TTL requested"}},
                   {"sync", {FieldType::kAny, "Revocation waits for the engine (always)"}}},
        .operations = {{kUpdate, op(leases)}},
