@@ -77,6 +77,7 @@ absl::StatusOr<ClientResponse> Exchange(Stream& stream, const Url& u, const Clie
   req.set(bhttp::field::connection, "close");
   if (!o.token.empty()) req.set("X-Vault-Token", o.token);
   if (!o.wrap_ttl.empty()) req.set("X-Vault-Wrap-TTL", o.wrap_ttl);
+  for (const auto& [name, value] : o.headers) req.set(name, value);
   if (!body.empty()) {
     // Vault takes a PATCH (kv version 2, metadata) only as a JSON merge patch.
     req.set(bhttp::field::content_type,

@@ -6,6 +6,8 @@
 
 #include <chrono>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "absl/status/statusor.h"
 
@@ -18,6 +20,8 @@ struct ClientOptions {
   std::string token;     // sent as X-Vault-Token when not empty
   std::string wrap_ttl;  // sent as X-Vault-Wrap-TTL when not empty: the response comes wrapped
   std::chrono::seconds timeout{60};
+  // More request headers (e.g. Authorization for a third-party API).
+  std::vector<std::pair<std::string, std::string>> headers;
 };
 
 struct ClientResponse {

@@ -3,6 +3,7 @@
 #include <filesystem>
 
 #include "auth/approle/approle_backend.h"
+#include "auth/github/github_backend.h"
 #include "auth/token/token_backend.h"
 #include "engines/example/example_backend.h"
 #include "engines/kv/kv_backend.h"
@@ -21,6 +22,7 @@ const std::vector<BuiltinBackend>& Backends() {
       {"example", Kind::kSecrets, engines::example::Factory, "the framework's example", true},
       {"token", Kind::kAuth, auth::token::Factory, "token based credentials"},
       {"approle", Kind::kAuth, auth::approle::Factory, "machine login with RoleID and SecretID"},
+      {"github", Kind::kAuth, auth::github::Factory, "members of a GitHub organization"},
   };
   return kBackends;
 }
@@ -28,8 +30,7 @@ const std::vector<BuiltinBackend>& Backends() {
 void AddBackends(core::CoreOptions& opts, bool with_examples) {
   for (const auto& b : Backends()) {
     if (b.example && !with_examples) continue;
-    (b.kind == Kind::kAuth ? opts.auth_factories : opts.factories)[std::string(b.type)] =
-        b.factory;
+    (b.kind == Kind::kAuth ? opts.auth_factories : opts.factories)[std::string(b.type)] = b.factory;
   }
 }
 

@@ -67,6 +67,7 @@ const Expected kVault[] = {
     // Vault's handler for the body form (revoke-orphan) checks sudo itself; Coffer declares it.
     {"token", {"revoke-orphan/*", "accessors*", "revoke-orphan"}, {}},
     {"approle", {}, {"login"}},
+    {"github", {}, {"login"}},
 };
 
 TEST(Registry, EveryBuiltinDeclaresVaultsSpecialPaths) {
