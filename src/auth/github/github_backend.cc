@@ -146,14 +146,14 @@ absl::StatusOr<Response> WriteConfig(Request& req, const FieldData& d) {
 }
 
 // map/teams/<team> and map/users/<user>: a comma-separated list of policies.
-core::framework::Handler MapRead(std::string kind) {
+core::framework::Handler MapRead(const std::string& kind) {
   return [kind](Request& req, const FieldData& d) -> absl::StatusOr<Response> {
     ASSIGN_OR_RETURN(auto raw, req.storage->Get(Cat("map/", kind, "/", Lower(d.String("key")))));
     if (!raw) return absl::NotFoundError("");
     return Response::Data(json::object{{"key", d.String("key")}, {"value", *raw}});
   };
 }
-core::framework::Handler MapWrite(std::string kind) {
+core::framework::Handler MapWrite(const std::string& kind) {
   return [kind](Request& req, const FieldData& d) -> absl::StatusOr<Response> {
     const std::string policies = d.String("value");
     // Stored as given, compared case-insensitively (GitHub names are).
@@ -161,13 +161,13 @@ core::framework::Handler MapWrite(std::string kind) {
     return Response::Empty();
   };
 }
-core::framework::Handler MapDelete(std::string kind) {
+core::framework::Handler MapDelete(const std::string& kind) {
   return [kind](Request& req, const FieldData& d) -> absl::StatusOr<Response> {
     RETURN_IF_ERROR(req.storage->Delete(Cat("map/", kind, "/", Lower(d.String("key")))));
     return Response::Empty();
   };
 }
-core::framework::Handler MapList(std::string kind) {
+core::framework::Handler MapList(const std::string& kind) {
   return [kind](Request& req, const FieldData&) -> absl::StatusOr<Response> {
     ASSIGN_OR_RETURN(auto keys, req.storage->List(Cat("map/", kind, "/")));
     if (keys.empty()) return absl::NotFoundError("");
