@@ -559,10 +559,6 @@ class AppRoleBackend final : public CompatBackend {
     if (custom && secret_id.empty()) return absl::InvalidArgumentError("missing secret_id");
     const std::string accessor = crypto::RandomUuid();
     ASSIGN_OR_RETURN(std::string h, Hmac(req.storage, secret_id));
-    if (custom) {
-      ASSIGN_OR_RETURN(auto existing, req.storage->Get(Cat("secret_id/", name, "/", h)));
-      if (existing) return absl::InvalidArgumentError("SecretID is already registered");
-    }
     const int64_t now = clock_->NowUnix();
     json::object entry{{"accessor", accessor},
                        {"creation_time", now},
@@ -575,7 +571,15 @@ class AppRoleBackend final : public CompatBackend {
     ops.push_back(
         {storage::WriteOp::Kind::kPut, Cat("secret_id/", name, "/", h), json::serialize(entry)});
     ops.push_back({storage::WriteOp::Kind::kPut, Cat("accessor/", name, "/", accessor), h});
-    RETURN_IF_ERROR(req.storage->Write(std::move(ops)));
+    if (custom) {
+      // Checked and stored under use_mu_: two registrations of one id cannot both pass.
+      MutexLock registering(&use_mu_);
+      ASSIGN_OR_RETURN(auto existing, req.storage->Get(Cat("secret_id/", name, "/", h)));
+      if (existing) return absl::InvalidArgumentError("SecretID is already registered");
+      RETURN_IF_ERROR(req.storage->Write(std::move(ops)));
+    } else {
+      RETURN_IF_ERROR(req.storage->Write(std::move(ops)));
+    }
     return Response::Data(json::object{{"secret_id", secret_id},
                                        {"secret_id_accessor", accessor},
                                        {"secret_id_ttl", ttl},
@@ -724,7 +728,8 @@ class AppRoleBackend final : public CompatBackend {
   const Clock* const clock_;
   Mutex salt_mu_;
   // Serializes the read-modify-write of a SecretID's remaining uses in storage at login, so that
-  // a SecretID with n uses logs in at most n times. It guards no member.
+  // a SecretID with n uses logs in at most n times, and custom-secret-id's check-then-store. It
+  // guards no member.
   Mutex use_mu_;
 };
 

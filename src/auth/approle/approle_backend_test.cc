@@ -192,6 +192,19 @@ TEST_F(AppRoleTest, CustomSecretIdIsTheCallersAndLogsIn) {
   EXPECT_NE(again.status().message().find("already registered"), std::string::npos);
   auto none = Do(Operation::kUpdate, "auth/approle/role/web/custom-secret-id", {});
   EXPECT_EQ(core::HttpStatusFor(none.status()), 400);
+  // Registered at once from several threads: one wins.
+  std::atomic<int> ok{0};
+  std::vector<std::thread> threads;
+  threads.reserve(8);
+  for (int i = 0; i < 8; ++i)
+    threads.emplace_back([&] {
+      if (Do(Operation::kUpdate, "auth/approle/role/web/custom-secret-id",
+             {{"secret_id", "raced-secret-id"}})
+              .ok())
+        ++ok;
+    });
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(ok.load(), 1);
 }
 
 }  // namespace
