@@ -1,6 +1,9 @@
 #include "agent/config.h"
 
+#include <algorithm>
 #include <cmath>
+#include <initializer_list>
+#include <vector>
 
 #include "config/hcl.h"
 #include "util/duration.h"
@@ -189,17 +192,108 @@ absl::Status Each(const json::value* v,
   return absl::OkStatus();
 }
 
+// Unknown keys are errors with the line and, when one is close, a suggestion: a misspelt key
+// would otherwise pass `agent check` and a certificate silently lose its file.
+size_t EditDistance(std::string_view a, std::string_view b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diag = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      const size_t up = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diag = up;
+    }
+  }
+  return row[b.size()];
+}
+
+absl::Status CheckKeys(const std::vector<hcl::Item>& items,
+                       std::initializer_list<std::string_view> known, std::string_view where) {
+  for (const auto& it : items) {
+    if (std::find(known.begin(), known.end(), it.key) != known.end()) continue;
+    std::string_view best;
+    size_t best_d = 3;  // suggest within two edits, or when one name contains the other
+    for (std::string_view k : known) {
+      size_t d = EditDistance(it.key, k);
+      if (k.find(it.key) != std::string_view::npos || it.key.find(k) != std::string::npos)
+        d = std::min<size_t>(d, 2);
+      if (d < best_d) {
+        best_d = d;
+        best = k;
+      }
+    }
+    std::string list;
+    for (std::string_view k : known) list += Cat(list.empty() ? "" : ", ", k);
+    return absl::InvalidArgumentError(
+        Cat("line ", it.line, ": unknown key \"", it.key, "\" in ", where,
+            best.empty() ? std::string() : Cat("; did you mean \"", best, "\"?"),
+            " (known keys: ", list, ")"));
+  }
+  return absl::OkStatus();
+}
+
+const std::initializer_list<std::string_view> kCertKeys = {
+    "name",     "role", "common_name", "dns_sans",  "ip_sans", "key_type",
+    "key_bits", "ttl",  "cert_file",   "key_file",  "ca_file", "owner",
+    "group",    "mode", "exec",        "kubeconfig"};
+const std::initializer_list<std::string_view> kSecretKeys = {"path",  "field", "dest",
+                                                             "owner", "group", "mode"};
+
+// The bodies of certificate/secret blocks, in every shape Each() accepts.
+absl::Status CheckBlocks(const hcl::Item& it) {
+  const bool cert = it.key.rfind("cert", 0) == 0;
+  const std::string_view marker = cert ? "role" : "path";
+  auto body = [&](const hcl::Value& v, std::string_view label) -> absl::Status {
+    if (v.kind != hcl::Value::Kind::kObject) return absl::OkStatus();  // Each() reports it
+    const std::string where = Cat(cert ? "certificate" : "secret",
+                                  label.empty() ? std::string() : Cat(" \"", label, "\""));
+    RETURN_IF_ERROR(CheckKeys(v.object, cert ? kCertKeys : kSecretKeys, where));
+    if (cert)
+      for (const auto& f : v.object)
+        if (f.key == "kubeconfig" && f.value.kind == hcl::Value::Kind::kObject)
+          RETURN_IF_ERROR(CheckKeys(f.value.object, {"path", "server", "cluster", "user"},
+                                    Cat(where, " kubeconfig")));
+    return absl::OkStatus();
+  };
+  auto one = [&](const hcl::Value& v) -> absl::Status {
+    if (v.kind != hcl::Value::Kind::kObject) return absl::OkStatus();
+    for (const auto& f : v.object)
+      if (f.key == marker) return body(v, "");  // an unlabeled block
+    for (const auto& labelled : v.object) RETURN_IF_ERROR(body(labelled.value, labelled.key));
+    return absl::OkStatus();
+  };
+  if (it.value.kind == hcl::Value::Kind::kList) {
+    for (const auto& e : it.value.list) RETURN_IF_ERROR(body(e, ""));
+    return absl::OkStatus();
+  }
+  return one(it.value);
+}
+
 }  // namespace
 
 absl::StatusOr<Config> ParseConfig(std::string_view text) {
   ASSIGN_OR_RETURN(auto items, hcl::Parse(text));
+  RETURN_IF_ERROR(
+      CheckKeys(items,
+                {"server", "node_name", "token_path", "init_token_path", "token_role", "retry_min",
+                 "retry_max", "certificate", "certificates", "secret", "secrets"},
+                "the agent config"));
+  for (const auto& it : items) {
+    if (it.key == "server" && it.value.kind == hcl::Value::Kind::kObject)
+      RETURN_IF_ERROR(CheckKeys(it.value.object, {"address", "ca_cert"}, "server"));
+    if (it.key == "certificate" || it.key == "certificates" || it.key == "secret" ||
+        it.key == "secrets")
+      RETURN_IF_ERROR(CheckBlocks(it));
+  }
   Config c;
   json::object top;
   for (const auto& it : items) {
     if (it.key == "certificate" || it.key == "certificates" || it.key == "secret" ||
         it.key == "secrets") {
       auto v = ToJson(it.value);
-      auto f = [&](std::string name, const json::object& o) -> absl::Status {
+      auto f = [&](const std::string& name, const json::object& o) -> absl::Status {
         if (it.key.rfind("cert", 0) == 0) {
           ASSIGN_OR_RETURN(CertSpec cs, ParseCert(name, o));
           if (cs.name.empty()) cs.name = cs.common_name;

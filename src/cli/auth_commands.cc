@@ -105,14 +105,6 @@ bool StoreToken(const std::string& token) {
   return ::rename(tmp.c_str(), path.c_str()) == 0;
 }
 
-std::string ReadArgOrStdin(const std::string& v) {
-  if (v != "-") return v;
-  std::string s;
-  std::getline(std::cin, s);
-  while (!s.empty() && (s.back() == '\r' || s.back() == ' ')) s.pop_back();
-  return s;
-}
-
 }  // namespace
 
 void RegisterAuthCommands(CLI::App& app, int* exit_code) {
@@ -133,11 +125,11 @@ void RegisterAuthCommands(CLI::App& app, int* exit_code) {
     std::string token;
     json::object resp;
     if (o->method == "token") {
-      std::string t = o->args.empty() ? "-" : o->args[0];
-      if (t == "-" && isatty(STDIN_FILENO)) std::cerr << "Token (will be hidden): ";
-      token = ReadArgOrStdin(t);
+      auto read =
+          ReadSecret(o->args.empty() ? "" : o->args[0], "token", "Token (will be hidden): ");
+      token = read.value_or("");
       if (token.empty()) {
-        std::cerr << "Error: no token given\n";
+        std::cerr << "Error: " << (read.ok() ? "no token given" : read.status().message()) << "\n";
         *exit_code = kExitLocal;
         return;
       }

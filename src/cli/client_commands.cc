@@ -313,17 +313,23 @@ void RegisterClientCommands(CLI::App& app, int* exit_code) {
       app.add_subcommand("status", "Print the seal status (exit 0 unsealed, 2 sealed, 1 error)");
   AddClientFlags(status, flags);
   status->callback([shared, exit_code] {
+    // Vault's contract: 0 unsealed, 2 sealed, 1 for anything else (unreachable, TLS, an error),
+    // so a script never takes a dead server for a sealed one.
     auto o = Resolve(shared->flags);
     auto r = Request(o, "GET", "/v1/sys/seal-status", "", exit_code);
-    if (!r) return;
+    if (!r) {
+      *exit_code = kExitLocal;
+      return;
+    }
     if (r->status != 200) {
-      *exit_code = ReportApiError("checking seal status", o, "GET", "/v1/sys/seal-status", *r);
+      ReportApiError("checking seal status", o, "GET", "/v1/sys/seal-status", *r);
+      *exit_code = kExitLocal;
       return;
     }
     auto s = ParseObject(r->body);
     if (!s) {
       std::cerr << "Error: unexpected response from server\n";
-      *exit_code = kExitRemote;
+      *exit_code = kExitLocal;
       return;
     }
     PrintSealStatus(*s, Format(shared->flags));
@@ -384,13 +390,13 @@ void RegisterClientCommands(CLI::App& app, int* exit_code) {
     if (*reset) {
       body["reset"] = true;
     } else {
-      std::string k = *key;
-      if (k.empty() || k == "-") {
-        if (isatty(STDIN_FILENO)) std::cerr << "Unseal Key (will be hidden): ";
-        std::getline(std::cin, k);
+      auto k = ReadSecret(*key, "unseal key", "Unseal Key (will be hidden): ");
+      if (!k.ok()) {
+        std::cerr << "Error: " << k.status().message() << "\n";
+        *exit_code = kExitLocal;
+        return;
       }
-      while (!k.empty() && (k.back() == '\n' || k.back() == '\r' || k.back() == ' ')) k.pop_back();
-      body["key"] = k;
+      body["key"] = *k;
     }
     auto r = Request(o, "PUT", "/v1/sys/unseal", json::serialize(body), exit_code);
     if (!r) return;

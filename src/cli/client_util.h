@@ -33,6 +33,11 @@ int PrintAuth(const boost::json::object& resp, const std::string& format, const 
 int PrintSecret(const boost::json::object& resp, const std::string& format,
                 const std::string& field);
 std::string ReadAll(std::istream& in);
+// A secret the user gives (secret_input.cc): `arg` itself, or with "-" a line of standard input,
+// or with nothing a line typed at the terminal after `prompt` with echo off (the terminal is
+// restored however the command ends); with nothing and no terminal, an error naming `what`.
+absl::StatusOr<std::string> ReadSecret(const std::string& arg, std::string_view what,
+                                       std::string_view prompt);
 absl::StatusOr<boost::json::object> ParseKv(const std::vector<std::string>& args);
 std::string ApiPath(std::string p);
 std::optional<boost::json::object> ParseObject(const std::string& body);

@@ -25,7 +25,11 @@ class Cli(ServerTest):
         p = s.cli("operator", "unseal", keys[0], check=True)
         self.assertRegex(p.stdout, r"Unseal Progress\s+1/3")
         s.cli("operator", "unseal", "-format=json", keys[1], check=True)
-        p = s.cli("operator", "unseal", stdin=keys[2] + "\n", check=True)  # key from stdin
+        # Without "-" and without a terminal, nothing is read from stdin by surprise.
+        p = s.cli("operator", "unseal", stdin=keys[2] + "\n")
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("not a terminal", p.stderr)
+        p = s.cli("operator", "unseal", "-", stdin=keys[2] + "\n", check=True)  # key from stdin
         self.assertRegex(p.stdout, r"Sealed\s+false")
         self.assertEqual(s.cli("status").returncode, 0)
         # Another share for an unsealed server: Vault answers with the status (200), and so
