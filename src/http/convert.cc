@@ -162,6 +162,14 @@ absl::StatusOr<core::Request> ParseRequest(const RawRequest& raw) {
       req.op == core::Operation::kDelete || req.op == core::Operation::kHead) {
     for (const auto& [k, v] : req.query)
       if (k != "list" && !req.data.contains(k)) req.data[k] = v;
+  } else {
+    // A write's parameters are its JSON body (Vault reads no query parameter there): one in the
+    // URL would be silently ignored, so it is refused with its name.
+    for (const auto& [k, v] : req.query)
+      if (k != "help")
+        return absl::InvalidArgumentError(
+            Cat("query parameter \"", std::string_view(k).substr(0, 64), "\" is not read on ",
+                raw.method, ": send it in the JSON body"));
   }
   return req;
 }

@@ -31,6 +31,11 @@ class VaultHttpCompat(ServerTest):
             status, body, _ = self.req("GET", "sys/mounts", headers={h: v})
             self.assertEqual(status, 400, h)
             self.assertIn(h, body["errors"][0])
+        # A write's parameter in the URL would be ignored: refused with its name.
+        status, body, _ = self.req("POST", "sys/mounts/q?type=kv", {"type": "kv"})
+        self.assertEqual(status, 400)
+        self.assertIn('query parameter "type"', body["errors"][0])
+        self.assertEqual(self.req("GET", "sys/mounts/q")[0], 404)
         status, body, _ = self.req("GET", "sys/mounts", headers={"X-Vault-Wrap-TTL": "soon"})
         self.assertEqual(status, 400)
         self.assertIn("X-Vault-Wrap-TTL", body["errors"][0])
