@@ -44,7 +44,8 @@ class CoreConcurrencyTest : public ::testing::Test {
   }
   // Runs `f` on its own thread; nullopt if it has not returned within 20 seconds (it is then
   // left blocked, with the core, so that the rest of the suite still runs).
-  std::optional<absl::StatusOr<Response>> Within20s(std::function<absl::StatusOr<Response>()> f) {
+  std::optional<absl::StatusOr<Response>> Within20s(
+      const std::function<absl::StatusOr<Response>()>& f) {
     auto done = std::make_shared<std::promise<absl::StatusOr<Response>>>();
     auto fut = done->get_future();
     std::thread t([done, f] { done->set_value(f()); });
@@ -104,6 +105,7 @@ TEST_F(CoreConcurrencyTest, RequestsWhileSealingUnsealingAndRotating) {
   std::atomic<bool> stop{false};
   std::atomic<int> ok{0}, refused_sealed{0};
   std::vector<std::thread> threads;
+  threads.reserve(4);
   for (int w = 0; w < 4; ++w) {
     threads.emplace_back([&, w] {
       for (int i = 0; !stop.load(); ++i) {
