@@ -47,6 +47,19 @@ std::string KeyIdOf(EVP_PKEY* key) {
   return std::string(reinterpret_cast<char*>(md), mdlen);
 }
 
+// authorityKeyIdentifier = `key_id` (the issuer's subjectKeyIdentifier), or, when that is
+// empty, the SHA-1 key id of `issuer_key`.
+absl::Status AddAuthorityKeyId(X509* c, std::string key_id, EVP_PKEY* issuer_key) {
+  if (key_id.empty()) key_id = KeyIdOf(issuer_key);
+  AUTHORITY_KEYID* ak = AUTHORITY_KEYID_new();
+  ak->keyid = ASN1_OCTET_STRING_new();
+  ASN1_OCTET_STRING_set(ak->keyid, reinterpret_cast<const unsigned char*>(key_id.data()),
+                        static_cast<int>(key_id.size()));
+  absl::Status st = AddExt(c, NID_authority_key_identifier, ak, false);
+  AUTHORITY_KEYID_free(ak);
+  return st;
+}
+
 }  // namespace
 
 absl::StatusOr<uint32_t> ParseKeyUsage(std::string_view name) {
@@ -219,17 +232,7 @@ absl::StatusOr<Cert> SignCertificate(const CertTemplate& t, const X509_PUBKEY* s
     ASN1_OCTET_STRING_free(os);
     RETURN_IF_ERROR(st);
   }
-  {
-    std::string aki = issuer_cert ? SubjectKeyId(issuer_cert) : ski;
-    if (aki.empty()) aki = KeyIdOf(issuer_key);
-    AUTHORITY_KEYID* ak = AUTHORITY_KEYID_new();
-    ak->keyid = ASN1_OCTET_STRING_new();
-    ASN1_OCTET_STRING_set(ak->keyid, reinterpret_cast<const unsigned char*>(aki.data()),
-                          static_cast<int>(aki.size()));
-    absl::Status st = AddExt(c, NID_authority_key_identifier, ak, false);
-    AUTHORITY_KEYID_free(ak);
-    RETURN_IF_ERROR(st);
-  }
+  RETURN_IF_ERROR(AddAuthorityKeyId(c, issuer_cert ? SubjectKeyId(issuer_cert) : ski, issuer_key));
 
   // subjectAltName: critical when the subject is empty (RFC 5280 4.2.1.6).
   {
@@ -363,15 +366,7 @@ absl::StatusOr<Cert> ResignSelfIssued(X509* cert, X509* issuer_cert, EVP_PKEY* i
   for (int i = X509_get_ext_by_NID(c, NID_authority_key_identifier, -1); i >= 0;
        i = X509_get_ext_by_NID(c, NID_authority_key_identifier, -1))
     X509_EXTENSION_free(X509_delete_ext(c, i));
-  std::string aki = SubjectKeyId(issuer_cert);
-  if (aki.empty()) aki = KeyIdOf(issuer_key);
-  AUTHORITY_KEYID* ak = AUTHORITY_KEYID_new();
-  ak->keyid = ASN1_OCTET_STRING_new();
-  ASN1_OCTET_STRING_set(ak->keyid, reinterpret_cast<const unsigned char*>(aki.data()),
-                        static_cast<int>(aki.size()));
-  absl::Status st = AddExt(c, NID_authority_key_identifier, ak, false);
-  AUTHORITY_KEYID_free(ak);
-  RETURN_IF_ERROR(st);
+  RETURN_IF_ERROR(AddAuthorityKeyId(c, SubjectKeyId(issuer_cert), issuer_key));
   ASSIGN_OR_RETURN(auto ctx, SignCtx(issuer_key, 0, false));
   if (X509_sign_ctx(c, ctx.get()) <= 0)
     return absl::InternalError(Cat("signing the certificate: ", OpenSslError()));

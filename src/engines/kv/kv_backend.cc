@@ -3,6 +3,7 @@
 #include "boost/json.hpp"
 #include "core/framework/framework.h"
 #include "engines/kv/kv_v2.h"
+#include "engines/kv/kv_v2_internal.h"
 #include "util/status.h"
 
 namespace coffer::engines::kv {
@@ -16,28 +17,11 @@ using core::framework::FieldType;
 
 namespace {
 
-constexpr size_t kMaxKeyLength = 1024;
 // The detail of a 405; the operation's name follows.
 constexpr std::string_view kUnsupported = "kv version 1 does not support ";
 
-absl::Status ValidateKey(std::string_view p) {
-  if (p.size() > kMaxKeyLength)
-    return absl::InvalidArgumentError(Cat("path is longer than ", kMaxKeyLength, " characters"));
-  size_t start = 0;
-  while (start <= p.size()) {
-    size_t end = p.find('/', start);
-    std::string_view seg =
-        p.substr(start, end == std::string_view::npos ? std::string_view::npos : end - start);
-    if (seg == "." || seg == "..")
-      return absl::InvalidArgumentError("path segments \".\" and \"..\" are not allowed");
-    if (end == std::string_view::npos) break;
-    start = end + 1;
-  }
-  for (char c : p)
-    if (static_cast<unsigned char>(c) < 0x20)
-      return absl::InvalidArgumentError("path must not contain control characters");
-  return absl::OkStatus();
-}
+// The rules of a secret's path are version 2's (one set for both versions).
+using v2::ValidateKey;
 
 // A read, write or delete names a secret; only a list takes the mount itself or a folder.
 absl::Status NeedKey(const Request& req, const std::string& key) {
