@@ -1,5 +1,6 @@
 // `coffer server`: from a config file, or -dev (in-memory, initialized, unsealed, plain HTTP).
 #include <signal.h>  // NOLINT(modernize-deprecated-headers): POSIX sigwait, sigset_t
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -41,6 +42,18 @@ http::ListenerOptions ToListenerOptions(const config::ListenerConfig& c) {
   o.read_header_timeout = c.read_header_timeout;
   o.read_timeout = c.read_timeout;
   o.idle_timeout = c.idle_timeout;
+  o.unauthenticated_idle_timeout = c.unauthenticated_idle_timeout;
+  auto set = [](int64_t v, size_t* field) {
+    if (v > 0) *field = static_cast<size_t>(v);
+  };
+  set(c.max_request_size, &o.limits.max_request_size);
+  set(c.max_json_depth, &o.limits.json.max_depth);
+  set(c.max_json_string_value_length, &o.limits.json.max_string_bytes);
+  set(c.max_json_object_entry_count, &o.limits.json.max_object_entries);
+  set(c.max_json_array_element_count, &o.limits.json.max_array_elements);
+  set(c.max_connections, &o.max_connections);
+  set(c.max_connections_per_client, &o.max_connections_per_client);
+  o.custom_response_headers = c.custom_response_headers;
   return o;
 }
 
@@ -48,6 +61,16 @@ core::CoreOptions BaseOptions() {
   core::CoreOptions o;
   registry::AddBackends(o);
   return o;
+}
+
+// As Go programs (Vault) do at start: the soft descriptor limit is raised to the hard one, so
+// the listeners' default connection limit follows what the administrator allowed.
+void RaiseDescriptorLimit() {
+  rlimit rl{};
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    (void)setrlimit(RLIMIT_NOFILE, &rl);
+  }
 }
 
 // Blocks the signals we handle in every thread (threads inherit the mask); the main thread then
@@ -92,6 +115,7 @@ int RunDev(const ServerFlags& f) {
     std::cerr << "Error: " << st.message() << "\n";
     return kExitLocal;
   }
+  RaiseDescriptorLimit();
   sigset_t set = BlockSignals();
   auto physical = std::make_unique<storage::MemoryStorage>();
   auto opts = BaseOptions();
@@ -157,6 +181,7 @@ int RunFromConfig(const ServerFlags& f) {
     std::cerr << "Error: " << st.message() << "\n";
     return kExitLocal;
   }
+  RaiseDescriptorLimit();
   sigset_t set = BlockSignals();
   auto opened = registry::OpenStorage(cfg->storage_type, cfg->storage_options);
   if (!opened.ok()) {

@@ -1,5 +1,6 @@
 #include "config/server_config.h"
 
+#include <charconv>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -59,6 +60,98 @@ absl::Status ForEachLabelled(const Item& it, Fn fn) {
 absl::Status Unknown(const Item& it, std::string_view where, std::string_view known) {
   return At(it, Cat("unknown key \"", it.key, "\"", where.empty() ? "" : " in ", where,
                     " (known keys: ", known, ")"));
+}
+
+// A positive whole number (a string or a number, as Vault's config accepts).
+absl::StatusOr<int64_t> AsCount(const Item& it) {
+  ASSIGN_OR_RETURN(std::string s, AsString(it));
+  int64_t n = 0;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), n);
+  if (ec != std::errc() || p != s.data() + s.size() || n < 1)
+    return At(it, Cat("\"", it.key, "\" must be a positive whole number, got \"", s, "\""));
+  return n;
+}
+
+int64_t* LimitField(ListenerConfig& lo, std::string_view key) {
+  if (key == "max_request_size") return &lo.max_request_size;
+  if (key == "max_json_depth") return &lo.max_json_depth;
+  if (key == "max_json_string_value_length") return &lo.max_json_string_value_length;
+  if (key == "max_json_object_entry_count") return &lo.max_json_object_entry_count;
+  if (key == "max_json_array_element_count") return &lo.max_json_array_element_count;
+  if (key == "max_connections") return &lo.max_connections;
+  if (key == "max_connections_per_client") return &lo.max_connections_per_client;
+  return nullptr;
+}
+
+// Vault's form: custom_response_headers { "default" = { "Name" = ["v1", "v2"] } "4xx" = {..} }.
+// Header names are canonicalized (x-custom -> X-Custom) and values joined with "; ", as Vault
+// does; X-Vault-* names are ignored as Vault ignores them; headers that frame the HTTP message
+// are refused (setting them would break every response).
+absl::Status ParseCustomHeaders(const Item& it,
+                                std::map<std::string, std::map<std::string, std::string>>* out) {
+  auto body = [&](const Value& v) -> absl::Status {
+    if (v.kind != Value::Kind::kObject)
+      return At(it, "custom_response_headers must be a block of status = { header = [values] }");
+    for (const Item& status : v.object) {
+      const std::string& k = status.key;
+      const bool klass = k.size() == 3 && k[0] >= '1' && k[0] <= '5' && k[1] == 'x' && k[2] == 'x';
+      const bool code = k.size() == 3 && k[0] >= '1' && k[0] <= '5' &&
+                        std::isdigit(static_cast<unsigned char>(k[1])) &&
+                        std::isdigit(static_cast<unsigned char>(k[2]));
+      if (k != "default" && !klass && !code)
+        return At(status, Cat("custom_response_headers: \"", k,
+                              "\" is not \"default\", a status class such as \"4xx\" or a "
+                              "status code from 100 to 599"));
+      const Value* headers = &status.value;
+      if (headers->kind == Value::Kind::kList && headers->list.size() == 1)
+        headers = &headers->list[0];  // JSON configs may wrap the block in a list
+      if (headers->kind != Value::Kind::kObject)
+        return At(status, Cat("custom_response_headers \"", k,
+                              "\" must be a block of header = [\"value\", ...]"));
+      for (const Item& h : headers->object) {
+        std::string name = h.key;
+        bool upper = true;
+        for (char& c : name) {
+          c = static_cast<char>(upper ? std::toupper(static_cast<unsigned char>(c))
+                                      : std::tolower(static_cast<unsigned char>(c)));
+          upper = c == '-';
+          if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-')
+            return At(h, Cat("custom_response_headers: \"", h.key, "\" is not a header name"));
+        }
+        if (name.rfind("X-Vault-", 0) == 0) continue;  // Vault ignores these too
+        for (const char* framing : {"Content-Length", "Transfer-Encoding", "Connection",
+                                    "Content-Type", "Upgrade", "Keep-Alive"})
+          if (name == framing)
+            return At(h, Cat("custom_response_headers: ", name,
+                             " is set by the server for each response and cannot be configured"));
+        if (h.value.kind != Value::Kind::kList)
+          return At(h, Cat("custom_response_headers: \"", h.key,
+                           "\" must be a list of strings, such as [\"max-age=31536000\"]"));
+        std::string joined;
+        for (const Value& part : h.value.list) {
+          if (part.kind != Value::Kind::kString)
+            return At(h, Cat("custom_response_headers: \"", h.key, "\" must be a list of strings"));
+          std::string_view t = part.str;
+          while (!t.empty() && std::isspace(static_cast<unsigned char>(t.front())))
+            t.remove_prefix(1);
+          while (!t.empty() && std::isspace(static_cast<unsigned char>(t.back())))
+            t.remove_suffix(1);
+          if (t.empty()) continue;
+          if (t.find_first_of("\r\n") != std::string_view::npos)
+            return At(h, "custom_response_headers: a header value cannot hold a line break");
+          if (!joined.empty()) joined += "; ";
+          joined += t;
+        }
+        (*out)[k][name] = joined;
+      }
+    }
+    return absl::OkStatus();
+  };
+  if (it.value.kind == Value::Kind::kList) {
+    for (const Value& v : it.value.list) RETURN_IF_ERROR(body(v));
+    return absl::OkStatus();
+  }
+  return body(it.value);
 }
 
 }  // namespace
@@ -123,10 +216,25 @@ absl::StatusOr<ServerConfig> ParseServerConfig(std::string_view text, std::strin
               (o.key == "http_read_header_timeout" ? lo.read_header_timeout
                : o.key == "http_read_timeout"      ? lo.read_timeout
                                                    : lo.idle_timeout) = std::chrono::seconds(*d);
+            } else if (o.key == "http_unauthenticated_idle_timeout") {
+              ASSIGN_OR_RETURN(std::string text, AsString(o));
+              auto d = ParseDurationSeconds(text);
+              if (!d.ok() || *d < 1)
+                return At(o, Cat(o.key, " must be a duration of at least 1s, such as \"30s\""));
+              lo.unauthenticated_idle_timeout = std::chrono::seconds(*d);
+            } else if (int64_t* limit = LimitField(lo, o.key)) {
+              ASSIGN_OR_RETURN(*limit, AsCount(o));
+            } else if (o.key == "custom_response_headers") {
+              RETURN_IF_ERROR(ParseCustomHeaders(o, &lo.custom_response_headers));
             } else {
               return Unknown(o, "listener \"tcp\"",
                              "address, tls_disable, tls_cert_file, tls_key_file, tls_min_version, "
-                             "http_read_header_timeout, http_read_timeout, http_idle_timeout");
+                             "http_read_header_timeout, http_read_timeout, http_idle_timeout, "
+                             "http_unauthenticated_idle_timeout, max_request_size, "
+                             "max_json_depth, max_json_string_value_length, "
+                             "max_json_object_entry_count, max_json_array_element_count, "
+                             "max_connections, max_connections_per_client, "
+                             "custom_response_headers");
             }
           }
           if (!lo.tls_disable && (lo.tls_cert_file.empty() || lo.tls_key_file.empty()))

@@ -31,6 +31,20 @@ struct ListenerConfig {
   std::chrono::seconds read_header_timeout{10};  // http_read_header_timeout
   std::chrono::seconds read_timeout{30};         // http_read_timeout
   std::chrono::seconds idle_timeout{300};        // http_idle_timeout
+  // Coffer's own: idle time of a connection that has not yet sent a valid token.
+  std::chrono::seconds unauthenticated_idle_timeout{30};  // http_unauthenticated_idle_timeout
+  // Vault's request limits (0: Vault's default: 32 MiB, 500, 1 MiB, 10000, 10000).
+  int64_t max_request_size = 0;
+  int64_t max_json_depth = 0;
+  int64_t max_json_string_value_length = 0;
+  int64_t max_json_object_entry_count = 0;
+  int64_t max_json_array_element_count = 0;
+  // Coffer's own (0: what the descriptor limit allows; no per-address limit).
+  int64_t max_connections = 0;
+  int64_t max_connections_per_client = 0;
+  // Vault's custom_response_headers: "default" | "2xx" | "404" ... -> header -> value (a list
+  // in the file, joined with "; " as Vault does).
+  std::map<std::string, std::map<std::string, std::string>> custom_response_headers;
 };
 
 struct ServerConfig {

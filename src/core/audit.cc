@@ -1,9 +1,11 @@
 #include "core/audit.h"
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -12,6 +14,7 @@
 #include "crypto/crypto.h"
 #include "util/encoding.h"
 #include "util/json.h"
+#include "util/log.h"
 #include "util/status.h"
 
 namespace coffer::core {
@@ -20,59 +23,111 @@ namespace {
 
 constexpr char kTablePath[] = "core/audit";
 
+constexpr absl::Duration kFirstRetry = absl::Seconds(1);
+constexpr absl::Duration kMaxRetry = absl::Seconds(60);
+
 class FileDevice final : public AuditDevice {
  public:
-  explicit FileDevice(AuditOptions o) : o_(std::move(o)) {}
+  FileDevice(AuditOptions o, const Clock* clock)
+      : o_(std::move(o)), stdout_(o_.file_path == "stdout"), clock_(clock) {}
   ~FileDevice() override {
     if (fd_ > 2) ::close(fd_);
   }
-  absl::Status Open() ABSL_LOCKS_EXCLUDED(mu_) {
-    if (o_.file_path == "stdout") {
-      MutexLock l(&mu_);
-      fd_ = 1;
-      return absl::OkStatus();
-    }
-    int fd = ::open(o_.file_path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, o_.mode);
-    if (fd < 0)
-      return absl::FailedPreconditionError(
-          Cat("cannot open audit file ", o_.file_path, ": ", strerror(errno)));
-    ::fchmod(fd, o_.mode);
-    MutexLock l(&mu_);
-    if (fd_ > 2) ::close(fd_);
-    fd_ = fd;
-    return absl::OkStatus();
-  }
   absl::Status Write(std::string_view line) override ABSL_LOCKS_EXCLUDED(mu_) {
-    std::string buf = o_.prefix + std::string(line) + "\n";
+    std::string buf;
+    buf.reserve(o_.prefix.size() + line.size() + 2);
+    buf.append(o_.prefix).append(line).push_back('\n');
     MutexLock l(&mu_);
-    if (fd_ < 0) return absl::UnavailableError(Cat("audit file ", o_.file_path, " is not open"));
-    size_t off = 0;
-    while (off < buf.size()) {
-      ssize_t n = ::write(fd_, buf.data() + off, buf.size() - off);
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        return absl::UnavailableError(
-            Cat("cannot write audit file ", o_.file_path, ": ", strerror(errno)));
-      }
-      off += static_cast<size_t>(n);
+    if (fd_ < 0) {
+      // The last open failed: try again once the backoff has passed, else fail fast.
+      const absl::Time now = clock_->Now();
+      if (now < retry_at_)
+        return absl::UnavailableError(Cat(Msg(open_error_), "; the next attempt to open it is in ",
+                                          absl::FormatDuration(retry_at_ - now)));
+      RETURN_IF_ERROR(OpenLocked());
     }
-    return absl::OkStatus();
+    if (torn_) buf.insert(buf.begin(), '\n');
+    return AppendLocked(buf);
   }
   absl::Status Reopen() override ABSL_LOCKS_EXCLUDED(mu_) {
-    if (o_.file_path == "stdout") return absl::OkStatus();
-    auto st = Open();
-    if (!st.ok()) {
-      MutexLock l(&mu_);
-      if (fd_ > 2) ::close(fd_);
-      fd_ = -1;  // fail closed until a reopen succeeds
-    }
-    return st;
+    MutexLock l(&mu_);
+    backoff_ = kFirstRetry;  // a reopen asked for starts the backoff again
+    return OpenLocked();
   }
 
  private:
-  AuditOptions o_;
+  // On failure the device holds no file (it fails closed) until an attempt after retry_at_.
+  absl::Status OpenLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (stdout_) {
+      fd_ = 1;
+      return absl::OkStatus();
+    }
+    const int fd = ::open(o_.file_path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, o_.mode);
+    if (fd < 0) {
+      const int err = errno;
+      if (fd_ > 2) ::close(fd_);
+      fd_ = -1;
+      open_error_ = absl::FailedPreconditionError(
+          Cat("cannot open audit file ", o_.file_path, ": ", strerror(err)));
+      retry_at_ = clock_->Now() + backoff_;
+      backoff_ = std::min(backoff_ * 2, kMaxRetry);
+      return open_error_;
+    }
+    ::fchmod(fd, o_.mode);
+    if (fd_ > 2) ::close(fd_);
+    fd_ = fd;
+    backoff_ = kFirstRetry;
+    return absl::OkStatus();
+  }
+
+  // Appends `buf` with one write(2) (more only after a short write). If the write fails part-way
+  // (ENOSPC, EFBIG, EIO), the file is truncated back to its size before the entry, so no torn
+  // line remains; where that cannot be done (stdout, a pipe, an append-only file) the next entry
+  // starts with a newline, so it is whole on its own line. mu_ serialises this device's writes;
+  // flock also keeps out another device on the same file (and any process that takes it), which
+  // could otherwise append between the size read here and the truncation.
+  absl::Status AppendLocked(std::string_view buf) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    const bool locked = !stdout_ && ::flock(fd_, LOCK_EX) == 0;  // advisory: write anyway
+    struct stat sb {};
+    const off_t start = !stdout_ && ::fstat(fd_, &sb) == 0 && S_ISREG(sb.st_mode) ? sb.st_size : -1;
+    size_t off = 0;
+    int err = 0;
+    while (off < buf.size()) {
+      const ssize_t n = ::write(fd_, buf.data() + off, buf.size() - off);
+      if (n > 0) {
+        off += static_cast<size_t>(n);
+      } else if (n < 0 && errno == EINTR) {
+        continue;
+      } else {
+        err = n < 0 ? errno : EIO;  // 0 bytes written for a non-empty buffer: give up
+        break;
+      }
+    }
+    std::string what;
+    if (err == 0) {
+      torn_ = false;
+    } else {
+      what = Cat("cannot write audit file ", o_.file_path, ": ", strerror(err));
+      if (off > 0 && start >= 0 && ::ftruncate(fd_, start) == 0) {
+        what += " (the partly written entry was removed)";
+      } else if (off > 0) {
+        torn_ = true;
+        what += " (a partly written entry remains; the next entry starts on a new line)";
+      }
+    }
+    if (locked) ::flock(fd_, LOCK_UN);
+    return err == 0 ? absl::OkStatus() : absl::UnavailableError(what);
+  }
+
+  const AuditOptions o_;
+  const bool stdout_;
+  const Clock* const clock_;
   Mutex mu_;
   int fd_ ABSL_GUARDED_BY(mu_) = -1;
+  absl::Status open_error_ ABSL_GUARDED_BY(mu_);  // why fd_ < 0
+  absl::Time retry_at_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
+  absl::Duration backoff_ ABSL_GUARDED_BY(mu_) = kFirstRetry;  // before the attempt after next
+  bool torn_ ABSL_GUARDED_BY(mu_) = false;                     // the file ends in a partial entry
 };
 
 absl::StatusOr<AuditOptions> ParseOptions(const json::object& o) {
@@ -144,10 +199,39 @@ json::array Strings(const std::vector<std::string>& v) {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<AuditDevice>> OpenFileDevice(const AuditOptions& o) {
-  auto d = std::make_unique<FileDevice>(o);
-  RETURN_IF_ERROR(d->Open());
+absl::StatusOr<std::unique_ptr<AuditDevice>> OpenFileDevice(const AuditOptions& o,
+                                                            const Clock* clock) {
+  auto d = std::make_unique<FileDevice>(o, clock);
+  RETURN_IF_ERROR(d->Reopen());
   return std::unique_ptr<AuditDevice>(std::move(d));
+}
+
+void AuditBroker::Note(Device& d, const absl::Status& st, bool write) {
+  if (!st.ok()) {
+    if (write) {
+      ++d.missed;
+      if (metrics_) metrics_->AddAuditWriteFailure(d.path);
+    }
+    if (d.failed) return;  // logged when it started failing
+    d.failed = true;
+    if (metrics_) metrics_->SetAuditDeviceFailed(d.path, true);
+    // The status names the file and the system error, never the entry.
+    log::Error("audit device failed: it records nothing until it can write again",
+               {{"path", d.path}, {"file_path", d.options.file_path}, {"error", Msg(st)}});
+    return;
+  }
+  if (!d.failed) return;
+  d.failed = false;
+  if (metrics_) metrics_->SetAuditDeviceFailed(d.path, false);
+  log::Log(d.missed > 0 ? log::Level::kWarn : log::Level::kInfo, "audit device recovered",
+           {{"path", d.path},
+            {"file_path", d.options.file_path},
+            {"missed_entries", std::to_string(d.missed)}});
+  d.missed = 0;
+}
+
+void AuditBroker::Forget(const Device& d) {
+  if (metrics_) metrics_->RemoveAuditDevice(d.path);
 }
 
 absl::Status AuditBroker::Persist() {
@@ -165,6 +249,7 @@ absl::Status AuditBroker::Persist() {
 absl::Status AuditBroker::Load() {
   ASSIGN_OR_RETURN(auto raw, barrier_->Get(kTablePath));
   MutexLock l(&mu_);
+  for (const auto& [path, d] : devices_) Forget(*d);
   devices_.clear();
   if (!raw) return absl::OkStatus();
   boost::system::error_code ec;
@@ -182,9 +267,15 @@ absl::Status AuditBroker::Load() {
     if (!salt) return absl::DataLossError("audit salt is corrupt");
     d->salt = crypto::SecretBytes(*salt);
     ASSIGN_OR_RETURN(d->options, ParseOptions(d->raw_options));
-    auto sink = OpenFileDevice(d->options);
-    // A device that cannot open stays in the table and fails closed until reopened.
-    if (sink.ok()) d->sink = std::move(*sink);
+    // A device that cannot open stays in the table and fails closed until a write after the
+    // backoff, or a SIGHUP, opens it.
+    d->sink = std::make_unique<FileDevice>(d->options, clock_);
+    if (metrics_) metrics_->SetAuditDeviceFailed(d->path, false);
+    {
+      Device& dev = *d;
+      MutexLock dl(&dev.mu);
+      Note(dev, dev.sink->Reopen(), /*write=*/false);
+    }
     devices_[d->path] = std::move(d);
   }
   return absl::OkStatus();
@@ -192,6 +283,7 @@ absl::Status AuditBroker::Load() {
 
 void AuditBroker::Clear() {
   MutexLock l(&mu_);
+  for (const auto& [path, d] : devices_) Forget(*d);
   devices_.clear();
 }
 
@@ -219,7 +311,7 @@ absl::Status AuditBroker::Enable(std::string_view raw_path, std::string_view typ
   d->options = o;
   d->raw_options = options;
   ASSIGN_OR_RETURN(d->salt, crypto::SecretBytes::Random(32));
-  ASSIGN_OR_RETURN(d->sink, OpenFileDevice(o));
+  ASSIGN_OR_RETURN(d->sink, OpenFileDevice(o, clock_));
   // As Vault does, a device proves it can write before it is enabled.
   const std::string probe = json::serialize(json::object{
       {"time", absl::FormatTime(absl::RFC3339_full, clock_->Now(), absl::UTCTimeZone())},
@@ -237,7 +329,10 @@ absl::Status AuditBroker::Enable(std::string_view raw_path, std::string_view typ
         Cat("path already in use: an audit device is enabled at ", path));
   devices_[path] = std::move(d);
   auto st = Persist();
-  if (!st.ok()) devices_.erase(path);
+  if (!st.ok())
+    devices_.erase(path);
+  else if (metrics_)
+    metrics_->SetAuditDeviceFailed(path, false);
   return st;
 }
 
@@ -251,7 +346,10 @@ absl::Status AuditBroker::Disable(std::string_view raw_path) {
   auto d = std::move(it->second);
   devices_.erase(it);
   auto st = Persist();
-  if (!st.ok()) devices_[path] = std::move(d);
+  if (st.ok())
+    Forget(*d);
+  else
+    devices_[path] = std::move(d);
   return st;
 }
 
@@ -286,11 +384,11 @@ absl::Status AuditBroker::Broadcast(const std::function<std::string(const Device
   int ok = 0;
   std::string last;
   for (const auto& [path, d] : devices_) {
-    if (!d->sink) {
-      last = Cat("audit device ", path, " is not open");
-      continue;
-    }
-    auto st = d->sink->Write(render(*d));
+    const std::string line = render(*d);
+    Device& dev = *d;
+    MutexLock dl(&dev.mu);
+    auto st = dev.sink->Write(line);
+    Note(dev, st, /*write=*/true);
     if (st.ok())
       ++ok;
     else
@@ -327,6 +425,14 @@ json::object AuthBlock(const std::optional<TokenEntry>& t, std::string_view clie
   return a;
 }
 
+// The request path, with a secret in it (a token in the URL: Request::secret_path_from)
+// HMAC'd as the body's token is.
+std::string AuditPath(const Request& req, const crypto::SecretBytes& salt, const AuditOptions& o) {
+  if (o.log_raw || req.secret_path_from >= req.path.size()) return req.path;
+  std::string_view p = req.path;
+  return Cat(p.substr(0, req.secret_path_from), Hmac(salt, p.substr(req.secret_path_from)));
+}
+
 json::object RequestBlock(const Request& req, const crypto::SecretBytes& salt,
                           const AuditOptions& o, const std::optional<TokenEntry>& t) {
   json::value data = req.data;
@@ -339,7 +445,7 @@ json::object RequestBlock(const Request& req, const crypto::SecretBytes& salt,
       {"client_token", o.log_raw ? req.client_token : Hmac(salt, req.client_token)},
       {"client_token_accessor",
        t ? (o.log_raw || !o.hmac_accessor ? t->accessor : Hmac(salt, t->accessor)) : ""},
-      {"path", req.path},
+      {"path", AuditPath(req, salt, o)},
       {"data", req.data.empty() ? json::value(nullptr) : data},
       {"remote_address", req.remote_address},
       {"namespace", json::object{{"id", "root"}}}};
@@ -416,16 +522,11 @@ absl::Status AuditBroker::Reopen() {
   MutexLock l(&mu_);
   absl::Status first;
   for (const auto& [path, d] : devices_) {
-    if (d->sink) {
-      auto st = d->sink->Reopen();
-      if (!st.ok() && first.ok()) first = st;
-    } else {
-      auto sink = OpenFileDevice(d->options);
-      if (sink.ok())
-        d->sink = std::move(*sink);
-      else if (first.ok())
-        first = sink.status();
-    }
+    Device& dev = *d;
+    MutexLock dl(&dev.mu);
+    auto st = dev.sink->Reopen();
+    Note(dev, st, /*write=*/false);
+    if (!st.ok() && first.ok()) first = st;
   }
   return first;
 }

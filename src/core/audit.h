@@ -7,6 +7,14 @@
 // secret; log_raw = true turns that off. Fail closed: if devices are enabled and none of them
 // can record a request entry, the request is refused (500) and never executed.
 //
+// A device writes each entry whole or not at all: a write that fails part-way (ENOSPC, EFBIG,
+// EIO) is cut back off the file, so the log never holds a torn line. A device that fails (a
+// write, or opening its file at load or on SIGHUP) is reported once at error level in the log
+// and by the metrics coffer_audit_device_failed / coffer_audit_write_failures_total, and once at
+// info (warn if it missed entries) when it works again. A file that could not be opened is
+// opened again by the next write once a backoff has passed (1 s, doubling up to 60 s, on the
+// broker's clock), so a fixed directory needs no second SIGHUP.
+//
 // The table of devices lives at `core/audit` through the barrier. All methods are thread-safe.
 #pragma once
 
@@ -15,6 +23,7 @@
 #include <string>
 
 #include "boost/json/object.hpp"
+#include "core/metrics.h"
 #include "core/request.h"
 #include "crypto/secret_bytes.h"
 #include "storage/storage.h"
@@ -32,19 +41,27 @@ struct AuditOptions {
   bool elide_list_responses = false;
 };
 
+// Thread-safe.
 class AuditDevice {
  public:
   virtual ~AuditDevice() = default;
+  // Appends `line` and a newline, whole or not at all.
   virtual absl::Status Write(std::string_view line) = 0;
+  // Opens the file again now (after log rotation). On failure the device holds no file, and
+  // Write fails until a later Write (after the backoff) or Reopen opens it.
   virtual absl::Status Reopen() = 0;
 };
 
-// Appends lines to a file (or stdout); the file is created with `mode`.
-absl::StatusOr<std::unique_ptr<AuditDevice>> OpenFileDevice(const AuditOptions& o);
+// Appends lines to a file (or stdout); the file is created with `mode`. Fails if the file cannot
+// be opened. `clock` times the backoff between attempts to reopen; it must outlive the device.
+absl::StatusOr<std::unique_ptr<AuditDevice>> OpenFileDevice(const AuditOptions& o,
+                                                            const Clock* clock);
 
 class AuditBroker {
  public:
-  AuditBroker(storage::Storage* barrier, const Clock* clock) : barrier_(barrier), clock_(clock) {}
+  // `metrics` (may be null) receives each device's health; it and `clock` must outlive the broker.
+  AuditBroker(storage::Storage* barrier, const Clock* clock, Metrics* metrics = nullptr)
+      : barrier_(barrier), clock_(clock), metrics_(metrics) {}
 
   absl::Status Load() ABSL_LOCKS_EXCLUDED(mu_);  // after unseal
   void Clear() ABSL_LOCKS_EXCLUDED(mu_);         // on seal
@@ -72,14 +89,23 @@ class AuditBroker {
     AuditOptions options;
     boost::json::object raw_options;
     crypto::SecretBytes salt;
-    std::unique_ptr<AuditDevice> sink;
+    std::unique_ptr<AuditDevice> sink;  // never null once the device is in devices_
+    // Serialises the writes to `sink` (requests hold only a shared mu_) and the health below.
+    Mutex mu;
+    bool failed ABSL_GUARDED_BY(mu) = false;  // the last write or open failed
+    uint64_t missed ABSL_GUARDED_BY(mu) = 0;  // entries not written since it failed
   };
   absl::Status Persist() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status Broadcast(const std::function<std::string(const Device&)>& render)
       ABSL_LOCKS_EXCLUDED(mu_);
+  // Records the outcome of a write (`write`) or an open of `d`'s file: logs and metrics on a
+  // change between working and failing, and counts failed writes.
+  void Note(Device& d, const absl::Status& st, bool write) ABSL_EXCLUSIVE_LOCKS_REQUIRED(d.mu);
+  void Forget(const Device& d);  // the device is gone: drop its metrics
 
   storage::Storage* const barrier_;
   const Clock* const clock_;
+  Metrics* const metrics_;
   Mutex mu_;
   std::map<std::string, std::unique_ptr<Device>> devices_ ABSL_GUARDED_BY(mu_);
 };

@@ -68,6 +68,14 @@ struct SpecialPaths {
   PathList unauthenticated;    // callable without a token (logins, CA certificates, CRLs)
   PathList seal_wrap_storage;  // storage keys whose values the seal wraps as well (Vault's
                                // SealWrapStorage); recorded now, honoured by auto-unseal seals
+  // Coffer's own: paths whose work is CPU-heavy (key generation, CRL builds, tidy). The HTTP
+  // server runs them on a small bounded pool instead of the connection's event loop, so one
+  // of them never stalls the light requests sharing that loop.
+  PathList expensive;
+  // Coffer's own: path prefixes after which the rest of the path is a secret (a token in the
+  // URL, as auth/token/lookup/<token>). The audit log writes that part HMAC'd, as it does a
+  // body's token, and the server log never shows it.
+  std::vector<std::string> secret_path_prefixes;
 };
 
 // What the system knows that a backend may ask (Vault's logical.SystemView).

@@ -9,6 +9,7 @@
 #include "boost/json.hpp"
 #include "core/acl.h"
 #include "crypto/crypto.h"
+#include "crypto/keys.h"
 #include "util/cidr.h"
 #include "util/encoding.h"
 #include "util/json.h"
@@ -129,7 +130,7 @@ absl::StatusOr<std::unique_ptr<Core>> Core::Create(CoreOptions opts) {
   c->barrier_ = std::make_unique<barrier::Barrier>(c->opts_.physical);
   c->tokens_ = std::make_unique<TokenStore>(c->barrier_.get(), c->opts_.clock);
   c->policies_ = std::make_unique<PolicyStore>(c->barrier_.get());
-  c->audit_ = std::make_unique<AuditBroker>(c->barrier_.get(), c->opts_.clock);
+  c->audit_ = std::make_unique<AuditBroker>(c->barrier_.get(), c->opts_.clock, &c->metrics_);
   if (!c->opts_.auth_factories.contains("token"))
     return absl::InvalidArgumentError("core needs the token auth method's factory");
   c->system_ = c->NewSystemBackend();
@@ -169,9 +170,15 @@ void Core::SealLocked() {
 }
 
 absl::Status Core::Seal() {
-  MutexLock l(&state_mu_);
-  if (!sealed_) log::Info("sealing server");
-  SealLocked();
+  // Requests in flight finish first (they hold state_mu_ shared); a key generation among them
+  // sees the flag and stops within milliseconds rather than after its seconds of work.
+  seal_requested_.store(true);
+  {
+    MutexLock l(&state_mu_);
+    if (!sealed_) log::Info("sealing server");
+    SealLocked();
+  }
+  seal_requested_.store(false);
   return absl::OkStatus();
 }
 
@@ -394,6 +401,65 @@ absl::StatusOr<Response> Core::HandleHealth(const Request& req) {
   return r;
 }
 
+namespace {
+
+// Sets req.secret_path_from when the path, relative to its backend, starts with one of the
+// backend's secret prefixes (a token in the URL) and has something after it.
+void MarkSecretPath(Request& req, const Backend* backend, std::string_view rest) {
+  req.secret_path_from = std::string::npos;
+  if (!backend) return;
+  for (const auto& prefix : backend->Special().secret_path_prefixes)
+    if (rest.size() > prefix.size() && StartsWith(rest, prefix)) {
+      req.secret_path_from = req.path.size() - rest.size() + prefix.size();
+      return;
+    }
+}
+
+}  // namespace
+
+std::string Core::LogPath(const Request& req) {
+  if (req.secret_path_from >= req.path.size()) return req.path;
+  return Cat(std::string_view(req.path).substr(0, req.secret_path_from), "<redacted>");
+}
+
+absl::StatusOr<Core::Admission> Core::Admit(Request& req, bool check_token) {
+  Admission out;
+  const std::string& p = req.path;
+  if (StartsWith(p, "sys/") && PreUnsealPaths().Matches(std::string_view(p).substr(4))) return out;
+  ReaderMutexLock l(&state_mu_);
+  if (sealed_) {
+    if (check_token) return SealedError();
+    return out;
+  }
+  std::string rest;
+  std::shared_ptr<Mount> mount;
+  const Backend* backend = nullptr;
+  if (StartsWith(p, "sys/") || p == "sys") {
+    rest = p.size() > 4 ? p.substr(4) : "";
+    backend = system_.get();
+  } else if ((mount = Route(p, &rest))) {
+    backend = mount->backend.get();
+  }
+  MarkSecretPath(req, backend, rest);
+  if (backend) out.expensive = backend->Special().expensive.Matches(rest);
+  if (!check_token) return out;
+  if (backend && backend->Special().unauthenticated.Matches(rest)) return out;
+  ASSIGN_OR_RETURN(auto token, tokens_->Lookup(req.client_token));
+  bool ok = token.has_value();
+  if (ok && !token->bound_cidrs.empty()) {
+    ok = false;
+    for (const auto& c : token->bound_cidrs) ok = ok || CidrContains(c, req.remote_address);
+  }
+  if (ok) return out;
+  const absl::Status denied = absl::PermissionDeniedError("permission denied");
+  if (mount) {
+    req.mount_point = mount->entry.path;
+    req.mount_type = mount->entry.type;
+  }
+  RETURN_IF_ERROR(audit_->LogRequest(req, token, denied));
+  return denied;
+}
+
 absl::StatusOr<Response> Core::Handle(Request& req) {
   const auto start = std::chrono::steady_clock::now();
   absl::StatusOr<Response> result;
@@ -412,6 +478,7 @@ absl::StatusOr<Response> Core::Handle(Request& req) {
   } else {
     bool seal_after = false;
     {
+      crypto::CancelScope cancel(&seal_requested_);
       ReaderMutexLock l(&state_mu_);
       result = sealed_ ? absl::StatusOr<Response>(SealedError()) : HandleLocked(req);
       seal_after = result.ok() && result->seal_after;
@@ -459,6 +526,7 @@ absl::StatusOr<Response> Core::HandleLocked(Request& req) {
       req.mount_max_ttl = EffectiveMaxTtl(mount->entry);
     }
   }
+  MarkSecretPath(req, backend, rest);
   auto run = [&]() -> absl::StatusOr<Response> {
     const std::string full_path = req.path;
     req.storage = view;

@@ -9,6 +9,7 @@
 // All public methods are safe to call from several threads.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <map>
 #include <memory>
@@ -62,6 +63,20 @@ class Core final : private SystemView {
 
   // Runs one request end to end. Errors carry the code HttpStatusFor() maps.
   absl::StatusOr<Response> Handle(Request& req) ABSL_LOCKS_EXCLUDED(state_mu_);
+
+  // What the HTTP layer asks from the request line and headers alone, before it reads a body
+  // or picks the thread a request runs on.
+  struct Admission {
+    bool expensive = false;  // the backend declared the path expensive (SpecialPaths)
+  };
+  // With check_token, decides as Handle() would before any body is read: sealed is 503, a path
+  // that needs no token is admitted, anything else needs a valid token (403 otherwise, audited
+  // as Handle() audits a denial). A body too large to read for nothing is thus never read
+  // (nor parsed) for an unauthenticated caller. Without check_token it only classifies.
+  absl::StatusOr<Admission> Admit(Request& req, bool check_token) ABSL_LOCKS_EXCLUDED(state_mu_);
+  // The request's path for a log line: a secret in it (SpecialPaths::secret_path_prefixes)
+  // replaced by "<redacted>".
+  static std::string LogPath(const Request& req);
 
   absl::StatusOr<InitResult> Initialize(int shares, int threshold) ABSL_LOCKS_EXCLUDED(state_mu_);
   // `key` is hex or base64 as Vault accepts it. Returns the seal status after the step.
@@ -211,14 +226,17 @@ class Core final : private SystemView {
   TokenStore* Tokens() const override { return tokens_.get(); }
 
   CoreOptions opts_;
+  Metrics metrics_;  // before audit_, which reports into it
   std::unique_ptr<seal::Seal> seal_;
   std::unique_ptr<barrier::Barrier> barrier_;
   std::unique_ptr<TokenStore> tokens_;
   std::unique_ptr<PolicyStore> policies_;
   std::unique_ptr<AuditBroker> audit_;
   std::unique_ptr<Backend> system_;
-  Metrics metrics_;
 
+  // Set while Seal() waits for the requests in flight: a long key generation among them stops
+  // early (crypto::CancelScope) instead of holding the seal, and every request, for seconds.
+  std::atomic<bool> seal_requested_{false};
   // Lock order: state_mu_, then mounts_mu_; tidy_mu_ is never held with either.
   mutable Mutex state_mu_;
   bool sealed_ ABSL_GUARDED_BY(state_mu_) = true;

@@ -63,15 +63,28 @@ std::string Metrics::Prometheus() const {
     out += Cat("coffer_request_duration_seconds_bucket{", labels, ",le=\"+Inf\"} ", s->count.load(),
                "\n");
     out += Cat("coffer_request_duration_seconds_sum{", labels, "} ",
-               absl::StrFormat("%.6f", s->sum_ns.load() / 1e9), "\n");
+               absl::StrFormat("%.6f", static_cast<double>(s->sum_ns.load()) / 1e9), "\n");
     out += Cat("coffer_request_duration_seconds_count{", labels, "} ", s->count.load(), "\n");
   }
+  out +=
+      "# HELP coffer_audit_device_failed 1 while the audit device's last write or open failed, "
+      "by device path.\n"
+      "# TYPE coffer_audit_device_failed gauge\n";
+  for (const auto& [path, a] : audit_)
+    out += Cat("coffer_audit_device_failed{path=\"", Escape(path), "\"} ", a.failed ? 1 : 0, "\n");
+  out +=
+      "# HELP coffer_audit_write_failures_total Audit entries the device could not record, by "
+      "device path.\n"
+      "# TYPE coffer_audit_write_failures_total counter\n";
+  for (const auto& [path, a] : audit_)
+    out += Cat("coffer_audit_write_failures_total{path=\"", Escape(path), "\"} ", a.write_failures,
+               "\n");
   return out;
 }
 
 boost::json::object Metrics::Json() const {
   ReaderMutexLock l(&mu_);
-  boost::json::array counters, samples;
+  boost::json::array counters, samples, gauges;
   for (const auto& [k, s] : series_) {
     MutexLock cl(&s->codes_mu);
     for (const auto& [code, n] : s->codes)
@@ -81,17 +94,39 @@ boost::json::object Metrics::Json() const {
           {"Labels",
            boost::json::object{
                {"mount", k.first}, {"operation", k.second}, {"code", std::to_string(code)}}}});
-    double sum = s->sum_ns.load() / 1e9;
+    double sum = static_cast<double>(s->sum_ns.load()) / 1e9;
     uint64_t count = s->count.load();
     samples.push_back(boost::json::object{
         {"Name", "coffer.request.duration"},
         {"Count", count},
         {"Sum", sum},
-        {"Mean", count ? sum / count : 0.0},
+        {"Mean", count ? sum / static_cast<double>(count) : 0.0},
         {"Labels", boost::json::object{{"mount", k.first}, {"operation", k.second}}}});
   }
-  return boost::json::object{
-      {"Counters", counters}, {"Samples", samples}, {"Gauges", boost::json::array{}}};
+  for (const auto& [path, a] : audit_) {
+    counters.push_back(boost::json::object{{"Name", "coffer.audit.write_failures"},
+                                           {"Count", a.write_failures},
+                                           {"Labels", boost::json::object{{"path", path}}}});
+    gauges.push_back(boost::json::object{{"Name", "coffer.audit.device_failed"},
+                                         {"Value", a.failed ? 1 : 0},
+                                         {"Labels", boost::json::object{{"path", path}}}});
+  }
+  return boost::json::object{{"Counters", counters}, {"Samples", samples}, {"Gauges", gauges}};
+}
+
+void Metrics::SetAuditDeviceFailed(std::string_view path, bool failed) {
+  MutexLock l(&mu_);
+  audit_[std::string(path)].failed = failed;
+}
+
+void Metrics::AddAuditWriteFailure(std::string_view path) {
+  MutexLock l(&mu_);
+  ++audit_[std::string(path)].write_failures;
+}
+
+void Metrics::RemoveAuditDevice(std::string_view path) {
+  MutexLock l(&mu_);
+  if (auto it = audit_.find(path); it != audit_.end()) audit_.erase(it);
 }
 
 }  // namespace coffer::core

@@ -40,6 +40,8 @@ struct Request {
   storage::Storage* storage = nullptr;  // the mount's view through the barrier
   std::optional<TokenEntry> token;      // the authenticated caller
   bool sudo = false;                    // the caller holds sudo on this path
+  // Where in `path` a secret begins (SpecialPaths::secret_path_prefixes), or npos.
+  size_t secret_path_from = std::string::npos;
 
   std::optional<std::string> QueryParam(std::string_view name) const {
     for (const auto& [k, v] : query)

@@ -5,6 +5,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
 
+#include <algorithm>
 #include <optional>
 
 #include "crypto/cert_fields.h"
@@ -21,7 +22,6 @@ using x509_internal::BioString;
 using x509_internal::BuildName;
 using x509_internal::CopySpkiInto;
 using x509_internal::MakeGeneralName;
-using x509_internal::MemBio;
 using x509_internal::SignCtx;
 
 namespace {
@@ -87,24 +87,106 @@ void ReadRequestedExtensions(const STACK_OF(X509_EXTENSION) * exts, CsrInfo* inf
   }
 }
 
-// The DER inside a PEM "CERTIFICATE REQUEST" block; nullopt for anything less plain (the
-// general path then parses it, or explains what is wrong).
-std::optional<std::string> CsrPemBody(std::string_view pem) {
-  static constexpr std::string_view kBegin = "-----BEGIN CERTIFICATE REQUEST-----";
-  static constexpr std::string_view kEnd = "-----END CERTIFICATE REQUEST-----";
-  size_t b = pem.find(kBegin);
-  if (b == std::string_view::npos) return std::nullopt;
-  b += kBegin.size();
-  size_t e = pem.find(kEnd, b);
-  if (e == std::string_view::npos) return std::nullopt;
+bool IsPemSpace(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
+
+// The line of `text` that starts at `at`, without its line break or trailing blanks, and the
+// offset just past the line break (text.size() on the last line).
+std::string_view LineAt(std::string_view text, size_t at, size_t* next) {
+  size_t eol = text.find('\n', at);
+  if (eol == std::string_view::npos) eol = text.size();
+  *next = eol == text.size() ? eol : eol + 1;
+  std::string_view line = text.substr(at, eol - at);
+  while (!line.empty() && IsPemSpace(line.back())) line.remove_suffix(1);
+  return line;
+}
+
+// Where the first line of `text` at or after `from` that starts with `prefix` begins; npos if
+// none does (PEM boundaries start a line, as OpenSSL's reader requires).
+size_t FindLineStart(std::string_view text, std::string_view prefix, size_t from) {
+  for (size_t at = text.find(prefix, from); at != std::string_view::npos;
+       at = text.find(prefix, at + 1)) {
+    if (at == 0 || text[at - 1] == '\n' || text[at - 1] == '\r') return at;
+  }
+  return std::string_view::npos;
+}
+
+// A user-supplied label, cut short for an error message.
+std::string Shown(std::string_view s) {
+  return s.size() <= 64 ? std::string(s) : Cat(s.substr(0, 64), "...");
+}
+
+// The DER inside the one PEM "CERTIFICATE REQUEST" (or "NEW CERTIFICATE REQUEST") block of
+// `pem`, strictly: text before the block is explanatory and ignored (RFC 7468 section 5.2;
+// openssl req -text prints the decoded request before it), but after the END line only
+// whitespace may follow, and a block of any other kind, before or after, is refused. (OpenSSL's
+// PEM_read_bio_X509_REQ skips other blocks and stops after the first request, so two requests,
+// or a request with anything after it, used to be accepted and the first one signed.)
+absl::StatusOr<std::string> CsrPemBody(std::string_view pem) {
+  static constexpr std::string_view kBegin = "-----BEGIN ";
+  static constexpr std::string_view kEnd = "-----END ";
+  static constexpr std::string_view kDashes = "-----";
+  const size_t begin = FindLineStart(pem, kBegin, 0);
+  if (begin == std::string_view::npos)
+    return absl::InvalidArgumentError(
+        "csr is not a PEM certificate request (-----BEGIN CERTIFICATE REQUEST-----)");
+  size_t body_start = 0;
+  std::string_view begin_line = LineAt(pem, begin, &body_start);
+  std::string_view label = begin_line.substr(kBegin.size());
+  if (!label.ends_with(kDashes))
+    return absl::InvalidArgumentError(Cat("csr has a malformed PEM BEGIN line \"",
+                                          Shown(begin_line),
+                                          "\": expected -----BEGIN CERTIFICATE REQUEST-----"));
+  label.remove_suffix(kDashes.size());
+  if (label != "CERTIFICATE REQUEST" && label != "NEW CERTIFICATE REQUEST")
+    return absl::InvalidArgumentError(
+        Cat("csr holds a PEM block \"", Shown(label),
+            "\" where a CERTIFICATE REQUEST was expected: send exactly one CERTIFICATE REQUEST "
+            "block, nothing else"));
+  const size_t end = FindLineStart(pem, kEnd, body_start);
+  if (end == std::string_view::npos)
+    return absl::InvalidArgumentError(
+        Cat("csr PEM has no END line: expected -----END ", label, "----- after the base64"));
+  size_t rest_start = 0;
+  if (LineAt(pem, end, &rest_start) != Cat(kEnd, label, kDashes))
+    return absl::InvalidArgumentError(Cat(
+        "csr PEM's END line does not match its BEGIN line: expected -----END ", label, "-----"));
+  const std::string_view rest = pem.substr(rest_start);
+  if (!std::all_of(rest.begin(), rest.end(), IsPemSpace)) {
+    if (FindLineStart(rest, kBegin, 0) != std::string_view::npos)
+      return absl::InvalidArgumentError(
+          "the CSR PEM is followed by a second PEM block: send exactly one CERTIFICATE REQUEST "
+          "block");
+    return absl::InvalidArgumentError(
+        "the CSR PEM is followed by other data: send exactly one CERTIFICATE REQUEST block, with "
+        "nothing but whitespace after its END line");
+  }
+  const std::string_view body = pem.substr(body_start, end - body_start);
+  if (FindLineStart(body, kBegin, 0) != std::string_view::npos)
+    return absl::InvalidArgumentError(
+        "csr PEM has a second BEGIN line before the first block's END line: send exactly one "
+        "CERTIFICATE REQUEST block");
   std::string b64;
-  b64.reserve(e - b);
-  for (char ch : pem.substr(b, e - b)) {
-    if (ch == '\n' || ch == '\r' || ch == ' ' || ch == '\t') continue;
-    if (ch == ':') return std::nullopt;  // PEM headers
+  b64.reserve(body.size());
+  for (char ch : body) {
+    if (IsPemSpace(ch)) continue;
+    if (ch == ':')
+      return absl::InvalidArgumentError(
+          "csr PEM block has headers (an encrypted PEM?): send a plain CERTIFICATE REQUEST block");
     b64.push_back(ch);
   }
-  return Base64Decode(b64);
+  auto der = Base64Decode(b64);
+  if (!der)
+    return absl::InvalidArgumentError(
+        "csr PEM block is not valid base64 between its BEGIN and END lines");
+  return std::move(*der);
+}
+
+// Refusal of a request whose DER does not end where its outer SEQUENCE does.
+absl::Status TrailingDer(size_t extra) {
+  return absl::InvalidArgumentError(
+      Cat("the certificate request inside the CSR PEM is followed by ", extra,
+          extra == 1 ? " more byte" : " more bytes",
+          ": send exactly one DER-encoded request in the CERTIFICATE REQUEST block"));
 }
 
 enum class FastCsr { kDone, kNotHandled };
@@ -119,7 +201,8 @@ absl::StatusOr<FastCsr> ParseEcCsr(std::string_view der, CsrInfo* info) {
   constexpr auto kNo = FastCsr::kNotHandled;
   std::string_view in = der;
   auto outer = der::Expect(in, der::kSequence);
-  if (!outer || !in.empty()) return kNo;
+  if (!outer) return kNo;
+  if (!in.empty()) return TrailingDer(in.size());
   std::string_view body = outer->contents;
   auto cri = der::Expect(body, der::kSequence);
   auto sig_alg = der::Expect(body, der::kSequence);
@@ -214,19 +297,23 @@ absl::StatusOr<FastCsr> ParseEcCsr(std::string_view der, CsrInfo* info) {
 }  // namespace
 
 absl::StatusOr<CsrInfo> ParseCsr(std::string_view pem) {
-  if (auto der_bytes = CsrPemBody(pem)) {
+  ASSIGN_OR_RETURN(const std::string der_bytes, CsrPemBody(pem));
+  {
     CsrInfo fast;
-    ASSIGN_OR_RETURN(FastCsr r, ParseEcCsr(*der_bytes, &fast));
+    ASSIGN_OR_RETURN(FastCsr r, ParseEcCsr(der_bytes, &fast));
     if (r == FastCsr::kDone) return fast;
   }
   CsrInfo info;
-  Bio b = MemBio(pem);
-  Csr req(PEM_read_bio_X509_REQ(b.get(), nullptr, nullptr, nullptr));
+  const auto* p = reinterpret_cast<const unsigned char*>(der_bytes.data());
+  const auto* const der_end = p + der_bytes.size();
+  Csr req(d2i_X509_REQ(nullptr, &p, static_cast<long>(der_bytes.size())));
   if (!req) {
     ERR_clear_error();
     return absl::InvalidArgumentError(
-        "csr is not a PEM certificate request (-----BEGIN CERTIFICATE REQUEST-----)");
+        "csr PEM block does not hold a certificate request (PKCS #10 DER)");
   }
+  // d2i reads a prefix: the request must be all there is.
+  if (p != der_end) return TrailingDer(static_cast<size_t>(der_end - p));
   X509_REQ* r = req.get();
   PKey pub(X509_REQ_get_pubkey(r));
   if (!pub) {

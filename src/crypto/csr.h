@@ -26,7 +26,11 @@ struct CsrInfo {
   bool has_other_names = false;
   bool requests_ca = false;  // an extension request for basicConstraints cA=TRUE
 };
-// InvalidArgument with the reason for: not PEM, not a CSR, a bad signature, a weak or
+// `pem` must hold exactly one "CERTIFICATE REQUEST" (or "NEW CERTIFICATE REQUEST") PEM block
+// whose DER is exactly one request: text before the block is ignored (RFC 7468's explanatory
+// text, as openssl req -text prints), but anything other than whitespace after its END line,
+// another PEM block or bytes after the request's DER are refused.
+// InvalidArgument with the reason for: not PEM, not exactly one CSR, a bad signature, a weak or
 // unsupported key. CSRs with a P-256/384/521 key signed with ECDSA and SHA-2 (what agents,
 // cert-manager and kubeadm send) are walked as DER and checked with the EC primitives; every
 // other CSR goes through OpenSSL's general decoder. Both give the same result.

@@ -11,6 +11,7 @@
 
 #include "crypto/keys.h"
 #include "util/encoding.h"
+#include "util/status.h"
 
 namespace coffer::crypto {
 namespace {
@@ -107,7 +108,7 @@ TEST(Csr, EcRequestsMatchOpenSslsReading) {
   }
 }
 
-TEST(Csr, CompressedPointsAndPemTextAround) {
+TEST(Csr, CompressedPointsAndPemTextBefore) {
   // A provider-held key: only those take the point-format parameter.
   auto key = std::optional<PKey>(PKey(EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-256")));
   ASSERT_TRUE(*key);
@@ -118,13 +119,106 @@ TEST(Csr, CompressedPointsAndPemTextAround) {
   q.common_name = "c.example.com";
   auto pem = MakeCsrPem(key->get(), q);
   ASSERT_TRUE(pem.ok());
-  auto info = ParseCsr("Subject: c.example.com\r\n" + *pem + "\r\ntrailing words");
+  // Explanatory text before the block is ignored (RFC 7468; openssl req -text prints it), as is
+  // whitespace after the END line; other text after it is refused.
+  auto info = ParseCsr("Subject: c.example.com\r\n" + *pem + "\r\n \n");
   ASSERT_TRUE(info.ok()) << info.status();
+  auto after = ParseCsr("Subject: c.example.com\r\n" + *pem + "\r\ntrailing words");
+  ASSERT_FALSE(after.ok());
+  EXPECT_EQ(after.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(after.status().message().find("followed by other data"), std::string::npos)
+      << after.status();
   const unsigned char* bits = nullptr;
   int len = 0;
   X509_PUBKEY_get0_param(nullptr, &bits, &len, nullptr, info->spki.get());
   EXPECT_EQ(len, 33);
   EXPECT_TRUE(bits[0] == 0x02 || bits[0] == 0x03);
+}
+
+std::string Message(const absl::StatusOr<CsrInfo>& r) {
+  EXPECT_FALSE(r.ok());
+  if (r.ok()) return "";
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument) << r.status();
+  return std::string(r.status().message());
+}
+
+// Bytes after the request's outer SEQUENCE, inside a well-formed PEM block, are refused by both
+// ways: the DER walk (ECDSA) and OpenSSL's decoder (RSA, Ed25519), where d2i reads a prefix.
+TEST(Csr, RefusesBytesAfterTheRequestsDer) {
+  for (KeySpec spec :
+       {KeySpec{KeyType::kEc, 256}, KeySpec{KeyType::kRsa, 2048}, KeySpec{KeyType::kEd25519, 0}}) {
+    SCOPED_TRACE(KeyTypeName(spec.type));
+    auto key = GenerateKey(spec);
+    ASSERT_TRUE(key.ok());
+    CsrRequest q;
+    q.common_name = "t.example.com";
+    q.dns_names = {"t.example.com"};
+    auto pem = MakeCsrPem(key->get(), q);
+    ASSERT_TRUE(pem.ok()) << pem.status();
+    const std::string der = DerOf(*pem);
+    ASSERT_TRUE(ParseCsr(PemOf(der)).ok());
+    for (char extra : {'\0', '\x30'}) {
+      EXPECT_NE(Message(ParseCsr(PemOf(der + extra))).find("followed by 1 more byte:"),
+                std::string::npos);
+    }
+    // Two requests in one block: the first used to be signed.
+    EXPECT_NE(
+        Message(ParseCsr(PemOf(der + der))).find(Cat("followed by ", der.size(), " more bytes")),
+        std::string::npos);
+  }
+}
+
+// Exactly one CERTIFICATE REQUEST block: text before it is fine, anything after its END line
+// (another request, any other block, words) is refused, as is a block of another kind.
+TEST(Csr, ExactlyOnePemBlock) {
+  auto key = GenerateKey({KeyType::kEc, 256});
+  ASSERT_TRUE(key.ok());
+  CsrRequest q;
+  q.common_name = "one.example.com";
+  auto one = MakeCsrPem(key->get(), q);
+  q.common_name = "two.example.com";
+  auto two = MakeCsrPem(key->get(), q);
+  ASSERT_TRUE(one.ok() && two.ok());
+
+  auto before = ParseCsr("Certificate Request:\n    Data:\n        Version: 1 (0x0)\n" + *one);
+  ASSERT_TRUE(before.ok()) << before.status();
+  EXPECT_EQ(before->common_name, "one.example.com");
+  ASSERT_TRUE(ParseCsr(*one + "\n\r\n\t \n").ok());
+
+  EXPECT_NE(Message(ParseCsr(*one + "\n" + *two)).find("followed by a second PEM block"),
+            std::string::npos);
+  EXPECT_NE(Message(ParseCsr(*one + *two)).find("END line does not match"), std::string::npos);
+  EXPECT_NE(Message(ParseCsr(*one + "\nx")).find("followed by other data"), std::string::npos);
+  EXPECT_NE(Message(ParseCsr(*one + std::string("\n\0", 2))).find("followed by other data"),
+            std::string::npos);
+
+  // The old label is still read; another kind of block is named, before or after the request.
+  std::string old_label = *one;
+  for (std::string_view word : {"BEGIN", "END"}) {
+    size_t at = old_label.find(Cat(word, " CERTIFICATE REQUEST"));
+    old_label.insert(at + word.size() + 1, "NEW ");
+  }
+  auto old = ParseCsr(old_label);
+  ASSERT_TRUE(old.ok()) << old.status();
+  EXPECT_EQ(old->common_name, "one.example.com");
+  const std::string cert_block = "-----BEGIN CERTIFICATE-----\nMAA=\n-----END CERTIFICATE-----\n";
+  EXPECT_NE(Message(ParseCsr(cert_block + *one)).find("PEM block \"CERTIFICATE\""),
+            std::string::npos);
+  EXPECT_NE(Message(ParseCsr(*one + "\n" + cert_block)).find("second PEM block"),
+            std::string::npos);
+  // A BEGIN line inside the block, headers, no END line, bad base64.
+  const size_t body = one->find('\n') + 1;
+  EXPECT_NE(Message(ParseCsr(one->substr(0, body) + *one)).find("second BEGIN line"),
+            std::string::npos);
+  EXPECT_NE(Message(ParseCsr(one->substr(0, body) + "Proc-Type: 4,ENCRYPTED\n" + one->substr(body)))
+                .find("headers"),
+            std::string::npos);
+  EXPECT_NE(Message(ParseCsr(one->substr(0, one->find("-----END")))).find("no END line"),
+            std::string::npos);
+  EXPECT_NE(Message(ParseCsr(one->substr(0, body) + "!" + one->substr(body))).find("base64"),
+            std::string::npos);
+  EXPECT_NE(Message(ParseCsr("garbage")).find("csr is not a PEM certificate request"),
+            std::string::npos);
 }
 
 // A request whose "key" is the point at infinity with a signature forged for it: with

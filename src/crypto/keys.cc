@@ -4,6 +4,8 @@
 #include <openssl/err.h>
 #include <openssl/pem.h>
 
+#include <memory>
+
 #include "crypto/ec_fast.h"
 #include "crypto/x509_internal.h"
 #include "util/status.h"
@@ -79,12 +81,43 @@ absl::StatusOr<KeySpec> DescribeKey(EVP_PKEY* key) {
   }
 }
 
+namespace {
+
+thread_local const std::atomic<bool>* t_cancel = nullptr;
+
+// OpenSSL calls this for every prime candidate and Miller-Rabin round; 0 stops the generation.
+int KeygenProgress(EVP_PKEY_CTX*) { return t_cancel && t_cancel->load() ? 0 : 1; }
+
+absl::StatusOr<EVP_PKEY*> GenerateRsa(int bits) {
+  std::unique_ptr<EVP_PKEY_CTX, decltype(&EVP_PKEY_CTX_free)> ctx(
+      EVP_PKEY_CTX_new_from_name(nullptr, "RSA", nullptr), &EVP_PKEY_CTX_free);
+  if (!ctx || EVP_PKEY_keygen_init(ctx.get()) != 1 ||
+      EVP_PKEY_CTX_set_rsa_keygen_bits(ctx.get(), bits) != 1)
+    return absl::InternalError(Cat("key generation failed: ", OpenSslError()));
+  EVP_PKEY_CTX_set_cb(ctx.get(), &KeygenProgress);
+  EVP_PKEY* k = nullptr;
+  if (EVP_PKEY_generate(ctx.get(), &k) != 1) {
+    if (t_cancel && t_cancel->load()) {
+      ERR_clear_error();
+      return absl::UnavailableError("key generation stopped: the server is sealing");
+    }
+    return absl::InternalError(Cat("key generation failed: ", OpenSslError()));
+  }
+  return k;
+}
+
+}  // namespace
+
+CancelScope::CancelScope(const std::atomic<bool>* flag) : previous_(t_cancel) { t_cancel = flag; }
+CancelScope::~CancelScope() { t_cancel = previous_; }
+
 absl::StatusOr<PKey> GenerateKey(const KeySpec& spec) {
   EVP_PKEY* k = nullptr;
   switch (spec.type) {
-    case KeyType::kRsa:
-      k = EVP_PKEY_Q_keygen(nullptr, nullptr, "RSA", static_cast<size_t>(spec.bits));
+    case KeyType::kRsa: {
+      ASSIGN_OR_RETURN(k, GenerateRsa(spec.bits));
       break;
+    }
     case KeyType::kEc:
       k = NewEcKey(spec.bits == 384   ? NID_secp384r1
                    : spec.bits == 521 ? NID_secp521r1

@@ -8,6 +8,7 @@
 
 #include <openssl/evp.h>
 
+#include <atomic>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -30,7 +31,21 @@ absl::StatusOr<KeySpec> ParseKeySpec(std::string_view type, int64_t bits);
 // (DSA, unsupported curves, RSA under 2048 bits).
 absl::StatusOr<KeySpec> DescribeKey(EVP_PKEY* key);
 
+// RSA generation (seconds for 8192 bits) stops early, failing with Unavailable, once the flag
+// of the innermost CancelScope on the calling thread becomes true.
 absl::StatusOr<PKey> GenerateKey(const KeySpec& spec);
+
+// Makes `*flag` the cancellation flag of long key generations on this thread while in scope.
+class CancelScope {
+ public:
+  explicit CancelScope(const std::atomic<bool>* flag);
+  ~CancelScope();
+  CancelScope(const CancelScope&) = delete;
+  CancelScope& operator=(const CancelScope&) = delete;
+
+ private:
+  const std::atomic<bool>* previous_;
+};
 // PEM of the private key: "der"/"" = the type's traditional form (PKCS#1 "RSA PRIVATE KEY",
 // SEC 1 "EC PRIVATE KEY"; Ed25519 has only PKCS#8), "pkcs8" = "PRIVATE KEY". Wiped on drop.
 absl::StatusOr<SecretBytes> PrivateKeyPem(EVP_PKEY* key, std::string_view format);

@@ -66,7 +66,7 @@ absl::StatusOr<std::vector<std::pair<std::string, std::string>>> ParseQuery(std:
   return out;
 }
 
-absl::StatusOr<core::Request> ParseRequest(const RawRequest& raw) {
+absl::StatusOr<core::Request> ParseRequest(const RawRequest& raw, const RequestLimits& limits) {
   core::Request req;
   req.id = crypto::RandomUuid();
   req.remote_address = raw.remote_address;
@@ -138,17 +138,14 @@ absl::StatusOr<core::Request> ParseRequest(const RawRequest& raw) {
     req.client_token = std::string(raw.authorization.substr(7));
   }
 
-  if (raw.body.size() > kMaxBodyBytes)
-    return absl::ResourceExhaustedError("request body too large");
+  if (raw.body.size() > limits.max_request_size)
+    return absl::InvalidArgumentError(Cat("request body too large: the limit is ",
+                                          limits.max_request_size, " bytes (max_request_size)"));
   std::string_view body = raw.body;
   while (!body.empty() && std::isspace(static_cast<unsigned char>(body.front())))
     body.remove_prefix(1);
   if (!body.empty()) {
-    boost::system::error_code ec;
-    json::parse_options opts;
-    opts.max_depth = 64;
-    json::value v = json::parse(body, ec, {}, opts);
-    if (ec) return absl::InvalidArgumentError(Cat("failed to parse JSON input: ", ec.message()));
+    ASSIGN_OR_RETURN(json::value v, ParseUntrustedJson(body, limits.json));
     if (!v.is_object())
       return absl::InvalidArgumentError(
           Cat("failed to parse JSON input: the body must be a JSON object, got ",

@@ -8,10 +8,18 @@
 
 #include "absl/status/statusor.h"
 #include "core/request.h"
+#include "util/json_parse.h"
 
 namespace coffer::http {
 
-inline constexpr size_t kMaxBodyBytes = 32u << 20;  // 32 MiB, as Vault's default
+inline constexpr size_t kMaxBodyBytes = 32u << 20;  // 32 MiB, Vault's max_request_size default
+
+// What one request may cost to read: the listener's max_request_size and JSON limits (Vault's
+// keys and defaults).
+struct RequestLimits {
+  size_t max_request_size = kMaxBodyBytes;
+  JsonLimits json;
+};
 
 struct RawRequest {
   std::string_view method;         // "GET", "LIST", ...
@@ -26,7 +34,7 @@ struct RawRequest {
 };
 
 // Builds the core request; errors are 4xx with a message for the client.
-absl::StatusOr<core::Request> ParseRequest(const RawRequest& raw);
+absl::StatusOr<core::Request> ParseRequest(const RawRequest& raw, const RequestLimits& limits = {});
 
 // Splits "a=b&c=%20d" into decoded pairs; fails on bad percent-escapes.
 absl::StatusOr<std::vector<std::pair<std::string, std::string>>> ParseQuery(std::string_view q);

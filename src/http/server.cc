@@ -1,15 +1,22 @@
 #include "http/server.h"
 
+#include <malloc.h>
 #include <openssl/ssl.h>
+#include <sys/resource.h>
 
+#include <array>
+#include <atomic>
 #include <boost/asio.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
+#include <functional>
+#include <map>
 #include <optional>
 #include <thread>
 
+#include "absl/container/flat_hash_map.h"
 #include "http/beast_request.h"
 #include "http/convert.h"
 #include "util/log.h"
@@ -25,7 +32,33 @@ namespace bhttp = boost::beast::http;
 namespace ssl = boost::asio::ssl;
 using tcp = asio::ip::tcp;
 
-constexpr size_t kHeaderLimit = 64 * 1024;
+constexpr size_t kHeaderLimit = size_t{64} * 1024;
+// A body above this is read only once the caller was admitted from the headers alone, and its
+// request runs on the expensive pool (parsing it may take milliseconds).
+constexpr size_t kLargeBodyBytes = size_t{64} * 1024;
+// An error answered before the body was read: the body is then read and discarded (so the
+// client, still sending, gets to read the answer instead of a reset) for at most this long.
+constexpr auto kDrainTime = std::chrono::seconds(3);
+
+int64_t NowNanos() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+// Logs at most one line per `every` for a recurring condition (refused connections, EMFILE).
+class RateLimitedLog {
+ public:
+  explicit RateLimitedLog(std::chrono::seconds every) : every_ns_(every.count() * 1'000'000'000) {}
+  bool Due() {
+    int64_t now = NowNanos(), last = last_.load();
+    return now - last >= every_ns_ && last_.compare_exchange_strong(last, now);
+  }
+
+ private:
+  int64_t every_ns_;
+  std::atomic<int64_t> last_{-(int64_t{1} << 62)};
+};
 
 absl::StatusOr<tcp::endpoint> ParseAddress(const std::string& address) {
   std::string host, port;
@@ -69,6 +102,8 @@ absl::StatusOr<std::shared_ptr<ssl::context>> MakeTlsContext(const ListenerOptio
                    ssl::context::no_sslv3 | ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1 |
                    ssl::context::single_dh_use | SSL_OP_NO_RENEGOTIATION |
                    SSL_OP_CIPHER_SERVER_PREFERENCE);
+  // An idle connection keeps no read/write buffers (about 34 KiB each).
+  SSL_CTX_set_mode(ctx->native_handle(), SSL_MODE_RELEASE_BUFFERS);
   int min = TLS1_2_VERSION;
   if (l.tls_min_version == "tls13")
     min = TLS1_3_VERSION;
@@ -95,16 +130,184 @@ absl::StatusOr<std::shared_ptr<ssl::context>> MakeTlsContext(const ListenerOptio
   return ctx;
 }
 
-struct Shared {
-  core::Core* core;
-  ListenerOptions opts;
+// The headers every response of a listener carries, per status: Vault's defaults, then the
+// listener's custom_response_headers ("default", then "4xx", then "404": the most specific
+// key wins for each header).
+class ResponseHeaders {
+ public:
+  using List = std::vector<std::pair<std::string, std::string>>;
+  explicit ResponseHeaders(const std::map<std::string, std::map<std::string, std::string>>& c) {
+    std::map<std::string, std::string> base = {
+        {"Strict-Transport-Security", "max-age=31536000; includeSubDomains"},
+        {"X-Content-Type-Options", "nosniff"},
+        {"Cache-Control", "no-store"}};
+    if (auto it = c.find("default"); it != c.end())
+      for (const auto& [k, v] : it->second) base[k] = v;
+    for (int cls = 1; cls <= 5; ++cls) {
+      auto merged = base;
+      if (auto it = c.find(Cat(cls, "xx")); it != c.end())
+        for (const auto& [k, v] : it->second) merged[k] = v;
+      by_class_[cls] = List(merged.begin(), merged.end());
+      for (const auto& [key, headers] : c) {
+        if (key.size() != 3 || key[0] != static_cast<char>('0' + cls) || key[1] == 'x') continue;
+        auto exact = merged;
+        for (const auto& [k, v] : headers) exact[k] = v;
+        by_code_[std::atoi(key.c_str())] = List(exact.begin(), exact.end());
+      }
+    }
+  }
+  const List& For(int status) const {
+    if (auto it = by_code_.find(status); it != by_code_.end()) return it->second;
+    int cls = status / 100;
+    return by_class_[cls >= 1 && cls <= 5 ? cls : 5];
+  }
+
+ private:
+  std::array<List, 6> by_class_;
+  std::map<int, List> by_code_;
 };
 
+// A connection as the connection table sees it.
+class Conn {
+ public:
+  virtual ~Conn() = default;
+  // Thread-safe: closes the connection if it is still idle when its own thread gets to it.
+  virtual void Evict() = 0;
+  // steady-clock nanoseconds since which the connection waits for a request; 0 while busy;
+  // -1 once chosen for eviction.
+  std::atomic<int64_t> idle_since{0};
+};
+
+// The open connections of a listener: the limits, and which to close first when full.
+class ConnTable {
+ public:
+  ConnTable(size_t max_total, size_t max_per_client)
+      : max_total_(max_total), max_per_client_(max_per_client) {}
+
+  // Admits a new connection, closing the one idle the longest if the listener is full; false
+  // (refused) over the per-address limit or when full of busy connections.
+  bool Add(Conn* c, const std::shared_ptr<Conn>& ref, const std::string& remote) {
+    std::shared_ptr<Conn> victim;  // released after the lock: it may be the last reference
+    MutexLock l(&mu_);
+    if (max_per_client_ > 0) {
+      auto it = per_client_.find(remote);
+      if (it != per_client_.end() && it->second >= max_per_client_) return false;
+    }
+    if (conns_.size() >= max_total_) {
+      victim = LongestIdleLocked();
+      if (!victim) return false;
+      victim->Evict();
+    }
+    conns_[c] = ref;
+    ++per_client_[remote];
+    return true;
+  }
+  void Remove(Conn* c, const std::string& remote) {
+    MutexLock l(&mu_);
+    if (!conns_.erase(c)) return;
+    auto it = per_client_.find(remote);
+    if (it != per_client_.end() && --it->second == 0) per_client_.erase(it);
+  }
+  bool EvictLongestIdle() {
+    std::shared_ptr<Conn> victim;
+    {
+      MutexLock l(&mu_);
+      victim = LongestIdleLocked();
+    }
+    if (victim) victim->Evict();
+    return victim != nullptr;
+  }
+  size_t max_total() const { return max_total_; }
+
+ private:
+  // The connection idle the longest, marked for eviction; null if none is idle. Only raw
+  // pointers are read in the scan: a connection stays in the table (and alive) until its
+  // destructor has removed it under mu_.
+  std::shared_ptr<Conn> LongestIdleLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    Conn* oldest = nullptr;
+    int64_t oldest_since = 0;
+    for (const auto& [c, weak] : conns_) {
+      const int64_t since = c->idle_since.load();
+      if (since > 0 && (!oldest || since < oldest_since)) {
+        oldest = c;
+        oldest_since = since;
+      }
+    }
+    if (!oldest) return nullptr;
+    std::shared_ptr<Conn> victim = conns_[oldest].lock();
+    if (!victim || !victim->idle_since.compare_exchange_strong(oldest_since, -1)) return nullptr;
+    return victim;
+  }
+
+  const size_t max_total_, max_per_client_;
+  Mutex mu_;
+  absl::flat_hash_map<Conn*, std::weak_ptr<Conn>> conns_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<std::string, size_t> per_client_ ABSL_GUARDED_BY(mu_);
+};
+
+// Runs expensive requests on a few threads of their own; refuses work beyond its queue.
+class ExpensivePool {
+ public:
+  ExpensivePool(int threads, size_t queue)
+      : pool_(static_cast<size_t>(threads)), max_(static_cast<size_t>(threads) + queue) {}
+  bool TryPost(std::function<void()> fn) {
+    if (inflight_.fetch_add(1) >= max_) {
+      inflight_.fetch_sub(1);
+      return false;
+    }
+    asio::post(pool_, [this, fn = std::move(fn)] {
+      fn();
+      inflight_.fetch_sub(1);
+    });
+    return true;
+  }
+  void Stop() {
+    pool_.stop();
+    pool_.join();
+  }
+  size_t limit() const { return max_; }
+
+ private:
+  asio::thread_pool pool_;
+  std::atomic<size_t> inflight_{0};
+  const size_t max_;
+};
+
+// What a listener's sessions share.
+struct Shared {
+  Shared(core::Core* c, ListenerOptions o, ExpensivePool* p, std::atomic<uint64_t>* cl)
+      : core(c),
+        opts(std::move(o)),
+        headers(opts.custom_response_headers),
+        conns(opts.max_connections, opts.max_connections_per_client),
+        pool(p),
+        closed(cl) {}
+  core::Core* const core;
+  const ListenerOptions opts;
+  const ResponseHeaders headers;
+  ConnTable conns;
+  ExpensivePool* const pool;
+  // Connections closed since the memory was last returned to the system.
+  std::atomic<uint64_t>* const closed;
+};
+
+using Message = bhttp::request<bhttp::string_body>;
+
 template <class Stream>
-class Session : public std::enable_shared_from_this<Session<Stream>> {
+class Session : public Conn, public std::enable_shared_from_this<Session<Stream>> {
  public:
   Session(Stream stream, std::shared_ptr<Shared> shared, std::string remote)
       : stream_(std::move(stream)), shared_(std::move(shared)), remote_(std::move(remote)) {}
+  ~Session() override {
+    if (registered_) shared_->conns.Remove(this, remote_);
+    shared_->closed->fetch_add(1, std::memory_order_relaxed);
+  }
+
+  // On the session's own thread, right after accept. False: the listener is full.
+  bool Register() {
+    registered_ = shared_->conns.Add(this, this->shared_from_this(), remote_);
+    return registered_;
+  }
 
   void Run() {
     if constexpr (std::is_same_v<Stream, beast::tcp_stream>) {
@@ -119,14 +322,28 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     }
   }
 
+  void Evict() override {
+    asio::post(stream_.get_executor(), [self = this->shared_from_this()] {
+      if (self->idle_since.load() != -1) return;  // it got a request meanwhile
+      beast::error_code ec;
+      beast::get_lowest_layer(self->stream_).socket().close(ec);
+    });
+  }
+
  private:
-  // Idle: wait for the first byte of the next request.
+  // Idle: wait for the first byte of the next request. A connection that has not yet sent a
+  // valid token gets the shorter idle time.
   void WaitForData() {
     if (buffer_.size() > 0) return ReadHeader();
-    beast::get_lowest_layer(stream_).expires_after(shared_->opts.idle_timeout);
+    if (buffer_.capacity() > size_t{16} * 1024) buffer_.shrink_to_fit();  // after a large request
+    const auto& o = shared_->opts;
+    beast::get_lowest_layer(stream_).expires_after(
+        authenticated_ ? o.idle_timeout : std::min(o.idle_timeout, o.unauthenticated_idle_timeout));
+    idle_since.store(NowNanos());
     stream_.async_read_some(buffer_.prepare(4096),
                             [self = this->shared_from_this()](beast::error_code ec, size_t n) {
-                              if (ec) return self->Close();
+                              int64_t was = self->idle_since.exchange(0);
+                              if (ec || was == -1) return self->Close();
                               self->buffer_.commit(n);
                               self->ReadHeader();
                             });
@@ -135,7 +352,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   void ReadHeader() {
     parser_.emplace();
     parser_->header_limit(kHeaderLimit);
-    parser_->body_limit(kMaxBodyBytes);
+    parser_->body_limit(shared_->opts.limits.max_request_size);
     beast::get_lowest_layer(stream_).expires_after(shared_->opts.read_header_timeout);
     bhttp::async_read_header(stream_, buffer_, *parser_,
                              [self = this->shared_from_this()](beast::error_code ec, size_t) {
@@ -145,15 +362,45 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   }
 
   void ReadBody() {
+    const size_t max = shared_->opts.limits.max_request_size;
     auto len = parser_->content_length();
-    if (len && *len > kMaxBodyBytes)
-      return SendError(413, "request body too large: the limit is 32 MiB", false);
+    if (len && *len > max) return SendErrorUnread(413, TooLarge());
+    // A large body is read only for a caller the core would admit: decided from the headers.
+    if (len ? *len > kLargeBodyBytes : parser_->chunked()) {
+      RawRequest raw = ViewOf(parser_->get());
+      raw.body = {};
+      raw.remote_address = remote_;
+      auto req = ParseRequest(raw, shared_->opts.limits);
+      absl::Status st = req.status();
+      if (st.ok()) st = shared_->core->Admit(*req, true).status();
+      if (!st.ok()) return SendErrorUnread(core::HttpStatusFor(st), Msg(st));
+    }
     beast::get_lowest_layer(stream_).expires_after(shared_->opts.read_timeout);
-    bhttp::async_read(stream_, buffer_, *parser_,
-                      [self = this->shared_from_this()](beast::error_code ec, size_t) {
-                        if (ec) return self->OnReadError(ec);
-                        self->Dispatch();
-                      });
+    auto read = [self = this->shared_from_this()] {
+      bhttp::async_read(self->stream_, self->buffer_, *self->parser_,
+                        [self](beast::error_code ec, size_t) {
+                          if (ec) return self->OnReadError(ec);
+                          self->Dispatch();
+                        });
+    };
+    // curl and others wait for "100 Continue" before sending a large body.
+    auto expect = parser_->get().find(bhttp::field::expect);
+    if (expect != parser_->get().end() && beast::iequals(expect->value(), "100-continue") &&
+        !parser_->is_done()) {
+      static const std::string kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+      return asio::async_write(
+          stream_, asio::buffer(kContinue),
+          [self = this->shared_from_this(), read](beast::error_code ec, size_t) {
+            if (ec) return self->Close();
+            read();
+          });
+    }
+    read();
+  }
+
+  std::string TooLarge() const {
+    return Cat("request body too large: the limit is ", shared_->opts.limits.max_request_size,
+               " bytes (the listener's max_request_size)");
   }
 
   void OnReadError(beast::error_code ec) {
@@ -161,52 +408,96 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
         ec == beast::error::timeout || ec == asio::error::connection_reset ||
         ec == asio::error::operation_aborted)
       return Close();
-    if (ec == bhttp::error::body_limit)
-      return SendError(413, "request body too large: the limit is 32 MiB", false);
+    if (ec == bhttp::error::body_limit) return SendErrorUnread(413, TooLarge());
     if (ec == bhttp::error::header_limit)
       return SendError(431, "request headers too large: the limit is 64 KiB", false);
     SendError(400, Cat("malformed HTTP request: ", ec.message()), false);
   }
 
   void SendError(int status, std::string_view msg, bool keep_alive) {
-    RawResponse r = RenderError(status, msg);
-    Write(std::move(r), keep_alive, 11);
+    Write(RenderError(status, msg), keep_alive, 11);
+  }
+  // An error answered while the client may still be sending its body: answered, then the rest
+  // is read and thrown away (bounded) so the client reads the answer rather than a reset.
+  void SendErrorUnread(int status, std::string_view msg) {
+    drain_after_write_ = true;
+    SendError(status, msg, false);
   }
 
-  // Runs the request on this connection's thread, then writes the answer. Each I/O thread has
-  // its own event loop, so a request waiting on storage holds up only the connections of that
-  // thread, and none is handed from thread to thread (each handoff cost more than the HTTP
-  // work itself on the signing path).
-  void Dispatch() {
-    auto msg = parser_->release();
-    parser_.reset();
-    const bool keep_alive = msg.keep_alive();
-    const unsigned version = msg.version();
-    RawRequest raw = ViewOf(msg);
-    raw.remote_address = remote_;
-    const std::string method(raw.method);
+  struct Outcome {
     RawResponse out;
-    auto req = ParseRequest(raw);
-    if (!req.ok()) {
-      out = RenderError(core::HttpStatusFor(req.status()), Msg(req.status()));
-    } else {
-      auto res = shared_->core->Handle(*req);
-      out = RenderResponse(res, *req);
-      if (log::Enabled(log::Level::kDebug))
-        log::Debug("request", {{"method", method},
-                               {"path", req->path.substr(0, 256)},
-                               {"status", std::to_string(out.status)},
-                               {"remote", remote_}});
+    bool authenticated = false;
+  };
+
+  // Parses (unless done) and runs the request. Thread-safe: reads only immutable members, so
+  // it may run on the expensive pool.
+  Outcome Execute(const Message& msg, core::Request* parsed) const {
+    Outcome o;
+    std::optional<core::Request> own;
+    if (!parsed) {
+      RawRequest raw = ViewOf(msg);
+      raw.remote_address = remote_;
+      auto req = ParseRequest(raw, shared_->opts.limits);
+      if (!req.ok()) {
+        o.out = RenderError(core::HttpStatusFor(req.status()), Msg(req.status()));
+        return o;
+      }
+      own = std::move(*req);
+      parsed = &*own;
     }
-    if (method == "HEAD") out.body.clear();
-    Write(std::move(out), keep_alive, version);
+    core::Request& req = *parsed;
+    auto res = shared_->core->Handle(req);
+    o.out = RenderResponse(res, req);
+    o.authenticated = req.token.has_value();
+    if (log::Enabled(log::Level::kDebug))
+      log::Debug("request", {{"method", std::string(msg.method_string())},
+                             {"path", core::Core::LogPath(req).substr(0, 256)},
+                             {"status", std::to_string(o.out.status)},
+                             {"remote", remote_}});
+    return o;
+  }
+
+  // Light requests run here, on the connection's thread (no handoff: on the signing path a
+  // handoff costs more than the HTTP work); expensive ones and large bodies on the pool.
+  void Dispatch() {
+    auto msg = std::make_shared<Message>(parser_->release());
+    parser_.reset();
+    if (msg->body().size() > kLargeBodyBytes) return Offload(msg, nullptr);
+    RawRequest raw = ViewOf(*msg);
+    raw.remote_address = remote_;
+    auto req = ParseRequest(raw, shared_->opts.limits);
+    if (!req.ok())
+      return Finish(*msg, {RenderError(core::HttpStatusFor(req.status()), Msg(req.status()))});
+    auto admission = shared_->core->Admit(*req, false);
+    if (admission.ok() && admission->expensive)
+      return Offload(msg, std::make_shared<core::Request>(std::move(*req)));
+    Finish(*msg, Execute(*msg, &*req));
+  }
+
+  void Offload(const std::shared_ptr<Message>& msg, const std::shared_ptr<core::Request>& req) {
+    auto self = this->shared_from_this();
+    bool queued = shared_->pool->TryPost([self, msg, req] {
+      Outcome o = self->Execute(*msg, req.get());
+      asio::post(self->stream_.get_executor(),
+                 [self, msg, o = std::move(o)]() mutable { self->Finish(*msg, std::move(o)); });
+    });
+    if (!queued)
+      Finish(*msg, {RenderError(
+                       503, Cat("too many expensive requests in progress (", shared_->pool->limit(),
+                                " running or waiting): retry in a moment"))});
+  }
+
+  void Finish(const Message& msg, Outcome o) {
+    if (o.authenticated) authenticated_ = true;
+    if (msg.method() == bhttp::verb::head) o.out.body.clear();
+    Write(std::move(o.out), msg.keep_alive(), msg.version());
   }
 
   void Write(RawResponse out, bool keep_alive, unsigned version) {
     auto res = std::make_shared<bhttp::response<bhttp::string_body>>(
         static_cast<bhttp::status>(out.status), version);
     res->set(bhttp::field::server, "coffer");
-    res->set(bhttp::field::cache_control, "no-store");
+    for (const auto& [k, v] : shared_->headers.For(out.status)) res->set(k, v);
     if (out.status != 204) {
       res->set(bhttp::field::content_type, out.content_type);
       res->body() = std::move(out.body);
@@ -217,9 +508,34 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     bhttp::async_write(
         stream_, *res,
         [self = this->shared_from_this(), res, keep_alive](beast::error_code ec, size_t) {
-          if (ec || !keep_alive) return self->Close();
+          if (ec) return self->Close();
+          if (!keep_alive) return self->drain_after_write_ ? self->Drain() : self->Close();
           self->WaitForData();
         });
+  }
+
+  // Reads and discards what the client still sends, for kDrainTime and at most
+  // max_request_size bytes, then closes.
+  void Drain() {
+    if constexpr (std::is_same_v<Stream, beast::tcp_stream>) {
+      beast::error_code ec;
+      stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+    }
+    drain_deadline_ = std::chrono::steady_clock::now() + kDrainTime;
+    DrainSome();
+  }
+  void DrainSome() {
+    if (drained_ > shared_->opts.limits.max_request_size ||
+        std::chrono::steady_clock::now() >= drain_deadline_)
+      return Close();
+    beast::get_lowest_layer(stream_).expires_at(drain_deadline_);
+    if (drain_buf_.empty()) drain_buf_.resize(size_t{16} * 1024);
+    stream_.async_read_some(asio::buffer(drain_buf_),
+                            [self = this->shared_from_this()](beast::error_code ec, size_t n) {
+                              if (ec) return self->Close();
+                              self->drained_ += n;
+                              self->DrainSome();
+                            });
   }
 
   void Close() {
@@ -236,19 +552,26 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
 
   Stream stream_;
   std::shared_ptr<Shared> shared_;
-  std::string remote_;
+  const std::string remote_;
+  bool registered_ = false;
+  bool authenticated_ = false;  // has sent a request with a valid token
   beast::flat_buffer buffer_{kHeaderLimit};
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
+  bool drain_after_write_ = false;
+  std::chrono::steady_clock::time_point drain_deadline_;
+  size_t drained_ = 0;
+  std::string drain_buf_;
 };
 
 class Listener : public std::enable_shared_from_this<Listener> {
  public:
   // Accepts on the first loop; each new connection goes to the next loop in turn.
   Listener(std::vector<std::unique_ptr<asio::io_context>>* loops, core::Core* core,
-           ListenerOptions opts)
+           ListenerOptions opts, ExpensivePool* pool, std::atomic<uint64_t>* closed)
       : loops_(loops),
         acceptor_(*(*loops)[0]),
-        shared_(std::make_shared<Shared>(Shared{core, opts})),
+        backoff_(*(*loops)[0]),
+        shared_(std::make_shared<Shared>(core, opts, pool, closed)),
         opts_(std::move(opts)) {}
 
   absl::Status Open() {
@@ -277,11 +600,34 @@ class Listener : public std::enable_shared_from_this<Listener> {
     acceptor_.async_accept(loop.get_executor(), [self = shared_from_this()](beast::error_code ec,
                                                                             tcp::socket s) {
       if (ec == asio::error::operation_aborted || !self->acceptor_.is_open()) return;
+      if (ec == asio::error::no_descriptors ||
+          ec == boost::system::errc::too_many_files_open_in_system ||
+          ec == asio::error::no_memory || ec == asio::error::no_buffer_space)
+        return self->BackOff(ec);
+      self->delay_ = std::chrono::milliseconds(0);
       // Start the session on the thread of the socket's own loop.
       if (!ec) {
         auto ex = s.get_executor();
         asio::post(ex, [self, s = std::move(s)]() mutable { self->StartSession(std::move(s)); });
       }
+      self->Accept();
+    });
+  }
+
+  // Out of descriptors: accept() would fail at once, again and again (a core spinning while
+  // new clients time out). Close the connection idle the longest and wait a little, longer
+  // each time, before accepting again; the kernel keeps new connections in the backlog.
+  void BackOff(beast::error_code ec) {
+    delay_ = std::min(std::chrono::milliseconds(1000),
+                      std::max(std::chrono::milliseconds(10), delay_ * 2));
+    shared_->conns.EvictLongestIdle();
+    static RateLimitedLog every_minute(std::chrono::seconds(60));
+    if (every_minute.Due())
+      log::Warn("cannot accept connections: out of file descriptors; closing idle connections",
+                {{"listener", bound_}, {"error", ec.message()}});
+    backoff_.expires_after(delay_);
+    backoff_.async_wait([self = shared_from_this()](beast::error_code wec) {
+      if (wec || !self->acceptor_.is_open()) return;
       self->Accept();
     });
   }
@@ -292,8 +638,9 @@ class Listener : public std::enable_shared_from_this<Listener> {
     std::string remote = ec ? "" : ep.address().to_string();
     s.set_option(tcp::no_delay(true), ec);
     if (opts_.tls_disable) {
-      std::make_shared<Session<beast::tcp_stream>>(beast::tcp_stream(std::move(s)), shared_, remote)
-          ->Run();
+      auto sess = std::make_shared<Session<beast::tcp_stream>>(beast::tcp_stream(std::move(s)),
+                                                               shared_, remote);
+      if (Register(sess.get(), remote)) sess->Run();
     } else {
       std::shared_ptr<ssl::context> ctx;
       {
@@ -303,8 +650,21 @@ class Listener : public std::enable_shared_from_this<Listener> {
       // The session keeps the context alive through the stream's SSL object.
       auto stream = beast::ssl_stream<beast::tcp_stream>(beast::tcp_stream(std::move(s)), *ctx);
       auto sess = std::make_shared<TlsSession>(std::move(stream), shared_, remote, ctx);
-      sess->Run();
+      if (Register(sess.get(), remote)) sess->Run();
     }
+  }
+
+  // A refused connection is closed as its session goes away, before any byte is read.
+  template <class S>
+  bool Register(S* sess, const std::string& remote) {
+    if (sess->Register()) return true;
+    static RateLimitedLog every_minute(std::chrono::seconds(60));
+    if (every_minute.Due())
+      log::Warn("refusing connections: the listener is at its connection limit",
+                {{"listener", bound_},
+                 {"remote", remote},
+                 {"max_connections", std::to_string(shared_->conns.max_total())}});
+    return false;
   }
 
   absl::Status ReloadTls() {
@@ -339,6 +699,8 @@ class Listener : public std::enable_shared_from_this<Listener> {
   std::vector<std::unique_ptr<asio::io_context>>* loops_;
   size_t next_loop_ = 0;  // used on the first loop's thread only
   tcp::acceptor acceptor_;
+  asio::steady_timer backoff_;          // first loop's thread only
+  std::chrono::milliseconds delay_{0};  // first loop's thread only
   std::shared_ptr<Shared> shared_;
   ListenerOptions opts_;
   std::string bound_;
@@ -348,20 +710,38 @@ class Listener : public std::enable_shared_from_this<Listener> {
 
 class HttpServerImpl final : public HttpServer {
  public:
-  explicit HttpServerImpl(int threads) {
+  HttpServerImpl(int threads, int expensive_threads, size_t expensive_queue)
+      : pool_(expensive_threads, expensive_queue) {
     for (int i = 0; i < threads; ++i) loops_.push_back(std::make_unique<asio::io_context>(1));
+    trim_.emplace(*loops_[0]);
   }
-  ~HttpServerImpl() override { Stop(); }
+  ~HttpServerImpl() override {
+    try {
+      Stop();
+    } catch (...) {  // NOLINT(bugprone-empty-catch): nothing left to do at exit
+    }
+  }
 
-  absl::Status Init(core::Core* core, ServerOptions opts) {
+  absl::Status Init(core::Core* core, const ServerOptions& opts) {
     if (opts.listeners.empty())
       return absl::InvalidArgumentError("at least one listener is required");
-    for (const auto& l : opts.listeners) {
-      auto listener = std::make_shared<Listener>(&loops_, core, l);
+    // Each loop's reactor (epoll, timerfd and eventfd descriptors) is made now: made lazily by
+    // a loop's first connection, it would throw once the descriptors run out.
+    try {
+      for (auto& loop : loops_) asio::steady_timer warm(*loop);
+    } catch (const boost::system::system_error& e) {
+      return absl::ResourceExhaustedError(Cat("cannot set up ", loops_.size(),
+                                              " event loops (3 file descriptors each): ", e.what(),
+                                              ": raise the descriptor limit (ulimit -n)"));
+    }
+    for (auto l : opts.listeners) {
+      if (l.max_connections == 0) l.max_connections = DefaultMaxConnections(opts.listeners.size());
+      auto listener = std::make_shared<Listener>(&loops_, core, l, &pool_, &closed_);
       RETURN_IF_ERROR(listener->Open());
       listeners_.push_back(listener);
     }
     for (auto& l : listeners_) l->Accept();
+    ScheduleTrim();
     for (auto& loop : loops_) {
       guards_.push_back(asio::make_work_guard(*loop));
       threads_.emplace_back([&loop] { loop->run(); });
@@ -372,6 +752,8 @@ class HttpServerImpl final : public HttpServer {
   void Stop() override {
     if (stopped_.exchange(true)) return;
     for (auto& l : listeners_) l->Close();
+    asio::post(*loops_[0], [this] { trim_->cancel(); });
+    pool_.Stop();
     for (auto& loop : loops_) loop->stop();
     for (auto& t : threads_)
       if (t.joinable()) t.join();
@@ -389,7 +771,35 @@ class HttpServerImpl final : public HttpServer {
   }
 
  private:
+  // What the descriptor limit allows, shared by the listeners, less a reserve for storage,
+  // audit files and outgoing connections.
+  static size_t DefaultMaxConnections(size_t listeners) {
+    rlimit rl{};
+    size_t nofile = 4096;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+      nofile = static_cast<size_t>(rl.rlim_cur);
+    const size_t reserve = std::min<size_t>(256, nofile / 4);
+    return std::max<size_t>(16, std::min<size_t>(1u << 20, (nofile - reserve) / listeners));
+  }
+
+  // Every few seconds, if connections were closed since the last time, hands the memory freed
+  // by them back to the system: glibc keeps freed memory in each thread's arena, so after a
+  // storm of connections the process would otherwise stay at its peak.
+  void ScheduleTrim() {
+    trim_->expires_after(std::chrono::seconds(5));
+    trim_->async_wait([this](beast::error_code ec) {
+      if (ec) return;
+      if (closed_.exchange(0) > 0) malloc_trim(0);
+      ScheduleTrim();
+    });
+  }
+
+  // Declared before the loops: sessions destroyed with the loops still count closes and may
+  // have used the pool.
+  std::atomic<uint64_t> closed_{0};
+  ExpensivePool pool_;
   std::vector<std::unique_ptr<asio::io_context>> loops_;
+  std::optional<asio::steady_timer> trim_;
   std::vector<asio::executor_work_guard<asio::io_context::executor_type>> guards_;
   std::vector<std::shared_ptr<Listener>> listeners_;
   std::vector<std::thread> threads_;
@@ -399,13 +809,16 @@ class HttpServerImpl final : public HttpServer {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(core::Core* core,
-                                                              ServerOptions opts) {
+                                                              const ServerOptions& opts) {
   int threads = opts.io_threads;
   if (threads <= 0)
     threads =
         static_cast<int>(std::max(64u, 8 * std::max(1u, std::thread::hardware_concurrency())));
-  auto s = std::make_unique<HttpServerImpl>(threads);
-  RETURN_IF_ERROR(s->Init(core, std::move(opts)));
+  int expensive = opts.expensive_threads;
+  if (expensive <= 0)
+    expensive = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  auto s = std::make_unique<HttpServerImpl>(threads, expensive, opts.expensive_queue);
+  RETURN_IF_ERROR(s->Init(core, opts));
   return std::unique_ptr<HttpServer>(std::move(s));
 }
 

@@ -6,7 +6,22 @@
 // waiting on storage therefore holds up only the connections sharing its thread (there are many
 // threads, 64 by default), and no request is handed between threads: on the signing path the two
 // handoffs of a separate worker pool cost more CPU than the HTTP work itself.
-// Limits: 32 MiB bodies (413), 64 KiB headers (431), a header timeout and an idle timeout.
+// Limits: max_request_size bodies (413, 32 MiB by default), 64 KiB headers (431), JSON limits
+// (400, Vault's max_json_* keys), a header timeout and idle timeouts.
+//
+// Under abuse (docs/hardening.md):
+// - A body over 64 KiB is read only after the token (or, for a path that needs none, the path)
+//   was checked from the headers alone: an unauthenticated caller cannot make the server read
+//   and parse 32 MiB for a 403.
+// - Expensive requests (paths a backend declares expensive: key generation, CRL builds, tidy;
+//   and bodies over 64 KiB) run on a small bounded pool, not on the connection's event loop;
+//   when the pool's queue is full they get 503.
+// - Connections are bounded per listener (max_connections, by default what the descriptor
+//   limit allows) and optionally per client address; at the limit the connection idle the
+//   longest is closed for the new one. A connection that has not yet sent a request with a
+//   valid token is closed after a shorter idle time. accept() failing for want of descriptors
+//   backs off instead of spinning.
+// - Memory of closed connections is returned to the system when the server goes quiet.
 //
 // Start() binds every listener or fails; Stop() closes them and waits for the threads.
 // ReloadTls() is safe to call from any thread (e.g. on SIGHUP): new connections use the new
@@ -14,12 +29,14 @@
 #pragma once
 
 #include <chrono>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "core/core.h"
+#include "http/convert.h"
 
 namespace coffer::http {
 
@@ -34,16 +51,31 @@ struct ListenerOptions {
   std::chrono::seconds read_header_timeout{10};
   std::chrono::seconds read_timeout{30};
   std::chrono::seconds idle_timeout{300};
+  // Idle time allowed to a connection that has not yet sent a request with a valid token
+  // (Coffer's own; never longer than idle_timeout).
+  std::chrono::seconds unauthenticated_idle_timeout{30};
+  RequestLimits limits;  // max_request_size and the JSON limits
+  // Open connections allowed (0: the descriptor limit less a reserve for storage and audit
+  // files), and per client address (0: no per-address limit).
+  size_t max_connections = 0;
+  size_t max_connections_per_client = 0;
+  // Vault's custom_response_headers: "default", "2xx"... or "404" -> header -> value. The
+  // most specific status key wins per header; defaults include Strict-Transport-Security.
+  std::map<std::string, std::map<std::string, std::string>> custom_response_headers;
 };
 
 struct ServerOptions {
   std::vector<ListenerOptions> listeners;
   int io_threads = 0;  // 0: 64, or 8 per core when that is more
+  // The pool for expensive requests: threads (0: one per core) and how many may wait.
+  int expensive_threads = 0;
+  size_t expensive_queue = 64;
 };
 
 class HttpServer {
  public:
-  static absl::StatusOr<std::unique_ptr<HttpServer>> Start(core::Core* core, ServerOptions opts);
+  static absl::StatusOr<std::unique_ptr<HttpServer>> Start(core::Core* core,
+                                                           const ServerOptions& opts);
   virtual ~HttpServer() = default;
   virtual void Stop() = 0;
   virtual absl::Status ReloadTls() = 0;

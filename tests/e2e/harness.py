@@ -57,8 +57,9 @@ class Server:
     """A `coffer server` subprocess started from a config file."""
 
     def __init__(self, workdir, tls=True, extra_config="", log_format="text", log_level="info",
-                 listener_extra=""):
+                 listener_extra="", nofile=None):
         self.dir = workdir
+        self.nofile = nofile  # a descriptor limit (soft and hard) for the server process
         self.port = free_port()
         self.tls = tls
         self.db = os.path.join(workdir, "data", "coffer.db")
@@ -80,8 +81,15 @@ class Server:
 
     def start(self):
         self.log = open(self.log_path, "ab")
+        limit = None
+        if self.nofile:
+            import resource
+            n = self.nofile
+
+            def limit():
+                resource.setrlimit(resource.RLIMIT_NOFILE, (n, n))
         self.proc = subprocess.Popen([COFFER_BIN, "server", f"-config={self.config}"],
-                                     stdout=self.log, stderr=subprocess.STDOUT)
+                                     stdout=self.log, stderr=subprocess.STDOUT, preexec_fn=limit)
         deadline = time.time() + 30
         while time.time() < deadline:
             if self.proc.poll() is not None:

@@ -107,7 +107,8 @@ class BadInput(ServerTest):
         self.assert_error(s.request("PUT", "secret/x", s.root, raw_body=b"{not json"), 400, "failed to parse JSON input")
         self.assert_error(s.request("PUT", "secret/x", s.root, raw_body=b"[1,2]"), 400, "must be a JSON object")
         self.assert_error(s.request("PUT", "secret/x", s.root, raw_body=b'"str"'), 400, "must be a JSON object")
-        self.assert_error(s.request("PUT", "secret/x", s.root, raw_body=b"[" * 10000), 400, "failed to parse JSON")
+        self.assert_error(s.request("PUT", "secret/x", s.root, raw_body=b"[" * 10000), 400,
+                          "max_json_depth = 500")
         self.assert_error(s.request("POST", "sys/mounts/m1", s.root, {"type": 5}), 400, 'field "type" must be a string')
         self.assert_error(s.request("POST", "sys/mounts/m1", s.root, {"type": "kv", "config": "x"}), 400,
                           "config must be an object")
@@ -143,10 +144,15 @@ class BadInput(ServerTest):
         self.assertTrue(out.startswith("HTTP/1.1 413"), out)
         self.assertIn("request body too large", out)
         self.assert_still_serving()
-        # Just under the limit is accepted.
-        big = json.dumps({"blob": "x" * (32 * 1024 * 1024 - 100)}).encode()
+        # Just under the limit is accepted (each string under max_json_string_value_length, 1 MiB).
+        big = json.dumps({f"b{i}": "x" * 1_000_000 for i in range(33)}).encode()
+        self.assertGreater(len(big), 33_000_000)
         self.assertEqual(s.request("PUT", "secret/big", s.root, raw_body=big)[0], 204)
-        self.assertEqual(len(s.request("GET", "secret/big", s.root)[1]["data"]["blob"]), 32 * 1024 * 1024 - 100)
+        self.assertEqual(len(s.request("GET", "secret/big", s.root)[1]["data"]["b32"]), 1_000_000)
+        # One string over 1 MiB is refused, naming Vault's listener key.
+        over = json.dumps({"blob": "x" * (1024 * 1024 + 1)}).encode()
+        self.assert_error(s.request("PUT", "secret/big", s.root, raw_body=over), 400,
+                          "max_json_string_value_length")
         out = self.raw_http(b"THIS IS NOT HTTP\r\n\r\n")
         self.assertTrue(out.startswith("HTTP/1.1 400"), out)
         out = self.raw_http(b"GET /v1/sys/health HTTP/1.1\r\nX-Big: " + b"a" * 70000 + b"\r\n\r\n")

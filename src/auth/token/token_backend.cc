@@ -230,13 +230,14 @@ absl::Status ApplyRole(Role& r, const FieldData& d) {
 class TokenBackend final : public CompatBackend {
  public:
   TokenBackend(core::TokenStore* tokens, const Clock* clock)
-      : CompatBackend(
-            std::string(kHelp), Paths(),
-            // Vault's token store: listing accessors and revoking a token without its
-            // children need sudo (Vault's revoke-orphan handler checks sudo itself for
-            // the body form).
-            core::SpecialPaths{.root = {"revoke-orphan", "revoke-orphan/*", "accessors*"}},
-            TokenFieldRules()),
+      : CompatBackend(std::string(kHelp), Paths(),
+                      // Vault's token store: listing accessors and revoking a token without its
+                      // children need sudo (Vault's revoke-orphan handler checks sudo itself for
+                      // the body form).
+                      core::SpecialPaths{.root = {"revoke-orphan", "revoke-orphan/*", "accessors*"},
+                                         // lookup/<token>: the token is in the URL.
+                                         .secret_path_prefixes = {"lookup/"}},
+                      TokenFieldRules()),
         tokens_(tokens),
         clock_(clock) {}
 

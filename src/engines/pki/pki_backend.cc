@@ -57,6 +57,11 @@ const core::SpecialPaths& PkiSpecialPaths() {
                           "ocsp",
                           "ocsp/*"},
       .seal_wrap_storage = {"key/*", "issuer/*", "config/ca_bundle"},
+      // Key generation (an RSA-8192 key takes seconds), CRL rebuilds and tidy walks.
+      .expensive = {"root/generate/*", "root/rotate/*", "intermediate/generate/*",
+                    "issuers/generate/*", "keys/generate/*", "issue/*", "issuer/+/issue/*",
+                    "revoke", "revoke-with-key", "issuer/+/revoke", "crl/rotate",
+                    "crl/rotate-delta", "tidy"},
   };
   return kSpecial;
 }

@@ -1,6 +1,7 @@
 // PKI engine through the core, with a clock the tests move: issuer expiry behaviour, paging,
 // tidy, rotation and default issuers, bundle import, revocation with a key.
 #include <gtest/gtest.h>
+#include <openssl/x509v3.h>
 
 #include <thread>
 
@@ -11,6 +12,7 @@
 #include "registry/builtin.h"
 #include "storage/memory_storage.h"
 #include "util/encoding.h"
+#include "util/status.h"
 
 namespace coffer::engines::pki {
 namespace {
@@ -449,6 +451,104 @@ TEST_F(PkiTest, IssuerRefPicksTheSigningIssuer) {
       Err(Operation::kUpdate, "pki/root/sign-intermediate", {{"csr", csr}, {"isuer_ref", "two"}})
           .find("unknown field \"isuer_ref\""),
       std::string::npos);
+}
+
+}  // namespace
+}  // namespace coffer::engines::pki
+
+namespace coffer::engines::pki {
+namespace {
+
+json::array Names(size_t n, size_t pad = 0) {
+  json::array out;
+  for (size_t i = 0; i < n; ++i)
+    out.emplace_back(std::string(pad, 'x') + Cat("n", i, ".example.com"));
+  return out;
+}
+
+// issue/:role and sign/:role bound the certificate's SANs (Vault does not: 20,000 alt_names made
+// a 527 KB certificate), counting every kind and the CSR's own names.
+TEST_F(PkiTest, SubjectAlternativeNamesAreBounded) {
+  Ok(Operation::kUpdate, "pki/root/generate/internal",
+     {{"common_name", "Root"}, {"key_type", "ec"}});
+  Ok(Operation::kUpdate, "pki/roles/web", {{"allow_any_name", true}, {"key_type", "ec"}});
+  auto refused = [&](const std::string& path, json::object data) {
+    auto r = Do(Operation::kUpdate, path, std::move(data));
+    EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument) << path;
+    return std::string(r.status().message());
+  };
+  EXPECT_EQ(
+      refused("pki/issue/web", {{"common_name", "n0.example.com"}, {"alt_names", Names(1001)}}),
+      "too many subject alternative names: 1001 given, the limit is 1000");
+  // Every kind counts.
+  json::array ips;
+  for (int i = 0; i < 401; ++i) ips.emplace_back(Cat("10.0.", i / 256, ".", i % 256));
+  EXPECT_EQ(
+      refused("pki/issue/web",
+              {{"common_name", "n0.example.com"}, {"alt_names", Names(600)}, {"ip_sans", ips}}),
+      "too many subject alternative names: 1001 given, the limit is 1000");
+  // 300 names of about 250 bytes: under the count, over the 64 KiB of names.
+  EXPECT_NE(
+      refused("pki/issue/web", {{"common_name", "n0.example.com"}, {"alt_names", Names(300, 236)}})
+          .find("the limit is 65536 bytes of names in total"),
+      std::string::npos);
+
+  // 1,000 names: issued, all of them in the certificate (the common name is one of them).
+  auto leaf = Ok(Operation::kUpdate, "pki/issue/web",
+                 {{"common_name", "n0.example.com"}, {"alt_names", Names(1000)}});
+  auto cert = crypto::ParseCertPem(std::string(leaf["certificate"].as_string()));
+  ASSERT_TRUE(cert.ok());
+  auto* sans = static_cast<GENERAL_NAMES*>(
+      X509_get_ext_d2i(cert->get(), NID_subject_alt_name, nullptr, nullptr));
+  ASSERT_NE(sans, nullptr);
+  EXPECT_EQ(sk_GENERAL_NAME_num(sans), 1000);
+  GENERAL_NAMES_free(sans);
+
+  // sign/:role counts the names the CSR brings (use_csr_sans).
+  auto key = crypto::GenerateKey({crypto::KeyType::kEc, 256});
+  ASSERT_TRUE(key.ok());
+  crypto::CsrRequest q;
+  q.common_name = "n0.example.com";
+  for (const auto& n : Names(1001)) q.dns_names.emplace_back(n.as_string());
+  auto csr = crypto::MakeCsrPem(key->get(), q);
+  ASSERT_TRUE(csr.ok());
+  EXPECT_EQ(refused("pki/sign/web", {{"csr", *csr}}),
+            "too many subject alternative names: 1001 given, the limit is 1000");
+  EXPECT_EQ(refused("pki/sign-verbatim", {{"csr", *csr}}),
+            "too many subject alternative names: 1001 given, the limit is 1000");
+}
+
+// sign/:role takes exactly one request: a second one, text after it, or bytes after its DER
+// are refused (the first request used to be signed).
+TEST_F(PkiTest, SignRefusesACsrWithTrailingData) {
+  Ok(Operation::kUpdate, "pki/root/generate/internal",
+     {{"common_name", "Root"}, {"key_type", "ec"}});
+  Ok(Operation::kUpdate, "pki/roles/web", {{"allow_any_name", true}, {"key_type", "any"}});
+  auto key = crypto::GenerateKey({crypto::KeyType::kEc, 256});
+  ASSERT_TRUE(key.ok());
+  crypto::CsrRequest q;
+  q.common_name = "a.example.com";
+  auto csr = crypto::MakeCsrPem(key->get(), q);
+  ASSERT_TRUE(csr.ok());
+  auto refused = [&](const std::string& pem) {
+    auto r = Do(Operation::kUpdate, "pki/sign/web", {{"csr", pem}});
+    EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
+    return std::string(r.status().message());
+  };
+  std::string b64;
+  for (char c : csr->substr(csr->find('\n'), csr->find("-----END") - csr->find('\n')))
+    if (c != '\n') b64 += c;
+  auto der = Base64Decode(b64);
+  ASSERT_TRUE(der.has_value());
+  EXPECT_NE(refused(crypto::PemFromDer(*der + '\0', "CERTIFICATE REQUEST"))
+                .find("followed by 1 more byte"),
+            std::string::npos);
+  EXPECT_NE(refused(*csr + "\n" + *csr).find("followed by a second PEM block"), std::string::npos);
+  EXPECT_EQ(refused(*csr + "\nsigned-off-by: me"),
+            "the CSR PEM is followed by other data: send exactly one CERTIFICATE REQUEST block, "
+            "with nothing but whitespace after its END line");
+  // Text before the block (openssl req -text) stays accepted.
+  Ok(Operation::kUpdate, "pki/sign/web", {{"csr", "Certificate Request:\n    Data: ...\n" + *csr}});
 }
 
 }  // namespace
