@@ -107,6 +107,10 @@ class Backend {
   // "update" capability (Vault's existence check). nullopt: the backend does not tell.
   virtual absl::StatusOr<std::optional<bool>> Exists(Request& req) { return std::optional<bool>(); }
   virtual const SpecialPaths& Special() const;
+  // Whether a request to `path` (relative to the mount) is CPU-heavy work to run off the
+  // connection's event loop. Thread-safe, cheap, no storage access: asked for every request
+  // before it runs. Default: `path` is in Special().expensive.
+  virtual bool Expensive(std::string_view path) const { return Special().expensive.Matches(path); }
 
   virtual absl::Status Initialize() { return absl::OkStatus(); }
   virtual void InvalidateKey(std::string_view key) {}

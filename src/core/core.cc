@@ -441,7 +441,7 @@ absl::StatusOr<Core::Admission> Core::Admit(Request& req, bool check_token) {
     backend = mount->backend.get();
   }
   MarkSecretPath(req, backend, rest);
-  if (backend) out.expensive = backend->Special().expensive.Matches(rest);
+  if (backend) out.expensive = backend->Expensive(rest);
   if (!check_token) return out;
   if (backend && backend->Special().unauthenticated.Matches(rest)) return out;
   ASSIGN_OR_RETURN(auto token, tokens_->Lookup(req.client_token));

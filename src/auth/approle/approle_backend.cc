@@ -8,6 +8,7 @@
 #include "crypto/crypto.h"
 #include "util/cidr.h"
 #include "util/encoding.h"
+#include "util/json_parse.h"
 #include "util/mutex.h"
 #include "util/status.h"
 
@@ -531,11 +532,11 @@ class AppRoleBackend final : public CompatBackend {
     json::object meta;
     if (const json::value& m = d.Get("metadata"); !m.is_null()) {
       if (m.is_string()) {
-        boost::system::error_code ec;
-        auto v = json::parse(m.as_string(), ec);
-        if (ec || !v.is_object())
+        // Untrusted JSON inside a field: parsed with the request body's limits.
+        auto v = ParseUntrustedJson(std::string_view(m.as_string()));
+        if (!v.ok() || !v->is_object())
           return absl::InvalidArgumentError("metadata must be a JSON object of strings");
-        meta = v.as_object();
+        meta = v->as_object();
       } else if (m.is_object()) {
         meta = m.as_object();
       } else {

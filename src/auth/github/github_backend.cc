@@ -8,6 +8,7 @@
 #include "core/framework/framework.h"
 #include "http/client.h"
 #include "util/duration.h"
+#include "util/json_parse.h"
 #include "util/status.h"
 
 namespace coffer::auth::github {
@@ -188,10 +189,12 @@ absl::StatusOr<json::value> Api(const Base& base, const std::string& token, std:
     return absl::PermissionDeniedError("the GitHub token was refused by the GitHub API");
   if (r->status != 200)
     return absl::UnavailableError(Cat("the GitHub API answered ", r->status, " to ", path));
-  boost::system::error_code ec;
-  auto v = json::parse(r->body, ec);
-  if (ec) return absl::UnavailableError(Cat("the GitHub API's answer to ", path, " is not JSON"));
-  return v;
+  // Another service's answer: bounded as a request body is.
+  auto v = ParseUntrustedJson(r->body);
+  if (!v.ok())
+    return absl::UnavailableError(
+        Cat("the GitHub API's answer to ", path, " is not usable JSON: ", Msg(v.status())));
+  return *v;
 }
 
 absl::StatusOr<Response> Login(Request& req, const FieldData& d) {

@@ -472,6 +472,23 @@ void PkiBackend::Cleanup() {
 
 // ---- the caches ----
 
+bool PkiBackend::Expensive(std::string_view path) const {
+  if (!Special().expensive.Matches(path)) return false;
+  std::string_view role;
+  if (path.substr(0, 6) == "issue/") {
+    role = path.substr(6);
+  } else if (path.substr(0, 7) == "issuer/") {
+    size_t at = path.find("/issue/");
+    if (at == std::string_view::npos) return true;
+    role = path.substr(at + 7);
+  } else {
+    return true;
+  }
+  MutexLock l(&mu_);
+  auto it = roles_.find(role);
+  return it == roles_.end() || it->second->key_type == "rsa" || it->second->key_type == "any";
+}
+
 int64_t PkiBackend::Now() const { return clock_->NowUnix(); }
 
 void PkiBackend::InvalidateIssuers() {

@@ -209,6 +209,9 @@ class PkiBackend final : public core::framework::FrameworkBackend {
   // that does not load is logged and reported by the requests that need it, as before: one bad
   // issuer must not keep the server sealed.
   absl::Status Initialize() override;
+  // issue/<role> generates a key: expensive for an RSA role (or one not cached yet), not for
+  // the EC and Ed25519 roles, whose keys take microseconds.
+  bool Expensive(std::string_view path) const override;
   // Drops what is cached from `key` (relative to the mount's view) and nothing else.
   void InvalidateKey(std::string_view key) override;
   // Stops a running tidy (it ends "Cancelled") and drops every cache.
