@@ -51,6 +51,7 @@ http::ListenerOptions ToListenerOptions(const config::ListenerConfig& c) {
   set(c.max_json_string_value_length, &o.limits.json.max_string_bytes);
   set(c.max_json_object_entry_count, &o.limits.json.max_object_entries);
   set(c.max_json_array_element_count, &o.limits.json.max_array_elements);
+  set(c.max_json_token, &o.limits.json.max_tokens);
   set(c.max_connections, &o.max_connections);
   set(c.max_connections_per_client, &o.max_connections_per_client);
   o.custom_response_headers = c.custom_response_headers;

@@ -62,13 +62,16 @@ absl::Status Unknown(const Item& it, std::string_view where, std::string_view kn
                     " (known keys: ", known, ")"));
 }
 
-// A positive whole number (a string or a number, as Vault's config accepts).
+// A whole number (a string or a number, as Vault's config accepts); 0 means the default, as in
+// Vault. Vault reads a negative max_request_size as "no limit": Coffer always bounds bodies.
 absl::StatusOr<int64_t> AsCount(const Item& it) {
   ASSIGN_OR_RETURN(std::string s, AsString(it));
   int64_t n = 0;
   auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), n);
-  if (ec != std::errc() || p != s.data() + s.size() || n < 1)
-    return At(it, Cat("\"", it.key, "\" must be a positive whole number, got \"", s, "\""));
+  if (ec != std::errc() || p != s.data() + s.size() || n < 0)
+    return At(
+        it, Cat("\"", it.key, "\" must be a whole number (0 for the default), got \"", s, "\"",
+                n < 0 ? ": Coffer has no unlimited setting, give the largest size you need" : ""));
   return n;
 }
 
@@ -78,6 +81,7 @@ int64_t* LimitField(ListenerConfig& lo, std::string_view key) {
   if (key == "max_json_string_value_length") return &lo.max_json_string_value_length;
   if (key == "max_json_object_entry_count") return &lo.max_json_object_entry_count;
   if (key == "max_json_array_element_count") return &lo.max_json_array_element_count;
+  if (key == "max_json_token") return &lo.max_json_token;
   if (key == "max_connections") return &lo.max_connections;
   if (key == "max_connections_per_client") return &lo.max_connections_per_client;
   return nullptr;
@@ -227,14 +231,15 @@ absl::StatusOr<ServerConfig> ParseServerConfig(std::string_view text, std::strin
             } else if (o.key == "custom_response_headers") {
               RETURN_IF_ERROR(ParseCustomHeaders(o, &lo.custom_response_headers));
             } else {
-              return Unknown(o, "listener \"tcp\"",
-                             "address, tls_disable, tls_cert_file, tls_key_file, tls_min_version, "
-                             "http_read_header_timeout, http_read_timeout, http_idle_timeout, "
-                             "http_unauthenticated_idle_timeout, max_request_size, "
-                             "max_json_depth, max_json_string_value_length, "
-                             "max_json_object_entry_count, max_json_array_element_count, "
-                             "max_connections, max_connections_per_client, "
-                             "custom_response_headers");
+              return Unknown(
+                  o, "listener \"tcp\"",
+                  "address, tls_disable, tls_cert_file, tls_key_file, tls_min_version, "
+                  "http_read_header_timeout, http_read_timeout, http_idle_timeout, "
+                  "http_unauthenticated_idle_timeout, max_request_size, "
+                  "max_json_depth, max_json_string_value_length, "
+                  "max_json_object_entry_count, max_json_array_element_count, max_json_token, "
+                  "max_connections, max_connections_per_client, "
+                  "custom_response_headers");
             }
           }
           if (!lo.tls_disable && (lo.tls_cert_file.empty() || lo.tls_key_file.empty()))

@@ -32,13 +32,14 @@ struct ListenerConfig {
   std::chrono::seconds read_timeout{30};         // http_read_timeout
   std::chrono::seconds idle_timeout{300};        // http_idle_timeout
   // Coffer's own: idle time of a connection that has not yet sent a valid token.
-  std::chrono::seconds unauthenticated_idle_timeout{30};  // http_unauthenticated_idle_timeout
-  // Vault's request limits (0: Vault's default: 32 MiB, 500, 1 MiB, 10000, 10000).
+  std::chrono::seconds unauthenticated_idle_timeout{120};  // http_unauthenticated_idle_timeout
+  // Vault's request limits (0: the default: 32 MiB, 500, 1 MiB, 10000, 10000, 1000000).
   int64_t max_request_size = 0;
   int64_t max_json_depth = 0;
   int64_t max_json_string_value_length = 0;
   int64_t max_json_object_entry_count = 0;
   int64_t max_json_array_element_count = 0;
+  int64_t max_json_token = 0;  // Coffer's default 1000000
   // Coffer's own (0: what the descriptor limit allows; no per-address limit).
   int64_t max_connections = 0;
   int64_t max_connections_per_client = 0;

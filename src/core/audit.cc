@@ -85,11 +85,13 @@ class FileDevice final : public AuditDevice {
   // line remains; where that cannot be done (stdout, a pipe, an append-only file) the next entry
   // starts with a newline, so it is whole on its own line. mu_ serialises this device's writes;
   // flock also keeps out another device on the same file (and any process that takes it), which
-  // could otherwise append between the size read here and the truncation.
+  // could otherwise append between the size read here and the truncation. It is only tried:
+  // a log shipper holding the lock must not stall every request, so without it the entry is
+  // written anyway and a failure is handled as on stdout (no truncation).
   absl::Status AppendLocked(std::string_view buf) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    const bool locked = !stdout_ && ::flock(fd_, LOCK_EX) == 0;  // advisory: write anyway
+    const bool locked = !stdout_ && ::flock(fd_, LOCK_EX | LOCK_NB) == 0;
     struct stat sb {};
-    const off_t start = !stdout_ && ::fstat(fd_, &sb) == 0 && S_ISREG(sb.st_mode) ? sb.st_size : -1;
+    const off_t start = locked && ::fstat(fd_, &sb) == 0 && S_ISREG(sb.st_mode) ? sb.st_size : -1;
     size_t off = 0;
     int err = 0;
     while (off < buf.size()) {

@@ -172,13 +172,13 @@ void Core::SealLocked() {
 absl::Status Core::Seal() {
   // Requests in flight finish first (they hold state_mu_ shared); a key generation among them
   // sees the flag and stops within milliseconds rather than after its seconds of work.
-  seal_requested_.store(true);
+  if (seals_waiting_.fetch_add(1) == 0) seal_requested_.store(true);
   {
     MutexLock l(&state_mu_);
     if (!sealed_) log::Info("sealing server");
     SealLocked();
   }
-  seal_requested_.store(false);
+  if (seals_waiting_.fetch_sub(1) == 1) seal_requested_.store(false);
   return absl::OkStatus();
 }
 
@@ -418,8 +418,13 @@ void MarkSecretPath(Request& req, const Backend* backend, std::string_view rest)
 }  // namespace
 
 std::string Core::LogPath(const Request& req) {
-  if (req.secret_path_from >= req.path.size()) return req.path;
-  return Cat(std::string_view(req.path).substr(0, req.secret_path_from), "<redacted>");
+  std::string_view p = req.path;
+  if (req.secret_path_from < p.size()) return Cat(p.substr(0, req.secret_path_from), "<redacted>");
+  if (!req.mount_point.empty()) return req.path;
+  size_t first = p.find('/');
+  size_t second = first == std::string_view::npos ? first : p.find('/', first + 1);
+  if (second == std::string_view::npos || second + 1 >= p.size()) return req.path;
+  return Cat(p.substr(0, second + 1), "...");
 }
 
 absl::StatusOr<Core::Admission> Core::Admit(Request& req, bool check_token) {
@@ -450,6 +455,7 @@ absl::StatusOr<Core::Admission> Core::Admit(Request& req, bool check_token) {
     ok = false;
     for (const auto& c : token->bound_cidrs) ok = ok || CidrContains(c, req.remote_address);
   }
+  out.authenticated = ok;
   if (ok) return out;
   const absl::Status denied = absl::PermissionDeniedError("permission denied");
   if (mount) {

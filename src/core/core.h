@@ -67,7 +67,8 @@ class Core final : private SystemView {
   // What the HTTP layer asks from the request line and headers alone, before it reads a body
   // or picks the thread a request runs on.
   struct Admission {
-    bool expensive = false;  // the backend declared the path expensive (SpecialPaths)
+    bool expensive = false;      // the backend declared the path expensive (SpecialPaths)
+    bool authenticated = false;  // a valid token was checked (check_token)
   };
   // With check_token, decides as Handle() would before any body is read: sealed is 503, a path
   // that needs no token is admitted, anything else needs a valid token (403 otherwise, audited
@@ -75,7 +76,8 @@ class Core final : private SystemView {
   // (nor parsed) for an unauthenticated caller. Without check_token it only classifies.
   absl::StatusOr<Admission> Admit(Request& req, bool check_token) ABSL_LOCKS_EXCLUDED(state_mu_);
   // The request's path for a log line: a secret in it (SpecialPaths::secret_path_prefixes)
-  // replaced by "<redacted>".
+  // replaced by "<redacted>"; a path never routed (sealed, no such mount), whose secrets are
+  // unknown, cut after its second segment.
   static std::string LogPath(const Request& req);
 
   absl::StatusOr<InitResult> Initialize(int shares, int threshold) ABSL_LOCKS_EXCLUDED(state_mu_);
@@ -237,6 +239,7 @@ class Core final : private SystemView {
   // Set while Seal() waits for the requests in flight: a long key generation among them stops
   // early (crypto::CancelScope) instead of holding the seal, and every request, for seconds.
   std::atomic<bool> seal_requested_{false};
+  std::atomic<int> seals_waiting_{0};  // Seal() calls in progress; the flag is up while > 0
   // Lock order: state_mu_, then mounts_mu_; tidy_mu_ is never held with either.
   mutable Mutex state_mu_;
   bool sealed_ ABSL_GUARDED_BY(state_mu_) = true;

@@ -11,6 +11,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
+#include <filesystem>
 #include <functional>
 #include <map>
 #include <optional>
@@ -177,8 +178,9 @@ class Conn {
   virtual ~Conn() = default;
   // Thread-safe: closes the connection if it is still idle when its own thread gets to it.
   virtual void Evict() = 0;
-  // steady-clock nanoseconds since which the connection waits for a request; 0 while busy;
-  // -1 once chosen for eviction.
+  // steady-clock nanoseconds since which the connection may be closed for a newcomer: from
+  // accept (TLS handshake, slow headers) or the last answer until a request's header is
+  // complete; 0 while a request is handled; -1 once chosen for eviction.
   std::atomic<int64_t> idle_since{0};
 };
 
@@ -198,8 +200,7 @@ class ConnTable {
       if (it != per_client_.end() && it->second >= max_per_client_) return false;
     }
     if (conns_.size() >= max_total_) {
-      victim = LongestIdleLocked();
-      if (!victim) return false;
+      if (!LongestIdleLocked(&victim)) return false;
       victim->Evict();
     }
     conns_[c] = ref;
@@ -213,21 +214,23 @@ class ConnTable {
     if (it != per_client_.end() && --it->second == 0) per_client_.erase(it);
   }
   bool EvictLongestIdle() {
-    std::shared_ptr<Conn> victim;
+    std::shared_ptr<Conn> victim;  // released after the lock
+    bool found = false;
     {
       MutexLock l(&mu_);
-      victim = LongestIdleLocked();
+      found = LongestIdleLocked(&victim);
     }
-    if (victim) victim->Evict();
-    return victim != nullptr;
+    if (found) victim->Evict();
+    return found;
   }
   size_t max_total() const { return max_total_; }
 
  private:
-  // The connection idle the longest, marked for eviction; null if none is idle. Only raw
+  // Finds the connection evictable the longest and marks it for eviction (true). Only raw
   // pointers are read in the scan: a connection stays in the table (and alive) until its
-  // destructor has removed it under mu_.
-  std::shared_ptr<Conn> LongestIdleLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+  // destructor has removed it under mu_. The reference taken goes to *holder, which the caller
+  // releases after mu_: it may be the last one, and the destructor takes mu_.
+  bool LongestIdleLocked(std::shared_ptr<Conn>* holder) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     Conn* oldest = nullptr;
     int64_t oldest_since = 0;
     for (const auto& [c, weak] : conns_) {
@@ -237,10 +240,9 @@ class ConnTable {
         oldest_since = since;
       }
     }
-    if (!oldest) return nullptr;
-    std::shared_ptr<Conn> victim = conns_[oldest].lock();
-    if (!victim || !victim->idle_since.compare_exchange_strong(oldest_since, -1)) return nullptr;
-    return victim;
+    if (!oldest) return false;
+    *holder = conns_[oldest].lock();
+    return *holder && (*holder)->idle_since.compare_exchange_strong(oldest_since, -1);
   }
 
   const size_t max_total_, max_per_client_;
@@ -314,6 +316,7 @@ class Session : public Conn, public std::enable_shared_from_this<Session<Stream>
   }
 
   void Run() {
+    idle_since.store(NowNanos());  // evictable until it has sent a whole request header
     if constexpr (std::is_same_v<Stream, beast::tcp_stream>) {
       WaitForData();
     } else {
@@ -346,8 +349,7 @@ class Session : public Conn, public std::enable_shared_from_this<Session<Stream>
     idle_since.store(NowNanos());
     stream_.async_read_some(buffer_.prepare(4096),
                             [self = this->shared_from_this()](beast::error_code ec, size_t n) {
-                              int64_t was = self->idle_since.exchange(0);
-                              if (ec || was == -1) return self->Close();
+                              if (ec || self->idle_since.load() == -1) return self->Close();
                               self->buffer_.commit(n);
                               self->ReadHeader();
                             });
@@ -366,6 +368,7 @@ class Session : public Conn, public std::enable_shared_from_this<Session<Stream>
   }
 
   void ReadBody() {
+    if (idle_since.exchange(0) == -1) return Close();  // evicted while sending its header
     const size_t max = shared_->opts.limits.max_request_size;
     auto len = parser_->content_length();
     if (len && *len > max) return SendErrorUnread(413, TooLarge());
@@ -376,7 +379,16 @@ class Session : public Conn, public std::enable_shared_from_this<Session<Stream>
       raw.remote_address = remote_;
       auto req = ParseRequest(raw, shared_->opts.limits);
       absl::Status st = req.status();
-      if (st.ok()) st = shared_->core->Admit(*req, true).status();
+      if (st.ok()) {
+        auto admission = shared_->core->Admit(*req, true);
+        st = admission.status();
+        // Logins, unseal keys and the like are small: a path that needs no token takes no
+        // large body, so an anonymous caller can never make the server read one.
+        if (st.ok() && !admission->authenticated)
+          return SendErrorUnread(
+              413, Cat("request body too large: a request without a token may carry at most ",
+                       kLargeBodyBytes, " bytes"));
+      }
       if (!st.ok()) return SendErrorUnread(core::HttpStatusFor(st), Msg(st));
     }
     beast::get_lowest_layer(stream_).expires_after(shared_->opts.read_timeout);
@@ -714,8 +726,8 @@ class Listener : public std::enable_shared_from_this<Listener> {
 
 class HttpServerImpl final : public HttpServer {
  public:
-  HttpServerImpl(int threads, int expensive_threads, size_t expensive_queue)
-      : pool_(expensive_threads, expensive_queue) {
+  HttpServerImpl(int threads, int expensive_threads, size_t expensive_queue) {
+    pool_.emplace(expensive_threads, expensive_queue);
     for (int i = 0; i < threads; ++i) loops_.push_back(std::make_unique<asio::io_context>(1));
     trim_.emplace(*loops_[0]);
   }
@@ -740,7 +752,7 @@ class HttpServerImpl final : public HttpServer {
     }
     for (auto l : opts.listeners) {
       if (l.max_connections == 0) l.max_connections = DefaultMaxConnections(opts.listeners.size());
-      auto listener = std::make_shared<Listener>(&loops_, core, l, &pool_, &closed_);
+      auto listener = std::make_shared<Listener>(&loops_, core, l, &*pool_, &closed_);
       RETURN_IF_ERROR(listener->Open());
       listeners_.push_back(listener);
     }
@@ -757,10 +769,13 @@ class HttpServerImpl final : public HttpServer {
     if (stopped_.exchange(true)) return;
     for (auto& l : listeners_) l->Close();
     asio::post(*loops_[0], [this] { trim_->cancel(); });
-    pool_.Stop();
+    pool_->Stop();
     for (auto& loop : loops_) loop->stop();
     for (auto& t : threads_)
       if (t.joinable()) t.join();
+    // Requests still queued hold their sessions: dropped now, while the loops their sockets
+    // belong to still exist.
+    pool_.reset();
   }
 
   absl::Status ReloadTls() override {
@@ -782,8 +797,15 @@ class HttpServerImpl final : public HttpServer {
     size_t nofile = 4096;
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
       nofile = static_cast<size_t>(rl.rlim_cur);
-    const size_t reserve = std::min<size_t>(256, nofile / 4);
-    return std::max<size_t>(16, std::min<size_t>(1u << 20, (nofile - reserve) / listeners));
+    // Already open: the event loops' descriptors, storage, listeners' sockets ...
+    size_t open = 0;
+    std::error_code ec;
+    for (std::filesystem::directory_iterator it("/proc/self/fd", ec), end; !ec && it != end;
+         it.increment(ec))
+      ++open;
+    const size_t reserve = open + std::min<size_t>(256, nofile / 4);
+    const size_t free = nofile > reserve ? nofile - reserve : 0;
+    return std::max<size_t>(16, std::min<size_t>(1u << 20, free / listeners));
   }
 
   // Every few seconds, if connections were closed since the last time, hands the memory freed
@@ -798,10 +820,10 @@ class HttpServerImpl final : public HttpServer {
     });
   }
 
-  // Declared before the loops: sessions destroyed with the loops still count closes and may
-  // have used the pool.
+  // Declared before the loops: sessions destroyed with the loops still count closes. The pool
+  // is emptied by Stop(), before the loops go.
   std::atomic<uint64_t> closed_{0};
-  ExpensivePool pool_;
+  std::optional<ExpensivePool> pool_;
   std::vector<std::unique_ptr<asio::io_context>> loops_;
   std::optional<asio::steady_timer> trim_;
   std::vector<asio::executor_work_guard<asio::io_context::executor_type>> guards_;

@@ -53,7 +53,7 @@ struct ListenerOptions {
   std::chrono::seconds idle_timeout{300};
   // Idle time allowed to a connection that has not yet sent a request with a valid token
   // (Coffer's own; never longer than idle_timeout).
-  std::chrono::seconds unauthenticated_idle_timeout{30};
+  std::chrono::seconds unauthenticated_idle_timeout{120};
   RequestLimits limits;  // max_request_size and the JSON limits
   // Open connections allowed (0: the descriptor limit less a reserve for storage and audit
   // files), and per client address (0: no per-address limit).

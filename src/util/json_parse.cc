@@ -79,6 +79,7 @@ class LimitChecker {
   // A value starts: it is one more element of the enclosing array (object entries are counted
   // by their keys).
   bool Value(error_code& ec) {
+    if (!Token(ec)) return false;
     if (stack_.empty() || stack_.back().object) return true;
     if (++stack_.back().count > l_.max_array_elements)
       return Fail(Cat("JSON array exceeds the allowed element count (max_json_array_element_count "
@@ -87,7 +88,14 @@ class LimitChecker {
                   ec);
     return true;
   }
+  bool Token(error_code& ec) {
+    if (++tokens_ <= l_.max_tokens) return true;
+    return Fail(Cat("JSON input exceeds the allowed number of values and keys (max_json_token = ",
+                    l_.max_tokens, ")"),
+                ec);
+  }
   bool Key(error_code& ec) {
+    if (!Token(ec)) return false;
     if (++stack_.back().count > l_.max_object_entries)
       return Fail(Cat("JSON object exceeds the allowed entry count (max_json_object_entry_count = ",
                       l_.max_object_entries, ")"),
@@ -125,6 +133,7 @@ class LimitChecker {
   const JsonLimits& l_;
   std::vector<Level> stack_;
   bool in_string_ = false, in_key_ = false;
+  size_t tokens_ = 0;
   size_t number_len_ = 0;
   std::string problem_;
 };

@@ -20,6 +20,9 @@ struct JsonLimits {
   size_t max_string_bytes = 1024 * 1024;  // one string, key or number literal
   size_t max_object_entries = 10000;      // entries of one object
   size_t max_array_elements = 10000;      // elements of one array
+  // Values and keys in the whole document (Vault's max_json_token; Coffer's default): nested
+  // arrays within the other limits could otherwise hold 10000^depth values.
+  size_t max_tokens = 1'000'000;
 };
 
 // The value, or InvalidArgument naming the syntax error or the limit (with its config key).

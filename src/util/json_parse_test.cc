@@ -50,6 +50,24 @@ TEST(JsonParse, EachLimitIsNamedWithItsConfigKey) {
             std::string::npos);
 }
 
+TEST(JsonParse, NestedArraysWithinTheOtherLimitsAreBoundedInTotal) {
+  JsonLimits l;
+  l.max_tokens = 20;
+  // 4 arrays of 4: 21 values (the outer array counts too).
+  EXPECT_NE(Error("[[1,2,3,4],[1,2,3,4],[1,2,3,4],[1,2,3,4]]", l).find("max_json_token = 20"),
+            std::string::npos);
+  EXPECT_TRUE(ParseUntrustedJson("[[1,2,3,4],[1,2,3,4],[1,2,3,4],[1,2,3]]", l).ok());
+  // With the defaults: 201 arrays of 5,000 zeros pass every per-container limit but hold over a
+  // million values.
+  std::string inner = "[0";
+  for (int i = 1; i < 5000; ++i) inner += ",0";
+  inner += "]";
+  std::string body = "[" + inner;
+  for (int i = 1; i < 201; ++i) body += "," + inner;
+  body += "]";
+  EXPECT_NE(Error(body).find("max_json_token = 1000000"), std::string::npos);
+}
+
 TEST(JsonParse, AHugeArrayIsRefusedWithoutBeingBuilt) {
   // The body of the amplification attack: 30 MB of zeros is 15 M elements.
   std::string body = R"({"v":[0)";

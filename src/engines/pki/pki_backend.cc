@@ -484,7 +484,7 @@ bool PkiBackend::Expensive(std::string_view path) const {
   } else {
     return true;
   }
-  MutexLock l(&mu_);
+  ReaderMutexLock l(&mu_);  // never waits behind a request, only behind a cache reload
   auto it = roles_.find(role);
   return it == roles_.end() || it->second->key_type == "rsa" || it->second->key_type == "any";
 }
