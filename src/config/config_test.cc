@@ -134,6 +134,71 @@ listener "tcp" {
   ASSERT_TRUE(cfg.ok()) << cfg.status();
   EXPECT_EQ(cfg->listeners.at(0).read_timeout, std::chrono::seconds(5));
   EXPECT_EQ(cfg->listeners.at(0).idle_timeout, h.idle_timeout);
+  EXPECT_EQ(c.unauthenticated_idle_timeout, h.unauthenticated_idle_timeout);
+}
+
+absl::StatusOr<ListenerConfig> Listener(const std::string& body) {
+  auto cfg = ParseServerConfig(
+      "storage \"inmem\" {}\nlistener \"tcp\" {\n  tls_disable = true\n" + body + "}\n", "c.hcl");
+  if (!cfg.ok()) return cfg.status();
+  return cfg->listeners.at(0);
+}
+
+TEST(ServerConfig, ListenerLimitsTakeVaultsKeys) {
+  auto l = Listener(R"(  max_request_size = 1048576
+  max_json_depth = "20"
+  max_json_string_value_length = 4096
+  max_json_object_entry_count = 100
+  max_json_array_element_count = 0
+  max_json_token = 5000
+  max_connections = 64
+  max_connections_per_client = 8
+  http_unauthenticated_idle_timeout = "15s"
+)");
+  ASSERT_TRUE(l.ok()) << l.status();
+  EXPECT_EQ(l->max_request_size, 1048576);
+  EXPECT_EQ(l->max_json_depth, 20);
+  EXPECT_EQ(l->max_json_string_value_length, 4096);
+  EXPECT_EQ(l->max_json_object_entry_count, 100);
+  EXPECT_EQ(l->max_json_array_element_count, 0);  // 0: the default, as in Vault
+  EXPECT_EQ(l->max_json_token, 5000);
+  EXPECT_EQ(l->max_connections, 64);
+  EXPECT_EQ(l->max_connections_per_client, 8);
+  EXPECT_EQ(l->unauthenticated_idle_timeout, std::chrono::seconds(15));
+
+  auto neg = Listener("  max_request_size = -1\n");
+  ASSERT_FALSE(neg.ok());
+  EXPECT_NE(neg.status().message().find("no unlimited setting"), std::string::npos);
+  EXPECT_NE(neg.status().message().find("line 4"), std::string::npos) << neg.status();
+  EXPECT_FALSE(Listener("  max_json_depth = \"deep\"\n").ok());
+}
+
+TEST(ServerConfig, CustomResponseHeadersAsVault) {
+  auto l = Listener(R"(  custom_response_headers {
+    "default" = { "strict-transport-security" = ["max-age=1", " preload ", ""] }
+    "4xx" = { "X-Custom" = ["a"] }
+    "404" = { "X-Custom" = ["b"], "X-Vault-Ignored" = ["x"] }
+  }
+)");
+  ASSERT_TRUE(l.ok()) << l.status();
+  const auto& h = l->custom_response_headers;
+  EXPECT_EQ(h.at("default").at("Strict-Transport-Security"), "max-age=1; preload");
+  EXPECT_EQ(h.at("4xx").at("X-Custom"), "a");
+  EXPECT_EQ(h.at("404").at("X-Custom"), "b");
+  EXPECT_EQ(h.at("404").count("X-Vault-Ignored"), 0u);
+  for (const char* bad : {
+           R"(  custom_response_headers { "6xx" = { "X" = ["a"] } })",
+           R"(  custom_response_headers { "default" = { "Content-Length" = ["1"] } })",
+           R"(  custom_response_headers { "default" = { "X" = "not a list" } })",
+           R"(  custom_response_headers { "default" = { "X Y" = ["a"] } })",
+           R"(  custom_response_headers { "default" = { "X" = ["a\r\nSet-Cookie: b"] } })",
+       }) {
+    auto r = Listener(std::string(bad) + "\n");
+    EXPECT_FALSE(r.ok()) << bad;
+    if (!r.ok()) {
+      EXPECT_NE(r.status().message().find("custom_response_headers"), std::string::npos);
+    }
+  }
 }
 
 }  // namespace
