@@ -1,7 +1,13 @@
 #!/usr/bin/env bash
 # PKI signing benchmark, side by side with the cfssl peer in one run.
 #
-#   bench/pki/run.sh [SECONDS=10] [CONNECTIONS=16]
+#   bench/pki/run.sh [--pin] [SECONDS=10] [CONNECTIONS=16]
+#
+# --pin measures the server's own cost: Coffer (and cfssl) run on CPU 1 only, wrk with one thread
+# on CPU 0, and the crypto bound of CPU 1 (../shared/bench/crypto_bound.sh: 1/(1/verify+1/sign)
+# for P-256, the two ECDSA operations every sign request needs) is measured in the same run. The
+# "efficiency" column is req/s divided by that bound: 1.0 would mean nothing but the two
+# signatures costs CPU. Without --pin the load generator shares the cores and the column is "-".
 #
 # One P-256 CSR (CN node1.cluster.local) is signed over plain HTTP on loopback with wrk and
 # 16 keep-alive connections by: cfssl serve (../shared/bench/cfssl_sign.sh, same CSR, seconds
@@ -12,10 +18,18 @@
 # the ratios to cfssl.
 # Not a test: only the ratios measured in the same run mean anything.
 set -euo pipefail
+pin=0; if [ "${1:-}" = --pin ]; then pin=1; shift; fi
 secs=${1:-10}; conns=${2:-16}
 root=$(cd "$(dirname "$0")/../.." && pwd)
 BIN=${COFFER_BIN:-$root/build/coffer}
 PEER=${CFSSL_PEER:-$root/../shared/bench/cfssl_sign.sh}
+BOUND=${CRYPTO_BOUND:-$root/../shared/bench/crypto_bound.sh}
+srv=(); wrk_cmd=(wrk -t2)
+if [ $pin = 1 ]; then
+  [ "$(nproc)" -ge 2 ] || { echo "--pin needs 2 CPUs" >&2; exit 1; }
+  [ -f "$BOUND" ] || { echo "crypto bound script not found at $BOUND (set CRYPTO_BOUND)" >&2; exit 1; }
+  srv=(taskset -c 1); wrk_cmd=(taskset -c 0 wrk -t1)
+fi
 [ -x "$BIN" ] || { echo "build first: scripts/build.sh Release" >&2; exit 1; }
 command -v wrk >/dev/null || { echo "wrk missing: scripts/install-deps.sh" >&2; exit 1; }
 [ -f "$PEER" ] || { echo "cfssl peer script not found at $PEER (set CFSSL_PEER)" >&2; exit 1; }
@@ -24,8 +38,14 @@ d=$(mktemp -d); pid=""; trap '[ -n "$pid" ] && kill $pid 2>/dev/null; rm -rf "$d
 openssl ecparam -name prime256v1 -genkey -noout -out "$d/leaf.key"
 openssl req -new -key "$d/leaf.key" -subj "/CN=node1.cluster.local" -out "$d/leaf.csr"
 
-# The peer first, while Coffer is not running.
-cfssl_rps=$(bash "$PEER" "$secs" "$conns" "$d/leaf.csr" | awk '/cfssl_sign_rps/{print $2}')
+# The crypto bound of the server's CPU, then the peer, while Coffer is not running.
+bound=""
+[ $pin = 1 ] && bound=$(bash "$BOUND" 3 1 | awk '/crypto_bound_csr_sign_per_core/{print $2}')
+if [ $pin = 1 ]; then
+  cfssl_rps=$(SERVER_CPUS=1 CLIENT_CPUS=0 bash "$PEER" "$secs" "$conns" "$d/leaf.csr" | awk '/cfssl_sign_rps/{print $2}')
+else
+  cfssl_rps=$(bash "$PEER" "$secs" "$conns" "$d/leaf.csr" | awk '/cfssl_sign_rps/{print $2}')
+fi
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 cat > "$d/coffer.hcl" <<HCL
@@ -36,7 +56,7 @@ listener "tcp" {
 }
 log_level = "warn"
 HCL
-"$BIN" server -config="$d/coffer.hcl" > "$d/server.log" 2>&1 &
+"${srv[@]}" "$BIN" server -config="$d/coffer.hcl" > "$d/server.log" 2>&1 &
 pid=$!
 addr="http://127.0.0.1:$port"
 for _ in $(seq 100); do curl -s "$addr/v1/sys/seal-status" >/dev/null && break; sleep 0.1; done
@@ -52,6 +72,9 @@ for r in store nostore; do
   api POST "pki/roles/$r" "{\"allowed_domains\":\"cluster.local\",\"allow_subdomains\":true,\"key_type\":\"ec\",\"ttl\":\"24h\",\"use_csr_sans\":false,\"no_store\":$ns}"
 done
 api POST pki/roles/rsa '{"allowed_domains":"cluster.local","allow_subdomains":true,"key_type":"rsa","key_bits":2048,"ttl":"24h"}'
+# The request pipeline alone (no signature): a token lookup and a KV v1 read.
+api POST sys/mounts/kv '{"type":"kv"}'
+api POST kv/app '{"user":"app","password":"s3cr3t"}'
 
 # 200 more CSRs (own keys, names node<i>.cluster.local) for the distinct-CSR row.
 for i in $(seq 200); do
@@ -78,25 +101,36 @@ def lua(name, body):
 lua("sign", {"csr": csr, "common_name": "node1.cluster.local", "alt_names": "node1.cluster.local",
              "ip_sans": "10.0.0.1"})
 lua("issue", {"common_name": "node1.cluster.local", "ip_sans": "10.0.0.1"})
+open(f"{d}/get.lua", "w").write(f'wrk.method="GET"\nwrk.headers["X-Vault-Token"]="{token}"\n')
 PY
 # Warm-up (loads the issuer and roles).
 curl -sf -o /dev/null -X POST -H "X-Vault-Token: $token" "$addr/v1/pki/issue/store" -d '{"common_name":"w.cluster.local"}'
 
-row() {  # label lua path
-  wrk -t2 -c"$conns" -d"${secs}s" --latency -s "$d/$2.lua" "$addr/v1/$3" > "$d/out"
+row() {  # label lua path kind (sign: efficiency against the crypto bound; pipeline: no ratio)
+  "${wrk_cmd[@]}" -c"$conns" -d"${secs}s" --latency -s "$d/$2.lua" "$addr/v1/$3" > "$d/out"
   rps=$(awk '/Requests\/sec/{print $2}' "$d/out")
   p50=$(awk '$1=="50%"{print $2}' "$d/out"); p99=$(awk '$1=="99%"{print $2}' "$d/out")
   bad=$(awk '/Non-2xx/{print $4}' "$d/out")
   ratio=$(python3 -c "print(f'{float(\"$rps\")/float(\"$cfssl_rps\"):.2f}x')")
-  printf "%-38s %10s %9s %9s %8s %s\n" "$1" "$rps" "$p50" "$p99" "$ratio" "${bad:+non-2xx=$bad}"
+  eff=-
+  if [ -n "$bound" ] && [ "${4:-}" = sign ]; then
+    eff=$(python3 -c "print(f'{float(\"$rps\")/float(\"$bound\"):.2f}')")
+  fi
+  [ "${4:-}" = pipeline ] && ratio=-
+  printf "%-38s %10s %9s %9s %10s %8s %s\n" "$1" "$rps" "$p50" "$p99" "$eff" "$ratio" "${bad:+non-2xx=$bad}"
 }
-echo "secs=$secs connections=$conns cores=$(nproc)"
-printf "%-38s %10s %9s %9s %8s\n" "endpoint" "req/s" "p50" "p99" "vs cfssl"
-printf "%-38s %10s %9s %9s %8s\n" "cfssl sign (P-256 CSR)" "$cfssl_rps" "-" "-" "1.00x"
-row "coffer sign/:role (stored)" sign pki/sign/store
-row "coffer sign/:role (no_store)" sign pki/sign/nostore
-row "coffer sign/:role (stored, 200 CSRs)" many pki/sign/store
-row "coffer issue/:role ec-256 (stored)" issue pki/issue/store
-row "coffer issue/:role rsa-2048" issue pki/issue/rsa
+echo "secs=$secs connections=$conns cores=$(nproc) pinned=$([ $pin = 1 ] && echo "server CPU 1, wrk -t1 CPU 0" || echo no)"
+[ -n "$bound" ] && echo "crypto bound of CPU 1 (P-256 verify + sign): $bound/s"
+printf "%-38s %10s %9s %9s %10s %8s\n" "endpoint" "req/s" "p50" "p99" "efficiency" "vs cfssl"
+cfssl_eff=-
+[ -n "$bound" ] && cfssl_eff=$(python3 -c "print(f'{float(\"$cfssl_rps\")/float(\"$bound\"):.2f}')")
+printf "%-38s %10s %9s %9s %10s %8s\n" "cfssl sign (P-256 CSR)" "$cfssl_rps" "-" "-" "$cfssl_eff" "1.00x"
+row "coffer sign/:role (stored)" sign pki/sign/store sign
+row "coffer sign/:role (no_store)" sign pki/sign/nostore sign
+row "coffer sign/:role (stored, 200 CSRs)" many pki/sign/store sign
+row "coffer issue/:role ec-256 (stored)" issue pki/issue/store issue
+row "coffer issue/:role rsa-2048" issue pki/issue/rsa issue
+row "coffer auth/token/lookup-self" get auth/token/lookup-self pipeline
+row "coffer kv v1 read" get kv/app pipeline
 stored=$(curl -s -X LIST -H "X-Vault-Token: $token" "$addr/v1/pki/certs" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["data"]["keys"]))')
 echo "certificates stored: $stored"
