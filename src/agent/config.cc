@@ -9,6 +9,7 @@
 #include "util/duration.h"
 #include "util/files.h"
 #include "util/status.h"
+#include "util/suggest.h"
 
 namespace coffer::agent {
 namespace json = boost::json;
@@ -194,36 +195,11 @@ absl::Status Each(const json::value* v,
 
 // Unknown keys are errors with the line and, when one is close, a suggestion: a misspelt key
 // would otherwise pass `agent check` and a certificate silently lose its file.
-size_t EditDistance(std::string_view a, std::string_view b) {
-  std::vector<size_t> row(b.size() + 1);
-  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
-  for (size_t i = 1; i <= a.size(); ++i) {
-    size_t diag = row[0];
-    row[0] = i;
-    for (size_t j = 1; j <= b.size(); ++j) {
-      const size_t up = row[j];
-      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] == b[j - 1] ? 0 : 1)});
-      diag = up;
-    }
-  }
-  return row[b.size()];
-}
-
 absl::Status CheckKeys(const std::vector<hcl::Item>& items,
                        std::initializer_list<std::string_view> known, std::string_view where) {
   for (const auto& it : items) {
     if (std::find(known.begin(), known.end(), it.key) != known.end()) continue;
-    std::string_view best;
-    size_t best_d = 3;  // suggest within two edits, or when one name contains the other
-    for (std::string_view k : known) {
-      size_t d = EditDistance(it.key, k);
-      if (k.find(it.key) != std::string_view::npos || it.key.find(k) != std::string::npos)
-        d = std::min<size_t>(d, 2);
-      if (d < best_d) {
-        best_d = d;
-        best = k;
-      }
-    }
+    const std::string best = ClosestMatch(it.key, std::vector<std::string_view>(known));
     std::string list;
     for (std::string_view k : known) list += Cat(list.empty() ? "" : ", ", k);
     return absl::InvalidArgumentError(

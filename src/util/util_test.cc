@@ -3,6 +3,7 @@
 #include "boost/json.hpp"
 #include "util/duration.h"
 #include "util/json.h"
+#include "util/suggest.h"
 
 namespace coffer {
 namespace {
@@ -49,6 +50,22 @@ TEST(JsonFields, TypesAndMessages) {
   EXPECT_FALSE(JsonInt(big, "b").ok());
   EXPECT_FALSE(JsonInt(big, "c").ok());
   EXPECT_EQ(**JsonInt(big, "d"), 4);
+}
+
+}  // namespace
+}  // namespace coffer
+
+namespace coffer {
+namespace {
+
+TEST(Suggest, ClosestWithinTwoEditsOrContained) {
+  const std::vector<std::string_view> names = {"write", "read", "list", "delete", "node_name"};
+  EXPECT_EQ(EditDistance("wirte", "write"), 2u);
+  EXPECT_EQ(ClosestMatch("wirte", names), "write");
+  EXPECT_EQ(ClosestMatch("lsit", names), "list");
+  EXPECT_EQ(ClosestMatch("nodename", names), "node_name");
+  EXPECT_EQ(ClosestMatch("zzzzzz", names), "");
+  EXPECT_EQ(ClosestMatch("", names), "");
 }
 
 }  // namespace

@@ -109,6 +109,22 @@ class Cli(ServerTest):
         s.cli("operator", "seal", token=root, check=True)
         self.assertEqual(s.cli("status").returncode, 2)
 
+    def test_unknown_commands_and_flags_suggest_the_closest_and_exit_1(self):
+        def run(*args):
+            return subprocess.run([COFFER_BIN, *args], capture_output=True, text=True, timeout=30)
+        for args, want in ((["wirte", "secret/x"], 'unknown command "wirte"; did you mean "write"?'),
+                           (["operator", "unsael"], 'unknown command "unsael"; did you mean "unseal"?'),
+                           (["kv", "gte", "secret/x"], 'unknown command "gte"; did you mean "get"?'),
+                           (["read", "-fromat=json", "x"], "unknown flag -fromat; did you mean -format?"),
+                           (["zzzzzz"], 'unknown command "zzzzzz"\n')):
+            p = run(*args)
+            self.assertEqual(p.returncode, 1, (args, p.stderr))
+            self.assertIn(want, p.stderr)
+        # The version, however it is asked for.
+        for flag in ("version", "-version", "--version"):
+            p = run(flag)
+            self.assertEqual((p.returncode, p.stdout.startswith("Coffer v")), (0, True), (flag, p))
+
     def test_dev_server(self):
         port = free_port()
         proc = subprocess.Popen([COFFER_BIN, "server", "-dev", f"-dev-listen-address=127.0.0.1:{port}"],
