@@ -1,5 +1,6 @@
 #include "http/client.h"
 
+#include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 #include <sys/socket.h>
@@ -92,7 +93,17 @@ absl::StatusOr<ClientResponse> Exchange(Stream& stream, const Url& u, const Clie
   bhttp::response_parser<bhttp::string_body> parser;
   parser.body_limit(64u << 20);
   bhttp::read(stream, buf, parser, ec);
-  if (ec) return absl::UnavailableError(Cat("reading the response failed: ", ec.message()));
+  if (ec) {
+    // A TLS server reading plain HTTP fails its handshake and drops the connection.
+    const bool dropped = ec == bhttp::error::end_of_stream || ec == asio::error::eof ||
+                         ec == asio::error::connection_reset;
+    return absl::UnavailableError(
+        Cat("reading the response failed: ", ec.message(),
+            dropped && !u.tls ? Cat(": if the server at ", u.host, ":", u.port,
+                                    " uses TLS, give an https:// address (-address, COFFER_ADDR "
+                                    "or VAULT_ADDR)")
+                              : std::string()));
+  }
   ClientResponse out;
   out.status = static_cast<int>(parser.get().result_int());
   out.body = std::move(parser.get().body());
@@ -148,7 +159,24 @@ absl::StatusOr<ClientResponse> Call(const ClientOptions& o, std::string_view met
   if (ec) {
     long v = SSL_get_verify_result(ssl_handle);
     std::string why = v != X509_V_OK ? X509_verify_cert_error_string(v) : ec.message();
-    return absl::UnavailableError(Cat("TLS handshake with ", o.address, " failed: ", why));
+    // What to do about the common causes, as a person would need it.
+    std::string hint;
+    if (v == X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT || v == X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN ||
+        v == X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY ||
+        v == X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE)
+      hint = o.ca_cert.empty()
+                 ? ": give the CA certificate that signed the server's certificate with -ca-cert "
+                   "or COFFER_CACERT (VAULT_CACERT)"
+                 : Cat(": ", o.ca_cert, " is not the CA that signed the server's certificate");
+    else if (v == X509_V_ERR_HOSTNAME_MISMATCH || v == X509_V_ERR_IP_ADDRESS_MISMATCH)
+      hint = Cat(": the server's certificate is not for \"", u.host,
+                 "\"; use a name or address it lists");
+    else if (v == X509_V_OK &&
+             ERR_GET_REASON(static_cast<unsigned long>(ec.value())) == SSL_R_WRONG_VERSION_NUMBER)
+      hint = Cat(": the server at ", u.host, ":", u.port,
+                 " answers plain HTTP; give an http:// address (-address, COFFER_ADDR or "
+                 "VAULT_ADDR)");
+    return absl::UnavailableError(Cat("TLS handshake with ", o.address, " failed: ", why, hint));
   }
   auto res = Exchange(stream, u, o, method, path, body);
   stream.shutdown(ec);

@@ -125,6 +125,25 @@ class Cli(ServerTest):
             p = run(flag)
             self.assertEqual((p.returncode, p.stdout.startswith("Coffer v")), (0, True), (flag, p))
 
+    def test_connection_errors_say_what_to_do(self):
+        tls = self.server().start()
+        plain = self.server(tls=False).start()
+
+        def status(addr, ca=None):
+            env = {"PATH": os.environ["PATH"], "COFFER_ADDR": addr}
+            if ca:
+                env["COFFER_CACERT"] = ca
+            p = subprocess.run([COFFER_BIN, "status"], capture_output=True, text=True, env=env, timeout=30)
+            self.assertEqual(p.returncode, 1, p)
+            return p.stderr
+        self.assertIn("give the CA certificate that signed the server's certificate with -ca-cert or "
+                      "COFFER_CACERT", status(tls.addr))
+        self.assertIn(f"{tls.cert} is not the CA that signed the server's certificate",
+                      status(tls.addr, ca=tls.cert))
+        self.assertIn("uses TLS, give an https:// address", status(tls.addr.replace("https:", "http:")))
+        self.assertIn("answers plain HTTP; give an http:// address",
+                      status(plain.addr.replace("http:", "https:")))
+
     def test_dev_server(self):
         port = free_port()
         proc = subprocess.Popen([COFFER_BIN, "server", "-dev", f"-dev-listen-address=127.0.0.1:{port}"],
