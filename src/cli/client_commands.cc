@@ -345,8 +345,30 @@ void RegisterClientCommands(CLI::App& app, int* exit_code) {
   auto shares = std::make_shared<int>(5), threshold = std::make_shared<int>(3);
   init->add_option("--key-shares", *shares, "Number of unseal key shares")->capture_default_str();
   init->add_option("--key-threshold", *threshold, "Shares needed to unseal")->capture_default_str();
-  init->callback([shared, shares, threshold, exit_code] {
+  auto init_status = std::make_shared<bool>(false);
+  init->add_flag("--status", *init_status,
+                 "Only report whether the server is initialized: exit 0 if it is, 2 if not, 1 on "
+                 "error (as vault)");
+  init->callback([shared, shares, threshold, init_status, exit_code] {
     auto o = Resolve(shared->flags);
+    if (*init_status) {
+      auto r = Request(o, "GET", "/v1/sys/init", "", exit_code);
+      if (!r) {
+        *exit_code = kExitLocal;  // unreachable: an error, not "not initialized"
+        return;
+      }
+      auto res = r->status == 200 ? ParseObject(r->body) : std::nullopt;
+      if (!res || !(*res)["initialized"].is_bool()) {
+        if (r->status != 200)
+          ReportApiError("reading the init status", o, "GET", "/v1/sys/init", *r);
+        *exit_code = kExitLocal;
+        return;
+      }
+      const bool yes = (*res)["initialized"].as_bool();
+      std::cout << (yes ? "Coffer is initialized" : "Coffer is not initialized") << "\n";
+      *exit_code = yes ? kExitOk : kExitRemote;
+      return;
+    }
     std::string body =
         json::serialize(json::object{{"secret_shares", *shares}, {"secret_threshold", *threshold}});
     auto r = Request(o, "PUT", "/v1/sys/init", body, exit_code);
@@ -487,10 +509,19 @@ void RegisterClientCommands(CLI::App& app, int* exit_code) {
   AddClientFlags(write, flags);
   AddWrapFlag(write, flags);
   write->add_option("--field", *field, "Print only this field of the response");
+  auto force = std::make_shared<bool>(false);
+  write->add_flag("-f,--force", *force,
+                  "Write with no data (for paths that expect none, such as sys/rotate)");
   write->add_option("path", *path, "Path to write")->required();
   write->add_option("data", *kv,
                     "key=value, key=@file, key=- (stdin), - (JSON on stdin), @file.json");
-  write->callback([shared, field, path, kv, exit_code] {
+  write->callback([shared, field, path, kv, force, exit_code] {
+    // As the vault CLI: a write without data is most often a forgotten argument.
+    if (kv->empty() && !*force) {
+      std::cerr << "Error: Must supply data or use -force\n";
+      *exit_code = kExitLocal;
+      return;
+    }
     auto o = ResolveWrapped(shared->flags);
     auto data = ParseKv(*kv);
     if (!data.ok()) {
@@ -664,7 +695,10 @@ void RegisterClientCommands(CLI::App& app, int* exit_code) {
 
   auto* slist = secrets->add_subcommand("list", "List enabled secrets engines");
   AddClientFlags(slist, flags);
-  slist->callback([shared, exit_code] {
+  auto detailed = std::make_shared<bool>(false);
+  slist->add_flag("--detailed", *detailed,
+                  "Also show TTLs, options, local, seal wrap and the mount's UUID");
+  slist->callback([shared, detailed, exit_code] {
     auto o = Resolve(shared->flags);
     auto r = Request(o, "GET", "/v1/sys/mounts", "", exit_code);
     if (!r) return;
@@ -690,6 +724,50 @@ void RegisterClientCommands(CLI::App& app, int* exit_code) {
     auto pad = [&](const std::string& s, size_t width) {
       return s + std::string(width - std::min(width, s.size()) + 4, ' ');
     };
+    if (*detailed) {
+      // Vault's -detailed columns that Coffer has; a TTL of 0 follows the system's ("system").
+      auto ttl = [](const json::object& e, const char* key) -> std::string {
+        const json::value* c = e.if_contains("config");
+        const json::value* v = c && c->is_object() ? c->as_object().if_contains(key) : nullptr;
+        if (!v || !v->is_int64() || v->as_int64() == 0) return "system";
+        return Cat(v->as_int64() / 3600, "h", v->as_int64() % 3600 / 60, "m", v->as_int64() % 60,
+                   "s");
+      };
+      auto options = [](const json::object& e) {
+        const json::value* v = e.if_contains("options");
+        if (!v || !v->is_object() || v->as_object().empty()) return std::string("n/a");
+        std::string out = "map[";
+        bool first = true;
+        for (const auto& [k, val] : v->as_object()) {
+          out += Cat(first ? "" : " ", std::string_view(k), ":", ValueText(val));
+          first = false;
+        }
+        return out + "]";
+      };
+      std::vector<std::vector<std::string>> rows = {
+          {"Path", "Plugin", "Accessor", "Default TTL", "Max TTL", "Local", "Seal Wrap", "Options",
+           "Description", "UUID"},
+          {"----", "------", "--------", "-----------", "-------", "-----", "---------", "-------",
+           "-----------", "----"}};
+      for (const auto& p : paths) {
+        const auto& e = data.at(p).as_object();
+        rows.push_back(
+            {p, ValueText(e.at("type")), ValueText(e.at("accessor")), ttl(e, "default_lease_ttl"),
+             ttl(e, "max_lease_ttl"), e.contains("local") ? ValueText(e.at("local")) : "false",
+             e.contains("seal_wrap") ? ValueText(e.at("seal_wrap")) : "false", options(e),
+             ValueText(e.at("description")), e.contains("uuid") ? ValueText(e.at("uuid")) : ""});
+      }
+      std::vector<size_t> width(rows[0].size(), 0);
+      for (const auto& r : rows)
+        for (size_t i = 0; i < r.size(); ++i) width[i] = std::max(width[i], r[i].size());
+      for (const auto& r : rows) {
+        std::string line;
+        for (size_t i = 0; i < r.size(); ++i)
+          line += i + 1 == r.size() ? r[i] : pad(r[i], width[i]);
+        std::cout << line << "\n";
+      }
+      return;
+    }
     std::cout << pad("Path", w) << pad("Type", 8) << pad("Accessor", 16) << "Description\n"
               << pad("----", w) << pad("----", 8) << pad("--------", 16) << "-----------\n";
     for (const auto& p : paths) {

@@ -125,6 +125,34 @@ class Cli(ServerTest):
             p = run(flag)
             self.assertEqual((p.returncode, p.stdout.startswith("Coffer v")), (0, True), (flag, p))
 
+    def test_write_force_init_status_and_detailed_secrets_list(self):
+        s = self.server().start()
+        # operator init -status: 2 before init, 0 after, 1 when the server cannot be reached.
+        p = s.cli("operator", "init", "-status")
+        self.assertEqual((p.returncode, p.stdout.strip()), (2, "Coffer is not initialized"), p.stderr)
+        s.init_and_unseal()
+        p = s.cli("operator", "init", "-status")
+        self.assertEqual((p.returncode, p.stdout.strip()), (0, "Coffer is initialized"), p.stderr)
+        p = s.cli("operator", "init", "-status", env_extra={"COFFER_ADDR": "https://127.0.0.1:1"})
+        self.assertEqual(p.returncode, 1, p.stderr)
+        # write without data is refused unless forced, as vault.
+        p = s.cli("write", "sys/rotate", token=s.root)
+        self.assertEqual((p.returncode, p.stderr.strip()), (1, "Error: Must supply data or use -force"))
+        p = s.cli("write", "-f", "sys/rotate", token=s.root)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        st, body, _ = s.request("GET", "sys/key-status", s.root)
+        self.assertEqual(body["data"]["term"], 2)
+        # secrets list -detailed: Vault's extra columns.
+        s.cli("secrets", "enable", "-path=kv2", "-version=2", "kv", token=s.root, check=True)
+        p = s.cli("secrets", "list", "-detailed", token=s.root, check=True)
+        lines = p.stdout.splitlines()
+        self.assertEqual(lines[0].split(), ["Path", "Plugin", "Accessor", "Default", "TTL", "Max",
+                                            "TTL", "Local", "Seal", "Wrap", "Options", "Description",
+                                            "UUID"])
+        kv2 = next(line for line in lines if line.startswith("kv2/"))
+        self.assertIn("map[version:2]", kv2)
+        self.assertRegex(kv2, r"[0-9a-f]{8}-[0-9a-f]{4}-")
+
     def test_connection_errors_say_what_to_do(self):
         tls = self.server().start()
         plain = self.server(tls=False).start()
