@@ -28,12 +28,20 @@ std::string TokenFilePath() {
   return std::string(home && *home ? home : "/root") + "/.coffer-token";
 }
 
-std::string ReadTokenFile() {
-  std::ifstream f(TokenFilePath());
+std::string ReadFirstLine(const std::string& path) {
+  std::ifstream f(path);
   std::string t;
   std::getline(f, t);
   while (!t.empty() && (t.back() == '\n' || t.back() == '\r' || t.back() == ' ')) t.pop_back();
   return t;
+}
+
+// ~/.coffer-token, else the vault CLI's ~/.vault-token (a machine where `vault login` was run).
+std::string ReadTokenFile() {
+  std::string t = ReadFirstLine(TokenFilePath());
+  if (!t.empty()) return t;
+  const char* home = std::getenv("HOME");
+  return ReadFirstLine(std::string(home && *home ? home : "/root") + "/.vault-token");
 }
 
 http::ClientOptions Resolve(const ClientFlags& f) {

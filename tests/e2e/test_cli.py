@@ -153,6 +153,22 @@ class Cli(ServerTest):
         self.assertIn("map[version:2]", kv2)
         self.assertRegex(kv2, r"[0-9a-f]{8}-[0-9a-f]{4}-")
 
+    def test_the_vault_token_file_is_read_when_coffer_has_none(self):
+        s = self.server().start()
+        s.init_and_unseal()
+        home = os.path.join(self.tmp, "home")
+        os.makedirs(home)
+        with open(os.path.join(home, ".vault-token"), "w") as f:
+            f.write(s.root + "\n")
+        p = s.cli("token", "lookup", "-format=json", env_extra={"HOME": home})
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(json.loads(p.stdout)["data"]["policies"], ["root"])
+        # ~/.coffer-token, when present, comes first.
+        with open(os.path.join(home, ".coffer-token"), "w") as f:
+            f.write("hvs.notarealtoken000000000\n")
+        p = s.cli("token", "lookup", env_extra={"HOME": home})
+        self.assertEqual(p.returncode, 2, p.stdout)
+
     def test_connection_errors_say_what_to_do(self):
         tls = self.server().start()
         plain = self.server(tls=False).start()
