@@ -21,6 +21,8 @@ set -euo pipefail
 pin=0; if [ "${1:-}" = --pin ]; then pin=1; shift; fi
 secs=${1:-10}; conns=${2:-16}
 root=$(cd "$(dirname "$0")/../.." && pwd)
+# shellcheck source=bench/lib.sh
+. "$root/bench/lib.sh"
 BIN=${COFFER_BIN:-$root/build/coffer}
 PEER=${CFSSL_PEER:-$root/../shared/bench/cfssl_sign.sh}
 BOUND=${CRYPTO_BOUND:-$root/../shared/bench/crypto_bound.sh}
@@ -47,24 +49,8 @@ else
   cfssl_rps=$(bash "$PEER" "$secs" "$conns" "$d/leaf.csr" | awk '/cfssl_sign_rps/{print $2}')
 fi
 
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-cat > "$d/coffer.hcl" <<HCL
-storage "sqlite" { path = "$d/data/coffer.db" }
-listener "tcp" {
-  address = "127.0.0.1:$port"
-  tls_disable = true
-}
-log_level = "warn"
-HCL
-"${srv[@]}" "$BIN" server -config="$d/coffer.hcl" > "$d/server.log" 2>&1 &
-pid=$!
-addr="http://127.0.0.1:$port"
-for _ in $(seq 100); do curl -s "$addr/v1/sys/seal-status" >/dev/null && break; sleep 0.1; done
-init=$(curl -s -X PUT "$addr/v1/sys/init" -d '{"secret_shares":1,"secret_threshold":1}')
-key=$(echo "$init" | python3 -c 'import json,sys; print(json.load(sys.stdin)["keys"][0])')
-token=$(echo "$init" | python3 -c 'import json,sys; print(json.load(sys.stdin)["root_token"])')
-curl -s -X PUT "$addr/v1/sys/unseal" -d "{\"key\":\"$key\"}" >/dev/null
-api() { curl -sf -X "$1" -H "X-Vault-Token: $token" "$addr/v1/$2" -d "$3" >/dev/null; }
+coffer_start
+coffer_init_unseal
 api POST sys/mounts/pki '{"type":"pki","config":{"max_lease_ttl":"87600h"}}'
 api POST pki/root/generate/internal '{"common_name":"Bench Root CA","key_type":"ec","ttl":"87600h"}'
 for r in store nostore; do

@@ -10,33 +10,20 @@
 set -euo pipefail
 total=${1:-1000000}; first=${2:-100000}; conns=${3:-16}
 root=$(cd "$(dirname "$0")/../.." && pwd)
+# shellcheck source=bench/lib.sh
+. "$root/bench/lib.sh"
 BIN=${COFFER_BIN:-$root/build/coffer}
 [ -x "$BIN" ] || { echo "build first: scripts/build.sh Release" >&2; exit 1; }
 command -v wrk >/dev/null || { echo "wrk missing: scripts/install-deps.sh" >&2; exit 1; }
 d=$(mktemp -d); pid=""; trap '[ -n "$pid" ] && kill $pid 2>/dev/null; rm -rf "$d"' EXIT
+srv=()
 rss() { awk '/^VmRSS:/{printf "%.1f", $2/1024}' "/proc/$pid/status"; }
 
 openssl ecparam -name prime256v1 -genkey -noout -out "$d/leaf.key"
 openssl req -new -key "$d/leaf.key" -subj "/CN=node1.cluster.local" -out "$d/leaf.csr"
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-cat > "$d/coffer.hcl" <<HCL
-storage "sqlite" { path = "$d/data/coffer.db" }
-listener "tcp" {
-  address = "127.0.0.1:$port"
-  tls_disable = true
-}
-log_level = "warn"
-HCL
-"$BIN" server -config="$d/coffer.hcl" > "$d/server.log" 2>&1 &
-pid=$!
-addr="http://127.0.0.1:$port"
-for _ in $(seq 100); do curl -s "$addr/v1/sys/seal-status" >/dev/null && break; sleep 0.1; done
+coffer_start
 start_rss=$(rss)
-init=$(curl -s -X PUT "$addr/v1/sys/init" -d '{"secret_shares":1,"secret_threshold":1}')
-key=$(echo "$init" | python3 -c 'import json,sys; print(json.load(sys.stdin)["keys"][0])')
-token=$(echo "$init" | python3 -c 'import json,sys; print(json.load(sys.stdin)["root_token"])')
-curl -s -X PUT "$addr/v1/sys/unseal" -d "{\"key\":\"$key\"}" >/dev/null
-api() { curl -sf -X "$1" -H "X-Vault-Token: $token" "$addr/v1/$2" -d "$3" >/dev/null; }
+coffer_init_unseal
 api POST sys/mounts/pki '{"type":"pki","config":{"max_lease_ttl":"87600h"}}'
 api POST pki/root/generate/internal '{"common_name":"Bench Root CA","key_type":"ec","ttl":"87600h"}'
 api POST pki/roles/nostore '{"allowed_domains":"cluster.local","allow_subdomains":true,"key_type":"ec","ttl":"24h","no_store":true}'

@@ -415,6 +415,14 @@ void MarkSecretPath(Request& req, const Backend* backend, std::string_view rest)
     }
 }
 
+// A token with bound CIDRs is usable only from inside one of them (Admit and HandleLocked).
+bool UsableFrom(const TokenEntry& token, std::string_view remote) {
+  if (token.bound_cidrs.empty()) return true;
+  for (const auto& c : token.bound_cidrs)
+    if (CidrContains(c, remote)) return true;
+  return false;
+}
+
 }  // namespace
 
 std::string Core::LogPath(const Request& req) {
@@ -450,11 +458,7 @@ absl::StatusOr<Core::Admission> Core::Admit(Request& req, bool check_token) {
   if (!check_token) return out;
   if (backend && backend->Special().unauthenticated.Matches(rest)) return out;
   ASSIGN_OR_RETURN(auto token, tokens_->Lookup(req.client_token));
-  bool ok = token.has_value();
-  if (ok && !token->bound_cidrs.empty()) {
-    ok = false;
-    for (const auto& c : token->bound_cidrs) ok = ok || CidrContains(c, req.remote_address);
-  }
+  const bool ok = token && UsableFrom(*token, req.remote_address);
   out.authenticated = ok;
   if (ok) return out;
   const absl::Status denied = absl::PermissionDeniedError("permission denied");
@@ -570,13 +574,9 @@ absl::StatusOr<Response> Core::HandleLocked(Request& req) {
     RETURN_IF_ERROR(audit_->LogRequest(req, std::nullopt, denied));
     return denied;
   }
-  if (!token->bound_cidrs.empty()) {
-    bool inside = false;
-    for (const auto& c : token->bound_cidrs) inside = inside || CidrContains(c, req.remote_address);
-    if (!inside) {
-      RETURN_IF_ERROR(audit_->LogRequest(req, token, denied));
-      return denied;
-    }
+  if (!UsableFrom(*token, req.remote_address)) {
+    RETURN_IF_ERROR(audit_->LogRequest(req, token, denied));
+    return denied;
   }
   // Vault's existence check: a write to something that does not exist needs "create".
   if (mount && req.op == Operation::kUpdate) {
