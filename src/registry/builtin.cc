@@ -8,6 +8,7 @@
 #include "engines/example/example_backend.h"
 #include "engines/kv/kv_backend.h"
 #include "engines/pki/pki_backend.h"
+#include "engines/transit/transit_backend.h"
 #include "storage/memory_storage.h"
 #include "storage/sqlite_storage.h"
 #include "util/status.h"
@@ -19,6 +20,7 @@ const std::vector<BuiltinBackend>& Backends() {
       {"kv", Kind::kSecrets, engines::kv::Factory, "key/value secrets, version 1"},
       {"generic", Kind::kSecrets, engines::kv::Factory, "kv's older name"},
       {"pki", Kind::kSecrets, engines::pki::Factory, "certificate authorities and certificates"},
+      {"transit", Kind::kSecrets, engines::transit::Factory, "encryption as a service"},
       {"example", Kind::kSecrets, engines::example::Factory, "the framework's example", true},
       {"token", Kind::kAuth, auth::token::Factory, "token based credentials"},
       {"approle", Kind::kAuth, auth::approle::Factory, "machine login with RoleID and SecretID"},
