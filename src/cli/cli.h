@@ -36,6 +36,8 @@ void AddWrapFlag(CLI::App* app, ClientFlags* f);
 void RegisterClientCommands(CLI::App& app, int* exit_code);
 // Registers `coffer kv ...` (kv_commands.cc): either kv version, as `vault kv`.
 void RegisterKvCommands(CLI::App& app, int* exit_code);
+// Registers `coffer transit encrypt|decrypt|rewrap|rewrap-all` (transit_commands.cc).
+void RegisterTransitCommands(CLI::App& app, int* exit_code);
 // Registers `coffer pki ...`.
 void RegisterPkiCommands(CLI::App& app, int* exit_code);
 // Registers `coffer cluster ...` and `coffer agent ...`.

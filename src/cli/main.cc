@@ -109,6 +109,7 @@ int Run(int argc, char** argv) {
   RegisterClientCommands(app, &exit_code);
   RegisterAuthCommands(app, &exit_code);
   RegisterKvCommands(app, &exit_code);
+  RegisterTransitCommands(app, &exit_code);
   RegisterPkiCommands(app, &exit_code);
   RegisterClusterCommands(app, &exit_code);
   RegisterAgentCommands(app, &exit_code);
