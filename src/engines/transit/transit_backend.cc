@@ -93,25 +93,35 @@ std::vector<Path> TransitBackend::Paths(TransitBackend* self) {
 void TransitBackend::InvalidateKey(std::string_view key) {
   if (key.substr(0, kPolicyPrefix.size()) != kPolicyPrefix) return;
   MutexLock l(&mu_);
+  ++generation_;
   cache_.erase(std::string(key.substr(kPolicyPrefix.size())));
 }
 
 void TransitBackend::Cleanup() {
   MutexLock l(&mu_);
+  ++generation_;
   cache_.clear();
 }
 
 absl::StatusOr<std::shared_ptr<const Policy>> TransitBackend::Load(const std::string& name) {
+  uint64_t generation = 0;
   {
     ReaderMutexLock l(&mu_);
     auto it = cache_.find(name);
     if (it != cache_.end()) return it->second;
+    generation = generation_;
   }
   ASSIGN_OR_RETURN(auto raw, storage_->Get(Cat(kPolicyPrefix, name)));
   if (!raw) return std::shared_ptr<const Policy>();
   ASSIGN_OR_RETURN(std::unique_ptr<Policy> p, Policy::Parse(*raw));
   std::shared_ptr<const Policy> shared(std::move(p));
   MutexLock l(&mu_);
+  // A change since the read (a store, a delete, an invalidation) wins: what was read may be
+  // older, so it is only cached when nothing changed meanwhile.
+  if (generation != generation_) {
+    auto it = cache_.find(name);
+    return it != cache_.end() ? it->second : shared;
+  }
   auto [it, inserted] = cache_.emplace(name, shared);
   return it->second;
 }
@@ -140,6 +150,7 @@ absl::Status TransitBackend::Store(std::unique_ptr<Policy> p) {
   RETURN_IF_ERROR(storage_->Put(Cat(kPolicyPrefix, name), p->Serialize()));
   std::shared_ptr<const Policy> shared(std::move(p));
   MutexLock l(&mu_);
+  ++generation_;
   cache_[name] = std::move(shared);
   return absl::OkStatus();
 }

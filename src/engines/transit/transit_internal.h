@@ -69,6 +69,7 @@ class TransitBackend final : public core::framework::FrameworkBackend {
   const Clock* clock_;
   Mutex mu_;
   absl::flat_hash_map<std::string, std::shared_ptr<const Policy>> cache_ ABSL_GUARDED_BY(mu_);
+  uint64_t generation_ ABSL_GUARDED_BY(mu_) = 0;  // bumped by every change to cache_
 };
 
 // Helpers shared by the path files.

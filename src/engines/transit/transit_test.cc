@@ -4,6 +4,8 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 
+#include <thread>
+
 #include "crypto/aead.h"
 #include "crypto/crypto.h"
 #include "engines/transit/policy.h"
@@ -333,6 +335,27 @@ TEST_F(TransitTest, HmacHashAndRandom) {
   EXPECT_FALSE(Do(Operation::kUpdate, "transit/random", {{"bytes", 1 << 20}}).ok());
   // An hmac key cannot encrypt, so it cannot wrap a data key.
   EXPECT_FALSE(Do(Operation::kUpdate, "transit/datakey/plaintext/mac").ok());
+}
+
+TEST_F(TransitTest, EncryptionsDuringRotationsAllDecrypt) {
+  Must(Operation::kUpdate, "transit/keys/busy");
+  std::vector<std::vector<std::string>> made(4);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t)
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 200; ++i) {
+        auto r = Do(Operation::kUpdate, "transit/encrypt/busy",
+                    {{"plaintext", B64(Cat("p", t * 1000 + i))}});
+        if (r.ok()) made[t].push_back(Str(r->data->at("ciphertext")));
+      }
+    });
+  for (int i = 0; i < 20; ++i) Must(Operation::kUpdate, "transit/keys/busy/rotate");
+  for (auto& th : threads) th.join();
+  for (int t = 0; t < 4; ++t) {
+    ASSERT_EQ(made[t].size(), 200u);
+    for (int i = 0; i < 200; ++i) EXPECT_EQ(*Decrypt("busy", made[t][i]), Cat("p", t * 1000 + i));
+  }
+  EXPECT_EQ(Data(Must(Operation::kRead, "transit/keys/busy")).at("latest_version").as_int64(), 21);
 }
 
 TEST(TransitCiphertext, ParseRefusesMalformedInput) {
