@@ -306,9 +306,10 @@ void RewrapAll(const TransitArgs& a, int* code) {
     }
     // Rebuild the file, replacing from the back so earlier offsets stay valid.
     std::string out = **text;
-    for (auto it = stale.rbegin(); it != stale.rend(); ++it) {
-      Found& x = **it;
-      out.replace(x.begin, x.end - x.begin, x.wrapped ? Base64Encode(x.ciphertext) : x.ciphertext);
+    for (size_t k = stale.size(); k-- > 0;) {
+      const Found* x = stale[k];
+      out.replace(x->begin, x->end - x->begin,
+                  x->wrapped ? Base64Encode(x->ciphertext) : x->ciphertext);
     }
     auto s = files::WriteAtomic(f, out, st.st_mode & 07777);
     if (!s.ok()) {

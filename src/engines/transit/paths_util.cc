@@ -9,7 +9,7 @@
 namespace coffer::engines::transit {
 namespace {
 
-constexpr int64_t kMaxRandomBytes = 128 * 1024;
+constexpr int64_t kMaxRandomBytes = int64_t{128} * 1024;
 
 absl::StatusOr<std::string> Encode(std::string_view bytes, std::string_view format) {
   if (format.empty() || format == "base64") return Base64Encode(bytes);
