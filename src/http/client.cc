@@ -91,7 +91,8 @@ absl::StatusOr<ClientResponse> Exchange(Stream& stream, const Url& u, const Clie
   if (ec) return absl::UnavailableError(Cat("sending the request failed: ", ec.message()));
   beast::flat_buffer buf;
   bhttp::response_parser<bhttp::string_body> parser;
-  parser.body_limit(64u << 20);
+  parser.body_limit(o.max_response_bytes);
+  // The status line and headers are bounded too (Beast's default is 8 KiB).
   bhttp::read(stream, buf, parser, ec);
   if (ec) {
     // A TLS server reading plain HTTP fails its handshake and drops the connection.
@@ -132,7 +133,12 @@ absl::StatusOr<ClientResponse> Call(const ClientOptions& o, std::string_view met
     ctx.set_verify_mode(ssl::verify_none);
   } else {
     ctx.set_verify_mode(ssl::verify_peer);
-    if (!o.ca_cert.empty()) {
+    if (!o.ca_pem.empty()) {
+      ctx.add_certificate_authority(asio::buffer(o.ca_pem), ec);
+      if (ec)
+        return absl::InvalidArgumentError(Cat(
+            "the CA certificate given as PEM text holds no usable certificate: ", ec.message()));
+    } else if (!o.ca_cert.empty()) {
       ctx.load_verify_file(o.ca_cert, ec);
       if (ec)
         return absl::InvalidArgumentError(
@@ -164,7 +170,9 @@ absl::StatusOr<ClientResponse> Call(const ClientOptions& o, std::string_view met
     if (v == X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT || v == X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN ||
         v == X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY ||
         v == X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE)
-      hint = o.ca_cert.empty()
+      hint = !o.ca_pem.empty() ? ": the configured CA certificate is not the CA that signed the "
+                                 "server's certificate"
+             : o.ca_cert.empty()
                  ? ": give the CA certificate that signed the server's certificate with -ca-cert "
                    "or COFFER_CACERT (VAULT_CACERT)"
                  : Cat(": ", o.ca_cert, " is not the CA that signed the server's certificate");

@@ -4,6 +4,7 @@
 
 #include "auth/approle/approle_backend.h"
 #include "auth/github/github_backend.h"
+#include "auth/kubernetes/kubernetes_backend.h"
 #include "auth/token/token_backend.h"
 #include "engines/example/example_backend.h"
 #include "engines/kv/kv_backend.h"
@@ -25,6 +26,7 @@ const std::vector<BuiltinBackend>& Backends() {
       {"token", Kind::kAuth, auth::token::Factory, "token based credentials"},
       {"approle", Kind::kAuth, auth::approle::Factory, "machine login with RoleID and SecretID"},
       {"github", Kind::kAuth, auth::github::Factory, "members of a GitHub organization"},
+      {"kubernetes", Kind::kAuth, auth::kubernetes::Factory, "Kubernetes service accounts"},
   };
   return kBackends;
 }

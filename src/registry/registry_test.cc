@@ -68,6 +68,8 @@ const Expected kVault[] = {
     {"token", {"revoke-orphan/*", "accessors*", "revoke-orphan"}, {}},
     {"approle", {}, {"login"}},
     {"github", {}, {"login"}},
+    {"kubernetes", {}, {"login"}},
+    {"transit", {}, {}},  // Vault's transit has no sudo or unauthenticated paths
 };
 
 TEST(Registry, EveryBuiltinDeclaresVaultsSpecialPaths) {
