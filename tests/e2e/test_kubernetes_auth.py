@@ -179,7 +179,8 @@ class KubernetesAuth(ServerTest):
         self.assertIn("TLS handshake", body["errors"][0])
         self.assertEqual(len(FakeApiServer.reviews), asked)
 
-        # With pem_keys the signature is checked here and the API server is not asked.
+        # With pem_keys the signature is checked here first (a forged one never reaches the API
+        # server), and a well-signed token is still reviewed, as Vault does.
         pub = run(["openssl", "pkey", "-in", sa_key, "-pubout"]).stdout
         st, body, _ = s.request("POST", "auth/kubernetes/config", t,
                                 {"kubernetes_host": host, "pem_keys": [pub], "disable_local_ca_jwt": True,
@@ -187,10 +188,11 @@ class KubernetesAuth(ServerTest):
         self.assertIn(st, (200, 204), body)
         st, body, _ = s.request("POST", "auth/kubernetes/login", None, {"role": "app", "jwt": good})
         self.assertEqual(st, 200, body)
+        self.assertEqual(len(FakeApiServer.reviews), asked + 1)
         forged = good.rsplit(".", 1)[0] + "." + b64url(b"\x00" * 256)
         st, body, _ = s.request("POST", "auth/kubernetes/login", None, {"role": "app", "jwt": forged})
         self.assertEqual(st, 403, body)
-        self.assertEqual(len(FakeApiServer.reviews), asked)
+        self.assertEqual(len(FakeApiServer.reviews), asked + 1)
 
         # Neither the service account tokens nor the reviewer's token are in the server's log.
         with open(s.log_path) as f:

@@ -2,8 +2,10 @@
 //
 // The order of the checks is Vault's: the role, its token_bound_cidrs, the config; the JWT is
 // parsed (and, with pem_keys, its signature checked); its times; the namespace and name it
-// claims against the role's bounds; the issuer; the audience; then, without pem_keys, the
-// TokenReview, whose answer must name the same service account the claims do.
+// claims against the role's bounds; the issuer; the audience; then the TokenReview (with or
+// without pem_keys, as Vault: a signature proves who made the token, only the API server knows
+// whether its service account still exists), whose answer must name the same service account
+// the claims do.
 #include <algorithm>
 #include <cctype>
 
@@ -155,7 +157,7 @@ absl::StatusOr<Response> Login(const State* state, Request& req, const FieldData
       (sa.namespace_name.empty() || sa.name.empty()))
     return absl::PermissionDeniedError("service account namespace and name must be set");
 
-  if (config->pem_keys.empty()) {
+  {
     ReviewRequest review;
     review.host = config->host;
     review.token = token;
