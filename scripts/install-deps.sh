@@ -9,9 +9,12 @@ PACKAGES=(
   # libraries (DESIGN.md)
   libssl-dev libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev libabsl-dev
   libsqlite3-dev libcli11-dev libspdlog-dev
+  # the KMS plugin (src/kms): gRPC and protobuf, the .proto compiled at build time
+  libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev python3 python3-hvac openssl curl wrk sqlite3 procps
-  gnutls-bin golang-go etcd-server etcd-client jq
+  gnutls-bin golang-go etcd-server etcd-client jq python3-grpcio python3-grpc-tools
+  python3-cryptography
 )
 
 SUDO=""

@@ -45,5 +45,7 @@ void RegisterClusterCommands(CLI::App& app, int* exit_code);
 void RegisterAgentCommands(CLI::App& app, int* exit_code);
 // Registers `coffer server`.
 void RegisterServerCommand(CLI::App& app, int* exit_code);
+// Registers `coffer kms-plugin` (kms_commands.cc): the Kubernetes KMS v2 plugin.
+void RegisterKmsCommands(CLI::App& app, int* exit_code);
 
 }  // namespace coffer::cli

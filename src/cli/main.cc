@@ -113,6 +113,7 @@ int Run(int argc, char** argv) {
   RegisterPkiCommands(app, &exit_code);
   RegisterClusterCommands(app, &exit_code);
   RegisterAgentCommands(app, &exit_code);
+  RegisterKmsCommands(app, &exit_code);
   app.add_subcommand("version", "Print the version")->callback([] {
     std::cout << "Coffer v" << COFFER_VERSION << "\n";
   });
