@@ -52,7 +52,23 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     auto plain = k->Decrypt(text, "", "", "");
     Check(!plain.ok());
   }
+  // A backup that parses is usable: every operation answers (an error at most), none crashes.
   auto restored = Policy::Parse(text);
-  if (restored.ok()) (void)(*restored)->Serialize();
+  if (restored.ok()) {
+    const Policy& p = **restored;
+    Check(p.Serialize().ok());
+    (void)p.Describe();
+    for (int v = 0; v <= p.latest_version + 1; ++v) {
+      (void)p.Encrypt("x", "ctx", "", "", v);
+      (void)p.Hmac("x", "sha2-256", v);
+      coffer::engines::transit::SignOptions o;
+      o.key_version = v;
+      o.context = "ctx";
+      (void)p.Sign("x", o);
+      for (const char* kind : {"encryption-key", "signing-key", "hmac-key", "public-key"})
+        (void)p.Export(kind, v);
+    }
+    (void)p.Decrypt("vault:v1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "ctx", "", "");
+  }
   return 0;
 }

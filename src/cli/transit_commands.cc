@@ -96,6 +96,17 @@ std::optional<json::object> Call(const TransitArgs& a, std::string_view op, json
   return v->at("data").as_object();
 }
 
+// A string field of the server's data; nullopt (with *code set and the reason shown) if absent.
+std::optional<std::string> Field(const json::object& d, std::string_view key, int* code) {
+  const json::value* v = d.if_contains(key);
+  if (v == nullptr || !v->is_string()) {
+    std::cerr << "Error: the server's answer has no \"" << key << "\"\n";
+    *code = kExitRemote;
+    return std::nullopt;
+  }
+  return std::string(v->as_string());
+}
+
 void Emit(const TransitArgs& a, std::string_view bytes, bool secret, int* code) {
   if (a.out.empty() || a.out == "-") {
     std::cout << bytes;
@@ -115,7 +126,8 @@ void Encrypt(const TransitArgs& a, int* code) {
   if (!in) return;
   auto d = Call(a, "encrypt", {{"plaintext", Base64Encode(*in)}}, code);
   if (!d) return;
-  Emit(a, d->at("ciphertext").as_string(), false, code);
+  auto c = Field(*d, "ciphertext", code);
+  if (c) Emit(a, *c, false, code);
 }
 
 void Decrypt(const TransitArgs& a, int* code) {
@@ -123,7 +135,9 @@ void Decrypt(const TransitArgs& a, int* code) {
   if (!in) return;
   auto d = Call(a, "decrypt", {{"ciphertext", Trim(*in)}}, code);
   if (!d) return;
-  auto plain = Base64Decode(d->at("plaintext").as_string());
+  auto b64 = Field(*d, "plaintext", code);
+  if (!b64) return;
+  auto plain = Base64Decode(*b64);
   if (!plain) {
     std::cerr << "Error: the server's plaintext is not base64\n";
     *code = kExitRemote;
@@ -137,7 +151,8 @@ void Rewrap(const TransitArgs& a, int* code) {
   if (!in) return;
   auto d = Call(a, "rewrap", {{"ciphertext", Trim(*in)}}, code);
   if (!d) return;
-  Emit(a, d->at("ciphertext").as_string(), false, code);
+  auto c = Field(*d, "ciphertext", code);
+  if (c) Emit(a, *c, false, code);
 }
 
 // ---- rewrap-all -------------------------------------------------------------------------------
@@ -188,8 +203,8 @@ std::vector<Found> Scan(const std::string& text) {
     size_t wrapped = text.find("dmF1bHQ6d", i);
     size_t at = std::min(bare, wrapped);
     if (at == std::string::npos) break;
-    // A token starts at a non-token character.
-    if (at > 0 && (B64Char(text[at - 1]) || text[at - 1] == ':')) {
+    // A token starts at a non-token character ('=' ends a .env key, so it may precede one).
+    if (at > 0 && ((B64Char(text[at - 1]) && text[at - 1] != '=') || text[at - 1] == ':')) {
       i = at + 1;
       continue;
     }
@@ -252,8 +267,16 @@ void RewrapAll(const TransitArgs& a, int* code) {
       return;
     }
     auto v = ParseObject(r->body);
-    if (v && v->contains("data"))
-      latest = static_cast<int>(v->at("data").at("latest_version").to_number<int64_t>());
+    const json::value* data = v ? v->if_contains("data") : nullptr;
+    const json::value* lv = data != nullptr && data->is_object()
+                                ? data->as_object().if_contains("latest_version")
+                                : nullptr;
+    if (lv == nullptr || !lv->is_int64()) {
+      std::cerr << "Error: the server's answer for " << path << " has no latest_version\n";
+      *code = kExitRemote;
+      return;
+    }
+    latest = static_cast<int>(lv->as_int64());
   }
   std::vector<std::string> files;
   for (const auto& p : a.inputs) Collect(p, &files, code);
@@ -293,15 +316,25 @@ void RewrapAll(const TransitArgs& a, int* code) {
         std::cerr << "(stopped at " << f << "; files before it were rewritten)\n";
         return;
       }
-      const auto& results = d->at("batch_results").as_array();
-      for (size_t i = 0; i < n && i < results.size(); ++i) {
-        const auto& res = results[i].as_object();
-        if (res.contains("error")) {
-          std::cerr << "Error: " << f << ": " << ValueText(res.at("error")) << "\n";
+      const json::value* results = d->if_contains("batch_results");
+      if (results == nullptr || !results->is_array() || results->as_array().size() != n) {
+        std::cerr << "Error: " << f
+                  << ": the server's answer has no batch_results for every item\n";
+        *code = kExitRemote;
+        return;
+      }
+      for (size_t i = 0; i < n; ++i) {
+        const json::value& item = results->as_array()[i];
+        const json::value* err = item.is_object() ? item.as_object().if_contains("error") : nullptr;
+        if (err != nullptr || !item.is_object()) {
+          std::cerr << "Error: " << f << ": " << (err ? ValueText(*err) : "malformed answer")
+                    << "\n";
           *code = kExitRemote;
           return;
         }
-        stale[b + i]->ciphertext = std::string(res.at("ciphertext").as_string());
+        auto c = Field(item.as_object(), "ciphertext", code);
+        if (!c) return;
+        stale[b + i]->ciphertext = std::move(*c);
       }
     }
     // Rebuild the file, replacing from the back so earlier offsets stay valid.

@@ -171,15 +171,16 @@ class Transit(ServerTest):
         y = self.write("manifests/db.yaml", yaml_text, 0o640)
         j = self.write("manifests/nested/api.json", json.dumps(json_obj, indent=2) + "\n")
         untouched = self.write("manifests/README", "nothing to see\n")
+        env = self.write("manifests/app.env", f"DB_USER=app\nDB_PASSWORD={enc('env-secret')}\n")
 
         self.api("POST", "transit/keys/app/rotate")
         dry = self.transit("rewrap-all", "-dry-run", "app", os.path.join(self.tmp, "manifests")).stdout
-        self.assertIn("Would rewrap 4 ciphertext(s) in 2 file(s)", dry)
+        self.assertIn("Would rewrap 5 ciphertext(s) in 3 file(s)", dry)
         with open(y) as f:
             self.assertEqual(f.read(), yaml_text)  # a dry run changes nothing
 
         p = self.transit("rewrap-all", "app", os.path.join(self.tmp, "manifests"))
-        self.assertIn("Rewrapped 4 ciphertext(s) in 2 file(s) to version 2", p.stdout)
+        self.assertIn("Rewrapped 5 ciphertext(s) in 3 file(s) to version 2", p.stdout)
         with open(y) as f:
             new_yaml = f.read()
         self.assertEqual(stat.S_IMODE(os.stat(y).st_mode), 0o640)
@@ -207,9 +208,14 @@ class Transit(ServerTest):
         self.assertEqual(dec(c), "api-key")
         with open(untouched) as f:
             self.assertEqual(f.read(), "nothing to see\n")
+        with open(env) as f:
+            env_lines = f.read().splitlines()
+        self.assertEqual(env_lines[0], "DB_USER=app")
+        self.assertTrue(env_lines[1].startswith("DB_PASSWORD=vault:v2:"), env_lines[1])
+        self.assertEqual(dec(env_lines[1].split("=", 1)[1]), "env-secret")
         # A second run finds everything current.
         again = self.transit("rewrap-all", "app", os.path.join(self.tmp, "manifests")).stdout
-        self.assertIn("Rewrapped 0 ciphertext(s) in 0 file(s) to version 2; 4 already current", again)
+        self.assertIn("Rewrapped 0 ciphertext(s) in 0 file(s) to version 2; 5 already current", again)
 
 
 if __name__ == "__main__":

@@ -187,7 +187,8 @@ absl::StatusOr<Response> BackupKey(TransitBackend* b, const FieldData& d) {
     return absl::InternalError(
         "plaintext backup is disallowed on the policy: the key must be exportable and allow "
         "plaintext backup");
-  json::object o{{"format", kBackupFormat}, {"policy", p->Serialize()}};
+  ASSIGN_OR_RETURN(std::string text, p->Serialize());
+  json::object o{{"format", kBackupFormat}, {"policy", std::move(text)}};
   return Response::Data(json::object{{"backup", Base64Encode(json::serialize(o))}});
 }
 
@@ -279,10 +280,7 @@ void TransitBackend::KeyPaths(TransitBackend* self, std::vector<Path>& p) {
                          self->InvalidateKey(Cat(kPolicyPrefix, name));
                          return Response::Empty();
                        }}}},
-       .exists = [self](Request&, const FieldData& d) -> absl::StatusOr<std::optional<bool>> {
-         ASSIGN_OR_RETURN(auto p, self->Get(d.String("name")));
-         return std::optional<bool>(p != nullptr);
-       },
+       // No existence check, as Vault's keys/ path: creating a key needs "update".
        .synopsis = "Creates, reads or deletes a named key"});
 
   p.push_back(

@@ -211,6 +211,9 @@ absl::StatusOr<int> SaltLength(std::string_view s, bool sign) {
 
 using PKeyCtx = std::unique_ptr<EVP_PKEY_CTX, decltype(&EVP_PKEY_CTX_free)>;
 
+// OpenSSL 3.0's HKDF takes at most 1024 bytes of info (the context).
+constexpr size_t kMaxContext = 1024;
+
 }  // namespace
 
 std::string_view KeyTypeName(KeyType t) {
@@ -331,15 +334,15 @@ std::unique_ptr<Policy> Policy::Clone() const {
   return p;
 }
 
-std::string Policy::Serialize() const {
+absl::StatusOr<std::string> Policy::Serialize() const {
   json::object keys;
   for (const auto& [n, v] : versions) {
     json::object k{
         {"hmac_key", B64(v.hmac_key)}, {"time", v.time}, {"creation_time", v.creation_time}};
     if (!v.key.empty()) k["key"] = B64(v.key);
     if (v.pkey) {
-      auto pem = crypto::PrivateKeyPem(v.pkey.get(), "pkcs8");
-      if (pem.ok()) k["private_key"] = std::string(pem->view());
+      ASSIGN_OR_RETURN(SecretBytes pem, crypto::PrivateKeyPem(v.pkey.get(), "pkcs8"));
+      k["private_key"] = std::string(pem.view());
     }
     keys[std::to_string(n)] = std::move(k);
   }
@@ -411,7 +414,45 @@ absl::StatusOr<std::unique_ptr<Policy>> Policy::Parse(std::string_view text) {
   } catch (const std::exception& e) {
     return absl::DataLossError(Cat("stored transit key is malformed: ", e.what()));
   }
+  RETURN_IF_ERROR(p->Validate());
   return p;
+}
+
+absl::Status Policy::Validate() const {
+  auto bad = [](std::string_view why) {
+    return absl::DataLossError(Cat("transit key is inconsistent: ", why));
+  };
+  if (name.empty() || name.find('/') != std::string::npos) return bad("name");
+  if (latest_version < 1 || min_available_version < 0 || min_available_version > latest_version)
+    return bad("versions");
+  if (min_decryption_version < 1 || min_decryption_version > latest_version ||
+      min_encryption_version < 0 || min_encryption_version > latest_version)
+    return bad("minimum versions");
+  if (convergent && (!derived || convergent_version != 3)) return bad("convergent encryption");
+  if (derived && !SupportsDerivation(type)) return bad("derivation");
+  if (auto_rotate_period < 0) return bad("auto_rotate_period");
+  for (int v = std::max(1, min_available_version); v <= latest_version; ++v)
+    if (!versions.contains(v)) return bad(Cat("version ", v, " is missing"));
+  for (const auto& [n, v] : versions) {
+    if (n > latest_version || v.hmac_key.size() != 32) return bad(Cat("version ", n));
+    if (IsSymmetric(type) || type == KeyType::kHmac) {
+      size_t want = type == KeyType::kHmac ? 32 : crypto::AeadKeySize(AeadOf(type));
+      if (v.key.size() != want || v.pkey) return bad(Cat("version ", n, " key size"));
+      continue;
+    }
+    if (!v.pkey || !v.key.empty()) return bad(Cat("version ", n, " has no private key"));
+    int id = EVP_PKEY_get_base_id(v.pkey.get());
+    bool ok = (IsRsa(type) && id == EVP_PKEY_RSA &&
+               EVP_PKEY_get_bits(v.pkey.get()) == (type == KeyType::kRsa2048   ? 2048
+                                                   : type == KeyType::kRsa3072 ? 3072
+                                                                               : 4096)) ||
+              (IsEcdsa(type) && id == EVP_PKEY_EC &&
+               EVP_PKEY_get_bits(v.pkey.get()) ==
+                   static_cast<int>(EcHalf(type) == 66 ? 521 : EcHalf(type) * 8)) ||
+              (type == KeyType::kEd25519 && id == EVP_PKEY_ED25519);
+    if (!ok) return bad(Cat("version ", n, " private key is not a ", KeyTypeName(type), " key"));
+  }
+  return absl::OkStatus();
 }
 
 boost::json::object Policy::Describe() const {
@@ -469,6 +510,8 @@ absl::StatusOr<int> Policy::EncryptionVersion(int requested) const {
     return absl::InvalidArgumentError(Cat("requested version ", v,
                                           " is less than the minimum encryption key version ",
                                           min_encryption_version));
+  if (Version(v) == nullptr)
+    return absl::InvalidArgumentError(Cat("key version ", v, " is not available (trimmed)"));
   return v;
 }
 
@@ -488,6 +531,8 @@ absl::Status Policy::SymmetricKeys(int version, std::string_view context, Secret
         "missing 'context' for key derivation; the key was created using a derived key, which "
         "means additional, per-request information must be included in order to perform "
         "operations with the key");
+  if (context.size() > kMaxContext)
+    return absl::InvalidArgumentError(Cat("context is too long (at most ", kMaxContext, " bytes)"));
   size_t enc_bytes = crypto::AeadKeySize(AeadOf(type));
   size_t hmac_bytes = convergent && convergent_version >= 3 ? 32 : 0;
   ASSIGN_OR_RETURN(SecretBytes all,
@@ -504,12 +549,13 @@ absl::StatusOr<std::string> Policy::Encrypt(std::string_view plaintext, std::str
     return absl::InvalidArgumentError(
         Cat("key type ", KeyTypeName(type), " does not support encryption"));
   ASSIGN_OR_RETURN(int v, EncryptionVersion(version));
-  if (!derived && !context.empty())
-    return absl::InvalidArgumentError("context was given but the key is not derived");
+  if (!derived) context = {};  // ignored, as Vault does, for keys that are not derived
   if (IsRsa(type)) {
     if (!nonce.empty() || !aad.empty())
       return absl::InvalidArgumentError("nonce and associated_data are not used with RSA keys");
     const KeyVersion* kv = Version(v);
+    if (kv == nullptr || !kv->pkey)
+      return absl::InvalidArgumentError(Cat("key version ", v, " is not available"));
     PKeyCtx ctx(EVP_PKEY_CTX_new(kv->pkey.get(), nullptr), EVP_PKEY_CTX_free);
     size_t n = 0;
     if (!ctx || EVP_PKEY_encrypt_init(ctx.get()) != 1 ||
@@ -533,6 +579,13 @@ absl::StatusOr<std::string> Policy::Encrypt(std::string_view plaintext, std::str
   std::string chosen;
   if (convergent) {
     if (!nonce.empty()) return absl::InvalidArgumentError("nonce provided when not allowed");
+    // The nonce depends on the plaintext only: one plaintext under two associated data would
+    // reuse a GCM nonce with two tags, which gives away the authentication key.
+    if (!aad.empty())
+      return absl::InvalidArgumentError(
+          "associated_data cannot be used with convergent encryption (the nonce would repeat)");
+    if (hmac.size() != 32)
+      return absl::FailedPreconditionError("the key's convergent nonce key is missing");
     std::string mac = crypto::HmacSha256(hmac.view(), plaintext);
     chosen = mac.substr(0, crypto::kAeadNonceSize);
   } else {
@@ -560,11 +613,11 @@ absl::StatusOr<std::string> Policy::Decrypt(std::string_view ciphertext, std::st
     return absl::InvalidArgumentError(
         "ciphertext or signature version is disallowed by policy (too old)");
   if (version != nullptr) *version = c.version;
-  if (!derived && !context.empty())
-    return absl::InvalidArgumentError("context was given but the key is not derived");
+  if (!derived) context = {};  // ignored, as Vault does, for keys that are not derived
   if (IsRsa(type)) {
     const KeyVersion* kv = Version(c.version);
-    if (kv == nullptr) return absl::InvalidArgumentError("key version is not available (trimmed)");
+    if (kv == nullptr || !kv->pkey)
+      return absl::InvalidArgumentError("key version is not available (trimmed)");
     PKeyCtx ctx(EVP_PKEY_CTX_new(kv->pkey.get(), nullptr), EVP_PKEY_CTX_free);
     size_t n = 0;
     if (!ctx || EVP_PKEY_decrypt_init(ctx.get()) != 1 ||
@@ -592,23 +645,34 @@ absl::StatusOr<std::string> Policy::Decrypt(std::string_view ciphertext, std::st
 
 // ---- HMAC -------------------------------------------------------------------------------------
 
-absl::StatusOr<std::string> Policy::Hmac(std::string_view input, std::string_view algorithm,
-                                         int version) const {
-  int v = version == 0 ? latest_version : version;
-  if (v > latest_version || v < min_encryption_version || v < min_available_version)
-    return absl::InvalidArgumentError(Cat("invalid key version ", v));
-  const KeyVersion* kv = Version(v);
-  if (kv == nullptr) return absl::InvalidArgumentError(Cat("key version ", v, " is not available"));
+namespace {
+
+// HMAC of `input` with the version's HMAC key (the key itself for hmac keys); raw bytes.
+absl::StatusOr<std::string> MacWith(const KeyVersion& kv, KeyType type, std::string_view input,
+                                    std::string_view algorithm) {
   const EVP_MD* md = Md(algorithm);
   if (md == nullptr)
     return absl::InvalidArgumentError(Cat("unsupported algorithm \"", algorithm, "\""));
-  const SecretBytes& key = type == KeyType::kHmac ? kv->key : kv->hmac_key;
+  const SecretBytes& key = type == KeyType::kHmac ? kv.key : kv.hmac_key;
   unsigned char out[EVP_MAX_MD_SIZE];
   unsigned int n = 0;
   if (HMAC(md, key.data(), static_cast<int>(key.size()), U(input), input.size(), out, &n) ==
       nullptr)
     return SslError("HMAC");
-  return FormatVersioned(v, std::string_view(reinterpret_cast<char*>(out), n));
+  return std::string(reinterpret_cast<char*>(out), n);
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> Policy::Hmac(std::string_view input, std::string_view algorithm,
+                                         int version) const {
+  int v = version == 0 ? latest_version : version;
+  if (v > latest_version || v <= 0 || v < min_encryption_version || v < min_available_version)
+    return absl::InvalidArgumentError(Cat("invalid key version ", v));
+  const KeyVersion* kv = Version(v);
+  if (kv == nullptr) return absl::InvalidArgumentError(Cat("key version ", v, " is not available"));
+  ASSIGN_OR_RETURN(std::string mac, MacWith(*kv, type, input, algorithm));
+  return FormatVersioned(v, mac);
 }
 
 absl::StatusOr<bool> Policy::VerifyHmac(std::string_view input, std::string_view algorithm,
@@ -616,11 +680,15 @@ absl::StatusOr<bool> Policy::VerifyHmac(std::string_view input, std::string_view
   ASSIGN_OR_RETURN(Versioned h, ParseVersioned(hmac, "hmac"));
   if (h.version > latest_version)
     return absl::InvalidArgumentError("invalid hmac: version is too new");
+  // Verification follows min_decryption_version only (min_encryption_version is for new MACs).
   if (h.version < min_decryption_version)
     return absl::InvalidArgumentError(
         "ciphertext or signature version is disallowed by policy (too old)");
-  ASSIGN_OR_RETURN(std::string mine, Hmac(input, algorithm, h.version));
-  return crypto::ConstantTimeEquals(mine, hmac);
+  const KeyVersion* kv = Version(h.version);
+  if (kv == nullptr)
+    return absl::InvalidArgumentError(Cat("key version ", h.version, " is not available"));
+  ASSIGN_OR_RETURN(std::string mine, MacWith(*kv, type, input, algorithm));
+  return crypto::ConstantTimeEquals(mine, h.bytes);
 }
 
 // ---- Signatures -------------------------------------------------------------------------------
@@ -630,9 +698,13 @@ absl::StatusOr<std::shared_ptr<EVP_PKEY>> Policy::SigningKey(int version,
   const KeyVersion* kv = Version(version);
   if (kv == nullptr)
     return absl::InvalidArgumentError(Cat("key version ", version, " is not available"));
+  if (!kv->pkey) return absl::InvalidArgumentError("the key version has no private key");
   if (!derived) return kv->pkey;
   if (context.empty())
     return absl::InvalidArgumentError("missing 'context' for key derivation of a derived key");
+  if (context.size() > kMaxContext)
+    return absl::InvalidArgumentError(Cat("context is too long (at most ", kMaxContext, " bytes)"));
+  if (!kv->pkey) return absl::InvalidArgumentError("the key version has no private key");
   ASSIGN_OR_RETURN(SecretBytes raw, Ed25519Raw(kv->pkey.get()));
   ASSIGN_OR_RETURN(SecretBytes seed, crypto::HkdfSha256(raw.view(), context, 32));
   EVP_PKEY* k = EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, nullptr, seed.data(), seed.size());
@@ -684,7 +756,9 @@ absl::StatusOr<std::string> Policy::Sign(std::string_view input, const SignOptio
             "prehashed input is not the size of the hash algorithm's output");
       digest = std::string(input);
     } else {
-      digest = *Digest(o.hash_algorithm, input);
+      auto d = Digest(o.hash_algorithm, input);
+      if (!d) return absl::InternalError("digest failed");
+      digest = std::move(*d);
     }
   }
   PKeyCtx ctx(EVP_PKEY_CTX_new(key.get(), nullptr), EVP_PKEY_CTX_free);
@@ -763,7 +837,10 @@ absl::StatusOr<bool> Policy::Verify(std::string_view input, std::string_view sig
     if (md == nullptr)
       return absl::InvalidArgumentError(
           Cat("unsupported hash algorithm \"", o.hash_algorithm, "\""));
-    digest = o.prehashed ? std::string(input) : *Digest(o.hash_algorithm, input);
+    auto d = o.prehashed ? std::optional<std::string>(std::string(input))
+                         : Digest(o.hash_algorithm, input);
+    if (!d) return absl::InternalError("digest failed");
+    digest = std::move(*d);
   }
   std::string sig = s.bytes;
   if (jws && IsEcdsa(type)) {
@@ -798,7 +875,8 @@ absl::StatusOr<bool> Policy::Verify(std::string_view input, std::string_view sig
 
 std::string Policy::PublicKey(int version) const {
   const KeyVersion* kv = Version(version);
-  if (kv == nullptr || !kv->pkey) return "";
+  // A derived key's base public key is half of the derivation's input: never shown.
+  if (kv == nullptr || !kv->pkey || derived) return "";
   if (type == KeyType::kEd25519) {
     unsigned char pub[32];
     size_t n = sizeof(pub);
@@ -814,6 +892,9 @@ absl::StatusOr<std::string> Policy::Export(std::string_view kind, int version) c
   if (kind == "hmac-key")
     return Base64Encode(type == KeyType::kHmac ? kv->key.view() : kv->hmac_key.view());
   if (kind == "public-key") {
+    if (derived)
+      return absl::InvalidArgumentError(
+          "a derived key has a public key per context: none to export");
     if (!kv->pkey)
       return absl::InvalidArgumentError("the key has no public part (symmetric key type)");
     return PublicKey(version);
@@ -828,6 +909,7 @@ absl::StatusOr<std::string> Policy::Export(std::string_view kind, int version) c
   if (kind == "signing-key") {
     if (!SupportsSigning(type))
       return absl::InvalidArgumentError("signing-key export is not supported for this key type");
+    if (!kv->pkey) return absl::InvalidArgumentError("the key version has no private key");
     if (type == KeyType::kEd25519) {
       ASSIGN_OR_RETURN(SecretBytes raw, Ed25519Raw(kv->pkey.get()));
       return Base64Encode(raw.view());

@@ -100,8 +100,12 @@ class Policy {
   std::unique_ptr<Policy> Clone() const;
 
   // Storage form (base64 key bytes, PKCS#8 PEM private keys); the barrier encrypts it.
-  std::string Serialize() const;
+  absl::StatusOr<std::string> Serialize() const;
+  // Parses and Validate()s: a restored backup is untrusted input.
   static absl::StatusOr<std::unique_ptr<Policy>> Parse(std::string_view json);
+  // The fields agree with each other: every version from min_available_version to
+  // latest_version present, key material of the type's kind and size, convergent keys derived.
+  absl::Status Validate() const;
   // What keys/<name> shows (no secrets).
   boost::json::object Describe() const;
 

@@ -147,7 +147,8 @@ absl::StatusOr<std::shared_ptr<const Policy>> TransitBackend::Get(const std::str
 
 absl::Status TransitBackend::Store(std::unique_ptr<Policy> p) {
   std::string name = p->name;
-  RETURN_IF_ERROR(storage_->Put(Cat(kPolicyPrefix, name), p->Serialize()));
+  ASSIGN_OR_RETURN(std::string text, p->Serialize());
+  RETURN_IF_ERROR(storage_->Put(Cat(kPolicyPrefix, name), text));
   std::shared_ptr<const Policy> shared(std::move(p));
   MutexLock l(&mu_);
   ++generation_;

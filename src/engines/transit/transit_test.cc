@@ -358,6 +358,63 @@ TEST_F(TransitTest, EncryptionsDuringRotationsAllDecrypt) {
   EXPECT_EQ(Data(Must(Operation::kRead, "transit/keys/busy")).at("latest_version").as_int64(), 21);
 }
 
+TEST_F(TransitTest, ReviewFindingsStayFixed) {
+  // A trimmed RSA version asked for by number is a 400, not a crash.
+  Must(Operation::kUpdate, "transit/keys/rsa", {{"type", "rsa-2048"}});
+  Must(Operation::kUpdate, "transit/keys/rsa/rotate");
+  Must(Operation::kUpdate, "transit/keys/rsa/config", {{"min_decryption_version", 2}});
+  Must(Operation::kUpdate, "transit/keys/rsa/trim", {{"min_available_version", 2}});
+  auto e =
+      Do(Operation::kUpdate, "transit/encrypt/rsa", {{"plaintext", B64("x")}, {"key_version", 1}});
+  ASSERT_FALSE(e.ok());
+  EXPECT_EQ(core::HttpStatusFor(e.status()), 400) << e.status();
+
+  // A crafted backup (a version the key says exists but does not hold) is refused.
+  Must(Operation::kUpdate, "transit/keys/b",
+       {{"exportable", true}, {"allow_plaintext_backup", true}});
+  std::string blob = Str(Data(Must(Operation::kRead, "transit/backup/b")).at("backup"));
+  json::object outer = json::parse(*Base64Decode(blob)).as_object();
+  json::object pol = json::parse(outer.at("policy").as_string()).as_object();
+  pol["latest_version"] = 5;
+  outer["policy"] = json::serialize(pol);
+  auto r =
+      Do(Operation::kUpdate, "transit/restore/crafted", {{"backup", B64(json::serialize(outer))}});
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(core::HttpStatusFor(r.status()), 400) << r.status();
+  EXPECT_NE(Msg(r.status()).find("version 2 is missing"), std::string::npos) << r.status();
+
+  // Convergent encryption refuses associated data (the nonce would repeat across AADs).
+  Must(Operation::kUpdate, "transit/keys/cv", {{"derived", true}, {"convergent_encryption", true}});
+  EXPECT_FALSE(Do(Operation::kUpdate, "transit/encrypt/cv",
+                  {{"plaintext", B64("x")}, {"context", B64("c")}, {"associated_data", B64("a")}})
+                   .ok());
+  // A context on a key that is not derived is ignored, as Vault does.
+  Must(Operation::kUpdate, "transit/keys/plain");
+  std::string c = Encrypt("plain", "hello", {{"context", B64("ignored")}});
+  EXPECT_EQ(*Decrypt("plain", c), "hello");
+  // HMACs made before min_encryption_version was raised still verify.
+  std::string mac =
+      Str(Data(Must(Operation::kUpdate, "transit/hmac/plain", {{"input", B64("m")}})).at("hmac"));
+  Must(Operation::kUpdate, "transit/keys/plain/rotate");
+  Must(Operation::kUpdate, "transit/keys/plain/config", {{"min_encryption_version", 2}});
+  EXPECT_TRUE(
+      Data(Must(Operation::kUpdate, "transit/verify/plain", {{"input", B64("m")}, {"hmac", mac}}))
+          .at("valid")
+          .as_bool());
+  // A derived Ed25519 key has no single public key to show or export.
+  Must(Operation::kUpdate, "transit/keys/ded", {{"type", "ed25519"}, {"derived", true}});
+  EXPECT_FALSE(Do(Operation::kRead, "transit/export/public-key/ded").ok());
+  // Creating a key needs "update" on keys/<name>, as in Vault (no existence check there).
+  std::string tok = TokenFor("path \"transit/keys/*\" { capabilities = [\"update\"] }", "upd");
+  EXPECT_TRUE(Do(Operation::kUpdate, "transit/keys/by-update", {}, tok).ok());
+  // A context longer than HKDF's limit is a 400, not a 500.
+  Must(Operation::kUpdate, "transit/keys/d2", {{"derived", true}});
+  auto lc = Do(Operation::kUpdate, "transit/encrypt/d2",
+               {{"plaintext", B64("x")}, {"context", B64(std::string(2000, 'c'))}});
+  ASSERT_FALSE(lc.ok());
+  EXPECT_EQ(core::HttpStatusFor(lc.status()), 400) << lc.status();
+}
+
 TEST(TransitCiphertext, ParseRefusesMalformedInput) {
   EXPECT_EQ(Msg(ParseVersioned("abc").status()), "invalid ciphertext: no prefix");
   EXPECT_FALSE(ParseVersioned("vault:v:AAAA").ok());
