@@ -34,6 +34,9 @@ void AddWrapFlag(CLI::App* app, ClientFlags* f);
 // Registers the client subcommands (operator, status, read, write, list, delete, secrets).
 // Each sets *exit_code when it runs.
 void RegisterClientCommands(CLI::App& app, int* exit_code);
+// Registers `coffer operator generate-root` and `coffer operator rekey` (operator_keys.cc)
+// under the `operator` command.
+void RegisterOperatorKeyCommands(CLI::App* op, int* exit_code);
 // Registers `coffer kv ...` (kv_commands.cc): either kv version, as `vault kv`.
 void RegisterKvCommands(CLI::App& app, int* exit_code);
 // Registers `coffer transit encrypt|decrypt|rewrap|rewrap-all` (transit_commands.cc).

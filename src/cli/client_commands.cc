@@ -461,6 +461,7 @@ void RegisterClientCommands(CLI::App& app, int* exit_code) {
          "Success! Coffer is sealed.");
   simple(op, "rotate", "Add a new barrier encryption key term", "PUT", "/v1/sys/rotate",
          "rotating key", "Success! Rotated key");
+  RegisterOperatorKeyCommands(op, exit_code);
 
   // coffer read / write / list / delete
   auto field = std::make_shared<std::string>();

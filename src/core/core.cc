@@ -268,11 +268,7 @@ absl::StatusOr<json::object> Core::Unseal(std::string_view key, bool reset) {
   if (key.empty())
     return absl::InvalidArgumentError(
         "'key' must be specified in request body as JSON, or 'reset' set to true");
-  std::optional<std::string> raw = HexDecode(key);
-  if (!raw) raw = Base64Decode(key);
-  if (!raw) return absl::InvalidArgumentError("'key' must be a valid hex or base64 string");
-  crypto::SecretBytes share(*raw);
-  OPENSSL_cleanse(raw->data(), raw->size());
+  ASSIGN_OR_RETURN(crypto::SecretBytes share, DecodeKeyShare(key));
   ASSIGN_OR_RETURN(auto step, seal_->Submit(share.view()));
   if (step.root_key) {
     MutexLock l(&state_mu_);

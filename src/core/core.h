@@ -30,6 +30,9 @@
 
 namespace coffer::core {
 
+// An unseal key share as operators type it: hex or base64 (sys/unseal, sys/rekey, ...).
+absl::StatusOr<crypto::SecretBytes> DecodeKeyShare(std::string_view key);
+
 inline constexpr int64_t kSystemDefaultTtl = 768 * 3600;  // Vault's 32 days
 
 struct CoreOptions {
@@ -219,6 +222,16 @@ class Core final : private SystemView {
   absl::StatusOr<Response> HandleLeases(Request& req, std::string_view what, std::string_view arg)
       ABSL_LOCKS_EXCLUDED(mounts_mu_);
 
+  // sys/rekey/{init,update,verify,backup} and sys/generate-root/{attempt,update} (sys_rekey.cc):
+  // the unseal key shares authorize them, not a token (as Vault). State lives in memory only.
+  absl::StatusOr<Response> HandleRekey(Request& req, std::string_view what)
+      ABSL_LOCKS_EXCLUDED(rekey_mu_);
+  absl::StatusOr<Response> HandleGenerateRoot(Request& req, std::string_view what)
+      ABSL_LOCKS_EXCLUDED(rekey_mu_);
+  boost::json::object RekeyStatusLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(rekey_mu_);
+  boost::json::object RekeyVerifyStatusLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(rekey_mu_);
+  boost::json::object GenerateRootStatusLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(rekey_mu_);
+
   // Issues the token an auth method's login asked for; fills resp.auth.
   absl::Status IssueLoginToken(const Request& req, const MountEntry& mount, Response& resp);
 
@@ -250,6 +263,29 @@ class Core final : private SystemView {
   std::map<std::string, std::shared_ptr<Mount>, std::less<>> mounts_ ABSL_GUARDED_BY(mounts_mu_);
   // sys/remount's answers for sys/remount/status/<migration_id>, kept until the server stops.
   std::map<std::string, boost::json::object, std::less<>> remounts_ ABSL_GUARDED_BY(mounts_mu_);
+
+  // Rekey and root generation in progress (sys_rekey.cc). Wiped when they end or are cancelled.
+  struct RekeyOp {
+    std::string nonce;
+    int shares = 0;
+    int threshold = 0;
+    bool verify = false;
+    std::vector<crypto::SecretBytes> submitted;  // current shares
+    // With verification: the new key, waiting for its own shares before it replaces the old.
+    std::optional<crypto::SecretBytes> pending_key;
+    crypto::SecretBytes pending_root;
+    std::string verify_nonce;
+    std::vector<crypto::SecretBytes> verify_submitted;
+  };
+  struct GenerateRootOp {
+    std::string nonce;
+    std::string otp;
+    bool otp_generated = false;
+    std::vector<crypto::SecretBytes> submitted;
+  };
+  Mutex rekey_mu_;
+  std::optional<RekeyOp> rekey_ ABSL_GUARDED_BY(rekey_mu_);
+  std::optional<GenerateRootOp> generate_root_ ABSL_GUARDED_BY(rekey_mu_);
 
   Mutex tidy_mu_;
   // Waits on tidy_mu_.native(): condition_variable_any, as Mutex is no std::mutex.

@@ -271,6 +271,30 @@ std::unique_ptr<Backend> Core::NewSystemBackend() {
                          return r;
                        })}},
        .synopsis = "The barrier key's term and use"});
+  paths.push_back({.patterns = {"rekey/{what:init|update|verify|backup}"},
+                   .operations = {{kRead, op([this](Request& req, const FieldData& d) {
+                                     return HandleRekey(req, d.String("what"));
+                                   })},
+                                  {kUpdate, op([this](Request& req, const FieldData& d) {
+                                     return HandleRekey(req, d.String("what"));
+                                   })},
+                                  {kDelete, op([this](Request& req, const FieldData& d) {
+                                     return HandleRekey(req, d.String("what"));
+                                   })}},
+                   .synopsis = "New unseal key shares from the current ones (sys_rekey.cc)",
+                   .any_field = true});
+  paths.push_back({.patterns = {"generate-root/{what:attempt|update}"},
+                   .operations = {{kRead, op([this](Request& req, const FieldData& d) {
+                                     return HandleGenerateRoot(req, d.String("what"));
+                                   })},
+                                  {kUpdate, op([this](Request& req, const FieldData& d) {
+                                     return HandleGenerateRoot(req, d.String("what"));
+                                   })},
+                                  {kDelete, op([this](Request& req, const FieldData& d) {
+                                     return HandleGenerateRoot(req, d.String("what"));
+                                   })}},
+                   .synopsis = "A new root token from the unseal key shares and a one-time pad",
+                   .any_field = true});
   paths.push_back({.patterns = {"seal"},
                    .operations = {{kUpdate, op([](Request&, const FieldData&) {
                                      Response r;
@@ -350,8 +374,9 @@ std::unique_ptr<Backend> Core::NewSystemBackend() {
   // core's check would spend its single use before the handler. internal/ui/mounts/* checks the
   // caller's token itself too (Vault: unauthenticated, answered by the caller's ACL).
   special.unauthenticated =
-      PathList{"init",   "unseal",          "seal-status",     "health",
-               "leader", "wrapping/lookup", "wrapping/unwrap", "internal/ui/mounts/*"};
+      PathList{"init",    "unseal",          "seal-status",     "health",
+               "leader",  "wrapping/lookup", "wrapping/unwrap", "internal/ui/mounts/*",
+               "rekey/*", "generate-root/*"};
   // sys/internal/specs/openapi is unauthenticated in Vault, which then filters the mounts by
   // listing_visibility and the caller's ACL. Coffer has no listing_visibility yet, so the
   // document (which names every mount) needs a token (docs/compatibility.md).

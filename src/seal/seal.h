@@ -10,6 +10,7 @@
 
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "crypto/secret_bytes.h"
@@ -50,6 +51,20 @@ class Seal {
   virtual absl::StatusOr<UnsealStep> Submit(std::string_view share) = 0;
   virtual void Reset() = 0;
   virtual Progress CurrentProgress() = 0;
+
+  // Rekey and root token generation (sys/rekey, sys/generate-root). Each share has the length
+  // the current config implies (InvalidArgument otherwise).
+  virtual absl::Status CheckShare(std::string_view share) = 0;
+  // The root key the shares open; InvalidArgument when they do not combine to the unseal key.
+  virtual absl::StatusOr<crypto::SecretBytes> RootKeyFromShares(
+      const std::vector<crypto::SecretBytes>& shares) = 0;
+  // A fresh unseal key and its shares (the key itself for one share); nothing is stored.
+  virtual absl::StatusOr<std::pair<crypto::SecretBytes, std::vector<crypto::SecretBytes>>>
+  NewShares(int shares, int threshold) = 0;
+  // Stores `root_key` sealed with `unseal_key` and the new config, in one atomic write; from
+  // then on only the new shares open the root key.
+  virtual absl::Status Commit(const crypto::SecretBytes& unseal_key, int shares, int threshold,
+                              const crypto::SecretBytes& root_key) = 0;
 };
 
 // Checks Vault's limits on secret_shares / secret_threshold; the message says which rule failed.
@@ -65,6 +80,13 @@ class ShamirSeal final : public Seal {
   absl::StatusOr<UnsealStep> Submit(std::string_view share) override ABSL_LOCKS_EXCLUDED(mu_);
   void Reset() override ABSL_LOCKS_EXCLUDED(mu_);
   Progress CurrentProgress() override ABSL_LOCKS_EXCLUDED(mu_);
+  absl::Status CheckShare(std::string_view share) override;
+  absl::StatusOr<crypto::SecretBytes> RootKeyFromShares(
+      const std::vector<crypto::SecretBytes>& shares) override;
+  absl::StatusOr<std::pair<crypto::SecretBytes, std::vector<crypto::SecretBytes>>> NewShares(
+      int shares, int threshold) override;
+  absl::Status Commit(const crypto::SecretBytes& unseal_key, int shares, int threshold,
+                      const crypto::SecretBytes& root_key) override;
 
  private:
   storage::Storage* const physical_;

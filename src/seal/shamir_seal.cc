@@ -40,8 +40,8 @@ absl::StatusOr<std::optional<SealConfig>> ShamirSeal::Config() {
   return std::optional<SealConfig>(c);
 }
 
-absl::StatusOr<std::vector<crypto::SecretBytes>> ShamirSeal::Initialize(
-    int shares, int threshold, const crypto::SecretBytes& root_key) {
+absl::StatusOr<std::pair<crypto::SecretBytes, std::vector<crypto::SecretBytes>>>
+ShamirSeal::NewShares(int shares, int threshold) {
   RETURN_IF_ERROR(ValidateShares(shares, threshold));
   ASSIGN_OR_RETURN(auto unseal_key, crypto::SecretBytes::Random(crypto::kAesKeySize));
   std::vector<crypto::SecretBytes> out;
@@ -50,17 +50,64 @@ absl::StatusOr<std::vector<crypto::SecretBytes>> ShamirSeal::Initialize(
   } else {
     ASSIGN_OR_RETURN(out, crypto::ShamirSplit(unseal_key, shares, threshold));
   }
+  return std::make_pair(std::move(unseal_key), std::move(out));
+}
+
+absl::Status ShamirSeal::Commit(const crypto::SecretBytes& unseal_key, int shares, int threshold,
+                                const crypto::SecretBytes& root_key) {
+  RETURN_IF_ERROR(ValidateShares(shares, threshold));
   ASSIGN_OR_RETURN(std::string sealed_root,
                    crypto::AesGcmSeal(unseal_key, root_key.view(), kRootKeyPath));
   std::string config = boost::json::serialize(boost::json::object{
       {"type", "shamir"}, {"secret_shares", shares}, {"secret_threshold", threshold}});
-  // The root key and the config land in one atomic batch: the server is initialized only if both
-  // do.
+  // The root key and the config land in one atomic batch: a crash leaves the old shares or the
+  // new ones working, never neither.
   std::vector<storage::WriteOp> ops;
   ops.push_back({storage::WriteOp::Kind::kPut, kRootKeyPath, sealed_root});
   ops.push_back({storage::WriteOp::Kind::kPut, kSealConfigPath, config});
   RETURN_IF_ERROR(physical_->Write(std::move(ops)));
   Reset();
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<crypto::SecretBytes>> ShamirSeal::Initialize(
+    int shares, int threshold, const crypto::SecretBytes& root_key) {
+  ASSIGN_OR_RETURN(auto made, NewShares(shares, threshold));
+  RETURN_IF_ERROR(Commit(made.first, shares, threshold, root_key));
+  return std::move(made.second);
+}
+
+absl::Status ShamirSeal::CheckShare(std::string_view share) {
+  ASSIGN_OR_RETURN(auto cfg, Config());
+  if (!cfg) return absl::FailedPreconditionError("Vault is not initialized");
+  const size_t want = cfg->secret_shares == 1 ? crypto::kAesKeySize : crypto::kAesKeySize + 1;
+  if (share.size() != want)
+    return absl::InvalidArgumentError(
+        Cat("key has the wrong length: ", share.size(), " bytes decoded, ", want, " expected"));
+  return absl::OkStatus();
+}
+
+absl::StatusOr<crypto::SecretBytes> ShamirSeal::RootKeyFromShares(
+    const std::vector<crypto::SecretBytes>& parts) {
+  if (parts.empty()) return absl::InvalidArgumentError("no key shares");
+  crypto::SecretBytes unseal_key;
+  if (parts.size() == 1) {
+    unseal_key = parts[0].Clone();
+  } else {
+    auto combined = crypto::ShamirCombine(parts);
+    if (!combined.ok())
+      return absl::InvalidArgumentError(Cat("the keys do not combine: ", Msg(combined.status())));
+    unseal_key = std::move(*combined);
+  }
+  ASSIGN_OR_RETURN(auto sealed_root, physical_->Get(kRootKeyPath));
+  if (!sealed_root) return absl::DataLossError("root key is missing from storage");
+  auto root = crypto::AesGcmOpen(unseal_key, *sealed_root, kRootKeyPath);
+  if (!root.ok())
+    return absl::InvalidArgumentError(
+        "the submitted keys do not combine to this server's unseal key (a wrong or mistyped "
+        "key)");
+  crypto::SecretBytes out(*root);
+  OPENSSL_cleanse(root->data(), root->size());
   return out;
 }
 
