@@ -164,6 +164,13 @@ void Core::SealLocked() {
   audit_->Clear();
   barrier_->Seal();
   seal_->Reset();
+  {
+    // A rekey or root generation in progress ends with the seal (it holds shares, a pending
+    // root key or an OTP).
+    MutexLock l(&rekey_mu_);
+    rekey_.reset();
+    generate_root_.reset();
+  }
   sealed_ = true;
   cluster_id_.clear();
   cluster_name_.clear();
@@ -545,7 +552,24 @@ absl::StatusOr<Response> Core::HandleLocked(Request& req) {
   // Unauthenticated paths (auth methods' logins, a PKI mount's CA and CRL) need no token:
   // audited and run; the token a login grants is issued here.
   if (backend && backend->Special().unauthenticated.Matches(rest)) {
-    RETURN_IF_ERROR(audit_->LogRequest(req, std::nullopt, absl::OkStatus()));
+    // sys/rekey and sys/generate-root change the unseal keys or make a root token: they take
+    // key shares and an OTP (never written to the audit log, even with log_raw), answer with
+    // new shares or an encoded token (raw bodies are not audited), and once done they must
+    // reach the caller: a wrap refused after the fact or a failed response entry would lose
+    // keys that are already in force.
+    const bool key_ceremony = backend == system_.get() &&
+                              (StartsWith(rest, "rekey/") || StartsWith(rest, "generate-root/"));
+    if (backend == system_.get() && req.wrap_ttl > 0)
+      return absl::InvalidArgumentError(
+          "X-Vault-Wrap-TTL without a token wraps only logins: send a token to wrap this path");
+    if (key_ceremony) {
+      Request audited = req;
+      audited.data.erase("key");
+      audited.data.erase("otp");
+      RETURN_IF_ERROR(audit_->LogRequest(audited, std::nullopt, absl::OkStatus()));
+    } else {
+      RETURN_IF_ERROR(audit_->LogRequest(req, std::nullopt, absl::OkStatus()));
+    }
     absl::StatusOr<Response> result = run();
     if (result.ok() && result->login && mount) {
       auto st = IssueLoginToken(req, mount->entry, *result);
@@ -559,6 +583,16 @@ absl::StatusOr<Response> Core::HandleLocked(Request& req) {
     if (result.ok() && req.wrap_ttl > 0) {
       auto st = WrapResponse(req, *result, req.wrap_ttl);
       if (!st.ok()) result = st;
+    }
+    if (key_ceremony) {
+      Request audited = req;
+      audited.data.erase("key");
+      audited.data.erase("otp");
+      auto st = audit_->LogResponse(audited, std::nullopt, result);
+      if (!st.ok())
+        log::Warn("audit of a rekey/generate-root response failed; answered anyway",
+                  {{"error", Msg(st)}});
+      return result;
     }
     RETURN_IF_ERROR(audit_->LogResponse(req, std::nullopt, result));
     return result;

@@ -279,11 +279,11 @@ class Core final : private SystemView {
   };
   struct GenerateRootOp {
     std::string nonce;
-    std::string otp;
+    crypto::SecretBytes otp;
     bool otp_generated = false;
     std::vector<crypto::SecretBytes> submitted;
   };
-  Mutex rekey_mu_;
+  Mutex rekey_mu_ ABSL_ACQUIRED_AFTER(state_mu_);
   std::optional<RekeyOp> rekey_ ABSL_GUARDED_BY(rekey_mu_);
   std::optional<GenerateRootOp> generate_root_ ABSL_GUARDED_BY(rekey_mu_);
 

@@ -36,6 +36,7 @@ std::optional<std::string> StringField(const json::object& o, std::string_view k
 absl::StatusOr<int> IntField(const json::object& o, std::string_view k) {
   const json::value* v = o.if_contains(k);
   if (v == nullptr || v->is_null()) return absl::InvalidArgumentError(Cat(k, " is required"));
+  // 0 passes here and is refused by seal::ValidateShares with its own message.
   if (v->is_int64() && v->as_int64() >= 0 && v->as_int64() <= 255)
     return static_cast<int>(v->as_int64());
   if (v->is_uint64() && v->as_uint64() <= 255) return static_cast<int>(v->as_uint64());
@@ -136,7 +137,15 @@ absl::StatusOr<Response> Core::HandleRekey(Request& req, std::string_view what) 
         op.shares = shares;
         op.threshold = threshold;
         const json::value* v = req.data.if_contains("require_verification");
-        op.verify = v != nullptr && v->is_bool() && v->as_bool();
+        if (v != nullptr && !v->is_null()) {
+          if (v->is_bool()) {
+            op.verify = v->as_bool();
+          } else if (v->is_string() && (v->as_string() == "true" || v->as_string() == "false")) {
+            op.verify = v->as_string() == "true";
+          } else {
+            return absl::InvalidArgumentError("require_verification must be true or false");
+          }
+        }
         rekey_ = std::move(op);
         return Raw(RekeyStatusLocked());
       }
@@ -274,22 +283,25 @@ absl::StatusOr<Response> Core::HandleGenerateRoot(Request& req, std::string_view
           return absl::InvalidArgumentError("pgp_key is not supported by Coffer yet; use an otp");
         GenerateRootOp op;
         op.nonce = crypto::RandomUuid();
-        op.otp = StringField(req.data, "otp").value_or("");
+        op.otp = crypto::SecretBytes(StringField(req.data, "otp").value_or(""));
         if (op.otp.empty()) {
           // Vault 1.10+: without an otp the server makes one and shows it once.
           ASSIGN_OR_RETURN(std::string a, crypto::RandomToken(""));
           ASSIGN_OR_RETURN(std::string b, crypto::RandomToken(""));
-          op.otp = (a + b).substr(0, kOtpLength);
+          op.otp = crypto::SecretBytes((a + b).substr(0, kOtpLength));
+          OPENSSL_cleanse(a.data(), a.size());
+          OPENSSL_cleanse(b.data(), b.size());
           op.otp_generated = true;
         }
         if (op.otp.size() != kOtpLength)
           return absl::InvalidArgumentError(
               Cat("otp must be ", kOtpLength, " characters long (see otp_length)"));
         bool generated = op.otp_generated;
-        std::string otp = op.otp;
+        std::string otp(op.otp.view());
         generate_root_ = std::move(op);
         json::object o = GenerateRootStatusLocked();
         if (generated) o["otp"] = otp;
+        OPENSSL_cleanse(otp.data(), otp.size());
         return Raw(o);
       }
       default:
@@ -316,17 +328,20 @@ absl::StatusOr<Response> Core::HandleGenerateRoot(Request& req, std::string_view
     generate_root_->submitted.clear();
     if (!root.ok())
       return absl::InvalidArgumentError(Cat(Msg(root.status()), "; progress was reset"));
+    if (generate_root_->otp.size() != kOtpLength)
+      return absl::InternalError("the otp has the wrong length");
     ASSIGN_OR_RETURN(std::string token, tokens_->CreateRootToken());
-    if (token.size() != generate_root_->otp.size())
+    if (token.size() != kOtpLength)
       return absl::InternalError("the root token and the otp differ in length");
     std::string mixed(token.size(), '\0');
     for (size_t i = 0; i < token.size(); ++i)
-      mixed[i] = static_cast<char>(static_cast<unsigned char>(token[i]) ^
-                                   static_cast<unsigned char>(generate_root_->otp[i]));
+      mixed[i] =
+          static_cast<char>(static_cast<unsigned char>(token[i]) ^ generate_root_->otp.data()[i]);
     OPENSSL_cleanse(token.data(), token.size());
     std::string encoded = RawBase64(mixed);
+    OPENSSL_cleanse(mixed.data(), mixed.size());
     json::object done = GenerateRootStatusLocked();
-    done["started"] = false;
+    done["started"] = true;  // as Vault's update answer; the attempt itself is over
     done["progress"] = cfg->secret_threshold;
     done["complete"] = true;
     done["encoded_token"] = encoded;

@@ -72,7 +72,7 @@ class Rekey(ServerTest):
 
     def test_rekey_with_verification_waits_for_the_new_shares(self):
         st = self.req("PUT", "sys/rekey/init",
-                      {"secret_shares": 5, "secret_threshold": 3, "require_verification": True})
+                      {"secret_shares": 4, "secret_threshold": 2, "require_verification": True})
         done = None
         for k in self.s.keys[:3]:
             done = self.req("PUT", "sys/rekey/update", {"key": k, "nonce": st["nonce"]})
@@ -81,25 +81,45 @@ class Rekey(ServerTest):
         new_keys = done["keys"]
         v = self.req("GET", "sys/rekey/verify")
         self.assertEqual(v["nonce"], done["verification_nonce"])
-        # Until verified, the old shares still unseal.
-        status, _ = self.unseal_with(self.s.keys[2:5])
-        self.assertEqual(status, 200)
+        # Until verified, the old configuration (and so the old shares) stays in force.
+        seal = self.req("GET", "sys/seal-status")
+        self.assertEqual((seal["t"], seal["n"]), (3, 5))
         # Cancelling the verification gives a new nonce; the old one is refused.
         v2 = self.req("DELETE", "sys/rekey/verify")
         self.assertNotEqual(v2["nonce"], v["nonce"])
         self.req("PUT", "sys/rekey/verify", {"key": new_keys[0], "nonce": v["nonce"]}, want=400)
         # The old shares are not the new ones: refused once the threshold is reached.
-        for k in self.s.keys[:2]:
-            self.req("PUT", "sys/rekey/verify", {"key": k, "nonce": v2["nonce"]})
-        self.req("PUT", "sys/rekey/verify", {"key": self.s.keys[2], "nonce": v2["nonce"]}, want=400)
-        for k in new_keys[:2]:
-            self.req("PUT", "sys/rekey/verify", {"key": k, "nonce": v2["nonce"]})
-        fin = self.req("PUT", "sys/rekey/verify", {"key": new_keys[2], "nonce": v2["nonce"]})
+        self.req("PUT", "sys/rekey/verify", {"key": self.s.keys[0], "nonce": v2["nonce"]})
+        self.req("PUT", "sys/rekey/verify", {"key": self.s.keys[1], "nonce": v2["nonce"]}, want=400)
+        self.assertEqual(self.req("GET", "sys/rekey/verify")["progress"], 0)
+        self.req("PUT", "sys/rekey/verify", {"key": new_keys[0], "nonce": v2["nonce"]})
+        fin = self.req("PUT", "sys/rekey/verify", {"key": new_keys[3], "nonce": v2["nonce"]})
         self.assertTrue(fin["complete"])
+        seal = self.req("GET", "sys/seal-status")
+        self.assertEqual((seal["t"], seal["n"]), (2, 4))
         status, text = self.unseal_with(self.s.keys[:3])
         self.assertEqual(status, 400, text)
-        status, _ = self.unseal_with(new_keys[2:5])
+        status, _ = self.unseal_with(new_keys[1:3])
         self.assertEqual(status, 200)
+
+    def test_refusals_that_must_not_lose_keys(self):
+        # A wrap asked for without a token is refused before anything changes.
+        st = self.req("PUT", "sys/rekey/init", {"secret_shares": 1, "secret_threshold": 1})
+        for k in self.s.keys[:2]:
+            self.req("PUT", "sys/rekey/update", {"key": k, "nonce": st["nonce"]})
+        status, _, text = self.s.request("PUT", "sys/rekey/update",
+                                         body={"key": self.s.keys[2], "nonce": st["nonce"]},
+                                         headers={"X-Vault-Wrap-TTL": "60"})
+        self.assertEqual(status, 400, text)
+        self.assertEqual(self.req("GET", "sys/rekey/init")["progress"], 2)
+        # Sealing ends the rekey in progress (it held two shares).
+        status, _ = self.unseal_with(self.s.keys[:3])
+        self.assertEqual(status, 200)
+        self.assertFalse(self.req("GET", "sys/rekey/init")["started"])
+        # require_verification must be a boolean: "yes" would otherwise skip verification.
+        self.req("PUT", "sys/rekey/init",
+                 {"secret_shares": 3, "secret_threshold": 2, "require_verification": "yes"}, want=400)
+        self.assertFalse(self.req("GET", "sys/rekey/init")["started"])
 
     def test_generate_root_with_an_otp(self):
         st = self.req("PUT", "sys/generate-root/attempt", {"otp": OTP})
