@@ -559,7 +559,7 @@ absl::StatusOr<Response> Core::HandleLocked(Request& req) {
     // keys that are already in force.
     const bool key_ceremony = backend == system_.get() &&
                               (StartsWith(rest, "rekey/") || StartsWith(rest, "generate-root/"));
-    if (backend == system_.get() && req.wrap_ttl > 0)
+    if (key_ceremony && req.wrap_ttl > 0)
       return absl::InvalidArgumentError(
           "X-Vault-Wrap-TTL without a token wraps only logins: send a token to wrap this path");
     if (key_ceremony) {
