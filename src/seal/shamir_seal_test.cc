@@ -17,12 +17,14 @@ TEST(ShamirSeal, RekeyReplacesTheSharesAndKeepsTheRootKey) {
   auto old_shares = seal.Initialize(5, 3, *root);
   ASSERT_TRUE(old_shares.ok()) << old_shares.status();
   std::vector<crypto::SecretBytes> three;
+  three.reserve(3);
   for (int i = 1; i < 4; ++i) three.push_back((*old_shares)[i].Clone());
   auto opened = seal.RootKeyFromShares(three);
   ASSERT_TRUE(opened.ok()) << opened.status();
   EXPECT_EQ(opened->view(), root->view());
   // Two shares are not enough: they do not combine to the unseal key.
   std::vector<crypto::SecretBytes> two;
+  two.reserve(2);
   for (int i = 0; i < 2; ++i) two.push_back((*old_shares)[i].Clone());
   EXPECT_FALSE(seal.RootKeyFromShares(two).ok());
   EXPECT_FALSE(seal.CheckShare("short").ok());
@@ -36,6 +38,7 @@ TEST(ShamirSeal, RekeyReplacesTheSharesAndKeepsTheRootKey) {
   ASSERT_TRUE(seal.Commit(made->first, 3, 2, *opened).ok());
   EXPECT_FALSE(seal.RootKeyFromShares(three).ok());
   std::vector<crypto::SecretBytes> new_two;
+  new_two.reserve(2);
   for (int i = 1; i < 3; ++i) new_two.push_back(made->second[i].Clone());
   auto again = seal.RootKeyFromShares(new_two);
   ASSERT_TRUE(again.ok()) << again.status();

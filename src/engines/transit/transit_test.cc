@@ -341,6 +341,7 @@ TEST_F(TransitTest, EncryptionsDuringRotationsAllDecrypt) {
   Must(Operation::kUpdate, "transit/keys/busy");
   std::vector<std::vector<std::string>> made(4);
   std::vector<std::thread> threads;
+  threads.reserve(4);
   for (int t = 0; t < 4; ++t)
     threads.emplace_back([&, t] {
       for (int i = 0; i < 200; ++i) {
