@@ -6,20 +6,13 @@
 
 #include <memory>
 
+#include "crypto/handles.h"
 #include "util/status.h"
 
 namespace coffer::crypto {
 namespace {
 
 using CipherCtx = std::unique_ptr<EVP_CIPHER_CTX, decltype(&EVP_CIPHER_CTX_free)>;
-
-absl::Status SslError(std::string_view what) {
-  unsigned long e = ERR_get_error();
-  char buf[256] = "unknown error";
-  if (e != 0) ERR_error_string_n(e, buf, sizeof(buf));
-  ERR_clear_error();
-  return absl::InternalError(Cat(what, ": ", buf));
-}
 
 // Explicitly fetched once: EVP_aes_256_gcm() and friends look the provider up on every init.
 const EVP_CIPHER* Cipher(Aead alg) {
@@ -52,9 +45,9 @@ absl::Status AeadSeal(Aead alg, std::string_view key, std::string_view nonce,
   if (plaintext.size() > (size_t{1} << 30))
     return absl::InvalidArgumentError("plaintext too large");
   const EVP_CIPHER* cipher = Cipher(alg);
-  if (cipher == nullptr) return SslError("EVP_CIPHER_fetch");
+  if (cipher == nullptr) return OpenSslStatus("EVP_CIPHER_fetch");
   CipherCtx ctx(EVP_CIPHER_CTX_new(), EVP_CIPHER_CTX_free);
-  if (!ctx) return SslError("EVP_CIPHER_CTX_new");
+  if (!ctx) return OpenSslStatus("EVP_CIPHER_CTX_new");
   size_t start = out->size();
   out->resize(start + nonce.size() + plaintext.size() + kAeadTagSize);
   auto* o = reinterpret_cast<unsigned char*>(out->data()) + start;
@@ -62,17 +55,18 @@ absl::Status AeadSeal(Aead alg, std::string_view key, std::string_view nonce,
   o += nonce.size();
   int len = 0;
   if (EVP_EncryptInit_ex2(ctx.get(), cipher, U(key), U(nonce), nullptr) != 1)
-    return SslError("EVP_EncryptInit_ex2");
+    return OpenSslStatus("EVP_EncryptInit_ex2");
   if (!aad.empty() &&
       EVP_EncryptUpdate(ctx.get(), nullptr, &len, U(aad), static_cast<int>(aad.size())) != 1)
-    return SslError("EVP_EncryptUpdate(aad)");
+    return OpenSslStatus("EVP_EncryptUpdate(aad)");
   if (EVP_EncryptUpdate(ctx.get(), o, &len, U(plaintext), static_cast<int>(plaintext.size())) != 1)
-    return SslError("EVP_EncryptUpdate");
+    return OpenSslStatus("EVP_EncryptUpdate");
   int fin = 0;
-  if (EVP_EncryptFinal_ex(ctx.get(), o + len, &fin) != 1) return SslError("EVP_EncryptFinal_ex");
+  if (EVP_EncryptFinal_ex(ctx.get(), o + len, &fin) != 1)
+    return OpenSslStatus("EVP_EncryptFinal_ex");
   if (EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_AEAD_GET_TAG, static_cast<int>(kAeadTagSize),
                           o + plaintext.size()) != 1)
-    return SslError("EVP_CTRL_AEAD_GET_TAG");
+    return OpenSslStatus("EVP_CTRL_AEAD_GET_TAG");
   return absl::OkStatus();
 }
 
@@ -82,9 +76,9 @@ absl::StatusOr<std::string> AeadOpen(Aead alg, std::string_view key, std::string
   if (sealed.size() < kAeadNonceSize + kAeadTagSize)
     return absl::InvalidArgumentError("invalid ciphertext: too short");
   const EVP_CIPHER* cipher = Cipher(alg);
-  if (cipher == nullptr) return SslError("EVP_CIPHER_fetch");
+  if (cipher == nullptr) return OpenSslStatus("EVP_CIPHER_fetch");
   CipherCtx ctx(EVP_CIPHER_CTX_new(), EVP_CIPHER_CTX_free);
-  if (!ctx) return SslError("EVP_CIPHER_CTX_new");
+  if (!ctx) return OpenSslStatus("EVP_CIPHER_CTX_new");
   std::string_view nonce = sealed.substr(0, kAeadNonceSize);
   std::string_view body =
       sealed.substr(kAeadNonceSize, sealed.size() - kAeadNonceSize - kAeadTagSize);
@@ -93,15 +87,15 @@ absl::StatusOr<std::string> AeadOpen(Aead alg, std::string_view key, std::string
   auto* o = reinterpret_cast<unsigned char*>(out.data());
   int len = 0;
   if (EVP_DecryptInit_ex2(ctx.get(), cipher, U(key), U(nonce), nullptr) != 1)
-    return SslError("EVP_DecryptInit_ex2");
+    return OpenSslStatus("EVP_DecryptInit_ex2");
   if (!aad.empty() &&
       EVP_DecryptUpdate(ctx.get(), nullptr, &len, U(aad), static_cast<int>(aad.size())) != 1)
-    return SslError("EVP_DecryptUpdate(aad)");
+    return OpenSslStatus("EVP_DecryptUpdate(aad)");
   if (EVP_DecryptUpdate(ctx.get(), o, &len, U(body), static_cast<int>(body.size())) != 1)
-    return SslError("EVP_DecryptUpdate");
+    return OpenSslStatus("EVP_DecryptUpdate");
   if (EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_AEAD_SET_TAG, static_cast<int>(kAeadTagSize),
                           tag.data()) != 1)
-    return SslError("EVP_CTRL_AEAD_SET_TAG");
+    return OpenSslStatus("EVP_CTRL_AEAD_SET_TAG");
   int fin = 0;
   if (EVP_DecryptFinal_ex(ctx.get(), o + len, &fin) != 1) {
     ERR_clear_error();
@@ -118,10 +112,11 @@ absl::StatusOr<SecretBytes> HkdfSha256(std::string_view secret, std::string_view
       EVP_PKEY_CTX_set_hkdf_md(ctx.get(), EVP_sha256()) != 1 ||
       EVP_PKEY_CTX_set1_hkdf_key(ctx.get(), U(secret), static_cast<int>(secret.size())) != 1 ||
       EVP_PKEY_CTX_add1_hkdf_info(ctx.get(), U(info), static_cast<int>(info.size())) != 1)
-    return SslError("HKDF setup");
+    return OpenSslStatus("HKDF setup");
   SecretBytes out(n);
   size_t len = n;
-  if (EVP_PKEY_derive(ctx.get(), out.data(), &len) != 1 || len != n) return SslError("HKDF derive");
+  if (EVP_PKEY_derive(ctx.get(), out.data(), &len) != 1 || len != n)
+    return OpenSslStatus("HKDF derive");
   return out;
 }
 

@@ -17,4 +17,11 @@ std::string OpenSslError() {
   return out.empty() ? "unknown OpenSSL error" : out;
 }
 
+absl::Status OpenSslStatus(std::string_view what) {
+  std::string msg(what);
+  msg += ": ";
+  msg += OpenSslError();
+  return absl::InternalError(msg);
+}
+
 }  // namespace coffer::crypto

@@ -10,6 +10,9 @@
 
 #include <memory>
 #include <string>
+#include <string_view>
+
+#include "absl/status/status.h"
 
 namespace coffer::crypto {
 
@@ -40,5 +43,7 @@ using Spki = std::unique_ptr<X509_PUBKEY, X509PubkeyFree>;
 
 // The last OpenSSL error as text, for messages; clears the queue.
 std::string OpenSslError();
+// InternalError "<what>: <OpenSSL's error queue>", the queue cleared.
+absl::Status OpenSslStatus(std::string_view what);
 
 }  // namespace coffer::crypto

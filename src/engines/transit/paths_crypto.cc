@@ -1,7 +1,5 @@
 // Transit encryption: encrypt/<name>, decrypt/<name>, rewrap/<name> (each with batch_input)
 // and datakey/<plaintext|wrapped>/<name>.
-#include <charconv>
-
 #include "crypto/crypto.h"
 #include "engines/transit/transit_internal.h"
 #include "util/encoding.h"
@@ -9,69 +7,6 @@
 
 namespace coffer::engines::transit {
 namespace {
-
-// A batch item's string field ("" when absent); InvalidArgument for another JSON type.
-absl::StatusOr<std::string> Str(const json::object& item, std::string_view key) {
-  const json::value* v = item.if_contains(key);
-  if (v == nullptr || v->is_null()) return std::string();
-  if (!v->is_string()) return absl::InvalidArgumentError(Cat("'", key, "' must be a string"));
-  return std::string(v->as_string());
-}
-
-// A base64 field decoded ("" when absent).
-absl::StatusOr<std::string> B64Field(const json::object& item, std::string_view key) {
-  ASSIGN_OR_RETURN(std::string s, Str(item, key));
-  if (s.empty()) return s;
-  return DecodeB64(key, s);
-}
-
-absl::StatusOr<int> IntField(const json::object& item, std::string_view key) {
-  const json::value* v = item.if_contains(key);
-  if (v == nullptr || v->is_null()) return 0;
-  if (v->is_int64() && v->as_int64() >= 0 && v->as_int64() <= INT32_MAX)
-    return static_cast<int>(v->as_int64());
-  if (v->is_uint64() && v->as_uint64() <= INT32_MAX) return static_cast<int>(v->as_uint64());
-  if (v->is_string()) {
-    std::string_view s = v->as_string();
-    int out = 0;
-    auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
-    if (ec == std::errc() && p == s.data() + s.size() && out >= 0) return out;
-  }
-  return absl::InvalidArgumentError(Cat("'", key, "' must be a non-negative integer"));
-}
-
-// Runs `one` over the request's items; a single item's error is the response's error.
-template <typename Fn>
-absl::StatusOr<Response> RunItems(const Request& r, const FieldData& d,
-                                  std::initializer_list<std::string_view> keys, Fn one) {
-  bool batch = false;
-  ASSIGN_OR_RETURN(std::vector<json::object> items, BatchItems(r, d, keys, &batch));
-  if (!batch) {
-    ASSIGN_OR_RETURN(json::object out, one(items[0]));
-    return Response::Data(std::move(out));
-  }
-  json::array results;
-  results.reserve(items.size());
-  bool any_ok = false;
-  bool any_err = false;
-  for (const auto& item : items) {
-    auto out = one(item);
-    json::object res;
-    if (out.ok()) {
-      res = std::move(*out);
-      any_ok = true;
-    } else {
-      if (!absl::IsInvalidArgument(out.status()) && !absl::IsNotFound(out.status()) &&
-          !absl::IsFailedPrecondition(out.status()))
-        return out.status();  // an internal error fails the whole batch, as in Vault
-      res["error"] = Msg(out.status());
-      any_err = true;
-    }
-    if (const auto* ref = item.if_contains("reference")) res["reference"] = *ref;
-    results.push_back(std::move(res));
-  }
-  return BatchResponse(std::move(results), any_ok, any_err, d);
-}
 
 FieldSchema B64Schema(std::string d) { return Field(FieldType::kString, std::move(d)); }
 
@@ -111,11 +46,11 @@ void TransitBackend::CryptoPaths(TransitBackend* self, std::vector<Path>& p) {
                      const json::value* pt = item.if_contains("plaintext");
                      if (pt == nullptr || pt->is_null())
                        return absl::InvalidArgumentError("missing plaintext to encrypt");
-                     ASSIGN_OR_RETURN(std::string plain, B64Field(item, "plaintext"));
-                     ASSIGN_OR_RETURN(std::string ctx, B64Field(item, "context"));
-                     ASSIGN_OR_RETURN(std::string nonce, B64Field(item, "nonce"));
-                     ASSIGN_OR_RETURN(std::string aad, B64Field(item, "associated_data"));
-                     ASSIGN_OR_RETURN(int ver, IntField(item, "key_version"));
+                     ASSIGN_OR_RETURN(std::string plain, ItemBase64(item, "plaintext"));
+                     ASSIGN_OR_RETURN(std::string ctx, ItemBase64(item, "context"));
+                     ASSIGN_OR_RETURN(std::string nonce, ItemBase64(item, "nonce"));
+                     ASSIGN_OR_RETURN(std::string aad, ItemBase64(item, "associated_data"));
+                     ASSIGN_OR_RETURN(int ver, ItemInt(item, "key_version"));
                      ASSIGN_OR_RETURN(int used, pol->EncryptionVersion(ver));
                      auto c = pol->Encrypt(plain, ctx, nonce, aad, used);
                      OPENSSL_cleanse(plain.data(), plain.size());
@@ -142,12 +77,13 @@ void TransitBackend::CryptoPaths(TransitBackend* self, std::vector<Path>& p) {
                          return RunItems(
                              r, d, {"ciphertext", "context", "nonce", "associated_data"},
                              [&](const json::object& item) -> absl::StatusOr<json::object> {
-                               ASSIGN_OR_RETURN(std::string c, Str(item, "ciphertext"));
+                               ASSIGN_OR_RETURN(std::string c, ItemString(item, "ciphertext"));
                                if (c.empty())
                                  return absl::InvalidArgumentError("missing ciphertext to decrypt");
-                               ASSIGN_OR_RETURN(std::string ctx, B64Field(item, "context"));
-                               ASSIGN_OR_RETURN(std::string nonce, B64Field(item, "nonce"));
-                               ASSIGN_OR_RETURN(std::string aad, B64Field(item, "associated_data"));
+                               ASSIGN_OR_RETURN(std::string ctx, ItemBase64(item, "context"));
+                               ASSIGN_OR_RETURN(std::string nonce, ItemBase64(item, "nonce"));
+                               ASSIGN_OR_RETURN(std::string aad,
+                                                ItemBase64(item, "associated_data"));
                                ASSIGN_OR_RETURN(std::string plain,
                                                 pol->Decrypt(c, ctx, nonce, aad));
                                std::string b64 = Base64Encode(plain);
@@ -170,12 +106,12 @@ void TransitBackend::CryptoPaths(TransitBackend* self, std::vector<Path>& p) {
                return RunItems(
                    r, d, {"ciphertext", "context", "nonce", "key_version"},
                    [&](const json::object& item) -> absl::StatusOr<json::object> {
-                     ASSIGN_OR_RETURN(std::string c, Str(item, "ciphertext"));
+                     ASSIGN_OR_RETURN(std::string c, ItemString(item, "ciphertext"));
                      if (c.empty())
                        return absl::InvalidArgumentError("missing ciphertext to rewrap");
-                     ASSIGN_OR_RETURN(std::string ctx, B64Field(item, "context"));
-                     ASSIGN_OR_RETURN(std::string nonce, B64Field(item, "nonce"));
-                     ASSIGN_OR_RETURN(int ver, IntField(item, "key_version"));
+                     ASSIGN_OR_RETURN(std::string ctx, ItemBase64(item, "context"));
+                     ASSIGN_OR_RETURN(std::string nonce, ItemBase64(item, "nonce"));
+                     ASSIGN_OR_RETURN(int ver, ItemInt(item, "key_version"));
                      ASSIGN_OR_RETURN(std::string plain, pol->Decrypt(c, ctx, nonce, ""));
                      ASSIGN_OR_RETURN(int used, pol->EncryptionVersion(ver));
                      auto out = pol->Encrypt(plain, ctx, nonce, "", used);
@@ -206,8 +142,8 @@ void TransitBackend::CryptoPaths(TransitBackend* self, std::vector<Path>& p) {
                json::object item;
                for (const char* k : {"context", "nonce"})
                  if (d.Has(k)) item[k] = d.String(k);
-               ASSIGN_OR_RETURN(std::string ctx, B64Field(item, "context"));
-               ASSIGN_OR_RETURN(std::string nonce, B64Field(item, "nonce"));
+               ASSIGN_OR_RETURN(std::string ctx, ItemBase64(item, "context"));
+               ASSIGN_OR_RETURN(std::string nonce, ItemBase64(item, "nonce"));
                ASSIGN_OR_RETURN(int used,
                                 pol->EncryptionVersion(static_cast<int>(d.Int("key_version"))));
                ASSIGN_OR_RETURN(crypto::SecretBytes key,

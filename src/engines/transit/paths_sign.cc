@@ -21,19 +21,6 @@ absl::Status CheckSaltLength(std::string_view s) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::string> ItemStr(const json::object& item, std::string_view key) {
-  const json::value* v = item.if_contains(key);
-  if (v == nullptr || v->is_null()) return std::string();
-  if (!v->is_string()) return absl::InvalidArgumentError(Cat("'", key, "' must be a string"));
-  return std::string(v->as_string());
-}
-
-absl::StatusOr<std::string> ItemB64(const json::object& item, std::string_view key) {
-  ASSIGN_OR_RETURN(std::string s, ItemStr(item, key));
-  if (s.empty()) return s;
-  return DecodeB64(key, s);
-}
-
 // The algorithm from the URL, else `field`, else `def`.
 std::string Algorithm(const FieldData& d, std::string_view field, std::string_view def) {
   if (d.Has("urlalgorithm") && !d.String("urlalgorithm").empty()) return d.String("urlalgorithm");
@@ -41,35 +28,6 @@ std::string Algorithm(const FieldData& d, std::string_view field, std::string_vi
   if (field == "hash_algorithm" && d.Has("algorithm") && !d.String("algorithm").empty())
     return d.String("algorithm");
   return std::string(def);
-}
-
-template <typename Fn>
-absl::StatusOr<Response> Run(const Request& r, const FieldData& d,
-                             std::initializer_list<std::string_view> keys, Fn one) {
-  bool batch = false;
-  ASSIGN_OR_RETURN(std::vector<json::object> items, BatchItems(r, d, keys, &batch));
-  if (!batch) {
-    ASSIGN_OR_RETURN(json::object out, one(items[0]));
-    return Response::Data(std::move(out));
-  }
-  json::array results;
-  bool any_ok = false;
-  bool any_err = false;
-  for (const auto& item : items) {
-    auto out = one(item);
-    json::object res;
-    if (out.ok()) {
-      res = std::move(*out);
-      any_ok = true;
-    } else {
-      if (!absl::IsInvalidArgument(out.status())) return out.status();
-      res["error"] = Msg(out.status());
-      any_err = true;
-    }
-    if (const auto* ref = item.if_contains("reference")) res["reference"] = *ref;
-    results.push_back(std::move(res));
-  }
-  return BatchResponse(std::move(results), any_ok, any_err, d);
 }
 
 std::map<std::string, FieldSchema> SignFields() {
@@ -139,14 +97,15 @@ void TransitBackend::SignPaths(TransitBackend* self, std::vector<Path>& p) {
                          ASSIGN_OR_RETURN(auto pol, self->Get(d.String("name")));
                          if (!pol) return absl::InvalidArgumentError("encryption key not found");
                          int ver = static_cast<int>(d.Int("key_version"));
-                         return Run(r, d, {"input"},
-                                    [&](const json::object& item) -> absl::StatusOr<json::object> {
-                                      if (!item.contains("input"))
-                                        return absl::InvalidArgumentError("missing input for HMAC");
-                                      ASSIGN_OR_RETURN(std::string in, ItemB64(item, "input"));
-                                      ASSIGN_OR_RETURN(std::string mac, pol->Hmac(in, alg, ver));
-                                      return json::object{{"hmac", std::move(mac)}};
-                                    });
+                         return RunItems(
+                             r, d, {"input"},
+                             [&](const json::object& item) -> absl::StatusOr<json::object> {
+                               if (!item.contains("input"))
+                                 return absl::InvalidArgumentError("missing input for HMAC");
+                               ASSIGN_OR_RETURN(std::string in, ItemBase64(item, "input"));
+                               ASSIGN_OR_RETURN(std::string mac, pol->Hmac(in, alg, ver));
+                               return json::object{{"hmac", std::move(mac)}};
+                             });
                        }}}},
        .synopsis = "HMACs base64 input with the key's HMAC key"});
 
@@ -158,14 +117,14 @@ void TransitBackend::SignPaths(TransitBackend* self, std::vector<Path>& p) {
                        ASSIGN_OR_RETURN(SignOptions base, Options(d));
                        ASSIGN_OR_RETURN(auto pol, self->Get(d.String("name")));
                        if (!pol) return absl::InvalidArgumentError("signing key not found");
-                       return Run(
+                       return RunItems(
                            r, d, {"input", "context"},
                            [&](const json::object& item) -> absl::StatusOr<json::object> {
                              if (!item.contains("input"))
                                return absl::InvalidArgumentError("missing input to sign");
-                             ASSIGN_OR_RETURN(std::string in, ItemB64(item, "input"));
+                             ASSIGN_OR_RETURN(std::string in, ItemBase64(item, "input"));
                              SignOptions o = base;
-                             ASSIGN_OR_RETURN(o.context, ItemB64(item, "context"));
+                             ASSIGN_OR_RETURN(o.context, ItemBase64(item, "context"));
                              ASSIGN_OR_RETURN(std::string sig, pol->Sign(in, o));
                              auto parsed =
                                  ParseVersioned(sig, "signature", o.marshaling_algorithm == "jws");
@@ -191,14 +150,14 @@ void TransitBackend::SignPaths(TransitBackend* self, std::vector<Path>& p) {
                          std::string hmac_alg = Algorithm(d, "algorithm", "sha2-256");
                          if (d.Has("hash_algorithm") && !d.Has("urlalgorithm"))
                            hmac_alg = d.String("hash_algorithm");
-                         return Run(
+                         return RunItems(
                              r, d, {"input", "signature", "hmac", "context"},
                              [&](const json::object& item) -> absl::StatusOr<json::object> {
                                if (!item.contains("input"))
                                  return absl::InvalidArgumentError("missing input to verify");
-                               ASSIGN_OR_RETURN(std::string in, ItemB64(item, "input"));
-                               ASSIGN_OR_RETURN(std::string sig, ItemStr(item, "signature"));
-                               ASSIGN_OR_RETURN(std::string mac, ItemStr(item, "hmac"));
+                               ASSIGN_OR_RETURN(std::string in, ItemBase64(item, "input"));
+                               ASSIGN_OR_RETURN(std::string sig, ItemString(item, "signature"));
+                               ASSIGN_OR_RETURN(std::string mac, ItemString(item, "hmac"));
                                if (sig.empty() == mac.empty())
                                  return absl::InvalidArgumentError(
                                      "give exactly one of 'signature' and 'hmac'");
@@ -207,7 +166,7 @@ void TransitBackend::SignPaths(TransitBackend* self, std::vector<Path>& p) {
                                  ASSIGN_OR_RETURN(valid, pol->VerifyHmac(in, hmac_alg, mac));
                                } else {
                                  SignOptions o = base;
-                                 ASSIGN_OR_RETURN(o.context, ItemB64(item, "context"));
+                                 ASSIGN_OR_RETURN(o.context, ItemBase64(item, "context"));
                                  ASSIGN_OR_RETURN(valid, pol->Verify(in, sig, o));
                                }
                                return json::object{{"valid", valid}};

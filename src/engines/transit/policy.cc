@@ -61,14 +61,6 @@ crypto::Aead AeadOf(KeyType t) {
   }
 }
 
-absl::Status SslError(std::string_view what) {
-  unsigned long e = ERR_get_error();
-  char buf[256] = "unknown error";
-  if (e != 0) ERR_error_string_n(e, buf, sizeof(buf));
-  ERR_clear_error();
-  return absl::InternalError(Cat(what, ": ", buf));
-}
-
 const unsigned char* U(std::string_view s) {
   return reinterpret_cast<const unsigned char*>(s.data());
 }
@@ -147,10 +139,10 @@ absl::StatusOr<SecretBytes> Ed25519Raw(EVP_PKEY* k) {
   SecretBytes out(64);
   size_t n = 32;
   if (EVP_PKEY_get_raw_private_key(k, out.data(), &n) != 1 || n != 32)
-    return SslError("EVP_PKEY_get_raw_private_key");
+    return crypto::OpenSslStatus("EVP_PKEY_get_raw_private_key");
   n = 32;
   if (EVP_PKEY_get_raw_public_key(k, out.data() + 32, &n) != 1 || n != 32)
-    return SslError("EVP_PKEY_get_raw_public_key");
+    return crypto::OpenSslStatus("EVP_PKEY_get_raw_public_key");
   return out;
 }
 
@@ -164,12 +156,12 @@ absl::StatusOr<std::string> DerToRaw(std::string_view der, size_t half) {
   const unsigned char* p = U(der);
   std::unique_ptr<ECDSA_SIG, decltype(&ECDSA_SIG_free)> sig(
       d2i_ECDSA_SIG(nullptr, &p, static_cast<long>(der.size())), ECDSA_SIG_free);
-  if (!sig) return SslError("d2i_ECDSA_SIG");
+  if (!sig) return crypto::OpenSslStatus("d2i_ECDSA_SIG");
   std::string out(2 * half, '\0');
   auto* o = reinterpret_cast<unsigned char*>(out.data());
   if (BN_bn2binpad(ECDSA_SIG_get0_r(sig.get()), o, static_cast<int>(half)) < 0 ||
       BN_bn2binpad(ECDSA_SIG_get0_s(sig.get()), o + half, static_cast<int>(half)) < 0)
-    return SslError("BN_bn2binpad");
+    return crypto::OpenSslStatus("BN_bn2binpad");
   return out;
 }
 
@@ -213,6 +205,60 @@ using PKeyCtx = std::unique_ptr<EVP_PKEY_CTX, decltype(&EVP_PKEY_CTX_free)>;
 
 // OpenSSL 3.0's HKDF takes at most 1024 bytes of info (the context).
 constexpr size_t kMaxContext = 1024;
+
+// What an ECDSA or RSA signature covers: the input's digest (or the input itself when prehashed,
+// or for RSA PKCS#1 v1.5 with hash_algorithm "none"), and the digest's algorithm (null for none).
+// Signing also checks a prehashed input's length; verifying lets a wrong one simply not verify.
+absl::Status SigningDigest(KeyType type, const SignOptions& o, std::string_view input, bool sign,
+                           std::string* digest, const EVP_MD** md) {
+  *md = nullptr;
+  if (o.hash_algorithm == "none") {
+    if (!IsRsa(type) || o.signature_algorithm != "pkcs1v15")
+      return absl::InvalidArgumentError(
+          "hash_algorithm \"none\" is only valid with RSA pkcs1v15 signatures");
+    *digest = std::string(input);
+    return absl::OkStatus();
+  }
+  *md = Md(o.hash_algorithm);
+  if (*md == nullptr)
+    return absl::InvalidArgumentError(Cat("unsupported hash algorithm \"", o.hash_algorithm, "\""));
+  if (o.prehashed) {
+    if (sign && input.size() != static_cast<size_t>(EVP_MD_get_size(*md)))
+      return absl::InvalidArgumentError(
+          "prehashed input is not the size of the hash algorithm's output");
+    *digest = std::string(input);
+    return absl::OkStatus();
+  }
+  auto d = Digest(o.hash_algorithm, input);
+  if (!d) return absl::InternalError("digest failed");
+  *digest = std::move(*d);
+  return absl::OkStatus();
+}
+
+// The digest algorithm and, for RSA, the padding (PSS with its salt length, or PKCS#1 v1.5).
+absl::Status SetSignatureParams(EVP_PKEY_CTX* ctx, KeyType type, const SignOptions& o,
+                                const EVP_MD* md, bool sign) {
+  if (md != nullptr && EVP_PKEY_CTX_set_signature_md(ctx, md) != 1)
+    return crypto::OpenSslStatus("EVP_PKEY_CTX_set_signature_md");
+  if (!IsRsa(type)) return absl::OkStatus();
+  std::string alg = o.signature_algorithm.empty() ? "pss" : o.signature_algorithm;
+  if (alg == "pkcs1v15") {
+    if (EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_PADDING) != 1)
+      return crypto::OpenSslStatus("EVP_PKEY_CTX_set_rsa_padding");
+    return absl::OkStatus();
+  }
+  if (alg != "pss")
+    return absl::InvalidArgumentError(Cat("unsupported rsa signature algorithm \"", alg, "\""));
+  ASSIGN_OR_RETURN(int salt, SaltLength(o.salt_length, sign));
+  if (EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_PSS_PADDING) != 1 ||
+      EVP_PKEY_CTX_set_rsa_pss_saltlen(ctx, salt) != 1) {
+    if (!sign) return crypto::OpenSslStatus("RSA PSS setup");
+    ERR_clear_error();
+    return absl::InvalidArgumentError(
+        Cat("invalid salt_length \"", o.salt_length, "\" for this key"));
+  }
+  return absl::OkStatus();
+}
 
 }  // namespace
 
@@ -563,7 +609,7 @@ absl::StatusOr<std::string> Policy::Encrypt(std::string_view plaintext, std::str
         EVP_PKEY_CTX_set_rsa_oaep_md(ctx.get(), EVP_sha256()) != 1 ||
         EVP_PKEY_CTX_set_rsa_mgf1_md(ctx.get(), EVP_sha256()) != 1 ||
         EVP_PKEY_encrypt(ctx.get(), nullptr, &n, U(plaintext), plaintext.size()) != 1)
-      return SslError("RSA-OAEP setup");
+      return crypto::OpenSslStatus("RSA-OAEP setup");
     std::string out(n, '\0');
     if (EVP_PKEY_encrypt(ctx.get(), reinterpret_cast<unsigned char*>(out.data()), &n, U(plaintext),
                          plaintext.size()) != 1) {
@@ -658,7 +704,7 @@ absl::StatusOr<std::string> MacWith(const KeyVersion& kv, KeyType type, std::str
   unsigned int n = 0;
   if (HMAC(md, key.data(), static_cast<int>(key.size()), U(input), input.size(), out, &n) ==
       nullptr)
-    return SslError("HMAC");
+    return crypto::OpenSslStatus("HMAC");
   return std::string(reinterpret_cast<char*>(out), n);
 }
 
@@ -708,7 +754,7 @@ absl::StatusOr<std::shared_ptr<EVP_PKEY>> Policy::SigningKey(int version,
   ASSIGN_OR_RETURN(SecretBytes raw, Ed25519Raw(kv->pkey.get()));
   ASSIGN_OR_RETURN(SecretBytes seed, crypto::HkdfSha256(raw.view(), context, 32));
   EVP_PKEY* k = EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, nullptr, seed.data(), seed.size());
-  if (k == nullptr) return SslError("EVP_PKEY_new_raw_private_key");
+  if (k == nullptr) return crypto::OpenSslStatus("EVP_PKEY_new_raw_private_key");
   return std::shared_ptr<EVP_PKEY>(k, EVP_PKEY_free);
 }
 
@@ -734,57 +780,20 @@ absl::StatusOr<std::string> Policy::Sign(std::string_view input, const SignOptio
     if (!md || EVP_DigestSignInit(md.get(), nullptr, nullptr, nullptr, key.get()) != 1 ||
         EVP_DigestSign(md.get(), reinterpret_cast<unsigned char*>(sig.data()), &n, U(input),
                        input.size()) != 1)
-      return SslError("Ed25519 sign");
+      return crypto::OpenSslStatus("Ed25519 sign");
     sig.resize(n);
     return FormatVersioned(v, sig, jws);
   }
   std::string digest;
   const EVP_MD* md = nullptr;
-  if (o.hash_algorithm == "none") {
-    if (!IsRsa(type) || o.signature_algorithm != "pkcs1v15")
-      return absl::InvalidArgumentError(
-          "hash_algorithm \"none\" is only valid with RSA pkcs1v15 signatures");
-    digest = std::string(input);
-  } else {
-    md = Md(o.hash_algorithm);
-    if (md == nullptr)
-      return absl::InvalidArgumentError(
-          Cat("unsupported hash algorithm \"", o.hash_algorithm, "\""));
-    if (o.prehashed) {
-      if (input.size() != static_cast<size_t>(EVP_MD_get_size(md)))
-        return absl::InvalidArgumentError(
-            "prehashed input is not the size of the hash algorithm's output");
-      digest = std::string(input);
-    } else {
-      auto d = Digest(o.hash_algorithm, input);
-      if (!d) return absl::InternalError("digest failed");
-      digest = std::move(*d);
-    }
-  }
+  RETURN_IF_ERROR(SigningDigest(type, o, input, /*sign=*/true, &digest, &md));
   PKeyCtx ctx(EVP_PKEY_CTX_new(key.get(), nullptr), EVP_PKEY_CTX_free);
-  if (!ctx || EVP_PKEY_sign_init(ctx.get()) != 1) return SslError("EVP_PKEY_sign_init");
-  if (md != nullptr && EVP_PKEY_CTX_set_signature_md(ctx.get(), md) != 1)
-    return SslError("EVP_PKEY_CTX_set_signature_md");
-  if (IsRsa(type)) {
-    std::string alg = o.signature_algorithm.empty() ? "pss" : o.signature_algorithm;
-    if (alg == "pss") {
-      ASSIGN_OR_RETURN(int salt, SaltLength(o.salt_length, true));
-      if (EVP_PKEY_CTX_set_rsa_padding(ctx.get(), RSA_PKCS1_PSS_PADDING) != 1 ||
-          EVP_PKEY_CTX_set_rsa_pss_saltlen(ctx.get(), salt) != 1) {
-        ERR_clear_error();
-        return absl::InvalidArgumentError(
-            Cat("invalid salt_length \"", o.salt_length, "\" for this key"));
-      }
-    } else if (alg == "pkcs1v15") {
-      if (EVP_PKEY_CTX_set_rsa_padding(ctx.get(), RSA_PKCS1_PADDING) != 1)
-        return SslError("EVP_PKEY_CTX_set_rsa_padding");
-    } else {
-      return absl::InvalidArgumentError(Cat("unsupported rsa signature algorithm \"", alg, "\""));
-    }
-  }
+  if (!ctx || EVP_PKEY_sign_init(ctx.get()) != 1)
+    return crypto::OpenSslStatus("EVP_PKEY_sign_init");
+  RETURN_IF_ERROR(SetSignatureParams(ctx.get(), type, o, md, /*sign=*/true));
   size_t n = 0;
   if (EVP_PKEY_sign(ctx.get(), nullptr, &n, U(digest), digest.size()) != 1)
-    return SslError("EVP_PKEY_sign");
+    return crypto::OpenSslStatus("EVP_PKEY_sign");
   sig.resize(n);
   if (EVP_PKEY_sign(ctx.get(), reinterpret_cast<unsigned char*>(sig.data()), &n, U(digest),
                     digest.size()) != 1) {
@@ -820,28 +829,14 @@ absl::StatusOr<bool> Policy::Verify(std::string_view input, std::string_view sig
       return absl::InvalidArgumentError("prehashed input is not supported with ed25519 keys");
     std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> md(EVP_MD_CTX_new(), EVP_MD_CTX_free);
     if (!md || EVP_DigestVerifyInit(md.get(), nullptr, nullptr, nullptr, key.get()) != 1)
-      return SslError("Ed25519 verify");
+      return crypto::OpenSslStatus("Ed25519 verify");
     int r = EVP_DigestVerify(md.get(), U(s.bytes), s.bytes.size(), U(input), input.size());
     ERR_clear_error();
     return r == 1;
   }
   std::string digest;
   const EVP_MD* md = nullptr;
-  if (o.hash_algorithm == "none") {
-    if (!IsRsa(type) || o.signature_algorithm != "pkcs1v15")
-      return absl::InvalidArgumentError(
-          "hash_algorithm \"none\" is only valid with RSA pkcs1v15 signatures");
-    digest = std::string(input);
-  } else {
-    md = Md(o.hash_algorithm);
-    if (md == nullptr)
-      return absl::InvalidArgumentError(
-          Cat("unsupported hash algorithm \"", o.hash_algorithm, "\""));
-    auto d = o.prehashed ? std::optional<std::string>(std::string(input))
-                         : Digest(o.hash_algorithm, input);
-    if (!d) return absl::InternalError("digest failed");
-    digest = std::move(*d);
-  }
+  RETURN_IF_ERROR(SigningDigest(type, o, input, /*sign=*/false, &digest, &md));
   std::string sig = s.bytes;
   if (jws && IsEcdsa(type)) {
     auto der = RawToDer(sig, EcHalf(type));
@@ -849,23 +844,9 @@ absl::StatusOr<bool> Policy::Verify(std::string_view input, std::string_view sig
     sig = std::move(*der);
   }
   PKeyCtx ctx(EVP_PKEY_CTX_new(key.get(), nullptr), EVP_PKEY_CTX_free);
-  if (!ctx || EVP_PKEY_verify_init(ctx.get()) != 1) return SslError("EVP_PKEY_verify_init");
-  if (md != nullptr && EVP_PKEY_CTX_set_signature_md(ctx.get(), md) != 1)
-    return SslError("EVP_PKEY_CTX_set_signature_md");
-  if (IsRsa(type)) {
-    std::string alg = o.signature_algorithm.empty() ? "pss" : o.signature_algorithm;
-    if (alg == "pss") {
-      ASSIGN_OR_RETURN(int salt, SaltLength(o.salt_length, false));
-      if (EVP_PKEY_CTX_set_rsa_padding(ctx.get(), RSA_PKCS1_PSS_PADDING) != 1 ||
-          EVP_PKEY_CTX_set_rsa_pss_saltlen(ctx.get(), salt) != 1)
-        return SslError("RSA PSS setup");
-    } else if (alg == "pkcs1v15") {
-      if (EVP_PKEY_CTX_set_rsa_padding(ctx.get(), RSA_PKCS1_PADDING) != 1)
-        return SslError("EVP_PKEY_CTX_set_rsa_padding");
-    } else {
-      return absl::InvalidArgumentError(Cat("unsupported rsa signature algorithm \"", alg, "\""));
-    }
-  }
+  if (!ctx || EVP_PKEY_verify_init(ctx.get()) != 1)
+    return crypto::OpenSslStatus("EVP_PKEY_verify_init");
+  RETURN_IF_ERROR(SetSignatureParams(ctx.get(), type, o, md, /*sign=*/false));
   int r = EVP_PKEY_verify(ctx.get(), U(sig), sig.size(), U(digest), digest.size());
   ERR_clear_error();
   return r == 1;

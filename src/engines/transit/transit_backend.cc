@@ -1,5 +1,7 @@
 #include "engines/transit/transit_backend.h"
 
+#include <charconv>
+
 #include "engines/transit/transit_internal.h"
 #include "util/encoding.h"
 #include "util/status.h"
@@ -74,6 +76,66 @@ absl::StatusOr<std::vector<json::object>> BatchItems(const Request& r, const Fie
     if (d.Has(k)) one[k] = d.Get(k);
   out.push_back(std::move(one));
   return out;
+}
+
+absl::StatusOr<std::string> ItemString(const json::object& item, std::string_view key) {
+  const json::value* v = item.if_contains(key);
+  if (v == nullptr || v->is_null()) return std::string();
+  if (!v->is_string()) return absl::InvalidArgumentError(Cat("'", key, "' must be a string"));
+  return std::string(v->as_string());
+}
+
+absl::StatusOr<std::string> ItemBase64(const json::object& item, std::string_view key) {
+  ASSIGN_OR_RETURN(std::string s, ItemString(item, key));
+  if (s.empty()) return s;
+  return DecodeB64(key, s);
+}
+
+absl::StatusOr<int> ItemInt(const json::object& item, std::string_view key) {
+  const json::value* v = item.if_contains(key);
+  if (v == nullptr || v->is_null()) return 0;
+  if (v->is_int64() && v->as_int64() >= 0 && v->as_int64() <= INT32_MAX)
+    return static_cast<int>(v->as_int64());
+  if (v->is_uint64() && v->as_uint64() <= INT32_MAX) return static_cast<int>(v->as_uint64());
+  if (v->is_string()) {
+    std::string_view s = v->as_string();
+    int out = 0;
+    auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
+    if (ec == std::errc() && p == s.data() + s.size() && out >= 0) return out;
+  }
+  return absl::InvalidArgumentError(Cat("'", key, "' must be a non-negative integer"));
+}
+
+absl::StatusOr<Response> RunItems(
+    const Request& r, const FieldData& d, std::initializer_list<std::string_view> keys,
+    const std::function<absl::StatusOr<json::object>(const json::object&)>& one) {
+  bool batch = false;
+  ASSIGN_OR_RETURN(std::vector<json::object> items, BatchItems(r, d, keys, &batch));
+  if (!batch) {
+    ASSIGN_OR_RETURN(json::object out, one(items[0]));
+    return Response::Data(std::move(out));
+  }
+  json::array results;
+  results.reserve(items.size());
+  bool any_ok = false;
+  bool any_err = false;
+  for (const auto& item : items) {
+    auto out = one(item);
+    json::object res;
+    if (out.ok()) {
+      res = std::move(*out);
+      any_ok = true;
+    } else {
+      if (!absl::IsInvalidArgument(out.status()) && !absl::IsNotFound(out.status()) &&
+          !absl::IsFailedPrecondition(out.status()))
+        return out.status();
+      res["error"] = Msg(out.status());
+      any_err = true;
+    }
+    if (const auto* ref = item.if_contains("reference")) res["reference"] = *ref;
+    results.push_back(std::move(res));
+  }
+  return BatchResponse(std::move(results), any_ok, any_err, d);
 }
 
 TransitBackend::TransitBackend(const core::BackendConfig& cfg)

@@ -7,6 +7,7 @@
 // cache through InvalidateKey.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -79,6 +80,18 @@ absl::StatusOr<std::string> DecodeB64(std::string_view field, std::string_view v
 // A batch's answer: 200, or 400 when every item failed (Vault's batch rule), with the
 // results either way.
 Response BatchResponse(json::array results, bool any_ok, bool any_err, const FieldData& d);
+// A batch item's fields: a string ("" when absent), a base64 string decoded ("" when absent),
+// a non-negative int (0 when absent); InvalidArgument naming the field for another type.
+absl::StatusOr<std::string> ItemString(const json::object& item, std::string_view key);
+absl::StatusOr<std::string> ItemBase64(const json::object& item, std::string_view key);
+absl::StatusOr<int> ItemInt(const json::object& item, std::string_view key);
+// Runs `one` over the request's items (batch_input, or one item of the top-level `keys`): a
+// single item's error is the response's; in a batch a user error (invalid argument, not
+// found, failed precondition) goes in the item's slot and any other error fails the request,
+// as in Vault. Items' "reference" is echoed.
+absl::StatusOr<Response> RunItems(
+    const Request& r, const FieldData& d, std::initializer_list<std::string_view> keys,
+    const std::function<absl::StatusOr<json::object>(const json::object&)>& one);
 // The batch items of `d` ("batch_input"), or one item built from the top-level fields.
 absl::StatusOr<std::vector<json::object>> BatchItems(const Request& r, const FieldData& d,
                                                      std::initializer_list<std::string_view> keys,
