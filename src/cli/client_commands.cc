@@ -272,18 +272,23 @@ int PrintSealStatus(const json::object& s, const std::string& format) {
   } else {
     auto get = [&](const char* k) { return s.contains(k) ? ValueText(s.at(k)) : std::string(); };
     std::vector<std::pair<std::string, std::string>> rows;
-    for (const char* k : {"type", "initialized", "sealed", "n", "t"}) {
+    const bool recovery = get("recovery_seal") == "true";
+    for (const char* k : {"type", "recovery_seal", "initialized", "sealed", "n", "t"}) {
       static const std::map<std::string_view, std::string_view> kLabels = {
-          {"type", "Seal Type"},
-          {"initialized", "Initialized"},
-          {"sealed", "Sealed"},
-          {"n", "Total Shares"},
-          {"t", "Threshold"}};
-      rows.emplace_back(std::string(kLabels.at(k)), get(k));
+          {"type", "Seal Type"},          {"recovery_seal", "Recovery Seal Type"},
+          {"initialized", "Initialized"}, {"sealed", "Sealed"},
+          {"n", "Total Shares"},          {"t", "Threshold"}};
+      if (std::string_view(k) == "recovery_seal" && !recovery) continue;
+      std::string label(kLabels.at(k));
+      if (recovery && (label == "Total Shares" || label == "Threshold"))
+        label = label == "Threshold" ? "Recovery Threshold" : "Total Recovery Shares";
+      rows.emplace_back(label, std::string_view(k) == "recovery_seal" ? "shamir" : get(k));
     }
     if (s.contains("sealed") && s.at("sealed").is_bool() && s.at("sealed").as_bool()) {
       rows.emplace_back("Unseal Progress", get("progress") + "/" + get("t"));
       rows.emplace_back("Unseal Nonce", get("nonce"));
+      if (get("migration") == "true") rows.emplace_back("Seal Migration in Progress", "true");
+      if (s.contains("seal_error")) rows.emplace_back("Seal Error", get("seal_error"));
     }
     rows.emplace_back("Version", get("version"));
     rows.emplace_back("Storage Type", get("storage_type"));
@@ -353,11 +358,17 @@ void RegisterClientCommands(CLI::App& app, int* exit_code) {
   auto shares = std::make_shared<int>(5), threshold = std::make_shared<int>(3);
   init->add_option("--key-shares", *shares, "Number of unseal key shares")->capture_default_str();
   init->add_option("--key-threshold", *threshold, "Shares needed to unseal")->capture_default_str();
+  auto rshares = std::make_shared<int>(5), rthreshold = std::make_shared<int>(3);
+  init->add_option("--recovery-shares", *rshares, "Number of recovery key shares (auto seals)")
+      ->capture_default_str();
+  init->add_option("--recovery-threshold", *rthreshold,
+                   "Recovery shares needed to authorize root generation and rekey (auto seals)")
+      ->capture_default_str();
   auto init_status = std::make_shared<bool>(false);
   init->add_flag("--status", *init_status,
                  "Only report whether the server is initialized: exit 0 if it is, 2 if not, 1 on "
                  "error (as vault)");
-  init->callback([shared, shares, threshold, init_status, exit_code] {
+  init->callback([shared, shares, threshold, rshares, rthreshold, init_status, exit_code] {
     auto o = Resolve(shared->flags);
     if (*init_status) {
       auto r = Request(o, "GET", "/v1/sys/init", "", exit_code);
@@ -377,8 +388,11 @@ void RegisterClientCommands(CLI::App& app, int* exit_code) {
       *exit_code = yes ? kExitOk : kExitRemote;
       return;
     }
-    std::string body =
-        json::serialize(json::object{{"secret_shares", *shares}, {"secret_threshold", *threshold}});
+    // Both sets, as vault's CLI sends them: the server uses the one its seal takes.
+    std::string body = json::serialize(json::object{{"secret_shares", *shares},
+                                                    {"secret_threshold", *threshold},
+                                                    {"recovery_shares", *rshares},
+                                                    {"recovery_threshold", *rthreshold}});
     auto r = Request(o, "PUT", "/v1/sys/init", body, exit_code);
     if (!r) return;
     if (r->status != 200) {
@@ -398,6 +412,21 @@ void RegisterClientCommands(CLI::App& app, int* exit_code) {
       std::cout << json::serialize(*res) << "\n";
       return;
     }
+    const json::value* recovery = res->if_contains("recovery_keys_base64");
+    if (recovery && recovery->is_array()) {
+      int i = 1;
+      for (const auto& k : recovery->as_array())
+        std::cout << "Recovery Key " << i++ << ": " << std::string_view(k.as_string()) << "\n";
+      std::cout << "\nInitial Root Token: " << std::string_view((*res)["root_token"].as_string())
+                << "\n\n"
+                << "Success! Coffer is initialized and unsealed by its seal. Recovery key "
+                   "initialized with "
+                << *rshares << " key shares and a key threshold of " << *rthreshold
+                << ". The recovery keys cannot unseal the server: they authorize generating a "
+                   "root token and rekeying, and become the unseal keys if the server migrates "
+                   "back to Shamir. Keep them apart and safe.\n";
+      return;
+    }
     int i = 1;
     for (const auto& k : (*res)["keys_base64"].as_array())
       std::cout << "Unseal Key " << i++ << ": " << std::string_view(k.as_string()) << "\n";
@@ -414,7 +443,11 @@ void RegisterClientCommands(CLI::App& app, int* exit_code) {
   auto reset = std::make_shared<bool>(false);
   unseal->add_option("key", *key, "Key share (hex or base64); read from stdin when omitted or '-'");
   unseal->add_flag("--reset", *reset, "Discard the shares submitted so far");
-  unseal->callback([shared, key, reset, exit_code] {
+  auto migrate = std::make_shared<bool>(false);
+  unseal->add_flag("--migrate", *migrate,
+                   "Move the server to the configured seal (Shamir <-> auto seal) with the keys "
+                   "of the seal it was sealed with");
+  unseal->callback([shared, key, reset, migrate, exit_code] {
     auto o = Resolve(shared->flags);
     json::object body;
     if (*reset) {
@@ -427,6 +460,7 @@ void RegisterClientCommands(CLI::App& app, int* exit_code) {
         return;
       }
       body["key"] = *k;
+      if (*migrate) body["migrate"] = true;
     }
     auto r = Request(o, "PUT", "/v1/sys/unseal", json::serialize(body), exit_code);
     if (!r) return;

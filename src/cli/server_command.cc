@@ -3,9 +3,13 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <condition_variable>
 #include <filesystem>
 #include <iostream>
+#include <mutex>
+#include <thread>
 
+#include "autoseal/autoseal.h"
 #include "boost/json.hpp"
 #include "cli/cli.h"
 #include "config/server_config.h"
@@ -109,6 +113,54 @@ int WaitForSignals(const sigset_t& set, http::HttpServer* server, core::Core* co
   }
 }
 
+// Under an auto seal the server unseals itself at start: a thread asks the seal for the root
+// key, retrying with backoff (0.25 s doubling to 1 s, so a seal server that comes back is used
+// within a second or two) while it cannot be reached, and saying why in the log (once per
+// distinct reason) and in sys/seal-status. It ends once unsealed, or when the store is not
+// initialized (init unseals by itself) or waits for a migration (the operator's keys do).
+class AutoUnsealer {
+ public:
+  explicit AutoUnsealer(core::Core* core) : core_(core) {
+    if (core_->HasAutoSeal()) thread_ = std::thread([this] { Run(); });
+  }
+  ~AutoUnsealer() { Stop(); }
+  void Stop() {
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      stopping_ = true;
+    }
+    cv_.notify_all();
+    if (thread_.joinable()) thread_.join();
+  }
+
+ private:
+  void Run() {
+    std::chrono::milliseconds wait{250};
+    std::string last_error;
+    for (;;) {
+      absl::Status st = core_->AutoUnseal();
+      if (st.ok()) return;
+      if (st.code() == absl::StatusCode::kFailedPrecondition &&
+          st.message().find("not initialized") != std::string_view::npos)
+        return;
+      if (std::string(st.message()) != last_error) {
+        last_error = std::string(st.message());
+        log::Warn("auto unseal failed; the server stays sealed and retries",
+                  {{"error", last_error}});
+      }
+      std::unique_lock<std::mutex> l(mu_);
+      if (cv_.wait_for(l, wait, [&] { return stopping_; })) return;
+      wait = std::min(wait * 2, std::chrono::milliseconds(1000));
+    }
+  }
+
+  core::Core* core_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stopping_ = false;
+  std::thread thread_;
+};
+
 int RunDev(const ServerFlags& f) {
   auto st = log::Configure(f.log_level.empty() ? "info" : f.log_level,
                            f.log_format.empty() ? "text" : f.log_format);
@@ -195,6 +247,16 @@ int RunFromConfig(const ServerFlags& f) {
   opts.storage_type = cfg->storage_type;
   if (cfg->default_lease_ttl > 0) opts.default_lease_ttl = cfg->default_lease_ttl;
   if (cfg->max_lease_ttl > 0) opts.max_lease_ttl = cfg->max_lease_ttl;
+  std::string seal_type = "shamir";
+  for (const config::SealStanza& sc : cfg->seals) {
+    auto w = autoseal::NewWrapper(sc);
+    if (!w.ok()) {
+      std::cerr << "Error configuring the seal: " << w.status().message() << "\n";
+      return kExitLocal;
+    }
+    if (!sc.disabled) seal_type = sc.type;
+    (sc.disabled ? opts.disabled_seal_wrapper : opts.seal_wrapper) = std::move(*w);
+  }
   auto core = core::Core::Create(std::move(opts));
   if (!core.ok()) {
     std::cerr << "Error: " << core.status().message() << "\n";
@@ -214,13 +276,18 @@ int RunFromConfig(const ServerFlags& f) {
               << (*server)->Addresses()[i] << "\", tls: \""
               << (cfg->listeners[i].tls_disable ? "disabled" : "enabled") << "\")\n";
   std::cout << "                 Storage: " << cfg->storage_type << "\n"
+            << "                    Seal: " << seal_type << "\n"
             << "                 Version: Coffer v" << COFFER_VERSION
             << "\n\n==> Coffer server started!\n"
             << std::flush;
   std::string addrs;
   for (const auto& a : (*server)->Addresses()) addrs += (addrs.empty() ? "" : ",") + a;
-  log::Info("server started", {{"listeners", addrs}, {"storage", cfg->storage_type}});
-  return WaitForSignals(set, server->get(), core->get());
+  log::Info("server started",
+            {{"listeners", addrs}, {"storage", cfg->storage_type}, {"seal", seal_type}});
+  AutoUnsealer unsealer(core->get());
+  int rc = WaitForSignals(set, server->get(), core->get());
+  unsealer.Stop();
+  return rc;
 }
 
 }  // namespace

@@ -248,6 +248,63 @@ absl::StatusOr<ServerConfig> ParseServerConfig(std::string_view text, std::strin
           cfg.listeners.push_back(std::move(lo));
           return absl::OkStatus();
         }));
+      } else if (it.key == "seal") {
+        RETURN_IF_ERROR(ForEachLabelled(it, [&](const Item& b) -> absl::Status {
+          static const std::map<std::string, std::set<std::string>, std::less<>> known = {
+              {"shamir", {}},
+              {"transit",
+               {"address", "token", "token_file", "key_name", "mount_path", "namespace",
+                "disable_renewal", "tls_ca_cert", "tls_client_cert", "tls_client_key",
+                "tls_server_name", "tls_skip_verify"}},
+              {"pkcs11",
+               {"lib", "slot", "token_label", "key_label", "hmac_key_label", "mechanism",
+                "hmac_mechanism", "generate_key"}}};
+          auto kind = known.find(b.key);
+          if (kind == known.end())
+            return At(b, Cat("unsupported seal type \"", b.key,
+                             "\": use \"transit\", \"pkcs11\" or \"shamir\""));
+          SealStanza seal;
+          seal.type = b.key;
+          seal.line = b.line;
+          for (const Item& o : b.value.object) {
+            if (o.key == "disabled") {
+              ASSIGN_OR_RETURN(seal.disabled, AsBool(o));
+            } else if (o.key == "pin") {
+              return At(o,
+                        "seal \"pkcs11\": Coffer does not read the PIN from the config file; "
+                        "set it in the environment as COFFER_HSM_PIN (or VAULT_HSM_PIN)");
+            } else if (kind->second.count(o.key)) {
+              ASSIGN_OR_RETURN(seal.options[o.key], AsString(o));
+            } else {
+              std::string list = "disabled";
+              for (const auto& k : kind->second) list += ", " + k;
+              return Unknown(o, Cat("seal \"", b.key, "\""), list);
+            }
+          }
+          auto need = [&](std::initializer_list<const char*> keys) -> absl::Status {
+            for (const char* k : keys)
+              if (seal.options[k].empty()) return At(b, Cat("seal \"", b.key, "\" needs ", k));
+            return absl::OkStatus();
+          };
+          if (b.key == "transit") RETURN_IF_ERROR(need({"address", "key_name", "mount_path"}));
+          if (b.key == "pkcs11") {
+            RETURN_IF_ERROR(need({"lib", "key_label"}));
+            if (seal.options["slot"].empty() && seal.options["token_label"].empty())
+              return At(b, "seal \"pkcs11\" needs slot or token_label");
+          }
+          for (const auto& other : cfg.seals) {
+            if (other.disabled == seal.disabled)
+              return At(b, seal.disabled
+                               ? "only one seal block may be disabled (the seal migrated from)"
+                               : "only one seal block may be enabled; mark the one to migrate "
+                                 "from with disabled = \"true\"");
+            if (other.type == seal.type)
+              return At(b, Cat("two seal \"", b.key,
+                               "\" blocks: a migration goes between two different seal types"));
+          }
+          cfg.seals.push_back(std::move(seal));
+          return absl::OkStatus();
+        }));
       } else if (it.key == "api_addr") {
         ASSIGN_OR_RETURN(cfg.api_addr, AsString(it));
       } else if (it.key == "log_level") {
@@ -271,7 +328,8 @@ absl::StatusOr<ServerConfig> ParseServerConfig(std::string_view text, std::strin
       } else {
         return Unknown(
             it, "",
-            "storage, listener, api_addr, log_level, log_format, default_lease_ttl, max_lease_ttl");
+            "storage, listener, seal, api_addr, log_level, log_format, default_lease_ttl, "
+            "max_lease_ttl");
       }
     }
     if (storages == 0)

@@ -3,6 +3,7 @@
 //
 //   storage "sqlite" { path = "/var/lib/coffer/coffer.db" }     (or storage "inmem" {})
 //   listener "tcp" { address = "127.0.0.1:8200"  tls_cert_file = "..."  tls_key_file = "..." }
+//   seal "transit" { address = "https://..."  key_name = "autounseal"  mount_path = "transit/" }
 //   api_addr = "https://coffer.example:8200"
 //   log_level = "info"    log_format = "text" | "json"
 //
@@ -48,8 +49,20 @@ struct ListenerConfig {
   std::map<std::string, std::map<std::string, std::string>> custom_response_headers;
 };
 
+// One `seal "type" {...}` block (docs/seals.md): "shamir", "transit" or "pkcs11", with Vault's
+// key names. The options' keys are checked against the type's list here; the values are
+// interpreted by the seal (autoseal layer). A block with disabled = "true" names the seal a
+// migration starts from.
+struct SealStanza {
+  std::string type;
+  bool disabled = false;
+  std::map<std::string, std::string> options;
+  int line = 0;
+};
+
 struct ServerConfig {
-  std::string storage_type;  // "sqlite" | "inmem"
+  std::vector<SealStanza> seals;  // at most one enabled and one disabled
+  std::string storage_type;       // "sqlite" | "inmem"
   std::map<std::string, std::string> storage_options;
   std::vector<ListenerConfig> listeners;
   std::string api_addr;

@@ -126,7 +126,22 @@ void Core::TidyLoop() {
 absl::StatusOr<std::unique_ptr<Core>> Core::Create(CoreOptions opts) {
   if (!opts.physical) return absl::InvalidArgumentError("core needs a storage backend");
   std::unique_ptr<Core> c(new Core(std::move(opts)));
-  c->seal_ = std::make_unique<seal::ShamirSeal>(c->opts_.physical);
+  storage::Storage* physical = c->opts_.physical;
+  if (c->opts_.seal_wrapper) {
+    c->seal_ = std::make_unique<seal::AutoSeal>(physical, c->opts_.seal_wrapper.get());
+  } else {
+    c->seal_ = std::make_unique<seal::ShamirSeal>(physical);
+  }
+  if (c->opts_.disabled_seal_wrapper) {
+    if (c->opts_.seal_wrapper &&
+        c->opts_.seal_wrapper->Type() == c->opts_.disabled_seal_wrapper->Type())
+      return absl::InvalidArgumentError(
+          "the enabled and the disabled seal are of the same type: a migration needs two "
+          "different seals");
+    c->old_seal_ = std::make_unique<seal::AutoSeal>(physical, c->opts_.disabled_seal_wrapper.get());
+  } else if (c->opts_.seal_wrapper) {
+    c->old_seal_ = std::make_unique<seal::ShamirSeal>(physical);
+  }
   c->barrier_ = std::make_unique<barrier::Barrier>(c->opts_.physical);
   c->tokens_ = std::make_unique<TokenStore>(c->barrier_.get(), c->opts_.clock);
   c->policies_ = std::make_unique<PolicyStore>(c->barrier_.get());
@@ -147,6 +162,25 @@ bool Core::Sealed() const {
 absl::StatusOr<bool> Core::Initialized() {
   ASSIGN_OR_RETURN(auto cfg, seal_->Config());
   return cfg.has_value();
+}
+
+absl::StatusOr<Core::StoredSeal> Core::FindStoredSeal() {
+  StoredSeal out;
+  ASSIGN_OR_RETURN(out.config, seal_->Config());
+  out.seal = seal_.get();
+  if (!out.config || out.config->type == seal_->Type()) return out;
+  if (old_seal_ && out.config->type == old_seal_->Type()) {
+    out.seal = old_seal_.get();
+    out.migration = true;
+    return out;
+  }
+  return absl::FailedPreconditionError(
+      out.config->type == "shamir"
+          ? Cat("this server was initialized with the Shamir seal but is configured with a \"",
+                seal_->Type(), "\" seal stanza; to migrate to it, unseal with -migrate")
+          : Cat("this server's root key is sealed by a \"", out.config->type,
+                "\" seal, which the configuration does not name: add its seal \"", out.config->type,
+                "\" stanza (with disabled = \"true\" to migrate away from it)"));
 }
 
 void Core::SealLocked() {
@@ -190,7 +224,13 @@ absl::Status Core::Seal() {
 }
 
 absl::StatusOr<InitResult> Core::Initialize(int shares, int threshold) {
-  RETURN_IF_ERROR(seal::ValidateShares(shares, threshold));
+  if (auto st = seal::ValidateShares(shares, threshold); !st.ok()) {
+    if (!seal_->IsAuto()) return st;
+    std::string m(st.message());
+    for (size_t at = 0; (at = m.find("secret_", at)) != std::string::npos;)
+      m.replace(at, 7, "recovery_");
+    return absl::InvalidArgumentError(m);
+  }
   MutexLock l(&state_mu_);
   ASSIGN_OR_RETURN(bool initialized, Initialized());
   if (initialized) return absl::InvalidArgumentError("Vault is already initialized");
@@ -230,41 +270,124 @@ absl::StatusOr<InitResult> Core::Initialize(int shares, int threshold) {
     return absl::OkStatus();
   };
   absl::Status st = setup();
-  // Vault stays sealed after init: the operator unseals with the keys just handed out.
+  // Vault stays sealed after init under Shamir: the operator unseals with the keys just handed
+  // out. An auto seal unseals at once with the root key it just wrapped.
   SealLocked();
   if (!st.ok()) return st;
-  log::Info("server initialized", {{"secret_shares", std::to_string(shares)},
-                                   {"secret_threshold", std::to_string(threshold)}});
+  if (seal_->IsAuto()) out.recovery_keys = std::move(out.keys);
+  log::Info(
+      "server initialized",
+      {{"seal", std::string(seal_->Type())},
+       {seal_->IsAuto() ? "recovery_shares" : "secret_shares", std::to_string(shares)},
+       {seal_->IsAuto() ? "recovery_threshold" : "secret_threshold", std::to_string(threshold)}});
+  if (seal_->IsAuto()) {
+    auto un = UnsealWithRootKey(root_key);
+    if (!un.ok()) {
+      SealLocked();
+      log::Error("unseal after init failed", {{"error", Msg(un)}});
+    }
+  }
   return out;
 }
 
 absl::StatusOr<json::object> Core::SealStatus() {
   ASSIGN_OR_RETURN(auto cfg, seal_->Config());
-  auto progress = seal_->CurrentProgress();
-  json::object o{{"type", "shamir"},
+  // While a migration is pending, progress is the stored (old) seal's.
+  seal::Seal* stored = seal_.get();
+  bool migration = false;
+  if (cfg && cfg->type != seal_->Type() && old_seal_ && cfg->type == old_seal_->Type()) {
+    stored = old_seal_.get();
+    migration = true;
+  }
+  auto progress = stored->CurrentProgress();
+  std::string type = cfg ? cfg->type : std::string(seal_->Type());
+  json::object o{{"type", type},
                  {"initialized", cfg.has_value()},
                  {"sealed", true},
-                 {"t", cfg ? cfg->secret_threshold : 0},
-                 {"n", cfg ? cfg->secret_shares : 0},
+                 {"t", cfg ? cfg->threshold() : 0},
+                 {"n", cfg ? cfg->shares() : 0},
                  {"progress", progress.progress},
                  {"nonce", progress.nonce},
                  {"version", COFFER_VERSION},
                  {"build_date", ""},
-                 {"migration", false},
-                 {"recovery_seal", false},
+                 {"migration", migration},
+                 {"recovery_seal", type != "shamir"},
                  {"storage_type", opts_.storage_type}};
+  {
+    MutexLock l(&auto_unseal_mu_);
+    // Coffer's own field: why an auto seal has not unsealed the server (Vault only logs it).
+    if (!auto_unseal_error_.empty()) o["seal_error"] = auto_unseal_error_;
+  }
   ReaderMutexLock l(&state_mu_);
   o["sealed"] = sealed_;
   if (!sealed_) {
     o["cluster_name"] = cluster_name_;
     o["cluster_id"] = cluster_id_;
+    o.erase("seal_error");
   }
   return o;
 }
 
-absl::StatusOr<json::object> Core::Unseal(std::string_view key, bool reset) {
+absl::Status Core::UnsealWithRootKey(const crypto::SecretBytes& root_key) {
+  if (!sealed_) return absl::OkStatus();
+  auto st = barrier_->Unseal(root_key);
+  if (st.ok()) st = tokens_->Setup();
+  if (st.ok()) st = LoadMounts();
+  if (st.ok()) st = audit_->Load();
+  if (st.ok()) {
+    auto cluster = barrier_->Get(kClusterPath);
+    if (cluster.ok() && cluster->has_value()) {
+      boost::system::error_code ec;
+      auto v = json::parse(**cluster, ec);
+      if (!ec && v.is_object()) {
+        cluster_name_ = std::string(v.as_object()["cluster_name"].as_string());
+        cluster_id_ = std::string(v.as_object()["cluster_id"].as_string());
+      }
+    }
+  }
+  if (!st.ok()) {
+    SealLocked();
+    return st;
+  }
+  sealed_ = false;
+  {
+    MutexLock l(&auto_unseal_mu_);
+    auto_unseal_error_.clear();
+  }
+  log::Info("server unsealed", {{"seal", std::string(seal_->Type())}});
+  return absl::OkStatus();
+}
+
+absl::Status Core::AutoUnseal() {
+  auto* auto_seal = dynamic_cast<seal::AutoSeal*>(seal_.get());
+  if (!auto_seal) return absl::FailedPreconditionError("the server has no auto seal");
+  if (!Sealed()) return absl::OkStatus();
+  auto record = [&](const absl::Status& st) {
+    MutexLock l(&auto_unseal_mu_);
+    auto_unseal_error_ = st.ok() ? "" : std::string(st.message());
+    return st;
+  };
+  auto found = FindStoredSeal();
+  if (!found.ok()) return record(found.status());
+  if (!found->config)
+    return absl::FailedPreconditionError("not initialized: run `coffer operator init` first");
+  if (found->migration)
+    return record(absl::FailedPreconditionError(
+        Cat("a seal migration from \"", found->config->type, "\" to \"", seal_->Type(),
+            "\" is pending: unseal with -migrate and the ",
+            found->config->recovery() ? "recovery" : "unseal", " keys")));
+  auto root = auto_seal->UnwrapRootKey();
+  if (!root.ok())
+    return record(
+        absl::Status(root.status().code(), Cat("auto unseal failed: ", Msg(root.status()))));
+  MutexLock l(&state_mu_);
+  return record(UnsealWithRootKey(*root));
+}
+
+absl::StatusOr<json::object> Core::Unseal(std::string_view key, bool reset, bool migrate) {
   if (reset) {
     seal_->Reset();
+    if (old_seal_) old_seal_->Reset();
     return SealStatus();
   }
   ASSIGN_OR_RETURN(bool initialized, Initialized());
@@ -275,32 +398,33 @@ absl::StatusOr<json::object> Core::Unseal(std::string_view key, bool reset) {
   if (key.empty())
     return absl::InvalidArgumentError(
         "'key' must be specified in request body as JSON, or 'reset' set to true");
+  ASSIGN_OR_RETURN(auto stored, FindStoredSeal());
+  if (stored.migration && !migrate)
+    return absl::InvalidArgumentError(
+        Cat("a seal migration from \"", stored.config->type, "\" to \"", seal_->Type(),
+            "\" is pending: submit the ", stored.config->recovery() ? "recovery" : "unseal",
+            " keys with migrate=true (coffer operator unseal -migrate)"));
+  if (!stored.migration && migrate)
+    return absl::InvalidArgumentError(
+        "migrate was set but no seal migration is pending: the configured seal is the one the "
+        "server was sealed with");
   ASSIGN_OR_RETURN(crypto::SecretBytes share, DecodeKeyShare(key));
-  ASSIGN_OR_RETURN(auto step, seal_->Submit(share.view()));
+  ASSIGN_OR_RETURN(auto step, stored.seal->Submit(share.view()));
   if (step.root_key) {
     MutexLock l(&state_mu_);
     if (sealed_) {
-      auto st = barrier_->Unseal(*step.root_key);
-      if (st.ok()) st = tokens_->Setup();
-      if (st.ok()) st = LoadMounts();
-      if (st.ok()) st = audit_->Load();
-      if (st.ok()) {
-        auto cluster = barrier_->Get(kClusterPath);
-        if (cluster.ok() && cluster->has_value()) {
-          boost::system::error_code ec;
-          auto v = json::parse(**cluster, ec);
-          if (!ec && v.is_object()) {
-            cluster_name_ = std::string(v.as_object()["cluster_name"].as_string());
-            cluster_id_ = std::string(v.as_object()["cluster_id"].as_string());
-          }
-        }
+      if (stored.migration) {
+        // The operators' key carries over: unseal keys become recovery keys and back, with the
+        // same shares and threshold. One atomic write switches the stored seal.
+        const int shares = stored.config->shares(), threshold = stored.config->threshold();
+        auto st = seal_->Commit(*step.share_key, shares, threshold, *step.root_key);
+        if (!st.ok())
+          return absl::Status(st.code(), Cat("seal migration to \"", seal_->Type(),
+                                             "\" failed, nothing changed: ", Msg(st)));
+        log::Info("seal migrated",
+                  {{"from", stored.config->type}, {"to", std::string(seal_->Type())}});
       }
-      if (!st.ok()) {
-        SealLocked();
-        return st;
-      }
-      sealed_ = false;
-      log::Info("server unsealed");
+      RETURN_IF_ERROR(UnsealWithRootKey(*step.root_key));
     }
   }
   return SealStatus();
@@ -316,30 +440,49 @@ absl::StatusOr<Response> Core::HandleInitRequest(Request& req) {
   }
   if (req.op != Operation::kUpdate && req.op != Operation::kCreate)
     return UnsupportedOperation("sys/init takes GET or PUT");
-  for (const char* unsupported : {"pgp_keys", "root_token_pgp_key"}) {
+  for (const char* unsupported : {"pgp_keys", "root_token_pgp_key", "recovery_pgp_keys"}) {
     const auto* v = req.data.if_contains(unsupported);
     if (v && !v->is_null() && !(v->is_string() && v->as_string().empty()) &&
         !(v->is_array() && v->as_array().empty()))
       return absl::InvalidArgumentError(Cat(unsupported, " is not supported by Coffer yet"));
   }
-  ASSIGN_OR_RETURN(auto shares, JsonInt(req.data, "secret_shares"));
-  ASSIGN_OR_RETURN(auto threshold, JsonInt(req.data, "secret_threshold"));
+  // Under an auto seal the operators' shares are the recovery key's (recovery_shares and
+  // recovery_threshold, 5 and 3 when absent as the vault CLI's defaults) and secret_shares is
+  // ignored (the root key is stored, wrapped by the seal); under Shamir recovery_* is ignored.
+  // vault's CLI sends both sets whatever the seal.
+  const bool recovery = seal_->IsAuto();
+  const char* shares_key = recovery ? "recovery_shares" : "secret_shares";
+  const char* threshold_key = recovery ? "recovery_threshold" : "secret_threshold";
+  ASSIGN_OR_RETURN(auto shares, JsonInt(req.data, shares_key));
+  ASSIGN_OR_RETURN(auto threshold, JsonInt(req.data, threshold_key));
+  if (recovery && !shares) shares = 5;
+  if (recovery && !threshold) threshold = 3;
   if (!shares) return absl::InvalidArgumentError("secret_shares is required (for example 5)");
   if (!threshold) return absl::InvalidArgumentError("secret_threshold is required (for example 3)");
   if (*shares > 255 || *shares < 0 || *threshold > 255 || *threshold < 0)
-    return absl::InvalidArgumentError(*shares > 255 ? "secret_shares must be at most 255"
-                                                    : "secret_threshold must be between 1 and 255");
+    return absl::InvalidArgumentError(*shares > 255 || *shares < 0
+                                          ? Cat(shares_key, " must be between 1 and 255")
+                                          : Cat(threshold_key, " must be between 1 and 255"));
   ASSIGN_OR_RETURN(InitResult res,
                    Initialize(static_cast<int>(*shares), static_cast<int>(*threshold)));
+  auto encode = [](const std::vector<crypto::SecretBytes>& in, json::array& hex, json::array& b64) {
+    for (const auto& k : in) {
+      hex.emplace_back(HexEncode(k.view()));
+      b64.emplace_back(Base64Encode(k.view()));
+    }
+  };
   json::array keys, keys_b64;
-  for (const auto& k : res.keys) {
-    keys.emplace_back(HexEncode(k.view()));
-    keys_b64.emplace_back(Base64Encode(k.view()));
+  encode(res.keys, keys, keys_b64);
+  json::object body{{"keys", keys}, {"keys_base64", keys_b64}, {"root_token", res.root_token}};
+  if (seal_->IsAuto()) {
+    json::array rec, rec_b64;
+    encode(res.recovery_keys, rec, rec_b64);
+    body["recovery_keys"] = std::move(rec);
+    body["recovery_keys_base64"] = std::move(rec_b64);
   }
   Response r;
   r.raw = true;
-  r.raw_body = json::serialize(
-      json::object{{"keys", keys}, {"keys_base64", keys_b64}, {"root_token", res.root_token}});
+  r.raw_body = json::serialize(body);
   return r;
 }
 
@@ -348,13 +491,14 @@ absl::StatusOr<Response> Core::HandleUnsealRequest(Request& req) {
     return UnsupportedOperation("sys/unseal takes PUT");
   ASSIGN_OR_RETURN(auto reset, JsonBool(req.data, "reset"));
   ASSIGN_OR_RETURN(auto key, JsonString(req.data, "key"));
+  ASSIGN_OR_RETURN(auto migrate, JsonBool(req.data, "migrate"));
   // Vault answers a share sent to an unsealed server with the seal status (200): clients that
   // unseal every node of a list, or retry, see "sealed": false rather than an error.
   absl::StatusOr<json::object> status;
   if (!Sealed()) {
     status = SealStatus();
   } else {
-    status = Unseal(key.value_or(""), reset.value_or(false));
+    status = Unseal(key.value_or(""), reset.value_or(false), migrate.value_or(false));
     if (!status.ok() && !Sealed()) status = SealStatus();  // another request finished it
   }
   RETURN_IF_ERROR(status.status());

@@ -47,11 +47,17 @@ struct CoreOptions {
   const Clock* clock = RealClock::Get();
   // How often expired tokens are removed in the background (0: never; tests call TidyNow).
   std::chrono::milliseconds tidy_interval{1000};
+  // The configured auto seal's wrapper (the `seal "transit"` / `seal "pkcs11"` stanza); null is
+  // the Shamir seal. The core owns it.
+  std::unique_ptr<seal::Wrapper> seal_wrapper;
+  // The stanza marked `disabled = true`: the auto seal this server migrates away from.
+  std::unique_ptr<seal::Wrapper> disabled_seal_wrapper;
 };
 
 struct InitResult {
-  std::vector<crypto::SecretBytes> keys;
-  std::string root_token;  // sensitive
+  std::vector<crypto::SecretBytes> keys;           // unseal keys (Shamir)
+  std::vector<crypto::SecretBytes> recovery_keys;  // recovery keys (auto seal)
+  std::string root_token;                          // sensitive
 };
 
 // The cubbyhole engine (wrapping.cc), mounted by the core at "cubbyhole/".
@@ -83,10 +89,20 @@ class Core final : private SystemView {
   // unknown, cut after its second segment.
   static std::string LogPath(const Request& req);
 
+  // Under an auto seal `shares`/`threshold` are the recovery key's, and the server unseals
+  // itself once initialized (as Vault).
   absl::StatusOr<InitResult> Initialize(int shares, int threshold) ABSL_LOCKS_EXCLUDED(state_mu_);
-  // `key` is hex or base64 as Vault accepts it. Returns the seal status after the step.
-  absl::StatusOr<boost::json::object> Unseal(std::string_view key, bool reset)
+  // `key` is hex or base64 as Vault accepts it: an unseal key share, or under an auto seal a
+  // recovery key share. With `migrate` the shares of the stored seal move the server to the
+  // configured one (Shamir <-> auto seal); without it a pending migration is refused. Returns
+  // the seal status after the step.
+  absl::StatusOr<boost::json::object> Unseal(std::string_view key, bool reset, bool migrate = false)
       ABSL_LOCKS_EXCLUDED(state_mu_);
+  // Under an auto seal: unwraps the stored root key with the seal and unseals. OK when already
+  // unsealed; Unavailable while the seal cannot be reached (the reason is kept for
+  // sys/seal-status); FailedPrecondition when not initialized or a migration is pending.
+  absl::Status AutoUnseal() ABSL_LOCKS_EXCLUDED(state_mu_);
+  bool HasAutoSeal() const { return seal_->IsAuto(); }
   absl::Status Seal() ABSL_LOCKS_EXCLUDED(state_mu_);
   absl::StatusOr<boost::json::object> SealStatus() ABSL_LOCKS_EXCLUDED(state_mu_);
   bool Sealed() const ABSL_LOCKS_EXCLUDED(state_mu_);
@@ -197,6 +213,17 @@ class Core final : private SystemView {
   int64_t EffectiveMaxTtl(const MountEntry& e) const;
 
   void SealLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_mu_) ABSL_LOCKS_EXCLUDED(mounts_mu_);
+  // Opens the barrier with the root key and loads mounts, tokens and audit devices.
+  absl::Status UnsealWithRootKey(const crypto::SecretBytes& root_key)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_mu_);
+  // The seal that opens what is stored (seal_, or old_seal_ while a migration is pending) and
+  // the stored config; FailedPrecondition when the stored seal is not configured.
+  struct StoredSeal {
+    seal::Seal* seal = nullptr;
+    std::optional<seal::SealConfig> config;
+    bool migration = false;
+  };
+  absl::StatusOr<StoredSeal> FindStoredSeal();
   absl::StatusOr<bool> Initialized();
 
   // Response wrapping (wrapping.cc): replaces `resp` by the wrap_info of a new single-use token
@@ -243,6 +270,12 @@ class Core final : private SystemView {
   CoreOptions opts_;
   Metrics metrics_;  // before audit_, which reports into it
   std::unique_ptr<seal::Seal> seal_;
+  // The seal a migration starts from: the disabled auto seal, or Shamir when the configured
+  // seal is an auto seal. Null when no migration is possible.
+  std::unique_ptr<seal::Seal> old_seal_;
+  // Why the last auto unseal failed ("" when it did not); shown by sys/seal-status.
+  Mutex auto_unseal_mu_;
+  std::string auto_unseal_error_ ABSL_GUARDED_BY(auto_unseal_mu_);
   std::unique_ptr<barrier::Barrier> barrier_;
   std::unique_ptr<TokenStore> tokens_;
   std::unique_ptr<PolicyStore> policies_;

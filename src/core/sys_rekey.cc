@@ -86,7 +86,7 @@ absl::StatusOr<crypto::SecretBytes> DecodeKeyShare(std::string_view key) {
 
 json::object Core::RekeyStatusLocked() {
   auto cfg = seal_->Config();
-  int required = cfg.ok() && cfg->has_value() ? (*cfg)->secret_threshold : 0;
+  int required = cfg.ok() && cfg->has_value() ? (*cfg)->threshold() : 0;
   json::object o{{"started", rekey_.has_value()},
                  {"nonce", rekey_ ? rekey_->nonce : ""},
                  {"t", rekey_ ? rekey_->threshold : 0},
@@ -169,7 +169,7 @@ absl::StatusOr<Response> Core::HandleRekey(Request& req, std::string_view what) 
     AddShare(rekey_->submitted, std::move(share));
     ASSIGN_OR_RETURN(auto cfg, seal_->Config());
     if (!cfg) return absl::FailedPreconditionError("Vault is not initialized");
-    if (static_cast<int>(rekey_->submitted.size()) < cfg->secret_threshold)
+    if (static_cast<int>(rekey_->submitted.size()) < cfg->threshold())
       return Raw(RekeyStatusLocked());
     auto root = seal_->RootKeyFromShares(rekey_->submitted);
     rekey_->submitted.clear();
@@ -250,7 +250,7 @@ absl::StatusOr<Response> Core::HandleRekey(Request& req, std::string_view what) 
 
 json::object Core::GenerateRootStatusLocked() {
   auto cfg = seal_->Config();
-  int required = cfg.ok() && cfg->has_value() ? (*cfg)->secret_threshold : 0;
+  int required = cfg.ok() && cfg->has_value() ? (*cfg)->threshold() : 0;
   return json::object{
       {"started", generate_root_.has_value()},
       {"nonce", generate_root_ ? generate_root_->nonce : ""},
@@ -322,7 +322,7 @@ absl::StatusOr<Response> Core::HandleGenerateRoot(Request& req, std::string_view
     AddShare(generate_root_->submitted, std::move(share));
     ASSIGN_OR_RETURN(auto cfg, seal_->Config());
     if (!cfg) return absl::FailedPreconditionError("Vault is not initialized");
-    if (static_cast<int>(generate_root_->submitted.size()) < cfg->secret_threshold)
+    if (static_cast<int>(generate_root_->submitted.size()) < cfg->threshold())
       return Raw(GenerateRootStatusLocked());
     auto root = seal_->RootKeyFromShares(generate_root_->submitted);
     generate_root_->submitted.clear();
@@ -342,7 +342,7 @@ absl::StatusOr<Response> Core::HandleGenerateRoot(Request& req, std::string_view
     OPENSSL_cleanse(mixed.data(), mixed.size());
     json::object done = GenerateRootStatusLocked();
     done["started"] = true;  // as Vault's update answer; the attempt itself is over
-    done["progress"] = cfg->secret_threshold;
+    done["progress"] = cfg->threshold();
     done["complete"] = true;
     done["encoded_token"] = encoded;
     done["encoded_root_token"] = encoded;

@@ -109,7 +109,11 @@ std::unique_ptr<Backend> Core::NewSystemBackend() {
        .fields = {{"secret_shares", {FieldType::kAny, "Number of key shares"}},
                   {"secret_threshold", {FieldType::kAny, "Shares needed to unseal"}},
                   {"pgp_keys", {FieldType::kAny, "Not supported yet: refused"}},
-                  {"root_token_pgp_key", {FieldType::kAny, "Not supported yet: refused"}}},
+                  {"root_token_pgp_key", {FieldType::kAny, "Not supported yet: refused"}},
+                  {"recovery_shares", {FieldType::kAny, "Number of recovery key shares"}},
+                  {"recovery_threshold", {FieldType::kAny, "Recovery shares needed"}},
+                  {"recovery_pgp_keys", {FieldType::kAny, "Not supported yet: refused"}},
+                  {"stored_shares", {FieldType::kAny, "Ignored: an auto seal stores the key"}}},
        .operations = {{kRead,
                        op([this](Request& r, const FieldData&) { return HandleInitRequest(r); })},
                       {kUpdate,
@@ -117,7 +121,8 @@ std::unique_ptr<Backend> Core::NewSystemBackend() {
        .synopsis = "Initializes the server: creates the root key and its shares"});
   paths.push_back({.patterns = {"unseal"},
                    .fields = {{"key", {FieldType::kAny, "One unseal key share", {}, false, true}},
-                              {"reset", {FieldType::kAny, "Forget the shares submitted so far"}}},
+                              {"reset", {FieldType::kAny, "Forget the shares submitted so far"}},
+                              {"migrate", {FieldType::kAny, "Move to the configured seal"}}},
                    .operations = {{kUpdate, op([this](Request& r, const FieldData&) {
                                      return HandleUnsealRequest(r);
                                    })}},
@@ -283,6 +288,22 @@ std::unique_ptr<Backend> Core::NewSystemBackend() {
                                    })}},
                    .synopsis = "New unseal key shares from the current ones (sys_rekey.cc)",
                    .any_field = true});
+  // Vault rekeys an auto seal's recovery key here; Coffer's sys/rekey does the same under an
+  // auto seal (the root key itself is wrapped by the seal, no shares to change), so both paths
+  // serve it (docs/seals.md).
+  auto recovery_rekey = [this](Request& req, const FieldData& d) -> absl::StatusOr<Response> {
+    if (!seal_->IsAuto())
+      return absl::InvalidArgumentError(
+          "this server has no recovery keys: it uses the Shamir seal, rekey its unseal keys at "
+          "sys/rekey");
+    return HandleRekey(req, d.String("what"));
+  };
+  paths.push_back({.patterns = {"rekey-recovery-key/{what:init|update|verify}"},
+                   .operations = {{kRead, op(recovery_rekey)},
+                                  {kUpdate, op(recovery_rekey)},
+                                  {kDelete, op(recovery_rekey)}},
+                   .synopsis = "New recovery key shares from the current ones (auto seals)",
+                   .any_field = true});
   paths.push_back({.patterns = {"generate-root/{what:attempt|update}"},
                    .operations = {{kRead, op([this](Request& req, const FieldData& d) {
                                      return HandleGenerateRoot(req, d.String("what"));
@@ -373,10 +394,17 @@ std::unique_ptr<Backend> Core::NewSystemBackend() {
   // wrapping/unwrap authenticates itself: the wrapping token is often the client token, and the
   // core's check would spend its single use before the handler. internal/ui/mounts/* checks the
   // caller's token itself too (Vault: unauthenticated, answered by the caller's ACL).
-  special.unauthenticated =
-      PathList{"init",    "unseal",          "seal-status",     "health",
-               "leader",  "wrapping/lookup", "wrapping/unwrap", "internal/ui/mounts/*",
-               "rekey/*", "generate-root/*"};
+  special.unauthenticated = PathList{"init",
+                                     "unseal",
+                                     "seal-status",
+                                     "health",
+                                     "leader",
+                                     "wrapping/lookup",
+                                     "wrapping/unwrap",
+                                     "internal/ui/mounts/*",
+                                     "rekey/*",
+                                     "rekey-recovery-key/*",
+                                     "generate-root/*"};
   // sys/internal/specs/openapi is unauthenticated in Vault, which then filters the mounts by
   // listing_visibility and the caller's ACL. Coffer has no listing_visibility yet, so the
   // document (which names every mount) needs a token (docs/compatibility.md).

@@ -147,18 +147,32 @@ absl::StatusOr<ClientResponse> Call(const ClientOptions& o, std::string_view met
       ctx.set_default_verify_paths(ec);
     }
   }
+  if (!o.client_cert_file.empty() || !o.client_key_file.empty()) {
+    if (o.client_cert_file.empty() || o.client_key_file.empty())
+      return absl::InvalidArgumentError(
+          "a client certificate needs both its certificate and its key file");
+    ctx.use_certificate_chain_file(o.client_cert_file, ec);
+    if (ec)
+      return absl::InvalidArgumentError(
+          Cat("cannot load client certificate ", o.client_cert_file, ": ", ec.message()));
+    ctx.use_private_key_file(o.client_key_file, ssl::context::pem, ec);
+    if (ec)
+      return absl::InvalidArgumentError(
+          Cat("cannot load client key ", o.client_key_file, ": ", ec.message()));
+  }
   beast::ssl_stream<tcp::socket> stream(std::move(sock), ctx);
   SSL* ssl_handle = stream.native_handle();
+  const std::string& name = o.server_name.empty() ? u.host : o.server_name;
   boost::system::error_code ip_ec;
-  asio::ip::make_address(u.host, ip_ec);
-  if (ip_ec) SSL_set_tlsext_host_name(ssl_handle, u.host.c_str());
+  asio::ip::make_address(name, ip_ec);
+  if (ip_ec) SSL_set_tlsext_host_name(ssl_handle, name.c_str());
   if (!o.skip_verify) {
     X509_VERIFY_PARAM* param = SSL_get0_param(ssl_handle);
     if (!ip_ec) {
-      X509_VERIFY_PARAM_set1_ip_asc(param, u.host.c_str());
+      X509_VERIFY_PARAM_set1_ip_asc(param, name.c_str());
     } else {
       X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
-      X509_VERIFY_PARAM_set1_host(param, u.host.c_str(), 0);
+      X509_VERIFY_PARAM_set1_host(param, name.c_str(), 0);
     }
   }
   stream.handshake(ssl::stream_base::client, ec);
@@ -177,7 +191,7 @@ absl::StatusOr<ClientResponse> Call(const ClientOptions& o, std::string_view met
                    "or COFFER_CACERT (VAULT_CACERT)"
                  : Cat(": ", o.ca_cert, " is not the CA that signed the server's certificate");
     else if (v == X509_V_ERR_HOSTNAME_MISMATCH || v == X509_V_ERR_IP_ADDRESS_MISMATCH)
-      hint = Cat(": the server's certificate is not for \"", u.host,
+      hint = Cat(": the server's certificate is not for \"", name,
                  "\"; use a name or address it lists");
     else if (v == X509_V_OK &&
              ERR_GET_REASON(static_cast<unsigned long>(ec.value())) == SSL_R_WRONG_VERSION_NUMBER)

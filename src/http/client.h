@@ -21,6 +21,11 @@ struct ClientOptions {
   // ignored. Text holding no certificate is an InvalidArgument error.
   std::string ca_pem;
   bool skip_verify = false;
+  // A client certificate and its key (PEM files) presented when the server asks for one.
+  std::string client_cert_file;
+  std::string client_key_file;
+  // The name the server's certificate must carry (and SNI) when not the address's host.
+  std::string server_name;
   std::string token;     // sent as X-Vault-Token when not empty
   std::string wrap_ttl;  // sent as X-Vault-Wrap-TTL when not empty: the response comes wrapped
   std::chrono::seconds timeout{60};
