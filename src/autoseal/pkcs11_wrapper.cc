@@ -181,8 +181,10 @@ bool NotOurs(CK_RV rv) {
          rv == CKR_SIGNATURE_LEN_RANGE;
 }
 
-absl::Status NotOursError() {
-  return absl::InvalidArgumentError("the HSM could not decrypt: wrong key or altered data");
+absl::Status NotOursError(std::string_view detail = "") {
+  std::string msg = "the HSM could not decrypt: wrong key or altered data";
+  if (!detail.empty()) msg += Cat(" (", detail, ")");
+  return absl::InvalidArgumentError(msg);
 }
 
 absl::Status RvError(std::string_view fn, CK_RV rv) {
@@ -700,6 +702,12 @@ class Pkcs11Wrapper final : public seal::Wrapper {
     len = buf.size();
     rv = f->C_Decrypt(session_, In(ct), ct.size(), buf.data(), &len);
     if (NotOurs(rv)) return NotOursError();
+    // SoftHSM2 2.6 answers CKR_GENERAL_ERROR to a GCM tag (or CBC padding) that does not check
+    // out, from a C_Decrypt whose init and length query both succeeded; other modules may do the
+    // same. So it counts as altered data here, with the code in the message for the rare case
+    // where the device did fail.
+    if (rv == CKR_GENERAL_ERROR || rv == CKR_FUNCTION_FAILED)
+      return NotOursError(Cat("C_Decrypt answered ", RvString(rv)));
     if (rv != CKR_OK) return CheckLocked("C_Decrypt", rv);
     if (len == buf.size()) return buf;
     return crypto::SecretBytes(buf.view().substr(0, len));  // buf is wiped as it goes

@@ -25,6 +25,7 @@ struct KeyArgs {
   ClientFlags flags;
   bool init = false, status = false, cancel = false, verify = false;
   std::string otp, decode, nonce, key;
+  std::string target = "barrier";
   int shares = 5, threshold = 3;
 };
 
@@ -126,7 +127,15 @@ void GenerateRoot(const KeyArgs& a, int* code) {
 }
 
 void Rekey(const KeyArgs& a, int* code) {
-  const std::string base = a.verify ? "/v1/sys/rekey/verify" : "/v1/sys/rekey/init";
+  if (a.target != "barrier" && a.target != "recovery") {
+    std::cerr << "Error: -target must be \"barrier\" or \"recovery\", got \"" << a.target << "\"\n";
+    *code = kExitLocal;
+    return;
+  }
+  // Vault's -target=recovery rekeys an auto seal's recovery key at its own path.
+  const std::string root =
+      a.target == "recovery" ? "/v1/sys/rekey-recovery-key/" : "/v1/sys/rekey/";
+  const std::string base = root + (a.verify ? "verify" : "init");
   auto status_rows = [](const json::object& o) {
     return std::vector<std::pair<std::string, std::string>>{
         {"Nonce", S(o, "nonce")},
@@ -147,7 +156,7 @@ void Rekey(const KeyArgs& a, int* code) {
     json::object body{{"secret_shares", a.shares},
                       {"secret_threshold", a.threshold},
                       {"require_verification", a.verify}};
-    auto o = a.init ? Call(a, "PUT", "/v1/sys/rekey/init", body, "starting the rekey", code)
+    auto o = a.init ? Call(a, "PUT", root + "init", body, "starting the rekey", code)
                     : Call(a, "GET", base, {}, "reading the rekey status", code);
     if (o) Print(a, *o, status_rows(*o));
     return;
@@ -164,8 +173,8 @@ void Rekey(const KeyArgs& a, int* code) {
     *code = kExitLocal;
     return;
   }
-  auto o = Call(a, "PUT", a.verify ? "/v1/sys/rekey/verify" : "/v1/sys/rekey/update",
-                {{"key", *k}, {"nonce", nonce}}, "submitting the key share", code);
+  auto o = Call(a, "PUT", root + (a.verify ? "verify" : "update"), {{"key", *k}, {"nonce", nonce}},
+                "submitting the key share", code);
   if (!o) return;
   const json::value* complete = o->if_contains("complete");
   if (complete == nullptr || !complete->is_bool() || !complete->as_bool()) {
@@ -223,6 +232,8 @@ void RegisterOperatorKeyCommands(CLI::App* op, int* exit_code) {
     c->add_option("--key-shares", a->shares, "Number of new key shares (5)");
     c->add_option("--key-threshold", a->threshold, "New shares needed to unseal (3)");
     c->add_option("--nonce", a->nonce, "The rekey's nonce (read from the server if omitted)");
+    c->add_option("--target", a->target,
+                  "barrier (the seal's keys) or recovery (an auto seal's recovery keys)");
     c->add_option("key", a->key, "Key share (hex or base64); stdin with -");
     c->callback([a, exit_code] { Rekey(*a, exit_code); });
   }

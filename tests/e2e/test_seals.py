@@ -110,7 +110,15 @@ class TransitSeal(SealBase):
         b.start()
         st = self.req(b, "GET", "sys/seal-status")
         self.assertEqual((st["type"], st["initialized"], st["sealed"]), ("transit", False, True))
-        self.init_auto(b, 5, 3)
+        # The CLI's init prints recovery keys (and says they do not unseal).
+        p = b.cli("operator", "init", "-recovery-shares=5", "-recovery-threshold=3")
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertNotIn("Unseal Key", p.stdout)
+        rec = [l.split(": ")[1] for l in p.stdout.splitlines() if l.startswith("Recovery Key ")]
+        self.assertEqual(len(rec), 5, p.stdout)
+        self.assertIn("cannot unseal", p.stdout)
+        b.root = [l.split(": ")[1] for l in p.stdout.splitlines()
+                  if l.startswith("Initial Root Token")][0]
         st = self.req(b, "GET", "sys/seal-status")
         self.assertEqual((st["sealed"], st["recovery_seal"], st["t"], st["n"]),
                          (False, True, 3, 5))
@@ -196,6 +204,10 @@ class TransitSeal(SealBase):
         self.assertEqual(len(new), 3)
         status, text = self.generate_root(b, b.recovery[:3])
         self.assertEqual(status, 400, text)
+        p = b.cli("operator", "rekey", "-target=recovery", "-status")
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertIn("Rekey Progress", p.stdout)
+        self.assertEqual(b.cli("operator", "rekey", "-target=bogus", "-status").returncode, 1)
         status, root2 = self.generate_root(b, new[:2])
         self.assertEqual(status, 200, root2)
         self.req(b, "GET", "auth/token/lookup-self", token=root2)
