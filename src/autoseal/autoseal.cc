@@ -6,6 +6,7 @@
 
 #include "autoseal/pkcs11_wrapper.h"
 #include "autoseal/transit_wrapper.h"
+#include "util/log.h"
 #include "util/status.h"
 
 namespace coffer::autoseal {
@@ -47,6 +48,10 @@ absl::StatusOr<std::unique_ptr<seal::Wrapper>> NewWrapper(const config::SealStan
     o.token = Option(s, "token");
     o.token_file = Option(s, "token_file");
     if (o.token.empty() && o.token_file.empty()) o.token = Env("VAULT_TOKEN");
+    // Vault Enterprise namespaces: sent as X-Vault-Namespace, as Vault's seal does (Coffer has
+    // no namespaces and ignores the header).
+    if (auto ns = Option(s, "namespace"); !ns.empty())
+      o.client.headers.emplace_back("X-Vault-Namespace", ns);
     o.mount_path = Option(s, "mount_path");
     o.key_name = Option(s, "key_name");
     ASSIGN_OR_RETURN(o.disable_renewal, BoolOption(s, "disable_renewal"));
@@ -55,6 +60,16 @@ absl::StatusOr<std::unique_ptr<seal::Wrapper>> NewWrapper(const config::SealStan
                                             ": seal \"transit\": address must start with "
                                             "https:// (or http://), got \"",
                                             o.client.address, "\""));
+    const bool loopback = o.client.address.find("://127.") != std::string::npos ||
+                          o.client.address.find("://localhost") != std::string::npos ||
+                          o.client.address.find("://[::1]") != std::string::npos;
+    if (o.client.address.rfind("http://", 0) == 0 && !loopback)
+      log::Warn(
+          "seal \"transit\" uses plain HTTP: the root key and the token cross the network "
+          "unencrypted; use https://",
+          {{"address", o.client.address}});
+    if (o.client.skip_verify)
+      log::Warn("seal \"transit\" has tls_skip_verify: anyone on the path can read the root key");
     return NewTransitWrapper(std::move(o));
   }
   if (s.type == "pkcs11") {

@@ -34,6 +34,7 @@ constexpr size_t kTokenLabelBytes = 32;  // CK_TOKEN_INFO.label: blank padded, n
 constexpr CK_RV kCkrAeadDecryptFailed = 0x35UL;
 
 // ---- CK_RV names ------------------------------------------------------------------------------
+// The codes a seal is likely to meet; others are shown as numbers.
 
 struct RvName {
   CK_RV rv;
@@ -43,20 +44,16 @@ struct RvName {
   RvName { x, #x }
 constexpr RvName kRvNames[] = {
     COFFER_CKR(CKR_OK),
-    COFFER_CKR(CKR_CANCEL),
     COFFER_CKR(CKR_HOST_MEMORY),
     COFFER_CKR(CKR_SLOT_ID_INVALID),
     COFFER_CKR(CKR_GENERAL_ERROR),
     COFFER_CKR(CKR_FUNCTION_FAILED),
     COFFER_CKR(CKR_ARGUMENTS_BAD),
-    COFFER_CKR(CKR_NO_EVENT),
-    COFFER_CKR(CKR_NEED_TO_CREATE_THREADS),
     COFFER_CKR(CKR_CANT_LOCK),
     COFFER_CKR(CKR_ATTRIBUTE_READ_ONLY),
     COFFER_CKR(CKR_ATTRIBUTE_SENSITIVE),
     COFFER_CKR(CKR_ATTRIBUTE_TYPE_INVALID),
     COFFER_CKR(CKR_ATTRIBUTE_VALUE_INVALID),
-    COFFER_CKR(CKR_ACTION_PROHIBITED),
     COFFER_CKR(CKR_DATA_INVALID),
     COFFER_CKR(CKR_DATA_LEN_RANGE),
     COFFER_CKR(CKR_DEVICE_ERROR),
@@ -66,18 +63,11 @@ constexpr RvName kRvNames[] = {
     COFFER_CKR(CKR_ENCRYPTED_DATA_LEN_RANGE),
     RvName{kCkrAeadDecryptFailed, "CKR_AEAD_DECRYPT_FAILED"},
     COFFER_CKR(CKR_FUNCTION_CANCELED),
-    COFFER_CKR(CKR_FUNCTION_NOT_PARALLEL),
     COFFER_CKR(CKR_FUNCTION_NOT_SUPPORTED),
     COFFER_CKR(CKR_KEY_HANDLE_INVALID),
     COFFER_CKR(CKR_KEY_SIZE_RANGE),
     COFFER_CKR(CKR_KEY_TYPE_INCONSISTENT),
-    COFFER_CKR(CKR_KEY_NOT_NEEDED),
-    COFFER_CKR(CKR_KEY_CHANGED),
-    COFFER_CKR(CKR_KEY_NEEDED),
-    COFFER_CKR(CKR_KEY_INDIGESTIBLE),
     COFFER_CKR(CKR_KEY_FUNCTION_NOT_PERMITTED),
-    COFFER_CKR(CKR_KEY_NOT_WRAPPABLE),
-    COFFER_CKR(CKR_KEY_UNEXTRACTABLE),
     COFFER_CKR(CKR_MECHANISM_INVALID),
     COFFER_CKR(CKR_MECHANISM_PARAM_INVALID),
     COFFER_CKR(CKR_OBJECT_HANDLE_INVALID),
@@ -91,11 +81,8 @@ constexpr RvName kRvNames[] = {
     COFFER_CKR(CKR_SESSION_CLOSED),
     COFFER_CKR(CKR_SESSION_COUNT),
     COFFER_CKR(CKR_SESSION_HANDLE_INVALID),
-    COFFER_CKR(CKR_SESSION_PARALLEL_NOT_SUPPORTED),
     COFFER_CKR(CKR_SESSION_READ_ONLY),
     COFFER_CKR(CKR_SESSION_EXISTS),
-    COFFER_CKR(CKR_SESSION_READ_ONLY_EXISTS),
-    COFFER_CKR(CKR_SESSION_READ_WRITE_SO_EXISTS),
     COFFER_CKR(CKR_SIGNATURE_INVALID),
     COFFER_CKR(CKR_SIGNATURE_LEN_RANGE),
     COFFER_CKR(CKR_TEMPLATE_INCOMPLETE),
@@ -103,38 +90,18 @@ constexpr RvName kRvNames[] = {
     COFFER_CKR(CKR_TOKEN_NOT_PRESENT),
     COFFER_CKR(CKR_TOKEN_NOT_RECOGNIZED),
     COFFER_CKR(CKR_TOKEN_WRITE_PROTECTED),
-    COFFER_CKR(CKR_UNWRAPPING_KEY_SIZE_RANGE),
-    COFFER_CKR(CKR_UNWRAPPING_KEY_TYPE_INCONSISTENT),
     COFFER_CKR(CKR_USER_ALREADY_LOGGED_IN),
     COFFER_CKR(CKR_USER_NOT_LOGGED_IN),
     COFFER_CKR(CKR_USER_PIN_NOT_INITIALIZED),
     COFFER_CKR(CKR_USER_TYPE_INVALID),
     COFFER_CKR(CKR_USER_ANOTHER_ALREADY_LOGGED_IN),
-    COFFER_CKR(CKR_USER_TOO_MANY_TYPES),
-    COFFER_CKR(CKR_WRAPPED_KEY_INVALID),
-    COFFER_CKR(CKR_WRAPPED_KEY_LEN_RANGE),
-    COFFER_CKR(CKR_WRAPPING_KEY_HANDLE_INVALID),
-    COFFER_CKR(CKR_WRAPPING_KEY_SIZE_RANGE),
-    COFFER_CKR(CKR_WRAPPING_KEY_TYPE_INCONSISTENT),
-    COFFER_CKR(CKR_RANDOM_SEED_NOT_SUPPORTED),
     COFFER_CKR(CKR_RANDOM_NO_RNG),
-    COFFER_CKR(CKR_DOMAIN_PARAMS_INVALID),
-    COFFER_CKR(CKR_CURVE_NOT_SUPPORTED),
     COFFER_CKR(CKR_BUFFER_TOO_SMALL),
-    COFFER_CKR(CKR_SAVED_STATE_INVALID),
-    COFFER_CKR(CKR_INFORMATION_SENSITIVE),
-    COFFER_CKR(CKR_STATE_UNSAVEABLE),
     COFFER_CKR(CKR_CRYPTOKI_NOT_INITIALIZED),
     COFFER_CKR(CKR_CRYPTOKI_ALREADY_INITIALIZED),
     COFFER_CKR(CKR_MUTEX_BAD),
-    COFFER_CKR(CKR_MUTEX_NOT_LOCKED),
-    COFFER_CKR(CKR_NEW_PIN_MODE),
-    COFFER_CKR(CKR_NEXT_OTP),
-    COFFER_CKR(CKR_EXCEEDED_MAX_ITERATIONS),
     COFFER_CKR(CKR_FIPS_SELF_TEST_FAILED),
     COFFER_CKR(CKR_LIBRARY_LOAD_FAILED),
-    COFFER_CKR(CKR_PIN_TOO_WEAK),
-    COFFER_CKR(CKR_PUBLIC_KEY_INVALID),
     COFFER_CKR(CKR_FUNCTION_REJECTED),
 };
 #undef COFFER_CKR
@@ -154,9 +121,11 @@ std::string RvString(CK_RV rv) {
   return "CK_RV " + Hex(rv);
 }
 
-// The token or the session is gone: the session is dropped and opened again on the next call.
-// CKR_DEVICE_ERROR is here too: network HSMs' client libraries answer it when the link drops.
-// CKR_USER_NOT_LOGGED_IN and CKR_OPERATION_ACTIVE leave a session a new one does better than.
+// Answers after which the session is dropped, and the next call opens a new one, logs in and
+// looks the keys up again: the token or the session is gone (CKR_DEVICE_ERROR too: some network
+// HSMs' client libraries answer it when the link drops), another application of the process
+// logged the token out (CKR_USER_NOT_LOGGED_IN), an operation was left open
+// (CKR_OPERATION_ACTIVE), or the key was deleted or re-created (invalid handles).
 bool SessionLost(CK_RV rv) {
   switch (rv) {
     case CKR_DEVICE_REMOVED:
@@ -191,7 +160,7 @@ absl::Status RvError(std::string_view fn, CK_RV rv) {
   std::string msg = Cat("PKCS#11 ", fn, " failed: ", RvString(rv));
   if (SessionLost(rv)) {
     return absl::UnavailableError(
-        Cat(msg, " (the HSM session is lost; it is opened again on the next call)"));
+        Cat(msg, " (the HSM session is dropped; the next call opens a new one)"));
   }
   return absl::FailedPreconditionError(msg);
 }
@@ -231,14 +200,15 @@ std::optional<unsigned long> ParseNumber(std::string_view s) {
 // initialized it: a module someone else in the process initialized is theirs to finalize).
 //
 // Modules are keyed by dlopen's handle, so two paths to one file share an entry. They are never
-// dlclose'd: vendor modules register atexit handlers and thread keys (and SoftHSM2 OpenSSL
-// cleanup) that crash the process at exit once their code is unmapped; the registry keeps one
-// reference for the life of the process and re-initializes the module when it is used again.
+// dlclose'd: a module may leave atexit handlers or thread-specific-data destructors behind, and
+// unmapping its code turns those into crashes at exit. The registry keeps one reference for the
+// life of the process and initializes the module again when it is used again.
 //
 // The login state of a token is per application too (PKCS#11 2.40 section 5.6: every session of
 // the application is logged in or none is), so logins are counted per (module, slot): the last
 // wrapper to leave a token logs out. C_Login and C_Logout run under the registry's lock so that a
-// login cannot slip in between the count reaching zero and the C_Logout.
+// login cannot slip in between the count reaching zero and the C_Logout. (A login made outside
+// these wrappers, by other code of the process, is not counted: the last wrapper ends it too.)
 class ModuleRegistry {
  public:
   struct Handle {
@@ -543,6 +513,7 @@ class Pkcs11Wrapper final : public seal::Wrapper {
   }
 
   absl::Status OpenSessionLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    RETURN_IF_ERROR(pin_refused_);
     ASSIGN_OR_RETURN(CK_SLOT_ID slot, FindSlotLocked());
     CK_SESSION_HANDLE session = CK_INVALID_HANDLE;
     CK_RV rv = module_->fns->C_OpenSession(slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, nullptr,
@@ -551,28 +522,36 @@ class Pkcs11Wrapper final : public seal::Wrapper {
     rv = ModuleRegistry::Get().Login(*module_, slot, session, pin_);
     if (rv != CKR_OK) {
       module_->fns->C_CloseSession(session);
-      switch (rv) {
-        case CKR_PIN_INCORRECT:
-        case CKR_PIN_INVALID:
-        case CKR_PIN_LEN_RANGE:
-          return absl::PermissionDeniedError("the HSM refused the PIN (COFFER_HSM_PIN)");
-        case CKR_PIN_LOCKED:
-          return absl::PermissionDeniedError(
-              "the HSM has locked the user PIN (too many wrong PINs); its security officer must "
-              "unlock it");
-        case CKR_PIN_EXPIRED:
-          return absl::PermissionDeniedError(
-              "the user PIN (COFFER_HSM_PIN) has expired: set a new one in the HSM");
-        case CKR_USER_PIN_NOT_INITIALIZED:
-          return absl::FailedPreconditionError(
-              "the token has no user PIN yet: its security officer must set one");
-        default:
-          return RvError("C_Login", rv);
-      }
+      absl::Status st = LoginError(rv);
+      // A refused PIN is not tried again by this wrapper (its PIN cannot change): tokens lock the
+      // PIN after a few wrong tries, and Init() is retried with backoff.
+      if (st.code() == absl::StatusCode::kPermissionDenied) pin_refused_ = st;
+      return st;
     }
     session_ = session;
     logged_in_slot_ = slot;
     return absl::OkStatus();
+  }
+
+  static absl::Status LoginError(CK_RV rv) {
+    switch (rv) {
+      case CKR_PIN_INCORRECT:
+      case CKR_PIN_INVALID:
+      case CKR_PIN_LEN_RANGE:
+        return absl::PermissionDeniedError("the HSM refused the PIN (COFFER_HSM_PIN)");
+      case CKR_PIN_LOCKED:
+        return absl::PermissionDeniedError(
+            "the HSM has locked the user PIN (too many wrong PINs); its security officer must "
+            "unlock it");
+      case CKR_PIN_EXPIRED:
+        return absl::PermissionDeniedError(
+            "the user PIN (COFFER_HSM_PIN) has expired: set a new one in the HSM");
+      case CKR_USER_PIN_NOT_INITIALIZED:
+        return absl::FailedPreconditionError(
+            "the token has no user PIN yet: its security officer must set one");
+      default:
+        return RvError("C_Login", rv);
+    }
   }
 
   // The secret key labelled `label`: found, or made when generate_key is set.
@@ -725,16 +704,16 @@ class Pkcs11Wrapper final : public seal::Wrapper {
   absl::StatusOr<std::string> EncryptCbcLocked(std::string_view plaintext, std::string_view aad)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     CK_FUNCTION_LIST_PTR f = module_->fns;
-    std::string out(kCbcIvBytes, '\0');
-    if (RAND_bytes(reinterpret_cast<unsigned char*>(out.data()), kCbcIvBytes) != 1)
-      return absl::InternalError("RAND_bytes failed");
-    CK_MECHANISM mech = {CKM_AES_CBC_PAD, Out(out), kCbcIvBytes};
+    unsigned char iv[kCbcIvBytes];
+    if (RAND_bytes(iv, sizeof iv) != 1) return absl::InternalError("RAND_bytes failed");
+    CK_MECHANISM mech = {CKM_AES_CBC_PAD, iv, sizeof iv};
     CK_RV rv = f->C_EncryptInit(session_, &mech, key_);
     if (rv != CKR_OK) return CheckLocked("C_EncryptInit", rv);
     CK_ULONG len = 0;
     rv = f->C_Encrypt(session_, In(plaintext), plaintext.size(), nullptr, &len);
     if (rv != CKR_OK) return CheckLocked("C_Encrypt", rv);
-    out.resize(kCbcIvBytes + len);
+    std::string out(kCbcIvBytes + len, '\0');
+    std::memcpy(out.data(), iv, sizeof iv);
     rv = f->C_Encrypt(session_, In(plaintext), plaintext.size(), Out(out) + kCbcIvBytes, &len);
     if (rv != CKR_OK) return CheckLocked("C_Encrypt", rv);
     out.resize(kCbcIvBytes + len);
@@ -778,6 +757,7 @@ class Pkcs11Wrapper final : public seal::Wrapper {
   Pkcs11Options opts_;  // opts_.pin is moved into pin_
   const Parsed parsed_;
   crypto::SecretBytes pin_ ABSL_GUARDED_BY(mu_);
+  absl::Status pin_refused_ ABSL_GUARDED_BY(mu_);  // OK until the token refuses pin_
   std::optional<ModuleRegistry::Handle> module_ ABSL_GUARDED_BY(mu_);
   CK_SESSION_HANDLE session_ ABSL_GUARDED_BY(mu_) = CK_INVALID_HANDLE;
   std::optional<CK_SLOT_ID> logged_in_slot_ ABSL_GUARDED_BY(mu_);

@@ -24,6 +24,9 @@
 // that token, so a wrapper whose C_Login answers CKR_USER_ALREADY_LOGGED_IN works without its PIN
 // having been checked by the token.
 //
+// A PIN the token refused is not sent again by the same wrapper (tokens lock the PIN after a few
+// wrong tries, and Init() is retried with backoff): Init() keeps answering kPermissionDenied.
+//
 // All methods are safe to call from several threads; calls of one wrapper are serialized (one
 // session, one mutex). Errors follow seal/wrapper.h; the PIN is never logged nor put in a message.
 #pragma once

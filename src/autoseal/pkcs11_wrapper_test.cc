@@ -244,6 +244,8 @@ TEST_F(Pkcs11Test, WrongPinIsRefusedAndCreatesNothing) {
   EXPECT_EQ(st.code(), absl::StatusCode::kPermissionDenied) << st;
   EXPECT_EQ(st.message(), "the HSM refused the PIN (COFFER_HSM_PIN)");
   EXPECT_EQ(std::string(st.message()).find("987654"), std::string::npos);
+  // Not tried again (tokens lock the PIN after a few wrong tries): the same answer.
+  EXPECT_EQ(w->Init(), st);
   EXPECT_EQ(w->Encrypt("x", "y").status().code(), absl::StatusCode::kPermissionDenied);
 
   // Logged in with the right PIN, the token holds no key: the wrong-PIN wrapper made none.

@@ -422,9 +422,10 @@ void RegisterClientCommands(CLI::App& app, int* exit_code) {
                 << "Success! Coffer is initialized and unsealed by its seal. Recovery key "
                    "initialized with "
                 << *rshares << " key shares and a key threshold of " << *rthreshold
-                << ". The recovery keys cannot unseal the server: they authorize generating a "
-                   "root token and rekeying, and become the unseal keys if the server migrates "
-                   "back to Shamir. Keep them apart and safe.\n";
+                << ". The recovery keys do not open the root key: the seal does. They authorize "
+                   "generating a root token, rekeying and a manual unseal while the seal is "
+                   "reachable, and become the unseal keys if the server migrates back to "
+                   "Shamir. Keep them apart and safe.\n";
       return;
     }
     int i = 1;
@@ -453,7 +454,9 @@ void RegisterClientCommands(CLI::App& app, int* exit_code) {
     if (*reset) {
       body["reset"] = true;
     } else {
-      auto k = ReadSecret(*key, "unseal key", "Unseal Key (will be hidden): ");
+      auto k = ReadSecret(*key, "unseal key",
+                          *migrate ? "Key (unseal or recovery key, will be hidden): "
+                                   : "Unseal Key (will be hidden): ");
       if (!k.ok()) {
         std::cerr << "Error: " << k.status().message() << "\n";
         *exit_code = kExitLocal;

@@ -114,10 +114,12 @@ int WaitForSignals(const sigset_t& set, http::HttpServer* server, core::Core* co
 }
 
 // Under an auto seal the server unseals itself at start: a thread asks the seal for the root
-// key, retrying with backoff (0.25 s doubling to 1 s, so a seal server that comes back is used
-// within a second or two) while it cannot be reached, and saying why in the log (once per
-// distinct reason) and in sys/seal-status. It ends once unsealed, or when the store is not
-// initialized (init unseals by itself) or waits for a migration (the operator's keys do).
+// key, retrying with backoff while it cannot (0.25 s doubling to 1 s while the seal is
+// unreachable, so a seal server that comes back is used within a second or two; 10 s for a
+// refusal that needs an operator, such as a revoked token or a wrong PIN, so the seal's audit log
+// is not flooded), and saying why in the log (once per distinct reason) and in sys/seal-status.
+// A store not initialized yet costs a local read per second until init (which unseals by itself,
+// or leaves the retry to this thread). It ends once the server is unsealed.
 class AutoUnsealer {
  public:
   explicit AutoUnsealer(core::Core* core) : core_(core) {
@@ -138,19 +140,24 @@ class AutoUnsealer {
     std::chrono::milliseconds wait{250};
     std::string last_error;
     for (;;) {
-      absl::Status st = core_->AutoUnseal();
-      if (st.ok()) return;
-      if (st.code() == absl::StatusCode::kFailedPrecondition &&
-          st.message().find("not initialized") != std::string_view::npos)
-        return;
-      if (std::string(st.message()) != last_error) {
+      auto initialized = core_->Initialized();
+      absl::Status st = initialized.ok() && !*initialized ? absl::OkStatus() : core_->AutoUnseal();
+      if (st.ok() && initialized.ok() && *initialized) return;
+      std::chrono::milliseconds next = wait;
+      if (st.ok()) {
+        next = std::chrono::milliseconds(1000);  // not initialized yet
+      } else if (st.code() != absl::StatusCode::kUnavailable) {
+        next = std::chrono::milliseconds(10000);
+      } else {
+        wait = std::min(wait * 2, std::chrono::milliseconds(1000));
+      }
+      if (!st.ok() && std::string(st.message()) != last_error) {
         last_error = std::string(st.message());
         log::Warn("auto unseal failed; the server stays sealed and retries",
                   {{"error", last_error}});
       }
       std::unique_lock<std::mutex> l(mu_);
-      if (cv_.wait_for(l, wait, [&] { return stopping_; })) return;
-      wait = std::min(wait * 2, std::chrono::milliseconds(1000));
+      if (cv_.wait_for(l, next, [&] { return stopping_; })) return;
     }
   }
 

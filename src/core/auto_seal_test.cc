@@ -21,6 +21,7 @@ namespace json = boost::json;
 struct FakeKms {
   crypto::SecretBytes key = std::move(*crypto::SecretBytes::Random(32));
   std::atomic<bool> up{true};
+  std::atomic<bool> can_decrypt{true};  // false: wraps, but every unwrap fails
   std::atomic<int> calls{0};
 };
 
@@ -42,6 +43,7 @@ class FakeWrapper final : public seal::Wrapper {
   absl::StatusOr<crypto::SecretBytes> Decrypt(std::string_view ct, std::string_view aad) override {
     ++kms_->calls;
     if (!kms_->up) return absl::UnavailableError("fake kms is down");
+    if (!kms_->can_decrypt) return absl::PermissionDeniedError("fake kms: decrypt not allowed");
     auto pt = crypto::AesGcmOpen(kms_->key, ct, aad);
     if (!pt.ok()) return absl::InvalidArgumentError("fake kms: cannot decrypt");
     return crypto::SecretBytes(*pt);
@@ -202,7 +204,22 @@ TEST_F(AutoSealCoreTest, MigratesShamirToAutoAndBackKeepingDataAndKeys) {
   EXPECT_NE(no_flag.status().message().find("migrate"), std::string_view::npos);
   ASSERT_TRUE(core_->Unseal(keys[2], false, true).ok());
   EXPECT_EQ(Status()["progress"].as_int64(), 1);
+  // A seal that wraps but cannot unwrap fails the step: nothing is written, the Shamir root key
+  // stays (it would otherwise be replaced by one no restart can open).
+  kms_.can_decrypt = false;
+  auto stored_before = phys_.Get(seal::kRootKeyPath);
+  ASSERT_TRUE(stored_before.ok());
+  ASSERT_TRUE(core_->Unseal(keys[2], false, true).ok());
+  auto refused = core_->Unseal(keys[0], false, true);
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(refused.status().message().find("cannot unwrap"), std::string_view::npos)
+      << refused.status();
+  EXPECT_TRUE(core_->Sealed());
+  EXPECT_EQ(*phys_.Get(seal::kRootKeyPath), *stored_before);
+  EXPECT_EQ(Status()["type"].as_string(), "shamir");
+  kms_.can_decrypt = true;
   // The seal being unreachable at the end fails the step and changes nothing.
+  ASSERT_TRUE(core_->Unseal(keys[2], false, true).ok());
   kms_.up = false;
   EXPECT_FALSE(core_->Unseal(keys[0], false, true).ok());
   EXPECT_TRUE(core_->Sealed());

@@ -176,8 +176,9 @@ absl::StatusOr<Core::StoredSeal> Core::FindStoredSeal() {
   }
   return absl::FailedPreconditionError(
       out.config->type == "shamir"
-          ? Cat("this server was initialized with the Shamir seal but is configured with a \"",
-                seal_->Type(), "\" seal stanza; to migrate to it, unseal with -migrate")
+          ? Cat("this server is sealed with the Shamir seal, which the configuration does not "
+                "name: a migration from Shamir to the \"",
+                seal_->Type(), "\" seal needs only that seal's block (remove the disabled one)")
           : Cat("this server's root key is sealed by a \"", out.config->type,
                 "\" seal, which the configuration does not name: add its seal \"", out.config->type,
                 "\" stanza (with disabled = \"true\" to migrate away from it)"));
@@ -198,6 +199,7 @@ void Core::SealLocked() {
   audit_->Clear();
   barrier_->Seal();
   seal_->Reset();
+  if (old_seal_) old_seal_->Reset();
   {
     // A rekey or root generation in progress ends with the seal (it holds shares, a pending
     // root key or an OTP).
@@ -411,8 +413,10 @@ absl::StatusOr<json::object> Core::Unseal(std::string_view key, bool reset, bool
   ASSIGN_OR_RETURN(crypto::SecretBytes share, DecodeKeyShare(key));
   ASSIGN_OR_RETURN(auto step, stored.seal->Submit(share.view()));
   if (step.root_key) {
-    MutexLock l(&state_mu_);
-    if (sealed_) {
+    // The threshold hands the root key to one request only (the shares are cleared), so the
+    // migration's seal calls run without the state lock: seal-status and health keep answering
+    // while a slow seal server is asked.
+    {
       if (stored.migration) {
         // The operators' key carries over: unseal keys become recovery keys and back, with the
         // same shares and threshold. One atomic write switches the stored seal.
@@ -424,8 +428,9 @@ absl::StatusOr<json::object> Core::Unseal(std::string_view key, bool reset, bool
         log::Info("seal migrated",
                   {{"from", stored.config->type}, {"to", std::string(seal_->Type())}});
       }
-      RETURN_IF_ERROR(UnsealWithRootKey(*step.root_key));
     }
+    MutexLock l(&state_mu_);
+    RETURN_IF_ERROR(UnsealWithRootKey(*step.root_key));
   }
   return SealStatus();
 }

@@ -103,6 +103,8 @@ class Core final : private SystemView {
   // sys/seal-status); FailedPrecondition when not initialized or a migration is pending.
   absl::Status AutoUnseal() ABSL_LOCKS_EXCLUDED(state_mu_);
   bool HasAutoSeal() const { return seal_->IsAuto(); }
+  // Whether a seal configuration is stored (sys/init has run).
+  absl::StatusOr<bool> Initialized();
   absl::Status Seal() ABSL_LOCKS_EXCLUDED(state_mu_);
   absl::StatusOr<boost::json::object> SealStatus() ABSL_LOCKS_EXCLUDED(state_mu_);
   bool Sealed() const ABSL_LOCKS_EXCLUDED(state_mu_);
@@ -224,7 +226,6 @@ class Core final : private SystemView {
     bool migration = false;
   };
   absl::StatusOr<StoredSeal> FindStoredSeal();
-  absl::StatusOr<bool> Initialized();
 
   // Response wrapping (wrapping.cc): replaces `resp` by the wrap_info of a new single-use token
   // whose cubbyhole holds it; responses without data or auth are left alone.

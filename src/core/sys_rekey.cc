@@ -191,8 +191,9 @@ absl::StatusOr<Response> Core::HandleRekey(Request& req, std::string_view what) 
       return Raw(done);
     }
     RETURN_IF_ERROR(seal_->Commit(made.first, rekey_->shares, rekey_->threshold, *root));
-    log::Info("unseal key rekeyed", {{"secret_shares", std::to_string(rekey_->shares)},
-                                     {"secret_threshold", std::to_string(rekey_->threshold)}});
+    log::Info(seal_->IsAuto() ? "recovery key rekeyed" : "unseal key rekeyed",
+              {{"secret_shares", std::to_string(rekey_->shares)},
+               {"secret_threshold", std::to_string(rekey_->threshold)}});
     rekey_.reset();
     return Raw(done);
   }
@@ -235,9 +236,10 @@ absl::StatusOr<Response> Core::HandleRekey(Request& req, std::string_view what) 
         RETURN_IF_ERROR(seal_->Commit(*rekey_->pending_key, rekey_->shares, rekey_->threshold,
                                       rekey_->pending_root));
         json::object done{{"complete", true}, {"nonce", rekey_->verify_nonce}};
-        log::Info("unseal key rekeyed (verified)",
-                  {{"secret_shares", std::to_string(rekey_->shares)},
-                   {"secret_threshold", std::to_string(rekey_->threshold)}});
+        log::Info(
+            seal_->IsAuto() ? "recovery key rekeyed (verified)" : "unseal key rekeyed (verified)",
+            {{"secret_shares", std::to_string(rekey_->shares)},
+             {"secret_threshold", std::to_string(rekey_->threshold)}});
         rekey_.reset();
         return Raw(done);
       }
@@ -348,7 +350,8 @@ absl::StatusOr<Response> Core::HandleGenerateRoot(Request& req, std::string_view
     done["encoded_root_token"] = encoded;
     done["nonce"] = generate_root_->nonce;
     generate_root_.reset();
-    log::Info("root token generated from the unseal keys");
+    log::Info(seal_->IsAuto() ? "root token generated from the recovery keys"
+                              : "root token generated from the unseal keys");
     return Raw(done);
   }
   return absl::NotFoundError("");

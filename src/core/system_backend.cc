@@ -276,21 +276,24 @@ std::unique_ptr<Backend> Core::NewSystemBackend() {
                          return r;
                        })}},
        .synopsis = "The barrier key's term and use"});
+  // Under an auto seal the root key is the seal's to protect: there are no unseal shares to
+  // change, and the recovery keys are rekeyed at sys/rekey-recovery-key (refusing here keeps an
+  // operator's `rekey -key-shares=1` habit from silently replacing the recovery shares).
+  auto barrier_rekey = [this](Request& req, const FieldData& d) -> absl::StatusOr<Response> {
+    if (seal_->IsAuto() && !(req.op == Operation::kRead && d.String("what") == "init"))
+      return absl::InvalidArgumentError(
+          "this server uses an auto seal: the seal protects the root key and there are no unseal "
+          "key shares to change; rekey the recovery keys at sys/rekey-recovery-key (coffer "
+          "operator rekey -target=recovery)");
+    return HandleRekey(req, d.String("what"));
+  };
   paths.push_back({.patterns = {"rekey/{what:init|update|verify|backup}"},
-                   .operations = {{kRead, op([this](Request& req, const FieldData& d) {
-                                     return HandleRekey(req, d.String("what"));
-                                   })},
-                                  {kUpdate, op([this](Request& req, const FieldData& d) {
-                                     return HandleRekey(req, d.String("what"));
-                                   })},
-                                  {kDelete, op([this](Request& req, const FieldData& d) {
-                                     return HandleRekey(req, d.String("what"));
-                                   })}},
+                   .operations = {{kRead, op(barrier_rekey)},
+                                  {kUpdate, op(barrier_rekey)},
+                                  {kDelete, op(barrier_rekey)}},
                    .synopsis = "New unseal key shares from the current ones (sys_rekey.cc)",
                    .any_field = true});
-  // Vault rekeys an auto seal's recovery key here; Coffer's sys/rekey does the same under an
-  // auto seal (the root key itself is wrapped by the seal, no shares to change), so both paths
-  // serve it (docs/seals.md).
+  // Vault rekeys an auto seal's recovery key here (docs/seals.md).
   auto recovery_rekey = [this](Request& req, const FieldData& d) -> absl::StatusOr<Response> {
     if (!seal_->IsAuto())
       return absl::InvalidArgumentError(

@@ -151,6 +151,10 @@ absl::StatusOr<ClientResponse> Call(const ClientOptions& o, std::string_view met
     if (o.client_cert_file.empty() || o.client_key_file.empty())
       return absl::InvalidArgumentError(
           "a client certificate needs both its certificate and its key file");
+    // An encrypted key must not make OpenSSL prompt on the terminal (a server thread would
+    // hang): no passphrase is given, so loading it fails with a message.
+    ctx.set_password_callback(
+        [](std::size_t, ssl::context::password_purpose) { return std::string(); });
     ctx.use_certificate_chain_file(o.client_cert_file, ec);
     if (ec)
       return absl::InvalidArgumentError(
@@ -158,7 +162,8 @@ absl::StatusOr<ClientResponse> Call(const ClientOptions& o, std::string_view met
     ctx.use_private_key_file(o.client_key_file, ssl::context::pem, ec);
     if (ec)
       return absl::InvalidArgumentError(
-          Cat("cannot load client key ", o.client_key_file, ": ", ec.message()));
+          Cat("cannot load client key ", o.client_key_file, ": ", ec.message(),
+              " (a passphrase-protected key is not supported: give it unencrypted, mode 0600)"));
   }
   beast::ssl_stream<tcp::socket> stream(std::move(sock), ctx);
   SSL* ssl_handle = stream.native_handle();

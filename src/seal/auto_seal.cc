@@ -1,8 +1,21 @@
+#include <tuple>
+
 #include "crypto/crypto.h"
 #include "seal/seal.h"
 #include "util/status.h"
 
 namespace coffer::seal {
+namespace {
+
+// The seal's credentials or key being refused is the server's configuration, not the caller's
+// request: a 403 or 404 on sys/init or sys/unseal would read as the caller's fault.
+absl::Status ForCaller(const absl::Status& st) {
+  if (st.code() == absl::StatusCode::kPermissionDenied || st.code() == absl::StatusCode::kNotFound)
+    return absl::FailedPreconditionError(st.message());
+  return st;
+}
+
+}  // namespace
 
 absl::StatusOr<crypto::SecretBytes> AutoSeal::Unwrap(const char* path) {
   ASSIGN_OR_RETURN(auto raw, physical_->Get(path));
@@ -12,12 +25,13 @@ absl::StatusOr<crypto::SecretBytes> AutoSeal::Unwrap(const char* path) {
     return absl::FailedPreconditionError(Cat(path, " was wrapped by a \"", blob.seal,
                                              "\" seal, but the configured seal is \"",
                                              wrapper_->Type(), "\""));
-  RETURN_IF_ERROR(wrapper_->Init());
+  RETURN_IF_ERROR(ForCaller(wrapper_->Init()));
   auto out = wrapper_->Decrypt(blob.ciphertext, path);
   if (!out.ok() && out.status().code() == absl::StatusCode::kInvalidArgument)
     return absl::FailedPreconditionError(
         Cat("the ", wrapper_->Type(), " seal could not unwrap ", path, " (key ", blob.key_id,
             "): ", Msg(out.status()), "; is the seal stanza pointing at the key that wrapped it?"));
+  if (!out.ok()) return ForCaller(out.status());
   return out;
 }
 
@@ -35,9 +49,29 @@ absl::StatusOr<crypto::SecretBytes> AutoSeal::OpenWithKey(const crypto::SecretBy
 absl::Status AutoSeal::Commit(const crypto::SecretBytes& key, int shares, int threshold,
                               const crypto::SecretBytes& root_key) {
   RETURN_IF_ERROR(ValidateShares(shares, threshold));
-  RETURN_IF_ERROR(wrapper_->Init());
-  ASSIGN_OR_RETURN(auto root, wrapper_->Encrypt(root_key.view(), kRootKeyPath));
-  ASSIGN_OR_RETURN(auto recovery, wrapper_->Encrypt(key.view(), kRecoveryKeyPath));
+  RETURN_IF_ERROR(ForCaller(wrapper_->Init()));
+  auto wrap = [&](std::string_view pt, const char* path) -> absl::StatusOr<Wrapper::Sealed> {
+    auto out = wrapper_->Encrypt(pt, path);
+    if (!out.ok()) return ForCaller(out.status());
+    return out;
+  };
+  ASSIGN_OR_RETURN(auto root, wrap(root_key.view(), kRootKeyPath));
+  ASSIGN_OR_RETURN(auto recovery, wrap(key.view(), kRecoveryKeyPath));
+  // Nothing is written until the seal has given both back: a seal that can wrap but not unwrap
+  // (a token without decrypt, an HSM key without CKA_DECRYPT) would otherwise replace the
+  // stored root key with one no restart can open.
+  for (auto [sealed, want, path] : {std::tuple{&root, &root_key, kRootKeyPath},
+                                    std::tuple{&recovery, &key, kRecoveryKeyPath}}) {
+    auto back = wrapper_->Decrypt(sealed->ciphertext, path);
+    if (!back.ok())
+      return absl::FailedPreconditionError(
+          Cat("the ", wrapper_->Type(), " seal wrapped ", path,
+              " but cannot unwrap it, so nothing was written: ", Msg(back.status())));
+    if (!crypto::ConstantTimeEquals(back->view(), want->view()))
+      return absl::FailedPreconditionError(Cat("the ", wrapper_->Type(),
+                                               " seal gave back other bytes for ", path,
+                                               "; nothing was written"));
+  }
   SealConfig c;
   c.type = std::string(wrapper_->Type());
   c.secret_shares = 1;  // the root key is stored (Vault's stored_shares = 1)

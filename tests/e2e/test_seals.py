@@ -116,7 +116,7 @@ class TransitSeal(SealBase):
         self.assertNotIn("Unseal Key", p.stdout)
         rec = [l.split(": ")[1] for l in p.stdout.splitlines() if l.startswith("Recovery Key ")]
         self.assertEqual(len(rec), 5, p.stdout)
-        self.assertIn("cannot unseal", p.stdout)
+        self.assertIn("do not open the root key", p.stdout)
         b.root = [l.split(": ")[1] for l in p.stdout.splitlines()
                   if l.startswith("Initial Root Token")][0]
         st = self.req(b, "GET", "sys/seal-status")
@@ -191,6 +191,11 @@ class TransitSeal(SealBase):
         me = self.req(b, "GET", "auth/token/lookup-self", token=root)
         self.assertEqual(me["data"]["policies"], ["root"])
 
+        # sys/rekey (the barrier's) is refused under an auto seal and points to the recovery path.
+        st, _, text = b.request("PUT", "sys/rekey/init", body={"secret_shares": 1,
+                                                               "secret_threshold": 1})
+        self.assertEqual(st, 400, text)
+        self.assertIn("rekey-recovery-key", text)
         # Rekey the recovery keys (Vault's path); the old ones stop working.
         st = self.req(b, "PUT", "sys/rekey-recovery-key/init",
                       {"secret_shares": 3, "secret_threshold": 2})
