@@ -47,7 +47,10 @@ absl::StatusOr<std::unique_ptr<seal::Wrapper>> NewWrapper(const config::SealStan
     o.client.max_response_bytes = size_t{1} << 20;
     o.token = Option(s, "token");
     o.token_file = Option(s, "token_file");
-    if (o.token.empty() && o.token_file.empty()) o.token = Env("VAULT_TOKEN");
+    if (o.token.empty() && o.token_file.empty()) {
+      o.token = Env("VAULT_TOKEN");
+      unsetenv("VAULT_TOKEN");  // not left for /proc/<pid>/environ and child processes (hooks)
+    }
     // Vault Enterprise namespaces: sent as X-Vault-Namespace, as Vault's seal does (Coffer has
     // no namespaces and ignores the header).
     if (auto ns = Option(s, "namespace"); !ns.empty())
@@ -84,6 +87,8 @@ absl::StatusOr<std::unique_ptr<seal::Wrapper>> NewWrapper(const config::SealStan
     ASSIGN_OR_RETURN(o.generate_key, BoolOption(s, "generate_key"));
     std::string pin = Env("COFFER_HSM_PIN");
     if (pin.empty()) pin = Env("VAULT_HSM_PIN");
+    unsetenv("COFFER_HSM_PIN");  // read once; not left in the process environment
+    unsetenv("VAULT_HSM_PIN");
     if (pin.empty())
       return absl::InvalidArgumentError(
           "seal \"pkcs11\" needs the token's user PIN in the environment: COFFER_HSM_PIN (or "

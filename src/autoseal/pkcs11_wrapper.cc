@@ -644,10 +644,17 @@ class Pkcs11Wrapper final : public seal::Wrapper {
     CK_ULONG len = 0;
     rv = f->C_Encrypt(session_, In(plaintext), plaintext.size(), nullptr, &len);
     if (rv != CKR_OK) return CheckLocked("C_Encrypt", rv);
+    // A module's length answer is bounded by what GCM can produce (a wrong one would wrap).
+    if (len > plaintext.size() + kGcmTagBytes + 64) {
+      DropSessionLocked(/*session_usable=*/true);  // ends the open operation
+      return absl::FailedPreconditionError(
+          Cat("PKCS#11 C_Encrypt announced ", len, " bytes for ", plaintext.size()));
+    }
     std::string out(kGcmIvBytes + len, '\0');
-    std::memcpy(out.data(), iv, sizeof iv);
     rv = f->C_Encrypt(session_, In(plaintext), plaintext.size(), Out(out) + kGcmIvBytes, &len);
     if (rv != CKR_OK) return CheckLocked("C_Encrypt", rv);
+    // After the call: a module that makes its own IV (FIPS mode) writes it back into the params.
+    std::memcpy(out.data(), iv, sizeof iv);
     out.resize(kGcmIvBytes + len);
     return out;
   }
@@ -685,8 +692,12 @@ class Pkcs11Wrapper final : public seal::Wrapper {
     // out, from a C_Decrypt whose init and length query both succeeded; other modules may do the
     // same. So it counts as altered data here, with the code in the message for the rare case
     // where the device did fail.
-    if (rv == CKR_GENERAL_ERROR || rv == CKR_FUNCTION_FAILED)
-      return NotOursError(Cat("C_Decrypt answered ", RvString(rv)));
+    // The session is dropped too, so a device that did fail gets a fresh session on the next
+    // try (an auto unseal retries).
+    if (rv == CKR_GENERAL_ERROR || rv == CKR_FUNCTION_FAILED) {
+      DropSessionLocked(/*session_usable=*/true);
+      return NotOursError(Cat("C_Decrypt answered ", RvString(rv), "; or the device failed"));
+    }
     if (rv != CKR_OK) return CheckLocked("C_Decrypt", rv);
     if (len == buf.size()) return buf;
     return crypto::SecretBytes(buf.view().substr(0, len));  // buf is wiped as it goes

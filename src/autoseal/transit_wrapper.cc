@@ -182,7 +182,10 @@ class TransitWrapper final : public seal::Wrapper {
   // Wait for `d` or Finalize; false when stopping.
   bool Sleep(std::chrono::seconds d) {
     MutexLock l(&mu_);
-    return !cv_.wait_for(mu_.native(), d, [&] { return stopping_; });
+    // The predicate runs with mu_ held (wait_for re-locks before calling it); the analysis
+    // cannot see that through the lambda.
+    return !cv_.wait_for(mu_.native(), d,
+                         [&]() ABSL_NO_THREAD_SAFETY_ANALYSIS { return stopping_; });
   }
 
   void RenewLoop() {
