@@ -17,6 +17,9 @@ PACKAGES=(
   python3-cryptography
   # auto seals: SoftHSM2 for the PKCS#11 seal tests, p11-kit for the standard pkcs11.h header
   softhsm2 libp11-kit-dev
+  # the Debian package (scripts/package_test.sh): dpkg-shlibdeps computes its Depends; the
+  # maintainer scripts use adduser and deb-systemd-helper
+  dpkg-dev adduser init-system-helpers
 )
 
 SUDO=""

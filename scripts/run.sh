@@ -94,7 +94,7 @@ for node in etcd-1 cp-1 w-1; do
   mkdir -p -m 700 "nodes/$node/state"
   mv "tokens/$node.token" "nodes/$node/state/init-token"
   "$BIN" cluster agent-config demo "$node" --root "$PWD/nodes/$node/kubernetes" \
-    --state-dir "$PWD/nodes/$node/state" --api-server https://127.0.0.1:6443 --out "nodes/$node/agent.json"
+    --kubelet-dir "$PWD/nodes/$node/kubelet" --state-dir "$PWD/nodes/$node/state" --api-server https://127.0.0.1:6443 --out "nodes/$node/agent.json"
   "$BIN" agent run -config "nodes/$node/agent.json" > "nodes/$node/agent.log" 2>&1 &
   agent_pids+=($!)
 done

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Installs what is needed, builds, and runs every test, in stages:
 #   1. Release (gcc): build (which also checks the layering of every include) and all tests;
-#   2. clang-tidy over the .cc files the last commit changed, warnings as errors
+#   2. the Debian package built from it (cpack), installed with dpkg, run and purged;
+#   3. clang-tidy over the .cc files the last commit changed, warnings as errors
 #      (scripts/tidy.sh, with build/compile_commands.json);
-#   3. ASan+UBSan (clang): build, all tests, and each libFuzzer target over its seed corpus;
-#   4. ThreadSanitizer (clang): build, the unit and end-to-end tests.
+#   4. ASan+UBSan (clang): build, all tests, and each libFuzzer target over its seed corpus;
+#   5. ThreadSanitizer (clang): build, the unit and end-to-end tests.
 # A failing stage does not stop the later ones (a lint error should not hide a race): the script
 # runs them all, prints each stage's result and time, and fails if any failed.
 set -uo pipefail
@@ -31,6 +32,11 @@ stage() {
 stage "Release build and tests" '
   ./scripts/build.sh Release build
   ctest --test-dir build --output-on-failure -j '"$jobs"
+
+# The .deb from the Release build: contents and Depends, then dpkg -i, `coffer server -dev` from
+# it as the coffer user, remove and purge (scripts/package_test.sh; installing needs root).
+stage "Debian package (cpack, dpkg -i)" '
+  ./scripts/package_test.sh build'
 
 stage "clang-tidy on changed files" '
   ./scripts/tidy.sh build'

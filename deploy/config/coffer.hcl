@@ -15,3 +15,10 @@ listener "tcp" {
 api_addr   = "https://127.0.0.1:8200"
 log_level  = "info"
 log_format = "json"
+
+# Metrics at /v1/sys/metrics?format=prometheus, for a token with read on sys/metrics
+# (docs/observability.md; Grafana dashboard in deploy/grafana/).
+telemetry {
+  prometheus_retention_time = "24h"
+  disable_hostname          = true
+}

@@ -15,6 +15,7 @@
 #include "crypto/x509.h"
 #include "util/encoding.h"
 #include "util/files.h"
+#include "util/human_time.h"
 #include "util/log.h"
 #include "util/status.h"
 
@@ -376,6 +377,7 @@ absl::StatusOr<CertState> Agent::Renew(const CertSpec& s, bool rotate_key) {
             {{"certificate", s.name},
              {"serial", Field(d, "serial_number")},
              {"expiration", Rfc3339(after.not_after)},
+             {"remaining", SpanText(after.not_after - clock_->NowUnix())},
              {"renew_at", Rfc3339(after.renew_at)},
              {"new_key", new_key ? "true" : "false"},
              {"reason", before.reason.empty() ? "forced" : before.reason}});

@@ -3,7 +3,9 @@
 // token from -config when given, else from the usual flags and COFFER_* variables.
 #include <signal.h>  // NOLINT(modernize-deprecated-headers): POSIX sigwait, sigset_t
 
+#include <algorithm>
 #include <atomic>
+#include <ctime>
 #include <iostream>
 #include <memory>
 #include <thread>
@@ -12,8 +14,10 @@
 #include "cli/client_util.h"
 #include "util/duration.h"
 #include "util/files.h"
+#include "util/human_time.h"
 #include "util/log.h"
 #include "util/status.h"
+#include "util/suggest.h"
 
 namespace coffer::cli {
 namespace {
@@ -96,6 +100,52 @@ void RegisterAgentCommands(CLI::App& app, int* exit_code) {
     }
     agent::Agent ag(std::move(*c), RealClock::Get());
     if (!ag.Once(a->force)) *exit_code = kExitRemote;
+  });
+
+  auto* renew = ag->add_subcommand(
+      "renew", "Renew one certificate now (or all), as kubeadm certs renew: NAME|all");
+  common(renew, true);
+  auto which = std::make_shared<std::string>();
+  auto rotate = std::make_shared<bool>(false);
+  renew->add_option("name", *which, "The certificate's name in the config, or all")->required();
+  renew->add_flag("--rotate-key", *rotate, "Make a fresh key too (the key is kept otherwise)");
+  renew->callback([a, which, rotate, exit_code] {
+    Logging(*a);
+    auto c = ConfigFor(*a, true);
+    if (!c.ok()) {
+      *exit_code = Fail(c.status());
+      return;
+    }
+    std::vector<std::string> names;
+    for (const auto& cs : c->certificates) names.push_back(cs.name);
+    if (*which != "all" && std::find(names.begin(), names.end(), *which) == names.end()) {
+      std::string known;
+      for (const auto& n : names) known += (known.empty() ? "" : ", ") + n;
+      auto near = ClosestMatch(*which, std::vector<std::string_view>(names.begin(), names.end()));
+      std::cerr << "Error: no certificate \"" << *which << "\" in " << a->config
+                << (near.empty() ? "" : "; did you mean \"" + near + "\"?") << " (known: " << known
+                << ", or all)\n";
+      *exit_code = kExitLocal;
+      return;
+    }
+    agent::Agent ag(std::move(*c), RealClock::Get());
+    if (auto st = ag.EnsureToken(); !st.ok()) {
+      *exit_code = Fail(st);
+      return;
+    }
+    const int64_t now = std::time(nullptr);
+    for (const auto& cs : ag.config().certificates) {
+      if (*which != "all" && cs.name != *which) continue;
+      auto r = ag.Renew(cs, *rotate);
+      if (!r.ok()) {
+        std::cerr << "Error renewing " << cs.name << ": " << r.status().message() << "\n";
+        *exit_code = kExitRemote;
+        continue;
+      }
+      std::cout << "renewed " << cs.name << ": serial " << r->serial << ", expires "
+                << ExpiryText(r->not_after, now) << ", renews at " << Rfc3339Utc(r->renew_at)
+                << "\n";
+    }
   });
 
   auto* check = ag->add_subcommand("check", "Check a config file and print what it manages");

@@ -1,6 +1,4 @@
 // login, token, policy, auth and audit commands, as the vault CLI's.
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <fstream>
 #include <iostream>
@@ -54,13 +52,33 @@ std::optional<json::object> Call(const ClientFlags& f, std::string_view method,
 
 // The vault CLI's table for a response holding an auth block.
 int PrintAuth(const json::object& resp, const std::string& format, const std::string& field) {
-  if (format == "json") {
-    std::cout << json::serialize(resp) << "\n";
-    return kExitOk;
-  }
   const auto* a = resp.if_contains("auth");
   if (!a || !a->is_object()) return PrintSecret(resp, format, field);
   const auto& auth = a->as_object();
+  if (!field.empty()) {
+    // vault's RawField for an auth block: the token's fields by their table names, with their
+    // values as the response has them (formatted with -format).
+    static const std::pair<const char*, const char*> kNames[] = {
+        {"token", "client_token"},
+        {"token_accessor", "accessor"},
+        {"token_duration", "lease_duration"},
+        {"token_renewable", "renewable"},
+        {"token_policies", "token_policies"},
+        {"policies", "policies"}};
+    const json::value* v = nullptr;
+    for (const auto& [name, key] : kNames)
+      if (field == name) v = auth.if_contains(key);
+    if (!v && field.starts_with("token_meta_"))
+      if (const auto* m = auth.if_contains("metadata"); m && m->is_object())
+        v = m->as_object().if_contains(field.substr(11));
+    if (!v) {
+      std::cerr << "Field \"" << field << "\" not present in secret\n";
+      return kExitLocal;
+    }
+    PrintFieldValue(*v, format);
+    return kExitOk;
+  }
+  if (PrintStructured(resp, format)) return kExitOk;
   std::vector<std::pair<std::string, std::string>> rows = {
       {"token", ValueText(auth.at("client_token"))},
       {"token_accessor", ValueText(auth.at("accessor"))},
@@ -74,38 +92,9 @@ int PrintAuth(const json::object& resp, const std::string& format, const std::st
   if (const auto* m = auth.if_contains("metadata"); m && m->is_object())
     for (const auto& [k, v] : m->as_object())
       rows.emplace_back("token_meta_" + std::string(k), ValueText(v));
-  if (!field.empty()) {
-    for (const auto& [k, v] : rows)
-      if (k == field) {
-        std::cout << v;
-        if (isatty(STDOUT_FILENO)) std::cout << "\n";
-        return kExitOk;
-      }
-    std::cerr << "Field \"" << field << "\" not present in secret\n";
-    return kExitLocal;
-  }
   PrintTable(rows);
   return kExitOk;
 }
-
-namespace {
-
-bool StoreToken(const std::string& token) {
-  std::string path = TokenFilePath();
-  std::string tmp = path + ".tmp";
-  {
-    mode_t old = umask(077);
-    std::ofstream f(tmp, std::ios::trunc);
-    umask(old);
-    if (!f) return false;
-    f << token << "\n";
-    if (!f.flush()) return false;
-  }
-  ::chmod(tmp.c_str(), 0600);
-  return ::rename(tmp.c_str(), path.c_str()) == 0;
-}
-
-}  // namespace
 
 void RegisterAuthCommands(CLI::App& app, int* exit_code) {
   auto o = std::make_shared<Opts>();
@@ -163,7 +152,7 @@ void RegisterAuthCommands(CLI::App& app, int* exit_code) {
       *exit_code = kExitLocal;
       return;
     }
-    if (o->field.empty() && Format(o->flags) != "json")
+    if (o->field.empty() && Format(o->flags) == "table")
       std::cout << "Success! You are now authenticated."
                 << (o->no_store ? "" : " The token is stored in " + TokenFilePath() + ".")
                 << "\n\n";
@@ -297,10 +286,7 @@ void RegisterAuthCommands(CLI::App& app, int* exit_code) {
     auto r = Call(o->flags, "PUT", api, &body, "listing capabilities", exit_code);
     if (!r) return;
     const auto& list = (*r)["data"].as_object()[path].as_array();
-    if (Format(o->flags) == "json") {
-      std::cout << json::serialize(list) << "\n";
-      return;
-    }
+    if (PrintStructured(list, Format(o->flags))) return;
     std::string out;
     for (const auto& c : list) out += (out.empty() ? "" : ", ") + ValueText(c);
     std::cout << out << "\n";
@@ -337,10 +323,7 @@ void RegisterAuthCommands(CLI::App& app, int* exit_code) {
     auto r =
         Call(o->flags, "GET", "sys/policies/acl/" + o->path, nullptr, "reading policy", exit_code);
     if (!r) return;
-    if (Format(o->flags) == "json") {
-      std::cout << json::serialize(*r) << "\n";
-      return;
-    }
+    if (PrintStructured(*r, Format(o->flags))) return;
     std::cout << std::string_view((*r)["data"].as_object()["policy"].as_string());
   });
   auto* plist = policy->add_subcommand("list", "List policies");
@@ -349,10 +332,7 @@ void RegisterAuthCommands(CLI::App& app, int* exit_code) {
     auto r = Call(o->flags, "LIST", "sys/policies/acl", nullptr, "listing policies", exit_code);
     if (!r) return;
     const auto& keys = (*r)["data"].as_object()["keys"];
-    if (Format(o->flags) == "json") {
-      std::cout << json::serialize(keys) << "\n";
-      return;
-    }
+    if (PrintStructured(keys, Format(o->flags))) return;
     for (const auto& k : keys.as_array()) std::cout << ValueText(k) << "\n";
   });
   auto* pdel = policy->add_subcommand("delete", "Delete a policy");
@@ -448,10 +428,7 @@ void RegisterAuthCommands(CLI::App& app, int* exit_code) {
           Call(o->flags, "GET", is_auth ? "sys/auth" : "sys/audit", nullptr, "listing", exit_code);
       if (!r) return;
       const auto& data = (*r)["data"].as_object();
-      if (Format(o->flags) == "json") {
-        std::cout << json::serialize(data) << "\n";
-        return;
-      }
+      if (PrintStructured(data, Format(o->flags))) return;
       if (data.empty()) {
         std::cout << "No " << (is_auth ? "auth methods" : "audit devices") << " are enabled.\n";
         return;

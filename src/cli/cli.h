@@ -23,9 +23,12 @@ struct ClientFlags {
   std::string wrap_ttl;    // -wrap-ttl (env VAULT_WRAP_TTL): ask for the response wrapped
   bool wrap_flag = false;  // set by ResolveWrapped: -wrap-ttl and VAULT_WRAP_TTL apply
   bool skip_verify = false;
+  bool output_curl_string = false;  // -output-curl-string: print the request as curl, send nothing
 };
 
-// Adds -address, -ca-cert, -tls-skip-verify, -format to a client subcommand.
+// Adds -address, -ca-cert, -tls-skip-verify, -format and -output-curl-string to a client
+// subcommand; an unknown -format (or COFFER_FORMAT/VAULT_FORMAT) stops it with exit 1 before it
+// makes a request (output.h).
 void AddClientFlags(CLI::App* app, ClientFlags* f);
 // Adds -wrap-ttl, for commands that make one request (read, write, list, delete), which resolve
 // their options with ResolveWrapped() (client_util.h) so the response comes wrapped.

@@ -1,5 +1,5 @@
 // Client commands: operator, status, read/write/list/delete, secrets.
-#include <unistd.h>
+#include <sys/stat.h>
 
 #include <cstdlib>
 #include <fstream>
@@ -44,6 +44,21 @@ std::string ReadTokenFile() {
   return ReadFirstLine(std::string(home && *home ? home : "/root") + "/.vault-token");
 }
 
+bool StoreToken(const std::string& token) {
+  std::string path = TokenFilePath();
+  std::string tmp = path + ".tmp";
+  {
+    mode_t old = umask(077);
+    std::ofstream f(tmp, std::ios::trunc);
+    umask(old);
+    if (!f) return false;
+    f << token << "\n";
+    if (!f.flush()) return false;
+  }
+  ::chmod(tmp.c_str(), 0600);
+  return ::rename(tmp.c_str(), path.c_str()) == 0;
+}
+
 http::ClientOptions Resolve(const ClientFlags& f) {
   http::ClientOptions o;
   o.address = !f.address.empty() ? f.address : Env("COFFER_ADDR", "VAULT_ADDR");
@@ -68,6 +83,7 @@ http::ClientOptions ResolveWrapped(const ClientFlags& f) {
 
 std::string Format(const ClientFlags& f) {
   std::string fmt = !f.format.empty() ? f.format : Env("COFFER_FORMAT", "VAULT_FORMAT");
+  if (fmt == "yml") return "yaml";
   return fmt.empty() ? "table" : fmt;
 }
 
@@ -93,10 +109,14 @@ int ReportApiError(std::string_view action, const http::ClientOptions& o, std::s
   return kExitRemote;
 }
 
-// Runs a request; on transport failure prints the reason and returns nullopt with *code set.
 std::optional<http::ClientResponse> Request(const http::ClientOptions& o, std::string_view method,
                                             std::string_view path, std::string_view body,
                                             int* code) {
+  if (CurlMode() || CurlPrinted()) {
+    if (!CurlPrinted()) PrintCurl(o, method, path, body);
+    *code = kExitOk;
+    return std::nullopt;
+  }
   auto r = http::Call(o, method, path, body);
   if (!r.ok()) {
     std::cerr << "Error: " << r.status().message() << "\n";
@@ -135,7 +155,8 @@ int PrintSecret(const json::object& resp, const std::string& format, const std::
   const json::value* data = resp.if_contains("data");
   // A wrapped response: what the vault CLI shows of it (and -field=wrapping_token).
   json::value wrapped;
-  if (const auto* w = resp.if_contains("wrap_info"); w && w->is_object() && format != "json") {
+  if (const auto* w = resp.if_contains("wrap_info");
+      w && w->is_object() && (format == "table" || format == "raw" || !field.empty())) {
     const auto& wi = w->as_object();
     json::object rows;
     auto copy = [&](std::string_view to, std::string_view from) {
@@ -153,18 +174,24 @@ int PrintSecret(const json::object& resp, const std::string& format, const std::
   if (!field.empty()) {
     if (data && data->is_object()) {
       if (const auto* v = data->as_object().if_contains(field)) {
-        std::cout << ValueText(*v);
-        if (isatty(STDOUT_FILENO)) std::cout << "\n";
+        PrintFieldValue(*v, format);
+        return kExitOk;
+      }
+    }
+    // The envelope's own fields, as vault's RawField has them.
+    const std::string_view from =
+        field == "refresh_interval" ? std::string_view("lease_duration") : std::string_view(field);
+    if (from == "lease_duration" || from == "lease_id" || from == "request_id" ||
+        from == "renewable") {
+      if (const auto* v = resp.if_contains(from)) {
+        PrintFieldValue(*v, format);
         return kExitOk;
       }
     }
     std::cerr << "Field \"" << field << "\" not present in secret\n";
     return kExitLocal;
   }
-  if (format == "json") {
-    std::cout << json::serialize(resp) << "\n";
-    return kExitOk;
-  }
+  if (PrintStructured(resp, format)) return kExitOk;
   std::vector<std::pair<std::string, std::string>> rows;
   rows.reserve(8);  // also keeps GCC 12's -Warray-bounds false positive on the first insert away
   const auto* lease_id = resp.if_contains("lease_id");
@@ -267,9 +294,10 @@ struct Shared {
 // ---- operator / status ------------------------------------------------------------------
 
 int PrintSealStatus(const json::object& s, const std::string& format) {
-  if (format == "json") {
-    std::cout << json::serialize(s) << "\n";
-  } else {
+  // vault's status output adds the leader's ha_enabled to the seal status.
+  json::object full = s;
+  if (!full.contains("ha_enabled")) full["ha_enabled"] = false;
+  if (!PrintStructured(full, format)) {
     auto get = [&](const char* k) { return s.contains(k) ? ValueText(s.at(k)) : std::string(); };
     std::vector<std::pair<std::string, std::string>> rows;
     const bool recovery = get("recovery_seal") == "true";
@@ -307,8 +335,15 @@ void AddClientFlags(CLI::App* app, ClientFlags* f) {
   app->add_option("--ca-cert", f->ca_cert, "CA certificate file (env COFFER_CACERT, VAULT_CACERT)");
   app->add_flag("--tls-skip-verify", f->skip_verify,
                 "Do not verify the server certificate (insecure)");
-  app->add_option("--format", f->format, "Output format: table or json")
-      ->check(CLI::IsMember({"table", "json"}));
+  app->add_option("--format", f->format,
+                  "Output format: table, json, yaml or pretty (env COFFER_FORMAT, VAULT_FORMAT)");
+  app->add_flag("--output-curl-string", f->output_curl_string,
+                "Print the equivalent curl command instead of making the request");
+  // Checked once this command's flags are parsed, before it makes any request.
+  app->parse_complete_callback([f] {
+    CheckFormat(*f, /*raw_allowed=*/false);
+    SetCurlMode(f->output_curl_string);
+  });
 }
 
 void AddWrapFlag(CLI::App* app, ClientFlags* f) {
@@ -331,7 +366,7 @@ void RegisterClientCommands(CLI::App& app, int* exit_code) {
     auto o = Resolve(shared->flags);
     auto r = Request(o, "GET", "/v1/sys/seal-status", "", exit_code);
     if (!r) {
-      *exit_code = kExitLocal;
+      if (!CurlPrinted()) *exit_code = kExitLocal;
       return;
     }
     if (r->status != 200) {
@@ -348,6 +383,13 @@ void RegisterClientCommands(CLI::App& app, int* exit_code) {
     PrintSealStatus(*s, Format(shared->flags));
     *exit_code = (*s)["sealed"].is_bool() && (*s)["sealed"].as_bool() ? kExitRemote : kExitOk;
   });
+
+  // coffer print token: the token the other commands send (what -output-curl-string's
+  // $(coffer print token) stands for).
+  auto* print = app.add_subcommand("print", "Print a value the CLI uses (vault print)");
+  print->require_subcommand(1);
+  print->add_subcommand("token", "Print the token the CLI would send (env, then ~/.coffer-token)")
+      ->callback([] { std::cout << Resolve(ClientFlags{}).token << "\n"; });
 
   // coffer operator ...
   auto* op = app.add_subcommand("operator", "Init, unseal, seal and rotate the server");
@@ -373,7 +415,8 @@ void RegisterClientCommands(CLI::App& app, int* exit_code) {
     if (*init_status) {
       auto r = Request(o, "GET", "/v1/sys/init", "", exit_code);
       if (!r) {
-        *exit_code = kExitLocal;  // unreachable: an error, not "not initialized"
+        if (!CurlPrinted())
+          *exit_code = kExitLocal;  // unreachable: an error, not "not initialized"
         return;
       }
       auto res = r->status == 200 ? ParseObject(r->body) : std::nullopt;
@@ -404,13 +447,12 @@ void RegisterClientCommands(CLI::App& app, int* exit_code) {
       *exit_code = kExitRemote;
       return;
     }
-    if (Format(shared->flags) == "json") {
+    if (Format(shared->flags) != "table") {
       (*res)["unseal_keys_b64"] = (*res)["keys_base64"];
       (*res)["unseal_keys_hex"] = (*res)["keys"];
       (*res)["unseal_shares"] = *shares;
       (*res)["unseal_threshold"] = *threshold;
-      std::cout << json::serialize(*res) << "\n";
-      return;
+      if (PrintStructured(*res, Format(shared->flags))) return;
     }
     const json::value* recovery = res->if_contains("recovery_keys_base64");
     if (recovery && recovery->is_array()) {
@@ -511,6 +553,10 @@ void RegisterClientCommands(CLI::App& app, int* exit_code) {
   read->add_option("--field", *field, "Print only this field's value");
   read->add_option("path", *path, "Path to read")->required();
   read->add_option("args", *kv, "Query parameters as key=value");
+  read->parse_complete_callback([shared] {
+    CheckFormat(shared->flags, /*raw_allowed=*/true);  // -format=raw: the response body as is
+    SetCurlMode(shared->flags.output_curl_string);
+  });
   read->callback([shared, field, path, kv, exit_code] {
     auto o = ResolveWrapped(shared->flags);
     std::string p = ApiPath(*path);
@@ -538,7 +584,7 @@ void RegisterClientCommands(CLI::App& app, int* exit_code) {
       return;
     }
     auto body = ParseObject(r->body);
-    if (!body) {
+    if (!body || (Format(shared->flags) == "raw" && field->empty())) {
       std::cout << r->body << "\n";
       return;
     }
@@ -646,10 +692,7 @@ void RegisterClientCommands(CLI::App& app, int* exit_code) {
       *exit_code = kExitRemote;
       return;
     }
-    if (Format(shared->flags) == "json") {
-      std::cout << json::serialize(*keys) << "\n";
-      return;
-    }
+    if (PrintStructured(*keys, Format(shared->flags))) return;
     std::cout << "Keys\n----\n";
     for (const auto& k : keys->as_array()) std::cout << ValueText(k) << "\n";
   });
@@ -758,10 +801,7 @@ void RegisterClientCommands(CLI::App& app, int* exit_code) {
       return;
     }
     const auto& data = (*body)["data"].as_object();
-    if (Format(shared->flags) == "json") {
-      std::cout << json::serialize(data) << "\n";
-      return;
-    }
+    if (PrintStructured(data, Format(shared->flags))) return;
     std::vector<std::string> paths;
     for (const auto& [k, _] : data) paths.emplace_back(k);
     std::sort(paths.begin(), paths.end());

@@ -1,8 +1,9 @@
-// `coffer cluster setup|status|import-ca|init-token|agent-config`.
+// `coffer cluster setup|status|certs check-expiration|import-ca|init-token|agent-config`.
 #include <iostream>
 #include <memory>
 
 #include "cli/client_util.h"
+#include "cluster/expiration.h"
 #include "cluster/setup.h"
 #include "util/duration.h"
 #include "util/files.h"
@@ -20,8 +21,8 @@ struct ClusterArgs {
   std::string intermediate_of, csr_dir = ".", init_token_dir;
   bool csr = false, dry_run = false;
   int soonest = 10;
-  std::string root = "/etc/kubernetes", state_dir = "/var/lib/coffer-agent",
-              api_server = "https://127.0.0.1:6443";
+  std::string root = "/etc/kubernetes", kubelet_dir = "/var/lib/kubelet",
+              state_dir = "/var/lib/coffer-agent", api_server = "https://127.0.0.1:6443";
 };
 
 // Vault's exit codes: 2 for what the server said or could not say (HTTP errors, connection
@@ -150,6 +151,33 @@ void RegisterClusterCommands(CLI::App& app, int* exit_code) {
     if (!st.ok()) *exit_code = Fail(st);
   });
 
+  auto* certs = cl->add_subcommand("certs", "kubeadm's certificate commands");
+  certs->require_subcommand(1);
+  auto* ce = certs->add_subcommand(
+      "check-expiration",
+      "kubeadm's expiry table for a cluster's certificates: the server's view, or a node's files "
+      "with --local");
+  AddClientFlags(ce, &a->flags);
+  auto local = std::make_shared<std::string>();
+  ce->add_option("cluster", a->cluster, "Cluster name (not needed with --local)");
+  ce->add_option("--node", a->node, "Only this node");
+  ce->add_option("--local", *local,
+                 "Read a node's Kubernetes folder (like /etc/kubernetes) instead of the server");
+  ce->add_option("--kubelet-dir", a->kubelet_dir,
+                 "With --local: the kubelet's folder (/var/lib/kubelet)");
+  ce->callback([a, local, exit_code] {
+    absl::Status st;
+    if (!local->empty()) {
+      st = cluster::CheckExpirationLocal(*local, a->kubelet_dir, std::time(nullptr), std::cout);
+    } else if (a->cluster.empty()) {
+      st = absl::InvalidArgumentError("give the cluster's name, or --local DIR for a node's files");
+    } else {
+      http::Api api(Resolve(a->flags));
+      st = cluster::CheckExpirationServer(api, a->cluster, a->node, std::time(nullptr), std::cout);
+    }
+    if (!st.ok()) *exit_code = Fail(st);
+  });
+
   auto* imp = cl->add_subcommand(
       "import-ca", "Install a CA certificate signed by an external root (after setup --csr)");
   AddClientFlags(imp, &a->flags);
@@ -201,6 +229,9 @@ void RegisterClusterCommands(CLI::App& app, int* exit_code) {
   ac->add_option("cluster", a->cluster, "Cluster name")->required();
   ac->add_option("node", a->node, "Node name")->required();
   ac->add_option("--root", a->root, "Kubernetes folder (/etc/kubernetes)");
+  ac->add_option("--kubelet-dir", a->kubelet_dir,
+                 "The kubelet's folder: its serving certificate goes to DIR/pki/kubelet.crt "
+                 "(/var/lib/kubelet, as kubeadm)");
   ac->add_option("--state-dir", a->state_dir, "Agent token folder (/var/lib/coffer-agent)");
   ac->add_option("--api-server", a->api_server, "API server URL for kubeconfigs");
   ac->add_option("--out", a->out, "Write to this file instead of stdout");
@@ -217,6 +248,7 @@ void RegisterClusterCommands(CLI::App& app, int* exit_code) {
     l.server_address = o.address;
     l.server_ca_file = o.ca_cert;
     l.root = a->root;
+    l.kubelet_dir = a->kubelet_dir;
     l.state_dir = a->state_dir;
     l.api_server = a->api_server;
     std::string text = boost::json::serialize(cluster::AgentConfig(*spec, *n, l)) + "\n";

@@ -4,7 +4,6 @@
 // calls version 1's plain paths or version 2's data/, metadata/, delete/ ... paths; -mount=
 // names the mount explicitly. Output follows vault's: "Secret Path" and "Metadata" sections for
 // version 2 tables, the whole response with -format=json, one value with -field=.
-#include <unistd.h>
 
 #include <algorithm>
 #include <charconv>
@@ -81,6 +80,8 @@ std::optional<Target> Locate(const http::ClientOptions& o, const KvArgs& a, bool
   }
   t.partial = p;
   const std::string url = ApiPath("sys/internal/ui/mounts/" + Sanitize(p));
+  // With -output-curl-string the preflight is still sent: it decides the request shown (vault).
+  CurlSuspended send;
   auto r = Request(o, "GET", url, "", code);
   if (!r) return std::nullopt;
   if (r->status == 403 || r->status == 404) return t;
@@ -150,15 +151,15 @@ void PrintWarnings(const json::object& resp) {
     std::cout << "\n";
   }
 }
-// One field of `m`, raw (strings as they are); exit 1 when absent, as vault's PrintRawField.
-int PrintField(const json::object& m, const std::string& field) {
+// One field of `m` (strings as they are with -format=table, else in the format); exit 1 when
+// absent, as vault's PrintRawField.
+int PrintField(const json::object& m, const std::string& field, const std::string& format) {
   const json::value* v = m.if_contains(field);
   if (!v) {
     std::cerr << "Field \"" << field << "\" not present in secret\n";
     return kExitLocal;
   }
-  std::cout << (v->is_string() ? std::string(v->as_string()) : json::serialize(*v));
-  if (isatty(STDOUT_FILENO)) std::cout << "\n";
+  PrintFieldValue(*v, format);
   return kExitOk;
 }
 // A wrapped response (-wrap-ttl): its data is in the wrapping token, shown as `coffer read`
@@ -181,11 +182,8 @@ int PrintWritten(const KvArgs& a, const std::string& full_path, const http::Clie
     if (Format(a.flags) == "table") std::cout << "Success! Data written to: " << full_path << "\n";
     return kExitOk;
   }
-  if (!a.field.empty()) return PrintField(*data, a.field);
-  if (Format(a.flags) == "json") {
-    std::cout << json::serialize(*body) << "\n";
-    return kExitOk;
-  }
+  if (!a.field.empty()) return PrintField(*data, a.field, Format(a.flags));
+  if (PrintStructured(*body, Format(a.flags))) return kExitOk;
   PrintWarnings(*body);
   PrintPath("Secret Path", full_path);
   std::cout << HeaderForMap("Metadata", *data) << "\n";
@@ -286,18 +284,15 @@ void Get(KvArgs* a, int* code) {
     const json::value* secret = v2 ? data->if_contains("data") : nullptr;
     if (!a->field.empty()) {
       if (!v2) {
-        *code = PrintField(*data, a->field);
+        *code = PrintField(*data, a->field, Format(a->flags));
       } else if (secret && secret->is_object()) {
-        *code = PrintField(secret->as_object(), a->field);
+        *code = PrintField(secret->as_object(), a->field, Format(a->flags));
       } else {
         Fail(code, kExitRemote, Cat("No data found at ", path));
       }
       return;
     }
-    if (Format(a->flags) == "json") {
-      std::cout << json::serialize(*body) << "\n";
-      return;
-    }
+    if (PrintStructured(*body, Format(a->flags))) return;
     PrintWarnings(*body);
     if (!v2) {
       std::cout << HeaderForMap("Data", *data) << "\n";
@@ -383,10 +378,7 @@ void List(KvArgs* a, int* code) {
     const json::object* data = body ? DataOf(*body) : nullptr;
     const json::value* keys = data ? data->if_contains("keys") : nullptr;
     if (!keys || !keys->is_array()) return Fail(code, kExitRemote, Cat("No value found at ", path));
-    if (Format(a->flags) == "json") {
-      std::cout << json::serialize(*keys) << "\n";
-      return;
-    }
+    if (PrintStructured(*keys, Format(a->flags))) return;
     std::cout << "Keys\n----\n";
     for (const auto& k : keys->as_array()) std::cout << ValueText(k) << "\n";
   });
@@ -507,13 +499,10 @@ void MetadataGet(KvArgs* a, int* code) {
     const json::object* data = body ? DataOf(*body) : nullptr;
     if (!data) return Fail(code, kExitRemote, Cat("No value found at ", path));
     if (!a->field.empty()) {
-      *code = PrintField(*data, a->field);
+      *code = PrintField(*data, a->field, Format(a->flags));
       return;
     }
-    if (Format(a->flags) == "json") {
-      std::cout << json::serialize(*body) << "\n";
-      return;
-    }
+    if (PrintStructured(*body, Format(a->flags))) return;
     json::object settings = *data;
     json::object versions;
     if (auto* v = settings.if_contains("versions"); v && v->is_object()) versions = v->as_object();

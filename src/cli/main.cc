@@ -6,6 +6,7 @@
 
 #include "cli/cli.h"
 #include "cli/client_util.h"
+#include "cli/output.h"
 #include "util/suggest.h"
 
 namespace coffer::cli {
@@ -117,6 +118,7 @@ int Run(int argc, char** argv) {
   app.add_subcommand("version", "Print the version")->callback([] {
     std::cout << "Coffer v" << COFFER_VERSION << "\n";
   });
+  RegisterCompletionCommand(app, &exit_code);  // last: its script lists every command
 
   auto args = NormalizeArgs(argc, argv);
   // `coffer -version` and `--version`, as `vault`.
@@ -134,8 +136,15 @@ int Run(int argc, char** argv) {
     return app.exit(e);
   } catch (const CLI::ExtrasError& e) {
     return UnknownFlag(app, e);
+  } catch (const CLI::RuntimeError& e) {
+    return e.get_exit_code();  // the message is printed already (an unknown -format)
   } catch (const CLI::ParseError& e) {
     app.exit(e);
+    return kExitLocal;
+  }
+  // -output-curl-string on a command that made no request (vault's message).
+  if (CurlMode() && !CurlPrinted() && exit_code == kExitOk) {
+    std::cerr << "Could not generate cURL command\n";
     return kExitLocal;
   }
   return exit_code;

@@ -14,6 +14,7 @@
 
 #include "cli/cli.h"
 #include "cli/client_util.h"
+#include "cli/output.h"
 #include "util/encoding.h"
 #include "util/status.h"
 
@@ -50,10 +51,7 @@ std::optional<json::object> Call(const KeyArgs& a, const char* method, const std
 
 void Print(const KeyArgs& a, const json::object& o,
            const std::vector<std::pair<std::string, std::string>>& rows) {
-  if (Format(a.flags) == "json") {
-    std::cout << json::serialize(o) << "\n";
-    return;
-  }
+  if (PrintStructured(o, Format(a.flags))) return;
   PrintTable(rows);
 }
 
@@ -181,10 +179,7 @@ void Rekey(const KeyArgs& a, int* code) {
     Print(a, *o, status_rows(*o));
     return;
   }
-  if (Format(a.flags) == "json") {
-    std::cout << json::serialize(*o) << "\n";
-    return;
-  }
+  if (PrintStructured(*o, Format(a.flags))) return;
   if (a.verify) {
     std::cout << "Success! The new keys are verified and now unseal the server.\n";
     return;

@@ -13,6 +13,7 @@
 #include <memory>
 
 #include "cli/client_util.h"
+#include "cli/output.h"
 #include "crypto/x509.h"
 #include "util/files.h"
 #include "util/status.h"
@@ -164,10 +165,7 @@ void RegisterPkiCommands(CLI::App& app, int* exit_code) {
     }
     auto body = ParseObject(r->body);
     if (!body) return;
-    if (Format(a->flags) == "json") {
-      std::cout << json::serialize((*body)["data"].as_object()["keys"]) << "\n";
-      return;
-    }
+    if (PrintStructured((*body)["data"].as_object()["keys"], Format(a->flags))) return;
     for (const auto& k : (*body)["data"].as_object()["keys"].as_array())
       std::cout << std::string_view(k.as_string()) << "\n";
   });

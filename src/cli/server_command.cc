@@ -12,6 +12,7 @@
 #include "autoseal/autoseal.h"
 #include "boost/json.hpp"
 #include "cli/cli.h"
+#include "cli/client_util.h"
 #include "config/server_config.h"
 #include "core/core.h"
 #include "http/server.h"
@@ -186,7 +187,7 @@ int RunDev(const ServerFlags& f) {
     std::cerr << "Error: " << core.status().message() << "\n";
     return kExitLocal;
   }
-  auto init = (*core)->Initialize(1, 1);
+  auto init = (*core)->Initialize(1, 1, f.dev_root_token_id);
   if (!init.ok()) {
     std::cerr << "Error: " << init.status().message() << "\n";
     return kExitLocal;
@@ -214,6 +215,12 @@ int RunDev(const ServerFlags& f) {
     return kExitLocal;
   }
   std::string addr = "http://" + (*server)->Addresses()[0];
+  // As vault's dev server, which hands the root token to its token helper: the CLI on this
+  // machine is logged in. Not without a HOME (a service account): no file is written then.
+  const char* home = std::getenv("HOME");
+  const bool stored = home && *home && StoreToken(init->root_token);
+  if (home && *home && !stored)
+    log::Warn("could not store the root token", {{"path", TokenFilePath()}});
   std::cout << "==> Coffer server configuration:\n\n"
             << "             Api Address: " << addr << "\n"
             << "                 Storage: inmem\n"
@@ -223,6 +230,7 @@ int RunDev(const ServerFlags& f) {
             << "    $ export COFFER_ADDR='" << addr << "'\n\n"
             << "Unseal Key: " << unseal_key << "\n"
             << "Root Token: " << init->root_token << "\n\n"
+            << (stored ? "The root token is stored in " + TokenFilePath() + ".\n\n" : "")
             << "==> Coffer server started!\n"
             << std::flush;
   log::Info("dev server started", {{"address", addr}});
@@ -241,6 +249,7 @@ int RunFromConfig(const ServerFlags& f) {
     std::cerr << "Error: " << st.message() << "\n";
     return kExitLocal;
   }
+  for (const std::string& w : cfg->warnings) log::Warn(w);
   RaiseDescriptorLimit();
   sigset_t set = BlockSignals();
   auto opened = registry::OpenStorage(cfg->storage_type, cfg->storage_options);
@@ -254,6 +263,9 @@ int RunFromConfig(const ServerFlags& f) {
   opts.storage_type = cfg->storage_type;
   if (cfg->default_lease_ttl > 0) opts.default_lease_ttl = cfg->default_lease_ttl;
   if (cfg->max_lease_ttl > 0) opts.max_lease_ttl = cfg->max_lease_ttl;
+  opts.prometheus_metrics = cfg->telemetry.prometheus_enabled;
+  opts.usage_gauge_period = cfg->telemetry.usage_gauge_period;
+  opts.maximum_gauge_cardinality = cfg->telemetry.maximum_gauge_cardinality;
   std::string seal_type = "shamir";
   for (const config::SealStanza& sc : cfg->seals) {
     auto w = autoseal::NewWrapper(sc);
@@ -305,19 +317,22 @@ void RegisterServerCommand(CLI::App& app, int* exit_code) {
   s->add_option("--config", f->config, "Configuration file (HCL or JSON)");
   s->add_flag("--dev", f->dev, "Development mode: in memory, initialized, unsealed, plain HTTP");
   s->add_option("--dev-root-token-id", f->dev_root_token_id,
-                "Not supported: dev root tokens are always random");
-  s->add_option("--dev-listen-address", f->dev_listen_address, "Dev mode listen address")
+                "Dev mode: the root token's ID (default: random; env COFFER_DEV_ROOT_TOKEN_ID, "
+                "VAULT_DEV_ROOT_TOKEN_ID)");
+  s->add_option("--dev-listen-address", f->dev_listen_address,
+                "Dev mode listen address (env COFFER_DEV_LISTEN_ADDRESS, VAULT_DEV_LISTEN_ADDRESS)")
       ->capture_default_str();
   s->add_option("--log-level", f->log_level, "trace, debug, info, warn or error");
   s->add_option("--log-format", f->log_format, "text or json");
-  s->callback([f, exit_code] {
+  s->callback([f, s, exit_code] {
     if (f->dev) {
-      if (!f->dev_root_token_id.empty()) {
-        std::cerr
-            << "Error: -dev-root-token-id is not supported: Coffer only makes random tokens\n";
-        *exit_code = kExitLocal;
-        return;
-      }
+      // The flags win over the environment, as vault's.
+      if (f->dev_root_token_id.empty())
+        f->dev_root_token_id = Env("COFFER_DEV_ROOT_TOKEN_ID", "VAULT_DEV_ROOT_TOKEN_ID");
+      if (s->count("--dev-listen-address") == 0)
+        if (std::string a = Env("COFFER_DEV_LISTEN_ADDRESS", "VAULT_DEV_LISTEN_ADDRESS");
+            !a.empty())
+          f->dev_listen_address = a;
       *exit_code = RunDev(*f);
       return;
     }

@@ -473,8 +473,9 @@ json::object AgentConfig(const ClusterSpec& s, const NodeSpec& n, const AgentLay
                           : k.ca == Ca::kFrontProxy ? pki + "/front-proxy-ca.crt"
                                                     : pki + "/ca.crt";
     if (k.kubeconfig.empty() || k.id == "kubelet") {
-      c["cert_file"] = Cat(pki, "/", k.file, ".crt");
-      c["key_file"] = Cat(pki, "/", k.file, ".key");
+      const std::string dir = k.id == "kubelet" ? l.kubelet_dir + "/pki" : pki;
+      c["cert_file"] = Cat(dir, "/", k.file, ".crt");
+      c["key_file"] = Cat(dir, "/", k.file, ".key");
       c["ca_file"] = ca_file;
     }
     if (!k.kubeconfig.empty()) {

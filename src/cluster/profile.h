@@ -105,7 +105,11 @@ boost::json::object TokenRoleBody(const ClusterSpec& s, const NodeSpec& n);
 // kubeconfigs.
 struct AgentLayout {
   std::string server_address, server_ca_file;
-  std::string root;       // like /etc/kubernetes
+  std::string root;  // like /etc/kubernetes
+  // The kubelet's folder: its serving certificate is kubelet_dir/pki/kubelet.{crt,key}, where
+  // kubeadm's kubelet looks for it (--cert-dir /var/lib/kubelet/pki); kubelet.conf (its client
+  // identity) stays under root.
+  std::string kubelet_dir = "/var/lib/kubelet";
   std::string state_dir;  // token files: state_dir/token, state_dir/init-token
   std::string api_server = "https://127.0.0.1:6443";
 };

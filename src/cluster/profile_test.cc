@@ -194,4 +194,23 @@ TEST(Files, AtomicWriteSetsModeAndReplaces) {
 }
 
 }  // namespace
+TEST(ClusterProfile, KubeletServingPairInKubeadmsKubeletFolder) {
+  auto s = Spec();
+  cluster::AgentLayout l;  // defaults: /etc/kubernetes, /var/lib/kubelet
+  l.root = "/etc/kubernetes";
+  auto cfg = cluster::AgentConfig(s, *s.Node("w-1"), l);
+  bool found = false;
+  for (const auto& c : cfg.at("certificates").as_array()) {
+    const auto& o = c.as_object();
+    if (o.at("name").as_string() != "kubelet") continue;
+    found = true;
+    EXPECT_EQ(o.at("cert_file").as_string(), "/var/lib/kubelet/pki/kubelet.crt");
+    EXPECT_EQ(o.at("key_file").as_string(), "/var/lib/kubelet/pki/kubelet.key");
+    EXPECT_EQ(o.at("ca_file").as_string(), "/etc/kubernetes/pki/ca.crt");
+    EXPECT_EQ(o.at("kubeconfig").as_object().at("path").as_string(),
+              "/etc/kubernetes/kubelet.conf");
+  }
+  EXPECT_TRUE(found);
+}
+
 }  // namespace coffer

@@ -9,6 +9,7 @@
 #include "crypto/x509.h"
 #include "util/encoding.h"
 #include "util/files.h"
+#include "util/human_time.h"
 #include "util/status.h"
 
 namespace coffer::cluster {
@@ -430,9 +431,8 @@ absl::Status Status(const http::Api& api, const std::string& cluster, int soones
                     std::ostream& out) {
   ASSIGN_OR_RETURN(ClusterSpec s, LoadSpec(api, cluster));
   out << "Cluster " << s.name << " (keys " << s.key_type
-      << (s.key_type == "ed25519" ? "" : Cat("-", s.key_bits)) << ", leaf TTL " << s.leaf_ttl
-      << "s)\n\nCAs:\n";
-  auto days = [now](int64_t t) { return Cat((t - now) / 86400, "d"); };
+      << (s.key_type == "ed25519" ? "" : Cat("-", s.key_bits)) << ", leaf TTL "
+      << TtlText(s.leaf_ttl) << ")\n\nCAs:\n";
   for (Ca ca : kCas) {
     const std::string mount = MountPath(s, ca);
     auto r = api.Read(Cat(mount, "/cert/ca"));
@@ -447,8 +447,8 @@ absl::Status Status(const http::Api& api, const std::string& cluster, int soones
     }
     int64_t na = crypto::NotAfterUnix(cert->get());
     out << "  " << mount << ": CN=" << crypto::CommonName(X509_get_subject_name(cert->get()))
-        << (crypto::IsSelfSigned(cert->get()) ? " (root)" : " (intermediate)") << ", expires in "
-        << days(na) << "\n";
+        << (crypto::IsSelfSigned(cert->get()) ? " (root)" : " (intermediate)") << ", expires "
+        << ExpiryText(na, now) << "\n";
   }
   out << "\nRoles:\n";
   for (Ca ca : kCas) {
@@ -468,7 +468,7 @@ absl::Status Status(const http::Api& api, const std::string& cluster, int soones
       out << "no token (not booted yet, or its token expired)\n";
     } else {
       auto* ttl = it->second.if_contains("ttl");
-      out << "holds a token, ttl " << (ttl && ttl->is_int64() ? ttl->as_int64() : 0) << "s\n";
+      out << "holds a token, ttl " << TtlText(ttl && ttl->is_int64() ? ttl->as_int64() : 0) << "\n";
     }
   }
   // Soonest expiring live certificates, paging through each mount's store (bounded memory).
@@ -511,8 +511,8 @@ absl::Status Status(const http::Api& api, const std::string& cluster, int soones
   out << "\nCertificates expiring soonest:\n";
   if (top.empty()) out << "  (none stored)\n";
   for (const auto& e : top)
-    out << "  " << e.mount << " " << e.serial << " CN=" << e.cn << " expires in "
-        << (e.expiration - now) << "s\n";
+    out << "  " << e.mount << " " << e.serial << " CN=" << e.cn << " expires "
+        << ExpiryText(e.expiration, now) << "\n";
   return absl::OkStatus();
 }
 

@@ -201,5 +201,105 @@ TEST(ServerConfig, CustomResponseHeadersAsVault) {
   }
 }
 
+constexpr char kBase[] =
+    "storage \"inmem\" {}\nlistener \"tcp\" {\n  tls_disable = true\n}\n";  // lines 1-4
+
+TEST(ServerConfig, TelemetryDefaultsAreVaults) {
+  auto cfg = ParseServerConfig(kBase, "c.hcl");
+  ASSERT_TRUE(cfg.ok()) << cfg.status();
+  EXPECT_TRUE(cfg->telemetry.prometheus_enabled);
+  EXPECT_EQ(cfg->telemetry.prometheus_retention_time, 24 * 3600);
+  EXPECT_EQ(cfg->telemetry.usage_gauge_period, 600);
+  EXPECT_EQ(cfg->telemetry.maximum_gauge_cardinality, 500);
+  EXPECT_TRUE(cfg->warnings.empty());
+}
+
+TEST(ServerConfig, TelemetryTakesVaultsKeys) {
+  auto cfg = ParseServerConfig(std::string(kBase) + R"(telemetry {
+  prometheus_retention_time = "30s"
+  disable_hostname = true
+  usage_gauge_period = "1m"
+  maximum_gauge_cardinality = 20
+}
+)",
+                               "c.hcl");
+  ASSERT_TRUE(cfg.ok()) << cfg.status();
+  EXPECT_TRUE(cfg->telemetry.prometheus_enabled);
+  EXPECT_EQ(cfg->telemetry.prometheus_retention_time, 30);
+  EXPECT_TRUE(cfg->telemetry.disable_hostname);
+  EXPECT_EQ(cfg->telemetry.usage_gauge_period, 60);
+  EXPECT_EQ(cfg->telemetry.maximum_gauge_cardinality, 20);
+  EXPECT_TRUE(cfg->warnings.empty()) << cfg->warnings.front();
+
+  // "0" turns the Prometheus format off; "none" the usage gauges; 0 cardinality is the default.
+  auto off = ParseServerConfig(std::string(kBase) + R"(telemetry {
+  prometheus_retention_time = 0
+  usage_gauge_period = "none"
+  maximum_gauge_cardinality = 0
+}
+)",
+                               "c.hcl");
+  ASSERT_TRUE(off.ok()) << off.status();
+  EXPECT_FALSE(off->telemetry.prometheus_enabled);
+  EXPECT_EQ(off->telemetry.usage_gauge_period, 0);
+  EXPECT_EQ(off->telemetry.maximum_gauge_cardinality, 500);
+
+  auto js = ParseServerConfig(R"({"storage": {"inmem": {}},
+ "listener": [{"tcp": {"tls_disable": true}}],
+ "telemetry": [{"prometheus_retention_time": "0", "dogstatsd_tags": ["a:b"]}]})",
+                              "c.json");
+  ASSERT_TRUE(js.ok()) << js.status();
+  EXPECT_FALSE(js->telemetry.prometheus_enabled);
+  EXPECT_EQ(js->telemetry.ignored, std::vector<std::string>{"dogstatsd_tags"});
+}
+
+// Vault's keys for other sinks and for settings Coffer lacks load, with one warning naming them.
+TEST(ServerConfig, TelemetryKeysCofferLacksAreAcceptedWithAWarning) {
+  auto cfg = ParseServerConfig(std::string(kBase) + R"(telemetry {
+  statsd_address = "statsd.example:8125"
+  disable_hostname = true
+  circonus_api_token = "x"
+  prefix_filter = ["+vault.token", "-vault.expire"]
+  stackdriver_debug_logs = false
+}
+)",
+                               "c.hcl");
+  ASSERT_TRUE(cfg.ok()) << cfg.status();
+  EXPECT_EQ(cfg->telemetry.ignored,
+            (std::vector<std::string>{"statsd_address", "circonus_api_token", "prefix_filter",
+                                      "stackdriver_debug_logs"}));
+  ASSERT_EQ(cfg->warnings.size(), 1u);
+  EXPECT_EQ(cfg->warnings[0],
+            "telemetry: statsd_address, circonus_api_token, prefix_filter, stackdriver_debug_logs "
+            "are accepted for compatibility with Vault and ignored: Coffer serves its metrics at "
+            "sys/metrics (Prometheus or JSON) and sends them nowhere else");
+}
+
+TEST(ServerConfig, TelemetryErrorsNameKeyAndLine) {
+  auto err = [](const std::string& block) {
+    auto cfg = ParseServerConfig(std::string(kBase) + block, "c.hcl");
+    EXPECT_FALSE(cfg.ok()) << block;
+    return cfg.ok() ? std::string() : std::string(cfg.status().message());
+  };
+  EXPECT_EQ(err("telemetry {\n  statsd_adress = \"x\"\n}\n"),
+            "c.hcl: line 6: unknown key \"statsd_adress\" in telemetry (did you mean "
+            "\"statsd_address\"?): Coffer takes prometheus_retention_time, disable_hostname, "
+            "usage_gauge_period, maximum_gauge_cardinality and accepts Vault's other telemetry "
+            "keys");
+  EXPECT_EQ(err("telemetry {\n  prometheus_retention_time = \"soon\"\n}\n"),
+            "c.hcl: line 6: prometheus_retention_time must be a duration such as \"24h\" (\"0\" "
+            "turns the Prometheus format off), got \"soon\"");
+  EXPECT_EQ(err("telemetry {\n  usage_gauge_period = \"-1s\"\n}\n"),
+            "c.hcl: line 6: usage_gauge_period must be a duration such as \"10m\", or \"none\", "
+            "got \"-1s\"");
+  EXPECT_EQ(err("telemetry {\n  disable_hostname = \"maybe\"\n}\n"),
+            "c.hcl: line 6: \"disable_hostname\" must be true or false");
+  EXPECT_EQ(err("telemetry {}\ntelemetry {}\n"),
+            "c.hcl: line 6: only one telemetry block is allowed");
+  EXPECT_EQ(err("telemetry = 1\n"),
+            "c.hcl: line 5: \"telemetry\" must be a block such as telemetry { disable_hostname = "
+            "true }");
+}
+
 }  // namespace
 }  // namespace coffer::config

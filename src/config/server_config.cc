@@ -8,6 +8,7 @@
 #include "config/hcl.h"
 #include "util/duration.h"
 #include "util/status.h"
+#include "util/suggest.h"
 
 namespace coffer::config {
 namespace {
@@ -158,6 +159,93 @@ absl::Status ParseCustomHeaders(const Item& it,
   return body(it.value);
 }
 
+// Vault's telemetry keys that Coffer accepts without acting on them: the other sinks and the
+// settings of metrics it does not have (internalshared/configutil/telemetry.go).
+const std::set<std::string, std::less<>>& IgnoredTelemetryKeys() {
+  static const std::set<std::string, std::less<>> keys = {"statsite_address",
+                                                          "statsd_address",
+                                                          "enable_hostname_label",
+                                                          "metrics_prefix",
+                                                          "circonus_api_token",
+                                                          "circonus_api_app",
+                                                          "circonus_api_url",
+                                                          "circonus_submission_interval",
+                                                          "circonus_submission_url",
+                                                          "circonus_check_id",
+                                                          "circonus_check_force_metric_activation",
+                                                          "circonus_check_instance_id",
+                                                          "circonus_check_search_tag",
+                                                          "circonus_check_tags",
+                                                          "circonus_check_display_name",
+                                                          "circonus_broker_id",
+                                                          "circonus_broker_select_tag",
+                                                          "dogstatsd_addr",
+                                                          "dogstatsd_tags",
+                                                          "stackdriver_project_id",
+                                                          "stackdriver_location",
+                                                          "stackdriver_namespace",
+                                                          "stackdriver_debug_logs",
+                                                          "lease_metrics_epsilon",
+                                                          "num_lease_metrics_buckets",
+                                                          "add_lease_metrics_namespace_labels",
+                                                          "add_mount_point_rollback_metrics",
+                                                          "opentelemetry_disable",
+                                                          "filter_default",
+                                                          "prefix_filter"};
+  return keys;
+}
+
+// telemetry { ... } (or, in JSON, "telemetry": [{ ... }]).
+absl::Status ParseTelemetry(const Item& it, TelemetryConfig* t) {
+  auto body = [&](const Value& v) -> absl::Status {
+    if (v.kind != Value::Kind::kObject)
+      return At(it, "\"telemetry\" must be a block such as telemetry { disable_hostname = true }");
+    for (const Item& o : v.object) {
+      if (o.key == "prometheus_retention_time") {
+        ASSIGN_OR_RETURN(std::string text, AsString(o));
+        auto d = ParseDurationSeconds(text);
+        if (!d.ok() || *d < 0)
+          return At(o, Cat("prometheus_retention_time must be a duration such as \"24h\" (\"0\" "
+                           "turns the Prometheus format off), got \"",
+                           text, "\""));
+        t->prometheus_retention_time = *d;
+        t->prometheus_enabled = *d > 0;
+      } else if (o.key == "disable_hostname") {
+        ASSIGN_OR_RETURN(t->disable_hostname, AsBool(o));
+      } else if (o.key == "usage_gauge_period") {
+        ASSIGN_OR_RETURN(std::string text, AsString(o));
+        auto d = text == "none" ? absl::StatusOr<int64_t>(0) : ParseDurationSeconds(text);
+        if (!d.ok() || *d < 0)
+          return At(o, Cat("usage_gauge_period must be a duration such as \"10m\", or \"none\", "
+                           "got \"",
+                           text, "\""));
+        t->usage_gauge_period = *d;
+      } else if (o.key == "maximum_gauge_cardinality") {
+        ASSIGN_OR_RETURN(int64_t n, AsCount(o));
+        t->maximum_gauge_cardinality = n > 0 ? n : 500;  // 0: Vault's default
+      } else if (IgnoredTelemetryKeys().contains(o.key)) {
+        t->ignored.push_back(o.key);
+      } else {
+        std::vector<std::string_view> known = {"prometheus_retention_time", "disable_hostname",
+                                               "usage_gauge_period", "maximum_gauge_cardinality"};
+        for (const auto& k : IgnoredTelemetryKeys()) known.emplace_back(k);
+        const std::string near = ClosestMatch(o.key, known);
+        return At(o, Cat("unknown key \"", o.key, "\" in telemetry",
+                         near.empty() ? "" : Cat(" (did you mean \"", near, "\"?)"),
+                         ": Coffer takes prometheus_retention_time, disable_hostname, "
+                         "usage_gauge_period, maximum_gauge_cardinality and accepts Vault's other "
+                         "telemetry keys"));
+      }
+    }
+    return absl::OkStatus();
+  };
+  if (it.value.kind == Value::Kind::kList) {
+    for (const Value& v : it.value.list) RETURN_IF_ERROR(body(v));
+    return absl::OkStatus();
+  }
+  return body(it.value);
+}
+
 }  // namespace
 
 absl::StatusOr<ServerConfig> ParseServerConfig(std::string_view text, std::string_view name) {
@@ -169,6 +257,7 @@ absl::StatusOr<ServerConfig> ParseServerConfig(std::string_view text, std::strin
   if (!items.ok()) return prefix(items.status());
   ServerConfig cfg;
   int storages = 0;
+  int telemetries = 0;
   auto body = [&]() -> absl::Status {
     for (const Item& it : *items) {
       if (it.key == "storage" || it.key == "backend") {
@@ -322,6 +411,17 @@ absl::StatusOr<ServerConfig> ParseServerConfig(std::string_view text, std::strin
         auto d = ParseDurationSeconds(s);
         if (!d.ok()) return At(it, Cat(it.key, ": ", std::string(d.status().message())));
         (it.key == "default_lease_ttl" ? cfg.default_lease_ttl : cfg.max_lease_ttl) = *d;
+      } else if (it.key == "telemetry") {
+        if (++telemetries > 1) return At(it, "only one telemetry block is allowed");
+        RETURN_IF_ERROR(ParseTelemetry(it, &cfg.telemetry));
+        if (!cfg.telemetry.ignored.empty()) {
+          std::string keys;
+          for (const auto& k : cfg.telemetry.ignored) keys += (keys.empty() ? "" : ", ") + k;
+          cfg.warnings.push_back(
+              Cat("telemetry: ", keys, cfg.telemetry.ignored.size() == 1 ? " is" : " are",
+                  " accepted for compatibility with Vault and ignored: Coffer serves its metrics "
+                  "at sys/metrics (Prometheus or JSON) and sends them nowhere else"));
+        }
       } else if (it.key == "disable_mlock" || it.key == "ui" || it.key == "cluster_addr" ||
                  it.key == "cluster_name" || it.key == "pid_file") {
         // Vault settings with no effect here; accepted so existing configs load.
@@ -329,7 +429,7 @@ absl::StatusOr<ServerConfig> ParseServerConfig(std::string_view text, std::strin
         return Unknown(
             it, "",
             "storage, listener, seal, api_addr, log_level, log_format, default_lease_ttl, "
-            "max_lease_ttl");
+            "max_lease_ttl, telemetry");
       }
     }
     if (storages == 0)

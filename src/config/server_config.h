@@ -6,6 +6,7 @@
 //   seal "transit" { address = "https://..."  key_name = "autounseal"  mount_path = "transit/" }
 //   api_addr = "https://coffer.example:8200"
 //   log_level = "info"    log_format = "text" | "json"
+//   telemetry { prometheus_retention_time = "24h"  disable_hostname = true }
 //
 // Accepted for compatibility with Vault configs and ignored: disable_mlock, ui, cluster_addr,
 // cluster_name, pid_file.
@@ -60,6 +61,26 @@ struct SealStanza {
   int line = 0;
 };
 
+// The `telemetry` block, with Vault's keys and defaults (docs/observability.md). Coffer serves its
+// metrics at sys/metrics only (Prometheus text or JSON) and sends them nowhere: the keys of
+// Vault's other sinks (statsd_address, dogstatsd_addr, circonus_*, stackdriver_*, ...) and the
+// settings it does not implement are accepted, listed in `ignored`, and the server logs a warning
+// naming them. A key Vault does not know is an error, as in every other block.
+struct TelemetryConfig {
+  // prometheus_retention_time: "0" turns the Prometheus format off (sys/metrics?format=
+  // prometheus answers 400, as Vault's). Another value is accepted: Coffer's series are
+  // cumulative and kept while the server runs, so there is nothing to expire.
+  bool prometheus_enabled = true;
+  int64_t prometheus_retention_time = 24 * 3600;  // seconds
+  // Vault prefixes gauge names with the host name only when it sends metrics to several sinks;
+  // Coffer has one, so names are never prefixed, whatever this says.
+  bool disable_hostname = false;
+  // Seconds between computations of the usage gauges (tokens by policy); 0 is "none": off.
+  int64_t usage_gauge_period = 600;
+  int64_t maximum_gauge_cardinality = 500;  // label values per usage gauge
+  std::vector<std::string> ignored;         // Vault keys accepted without effect, in file order
+};
+
 struct ServerConfig {
   std::vector<SealStanza> seals;  // at most one enabled and one disabled
   std::string storage_type;       // "sqlite" | "inmem"
@@ -70,6 +91,10 @@ struct ServerConfig {
   std::string log_format = "text";
   int64_t default_lease_ttl = 0;
   int64_t max_lease_ttl = 0;
+  TelemetryConfig telemetry;
+  // Settings accepted for compatibility with Vault's configuration that have no effect here;
+  // the server logs each at start ("telemetry: statsd_address ... ignored").
+  std::vector<std::string> warnings;
 };
 
 // `name` is used in error messages ("coffer.hcl: line 3: ...").

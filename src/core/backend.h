@@ -23,6 +23,7 @@
 
 #include "absl/status/statusor.h"
 #include "boost/json/object.hpp"
+#include "core/metrics.h"
 #include "core/request.h"
 #include "util/clock.h"
 
@@ -124,6 +125,14 @@ class Backend {
 
   // OpenAPI path items for this backend's paths, keys prefixed with `mount_path` ("/pki/").
   virtual void OpenApi(std::string_view mount_path, boost::json::object& paths) const {}
+
+  // Gauges for sys/metrics, computed when the metrics are read (PKI: each issuer's expiry, the
+  // stored and revoked certificates). The core adds the mount's path as the first label,
+  // `mount`. Called under the mount's gate, so never after Cleanup(), but concurrently with
+  // requests and with other reads of the metrics; it must stay cheap however large the mount
+  // (cache, bound or rate-limit what costs storage reads). Errors are the backend's to log: a
+  // sample it cannot compute is left out. Default: none.
+  virtual void AppendMetrics(std::vector<MetricSample>& out) {}
 };
 
 using BackendFactory =

@@ -126,6 +126,8 @@ void Core::TidyLoop() {
 absl::StatusOr<std::unique_ptr<Core>> Core::Create(CoreOptions opts) {
   if (!opts.physical) return absl::InvalidArgumentError("core needs a storage backend");
   std::unique_ptr<Core> c(new Core(std::move(opts)));
+  c->timed_physical_ = std::make_unique<storage::TimedStorage>(c->opts_.physical);
+  c->opts_.physical = c->timed_physical_.get();
   storage::Storage* physical = c->opts_.physical;
   if (c->opts_.seal_wrapper) {
     c->seal_ = std::make_unique<seal::AutoSeal>(physical, c->opts_.seal_wrapper.get());
@@ -225,7 +227,8 @@ absl::Status Core::Seal() {
   return absl::OkStatus();
 }
 
-absl::StatusOr<InitResult> Core::Initialize(int shares, int threshold) {
+absl::StatusOr<InitResult> Core::Initialize(int shares, int threshold,
+                                            std::string_view root_token_id) {
   if (auto st = seal::ValidateShares(shares, threshold); !st.ok()) {
     if (!seal_->IsAuto()) return st;
     std::string m(st.message());
@@ -247,7 +250,7 @@ absl::StatusOr<InitResult> Core::Initialize(int shares, int threshold) {
   auto setup = [&]() -> absl::Status {
     RETURN_IF_ERROR(tokens_->Setup());
     RETURN_IF_ERROR(policies_->WriteDefaults());
-    ASSIGN_OR_RETURN(out.root_token, tokens_->CreateRootToken());
+    ASSIGN_OR_RETURN(out.root_token, tokens_->CreateRootToken(root_token_id));
     std::string id = crypto::RandomUuid();
     RETURN_IF_ERROR(barrier_->Put(
         kClusterPath,
@@ -465,7 +468,8 @@ absl::StatusOr<Response> Core::HandleInitRequest(Request& req) {
   if (!shares) return absl::InvalidArgumentError("secret_shares is required (for example 5)");
   if (!threshold) return absl::InvalidArgumentError("secret_threshold is required (for example 3)");
   if (*shares > 255 || *shares < 0 || *threshold > 255 || *threshold < 0)
-    return absl::InvalidArgumentError(*shares > 255 || *shares < 0
+    return absl::InvalidArgumentError(*shares > 255 ? Cat(shares_key, " must be at most 255")
+                                      : *shares < 0
                                           ? Cat(shares_key, " must be between 1 and 255")
                                           : Cat(threshold_key, " must be between 1 and 255"));
   ASSIGN_OR_RETURN(InitResult res,

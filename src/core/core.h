@@ -25,6 +25,7 @@
 #include "core/request.h"
 #include "core/token_store.h"
 #include "seal/seal.h"
+#include "storage/timed_storage.h"
 #include "util/clock.h"
 #include "util/mutex.h"
 
@@ -52,6 +53,15 @@ struct CoreOptions {
   std::unique_ptr<seal::Wrapper> seal_wrapper;
   // The stanza marked `disabled = true`: the auto seal this server migrates away from.
   std::unique_ptr<seal::Wrapper> disabled_seal_wrapper;
+  // The telemetry stanza (docs/observability.md). Without prometheus_metrics
+  // (prometheus_retention_time = 0) sys/metrics?format=prometheus answers 400 "prometheus is
+  // not enabled", as Vault's does.
+  bool prometheus_metrics = true;
+  // Seconds a usage gauge (tokens by policy) is reused before a read of sys/metrics computes it
+  // again (usage_gauge_period); 0 leaves the usage gauges out ("none").
+  int64_t usage_gauge_period = 600;
+  // At most this many label values per usage gauge: the policies with the most tokens.
+  int64_t maximum_gauge_cardinality = 500;
 };
 
 struct InitResult {
@@ -90,8 +100,11 @@ class Core final : private SystemView {
   static std::string LogPath(const Request& req);
 
   // Under an auto seal `shares`/`threshold` are the recovery key's, and the server unseals
-  // itself once initialized (as Vault).
-  absl::StatusOr<InitResult> Initialize(int shares, int threshold) ABSL_LOCKS_EXCLUDED(state_mu_);
+  // itself once initialized (as Vault). `root_token_id`, when not empty, is the root token
+  // itself rather than a random one (the dev server's -dev-root-token-id).
+  absl::StatusOr<InitResult> Initialize(int shares, int threshold,
+                                        std::string_view root_token_id = {})
+      ABSL_LOCKS_EXCLUDED(state_mu_);
   // `key` is hex or base64 as Vault accepts it: an unseal key share, or under an auto seal a
   // recovery key share. With `migrate` the shares of the stored seal move the server to the
   // configured one (Shamir <-> auto seal); without it a pending migration is refused. Returns
@@ -260,6 +273,10 @@ class Core final : private SystemView {
   boost::json::object RekeyVerifyStatusLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(rekey_mu_);
   boost::json::object GenerateRootStatusLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(rekey_mu_);
 
+  // What a read of sys/metrics adds to the recorded metrics (sys_metrics.cc): seal and HA
+  // state, storage latencies, tokens by policy, the mounts' own gauges.
+  Scrape ScrapeMetrics() ABSL_SHARED_LOCKS_REQUIRED(state_mu_) ABSL_LOCKS_EXCLUDED(mounts_mu_);
+
   // Issues the token an auth method's login asked for; fills resp.auth.
   absl::Status IssueLoginToken(const Request& req, const MountEntry& mount, Response& resp);
 
@@ -269,6 +286,9 @@ class Core final : private SystemView {
   TokenStore* Tokens() const override { return tokens_.get(); }
 
   CoreOptions opts_;
+  // Wraps opts_.physical, which then points to it: every storage call is timed
+  // (coffer_storage_operation_seconds). Declared before everything that holds the pointer.
+  std::unique_ptr<storage::TimedStorage> timed_physical_;
   Metrics metrics_;  // before audit_, which reports into it
   std::unique_ptr<seal::Seal> seal_;
   // The seal a migration starts from: the disabled auto seal, or Shamir when the configured

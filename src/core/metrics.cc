@@ -5,9 +5,11 @@
 #include "util/status.h"
 
 namespace coffer::core {
-namespace {
-std::string Escape(std::string_view v) {
+namespace json = boost::json;
+
+std::string EscapeLabelValue(std::string_view v) {
   std::string out;
+  out.reserve(v.size());
   for (char c : v) {
     if (c == '\\' || c == '"') out.push_back('\\');
     if (c == '\n') {
@@ -17,6 +19,88 @@ std::string Escape(std::string_view v) {
     out.push_back(c);
   }
   return out;
+}
+
+namespace {
+std::string Escape(std::string_view v) { return EscapeLabelValue(v); }
+
+std::string PrometheusName(std::string_view dotted) {
+  std::string out(dotted);
+  for (char& c : out)
+    if (c == '.') c = '_';
+  return out;
+}
+
+// Whole numbers (counts, unix times) exactly, anything else with full precision.
+std::string FormatValue(double v) {
+  if (v == static_cast<double>(static_cast<int64_t>(v)) && v > -9.0e15 && v < 9.0e15)
+    return std::to_string(static_cast<int64_t>(v));
+  return absl::StrFormat("%.17g", v);
+}
+
+json::value JsonValue(double v) {
+  if (v == static_cast<double>(static_cast<int64_t>(v)) && v > -9.0e15 && v < 9.0e15)
+    return static_cast<int64_t>(v);
+  return v;
+}
+
+std::string LabelText(const MetricLabels& labels) {
+  std::string out;
+  for (const auto& [k, v] : labels) out += Cat(out.empty() ? "" : ",", k, "=\"", Escape(v), "\"");
+  return out;
+}
+
+json::object LabelObject(const MetricLabels& labels) {
+  json::object o;
+  for (const auto& [k, v] : labels) o[k] = v;
+  return o;
+}
+
+// Each family once: HELP and TYPE, then its samples, families in order of first appearance.
+void AppendGauges(std::string& out, const std::vector<MetricSample>& gauges) {
+  std::vector<std::string> order;
+  std::map<std::string, std::vector<const MetricSample*>, std::less<>> by_name;
+  for (const MetricSample& g : gauges) {
+    std::string name = PrometheusName(g.name);
+    auto& list = by_name[name];
+    if (list.empty()) order.push_back(name);
+    list.push_back(&g);
+  }
+  for (const std::string& name : order) {
+    const auto& list = by_name[name];
+    out += Cat("# HELP ", name, " ", list.front()->help, "\n# TYPE ", name, " gauge\n");
+    for (const MetricSample* g : list) {
+      std::string labels = LabelText(g->labels);
+      out += Cat(name, labels.empty() ? "" : "{", labels, labels.empty() ? "" : "}", " ",
+                 FormatValue(g->value), "\n");
+    }
+  }
+}
+
+void AppendHistograms(std::string& out, const std::vector<HistogramSample>& histograms) {
+  std::vector<std::string> order;
+  std::map<std::string, std::vector<const HistogramSample*>, std::less<>> by_name;
+  for (const HistogramSample& h : histograms) {
+    auto& list = by_name[h.prometheus_name];
+    if (list.empty()) order.push_back(h.prometheus_name);
+    list.push_back(&h);
+  }
+  for (const std::string& name : order) {
+    const auto& list = by_name[name];
+    out += Cat("# HELP ", name, " ", list.front()->help, "\n# TYPE ", name, " histogram\n");
+    for (const HistogramSample* h : list) {
+      const std::string labels = LabelText(h->labels);
+      const std::string sep = labels.empty() ? "" : ",";
+      for (size_t i = 0; i < LatencyHistogram::kBounds.size(); ++i)
+        out += Cat(name, "_bucket{", labels, sep, "le=\"",
+                   absl::StrFormat("%g", LatencyHistogram::kBounds[i]), "\"} ",
+                   h->snapshot.cumulative[i], "\n");
+      out += Cat(name, "_bucket{", labels, sep, "le=\"+Inf\"} ", h->snapshot.count, "\n");
+      const std::string braced = labels.empty() ? "" : Cat("{", labels, "}");
+      out += Cat(name, "_sum", braced, " ", absl::StrFormat("%.6f", h->snapshot.sum), "\n");
+      out += Cat(name, "_count", braced, " ", h->snapshot.count, "\n");
+    }
+  }
 }
 }  // namespace
 
@@ -41,7 +125,7 @@ void Metrics::Record(std::string_view mount, std::string_view op, int status, do
   ++series->codes[status];
 }
 
-std::string Metrics::Prometheus() const {
+std::string Metrics::Prometheus(const Scrape& extra) const {
   ReaderMutexLock l(&mu_);
   std::string out =
       "# HELP coffer_requests_total Requests handled, by mount, operation and HTTP status.\n"
@@ -79,10 +163,12 @@ std::string Metrics::Prometheus() const {
   for (const auto& [path, a] : audit_)
     out += Cat("coffer_audit_write_failures_total{path=\"", Escape(path), "\"} ", a.write_failures,
                "\n");
+  AppendHistograms(out, extra.histograms);
+  AppendGauges(out, extra.gauges);
   return out;
 }
 
-boost::json::object Metrics::Json() const {
+boost::json::object Metrics::Json(const Scrape& extra) const {
   ReaderMutexLock l(&mu_);
   boost::json::array counters, samples, gauges;
   for (const auto& [k, s] : series_) {
@@ -111,7 +197,31 @@ boost::json::object Metrics::Json() const {
                                          {"Value", a.failed ? 1 : 0},
                                          {"Labels", boost::json::object{{"path", path}}}});
   }
+  for (const HistogramSample& h : extra.histograms) {
+    const uint64_t count = h.snapshot.count;
+    samples.push_back(
+        boost::json::object{{"Name", h.json_name},
+                            {"Count", count},
+                            {"Sum", h.snapshot.sum},
+                            {"Mean", count ? h.snapshot.sum / static_cast<double>(count) : 0.0},
+                            {"Labels", LabelObject(h.labels)}});
+  }
+  for (const MetricSample& g : extra.gauges)
+    gauges.push_back(boost::json::object{
+        {"Name", g.name}, {"Value", JsonValue(g.value)}, {"Labels", LabelObject(g.labels)}});
   return boost::json::object{{"Counters", counters}, {"Samples", samples}, {"Gauges", gauges}};
+}
+
+absl::StatusOr<std::vector<MetricSample>> Metrics::UsageGauges(
+    int64_t now, int64_t period,
+    const std::function<absl::StatusOr<std::vector<MetricSample>>()>& compute) {
+  MutexLock l(&usage_mu_);
+  if (usage_valid_ && now >= usage_at_ && now - usage_at_ < period) return usage_;
+  ASSIGN_OR_RETURN(auto fresh, compute());
+  usage_ = std::move(fresh);
+  usage_at_ = now;
+  usage_valid_ = true;
+  return usage_;
 }
 
 void Metrics::SetAuditDeviceFailed(std::string_view path, bool failed) {

@@ -326,26 +326,37 @@ std::unique_ptr<Backend> Core::NewSystemBackend() {
                                      return absl::StatusOr<Response>(std::move(r));
                                    })}},
                    .synopsis = "Seals the server"});
-  paths.push_back({.patterns = {"metrics"},
-                   .fields = {{"format", {FieldType::kString, "prometheus, or empty for JSON"}}},
-                   .operations = {{kRead, op([this](Request& req,
-                                                    const FieldData&) -> absl::StatusOr<Response> {
-                                     auto fmt = req.QueryParam("format");
-                                     Response r;
-                                     r.raw = true;
-                                     if (fmt && *fmt == "prometheus") {
-                                       r.content_type = "text/plain; version=0.0.4";
-                                       r.raw_body = metrics_.Prometheus();
-                                       return r;
-                                     }
-                                     if (fmt && !fmt->empty())
-                                       return absl::InvalidArgumentError(
-                                           Cat("unknown metrics format \"", *fmt,
-                                               "\": use prometheus, or none for JSON"));
-                                     r.raw_body = json::serialize(metrics_.Json());
-                                     return r;
-                                   })}},
-                   .synopsis = "Request metrics, as JSON or in Prometheus' text format"});
+  paths.push_back(
+      {.patterns = {"metrics"},
+       .fields = {{"format", {FieldType::kString, "prometheus, or empty for JSON"}}},
+       .operations = {{kRead, op([this](Request& req, const FieldData&) ABSL_SHARED_LOCKS_REQUIRED(
+                                     state_mu_) -> absl::StatusOr<Response> {
+                         auto fmt = req.QueryParam("format");
+                         const bool prometheus = fmt && *fmt == "prometheus";
+                         if (fmt && !fmt->empty() && !prometheus)
+                           return absl::InvalidArgumentError(
+                               Cat("unknown metrics format \"", *fmt,
+                                   "\": use prometheus, or none for JSON"));
+                         Response r;
+                         r.raw = true;
+                         if (prometheus && !opts_.prometheus_metrics) {
+                           // Vault's answer when prometheus_retention_time is 0.
+                           r.http_status = 400;
+                           r.content_type = "text/plain";
+                           r.raw_body = "prometheus is not enabled";
+                           return r;
+                         }
+                         const Scrape scrape = ScrapeMetrics();
+                         if (prometheus) {
+                           r.content_type = "text/plain; version=0.0.4";
+                           r.raw_body = metrics_.Prometheus(scrape);
+                           return r;
+                         }
+                         r.raw_body = json::serialize(metrics_.Json(scrape));
+                         return r;
+                       })}},
+       .synopsis = "Metrics (requests, storage, tokens, seal state, PKI issuers), as "
+                   "JSON or in Prometheus' text format"});
   paths.push_back(
       {.patterns = {"internal/ui/mounts/{path*}"},
        .operations = {{kRead,

@@ -128,6 +128,10 @@ absl::Status TokenStore::Persist(const TokenEntry& e, std::vector<storage::Write
 
 absl::StatusOr<CreatedToken> TokenStore::Create(TokenEntry e) {
   ASSIGN_OR_RETURN(std::string token, crypto::RandomToken("hvs."));
+  return Store(std::move(e), std::move(token));
+}
+
+absl::StatusOr<CreatedToken> TokenStore::Store(TokenEntry e, std::string token) {
   ASSIGN_OR_RETURN(e.accessor, crypto::RandomToken(""));
   ASSIGN_OR_RETURN(e.id_hash, Hash(token));
   ASSIGN_OR_RETURN(std::string acc_hash, Hash(e.accessor));
@@ -147,13 +151,25 @@ absl::StatusOr<CreatedToken> TokenStore::Create(TokenEntry e) {
   return CreatedToken{std::move(token), std::move(e)};
 }
 
-absl::StatusOr<std::string> TokenStore::CreateRootToken() {
+absl::StatusOr<std::string> TokenStore::CreateRootToken(std::string_view id) {
   TokenEntry e;
   e.policies = {"root"};
   e.path = "auth/token/root";
   e.display_name = "root";
   e.renewable = false;
-  ASSIGN_OR_RETURN(auto created, Create(std::move(e)));
+  if (id.empty()) {
+    ASSIGN_OR_RETURN(auto created, Create(std::move(e)));
+    return created.token;
+  }
+  // The token travels in an HTTP header and in shells: visible ASCII only.
+  for (char c : id)
+    if (c <= ' ' || c > '~')
+      return absl::InvalidArgumentError(
+          "a root token ID may only hold printable ASCII characters without spaces");
+  ASSIGN_OR_RETURN(std::string hash, Hash(id));
+  ASSIGN_OR_RETURN(auto existing, Load(hash));
+  if (existing) return absl::AlreadyExistsError("a token with this ID exists already");
+  ASSIGN_OR_RETURN(auto created, Store(std::move(e), std::string(id)));
   return created.token;
 }
 
@@ -356,6 +372,37 @@ absl::StatusOr<std::vector<std::string>> TokenStore::Accessors(std::string_view 
       out.emplace_back(v.as_object()["accessor"].as_string());
   }
   return out;
+}
+
+absl::StatusOr<std::map<std::string, int64_t>> TokenStore::CountByPolicy(size_t max_tokens,
+                                                                         bool* complete) {
+  std::map<std::string, int64_t> out;
+  const int64_t now = clock_->NowUnix();
+  size_t seen = 0;
+  *complete = true;
+  std::string after;
+  for (;;) {
+    const size_t page = std::min<size_t>(1000, max_tokens - seen);
+    if (page == 0) {
+      ASSIGN_OR_RETURN(auto more, barrier_->List(kIdPrefix, after, 1));
+      *complete = more.empty();
+      return out;
+    }
+    ASSIGN_OR_RETURN(auto hashes, barrier_->List(kIdPrefix, after, page));
+    for (const auto& h : hashes) {
+      ASSIGN_OR_RETURN(auto raw, barrier_->Get(kIdPrefix + h));
+      if (!raw) continue;  // revoked meanwhile
+      boost::system::error_code ec;
+      auto v = json::parse(*raw, ec);
+      if (ec || !v.is_object()) continue;
+      auto e = TokenEntry::FromStorage(h, v.as_object());
+      if (!e.ok() || (e->expire_time > 0 && now >= e->expire_time) || e->num_uses < 0) continue;
+      for (const auto& p : e->policies) ++out[p];
+    }
+    seen += hashes.size();
+    if (hashes.size() < page) return out;
+    after = hashes.back();
+  }
 }
 
 absl::StatusOr<int> TokenStore::Tidy(int max) {

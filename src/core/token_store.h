@@ -75,7 +75,10 @@ class TokenStore {
   // Stores a new token described by `entry` (id_hash, accessor and creation_time are filled in;
   // expire_time from ttl). Returns the token.
   absl::StatusOr<CreatedToken> Create(TokenEntry entry) ABSL_LOCKS_EXCLUDED(mu_);
-  absl::StatusOr<std::string> CreateRootToken() ABSL_LOCKS_EXCLUDED(mu_);
+  // A root token. `id`, when not empty, is the token itself instead of a random one (the dev
+  // server's -dev-root-token-id, as Vault's): printable ASCII without spaces, and not a token
+  // that exists already (kInvalidArgument, kAlreadyExists).
+  absl::StatusOr<std::string> CreateRootToken(std::string_view id = {}) ABSL_LOCKS_EXCLUDED(mu_);
 
   // nullopt for an unknown or expired token. Never logs the token.
   absl::StatusOr<std::optional<TokenEntry>> Lookup(std::string_view token) ABSL_LOCKS_EXCLUDED(mu_);
@@ -100,6 +103,12 @@ class TokenStore {
   // One page of accessors (LIST auth/token/accessors).
   absl::StatusOr<std::vector<std::string>> Accessors(std::string_view after, size_t limit)
       ABSL_LOCKS_EXCLUDED(mu_);
+  // Live tokens (not expired, not used up) by policy, for the usage gauge
+  // coffer.token.count.by_policy. Walks sys/token/id/ a page at a time and reads each entry
+  // (one storage read and decryption per token, the cache left alone), at most `max_tokens` of
+  // them: `*complete` says whether that was all. A token counts once under each of its policies.
+  absl::StatusOr<std::map<std::string, int64_t>> CountByPolicy(size_t max_tokens, bool* complete)
+      ABSL_LOCKS_EXCLUDED(mu_);
   // Revokes tokens whose expiry has passed, up to `max` of them; returns how many.
   absl::StatusOr<int> Tidy(int max = 1000) ABSL_LOCKS_EXCLUDED(write_mu_, mu_);
 
@@ -107,6 +116,8 @@ class TokenStore {
 
  private:
   absl::StatusOr<std::string> Hash(std::string_view value) ABSL_LOCKS_EXCLUDED(mu_);
+  // Create() with the token chosen by the caller.
+  absl::StatusOr<CreatedToken> Store(TokenEntry entry, std::string token) ABSL_LOCKS_EXCLUDED(mu_);
   // The stored entry whatever its state (expired or used up), through the cache.
   absl::StatusOr<std::optional<TokenEntry>> Load(std::string_view id_hash) ABSL_LOCKS_EXCLUDED(mu_);
   // After a write to an entry: drops it from the cache, or caches what was written.

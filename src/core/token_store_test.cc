@@ -34,6 +34,22 @@ class TokenStoreTest : public ::testing::Test {
   TokenStore tokens_{&hooked_, &clock_};
 };
 
+// The dev server's -dev-root-token-id: a root token whose token is the given ID, once.
+TEST_F(TokenStoreTest, RootTokenWithAGivenId) {
+  auto t = tokens_.CreateRootToken("myroot");
+  ASSERT_TRUE(t.ok()) << t.status();
+  EXPECT_EQ(*t, "myroot");
+  auto found = tokens_.Lookup("myroot");
+  ASSERT_TRUE(found.ok() && found->has_value());
+  EXPECT_TRUE((*found)->IsRoot());
+  EXPECT_EQ(tokens_.CreateRootToken("myroot").status().code(), absl::StatusCode::kAlreadyExists);
+  EXPECT_EQ(tokens_.CreateRootToken("has space").status().code(),
+            absl::StatusCode::kInvalidArgument);
+  auto random = tokens_.CreateRootToken();
+  ASSERT_TRUE(random.ok());
+  EXPECT_TRUE(random->starts_with("hvs."));
+}
+
 // A lookup that read the entry before a revocation finished used to put it into the cache
 // after the revocation had dropped it: the revoked token then kept working.
 TEST_F(TokenStoreTest, RevokeWhileALookupReadsIsNotUndoneByTheCache) {
@@ -76,9 +92,11 @@ TEST_F(TokenStoreTest, UseWhileALookupReadsIsNotUndoneByTheCache) {
 TEST_F(TokenStoreTest, ManyThreadsAtOnce) {
   constexpr int kTokens = 24;
   std::vector<CreatedToken> ts;
+  ts.reserve(kTokens);
   for (int i = 0; i < kTokens; ++i) ts.push_back(NewToken(3600, i % 3 == 0 ? 1000 : 0));
   std::atomic<bool> go{false};
   std::vector<std::thread> threads;
+  threads.reserve(4);
   for (int w = 0; w < 4; ++w) {
     threads.emplace_back([&, w] {
       while (!go.load()) std::this_thread::yield();

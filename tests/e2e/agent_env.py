@@ -28,7 +28,9 @@ class Agent:
         self.root = os.path.join(test.tmp, node, "kubernetes")
         self.state = os.path.join(test.tmp, node, "state")
         self.cfg = os.path.join(test.tmp, node + ".json")
-        server.cli("cluster", "agent-config", cluster, node, "--root", self.root, "--state-dir",
+        self.kubelet = os.path.join(test.tmp, node, "kubelet")
+        server.cli("cluster", "agent-config", cluster, node, "--root", self.root, "--kubelet-dir",
+                   self.kubelet, "--state-dir",
                    self.state, "--out", self.cfg, token=server.root, check=True)
         with open(self.cfg) as f:
             c = json.load(f)
@@ -58,6 +60,9 @@ class Agent:
             self.log.close()
 
     def pki(self, rel):
+        # kubeadm's layout: the kubelet's serving pair lives in the kubelet's folder.
+        if rel.startswith("kubelet."):
+            return os.path.join(self.kubelet, "pki", rel)
         return os.path.join(self.root, "pki", rel)
 
     def wait_for(self, rels, timeout=60):

@@ -4,6 +4,7 @@ kubeadm's (a table per certificate, read back with the openssl CLI), what each t
 not do, init tokens that work once, file modes, kubeconfigs, intermediate CAs and external roots.
 """
 import base64
+import datetime
 import json
 import os
 import re
@@ -64,7 +65,7 @@ KUBEADM = {
         ("pki/apiserver-etcd-client.crt", "kube-apiserver-etcd-client", [], [CLIENT], [], []),
         ("pki/front-proxy-client.crt", "front-proxy-client", [], [CLIENT], [], []),
         ("pki/etcd/healthcheck-client.crt", "kube-etcd-healthcheck-client", [], [CLIENT], [], []),
-        ("pki/kubelet.crt", "system:node:cp-1", ["system:nodes"], [SERVER, CLIENT], ["cp-1"], ["10.0.0.2"]),
+        ("../kubelet/pki/kubelet.crt", "system:node:cp-1", ["system:nodes"], [SERVER, CLIENT], ["cp-1"], ["10.0.0.2"]),
         ("admin.conf", "kubernetes-admin", ["kubeadm:cluster-admins"], [CLIENT], [], []),
         ("kubelet.conf", "system:node:cp-1", ["system:nodes"], [SERVER, CLIENT], ["cp-1"], ["10.0.0.2"]),
         ("controller-manager.conf", "system:kube-controller-manager", [], [CLIENT], [], []),
@@ -79,7 +80,7 @@ KUBEADM = {
         ("pki/etcd/healthcheck-client.crt", "kube-etcd-healthcheck-client", [], [CLIENT], [], []),
     ],
     "w-1": [
-        ("pki/kubelet.crt", "system:node:w-1", ["system:nodes"], [SERVER, CLIENT], ["w-1"], ["10.0.0.3"]),
+        ("../kubelet/pki/kubelet.crt", "system:node:w-1", ["system:nodes"], [SERVER, CLIENT], ["w-1"], ["10.0.0.3"]),
         ("kubelet.conf", "system:node:w-1", ["system:nodes"], [SERVER, CLIENT], ["w-1"], ["10.0.0.3"]),
         ("kube-proxy.conf", "system:kube-proxy", [], [CLIENT], [], []),
     ],
@@ -111,7 +112,8 @@ class ClusterSetup(ServerTest):
         root = os.path.join(self.tmp, node, "kubernetes")
         state = os.path.join(self.tmp, node, "state")
         cfg = os.path.join(self.tmp, node + ".json")
-        s.cli("cluster", "agent-config", "c1", node, "--root", root, "--state-dir", state,
+        s.cli("cluster", "agent-config", "c1", node, "--root", root, "--kubelet-dir",
+              os.path.join(self.tmp, node, "kubelet"), "--state-dir", state,
               "--api-server", "https://10.0.0.2:6443", "--out", cfg, token=s.root, check=True)
         os.makedirs(state, exist_ok=True)
         os.replace(os.path.join(tokdir, node + ".token"), os.path.join(state, "init-token"))
@@ -221,12 +223,64 @@ class ClusterSetup(ServerTest):
         # Status lists the CAs, booted nodes and the soonest certificates.
         p = s.cli("cluster", "status", "c1", "--soonest", "40", token=s.root)
         self.assertEqual(p.returncode, 0, p.stderr)
-        self.assertRegex(p.stdout, r"c1/pki/etcd: CN=etcd-ca \(root\), expires in 36\d\dd")
+        self.assertRegex(p.stdout, r"c1/pki/etcd: CN=etcd-ca \(root\), expires "
+                                   r"20\d\d-\d\d-\d\dT\d\d:\d\d:\d\dZ \(in 36\d\dd \d+h\)")
+        self.assertRegex(p.stdout, r"cp-1 \[control-plane\] holds a token, ttl \d+h")
         self.assertIn("cp-1 [control-plane] holds a token", p.stdout)
         self.assertIn("w-2 [worker] no token", p.stdout)
         self.assertIn("CN=system:node:w-1", p.stdout)
+
+        # kubeadm's check-expiration table, from the server and from the node's files: the
+        # EXPIRES column is each file's notAfter as kubeadm prints it.
+        def kubeadm_date(path):
+            out = subprocess.run(["openssl", "x509", "-noout", "-enddate", "-in", path],
+                                 capture_output=True, text=True, check=True).stdout
+            t = datetime.datetime.strptime(out.strip().split("=", 1)[1], "%b %d %H:%M:%S %Y %Z")
+            return t.strftime("%b %d, %Y %H:%M UTC")
+
+        def table(text):
+            rows = {}
+            for line in text.splitlines():
+                cols = re.split(r" {3,}", line.strip())
+                if len(cols) >= 4 and cols[0] not in ("CERTIFICATE", "CERTIFICATE AUTHORITY"):
+                    rows[cols[0]] = cols
+            return rows
+
+        cp_root = os.path.join(self.tmp, "cp-1", "kubernetes")
+        p = s.cli("cluster", "certs", "check-expiration", "c1", "--node", "cp-1", token=s.root)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn("CERTIFICATE   ", p.stdout)
+        self.assertIn("RESIDUAL TIME", p.stdout)
+        self.assertIn("EXTERNALLY MANAGED", p.stdout)
+        srv = table(p.stdout)
+        self.assertEqual(srv["apiserver"][1], kubeadm_date(os.path.join(cp_root, "pki", "apiserver.crt")))
+        self.assertEqual(srv["apiserver"][3], "ca")
+        self.assertRegex(srv["apiserver"][2], r"^36[45]d$")
+        self.assertEqual(srv["apiserver-etcd-client"][3], "etcd-ca")
+        self.assertEqual(srv["front-proxy-client"][3], "front-proxy-ca")
+        self.assertIn("admin.conf", srv)
+        self.assertEqual(srv["etcd-ca"][1], kubeadm_date(os.path.join(cp_root, "pki", "etcd", "ca.crt")))
+        self.assertRegex(srv["ca"][2], r"^9y$")
+        self.assertNotIn("Node w-1", p.stdout)
+        p = s.cli("cluster", "certs", "check-expiration", "c1", token=s.root)
+        self.assertIn("Node w-2:", p.stdout)
+        self.assertRegex(p.stdout, r"kubelet\.conf +not issued")  # w-2 never booted
+        p = s.cli("cluster", "certs", "check-expiration", "--local", cp_root, "--kubelet-dir",
+                  os.path.join(self.tmp, "cp-1", "kubelet"))
+        self.assertEqual(p.returncode, 0, p.stderr)
+        loc = table(p.stdout)
+        self.assertEqual(loc["apiserver"][1], kubeadm_date(os.path.join(cp_root, "pki", "apiserver.crt")))
+        self.assertEqual(loc["kubelet"][1], kubeadm_date(
+            os.path.join(self.tmp, "cp-1", "kubelet", "pki", "kubelet.crt")))
+        self.assertIn("admin.conf", loc)
+        self.assertEqual(loc["front-proxy-ca"][1],
+                         kubeadm_date(os.path.join(cp_root, "pki", "front-proxy-ca.crt")))
+        p = s.cli("cluster", "certs", "check-expiration", "--local", os.path.join(self.tmp, "nowhere"),
+                  "--kubelet-dir", os.path.join(self.tmp, "nowhere"))
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("no certificate found", p.stderr)
         # Keys stay on the node: a forced renewal keeps the key, a changed key size replaces it.
-        w1 = os.path.join(self.tmp, "w-1", "kubernetes", "pki")
+        w1 = os.path.join(self.tmp, "w-1", "kubelet", "pki")
         key_before = read(os.path.join(w1, "kubelet.key"))
         cfg_path = os.path.join(self.tmp, "w-1.json")
         with open(cfg_path) as f:
@@ -328,7 +382,7 @@ class ClusterSetup(ServerTest):
             f.write(init + "\n")
         cfg = os.path.join(self.tmp, "w-2.json")
         s.cli("cluster", "agent-config", "c1", "w-2", "--root", os.path.join(self.tmp, "w2"),
-              "--state-dir", state, "--out", cfg, token=s.root, check=True)
+              "--kubelet-dir", os.path.join(self.tmp, "w2kubelet"), "--state-dir", state, "--out", cfg, token=s.root, check=True)
         p = s.cli("agent", "once", "-config", cfg)
         self.assertNotEqual(p.returncode, 0)
         self.assertIn("was refused (used, expired or revoked)", p.stderr)

@@ -23,6 +23,22 @@ class DeployFiles(unittest.TestCase):
                            capture_output=True, text=True)
         self.assertEqual(p.returncode, 1)
 
+    def test_kubelet_pair_is_in_one_place_everywhere(self):
+        """kubeadm's layout: the kubelet's serving pair in /var/lib/kubelet/pki, the same in the
+        examples, in `cluster agent-config`'s default (profile_test.cc) and writable by the
+        agent's units."""
+        want = ("/var/lib/kubelet/pki/kubelet.crt", "/var/lib/kubelet/pki/kubelet.key")
+        for name in ("control-plane.hcl", "worker.hcl"):
+            with open(os.path.join(ROOT, "deploy", "agent", name)) as f:
+                text = f.read()
+            for path in want:
+                self.assertIn(f'"{path}"', text, name)
+            self.assertNotIn("/etc/kubernetes/pki/kubelet.", text, name)
+        for unit in ("coffer-agent.service", "coffer-agent-once.service"):
+            with open(os.path.join(ROOT, "deploy", "systemd", unit)) as f:
+                rw = [l for l in f.read().splitlines() if l.startswith("ReadWritePaths=")]
+            self.assertTrue(rw and "/var/lib/kubelet" in rw[0].split("=", 1)[1].split(), unit)
+
     def test_units_are_hardened(self):
         for unit in ("coffer-server.service", "coffer-agent.service", "coffer-agent-once.service"):
             with open(os.path.join(ROOT, "deploy", "systemd", unit)) as f:

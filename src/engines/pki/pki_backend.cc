@@ -465,6 +465,10 @@ void PkiBackend::Cleanup() {
   InvalidateIssuers();
   InvalidateUrls();
   InvalidateCrlConfig();
+  {
+    MutexLock l(&counts_mu_);
+    counts_ = {};
+  }
   MutexLock l(&mu_);
   roles_.clear();
   ++roles_generation_;

@@ -24,6 +24,7 @@
 #include <openssl/x509v3.h>
 
 #include <atomic>
+#include <chrono>
 #include <map>
 #include <memory>
 #include <string>
@@ -218,6 +219,9 @@ class PkiBackend final : public core::framework::FrameworkBackend {
   void Cleanup() override;
   // A lease of a role with generate_lease expired or was revoked: revokes its certificate.
   absl::Status RevokeLease(core::Request& req, const boost::json::object& internal) override;
+  // coffer.pki.issuer.not_after_seconds for each issuer (from the issuer cache) and
+  // coffer.pki.certificates.{stored,revoked} (pki_metrics.cc).
+  void AppendMetrics(std::vector<core::MetricSample>& out) override;
 
   // Stores a certificate record directly (bench/pki_scale fills a mount this way).
   // `der` is the certificate's DER when the caller has it already (else it is encoded here).
@@ -371,6 +375,16 @@ class PkiBackend final : public core::framework::FrameworkBackend {
   // One CRL build at a time: it serializes the read-modify-write of crls/<issuer> in storage
   // (the CRL number); it guards no member.
   Mutex crl_mu_;
+
+  // The certificate counts of AppendMetrics (pki_metrics.cc): counted by listing certs/ and
+  // revoked/, reused until the listing is due again. One count at a time.
+  struct CertCounts {
+    bool valid = false;
+    int64_t stored = 0, revoked = 0;
+    std::chrono::steady_clock::time_point due;  // when the next read counts again
+  };
+  Mutex counts_mu_;
+  CertCounts counts_ ABSL_GUARDED_BY(counts_mu_);
 
   Mutex tidy_mu_;
   TidyStatus tidy_status_ ABSL_GUARDED_BY(tidy_mu_);

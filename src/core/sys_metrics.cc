@@ -1,0 +1,100 @@
+// What a read of sys/metrics computes besides the recorded request and audit metrics: the seal
+// and HA state, the storage latencies (TimedStorage), the tokens by policy (a usage gauge, as
+// Vault's vault.token.count.by_policy) and the gauges each mounted backend reports
+// (Backend::AppendMetrics: the PKI issuers' expiry and certificate counts).
+#include <algorithm>
+
+#include "core/core.h"
+#include "util/log.h"
+#include "util/status.h"
+
+namespace coffer::core {
+namespace {
+// The token walk of one usage gauge computation reads at most this many entries (about a
+// second of work), however many tokens there are.
+constexpr size_t kMaxTokensCounted = 100000;
+}  // namespace
+
+Scrape Core::ScrapeMetrics() {
+  Scrape out;
+  out.gauges.push_back({.name = "coffer.core.unsealed",
+                        .help = "1 when the server is unsealed, 0 when sealed.",
+                        .value = sealed_ ? 0.0 : 1.0});
+  // One server, no standbys: HA is not enabled and this server is the active one.
+  out.gauges.push_back({.name = "coffer.core.ha_enabled",
+                        .help = "1 when the server runs in an HA cluster with standbys.",
+                        .value = 0});
+  out.gauges.push_back({.name = "coffer.core.active",
+                        .help = "1 when this server is the active node and serves requests.",
+                        .value = 1});
+
+  for (int op = 0; op < storage::TimedStorage::kNumOps; ++op) {
+    const auto o = static_cast<storage::TimedStorage::Op>(op);
+    out.histograms.push_back(
+        {.prometheus_name = "coffer_storage_operation_seconds",
+         .json_name = "coffer.storage.operation",
+         .help = "Latency of the storage backend's operations, under the barrier, by operation.",
+         .labels = {{"op", std::string(storage::TimedStorage::kOpNames[op])}},
+         .snapshot = timed_physical_->histogram(o).Read()});
+  }
+
+  if (opts_.usage_gauge_period > 0) {
+    auto tokens = metrics_.UsageGauges(
+        opts_.clock->NowUnix(), opts_.usage_gauge_period,
+        [this]() -> absl::StatusOr<std::vector<MetricSample>> {
+          bool complete = true;
+          ASSIGN_OR_RETURN(auto counts, tokens_->CountByPolicy(kMaxTokensCounted, &complete));
+          if (!complete)
+            log::Warn("metrics: tokens by policy counted over the first tokens only",
+                      {{"tokens_counted", std::to_string(kMaxTokensCounted)}});
+          std::vector<std::pair<std::string, int64_t>> sorted(counts.begin(), counts.end());
+          // Vault keeps the largest values when a gauge has more label values than
+          // maximum_gauge_cardinality.
+          std::stable_sort(sorted.begin(), sorted.end(),
+                           [](const auto& a, const auto& b) { return a.second > b.second; });
+          if (opts_.maximum_gauge_cardinality > 0 &&
+              sorted.size() > static_cast<size_t>(opts_.maximum_gauge_cardinality))
+            sorted.resize(static_cast<size_t>(opts_.maximum_gauge_cardinality));
+          std::sort(sorted.begin(), sorted.end());
+          std::vector<MetricSample> samples;
+          samples.reserve(sorted.size());
+          for (auto& [policy, n] : sorted)
+            samples.push_back({.name = "coffer.token.count.by_policy",
+                               .help = "Live tokens by policy (a token counts under each of its "
+                                       "policies), recomputed every usage_gauge_period.",
+                               .labels = {{"policy", policy}},
+                               .value = static_cast<double>(n)});
+          return samples;
+        });
+    if (tokens.ok()) {
+      out.gauges.insert(out.gauges.end(), tokens->begin(), tokens->end());
+    } else {
+      log::Warn("metrics: counting the tokens by policy failed", {{"error", Msg(tokens.status())}});
+    }
+  }
+
+  std::vector<std::shared_ptr<Mount>> mounts;
+  {
+    ReaderMutexLock l(&mounts_mu_);
+    mounts.reserve(mounts_.size());
+    for (const auto& [path, m] : mounts_)
+      if (m->backend) mounts.push_back(m);  // "sys/" has none: the system backend is apart
+  }
+  for (const auto& m : mounts) {
+    std::vector<MetricSample> samples;
+    {
+      // Under the gate, as a request: a mount being disabled or replaced waits for this, and a
+      // retired backend (Cleanup() done) is not asked.
+      ReaderMutexLock gate(&m->gate->mu);
+      if (m->gate->retired) continue;
+      m->backend->AppendMetrics(samples);
+    }
+    for (MetricSample& s : samples) {
+      s.labels.insert(s.labels.begin(), {"mount", m->entry.path});
+      out.gauges.push_back(std::move(s));
+    }
+  }
+  return out;
+}
+
+}  // namespace coffer::core

@@ -1,0 +1,75 @@
+// The PKI engine's gauges in sys/metrics: each issuer's notAfter, so that an alert on a CA about
+// to expire is one line of PromQL, and how many certificates the mount stores and has revoked.
+//
+// The issuers come from the issuer cache (their notAfter was parsed when they were loaded, and
+// InvalidateIssuers drops them with the rest). The counts list certs/ and revoked/ a page at a
+// time (names only: no record is read or decrypted), and a count is reused until twenty times the
+// time it took has passed: a small mount is counted afresh at every read, and counting a large
+// one costs at most a twentieth of one core however often the metrics are read.
+#include "engines/pki/pki_internal.h"
+#include "util/status.h"
+
+namespace coffer::engines::pki {
+namespace {
+
+// How long a count is reused, as a multiple of the time it took.
+constexpr int kCountReuseFactor = 20;
+
+absl::StatusOr<int64_t> CountKeys(storage::Storage* s, std::string_view prefix) {
+  int64_t n = 0;
+  std::string after;
+  for (;;) {
+    ASSIGN_OR_RETURN(auto names, s->List(prefix, after, kPage));
+    n += static_cast<int64_t>(names.size());
+    if (names.size() < kPage) return n;
+    after = names.back();
+  }
+}
+
+}  // namespace
+
+void PkiBackend::AppendMetrics(std::vector<core::MetricSample>& out) {
+  storage::Storage* s = config_.storage;
+  if (!s) return;
+  auto issuers = AllIssuers(s);
+  if (issuers.ok()) {
+    for (const auto& is : *issuers)
+      out.push_back({.name = "coffer.pki.issuer.not_after_seconds",
+                     .help = "The issuer certificate's notAfter, in unix seconds.",
+                     .labels = {{"issuer_id", is->id}, {"issuer_name", is->name}},
+                     .value = static_cast<double>(is->not_after)});
+  } else {
+    config_.LogWarn(Cat("pki metrics: the issuers could not be loaded: ", Msg(issuers.status())));
+  }
+
+  CertCounts counts;
+  {
+    MutexLock l(&counts_mu_);
+    const auto start = std::chrono::steady_clock::now();
+    if (!counts_.valid || start >= counts_.due) {
+      auto stored = CountKeys(s, "certs/");
+      auto revoked = stored.ok() ? CountKeys(s, "revoked/") : stored;
+      if (!stored.ok() || !revoked.ok()) {
+        config_.LogWarn(Cat("pki metrics: counting the certificates failed: ",
+                            Msg(stored.ok() ? revoked.status() : stored.status())));
+        counts_.valid = false;
+        return;
+      }
+      const auto end = std::chrono::steady_clock::now();
+      counts_ = {.valid = true,
+                 .stored = *stored,
+                 .revoked = *revoked,
+                 .due = end + (end - start) * kCountReuseFactor};
+    }
+    counts = counts_;
+  }
+  out.push_back({.name = "coffer.pki.certificates.stored",
+                 .help = "Certificates stored in the mount (certs/, revoked ones included).",
+                 .value = static_cast<double>(counts.stored)});
+  out.push_back(
+      {.name = "coffer.pki.certificates.revoked",
+       .help = "Revoked certificates the mount keeps (revoked/, until tidy removes them).",
+       .value = static_cast<double>(counts.revoked)});
+}
+
+}  // namespace coffer::engines::pki
