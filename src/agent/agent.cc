@@ -464,7 +464,7 @@ void Agent::Run(const std::atomic<bool>* stop) {
         have_token_ttl = true;
         token.attempt = 0;
         // A token without TTL (root-like) is looked at again in an hour.
-        token.next = now_ms() + (*ttl > 0 ? *ttl * 500 : 3600 * 1000);
+        token.next = now_ms() + (*ttl > 0 ? *ttl * 500 : int64_t{3600} * 1000);
       }
     }
     for (size_t i = 0; i < certs.size(); ++i) {
@@ -492,7 +492,7 @@ void Agent::Run(const std::atomic<bool>* stop) {
         continue;
       }
       secrets[i].attempt = 0;
-      secrets[i].next = now_ms() + 3600 * 1000;  // picked up again hourly (rotations)
+      secrets[i].next = now_ms() + int64_t{3600} * 1000;  // picked up again hourly (rotations)
     }
     Ms wake = token.next;
     for (const auto& it : certs) wake = std::min(wake, it.next);

@@ -57,7 +57,8 @@ absl::StatusOr<std::optional<json::object>> ReadMaybe(const http::Api& api, std:
 
 // An object written whole at `path` (a role, a token role): created when missing, rewritten
 // when a field we set differs.
-Step ObjectStep(const http::Api& api, std::string what, std::string path, json::object body) {
+Step ObjectStep(const http::Api& api, std::string what, const std::string& path,
+                const json::object& body) {
   Step st;
   st.what = std::move(what);
   st.check = [&api, path, body]() -> absl::StatusOr<std::string> {

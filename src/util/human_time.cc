@@ -7,9 +7,11 @@
 namespace coffer {
 namespace {
 
+constexpr int64_t kMinute = 60, kHour = 3600, kDay = 86400, kYear = 365 * kDay;
+
 std::tm Utc(int64_t t) {
   std::tm tm{};
-  const std::time_t tt = static_cast<std::time_t>(t);
+  const auto tt = static_cast<std::time_t>(t);
   gmtime_r(&tt, &tm);
   return tm;
 }
@@ -61,11 +63,11 @@ std::string KubeadmResidual(int64_t unix_seconds, int64_t now) {
   // kubeadm prints the duration rounded down to its largest unit (duration.ShortHumanDuration).
   if (unix_seconds <= now) return "<invalid>";
   const int64_t s = unix_seconds - now;
-  if (s < 120) return Cat(s, "s");
-  if (s < 3600 * 2) return Cat(s / 60, "m");
-  if (s < 86400 * 2) return Cat(s / 3600, "h");
-  if (s < 86400 * 365 * 2) return Cat(s / 86400, "d");
-  return Cat(s / (86400 * 365), "y");
+  if (s < 2 * kMinute) return Cat(s, "s");
+  if (s < 2 * kHour) return Cat(s / kMinute, "m");
+  if (s < 2 * kDay) return Cat(s / kHour, "h");
+  if (s < 2 * kYear) return Cat(s / kDay, "d");
+  return Cat(s / kYear, "y");
 }
 
 }  // namespace coffer
