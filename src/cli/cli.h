@@ -23,6 +23,7 @@ struct ClientFlags {
   std::string wrap_ttl;    // -wrap-ttl (env VAULT_WRAP_TTL): ask for the response wrapped
   bool wrap_flag = false;  // set by ResolveWrapped: -wrap-ttl and VAULT_WRAP_TTL apply
   bool skip_verify = false;
+  std::string client_cert, client_key;  // -client-cert/-client-key (VAULT_CLIENT_CERT/KEY)
   bool output_curl_string = false;  // -output-curl-string: print the request as curl, send nothing
 };
 

@@ -2,9 +2,11 @@
 #include <sys/stat.h>
 
 #include <cstdlib>
+#include <ctime>
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <set>
 #include <sstream>
 
 #include "boost/json.hpp"
@@ -12,6 +14,7 @@
 #include "cli/client_util.h"
 #include "http/client.h"
 #include "util/duration.h"
+#include "util/human_time.h"
 #include "util/status.h"
 
 namespace coffer::cli {
@@ -66,6 +69,10 @@ http::ClientOptions Resolve(const ClientFlags& f) {
   o.ca_cert = !f.ca_cert.empty() ? f.ca_cert : Env("COFFER_CACERT", "VAULT_CACERT");
   std::string skip = Env("COFFER_SKIP_VERIFY", "VAULT_SKIP_VERIFY");
   o.skip_verify = f.skip_verify || skip == "1" || skip == "true";
+  o.client_cert_file =
+      !f.client_cert.empty() ? f.client_cert : Env("COFFER_CLIENT_CERT", "VAULT_CLIENT_CERT");
+  o.client_key_file =
+      !f.client_key.empty() ? f.client_key : Env("COFFER_CLIENT_KEY", "VAULT_CLIENT_KEY");
   o.token = Env("COFFER_TOKEN", "VAULT_TOKEN");
   if (o.token.empty()) o.token = ReadTokenFile();
   // Only the single-request commands that take -wrap-ttl (AddWrapFlag) wrap: a command that
@@ -206,7 +213,22 @@ int PrintSecret(const json::object& resp, const std::string& format, const std::
   }
   if (data && data->is_object()) {
     std::vector<std::pair<std::string, std::string>> fields;
-    for (const auto& [k, v] : data->as_object()) fields.emplace_back(std::string(k), ValueText(v));
+    // Times a person reads (the table only; json/yaml keep the API's numbers): TTLs as
+    // durations as vault's table shows them, expiries as a date plus what remains.
+    static const std::set<std::string_view> kTtls = {
+        "ttl",       "creation_ttl",      "explicit_max_ttl",       "period",
+        "token_ttl", "token_max_ttl",     "token_explicit_max_ttl", "token_period",
+        "max_ttl",   "wrapping_token_ttl"};
+    static const std::set<std::string_view> kExpiries = {"expiration", "not_after",
+                                                         "revocation_time"};
+    const int64_t now = std::time(nullptr);
+    for (const auto& [k, v] : data->as_object()) {
+      std::string text = ValueText(v);
+      if (v.is_int64() && kTtls.count(k)) text = TtlText(v.as_int64());
+      if (v.is_int64() && v.as_int64() > 0 && kExpiries.count(k))
+        text = ExpiryText(v.as_int64(), now);
+      fields.emplace_back(std::string(k), std::move(text));
+    }
     std::sort(fields.begin(), fields.end());
     rows.insert(rows.end(), fields.begin(), fields.end());
   }
@@ -335,6 +357,11 @@ void AddClientFlags(CLI::App* app, ClientFlags* f) {
   app->add_option("--ca-cert", f->ca_cert, "CA certificate file (env COFFER_CACERT, VAULT_CACERT)");
   app->add_flag("--tls-skip-verify", f->skip_verify,
                 "Do not verify the server certificate (insecure)");
+  app->add_option("--client-cert", f->client_cert,
+                  "Client certificate (PEM) for a server that asks for one (env "
+                  "COFFER_CLIENT_CERT, VAULT_CLIENT_CERT)");
+  app->add_option("--client-key", f->client_key,
+                  "The client certificate's key (env COFFER_CLIENT_KEY, VAULT_CLIENT_KEY)");
   app->add_option("--format", f->format,
                   "Output format: table, json, yaml or pretty (env COFFER_FORMAT, VAULT_FORMAT)");
   app->add_flag("--output-curl-string", f->output_curl_string,

@@ -7,6 +7,7 @@
 #include "cluster/setup.h"
 #include "util/duration.h"
 #include "util/files.h"
+#include "util/progress.h"
 #include "util/status.h"
 
 namespace coffer::cli {
@@ -135,6 +136,8 @@ void RegisterClusterCommands(CLI::App& app, int* exit_code) {
     o.csr_dir = a->csr_dir;
     o.init_token_dir = a->init_token_dir;
     o.dry_run = a->dry_run;
+    o.progress = &std::cerr;
+    o.progress_tty = StderrIsTerminal();
     auto r = cluster::Setup(api, o, std::cout);
     if (!r.ok()) *exit_code = Fail(r.status());
   });

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -16,6 +17,7 @@
 #include "cli/output.h"
 #include "crypto/x509.h"
 #include "util/files.h"
+#include "util/human_time.h"
 #include "util/status.h"
 
 namespace coffer::cli {
@@ -90,8 +92,10 @@ void IssueOrSign(PkiArgs* a, bool sign, int* exit_code) {
     return;
   }
   if (wrote) {
+    const auto& exp = d.at("expiration");
     std::cout << "Success! serial " << ValueText(d.at("serial_number")) << ", expires "
-              << ValueText(d.at("expiration")) << "\n";
+              << (exp.is_int64() ? ExpiryText(exp.as_int64(), std::time(nullptr)) : ValueText(exp))
+              << "\n";
     return;
   }
   *exit_code = PrintSecret(*body, Format(a->flags), a->field);

@@ -44,6 +44,9 @@ http::ListenerOptions ToListenerOptions(const config::ListenerConfig& c) {
   o.tls_cert_file = c.tls_cert_file;
   o.tls_key_file = c.tls_key_file;
   o.tls_min_version = c.tls_min_version;
+  o.tls_client_ca_file = c.tls_client_ca_file;
+  o.require_client_cert = c.tls_require_and_verify_client_cert;
+  o.disable_client_certs = c.tls_disable_client_certs;
   o.read_header_timeout = c.read_header_timeout;
   o.read_timeout = c.read_timeout;
   o.idle_timeout = c.idle_timeout;

@@ -10,6 +10,7 @@
 #include "util/encoding.h"
 #include "util/files.h"
 #include "util/human_time.h"
+#include "util/progress.h"
 #include "util/status.h"
 
 namespace coffer::cluster {
@@ -382,7 +383,10 @@ absl::StatusOr<int> Setup(const http::Api& api, const SetupOptions& o, std::ostr
 
   // Plan, then apply.
   std::vector<std::pair<const Step*, std::string>> plan;
+  Progress checking(o.progress, o.progress_tty, "checking", steps.size());
+  size_t checked = 0;
   for (const auto& st : steps) {
+    checking.Set(checked++);
     auto c = st.check();
     if (!c.ok()) {
       // Dry run against a fresh server: checks of objects under mounts that do not exist yet.
@@ -394,6 +398,8 @@ absl::StatusOr<int> Setup(const http::Api& api, const SetupOptions& o, std::ostr
     }
     if (!c->empty()) plan.emplace_back(&st, *c);
   }
+  checking.Set(checked);
+  checking.Finish();
   if (plan.empty()) {
     out << "cluster " << s.name << ": no changes\n";
     return 0;
@@ -403,7 +409,9 @@ absl::StatusOr<int> Setup(const http::Api& api, const SetupOptions& o, std::ostr
   if (o.dry_run) return static_cast<int>(plan.size());
   out << "Applying:\n";
   int done = 0;
+  Progress applying(o.progress, o.progress_tty, "applying", plan.size());
   for (const auto& [st, action] : plan) {
+    applying.Set(static_cast<size_t>(done));
     absl::Status applied = st->apply();
     if (!applied.ok())
       return absl::Status(applied.code(),
@@ -412,6 +420,8 @@ absl::StatusOr<int> Setup(const http::Api& api, const SetupOptions& o, std::ostr
     ++done;
     out << "  done " << action << ": " << st->what << "\n";
   }
+  applying.Set(static_cast<size_t>(done));
+  applying.Finish();
   out << "cluster " << s.name << ": " << done << " changes made\n";
   return done;
 }

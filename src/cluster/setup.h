@@ -19,6 +19,9 @@ struct SetupOptions {
   std::string csr_dir = ".";
   std::string init_token_dir;  // writes <node>.token here (0600); empty: no init tokens
   bool dry_run = false;
+  // Where a progress bar goes (stderr in the CLI; null: none) and whether it is a terminal.
+  std::ostream* progress = nullptr;
+  bool progress_tty = false;
 };
 
 // Returns the number of changes made (or planned, with dry_run).

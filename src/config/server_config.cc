@@ -294,6 +294,12 @@ absl::StatusOr<ServerConfig> ParseServerConfig(std::string_view text, std::strin
               ASSIGN_OR_RETURN(lo.tls_cert_file, AsString(o));
             } else if (o.key == "tls_key_file") {
               ASSIGN_OR_RETURN(lo.tls_key_file, AsString(o));
+            } else if (o.key == "tls_client_ca_file") {
+              ASSIGN_OR_RETURN(lo.tls_client_ca_file, AsString(o));
+            } else if (o.key == "tls_require_and_verify_client_cert") {
+              ASSIGN_OR_RETURN(lo.tls_require_and_verify_client_cert, AsBool(o));
+            } else if (o.key == "tls_disable_client_certs") {
+              ASSIGN_OR_RETURN(lo.tls_disable_client_certs, AsBool(o));
             } else if (o.key == "tls_min_version") {
               ASSIGN_OR_RETURN(lo.tls_min_version, AsString(o));
               if (lo.tls_min_version != "tls12" && lo.tls_min_version != "tls13")
@@ -323,6 +329,8 @@ absl::StatusOr<ServerConfig> ParseServerConfig(std::string_view text, std::strin
               return Unknown(
                   o, "listener \"tcp\"",
                   "address, tls_disable, tls_cert_file, tls_key_file, tls_min_version, "
+                  "tls_client_ca_file, tls_require_and_verify_client_cert, "
+                  "tls_disable_client_certs, "
                   "http_read_header_timeout, http_read_timeout, http_idle_timeout, "
                   "http_unauthenticated_idle_timeout, max_request_size, "
                   "max_json_depth, max_json_string_value_length, "
@@ -331,6 +339,14 @@ absl::StatusOr<ServerConfig> ParseServerConfig(std::string_view text, std::strin
                   "custom_response_headers");
             }
           }
+          if (lo.tls_require_and_verify_client_cert && lo.tls_disable_client_certs)
+            return At(l,
+                      "tls_require_and_verify_client_cert and tls_disable_client_certs contradict "
+                      "each other");
+          if (lo.tls_require_and_verify_client_cert && lo.tls_client_ca_file.empty())
+            return At(l,
+                      "tls_require_and_verify_client_cert needs tls_client_ca_file (the CA that "
+                      "signs the clients' certificates)");
           if (!lo.tls_disable && (lo.tls_cert_file.empty() || lo.tls_key_file.empty()))
             return At(
                 l, "listener \"tcp\" needs tls_cert_file and tls_key_file, or tls_disable = true");
@@ -424,7 +440,10 @@ absl::StatusOr<ServerConfig> ParseServerConfig(std::string_view text, std::strin
         }
       } else if (it.key == "disable_mlock" || it.key == "ui" || it.key == "cluster_addr" ||
                  it.key == "cluster_name" || it.key == "pid_file") {
-        // Vault settings with no effect here; accepted so existing configs load.
+        // Vault settings with no effect here; accepted so existing configs load, with a warning
+        // so nobody believes they act.
+        cfg.warnings.push_back(Cat("line ", it.line, ": \"", it.key,
+                                   "\" is a Vault setting Coffer accepts but does not honour"));
       } else {
         return Unknown(
             it, "",

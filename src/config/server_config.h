@@ -29,7 +29,12 @@ struct ListenerConfig {
   bool tls_disable = false;
   std::string tls_cert_file;
   std::string tls_key_file;
-  std::string tls_min_version = "tls12";         // tls12 | tls13
+  std::string tls_min_version = "tls12";  // tls12 | tls13
+  // Client certificates (mTLS): verified against this CA file when a client presents one;
+  // required from every client with tls_require_and_verify_client_cert.
+  std::string tls_client_ca_file;
+  bool tls_require_and_verify_client_cert = false;
+  bool tls_disable_client_certs = false;
   std::chrono::seconds read_header_timeout{10};  // http_read_header_timeout
   std::chrono::seconds read_timeout{30};         // http_read_timeout
   std::chrono::seconds idle_timeout{300};        // http_idle_timeout

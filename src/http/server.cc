@@ -132,6 +132,25 @@ absl::StatusOr<std::shared_ptr<ssl::context>> MakeTlsContext(const ListenerOptio
   if (SSL_CTX_check_private_key(ctx->native_handle()) != 1)
     return absl::InvalidArgumentError(
         "tls_key_file does not match the certificate in tls_cert_file");
+  if (l.require_client_cert && l.tls_client_ca_file.empty())
+    return absl::InvalidArgumentError(
+        "tls_require_and_verify_client_cert needs tls_client_ca_file");
+  if (!l.tls_client_ca_file.empty() && !l.disable_client_certs) {
+    ctx->load_verify_file(l.tls_client_ca_file, ec);
+    if (ec)
+      return absl::InvalidArgumentError(
+          Cat("cannot load tls_client_ca_file ", l.tls_client_ca_file, ": ", ec.message()));
+    // The CA names sent in the CertificateRequest, so a client with several certificates
+    // picks the right one.
+    STACK_OF(X509_NAME)* names = SSL_load_client_CA_file(l.tls_client_ca_file.c_str());
+    if (names != nullptr) SSL_CTX_set_client_CA_list(ctx->native_handle(), names);
+    ctx->set_verify_mode(l.require_client_cert ? ssl::verify_peer | ssl::verify_fail_if_no_peer_cert
+                                               : ssl::verify_peer);
+    // Resumed sessions skip the certificate check: a session id context is required for them
+    // with verify_peer.
+    static const unsigned char kSid[] = "coffer";
+    SSL_CTX_set_session_id_context(ctx->native_handle(), kSid, sizeof(kSid) - 1);
+  }
   return ctx;
 }
 

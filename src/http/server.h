@@ -46,6 +46,12 @@ struct ListenerOptions {
   std::string tls_cert_file;
   std::string tls_key_file;
   std::string tls_min_version = "tls12";  // tls12 | tls13
+  // mTLS: with a client CA file, a client certificate is asked for and, when presented, must
+  // chain to it (else the handshake fails); with require_client_cert every client must present
+  // one. disable_client_certs never asks.
+  std::string tls_client_ca_file;
+  bool require_client_cert = false;
+  bool disable_client_certs = false;
   // Vault's listener timeouts: time to read a request's headers once its first byte arrived,
   // to read its body, and to wait on an idle keep-alive connection.
   std::chrono::seconds read_header_timeout{10};

@@ -12,7 +12,7 @@ import stat
 import subprocess
 import unittest
 
-from harness import ServerTest
+from harness import COFFER_BIN, ServerTest
 
 NODES = ["etcd-1:etcd:127.0.0.11", "cp-1:control-plane:10.0.0.2", "w-1:worker:10.0.0.3",
          "w-2:worker:10.0.0.4"]
@@ -299,6 +299,29 @@ class ClusterSetup(ServerTest):
         self.assertEqual(read(marker), "renewed")
         self.assertIn("agent: ran renewal hook certificate=kubelet", p.stderr)
         self.assertNotIn(key_before.splitlines()[1], p.stderr)  # the key is never logged
+
+    def test_progress_for_many_nodes(self):
+        """Plain progress lines on a non-terminal stderr, a bar redrawn in place on a terminal."""
+        s = self.server().start()
+        s.init_and_unseal(1, 1)
+        nodes = []
+        for i in range(70):
+            nodes += ["--node", f"w-{i}:worker:10.1.{i // 250}.{i % 250 + 1}"]
+        p = s.cli("cluster", "setup", "big", *nodes, token=s.root)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertRegex(p.stderr, r"checking: \d+/\d+ \(10%\) ETA \d+s")
+        self.assertRegex(p.stderr, r"applying: (\d+)/\1 \(100%\) in [\d.]+s")
+        self.assertNotIn("\r", p.stderr)
+        self.assertNotIn("applying", p.stdout)  # the plan and its changes stay on stdout
+        # On a terminal (script(1) gives the command one): a bar with \r redraws.
+        env = dict(os.environ, COFFER_ADDR=s.addr, COFFER_CACERT=s.ca, COFFER_TOKEN=s.root)
+        cmd = " ".join([COFFER_BIN, "cluster", "setup", "big2", *nodes, ">/dev/null"])
+        t = subprocess.run(["script", "-qec", cmd, "/dev/null"], capture_output=True, env=env,
+                           timeout=120)
+        out = t.stdout.decode(errors="replace")
+        self.assertEqual(t.returncode, 0, out)
+        self.assertIn("\rchecking [", out)
+        self.assertRegex(out, r"\rapplying \[#{30}\] (\d+)/\1 100% in [\d.]+s")
 
     def test_what_each_token_may_not_do(self):
         s = self.server().start()
