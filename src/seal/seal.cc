@@ -55,6 +55,12 @@ absl::StatusOr<SealConfig> ParseSealConfig(std::string_view text) {
       !ReadCount(o, "recovery_shares", 1, 255, &c.recovery_shares) ||
       !ReadCount(o, "recovery_threshold", 1, 255, &c.recovery_threshold))
     return absl::DataLossError("seal configuration is corrupt: a share count is out of range");
+  // An auto seal stores the root key itself: its secret_* are 1 whether written or not (the
+  // serializer always writes them, so a parsed config serializes to one that parses again).
+  if (c.recovery()) {
+    if (c.secret_shares == 0) c.secret_shares = 1;
+    if (c.secret_threshold == 0) c.secret_threshold = 1;
+  }
   if (c.shares() < 1 || c.threshold() < 1 || c.threshold() > c.shares())
     return absl::DataLossError("seal configuration is corrupt: no valid shares and threshold");
   return c;
