@@ -150,7 +150,8 @@ void RegisterClusterCommands(CLI::App& app, int* exit_code) {
   status->add_option("--soonest", a->soonest, "How many certificates to list (10)");
   status->callback([a, exit_code] {
     http::Api api(Resolve(a->flags));
-    auto st = cluster::Status(api, a->cluster, a->soonest, std::time(nullptr), std::cout);
+    auto st = cluster::Status(api, a->cluster, a->soonest, std::time(nullptr), std::cout,
+                              &std::cerr, StderrIsTerminal());
     if (!st.ok()) *exit_code = Fail(st);
   });
 

@@ -73,11 +73,16 @@ Step ObjectStep(const http::Api& api, std::string what, const std::string& path,
 
 // Live node tokens, found through the accessor list (an admin tool: O(tokens) lookups).
 absl::StatusOr<std::map<std::string, json::object>> NodeTokens(const http::Api& api,
-                                                               const ClusterSpec& s) {
+                                                               const ClusterSpec& s,
+                                                               std::ostream* progress = nullptr,
+                                                               bool tty = false) {
   std::map<std::string, json::object> out;
   ASSIGN_OR_RETURN(auto accessors, api.List("auth/token/accessors"));
   const std::string prefix = Cat(s.name, "-node-");
+  Progress bar(progress, tty, "tokens", accessors.size());
+  size_t looked_up = 0;
   for (const auto& a : accessors) {
+    bar.Set(looked_up++);
     auto r = api.Write("auth/token/lookup-accessor", json::object{{"accessor", a}});
     if (!r.ok()) continue;  // revoked meanwhile
     const json::value* d = r->if_contains("data");
@@ -88,6 +93,8 @@ absl::StatusOr<std::map<std::string, json::object>> NodeTokens(const http::Api& 
     if (rn.substr(0, prefix.size()) != prefix) continue;
     out[std::string(rn.substr(prefix.size()))] = d->as_object();
   }
+  bar.Set(accessors.size());
+  bar.Finish();
   return out;
 }
 
@@ -439,7 +446,7 @@ absl::Status ImportCa(const http::Api& api, const std::string& cluster, const st
 }
 
 absl::Status Status(const http::Api& api, const std::string& cluster, int soonest, int64_t now,
-                    std::ostream& out) {
+                    std::ostream& out, std::ostream* progress, bool progress_tty) {
   ASSIGN_OR_RETURN(ClusterSpec s, LoadSpec(api, cluster));
   out << "Cluster " << s.name << " (keys " << s.key_type
       << (s.key_type == "ed25519" ? "" : Cat("-", s.key_bits)) << ", leaf TTL "
@@ -469,7 +476,7 @@ absl::Status Status(const http::Api& api, const std::string& cluster, int soones
     out << "\n";
   }
   out << "\nNodes:\n";
-  ASSIGN_OR_RETURN(auto holders, NodeTokens(api, s));
+  ASSIGN_OR_RETURN(auto holders, NodeTokens(api, s, progress, progress_tty));
   for (const auto& n : s.nodes) {
     out << "  " << n.name << " [";
     for (size_t i = 0; i < n.roles.size(); ++i) out << (i ? "+" : "") << n.roles[i];
@@ -488,6 +495,15 @@ absl::Status Status(const http::Api& api, const std::string& cluster, int soones
     std::string mount, serial, cn;
   };
   std::vector<Entry> top;
+  // The bar's total is what each mount's tidy-status counts (certs/ names); a mount that cannot
+  // say counts as empty, and the bar then only ends later than it showed.
+  size_t total = 0, seen = 0;
+  for (Ca ca : kCas) {
+    auto t = api.Read(Cat(MountPath(s, ca), "/tidy-status"));
+    const json::value* n = t.ok() ? t->if_contains("cert_store_current_entry_count") : nullptr;
+    if (n && n->is_int64() && n->as_int64() > 0) total += static_cast<size_t>(n->as_int64());
+  }
+  Progress bar(progress, progress_tty, "certificates", total);
   for (Ca ca : kCas) {
     const std::string mount = MountPath(s, ca);
     std::string after;
@@ -515,10 +531,13 @@ absl::Status Status(const http::Api& api, const std::string& cluster, int soones
                   [](const Entry& a, const Entry& b) { return a.expiration < b.expiration; });
         if (top.size() > static_cast<size_t>(soonest)) top.pop_back();
       }
+      seen += keys.size();
+      bar.Set(std::min(seen, total));
       if (keys.size() < 1000) break;
       after = std::string(keys.back().as_string());
     }
   }
+  bar.Finish();
   out << "\nCertificates expiring soonest:\n";
   if (top.empty()) out << "  (none stored)\n";
   for (const auto& e : top)

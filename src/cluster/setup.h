@@ -36,9 +36,10 @@ absl::Status ImportCa(const http::Api& api, const std::string& cluster, const st
 absl::StatusOr<ClusterSpec> LoadSpec(const http::Api& api, const std::string& cluster);
 
 // Prints the CAs with expiry, the roles, the nodes holding tokens and the `soonest` certificates
-// expiring soonest.
+// expiring soonest. The token walk and the certificate pages report to `progress` when given (a
+// bar when `progress_tty`), so a large cluster's status shows how far it is.
 absl::Status Status(const http::Api& api, const std::string& cluster, int soonest, int64_t now,
-                    std::ostream& out);
+                    std::ostream& out, std::ostream* progress = nullptr, bool progress_tty = false);
 
 // Makes a fresh init token for one node (num_uses 1), for a node re-installed or never booted.
 absl::StatusOr<std::string> NewInitToken(const http::Api& api, const ClusterSpec& s,

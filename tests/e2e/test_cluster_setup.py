@@ -323,6 +323,41 @@ class ClusterSetup(ServerTest):
         self.assertIn("\rchecking [", out)
         self.assertRegex(out, r"\rapplying \[#{30}\] (\d+)/\1 100% in [\d.]+s")
 
+        # cluster status of a large store: the token walk and the certificate pages show progress,
+        # the certificates' total from tidy-status (Vault's cert_store_current_entry_count).
+        st, _, _ = s.request("POST", "big/pki/kubernetes/roles/bulk", token=s.root,
+                             body={"allow_any_name": True, "key_type": "ec", "key_bits": 256,
+                                   "ttl": "2h", "no_store": False})
+        self.assertIn(st, (200, 204))
+        for i in range(210):
+            st, body, _ = s.request("POST", "big/pki/kubernetes/issue/bulk", token=s.root,
+                                    body={"common_name": f"bulk-{i}"})
+            self.assertEqual(st, 200, body)
+        for i in range(210):
+            st, _, _ = s.request("POST", "auth/token/create", token=s.root, body={"ttl": "1h"})
+            self.assertEqual(st, 200)
+        st, body, _ = s.request("GET", "big/pki/kubernetes/tidy-status", token=s.root)
+        self.assertEqual(st, 200)
+        stored = body["data"]["cert_store_current_entry_count"]
+        self.assertGreaterEqual(stored, 210)  # the bulk ones, and the CA's own
+        self.assertEqual(body["data"]["revoked_cert_current_entry_count"], 0)
+        p = s.cli("cluster", "status", "big", token=s.root)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertRegex(p.stderr, r"tokens: \d+/\d+ \(10%\) ETA \d+s")
+        self.assertRegex(p.stderr, r"tokens: (\d+)/\1 \(100%\) in [\d.]+s")
+        total = re.search(r"certificates: (\d+)/\1 \(100%\) in [\d.]+s", p.stderr)
+        self.assertIsNotNone(total, p.stderr)
+        self.assertGreaterEqual(int(total.group(1)), stored)  # the other mounts' too
+        self.assertIn("bulk-0", p.stdout)  # the soonest ones, on stdout as before
+        self.assertNotIn("certificates:", p.stdout)
+        cmd = " ".join([COFFER_BIN, "cluster", "status", "big", ">/dev/null"])
+        t = subprocess.run(["script", "-qec", cmd, "/dev/null"], capture_output=True, env=env,
+                           timeout=120)
+        out = t.stdout.decode(errors="replace")
+        self.assertEqual(t.returncode, 0, out)
+        self.assertRegex(out, r"\rtokens \[#{30}\] (\d+)/\1 100% in [\d.]+s")
+        self.assertRegex(out, r"\rcertificates \[#{30}\] (\d+)/\1 100% in [\d.]+s")
+
     def test_what_each_token_may_not_do(self):
         s = self.server().start()
         s.init_and_unseal(1, 1)

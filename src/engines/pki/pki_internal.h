@@ -376,13 +376,14 @@ class PkiBackend final : public core::framework::FrameworkBackend {
   // (the CRL number); it guards no member.
   Mutex crl_mu_;
 
-  // The certificate counts of AppendMetrics (pki_metrics.cc): counted by listing certs/ and
-  // revoked/, reused until the listing is due again. One count at a time.
+  // The certificate counts of AppendMetrics and tidy-status (pki_metrics.cc): counted by listing
+  // certs/ and revoked/, reused until the listing is due again. One count at a time.
   struct CertCounts {
     bool valid = false;
     int64_t stored = 0, revoked = 0;
     std::chrono::steady_clock::time_point due;  // when the next read counts again
   };
+  absl::StatusOr<CertCounts> Counts(storage::Storage* s);
   Mutex counts_mu_;
   CertCounts counts_ ABSL_GUARDED_BY(counts_mu_);
 

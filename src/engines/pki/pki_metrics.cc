@@ -1,5 +1,6 @@
 // The PKI engine's gauges in sys/metrics: each issuer's notAfter, so that an alert on a CA about
-// to expire is one line of PromQL, and how many certificates the mount stores and has revoked.
+// to expire is one line of PromQL, and how many certificates the mount stores and has revoked
+// (the counts also appear in tidy-status, under Vault's names).
 //
 // The issuers come from the issuer cache (their notAfter was parsed when they were loaded, and
 // InvalidateIssuers drops them with the rest). The counts list certs/ and revoked/ a page at a
@@ -28,6 +29,21 @@ absl::StatusOr<int64_t> CountKeys(storage::Storage* s, std::string_view prefix) 
 
 }  // namespace
 
+absl::StatusOr<PkiBackend::CertCounts> PkiBackend::Counts(storage::Storage* s) {
+  MutexLock l(&counts_mu_);
+  const auto start = std::chrono::steady_clock::now();
+  if (counts_.valid && start < counts_.due) return counts_;
+  counts_.valid = false;
+  ASSIGN_OR_RETURN(int64_t stored, CountKeys(s, "certs/"));
+  ASSIGN_OR_RETURN(int64_t revoked, CountKeys(s, "revoked/"));
+  const auto end = std::chrono::steady_clock::now();
+  counts_ = {.valid = true,
+             .stored = stored,
+             .revoked = revoked,
+             .due = end + (end - start) * kCountReuseFactor};
+  return counts_;
+}
+
 void PkiBackend::AppendMetrics(std::vector<core::MetricSample>& out) {
   storage::Storage* s = config_.storage;
   if (!s) return;
@@ -42,34 +58,18 @@ void PkiBackend::AppendMetrics(std::vector<core::MetricSample>& out) {
     config_.LogWarn(Cat("pki metrics: the issuers could not be loaded: ", Msg(issuers.status())));
   }
 
-  CertCounts counts;
-  {
-    MutexLock l(&counts_mu_);
-    const auto start = std::chrono::steady_clock::now();
-    if (!counts_.valid || start >= counts_.due) {
-      auto stored = CountKeys(s, "certs/");
-      auto revoked = stored.ok() ? CountKeys(s, "revoked/") : stored;
-      if (!stored.ok() || !revoked.ok()) {
-        config_.LogWarn(Cat("pki metrics: counting the certificates failed: ",
-                            Msg(stored.ok() ? revoked.status() : stored.status())));
-        counts_.valid = false;
-        return;
-      }
-      const auto end = std::chrono::steady_clock::now();
-      counts_ = {.valid = true,
-                 .stored = *stored,
-                 .revoked = *revoked,
-                 .due = end + (end - start) * kCountReuseFactor};
-    }
-    counts = counts_;
+  auto counts = Counts(s);
+  if (!counts.ok()) {
+    config_.LogWarn(Cat("pki metrics: counting the certificates failed: ", Msg(counts.status())));
+    return;
   }
   out.push_back({.name = "coffer.pki.certificates.stored",
                  .help = "Certificates stored in the mount (certs/, revoked ones included).",
-                 .value = static_cast<double>(counts.stored)});
+                 .value = static_cast<double>(counts->stored)});
   out.push_back(
       {.name = "coffer.pki.certificates.revoked",
        .help = "Revoked certificates the mount keeps (revoked/, until tidy removes them).",
-       .value = static_cast<double>(counts.revoked)});
+       .value = static_cast<double>(counts->revoked)});
 }
 
 }  // namespace coffer::engines::pki
