@@ -1,5 +1,6 @@
 #include "config/server_config.h"
 
+#include <algorithm>
 #include <charconv>
 #include <fstream>
 #include <set>
@@ -274,9 +275,39 @@ absl::StatusOr<ServerConfig> ParseServerConfig(std::string_view text, std::strin
               return At(st, "storage \"sqlite\" needs path = \"/var/lib/coffer/coffer.db\"");
           } else if (st.key == "inmem") {
             for (const Item& o : st.value.object) return Unknown(o, "storage \"inmem\"", "none");
+          } else if (st.key == "etcd") {
+            // Vault's etcd keys; the values are checked by the backend (etcd/etcd_storage.cc).
+            static constexpr std::string_view kKeys[] = {
+                "address",         "etcd_api",        "path",       "tls_ca_file",
+                "tls_cert_file",   "tls_key_file",    "username",   "password",
+                "tls_server_name", "request_timeout", "max_txn_ops"};
+            for (const Item& o : st.value.object) {
+              if (o.key == "ha_enabled") {
+                ASSIGN_OR_RETURN(bool ha, AsBool(o));
+                if (ha)
+                  return At(o,
+                            "ha_enabled: high availability on etcd (several Coffer servers "
+                            "sharing one etcd path) is not built yet; set ha_enabled = "
+                            "\"false\" and run one server per path");
+                continue;
+              }
+              if (o.key == "sync" || o.key == "lock_timeout" || o.key == "max_receive_size") {
+                cfg.warnings.push_back(Cat("line ", o.line, ": storage \"etcd\" key \"", o.key,
+                                           "\" is accepted but has no effect in Coffer (it uses "
+                                           "the endpoints listed in address)"));
+                continue;
+              }
+              if (std::find(std::begin(kKeys), std::end(kKeys), o.key) == std::end(kKeys))
+                return Unknown(o, "storage \"etcd\"",
+                               "address, etcd_api, path, ha_enabled, tls_ca_file, tls_cert_file, "
+                               "tls_key_file, tls_server_name, username, password, "
+                               "request_timeout, lock_timeout, sync, max_receive_size, "
+                               "max_txn_ops");
+              ASSIGN_OR_RETURN(cfg.storage_options[o.key], AsString(o));
+            }
           } else {
             return At(st, Cat("unsupported storage type \"", st.key,
-                              "\": use \"sqlite\" (or \"inmem\" for tests)"));
+                              "\": use \"sqlite\", \"etcd\" (or \"inmem\" for tests)"));
           }
           return absl::OkStatus();
         }));

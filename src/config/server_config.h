@@ -88,7 +88,7 @@ struct TelemetryConfig {
 
 struct ServerConfig {
   std::vector<SealStanza> seals;  // at most one enabled and one disabled
-  std::string storage_type;       // "sqlite" | "inmem"
+  std::string storage_type;       // "sqlite" | "etcd" | "inmem"
   std::map<std::string, std::string> storage_options;
   std::vector<ListenerConfig> listeners;
   std::string api_addr;

@@ -3,8 +3,6 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
-#include <sys/socket.h>
-#include <sys/time.h>
 
 #include <boost/asio.hpp>
 #include <boost/asio/ssl.hpp>
@@ -58,24 +56,47 @@ absl::StatusOr<Url> ParseUrl(std::string_view a) {
   return u;
 }
 
-void SetTimeouts(tcp::socket& s, std::chrono::seconds t) {
-  timeval tv{};
-  tv.tv_sec = static_cast<time_t>(t.count());
-  setsockopt(s.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  setsockopt(s.native_handle(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+// Runs one asynchronous operation started by `start` on `ioc` until it completes or `timeout`
+// passes; then the socket is closed, which ends the operation, and the result is timed_out.
+// (Socket options such as SO_RCVTIMEO do not bound Asio's synchronous calls: Asio waits again
+// after EAGAIN.) `ioc` serves this one connection only.
+template <class Start>
+beast::error_code RunFor(asio::io_context& ioc, tcp::socket& sock, std::chrono::seconds timeout,
+                         Start start) {
+  beast::error_code result = asio::error::would_block;
+  bool done = false;
+  start([&result, &done](beast::error_code ec, auto&&...) {
+    result = ec;
+    done = true;
+  });
+  ioc.restart();
+  ioc.run_for(timeout);
+  if (done) return result;
+  beast::error_code ignored;
+  sock.close(ignored);
+  ioc.restart();
+  ioc.run();  // the cancelled operation's handler
+  return asio::error::timed_out;
+}
+
+// A socket timeout (SO_RCVTIMEO / SO_SNDTIMEO) surfaces as EAGAIN, possibly wrapped by TLS.
+bool TimedOut(const beast::error_code& ec) {
+  return ec == asio::error::would_block || ec == asio::error::try_again ||
+         ec == asio::error::timed_out || ec.value() == EAGAIN || ec.value() == ETIMEDOUT;
 }
 
 template <class Stream>
-absl::StatusOr<ClientResponse> Exchange(Stream& stream, const Url& u, const ClientOptions& o,
+absl::StatusOr<ClientResponse> Exchange(asio::io_context& ioc, tcp::socket& sock, Stream& stream,
+                                        const Url& u, const ClientOptions& o,
                                         std::string_view method, std::string_view path,
-                                        std::string_view body) {
+                                        std::string_view body, bool keep_alive, bool* kept) {
   bhttp::request<bhttp::string_body> req;
   req.method_string(std::string(method));
   req.target(std::string(path));
   req.version(11);
   req.set(bhttp::field::host, u.host + ":" + u.port);
   req.set(bhttp::field::user_agent, "coffer-cli");
-  req.set(bhttp::field::connection, "close");
+  if (!keep_alive) req.set(bhttp::field::connection, "close");
   if (!o.token.empty()) req.set("X-Vault-Token", o.token);
   if (!o.wrap_ttl.empty()) req.set("X-Vault-Wrap-TTL", o.wrap_ttl);
   for (const auto& [name, value] : o.headers) req.set(name, value);
@@ -86,14 +107,22 @@ absl::StatusOr<ClientResponse> Exchange(Stream& stream, const Url& u, const Clie
     req.body() = std::string(body);
   }
   req.prepare_payload();
-  beast::error_code ec;
-  bhttp::write(stream, req, ec);
+  beast::error_code ec = RunFor(ioc, sock, o.timeout, [&](auto handler) {
+    bhttp::async_write(stream, req, std::move(handler));
+  });
+  if (ec && TimedOut(ec))
+    return absl::DeadlineExceededError(
+        Cat("sending the request timed out after ", o.timeout.count(), "s"));
   if (ec) return absl::UnavailableError(Cat("sending the request failed: ", ec.message()));
   beast::flat_buffer buf;
   bhttp::response_parser<bhttp::string_body> parser;
   parser.body_limit(o.max_response_bytes);
   // The status line and headers are bounded too (Beast's default is 8 KiB).
-  bhttp::read(stream, buf, parser, ec);
+  ec = RunFor(ioc, sock, o.timeout,
+              [&](auto handler) { bhttp::async_read(stream, buf, parser, std::move(handler)); });
+  if (ec && TimedOut(ec))
+    return absl::DeadlineExceededError(
+        Cat("no answer from ", u.host, ":", u.port, " within ", o.timeout.count(), "s"));
   if (ec) {
     // A TLS server reading plain HTTP fails its handshake and drops the connection.
     const bool dropped = ec == bhttp::error::end_of_stream || ec == asio::error::eof ||
@@ -107,44 +136,36 @@ absl::StatusOr<ClientResponse> Exchange(Stream& stream, const Url& u, const Clie
   }
   ClientResponse out;
   out.status = static_cast<int>(parser.get().result_int());
+  if (kept) *kept = keep_alive && parser.get().keep_alive();
   out.body = std::move(parser.get().body());
   return out;
 }
 
 }  // namespace
 
-absl::StatusOr<ClientResponse> Call(const ClientOptions& o, std::string_view method,
-                                    std::string_view path, std::string_view body) {
-  ASSIGN_OR_RETURN(Url u, ParseUrl(o.address));
-  asio::io_context ioc;
-  tcp::resolver resolver(ioc);
-  beast::error_code ec;
-  auto results = resolver.resolve(u.host, u.port, ec);
-  if (ec) return absl::UnavailableError(Cat("cannot resolve ", u.host, ": ", ec.message()));
-  tcp::socket sock(ioc);
-  asio::connect(sock, results, ec);
-  if (ec) return absl::UnavailableError(Cat("cannot connect to ", o.address, ": ", ec.message()));
-  SetTimeouts(sock, o.timeout);
-  if (!u.tls) return Exchange(sock, u, o, method, path, body);
+namespace {
 
-  ssl::context ctx(ssl::context::tls_client);
-  SSL_CTX_set_min_proto_version(ctx.native_handle(), TLS1_2_VERSION);
+// The TLS settings of a client: TLS 1.2+, the CA to verify against, the client certificate.
+absl::StatusOr<std::unique_ptr<ssl::context>> MakeContext(const ClientOptions& o) {
+  beast::error_code ec;
+  auto ctx = std::make_unique<ssl::context>(ssl::context::tls_client);
+  SSL_CTX_set_min_proto_version(ctx->native_handle(), TLS1_2_VERSION);
   if (o.skip_verify) {
-    ctx.set_verify_mode(ssl::verify_none);
+    ctx->set_verify_mode(ssl::verify_none);
   } else {
-    ctx.set_verify_mode(ssl::verify_peer);
+    ctx->set_verify_mode(ssl::verify_peer);
     if (!o.ca_pem.empty()) {
-      ctx.add_certificate_authority(asio::buffer(o.ca_pem), ec);
+      ctx->add_certificate_authority(asio::buffer(o.ca_pem), ec);
       if (ec)
         return absl::InvalidArgumentError(Cat(
             "the CA certificate given as PEM text holds no usable certificate: ", ec.message()));
     } else if (!o.ca_cert.empty()) {
-      ctx.load_verify_file(o.ca_cert, ec);
+      ctx->load_verify_file(o.ca_cert, ec);
       if (ec)
         return absl::InvalidArgumentError(
             Cat("cannot load CA certificate ", o.ca_cert, ": ", ec.message()));
     } else {
-      ctx.set_default_verify_paths(ec);
+      ctx->set_default_verify_paths(ec);
     }
   }
   if (!o.client_cert_file.empty() || !o.client_key_file.empty()) {
@@ -153,20 +174,64 @@ absl::StatusOr<ClientResponse> Call(const ClientOptions& o, std::string_view met
           "a client certificate needs both its certificate and its key file");
     // An encrypted key must not make OpenSSL prompt on the terminal (a server thread would
     // hang): no passphrase is given, so loading it fails with a message.
-    ctx.set_password_callback(
+    ctx->set_password_callback(
         [](std::size_t, ssl::context::password_purpose) { return std::string(); });
-    ctx.use_certificate_chain_file(o.client_cert_file, ec);
+    ctx->use_certificate_chain_file(o.client_cert_file, ec);
     if (ec)
       return absl::InvalidArgumentError(
           Cat("cannot load client certificate ", o.client_cert_file, ": ", ec.message()));
-    ctx.use_private_key_file(o.client_key_file, ssl::context::pem, ec);
+    ctx->use_private_key_file(o.client_key_file, ssl::context::pem, ec);
     if (ec)
       return absl::InvalidArgumentError(
           Cat("cannot load client key ", o.client_key_file, ": ", ec.message(),
               " (a passphrase-protected key is not supported: give it unencrypted, mode 0600)"));
   }
-  beast::ssl_stream<tcp::socket> stream(std::move(sock), ctx);
-  SSL* ssl_handle = stream.native_handle();
+  return ctx;
+}
+
+}  // namespace
+
+// One open connection: plain or TLS, handshaken and verified.
+struct Connection {
+  asio::io_context ioc;  // this connection's own: RunFor runs it
+  tcp::socket sock{ioc};
+  std::unique_ptr<beast::ssl_stream<tcp::socket>> tls;
+
+  tcp::socket& socket() { return tls ? tls->next_layer() : sock; }
+  absl::StatusOr<ClientResponse> Exchange(const Url& u, const ClientOptions& o,
+                                          std::string_view method, std::string_view path,
+                                          std::string_view body, bool keep_alive, bool* kept) {
+    return tls ? http::Exchange(ioc, socket(), *tls, u, o, method, path, body, keep_alive, kept)
+               : http::Exchange(ioc, sock, sock, u, o, method, path, body, keep_alive, kept);
+  }
+  void Close(std::chrono::seconds timeout) {
+    if (tls)
+      RunFor(ioc, socket(), timeout,
+             [&](auto handler) { tls->async_shutdown(std::move(handler)); });
+  }
+};
+
+namespace {
+
+// Callers see every failure to talk to the server as kUnavailable, a timeout included.
+absl::StatusOr<ClientResponse> Unavailable(absl::StatusOr<ClientResponse> r) {
+  if (absl::IsDeadlineExceeded(r.status())) return absl::UnavailableError(r.status().message());
+  return r;
+}
+
+absl::StatusOr<std::unique_ptr<Connection>> Connect(const Url& u, const ClientOptions& o,
+                                                    ssl::context* ctx) {
+  auto c = std::make_unique<Connection>();
+  tcp::resolver resolver(c->ioc);
+  beast::error_code ec;
+  auto results = resolver.resolve(u.host, u.port, ec);
+  if (ec) return absl::UnavailableError(Cat("cannot resolve ", u.host, ": ", ec.message()));
+  ec = RunFor(c->ioc, c->sock, o.timeout,
+              [&](auto handler) { asio::async_connect(c->sock, results, std::move(handler)); });
+  if (ec) return absl::UnavailableError(Cat("cannot connect to ", o.address, ": ", ec.message()));
+  if (!u.tls) return c;
+  c->tls = std::make_unique<beast::ssl_stream<tcp::socket>>(std::move(c->sock), *ctx);
+  SSL* ssl_handle = c->tls->native_handle();
   const std::string& name = o.server_name.empty() ? u.host : o.server_name;
   boost::system::error_code ip_ec;
   asio::ip::make_address(name, ip_ec);
@@ -180,7 +245,9 @@ absl::StatusOr<ClientResponse> Call(const ClientOptions& o, std::string_view met
       X509_VERIFY_PARAM_set1_host(param, name.c_str(), 0);
     }
   }
-  stream.handshake(ssl::stream_base::client, ec);
+  ec = RunFor(c->ioc, c->tls->next_layer(), o.timeout, [&](auto handler) {
+    c->tls->async_handshake(ssl::stream_base::client, std::move(handler));
+  });
   if (ec) {
     long v = SSL_get_verify_result(ssl_handle);
     std::string why = v != X509_V_OK ? X509_verify_cert_error_string(v) : ec.message();
@@ -205,9 +272,87 @@ absl::StatusOr<ClientResponse> Call(const ClientOptions& o, std::string_view met
                  "VAULT_ADDR)");
     return absl::UnavailableError(Cat("TLS handshake with ", o.address, " failed: ", why, hint));
   }
-  auto res = Exchange(stream, u, o, method, path, body);
-  stream.shutdown(ec);
-  return res;
+  return c;
+}
+
+}  // namespace
+
+absl::StatusOr<ClientResponse> Call(const ClientOptions& o, std::string_view method,
+                                    std::string_view path, std::string_view body) {
+  ASSIGN_OR_RETURN(Url u, ParseUrl(o.address));
+  std::unique_ptr<ssl::context> ctx;
+  if (u.tls) {
+    ASSIGN_OR_RETURN(ctx, MakeContext(o));
+  }
+  ASSIGN_OR_RETURN(auto c, Connect(u, o, ctx.get()));
+  auto res = c->Exchange(u, o, method, path, body, false, nullptr);
+  c->Close(o.timeout);
+  return Unavailable(std::move(res));
+}
+
+// --- ConnectionPool ---
+
+struct ConnectionPool::Impl {
+  ClientOptions opts;
+  Url url;
+  std::unique_ptr<ssl::context> ctx;
+};
+
+absl::StatusOr<std::unique_ptr<ConnectionPool>> ConnectionPool::Create(ClientOptions opts,
+                                                                       size_t max_idle) {
+  auto impl = std::make_unique<Impl>();
+  ASSIGN_OR_RETURN(impl->url, ParseUrl(opts.address));
+  if (impl->url.tls) {
+    ASSIGN_OR_RETURN(impl->ctx, MakeContext(opts));
+  }
+  impl->opts = std::move(opts);
+  return std::unique_ptr<ConnectionPool>(new ConnectionPool(std::move(impl), max_idle));
+}
+
+ConnectionPool::ConnectionPool(std::unique_ptr<Impl> impl, size_t max_idle)
+    : impl_(std::move(impl)), max_idle_(max_idle) {}
+
+ConnectionPool::~ConnectionPool() {
+  MutexLock l(&mu_);
+  idle_.clear();
+}
+
+const std::string& ConnectionPool::address() const { return impl_->opts.address; }
+
+absl::StatusOr<ClientResponse> ConnectionPool::Call(std::string_view method, std::string_view path,
+                                                    std::string_view body,
+                                                    const std::vector<Header>& headers) {
+  ClientOptions o = impl_->opts;
+  o.headers.insert(o.headers.end(), headers.begin(), headers.end());
+  // A reused connection the server has closed meanwhile fails before any answer: the request is
+  // sent once more on a fresh connection (callers send only requests that may be repeated).
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    std::unique_ptr<Connection> c;
+    {
+      MutexLock l(&mu_);
+      if (!idle_.empty()) {
+        c = std::move(idle_.back());
+        idle_.pop_back();
+      }
+    }
+    const bool reused = c != nullptr;
+    if (!c) {
+      ASSIGN_OR_RETURN(c, Connect(impl_->url, o, impl_->ctx.get()));
+    }
+    bool kept = false;
+    auto res = c->Exchange(impl_->url, o, method, path, body, true, &kept);
+    if (!res.ok()) {
+      // Retried only when the old connection was found closed, not after waiting out a timeout.
+      if (reused && !absl::IsDeadlineExceeded(res.status())) continue;
+      return Unavailable(std::move(res));
+    }
+    if (kept) {
+      MutexLock l(&mu_);
+      if (idle_.size() < max_idle_) idle_.push_back(std::move(c));
+    }
+    return res;
+  }
+  return absl::UnavailableError(Cat("the connection to ", o.address, " failed twice"));
 }
 
 }  // namespace coffer::http

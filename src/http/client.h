@@ -5,11 +5,13 @@
 #pragma once
 
 #include <chrono>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "util/mutex.h"
 
 namespace coffer::http {
 
@@ -46,5 +48,36 @@ struct ClientResponse {
 // reason. `timeout` bounds each send and receive on the socket.
 absl::StatusOr<ClientResponse> Call(const ClientOptions& opts, std::string_view method,
                                     std::string_view path, std::string_view body = "");
+
+struct Connection;
+
+// Connections to one server kept open between calls (HTTP/1.1 keep-alive), for a caller that
+// makes many small requests (the etcd storage backend): a call takes an idle connection or opens
+// one, and gives it back when the server keeps it open. At most `max_idle` stay open. A reused
+// connection that the server closed meanwhile is replaced and the request sent once more, so
+// callers send only requests that may be repeated. Safe to call from several threads.
+class ConnectionPool {
+ public:
+  using Header = std::pair<std::string, std::string>;
+  // Fails on a bad address or unusable TLS files (checked once, here).
+  static absl::StatusOr<std::unique_ptr<ConnectionPool>> Create(ClientOptions opts,
+                                                                size_t max_idle = 8);
+  ~ConnectionPool();
+  ConnectionPool(const ConnectionPool&) = delete;
+  ConnectionPool& operator=(const ConnectionPool&) = delete;
+
+  absl::StatusOr<ClientResponse> Call(std::string_view method, std::string_view path,
+                                      std::string_view body = "",
+                                      const std::vector<Header>& headers = {});
+  const std::string& address() const;
+
+ private:
+  struct Impl;
+  ConnectionPool(std::unique_ptr<Impl> impl, size_t max_idle);
+  std::unique_ptr<Impl> impl_;
+  const size_t max_idle_;
+  Mutex mu_;
+  std::vector<std::unique_ptr<Connection>> idle_ ABSL_GUARDED_BY(mu_);
+};
 
 }  // namespace coffer::http

@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <boost/asio.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
@@ -94,7 +95,7 @@ class TlsServer {
 TEST(HttpClientTest, ACaGivenAsPemTextIsTrustedAndNoOtherIs) {
   const Identity server = MakeIdentity("server");
   const Identity stranger = MakeIdentity("stranger");
-  TlsServer tls(server, "hello", 4);
+  TlsServer tls(server, "hello", 3);  // the call with a bad CA text does not even connect
   ClientOptions o;
   o.address = tls.Address();
   o.timeout = std::chrono::seconds(10);
@@ -122,6 +123,88 @@ TEST(HttpClientTest, ACaGivenAsPemTextIsTrustedAndNoOtherIs) {
   o.max_response_bytes = 4;
   r = Call(o, "GET", "/x");
   EXPECT_EQ(r.status().code(), absl::StatusCode::kUnavailable) << r.status();
+}
+
+// A plain HTTP server that keeps connections open and answers each request with how many
+// connections it has accepted so far; after `close_after` requests on a connection it closes it.
+class KeepAliveServer {
+ public:
+  explicit KeepAliveServer(int close_after)
+      : acceptor_(ioc_, {asio::ip::make_address("127.0.0.1"), 0}) {
+    port_ = acceptor_.local_endpoint().port();
+    thread_ = std::thread([this, close_after] {
+      for (;;) {
+        tcp::socket sock(ioc_);
+        beast::error_code ec;
+        acceptor_.accept(sock, ec);
+        if (ec) return;
+        ++accepted_;
+        beast::flat_buffer buf;
+        for (int n = 0; n < close_after; ++n) {
+          bhttp::request<bhttp::string_body> req;
+          bhttp::read(sock, buf, req, ec);
+          if (ec) break;
+          if (req.target() == "/stop") return;
+          bhttp::response<bhttp::string_body> res{bhttp::status::ok, 11};
+          res.body() = std::to_string(accepted_.load());
+          res.keep_alive(true);
+          res.prepare_payload();
+          bhttp::write(sock, res, ec);
+        }
+      }
+    });
+  }
+  ~KeepAliveServer() {
+    ClientOptions o;
+    o.address = Address();
+    (void)Call(o, "GET", "/stop");
+    thread_.join();
+  }
+  std::string Address() const { return "http://127.0.0.1:" + std::to_string(port_); }
+  int accepted() const { return accepted_.load(); }
+
+ private:
+  asio::io_context ioc_;
+  tcp::acceptor acceptor_;
+  unsigned short port_ = 0;
+  std::atomic<int> accepted_{0};
+  std::thread thread_;
+};
+
+TEST(ConnectionPool, ReusesConnectionsAndReplacesOnesTheServerClosed) {
+  KeepAliveServer server(3);  // closes each connection after three requests
+  ClientOptions o;
+  o.address = server.Address();
+  auto pool = ConnectionPool::Create(o);
+  ASSERT_TRUE(pool.ok()) << pool.status();
+  for (int i = 0; i < 3; ++i) {
+    auto r = (*pool)->Call("GET", "/x");
+    ASSERT_TRUE(r.ok()) << r.status();
+    EXPECT_EQ(r->body, "1");  // one connection for all three
+  }
+  // The server closed it after the third: the fourth call notices, reconnects, and succeeds.
+  auto r = (*pool)->Call("GET", "/x");
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->body, "2");
+  EXPECT_EQ(server.accepted(), 2);
+}
+
+// A server that accepts and never answers: the call ends after the timeout, as kUnavailable.
+TEST(HttpClientTest, ASilentServerTimesOut) {
+  asio::io_context ioc;
+  tcp::acceptor acceptor(ioc, {asio::ip::make_address("127.0.0.1"), 0});  // never accepts
+  ClientOptions o;
+  o.address = "http://127.0.0.1:" + std::to_string(acceptor.local_endpoint().port());
+  o.timeout = std::chrono::seconds(1);
+  auto r = Call(o, "GET", "/x");  // without the bound it waits forever (ctest's timeout fails it)
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kUnavailable) << r.status();
+  EXPECT_NE(r.status().message().find("within 1s"), std::string::npos) << r.status();
+  // Over TLS the handshake is bounded the same way.
+  o.address = "https://127.0.0.1:" + std::to_string(acceptor.local_endpoint().port());
+  r = Call(o, "GET", "/x");
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("TLS handshake"), std::string::npos) << r.status();
 }
 
 }  // namespace

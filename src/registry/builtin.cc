@@ -10,6 +10,7 @@
 #include "engines/kv/kv_backend.h"
 #include "engines/pki/pki_backend.h"
 #include "engines/transit/transit_backend.h"
+#include "etcd/etcd_storage.h"
 #include "storage/memory_storage.h"
 #include "storage/sqlite_storage.h"
 #include "util/status.h"
@@ -54,6 +55,13 @@ const std::map<std::string, StorageFactory, std::less<>>& StorageBackends() {
            std::filesystem::permissions(parent, std::filesystem::perms::owner_all, ec);
          }
          ASSIGN_OR_RETURN(auto s, storage::SqliteStorage::Open(path));
+         return std::unique_ptr<storage::Storage>(std::move(s));
+       }},
+      {"etcd",
+       [](const std::map<std::string, std::string>& o)
+           -> absl::StatusOr<std::unique_ptr<storage::Storage>> {
+         ASSIGN_OR_RETURN(etcd::EtcdOptions opts, etcd::ParseEtcdOptions(o));
+         ASSIGN_OR_RETURN(auto s, etcd::EtcdStorage::Open(std::move(opts)));
          return std::unique_ptr<storage::Storage>(std::move(s));
        }},
       {"inmem",

@@ -7,37 +7,10 @@
 
 #include "storage/memory_storage.h"
 #include "storage/sqlite_storage.h"
+#include "storage/storage_conformance.h"
 
 namespace coffer::storage {
 namespace {
-
-namespace fs = std::filesystem;
-
-struct Backend {
-  std::string name;
-  std::function<std::unique_ptr<Storage>(const fs::path& dir)> make;
-};
-
-void PrintTo(const Backend& b, std::ostream* os) { *os << b.name; }
-
-class StorageConformance : public ::testing::TestWithParam<Backend> {
- protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           ("coffer-storage-" + std::to_string(::getpid()) + "-" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-    s_ = GetParam().make(dir_);
-    ASSERT_NE(s_, nullptr);
-  }
-  void TearDown() override {
-    s_.reset();
-    fs::remove_all(dir_);
-  }
-  fs::path dir_;
-  std::unique_ptr<Storage> s_;
-};
 
 TEST_P(StorageConformance, GetPutDelete) {
   EXPECT_FALSE(s_->Get("a")->has_value());
@@ -108,6 +81,7 @@ TEST_P(StorageConformance, DeletePrefixRemovesOnlyThatSubtree) {
 
 TEST_P(StorageConformance, ConcurrentWritersAllLand) {
   std::vector<std::thread> ts;
+  ts.reserve(16);
   for (int t = 0; t < 16; ++t)
     ts.emplace_back([&, t] {
       for (int i = 0; i < 50; ++i)
@@ -138,6 +112,7 @@ TEST(SqliteStorage, GroupCommitBatchesConcurrentWriters) {
     auto s = SqliteStorage::Open((dir / "db").string());
     ASSERT_TRUE(s.ok());
     std::vector<std::thread> ts;
+    ts.reserve(32);
     for (int t = 0; t < 32; ++t)
       ts.emplace_back([&, t] {
         for (int i = 0; i < 20; ++i) ASSERT_TRUE((*s)->Put(std::to_string(t * 100 + i), "v").ok());

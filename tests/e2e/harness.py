@@ -57,7 +57,7 @@ class Server:
     """A `coffer server` subprocess started from a config file."""
 
     def __init__(self, workdir, tls=True, extra_config="", log_format="text", log_level="info",
-                 listener_extra="", nofile=None):
+                 listener_extra="", nofile=None, storage=None):
         self.dir = workdir
         self.nofile = nofile  # a descriptor limit (soft and hard) for the server process
         self.port = free_port()
@@ -74,7 +74,8 @@ class Server:
                         f'{listener_extra}}}\n')
         self.config = os.path.join(workdir, "coffer.hcl")
         with open(self.config, "w") as f:
-            f.write(f'storage "sqlite" {{\n  path = "{self.db}"\n}}\n{listener}'
+            storage = storage or f'storage "sqlite" {{\n  path = "{self.db}"\n}}\n'
+            f.write(f'{storage}{listener}'
                     f'log_level = "{log_level}"\nlog_format = "{log_format}"\n{extra_config}')
         self.proc = None
         self.addr = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"

@@ -1,0 +1,359 @@
+#include "etcd/etcd_storage.h"
+
+#include <openssl/crypto.h>
+
+#include <algorithm>
+
+#include "absl/strings/numbers.h"
+#include "util/duration.h"
+#include "util/encoding.h"
+#include "util/status.h"
+
+namespace coffer::etcd {
+namespace {
+
+namespace json = boost::json;
+
+std::string B64(std::string_view s) { return Base64Encode(s); }
+
+void SecureWipe(std::string& s) {
+  if (!s.empty()) OPENSSL_cleanse(s.data(), s.size());
+  s.clear();
+}
+
+// etcd's JSON writes int64 fields as strings.
+int64_t Int(const json::object& o, std::string_view key) {
+  const json::value* v = o.if_contains(key);
+  if (!v) return 0;
+  if (v->is_int64()) return v->as_int64();
+  if (v->is_string()) {
+    int64_t n = 0;
+    for (char c : v->as_string()) {
+      if (c < '0' || c > '9') return 0;
+      n = n * 10 + (c - '0');
+    }
+    return n;
+  }
+  return 0;
+}
+
+// etcd's gateway refuses, with etcd authentication on, a client certificate that has a CommonName
+// (etcd would take the CN for the user, which the gateway cannot pass on).
+constexpr std::string_view kCommonNameHint =
+    " (with etcd authentication on, Coffer's client certificate must have no CommonName: give it "
+    "its names as subjectAltNames only, and the user as username/password)";
+
+bool Flag(const json::object& o, std::string_view key) {
+  const json::value* v = o.if_contains(key);
+  return v && v->is_bool() && v->as_bool();
+}
+
+absl::StatusOr<std::string> Decoded(const json::object& kv, std::string_view field) {
+  const json::value* v = kv.if_contains(field);
+  if (!v) return std::string();  // proto3 JSON omits empty bytes
+  if (!v->is_string()) return absl::InternalError(Cat("etcd answered a non-string ", field));
+  auto d = Base64Decode(v->as_string());
+  if (!d) return absl::InternalError(Cat("etcd answered bad base64 in ", field));
+  return std::move(*d);
+}
+
+}  // namespace
+
+absl::StatusOr<EtcdOptions> ParseEtcdOptions(const std::map<std::string, std::string>& o) {
+  EtcdOptions e;
+  auto get = [&](const char* k) -> std::string {
+    auto it = o.find(k);
+    return it == o.end() ? std::string() : it->second;
+  };
+  const std::string address = get("address").empty() ? "http://127.0.0.1:2379" : get("address");
+  for (size_t pos = 0; pos <= address.size();) {
+    size_t comma = address.find(',', pos);
+    if (comma == std::string::npos) comma = address.size();
+    std::string url = address.substr(pos, comma - pos);
+    pos = comma + 1;
+    url.erase(0, url.find_first_not_of(" \t"));
+    url.erase(url.find_last_not_of(" \t") + 1);
+    if (url.empty()) continue;
+    if (url.rfind("http://", 0) != 0 && url.rfind("https://", 0) != 0)
+      return absl::InvalidArgumentError(
+          Cat("storage \"etcd\": address \"", url, "\" must start with https:// or http://"));
+    e.endpoints.push_back(std::move(url));
+  }
+  if (e.endpoints.empty())
+    return absl::InvalidArgumentError("storage \"etcd\": address lists no endpoint");
+  const std::string api = get("etcd_api");
+  if (!api.empty() && api != "v3")
+    return absl::InvalidArgumentError(
+        Cat("storage \"etcd\": etcd_api \"", api,
+            "\" is not supported: Coffer speaks etcd's v3 API only (etcd_api = \"v3\")"));
+  if (!get("path").empty()) e.prefix = get("path");
+  if (e.prefix.back() != '/') e.prefix += '/';
+  e.tls_ca_file = get("tls_ca_file");
+  e.tls_cert_file = get("tls_cert_file");
+  e.tls_key_file = get("tls_key_file");
+  e.tls_server_name = get("tls_server_name");
+  if (e.tls_cert_file.empty() != e.tls_key_file.empty())
+    return absl::InvalidArgumentError(
+        "storage \"etcd\": a client certificate needs both tls_cert_file and tls_key_file");
+  e.username = get("username");
+  e.password = get("password");
+  if (e.username.empty() != e.password.empty())
+    return absl::InvalidArgumentError(
+        "storage \"etcd\": etcd authentication needs both username and password");
+  if (!get("request_timeout").empty()) {
+    auto t = ParseDurationSeconds(get("request_timeout"));
+    if (!t.ok() || *t < 1)
+      return absl::InvalidArgumentError(Cat("storage \"etcd\": request_timeout \"",
+                                            get("request_timeout"),
+                                            "\" is not a duration of at least 1s"));
+    e.request_timeout = std::chrono::seconds(*t);
+  }
+  if (!get("max_txn_ops").empty()) {
+    int64_t n = 0;
+    if (!absl::SimpleAtoi(get("max_txn_ops"), &n) || n < 1)
+      return absl::InvalidArgumentError(
+          Cat("storage \"etcd\": max_txn_ops \"", get("max_txn_ops"), "\" is not a count"));
+    e.max_txn_ops = static_cast<size_t>(n);
+  }
+  return e;
+}
+
+absl::StatusOr<std::unique_ptr<EtcdStorage>> EtcdStorage::Open(EtcdOptions opts) {
+  std::unique_ptr<EtcdStorage> s(new EtcdStorage(std::move(opts)));
+  for (const auto& url : s->opts_.endpoints) {
+    http::ClientOptions c;
+    c.address = url;
+    c.ca_cert = s->opts_.tls_ca_file;
+    c.client_cert_file = s->opts_.tls_cert_file;
+    c.client_key_file = s->opts_.tls_key_file;
+    c.server_name = s->opts_.tls_server_name;
+    c.timeout = s->opts_.request_timeout;
+    auto pool = http::ConnectionPool::Create(std::move(c));
+    if (!pool.ok())
+      return absl::InvalidArgumentError(Cat("storage \"etcd\" (", url, "): ", Msg(pool.status())));
+    s->pools_.push_back(std::move(*pool));
+  }
+  // One answer from the cluster before the server starts.
+  auto probe = s->Call("kv/range", json::object{{"key", B64(s->opts_.prefix)}, {"limit", 1}});
+  if (!probe.ok())
+    return absl::Status(probe.status().code(),
+                        Cat("storage \"etcd\": no endpoint of ", s->opts_.endpoints.size(),
+                            " answered: ", Msg(probe.status())));
+  return s;
+}
+
+EtcdStorage::~EtcdStorage() {
+  MutexLock l(&auth_mu_);
+  SecureWipe(auth_token_);
+  SecureWipe(opts_.password);
+}
+
+absl::Status EtcdStorage::Authenticate(size_t endpoint) {
+  json::object req{{"name", opts_.username}, {"password", opts_.password}};
+  std::string body = json::serialize(req);
+  auto r = pools_[endpoint]->Call("POST", "/v3/auth/authenticate", body);
+  SecureWipe(body);
+  if (!r.ok()) return r.status();
+  std::error_code ec;
+  json::value v = json::parse(r->body, ec);
+  if (ec || !v.is_object())
+    return absl::FailedPreconditionError(
+        Cat("etcd's authentication answered HTTP ", r->status, ": ", r->body.substr(0, 200),
+            r->body.find("CommonName") != std::string::npos ? kCommonNameHint : ""));
+  const json::value* t = v.as_object().if_contains("token");
+  if (r->status != 200 || !t || !t->is_string()) {
+    const json::value* m = v.as_object().if_contains("message");
+    return absl::PermissionDeniedError(
+        Cat("etcd refused user \"", opts_.username,
+            "\": ", m && m->is_string() ? std::string(m->as_string()) : Cat("HTTP ", r->status)));
+  }
+  MutexLock l(&auth_mu_);
+  auth_token_ = std::string(t->as_string());
+  return absl::OkStatus();
+}
+
+absl::StatusOr<json::object> EtcdStorage::Call(std::string_view method, const json::object& req) {
+  const std::string body = json::serialize(req);
+  const std::string path = Cat("/v3/", method);
+  // Why each endpoint failed, all of them said when none answers.
+  std::string failures;
+  auto failed = [&failures](std::string_view why) {
+    failures += failures.empty() ? "" : "; ";
+    failures += why;
+  };
+  const size_t n = pools_.size();
+  const size_t first = current_.load();
+  for (size_t i = 0; i < n; ++i) {
+    const size_t e = (first + i) % n;
+    bool reauthenticated = false;
+    for (;;) {
+      std::vector<http::ConnectionPool::Header> headers;
+      if (!opts_.username.empty()) {
+        std::string token;
+        {
+          MutexLock l(&auth_mu_);
+          token = auth_token_;
+        }
+        if (token.empty()) {
+          if (absl::Status a = Authenticate(e); !a.ok()) {
+            if (!absl::IsUnavailable(a)) return a;
+            failed(Msg(a));
+            break;
+          }
+          MutexLock l(&auth_mu_);
+          token = auth_token_;
+        }
+        headers.emplace_back("Authorization", token);
+      }
+      auto r = pools_[e]->Call("POST", path, body, headers);
+      if (!r.ok()) {
+        std::string why = Msg(r.status());
+        if (why.find(pools_[e]->address()) == std::string::npos)
+          why = Cat(pools_[e]->address(), ": ", why);
+        // TLS 1.3 reports a refused client certificate at the first read, as an alert.
+        if (why.find("bad certificate") != std::string::npos ||
+            why.find("certificate required") != std::string::npos)
+          why += opts_.tls_cert_file.empty()
+                     ? " (etcd wants a client certificate: set tls_cert_file and tls_key_file)"
+                     : " (etcd refused the client certificate in tls_cert_file: is it signed by "
+                       "a CA etcd trusts (--trusted-ca-file), with clientAuth?)";
+        failed(why);
+        break;
+      }
+      std::error_code ec;
+      json::value v = json::parse(r->body, ec);
+      if (!ec && r->status == 200 && v.is_object()) {
+        if (e != first) current_.store(e);
+        return std::move(v.as_object());
+      }
+      std::string msg = Cat("HTTP ", r->status, ": ", r->body.substr(0, 200));
+      int64_t code = 0;
+      if (!ec && v.is_object()) {
+        const json::value* m = v.as_object().if_contains("message");
+        if (m && m->is_string()) msg = std::string(m->as_string());
+        code = Int(v.as_object(), "code");
+      } else if (r->body.find("CommonName") != std::string::npos) {
+        msg += kCommonNameHint;
+      }
+      // An expired or revoked auth token (gRPC UNAUTHENTICATED): once more with a new one.
+      if (code == 16 && !opts_.username.empty() && !reauthenticated) {
+        reauthenticated = true;
+        MutexLock l(&auth_mu_);
+        auth_token_.clear();
+        continue;
+      }
+      // Unavailable, deadline exceeded, aborted (a leader change), or the gateway's 5xx: another
+      // member may answer.
+      if (code == 14 || code == 4 || code == 10 || (code == 0 && r->status >= 500)) {
+        failed(Cat(pools_[e]->address(), ": ", msg));
+        break;
+      }
+      if (code == 7 || code == 16)
+        return absl::PermissionDeniedError(Cat("etcd refused the request: ", msg));
+      return absl::FailedPreconditionError(Cat("etcd refused the request: ", msg));
+    }
+  }
+  return absl::UnavailableError(Cat("etcd: ", failures));
+}
+
+absl::StatusOr<std::optional<std::string>> EtcdStorage::Get(std::string_view key) {
+  ASSIGN_OR_RETURN(json::object r,
+                   Call("kv/range", json::object{{"key", B64(Cat(opts_.prefix, key))}}));
+  const json::value* kvs = r.if_contains("kvs");
+  if (!kvs || !kvs->is_array() || kvs->as_array().empty()) return std::nullopt;
+  const json::value& kv = kvs->as_array().front();
+  if (!kv.is_object()) return absl::InternalError("etcd answered a malformed range");
+  ASSIGN_OR_RETURN(std::string value, Decoded(kv.as_object(), "value"));
+  return std::optional<std::string>(std::move(value));
+}
+
+absl::Status EtcdStorage::Put(std::string_view key, std::string_view value) {
+  return Call("kv/put", json::object{{"key", B64(Cat(opts_.prefix, key))}, {"value", B64(value)}})
+      .status();
+}
+
+absl::Status EtcdStorage::Delete(std::string_view key) {
+  return Call("kv/deleterange", json::object{{"key", B64(Cat(opts_.prefix, key))}}).status();
+}
+
+absl::Status EtcdStorage::Write(std::vector<storage::WriteOp> ops) {
+  // The last operation on each key decides (etcd refuses a key named twice in one transaction).
+  std::map<std::string_view, const storage::WriteOp*> last;
+  for (const auto& op : ops) last[op.key] = &op;
+  if (last.empty()) return absl::OkStatus();
+  if (last.size() > opts_.max_txn_ops)
+    return absl::FailedPreconditionError(
+        Cat("a batch of ", last.size(), " writes exceeds etcd's limit of ", opts_.max_txn_ops,
+            " per transaction (etcd's --max-txn-ops; raise it there and set max_txn_ops in the "
+            "storage block)"));
+  json::array success;
+  success.reserve(last.size());
+  for (const auto& [key, op] : last) {
+    const std::string k = B64(Cat(opts_.prefix, key));
+    if (op->kind == storage::WriteOp::Kind::kPut)
+      success.push_back(
+          json::object{{"request_put", json::object{{"key", k}, {"value", B64(op->value)}}}});
+    else
+      success.push_back(json::object{{"request_delete_range", json::object{{"key", k}}}});
+  }
+  ASSIGN_OR_RETURN(json::object r, Call("kv/txn", json::object{{"success", std::move(success)}}));
+  if (!Flag(r, "succeeded")) return absl::InternalError("etcd did not apply the transaction");
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<std::string>> EtcdStorage::List(std::string_view prefix,
+                                                           std::string_view after, size_t limit) {
+  const std::string base = Cat(opts_.prefix, prefix);
+  const std::string end = storage::PrefixEnd(base);
+  std::vector<std::string> out;
+  // Strictly after `after`: past the folder when it names one, else just past the key.
+  std::string start = base;
+  if (!after.empty())
+    start = after.back() == '/' ? storage::PrefixEnd(Cat(base, after))
+                                : Cat(base, after, std::string_view("\0", 1));
+  const int64_t page = limit == 0 ? 1000 : static_cast<int64_t>(std::min<size_t>(limit, 1000));
+  while (limit == 0 || out.size() < limit) {
+    ASSIGN_OR_RETURN(json::object r, Call("kv/range", json::object{{"key", B64(start)},
+                                                                   {"range_end", B64(end)},
+                                                                   {"keys_only", true},
+                                                                   {"limit", page}}));
+    const json::value* kvs = r.if_contains("kvs");
+    if (!kvs || !kvs->is_array() || kvs->as_array().empty()) break;
+    bool jumped = false;
+    std::string key;
+    for (const json::value& kv : kvs->as_array()) {
+      if (!kv.is_object()) return absl::InternalError("etcd answered a malformed range");
+      ASSIGN_OR_RETURN(key, Decoded(kv.as_object(), "key"));
+      if (key.size() < base.size() || key.compare(0, base.size(), base) != 0)
+        return absl::InternalError("etcd answered a key outside the range");
+      std::string_view rest = std::string_view(key).substr(base.size());
+      const size_t slash = rest.find('/');
+      if (slash == std::string_view::npos) {
+        out.emplace_back(rest);
+      } else {
+        // A folder: named once, and the next range starts past everything in it.
+        out.emplace_back(rest.substr(0, slash + 1));
+        start = storage::PrefixEnd(Cat(base, out.back()));
+        jumped = true;
+      }
+      if ((limit != 0 && out.size() >= limit) || jumped) break;
+    }
+    if (limit != 0 && out.size() >= limit) break;
+    if (jumped) {
+      if (start.empty() || start >= end) break;
+      continue;
+    }
+    if (!Flag(r, "more")) break;
+    start = Cat(key, std::string_view("\0", 1));
+  }
+  return out;
+}
+
+absl::Status EtcdStorage::DeletePrefix(std::string_view prefix) {
+  const std::string base = Cat(opts_.prefix, prefix);
+  return Call("kv/deleterange",
+              json::object{{"key", B64(base)}, {"range_end", B64(storage::PrefixEnd(base))}})
+      .status();
+}
+
+}  // namespace coffer::etcd

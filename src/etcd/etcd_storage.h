@@ -1,0 +1,98 @@
+// EtcdStorage: Coffer's storage on an etcd v3 cluster (the store every Kubernetes control plane
+// already runs), configured with the keys of Vault's etcd backend:
+//
+//   storage "etcd" {
+//     address         = "https://127.0.0.1:2379,https://127.0.0.2:2379"
+//     etcd_api        = "v3"            # v2 is refused: etcd 3.4+ has no v2 store by default
+//     path            = "/coffer/"      # every key lives under this prefix
+//     tls_ca_file     = "/etc/coffer/etcd-ca.crt"
+//     tls_cert_file   = "/etc/coffer/etcd-client.crt"
+//     tls_key_file    = "/etc/coffer/etcd-client.key"
+//     tls_server_name = "etcd.example"  # when the certificate does not name the address
+//     username = "coffer"  password = "..."   # etcd's own authentication, when enabled
+//     request_timeout = "5s"
+//   }
+//
+// It speaks etcd's v3 JSON gateway (`/v3/kv/...`, the same gRPC service etcd serves, transcoded
+// by etcd itself) over Coffer's HTTP client with kept-alive connections; docs/ha.md says why not
+// gRPC. Keys and values are base64 in the JSON, so any bytes are stored.
+//
+// - Get/Put/Delete are one range/put/deleterange each; a batch (`Write`) is one etcd transaction,
+//   all or nothing. etcd refuses a transaction that names a key twice, so a batch keeps only the
+//   last operation on each key (the outcome of applying them in order). A batch larger than
+//   etcd's --max-txn-ops (128 by default; `max_txn_ops` here when the cluster allows more) is
+//   refused rather than split, since a split batch would not be atomic.
+// - List pages a prefix range with keys_only, and jumps over a sub-folder with one more range,
+//   so its cost follows the page, not the folder's depth.
+// - Several endpoints: a call that cannot reach one (connection refused, TLS failure, timeout,
+//   5xx) moves to the next and stays there while it answers. Every call here may be repeated
+//   (puts, deletes and transactions without compares are idempotent).
+// - etcd authentication: a token from /v3/auth/authenticate, fetched again when etcd says it
+//   expired. The password is kept only for that and never logged.
+//
+// All methods are safe to call from several threads. A write that returned OK was committed by
+// a quorum of the etcd cluster (etcd's own durability: fsynced on a majority).
+#pragma once
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "boost/json.hpp"
+#include "http/client.h"
+#include "storage/storage.h"
+#include "util/mutex.h"
+
+namespace coffer::etcd {
+
+struct EtcdOptions {
+  std::vector<std::string> endpoints;  // http:// or https:// URLs
+  std::string prefix = "/coffer/";
+  std::string tls_ca_file, tls_cert_file, tls_key_file, tls_server_name;
+  std::string username, password;
+  std::chrono::seconds request_timeout{5};
+  size_t max_txn_ops = 128;
+};
+
+// Reads the `storage "etcd"` options (all strings, as the config parser gives them). Unknown
+// values are errors with the key's name.
+absl::StatusOr<EtcdOptions> ParseEtcdOptions(const std::map<std::string, std::string>& o);
+
+class EtcdStorage final : public storage::Storage {
+ public:
+  // Checks the TLS files and that one endpoint answers (a range of the prefix), so a bad
+  // address fails at start with the reason.
+  static absl::StatusOr<std::unique_ptr<EtcdStorage>> Open(EtcdOptions opts);
+  ~EtcdStorage() override;
+
+  absl::StatusOr<std::optional<std::string>> Get(std::string_view key) override;
+  absl::Status Put(std::string_view key, std::string_view value) override;
+  absl::Status Delete(std::string_view key) override;
+  absl::Status Write(std::vector<storage::WriteOp> ops) override;
+  absl::StatusOr<std::vector<std::string>> List(std::string_view prefix,
+                                                std::string_view after = {},
+                                                size_t limit = 0) override;
+  absl::Status DeletePrefix(std::string_view prefix) override;
+  std::string_view Type() const override { return "etcd"; }
+
+  // One call of the v3 gateway ("kv/range", ...) with failover and authentication; the parsed
+  // answer. etcd's own refusals keep etcd's message. For HA and tests.
+  absl::StatusOr<boost::json::object> Call(std::string_view method, const boost::json::object& req);
+
+  const std::string& prefix() const { return opts_.prefix; }
+
+ private:
+  explicit EtcdStorage(EtcdOptions opts) : opts_(std::move(opts)) {}
+  absl::Status Authenticate(size_t endpoint) ABSL_LOCKS_EXCLUDED(auth_mu_);
+
+  EtcdOptions opts_;
+  std::vector<std::unique_ptr<http::ConnectionPool>> pools_;
+  std::atomic<size_t> current_{0};  // the endpoint calls go to first
+  Mutex auth_mu_;
+  std::string auth_token_ ABSL_GUARDED_BY(auth_mu_);
+};
+
+}  // namespace coffer::etcd

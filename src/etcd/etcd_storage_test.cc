@@ -1,0 +1,321 @@
+// EtcdStorage against a real etcd (Debian's etcd-server), started by the test on 127.0.0.1 free
+// ports: the whole storage conformance suite, then what only etcd has (several endpoints, TLS
+// client certificates, etcd's own users, the transaction limit).
+#include "etcd/etcd_storage.h"
+
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <csignal>
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "storage/storage_conformance.h"
+#include "util/encoding.h"
+#include "util/status.h"
+
+namespace coffer::etcd {
+namespace {
+
+namespace fs = std::filesystem;
+using storage::WriteOp;
+
+int FreePort() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  (void)bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  socklen_t len = sizeof a;
+  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  close(fd);
+  return ntohs(a.sin_port);
+}
+
+// One etcd member in a temporary folder, killed with the object.
+class EtcdProcess {
+ public:
+  // `tls_dir`: serve https with client certificate authentication (server.crt, server.key,
+  // ca.crt in that folder).
+  explicit EtcdProcess(const std::string& tls_dir = "") {
+    dir_ = fs::temp_directory_path() / Cat("coffer-etcd-", getpid(), "-", counter_.fetch_add(1));
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+    port_ = FreePort();
+    const std::string scheme = tls_dir.empty() ? "http" : "https";
+    url_ = Cat(scheme, "://127.0.0.1:", port_);
+    std::vector<std::string> args = {"/usr/bin/etcd",
+                                     "--name",
+                                     "t",
+                                     "--data-dir",
+                                     (dir_ / "data").string(),
+                                     "--listen-client-urls",
+                                     url_,
+                                     "--advertise-client-urls",
+                                     url_,
+                                     "--listen-peer-urls",
+                                     Cat("http://127.0.0.1:", FreePort()),
+                                     "--listen-metrics-urls",
+                                     Cat("http://127.0.0.1:", FreePort()),
+                                     "--log-level",
+                                     "error"};
+    if (!tls_dir.empty()) {
+      for (const char* a : {"--client-cert-auth", "--trusted-ca-file"}) args.emplace_back(a);
+      args.push_back(tls_dir + "/ca.crt");
+      args.emplace_back("--cert-file");
+      args.push_back(tls_dir + "/server.crt");
+      args.emplace_back("--key-file");
+      args.push_back(tls_dir + "/server.key");
+    }
+    const std::string log = (dir_ / "etcd.log").string();
+    pid_ = fork();
+    if (pid_ == 0) {
+      FILE* f = freopen(log.c_str(), "w", stderr);
+      (void)f;
+      std::vector<char*> argv;
+      argv.reserve(args.size() + 1);
+      for (auto& a : args) argv.push_back(a.data());
+      argv.push_back(nullptr);
+      execv(argv[0], argv.data());
+      _exit(127);
+    }
+  }
+  ~EtcdProcess() {
+    if (pid_ > 0) {
+      kill(pid_, SIGKILL);
+      waitpid(pid_, nullptr, 0);
+    }
+    fs::remove_all(dir_);
+  }
+  const std::string& url() const { return url_; }
+  const fs::path& dir() const { return dir_; }
+
+  // Waits until a storage on it opens (etcd takes about a second to elect itself).
+  absl::StatusOr<std::unique_ptr<EtcdStorage>> Open(const EtcdOptions& o) {
+    absl::Status last;
+    for (int i = 0; i < 100; ++i) {
+      auto s = EtcdStorage::Open(o);
+      if (s.ok()) return s;
+      last = s.status();
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    return last;
+  }
+
+ private:
+  static inline std::atomic<int> counter_{0};
+  fs::path dir_;
+  int port_ = 0;
+  std::string url_;
+  pid_t pid_ = -1;
+};
+
+EtcdProcess& Shared() {
+  static auto* e = new EtcdProcess();  // killed by the test binary's exit (see below)
+  static const bool registered = [] {
+    std::atexit([] { delete e; });
+    return true;
+  }();
+  (void)registered;
+  return *e;
+}
+
+EtcdOptions Plain(const std::string& url, const std::string& prefix) {
+  EtcdOptions o;
+  o.endpoints = {url};
+  o.prefix = prefix;
+  return o;
+}
+
+std::string UniquePrefix() {
+  static std::atomic<int> n{0};
+  return Cat("/coffer-test-", getpid(), "-", n.fetch_add(1), "/");
+}
+
+}  // namespace
+}  // namespace coffer::etcd
+
+namespace coffer::storage {
+namespace {
+
+INSTANTIATE_TEST_SUITE_P(Etcd, StorageConformance,
+                         ::testing::Values(Backend{"etcd",
+                                                   [](const fs::path&) -> std::unique_ptr<Storage> {
+                                                     auto s = etcd::Shared().Open(
+                                                         etcd::Plain(etcd::Shared().url(),
+                                                                     etcd::UniquePrefix()));
+                                                     if (!s.ok()) ADD_FAILURE() << s.status();
+                                                     return s.ok() ? std::move(*s) : nullptr;
+                                                   }}),
+                         [](const auto& info) { return info.param.name; });
+
+}  // namespace
+}  // namespace coffer::storage
+
+namespace coffer::etcd {
+namespace {
+
+TEST(EtcdStorage, KeysLiveUnderThePrefixAsTheyWereGiven) {
+  const std::string prefix = UniquePrefix();
+  auto s = Shared().Open(Plain(Shared().url(), prefix));
+  ASSERT_TRUE(s.ok()) << s.status();
+  ASSERT_TRUE((*s)->Put("core/keyring", std::string("\x00\xff\x01", 3)).ok());
+  // etcd itself holds the key under the prefix, the value byte for byte (base64 in the JSON).
+  auto raw = (*s)->Call("kv/range",
+                        boost::json::object{{"key", Base64Encode(Cat(prefix, "core/keyring"))}});
+  ASSERT_TRUE(raw.ok()) << raw.status();
+  const auto& kv = raw->at("kvs").as_array().at(0).as_object();
+  EXPECT_EQ(*Base64Decode(kv.at("value").as_string()), std::string("\x00\xff\x01", 3));
+  // Another prefix sees nothing of it.
+  auto other = Shared().Open(Plain(Shared().url(), UniquePrefix()));
+  ASSERT_TRUE(other.ok());
+  EXPECT_FALSE((*other)->Get("core/keyring")->has_value());
+  EXPECT_TRUE((*other)->List("")->empty());
+}
+
+TEST(EtcdStorage, ABatchIsOneTransactionAndTheLastOperationOnAKeyWins) {
+  auto s = Shared().Open(Plain(Shared().url(), UniquePrefix()));
+  ASSERT_TRUE(s.ok()) << s.status();
+  ASSERT_TRUE((*s)->Put("a", "old").ok());
+  std::vector<WriteOp> ops = {{WriteOp::Kind::kDelete, "a", ""},
+                              {WriteOp::Kind::kPut, "a", "new"},
+                              {WriteOp::Kind::kPut, "b", "1"},
+                              {WriteOp::Kind::kPut, "c", "2"},
+                              {WriteOp::Kind::kDelete, "c", ""}};
+  ASSERT_TRUE((*s)->Write(std::move(ops)).ok());
+  EXPECT_EQ(**(*s)->Get("a"), "new");
+  EXPECT_EQ(**(*s)->Get("b"), "1");
+  EXPECT_FALSE((*s)->Get("c")->has_value());
+  // More keys than etcd takes in one transaction: refused, nothing written (not split).
+  std::vector<WriteOp> big;
+  big.reserve(129);
+  for (int i = 0; i < 129; ++i) big.push_back({WriteOp::Kind::kPut, Cat("big/", i), "v"});
+  absl::Status st = (*s)->Write(std::move(big));
+  EXPECT_EQ(st.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(st.message().find("--max-txn-ops"), std::string_view::npos) << st;
+  EXPECT_TRUE((*s)->List("big/")->empty());
+}
+
+TEST(EtcdStorage, MovesToTheNextEndpointWhenOneIsDown) {
+  const int dead = FreePort();  // nothing listens there
+  EtcdOptions o = Plain(Cat("http://127.0.0.1:", dead), UniquePrefix());
+  o.endpoints.push_back(Shared().url());
+  auto s = Shared().Open(o);
+  ASSERT_TRUE(s.ok()) << s.status();
+  ASSERT_TRUE((*s)->Put("k", "v").ok());
+  EXPECT_EQ(**(*s)->Get("k"), "v");
+  // No endpoint at all: the server does not start, and says which address failed.
+  auto none = EtcdStorage::Open(Plain(Cat("http://127.0.0.1:", dead), "/x/"));
+  ASSERT_FALSE(none.ok());
+  EXPECT_EQ(none.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_NE(none.status().message().find(Cat("127.0.0.1:", dead)), std::string_view::npos)
+      << none.status();
+}
+
+TEST(EtcdStorage, ConfigKeysAreVaults) {
+  auto o = ParseEtcdOptions({{"address", "https://127.0.0.1:2379, https://127.0.0.2:2379"},
+                             {"etcd_api", "v3"},
+                             {"path", "vault"},
+                             {"request_timeout", "7s"}});
+  ASSERT_TRUE(o.ok()) << o.status();
+  EXPECT_EQ(o->endpoints,
+            (std::vector<std::string>{"https://127.0.0.1:2379", "https://127.0.0.2:2379"}));
+  EXPECT_EQ(o->prefix, "vault/");
+  EXPECT_EQ(o->request_timeout, std::chrono::seconds(7));
+  EXPECT_NE(ParseEtcdOptions({{"etcd_api", "v2"}}).status().message().find("v3 API only"),
+            std::string_view::npos);
+  EXPECT_FALSE(ParseEtcdOptions({{"address", "127.0.0.1:2379"}}).ok());
+  EXPECT_FALSE(ParseEtcdOptions({{"tls_cert_file", "/c.crt"}}).ok());
+  EXPECT_FALSE(ParseEtcdOptions({{"username", "u"}}).ok());
+  EXPECT_FALSE(ParseEtcdOptions({{"request_timeout", "soon"}}).ok());
+}
+
+// mTLS and etcd's own users: the way a production etcd is set up.
+TEST(EtcdStorage, ClientCertificatesAndEtcdUsers) {
+  const fs::path tls = fs::temp_directory_path() / Cat("coffer-etcd-tls-", getpid());
+  fs::remove_all(tls);
+  fs::create_directories(tls);
+  const std::string d = tls.string();
+  const std::string script = Cat(
+      "set -e; cd ", d,
+      "; openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 "
+      "-subj /CN=test-ca -keyout ca.key -out ca.crt 2>/dev/null;"
+      " for n in server client; do openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes"
+      " -subj /CN=$n -keyout $n.key -out $n.csr 2>/dev/null;"
+      " printf 'subjectAltName=IP:127.0.0.1\\nextendedKeyUsage=serverAuth,clientAuth\\n' > ext;"
+      " openssl x509 -req -in $n.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 1"
+      " -extfile ext -out $n.crt 2>/dev/null; done;"
+      // A client certificate without a CommonName, as etcd's gateway wants with etcd users on.
+      " openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /O=coffer"
+      " -keyout nocn.key -out nocn.csr 2>/dev/null;"
+      " openssl x509 -req -in nocn.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 1"
+      " -extfile ext -out nocn.crt 2>/dev/null");
+  ASSERT_EQ(std::system(script.c_str()), 0);
+  EtcdProcess e(d);
+  EtcdOptions o = Plain(e.url(), UniquePrefix());
+  o.tls_ca_file = d + "/ca.crt";
+  o.tls_cert_file = d + "/client.crt";
+  o.tls_key_file = d + "/client.key";
+  auto s = e.Open(o);
+  ASSERT_TRUE(s.ok()) << s.status();
+  ASSERT_TRUE((*s)->Put("k", "v").ok());
+  EXPECT_EQ(**(*s)->Get("k"), "v");
+  // Without a client certificate the handshake is refused.
+  EtcdOptions anon = o;
+  anon.tls_cert_file.clear();
+  anon.tls_key_file.clear();
+  auto refused = EtcdStorage::Open(anon);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kUnavailable) << refused.status();
+
+  // etcd's users: root with a password, authentication on. Then a wrong password is refused
+  // with etcd's reason, and the right one works (a token fetched, sent on every call).
+  using boost::json::object;
+  ASSERT_TRUE((*s)->Call("auth/user/add", object{{"name", "root"}, {"password", "pw-1"}}).ok());
+  ASSERT_TRUE((*s)->Call("auth/user/grant", object{{"user", "root"}, {"role", "root"}}).ok());
+  ASSERT_TRUE((*s)->Call("auth/enable", object{}).ok());
+  // A certificate with a CommonName is refused by etcd's gateway now, with a hint.
+  EtcdOptions with_cn = o;
+  with_cn.username = "root";
+  with_cn.password = "pw-1";
+  auto cn = EtcdStorage::Open(with_cn);
+  ASSERT_FALSE(cn.ok());
+  EXPECT_NE(cn.status().message().find("must have no CommonName"), std::string_view::npos)
+      << cn.status();
+  // A wrong password is refused with etcd's reason; the right one works (a token fetched and
+  // sent on every call).
+  EtcdOptions wrong = with_cn;
+  wrong.tls_cert_file = d + "/nocn.crt";
+  wrong.tls_key_file = d + "/nocn.key";
+  wrong.password = "nope";
+  auto denied = EtcdStorage::Open(wrong);
+  ASSERT_FALSE(denied.ok());
+  EXPECT_EQ(denied.status().code(), absl::StatusCode::kPermissionDenied) << denied.status();
+  EXPECT_NE(denied.status().message().find("authentication failed"), std::string_view::npos)
+      << denied.status();
+  EXPECT_EQ(denied.status().message().find("nope"), std::string_view::npos);
+  EtcdOptions right = wrong;
+  right.password = "pw-1";
+  auto authed = EtcdStorage::Open(right);
+  ASSERT_TRUE(authed.ok()) << authed.status();
+  EXPECT_EQ(**(*authed)->Get("k"), "v");
+  ASSERT_TRUE((*authed)->Put("k2", "v2").ok());
+  // Without any credentials etcd refuses: permission denied, not "unavailable".
+  EtcdOptions none = right;
+  none.username.clear();
+  none.password.clear();
+  auto anon_user = EtcdStorage::Open(none);
+  ASSERT_FALSE(anon_user.ok());
+  EXPECT_EQ(anon_user.status().code(), absl::StatusCode::kPermissionDenied) << anon_user.status();
+  fs::remove_all(tls);
+}
+
+}  // namespace
+}  // namespace coffer::etcd
