@@ -28,7 +28,9 @@ int64_t Int(const json::object& o, std::string_view key) {
   if (v->is_int64()) return v->as_int64();
   if (v->is_string()) {
     int64_t n = 0;
-    for (char c : v->as_string()) {
+    const auto& str = v->as_string();
+    if (str.size() > 18) return 0;  // beyond any revision or count etcd reaches
+    for (char c : str) {
       if (c < '0' || c > '9') return 0;
       n = n * 10 + (c - '0');
     }
@@ -100,6 +102,12 @@ absl::StatusOr<EtcdOptions> ParseEtcdOptions(const std::map<std::string, std::st
   if (e.username.empty() != e.password.empty())
     return absl::InvalidArgumentError(
         "storage \"etcd\": etcd authentication needs both username and password");
+  if (!e.password.empty())
+    for (const auto& url : e.endpoints)
+      if (url.rfind("http://", 0) == 0)
+        return absl::InvalidArgumentError(
+            Cat("storage \"etcd\": a password would cross the network in clear to ", url,
+                ": use https:// endpoints with etcd authentication"));
   if (!get("request_timeout").empty()) {
     auto t = ParseDurationSeconds(get("request_timeout"));
     if (!t.ok() || *t < 1)
@@ -128,7 +136,7 @@ absl::StatusOr<std::unique_ptr<EtcdStorage>> EtcdStorage::Open(EtcdOptions opts)
     c.client_key_file = s->opts_.tls_key_file;
     c.server_name = s->opts_.tls_server_name;
     c.timeout = s->opts_.request_timeout;
-    auto pool = http::ConnectionPool::Create(std::move(c));
+    auto pool = http::ConnectionPool::Create(std::move(c), 8, s->opts_.max_idle_time);
     if (!pool.ok())
       return absl::InvalidArgumentError(Cat("storage \"etcd\" (", url, "): ", Msg(pool.status())));
     s->pools_.push_back(std::move(*pool));
@@ -163,6 +171,12 @@ absl::Status EtcdStorage::Authenticate(size_t endpoint) {
   const json::value* t = v.as_object().if_contains("token");
   if (r->status != 200 || !t || !t->is_string()) {
     const json::value* m = v.as_object().if_contains("message");
+    const int64_t code = Int(v.as_object(), "code");
+    // A leader election or an overloaded member is not a refusal: another endpoint may answer.
+    if (code == 14 || code == 4 || code == 10 || r->status >= 500)
+      return absl::UnavailableError(
+          Cat(pools_[endpoint]->address(), ": authentication: ",
+              m && m->is_string() ? std::string(m->as_string()) : Cat("HTTP ", r->status)));
     return absl::PermissionDeniedError(
         Cat("etcd refused user \"", opts_.username,
             "\": ", m && m->is_string() ? std::string(m->as_string()) : Cat("HTTP ", r->status)));
@@ -172,7 +186,8 @@ absl::Status EtcdStorage::Authenticate(size_t endpoint) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<json::object> EtcdStorage::Call(std::string_view method, const json::object& req) {
+absl::StatusOr<json::object> EtcdStorage::Call(std::string_view method, const json::object& req,
+                                               bool write) {
   const std::string body = json::serialize(req);
   const std::string path = Cat("/v3/", method);
   // Why each endpoint failed, all of them said when none answers.
@@ -205,7 +220,14 @@ absl::StatusOr<json::object> EtcdStorage::Call(std::string_view method, const js
         }
         headers.emplace_back("Authorization", token);
       }
-      auto r = pools_[e]->Call("POST", path, body, headers);
+      // A write is never sent twice on its own: repeated late (after a later write to the same
+      // key), a put or delete would undo that later write. So a write moves to another endpoint
+      // only when it cannot have reached this one.
+      bool sent = false;
+      auto r = pools_[e]->Call("POST", path, body, headers, !write, &sent);
+      if (!r.ok() && write && sent)
+        return absl::UnavailableError(Cat("etcd: ", pools_[e]->address(), ": ", Msg(r.status()),
+                                          " (the write may or may not have been applied)"));
       if (!r.ok()) {
         std::string why = Msg(r.status());
         if (why.find(pools_[e]->address()) == std::string::npos)
@@ -239,12 +261,17 @@ absl::StatusOr<json::object> EtcdStorage::Call(std::string_view method, const js
       if (code == 16 && !opts_.username.empty() && !reauthenticated) {
         reauthenticated = true;
         MutexLock l(&auth_mu_);
-        auth_token_.clear();
+        if (auth_token_ == headers.back().second) SecureWipe(auth_token_);  // not a newer one
         continue;
       }
       // Unavailable, deadline exceeded, aborted (a leader change), or the gateway's 5xx: another
       // member may answer.
       if (code == 14 || code == 4 || code == 10 || (code == 0 && r->status >= 500)) {
+        // A write that etcd may still commit ("request timed out", "leader changed") is not
+        // sent elsewhere; "no leader" means it was never proposed.
+        if (write && msg.find("no leader") == std::string::npos)
+          return absl::UnavailableError(Cat("etcd: ", pools_[e]->address(), ": ", msg,
+                                            " (the write may or may not have been applied)"));
         failed(Cat(pools_[e]->address(), ": ", msg));
         break;
       }
@@ -268,12 +295,13 @@ absl::StatusOr<std::optional<std::string>> EtcdStorage::Get(std::string_view key
 }
 
 absl::Status EtcdStorage::Put(std::string_view key, std::string_view value) {
-  return Call("kv/put", json::object{{"key", B64(Cat(opts_.prefix, key))}, {"value", B64(value)}})
+  return Call("kv/put", json::object{{"key", B64(Cat(opts_.prefix, key))}, {"value", B64(value)}},
+              true)
       .status();
 }
 
 absl::Status EtcdStorage::Delete(std::string_view key) {
-  return Call("kv/deleterange", json::object{{"key", B64(Cat(opts_.prefix, key))}}).status();
+  return Call("kv/deleterange", json::object{{"key", B64(Cat(opts_.prefix, key))}}, true).status();
 }
 
 absl::Status EtcdStorage::Write(std::vector<storage::WriteOp> ops) {
@@ -296,7 +324,8 @@ absl::Status EtcdStorage::Write(std::vector<storage::WriteOp> ops) {
     else
       success.push_back(json::object{{"request_delete_range", json::object{{"key", k}}}});
   }
-  ASSIGN_OR_RETURN(json::object r, Call("kv/txn", json::object{{"success", std::move(success)}}));
+  ASSIGN_OR_RETURN(json::object r,
+                   Call("kv/txn", json::object{{"success", std::move(success)}}, true));
   if (!Flag(r, "succeeded")) return absl::InternalError("etcd did not apply the transaction");
   return absl::OkStatus();
 }
@@ -308,9 +337,10 @@ absl::StatusOr<std::vector<std::string>> EtcdStorage::List(std::string_view pref
   std::vector<std::string> out;
   // Strictly after `after`: past the folder when it names one, else just past the key.
   std::string start = base;
-  if (!after.empty())
-    start = after.back() == '/' ? storage::PrefixEnd(Cat(base, after))
-                                : Cat(base, after, std::string_view("\0", 1));
+  if (const size_t slash = after.find('/'); slash != std::string_view::npos)
+    start = storage::PrefixEnd(Cat(base, after.substr(0, slash + 1)));  // past that folder
+  else if (!after.empty())
+    start = Cat(base, after, std::string_view("\0", 1));
   const int64_t page = limit == 0 ? 1000 : static_cast<int64_t>(std::min<size_t>(limit, 1000));
   while (limit == 0 || out.size() < limit) {
     ASSIGN_OR_RETURN(json::object r, Call("kv/range", json::object{{"key", B64(start)},
@@ -352,7 +382,7 @@ absl::StatusOr<std::vector<std::string>> EtcdStorage::List(std::string_view pref
 absl::Status EtcdStorage::DeletePrefix(std::string_view prefix) {
   const std::string base = Cat(opts_.prefix, prefix);
   return Call("kv/deleterange",
-              json::object{{"key", B64(base)}, {"range_end", B64(storage::PrefixEnd(base))}})
+              json::object{{"key", B64(base)}, {"range_end", B64(storage::PrefixEnd(base))}}, true)
       .status();
 }
 

@@ -24,11 +24,13 @@
 //   refused rather than split, since a split batch would not be atomic.
 // - List pages a prefix range with keys_only, and jumps over a sub-folder with one more range,
 //   so its cost follows the page, not the folder's depth.
-// - Several endpoints: a call that cannot reach one (connection refused, TLS failure, timeout,
-//   5xx) moves to the next and stays there while it answers. Every call here may be repeated
-//   (puts, deletes and transactions without compares are idempotent).
+// - Several endpoints: a read that cannot reach one (connection refused, TLS failure, timeout,
+//   5xx) moves to the next and stays there while it answers. A write moves on only when it
+//   cannot have reached the first (no connection, or etcd has no leader): sent twice, a put
+//   repeated late could undo a later write. Otherwise it fails as "may or may not have been
+//   applied", as any storage timeout does.
 // - etcd authentication: a token from /v3/auth/authenticate, fetched again when etcd says it
-//   expired. The password is kept only for that and never logged.
+//   expired. The password is kept only for that, never logged, and refused over http://.
 //
 // All methods are safe to call from several threads. A write that returned OK was committed by
 // a quorum of the etcd cluster (etcd's own durability: fsynced on a majority).
@@ -55,6 +57,8 @@ struct EtcdOptions {
   std::string username, password;
   std::chrono::seconds request_timeout{5};
   size_t max_txn_ops = 128;
+  // How long a kept-alive connection may sit unused before it is closed (not a config key).
+  std::chrono::milliseconds max_idle_time{2000};
 };
 
 // Reads the `storage "etcd"` options (all strings, as the config parser gives them). Unknown
@@ -80,7 +84,9 @@ class EtcdStorage final : public storage::Storage {
 
   // One call of the v3 gateway ("kv/range", ...) with failover and authentication; the parsed
   // answer. etcd's own refusals keep etcd's message. For HA and tests.
-  absl::StatusOr<boost::json::object> Call(std::string_view method, const boost::json::object& req);
+  // A `write` is not sent again, nor to another endpoint, once it may have reached one.
+  absl::StatusOr<boost::json::object> Call(std::string_view method, const boost::json::object& req,
+                                           bool write = false);
 
   const std::string& prefix() const { return opts_.prefix; }
 

@@ -10,8 +10,8 @@
 #include <unistd.h>
 
 #include <atomic>
-#include <csignal>
 #include <chrono>
+#include <csignal>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -74,18 +74,8 @@ class EtcdProcess {
       args.emplace_back("--key-file");
       args.push_back(tls_dir + "/server.key");
     }
-    const std::string log = (dir_ / "etcd.log").string();
-    pid_ = fork();
-    if (pid_ == 0) {
-      FILE* f = freopen(log.c_str(), "w", stderr);
-      (void)f;
-      std::vector<char*> argv;
-      argv.reserve(args.size() + 1);
-      for (auto& a : args) argv.push_back(a.data());
-      argv.push_back(nullptr);
-      execv(argv[0], argv.data());
-      _exit(127);
-    }
+    args_ = std::move(args);
+    Spawn();
   }
   ~EtcdProcess() {
     if (pid_ > 0) {
@@ -96,6 +86,13 @@ class EtcdProcess {
   }
   const std::string& url() const { return url_; }
   const fs::path& dir() const { return dir_; }
+  pid_t pid() const { return pid_; }
+  // Kills etcd and starts it again on the same ports and data.
+  void Restart() {
+    kill(pid_, SIGKILL);
+    waitpid(pid_, nullptr, 0);
+    Spawn();
+  }
 
   // Waits until a storage on it opens (etcd takes about a second to elect itself).
   absl::StatusOr<std::unique_ptr<EtcdStorage>> Open(const EtcdOptions& o) {
@@ -110,7 +107,23 @@ class EtcdProcess {
   }
 
  private:
+  void Spawn() {
+    const std::string log = (dir_ / "etcd.log").string();
+    pid_ = fork();
+    if (pid_ == 0) {
+      FILE* f = freopen(log.c_str(), "a", stderr);
+      (void)f;
+      std::vector<char*> argv;
+      argv.reserve(args_.size() + 1);
+      for (auto& a : args_) argv.push_back(a.data());
+      argv.push_back(nullptr);
+      execv(argv[0], argv.data());
+      _exit(127);
+    }
+  }
+
   static inline std::atomic<int> counter_{0};
+  std::vector<std::string> args_;
   fs::path dir_;
   int port_ = 0;
   std::string url_;
@@ -219,6 +232,39 @@ TEST(EtcdStorage, MovesToTheNextEndpointWhenOneIsDown) {
       << none.status();
 }
 
+// `after` naming a key inside a folder (a caller resuming from a deeper name) continues past that
+// folder, as the memory and SQLite backends do.
+TEST(EtcdStorage, ListAfterANameInsideAFolder) {
+  auto s = Shared().Open(Plain(Shared().url(), UniquePrefix()));
+  ASSERT_TRUE(s.ok()) << s.status();
+  for (const char* k : {"a/b", "a/c", "b", "c/d"}) ASSERT_TRUE((*s)->Put(k, "v").ok());
+  EXPECT_EQ(*(*s)->List("", "a/b"), (std::vector<std::string>{"b", "c/"}));
+  EXPECT_EQ(*(*s)->List("", "a/"), (std::vector<std::string>{"b", "c/"}));
+  EXPECT_EQ(*(*s)->List("", "a"), (std::vector<std::string>{"a/", "b", "c/"}));
+}
+
+// A write whose connection breaks after it was sent is not sent again (a late repeat could undo a
+// later write): the caller is told it may or may not have been applied. A read is repeated.
+TEST(EtcdStorage, AWriteIsNotRepeatedOnceSent) {
+  EtcdProcess e;
+  EtcdOptions o = Plain(e.url(), UniquePrefix());
+  o.max_idle_time = std::chrono::minutes(5);  // the pooled connection outlives the restart
+  auto s = e.Open(o);
+  ASSERT_TRUE(s.ok()) << s.status();
+  ASSERT_TRUE((*s)->Put("k", "v1").ok());  // leaves a kept-alive connection in the pool
+  // etcd is stopped and started again on the same port: the pooled connection is dead.
+  e.Restart();
+  auto again = e.Open(Plain(e.url(), "/probe/"));  // waits until it serves again
+  ASSERT_TRUE(again.ok()) << again.status();
+  absl::Status st = (*s)->Put("k", "v2");
+  ASSERT_FALSE(st.ok());
+  EXPECT_EQ(st.code(), absl::StatusCode::kUnavailable);
+  EXPECT_NE(st.message().find("may or may not have been applied"), std::string_view::npos) << st;
+  // The pool dropped its dead connections: the next write and reads go through.
+  ASSERT_TRUE((*s)->Put("k", "v3").ok());
+  EXPECT_EQ(**(*s)->Get("k"), "v3");
+}
+
 TEST(EtcdStorage, ConfigKeysAreVaults) {
   auto o = ParseEtcdOptions({{"address", "https://127.0.0.1:2379, https://127.0.0.2:2379"},
                              {"etcd_api", "v3"},
@@ -235,6 +281,11 @@ TEST(EtcdStorage, ConfigKeysAreVaults) {
   EXPECT_FALSE(ParseEtcdOptions({{"tls_cert_file", "/c.crt"}}).ok());
   EXPECT_FALSE(ParseEtcdOptions({{"username", "u"}}).ok());
   EXPECT_FALSE(ParseEtcdOptions({{"request_timeout", "soon"}}).ok());
+  // A password is never sent in clear.
+  auto clear = ParseEtcdOptions(
+      {{"address", "http://127.0.0.1:2379"}, {"username", "u"}, {"password", "p"}});
+  ASSERT_FALSE(clear.ok());
+  EXPECT_NE(clear.status().message().find("in clear"), std::string_view::npos) << clear.status();
 }
 
 // mTLS and etcd's own users: the way a production etcd is set up.

@@ -5,10 +5,24 @@
 namespace coffer::http {
 namespace json = boost::json;
 
+Api::Api(ClientOptions o) : o_(std::move(o)) {
+  ClientOptions shared = o_;
+  shared.token.clear();
+  auto pool = ConnectionPool::Create(std::move(shared), 4);
+  if (pool.ok())
+    pool_ = std::move(*pool);
+  else
+    pool_error_ = pool.status();
+}
+
 absl::StatusOr<json::object> Api::Call(std::string_view method, std::string_view path,
                                        const json::object* body) const {
+  if (!pool_) return pool_error_;
   std::string payload = body ? json::serialize(*body) : std::string();
-  ASSIGN_OR_RETURN(auto r, http::Call(o_, method, Cat("/v1/", path), payload));
+  std::vector<ConnectionPool::Header> headers;
+  if (!o_.token.empty()) headers.emplace_back("X-Vault-Token", o_.token);
+  ASSIGN_OR_RETURN(auto r, pool_->Call(method, Cat("/v1/", path), payload, headers,
+                                       method == "GET" || method == "LIST"));
   json::object parsed;
   if (!r.body.empty()) {
     boost::system::error_code ec;

@@ -2,9 +2,12 @@
 // method, the "data" object unwrapped, and each failure turned into an absl::Status a caller can
 // act on: kUnavailable (cannot connect, sealed, standby, 5xx: retry later), kNotFound (404),
 // kPermissionDenied (403: token invalid, expired, used up, or not allowed), kInvalidArgument (400,
-// with the server's messages). Thread-safe: each call is independent.
+// with the server's messages). Thread-safe. Calls share kept-alive connections (a
+// ConnectionPool, shared by copies of an Api), so a tool making a thousand calls makes one TLS
+// handshake, not a thousand; only GET and LIST are sent again on a connection found closed.
 #pragma once
 
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -16,7 +19,7 @@ namespace coffer::http {
 
 class Api {
  public:
-  explicit Api(ClientOptions o) : o_(std::move(o)) {}
+  explicit Api(ClientOptions o);
 
   const ClientOptions& options() const { return o_; }
   void set_token(std::string t) { o_.token = std::move(t); }
@@ -35,6 +38,10 @@ class Api {
 
  private:
   ClientOptions o_;
+  // Built from o_ without its token (sent per call); null when o_ is unusable (bad address or
+  // TLS files), and then each call reports why.
+  std::shared_ptr<ConnectionPool> pool_;
+  absl::Status pool_error_;
 };
 
 }  // namespace coffer::http

@@ -298,19 +298,21 @@ struct ConnectionPool::Impl {
   std::unique_ptr<ssl::context> ctx;
 };
 
-absl::StatusOr<std::unique_ptr<ConnectionPool>> ConnectionPool::Create(ClientOptions opts,
-                                                                       size_t max_idle) {
+absl::StatusOr<std::unique_ptr<ConnectionPool>> ConnectionPool::Create(
+    ClientOptions opts, size_t max_idle, std::chrono::milliseconds max_idle_time) {
   auto impl = std::make_unique<Impl>();
   ASSIGN_OR_RETURN(impl->url, ParseUrl(opts.address));
   if (impl->url.tls) {
     ASSIGN_OR_RETURN(impl->ctx, MakeContext(opts));
   }
   impl->opts = std::move(opts);
-  return std::unique_ptr<ConnectionPool>(new ConnectionPool(std::move(impl), max_idle));
+  return std::unique_ptr<ConnectionPool>(
+      new ConnectionPool(std::move(impl), max_idle, max_idle_time));
 }
 
-ConnectionPool::ConnectionPool(std::unique_ptr<Impl> impl, size_t max_idle)
-    : impl_(std::move(impl)), max_idle_(max_idle) {}
+ConnectionPool::ConnectionPool(std::unique_ptr<Impl> impl, size_t max_idle,
+                               std::chrono::milliseconds max_idle_time)
+    : impl_(std::move(impl)), max_idle_(max_idle), max_idle_time_(max_idle_time) {}
 
 ConnectionPool::~ConnectionPool() {
   MutexLock l(&mu_);
@@ -318,37 +320,59 @@ ConnectionPool::~ConnectionPool() {
 }
 
 const std::string& ConnectionPool::address() const { return impl_->opts.address; }
+const ClientOptions& ConnectionPool::options() const { return impl_->opts; }
 
 absl::StatusOr<ClientResponse> ConnectionPool::Call(std::string_view method, std::string_view path,
                                                     std::string_view body,
-                                                    const std::vector<Header>& headers) {
+                                                    const std::vector<Header>& headers,
+                                                    bool repeatable, bool* sent) {
   ClientOptions o = impl_->opts;
   o.headers.insert(o.headers.end(), headers.begin(), headers.end());
-  // A reused connection the server has closed meanwhile fails before any answer: the request is
-  // sent once more on a fresh connection (callers send only requests that may be repeated).
+  if (sent) *sent = false;
+  bool fresh_only = false;  // after a reused connection failed: the others are suspect too
   for (int attempt = 0; attempt < 2; ++attempt) {
     std::unique_ptr<Connection> c;
-    {
+    std::vector<Idle> stale;  // closed outside the lock
+    if (!fresh_only) {
       MutexLock l(&mu_);
+      // Oldest first: the ones unused for longer than max_idle_time are closed.
+      const auto now = std::chrono::steady_clock::now();
+      size_t fresh = 0;
+      while (fresh < idle_.size() && now - idle_[fresh].since > max_idle_time_) ++fresh;
+      for (size_t k = 0; k < fresh; ++k) stale.push_back(std::move(idle_[k]));
+      idle_.erase(idle_.begin(), idle_.begin() + static_cast<std::ptrdiff_t>(fresh));
       if (!idle_.empty()) {
-        c = std::move(idle_.back());
+        c = std::move(idle_.back().conn);
         idle_.pop_back();
       }
     }
+    stale.clear();
     const bool reused = c != nullptr;
     if (!c) {
       ASSIGN_OR_RETURN(c, Connect(impl_->url, o, impl_->ctx.get()));
     }
     bool kept = false;
+    if (sent) *sent = true;
     auto res = c->Exchange(impl_->url, o, method, path, body, true, &kept);
     if (!res.ok()) {
-      // Retried only when the old connection was found closed, not after waiting out a timeout.
-      if (reused && !absl::IsDeadlineExceeded(res.status())) continue;
+      if (reused) {
+        // The server closed it (restarted, or timed it out): the idle ones are likely closed
+        // too. Sent again, on a new connection, only when the old one was found closed (not
+        // after waiting out a timeout) and the caller allows it.
+        std::vector<Idle> dropped;
+        {
+          MutexLock l(&mu_);
+          dropped.swap(idle_);
+        }
+        fresh_only = true;
+        if (repeatable && !absl::IsDeadlineExceeded(res.status())) continue;
+      }
       return Unavailable(std::move(res));
     }
     if (kept) {
       MutexLock l(&mu_);
-      if (idle_.size() < max_idle_) idle_.push_back(std::move(c));
+      if (idle_.size() < max_idle_)
+        idle_.push_back({std::move(c), std::chrono::steady_clock::now()});
     }
     return res;
   }

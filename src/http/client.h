@@ -52,32 +52,48 @@ absl::StatusOr<ClientResponse> Call(const ClientOptions& opts, std::string_view 
 struct Connection;
 
 // Connections to one server kept open between calls (HTTP/1.1 keep-alive), for a caller that
-// makes many small requests (the etcd storage backend): a call takes an idle connection or opens
-// one, and gives it back when the server keeps it open. At most `max_idle` stay open. A reused
-// connection that the server closed meanwhile is replaced and the request sent once more, so
-// callers send only requests that may be repeated. Safe to call from several threads.
+// makes many small requests (the etcd storage backend, Coffer's own tools): a call takes an idle
+// connection or opens one, and gives it back when the server keeps it open. At most `max_idle`
+// stay open, each for at most `max_idle_time` unused (then closed: well inside a server's own
+// idle timeout, so a reused connection is almost never one the server is closing).
+//
+// A reused connection that fails before any answer (the server closed it meanwhile) is replaced
+// and the request sent once more when the caller says the request is `repeatable` (reads, and
+// writes whose repetition changes nothing); otherwise the failure is returned, since the server
+// may have acted on it. Safe to call from several threads.
 class ConnectionPool {
  public:
   using Header = std::pair<std::string, std::string>;
   // Fails on a bad address or unusable TLS files (checked once, here).
-  static absl::StatusOr<std::unique_ptr<ConnectionPool>> Create(ClientOptions opts,
-                                                                size_t max_idle = 8);
+  static absl::StatusOr<std::unique_ptr<ConnectionPool>> Create(
+      ClientOptions opts, size_t max_idle = 8,
+      std::chrono::milliseconds max_idle_time = std::chrono::milliseconds(2000));
   ~ConnectionPool();
   ConnectionPool(const ConnectionPool&) = delete;
   ConnectionPool& operator=(const ConnectionPool&) = delete;
 
+  // `sent` (when given) says on failure whether the request may have reached the server: false
+  // when no connection could be made, so the caller may safely try elsewhere.
   absl::StatusOr<ClientResponse> Call(std::string_view method, std::string_view path,
                                       std::string_view body = "",
-                                      const std::vector<Header>& headers = {});
+                                      const std::vector<Header>& headers = {},
+                                      bool repeatable = true, bool* sent = nullptr);
   const std::string& address() const;
+  const ClientOptions& options() const;
 
  private:
   struct Impl;
-  ConnectionPool(std::unique_ptr<Impl> impl, size_t max_idle);
+  struct Idle {
+    std::unique_ptr<Connection> conn;
+    std::chrono::steady_clock::time_point since;
+  };
+  ConnectionPool(std::unique_ptr<Impl> impl, size_t max_idle,
+                 std::chrono::milliseconds max_idle_time);
   std::unique_ptr<Impl> impl_;
   const size_t max_idle_;
+  const std::chrono::milliseconds max_idle_time_;
   Mutex mu_;
-  std::vector<std::unique_ptr<Connection>> idle_ ABSL_GUARDED_BY(mu_);
+  std::vector<Idle> idle_ ABSL_GUARDED_BY(mu_);  // most recently used last
 };
 
 }  // namespace coffer::http

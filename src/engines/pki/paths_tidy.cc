@@ -163,8 +163,8 @@ absl::StatusOr<Response> PkiBackend::ReadTidyStatus(Request& req) {
   // Vault reports the store's size only with maintain_stored_certificate_counts; Coffer always
   // does (a listing of names, reused as in sys/metrics), and `cluster status` sizes its progress
   // bar with it. Counted before tidy_mu_ is taken: the count may list storage.
+  // A count that fails (storage unreachable) leaves the two fields null; the rest still answers.
   auto counts = Counts(req.storage);
-  if (!counts.ok()) return counts.status();
   MutexLock lock(&tidy_mu_);
   const TidyStatus& t = tidy_status_;
   return Response::Data(json::object{
@@ -179,8 +179,8 @@ absl::StatusOr<Response> PkiBackend::ReadTidyStatus(Request& req) {
       {"cert_store_deleted_count", t.cert_store_deleted_count},
       {"revoked_cert_deleted_count", t.revoked_cert_deleted_count},
       {"missing_issuer_cert_count", 0},
-      {"cert_store_current_entry_count", counts->stored},
-      {"revoked_cert_current_entry_count", counts->revoked}});
+      {"cert_store_current_entry_count", counts.ok() ? json::value(counts->stored) : nullptr},
+      {"revoked_cert_current_entry_count", counts.ok() ? json::value(counts->revoked) : nullptr}});
 }
 
 void PkiBackend::StopTidy() {
