@@ -278,9 +278,9 @@ absl::StatusOr<ServerConfig> ParseServerConfig(std::string_view text, std::strin
           } else if (st.key == "etcd") {
             // Vault's etcd keys; the values are checked by the backend (etcd/etcd_storage.cc).
             static constexpr std::string_view kKeys[] = {
-                "address",         "etcd_api",        "path",       "tls_ca_file",
-                "tls_cert_file",   "tls_key_file",    "username",   "password",
-                "tls_server_name", "request_timeout", "max_txn_ops"};
+                "address",         "etcd_api",        "path",        "tls_ca_file",
+                "tls_cert_file",   "tls_key_file",    "username",    "password",
+                "tls_server_name", "request_timeout", "max_txn_ops", "lock_timeout"};
             for (const Item& o : st.value.object) {
               if (o.key == "ha_enabled") {
                 ASSIGN_OR_RETURN(bool ha, AsBool(o));
@@ -291,7 +291,7 @@ absl::StatusOr<ServerConfig> ParseServerConfig(std::string_view text, std::strin
                             "\"false\" and run one server per path");
                 continue;
               }
-              if (o.key == "sync" || o.key == "lock_timeout" || o.key == "max_receive_size") {
+              if (o.key == "sync" || o.key == "max_receive_size") {
                 cfg.warnings.push_back(Cat("line ", o.line, ": storage \"etcd\" key \"", o.key,
                                            "\" is accepted but has no effect in Coffer (it uses "
                                            "the endpoints listed in address)"));

@@ -1,8 +1,11 @@
 #include "etcd/etcd_storage.h"
 
 #include <openssl/crypto.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <ctime>
+#include <thread>
 
 #include "absl/strings/numbers.h"
 #include "util/duration.h"
@@ -29,11 +32,7 @@ int64_t Int(const json::object& o, std::string_view key) {
   if (v->is_string()) {
     int64_t n = 0;
     const auto& str = v->as_string();
-    if (str.size() > 18) return 0;  // beyond any revision or count etcd reaches
-    for (char c : str) {
-      if (c < '0' || c > '9') return 0;
-      n = n * 10 + (c - '0');
-    }
+    if (!absl::SimpleAtoi(absl::string_view(str.data(), str.size()), &n)) return 0;
     return n;
   }
   return 0;
@@ -44,6 +43,9 @@ int64_t Int(const json::object& o, std::string_view key) {
 constexpr std::string_view kCommonNameHint =
     " (with etcd authentication on, Coffer's client certificate must have no CommonName: give it "
     "its names as subjectAltNames only, and the user as username/password)";
+
+// The lock every server takes on its path (the HA leader lock will be the same key).
+constexpr std::string_view kLockKey = "core/lock";
 
 bool Flag(const json::object& o, std::string_view key) {
   const json::value* v = o.if_contains(key);
@@ -116,6 +118,15 @@ absl::StatusOr<EtcdOptions> ParseEtcdOptions(const std::map<std::string, std::st
                                             "\" is not a duration of at least 1s"));
     e.request_timeout = std::chrono::seconds(*t);
   }
+  if (!get("lock_timeout").empty()) {
+    auto t = ParseDurationSeconds(get("lock_timeout"));
+    if (!t.ok() || *t < 2)
+      return absl::InvalidArgumentError(Cat("storage \"etcd\": lock_timeout \"",
+                                            get("lock_timeout"),
+                                            "\" is not a duration of at least 2s"));
+    e.lock_ttl = std::chrono::seconds(*t);
+  }
+  e.lock_wait = e.lock_ttl * 2 + std::chrono::seconds(5);
   if (!get("max_txn_ops").empty()) {
     int64_t n = 0;
     if (!absl::SimpleAtoi(get("max_txn_ops"), &n) || n < 1)
@@ -147,10 +158,20 @@ absl::StatusOr<std::unique_ptr<EtcdStorage>> EtcdStorage::Open(EtcdOptions opts)
     return absl::Status(probe.status().code(),
                         Cat("storage \"etcd\": no endpoint of ", s->opts_.endpoints.size(),
                             " answered: ", Msg(probe.status())));
+  if (s->opts_.lock) {
+    if (absl::Status l = s->AcquireLock(); !l.ok())
+      return absl::Status(l.code(), Cat("storage \"etcd\": ", Msg(l)));
+    s->keeper_ = std::thread([p = s.get()] { p->KeepLease(); });
+  }
   return s;
 }
 
 EtcdStorage::~EtcdStorage() {
+  stopping_.store(true);
+  if (keeper_.joinable()) keeper_.join();
+  // The lock is given back at once, so a restarted server need not wait for the lease to lapse.
+  if (lease_.load() != 0)
+    (void)Call("lease/revoke", json::object{{"ID", Cat(lease_.load())}}, true);
   MutexLock l(&auth_mu_);
   SecureWipe(auth_token_);
   SecureWipe(opts_.password);
@@ -295,13 +316,44 @@ absl::StatusOr<std::optional<std::string>> EtcdStorage::Get(std::string_view key
 }
 
 absl::Status EtcdStorage::Put(std::string_view key, std::string_view value) {
-  return Call("kv/put", json::object{{"key", B64(Cat(opts_.prefix, key))}, {"value", B64(value)}},
-              true)
-      .status();
+  json::array ops;
+  ops.push_back(json::object{
+      {"request_put", json::object{{"key", B64(Cat(opts_.prefix, key))}, {"value", B64(value)}}}});
+  return Txn(std::move(ops));
 }
 
 absl::Status EtcdStorage::Delete(std::string_view key) {
-  return Call("kv/deleterange", json::object{{"key", B64(Cat(opts_.prefix, key))}}, true).status();
+  json::array ops;
+  ops.push_back(
+      json::object{{"request_delete_range", json::object{{"key", B64(Cat(opts_.prefix, key))}}}});
+  return Txn(std::move(ops));
+}
+
+absl::Status EtcdStorage::Txn(json::array ops) {
+  if (lost_.load())
+    return absl::FailedPreconditionError(
+        Cat("this server no longer holds the lock ", opts_.prefix, kLockKey,
+            " (its lease expired, or another server took it): it writes nothing more; restart it"));
+  json::object txn{{"success", std::move(ops)}};
+  const int64_t lock_rev = lock_rev_.load();
+  if (lock_rev != 0) {
+    // Fencing: applied only while our lock key is the one we created.
+    txn["compare"] = json::array{json::object{{"key", B64(Cat(opts_.prefix, kLockKey))},
+                                              {"target", "CREATE"},
+                                              {"result", "EQUAL"},
+                                              {"create_revision", Cat(lock_rev)}}};
+  }
+  ASSIGN_OR_RETURN(json::object r, Call("kv/txn", txn, true));
+  if (!Flag(r, "succeeded")) {
+    if (lock_rev != 0) {
+      lost_.store(true);
+      return absl::FailedPreconditionError(
+          Cat("this server lost the lock ", opts_.prefix, kLockKey,
+              " (another server holds it now): the write was not applied; restart this server"));
+    }
+    return absl::InternalError("etcd did not apply the transaction");
+  }
+  return absl::OkStatus();
 }
 
 absl::Status EtcdStorage::Write(std::vector<storage::WriteOp> ops) {
@@ -324,10 +376,7 @@ absl::Status EtcdStorage::Write(std::vector<storage::WriteOp> ops) {
     else
       success.push_back(json::object{{"request_delete_range", json::object{{"key", k}}}});
   }
-  ASSIGN_OR_RETURN(json::object r,
-                   Call("kv/txn", json::object{{"success", std::move(success)}}, true));
-  if (!Flag(r, "succeeded")) return absl::InternalError("etcd did not apply the transaction");
-  return absl::OkStatus();
+  return Txn(std::move(success));
 }
 
 absl::StatusOr<std::vector<std::string>> EtcdStorage::List(std::string_view prefix,
@@ -358,13 +407,26 @@ absl::StatusOr<std::vector<std::string>> EtcdStorage::List(std::string_view pref
         return absl::InternalError("etcd answered a key outside the range");
       std::string_view rest = std::string_view(key).substr(base.size());
       const size_t slash = rest.find('/');
-      if (slash == std::string_view::npos) {
+      if (lock_rev_.load() != 0 && key == Cat(opts_.prefix, kLockKey)) {
+        // The lock is the backend's own, not Coffer data: never listed.
+      } else if (slash == std::string_view::npos) {
         out.emplace_back(rest);
       } else {
         // A folder: named once, and the next range starts past everything in it.
-        out.emplace_back(rest.substr(0, slash + 1));
-        start = storage::PrefixEnd(Cat(base, out.back()));
+        const std::string folder(rest.substr(0, slash + 1));
+        start = storage::PrefixEnd(Cat(base, folder));
         jumped = true;
+        bool only_lock = false;
+        if (lock_rev_.load() != 0 && key == Cat(opts_.prefix, kLockKey)) {
+          // The folder's first key is the lock: listed only if it holds something else.
+          ASSIGN_OR_RETURN(json::object f, Call("kv/range", json::object{{"key", B64(key + '\0')},
+                                                                         {"range_end", B64(start)},
+                                                                         {"keys_only", true},
+                                                                         {"limit", 1}}));
+          const json::value* fk = f.if_contains("kvs");
+          only_lock = !fk || !fk->is_array() || fk->as_array().empty();
+        }
+        if (!only_lock) out.push_back(folder);
       }
       if ((limit != 0 && out.size() >= limit) || jumped) break;
     }
@@ -381,9 +443,136 @@ absl::StatusOr<std::vector<std::string>> EtcdStorage::List(std::string_view pref
 
 absl::Status EtcdStorage::DeletePrefix(std::string_view prefix) {
   const std::string base = Cat(opts_.prefix, prefix);
-  return Call("kv/deleterange",
-              json::object{{"key", B64(base)}, {"range_end", B64(storage::PrefixEnd(base))}}, true)
-      .status();
+  const std::string end = storage::PrefixEnd(base);
+  auto range = [](const std::string& from, const std::string& to) {
+    return json::object{
+        {"request_delete_range", json::object{{"key", B64(from)}, {"range_end", B64(to)}}}};
+  };
+  json::array ops;
+  const std::string lock = Cat(opts_.prefix, kLockKey);
+  if (lock_rev_.load() != 0 && lock.compare(0, base.size(), base) == 0) {
+    // The range holds the lock (init clears core/): everything around it goes, the lock stays.
+    ops.push_back(range(base, lock));
+    ops.push_back(range(lock + '\0', end));
+  } else {
+    ops.push_back(range(base, end));
+  }
+  return Txn(std::move(ops));
+}
+
+absl::Status EtcdStorage::AcquireLock() {
+  ASSIGN_OR_RETURN(json::object g,
+                   Call("lease/grant", json::object{{"TTL", opts_.lock_ttl.count()}}, true));
+  lease_.store(Int(g, "ID"));
+  if (lease_.load() == 0) return absl::InternalError("etcd granted no lease");
+  char host[256] = {};
+  gethostname(host, sizeof host - 1);
+  holder_ = Cat("host=", host, " pid=", getpid(), " since=", std::time(nullptr));
+  const std::string& holder = holder_;
+  const std::string key = B64(Cat(opts_.prefix, kLockKey));
+  const auto deadline = std::chrono::steady_clock::now() + opts_.lock_wait;
+  std::string last_holder;
+  for (;;) {
+    json::object txn{
+        {"compare",
+         json::array{json::object{
+             {"key", key}, {"target", "CREATE"}, {"result", "EQUAL"}, {"create_revision", "0"}}}},
+        {"success",
+         json::array{json::object{
+             {"request_put",
+              json::object{{"key", key}, {"value", B64(holder)}, {"lease", Cat(lease_.load())}}}}}},
+        {"failure", json::array{json::object{{"request_range", json::object{{"key", key}}}}}}};
+    ASSIGN_OR_RETURN(json::object r, Call("kv/txn", txn, true));
+    if (Flag(r, "succeeded")) {
+      lock_rev_.store(Int(r.at("header").as_object(), "revision"));
+      return absl::OkStatus();
+    }
+    // Held: by whom, from the failure branch's range.
+    if (const json::value* rs = r.if_contains("responses"); rs && rs->is_array()) {
+      for (const auto& resp : rs->as_array()) {
+        const json::value* rr =
+            resp.is_object() ? resp.as_object().if_contains("response_range") : nullptr;
+        const json::value* kvs =
+            rr && rr->is_object() ? rr->as_object().if_contains("kvs") : nullptr;
+        if (kvs && kvs->is_array() && !kvs->as_array().empty() &&
+            kvs->as_array().front().is_object()) {
+          auto v = Decoded(kvs->as_array().front().as_object(), "value");
+          if (v.ok()) last_holder = *v;
+        }
+      }
+    }
+    if (std::chrono::steady_clock::now() >= deadline) break;
+    // Our own lease stays alive while we wait for the other one to lapse.
+    (void)Call("lease/keepalive", json::object{{"ID", Cat(lease_.load())}});
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  }
+  (void)Call("lease/revoke", json::object{{"ID", Cat(lease_.load())}}, true);
+  lease_.store(0);
+  return absl::FailedPreconditionError(
+      Cat("another Coffer server holds ", opts_.prefix, kLockKey, " (", last_holder,
+          ") and kept it for ", opts_.lock_wait.count(),
+          "s: run one server per path, or give this one its own path (HA on etcd is not built "
+          "yet)"));
+}
+
+void EtcdStorage::KeepLease() {
+  auto last_ok = std::chrono::steady_clock::now();
+  const auto every = std::max<std::chrono::milliseconds>(
+      std::chrono::milliseconds(200),
+      std::chrono::duration_cast<std::chrono::milliseconds>(opts_.lock_ttl) / 3);
+  while (!stopping_.load()) {
+    auto r = Call("lease/keepalive", json::object{{"ID", Cat(lease_.load())}});
+    const auto now = std::chrono::steady_clock::now();
+    bool alive = false;
+    if (r.ok()) {
+      const json::value* res = r->if_contains("result");
+      alive = res && res->is_object() && Int(res->as_object(), "TTL") > 0;
+    }
+    if (alive && !lost_.load()) {
+      last_ok = now;
+    } else if (alive) {
+      // Renewed after all (etcd was only slow): still ours if the key is the one we created.
+      auto k = Call("kv/range", json::object{{"key", B64(Cat(opts_.prefix, kLockKey))}});
+      const json::value* kvs = k.ok() ? k->if_contains("kvs") : nullptr;
+      if (kvs && kvs->is_array() && !kvs->as_array().empty() &&
+          kvs->as_array().front().is_object() &&
+          Int(kvs->as_array().front().as_object(), "create_revision") == lock_rev_.load()) {
+        lost_.store(false);
+        last_ok = now;
+      }
+    } else if (r.ok() || now - last_ok > opts_.lock_ttl) {
+      // Expired or revoked (etcd deleted our key), or unrenewed for a whole TTL: no write of
+      // ours goes through from now on. If nobody took the lock meanwhile, nobody else wrote:
+      // take it again with a new lease and carry on.
+      lost_.store(true);
+      auto g = Call("lease/grant", json::object{{"TTL", opts_.lock_ttl.count()}}, true);
+      const int64_t lease = g.ok() ? Int(*g, "ID") : 0;
+      if (lease != 0) {
+        const std::string key = B64(Cat(opts_.prefix, kLockKey));
+        json::object txn{
+            {"compare", json::array{json::object{{"key", key},
+                                                 {"target", "CREATE"},
+                                                 {"result", "EQUAL"},
+                                                 {"create_revision", "0"}}}},
+            {"success",
+             json::array{json::object{
+                 {"request_put",
+                  json::object{{"key", key}, {"value", B64(holder_)}, {"lease", Cat(lease)}}}}}}};
+        auto t = Call("kv/txn", txn, true);
+        if (t.ok() && Flag(*t, "succeeded")) {
+          lease_.store(lease);
+          lock_rev_.store(Int(t->at("header").as_object(), "revision"));
+          lost_.store(false);
+          last_ok = now;
+        } else {
+          (void)Call("lease/revoke", json::object{{"ID", Cat(lease)}}, true);
+        }
+      }
+    }
+    for (auto slept = std::chrono::milliseconds(0); slept < every && !stopping_.load();
+         slept += std::chrono::milliseconds(50))
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
 }
 
 }  // namespace coffer::etcd

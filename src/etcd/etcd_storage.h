@@ -32,6 +32,15 @@
 // - etcd authentication: a token from /v3/auth/authenticate, fetched again when etcd says it
 //   expired. The password is kept only for that, never logged, and refused over http://.
 //
+// - One server per path: Open takes `<path>core/lock` with a lease (TTL `lock_timeout`, 15 s),
+//   kept alive by a thread, waiting up to twice the TTL for a previous holder's lease to lapse
+//   (a server killed without closing), and refusing to start if another server keeps it. Every
+//   write is a transaction that also checks the lock key is still the one this server created
+//   (fencing): once the lease is lost, no write of this server reaches etcd, and writes fail
+//   saying so until the keeper takes the lock again, which it does only when nobody else holds
+//   it (then nobody else wrote). Closing gives the lock back. The key is never listed, and
+//   DeletePrefix (init clears core/) leaves it.
+//
 // All methods are safe to call from several threads. A write that returned OK was committed by
 // a quorum of the etcd cluster (etcd's own durability: fsynced on a majority).
 #pragma once
@@ -40,6 +49,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -59,6 +69,11 @@ struct EtcdOptions {
   size_t max_txn_ops = 128;
   // How long a kept-alive connection may sit unused before it is closed (not a config key).
   std::chrono::milliseconds max_idle_time{2000};
+  // The lock on the path (see the class comment): its lease's TTL (`lock_timeout`, as Vault's
+  // key) and how long Open waits for another holder's lease to lapse.
+  bool lock = true;
+  std::chrono::seconds lock_ttl{15};
+  std::chrono::seconds lock_wait{35};
 };
 
 // Reads the `storage "etcd"` options (all strings, as the config parser gives them). Unknown
@@ -93,10 +108,20 @@ class EtcdStorage final : public storage::Storage {
  private:
   explicit EtcdStorage(EtcdOptions opts) : opts_(std::move(opts)) {}
   absl::Status Authenticate(size_t endpoint) ABSL_LOCKS_EXCLUDED(auth_mu_);
+  absl::Status AcquireLock();
+  void KeepLease();
+  // Applies request ops as one transaction, fenced by the lock when held.
+  absl::Status Txn(boost::json::array ops);
 
   EtcdOptions opts_;
   std::vector<std::unique_ptr<http::ConnectionPool>> pools_;
   std::atomic<size_t> current_{0};  // the endpoint calls go to first
+  std::atomic<int64_t> lease_{0};
+  std::atomic<int64_t> lock_rev_{0};  // the lock key's create_revision; 0: no lock
+  std::string holder_;                // who holds it (host, pid, since): set once by Open
+  std::atomic<bool> lost_{false};
+  std::atomic<bool> stopping_{false};
+  std::thread keeper_;
   Mutex auth_mu_;
   std::string auth_token_ ABSL_GUARDED_BY(auth_mu_);
 };

@@ -265,16 +265,77 @@ TEST(EtcdStorage, AWriteIsNotRepeatedOnceSent) {
   EXPECT_EQ(**(*s)->Get("k"), "v3");
 }
 
+// One server per path: a second one waits for the lock, says who holds it, and gets it as soon as
+// the first closes. The lock key is never listed.
+TEST(EtcdStorage, OneServerPerPath) {
+  EtcdOptions o = Plain(Shared().url(), UniquePrefix());
+  auto first = Shared().Open(o);
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_TRUE((*first)->List("")->empty());
+  EXPECT_TRUE((*first)->List("core/")->empty());
+  ASSERT_TRUE((*first)->Put("core/keyring", "k").ok());
+  EXPECT_EQ(*(*first)->List(""), (std::vector<std::string>{"core/"}));
+  EXPECT_EQ(*(*first)->List("core/"), (std::vector<std::string>{"keyring"}));
+
+  EtcdOptions second = o;
+  second.lock_wait = std::chrono::seconds(1);
+  auto refused = EtcdStorage::Open(second);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(refused.status().message().find("another Coffer server holds"), std::string_view::npos)
+      << refused.status();
+  EXPECT_NE(refused.status().message().find(Cat("pid=", getpid())), std::string_view::npos)
+      << refused.status();
+  // Clearing core/ (as init does) keeps the lock.
+  ASSERT_TRUE((*first)->DeletePrefix("core/").ok());
+  EXPECT_FALSE((*first)->Get("core/keyring")->has_value());
+  ASSERT_TRUE((*first)->Put("core/keyring", "k").ok());
+  first->reset();  // closing gives the lock back: no wait for the lease to lapse
+  auto now_ok = EtcdStorage::Open(second);
+  ASSERT_TRUE(now_ok.ok()) << now_ok.status();
+  EXPECT_EQ(**(*now_ok)->Get("core/keyring"), "k");
+}
+
+// Fencing: once the lock is no longer this server's (its lease lapsed while it was paused, and
+// another server may hold the lock now), none of its writes reaches etcd.
+TEST(EtcdStorage, AServerThatLostItsLockWritesNothing) {
+  EtcdOptions o = Plain(Shared().url(), UniquePrefix());
+  auto a = Shared().Open(o);
+  ASSERT_TRUE(a.ok()) << a.status();
+  ASSERT_TRUE((*a)->Put("x", "1").ok());
+  // Another process removes the lock (as its lease's expiry would) and a new server takes it.
+  EtcdOptions raw = o;
+  raw.lock = false;
+  auto admin = EtcdStorage::Open(raw);
+  ASSERT_TRUE(admin.ok());
+  ASSERT_TRUE((*admin)->Delete("core/lock").ok());
+  auto b = EtcdStorage::Open(o);
+  ASSERT_TRUE(b.ok()) << b.status();
+  absl::Status st = (*a)->Put("x", "from-the-deposed-one");
+  EXPECT_EQ(st.code(), absl::StatusCode::kFailedPrecondition) << st;
+  EXPECT_NE(st.message().find("lost the lock"), std::string_view::npos) << st;
+  std::vector<WriteOp> batch = {{WriteOp::Kind::kPut, "y", "2"}};
+  EXPECT_FALSE((*a)->Write(std::move(batch)).ok());
+  EXPECT_FALSE((*a)->DeletePrefix("").ok());
+  EXPECT_EQ(**(*b)->Get("x"), "1");
+  EXPECT_FALSE((*b)->Get("y")->has_value());
+  ASSERT_TRUE((*b)->Put("x", "from-the-new-one").ok());
+  EXPECT_EQ(**(*b)->Get("x"), "from-the-new-one");
+}
+
 TEST(EtcdStorage, ConfigKeysAreVaults) {
   auto o = ParseEtcdOptions({{"address", "https://127.0.0.1:2379, https://127.0.0.2:2379"},
                              {"etcd_api", "v3"},
                              {"path", "vault"},
-                             {"request_timeout", "7s"}});
+                             {"request_timeout", "7s"},
+                             {"lock_timeout", "5s"}});
   ASSERT_TRUE(o.ok()) << o.status();
   EXPECT_EQ(o->endpoints,
             (std::vector<std::string>{"https://127.0.0.1:2379", "https://127.0.0.2:2379"}));
   EXPECT_EQ(o->prefix, "vault/");
   EXPECT_EQ(o->request_timeout, std::chrono::seconds(7));
+  EXPECT_EQ(o->lock_ttl, std::chrono::seconds(5));
+  EXPECT_EQ(o->lock_wait, std::chrono::seconds(15));
   EXPECT_NE(ParseEtcdOptions({{"etcd_api", "v2"}}).status().message().find("v3 API only"),
             std::string_view::npos);
   EXPECT_FALSE(ParseEtcdOptions({{"address", "127.0.0.1:2379"}}).ok());
@@ -311,6 +372,8 @@ TEST(EtcdStorage, ClientCertificatesAndEtcdUsers) {
   ASSERT_EQ(std::system(script.c_str()), 0);
   EtcdProcess e(d);
   EtcdOptions o = Plain(e.url(), UniquePrefix());
+  // The first storage cannot give its lock back once etcd wants a password: a short lease.
+  o.lock_ttl = std::chrono::seconds(2);
   o.tls_ca_file = d + "/ca.crt";
   o.tls_cert_file = d + "/client.crt";
   o.tls_key_file = d + "/client.key";

@@ -75,7 +75,8 @@ class EtcdStorage(ServerTest):
         return (f'storage "etcd" {{\n  address = "{address}"\n  etcd_api = "v3"\n'
                 f'  path = "/coffer-e2e/"\n  ha_enabled = "false"\n'
                 f'  tls_ca_file = "{self.etcd_ca}"\n  tls_cert_file = "{self.client_crt}"\n'
-                f'  tls_key_file = "{self.client_key}"\n  request_timeout = "5s"\n{extra}}}\n')
+                f'  tls_key_file = "{self.client_key}"\n  request_timeout = "5s"\n'
+                f'  lock_timeout = "5s"\n{extra}}}\n')
 
     def test_a_server_on_etcd_keeps_everything_across_a_kill(self):
         self.start_etcd()
@@ -109,6 +110,16 @@ class EtcdStorage(ServerTest):
         for kv in kvs:
             self.assertNotIn(secret.encode(), base64.b64decode(kv.get("value", "")))
 
+        # A second server on the same path does not start: one server per path, and it says who
+        # holds the lock.
+        s2 = self.server(storage=self.storage_block())
+        p = subprocess.run([COFFER_BIN, "server", f"-config={s2.config}"], capture_output=True,
+                           text=True, timeout=60)
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertIn("another Coffer server holds /coffer-e2e/core/lock", p.stderr)
+        self.assertIn(f"pid={s.proc.pid}", p.stderr)
+
+        # Killed without closing: the restarted server waits for the old lease to lapse (5 s).
         s.kill9()
         s.start()
         st, body, _ = s.request("GET", "sys/seal-status")
