@@ -12,6 +12,8 @@
 #include <vector>
 
 #include "absl/time/time.h"
+#include "crypto/crypto.h"
+#include "crypto/pem.h"
 #include "crypto/x509.h"
 #include "util/encoding.h"
 #include "util/files.h"
@@ -405,6 +407,40 @@ absl::Status Agent::FetchSecret(const SecretSpec& s) {
   return absl::OkStatus();
 }
 
+absl::Status Agent::Heartbeat() {
+  if (c_.node_registry.empty()) return absl::OkStatus();
+  json::object certs, cas;
+  for (const auto& spec : c_.certificates) {
+    CertState st = Inspect(spec);
+    certs[spec.name] =
+        json::object{{"serial", st.serial}, {"not_after", st.not_after}, {"present", st.present}};
+    if (spec.ca_file.empty() || cas.contains(spec.ca_file)) continue;
+    // The CA file's certificates as the node has them: the fingerprint of each (a bundle during
+    // a CA rotation holds two).
+    auto text = files::ReadIfExists(spec.ca_file);
+    json::array fps;
+    if (text.ok() && *text) {
+      for (size_t at = 0;
+           (at = (**text).find("-----BEGIN CERTIFICATE-----", at)) != std::string::npos;) {
+        const size_t end = (**text).find("-----END CERTIFICATE-----", at);
+        if (end == std::string::npos) break;
+        auto cert = crypto::ParseCertPem((**text).substr(at, end + 25 - at));
+        at = end;
+        if (cert.ok()) fps.emplace_back(HexEncode(crypto::Sha256(crypto::CertDer(cert->get()))));
+      }
+    }
+    cas[spec.ca_file] = std::move(fps);
+  }
+  json::object entry{{"node", c_.node_name},
+                     {"agent_version", COFFER_VERSION},
+                     {"certificates", std::move(certs)},
+                     {"ca_files", std::move(cas)}};
+  return api_
+      .Write(Cat(c_.node_registry, "/data/", c_.node_name),
+             json::object{{"data", std::move(entry)}})
+      .status();
+}
+
 bool Agent::Once(bool force) {
   bool ok = true;
   if (auto st = EnsureToken(); !st.ok()) {
@@ -428,6 +464,9 @@ bool Agent::Once(bool force) {
       ok = false;
     }
   }
+  // The registry is informational: a failure to report is logged, not a failed pass.
+  if (auto st = Heartbeat(); !st.ok())
+    log::Warn("agent: could not update the node registry", {{"error", std::string(st.message())}});
   return ok;
 }
 
@@ -441,6 +480,8 @@ void Agent::Run(const std::atomic<bool>* stop) {
   std::vector<Item> certs(c_.certificates.size());
   std::vector<Item> secrets(c_.secrets.size());
   Item token;
+  Item heartbeat;
+  bool renewed = false;
   bool have_token_ttl = false;
   log::Info("agent: started", {{"node", c_.node_name},
                                {"certificates", Cat(c_.certificates.size())},
@@ -483,6 +524,7 @@ void Agent::Run(const std::atomic<bool>* stop) {
       }
       certs[i].attempt = 0;
       certs[i].next = r->renew_at * 1000;
+      renewed = true;
     }
     for (size_t i = 0; i < secrets.size(); ++i) {
       if (secrets[i].next > now_ms()) continue;
@@ -494,9 +536,21 @@ void Agent::Run(const std::atomic<bool>* stop) {
       secrets[i].attempt = 0;
       secrets[i].next = now_ms() + int64_t{3600} * 1000;  // picked up again hourly (rotations)
     }
+    // The node registry: every heartbeat, and at once after a renewal changed what is on disk.
+    if (!c_.node_registry.empty() && (heartbeat.next <= now_ms() || renewed)) {
+      if (auto st = Heartbeat(); !st.ok()) {
+        fail(heartbeat, "node registry", st);
+        heartbeat.next = std::min(heartbeat.next, now_ms() + c_.heartbeat_ms);
+      } else {
+        heartbeat.attempt = 0;
+        heartbeat.next = now_ms() + c_.heartbeat_ms;
+      }
+      renewed = false;
+    }
     Ms wake = token.next;
     for (const auto& it : certs) wake = std::min(wake, it.next);
     for (const auto& it : secrets) wake = std::min(wake, it.next);
+    if (!c_.node_registry.empty()) wake = std::min(wake, heartbeat.next);
     while (!stop->load() && now_ms() < wake)
       std::this_thread::sleep_for(std::chrono::milliseconds(std::min<Ms>(200, wake - now_ms())));
   }

@@ -46,6 +46,10 @@ class Agent {
   // Gets the certificate signed and writes its files; rotate_key forces a fresh key.
   absl::StatusOr<CertState> Renew(const CertSpec& s, bool rotate_key = false);
   absl::Status FetchSecret(const SecretSpec& s);
+  // Writes this node's entry in the cluster's node registry (config node_registry): the agent's
+  // version, each certificate's serial and expiry, and the SHA-256 fingerprint of each CA file
+  // as written. A no-op without node_registry.
+  absl::Status Heartbeat();
 
   // One pass (for `agent once`): token, every certificate due (all with force), every secret.
   // Returns true when everything is valid afterwards.

@@ -251,11 +251,11 @@ absl::Status CheckBlocks(const hcl::Item& it) {
 
 absl::StatusOr<Config> ParseConfig(std::string_view text) {
   ASSIGN_OR_RETURN(auto items, hcl::Parse(text));
-  RETURN_IF_ERROR(
-      CheckKeys(items,
-                {"server", "node_name", "token_path", "init_token_path", "token_role", "retry_min",
-                 "retry_max", "certificate", "certificates", "secret", "secrets"},
-                "the agent config"));
+  RETURN_IF_ERROR(CheckKeys(items,
+                            {"server", "node_name", "token_path", "init_token_path", "token_role",
+                             "retry_min", "retry_max", "certificate", "certificates", "secret",
+                             "secrets", "node_registry", "heartbeat"},
+                            "the agent config"));
   for (const auto& it : items) {
     if (it.key == "server" && it.value.kind == hcl::Value::Kind::kObject)
       RETURN_IF_ERROR(CheckKeys(it.value.object, {"address", "ca_cert"}, "server"));
@@ -306,6 +306,15 @@ absl::StatusOr<Config> ParseConfig(std::string_view text) {
   c.token_path = r.Str("token_path", true);
   c.init_token_path = r.Str("init_token_path");
   c.token_role = r.Str("token_role");
+  c.node_registry = r.Str("node_registry");
+  if (const json::value* hb = top.if_contains("heartbeat")) {
+    auto d = ParseDurationSeconds(*hb);
+    if (!d.ok() || *d < 1)
+      return absl::InvalidArgumentError("heartbeat: a duration of at least 1s, such as \"60s\"");
+    c.heartbeat_ms = *d * 1000;
+  }
+  if (!c.node_registry.empty() && c.node_name.empty())
+    return absl::InvalidArgumentError("agent config: node_registry needs node_name");
   const json::value* rmin = top.if_contains("retry_min");
   const json::value* rmax = top.if_contains("retry_max");
   if (rmin) {

@@ -58,6 +58,10 @@ struct Config {
   std::string address, ca_cert;
   std::string node_name;
   std::string token_path, init_token_path, token_role;
+  // The cluster's node registry (a KV version 2 mount, "C/nodes"): when set, the agent writes
+  // its node's entry there after each pass and every heartbeat_ms while it runs.
+  std::string node_registry;
+  int64_t heartbeat_ms = 60000;
   std::string token;  // for one-off commands without a token file (COFFER_TOKEN)
   int64_t retry_min_ms = 1000, retry_max_ms = 300000;
   std::vector<CertSpec> certificates;

@@ -4,6 +4,7 @@
 
 #include "cli/client_util.h"
 #include "cluster/expiration.h"
+#include "cluster/nodes.h"
 #include "cluster/setup.h"
 #include "util/duration.h"
 #include "util/files.h"
@@ -140,6 +141,18 @@ void RegisterClusterCommands(CLI::App& app, int* exit_code) {
     o.progress_tty = StderrIsTerminal();
     auto r = cluster::Setup(api, o, std::cout);
     if (!r.ok()) *exit_code = Fail(r.status());
+  });
+
+  auto* nodes = cl->add_subcommand(
+      "nodes",
+      "List the cluster's nodes as their agents report them: last seen, agent version, "
+      "certificates' expiry, CA fingerprints");
+  AddClientFlags(nodes, &a->flags);
+  nodes->add_option("cluster", a->cluster, "Cluster name")->required();
+  nodes->callback([a, exit_code] {
+    http::Api api(Resolve(a->flags));
+    auto st = cluster::Nodes(api, a->cluster, std::time(nullptr), std::cout);
+    if (!st.ok()) *exit_code = Fail(st);
   });
 
   auto* status = cl->add_subcommand(

@@ -209,6 +209,7 @@ std::string_view CaCommonName(Ca ca) {
 
 std::string MountPath(const ClusterSpec& s, Ca ca) { return Cat(s.name, "/pki/", CaName(ca)); }
 std::string SecretsMount(const ClusterSpec& s) { return Cat(s.name, "/secrets"); }
+std::string NodesMount(const ClusterSpec& s) { return Cat(s.name, "/nodes"); }
 
 std::vector<CertKind> Kinds(const ClusterSpec& s) {
   const std::vector<std::string> cp{"control-plane"};
@@ -429,6 +430,8 @@ std::string NodePolicy(const ClusterSpec& s, const NodeSpec& n) {
     for (const auto& r : k.node_roles) wanted = wanted || n.Has(r);
     if (wanted) out += PathRule(Cat(MountPath(s, k.ca), "/sign/", RoleName(k, &n)), "\"update\"");
   }
+  // Its own entry in the node registry, and no other node's.
+  out += PathRule(Cat(NodesMount(s), "/data/", n.name), "\"create\", \"update\", \"read\"");
   return out;
 }
 
@@ -505,6 +508,7 @@ json::object AgentConfig(const ClusterSpec& s, const NodeSpec& n, const AgentLay
       {"server", json::object{{"address", l.server_address}, {"ca_cert", l.server_ca_file}}},
       {"node_name", n.name},
       {"token_role", NodeTokenRole(s, n)},
+      {"node_registry", NodesMount(s)},
       {"token_path", l.state_dir + "/token"},
       {"init_token_path", l.state_dir + "/init-token"},
       {"certificates", certs},

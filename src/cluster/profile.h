@@ -65,6 +65,10 @@ std::string_view CaName(Ca ca);        // "etcd", "kubernetes", "front-proxy"
 std::string_view CaCommonName(Ca ca);  // kubeadm's: "etcd-ca", "kubernetes", "front-proxy-ca"
 std::string MountPath(const ClusterSpec& s, Ca ca);  // "C/pki/etcd"
 std::string SecretsMount(const ClusterSpec& s);      // "C/secrets"
+// The node registry (KV version 2, one version kept): each node's agent writes its own entry at
+// <mount>/data/<node> (what it maintains, its agent version); the entry's version time is when the
+// server last heard from it.
+std::string NodesMount(const ClusterSpec& s);  // "C/nodes"
 
 // One kind of certificate kubeadm makes.
 struct CertKind {

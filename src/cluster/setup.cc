@@ -212,6 +212,38 @@ absl::StatusOr<int> Setup(const http::Api& api, const SetupOptions& o, std::ostr
   };
   for (Ca ca : kCas) mount_step(MountPath(s, ca), "pki", s.leaf_ttl, s.ca_ttl);
   mount_step(SecretsMount(s), "kv", 0, 0);
+  {
+    // The node registry: KV version 2 (each entry's version time is the server's), one version.
+    const std::string nodes = NodesMount(s);
+    Step st;
+    st.what = Cat("mount ", nodes, " (kv version 2, node registry)");
+    st.check = [&api, nodes]() -> absl::StatusOr<std::string> {
+      ASSIGN_OR_RETURN(auto m, ReadMaybe(api, Cat("sys/mounts/", nodes)));
+      if (!m) return std::string("create");
+      const json::value* t = m->if_contains("type");
+      const json::value* o = m->if_contains("options");
+      const json::value* v = o && o->is_object() ? o->as_object().if_contains("version") : nullptr;
+      if (!t || !t->is_string() || t->as_string() != "kv" || !v || !v->is_string() ||
+          v->as_string() != "2")
+        return absl::FailedPreconditionError(
+            Cat(nodes, " is already mounted as something else than KV version 2; move it away"));
+      ASSIGN_OR_RETURN(auto c, api.Read(Cat(nodes, "/config")));
+      if (!Matches(json::object{{"max_versions", 1}}, c)) return std::string("configure");
+      return std::string();
+    };
+    st.apply = [&api, nodes]() -> absl::Status {
+      ASSIGN_OR_RETURN(auto m, ReadMaybe(api, Cat("sys/mounts/", nodes)));
+      if (!m) {
+        RETURN_IF_ERROR(api.Write(Cat("sys/mounts/", nodes),
+                                  json::object{{"type", "kv"},
+                                               {"options", json::object{{"version", "2"}}},
+                                               {"description", "coffer node registry"}})
+                            .status());
+      }
+      return api.Write(Cat(nodes, "/config"), json::object{{"max_versions", 1}}).status();
+    };
+    steps.push_back(std::move(st));
+  }
 
   // 2. The CAs.
   for (Ca ca : kCas) {

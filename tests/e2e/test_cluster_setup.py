@@ -358,6 +358,44 @@ class ClusterSetup(ServerTest):
         self.assertRegex(out, r"\rtokens \[#{30}\] (\d+)/\1 100% in [\d.]+s")
         self.assertRegex(out, r"\rcertificates \[#{30}\] (\d+)/\1 100% in [\d.]+s")
 
+    def test_node_registry(self):
+        """Each agent reports its node; `cluster nodes` shows when the server last heard from it,
+        its certificates' expiry and its CA files' fingerprints; a node may write only its own
+        entry."""
+        s = self.server().start()
+        s.init_and_unseal(1, 1)
+        _, tokdir = self.setup_cluster(s)
+        root, cfg, state = self.boot_node(s, "w-1", tokdir)
+        p = s.cli("cluster", "nodes", "c1", token=s.root)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        if os.environ.get("SHOW"):
+            print(p.stdout)
+        lines = {l.split()[0]: l for l in p.stdout.splitlines() if l and not l.startswith(" ")}
+        self.assertIn("LAST SEEN", lines["NODE"])
+        self.assertRegex(lines["w-1"], r"w-1\s+worker\s+\d{4}-\d\d-\d\dT[\d:]+Z \(\d+s ago\)\s+0\.1\.0\s+"
+                                       r"(kubelet|kube-proxy|kubelet-serving) in \d+d")
+        self.assertRegex(lines["w-2"], r"w-2\s+worker\s+never seen")
+        self.assertIn("cp-1", lines)
+        # The CA file's fingerprint is that of the CA the node wrote (openssl's own digest).
+        ca_file = os.path.join(root, "pki", "ca.crt")
+        fp = subprocess.run(["openssl", "x509", "-in", ca_file, "-noout", "-fingerprint", "-sha256"],
+                            capture_output=True, text=True, check=True).stdout
+        fp = fp.strip().split("=")[1].replace(":", "").lower()
+        self.assertIn(f"CA file {ca_file}: sha256:{fp}", p.stdout)
+        self.assertRegex(p.stdout, r"certificate kubelet: serial [0-9a-f:]+, expires \d{4}-.*\(in \d+d")
+        # The node's token may write its own entry, not another node's, and read no other.
+        token = read(os.path.join(state, "token"))
+        st, body, _ = s.request("POST", "c1/nodes/data/w-2", token=token, body={"data": {"x": 1}})
+        self.assertEqual(st, 403, body)
+        st, body, _ = s.request("GET", "c1/nodes/data/cp-1", token=token)
+        self.assertEqual(st, 403, body)
+        st, body, _ = s.request("POST", "c1/nodes/data/w-1", token=token,
+                                body={"data": {"node": "w-1"}})
+        self.assertEqual(st, 200, body)
+        # Setup stays idempotent with the registry mount in place.
+        p = s.cli("cluster", "setup", "c1", token=s.root)
+        self.assertEqual(p.stdout.strip(), "cluster c1: no changes", p.stderr)
+
     def test_what_each_token_may_not_do(self):
         s = self.server().start()
         s.init_and_unseal(1, 1)
