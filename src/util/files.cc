@@ -3,10 +3,13 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <pwd.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <vector>
@@ -42,6 +45,21 @@ absl::StatusOr<gid_t> LookupGroup(const std::string& name) {
 
 }  // namespace
 
+namespace {
+
+// 64 random bits as hex, for temporary file names.
+std::string RandomSuffix() {
+  static std::atomic<uint64_t> counter{0};
+  uint64_t r = 0;
+  if (::getrandom(&r, sizeof r, 0) != static_cast<ssize_t>(sizeof r)) r = 0;
+  r ^= counter.fetch_add(1) * 0x9E3779B97F4A7C15ULL;  // distinct even without randomness
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(r));
+  return buf;
+}
+
+}  // namespace
+
 absl::Status WriteAtomic(const std::string& path, std::string_view data, const WriteOptions& o) {
   std::filesystem::path p(path);
   std::filesystem::path dir = p.has_parent_path() ? p.parent_path() : std::filesystem::path(".");
@@ -50,16 +68,23 @@ absl::Status WriteAtomic(const std::string& path, std::string_view data, const W
     std::filesystem::create_directories(dir, ec);
     if (ec) return absl::InternalError(Cat("cannot create ", dir.string(), ": ", ec.message()));
   }
-  uid_t uid = static_cast<uid_t>(-1);
-  gid_t gid = static_cast<gid_t>(-1);
+  auto uid = static_cast<uid_t>(-1);
+  auto gid = static_cast<gid_t>(-1);
   if (!o.owner.empty()) {
     ASSIGN_OR_RETURN(uid, LookupUser(o.owner));
   }
   if (!o.group.empty()) {
     ASSIGN_OR_RETURN(gid, LookupGroup(o.group));
   }
-  std::string tmp = Cat(path, ".coffer-tmp-", ::getpid());
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, o.mode);
+  // A fresh name made here (O_EXCL): a file someone else created beforehand, possibly holding it
+  // open to read what we write, is never reused, and two writers of one path never share one.
+  std::string tmp;
+  int fd = -1;
+  for (int attempt = 0; fd < 0 && attempt < 8; ++attempt) {
+    tmp = Cat(path, ".coffer-tmp-", ::getpid(), "-", RandomSuffix());
+    fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, o.mode);
+    if (fd < 0 && errno != EEXIST) break;
+  }
   if (fd < 0) return Errno("create", tmp);
   auto fail = [&](std::string_view what) {
     absl::Status st = Errno(what, tmp);
