@@ -1,5 +1,6 @@
 #include "cluster/nodes.h"
 
+#include <algorithm>
 #include <map>
 #include <vector>
 
@@ -14,9 +15,20 @@ namespace {
 
 namespace json = boost::json;
 
-std::string Str(const json::object& o, std::string_view k) {
+// What a node wrote is printed to an operator's terminal: control bytes (escape sequences,
+// carriage returns) and anything beyond printable ASCII become '?', and a value is cut at
+// `max` characters, so a compromised node can neither forge rows nor flood the table.
+std::string Printable(std::string_view v, size_t max = 64) {
+  std::string out;
+  for (char c : v.substr(0, max)) out += (c >= 0x20 && c < 0x7f) ? c : '?';
+  if (v.size() > max) out += "...";
+  return out;
+}
+
+std::string Str(const json::object& o, std::string_view k, size_t max = 64) {
   const json::value* v = o.if_contains(k);
-  return v && v->is_string() ? std::string(v->as_string()) : std::string();
+  if (!v || !v->is_string()) return std::string();
+  return Printable(std::string_view(v->as_string().data(), v->as_string().size()), max);
 }
 
 int64_t Num(const json::object& o, std::string_view k) {
@@ -58,7 +70,7 @@ absl::Status Nodes(const http::Api& api, const std::string& cluster, int64_t now
     }
     Row& r = rows[name];
     if (r.node.empty()) {
-      r.node = name;
+      r.node = Printable(name);
       r.roles = "(not in the spec)";
     }
     r.reported = true;
@@ -73,7 +85,7 @@ absl::Status Nodes(const http::Api& api, const std::string& cluster, int64_t now
         r.seen = Cat(Rfc3339Utc(at), " (", SpanText(now - at), " ago)");
       }
     }
-    r.agent = Str(r.entry, "agent_version");
+    r.agent = Str(r.entry, "agent_version", 32);
     int64_t soonest = 0;
     std::string which;
     if (const json::value* c = r.entry.if_contains("certificates"); c && c->is_object()) {
@@ -82,7 +94,7 @@ absl::Status Nodes(const http::Api& api, const std::string& cluster, int64_t now
         const int64_t na = Num(cv.as_object(), "not_after");
         if (na > 0 && (soonest == 0 || na < soonest)) {
           soonest = na;
-          which = std::string(cname);
+          which = Printable(std::string_view(cname.data(), cname.size()));
         }
       }
     }
@@ -111,7 +123,7 @@ absl::Status Nodes(const http::Api& api, const std::string& cluster, int64_t now
       for (const auto& [cname, cv] : c->as_object()) {
         if (!cv.is_object()) continue;
         const int64_t na = Num(cv.as_object(), "not_after");
-        out << "  certificate " << std::string(cname) << ": "
+        out << "  certificate " << Printable(std::string_view(cname.data(), cname.size())) << ": "
             << (na > 0 ? Cat("serial ", Str(cv.as_object(), "serial"), ", expires ",
                              ExpiryText(na, now))
                        : std::string("not present"))
@@ -120,11 +132,13 @@ absl::Status Nodes(const http::Api& api, const std::string& cluster, int64_t now
     }
     if (const json::value* c = r.entry.if_contains("ca_files"); c && c->is_object()) {
       for (const auto& [path, fps] : c->as_object()) {
-        out << "  CA file " << std::string(path) << ":";
+        out << "  CA file " << Printable(std::string_view(path.data(), path.size()), 256) << ":";
         if (!fps.is_array() || fps.as_array().empty()) out << " (missing)";
         if (fps.is_array())
           for (const auto& f : fps.as_array())
-            if (f.is_string()) out << " sha256:" << std::string(f.as_string());
+            if (f.is_string())
+              out << " sha256:"
+                  << Printable(std::string_view(f.as_string().data(), f.as_string().size()));
         out << "\n";
       }
     }

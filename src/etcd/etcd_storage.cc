@@ -46,6 +46,9 @@ constexpr std::string_view kCommonNameHint =
 
 // The lock every server takes on its path (the HA leader lock will be the same key).
 constexpr std::string_view kLockKey = "core/lock";
+// Changed by every acquisition (not leased): a server that lost the lock takes it again only if
+// this is still at the revision of its own acquisition, i.e. nobody held the lock in between.
+constexpr std::string_view kEpochKey = "core/lock-epoch";
 
 bool Flag(const json::object& o, std::string_view key) {
   const json::value* v = o.if_contains(key);
@@ -126,6 +129,11 @@ absl::StatusOr<EtcdOptions> ParseEtcdOptions(const std::map<std::string, std::st
                                             "\" is not a duration of at least 2s"));
     e.lock_ttl = std::chrono::seconds(*t);
   }
+  // One keepalive may wait a request_timeout per step: the lease must outlast a couple of them.
+  if (e.lock_ttl < e.request_timeout * 2)
+    return absl::InvalidArgumentError(Cat("storage \"etcd\": lock_timeout (", e.lock_ttl.count(),
+                                          "s) must be at least twice request_timeout (",
+                                          e.request_timeout.count(), "s)"));
   e.lock_wait = e.lock_ttl * 2 + std::chrono::seconds(5);
   if (!get("max_txn_ops").empty()) {
     int64_t n = 0;
@@ -315,7 +323,15 @@ absl::StatusOr<std::optional<std::string>> EtcdStorage::Get(std::string_view key
   return std::optional<std::string>(std::move(value));
 }
 
+absl::Status EtcdStorage::RefuseOwn(std::string_view key) const {
+  if (lock_rev_.load() != 0 && IsOwnKey(Cat(opts_.prefix, key)))
+    return absl::InvalidArgumentError(
+        Cat(opts_.prefix, key, " is the storage backend's lock, not Coffer data"));
+  return absl::OkStatus();
+}
+
 absl::Status EtcdStorage::Put(std::string_view key, std::string_view value) {
+  RETURN_IF_ERROR(RefuseOwn(key));
   json::array ops;
   ops.push_back(json::object{
       {"request_put", json::object{{"key", B64(Cat(opts_.prefix, key))}, {"value", B64(value)}}}});
@@ -323,6 +339,7 @@ absl::Status EtcdStorage::Put(std::string_view key, std::string_view value) {
 }
 
 absl::Status EtcdStorage::Delete(std::string_view key) {
+  RETURN_IF_ERROR(RefuseOwn(key));
   json::array ops;
   ops.push_back(
       json::object{{"request_delete_range", json::object{{"key", B64(Cat(opts_.prefix, key))}}}});
@@ -346,7 +363,8 @@ absl::Status EtcdStorage::Txn(json::array ops) {
   ASSIGN_OR_RETURN(json::object r, Call("kv/txn", txn, true));
   if (!Flag(r, "succeeded")) {
     if (lock_rev != 0) {
-      lost_.store(true);
+      // Lost, unless the keeper re-took the lock meanwhile (then this write may be retried).
+      if (lock_rev_.load() == lock_rev) lost_.store(true);
       return absl::FailedPreconditionError(
           Cat("this server lost the lock ", opts_.prefix, kLockKey,
               " (another server holds it now): the write was not applied; restart this server"));
@@ -359,7 +377,10 @@ absl::Status EtcdStorage::Txn(json::array ops) {
 absl::Status EtcdStorage::Write(std::vector<storage::WriteOp> ops) {
   // The last operation on each key decides (etcd refuses a key named twice in one transaction).
   std::map<std::string_view, const storage::WriteOp*> last;
-  for (const auto& op : ops) last[op.key] = &op;
+  for (const auto& op : ops) {
+    RETURN_IF_ERROR(RefuseOwn(op.key));
+    last[op.key] = &op;
+  }
   if (last.empty()) return absl::OkStatus();
   if (last.size() > opts_.max_txn_ops)
     return absl::FailedPreconditionError(
@@ -407,26 +428,16 @@ absl::StatusOr<std::vector<std::string>> EtcdStorage::List(std::string_view pref
         return absl::InternalError("etcd answered a key outside the range");
       std::string_view rest = std::string_view(key).substr(base.size());
       const size_t slash = rest.find('/');
-      if (lock_rev_.load() != 0 && key == Cat(opts_.prefix, kLockKey)) {
-        // The lock is the backend's own, not Coffer data: never listed.
+      if (lock_rev_.load() != 0 && IsOwnKey(key)) {
+        // The lock and its epoch are the backend's own, not Coffer data: never listed (and not
+        // jumped over: the folder is listed when anything else is in it).
       } else if (slash == std::string_view::npos) {
         out.emplace_back(rest);
       } else {
         // A folder: named once, and the next range starts past everything in it.
-        const std::string folder(rest.substr(0, slash + 1));
-        start = storage::PrefixEnd(Cat(base, folder));
+        out.emplace_back(rest.substr(0, slash + 1));
+        start = storage::PrefixEnd(Cat(base, out.back()));
         jumped = true;
-        bool only_lock = false;
-        if (lock_rev_.load() != 0 && key == Cat(opts_.prefix, kLockKey)) {
-          // The folder's first key is the lock: listed only if it holds something else.
-          ASSIGN_OR_RETURN(json::object f, Call("kv/range", json::object{{"key", B64(key + '\0')},
-                                                                         {"range_end", B64(start)},
-                                                                         {"keys_only", true},
-                                                                         {"limit", 1}}));
-          const json::value* fk = f.if_contains("kvs");
-          only_lock = !fk || !fk->is_array() || fk->as_array().empty();
-        }
-        if (!only_lock) out.push_back(folder);
       }
       if ((limit != 0 && out.size() >= limit) || jumped) break;
     }
@@ -449,15 +460,67 @@ absl::Status EtcdStorage::DeletePrefix(std::string_view prefix) {
         {"request_delete_range", json::object{{"key", B64(from)}, {"range_end", B64(to)}}}};
   };
   json::array ops;
-  const std::string lock = Cat(opts_.prefix, kLockKey);
-  if (lock_rev_.load() != 0 && lock.compare(0, base.size(), base) == 0) {
-    // The range holds the lock (init clears core/): everything around it goes, the lock stays.
-    ops.push_back(range(base, lock));
-    ops.push_back(range(lock + '\0', end));
-  } else {
-    ops.push_back(range(base, end));
+  // The lock and its epoch stay (init clears core/): the ranges around them go.
+  std::string from = base;
+  for (std::string_view own : {kLockKey, kEpochKey}) {  // in key order
+    const std::string k = Cat(opts_.prefix, own);
+    if (lock_rev_.load() == 0 || k.compare(0, base.size(), base) != 0) continue;
+    if (from < k) ops.push_back(range(from, k));
+    from = k + '\0';
   }
+  if (end.empty() || from < end) ops.push_back(range(from, end));
   return Txn(std::move(ops));
+}
+
+bool EtcdStorage::IsOwnKey(std::string_view full_key) const {
+  return full_key == Cat(opts_.prefix, kLockKey) || full_key == Cat(opts_.prefix, kEpochKey);
+}
+
+// The acquisition transaction: the lock is free (and, when `epoch_rev` is given, the epoch is
+// still at that revision, so nobody held the lock since); put the lock under `lease` and move
+// the epoch. On success returns the transaction's revision (the lock's create_revision and the
+// epoch's mod_revision); 0 when the lock is taken, with its holder in *holder.
+absl::StatusOr<int64_t> EtcdStorage::TryLock(int64_t lease, int64_t epoch_rev,
+                                             std::string* holder) {
+  const std::string key = B64(Cat(opts_.prefix, kLockKey));
+  const std::string epoch = B64(Cat(opts_.prefix, kEpochKey));
+  json::array compare{json::object{
+      {"key", key}, {"target", "CREATE"}, {"result", "EQUAL"}, {"create_revision", "0"}}};
+  if (epoch_rev != 0)
+    compare.push_back(json::object{
+        {"key", epoch}, {"target", "MOD"}, {"result", "EQUAL"}, {"mod_revision", Cat(epoch_rev)}});
+  json::object txn{
+      {"compare", std::move(compare)},
+      {"success",
+       json::array{
+           json::object{
+               {"request_put",
+                json::object{{"key", key}, {"value", B64(holder_)}, {"lease", Cat(lease)}}}},
+           json::object{{"request_put", json::object{{"key", epoch}, {"value", B64(holder_)}}}}}},
+      {"failure", json::array{json::object{{"request_range", json::object{{"key", key}}}}}}};
+  ASSIGN_OR_RETURN(json::object r, Call("kv/txn", txn, true));
+  const json::value* header = r.if_contains("header");
+  if (Flag(r, "succeeded")) {
+    const int64_t rev = header && header->is_object() ? Int(header->as_object(), "revision") : 0;
+    if (rev == 0) return absl::InternalError("etcd answered the lock transaction without revision");
+    return rev;
+  }
+  if (holder) {
+    if (const json::value* rs = r.if_contains("responses"); rs && rs->is_array()) {
+      for (const auto& resp : rs->as_array()) {
+        const json::value* rr =
+            resp.is_object() ? resp.as_object().if_contains("response_range") : nullptr;
+        const json::value* kvs =
+            rr && rr->is_object() ? rr->as_object().if_contains("kvs") : nullptr;
+        if (kvs && kvs->is_array() && !kvs->as_array().empty() &&
+            kvs->as_array().front().is_object()) {
+          auto v = Decoded(kvs->as_array().front().as_object(), "value");
+          if (v.ok()) *holder = *v;
+        }
+      }
+    }
+  }
+  return 0;
 }
 
 absl::Status EtcdStorage::AcquireLock() {
@@ -468,38 +531,14 @@ absl::Status EtcdStorage::AcquireLock() {
   char host[256] = {};
   gethostname(host, sizeof host - 1);
   holder_ = Cat("host=", host, " pid=", getpid(), " since=", std::time(nullptr));
-  const std::string& holder = holder_;
-  const std::string key = B64(Cat(opts_.prefix, kLockKey));
   const auto deadline = std::chrono::steady_clock::now() + opts_.lock_wait;
   std::string last_holder;
   for (;;) {
-    json::object txn{
-        {"compare",
-         json::array{json::object{
-             {"key", key}, {"target", "CREATE"}, {"result", "EQUAL"}, {"create_revision", "0"}}}},
-        {"success",
-         json::array{json::object{
-             {"request_put",
-              json::object{{"key", key}, {"value", B64(holder)}, {"lease", Cat(lease_.load())}}}}}},
-        {"failure", json::array{json::object{{"request_range", json::object{{"key", key}}}}}}};
-    ASSIGN_OR_RETURN(json::object r, Call("kv/txn", txn, true));
-    if (Flag(r, "succeeded")) {
-      lock_rev_.store(Int(r.at("header").as_object(), "revision"));
+    ASSIGN_OR_RETURN(int64_t rev, TryLock(lease_.load(), 0, &last_holder));
+    if (rev != 0) {
+      lock_rev_.store(rev);
+      epoch_rev_ = rev;
       return absl::OkStatus();
-    }
-    // Held: by whom, from the failure branch's range.
-    if (const json::value* rs = r.if_contains("responses"); rs && rs->is_array()) {
-      for (const auto& resp : rs->as_array()) {
-        const json::value* rr =
-            resp.is_object() ? resp.as_object().if_contains("response_range") : nullptr;
-        const json::value* kvs =
-            rr && rr->is_object() ? rr->as_object().if_contains("kvs") : nullptr;
-        if (kvs && kvs->is_array() && !kvs->as_array().empty() &&
-            kvs->as_array().front().is_object()) {
-          auto v = Decoded(kvs->as_array().front().as_object(), "value");
-          if (v.ok()) last_holder = *v;
-        }
-      }
     }
     if (std::chrono::steady_clock::now() >= deadline) break;
     // Our own lease stays alive while we wait for the other one to lapse.
@@ -523,14 +562,15 @@ void EtcdStorage::KeepLease() {
   while (!stopping_.load()) {
     auto r = Call("lease/keepalive", json::object{{"ID", Cat(lease_.load())}});
     const auto now = std::chrono::steady_clock::now();
-    bool alive = false;
+    // A keepalive answer: TTL > 0 while the lease lives; none (or 0) once it expired.
+    int64_t ttl = -1;  // unknown (no answer)
     if (r.ok()) {
       const json::value* res = r->if_contains("result");
-      alive = res && res->is_object() && Int(res->as_object(), "TTL") > 0;
+      ttl = res && res->is_object() ? Int(res->as_object(), "TTL") : -1;
     }
-    if (alive && !lost_.load()) {
+    if (ttl > 0 && !lost_.load()) {
       last_ok = now;
-    } else if (alive) {
+    } else if (ttl > 0) {
       // Renewed after all (etcd was only slow): still ours if the key is the one we created.
       auto k = Call("kv/range", json::object{{"key", B64(Cat(opts_.prefix, kLockKey))}});
       const json::value* kvs = k.ok() ? k->if_contains("kvs") : nullptr;
@@ -540,28 +580,19 @@ void EtcdStorage::KeepLease() {
         lost_.store(false);
         last_ok = now;
       }
-    } else if (r.ok() || now - last_ok > opts_.lock_ttl) {
-      // Expired or revoked (etcd deleted our key), or unrenewed for a whole TTL: no write of
-      // ours goes through from now on. If nobody took the lock meanwhile, nobody else wrote:
-      // take it again with a new lease and carry on.
+    } else if (ttl == 0 || now - last_ok > opts_.lock_ttl) {
+      // Expired (etcd deleted our key), or unrenewed for a whole TTL: no write of ours goes
+      // through from now on. The lock is taken again only if nobody held it in between (the
+      // epoch is still ours): then nobody else can have written.
       lost_.store(true);
       auto g = Call("lease/grant", json::object{{"TTL", opts_.lock_ttl.count()}}, true);
       const int64_t lease = g.ok() ? Int(*g, "ID") : 0;
       if (lease != 0) {
-        const std::string key = B64(Cat(opts_.prefix, kLockKey));
-        json::object txn{
-            {"compare", json::array{json::object{{"key", key},
-                                                 {"target", "CREATE"},
-                                                 {"result", "EQUAL"},
-                                                 {"create_revision", "0"}}}},
-            {"success",
-             json::array{json::object{
-                 {"request_put",
-                  json::object{{"key", key}, {"value", B64(holder_)}, {"lease", Cat(lease)}}}}}}};
-        auto t = Call("kv/txn", txn, true);
-        if (t.ok() && Flag(*t, "succeeded")) {
+        auto rev = TryLock(lease, epoch_rev_, nullptr);
+        if (rev.ok() && *rev != 0) {
           lease_.store(lease);
-          lock_rev_.store(Int(t->at("header").as_object(), "revision"));
+          epoch_rev_ = *rev;
+          lock_rev_.store(*rev);
           lost_.store(false);
           last_ok = now;
         } else {

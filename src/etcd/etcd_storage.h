@@ -37,9 +37,11 @@
 //   (a server killed without closing), and refusing to start if another server keeps it. Every
 //   write is a transaction that also checks the lock key is still the one this server created
 //   (fencing): once the lease is lost, no write of this server reaches etcd, and writes fail
-//   saying so until the keeper takes the lock again, which it does only when nobody else holds
-//   it (then nobody else wrote). Closing gives the lock back. The key is never listed, and
-//   DeletePrefix (init clears core/) leaves it.
+//   saying so until the keeper takes the lock again, which it does only if nobody held it in
+//   between (an epoch key every acquisition moves is still at our acquisition's revision): then
+//   nobody else can have written. Reads are not fenced (see docs/ha.md). Closing gives the lock
+//   back. The lock and epoch keys are never listed, cannot be written through this interface,
+//   and DeletePrefix (init clears core/) leaves them.
 //
 // All methods are safe to call from several threads. A write that returned OK was committed by
 // a quorum of the etcd cluster (etcd's own durability: fsynced on a majority).
@@ -109,7 +111,10 @@ class EtcdStorage final : public storage::Storage {
   explicit EtcdStorage(EtcdOptions opts) : opts_(std::move(opts)) {}
   absl::Status Authenticate(size_t endpoint) ABSL_LOCKS_EXCLUDED(auth_mu_);
   absl::Status AcquireLock();
+  absl::StatusOr<int64_t> TryLock(int64_t lease, int64_t epoch_rev, std::string* holder);
   void KeepLease();
+  bool IsOwnKey(std::string_view full_key) const;
+  absl::Status RefuseOwn(std::string_view key) const;
   // Applies request ops as one transaction, fenced by the lock when held.
   absl::Status Txn(boost::json::array ops);
 
@@ -119,6 +124,7 @@ class EtcdStorage final : public storage::Storage {
   std::atomic<int64_t> lease_{0};
   std::atomic<int64_t> lock_rev_{0};  // the lock key's create_revision; 0: no lock
   std::string holder_;                // who holds it (host, pid, since): set once by Open
+  int64_t epoch_rev_ = 0;             // the epoch's revision at our acquisition (keeper only)
   std::atomic<bool> lost_{false};
   std::atomic<bool> stopping_{false};
   std::thread keeper_;

@@ -323,25 +323,81 @@ TEST(EtcdStorage, AServerThatLostItsLockWritesNothing) {
   EXPECT_EQ(**(*b)->Get("x"), "from-the-new-one");
 }
 
+// The lease of the lock holder `s` (read from etcd), revoked as its expiry would.
+void RevokeLockLease(const EtcdOptions& o) {
+  EtcdOptions raw = o;
+  raw.lock = false;
+  auto admin = EtcdStorage::Open(raw);
+  ASSERT_TRUE(admin.ok());
+  auto r = (*admin)->Call("kv/range",
+                          boost::json::object{{"key", Base64Encode(Cat(o.prefix, "core/lock"))}});
+  ASSERT_TRUE(r.ok()) << r.status();
+  const auto& kv = r->at("kvs").as_array().at(0).as_object();
+  ASSERT_TRUE(
+      (*admin)->Call("lease/revoke", boost::json::object{{"ID", kv.at("lease")}}, true).ok());
+}
+
+// A server whose lease lapsed takes the lock again when nobody held it in between, and carries on.
+TEST(EtcdStorage, ALapsedLockIsRetakenWhenNobodyHeldIt) {
+  EtcdOptions o = Plain(Shared().url(), UniquePrefix());
+  o.lock_ttl = std::chrono::seconds(3);  // the keeper looks every second
+  auto a = Shared().Open(o);
+  ASSERT_TRUE(a.ok()) << a.status();
+  RevokeLockLease(o);
+  absl::Status st;
+  for (int i = 0; i < 100; ++i) {
+    st = (*a)->Put("x", "after");
+    if (st.ok()) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  ASSERT_TRUE(st.ok()) << st;
+  EXPECT_EQ(**(*a)->Get("x"), "after");
+}
+
+// ... but never when another server held it meanwhile, even if that one is gone again: it may
+// have written (a rotated keyring), and this server's caches are stale.
+TEST(EtcdStorage, ALapsedLockIsNotRetakenAfterAnotherHolder) {
+  EtcdOptions o = Plain(Shared().url(), UniquePrefix());
+  o.lock_ttl = std::chrono::seconds(3);
+  auto a = Shared().Open(o);
+  ASSERT_TRUE(a.ok()) << a.status();
+  // Own keys cannot be written through the interface.
+  EXPECT_EQ((*a)->Put("core/lock", "x").code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ((*a)->Delete("core/lock-epoch").code(), absl::StatusCode::kInvalidArgument);
+  RevokeLockLease(o);
+  {
+    auto b = EtcdStorage::Open(o);  // the lock is free: b takes it, writes, and closes
+    ASSERT_TRUE(b.ok()) << b.status();
+    ASSERT_TRUE((*b)->Put("core/keyring", "rotated-by-b").ok());
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(2500));  // a's keeper has looked
+  absl::Status st = (*a)->Put("core/keyring", "stale-from-a");
+  EXPECT_EQ(st.code(), absl::StatusCode::kFailedPrecondition) << st;
+  auto c = EtcdStorage::Open(o);  // the next server gets the lock and b's data
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(**(*c)->Get("core/keyring"), "rotated-by-b");
+}
+
 TEST(EtcdStorage, ConfigKeysAreVaults) {
   auto o = ParseEtcdOptions({{"address", "https://127.0.0.1:2379, https://127.0.0.2:2379"},
                              {"etcd_api", "v3"},
                              {"path", "vault"},
                              {"request_timeout", "7s"},
-                             {"lock_timeout", "5s"}});
+                             {"lock_timeout", "20s"}});
   ASSERT_TRUE(o.ok()) << o.status();
   EXPECT_EQ(o->endpoints,
             (std::vector<std::string>{"https://127.0.0.1:2379", "https://127.0.0.2:2379"}));
   EXPECT_EQ(o->prefix, "vault/");
   EXPECT_EQ(o->request_timeout, std::chrono::seconds(7));
-  EXPECT_EQ(o->lock_ttl, std::chrono::seconds(5));
-  EXPECT_EQ(o->lock_wait, std::chrono::seconds(15));
+  EXPECT_EQ(o->lock_ttl, std::chrono::seconds(20));
+  EXPECT_EQ(o->lock_wait, std::chrono::seconds(45));
   EXPECT_NE(ParseEtcdOptions({{"etcd_api", "v2"}}).status().message().find("v3 API only"),
             std::string_view::npos);
   EXPECT_FALSE(ParseEtcdOptions({{"address", "127.0.0.1:2379"}}).ok());
   EXPECT_FALSE(ParseEtcdOptions({{"tls_cert_file", "/c.crt"}}).ok());
   EXPECT_FALSE(ParseEtcdOptions({{"username", "u"}}).ok());
   EXPECT_FALSE(ParseEtcdOptions({{"request_timeout", "soon"}}).ok());
+  EXPECT_FALSE(ParseEtcdOptions({{"request_timeout", "5s"}, {"lock_timeout", "6s"}}).ok());
   // A password is never sent in clear.
   auto clear = ParseEtcdOptions(
       {{"address", "http://127.0.0.1:2379"}, {"username", "u"}, {"password", "p"}});

@@ -51,7 +51,9 @@ namespace {
 std::string RandomSuffix() {
   static std::atomic<uint64_t> counter{0};
   uint64_t r = 0;
-  if (::getrandom(&r, sizeof r, 0) != static_cast<ssize_t>(sizeof r)) r = 0;
+  // Never blocks (early boot): without randomness the counter keeps names distinct, and O_EXCL
+  // makes a guessed name harmless.
+  if (::getrandom(&r, sizeof r, GRND_NONBLOCK) != static_cast<ssize_t>(sizeof r)) r = 0;
   r ^= counter.fetch_add(1) * 0x9E3779B97F4A7C15ULL;  // distinct even without randomness
   char buf[17];
   std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(r));
@@ -100,13 +102,15 @@ absl::Status WriteAtomic(const std::string& path, std::string_view data, const W
   while (off < data.size()) {
     ssize_t n = ::write(fd, data.data() + off, data.size() - off);
     if (n < 0 && errno == EINTR) continue;
+    if (n == 0) errno = EIO;  // no progress: say so rather than a stale errno
     if (n <= 0) return fail("write");
     off += static_cast<size_t>(n);
   }
   if (::fsync(fd) != 0) return fail("fsync");
   if (::close(fd) != 0) {
+    absl::Status st = Errno("close", tmp);  // before unlink can change errno
     ::unlink(tmp.c_str());
-    return Errno("close", tmp);
+    return st;
   }
   if (::rename(tmp.c_str(), path.c_str()) != 0) {
     absl::Status st = Errno("rename onto", path);

@@ -389,9 +389,22 @@ class ClusterSetup(ServerTest):
         self.assertEqual(st, 403, body)
         st, body, _ = s.request("GET", "c1/nodes/data/cp-1", token=token)
         self.assertEqual(st, 403, body)
-        st, body, _ = s.request("POST", "c1/nodes/data/w-1", token=token,
-                                body={"data": {"node": "w-1"}})
+        for method, path in (("DELETE", "c1/nodes/metadata/w-1"), ("POST", "c1/nodes/metadata/w-1"),
+                             ("POST", "c1/nodes/delete/w-1"), ("POST", "c1/nodes/destroy/w-1"),
+                             ("LIST", "c1/nodes/metadata"), ("DELETE", "c1/nodes/data/w-2")):
+            st, body, _ = s.request(method, path, token=token, body={"versions": [1]})
+            self.assertEqual(st, 403, (method, path, body))
+        # What a (compromised) node writes cannot drive the operator's terminal.
+        st, body, _ = s.request("POST", "c1/nodes/data/w-1", token=token, body={"data": {
+            "node": "w-1", "agent_version": "\x1b]52;c;aGk=\x07" + "x" * 5000,
+            "certificates": {"kubelet\r\nw-9": {"serial": "01", "not_after": 1}}}})
         self.assertEqual(st, 200, body)
+        p = s.cli("cluster", "nodes", "c1", token=s.root)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertNotIn("\x1b", p.stdout)
+        self.assertNotIn("\r", p.stdout)
+        self.assertNotIn("x" * 100, p.stdout)
+        self.assertIn("kubelet??w-9", p.stdout)
         # Setup stays idempotent with the registry mount in place.
         p = s.cli("cluster", "setup", "c1", token=s.root)
         self.assertEqual(p.stdout.strip(), "cluster c1: no changes", p.stderr)

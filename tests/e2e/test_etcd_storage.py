@@ -75,7 +75,7 @@ class EtcdStorage(ServerTest):
         return (f'storage "etcd" {{\n  address = "{address}"\n  etcd_api = "v3"\n'
                 f'  path = "/coffer-e2e/"\n  ha_enabled = "false"\n'
                 f'  tls_ca_file = "{self.etcd_ca}"\n  tls_cert_file = "{self.client_crt}"\n'
-                f'  tls_key_file = "{self.client_key}"\n  request_timeout = "5s"\n'
+                f'  tls_key_file = "{self.client_key}"\n  request_timeout = "2s"\n'
                 f'  lock_timeout = "5s"\n{extra}}}\n')
 
     def test_a_server_on_etcd_keeps_everything_across_a_kill(self):
