@@ -79,30 +79,11 @@ void PrintCas(const std::vector<Row>& rows, int64_t now, std::ostream& out) {
 absl::StatusOr<std::map<std::string, int64_t>> LatestByName(const http::Api& api,
                                                             const std::string& mount) {
   std::map<std::string, int64_t> out;
-  std::string after;
-  for (;;) {
-    std::string q = Cat(mount, "/certs?key_info=true&limit=1000");
-    if (!after.empty()) q += Cat("&after=", after);
-    auto r = api.Call("LIST", q);
-    if (!r.ok() && absl::IsNotFound(r.status())) break;
-    if (!r.ok()) return r.status();
-    const auto& d = r->at("data").as_object();
-    const auto& keys = d.at("keys").as_array();
-    const json::object* info = d.contains("key_info") ? &d.at("key_info").as_object() : nullptr;
-    for (const auto& k : keys) {
-      std::string serial(k.as_string());
-      if (!info || !info->contains(serial)) continue;
-      const auto& e = info->at(serial).as_object();
-      if (!e.contains("expiration") || !e.at("expiration").is_int64() || !e.contains("common_name"))
-        continue;
-      std::string cn(e.at("common_name").as_string());
-      int64_t exp = e.at("expiration").as_int64();
-      auto [it, fresh] = out.emplace(cn, exp);
-      if (!fresh) it->second = std::max(it->second, exp);
-    }
-    if (keys.size() < 1000) break;
-    after = std::string(keys.back().as_string());
-  }
+  RETURN_IF_ERROR(ForEachStoredCert(api, mount, [&out](const StoredCert& c) {
+    if (c.expiration == 0 || c.common_name.empty()) return;
+    auto [it, fresh] = out.emplace(c.common_name, c.expiration);
+    if (!fresh) it->second = std::max(it->second, c.expiration);
+  }));
   return out;
 }
 

@@ -477,6 +477,42 @@ absl::Status ImportCa(const http::Api& api, const std::string& cluster, const st
   return absl::OkStatus();
 }
 
+absl::Status ForEachStoredCert(const http::Api& api, const std::string& mount,
+                               const std::function<void(const StoredCert&)>& fn,
+                               const std::function<void(size_t)>& page) {
+  constexpr size_t kPage = 1000;
+  std::string after;
+  for (;;) {
+    std::string q = Cat(mount, "/certs?key_info=true&limit=", kPage);
+    if (!after.empty()) q += Cat("&after=", after);
+    auto r = api.Call("LIST", q);
+    if (!r.ok() && absl::IsNotFound(r.status())) return absl::OkStatus();
+    if (!r.ok()) return r.status();
+    const json::value* d = r->if_contains("data");
+    if (!d || !d->is_object()) return absl::OkStatus();
+    const json::value* keys = d->as_object().if_contains("keys");
+    const json::value* info = d->as_object().if_contains("key_info");
+    if (!keys || !keys->is_array()) return absl::OkStatus();
+    for (const auto& k : keys->as_array()) {
+      if (!k.is_string()) continue;
+      StoredCert c;
+      c.serial = std::string(k.as_string());
+      const json::value* e =
+          info && info->is_object() ? info->as_object().if_contains(c.serial) : nullptr;
+      if (!e || !e->is_object()) continue;
+      const json::value* exp = e->as_object().if_contains("expiration");
+      const json::value* cn = e->as_object().if_contains("common_name");
+      if (exp && exp->is_int64()) c.expiration = exp->as_int64();
+      if (cn && cn->is_string()) c.common_name = std::string(cn->as_string());
+      fn(c);
+    }
+    const size_t n = keys->as_array().size();
+    if (page) page(n);
+    if (n < kPage) return absl::OkStatus();
+    after = std::string(keys->as_array().back().as_string());
+  }
+}
+
 absl::Status Status(const http::Api& api, const std::string& cluster, int soonest, int64_t now,
                     std::ostream& out, std::ostream* progress, bool progress_tty) {
   ASSIGN_OR_RETURN(ClusterSpec s, LoadSpec(api, cluster));
@@ -538,36 +574,19 @@ absl::Status Status(const http::Api& api, const std::string& cluster, int soones
   Progress bar(progress, progress_tty, "certificates", total);
   for (Ca ca : kCas) {
     const std::string mount = MountPath(s, ca);
-    std::string after;
-    for (;;) {
-      std::string q = Cat(mount, "/certs?key_info=true&limit=1000");
-      if (!after.empty()) q += Cat("&after=", after);
-      auto r = api.Call("LIST", q);
-      if (!r.ok() && absl::IsNotFound(r.status())) break;
-      if (!r.ok()) return r.status();
-      const auto& d = r->at("data").as_object();
-      const auto& keys = d.at("keys").as_array();
-      const json::object* info = d.contains("key_info") ? &d.at("key_info").as_object() : nullptr;
-      for (const auto& k : keys) {
-        std::string serial(k.as_string());
-        if (!info || !info->contains(serial)) continue;
-        const auto& e = info->at(serial).as_object();
-        int64_t exp = e.contains("expiration") && e.at("expiration").is_int64()
-                          ? e.at("expiration").as_int64()
-                          : 0;
-        if (exp <= now) continue;
-        std::string cn = e.contains("common_name") ? std::string(e.at("common_name").as_string())
-                                                   : std::string();
-        top.push_back({exp, mount, serial, cn});
-        std::sort(top.begin(), top.end(),
-                  [](const Entry& a, const Entry& b) { return a.expiration < b.expiration; });
-        if (top.size() > static_cast<size_t>(soonest)) top.pop_back();
-      }
-      seen += keys.size();
-      bar.Set(std::min(seen, total));
-      if (keys.size() < 1000) break;
-      after = std::string(keys.back().as_string());
-    }
+    RETURN_IF_ERROR(ForEachStoredCert(
+        api, mount,
+        [&](const StoredCert& c) {
+          if (c.expiration <= now) return;
+          top.push_back({c.expiration, mount, c.serial, c.common_name});
+          std::sort(top.begin(), top.end(),
+                    [](const Entry& a, const Entry& b) { return a.expiration < b.expiration; });
+          if (top.size() > static_cast<size_t>(soonest)) top.pop_back();
+        },
+        [&](size_t names) {
+          seen += names;
+          bar.Set(std::min(seen, total));
+        }));
   }
   bar.Finish();
   out << "\nCertificates expiring soonest:\n";

@@ -3,6 +3,7 @@
 // only written when it is missing or differs; the plan is printed, then each change made.
 #pragma once
 
+#include <functional>
 #include <ostream>
 #include <string>
 
@@ -40,6 +41,18 @@ absl::StatusOr<ClusterSpec> LoadSpec(const http::Api& api, const std::string& cl
 // bar when `progress_tty`), so a large cluster's status shows how far it is.
 absl::Status Status(const http::Api& api, const std::string& cluster, int soonest, int64_t now,
                     std::ostream& out, std::ostream* progress = nullptr, bool progress_tty = false);
+
+// One certificate of a mount's store as `LIST <mount>/certs?key_info=true` describes it.
+struct StoredCert {
+  std::string serial, common_name;
+  int64_t expiration = 0;  // 0 when the listing gave none
+};
+// Pages through a mount's certificate store (1,000 names a request, bounded memory) and calls
+// `fn` for each certificate, then `page` (if given) with how many names the page held. A mount
+// without certificates (404) calls nothing.
+absl::Status ForEachStoredCert(const http::Api& api, const std::string& mount,
+                               const std::function<void(const StoredCert&)>& fn,
+                               const std::function<void(size_t)>& page = nullptr);
 
 // Makes a fresh init token for one node (num_uses 1), for a node re-installed or never booted.
 absl::StatusOr<std::string> NewInitToken(const http::Api& api, const ClusterSpec& s,
