@@ -227,7 +227,13 @@ absl::StatusOr<json::object> EtcdStorage::Call(std::string_view method, const js
   };
   const size_t n = pools_.size();
   const size_t first = current_.load();
+  // A bound on the whole call, not only on each step: past it, no further endpoint is tried.
+  const auto deadline = std::chrono::steady_clock::now() + opts_.request_timeout * 3;
   for (size_t i = 0; i < n; ++i) {
+    if (i > 0 && std::chrono::steady_clock::now() >= deadline) {
+      failed(Cat("gave up after ", (opts_.request_timeout * 3).count(), "s"));
+      break;
+    }
     const size_t e = (first + i) % n;
     bool reauthenticated = false;
     for (;;) {
@@ -239,13 +245,22 @@ absl::StatusOr<json::object> EtcdStorage::Call(std::string_view method, const js
           token = auth_token_;
         }
         if (token.empty()) {
-          if (absl::Status a = Authenticate(e); !a.ok()) {
-            if (!absl::IsUnavailable(a)) return a;
-            failed(Msg(a));
-            break;
+          // One authentication at a time (etcd checks each password with bcrypt): the others
+          // wait for it and use its token.
+          MutexLock flight(&auth_flight_mu_);
+          {
+            MutexLock l(&auth_mu_);
+            token = auth_token_;
           }
-          MutexLock l(&auth_mu_);
-          token = auth_token_;
+          if (token.empty()) {
+            if (absl::Status a = Authenticate(e); !a.ok()) {
+              if (!absl::IsUnavailable(a)) return a;
+              failed(Msg(a));
+              break;
+            }
+            MutexLock l(&auth_mu_);
+            token = auth_token_;
+          }
         }
         headers.emplace_back("Authorization", token);
       }

@@ -128,6 +128,7 @@ class EtcdStorage final : public storage::Storage {
   std::atomic<bool> lost_{false};
   std::atomic<bool> stopping_{false};
   std::thread keeper_;
+  Mutex auth_flight_mu_ ABSL_ACQUIRED_BEFORE(auth_mu_);  // one Authenticate at a time
   Mutex auth_mu_;
   std::string auth_token_ ABSL_GUARDED_BY(auth_mu_);
 };

@@ -378,6 +378,35 @@ TEST(EtcdStorage, ALapsedLockIsNotRetakenAfterAnotherHolder) {
   EXPECT_EQ(**(*c)->Get("core/keyring"), "rotated-by-b");
 }
 
+// Endpoints that accept connections and never answer (a hung etcd): a call gives up after three
+// request timeouts in all, instead of waiting that long on every endpoint in turn.
+TEST(EtcdStorage, ACallGivesUpAfterThreeTimeoutsInAll) {
+  std::vector<int> fds;
+  EtcdOptions o;
+  o.prefix = "/x/";
+  o.request_timeout = std::chrono::seconds(1);
+  o.lock = false;
+  for (int i = 0; i < 6; ++i) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+    ASSERT_EQ(listen(fd, 16), 0);
+    socklen_t len = sizeof a;
+    getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+    o.endpoints.push_back(Cat("http://127.0.0.1:", ntohs(a.sin_port)));
+    fds.push_back(fd);
+  }
+  auto s = EtcdStorage::Open(o);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_NE(s.status().message().find("gave up after 3s"), std::string_view::npos) << s.status();
+  EXPECT_EQ(s.status().message().find(o.endpoints.back()), std::string_view::npos)
+      << "the last endpoint was tried: " << s.status();
+  for (int fd : fds) close(fd);
+}
+
 TEST(EtcdStorage, ConfigKeysAreVaults) {
   auto o = ParseEtcdOptions({{"address", "https://127.0.0.1:2379, https://127.0.0.2:2379"},
                              {"etcd_api", "v3"},
