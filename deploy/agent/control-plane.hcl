@@ -8,6 +8,8 @@ node_name       = "cp-1"
 token_path      = "/var/lib/coffer-agent/token"
 init_token_path = "/var/lib/coffer-agent/init-token"
 token_role      = "prod-node-cp-1"
+# The cluster\'s node registry (coffer cluster nodes): this node reports what it maintains.
+node_registry   = "prod/nodes"
 
 certificate "apiserver" {
   role        = "prod/pki/kubernetes/sign/apiserver-cp-1"

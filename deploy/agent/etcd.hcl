@@ -8,6 +8,8 @@ node_name       = "etcd-1"
 token_path      = "/var/lib/coffer-agent/token"
 init_token_path = "/var/lib/coffer-agent/init-token"
 token_role      = "prod-node-etcd-1"
+# The cluster\'s node registry (coffer cluster nodes): this node reports what it maintains.
+node_registry   = "prod/nodes"
 retry_max       = "5m"
 
 certificate "etcd-server" {

@@ -7,6 +7,8 @@ node_name       = "w-1"
 token_path      = "/var/lib/coffer-agent/token"
 init_token_path = "/var/lib/coffer-agent/init-token"
 token_role      = "prod-node-w-1"
+# The cluster\'s node registry (coffer cluster nodes): this node reports what it maintains.
+node_registry   = "prod/nodes"
 
 certificate "kubelet" {
   role        = "prod/pki/kubernetes/sign/kubelet-w-1"
