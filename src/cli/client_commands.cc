@@ -344,7 +344,15 @@ int PrintSealStatus(const json::object& s, const std::string& format) {
     rows.emplace_back("Storage Type", get("storage_type"));
     if (s.contains("cluster_name")) rows.emplace_back("Cluster Name", get("cluster_name"));
     if (s.contains("cluster_id")) rows.emplace_back("Cluster ID", get("cluster_id"));
-    rows.emplace_back("HA Enabled", "false");
+    const bool ha =
+        s.contains("ha_enabled") && s.at("ha_enabled").is_bool() && s.at("ha_enabled").as_bool();
+    rows.emplace_back("HA Enabled", ha ? "true" : "false");
+    if (ha) {
+      const bool self = get("is_self") == "true";
+      rows.emplace_back("HA Mode", self ? "active" : "standby");
+      rows.emplace_back("Active Node Address", get("leader_address"));
+      if (self) rows.emplace_back("Active Since", get("active_time"));
+    }
     PrintTable(rows);
   }
   return kExitOk;
@@ -406,6 +414,15 @@ void RegisterClientCommands(CLI::App& app, int* exit_code) {
       std::cerr << "Error: unexpected response from server\n";
       *exit_code = kExitLocal;
       return;
+    }
+    // As vault's status: the HA state from sys/leader (ha_enabled, mode, the active node).
+    if (auto l = http::Call(o, "GET", "/v1/sys/leader"); l.ok() && l->status == 200) {
+      if (auto lo = ParseObject(l->body)) {
+        const json::value* ha = lo->if_contains("ha_enabled");
+        if (ha && ha->is_bool() && ha->as_bool())
+          for (const char* k : {"ha_enabled", "is_self", "leader_address", "active_time"})
+            if (lo->contains(k)) (*s)[k] = lo->at(k);
+      }
     }
     PrintSealStatus(*s, Format(shared->flags));
     *exit_code = (*s)["sealed"].is_bool() && (*s)["sealed"].as_bool() ? kExitRemote : kExitOk;
@@ -567,6 +584,8 @@ void RegisterClientCommands(CLI::App& app, int* exit_code) {
          "Success! Coffer is sealed.");
   simple(op, "rotate", "Add a new barrier encryption key term", "PUT", "/v1/sys/rotate",
          "rotating key", "Success! Rotated key");
+  simple(op, "step-down", "Make the active server of an HA cluster give way to a standby", "PUT",
+         "/v1/sys/step-down", "stepping down", "Success! Stepped down: ");
   RegisterOperatorKeyCommands(op, exit_code);
 
   // coffer read / write / list / delete

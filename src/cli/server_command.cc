@@ -15,6 +15,7 @@
 #include "cli/client_util.h"
 #include "config/server_config.h"
 #include "core/core.h"
+#include "etcd/etcd_storage.h"
 #include "http/server.h"
 #include "registry/builtin.h"
 #include "storage/memory_storage.h"
@@ -172,6 +173,77 @@ class AutoUnsealer {
   std::thread thread_;
 };
 
+// HA on etcd (docs/ha.md): campaigns for the storage lock whenever this server could serve (it
+// holds the root key as a standby, or the store is not initialized yet), becomes active when it
+// wins, and steps down when it loses the lock or an operator seals it.
+class HaLoop {
+ public:
+  HaLoop(core::Core* core, etcd::EtcdStorage* etcd, std::string api_addr)
+      : core_(core), etcd_(etcd), api_addr_(std::move(api_addr)) {
+    thread_ = std::thread([this] { Run(); });
+  }
+  ~HaLoop() { Stop(); }
+  // sys/step-down: give the lock up, and leave the standbys a head start before campaigning.
+  void StepDown() { step_down_.store(true); }
+  void Stop() {
+    stop_.store(true);
+    if (thread_.joinable()) thread_.join();
+  }
+
+ private:
+  void Sleep(std::chrono::milliseconds d) {
+    for (auto t = std::chrono::milliseconds(0); t < d && !stop_.load();
+         t += std::chrono::milliseconds(50))
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  void Run() {
+    while (!stop_.load()) {
+      auto initialized = core_->Initialized();
+      if (!core_->StandbyReady() && !(initialized.ok() && !*initialized)) {
+        Sleep(std::chrono::milliseconds(200));
+        continue;
+      }
+      if (!etcd_->Campaign(api_addr_, &stop_).ok()) return;
+      if (absl::Status st = core_->Activate(); !st.ok()) {
+        log::Error("HA: could not become active", {{"error", Msg(st)}});
+        core_->StepDown();
+        etcd_->Resign();
+        Sleep(std::chrono::milliseconds(1000));
+        continue;
+      }
+      log::Info("HA: this server is active", {{"api_addr", api_addr_}});
+      bool stepped_down = false;
+      while (!stop_.load()) {
+        if (step_down_.exchange(false)) {
+          log::Info("HA: stepping down on request");
+          stepped_down = true;
+          break;
+        }
+        if (!etcd_->IsLeader()) {
+          log::Warn("HA: this server lost the lock; stepping down");
+          break;
+        }
+        auto i = core_->Initialized();
+        if (core_->Sealed() && i.ok() && *i) {
+          log::Info("HA: sealed; giving the lock to a standby that can serve");
+          break;
+        }
+        Sleep(std::chrono::milliseconds(100));
+      }
+      core_->StepDown();
+      etcd_->Resign();
+      if (stepped_down) Sleep(std::chrono::milliseconds(3000));
+    }
+  }
+
+  core::Core* core_;
+  etcd::EtcdStorage* etcd_;
+  std::string api_addr_;
+  std::atomic<bool> stop_{false};
+  std::atomic<bool> step_down_{false};
+  std::thread thread_;
+};
+
 int RunDev(const ServerFlags& f) {
   auto st = log::Configure(f.log_level.empty() ? "info" : f.log_level,
                            f.log_format.empty() ? "text" : f.log_format);
@@ -279,6 +351,24 @@ int RunFromConfig(const ServerFlags& f) {
     if (!sc.disabled) seal_type = sc.type;
     (sc.disabled ? opts.disabled_seal_wrapper : opts.seal_wrapper) = std::move(*w);
   }
+  auto* etcd_storage = dynamic_cast<etcd::EtcdStorage*>(physical.get());
+  std::optional<HaLoop> ha_loop;              // started once the listeners are up
+  std::atomic<HaLoop*> ha_loop_ptr{nullptr};  // what sys/step-down reaches, once started
+  const bool ha = etcd_storage && etcd_storage->ha();
+  std::string api_addr = cfg->api_addr;
+  if (ha) {
+    if (api_addr.empty() && !cfg->listeners.empty())
+      api_addr =
+          Cat(cfg->listeners[0].tls_disable ? "http://" : "https://", cfg->listeners[0].address);
+    opts.ha_enabled = true;
+    opts.ha_step_down = [&ha_loop_ptr] {
+      if (HaLoop* l = ha_loop_ptr.load()) l->StepDown();
+    };
+    opts.ha_leader = [etcd_storage]() -> std::string {
+      auto l = etcd_storage->Leader();
+      return l.ok() ? *l : std::string();
+    };
+  }
   auto core = core::Core::Create(std::move(opts));
   if (!core.ok()) {
     std::cerr << "Error: " << core.status().message() << "\n";
@@ -307,7 +397,14 @@ int RunFromConfig(const ServerFlags& f) {
   log::Info("server started",
             {{"listeners", addrs}, {"storage", cfg->storage_type}, {"seal", seal_type}});
   AutoUnsealer unsealer(core->get());
+  if (ha) {
+    log::Info("HA enabled: this server starts as a standby", {{"api_addr", api_addr}});
+    ha_loop.emplace(core->get(), etcd_storage, api_addr);
+    ha_loop_ptr.store(&*ha_loop);
+  }
   int rc = WaitForSignals(set, server->get(), core->get());
+  ha_loop_ptr.store(nullptr);
+  if (ha_loop) ha_loop->Stop();
   unsealer.Stop();
   return rc;
 }

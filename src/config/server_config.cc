@@ -284,11 +284,7 @@ absl::StatusOr<ServerConfig> ParseServerConfig(std::string_view text, std::strin
             for (const Item& o : st.value.object) {
               if (o.key == "ha_enabled") {
                 ASSIGN_OR_RETURN(bool ha, AsBool(o));
-                if (ha)
-                  return At(o,
-                            "ha_enabled: high availability on etcd (several Coffer servers "
-                            "sharing one etcd path) is not built yet; set ha_enabled = "
-                            "\"false\" and run one server per path");
+                cfg.storage_options["ha_enabled"] = ha ? "true" : "false";
                 continue;
               }
               if (o.key == "sync" || o.key == "max_receive_size") {

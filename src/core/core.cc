@@ -77,7 +77,7 @@ int HttpStatusFor(const absl::Status& s) {
   }
 }
 
-Core::Core(CoreOptions opts) : opts_(std::move(opts)) {}
+Core::Core(CoreOptions opts) : opts_(std::move(opts)) { standby_ = opts_.ha_enabled; }
 Core::~Core() {
   {
     MutexLock l(&tidy_mu_);
@@ -161,6 +161,56 @@ bool Core::Sealed() const {
   return sealed_;
 }
 
+bool Core::Standby() const {
+  ReaderMutexLock l(&state_mu_);
+  return standby_;
+}
+
+bool Core::StandbyReady() const {
+  ReaderMutexLock l(&state_mu_);
+  return standby_ && ha_key_.has_value();
+}
+
+std::optional<std::string> Core::StandbyRedirect(const Request& req) const {
+  {
+    ReaderMutexLock l(&state_mu_);
+    if (!standby_) return std::nullopt;
+  }
+  const std::string& p = req.path;
+  for (const char* local : {"sys/seal-status", "sys/health", "sys/leader", "sys/unseal"})
+    if (p == local) return std::nullopt;
+  return opts_.ha_leader ? opts_.ha_leader() : std::string();
+}
+
+absl::Status Core::Activate() {
+  MutexLock l(&state_mu_);
+  if (!standby_) return absl::OkStatus();
+  standby_ = false;
+  active_since_ = absl::ToUnixSeconds(absl::Now());
+  log::Info("this server is now the active one");
+  if (!ha_key_) return absl::OkStatus();  // sealed or not initialized: the operator goes on here
+  crypto::SecretBytes key = std::move(*ha_key_);
+  ha_key_.reset();
+  return UnsealWithRootKey(key);
+}
+
+void Core::StepDown() {
+  // Requests in flight finish first, as for a seal.
+  if (seals_waiting_.fetch_add(1) == 0) seal_requested_.store(true);
+  {
+    MutexLock l(&state_mu_);
+    if (!standby_) {
+      log::Info("stepping down: this server is a standby now");
+      std::optional<crypto::SecretBytes> key = std::move(ha_key_);
+      SealLocked();
+      ha_key_ = std::move(key);
+      standby_ = true;
+      active_since_ = 0;
+    }
+  }
+  if (seals_waiting_.fetch_sub(1) == 1) seal_requested_.store(false);
+}
+
 absl::StatusOr<bool> Core::Initialized() {
   ASSIGN_OR_RETURN(auto cfg, seal_->Config());
   return cfg.has_value();
@@ -222,6 +272,7 @@ absl::Status Core::Seal() {
     MutexLock l(&state_mu_);
     if (!sealed_) log::Info("sealing server");
     SealLocked();
+    ha_key_.reset();  // an operator's seal: this server does not take over by itself
   }
   if (seals_waiting_.fetch_sub(1) == 1) seal_requested_.store(false);
   return absl::OkStatus();
@@ -324,7 +375,7 @@ absl::StatusOr<json::object> Core::SealStatus() {
     if (!auto_unseal_error_.empty()) o["seal_error"] = auto_unseal_error_;
   }
   ReaderMutexLock l(&state_mu_);
-  o["sealed"] = sealed_;
+  o["sealed"] = sealed_ && !(standby_ && ha_key_);
   if (!sealed_) {
     o["cluster_name"] = cluster_name_;
     o["cluster_id"] = cluster_id_;
@@ -334,7 +385,17 @@ absl::StatusOr<json::object> Core::SealStatus() {
 }
 
 absl::Status Core::UnsealWithRootKey(const crypto::SecretBytes& root_key) {
+  if (standby_) {
+    // A standby checks the key against the keyring and keeps it: it unseals for real when it
+    // becomes active (state loaded then is current).
+    RETURN_IF_ERROR(barrier_->Unseal(root_key));
+    barrier_->Seal();
+    ha_key_.emplace(root_key.Clone());
+    log::Info("standby holds the root key: it takes over when the active server goes away");
+    return absl::OkStatus();
+  }
   if (!sealed_) return absl::OkStatus();
+  if (opts_.ha_enabled) ha_key_.emplace(root_key.Clone());
   auto st = barrier_->Unseal(root_key);
   if (st.ok()) st = tokens_->Setup();
   if (st.ok()) st = LoadMounts();
@@ -534,12 +595,20 @@ absl::StatusOr<Response> Core::HandleHealth(const Request& req) {
   ASSIGN_OR_RETURN(int uninit, code_param("uninitcode", 501));
   RETURN_IF_ERROR(code_param("drsecondarycode", 472).status());
   RETURN_IF_ERROR(code_param("performancestandbycode", 473).status());
-  (void)standby;  // a single node is always active; standbys arrive with the etcd backend.
+  const auto standbyok = req.QueryParam("standbyok");
+  if (standbyok && (*standbyok == "true" || *standbyok == "1" || standbyok->empty()))
+    standby = active;
   ASSIGN_OR_RETURN(bool initialized, Initialized());
   bool sealed = Sealed();
+  bool is_standby = false;
+  {
+    ReaderMutexLock l(&state_mu_);
+    is_standby = standby_ && ha_key_.has_value();
+  }
+  if (is_standby) sealed = false;
   json::object body{{"initialized", initialized},
                     {"sealed", sealed},
-                    {"standby", false},
+                    {"standby", is_standby},
                     {"performance_standby", false},
                     {"replication_performance_mode", "disabled"},
                     {"replication_dr_mode", "disabled"},
@@ -552,7 +621,7 @@ absl::StatusOr<Response> Core::HandleHealth(const Request& req) {
   }
   Response r;
   r.raw = true;
-  r.http_status = !initialized ? uninit : sealed ? sealedcode : active;
+  r.http_status = !initialized ? uninit : sealed ? sealedcode : is_standby ? standby : active;
   if (req.op != Operation::kHead) r.raw_body = json::serialize(body);
   return r;
 }

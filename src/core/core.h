@@ -11,8 +11,10 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -53,6 +55,12 @@ struct CoreOptions {
   std::unique_ptr<seal::Wrapper> seal_wrapper;
   // The stanza marked `disabled = true`: the auto seal this server migrates away from.
   std::unique_ptr<seal::Wrapper> disabled_seal_wrapper;
+  // HA (storage "etcd" with ha_enabled, docs/ha.md): the server starts as a standby; its HA loop
+  // calls Activate when it holds the storage lock and StepDown when it loses it. ha_leader
+  // gives the active server's api_addr ("" when none is known), for sys/leader and redirects.
+  bool ha_enabled = false;
+  std::function<std::string()> ha_leader;
+  std::function<void()> ha_step_down;  // sys/step-down: resign, let a standby take over
   // The telemetry stanza (docs/observability.md). Without prometheus_metrics
   // (prometheus_retention_time = 0) sys/metrics?format=prometheus answers 400 "prometheus is
   // not enabled", as Vault's does.
@@ -122,6 +130,19 @@ class Core final : private SystemView {
   absl::StatusOr<boost::json::object> SealStatus() ABSL_LOCKS_EXCLUDED(state_mu_);
   bool Sealed() const ABSL_LOCKS_EXCLUDED(state_mu_);
 
+  // HA. A standby serves sys/seal-status, sys/health, sys/leader and sys/unseal itself (an
+  // unseal checks the key and keeps it, so the standby can take over); everything else goes to
+  // the active server: StandbyRedirect gives its address (nullopt: serve here; "": none known).
+  bool Standby() const ABSL_LOCKS_EXCLUDED(state_mu_);
+  // A standby that holds the root key (unsealed by its operator or its auto seal).
+  bool StandbyReady() const ABSL_LOCKS_EXCLUDED(state_mu_);
+  std::optional<std::string> StandbyRedirect(const Request& req) const
+      ABSL_LOCKS_EXCLUDED(state_mu_);
+  // Standby -> active: unseals fully with the key it holds (if any) before serving.
+  absl::Status Activate() ABSL_LOCKS_EXCLUDED(state_mu_);
+  // Active -> standby: drops all state (as a seal does) but keeps the key.
+  void StepDown() ABSL_LOCKS_EXCLUDED(state_mu_);
+
   // Enables a mount directly (dev mode's secret/); same checks as POST sys/mounts/<path>.
   absl::Status EnableMount(MountEntry entry) ABSL_LOCKS_EXCLUDED(state_mu_);
 
@@ -189,6 +210,7 @@ class Core final : private SystemView {
   absl::StatusOr<Response> OpenApiDocument() ABSL_LOCKS_EXCLUDED(mounts_mu_);
   // Served while sealed, without the seal-state lock (PreUnsealPaths).
   absl::StatusOr<Response> HandleHealth(const Request& req) ABSL_LOCKS_EXCLUDED(state_mu_);
+  boost::json::object LeaderStatus() ABSL_LOCKS_EXCLUDED(state_mu_);
   absl::StatusOr<Response> HandleInitRequest(Request& req) ABSL_LOCKS_EXCLUDED(state_mu_);
   absl::StatusOr<Response> HandleUnsealRequest(Request& req) ABSL_LOCKS_EXCLUDED(state_mu_);
   absl::StatusOr<Response> HandlePolicies(Request& req, std::string_view p)
@@ -310,6 +332,11 @@ class Core final : private SystemView {
   // Lock order: state_mu_, then mounts_mu_; tidy_mu_ is never held with either.
   mutable Mutex state_mu_;
   bool sealed_ ABSL_GUARDED_BY(state_mu_) = true;
+  bool standby_ ABSL_GUARDED_BY(state_mu_) = false;  // HA: not the active server
+  // HA: the root key, kept to unseal on becoming active (a standby's) or again after a
+  // step-down (the active's). Dropped by an operator's seal.
+  std::optional<crypto::SecretBytes> ha_key_ ABSL_GUARDED_BY(state_mu_);
+  int64_t active_since_ ABSL_GUARDED_BY(state_mu_) = 0;
   std::string cluster_name_ ABSL_GUARDED_BY(state_mu_);
   std::string cluster_id_ ABSL_GUARDED_BY(state_mu_);
 

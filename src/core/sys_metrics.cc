@@ -20,13 +20,12 @@ Scrape Core::ScrapeMetrics() {
   out.gauges.push_back({.name = "coffer.core.unsealed",
                         .help = "1 when the server is unsealed, 0 when sealed.",
                         .value = sealed_ ? 0.0 : 1.0});
-  // One server, no standbys: HA is not enabled and this server is the active one.
   out.gauges.push_back({.name = "coffer.core.ha_enabled",
                         .help = "1 when the server runs in an HA cluster with standbys.",
-                        .value = 0});
+                        .value = opts_.ha_enabled ? 1.0 : 0.0});
   out.gauges.push_back({.name = "coffer.core.active",
                         .help = "1 when this server is the active node and serves requests.",
-                        .value = 1});
+                        .value = standby_ ? 0.0 : 1.0});
 
   for (int op = 0; op < storage::TimedStorage::kNumOps; ++op) {
     const auto o = static_cast<storage::TimedStorage::Op>(op);

@@ -147,13 +147,8 @@ std::unique_ptr<Backend> Core::NewSystemBackend() {
                        op([this](Request& r, const FieldData&) { return HandleHealth(r); })}},
        .synopsis = "Health of the node, with status codes chosen by query parameters"});
   paths.push_back({.patterns = {"leader"},
-                   .operations = {{kRead, op([](Request&, const FieldData&) {
-                                     return absl::StatusOr<Response>(
-                                         Raw(json::object{{"ha_enabled", false},
-                                                          {"is_self", true},
-                                                          {"leader_address", ""},
-                                                          {"leader_cluster_address", ""},
-                                                          {"performance_standby", false}}));
+                   .operations = {{kRead, op([this](Request&, const FieldData&) {
+                                     return absl::StatusOr<Response>(Raw(LeaderStatus()));
                                    })}},
                    .synopsis = "The active node of an HA cluster"});
   paths.push_back(
@@ -255,6 +250,14 @@ std::unique_ptr<Backend> Core::NewSystemBackend() {
                               {"input", {FieldType::kAny, "The string to hash"}}},
                    .operations = {{kRead, op(audit)}, {kUpdate, op(audit)}, {kDelete, op(audit)}},
                    .synopsis = "Audit devices; audit-hash/<path> hashes a string as the device"});
+  paths.push_back(
+      {.patterns = {"step-down"},
+       .operations = {{kUpdate, op([this](Request&, const FieldData&) -> absl::StatusOr<Response> {
+                         // Vault answers 204 on a server without HA too.
+                         if (opts_.ha_enabled && opts_.ha_step_down) opts_.ha_step_down();
+                         return Response::Empty();
+                       })}},
+       .synopsis = "The active server of an HA cluster gives the lock to a standby"});
   paths.push_back(
       {.patterns = {"rotate"},
        .operations = {{kUpdate, op([this](Request&, const FieldData&) -> absl::StatusOr<Response> {
@@ -433,6 +436,33 @@ std::unique_ptr<Backend> Core::NewSystemBackend() {
   return std::make_unique<SystemBackend>(
       "The system backend: mounts, policies, audit devices, seal and health.", std::move(paths),
       std::move(special));
+}
+
+json::object Core::LeaderStatus() {
+  bool standby = false;
+  int64_t since = 0;
+  {
+    ReaderMutexLock l(&state_mu_);
+    standby = standby_;
+    since = active_since_;
+  }
+  if (!opts_.ha_enabled)
+    return json::object{{"ha_enabled", false},
+                        {"is_self", true},
+                        {"leader_address", ""},
+                        {"leader_cluster_address", ""},
+                        {"performance_standby", false}};
+  const std::string leader = opts_.ha_leader ? opts_.ha_leader() : std::string();
+  return json::object{
+      {"ha_enabled", true},
+      {"is_self", !standby},
+      {"active_time", since > 0 ? absl::FormatTime(absl::RFC3339_sec, absl::FromUnixSeconds(since),
+                                                   absl::UTCTimeZone())
+                                : std::string("0001-01-01T00:00:00Z")},
+      {"leader_address", leader},
+      {"leader_cluster_address", ""},
+      {"performance_standby", false},
+      {"performance_standby_last_remote_wal", 0}};
 }
 
 absl::StatusOr<Response> Core::OpenApiDocument() {

@@ -44,7 +44,7 @@ constexpr std::string_view kCommonNameHint =
     " (with etcd authentication on, Coffer's client certificate must have no CommonName: give it "
     "its names as subjectAltNames only, and the user as username/password)";
 
-// The lock every server takes on its path (the HA leader lock will be the same key).
+// The lock every server takes on its path; with HA, the leader election.
 constexpr std::string_view kLockKey = "core/lock";
 // Changed by every acquisition (not leased): a server that lost the lock takes it again only if
 // this is still at the revision of its own acquisition, i.e. nobody held the lock in between.
@@ -135,6 +135,8 @@ absl::StatusOr<EtcdOptions> ParseEtcdOptions(const std::map<std::string, std::st
                                           "s) must be at least twice request_timeout (",
                                           e.request_timeout.count(), "s)"));
   e.lock_wait = e.lock_ttl * 2 + std::chrono::seconds(5);
+  const std::string ha = get("ha_enabled");
+  e.ha = ha == "true" || ha == "1";
   if (!get("max_txn_ops").empty()) {
     int64_t n = 0;
     if (!absl::SimpleAtoi(get("max_txn_ops"), &n) || n < 1)
@@ -166,7 +168,7 @@ absl::StatusOr<std::unique_ptr<EtcdStorage>> EtcdStorage::Open(EtcdOptions opts)
     return absl::Status(probe.status().code(),
                         Cat("storage \"etcd\": no endpoint of ", s->opts_.endpoints.size(),
                             " answered: ", Msg(probe.status())));
-  if (s->opts_.lock) {
+  if (s->opts_.lock && !s->opts_.ha) {
     if (absl::Status l = s->AcquireLock(); !l.ok())
       return absl::Status(l.code(), Cat("storage \"etcd\": ", Msg(l)));
     s->keeper_ = std::thread([p = s.get()] { p->KeepLease(); });
@@ -362,6 +364,9 @@ absl::Status EtcdStorage::Delete(std::string_view key) {
 }
 
 absl::Status EtcdStorage::Txn(json::array ops) {
+  if (opts_.ha && lock_rev_.load() == 0)
+    return absl::FailedPreconditionError(
+        "this server is an HA standby: only the active server writes (it holds the lock)");
   if (lost_.load())
     return absl::FailedPreconditionError(
         Cat("this server no longer holds the lock ", opts_.prefix, kLockKey,
@@ -565,8 +570,8 @@ absl::Status EtcdStorage::AcquireLock() {
   return absl::FailedPreconditionError(
       Cat("another Coffer server holds ", opts_.prefix, kLockKey, " (", last_holder,
           ") and kept it for ", opts_.lock_wait.count(),
-          "s: run one server per path, or give this one its own path (HA on etcd is not built "
-          "yet)"));
+          "s: run one server per path, give this one its own path, or set ha_enabled = \"true\" "
+          "on every server of the path"));
 }
 
 void EtcdStorage::KeepLease() {
@@ -575,6 +580,11 @@ void EtcdStorage::KeepLease() {
       std::chrono::milliseconds(200),
       std::chrono::duration_cast<std::chrono::milliseconds>(opts_.lock_ttl) / 3);
   while (!stopping_.load()) {
+    if (lease_.load() == 0) {  // HA: not campaigned yet, or resigned
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      last_ok = std::chrono::steady_clock::now();
+      continue;
+    }
     auto r = Call("lease/keepalive", json::object{{"ID", Cat(lease_.load())}});
     const auto now = std::chrono::steady_clock::now();
     // A keepalive answer: TTL > 0 while the lease lives; none (or 0) once it expired.
@@ -583,8 +593,8 @@ void EtcdStorage::KeepLease() {
       const json::value* res = r->if_contains("result");
       ttl = res && res->is_object() ? Int(res->as_object(), "TTL") : -1;
     }
-    if (ttl > 0 && !lost_.load()) {
-      last_ok = now;
+    if ((ttl > 0 && !lost_.load()) || (opts_.ha && lock_rev_.load() == 0)) {
+      last_ok = now;  // renewed; or resigned (HA), nothing to keep until the next Campaign
     } else if (ttl > 0) {
       // Renewed after all (etcd was only slow): still ours if the key is the one we created.
       auto k = Call("kv/range", json::object{{"key", B64(Cat(opts_.prefix, kLockKey))}});
@@ -595,6 +605,8 @@ void EtcdStorage::KeepLease() {
         lost_.store(false);
         last_ok = now;
       }
+    } else if (opts_.ha && (ttl == 0 || now - last_ok > opts_.lock_ttl)) {
+      lost_.store(true);  // the server sees !IsLeader(), steps down and campaigns again
     } else if (ttl == 0 || now - last_ok > opts_.lock_ttl) {
       // Expired (etcd deleted our key), or unrenewed for a whole TTL: no write of ours goes
       // through from now on. The lock is taken again only if nobody held it in between (the
@@ -619,6 +631,53 @@ void EtcdStorage::KeepLease() {
          slept += std::chrono::milliseconds(50))
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
+}
+
+absl::Status EtcdStorage::Campaign(const std::string& value, const std::atomic<bool>* stop) {
+  holder_ = value;
+  for (;;) {
+    if (stop->load()) return absl::CancelledError("stopped");
+    auto g = Call("lease/grant", json::object{{"TTL", opts_.lock_ttl.count()}}, true);
+    const int64_t lease = g.ok() ? Int(*g, "ID") : 0;
+    if (lease != 0) {
+      // Held by another: waits with our lease kept alive, and tries again.
+      for (;;) {
+        if (stop->load()) break;
+        auto rev = TryLock(lease, 0, nullptr);
+        if (rev.ok() && *rev != 0) {
+          lease_.store(lease);
+          epoch_rev_ = *rev;
+          lost_.store(false);
+          lock_rev_.store(*rev);
+          if (!keeper_.joinable()) keeper_ = std::thread([this] { KeepLease(); });
+          return absl::OkStatus();
+        }
+        if (!rev.ok()) break;  // etcd unreachable: a new lease when it is back
+        auto k = Call("lease/keepalive", json::object{{"ID", Cat(lease)}});
+        const json::value* res = k.ok() ? k->if_contains("result") : nullptr;
+        if (!res || !res->is_object() || Int(res->as_object(), "TTL") <= 0) break;
+        std::this_thread::sleep_for(std::chrono::milliseconds(250));
+      }
+      (void)Call("lease/revoke", json::object{{"ID", Cat(lease)}}, true);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  }
+}
+
+absl::StatusOr<std::string> EtcdStorage::Leader() {
+  ASSIGN_OR_RETURN(json::object r,
+                   Call("kv/range", json::object{{"key", B64(Cat(opts_.prefix, kLockKey))}}));
+  const json::value* kvs = r.if_contains("kvs");
+  if (!kvs || !kvs->is_array() || kvs->as_array().empty() || !kvs->as_array().front().is_object())
+    return std::string();
+  return Decoded(kvs->as_array().front().as_object(), "value");
+}
+
+void EtcdStorage::Resign() {
+  const int64_t lease = lease_.exchange(0);
+  lock_rev_.store(0);
+  lost_.store(false);
+  if (lease != 0) (void)Call("lease/revoke", json::object{{"ID", Cat(lease)}}, true);
 }
 
 }  // namespace coffer::etcd

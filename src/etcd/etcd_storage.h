@@ -74,6 +74,9 @@ struct EtcdOptions {
   // The lock on the path (see the class comment): its lease's TTL (`lock_timeout`, as Vault's
   // key) and how long Open waits for another holder's lease to lapse.
   bool lock = true;
+  // HA (`ha_enabled`): Open takes no lock; the server campaigns for it (Campaign) and writes
+  // only while it holds it (a standby's writes are refused).
+  bool ha = false;
   std::chrono::seconds lock_ttl{15};
   std::chrono::seconds lock_wait{35};
 };
@@ -106,6 +109,17 @@ class EtcdStorage final : public storage::Storage {
                                            bool write = false);
 
   const std::string& prefix() const { return opts_.prefix; }
+
+  // HA. Blocks until this server holds the lock (value: what Leader() returns to others, the
+  // server's api_addr) or *stop becomes true (then Cancelled).
+  absl::Status Campaign(const std::string& value, const std::atomic<bool>* stop);
+  // Whether this server holds the lock now (fenced writes go through).
+  bool IsLeader() const { return lock_rev_.load() != 0 && !lost_.load(); }
+  // The holder's value; empty when nobody holds the lock.
+  absl::StatusOr<std::string> Leader();
+  // Gives the lock up (step-down, seal): its writes are refused from now on.
+  void Resign();
+  bool ha() const { return opts_.ha; }
 
  private:
   explicit EtcdStorage(EtcdOptions opts) : opts_(std::move(opts)) {}

@@ -44,6 +44,7 @@ struct RawResponse {
   int status = 200;
   std::string content_type = "application/json";
   std::string body;
+  std::string location;  // a Location header (an HA standby's 307 to the active server)
 };
 
 // Vault's envelope for success, {"errors":[...]} for failure.

@@ -481,6 +481,18 @@ class Session : public Conn, public std::enable_shared_from_this<Session<Stream>
       parsed = &*own;
     }
     core::Request& req = *parsed;
+    // An HA standby sends the client to the active server: 307 keeps method and body (Vault's
+    // behaviour with request forwarding off; Vault's clients follow it).
+    if (auto to = shared_->core->StandbyRedirect(req)) {
+      if (to->empty()) {
+        o.out = RenderError(503, "this server is an HA standby and no active server is known yet");
+      } else {
+        o.out.status = 307;
+        o.out.location = Cat(*to, std::string_view(msg.target().data(), msg.target().size()));
+        o.out.body.clear();
+      }
+      return o;
+    }
     auto res = shared_->core->Handle(req);
     o.out = RenderResponse(res, req);
     o.authenticated = req.token.has_value();
@@ -533,6 +545,7 @@ class Session : public Conn, public std::enable_shared_from_this<Session<Stream>
         static_cast<bhttp::status>(out.status), version);
     res->set(bhttp::field::server, "coffer");
     for (const auto& [k, v] : shared_->headers.For(out.status)) res->set(k, v);
+    if (!out.location.empty()) res->set(bhttp::field::location, out.location);
     if (out.status != 204) {
       res->set(bhttp::field::content_type, out.content_type);
       res->body() = std::move(out.body);

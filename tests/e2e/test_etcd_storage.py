@@ -137,13 +137,6 @@ class EtcdStorage(ServerTest):
 
     def test_etcd_down_or_misconfigured_is_said_at_start(self):
         self.start_etcd()
-        # ha_enabled is refused until Coffer's HA exists, with the line and what to do.
-        s = self.server(storage=self.storage_block().replace('ha_enabled = "false"', 'ha_enabled = true'))
-        p = subprocess.run([COFFER_BIN, "server", f"-config={s.config}"], capture_output=True,
-                           text=True, timeout=30)
-        self.assertEqual(p.returncode, 1, p.stderr)
-        self.assertIn("ha_enabled", p.stderr)
-        self.assertIn("not built yet", p.stderr)
         # A typo in a key: the line and the known keys.
         s = self.server(storage=self.storage_block('  tls_ca_fle = "x"\n'))
         p = subprocess.run([COFFER_BIN, "server", f"-config={s.config}"], capture_output=True,
