@@ -212,6 +212,7 @@ class HaLoop {
         continue;
       }
       log::Info("HA: this server is active", {{"api_addr", api_addr_}});
+      step_down_.store(false);  // a request from before this term does not end it
       bool stepped_down = false;
       while (!stop_.load()) {
         if (step_down_.exchange(false)) {
@@ -357,9 +358,17 @@ int RunFromConfig(const ServerFlags& f) {
   const bool ha = etcd_storage && etcd_storage->ha();
   std::string api_addr = cfg->api_addr;
   if (ha) {
-    if (api_addr.empty() && !cfg->listeners.empty())
-      api_addr =
-          Cat(cfg->listeners[0].tls_disable ? "http://" : "https://", cfg->listeners[0].address);
+    // Clients are sent to this address: it must be one they can reach this server at.
+    const bool unspecified = api_addr.find("://0.0.0.0") != std::string::npos ||
+                             api_addr.find("://[::]") != std::string::npos;
+    if (api_addr.empty() || unspecified ||
+        (api_addr.rfind("https://", 0) != 0 && api_addr.rfind("http://", 0) != 0)) {
+      std::cerr << "Error: ha_enabled needs api_addr, the address clients reach this server at "
+                   "(api_addr = \"https://10.0.0.1:8200\"), not a listener's 0.0.0.0"
+                << (api_addr.empty() ? "" : Cat(" (got \"", api_addr, "\")")) << "\n";
+      return kExitLocal;
+    }
+    opts.ha_api_addr = api_addr;
     opts.ha_enabled = true;
     opts.ha_step_down = [&ha_loop_ptr] {
       if (HaLoop* l = ha_loop_ptr.load()) l->StepDown();

@@ -177,9 +177,14 @@ std::optional<std::string> Core::StandbyRedirect(const Request& req) const {
     if (!standby_) return std::nullopt;
   }
   const std::string& p = req.path;
-  for (const char* local : {"sys/seal-status", "sys/health", "sys/leader", "sys/unseal"})
+  for (const char* local :
+       {"sys/seal-status", "sys/health", "sys/leader", "sys/unseal", "sys/seal"})
     if (p == local) return std::nullopt;
-  return opts_.ha_leader ? opts_.ha_leader() : std::string();
+  std::string leader = opts_.ha_leader ? opts_.ha_leader() : std::string();
+  // Its own address as the leader's: a lock left by this server before a restart, until its
+  // lease lapses. Not a place to send clients.
+  if (!opts_.ha_api_addr.empty() && leader == opts_.ha_api_addr) return std::string();
+  return leader;
 }
 
 absl::Status Core::Activate() {
@@ -699,6 +704,10 @@ absl::StatusOr<Response> Core::Handle(Request& req) {
   const auto start = std::chrono::steady_clock::now();
   absl::StatusOr<Response> result;
   const std::string& p = req.path;
+  if (p == "sys/seal" && Standby())
+    return absl::FailedPreconditionError(
+        "this server is an HA standby: sys/seal seals the active server, so send it there; to "
+        "make this standby forget its key, restart it");
   // The PreUnsealPaths handlers take state_mu_ themselves, so they must never run under it from
   // HandleLocked(): the system backend's router matches exactly the paths this check does.
   if (StartsWith(p, "sys/") && PreUnsealPaths().Matches(std::string_view(p).substr(4))) {

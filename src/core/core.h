@@ -61,6 +61,7 @@ struct CoreOptions {
   bool ha_enabled = false;
   std::function<std::string()> ha_leader;
   std::function<void()> ha_step_down;  // sys/step-down: resign, let a standby take over
+  std::string ha_api_addr;             // this server's own api_addr
   // The telemetry stanza (docs/observability.md). Without prometheus_metrics
   // (prometheus_retention_time = 0) sys/metrics?format=prometheus answers 400 "prometheus is
   // not enabled", as Vault's does.

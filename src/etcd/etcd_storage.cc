@@ -50,6 +50,12 @@ constexpr std::string_view kLockKey = "core/lock";
 // this is still at the revision of its own acquisition, i.e. nobody held the lock in between.
 constexpr std::string_view kEpochKey = "core/lock-epoch";
 
+// Before the lease can have lapsed in etcd, the holder already counts it as lost: a fifth of
+// the TTL, at least a second.
+std::chrono::seconds LeaseMargin(std::chrono::seconds ttl) {
+  return std::max<std::chrono::seconds>(std::chrono::seconds(1), ttl / 5);
+}
+
 bool Flag(const json::object& o, std::string_view key) {
   const json::value* v = o.if_contains(key);
   return v && v->is_bool() && v->as_bool();
@@ -364,7 +370,10 @@ absl::Status EtcdStorage::Delete(std::string_view key) {
 }
 
 absl::Status EtcdStorage::Txn(json::array ops) {
-  if (opts_.ha && lock_rev_.load() == 0)
+  // Read once: the refusal and the compare must agree (a Resign in between must not send an
+  // unfenced write).
+  const int64_t lock_rev = lock_rev_.load();
+  if (opts_.ha && lock_rev == 0)
     return absl::FailedPreconditionError(
         "this server is an HA standby: only the active server writes (it holds the lock)");
   if (lost_.load())
@@ -372,7 +381,6 @@ absl::Status EtcdStorage::Txn(json::array ops) {
         Cat("this server no longer holds the lock ", opts_.prefix, kLockKey,
             " (its lease expired, or another server took it): it writes nothing more; restart it"));
   json::object txn{{"success", std::move(ops)}};
-  const int64_t lock_rev = lock_rev_.load();
   if (lock_rev != 0) {
     // Fencing: applied only while our lock key is the one we created.
     txn["compare"] = json::array{json::object{{"key", B64(Cat(opts_.prefix, kLockKey))},
@@ -387,7 +395,8 @@ absl::Status EtcdStorage::Txn(json::array ops) {
       if (lock_rev_.load() == lock_rev) lost_.store(true);
       return absl::FailedPreconditionError(
           Cat("this server lost the lock ", opts_.prefix, kLockKey,
-              " (another server holds it now): the write was not applied; restart this server"));
+              " (another server holds it now): the write was not applied; ",
+              opts_.ha ? "it steps down to standby" : "restart this server"));
     }
     return absl::InternalError("etcd did not apply the transaction");
   }
@@ -585,8 +594,13 @@ void EtcdStorage::KeepLease() {
       last_ok = std::chrono::steady_clock::now();
       continue;
     }
-    auto r = Call("lease/keepalive", json::object{{"ID", Cat(lease_.load())}});
-    const auto now = std::chrono::steady_clock::now();
+    // Measured from when the keepalive was sent (the lease was renewed at most then), and
+    // ignored if the lease changed meanwhile (a Resign and a new Campaign).
+    const int64_t lease = lease_.load();
+    const auto sent_at = std::chrono::steady_clock::now();
+    auto r = Call("lease/keepalive", json::object{{"ID", Cat(lease)}});
+    if (lease_.load() != lease) continue;
+    const auto now = sent_at;
     // A keepalive answer: TTL > 0 while the lease lives; none (or 0) once it expired.
     int64_t ttl = -1;  // unknown (no answer)
     if (r.ok()) {
@@ -605,9 +619,11 @@ void EtcdStorage::KeepLease() {
         lost_.store(false);
         last_ok = now;
       }
-    } else if (opts_.ha && (ttl == 0 || now - last_ok > opts_.lock_ttl)) {
+    } else if (opts_.ha && (ttl == 0 || std::chrono::steady_clock::now() - last_ok >
+                                            opts_.lock_ttl - LeaseMargin(opts_.lock_ttl))) {
       lost_.store(true);  // the server sees !IsLeader(), steps down and campaigns again
-    } else if (ttl == 0 || now - last_ok > opts_.lock_ttl) {
+    } else if (ttl == 0 || std::chrono::steady_clock::now() - last_ok >
+                               opts_.lock_ttl - LeaseMargin(opts_.lock_ttl)) {
       // Expired (etcd deleted our key), or unrenewed for a whole TTL: no write of ours goes
       // through from now on. The lock is taken again only if nobody held it in between (the
       // epoch is still ours): then nobody else can have written.
@@ -670,7 +686,13 @@ absl::StatusOr<std::string> EtcdStorage::Leader() {
   const json::value* kvs = r.if_contains("kvs");
   if (!kvs || !kvs->is_array() || kvs->as_array().empty() || !kvs->as_array().front().is_object())
     return std::string();
-  return Decoded(kvs->as_array().front().as_object(), "value");
+  ASSIGN_OR_RETURN(std::string v, Decoded(kvs->as_array().front().as_object(), "value"));
+  // Only an http(s) URL with printable characters and no space is an address to send clients
+  // to (a non-HA server's "host= pid=" value, or anything odd, is not; nor is a header break).
+  const bool url = v.rfind("https://", 0) == 0 || v.rfind("http://", 0) == 0;
+  for (char c : v)
+    if (c <= 0x20 || c >= 0x7f) return std::string();
+  return url && v.size() < 512 ? v : std::string();
 }
 
 void EtcdStorage::Resign() {

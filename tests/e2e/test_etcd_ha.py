@@ -6,6 +6,7 @@ the lock's TTL and every acknowledged certificate is readable there; the killed 
 as a standby."""
 import json
 import os
+import subprocess
 import signal
 import ssl
 import time
@@ -60,7 +61,19 @@ class EtcdHa(ServerTest):
     def test_failover_keeps_every_acknowledged_certificate(self):
         self.start_etcd()
         block = self.storage_block().replace('ha_enabled = "false"', 'ha_enabled = "true"')
-        servers = [self.server(storage=block).start() for _ in range(3)]
+        # Without api_addr a server cannot say where clients should go: it does not start.
+        s = self.server(storage=block)
+        p = subprocess.run([base.COFFER_BIN, "server", f"-config={s.config}"], capture_output=True,
+                           text=True, timeout=30)
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertIn("ha_enabled needs api_addr", p.stderr)
+        self.servers.remove(s)
+        servers = []
+        for _ in range(3):
+            s = self.server(storage=block)
+            with open(s.config, "a") as f:
+                f.write(f'api_addr = "{s.addr}"\n')
+            servers.append(s.start())
         # Not initialized: one of them holds the lock and takes the init.
         first = self.wait("a server to take the lock",
                           lambda: next((s for s in servers if (leader(s) or {}).get("is_self")), None))
@@ -85,6 +98,12 @@ class EtcdHa(ServerTest):
         self.assertRegex(p.stdout, r"HA Mode\s+standby\n")
         self.assertRegex(p.stdout, rf"Active Node Address\s+{active.addr}\n")
         self.assertRegex(active.cli("status").stdout, r"HA Mode\s+active\nActive Node Address")
+        # sys/seal on a standby is refused there (it would seal the active server), and the
+        # standby keeps its key.
+        st, b, _ = standbys[1].request("PUT", "sys/seal", token=root)
+        self.assertEqual(st, 400, b)
+        self.assertIn("HA standby", b["errors"][0])
+        self.assertEqual(health(standbys[1]), 429)
         # A standby sends the client to the active server, method and path kept.
         req = urllib.request.Request(standbys[0].addr + "/v1/sys/mounts?x=1", method="GET",
                                      headers={"X-Vault-Token": root})
