@@ -207,7 +207,9 @@ void Core::StepDown() {
     if (!standby_) {
       log::Info("stepping down: this server is a standby now");
       std::optional<crypto::SecretBytes> key = std::move(ha_key_);
-      SealLocked();
+      // Already sealed (after a Shamir init, or an operator's seal): nothing to drop, and an
+      // unseal in progress keeps the shares it has (SealLocked would reset them).
+      if (!sealed_) SealLocked();
       ha_key_ = std::move(key);
       standby_ = true;
       active_since_ = 0;
