@@ -457,8 +457,9 @@ json::object RequestBlock(const Request& req, const crypto::SecretBytes& salt,
 
 absl::Status AuditBroker::LogRequest(const Request& req, const std::optional<TokenEntry>& token,
                                      const absl::Status& error) {
-  const std::string now = absl::FormatTime(absl::RFC3339_full, clock_->Now(), absl::UTCTimeZone());
+  std::string now;  // formatted only when a device is enabled (most requests have none)
   return Broadcast([&](const Device& d) {
+    if (now.empty()) now = absl::FormatTime(absl::RFC3339_full, clock_->Now(), absl::UTCTimeZone());
     json::object e{{"time", now},
                    {"type", "request"},
                    {"auth", AuthBlock(token, req.client_token, d.salt, d.options)},
@@ -470,8 +471,9 @@ absl::Status AuditBroker::LogRequest(const Request& req, const std::optional<Tok
 
 absl::Status AuditBroker::LogResponse(const Request& req, const std::optional<TokenEntry>& token,
                                       const absl::StatusOr<Response>& resp) {
-  const std::string now = absl::FormatTime(absl::RFC3339_full, clock_->Now(), absl::UTCTimeZone());
+  std::string now;  // formatted only when a device is enabled (most requests have none)
   return Broadcast([&](const Device& d) {
+    if (now.empty()) now = absl::FormatTime(absl::RFC3339_full, clock_->Now(), absl::UTCTimeZone());
     json::object r{{"mount_type", req.mount_type}, {"mount_point", req.mount_point}};
     if (resp.ok()) {
       if (resp->data) {

@@ -16,6 +16,7 @@
 #include "crypto/crypto.h"
 #include "util/duration.h"
 #include "util/encoding.h"
+#include "util/human_time.h"
 #include "util/json.h"
 #include "util/log.h"
 #include "util/status.h"
@@ -30,11 +31,6 @@ constexpr std::string_view kLeaseByTime = "sys/expire/at/";
 // sys/expire/token/<token hash>/<hex SHA-256 of the lease id> = the lease id: the leases a token
 // obtained, revoked with it (Vault: revoking a token revokes its leases).
 constexpr std::string_view kLeaseByToken = "sys/expire/token/";
-
-std::string Rfc3339(int64_t unix_seconds) {
-  return absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", absl::FromUnixSeconds(unix_seconds),
-                          absl::UTCTimeZone());
-}
 
 std::string TimeKey(int64_t at, std::string_view lease_id) {
   std::string stamp = std::to_string(at < 0 ? 0 : at);
@@ -322,10 +318,10 @@ absl::StatusOr<Response> Core::HandleLeases(Request& req, std::string_view what,
     if (!lease) return absl::InvalidArgumentError("invalid lease");
     return Response::Data(json::object{
         {"id", lease->id},
-        {"issue_time", Rfc3339(lease->issue_time)},
-        {"expire_time", Rfc3339(lease->expire_time)},
+        {"issue_time", Rfc3339Utc(lease->issue_time)},
+        {"expire_time", Rfc3339Utc(lease->expire_time)},
         {"last_renewal",
-         lease->last_renewal ? json::value(Rfc3339(lease->last_renewal)) : json::value(nullptr)},
+         lease->last_renewal ? json::value(Rfc3339Utc(lease->last_renewal)) : json::value(nullptr)},
         {"renewable", lease->renewable},
         {"ttl", std::max<int64_t>(0, lease->expire_time - now)}});
   }

@@ -9,6 +9,7 @@
 #include "boost/json.hpp"
 #include "crypto/crypto.h"
 #include "util/encoding.h"
+#include "util/human_time.h"
 #include "util/status.h"
 
 namespace coffer::core {
@@ -88,9 +89,10 @@ absl::Status TokenStore::Setup() {
     RETURN_IF_ERROR(barrier_->Put("core/token-salt", fresh.view()));
     salt = std::string(fresh.view());
   }
+  auto key = std::make_unique<crypto::HmacSha256Key>(*salt);
+  OPENSSL_cleanse(salt->data(), salt->size());
   MutexLock l(&mu_);
-  if (!salt_.empty()) OPENSSL_cleanse(salt_.data(), salt_.size());
-  salt_ = std::move(*salt);
+  salt_ = std::move(key);
   cache_.clear();
   ++cache_gen_;
   return absl::OkStatus();
@@ -98,8 +100,7 @@ absl::Status TokenStore::Setup() {
 
 void TokenStore::Clear() {
   MutexLock l(&mu_);
-  if (!salt_.empty()) OPENSSL_cleanse(salt_.data(), salt_.size());
-  salt_.clear();
+  salt_.reset();
   cache_.clear();
   ++cache_gen_;
 }
@@ -116,8 +117,8 @@ void TokenStore::Recache(const TokenEntry& e) {
 
 absl::StatusOr<std::string> TokenStore::Hash(std::string_view value) {
   ReaderMutexLock l(&mu_);
-  if (salt_.empty()) return absl::UnavailableError("Vault is sealed");
-  return HexEncode(crypto::HmacSha256(salt_, value));
+  if (!salt_) return absl::UnavailableError("Vault is sealed");
+  return HexEncode(salt_->Sign(value));
 }
 
 absl::Status TokenStore::Persist(const TokenEntry& e, std::vector<storage::WriteOp>* ops) {
@@ -445,9 +446,6 @@ json::array PolicyArray(const std::vector<std::string>& v) {
   for (const auto& s : v) a.emplace_back(s);
   return a;
 }
-std::string Rfc3339(int64_t t) {
-  return absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", absl::FromUnixSeconds(t), absl::UTCTimeZone());
-}
 }  // namespace
 
 json::object LookupData(const TokenEntry& e, std::string_view id, int64_t now) {
@@ -458,11 +456,11 @@ json::object LookupData(const TokenEntry& e, std::string_view id, int64_t now) {
                  {"creation_ttl", e.creation_ttl},
                  {"display_name", e.display_name},
                  {"entity_id", ""},
-                 {"expire_time",
-                  e.expire_time > 0 ? json::value(Rfc3339(e.expire_time)) : json::value(nullptr)},
+                 {"expire_time", e.expire_time > 0 ? json::value(Rfc3339Utc(e.expire_time))
+                                                   : json::value(nullptr)},
                  {"explicit_max_ttl", e.explicit_max_ttl},
                  {"id", id},
-                 {"issue_time", Rfc3339(e.creation_time)},
+                 {"issue_time", Rfc3339Utc(e.creation_time)},
                  {"meta", meta.empty() ? json::value(nullptr) : json::value(meta)},
                  {"num_uses", std::max<int64_t>(0, e.num_uses)},
                  {"orphan", e.parent_hash.empty()},

@@ -14,12 +14,14 @@
 #pragma once
 
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "boost/json/object.hpp"
+#include "crypto/crypto.h"
 #include "storage/storage.h"
 #include "util/clock.h"
 #include "util/mutex.h"
@@ -131,7 +133,7 @@ class TokenStore {
   // Serializes read-modify-write of entries (renew, use, revoke); guards no member itself.
   Mutex write_mu_;
   Mutex mu_ ABSL_ACQUIRED_AFTER(write_mu_);
-  std::string salt_ ABSL_GUARDED_BY(mu_);
+  std::unique_ptr<crypto::HmacSha256Key> salt_ ABSL_GUARDED_BY(mu_);  // null while sealed
   absl::flat_hash_map<std::string, TokenEntry> cache_ ABSL_GUARDED_BY(mu_);
   // Bumped whenever a cached entry is changed or dropped. Load() fills the cache only if it did
   // not move while it read storage, so an older copy never overwrites a revoke or a renewal.

@@ -13,6 +13,7 @@
 #include "boost/json.hpp"
 #include "core/core.h"
 #include "core/framework/framework.h"
+#include "util/human_time.h"
 #include "util/json.h"
 #include "util/log.h"
 #include "util/status.h"
@@ -30,11 +31,6 @@ constexpr std::string_view kResponseKey = "response";
 // sys/wrapping/wrap without X-Vault-Wrap-TTL (Vault's default).
 constexpr int64_t kDefaultWrapTtl = 300;
 constexpr const char* kInvalidWrappingToken = "wrapping token is not valid or does not exist";
-
-std::string Rfc3339(int64_t unix_seconds) {
-  return absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", absl::FromUnixSeconds(unix_seconds),
-                          absl::UTCTimeZone());
-}
 
 // The cubbyhole: a kv store private to the calling token. The view handed to it is
 // `sys/token/cubbyhole/`; keys are "<the caller's hash>/<path>".
@@ -153,7 +149,7 @@ absl::Status Core::WrapResponse(const Request& req, Response& resp, int64_t ttl)
   json::object info{{"token", created.token},
                     {"accessor", created.entry.accessor},
                     {"ttl", ttl},
-                    {"creation_time", Rfc3339(now)},
+                    {"creation_time", Rfc3339Utc(now)},
                     {"creation_path", req.path}};
   if (!wrapped_accessor.empty()) info["wrapped_accessor"] = wrapped_accessor;
   Response wrapped;
@@ -208,7 +204,7 @@ absl::StatusOr<Response> Core::HandleWrapping(Request& req, std::string_view wha
   if (what == "lookup") {
     const int64_t created = stored.at("creation_time").to_number<int64_t>();
     return Response::Data(json::object{{"creation_path", stored.at("creation_path")},
-                                       {"creation_time", Rfc3339(created)},
+                                       {"creation_time", Rfc3339Utc(created)},
                                        {"creation_ttl", stored.at("creation_ttl")}});
   }
   // unwrap and rewrap spend the token's single use: one caller wins, the token is revoked and

@@ -1,5 +1,6 @@
 #include "crypto/crypto.h"
 
+#include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -7,10 +8,10 @@
 #include <openssl/rand.h>
 #include <openssl/sha.h>
 
+#include <cstring>
 #include <memory>
 
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_format.h"
 #include "util/status.h"
 
 namespace coffer::crypto {
@@ -119,6 +120,53 @@ std::string HmacSha256(std::string_view key, std::string_view data) {
   return std::string(reinterpret_cast<char*>(md), len);
 }
 
+HmacSha256Key::HmacSha256Key(std::string_view key) {
+  EVP_MAC* mac = EVP_MAC_fetch(nullptr, "HMAC", nullptr);
+  if (mac == nullptr) abort();  // the default provider always has HMAC
+  base_ = EVP_MAC_CTX_new(mac);
+  EVP_MAC_free(mac);
+  char digest[] = "SHA256";
+  OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0),
+                         OSSL_PARAM_construct_end()};
+  if (base_ == nullptr || EVP_MAC_init(base_, reinterpret_cast<const unsigned char*>(key.data()),
+                                       key.size(), params) != 1)
+    abort();
+}
+
+HmacSha256Key::~HmacSha256Key() {
+  MutexLock l(&mu_);
+  for (EVP_MAC_CTX* c : idle_) EVP_MAC_CTX_free(c);
+  EVP_MAC_CTX_free(base_);
+}
+
+std::string HmacSha256Key::Sign(std::string_view data) const {
+  EVP_MAC_CTX* c = nullptr;
+  {
+    MutexLock l(&mu_);
+    if (!idle_.empty()) {
+      c = idle_.back();
+      idle_.pop_back();
+    }
+  }
+  // A copy of the keyed base only reads it; a reused one restarts from its own keyed state
+  // (EVP_MAC_init without a key).
+  if (c == nullptr) c = EVP_MAC_CTX_dup(base_);
+  unsigned char md[EVP_MAX_MD_SIZE];
+  size_t len = 0;
+  if (c == nullptr || EVP_MAC_init(c, nullptr, 0, nullptr) != 1 ||
+      EVP_MAC_update(c, reinterpret_cast<const unsigned char*>(data.data()), data.size()) != 1 ||
+      EVP_MAC_final(c, md, &len, sizeof(md)) != 1)
+    abort();  // only on allocation failure
+  std::string out(reinterpret_cast<char*>(md), len);
+  OPENSSL_cleanse(md, sizeof(md));
+  MutexLock l(&mu_);
+  if (idle_.size() < 64)
+    idle_.push_back(c);
+  else
+    EVP_MAC_CTX_free(c);
+  return out;
+}
+
 std::string Sha256(std::string_view data) {
   unsigned char md[SHA256_DIGEST_LENGTH];
   SHA256(reinterpret_cast<const unsigned char*>(data.data()), data.size(), md);
@@ -146,17 +194,52 @@ absl::StatusOr<std::string> RandomToken(std::string_view prefix) {
   return out;
 }
 
+namespace {
+// Sets the version (4) and variant bits and writes 8-4-4-4-12 lowercase hex.
+std::string FormatUuid4(unsigned char b[16]) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  b[6] = (b[6] & 0x0f) | 0x40;
+  b[8] = (b[8] & 0x3f) | 0x80;
+  std::string out(36, '-');
+  size_t o = 0;
+  for (int i = 0; i < 16; ++i) {
+    if (i == 4 || i == 6 || i == 8 || i == 10) ++o;
+    out[o++] = kHex[b[i] >> 4];
+    out[o++] = kHex[b[i] & 15];
+  }
+  return out;
+}
+}  // namespace
+
 std::string RandomUuid() {
   unsigned char b[16];
   if (RAND_bytes(b, sizeof(b)) != 1) {
     // RAND_bytes only fails if the DRBG is broken; an id is not a secret, but it must be unique.
     abort();
   }
-  b[6] = (b[6] & 0x0f) | 0x40;
-  b[8] = (b[8] & 0x3f) | 0x80;
-  return absl::StrFormat("%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
-                         b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11],
-                         b[12], b[13], b[14], b[15]);
+  return FormatUuid4(b);
+}
+
+std::string RequestId() {
+  struct Seq {
+    uint64_t state = 0;
+    Seq() {
+      if (RAND_bytes(reinterpret_cast<unsigned char*>(&state), sizeof(state)) != 1) abort();
+    }
+    uint64_t Next() {  // SplitMix64: a bijection of a counter, so no repeat within 2^64 calls
+      uint64_t z = (state += 0x9e3779b97f4a7c15ULL);
+      z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+      z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+      return z ^ (z >> 31);
+    }
+  };
+  thread_local Seq seq;
+  unsigned char b[16];
+  const uint64_t hi = seq.Next();
+  const uint64_t lo = seq.Next();
+  memcpy(b, &hi, 8);
+  memcpy(b + 8, &lo, 8);
+  return FormatUuid4(b);
 }
 
 }  // namespace coffer::crypto

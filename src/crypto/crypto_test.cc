@@ -2,10 +2,14 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <set>
+#include <thread>
+#include <vector>
 
 #include "crypto/shamir.h"
 #include "util/encoding.h"
+#include "util/mutex.h"
 
 namespace coffer::crypto {
 namespace {
@@ -95,6 +99,60 @@ TEST(AesGcm, RoundTripAndTamperDetection) {
 TEST(Hmac, MatchesRfc4231TestCase2) {
   EXPECT_EQ(HexEncode(HmacSha256("Jefe", "what do ya want for nothing?")),
             "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+}
+
+TEST(Hmac, PreparedKeyMatchesOneShotFromManyThreads) {
+  HmacSha256Key jefe("Jefe");
+  EXPECT_EQ(HexEncode(jefe.Sign("what do ya want for nothing?")),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+  const std::string key(100, 'k');  // longer than the block: hashed first
+  HmacSha256Key prepared(key);
+  std::vector<std::thread> threads;
+  threads.reserve(4);
+  std::atomic<int> mismatches{0};
+  for (int t = 0; t < 4; ++t)
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 500; ++i) {
+        const std::string data = std::to_string(t * 1000 + i);
+        if (prepared.Sign(data) != HmacSha256(key, data)) ++mismatches;
+      }
+    });
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(mismatches.load(), 0);
+  EXPECT_FALSE(prepared.empty());
+  EXPECT_TRUE(HmacSha256Key().empty());
+}
+
+// Version 4 layout (version nibble 4, variant 10xx), lowercase hex, and no repeats across
+// threads.
+TEST(Tokens, RequestIdsAreVersion4AndDistinct) {
+  auto check = [](const std::string& id) {
+    ASSERT_EQ(id.size(), 36u) << id;
+    for (size_t i = 0; i < id.size(); ++i) {
+      if (i == 8 || i == 13 || i == 18 || i == 23)
+        EXPECT_EQ(id[i], '-') << id;
+      else
+        EXPECT_TRUE(isdigit(id[i]) || (id[i] >= 'a' && id[i] <= 'f')) << id;
+    }
+    EXPECT_EQ(id[14], '4') << id;
+    EXPECT_NE(std::string("89ab").find(id[19]), std::string::npos) << id;
+  };
+  check(RandomUuid());
+  std::set<std::string> seen;
+  Mutex mu;
+  std::vector<std::thread> threads;
+  threads.reserve(4);
+  for (int t = 0; t < 4; ++t)
+    threads.emplace_back([&] {
+      for (int i = 0; i < 2000; ++i) {
+        std::string id = RequestId();
+        check(id);
+        MutexLock l(&mu);
+        seen.insert(std::move(id));
+      }
+    });
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(seen.size(), 8000u);
 }
 
 TEST(Tokens, RandomTokensAreLongAndDistinct) {

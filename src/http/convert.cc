@@ -68,7 +68,7 @@ absl::StatusOr<std::vector<std::pair<std::string, std::string>>> ParseQuery(std:
 
 absl::StatusOr<core::Request> ParseRequest(const RawRequest& raw, const RequestLimits& limits) {
   core::Request req;
-  req.id = crypto::RandomUuid();
+  req.id = crypto::RequestId();
   req.remote_address = raw.remote_address;
   std::string_view target = raw.target;
   size_t qpos = target.find('?');

@@ -15,21 +15,21 @@ int HexVal(char c) {
   return -1;
 }
 
-constexpr std::array<int8_t, 256> MakeB64Table() {
-  std::array<int8_t, 256> t{};
+constexpr std::array<int16_t, 256> MakeB64Table() {
+  std::array<int16_t, 256> t{};
   for (auto& v : t) v = -1;
-  for (int i = 0; i < 64; ++i) t[static_cast<unsigned char>(kB64[i])] = static_cast<int8_t>(i);
+  for (int i = 0; i < 64; ++i) t[static_cast<unsigned char>(kB64[i])] = static_cast<int16_t>(i);
   return t;
 }
 constexpr auto kB64Table = MakeB64Table();
 }  // namespace
 
 std::string HexEncode(std::string_view bytes) {
-  std::string out;
-  out.reserve(bytes.size() * 2);
+  std::string out(bytes.size() * 2, '\0');
+  size_t o = 0;
   for (unsigned char c : bytes) {
-    out.push_back(kHex[c >> 4]);
-    out.push_back(kHex[c & 15]);
+    out[o++] = kHex[c >> 4];
+    out[o++] = kHex[c & 15];
   }
   return out;
 }
@@ -82,7 +82,7 @@ std::optional<std::string> Base64Decode(std::string_view b64) {
   uint32_t acc = 0;
   int bits = 0;
   for (char c : b64) {
-    int v = kB64Table[static_cast<unsigned char>(c)];
+    const int v = kB64Table[static_cast<unsigned char>(c)];  // -1: not base64
     if (v < 0) return std::nullopt;
     acc = acc << 6 | static_cast<uint32_t>(v);
     bits += 6;

@@ -25,7 +25,42 @@ std::string Format(int64_t t, const char* fmt) {
 
 }  // namespace
 
-std::string Rfc3339Utc(int64_t unix_seconds) { return Format(unix_seconds, "%Y-%m-%dT%H:%M:%SZ"); }
+// Without strftime or a time zone database: this runs on every token lookup and audit entry.
+// The civil date from days since 1970-01-01 is Howard Hinnant's days_from_civil inverse.
+std::string Rfc3339Utc(int64_t unix_seconds) {
+  int64_t days = unix_seconds / kDay, secs = unix_seconds % kDay;
+  if (secs < 0) {
+    secs += kDay;
+    --days;
+  }
+  const int64_t z = days + 719468;
+  const int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+  const int64_t doe = z - era * 146097;
+  const int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+  const int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+  const int64_t mp = (5 * doy + 2) / 153;
+  const int64_t day = doy - (153 * mp + 2) / 5 + 1;
+  const int64_t month = mp < 10 ? mp + 3 : mp - 9;
+  const int64_t year = yoe + era * 400 + (month <= 2 ? 1 : 0);
+  if (year < 0 || year > 9999) return Format(unix_seconds, "%Y-%m-%dT%H:%M:%SZ");
+  char buf[21];
+  auto put = [&buf](int at, int64_t v, int width) {
+    for (int i = width - 1; i >= 0; --i, v /= 10) buf[at + i] = static_cast<char>('0' + v % 10);
+  };
+  put(0, year, 4);
+  buf[4] = '-';
+  put(5, month, 2);
+  buf[7] = '-';
+  put(8, day, 2);
+  buf[10] = 'T';
+  put(11, secs / kHour, 2);
+  buf[13] = ':';
+  put(14, secs % kHour / kMinute, 2);
+  buf[16] = ':';
+  put(17, secs % kMinute, 2);
+  buf[19] = 'Z';
+  return std::string(buf, 20);
+}
 
 std::string SpanText(int64_t seconds) {
   uint64_t s = seconds < 0 ? static_cast<uint64_t>(-(seconds + 1)) + 1 : seconds;

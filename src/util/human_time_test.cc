@@ -2,11 +2,37 @@
 
 #include <gtest/gtest.h>
 
+#include <ctime>
+#include <string>
+
 namespace coffer {
 namespace {
 
 constexpr int64_t kNow = 1796058000;  // 2026-11-30T17:00:00Z
 constexpr int64_t kDay = 86400, kHour = 3600;
+
+// The hand-written calendar arithmetic against the C library's, over leap days, century years
+// (2000 is a leap year, 2100 is not), the epoch, instants before it and the last second of 9999;
+// years before 1000 keep four digits as RFC 3339 wants.
+TEST(HumanTime, Rfc3339MatchesGmtime) {
+  auto libc = [](int64_t t) {
+    std::tm tm{};
+    const auto tt = static_cast<std::time_t>(t);
+    gmtime_r(&tt, &tm);
+    char buf[64];
+    return std::string(buf, std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm));
+  };
+  EXPECT_EQ(Rfc3339Utc(0), "1970-01-01T00:00:00Z");
+  EXPECT_EQ(Rfc3339Utc(-1), "1969-12-31T23:59:59Z");
+  EXPECT_EQ(Rfc3339Utc(951782400), "2000-02-29T00:00:00Z");
+  EXPECT_EQ(Rfc3339Utc(4107542400), "2100-03-01T00:00:00Z");
+  EXPECT_EQ(Rfc3339Utc(253402300799), "9999-12-31T23:59:59Z");
+  EXPECT_EQ(Rfc3339Utc(-62135596800), "0001-01-01T00:00:00Z");  // glibc writes "1-01-01..."
+  for (int64_t t = -30610224000; t < 253402300800; t += 86400 * 7 + 3607)
+    ASSERT_EQ(Rfc3339Utc(t), libc(t)) << t;
+  for (int64_t t = 946684800 - 86400 * 3; t < 946684800 + 86400 * 70; t += 61)
+    ASSERT_EQ(Rfc3339Utc(t), libc(t)) << t;
+}
 
 TEST(HumanTime, InstantsAndSpans) {
   EXPECT_EQ(Rfc3339Utc(kNow), "2026-11-30T17:00:00Z");
