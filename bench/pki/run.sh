@@ -14,8 +14,10 @@
 # and connections), Coffer's sign/:role on a role that stores every certificate durably
 # (SQLite, synchronous=FULL, group commit), and on a no_store role; the stored row again with
 # 200 different CSRs in turn (each request's signature check is real work: nothing is cached);
-# then issue/:role with server-made ec-256 and rsa-2048 keys. Prints requests/s, p50, p99 and
-# the ratios to cfssl.
+# then issue/:role with server-made ec-256 and rsa-2048 keys; then the sign rows and the two
+# pipeline rows again over TLS 1.3 (a second listener of the same server; wrk keeps its
+# connections, so the handshakes are not in the figures) with their ratio to plain HTTP.
+# Prints requests/s, p50, p99 and the ratios to cfssl.
 # Not a test: only the ratios measured in the same run mean anything.
 set -euo pipefail
 pin=0; if [ "${1:-}" = --pin ]; then pin=1; shift; fi
@@ -49,6 +51,7 @@ else
   cfssl_rps=$(bash "$PEER" "$secs" "$conns" "$d/leaf.csr" | awk '/cfssl_sign_rps/{print $2}')
 fi
 
+tls_listener=1
 coffer_start
 coffer_init_unseal
 api POST sys/mounts/pki '{"type":"pki","config":{"max_lease_ttl":"87600h"}}'
@@ -92,8 +95,11 @@ PY
 # Warm-up (loads the issuer and roles).
 curl -sf -o /dev/null -X POST -H "X-Vault-Token: $token" "$addr/v1/pki/issue/store" -d '{"common_name":"w.cluster.local"}'
 
-row() {  # label lua path kind (sign: efficiency against the crypto bound; pipeline: no ratio)
-  "${wrk_cmd[@]}" -c"$conns" -d"${secs}s" --latency -s "$d/$2.lua" "$addr/v1/$3" > "$d/out"
+declare -A plain_rps
+row() {  # label lua path kind [base] (sign: efficiency against the crypto bound; pipeline: no
+         # ratio to cfssl). With base (the TLS listener), the last column is the ratio to the
+         # same row over plain HTTP.
+  "${wrk_cmd[@]}" -c"$conns" -d"${secs}s" --latency -s "$d/$2.lua" "${5:-$addr}/v1/$3" > "$d/out"
   rps=$(awk '/Requests\/sec/{print $2}' "$d/out")
   p50=$(awk '$1=="50%"{print $2}' "$d/out"); p99=$(awk '$1=="99%"{print $2}' "$d/out")
   bad=$(awk '/Non-2xx/{print $4}' "$d/out")
@@ -103,6 +109,11 @@ row() {  # label lua path kind (sign: efficiency against the crypto bound; pipel
     eff=$(python3 -c "print(f'{float(\"$rps\")/float(\"$bound\"):.2f}')")
   fi
   [ "${4:-}" = pipeline ] && ratio=-
+  if [ -n "${5:-}" ]; then
+    ratio=$(python3 -c "print(f'{float(\"$rps\")/float(\"${plain_rps[$3]}\"):.2f}x plain')")
+  else
+    plain_rps[$3]=$rps
+  fi
   printf "%-38s %10s %9s %9s %10s %8s %s\n" "$1" "$rps" "$p50" "$p99" "$eff" "$ratio" "${bad:+non-2xx=$bad}"
 }
 echo "secs=$secs connections=$conns cores=$(nproc) pinned=$([ $pin = 1 ] && echo "server CPU 1, wrk -t1 CPU 0" || echo no)"
@@ -118,5 +129,9 @@ row "coffer issue/:role ec-256 (stored)" issue pki/issue/store issue
 row "coffer issue/:role rsa-2048" issue pki/issue/rsa issue
 row "coffer auth/token/lookup-self" get auth/token/lookup-self pipeline
 row "coffer kv v1 read" get kv/app pipeline
+row "TLS 1.3: sign/:role (stored)" sign pki/sign/store sign "$tls_addr"
+row "TLS 1.3: sign/:role (no_store)" sign pki/sign/nostore sign "$tls_addr"
+row "TLS 1.3: auth/token/lookup-self" get auth/token/lookup-self pipeline "$tls_addr"
+row "TLS 1.3: kv v1 read" get kv/app pipeline "$tls_addr"
 stored=$(curl -s -X LIST -H "X-Vault-Token: $token" "$addr/v1/pki/certs" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["data"]["keys"]))')
 echo "certificates stored: $stored"

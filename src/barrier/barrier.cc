@@ -80,7 +80,7 @@ absl::Status Barrier::Initialize(const crypto::SecretBytes& root_key) {
   MutexLock l(&mu_);
   root_key_ = root_key.Clone();
   terms_.clear();
-  terms_.emplace(1, Term{std::move(k1), absl::Now()});
+  terms_.emplace(1, Term(std::move(k1), absl::Now()));
   active_ = 1;
   auto st = PersistKeyringLocked();
   if (!st.ok()) {
@@ -129,7 +129,7 @@ absl::Status Barrier::LoadKeyring(const crypto::SecretBytes& root_key, bool relo
       std::string err;
       absl::ParseTime(absl::RFC3339_full, std::string(o.at("install_time").as_string()), &t, &err);
       terms.emplace(static_cast<uint32_t>(o.at("term").to_number<int64_t>()),
-                    Term{crypto::SecretBytes(*key), t});
+                    Term(crypto::SecretBytes(*key), t));
       OPENSSL_cleanse(key->data(), key->size());
     }
     const auto active = static_cast<uint32_t>(v.at("active_term").to_number<int64_t>());
@@ -167,7 +167,7 @@ absl::StatusOr<KeyStatus> Barrier::Rotate() {
   if (sealed_) return SealedError();
   uint32_t next = terms_.rbegin()->first + 1;
   uint32_t prev = active_;
-  terms_.emplace(next, Term{std::move(k), absl::Now()});
+  terms_.emplace(next, Term(std::move(k), absl::Now()));
   active_ = next;
   auto st = PersistKeyringLocked();
   if (!st.ok()) {
@@ -187,7 +187,9 @@ absl::StatusOr<KeyStatus> Barrier::Status() const {
 absl::StatusOr<std::string> Barrier::Encrypt(std::string_view path, std::string_view plaintext) {
   if (sealed_) return SealedError();
   encryptions_.fetch_add(1, std::memory_order_relaxed);
-  return SealWith(terms_.at(active_).key, active_, path, plaintext);
+  const std::string header = Header(active_);
+  ASSIGN_OR_RETURN(std::string body, terms_.at(active_).aead->Seal(plaintext, Cat(header, path)));
+  return header + body;
 }
 
 absl::StatusOr<std::string> Barrier::Decrypt(std::string_view path, std::string_view sealed) {
@@ -199,8 +201,7 @@ absl::StatusOr<std::string> Barrier::Decrypt(std::string_view path, std::string_
   auto it = terms_.find(term);
   if (it == terms_.end())
     return absl::DataLossError(Cat("value at ", path, " uses unknown key term ", term));
-  auto out = crypto::AesGcmOpen(it->second.key, sealed.substr(kHeader),
-                                std::string(sealed.substr(0, kHeader)) + std::string(path));
+  auto out = it->second.aead->Open(sealed.substr(kHeader), Cat(sealed.substr(0, kHeader), path));
   if (!out.ok()) return absl::DataLossError(Cat("value at ", path, " failed authentication"));
   return out;
 }

@@ -17,6 +17,7 @@
 #include <memory>
 
 #include "absl/time/time.h"
+#include "crypto/crypto.h"
 #include "crypto/secret_bytes.h"
 #include "storage/storage.h"
 #include "util/mutex.h"
@@ -65,8 +66,11 @@ class Barrier final : public storage::Storage {
 
  private:
   struct Term {
+    Term(crypto::SecretBytes k, absl::Time t)
+        : key(std::move(k)), installed(t), aead(std::make_unique<crypto::AesGcmKey>(key)) {}
     crypto::SecretBytes key;
     absl::Time installed;
+    std::unique_ptr<crypto::AesGcmKey> aead;  // the key prepared for sealing and opening
   };
   absl::StatusOr<std::string> Encrypt(std::string_view path, std::string_view plaintext)
       ABSL_SHARED_LOCKS_REQUIRED(mu_);

@@ -9,6 +9,7 @@
 #include <openssl/sha.h>
 
 #include <cstring>
+#include <functional>
 #include <memory>
 
 #include "absl/strings/str_cat.h"
@@ -49,67 +50,115 @@ absl::StatusOr<std::string> RandomBytes(size_t n) {
   return out;
 }
 
-absl::StatusOr<std::string> AesGcmSeal(const SecretBytes& key, std::string_view plaintext,
-                                       std::string_view aad) {
-  if (key.size() != kAesKeySize) return absl::InternalError("AES-256-GCM needs a 32-byte key");
+AesGcmKey::AesGcmKey(const SecretBytes& key) : key_(key.Clone()) {}
+
+AesGcmKey::~AesGcmKey() {
+  MutexLock l(&mu_);
+  for (EVP_CIPHER_CTX* c : idle_enc_) EVP_CIPHER_CTX_free(c);  // wipes the key schedule
+  for (EVP_CIPHER_CTX* c : idle_dec_) EVP_CIPHER_CTX_free(c);
+}
+
+// A context holding the key schedule for one direction; nullptr on allocation failure.
+EVP_CIPHER_CTX* AesGcmKey::Take(bool encrypt) const {
+  {
+    MutexLock l(&mu_);
+    auto& idle = encrypt ? idle_enc_ : idle_dec_;
+    if (!idle.empty()) {
+      EVP_CIPHER_CTX* c = idle.back();
+      idle.pop_back();
+      return c;
+    }
+  }
+  EVP_CIPHER_CTX* c = EVP_CIPHER_CTX_new();
+  if (c != nullptr && EVP_CipherInit_ex(c, EVP_aes_256_gcm(), nullptr, key_.data(), nullptr,
+                                        encrypt ? 1 : 0) != 1) {
+    EVP_CIPHER_CTX_free(c);
+    c = nullptr;
+  }
+  return c;
+}
+
+void AesGcmKey::Give(EVP_CIPHER_CTX* c, bool encrypt) const {
+  MutexLock l(&mu_);
+  auto& idle = encrypt ? idle_enc_ : idle_dec_;
+  if (idle.size() < 64)
+    idle.push_back(c);
+  else
+    EVP_CIPHER_CTX_free(c);
+}
+
+absl::StatusOr<std::string> AesGcmKey::Seal(std::string_view plaintext,
+                                            std::string_view aad) const {
+  if (key_.size() != kAesKeySize) return absl::InternalError("AES-256-GCM needs a 32-byte key");
   auto nonce = RandomBytes(kGcmNonceSize);
   if (!nonce.ok()) return nonce.status();
-  CipherCtx ctx(EVP_CIPHER_CTX_new(), EVP_CIPHER_CTX_free);
-  if (!ctx) return OpenSslError("EVP_CIPHER_CTX_new");
+  EVP_CIPHER_CTX* ctx = Take(true);
+  if (ctx == nullptr) return OpenSslError("EVP_EncryptInit_ex");
+  std::unique_ptr<EVP_CIPHER_CTX, std::function<void(EVP_CIPHER_CTX*)>> give(
+      ctx, [this](EVP_CIPHER_CTX* c) { Give(c, true); });
   std::string out = *nonce;
   out.resize(kGcmNonceSize + plaintext.size() + kGcmTagSize);
   auto* o = reinterpret_cast<unsigned char*>(out.data()) + kGcmNonceSize;
   int len = 0;
-  if (EVP_EncryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, key.data(),
+  // Only the nonce is set: the key schedule stays from the context's first use.
+  if (EVP_EncryptInit_ex(ctx, nullptr, nullptr, nullptr,
                          reinterpret_cast<const unsigned char*>(nonce->data())) != 1)
     return OpenSslError("EVP_EncryptInit_ex");
-  if (!aad.empty() && EVP_EncryptUpdate(ctx.get(), nullptr, &len,
-                                        reinterpret_cast<const unsigned char*>(aad.data()),
-                                        static_cast<int>(aad.size())) != 1)
+  if (!aad.empty() &&
+      EVP_EncryptUpdate(ctx, nullptr, &len, reinterpret_cast<const unsigned char*>(aad.data()),
+                        static_cast<int>(aad.size())) != 1)
     return OpenSslError("EVP_EncryptUpdate(aad)");
-  if (EVP_EncryptUpdate(ctx.get(), o, &len,
-                        reinterpret_cast<const unsigned char*>(plaintext.data()),
+  if (EVP_EncryptUpdate(ctx, o, &len, reinterpret_cast<const unsigned char*>(plaintext.data()),
                         static_cast<int>(plaintext.size())) != 1)
     return OpenSslError("EVP_EncryptUpdate");
   int fin = 0;
-  if (EVP_EncryptFinal_ex(ctx.get(), o + len, &fin) != 1)
-    return OpenSslError("EVP_EncryptFinal_ex");
-  if (EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_GET_TAG, kGcmTagSize, o + plaintext.size()) != 1)
+  if (EVP_EncryptFinal_ex(ctx, o + len, &fin) != 1) return OpenSslError("EVP_EncryptFinal_ex");
+  if (EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, kGcmTagSize, o + plaintext.size()) != 1)
     return OpenSslError("EVP_CTRL_GCM_GET_TAG");
   return out;
 }
 
-absl::StatusOr<std::string> AesGcmOpen(const SecretBytes& key, std::string_view sealed,
-                                       std::string_view aad) {
-  if (key.size() != kAesKeySize) return absl::InternalError("AES-256-GCM needs a 32-byte key");
+absl::StatusOr<std::string> AesGcmKey::Open(std::string_view sealed, std::string_view aad) const {
+  if (key_.size() != kAesKeySize) return absl::InternalError("AES-256-GCM needs a 32-byte key");
   if (sealed.size() < kGcmNonceSize + kGcmTagSize)
     return absl::DataLossError("ciphertext too short");
-  CipherCtx ctx(EVP_CIPHER_CTX_new(), EVP_CIPHER_CTX_free);
-  if (!ctx) return OpenSslError("EVP_CIPHER_CTX_new");
+  EVP_CIPHER_CTX* ctx = Take(false);
+  if (ctx == nullptr) return OpenSslError("EVP_DecryptInit_ex");
+  std::unique_ptr<EVP_CIPHER_CTX, std::function<void(EVP_CIPHER_CTX*)>> give(
+      ctx, [this](EVP_CIPHER_CTX* c) { Give(c, false); });
   const auto* in = reinterpret_cast<const unsigned char*>(sealed.data());
   size_t ct_len = sealed.size() - kGcmNonceSize - kGcmTagSize;
   std::string out(ct_len, '\0');
   int len = 0;
-  if (EVP_DecryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, key.data(), in) != 1)
+  if (EVP_DecryptInit_ex(ctx, nullptr, nullptr, nullptr, in) != 1)
     return OpenSslError("EVP_DecryptInit_ex");
-  if (!aad.empty() && EVP_DecryptUpdate(ctx.get(), nullptr, &len,
-                                        reinterpret_cast<const unsigned char*>(aad.data()),
-                                        static_cast<int>(aad.size())) != 1)
+  if (!aad.empty() &&
+      EVP_DecryptUpdate(ctx, nullptr, &len, reinterpret_cast<const unsigned char*>(aad.data()),
+                        static_cast<int>(aad.size())) != 1)
     return OpenSslError("EVP_DecryptUpdate(aad)");
-  if (EVP_DecryptUpdate(ctx.get(), reinterpret_cast<unsigned char*>(out.data()), &len,
-                        in + kGcmNonceSize, static_cast<int>(ct_len)) != 1)
+  if (EVP_DecryptUpdate(ctx, reinterpret_cast<unsigned char*>(out.data()), &len, in + kGcmNonceSize,
+                        static_cast<int>(ct_len)) != 1)
     return OpenSslError("EVP_DecryptUpdate");
-  if (EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_TAG, kGcmTagSize,
+  if (EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, kGcmTagSize,
                           const_cast<unsigned char*>(in + kGcmNonceSize + ct_len)) != 1)
     return OpenSslError("EVP_CTRL_GCM_SET_TAG");
   int fin = 0;
-  if (EVP_DecryptFinal_ex(ctx.get(), reinterpret_cast<unsigned char*>(out.data()) + len, &fin) !=
-      1) {
+  if (EVP_DecryptFinal_ex(ctx, reinterpret_cast<unsigned char*>(out.data()) + len, &fin) != 1) {
     OPENSSL_cleanse(out.data(), out.size());
     ERR_clear_error();
     return absl::DataLossError("message authentication failed");
   }
   return out;
+}
+
+absl::StatusOr<std::string> AesGcmSeal(const SecretBytes& key, std::string_view plaintext,
+                                       std::string_view aad) {
+  return AesGcmKey(key).Seal(plaintext, aad);
+}
+
+absl::StatusOr<std::string> AesGcmOpen(const SecretBytes& key, std::string_view sealed,
+                                       std::string_view aad) {
+  return AesGcmKey(key).Open(sealed, aad);
 }
 
 std::string HmacSha256(std::string_view key, std::string_view data) {

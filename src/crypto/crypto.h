@@ -28,6 +28,29 @@ absl::StatusOr<std::string> AesGcmSeal(const SecretBytes& key, std::string_view 
 absl::StatusOr<std::string> AesGcmOpen(const SecretBytes& key, std::string_view sealed,
                                        std::string_view aad);
 
+// An AES-256-GCM key prepared once (its key schedule kept in OpenSSL contexts), for the barrier,
+// which seals and opens every stored value with one key: each call only sets a nonce. Same
+// format and errors as AesGcmSeal/AesGcmOpen. Thread-safe; contexts come from a small pool.
+class AesGcmKey {
+ public:
+  explicit AesGcmKey(const SecretBytes& key);  // must be kAesKeySize bytes
+  ~AesGcmKey();
+  AesGcmKey(const AesGcmKey&) = delete;
+  AesGcmKey& operator=(const AesGcmKey&) = delete;
+
+  absl::StatusOr<std::string> Seal(std::string_view plaintext, std::string_view aad) const;
+  absl::StatusOr<std::string> Open(std::string_view sealed, std::string_view aad) const;
+
+ private:
+  EVP_CIPHER_CTX* Take(bool encrypt) const;
+  void Give(EVP_CIPHER_CTX* c, bool encrypt) const;
+
+  const SecretBytes key_;
+  mutable Mutex mu_;
+  mutable std::vector<EVP_CIPHER_CTX*> idle_enc_ ABSL_GUARDED_BY(mu_);
+  mutable std::vector<EVP_CIPHER_CTX*> idle_dec_ ABSL_GUARDED_BY(mu_);
+};
+
 std::string HmacSha256(std::string_view key, std::string_view data);
 
 // An HMAC-SHA256 key prepared once, for a key used on every request (the token store's salt):

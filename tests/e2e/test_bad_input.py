@@ -1,8 +1,10 @@
 """Bad input over HTTP: every case gets a 4xx with a message a person can act on, and the server
 keeps serving and loses nothing."""
 import json
+import re
 import socket
 import ssl
+import time
 import unittest
 
 from harness import ServerTest
@@ -134,6 +136,78 @@ class BadInput(ServerTest):
         # Bearer works as well as X-Vault-Token.
         st, body, _ = s.request("GET", "secret/keep", None, headers={"Authorization": "Bearer " + s.root})
         self.assertEqual(st, 200)
+
+    def read_responses(self, tls, count):
+        """Reads `count` HTTP responses with Content-Length bodies; returns [(head, body)]."""
+        buf, out = b"", []
+        while len(out) < count:
+            while b"\r\n\r\n" not in buf:
+                chunk = tls.recv(65536)
+                self.assertTrue(chunk, f"connection closed after {len(out)} responses: {buf!r}")
+                buf += chunk
+            head, buf = buf.split(b"\r\n\r\n", 1)
+            m = re.search(rb"(?i)\r\ncontent-length: (\d+)", head)
+            self.assertTrue(m or head.startswith(b"HTTP/1.1 204"), head)  # 204: no body, no length
+            length = int(m.group(1)) if m else 0
+            while len(buf) < length:
+                chunk = tls.recv(65536)
+                self.assertTrue(chunk, "connection closed inside a body")
+                buf += chunk
+            out.append((head.decode(), buf[:length]))
+            buf = buf[length:]
+        return out
+
+    # The server parses a request that arrived whole straight from its buffer, and reads the
+    # rest of one that did not: pipelined requests, a header split across packets, a body sent
+    # later, and HTTP/1.0's keep-alive rules.
+    def test_request_framing(self):
+        self.init()
+        s = self.s
+        tls = self.s.ssl_context().wrap_socket(
+            socket.create_connection(("127.0.0.1", s.port), timeout=10), server_hostname="127.0.0.1")
+        try:
+            get = f"GET /v1/secret/keep HTTP/1.1\r\nHost: x\r\nX-Vault-Token: {s.root}\r\n\r\n".encode()
+            body = b'{"v":"split"}'
+            put = (f"PUT /v1/secret/split HTTP/1.1\r\nHost: x\r\nX-Vault-Token: {s.root}\r\n"
+                   f"Content-Length: {len(body)}\r\n\r\n").encode()
+            tls.sendall(get + get + put + body)  # three requests in one write
+            rs = self.read_responses(tls, 3)
+            self.assertEqual([h.split("\r\n")[0] for h, _ in rs],
+                             ["HTTP/1.1 200 OK", "HTTP/1.1 200 OK", "HTTP/1.1 204 No Content"])
+            self.assertEqual(json.loads(rs[1][1])["data"], {"v": "kept"})
+            for h, _ in rs:
+                self.assertNotIn("connection: close", h.lower())
+            # A header in three pieces, then its body 200 ms later.
+            for piece in (put[:7], put[7:30], put[30:]):
+                tls.sendall(piece)
+                time.sleep(0.1)
+            time.sleep(0.2)
+            tls.sendall(body.replace(b"split", b"later"))
+            self.assertTrue(self.read_responses(tls, 1)[0][0].startswith("HTTP/1.1 204"))
+            tls.sendall(get.replace(b"keep", b"split"))
+            self.assertEqual(json.loads(self.read_responses(tls, 1)[0][1])["data"], {"v": "later"})
+        finally:
+            tls.close()
+        # HTTP/1.0: closed after the answer unless the client asks to keep the connection.
+        for keep in (False, True):
+            tls = self.s.ssl_context().wrap_socket(
+                socket.create_connection(("127.0.0.1", s.port), timeout=10),
+                server_hostname="127.0.0.1")
+            try:
+                extra = "Connection: keep-alive\r\n" if keep else ""
+                tls.sendall(f"GET /v1/secret/keep HTTP/1.0\r\nX-Vault-Token: {s.root}\r\n{extra}\r\n".encode())
+                head, payload = self.read_responses(tls, 1)[0]
+                self.assertTrue(head.startswith("HTTP/1.0 200 OK"), head)
+                self.assertEqual(json.loads(payload)["data"], {"v": "kept"})
+                self.assertEqual("connection: keep-alive" in head.lower(), keep, head)
+                if keep:
+                    tls.sendall(f"GET /v1/sys/health HTTP/1.0\r\nConnection: keep-alive\r\n\r\n".encode())
+                    self.assertTrue(self.read_responses(tls, 1)[0][0].startswith("HTTP/1.0 200"))
+                else:
+                    self.assertEqual(tls.recv(100), b"")  # closed by the server
+            finally:
+                tls.close()
+        self.assert_still_serving()
 
     def test_oversized_and_malformed_http(self):
         self.init()
