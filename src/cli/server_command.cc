@@ -386,6 +386,8 @@ int RunFromConfig(const ServerFlags& f) {
   http::ServerOptions so;
   for (const config::ListenerConfig& l : cfg->listeners)
     so.listeners.push_back(ToListenerOptions(l));
+  // etcd's reads wait on the network: no request may hold an event loop for a round trip.
+  so.offload_reads = cfg->storage_type == "etcd";
   auto server = http::HttpServer::Start(core->get(), so);
   if (!server.ok()) {
     std::cerr << "Error starting listeners: " << server.status().message() << "\n";

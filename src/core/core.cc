@@ -686,7 +686,12 @@ absl::StatusOr<Core::Admission> Core::Admit(Request& req, bool check_token) {
     backend = mount->backend.get();
   }
   MarkSecretPath(req, backend, rest);
-  if (backend) out.expensive = backend->Expensive(rest);
+  if (backend) {
+    out.expensive = backend->Expensive(rest);
+    out.may_wait = backend->MayWait(rest, req.op);
+  } else {
+    out.may_wait = req.op != Operation::kRead && req.op != Operation::kList;
+  }
   if (!check_token) return out;
   if (backend && backend->Special().unauthenticated.Matches(rest)) return out;
   ASSIGN_OR_RETURN(auto token, tokens_->Lookup(req.client_token));

@@ -97,6 +97,7 @@ class Core final : private SystemView {
   struct Admission {
     bool expensive = false;      // the backend declared the path expensive (SpecialPaths)
     bool authenticated = false;  // a valid token was checked (check_token)
+    bool may_wait = false;       // the backend says it may wait on a storage write (MayWait)
   };
   // With check_token, decides as Handle() would before any body is read: sealed is 503, a path
   // that needs no token is admitted, anything else needs a valid token (403 otherwise, audited

@@ -13,6 +13,7 @@
 #include <boost/beast/ssl.hpp>
 #include <filesystem>
 #include <functional>
+#include <limits>
 #include <map>
 #include <optional>
 #include <thread>
@@ -306,18 +307,25 @@ class ExpensivePool {
 
 // What a listener's sessions share.
 struct Shared {
-  Shared(core::Core* c, ListenerOptions o, ExpensivePool* p, std::atomic<uint64_t>* cl)
+  Shared(core::Core* c, ListenerOptions o, ExpensivePool* p, ExpensivePool* w, bool reads,
+         std::atomic<uint64_t>* cl)
       : core(c),
         opts(std::move(o)),
         headers(opts.custom_response_headers),
         conns(opts.max_connections, opts.max_connections_per_client),
         pool(p),
+        blocking(w),
+        offload_reads(reads),
         closed(cl) {}
   core::Core* const core;
   const ListenerOptions opts;
   const ResponseHeaders headers;
   ConnTable conns;
   ExpensivePool* const pool;
+  // Requests that may wait on storage (writes; every request when offload_reads) run here, so
+  // the few event loops keep serving their other connections meanwhile.
+  ExpensivePool* const blocking;
+  const bool offload_reads;
   // Connections closed since the memory was last returned to the system.
   std::atomic<uint64_t>* const closed;
 };
@@ -540,20 +548,23 @@ class Session : public Conn, public std::enable_shared_from_this<Session<Stream>
     auto admission = shared_->core->Admit(*req, false);
     if (admission.ok() && admission->expensive)
       return Offload(msg, std::make_shared<core::Request>(std::move(*req)));
+    if (!admission.ok() || shared_->offload_reads || admission->may_wait)
+      return Offload(msg, std::make_shared<core::Request>(std::move(*req)), shared_->blocking);
     Finish(*msg, Execute(*msg, &*req));
   }
 
-  void Offload(const std::shared_ptr<Message>& msg, const std::shared_ptr<core::Request>& req) {
+  void Offload(const std::shared_ptr<Message>& msg, const std::shared_ptr<core::Request>& req,
+               ExpensivePool* pool = nullptr) {
     auto self = this->shared_from_this();
-    bool queued = shared_->pool->TryPost([self, msg, req] {
+    if (pool == nullptr) pool = shared_->pool;
+    bool queued = pool->TryPost([self, msg, req] {
       Outcome o = self->Execute(*msg, req.get());
       asio::post(self->stream_.get_executor(),
                  [self, msg, o = std::move(o)]() mutable { self->Finish(*msg, std::move(o)); });
     });
     if (!queued)
-      Finish(*msg, {RenderError(
-                       503, Cat("too many expensive requests in progress (", shared_->pool->limit(),
-                                " running or waiting): retry in a moment"))});
+      Finish(*msg, {RenderError(503, Cat("too many expensive requests in progress (", pool->limit(),
+                                         " running or waiting): retry in a moment"))});
   }
 
   void Finish(const Message& msg, Outcome o) {
@@ -660,11 +671,12 @@ class Listener : public std::enable_shared_from_this<Listener> {
  public:
   // Accepts on the first loop; each new connection goes to the next loop in turn.
   Listener(std::vector<std::unique_ptr<asio::io_context>>* loops, core::Core* core,
-           ListenerOptions opts, ExpensivePool* pool, std::atomic<uint64_t>* closed)
+           ListenerOptions opts, ExpensivePool* pool, ExpensivePool* blocking, bool offload_reads,
+           std::atomic<uint64_t>* closed)
       : loops_(loops),
         acceptor_(*(*loops)[0]),
         backoff_(*(*loops)[0]),
-        shared_(std::make_shared<Shared>(core, opts, pool, closed)),
+        shared_(std::make_shared<Shared>(core, opts, pool, blocking, offload_reads, closed)),
         opts_(std::move(opts)) {}
 
   absl::Status Open() {
@@ -803,8 +815,10 @@ class Listener : public std::enable_shared_from_this<Listener> {
 
 class HttpServerImpl final : public HttpServer {
  public:
-  HttpServerImpl(int threads, int expensive_threads, size_t expensive_queue) {
+  HttpServerImpl(int threads, int expensive_threads, size_t expensive_queue, int blocking_threads) {
     pool_.emplace(expensive_threads, expensive_queue);
+    // Unbounded in effect: each connection has at most one request in flight.
+    blocking_.emplace(blocking_threads, std::numeric_limits<size_t>::max() / 2);
     for (int i = 0; i < threads; ++i) loops_.push_back(std::make_unique<asio::io_context>(1));
     trim_.emplace(*loops_[0]);
   }
@@ -829,7 +843,8 @@ class HttpServerImpl final : public HttpServer {
     }
     for (auto l : opts.listeners) {
       if (l.max_connections == 0) l.max_connections = DefaultMaxConnections(opts.listeners.size());
-      auto listener = std::make_shared<Listener>(&loops_, core, l, &*pool_, &closed_);
+      auto listener = std::make_shared<Listener>(&loops_, core, l, &*pool_, &*blocking_,
+                                                 opts.offload_reads, &closed_);
       RETURN_IF_ERROR(listener->Open());
       listeners_.push_back(listener);
     }
@@ -847,12 +862,14 @@ class HttpServerImpl final : public HttpServer {
     for (auto& l : listeners_) l->Close();
     asio::post(*loops_[0], [this] { trim_->cancel(); });
     pool_->Stop();
+    blocking_->Stop();
     for (auto& loop : loops_) loop->stop();
     for (auto& t : threads_)
       if (t.joinable()) t.join();
     // Requests still queued hold their sessions: dropped now, while the loops their sockets
     // belong to still exist.
     pool_.reset();
+    blocking_.reset();
   }
 
   absl::Status ReloadTls() override {
@@ -901,6 +918,7 @@ class HttpServerImpl final : public HttpServer {
   // is emptied by Stop(), before the loops go.
   std::atomic<uint64_t> closed_{0};
   std::optional<ExpensivePool> pool_;
+  std::optional<ExpensivePool> blocking_;
   std::vector<std::unique_ptr<asio::io_context>> loops_;
   std::optional<asio::steady_timer> trim_;
   std::vector<asio::executor_work_guard<asio::io_context::executor_type>> guards_;
@@ -913,14 +931,15 @@ class HttpServerImpl final : public HttpServer {
 
 absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(core::Core* core,
                                                               const ServerOptions& opts) {
+  const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
   int threads = opts.io_threads;
-  if (threads <= 0)
-    threads =
-        static_cast<int>(std::max(64u, 8 * std::max(1u, std::thread::hardware_concurrency())));
+  if (threads <= 0) threads = static_cast<int>(std::max(2u, cores));
+  int blocking = opts.blocking_threads;
+  if (blocking <= 0) blocking = static_cast<int>(std::max(64u, 8 * cores));
   int expensive = opts.expensive_threads;
   if (expensive <= 0)
     expensive = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  auto s = std::make_unique<HttpServerImpl>(threads, expensive, opts.expensive_queue);
+  auto s = std::make_unique<HttpServerImpl>(threads, expensive, opts.expensive_queue, blocking);
   RETURN_IF_ERROR(s->Init(core, opts));
   return std::unique_ptr<HttpServer>(std::move(s));
 }

@@ -476,6 +476,26 @@ void PkiBackend::Cleanup() {
 
 // ---- the caches ----
 
+bool PkiBackend::MayWait(std::string_view path, core::Operation op) const {
+  if (!Backend::MayWait(path, op)) return false;
+  std::string_view rest = path;
+  if (rest.substr(0, 7) == "issuer/") {
+    const size_t slash = rest.find('/', 7);
+    if (slash == std::string_view::npos) return true;
+    rest = rest.substr(slash + 1);
+  }
+  std::string_view role;
+  if (rest.substr(0, 5) == "sign/")
+    role = rest.substr(5);
+  else if (rest.substr(0, 6) == "issue/")
+    role = rest.substr(6);
+  else
+    return true;
+  ReaderMutexLock l(&mu_);
+  auto it = roles_.find(role);
+  return it == roles_.end() || !it->second->no_store;
+}
+
 bool PkiBackend::Expensive(std::string_view path) const {
   if (!Special().expensive.Matches(path)) return false;
   std::string_view role;

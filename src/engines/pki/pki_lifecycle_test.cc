@@ -18,6 +18,7 @@
 #include "registry/builtin.h"
 #include "storage/memory_storage.h"
 #include "util/encoding.h"
+#include "util/status.h"
 
 namespace coffer::engines::pki {
 namespace {
@@ -49,7 +50,7 @@ class PkiLifecycleTest : public ::testing::Test {
     r.client_token = root_;
     return core_->Handle(r);
   }
-  json::object Ok(Operation op, std::string path, json::object data = {}) {
+  json::object Ok(Operation op, const std::string& path, json::object data = {}) {
     auto r = Do(op, path, std::move(data));
     EXPECT_TRUE(r.ok()) << path << ": " << r.status();
     if (!r.ok() || !r->data) return {};
@@ -113,6 +114,44 @@ TEST_F(PkiLifecycleTest, InvalidateKeyDropsAChangedRole) {
   Invalidate("role/web");
   auto gone = Do(Operation::kUpdate, "pki/issue/web", {{"common_name", "a.example.com"}});
   EXPECT_EQ(gone.status().message(), "unknown role: web");
+}
+
+// Which requests the HTTP server hands to its blocking pool (Admission::may_wait): writes, except
+// signing and issuing on a no_store role the engine has cached; reads never.
+TEST_F(PkiLifecycleTest, OnlyRequestsThatStoreMayWaitOnStorage) {
+  Ok(Operation::kUpdate, "pki/root/generate/internal",
+     {{"common_name", "Root"}, {"key_type", "ec"}});
+  for (const char* name : {"nostore", "store"})
+    Ok(Operation::kUpdate, Cat("pki/roles/", name),
+       {{"allow_any_name", true},
+        {"key_type", "ec"},
+        {"no_store", std::string_view(name) == "nostore"}});
+  auto may_wait = [&](Operation op, std::string path) {
+    core::Request r;
+    r.op = op;
+    r.path = std::move(path);
+    auto a = core_->Admit(r, false);
+    EXPECT_TRUE(a.ok()) << a.status();
+    return a.ok() && a->may_wait;
+  };
+  EXPECT_TRUE(may_wait(Operation::kUpdate, "pki/sign/nostore"));  // not cached yet: may store
+  Ok(Operation::kUpdate, "pki/issue/nostore", {{"common_name", "a.example.com"}});
+  Ok(Operation::kUpdate, "pki/issue/store", {{"common_name", "a.example.com"}});
+  EXPECT_FALSE(may_wait(Operation::kUpdate, "pki/sign/nostore"));
+  EXPECT_FALSE(may_wait(Operation::kUpdate, "pki/issue/nostore"));
+  EXPECT_FALSE(may_wait(Operation::kUpdate, "pki/issuer/default/sign/nostore"));
+  EXPECT_TRUE(may_wait(Operation::kUpdate, "pki/sign/store"));
+  EXPECT_TRUE(may_wait(Operation::kUpdate, "pki/issue/store"));
+  EXPECT_TRUE(may_wait(Operation::kUpdate, "pki/roles/other"));
+  EXPECT_TRUE(may_wait(Operation::kUpdate, "pki/sign-verbatim/nostore"));
+  EXPECT_FALSE(may_wait(Operation::kRead, "pki/cert/ca"));
+  EXPECT_FALSE(may_wait(Operation::kList, "pki/certs"));
+  EXPECT_TRUE(may_wait(Operation::kUpdate, "sys/policies/acl/x"));
+  EXPECT_FALSE(may_wait(Operation::kRead, "sys/mounts"));
+  // The role starts storing: its cached copy is dropped, so signing may wait again.
+  Ok(Operation::kUpdate, "pki/roles/nostore",
+     {{"allow_any_name", true}, {"key_type", "ec"}, {"no_store", false}});
+  EXPECT_TRUE(may_wait(Operation::kUpdate, "pki/sign/nostore"));
 }
 
 TEST_F(PkiLifecycleTest, InvalidateKeyDropsADifferentDefaultIssuer) {
