@@ -189,6 +189,7 @@ TEST(ServerConfig, CustomResponseHeadersAsVault) {
   for (const char* bad : {
            R"(  custom_response_headers { "6xx" = { "X" = ["a"] } })",
            R"(  custom_response_headers { "default" = { "Content-Length" = ["1"] } })",
+           R"(  custom_response_headers { "307" = { "location" = ["https://elsewhere"] } })",
            R"(  custom_response_headers { "default" = { "X" = "not a list" } })",
            R"(  custom_response_headers { "default" = { "X Y" = ["a"] } })",
            R"(  custom_response_headers { "default" = { "X" = ["a\r\nSet-Cookie: b"] } })",

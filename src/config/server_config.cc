@@ -126,7 +126,7 @@ absl::Status ParseCustomHeaders(const Item& it,
         }
         if (name.rfind("X-Vault-", 0) == 0) continue;  // Vault ignores these too
         for (const char* framing : {"Content-Length", "Transfer-Encoding", "Connection",
-                                    "Content-Type", "Upgrade", "Keep-Alive"})
+                                    "Content-Type", "Upgrade", "Keep-Alive", "Location"})
           if (name == framing)
             return At(h, Cat("custom_response_headers: ", name,
                              " is set by the server for each response and cannot be configured"));

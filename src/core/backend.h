@@ -112,12 +112,12 @@ class Backend {
   // connection's event loop. Thread-safe, cheap, no storage access: asked for every request
   // before it runs. Default: `path` is in Special().expensive.
   virtual bool Expensive(std::string_view path) const { return Special().expensive.Matches(path); }
-  // Whether a request may wait on a durable storage write (a group commit's fsync): such
-  // requests leave the event loop for the blocking pool, so the loop's other connections are
-  // served meanwhile. Same rules as Expensive (thread-safe, cheap, no storage access). Default:
-  // every write operation.
+  // Whether a request may wait on storage for long: a durable write (a group commit's fsync), or
+  // a listing (it may walk many keys). Such requests leave the event loop for the blocking pool,
+  // so the loop's other connections are served meanwhile. Same rules as Expensive (thread-safe,
+  // cheap, no storage access). Default: every operation but a read.
   virtual bool MayWait(std::string_view path, Operation op) const {
-    return op != Operation::kRead && op != Operation::kList && op != Operation::kHead;
+    return op != Operation::kRead && op != Operation::kHead;
   }
 
   virtual absl::Status Initialize() { return absl::OkStatus(); }

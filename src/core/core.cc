@@ -690,7 +690,7 @@ absl::StatusOr<Core::Admission> Core::Admit(Request& req, bool check_token) {
     out.expensive = backend->Expensive(rest);
     out.may_wait = backend->MayWait(rest, req.op);
   } else {
-    out.may_wait = req.op != Operation::kRead && req.op != Operation::kList;
+    out.may_wait = req.op != Operation::kRead && req.op != Operation::kHead;
   }
   if (!check_token) return out;
   if (backend && backend->Special().unauthenticated.Matches(rest)) return out;

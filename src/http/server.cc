@@ -162,7 +162,10 @@ absl::StatusOr<std::shared_ptr<ssl::context>> MakeTlsContext(const ListenerOptio
 class ResponseHeaders {
  public:
   explicit ResponseHeaders(const std::map<std::string, std::map<std::string, std::string>>& c) {
+    // Names come canonical (Title-Case) from the configuration, so a configured Server
+    // replaces Coffer's.
     std::map<std::string, std::string> base = {
+        {"Server", "coffer"},
         {"Strict-Transport-Security", "max-age=31536000; includeSubDomains"},
         {"X-Content-Type-Options", "nosniff"},
         {"Cache-Control", "no-store"}};
@@ -399,12 +402,11 @@ class Session : public Conn, public std::enable_shared_from_this<Session<Stream>
       parser_->eager(true);
       beast::error_code ec;
       const size_t n = parser_->put(buffer_.data(), ec);
-      if (!ec) {
-        buffer_.consume(n);
-        if (parser_->is_header_done()) return ReadBody();
-      } else if (ec != bhttp::error::need_more) {
-        return OnReadError(ec);
-      }
+      if (ec && ec != bhttp::error::need_more) return OnReadError(ec);
+      // need_more may come after the header and part of a chunked body were taken: those bytes
+      // are the parser's now, whatever the code.
+      buffer_.consume(n);
+      if (parser_->is_header_done()) return ReadBody();
       parser_->eager(false);
     }
     beast::get_lowest_layer(stream_).expires_after(shared_->opts.read_header_timeout);
@@ -548,7 +550,8 @@ class Session : public Conn, public std::enable_shared_from_this<Session<Stream>
     auto admission = shared_->core->Admit(*req, false);
     if (admission.ok() && admission->expensive)
       return Offload(msg, std::make_shared<core::Request>(std::move(*req)));
-    if (!admission.ok() || shared_->offload_reads || admission->may_wait)
+    // A wrapped response stores its wrapping token and cubbyhole: a write, whatever the path.
+    if (!admission.ok() || shared_->offload_reads || admission->may_wait || req->wrap_ttl > 0)
       return Offload(msg, std::make_shared<core::Request>(std::move(*req)), shared_->blocking);
     Finish(*msg, Execute(*msg, &*req));
   }
@@ -583,8 +586,7 @@ class Session : public Conn, public std::enable_shared_from_this<Session<Stream>
     h.clear();
     h.append(version == 10 ? "HTTP/1.0 " : "HTTP/1.1 ");
     const auto reason = bhttp::obsolete_reason(static_cast<bhttp::status>(status));
-    absl::StrAppend(&h, status, " ", absl::string_view(reason.data(), reason.size()),
-                    "\r\nServer: coffer\r\n");
+    absl::StrAppend(&h, status, " ", absl::string_view(reason.data(), reason.size()), "\r\n");
     h.append(shared_->headers.Block(status));
     if (!out.location.empty()) absl::StrAppend(&h, "Location: ", out.location, "\r\n");
     if (has_body)

@@ -2,11 +2,11 @@
 //
 // HTTP/1.1 with keep-alive; TLS 1.2+ (certificate and key files, reloadable) unless a listener
 // sets tls_disable. A few event loops (one per core, at least two) serve the connections, which
-// are dealt to them in turn. A request that cannot wait on storage (a read; a backend's
-// MayWait() says which writes write nothing, such as signing on a no_store role) runs start to
-// finish on its connection's loop: no handoff between threads, which on the signing path costs
-// as much as the HTTP work. A request that may wait on a durable write (a group commit's fsync)
-// runs on the blocking pool (64 threads by default, so that group commits fill), and with a
+// are dealt to them in turn. A request that cannot wait on storage (a read, not a listing; a
+// backend's MayWait() says which writes write nothing, such as signing on a no_store role) runs
+// start to finish on its connection's loop: no handoff between threads, which on the signing path
+// costs as much as the HTTP work. A request that may wait on a durable write (a group commit's
+// fsync) runs on the blocking pool (64 threads by default, so that group commits fill), and with a
 // store whose reads wait on the network (etcd) every request does. On one core the few loops
 // cut the context switches of the former 64-loop design: lookup-self 45k -> 63k req/s.
 // Limits: max_request_size bodies (413, 32 MiB by default), 64 KiB headers (431), JSON limits

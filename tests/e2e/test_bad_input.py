@@ -186,6 +186,20 @@ class BadInput(ServerTest):
             self.assertTrue(self.read_responses(tls, 1)[0][0].startswith("HTTP/1.1 204"))
             tls.sendall(get.replace(b"keep", b"split"))
             self.assertEqual(json.loads(self.read_responses(tls, 1)[0][1])["data"], {"v": "later"})
+            # Chunked bodies cut inside a chunk's size line and inside its data.
+            chunked = (f"PUT /v1/secret/chunked HTTP/1.1\r\nHost: x\r\nX-Vault-Token: {s.root}\r\n"
+                       f"Transfer-Encoding: chunked\r\n\r\n").encode()
+            # The first write ends inside the size line, before its CRLF, inside the data.
+            for i, cut in enumerate([1, 2, 4 + 5]):
+                value = f'{{"v":"chunk{i}", "pad": "xx"}}'.encode()  # 27 bytes: size "1b"
+                stream = f"{len(value):x}\r\n".encode() + value + b"\r\n0\r\n\r\n"
+                tls.sendall(chunked + stream[:cut])
+                time.sleep(0.2)
+                tls.sendall(stream[cut:])
+                head, payload = self.read_responses(tls, 1)[0]
+                self.assertTrue(head.startswith("HTTP/1.1 204"), (cut, head, payload))
+                tls.sendall(get.replace(b"keep", b"chunked"))
+                self.assertEqual(json.loads(self.read_responses(tls, 1)[0][1])["data"], {"v": f"chunk{i}", "pad": "xx"})
         finally:
             tls.close()
         # HTTP/1.0: closed after the answer unless the client asks to keep the connection.

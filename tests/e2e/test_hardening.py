@@ -225,6 +225,7 @@ class Hardening(ServerTest):
     def test_custom_response_headers_as_vaults_listener(self):
         s = self.start('''  custom_response_headers {
     "default" = { "X-Custom" = ["default"], "Strict-Transport-Security" = ["max-age=60", "preload"] }
+    "5xx" = { "server" = ["edge"] }
     "4xx" = { "X-Custom" = ["client error"] }
     "404" = { "x-custom" = ["not found"], "X-Vault-Ignored" = ["no"] }
   }
@@ -245,6 +246,9 @@ class Hardening(ServerTest):
         self.assertEqual((st, h["X-Custom"], h["Strict-Transport-Security"]),
                          (200, "default", "max-age=60; preload"))
         self.assertEqual(h["X-Content-Type-Options"], "nosniff")
+        self.assertEqual(h.get_all("Server"), ["coffer"])
+        st, h = headers("sys/health?sealedcode=200&standbycode=200&activecode=503")
+        self.assertEqual((st, h.get_all("Server")), (503, ["edge"]))  # replaces Coffer's, once
         st, h = headers("secret/nothing")
         self.assertEqual((st, h["X-Custom"]), (403, "client error"))
         st, h = headers("secret/nothing", s.root)

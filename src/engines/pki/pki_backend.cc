@@ -493,7 +493,8 @@ bool PkiBackend::MayWait(std::string_view path, core::Operation op) const {
     return true;
   ReaderMutexLock l(&mu_);
   auto it = roles_.find(role);
-  return it == roles_.end() || !it->second->no_store;
+  // generate_lease: the lease is stored even when the certificate is not.
+  return it == roles_.end() || !it->second->no_store || it->second->generate_lease;
 }
 
 bool PkiBackend::Expensive(std::string_view path) const {

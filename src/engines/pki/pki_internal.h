@@ -213,8 +213,8 @@ class PkiBackend final : public core::framework::FrameworkBackend {
   // issue/<role> generates a key: expensive for an RSA role (or one not cached yet), not for
   // the EC and Ed25519 roles, whose keys take microseconds.
   bool Expensive(std::string_view path) const override;
-  // sign/:role and issue/:role (also under issuer/:ref/) on a cached no_store role write
-  // nothing: they stay on the event loop.
+  // sign/:role and issue/:role (also under issuer/:ref/) on a cached no_store role without
+  // generate_lease write nothing: they stay on the event loop.
   bool MayWait(std::string_view path, core::Operation op) const override;
   // Drops what is cached from `key` (relative to the mount's view) and nothing else.
   void InvalidateKey(std::string_view key) override;

@@ -117,7 +117,7 @@ TEST_F(PkiLifecycleTest, InvalidateKeyDropsAChangedRole) {
 }
 
 // Which requests the HTTP server hands to its blocking pool (Admission::may_wait): writes, except
-// signing and issuing on a no_store role the engine has cached; reads never.
+// signing and issuing on a no_store role the engine has cached, and listings; reads never.
 TEST_F(PkiLifecycleTest, OnlyRequestsThatStoreMayWaitOnStorage) {
   Ok(Operation::kUpdate, "pki/root/generate/internal",
      {{"common_name", "Root"}, {"key_type", "ec"}});
@@ -145,9 +145,14 @@ TEST_F(PkiLifecycleTest, OnlyRequestsThatStoreMayWaitOnStorage) {
   EXPECT_TRUE(may_wait(Operation::kUpdate, "pki/roles/other"));
   EXPECT_TRUE(may_wait(Operation::kUpdate, "pki/sign-verbatim/nostore"));
   EXPECT_FALSE(may_wait(Operation::kRead, "pki/cert/ca"));
-  EXPECT_FALSE(may_wait(Operation::kList, "pki/certs"));
+  EXPECT_TRUE(may_wait(Operation::kList, "pki/certs"));  // a listing may walk many keys
   EXPECT_TRUE(may_wait(Operation::kUpdate, "sys/policies/acl/x"));
   EXPECT_FALSE(may_wait(Operation::kRead, "sys/mounts"));
+  // A lease is stored even when the certificate is not.
+  Ok(Operation::kUpdate, "pki/roles/nostore",
+     {{"allow_any_name", true}, {"key_type", "ec"}, {"no_store", true}, {"generate_lease", true}});
+  Ok(Operation::kUpdate, "pki/issue/nostore", {{"common_name", "a.example.com"}});
+  EXPECT_TRUE(may_wait(Operation::kUpdate, "pki/sign/nostore"));
   // The role starts storing: its cached copy is dropped, so signing may wait again.
   Ok(Operation::kUpdate, "pki/roles/nostore",
      {{"allow_any_name", true}, {"key_type", "ec"}, {"no_store", false}});
