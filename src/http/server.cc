@@ -424,23 +424,51 @@ class Session : public Conn, public std::enable_shared_from_this<Session<Stream>
     if (len && *len > max) return SendErrorUnread(413, TooLarge());
     // A large body is read only for a caller the core would admit: decided from the headers.
     if (len ? *len > kLargeBodyBytes : parser_->chunked()) {
-      RawRequest raw = ViewOf(parser_->get());
-      raw.body = {};
-      raw.remote_address = remote_;
-      auto req = ParseRequest(raw, shared_->opts.limits);
-      absl::Status st = req.status();
-      if (st.ok()) {
-        auto admission = shared_->core->Admit(*req, true);
-        st = admission.status();
-        // Logins, unseal keys and the like are small: a path that needs no token takes no
-        // large body, so an anonymous caller can never make the server read one.
-        if (st.ok() && !admission->authenticated)
-          return SendErrorUnread(
-              413, Cat("request body too large: a request without a token may carry at most ",
-                       kLargeBodyBytes, " bytes"));
+      if (!shared_->offload_reads) {
+        if (auto refusal = AdmitLargeBody())
+          return SendErrorUnread(refusal->first, refusal->second);
+        return ReadRest();
       }
-      if (!st.ok()) return SendErrorUnread(core::HttpStatusFor(st), Msg(st));
+      // The token lookup may wait on the network (etcd): on the blocking pool, so the loop
+      // serves its other connections. The session has no operation pending meanwhile, so the
+      // pool's thread is the only one touching it until it posts back.
+      auto self = this->shared_from_this();
+      bool queued = shared_->blocking->TryPost([self] {
+        auto refusal = self->AdmitLargeBody();
+        asio::post(self->stream_.get_executor(), [self, refusal = std::move(refusal)] {
+          if (refusal) return self->SendErrorUnread(refusal->first, refusal->second);
+          self->ReadRest();
+        });
+      });
+      if (!queued) return SendErrorUnread(503, "the server is busy: retry in a moment");
+      return;
     }
+    ReadRest();
+  }
+
+  // For a large body, before it is read: the status and message of a refusal, or nullopt when
+  // the caller may send it.
+  std::optional<std::pair<int, std::string>> AdmitLargeBody() const {
+    RawRequest raw = ViewOf(parser_->get());
+    raw.body = {};
+    raw.remote_address = remote_;
+    auto req = ParseRequest(raw, shared_->opts.limits);
+    absl::Status st = req.status();
+    if (st.ok()) {
+      auto admission = shared_->core->Admit(*req, true);
+      st = admission.status();
+      // Logins, unseal keys and the like are small: a path that needs no token takes no large
+      // body, so an anonymous caller can never make the server read one.
+      if (st.ok() && !admission->authenticated)
+        return std::make_pair(
+            413, Cat("request body too large: a request without a token may carry at most ",
+                     kLargeBodyBytes, " bytes"));
+    }
+    if (!st.ok()) return std::make_pair(core::HttpStatusFor(st), std::string(Msg(st)));
+    return std::nullopt;
+  }
+
+  void ReadRest() {
     if (parser_->is_done()) return Dispatch();  // the body came with the header
     beast::get_lowest_layer(stream_).expires_after(shared_->opts.read_timeout);
     auto read = [self = this->shared_from_this()] {

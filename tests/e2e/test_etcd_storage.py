@@ -93,6 +93,14 @@ class EtcdStorage(ServerTest):
         self.assertEqual(st, 200)
         s.request("POST", "pki/roles/web", token=s.root,
                   body={"allow_any_name": True, "key_type": "ec", "ttl": "1h"})
+        # A body over 64 KiB: its token is checked (on the blocking pool: the lookup may wait on
+        # etcd) before the body is read; a bad token is refused unread, a good one stores it.
+        big = json.dumps({"blob": "y" * 200_000}).encode()
+        st, body, _ = s.request("PUT", "secret/big", token="hvs.not-a-token", raw_body=big)
+        self.assertEqual(st, 403, body)
+        self.assertEqual(s.request("PUT", "secret/big", token=s.root, raw_body=big)[0], 204)
+        st, body, _ = s.request("GET", "secret/big", token=s.root)
+        self.assertEqual((st, len(body["data"]["blob"])), (200, 200_000))
         serials = []
         for i in range(5):
             st, body, _ = s.request("POST", "pki/issue/web", token=s.root,
