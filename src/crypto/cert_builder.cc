@@ -1,10 +1,14 @@
 #include "crypto/cert_builder.h"
 
+#include <arpa/inet.h>
 #include <openssl/bn.h>
 #include <openssl/rand.h>
 #include <openssl/x509v3.h>
 
 #include <chrono>
+#include <cstdio>
+#include <ctime>
+#include <optional>
 
 #include "absl/strings/ascii.h"
 #include "crypto/cert_fields.h"
@@ -58,6 +62,122 @@ absl::Status AddAuthorityKeyId(X509* c, std::string key_id, EVP_PKEY* issuer_key
   absl::Status st = AddExt(c, NID_authority_key_identifier, ak, false);
   AUTHORITY_KEYID_free(ak);
   return st;
+}
+
+// The certificate's serial: 20 bytes, 48 bits of milliseconds then 112 random bits, positive.
+absl::StatusOr<std::string> NewSerial() {
+  unsigned char serial[20];
+  const uint64_t ms = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                std::chrono::system_clock::now().time_since_epoch())
+                                                .count());
+  for (int i = 0; i < 6; ++i) serial[i] = static_cast<unsigned char>(ms >> (8 * (5 - i)));
+  if (RAND_bytes(serial + 6, sizeof(serial) - 6) != 1)
+    return absl::InternalError("RAND_bytes failed");
+  serial[0] &= 0x7f;
+  if (serial[0] == 0) serial[0] = 0x01;
+  return std::string(reinterpret_cast<char*>(serial), sizeof(serial));
+}
+
+// ---- DER writing for SignLeafDer ----
+
+void PutLength(std::string& out, size_t n) {
+  if (n < 0x80) {
+    out.push_back(static_cast<char>(n));
+    return;
+  }
+  int bytes = 0;
+  for (size_t v = n; v > 0; v >>= 8) ++bytes;
+  out.push_back(static_cast<char>(0x80 | bytes));
+  for (int i = bytes - 1; i >= 0; --i) out.push_back(static_cast<char>((n >> (8 * i)) & 0xff));
+}
+
+std::string Tlv(uint8_t tag, std::string_view contents) {
+  std::string out;
+  out.reserve(contents.size() + 6);
+  out.push_back(static_cast<char>(tag));
+  PutLength(out, contents.size());
+  out.append(contents);
+  return out;
+}
+
+// A dotted OID's DER (with tag and length); nullopt when it is not a well-formed OID.
+std::optional<std::string> OidDer(std::string_view dotted) {
+  std::vector<uint64_t> arcs;
+  uint64_t v = 0;
+  bool digit = false;
+  for (char c : dotted) {
+    if (c == '.') {
+      if (!digit) return std::nullopt;
+      arcs.push_back(v);
+      v = 0;
+      digit = false;
+    } else if (c >= '0' && c <= '9') {
+      if (v > (uint64_t{1} << 56)) return std::nullopt;
+      v = v * 10 + static_cast<uint64_t>(c - '0');
+      digit = true;
+    } else {
+      return std::nullopt;
+    }
+  }
+  if (!digit) return std::nullopt;
+  arcs.push_back(v);
+  if (arcs.size() < 2 || arcs[0] > 2 || (arcs[0] < 2 && arcs[1] >= 40)) return std::nullopt;
+  std::string body;
+  auto put = [&body](uint64_t x) {
+    char tmp[10];
+    int n = 0;
+    do {
+      tmp[n++] = static_cast<char>(x & 0x7f);
+      x >>= 7;
+    } while (x > 0);
+    for (int i = n - 1; i >= 0; --i) body.push_back(static_cast<char>(tmp[i] | (i > 0 ? 0x80 : 0)));
+  };
+  put(arcs[0] * 40 + arcs[1]);
+  for (size_t i = 2; i < arcs.size(); ++i) put(arcs[i]);
+  return Tlv(0x06, body);
+}
+
+std::string Extension(std::string_view oid_der, bool critical, std::string_view value) {
+  std::string body(oid_der);
+  if (critical) body.append("\x01\x01\xff", 3);
+  body += Tlv(0x04, value);
+  return Tlv(0x30, body);
+}
+
+// UTCTime for 1950-2049, GeneralizedTime otherwise (RFC 5280 4.1.2.5), as ASN1_TIME_set does.
+std::optional<std::string> TimeDer(int64_t t) {
+  std::tm tm{};
+  const auto tt = static_cast<std::time_t>(t);
+  if (gmtime_r(&tt, &tm) == nullptr) return std::nullopt;
+  const int year = tm.tm_year + 1900;
+  if (year < 0 || year > 9999) return std::nullopt;
+  char buf[32];
+  if (year >= 1950 && year < 2050) {
+    std::snprintf(buf, sizeof(buf), "%02d%02d%02d%02d%02d%02dZ", year % 100, tm.tm_mon + 1,
+                  tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+    return Tlv(0x17, buf);
+  }
+  std::snprintf(buf, sizeof(buf), "%04d%02d%02d%02d%02d%02dZ", year, tm.tm_mon + 1, tm.tm_mday,
+                tm.tm_hour, tm.tm_min, tm.tm_sec);
+  return Tlv(0x18, buf);
+}
+
+// An IA5String general name ([1] email, [2] DNS, [6] URI); nullopt for non-ASCII (the slow
+// path words the refusal).
+std::optional<std::string> Ia5Name(uint8_t tag, std::string_view v) {
+  for (unsigned char c : v)
+    if (c >= 0x80) return std::nullopt;
+  return Tlv(tag, v);
+}
+
+std::optional<std::string> IpName(const std::string& v) {
+  unsigned char buf[16];
+  if (v.find(':') == std::string::npos) {
+    if (inet_pton(AF_INET, v.c_str(), buf) != 1) return std::nullopt;
+    return Tlv(0x87, std::string_view(reinterpret_cast<char*>(buf), 4));
+  }
+  if (inet_pton(AF_INET6, v.c_str(), buf) != 1) return std::nullopt;
+  return Tlv(0x87, std::string_view(reinterpret_cast<char*>(buf), 16));
 }
 
 }  // namespace
@@ -134,16 +254,9 @@ absl::StatusOr<Cert> SignCertificate(const CertTemplate& t, const X509_PUBKEY* s
   // time makes stored certificates' keys (certs/<serial>) arrive in order, so storage appends
   // to the end of its B-tree instead of rewriting a random page for each certificate. The
   // first byte is 0x01 until the year 2527 and stays below 0x80 (positive) for millennia.
-  unsigned char serial[20];
-  const uint64_t ms = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                                std::chrono::system_clock::now().time_since_epoch())
-                                                .count());
-  for (int i = 0; i < 6; ++i) serial[i] = static_cast<unsigned char>(ms >> (8 * (5 - i)));
-  if (RAND_bytes(serial + 6, sizeof(serial) - 6) != 1)
-    return absl::InternalError("RAND_bytes failed");
-  serial[0] &= 0x7f;
-  if (serial[0] == 0) serial[0] = 0x01;
-  BIGNUM* bn = BN_bin2bn(serial, sizeof(serial), nullptr);
+  ASSIGN_OR_RETURN(const std::string serial, NewSerial());
+  BIGNUM* bn = BN_bin2bn(reinterpret_cast<const unsigned char*>(serial.data()),
+                         static_cast<int>(serial.size()), nullptr);
   BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(c));
   BN_free(bn);
 
@@ -349,6 +462,168 @@ absl::StatusOr<Cert> SignCertificate(const CertTemplate& t, const X509_PUBKEY* s
   if (X509_sign_ctx(c, ctx.get()) <= 0)
     return absl::InternalError(Cat("signing the certificate: ", OpenSslError()));
   return x;
+}
+
+std::optional<SignedDer> SignLeafDer(const CertTemplate& t, const X509_PUBKEY* subject_spki,
+                                     X509* issuer_cert, EVP_PKEY* issuer_key) {
+  if (t.is_ca || issuer_cert == nullptr || !t.other_sans.empty() || t.use_pss ||
+      t.not_after <= t.not_before || EVP_PKEY_get_base_id(issuer_key) != EVP_PKEY_EC)
+    return std::nullopt;
+  auto ctx = SignCtx(issuer_key, t.signature_bits, false);
+  if (!ctx.ok()) return std::nullopt;
+  // The signature algorithm from the context the slow path would sign with, so both agree.
+  const EVP_MD* md = EVP_MD_CTX_get0_md(ctx->get());
+  const char* sig_oid = nullptr;
+  switch (md ? EVP_MD_get_type(md) : 0) {
+    case NID_sha256:
+      sig_oid = "1.2.840.10045.4.3.2";
+      break;
+    case NID_sha384:
+      sig_oid = "1.2.840.10045.4.3.3";
+      break;
+    case NID_sha512:
+      sig_oid = "1.2.840.10045.4.3.4";
+      break;
+    default:
+      return std::nullopt;
+  }
+  const std::string sig_alg = Tlv(0x30, *OidDer(sig_oid));
+
+  // Subject and issuer names, the key as given, the validity.
+  std::string subject;
+  if (t.subject) {
+    subject = x509_internal::I2d(const_cast<X509_NAME*>(t.subject), i2d_X509_NAME);
+  } else {
+    auto n = BuildName(t.common_name, t.organization, t.ou, t.country, t.locality, t.province,
+                       t.street_address, t.postal_code, t.serial_number);
+    if (!n.ok()) return std::nullopt;
+    subject = x509_internal::I2d(n->get(), i2d_X509_NAME);
+  }
+  const std::string issuer = x509_internal::I2d(X509_get_subject_name(issuer_cert), i2d_X509_NAME);
+  const std::string spki =
+      x509_internal::I2d(const_cast<X509_PUBKEY*>(subject_spki), i2d_X509_PUBKEY);
+  const unsigned char* key_bits = nullptr;
+  int key_len = 0;
+  X509_ALGOR* alg = nullptr;
+  if (subject.empty() || issuer.empty() || spki.empty() ||
+      X509_PUBKEY_get0_param(nullptr, &key_bits, &key_len, &alg, subject_spki) != 1)
+    return std::nullopt;
+  const ASN1_OBJECT* alg_oid = nullptr;
+  X509_ALGOR_get0(&alg_oid, nullptr, nullptr, alg);
+  const int key_nid = OBJ_obj2nid(alg_oid);
+  auto not_before = TimeDer(t.not_before), not_after = TimeDer(t.not_after);
+  if (!not_before || !not_after) return std::nullopt;
+  const bool empty_subject = subject.size() == 2;  // an empty SEQUENCE
+
+  // Extensions, in SignCertificate's order.
+  std::string exts;
+  exts += Extension(*OidDer("2.5.29.19"), true, std::string_view("\x30\x00", 2));
+  uint32_t ku = t.key_usage;
+  if (key_nid == NID_X9_62_id_ecPublicKey) ku &= ~(kKeyEncipherment | kDataEncipherment);
+  if (key_nid == NID_rsaEncryption || key_nid == NID_rsassaPss)
+    ku &= ~(kKeyAgreement | kEncipherOnly | kDecipherOnly);
+  if (key_nid == NID_ED25519) ku &= (kDigitalSignature | kContentCommitment | kCertSign | kCrlSign);
+  if (ku != 0) {
+    int high = 0;
+    for (int i = 0; i < 9; ++i)
+      if (ku & (1u << i)) high = i;
+    // BIT STRING: the count of unused bits in the last byte, then bit 0 as the first byte's MSB.
+    unsigned char bits[3] = {static_cast<unsigned char>(7 - high % 8), 0, 0};
+    for (int i = 0; i <= high; ++i)
+      if (ku & (1u << i)) bits[1 + i / 8] |= static_cast<unsigned char>(0x80u >> (i % 8));
+    const std::string value(reinterpret_cast<const char*>(bits), static_cast<size_t>(high / 8 + 2));
+    exts += Extension(*OidDer("2.5.29.15"), true, Tlv(0x03, value));
+  }
+  if (!t.ext_key_usage.empty()) {
+    std::string oids;
+    for (const auto& o : t.ext_key_usage) {
+      auto d = OidDer(o);
+      if (!d) return std::nullopt;
+      oids += *d;
+    }
+    exts += Extension(*OidDer("2.5.29.37"), false, Tlv(0x30, oids));
+  }
+  const std::string ski = KeyIdOfBits(key_bits, key_len);
+  exts += Extension(*OidDer("2.5.29.14"), false, Tlv(0x04, ski));
+  std::string aki = SubjectKeyId(issuer_cert);
+  if (aki.empty()) aki = KeyIdOf(issuer_key);
+  exts += Extension(*OidDer("2.5.29.35"), false, Tlv(0x30, Tlv(0x80, aki)));
+  std::string names;
+  for (const auto& v : t.dns_names) {
+    auto g = Ia5Name(0x82, v);
+    if (!g) return std::nullopt;
+    names += *g;
+  }
+  for (const auto& v : t.emails) {
+    auto g = Ia5Name(0x81, v);
+    if (!g) return std::nullopt;
+    names += *g;
+  }
+  for (const auto& v : t.ip_sans) {
+    auto g = IpName(v);
+    if (!g) return std::nullopt;
+    names += *g;
+  }
+  for (const auto& v : t.uri_sans) {
+    auto g = Ia5Name(0x86, v);
+    if (!g) return std::nullopt;
+    names += *g;
+  }
+  if (!names.empty())
+    exts += Extension(*OidDer("2.5.29.17"), empty_subject, Tlv(0x30, names));
+  else if (empty_subject)
+    return std::nullopt;  // refused by the slow path, with its message
+  if (!t.issuing_certificates.empty() || !t.ocsp_servers.empty()) {
+    std::string aia;
+    auto add = [&aia](const char* method, const std::vector<std::string>& urls) {
+      for (const auto& u : urls) {
+        auto g = Ia5Name(0x86, u);
+        if (!g) return false;
+        aia += Tlv(0x30, *OidDer(method) + *g);
+      }
+      return true;
+    };
+    if (!add("1.3.6.1.5.5.7.48.1", t.ocsp_servers) ||
+        !add("1.3.6.1.5.5.7.48.2", t.issuing_certificates))
+      return std::nullopt;
+    exts += Extension(*OidDer("1.3.6.1.5.5.7.1.1"), false, Tlv(0x30, aia));
+  }
+  if (!t.crl_distribution_points.empty()) {
+    std::string points;
+    for (const auto& u : t.crl_distribution_points) {
+      auto g = Ia5Name(0x86, u);
+      if (!g) return std::nullopt;
+      points += Tlv(0x30, Tlv(0xa0, Tlv(0xa0, *g)));
+    }
+    exts += Extension(*OidDer("2.5.29.31"), false, Tlv(0x30, points));
+  }
+
+  auto serial = NewSerial();
+  if (!serial.ok()) return std::nullopt;
+  std::string tbs("\xa0\x03\x02\x01\x02", 5);  // [0] version v3
+  tbs += Tlv(0x02, *serial);
+  tbs += sig_alg;
+  tbs += issuer;
+  tbs += Tlv(0x30, *not_before + *not_after);
+  tbs += subject;
+  tbs += spki;
+  tbs += Tlv(0xa3, Tlv(0x30, exts));
+  tbs = Tlv(0x30, tbs);
+
+  size_t sig_len = 0;
+  const auto* tbs_bytes = reinterpret_cast<const unsigned char*>(tbs.data());
+  if (EVP_DigestSign(ctx->get(), nullptr, &sig_len, tbs_bytes, tbs.size()) != 1)
+    return std::nullopt;
+  std::string sig(sig_len + 1, '\0');  // a BIT STRING: no unused bits, then the signature
+  if (EVP_DigestSign(ctx->get(), reinterpret_cast<unsigned char*>(sig.data()) + 1, &sig_len,
+                     tbs_bytes, tbs.size()) != 1)
+    return std::nullopt;
+  sig.resize(sig_len + 1);
+  SignedDer out;
+  out.der = Tlv(0x30, tbs + sig_alg + Tlv(0x03, sig));
+  out.serial = std::move(*serial);
+  out.not_after = t.not_after;
+  return out;
 }
 
 absl::StatusOr<Cert> ResignSelfIssued(X509* cert, X509* issuer_cert, EVP_PKEY* issuer_key) {

@@ -9,6 +9,7 @@
 #include <openssl/x509.h>
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -66,6 +67,21 @@ absl::StatusOr<Cert> SignCertificate(const CertTemplate& t, EVP_PKEY* subject_ke
 // The same for a subject key given as its SubjectPublicKeyInfo (a CSR's, say): the bytes are
 // copied as they are, which avoids OpenSSL 3.0's slow key re-encoding on the signing path.
 absl::StatusOr<Cert> SignCertificate(const CertTemplate& t, const X509_PUBKEY* subject_spki,
+                                     X509* issuer_cert, EVP_PKEY* issuer_key);
+
+// A leaf certificate straight as DER, without OpenSSL's X509 object, whose template encoder and
+// decoder cost more than the signature on the signing path (and a d2i_X509 of the result would
+// cost more still: it decodes the key through the provider decoders). The certificate is what
+// SignCertificate makes for the same template and serial, field for field and byte for byte
+// (cert_builder_test.cc compares the two). nullopt when the template is outside this path
+// (a CA, self-signed, an issuer key that is not EC, other_sans, a name or OID OpenSSL must
+// judge, any error): the caller then calls SignCertificate, which decides with its own messages.
+struct SignedDer {
+  std::string der;
+  std::string serial;  // the serial's 20 bytes
+  int64_t not_after = 0;
+};
+std::optional<SignedDer> SignLeafDer(const CertTemplate& t, const X509_PUBKEY* subject_spki,
                                      X509* issuer_cert, EVP_PKEY* issuer_key);
 
 // Vault's sign-self-issued: a copy of the self-issued CA certificate `cert` (subject == issuer)

@@ -265,6 +265,13 @@ absl::StatusOr<int64_t> ComputeNotAfter(const FieldData& d, int64_t now, int64_t
 absl::Status FormatCertificate(json::object& out, X509* cert, const Issuer* issuer,
                                std::string_view format, bool remove_roots,
                                std::string_view der_in) {
+  SignedCert c{der_in.empty() ? crypto::CertDer(cert) : std::string(der_in),
+               crypto::SerialColon(cert), crypto::NotAfterUnix(cert)};
+  return FormatCertificate(out, c, issuer, format, remove_roots);
+}
+
+absl::Status FormatCertificate(json::object& out, const SignedCert& c, const Issuer* issuer,
+                               std::string_view format, bool remove_roots) {
   if (format.empty()) format = "pem";
   if (format != "pem" && format != "der" && format != "pem_bundle")
     return absl::InvalidArgumentError(
@@ -275,11 +282,10 @@ absl::Status FormatCertificate(json::object& out, X509* cert, const Issuer* issu
     auto c = crypto::ParseCertPem(pem);
     return c.ok() ? Base64Encode(crypto::CertDer(c->get())) : "";
   };
-  const std::string cert_der = der_in.empty() ? crypto::CertDer(cert) : std::string(der_in);
-  std::string cert_pem = crypto::PemFromDer(cert_der, "CERTIFICATE");
-  out["serial_number"] = crypto::SerialColon(cert);
-  out["expiration"] = crypto::NotAfterUnix(cert);
-  out["certificate"] = der ? Base64Encode(cert_der) : cert_pem;
+  std::string cert_pem = crypto::PemFromDer(c.der, "CERTIFICATE");
+  out["serial_number"] = c.serial_colon;
+  out["expiration"] = c.not_after;
+  out["certificate"] = der ? Base64Encode(c.der) : cert_pem;
   if (issuer) {
     out["issuing_ca"] = enc(issuer->cert_pem);
     json::array chain;
@@ -322,26 +328,38 @@ absl::Status AddPrivateKey(json::object& out, EVP_PKEY* key, std::string_view fo
 
 absl::Status PkiBackend::StoreCertificate(storage::Storage* s, X509* cert,
                                           const std::string& issuer_id, std::string_view der) {
-  std::string serial = HyphenSerial(crypto::SerialColon(cert));
-  json::object rec{{"der", Base64Encode(der.empty() ? crypto::CertDer(cert) : std::string(der))},
-                   {"issuer_id", issuer_id},
-                   {"not_after", crypto::NotAfterUnix(cert)}};
-  return s->Put("certs/" + serial, json::serialize(rec));
+  return StoreCertificate(s,
+                          SignedCert{der.empty() ? crypto::CertDer(cert) : std::string(der),
+                                     crypto::SerialColon(cert), crypto::NotAfterUnix(cert)},
+                          issuer_id);
 }
 
-absl::StatusOr<crypto::Cert> PkiBackend::SignAndStore(Request& req, crypto::CertTemplate& t,
-                                                      const X509_PUBKEY* spki, const Issuer& issuer,
-                                                      bool no_store, std::string* der) {
+absl::Status PkiBackend::StoreCertificate(storage::Storage* s, const SignedCert& c,
+                                          const std::string& issuer_id) {
+  json::object rec{
+      {"der", Base64Encode(c.der)}, {"issuer_id", issuer_id}, {"not_after", c.not_after}};
+  return s->Put("certs/" + HyphenSerial(c.serial_colon), json::serialize(rec));
+}
+
+absl::StatusOr<SignedCert> PkiBackend::SignAndStore(Request& req, crypto::CertTemplate& t,
+                                                    const X509_PUBKEY* spki, const Issuer& issuer,
+                                                    bool no_store) {
   RETURN_IF_ERROR(RequireKey(issuer, "sign"));
   ASSIGN_OR_RETURN(UrlConfig urls, LoadUrls(req.storage));
   t.issuing_certificates = urls.issuing_certificates;
   t.crl_distribution_points = urls.crl_distribution_points;
   t.ocsp_servers = urls.ocsp_servers;
-  ASSIGN_OR_RETURN(crypto::Cert cert,
-                   crypto::SignCertificate(t, spki, issuer.cert.get(), issuer.key->key.get()));
-  *der = crypto::CertDer(cert.get());
-  if (!no_store) RETURN_IF_ERROR(StoreCertificate(req.storage, cert.get(), issuer.id, *der));
-  return cert;
+  SignedCert out;
+  if (auto fast = crypto::SignLeafDer(t, spki, issuer.cert.get(), issuer.key->key.get())) {
+    out = {std::move(fast->der), crypto::SerialColonFromBytes(fast->serial), fast->not_after};
+  } else {
+    ASSIGN_OR_RETURN(crypto::Cert cert,
+                     crypto::SignCertificate(t, spki, issuer.cert.get(), issuer.key->key.get()));
+    out = {crypto::CertDer(cert.get()), crypto::SerialColon(cert.get()),
+           crypto::NotAfterUnix(cert.get())};
+  }
+  if (!no_store) RETURN_IF_ERROR(StoreCertificate(req.storage, out, issuer.id));
+  return out;
 }
 
 // ---- the fields issuance shares ----
@@ -683,26 +701,24 @@ absl::StatusOr<Response> PkiBackend::Issue(Request& req, const FieldData& d, boo
   ASSIGN_OR_RETURN(t.not_after, ComputeNotAfter(d, now, std::min(default_ttl, max_ttl), max_ttl,
                                                 issuer.get(), &warnings));
 
-  std::string der;
-  ASSIGN_OR_RETURN(crypto::Cert cert,
-                   SignAndStore(req, t, subject_spki, *issuer, r.no_store, &der));
+  ASSIGN_OR_RETURN(SignedCert cert, SignAndStore(req, t, subject_spki, *issuer, r.no_store));
 
   json::object out;
   const std::string format = Str(d, "format");
-  RETURN_IF_ERROR(FormatCertificate(out, cert.get(), issuer.get(), format,
-                                    d.Bool("remove_roots_from_chain"), der));
+  RETURN_IF_ERROR(
+      FormatCertificate(out, cert, issuer.get(), format, d.Bool("remove_roots_from_chain")));
   if (generated)
     RETURN_IF_ERROR(AddPrivateKey(out, generated.get(), format, Str(d, "private_key_format")));
   Response resp = Response::Data(std::move(out));
   resp.warnings = std::move(warnings);
   if (r.generate_lease) {
     // Vault: the lease lives as long as the certificate; revoking it revokes the certificate.
-    resp.secret = core::SecretLease{
-        .ttl = std::max<int64_t>(1, t.not_after - now),
-        .renewable = false,
-        .internal = json::object{{"serial_number", crypto::SerialColon(cert.get())}}};
+    resp.secret = core::SecretLease{.ttl = std::max<int64_t>(1, t.not_after - now),
+                                    .renewable = false,
+                                    .internal = json::object{{"serial_number", cert.serial_colon}}};
     // A no_store certificate can only be revoked by giving it: the lease keeps it (public).
-    if (r.no_store) resp.secret->internal["certificate"] = crypto::CertPem(cert.get());
+    if (r.no_store)
+      resp.secret->internal["certificate"] = crypto::PemFromDer(cert.der, "CERTIFICATE");
   }
   return resp;
 }
@@ -756,12 +772,11 @@ absl::StatusOr<Response> PkiBackend::SignVerbatim(Request& req, const FieldData&
   int64_t def = role && role->ttl > 0 ? role->ttl : req.mount_default_ttl;
   ASSIGN_OR_RETURN(t.not_after, ComputeNotAfter(d, now, std::min(def, max_ttl), max_ttl,
                                                 issuer.get(), &warnings));
-  std::string der;
-  ASSIGN_OR_RETURN(crypto::Cert cert,
-                   SignAndStore(req, t, csr.spki.get(), *issuer, role && role->no_store, &der));
+  ASSIGN_OR_RETURN(SignedCert cert,
+                   SignAndStore(req, t, csr.spki.get(), *issuer, role && role->no_store));
   json::object out;
-  RETURN_IF_ERROR(FormatCertificate(out, cert.get(), issuer.get(), Str(d, "format"),
-                                    d.Bool("remove_roots_from_chain"), der));
+  RETURN_IF_ERROR(FormatCertificate(out, cert, issuer.get(), Str(d, "format"),
+                                    d.Bool("remove_roots_from_chain")));
   Response resp = Response::Data(std::move(out));
   resp.warnings = std::move(warnings);
   return resp;
@@ -814,10 +829,9 @@ absl::StatusOr<Response> PkiBackend::SignIntermediate(Request& req, const FieldD
   // for leaves); clients stop trusting the chain when the issuer expires anyway.
   ASSIGN_OR_RETURN(t.not_after, ComputeNotAfter(d, now, req.mount_max_ttl, req.mount_max_ttl,
                                                 nullptr, &warnings));
-  std::string der;
-  ASSIGN_OR_RETURN(crypto::Cert cert, SignAndStore(req, t, csr.spki.get(), *issuer, false, &der));
+  ASSIGN_OR_RETURN(SignedCert cert, SignAndStore(req, t, csr.spki.get(), *issuer, false));
   json::object out;
-  RETURN_IF_ERROR(FormatCertificate(out, cert.get(), issuer.get(), Str(d, "format"), false, der));
+  RETURN_IF_ERROR(FormatCertificate(out, cert, issuer.get(), Str(d, "format"), false));
   Response resp = Response::Data(std::move(out));
   resp.warnings = std::move(warnings);
   return resp;

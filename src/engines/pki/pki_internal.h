@@ -191,6 +191,13 @@ struct PkiPath {
   core::framework::Handler missing_op;  // unset: the 405
 };
 
+// A certificate just signed: its DER and the two fields the response and record need.
+struct SignedCert {
+  std::string der;
+  std::string serial_colon;  // "1f:03:..."
+  int64_t not_after = 0;
+};
+
 class PkiBackend final : public core::framework::FrameworkBackend {
  public:
   explicit PkiBackend(const core::BackendConfig& config);
@@ -230,6 +237,8 @@ class PkiBackend final : public core::framework::FrameworkBackend {
   // `der` is the certificate's DER when the caller has it already (else it is encoded here).
   absl::Status StoreCertificate(storage::Storage* s, X509* cert, const std::string& issuer_id,
                                 std::string_view der = {});
+  absl::Status StoreCertificate(storage::Storage* s, const SignedCert& c,
+                                const std::string& issuer_id);
 
   // Shared by the path files.
   absl::StatusOr<std::shared_ptr<const Issuer>> ResolveIssuer(storage::Storage* s,
@@ -314,10 +323,11 @@ class PkiBackend final : public core::framework::FrameworkBackend {
   absl::StatusOr<core::Response> SignSelfIssued(core::Request& req, const FieldData& d);
   absl::StatusOr<core::Response> RevokeIssuer(core::Request& req, const FieldData& d);
   // Adds config/urls to `t`, signs it with `issuer` and stores the result unless `no_store`.
-  // The certificate's DER (encoded once, for the record and the response) goes to `der`.
-  absl::StatusOr<crypto::Cert> SignAndStore(core::Request& req, crypto::CertTemplate& t,
-                                            const X509_PUBKEY* spki, const Issuer& issuer,
-                                            bool no_store, std::string* der);
+  // A leaf is written as DER directly (crypto::SignLeafDer) when the template allows; no X509
+  // object is made for it.
+  absl::StatusOr<SignedCert> SignAndStore(core::Request& req, crypto::CertTemplate& t,
+                                          const X509_PUBKEY* spki, const Issuer& issuer,
+                                          bool no_store);
 
   // paths_fetch.cc
   absl::StatusOr<core::Response> CaCert(core::Request& req, std::string_view form);
@@ -422,6 +432,8 @@ std::map<std::string, FieldSchema> FormatFields(bool with_key);
 absl::Status FormatCertificate(json::object& out, X509* cert, const Issuer* issuer,
                                std::string_view format, bool remove_roots,
                                std::string_view der = {});
+absl::Status FormatCertificate(json::object& out, const SignedCert& c, const Issuer* issuer,
+                               std::string_view format, bool remove_roots);
 absl::Status AddPrivateKey(json::object& out, EVP_PKEY* key, std::string_view format,
                            std::string_view key_format);
 

@@ -1,0 +1,198 @@
+// SignLeafDer (the signing path's DER writer) against SignCertificate (OpenSSL's X509 object)
+// for the same templates: every field and every extension's bytes must be the same, only the
+// serial and the signature (random) differ; the signature verifies with the issuer's key; and
+// what SignLeafDer declines, SignCertificate decides.
+#include "crypto/cert_builder.h"
+
+#include <gtest/gtest.h>
+#include <openssl/x509v3.h>
+
+#include <string>
+#include <vector>
+
+#include "crypto/keys.h"
+
+namespace coffer::crypto {
+namespace {
+
+std::string Der(X509* x) {
+  int n = i2d_X509(x, nullptr);
+  std::string out(static_cast<size_t>(n), '\0');
+  auto* p = reinterpret_cast<unsigned char*>(out.data());
+  i2d_X509(x, &p);
+  return out;
+}
+
+template <typename T, typename F>
+std::string I2d(T* obj, F fn) {
+  int n = fn(obj, nullptr);
+  if (n <= 0) return {};
+  std::string out(static_cast<size_t>(n), '\0');
+  auto* p = reinterpret_cast<unsigned char*>(out.data());
+  fn(obj, &p);
+  return out;
+}
+
+struct Issuer {
+  PKey key;
+  Cert cert;
+};
+
+Issuer MakeIssuer(int bits) {
+  auto key = GenerateKey({KeyType::kEc, bits});
+  EXPECT_TRUE(key.ok());
+  CertTemplate t;
+  t.common_name = "Test Root " + std::to_string(bits);
+  t.organization = {"Coffer"};
+  t.is_ca = true;
+  t.not_before = 1700000000;
+  t.not_after = 2000000000;
+  auto cert = SignCertificate(t, key->get(), nullptr, key->get());
+  EXPECT_TRUE(cert.ok()) << cert.status();
+  return {std::move(*key), std::move(*cert)};
+}
+
+// Compares everything but the serial and the signature value.
+void ExpectSameCertificate(X509* fast, X509* slow) {
+  EXPECT_EQ(X509_get_version(fast), X509_get_version(slow));
+  EXPECT_EQ(X509_NAME_cmp(X509_get_subject_name(fast), X509_get_subject_name(slow)), 0);
+  EXPECT_EQ(I2d(X509_get_subject_name(fast), i2d_X509_NAME),
+            I2d(X509_get_subject_name(slow), i2d_X509_NAME));
+  EXPECT_EQ(I2d(X509_get_issuer_name(fast), i2d_X509_NAME),
+            I2d(X509_get_issuer_name(slow), i2d_X509_NAME));
+  EXPECT_EQ(I2d(const_cast<ASN1_TIME*>(X509_get0_notBefore(fast)), i2d_ASN1_TIME),
+            I2d(const_cast<ASN1_TIME*>(X509_get0_notBefore(slow)), i2d_ASN1_TIME));
+  EXPECT_EQ(I2d(const_cast<ASN1_TIME*>(X509_get0_notAfter(fast)), i2d_ASN1_TIME),
+            I2d(const_cast<ASN1_TIME*>(X509_get0_notAfter(slow)), i2d_ASN1_TIME));
+  EXPECT_EQ(I2d(X509_get_X509_PUBKEY(fast), i2d_X509_PUBKEY),
+            I2d(X509_get_X509_PUBKEY(slow), i2d_X509_PUBKEY));
+  EXPECT_EQ(X509_get_signature_nid(fast), X509_get_signature_nid(slow));
+  ASSERT_EQ(X509_get_ext_count(fast), X509_get_ext_count(slow));
+  for (int i = 0; i < X509_get_ext_count(slow); ++i) {
+    X509_EXTENSION* a = X509_get_ext(fast, i);
+    X509_EXTENSION* b = X509_get_ext(slow, i);
+    EXPECT_EQ(I2d(a, i2d_X509_EXTENSION), I2d(b, i2d_X509_EXTENSION))
+        << OBJ_nid2sn(OBJ_obj2nid(X509_EXTENSION_get_object(b)));
+  }
+  const ASN1_INTEGER* serial = X509_get0_serialNumber(fast);
+  EXPECT_EQ(ASN1_STRING_length(serial), 20);
+  EXPECT_EQ(ASN1_STRING_type(serial), V_ASN1_INTEGER);  // positive
+}
+
+TEST(SignLeafDer, SameCertificateAsTheX509Path) {
+  std::vector<CertTemplate> templates;
+  {
+    CertTemplate t;  // a kubelet-style leaf
+    t.common_name = "system:node:worker-1";
+    t.organization = {"system:nodes"};
+    t.dns_names = {"worker-1", "worker-1.cluster.local"};
+    t.ip_sans = {"10.0.0.3", "fd00::3", "::ffff:10.1.2.3"};
+    t.key_usage = kDigitalSignature | kKeyEncipherment;
+    t.ext_key_usage = {"1.3.6.1.5.5.7.3.1", "1.3.6.1.5.5.7.3.2"};
+    templates.push_back(t);
+  }
+  {
+    CertTemplate t;  // every subject field, emails and URIs, URLs, a 2050+ notAfter
+    t.common_name = "everything.example.com";
+    t.organization = {"O1", "O2"};
+    t.ou = {"Unit"};
+    t.country = {"DE"};
+    t.locality = {"Berlin"};
+    t.province = {"BE"};
+    t.street_address = {"Street 1"};
+    t.postal_code = {"10115"};
+    t.serial_number = "SN-42";
+    t.emails = {"ops@example.com"};
+    t.uri_sans = {"spiffe://cluster.local/ns/default/sa/web"};
+    t.key_usage = kDigitalSignature | kKeyAgreement | kDecipherOnly;
+    t.ext_key_usage = {"1.3.6.1.4.1.311.10.3.3", "2.5.29.37.0"};
+    t.issuing_certificates = {"http://pki.example.com/ca"};
+    t.ocsp_servers = {"http://ocsp.example.com", "http://ocsp2.example.com"};
+    t.crl_distribution_points = {"http://pki.example.com/crl", "http://b/crl"};
+    t.not_after = 2600000000;  // 2052: GeneralizedTime
+    templates.push_back(t);
+  }
+  {
+    CertTemplate t;  // no subject: the SAN extension is critical; no key usage
+    t.dns_names = {std::string(200, 'a') + ".example.com"};  // long lengths
+    templates.push_back(t);
+  }
+  {
+    CertTemplate t;  // 384-bit signature asked for
+    t.common_name = "sha384.example.com";
+    t.signature_bits = 384;
+    t.key_usage = kCertSign;  // kept for a leaf as given
+    templates.push_back(t);
+  }
+  for (int issuer_bits : {256, 384, 521}) {
+    SCOPED_TRACE(issuer_bits);
+    Issuer issuer = MakeIssuer(issuer_bits);
+    for (int subject_bits : {256, 521}) {
+      auto subject = GenerateKey({KeyType::kEc, subject_bits});
+      ASSERT_TRUE(subject.ok());
+      X509_PUBKEY* spki = nullptr;
+      ASSERT_EQ(X509_PUBKEY_set(&spki, subject->get()), 1);
+      for (size_t i = 0; i < templates.size(); ++i) {
+        SCOPED_TRACE(i);
+        CertTemplate t = templates[i];
+        if (t.not_before == 0) t.not_before = 1764547200;  // 2025-12-01
+        if (t.not_after == 0) t.not_after = 1796083200;
+        auto fast = SignLeafDer(t, spki, issuer.cert.get(), issuer.key.get());
+        ASSERT_TRUE(fast.has_value());
+        auto slow = SignCertificate(t, spki, issuer.cert.get(), issuer.key.get());
+        ASSERT_TRUE(slow.ok()) << slow.status();
+        const auto* p = reinterpret_cast<const unsigned char*>(fast->der.data());
+        Cert parsed(d2i_X509(nullptr, &p, static_cast<long>(fast->der.size())));
+        ASSERT_TRUE(parsed);
+        EXPECT_EQ(p, reinterpret_cast<const unsigned char*>(fast->der.data()) + fast->der.size());
+        ExpectSameCertificate(parsed.get(), slow->get());
+        EXPECT_EQ(Der(parsed.get()), fast->der);  // re-encodes to the same bytes: valid DER
+        EXPECT_EQ(X509_verify(parsed.get(), issuer.key.get()), 1);
+        EXPECT_EQ(fast->not_after, t.not_after);
+        const ASN1_INTEGER* serial = X509_get0_serialNumber(parsed.get());
+        EXPECT_EQ(std::string(reinterpret_cast<const char*>(ASN1_STRING_get0_data(serial)),
+                              static_cast<size_t>(ASN1_STRING_length(serial))),
+                  fast->serial);
+      }
+      X509_PUBKEY_free(spki);
+    }
+  }
+}
+
+// Outside the fast path: SignLeafDer declines and SignCertificate gives the answer.
+TEST(SignLeafDer, DeclinesWhatTheX509PathDecides) {
+  Issuer issuer = MakeIssuer(256);
+  auto subject = GenerateKey({KeyType::kEc, 256});
+  ASSERT_TRUE(subject.ok());
+  X509_PUBKEY* spki = nullptr;
+  ASSERT_EQ(X509_PUBKEY_set(&spki, subject->get()), 1);
+  CertTemplate base;
+  base.common_name = "x.example.com";
+  base.not_before = 1764547200;
+  base.not_after = 1796083200;
+  std::vector<std::pair<std::string, CertTemplate>> cases;
+  auto with = [&](const char* what, auto change) {
+    CertTemplate t = base;
+    change(t);
+    cases.emplace_back(what, t);
+  };
+  with("a CA", [](CertTemplate& t) { t.is_ca = true; });
+  with("other names", [](CertTemplate& t) { t.other_sans = {{"1.2.3.4", "v"}}; });
+  with("non-ASCII DNS", [](CertTemplate& t) { t.dns_names = {"b\xc3\xbcro.example"}; });
+  with("a bad IP", [](CertTemplate& t) { t.ip_sans = {"10.0.0.256"}; });
+  with("a bad OID", [](CertTemplate& t) { t.ext_key_usage = {"1.x"}; });
+  with("notAfter first", [](CertTemplate& t) { t.not_after = t.not_before; });
+  with("no name at all", [](CertTemplate& t) { t.common_name.clear(); });
+  for (const auto& [what, t] : cases) {
+    SCOPED_TRACE(what);
+    EXPECT_FALSE(SignLeafDer(t, spki, issuer.cert.get(), issuer.key.get()).has_value());
+  }
+  EXPECT_FALSE(SignLeafDer(base, spki, nullptr, issuer.key.get()).has_value());  // self-signed
+  auto rsa = GenerateKey({KeyType::kRsa, 2048});
+  ASSERT_TRUE(rsa.ok());
+  EXPECT_FALSE(SignLeafDer(base, spki, issuer.cert.get(), rsa->get()).has_value());
+  X509_PUBKEY_free(spki);
+}
+
+}  // namespace
+}  // namespace coffer::crypto
