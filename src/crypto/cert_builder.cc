@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <openssl/bn.h>
+#include <openssl/err.h>
 #include <openssl/rand.h>
 #include <openssl/x509v3.h>
 
@@ -102,6 +103,9 @@ std::string Tlv(uint8_t tag, std::string_view contents) {
 
 // A dotted OID's DER (with tag and length); nullopt when it is not a well-formed OID.
 std::optional<std::string> OidDer(std::string_view dotted) {
+  // As OBJ_txt2obj: the first arc is one digit 0-2 followed by a dot.
+  if (dotted.size() < 3 || dotted[0] < '0' || dotted[0] > '2' || dotted[1] != '.')
+    return std::nullopt;
   std::vector<uint64_t> arcs;
   uint64_t v = 0;
   bool digit = false;
@@ -303,7 +307,7 @@ absl::StatusOr<Cert> SignCertificate(const CertTemplate& t, const X509_PUBKEY* s
   // keyUsage (critical).
   {
     uint32_t ku =
-        t.is_ca ? (kCertSign | kCrlSign | (t.key_usage & kDigitalSignature)) : t.key_usage;
+        t.is_ca ? (kCertSign | kCrlSign | (t.key_usage & kDigitalSignature)) : t.key_usage & 0x1ff;
     if (key_nid == NID_X9_62_id_ecPublicKey) ku &= ~(kKeyEncipherment | kDataEncipherment);
     if (key_nid == NID_rsaEncryption || key_nid == NID_rsassaPss)
       ku &= ~(kKeyAgreement | kEncipherOnly | kDecipherOnly);
@@ -466,6 +470,11 @@ absl::StatusOr<Cert> SignCertificate(const CertTemplate& t, const X509_PUBKEY* s
 
 std::optional<SignedDer> SignLeafDer(const CertTemplate& t, const X509_PUBKEY* subject_spki,
                                      X509* issuer_cert, EVP_PKEY* issuer_key) {
+  // A declined template goes to SignCertificate, whose messages must not carry errors queued
+  // here.
+  struct ClearErrors {
+    ~ClearErrors() { ERR_clear_error(); }
+  } clear_errors;
   if (t.is_ca || issuer_cert == nullptr || !t.other_sans.empty() || t.use_pss ||
       t.not_after <= t.not_before || EVP_PKEY_get_base_id(issuer_key) != EVP_PKEY_EC)
     return std::nullopt;
@@ -491,13 +500,16 @@ std::optional<SignedDer> SignLeafDer(const CertTemplate& t, const X509_PUBKEY* s
 
   // Subject and issuer names, the key as given, the validity.
   std::string subject;
+  bool empty_subject = false;  // as the X509 path judges it: no attribute at all
   if (t.subject) {
     subject = x509_internal::I2d(const_cast<X509_NAME*>(t.subject), i2d_X509_NAME);
+    empty_subject = X509_NAME_entry_count(t.subject) == 0;
   } else {
     auto n = BuildName(t.common_name, t.organization, t.ou, t.country, t.locality, t.province,
                        t.street_address, t.postal_code, t.serial_number);
     if (!n.ok()) return std::nullopt;
     subject = x509_internal::I2d(n->get(), i2d_X509_NAME);
+    empty_subject = X509_NAME_entry_count(n->get()) == 0;
   }
   const std::string issuer = x509_internal::I2d(X509_get_subject_name(issuer_cert), i2d_X509_NAME);
   const std::string spki =
@@ -513,12 +525,11 @@ std::optional<SignedDer> SignLeafDer(const CertTemplate& t, const X509_PUBKEY* s
   const int key_nid = OBJ_obj2nid(alg_oid);
   auto not_before = TimeDer(t.not_before), not_after = TimeDer(t.not_after);
   if (!not_before || !not_after) return std::nullopt;
-  const bool empty_subject = subject.size() == 2;  // an empty SEQUENCE
 
   // Extensions, in SignCertificate's order.
   std::string exts;
   exts += Extension(*OidDer("2.5.29.19"), true, std::string_view("\x30\x00", 2));
-  uint32_t ku = t.key_usage;
+  uint32_t ku = t.key_usage & 0x1ff;  // the nine bits RFC 5280 defines
   if (key_nid == NID_X9_62_id_ecPublicKey) ku &= ~(kKeyEncipherment | kDataEncipherment);
   if (key_nid == NID_rsaEncryption || key_nid == NID_rsassaPss)
     ku &= ~(kKeyAgreement | kEncipherOnly | kDecipherOnly);

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "crypto/cert_fields.h"
 #include "crypto/keys.h"
 
 namespace coffer::crypto {
@@ -77,6 +78,29 @@ void ExpectSameCertificate(X509* fast, X509* slow) {
   const ASN1_INTEGER* serial = X509_get0_serialNumber(fast);
   EXPECT_EQ(ASN1_STRING_length(serial), 20);
   EXPECT_EQ(ASN1_STRING_type(serial), V_ASN1_INTEGER);  // positive
+  EXPECT_EQ(SerialColon(fast).size(), 59u);
+}
+
+// The fast certificate's TBSCertificate bytes as written (the first element of its DER).
+std::string TbsOf(const std::string& der) {
+  const auto* p = reinterpret_cast<const unsigned char*>(der.data());
+  long len = 0;
+  int tag = 0, cls = 0;
+  ASN1_get_object(&p, &len, &tag, &cls, static_cast<long>(der.size()));  // Certificate
+  const unsigned char* start = p;
+  ASN1_get_object(&p, &len, &tag, &cls, static_cast<long>(der.size()));  // TBSCertificate
+  return std::string(reinterpret_cast<const char*>(start), static_cast<size_t>(p - start + len));
+}
+
+// Byte for byte: the X509 path's TBSCertificate, given the fast one's serial, re-encoded.
+void ExpectSameTbs(const std::string& fast_der, X509* fast, X509* slow) {
+  ASSERT_EQ(X509_set_serialNumber(slow, const_cast<ASN1_INTEGER*>(X509_get0_serialNumber(fast))),
+            1);
+  unsigned char* out = nullptr;
+  const int n = i2d_re_X509_tbs(slow, &out);
+  ASSERT_GT(n, 0);
+  EXPECT_EQ(std::string(reinterpret_cast<char*>(out), static_cast<size_t>(n)), TbsOf(fast_der));
+  OPENSSL_free(out);
 }
 
 TEST(SignLeafDer, SameCertificateAsTheX509Path) {
@@ -124,11 +148,52 @@ TEST(SignLeafDer, SameCertificateAsTheX509Path) {
     t.key_usage = kCertSign;  // kept for a leaf as given
     templates.push_back(t);
   }
+  {
+    CertTemplate t;  // SHA-256 asked for on any issuer; notAfter at the last UTCTime second
+    t.common_name = "sha256.example.com";
+    t.signature_bits = 256;
+    t.not_after = 2524607999;  // 2049-12-31T23:59:59Z
+    templates.push_back(t);
+  }
+  {
+    CertTemplate t;  // the first GeneralizedTime second; notBefore before 1970 and 1950
+    t.common_name = "times.example.com";
+    t.not_before = -700000000;  // 1947
+    t.not_after = 2524608000;   // 2050-01-01T00:00:00Z
+    templates.push_back(t);
+  }
+  // A subject given as it came (sign-verbatim): a CSR's name, and one whose only RDN holds no
+  // attribute (no subject as RFC 5280 counts: the SAN is critical).
+  Name given(X509_NAME_new());
+  X509_NAME_add_entry_by_txt(given.get(), "CN", MBSTRING_UTF8,
+                             reinterpret_cast<const unsigned char*>("given.example.com"), -1, -1,
+                             0);
+  X509_NAME_add_entry_by_txt(given.get(), "O", MBSTRING_ASC,
+                             reinterpret_cast<const unsigned char*>("Given Org"), -1, -1, 0);
+  {
+    CertTemplate t;
+    t.subject = given.get();
+    t.dns_names = {"given.example.com"};
+    templates.push_back(t);
+  }
+  const unsigned char empty_rdn[] = {0x30, 0x02, 0x31, 0x00};
+  const unsigned char* er = empty_rdn;
+  Name hollow(d2i_X509_NAME(nullptr, &er, sizeof(empty_rdn)));
+  ASSERT_TRUE(hollow);
+  {
+    ASSERT_EQ(X509_NAME_entry_count(hollow.get()), 0);
+    CertTemplate t;
+    t.subject = hollow.get();
+    t.dns_names = {"hollow.example.com"};
+    templates.push_back(t);
+  }
   for (int issuer_bits : {256, 384, 521}) {
     SCOPED_TRACE(issuer_bits);
     Issuer issuer = MakeIssuer(issuer_bits);
-    for (int subject_bits : {256, 521}) {
-      auto subject = GenerateKey({KeyType::kEc, subject_bits});
+    for (KeySpec spec : {KeySpec{KeyType::kEc, 256}, KeySpec{KeyType::kEc, 521},
+                         KeySpec{KeyType::kRsa, 2048}, KeySpec{KeyType::kEd25519, 0}}) {
+      SCOPED_TRACE(static_cast<int>(spec.type));
+      auto subject = GenerateKey(spec);
       ASSERT_TRUE(subject.ok());
       X509_PUBKEY* spki = nullptr;
       ASSERT_EQ(X509_PUBKEY_set(&spki, subject->get()), 1);
@@ -146,6 +211,8 @@ TEST(SignLeafDer, SameCertificateAsTheX509Path) {
         ASSERT_TRUE(parsed);
         EXPECT_EQ(p, reinterpret_cast<const unsigned char*>(fast->der.data()) + fast->der.size());
         ExpectSameCertificate(parsed.get(), slow->get());
+        ExpectSameTbs(fast->der, parsed.get(), slow->get());
+        EXPECT_EQ(SerialColon(parsed.get()), SerialColonFromBytes(fast->serial));
         EXPECT_EQ(Der(parsed.get()), fast->der);  // re-encodes to the same bytes: valid DER
         EXPECT_EQ(X509_verify(parsed.get(), issuer.key.get()), 1);
         EXPECT_EQ(fast->not_after, t.not_after);
@@ -183,9 +250,14 @@ TEST(SignLeafDer, DeclinesWhatTheX509PathDecides) {
   with("a bad OID", [](CertTemplate& t) { t.ext_key_usage = {"1.x"}; });
   with("notAfter first", [](CertTemplate& t) { t.not_after = t.not_before; });
   with("no name at all", [](CertTemplate& t) { t.common_name.clear(); });
+  with("an OID OpenSSL refuses", [](CertTemplate& t) { t.ext_key_usage = {"01.3.6.1.5.5.7.3.1"}; });
   for (const auto& [what, t] : cases) {
     SCOPED_TRACE(what);
     EXPECT_FALSE(SignLeafDer(t, spki, issuer.cert.get(), issuer.key.get()).has_value());
+    // Declined templates that are errors are errors for the X509 path too.
+    if (what != "a CA" && what != "other names") {
+      EXPECT_FALSE(SignCertificate(t, spki, issuer.cert.get(), issuer.key.get()).ok());
+    }
   }
   EXPECT_FALSE(SignLeafDer(base, spki, nullptr, issuer.key.get()).has_value());  // self-signed
   auto rsa = GenerateKey({KeyType::kRsa, 2048});
