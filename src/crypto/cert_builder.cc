@@ -559,26 +559,18 @@ std::optional<SignedDer> SignLeafDer(const CertTemplate& t, const X509_PUBKEY* s
   std::string aki = SubjectKeyId(issuer_cert);
   if (aki.empty()) aki = KeyIdOf(issuer_key);
   exts += Extension(*OidDer("2.5.29.35"), false, Tlv(0x30, Tlv(0x80, aki)));
+  // GeneralNames in SignCertificate's order: DNS [2], email [1], IP [7], URI [6].
   std::string names;
-  for (const auto& v : t.dns_names) {
-    auto g = Ia5Name(0x82, v);
-    if (!g) return std::nullopt;
-    names += *g;
-  }
-  for (const auto& v : t.emails) {
-    auto g = Ia5Name(0x81, v);
-    if (!g) return std::nullopt;
-    names += *g;
-  }
-  for (const auto& v : t.ip_sans) {
-    auto g = IpName(v);
-    if (!g) return std::nullopt;
-    names += *g;
-  }
-  for (const auto& v : t.uri_sans) {
-    auto g = Ia5Name(0x86, v);
-    if (!g) return std::nullopt;
-    names += *g;
+  for (const auto& [tag, list] :
+       {std::pair<uint8_t, const std::vector<std::string>*>{0x82, &t.dns_names},
+        {0x81, &t.emails},
+        {0x87, &t.ip_sans},
+        {0x86, &t.uri_sans}}) {
+    for (const auto& v : *list) {
+      auto g = tag == 0x87 ? IpName(v) : Ia5Name(tag, v);
+      if (!g) return std::nullopt;
+      names += *g;
+    }
   }
   if (!names.empty())
     exts += Extension(*OidDer("2.5.29.17"), empty_subject, Tlv(0x30, names));

@@ -12,27 +12,13 @@
 
 #include "crypto/cert_fields.h"
 #include "crypto/keys.h"
+#include "crypto/pem.h"
+#include "crypto/x509_internal.h"
 
 namespace coffer::crypto {
 namespace {
 
-std::string Der(X509* x) {
-  int n = i2d_X509(x, nullptr);
-  std::string out(static_cast<size_t>(n), '\0');
-  auto* p = reinterpret_cast<unsigned char*>(out.data());
-  i2d_X509(x, &p);
-  return out;
-}
-
-template <typename T, typename F>
-std::string I2d(T* obj, F fn) {
-  int n = fn(obj, nullptr);
-  if (n <= 0) return {};
-  std::string out(static_cast<size_t>(n), '\0');
-  auto* p = reinterpret_cast<unsigned char*>(out.data());
-  fn(obj, &p);
-  return out;
-}
+using x509_internal::I2d;
 
 struct Issuer {
   PKey key;
@@ -213,7 +199,7 @@ TEST(SignLeafDer, SameCertificateAsTheX509Path) {
         ExpectSameCertificate(parsed.get(), slow->get());
         ExpectSameTbs(fast->der, parsed.get(), slow->get());
         EXPECT_EQ(SerialColon(parsed.get()), SerialColonFromBytes(fast->serial));
-        EXPECT_EQ(Der(parsed.get()), fast->der);  // re-encodes to the same bytes: valid DER
+        EXPECT_EQ(CertDer(parsed.get()), fast->der);  // re-encodes to the same bytes: valid DER
         EXPECT_EQ(X509_verify(parsed.get(), issuer.key.get()), 1);
         EXPECT_EQ(fast->not_after, t.not_after);
         const ASN1_INTEGER* serial = X509_get0_serialNumber(parsed.get());
