@@ -3,6 +3,7 @@
 Stdlib only. The binary comes from $COFFER_BIN (set by CTest). Test certificates are made by each
 test with the openssl CLI in its own temporary folder (see make_test_ca).
 """
+import atexit
 import json
 import os
 import shutil
@@ -20,10 +21,54 @@ COFFER_BIN = os.environ.get("COFFER_BIN") or os.path.join(
     os.path.dirname(__file__), "..", "..", "build", "coffer")
 
 
+_PORT_DIR = os.path.join(tempfile.gettempdir(), "coffer-e2e-ports-%d" % os.getuid())
+_PORT_LOW, _PORT_HIGH = 20000, 32767  # below Linux's ephemeral range (32768-60999)
+
+
+_reserved = []
+
+
+@atexit.register
+def _release_ports():
+    for mark in _reserved:
+        try:
+            os.unlink(mark)
+        except OSError:
+            pass
+
+
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A loopback port nobody listens on, reserved for this test process.
+
+    Asking the kernel (bind to port 0) hands out ports from the ephemeral range, where the same
+    number can go to another test's server or outgoing connection between this call and the moment
+    the server binds it (CI saw "Address already in use"). So: a random port below that range, one
+    that binds now, reserved across the tests running in parallel by creating a file named after
+    it (O_EXCL); reservations older than an hour are stale and are taken over.
+    """
+    import random
+    os.makedirs(_PORT_DIR, exist_ok=True)
+    rng = random.SystemRandom()
+    for _ in range(1000):
+        port = rng.randrange(_PORT_LOW, _PORT_HIGH + 1)
+        mark = os.path.join(_PORT_DIR, str(port))
+        try:
+            os.close(os.open(mark, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+        except FileExistsError:
+            try:
+                if time.time() - os.stat(mark).st_mtime < 3600:
+                    continue
+                os.utime(mark)
+            except OSError:
+                continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:  # in use outside the tests: the mark keeps it skipped for an hour
+                continue
+        _reserved.append(mark)
+        return port
+    raise RuntimeError("no free loopback port in %d-%d" % (_PORT_LOW, _PORT_HIGH))
 
 
 def run(cmd, **kw):
