@@ -105,6 +105,69 @@ absl::Status RunHook(const std::string& cmd, const std::string& name) {
   return absl::OkStatus();
 }
 
+// Runs a hook for a CA rotation and keeps what it printed (stdout and stderr, the first 4 KiB)
+// for the acknowledgement. The output goes to a file, not a pipe: a hook that restarts a daemon
+// leaves the daemon holding its descriptors, and a pipe would never reach end of file.
+int RunHookCaptured(const std::string& cmd, std::string* output) {
+  char path[] = "/tmp/coffer-hook-XXXXXX";
+  const int fd = mkstemp(path);
+  if (fd < 0) return -1;
+  close(fd);
+  const int rc = std::system(Cat("(", cmd, ") >", path, " 2>&1 </dev/null").c_str());
+  auto text = files::ReadIfExists(path);
+  unlink(path);
+  if (text.ok() && *text) *output = (**text).substr(0, 4096);
+  return rc == -1 ? -1 : (WIFEXITED(rc) ? WEXITSTATUS(rc) : 128 + WTERMSIG(rc));
+}
+
+// The SHA-256 fingerprints of the certificates in a CA file, in file order (a bundle during a CA
+// rotation holds two).
+json::array CaFingerprints(const std::string& path) {
+  json::array fps;
+  auto text = files::ReadIfExists(path);
+  if (!text.ok() || !*text) return fps;
+  const std::string& t = **text;
+  for (size_t at = 0; (at = t.find("-----BEGIN CERTIFICATE-----", at)) != std::string::npos;) {
+    const size_t end = t.find("-----END CERTIFICATE-----", at);
+    if (end == std::string::npos) break;
+    auto cert = crypto::ParseCertPem(t.substr(at, end + 25 - at));
+    at = end;
+    if (cert.ok()) fps.emplace_back(HexEncode(crypto::Sha256(crypto::CertDer(cert->get()))));
+  }
+  return fps;
+}
+
+std::string JsonStr(const json::object& o, std::string_view k) {
+  const json::value* v = o.if_contains(k);
+  return v && v->is_string() ? std::string(v->as_string()) : std::string();
+}
+
+int64_t JsonInt(const json::object& o, std::string_view k) {
+  const json::value* v = o.if_contains(k);
+  return v && v->is_int64() ? v->as_int64() : 0;
+}
+
+// A PEM text ending in exactly one newline.
+std::string Line(std::string pem) {
+  while (!pem.empty() && (pem.back() == '\n' || pem.back() == '\r')) pem.pop_back();
+  return pem + "\n";
+}
+
+// What a phase of the rotation document asks of a node (cluster/rotation.h); none for a name
+// that is not an acting phase.
+std::optional<RotationState> PhaseState(const json::object& doc, std::string_view phase) {
+  const std::string old_pem = Line(JsonStr(doc, "old_pem")),
+                    new_pem = Line(JsonStr(doc, "new_pem"));
+  const bool old_issuer = phase == "trust" || phase == "abort";
+  std::string ca = phase == "trust" || phase == "reissue" ? old_pem + new_pem
+                   : phase == "finalize"                  ? new_pem
+                   : phase == "abort"                     ? old_pem
+                                                          : std::string();
+  if (ca.empty()) return std::nullopt;
+  return RotationState{JsonStr(doc, "id"), JsonStr(doc, "mount"),
+                       JsonStr(doc, old_issuer ? "old_issuer" : "new_issuer"), std::move(ca)};
+}
+
 std::string Rfc3339(int64_t unix_seconds) {
   return absl::FormatTime(absl::RFC3339_sec, absl::FromUnixSeconds(unix_seconds),
                           absl::UTCTimeZone());
@@ -307,7 +370,20 @@ CertState Agent::Inspect(const CertSpec& s) const {
   return st;
 }
 
-absl::StatusOr<CertState> Agent::Renew(const CertSpec& s, bool rotate_key) {
+const RotationState* Agent::RotationFor(const CertSpec& s) const {
+  if (!rotation_ || !s.role.starts_with(rotation_->mount + "/")) return nullptr;
+  return &*rotation_;
+}
+
+std::string Agent::SignPath(const CertSpec& s) const {
+  const RotationState* r = RotationFor(s);
+  if (!r || r->issuer.empty()) return s.role;
+  std::string_view rest = std::string_view(s.role).substr(r->mount.size() + 1);
+  if (!rest.starts_with("sign/")) return s.role;  // the config names an issuer itself
+  return Cat(r->mount, "/issuer/", r->issuer, "/", rest);
+}
+
+absl::StatusOr<CertState> Agent::Renew(const CertSpec& s, bool rotate_key, bool run_hook) {
   RETURN_IF_ERROR(EnsureToken());
   CertState before = Inspect(s);
   crypto::PKey key;
@@ -344,9 +420,10 @@ absl::StatusOr<CertState> Agent::Renew(const CertSpec& s, bool rotate_key) {
                     {"exclude_cn_from_sans", true},
                     {"format", "pem"}};
   if (s.ttl > 0) body["ttl"] = Cat(s.ttl, "s");
-  ASSIGN_OR_RETURN(auto resp, api_.Write(s.role, body));
+  const std::string path = SignPath(s);
+  ASSIGN_OR_RETURN(auto resp, api_.Write(path, body));
   const json::value* dv = resp.if_contains("data");
-  if (!dv || !dv->is_object()) return absl::InternalError(Cat(s.role, " returned no data"));
+  if (!dv || !dv->is_object()) return absl::InternalError(Cat(path, " returned no data"));
   const auto& d = dv->as_object();
   std::string cert_pem = Field(d, "certificate") + "\n";
   std::string ca_pem;
@@ -357,6 +434,8 @@ absl::StatusOr<CertState> Agent::Renew(const CertSpec& s, bool rotate_key) {
   } else {
     ca_pem = Field(d, "issuing_ca") + "\n";
   }
+  // During a CA rotation the CA file holds what the phase says (the old and new CAs, or one).
+  if (const RotationState* r = RotationFor(s); r && !r->ca_pem.empty()) ca_pem = r->ca_pem;
   ASSIGN_OR_RETURN(auto key_pem, crypto::PrivateKeyPem(key.get(), "pkcs8"));
   files::WriteOptions kw{0600, s.owner, s.group};
   files::WriteOptions cw{static_cast<mode_t>(s.mode), s.owner, s.group};
@@ -383,7 +462,7 @@ absl::StatusOr<CertState> Agent::Renew(const CertSpec& s, bool rotate_key) {
              {"renew_at", Rfc3339(after.renew_at)},
              {"new_key", new_key ? "true" : "false"},
              {"reason", before.reason.empty() ? "forced" : before.reason}});
-  if (!s.exec.empty()) (void)RunHook(s.exec, s.name);
+  if (run_hook && !s.exec.empty()) (void)RunHook(s.exec, s.name);
   return after;
 }
 
@@ -415,30 +494,135 @@ absl::Status Agent::Heartbeat() {
     certs[spec.name] =
         json::object{{"serial", st.serial}, {"not_after", st.not_after}, {"present", st.present}};
     if (spec.ca_file.empty() || cas.contains(spec.ca_file)) continue;
-    // The CA file's certificates as the node has them: the fingerprint of each (a bundle during
-    // a CA rotation holds two).
-    auto text = files::ReadIfExists(spec.ca_file);
-    json::array fps;
-    if (text.ok() && *text) {
-      for (size_t at = 0;
-           (at = (**text).find("-----BEGIN CERTIFICATE-----", at)) != std::string::npos;) {
-        const size_t end = (**text).find("-----END CERTIFICATE-----", at);
-        if (end == std::string::npos) break;
-        auto cert = crypto::ParseCertPem((**text).substr(at, end + 25 - at));
-        at = end;
-        if (cert.ok()) fps.emplace_back(HexEncode(crypto::Sha256(crypto::CertDer(cert->get()))));
-      }
-    }
-    cas[spec.ca_file] = std::move(fps);
+    cas[spec.ca_file] = CaFingerprints(spec.ca_file);
   }
   json::object entry{{"node", c_.node_name},
                      {"agent_version", COFFER_VERSION},
                      {"certificates", std::move(certs)},
                      {"ca_files", std::move(cas)}};
-  return api_
-      .Write(Cat(c_.node_registry, "/data/", c_.node_name),
-             json::object{{"data", std::move(entry)}})
-      .status();
+  if (!ack_.empty()) entry["rotation"] = ack_;
+  RETURN_IF_ERROR(api_.Write(Cat(c_.node_registry, "/data/", c_.node_name),
+                             json::object{{"data", std::move(entry)}})
+                      .status());
+  ack_dirty_ = false;
+  return absl::OkStatus();
+}
+
+absl::Status Agent::Rotate() {
+  if (c_.node_registry.empty()) return absl::OkStatus();
+  RETURN_IF_ERROR(EnsureToken());
+  if (!ack_loaded_) {
+    // After a restart: what this node last acknowledged, from its own registry entry.
+    auto mine = api_.Read(Cat(c_.node_registry, "/data/", c_.node_name));
+    if (!mine.ok() && !absl::IsNotFound(mine.status())) return mine.status();
+    if (mine.ok())
+      if (auto* d = mine->if_contains("data"); d && d->is_object())
+        if (auto* r = d->as_object().if_contains("rotation"); r && r->is_object())
+          ack_ = r->as_object();
+    ack_loaded_ = true;
+  }
+  if (ack_dirty_) RETURN_IF_ERROR(Heartbeat());
+  // The document's key: cluster/rotation.h kRotationKey (not a valid node name).
+  auto r = api_.Read(Cat(c_.node_registry, "/data/_rotation"));
+  if (!r.ok() && absl::IsNotFound(r.status())) {
+    rotation_.reset();
+    return absl::OkStatus();
+  }
+  if (!r.ok()) return r.status();
+  const json::value* dv = r->if_contains("data");
+  if (!dv || !dv->is_object()) {  // deleted (a KV version 2 tombstone)
+    rotation_.reset();
+    return absl::OkStatus();
+  }
+  const json::object& doc = dv->as_object();
+  const std::string id = JsonStr(doc, "id"), phase = JsonStr(doc, "phase");
+  bool member = false;
+  if (auto* n = doc.if_contains("nodes"); n && n->is_array())
+    for (const auto& v : n->as_array())
+      member = member || (v.is_string() && v.as_string() == c_.node_name);
+  if (phase == "done" || phase == "aborted" || !member) {
+    // Finished (the mount's default issuer is the right one again) or not this node's.
+    rotation_.reset();
+    return absl::OkStatus();
+  }
+  const bool same = JsonStr(ack_, "id") == id;
+  const std::string acked = same ? JsonStr(ack_, "phase") : std::string();
+  const bool done = same && JsonStr(ack_, "state") == "done";
+  // Renewals between phases follow the last phase this node finished.
+  rotation_ = done ? PhaseState(doc, acked) : std::nullopt;
+  if (acked == phase && done) return absl::OkStatus();
+  if (acked == phase && JsonInt(ack_, "generation") >= JsonInt(doc, "generation"))
+    return absl::OkStatus();  // failed here: waits for `rotation resume`
+  bool mine = false;
+  if (auto* b = doc.if_contains("batch"); b && b->is_object())
+    mine = b->as_object().contains(c_.node_name);
+  if (!mine) return absl::OkStatus();  // waits for its turn (max_unavailable)
+  return RotationPhase(doc, phase);
+}
+
+absl::Status Agent::RotationPhase(const json::object& doc, const std::string& phase) {
+  const std::string id = JsonStr(doc, "id"), mount = JsonStr(doc, "mount");
+  rotation_ = PhaseState(doc, phase);
+  if (!rotation_) return absl::InvalidArgumentError(Cat("unknown rotation phase \"", phase, "\""));
+  log::Info("agent: CA rotation", {{"id", id}, {"phase", phase}, {"mount", mount}});
+  std::string error, output;
+  std::vector<std::string> hooks;
+  json::object fps;
+  for (const auto& s : c_.certificates) {
+    if (!RotationFor(s)) continue;
+    if (!s.exec.empty() && std::find(hooks.begin(), hooks.end(), s.exec) == hooks.end())
+      hooks.push_back(s.exec);
+    absl::Status st;
+    if (phase == "reissue") {
+      st = Renew(s, /*rotate_key=*/true, /*run_hook=*/false).status();
+    } else if (phase == "abort" || !s.kubeconfig.path.empty()) {
+      // Back on the old issuer; or a kubeconfig, whose CA is embedded next to its certificate.
+      st = Renew(s, false, false).status();
+    } else if (!s.cert_file.empty() && !s.ca_file.empty()) {
+      auto have = files::ReadIfExists(s.ca_file);
+      if (!have.ok() || !*have || **have != rotation_->ca_pem)
+        st = files::WriteAtomic(s.ca_file, rotation_->ca_pem,
+                                files::WriteOptions{0644, s.owner, s.group});
+    }
+    if (!st.ok()) {
+      error = Cat(s.name, ": ", std::string(st.message()));
+      break;
+    }
+    if (!s.ca_file.empty()) fps[s.ca_file] = json::array();
+  }
+  // Hooks learn which phase they run for (a restart may only be needed once the new CA is
+  // trusted); the agent is one thread, so the environment is its own to set.
+  setenv("COFFER_ROTATION_ID", id.c_str(), 1);
+  setenv("COFFER_ROTATION_PHASE", phase.c_str(), 1);
+  for (size_t i = 0; error.empty() && i < hooks.size(); ++i) {
+    const int rc = RunHookCaptured(hooks[i], &output);
+    if (rc != 0) {
+      error = Cat("hook \"", hooks[i], "\" exited with ", rc);
+    } else {
+      output.clear();
+    }
+  }
+  unsetenv("COFFER_ROTATION_ID");
+  unsetenv("COFFER_ROTATION_PHASE");
+  for (auto& [file, list] : fps) list = CaFingerprints(std::string(file));
+  ack_ = json::object{{"id", id},
+                      {"phase", phase},
+                      {"generation", JsonInt(doc, "generation")},
+                      {"state", error.empty() ? "done" : "failed"},
+                      {"error", error},
+                      {"output", output},
+                      {"ca_fingerprints", std::move(fps)},
+                      {"at", clock_->NowUnix()}};
+  ack_dirty_ = true;
+  if (error.empty()) {
+    log::Info("agent: CA rotation phase done", {{"id", id}, {"phase", phase}});
+  } else {
+    log::Error("agent: CA rotation phase failed",
+               {{"id", id}, {"phase", phase}, {"error", error}, {"output", output}});
+  }
+  RETURN_IF_ERROR(Heartbeat());
+  if (!error.empty()) return absl::FailedPreconditionError(error);
+  return absl::OkStatus();
 }
 
 bool Agent::Once(bool force) {
@@ -464,6 +648,10 @@ bool Agent::Once(bool force) {
       ok = false;
     }
   }
+  // A CA rotation's phase, when it is this node's turn; a failed phase is reported to the
+  // rotation (and logged), not a failed pass.
+  if (auto st = Rotate(); !st.ok())
+    log::Warn("agent: CA rotation", {{"error", std::string(st.message())}});
   // The registry is informational: a failure to report is logged, not a failed pass.
   if (auto st = Heartbeat(); !st.ok())
     log::Warn("agent: could not update the node registry", {{"error", std::string(st.message())}});
@@ -481,6 +669,7 @@ void Agent::Run(const std::atomic<bool>* stop) {
   std::vector<Item> secrets(c_.secrets.size());
   Item token;
   Item heartbeat;
+  Item rotation;
   bool renewed = false;
   bool have_token_ttl = false;
   log::Info("agent: started", {{"node", c_.node_name},
@@ -536,6 +725,13 @@ void Agent::Run(const std::atomic<bool>* stop) {
       secrets[i].attempt = 0;
       secrets[i].next = now_ms() + int64_t{3600} * 1000;  // picked up again hourly (rotations)
     }
+    // A CA rotation: its document read every rotation_poll; the node acts when it is its turn.
+    if (!c_.node_registry.empty() && rotation.next <= now_ms()) {
+      if (auto st = Rotate(); !st.ok() && !absl::IsFailedPrecondition(st))
+        log::Warn("agent: could not follow the CA rotation",
+                  {{"error", std::string(st.message())}});
+      rotation.next = now_ms() + c_.rotation_poll_ms;
+    }
     // The node registry: every heartbeat, and at once after a renewal changed what is on disk.
     if (!c_.node_registry.empty() && (heartbeat.next <= now_ms() || renewed)) {
       if (auto st = Heartbeat(); !st.ok()) {
@@ -550,7 +746,7 @@ void Agent::Run(const std::atomic<bool>* stop) {
     Ms wake = token.next;
     for (const auto& it : certs) wake = std::min(wake, it.next);
     for (const auto& it : secrets) wake = std::min(wake, it.next);
-    if (!c_.node_registry.empty()) wake = std::min(wake, heartbeat.next);
+    if (!c_.node_registry.empty()) wake = std::min({wake, heartbeat.next, rotation.next});
     while (!stop->load() && now_ms() < wake)
       std::this_thread::sleep_for(std::chrono::milliseconds(std::min<Ms>(200, wake - now_ms())));
   }

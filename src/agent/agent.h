@@ -29,6 +29,12 @@ struct CertState {
   bool new_key = false;  // the key must be replaced (missing, wrong type or size, mismatched)
 };
 
+// What a node does for certificates of a mount under CA rotation in a given phase: sign with
+// `issuer` (an issuer id) and write `ca_pem` as the CA file.
+struct RotationState {
+  std::string id, mount, issuer, ca_pem;
+};
+
 class Agent {
  public:
   Agent(Config c, const Clock* clock);
@@ -43,13 +49,21 @@ class Agent {
   absl::StatusOr<int64_t> TokenTtl();
 
   CertState Inspect(const CertSpec& s) const;
-  // Gets the certificate signed and writes its files; rotate_key forces a fresh key.
-  absl::StatusOr<CertState> Renew(const CertSpec& s, bool rotate_key = false);
+  // Gets the certificate signed and writes its files; rotate_key forces a fresh key. During a CA
+  // rotation of the certificate's mount the issuer and the CA file's content are the rotation's
+  // (see Rotate). run_hook: the certificate's exec afterwards.
+  absl::StatusOr<CertState> Renew(const CertSpec& s, bool rotate_key = false, bool run_hook = true);
   absl::Status FetchSecret(const SecretSpec& s);
   // Writes this node's entry in the cluster's node registry (config node_registry): the agent's
   // version, each certificate's serial and expiry, and the SHA-256 fingerprint of each CA file
   // as written. A no-op without node_registry.
   absl::Status Heartbeat();
+  // One look at the cluster's CA rotation (cluster/rotation.h): when the current phase is this
+  // node's to act on (it is in the batch, or has nothing of that CA), does what the phase asks
+  // for every certificate of the rotated mount, runs their hooks once each, and acknowledges in
+  // its registry entry (done with the CA files' fingerprints, or failed with the error and the
+  // hook's output). A no-op without node_registry or without a rotation.
+  absl::Status Rotate();
 
   // One pass (for `agent once`): token, every certificate due (all with force), every secret.
   // Returns true when everything is valid afterwards.
@@ -65,9 +79,18 @@ class Agent {
   int64_t BackoffMs(int attempt) const;
 
  private:
+  // The sign path and CA text a renewal of `s` uses now (the rotation's, or the defaults).
+  std::string SignPath(const CertSpec& s) const;
+  const RotationState* RotationFor(const CertSpec& s) const;
+  absl::Status RotationPhase(const boost::json::object& doc, const std::string& phase);
+
   http::Api api_;
   Config c_;
   const Clock* clock_;
+  std::optional<RotationState> rotation_;
+  boost::json::object ack_;  // this node's acknowledgement, written with its registry entry
+  bool ack_loaded_ = false;  // read back from the registry once after start
+  bool ack_dirty_ = false;   // not yet written to the registry
 };
 
 // Renders a kubeconfig with everything embedded (base64 CA, certificate and key).

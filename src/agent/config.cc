@@ -254,7 +254,7 @@ absl::StatusOr<Config> ParseConfig(std::string_view text) {
   RETURN_IF_ERROR(CheckKeys(items,
                             {"server", "node_name", "token_path", "init_token_path", "token_role",
                              "retry_min", "retry_max", "certificate", "certificates", "secret",
-                             "secrets", "node_registry", "heartbeat"},
+                             "secrets", "node_registry", "heartbeat", "rotation_poll"},
                             "the agent config"));
   for (const auto& it : items) {
     if (it.key == "server" && it.value.kind == hcl::Value::Kind::kObject)
@@ -312,6 +312,13 @@ absl::StatusOr<Config> ParseConfig(std::string_view text) {
     if (!d.ok() || *d < 1)
       return absl::InvalidArgumentError("heartbeat: a duration of at least 1s, such as \"60s\"");
     c.heartbeat_ms = *d * 1000;
+  }
+  if (const json::value* rp = top.if_contains("rotation_poll")) {
+    auto d = ParseDurationSeconds(*rp);
+    if (!d.ok() || *d < 1)
+      return absl::InvalidArgumentError(
+          "rotation_poll: a duration of at least 1s, such as \"10s\"");
+    c.rotation_poll_ms = *d * 1000;
   }
   if (!c.node_registry.empty() && c.node_name.empty())
     return absl::InvalidArgumentError("agent config: node_registry needs node_name");

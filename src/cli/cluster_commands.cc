@@ -1,10 +1,12 @@
-// `coffer cluster setup|status|certs check-expiration|import-ca|init-token|agent-config`.
+// `coffer cluster setup|status|nodes|certs check-expiration|import-ca|init-token|agent-config|
+// rotate-ca|rotation status|resume|abort|skip-node`.
 #include <iostream>
 #include <memory>
 
 #include "cli/client_util.h"
 #include "cluster/expiration.h"
 #include "cluster/nodes.h"
+#include "cluster/rotation.h"
 #include "cluster/setup.h"
 #include "util/duration.h"
 #include "util/files.h"
@@ -152,6 +154,87 @@ void RegisterClusterCommands(CLI::App& app, int* exit_code) {
   nodes->callback([a, exit_code] {
     http::Api api(Resolve(a->flags));
     auto st = cluster::Nodes(api, a->cluster, std::time(nullptr), std::cout);
+    if (!st.ok()) *exit_code = Fail(st);
+  });
+
+  // CA rotation (cluster/rotation.h, docs/rotation.md).
+  auto ro = std::make_shared<cluster::RotateOptions>();
+  auto timeout = std::make_shared<std::string>("1h");
+  auto no_wait = std::make_shared<bool>(false);
+  auto rotate_options = [a, ro, timeout](CLI::App* c) -> absl::Status {
+    ro->cluster = a->cluster;
+    auto t = ParseDurationSeconds(*timeout);
+    if (!t.ok() || *t < 1)
+      return absl::InvalidArgumentError("--timeout: a duration such as \"30m\" or \"2h\"");
+    ro->timeout_s = *t;
+    ro->progress = &std::cerr;
+    ro->progress_tty = StderrIsTerminal();
+    return absl::OkStatus();
+  };
+  auto* rotate = cl->add_subcommand(
+      "rotate-ca",
+      "Rotate one of a cluster's CAs on every node: trust (old+new), reissue, finalize; each "
+      "phase acknowledged by every node's agent (docs/rotation.md)");
+  AddClientFlags(rotate, &a->flags);
+  rotate->add_option("cluster", a->cluster, "Cluster name")->required();
+  rotate->add_option("--ca", ro->ca, "etcd, kubernetes or front-proxy")->required();
+  rotate->add_option("--key-type", ro->key_type,
+                     "The new CA's key: ec-p256, ec-p384, rsa-2048, rsa-3072, rsa-4096, ed25519 "
+                     "(default: the cluster's)");
+  rotate->add_option("--max-unavailable", ro->max_unavailable,
+                     "How many nodes act (and run their hooks) at once (1)");
+  rotate->add_option("--finalize-hook", ro->finalize_hooks,
+                     "A shell command run once, here, when every node is on the new CA; repeat");
+  rotate->add_option("--timeout", *timeout,
+                     "How long to drive the rotation before leaving it stored (1h)");
+  rotate->add_flag("--no-wait", *no_wait, "Start the rotation and return (drive it with resume)");
+  rotate->callback([a, ro, no_wait, rotate_options, rotate, exit_code] {
+    http::Api api(Resolve(a->flags));
+    ro->wait = !*no_wait;
+    auto st = rotate_options(rotate);
+    if (st.ok()) st = cluster::RotateCa(api, *ro, std::cout);
+    if (!st.ok()) *exit_code = Fail(st);
+  });
+
+  auto* rotation = cl->add_subcommand("rotation", "Follow and steer a cluster's CA rotation");
+  rotation->require_subcommand(1);
+  auto* rs = rotation->add_subcommand(
+      "status", "The rotation's phase and every node's state (done, pending since, failed)");
+  AddClientFlags(rs, &a->flags);
+  rs->add_option("cluster", a->cluster, "Cluster name")->required();
+  rs->callback([a, exit_code] {
+    http::Api api(Resolve(a->flags));
+    auto st = cluster::RotationStatus(api, a->cluster, std::time(nullptr), std::cout);
+    if (!st.ok()) *exit_code = Fail(st);
+  });
+  auto add_driver =
+      [&](const char* name, const char* help,
+          absl::Status (*fn)(const http::Api&, const cluster::RotateOptions&, std::ostream&)) {
+        auto* c = rotation->add_subcommand(name, help);
+        AddClientFlags(c, &a->flags);
+        c->add_option("cluster", a->cluster, "Cluster name")->required();
+        c->add_option("--timeout", *timeout, "How long to drive the rotation (1h)");
+        c->callback([a, ro, rotate_options, c, fn, exit_code] {
+          http::Api api(Resolve(a->flags));
+          auto st = rotate_options(c);
+          if (st.ok()) st = fn(api, *ro, std::cout);
+          if (!st.ok()) *exit_code = Fail(st);
+        });
+      };
+  add_driver("resume",
+             "Continue a stored rotation (after a fix, a timeout or a server restart): failed "
+             "nodes try again",
+             &cluster::Resume);
+  add_driver("abort", "Take every node back to the old CA (any phase before done)",
+             &cluster::Abort);
+  auto* skip = rotation->add_subcommand("skip-node",
+                                        "Leave a node that is gone for good out of the rotation");
+  AddClientFlags(skip, &a->flags);
+  skip->add_option("cluster", a->cluster, "Cluster name")->required();
+  skip->add_option("node", a->node, "Node name")->required();
+  skip->callback([a, exit_code] {
+    http::Api api(Resolve(a->flags));
+    auto st = cluster::SkipNode(api, a->cluster, a->node, std::cout);
     if (!st.ok()) *exit_code = Fail(st);
   });
 

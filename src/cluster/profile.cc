@@ -413,6 +413,8 @@ std::string NodeRolePolicy(const ClusterSpec& s, std::string_view node_role) {
         std::find(k.node_roles.begin(), k.node_roles.end(), node_role) == k.node_roles.end())
       continue;
     out += PathRule(Cat(MountPath(s, k.ca), "/sign/", k.id), "\"update\"");
+    // During a CA rotation the agent names the issuer (cluster/rotation.h).
+    out += PathRule(Cat(MountPath(s, k.ca), "/issuer/+/sign/", k.id), "\"update\"");
   }
   if (node_role == "control-plane") {
     out += PathRule(Cat(SecretsMount(s), "/service-accounts"), "\"read\"");
@@ -428,10 +430,14 @@ std::string NodePolicy(const ClusterSpec& s, const NodeSpec& n) {
     if (!k.per_node) continue;
     bool wanted = false;
     for (const auto& r : k.node_roles) wanted = wanted || n.Has(r);
-    if (wanted) out += PathRule(Cat(MountPath(s, k.ca), "/sign/", RoleName(k, &n)), "\"update\"");
+    if (!wanted) continue;
+    out += PathRule(Cat(MountPath(s, k.ca), "/sign/", RoleName(k, &n)), "\"update\"");
+    out += PathRule(Cat(MountPath(s, k.ca), "/issuer/+/sign/", RoleName(k, &n)), "\"update\"");
   }
-  // Its own entry in the node registry, and no other node's.
+  // Its own entry in the node registry, and no other node's; the CA rotation's document (public
+  // certificates and the phase), read only.
   out += PathRule(Cat(NodesMount(s), "/data/", n.name), "\"create\", \"update\", \"read\"");
+  out += PathRule(Cat(NodesMount(s), "/data/_rotation"), "\"read\"");
   return out;
 }
 

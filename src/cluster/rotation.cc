@@ -1,0 +1,565 @@
+#include "cluster/rotation.h"
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <ctime>
+#include <map>
+#include <memory>
+#include <random>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
+#include "cluster/profile.h"
+#include "cluster/setup.h"
+#include "util/files.h"
+#include "util/human_time.h"
+#include "util/progress.h"
+#include "util/status.h"
+
+namespace coffer::cluster {
+namespace {
+
+namespace json = boost::json;
+
+struct Doc {
+  json::object o;
+  int64_t version = 0;  // the KV version the next write must replace (0: none yet)
+  bool exists = false;
+};
+
+std::string Str(const json::object& o, std::string_view k) {
+  const json::value* v = o.if_contains(k);
+  return v && v->is_string() ? std::string(v->as_string()) : std::string();
+}
+
+int64_t Int(const json::object& o, std::string_view k) {
+  const json::value* v = o.if_contains(k);
+  return v && v->is_int64() ? v->as_int64() : 0;
+}
+
+std::vector<std::string> Strings(const json::object& o, std::string_view k) {
+  std::vector<std::string> out;
+  if (const json::value* v = o.if_contains(k); v && v->is_array())
+    for (const auto& e : v->as_array())
+      if (e.is_string()) out.emplace_back(e.as_string());
+  return out;
+}
+
+json::array Array(const std::vector<std::string>& v) {
+  json::array a;
+  for (const auto& s : v) a.emplace_back(s);
+  return a;
+}
+
+json::object& Batch(json::object& o) {
+  json::value& b = o["batch"];
+  if (!b.is_object()) b = json::object();
+  return b.as_object();
+}
+
+int64_t Now() { return static_cast<int64_t>(std::time(nullptr)); }
+
+std::string DocPath(const std::string& cluster) {
+  return Cat(cluster, "/nodes/data/", kRotationKey);
+}
+
+absl::StatusOr<Doc> ReadDoc(const http::Api& api, const std::string& cluster) {
+  Doc d;
+  auto r = api.Read(DocPath(cluster));
+  if (!r.ok() && absl::IsNotFound(r.status())) return d;
+  if (!r.ok()) return r.status();
+  if (const json::value* m = r->if_contains("metadata"); m && m->is_object())
+    d.version = Int(m->as_object(), "version");
+  if (const json::value* v = r->if_contains("data"); v && v->is_object()) {
+    d.o = v->as_object();
+    d.exists = true;
+  }
+  return d;
+}
+
+absl::StatusOr<Doc> ReadExisting(const http::Api& api, const std::string& cluster) {
+  ASSIGN_OR_RETURN(Doc d, ReadDoc(api, cluster));
+  if (!d.exists)
+    return absl::NotFoundError(Cat("cluster ", cluster,
+                                   " has no CA rotation; start one with `coffer cluster rotate-ca ",
+                                   cluster, " --ca etcd|kubernetes|front-proxy`"));
+  return d;
+}
+
+// Check-and-set on the document's version: a second driver's write fails instead of
+// interleaving.
+absl::Status WriteDoc(const http::Api& api, const std::string& cluster, Doc& d) {
+  auto r = api.Write(DocPath(cluster),
+                     json::object{{"options", json::object{{"cas", d.version}}}, {"data", d.o}});
+  if (!r.ok() && absl::IsInvalidArgument(r.status()) &&
+      std::string(r.status().message()).find("check-and-set") != std::string::npos)
+    return absl::AbortedError(
+        "the rotation document changed under this command (another `coffer cluster rotation` "
+        "command is driving it?); run `coffer cluster rotation status` to see it");
+  if (!r.ok()) return r.status();
+  if (const json::value* v = r->if_contains("data"); v && v->is_object())
+    d.version = Int(v->as_object(), "version");
+  else
+    d.version += 1;
+  d.exists = true;
+  return absl::OkStatus();
+}
+
+bool Finished(const json::object& o) {
+  const std::string p = Str(o, "phase");
+  return p == "done" || p == "aborted";
+}
+
+// The node names that hold a certificate of `ca`, in the spec's order.
+std::vector<std::string> Participants(const ClusterSpec& s, Ca ca) {
+  std::vector<std::string> out;
+  for (const auto& n : s.nodes) {
+    bool holds = false;
+    for (const auto& k : Kinds(s))
+      if (k.ca == ca)
+        for (const auto& r : k.node_roles) holds = holds || n.Has(r);
+    if (holds) out.push_back(n.name);
+  }
+  return out;
+}
+
+absl::StatusOr<Ca> ParseCa(std::string_view name) {
+  for (Ca ca : {Ca::kEtcd, Ca::kKubernetes, Ca::kFrontProxy})
+    if (CaName(ca) == name) return ca;
+  return absl::InvalidArgumentError(
+      Cat("--ca \"", name, "\" must be etcd, kubernetes or front-proxy"));
+}
+
+// A node's acknowledgement (its registry entry's "rotation" object), empty when it has none.
+absl::StatusOr<json::object> Ack(const http::Api& api, const std::string& cluster,
+                                 const std::string& node) {
+  auto r = api.Read(Cat(cluster, "/nodes/data/", node));
+  if (!r.ok() && absl::IsNotFound(r.status())) return json::object();
+  if (!r.ok()) return r.status();
+  if (const json::value* d = r->if_contains("data"); d && d->is_object())
+    if (const json::value* a = d->as_object().if_contains("rotation"); a && a->is_object())
+      return a->as_object();
+  return json::object();
+}
+
+enum class NodeState { kWaiting, kActing, kDone, kFailed, kSkipped };
+
+struct NodeView {
+  std::string name;
+  NodeState state = NodeState::kWaiting;
+  int64_t since = 0;
+  std::string error, output;
+};
+
+absl::StatusOr<std::vector<NodeView>> Nodes(const http::Api& api, const std::string& cluster,
+                                            const json::object& doc) {
+  const std::string id = Str(doc, "id"), phase = Str(doc, "phase");
+  const json::value* batch = doc.if_contains("batch");
+  std::vector<NodeView> out;
+  for (const auto& n : Strings(doc, "nodes")) {
+    NodeView v{n};
+    ASSIGN_OR_RETURN(json::object a, Ack(api, cluster, n));
+    const bool here = Str(a, "id") == id && Str(a, "phase") == phase;
+    if (batch && batch->is_object())
+      if (const json::value* t = batch->as_object().if_contains(n); t && t->is_int64()) {
+        v.state = NodeState::kActing;
+        v.since = t->as_int64();
+      }
+    if (here && Str(a, "state") == "done") {
+      v.state = NodeState::kDone;
+      v.since = Int(a, "at");
+    } else if (here && Str(a, "state") == "failed" &&
+               Int(a, "generation") >= Int(doc, "generation")) {
+      v.state = NodeState::kFailed;
+      v.since = Int(a, "at");
+      v.error = Str(a, "error");
+      v.output = Str(a, "output");
+    }
+    out.push_back(std::move(v));
+  }
+  for (const auto& n : Strings(doc, "skipped")) out.push_back({n, NodeState::kSkipped});
+  return out;
+}
+
+// Runs a finalize hook of the rotation; its output (first 4 KiB) goes to `output`.
+int RunCaptured(const std::string& cmd, std::string* output) {
+  char path[] = "/tmp/coffer-rotation-XXXXXX";
+  const int fd = mkstemp(path);
+  if (fd < 0) return -1;
+  close(fd);
+  const int rc = std::system(Cat("(", cmd, ") >", path, " 2>&1 </dev/null").c_str());
+  auto text = files::ReadIfExists(path);
+  unlink(path);
+  if (text.ok() && *text) *output = (**text).substr(0, 4096);
+  return rc == -1 ? -1 : (WIFEXITED(rc) ? WEXITSTATUS(rc) : 128 + WTERMSIG(rc));
+}
+
+// What happens on the server when every node has finished `phase`; returns the next phase.
+absl::StatusOr<std::string> Advance(const http::Api& api, json::object& doc, std::ostream& out) {
+  const std::string phase = Str(doc, "phase"), mount = Str(doc, "mount");
+  const std::string old_issuer = Str(doc, "old_issuer"), new_issuer = Str(doc, "new_issuer");
+  if (phase == "trust") return std::string("reissue");
+  if (phase == "reissue") {
+    // From here on renewals anywhere (nodes, cert-manager, people) get the new CA.
+    RETURN_IF_ERROR(
+        api.Write(Cat(mount, "/config/issuers"), json::object{{"default", new_issuer}}).status());
+    out << "  the default issuer of " << mount << " is now " << new_issuer << "\n";
+    return std::string("finalize");
+  }
+  if (phase == "finalize") {
+    // No node trusts the old CA any more: it keeps its CRL, and signs nothing new.
+    RETURN_IF_ERROR(api.Write(Cat(mount, "/issuer/", old_issuer),
+                              json::object{{"usage", "read-only,crl-signing"}})
+                        .status());
+    out << "  the old issuer " << old_issuer << " no longer issues\n";
+    const auto hooks = Strings(doc, "finalize_hooks");
+    for (int64_t i = Int(doc, "finalize_hooks_done"); i < static_cast<int64_t>(hooks.size()); ++i) {
+      std::string output;
+      const int rc = RunCaptured(hooks[static_cast<size_t>(i)], &output);
+      if (rc != 0)
+        return absl::FailedPreconditionError(Cat("finalize hook \"", hooks[static_cast<size_t>(i)],
+                                                 "\" exited with ", rc, ": ", output));
+      out << "  ran finalize hook: " << hooks[static_cast<size_t>(i)] << "\n";
+      doc["finalize_hooks_done"] = i + 1;
+    }
+    return std::string("done");
+  }
+  if (phase == "abort") {
+    RETURN_IF_ERROR(
+        api.Write(Cat(mount, "/config/issuers"), json::object{{"default", old_issuer}}).status());
+    RETURN_IF_ERROR(
+        api.Write(
+               Cat(mount, "/issuer/", old_issuer),
+               json::object{{"usage", "read-only,issuing-certificates,crl-signing,ocsp-signing"}})
+            .status());
+    RETURN_IF_ERROR(
+        api.Write(Cat(mount, "/issuer/", new_issuer), json::object{{"usage", "read-only"}})
+            .status());
+    out << "  the default issuer of " << mount << " is " << old_issuer << " again; " << new_issuer
+        << " no longer issues\n";
+    return std::string("aborted");
+  }
+  return absl::InternalError(Cat("the rotation is in an unknown phase \"", phase, "\""));
+}
+
+// One step of the driver. Returns true when the rotation is finished.
+absl::StatusOr<bool> Tick(const http::Api& api, const RotateOptions& o, std::ostream& out,
+                          std::unique_ptr<Progress>* bar, std::string* shown) {
+  ASSIGN_OR_RETURN(Doc d, ReadExisting(api, o.cluster));
+  const std::string phase = Str(d.o, "phase");
+  if (Finished(d.o)) return true;
+  if (!Str(d.o, "error").empty())
+    return absl::FailedPreconditionError(
+        Cat("the rotation is paused: ", Str(d.o, "error"),
+            "; after fixing it run `coffer cluster rotation resume ", o.cluster, "`"));
+  ASSIGN_OR_RETURN(auto nodes, Nodes(api, o.cluster, d.o));
+  size_t done = 0, total = 0;
+  for (const auto& n : nodes) {
+    if (n.state == NodeState::kSkipped) continue;
+    ++total;
+    if (n.state == NodeState::kDone) ++done;
+    if (n.state == NodeState::kFailed) {
+      d.o["error"] = Cat("node ", n.name, " failed the ", phase, " phase: ", n.error,
+                         n.output.empty() ? "" : Cat(" (output: ", n.output, ")"));
+      RETURN_IF_ERROR(WriteDoc(api, o.cluster, d));
+      if (*bar) (*bar)->Finish();
+      return absl::FailedPreconditionError(Cat("the rotation is paused: ", Str(d.o, "error"),
+                                               "; after fixing it run ",
+                                               "`coffer cluster rotation resume ", o.cluster, "`"));
+    }
+  }
+  if (*shown != phase) {
+    if (*bar) (*bar)->Finish();
+    *bar = std::make_unique<Progress>(o.progress, o.progress_tty, Cat("phase ", phase), total, 0);
+    *shown = phase;
+  }
+  if (*bar) (*bar)->Set(done);
+  if (done == total) {
+    auto next = Advance(api, d.o, out);
+    if (!next.ok()) {
+      d.o["error"] = std::string(next.status().message());
+      RETURN_IF_ERROR(WriteDoc(api, o.cluster, d));
+      return absl::FailedPreconditionError(
+          Cat("the rotation is paused: ", std::string(next.status().message()),
+              "; after fixing it run ", "`coffer cluster rotation resume ", o.cluster, "`"));
+    }
+    if (*bar) (*bar)->Finish();
+    out << "phase " << phase << " done on " << total << " node" << (total == 1 ? "" : "s") << " ("
+        << SpanText(Now() - Int(d.o, "phase_started")) << ")\n";
+    d.o["phase"] = *next;
+    d.o["phase_started"] = Now();
+    d.o["batch"] = json::object();
+    RETURN_IF_ERROR(WriteDoc(api, o.cluster, d));
+    if (Finished(d.o)) {
+      out << "rotation " << Str(d.o, "id") << " " << *next << " ("
+          << SpanText(Now() - Int(d.o, "started")) << ")\n";
+      return true;
+    }
+    return false;
+  }
+  // Let nodes in, at most max_unavailable acting at once.
+  json::object& batch = Batch(d.o);
+  bool changed = false;
+  for (const auto& n : nodes)
+    if (n.state == NodeState::kDone && batch.contains(n.name)) {
+      batch.erase(n.name);
+      changed = true;
+    }
+  const size_t room = static_cast<size_t>(std::max<int64_t>(1, Int(d.o, "max_unavailable")));
+  for (const auto& n : nodes) {
+    if (batch.size() >= room) break;
+    if (n.state == NodeState::kWaiting) {
+      batch[n.name] = Now();
+      changed = true;
+      if (!o.progress_tty) out << "  " << phase << ": " << n.name << "\n";
+    }
+  }
+  if (changed) RETURN_IF_ERROR(WriteDoc(api, o.cluster, d));
+  return false;
+}
+
+absl::Status RefreshPolicies(const http::Api& api, const ClusterSpec& s) {
+  for (const char* r : kNodeRoles)
+    RETURN_IF_ERROR(api.Write(Cat("sys/policy/", s.name, "-", r),
+                              json::object{{"policy", NodeRolePolicy(s, r)}})
+                        .status());
+  for (const auto& n : s.nodes)
+    RETURN_IF_ERROR(api.Write(Cat("sys/policy/", s.name, "-node-", n.name),
+                              json::object{{"policy", NodePolicy(s, n)}})
+                        .status());
+  return absl::OkStatus();
+}
+
+std::string StampUtc(int64_t t) {
+  return absl::FormatTime("%Y%m%d%H%M%S", absl::FromUnixSeconds(t), absl::UTCTimeZone());
+}
+
+}  // namespace
+
+absl::Status RotateCa(const http::Api& api, const RotateOptions& o, std::ostream& out) {
+  ASSIGN_OR_RETURN(ClusterSpec s, LoadSpec(api, o.cluster));
+  ASSIGN_OR_RETURN(Ca ca, ParseCa(o.ca));
+  if (!o.key_type.empty()) RETURN_IF_ERROR(ParseKeyOption(o.key_type, &s));
+  if (o.max_unavailable < 1)
+    return absl::InvalidArgumentError("--max-unavailable must be at least 1");
+  const std::string mount = MountPath(s, ca);
+  ASSIGN_OR_RETURN(Doc d, ReadDoc(api, o.cluster));
+  if (d.exists && !Finished(d.o))
+    return absl::FailedPreconditionError(Cat("a rotation of the ", Str(d.o, "ca"), " CA (",
+                                             Str(d.o, "id"), ") is in phase ", Str(d.o, "phase"),
+                                             "; see `coffer cluster rotation status ", o.cluster,
+                                             "`, then resume or abort it"));
+  const auto nodes = Participants(s, ca);
+  if (nodes.empty())
+    return absl::FailedPreconditionError(
+        Cat("no node of cluster ", o.cluster, " holds a certificate of the ", o.ca, " CA"));
+
+  ASSIGN_OR_RETURN(auto cfg, api.Read(Cat(mount, "/config/issuers")));
+  const std::string old_issuer = Str(cfg, "default");
+  if (old_issuer.empty())
+    return absl::FailedPreconditionError(Cat(mount, " has no default issuer to rotate from"));
+  ASSIGN_OR_RETURN(auto old, api.Read(Cat(mount, "/issuer/", old_issuer)));
+  if (Strings(old, "ca_chain").size() > 1)
+    return absl::UnimplementedError(
+        Cat("the ", o.ca,
+            " CA is an intermediate; rotate-ca makes a new root CA and does not yet "
+            "make intermediates (rotate the parent, or re-run `cluster setup`)"));
+  // Policies of clusters set up by older versions lack the rotation's paths.
+  RETURN_IF_ERROR(RefreshPolicies(api, s));
+
+  const int64_t now = Now();
+  // The id names the new issuer too, and issuer names are unique in a mount: the time, and a
+  // random suffix for two rotations within a second.
+  std::random_device rd;
+  const std::string id =
+      Cat(o.ca, "-", StampUtc(now), "-", absl::StrCat(absl::Hex(rd() & 0xffff, absl::kZeroPad4)));
+  json::object gen{{"common_name", std::string(CaCommonName(ca))},
+                   {"issuer_name", id},
+                   {"key_type", s.key_type},
+                   {"ttl", Cat(s.ca_ttl, "s")}};
+  if (s.key_type != "ed25519") gen["key_bits"] = s.key_bits;
+  ASSIGN_OR_RETURN(auto made, api.Write(Cat(mount, "/issuers/generate/root/internal"), gen));
+  const json::value* md = made.if_contains("data");
+  if (!md || !md->is_object() || Str(md->as_object(), "issuer_id").empty())
+    return absl::InternalError(Cat(mount, " made no issuer"));
+  const std::string new_issuer = Str(md->as_object(), "issuer_id");
+  // The old issuer stays the default until finalize.
+  ASSIGN_OR_RETURN(auto cfg2, api.Read(Cat(mount, "/config/issuers")));
+  if (Str(cfg2, "default") != old_issuer)
+    RETURN_IF_ERROR(
+        api.Write(Cat(mount, "/config/issuers"), json::object{{"default", old_issuer}}).status());
+
+  d.o = json::object{{"id", id},
+                     {"ca", o.ca},
+                     {"mount", mount},
+                     {"old_issuer", old_issuer},
+                     {"new_issuer", new_issuer},
+                     {"old_pem", Str(old, "certificate")},
+                     {"new_pem", Str(md->as_object(), "certificate")},
+                     {"phase", "trust"},
+                     {"generation", 1},
+                     {"max_unavailable", o.max_unavailable},
+                     {"nodes", Array(nodes)},
+                     {"skipped", json::array()},
+                     {"batch", json::object()},
+                     {"finalize_hooks", Array(o.finalize_hooks)},
+                     {"finalize_hooks_done", 0},
+                     {"started", now},
+                     {"phase_started", now},
+                     {"error", ""}};
+  RETURN_IF_ERROR(WriteDoc(api, o.cluster, d));
+  out << "rotation " << id << " of the " << o.ca << " CA started: new issuer " << new_issuer
+      << " (CN " << CaCommonName(ca) << ") in " << mount << "; " << nodes.size() << " node"
+      << (nodes.size() == 1 ? "" : "s") << ", at most " << o.max_unavailable << " at a time\n";
+  if (!o.wait) return absl::OkStatus();
+  return Drive(api, o, out);
+}
+
+absl::Status Drive(const http::Api& api, const RotateOptions& o, std::ostream& out) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(o.timeout_s);
+  std::unique_ptr<Progress> bar;
+  std::string shown, waiting_for;
+  for (;;) {
+    auto t = Tick(api, o, out, &bar, &shown);
+    if (t.ok() && *t) return absl::OkStatus();
+    if (!t.ok()) {
+      // A server restarting, sealed or unreachable is waited out; anything else stops.
+      if (!absl::IsUnavailable(t.status())) return t.status();
+      if (waiting_for != t.status().message()) {
+        waiting_for = std::string(t.status().message());
+        out << "waiting for the server: " << waiting_for << "\n";
+      }
+    } else {
+      waiting_for.clear();
+    }
+    if (std::chrono::steady_clock::now() >= deadline) {
+      if (bar) bar->Finish();
+      return absl::DeadlineExceededError(
+          Cat("the rotation did not finish within ", o.timeout_s, "s; it stays stored: see ",
+              "`coffer cluster rotation status ", o.cluster, "` and continue it with ",
+              "`coffer cluster rotation resume ", o.cluster, "`"));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  }
+}
+
+absl::Status Resume(const http::Api& api, const RotateOptions& o, std::ostream& out) {
+  ASSIGN_OR_RETURN(Doc d, ReadExisting(api, o.cluster));
+  if (Finished(d.o)) {
+    out << "rotation " << Str(d.o, "id") << " is " << Str(d.o, "phase") << "\n";
+    return absl::OkStatus();
+  }
+  d.o["error"] = "";
+  d.o["generation"] = Int(d.o, "generation") + 1;
+  RETURN_IF_ERROR(WriteDoc(api, o.cluster, d));
+  out << "resuming rotation " << Str(d.o, "id") << " in phase " << Str(d.o, "phase") << "\n";
+  return Drive(api, o, out);
+}
+
+absl::Status Abort(const http::Api& api, const RotateOptions& o, std::ostream& out) {
+  ASSIGN_OR_RETURN(Doc d, ReadExisting(api, o.cluster));
+  const std::string phase = Str(d.o, "phase");
+  if (phase == "done")
+    return absl::FailedPreconditionError(Cat("rotation ", Str(d.o, "id"),
+                                             " is done: no node trusts the old CA any more; "
+                                             "rotate again to leave the new one"));
+  if (phase == "aborted") {
+    out << "rotation " << Str(d.o, "id") << " is already aborted\n";
+    return absl::OkStatus();
+  }
+  if (phase != "abort") {
+    d.o["phase"] = "abort";
+    d.o["phase_started"] = Now();
+    d.o["batch"] = json::object();
+  }
+  d.o["error"] = "";
+  d.o["generation"] = Int(d.o, "generation") + 1;
+  RETURN_IF_ERROR(WriteDoc(api, o.cluster, d));
+  out << "aborting rotation " << Str(d.o, "id") << " (was in phase " << phase
+      << "): every node goes back to the old CA\n";
+  return Drive(api, o, out);
+}
+
+absl::Status SkipNode(const http::Api& api, const std::string& cluster, const std::string& node,
+                      std::ostream& out) {
+  ASSIGN_OR_RETURN(Doc d, ReadExisting(api, cluster));
+  auto nodes = Strings(d.o, "nodes");
+  auto it = std::find(nodes.begin(), nodes.end(), node);
+  if (it == nodes.end())
+    return absl::InvalidArgumentError(
+        Cat("node \"", node, "\" is not part of rotation ", Str(d.o, "id")));
+  nodes.erase(it);
+  auto skipped = Strings(d.o, "skipped");
+  skipped.push_back(node);
+  d.o["nodes"] = Array(nodes);
+  d.o["skipped"] = Array(skipped);
+  Batch(d.o).erase(node);
+  RETURN_IF_ERROR(WriteDoc(api, cluster, d));
+  out << "node " << node << " skipped in rotation " << Str(d.o, "id")
+      << ": it must be re-installed with a new init token (`coffer cluster init-token " << cluster
+      << " " << node << "`)\n";
+  return absl::OkStatus();
+}
+
+absl::Status RotationStatus(const http::Api& api, const std::string& cluster, int64_t now,
+                            std::ostream& out) {
+  ASSIGN_OR_RETURN(Doc d, ReadExisting(api, cluster));
+  const std::string phase = Str(d.o, "phase");
+  out << "Rotation " << Str(d.o, "id") << " of the " << Str(d.o, "ca") << " CA ("
+      << Str(d.o, "mount") << ")\n"
+      << "  phase:      " << phase << " since " << SpanText(now - Int(d.o, "phase_started"))
+      << " (trust -> reissue -> finalize -> done)\n"
+      << "  old issuer: " << Str(d.o, "old_issuer") << "\n"
+      << "  new issuer: " << Str(d.o, "new_issuer") << "\n"
+      << "  at a time:  " << Int(d.o, "max_unavailable") << "\n";
+  if (!Str(d.o, "error").empty()) out << "  PAUSED:     " << Str(d.o, "error") << "\n";
+  if (Finished(d.o)) return absl::OkStatus();
+  ASSIGN_OR_RETURN(auto nodes, Nodes(api, cluster, d.o));
+  size_t done = 0, total = 0;
+  for (const auto& n : nodes) {
+    if (n.state != NodeState::kSkipped) ++total;
+    if (n.state == NodeState::kDone) ++done;
+  }
+  out << "  nodes:      " << done << "/" << total << " done with " << phase << "\n";
+  for (const auto& n : nodes) {
+    std::string what;
+    switch (n.state) {
+      case NodeState::kWaiting:
+        what = "waiting for its turn";
+        break;
+      case NodeState::kActing:
+        what = Cat("pending since ", SpanText(now - n.since), " (its agent has not acknowledged)");
+        break;
+      case NodeState::kDone:
+        what = "done";
+        break;
+      case NodeState::kFailed:
+        what = Cat("FAILED: ", n.error);
+        break;
+      case NodeState::kSkipped:
+        what = "skipped";
+        break;
+    }
+    out << "    " << n.name << ": " << what << "\n";
+    if (!n.output.empty()) {
+      std::string line;
+      for (char c : n.output) {
+        if (c == '\n') {
+          out << "      | " << line << "\n";
+          line.clear();
+        } else {
+          line += (c >= 0x20 && c < 0x7f) || c == '\t' ? c : '?';
+        }
+      }
+      if (!line.empty()) out << "      | " << line << "\n";
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace coffer::cluster

@@ -1,0 +1,82 @@
+// `coffer cluster rotate-ca|rotation status|resume|abort|skip-node`: moves every node of a cluster
+// from one CA to a new one in phases, each complete only when every node holding certificates of
+// that CA has acknowledged it (docs/rotation.md draws it).
+//
+//   trust     CA files hold old+new; leaves still from the old issuer (kubeconfigs re-embed the
+//             bundle); hooks run
+//   reissue   every leaf re-signed by the new issuer with a fresh key; CA files old+new; hooks
+//   finalize  the mount's default issuer becomes the new one; CA files hold only the new CA;
+//             hooks; when all nodes are done the old issuer loses its issuing usage and the
+//             rotation's finalize hooks run once
+//   abort     (from any phase before done) every node back on the old CA: leaves re-signed by the
+//             old issuer, CA files old only; then the default issuer is the old one again and the
+//             new one may no longer issue
+//
+// The document. One rotation at a time per cluster, stored at <cluster>/nodes/data/_rotation (the
+// node registry's KV version 2 mount; "_" cannot start a node name), so it lives in Coffer's
+// storage on every backend and survives server restarts. Fields:
+//   id, ca, mount, old_issuer, new_issuer (issuer ids), old_pem, new_pem (the CA certificates),
+//   phase ("trust" | "reissue" | "finalize" | "abort" | "done" | "aborted"), generation (raised
+//   by resume: a node that failed the phase tries again), max_unavailable, nodes (the node names
+//   taking part, skipped ones removed), skipped, batch ({node: unix time it was let in}),
+//   finalize_hooks ([shell commands]), started, phase_started (unix seconds), error (why it is
+//   paused, or "").
+// Every write of the document is a check-and-set on its KV version, so two drivers cannot
+// interleave.
+//
+// A node's acknowledgement is the "rotation" object of its own registry entry (written by its
+// agent, which may write nothing else): {id, phase, generation, state: "done" | "failed", error,
+// output (a failed hook's, cut), ca_fingerprints ({CA file: [sha256 hex]}), at}.
+//
+// Who advances the phases: the process running `rotate-ca` or `rotation resume|abort` (the
+// driver), with an operator's token; its state is the document, so any later `resume` (another
+// machine, after a server restart) continues where it stopped. Agents poll the document every
+// rotation_poll (agent config; 10 s by default) and act only on the phase and batch it names.
+#pragma once
+
+#include <cstdint>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "http/api.h"
+
+namespace coffer::cluster {
+
+inline constexpr const char* kRotationKey = "_rotation";
+
+struct RotateOptions {
+  std::string cluster;
+  std::string ca;        // etcd | kubernetes | front-proxy
+  std::string key_type;  // "" keeps the cluster's (ec-p256 ...)
+  int max_unavailable = 1;
+  std::vector<std::string> finalize_hooks;
+  int64_t timeout_s = 3600;  // how long the driver waits before it leaves the rotation stored
+  bool wait = true;          // drive until done; false: start it and return
+  std::ostream* progress = nullptr;
+  bool progress_tty = false;
+};
+
+// Creates the new issuer and the rotation document, then drives it (when `wait`).
+absl::Status RotateCa(const http::Api& api, const RotateOptions& o, std::ostream& out);
+
+// Drives a stored rotation until it is done or aborted, a node fails (kFailedPrecondition, the
+// rotation is left paused), or the timeout passes (kDeadlineExceeded). Server restarts and
+// sealed periods are waited out.
+absl::Status Drive(const http::Api& api, const RotateOptions& o, std::ostream& out);
+
+// Raises the generation (failed nodes try again), clears the pause, and drives.
+absl::Status Resume(const http::Api& api, const RotateOptions& o, std::ostream& out);
+// Turns the rotation around (phase abort) and drives it until every node is back on the old CA.
+absl::Status Abort(const http::Api& api, const RotateOptions& o, std::ostream& out);
+// Takes a node that is gone for good out of the rotation (it must re-bootstrap with a new init
+// token: its certificates are of a CA that will not be trusted).
+absl::Status SkipNode(const http::Api& api, const std::string& cluster, const std::string& node,
+                      std::ostream& out);
+// Prints the phase and every node's state (done, in progress since, waiting, failed with its
+// error and hook output, skipped).
+absl::Status RotationStatus(const http::Api& api, const std::string& cluster, int64_t now,
+                            std::ostream& out);
+
+}  // namespace coffer::cluster

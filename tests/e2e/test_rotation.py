@@ -1,0 +1,304 @@
+"""CA rotation across a cluster's nodes (`coffer cluster rotate-ca`, docs/rotation.md), with real
+`coffer agent run` processes: the phases and what each leaves on disk, checked with openssl;
+batches of max_unavailable; a failing hook (paused, reported with its output, resumed after the
+fix); a node that is down (reported pending, then skipped); abort in each phase (every node back
+on the old CA); and the driver outliving a SIGKILLed server.
+"""
+import hashlib
+import json
+import os
+import re
+import subprocess
+import time
+import unittest
+
+from agent_env import Agent, serial_of
+from harness import COFFER_BIN, ServerTest
+
+ETCD_FILES = ["etcd/server.crt", "etcd/server.key", "etcd/peer.crt", "etcd/peer.key", "etcd/ca.crt",
+              "etcd/healthcheck-client.crt", "etcd/healthcheck-client.key"]
+
+
+def pem_certs(path):
+    text = read(path)
+    return re.findall(r"-----BEGIN CERTIFICATE-----.*?-----END CERTIFICATE-----\n?", text, re.S)
+
+
+def fingerprint(pem):
+    der = subprocess.run(["openssl", "x509", "-outform", "DER"], input=pem.encode(),
+                         capture_output=True, check=True).stdout
+    return hashlib.sha256(der).hexdigest()
+
+
+def read(path):
+    with open(path) as f:
+        return f.read()
+
+
+def verifies(ca_file, cert_file):
+    p = subprocess.run(["openssl", "verify", "-x509_strict", "-CAfile", ca_file, cert_file],
+                       capture_output=True, text=True)
+    return p.returncode == 0
+
+
+class Rotation(ServerTest):
+    def tearDown(self):
+        for a in getattr(self, "agents", {}).values():
+            a.stop()
+        super().tearDown()
+
+    def cluster(self, nodes, hooks=None):
+        """A server, `cluster setup` of the given nodes, and their agents (polling every second).
+
+        hooks: {node: shell command} run for the node's etcd certificates. Every hook also
+        appends "<node> <phase> start|end <time>" lines to hooks.log.
+        """
+        s = self.s = self.server().start()
+        s.init_and_unseal(1, 1)
+        tokdir = os.path.join(self.tmp, "tokens")
+        args = ["cluster", "setup", "r1", "--leaf-ttl", "1h", "--init-token-dir", tokdir]
+        for n in nodes:
+            args += ["--node", n]
+        s.cli(*args, token=s.root, check=True)
+        self.hooklog = os.path.join(self.tmp, "hooks.log")
+        self.agents = {}
+        for spec in nodes:
+            name = spec.split(":")[0]
+            a = Agent(self, s, "r1", name, tokdir)
+            with open(a.cfg) as f:
+                c = json.load(f)
+            c["rotation_poll"] = "1s"
+            extra = (hooks or {}).get(name, "true")
+            hook = (f'echo "{name} $COFFER_ROTATION_PHASE start $(date +%s.%N)" >> {self.hooklog}; '
+                    f'sleep 0.3; {extra}; rc=$?; '
+                    f'echo "{name} $COFFER_ROTATION_PHASE end $(date +%s.%N)" >> {self.hooklog}; exit $rc')
+            for cert in c["certificates"]:
+                if "/pki/etcd/" in cert["role"]:
+                    cert["exec"] = hook
+            with open(a.cfg, "w") as f:
+                json.dump(c, f)
+            self.agents[name] = a.start()
+        for name, a in self.agents.items():
+            if any(":etcd" in n or "+etcd" in n for n in nodes if n.startswith(name + ":")):
+                a.wait_for(ETCD_FILES)
+        # Each agent has written its registry entry (its first pass is over).
+        deadline = time.time() + 30
+        for name in self.agents:
+            while s.request("GET", f"r1/nodes/data/{name}", token=s.root)[0] != 200:
+                self.assertLess(time.time(), deadline, f"{name} never reported")
+                time.sleep(0.2)
+        return s
+
+    def rotate(self, *extra, check_rc=None):
+        p = self.s.cli("cluster", "rotate-ca", "r1", "--ca", "etcd", *extra, token=self.s.root)
+        if check_rc is not None:
+            self.assertEqual(p.returncode, check_rc, p.stdout + p.stderr)
+        return p
+
+    def status(self):
+        p = self.s.cli("cluster", "rotation", "status", "r1", token=self.s.root)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        return p.stdout
+
+    def doc(self):
+        st, body, _ = self.s.request("GET", "r1/nodes/data/_rotation", token=self.s.root)
+        self.assertEqual(st, 200, body)
+        return body["data"]["data"]
+
+    def issuer(self, ref):
+        st, body, _ = self.s.request("GET", f"r1/pki/etcd/issuer/{ref}", token=self.s.root)
+        self.assertEqual(st, 200, body)
+        return body["data"]
+
+    def default_issuer(self):
+        st, body, _ = self.s.request("GET", "r1/pki/etcd/config/issuers", token=self.s.root)
+        self.assertEqual(st, 200, body)
+        return body["data"]["default"]
+
+    def hook_lines(self):
+        if not os.path.exists(self.hooklog):
+            return []
+        with open(self.hooklog) as f:
+            # Hooks run outside a rotation (first issue, renewals) have no phase: 3 fields.
+            return [l.split() for l in f if len(l.split()) == 4]
+
+    def assert_on_ca(self, node, ca_pem):
+        """The node's etcd CA file holds exactly ca_pem and its leaves verify against it."""
+        a = self.agents[node]
+        certs = pem_certs(a.pki("etcd/ca.crt"))
+        self.assertEqual([fingerprint(c) for c in certs], [fingerprint(ca_pem)], node)
+        for leaf in ("etcd/server.crt", "etcd/peer.crt", "etcd/healthcheck-client.crt"):
+            self.assertTrue(verifies(a.pki("etcd/ca.crt"), a.pki(leaf)), f"{node} {leaf}")
+
+    def wait_for(self, what, fn, timeout=60):
+        deadline = time.time() + timeout
+        while True:
+            r = fn()
+            if r:
+                return r
+            self.assertLess(time.time(), deadline, "timed out waiting for " + what)
+            time.sleep(0.3)
+
+    def test_full_rotation_in_batches(self):
+        s = self.cluster(["e-1:etcd:127.0.0.1", "e-2:etcd:127.0.0.1", "e-3:etcd:127.0.0.1",
+                          "w-1:worker:127.0.0.2"])
+        old_ca = pem_certs(self.agents["e-1"].pki("etcd/ca.crt"))[0]
+        old_default = self.default_issuer()
+        keys = {n: read(self.agents[n].pki("etcd/server.key")) for n in ("e-1", "e-2", "e-3")}
+        worker_kubelet = serial_of(self.agents["w-1"].pki("kubelet.crt"))
+        fin = os.path.join(self.tmp, "finalize.log")
+        p = self.rotate("--finalize-hook", f"echo finalized >> {fin}", "--timeout", "120s",
+                        check_rc=0)
+        self.assertIn("phase trust done on 3 nodes", p.stdout)
+        self.assertIn("phase finalize done on 3 nodes", p.stdout)
+        doc = self.doc()
+        self.assertEqual(doc["phase"], "done")
+        self.assertEqual(doc["nodes"], ["e-1", "e-2", "e-3"])  # the worker holds nothing of etcd's
+        new_ca = doc["new_pem"] + "\n"
+        self.assertNotEqual(fingerprint(new_ca), fingerprint(old_ca))
+        old_file = os.path.join(self.tmp, "old-ca.pem")
+        with open(old_file, "w") as f:
+            f.write(old_ca)
+        for n in ("e-1", "e-2", "e-3"):
+            self.assert_on_ca(n, new_ca)
+            a = self.agents[n]
+            self.assertFalse(verifies(old_file, a.pki("etcd/server.crt")), n)
+            self.assertNotEqual(read(a.pki("etcd/server.key")), keys[n], f"{n}: key not rotated")
+            self.assertEqual(oct(os.stat(a.pki("etcd/server.key")).st_mode & 0o777), "0o600")
+            # The acknowledgement in the registry names what the node configured.
+            st, body, _ = s.request("GET", f"r1/nodes/data/{n}", token=s.root)
+            ack = body["data"]["data"]["rotation"]
+            self.assertEqual((ack["id"], ack["phase"], ack["state"]), (doc["id"], "finalize", "done"))
+            self.assertEqual(ack["ca_fingerprints"][a.pki("etcd/ca.crt")], [fingerprint(new_ca)])
+        self.assertEqual(serial_of(self.agents["w-1"].pki("kubelet.crt")), worker_kubelet)
+        # Every node ran its hook once per phase, one node at a time (max_unavailable 1).
+        lines = self.hook_lines()
+        for n in ("e-1", "e-2", "e-3"):
+            self.assertEqual([l[1] for l in lines if l[0] == n and l[2] == "start"],
+                             ["trust", "reissue", "finalize"], lines)
+        spans = {}
+        for node, phase, what, t in lines:
+            spans.setdefault((node, phase), {})[what] = float(t)
+        ordered = sorted(spans.values(), key=lambda v: v["start"])
+        for a, b in zip(ordered, ordered[1:]):
+            self.assertLessEqual(a["end"], b["start"], "two nodes ran hooks at once: " + str(lines))
+        with open(fin) as f:
+            self.assertEqual(f.read(), "finalized\n")
+        # The server: the new issuer is the default; the old one keeps its CRL and signs nothing.
+        self.assertEqual(self.default_issuer(), doc["new_issuer"])
+        self.assertNotEqual(doc["new_issuer"], old_default)
+        self.assertNotIn("issuing-certificates", self.issuer(doc["old_issuer"])["usage"])
+        st, body, _ = s.request("POST", f"r1/pki/etcd/issuer/{doc['old_issuer']}/issue/etcd-healthcheck-client",
+                                token=s.root, body={"common_name": "kube-etcd-healthcheck-client"})
+        self.assertEqual(st, 400, body)
+        self.assertIn("done", self.status())
+        # Another rotation may start now; one at a time while it runs.
+        p = self.rotate("--no-wait", check_rc=0)
+        p = self.rotate("--no-wait")
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("is in phase trust", p.stderr)
+
+    def test_failing_hook_pauses_then_resume(self):
+        flag = os.path.join(self.tmp, "fixed")
+        self.cluster(["e-1:etcd:127.0.0.1", "e-2:etcd:127.0.0.1"],
+                     hooks={"e-2": f'[ -e {flag} ] || {{ echo "etcd-2 would not restart: disk full"; false; }}'})
+        p = self.rotate("--timeout", "60s")
+        self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
+        self.assertIn("node e-2 failed the trust phase", p.stderr)
+        self.assertIn("exited with 1", p.stderr)
+        self.assertIn("disk full", p.stderr)
+        out = self.status()
+        self.assertIn("PAUSED", out)
+        self.assertIn("e-1: done", out)
+        self.assertIn("e-2: FAILED", out)
+        self.assertIn("| etcd-2 would not restart: disk full", out)
+        # Nothing moves while paused.
+        time.sleep(2.5)
+        self.assertEqual(self.doc()["phase"], "trust")
+        open(flag, "w").close()
+        p = self.s.cli("cluster", "rotation", "resume", "r1", "--timeout", "60s", token=self.s.root)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        doc = self.doc()
+        self.assertEqual(doc["phase"], "done")
+        for n in ("e-1", "e-2"):
+            self.assert_on_ca(n, doc["new_pem"] + "\n")
+
+    def test_node_down_is_pending_then_skipped(self):
+        self.cluster(["e-1:etcd:127.0.0.1", "e-2:etcd:127.0.0.1"])
+        self.agents["e-2"].stop()
+        p = self.rotate("--timeout", "6s", "--max-unavailable", "2")
+        self.assertEqual(p.returncode, 2 if "HTTP" in p.stderr else 1, p.stdout + p.stderr)
+        self.assertIn("did not finish within 6s", p.stderr)
+        out = self.status()
+        self.assertIn("phase:      trust", out)
+        self.assertIn("e-1: done", out)
+        self.assertRegex(out, r"e-2: pending since \d+s")
+        p = self.s.cli("cluster", "rotation", "skip-node", "r1", "e-2", token=self.s.root)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertIn("init-token r1 e-2", p.stdout)
+        p = self.s.cli("cluster", "rotation", "resume", "r1", "--timeout", "60s", token=self.s.root)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        doc = self.doc()
+        self.assertEqual((doc["phase"], doc["skipped"]), ("done", ["e-2"]))
+        self.assert_on_ca("e-1", doc["new_pem"] + "\n")
+
+    def test_abort_in_each_phase(self):
+        gate = os.path.join(self.tmp, "gate")
+        # e-2's hook fails in the phase named in the gate file.
+        self.cluster(["e-1:etcd:127.0.0.1", "e-2:etcd:127.0.0.1"],
+                     hooks={"e-2": f'[ "$COFFER_ROTATION_PHASE" != "$(cat {gate} 2>/dev/null)" ]'})
+        old_ca = pem_certs(self.agents["e-1"].pki("etcd/ca.crt"))[0]
+        old_default = self.default_issuer()
+        for phase in ("trust", "reissue", "finalize"):
+            with open(gate, "w") as f:
+                f.write(phase)
+            p = self.rotate("--timeout", "60s")
+            self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
+            self.assertIn(f"node e-2 failed the {phase} phase", p.stderr)
+            doc = self.doc()
+            if phase == "finalize":
+                self.assertEqual(self.default_issuer(), doc["new_issuer"])
+                self.assertEqual(len(pem_certs(self.agents["e-1"].pki("etcd/ca.crt"))), 1)
+            p = self.s.cli("cluster", "rotation", "abort", "r1", "--timeout", "60s", token=self.s.root)
+            self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+            self.assertEqual(self.doc()["phase"], "aborted")
+            for n in ("e-1", "e-2"):
+                self.assert_on_ca(n, old_ca)
+            self.assertEqual(self.default_issuer(), old_default)
+            self.assertEqual(self.issuer(doc["new_issuer"])["usage"], "read-only")
+            self.assertIn("issuing-certificates", self.issuer(old_default)["usage"])
+            p = self.s.cli("cluster", "rotation", "abort", "r1", token=self.s.root)
+            self.assertIn("already aborted", p.stdout)
+
+    def test_driver_outlives_a_sigkilled_server(self):
+        gate = os.path.join(self.tmp, "open")
+        s = self.cluster(["e-1:etcd:127.0.0.1", "e-2:etcd:127.0.0.1"],
+                         hooks={"e-2": f'[ "$COFFER_ROTATION_PHASE" != reissue ] || '
+                                       f'{{ for i in $(seq 600); do [ -e {gate} ] && exit 0; sleep 0.1; done; false; }}'})
+        env = dict(os.environ, COFFER_ADDR=s.addr, COFFER_CACERT=s.ca, COFFER_TOKEN=s.root)
+        driver = subprocess.Popen([COFFER_BIN, "cluster", "rotate-ca", "r1", "--ca", "etcd", "--timeout", "120s"],
+                                  env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        try:
+            # e-2 is in its reissue hook (waiting for the gate): the rotation is mid-phase.
+            self.wait_for("e-2 in its reissue hook",
+                          lambda: ["e-2", "reissue", "start"] in [l[:3] for l in self.hook_lines()])
+            s.kill9()
+            time.sleep(1)
+            s.start()
+            s.unseal(1)
+            open(gate, "w").close()
+            out, _ = driver.communicate(timeout=120)
+        finally:
+            if driver.poll() is None:
+                driver.kill()
+                driver.wait()
+        self.assertEqual(driver.returncode, 0, out)
+        self.assertIn("waiting for the server", out)
+        doc = self.doc()
+        self.assertEqual(doc["phase"], "done")
+        for n in ("e-1", "e-2"):
+            self.assert_on_ca(n, doc["new_pem"] + "\n")
+
+
+if __name__ == "__main__":
+    unittest.main()
