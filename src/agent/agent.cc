@@ -153,17 +153,24 @@ std::string Line(std::string pem) {
   return pem + "\n";
 }
 
-// What a phase of the rotation document asks of a node (cluster/rotation.h); none for a name
-// that is not an acting phase.
+// What a phase of the rotation document asks of a node (cluster/rotation.h): which issuer signs
+// its renewals and what its CA files hold. None for a name that is not an acting phase.
+//   trust          old issuer, old+new        abort-trust     new issuer, old+new
+//   reissue        new issuer, old+new        abort-reissue   old issuer, old+new
+//   finalize       new issuer, new            abort-finalize  old issuer, old
 std::optional<RotationState> PhaseState(const json::object& doc, std::string_view phase) {
   const std::string old_pem = Line(JsonStr(doc, "old_pem")),
                     new_pem = Line(JsonStr(doc, "new_pem"));
-  const bool old_issuer = phase == "trust" || phase == "abort";
-  std::string ca = phase == "trust" || phase == "reissue" ? old_pem + new_pem
-                   : phase == "finalize"                  ? new_pem
-                   : phase == "abort"                     ? old_pem
-                                                          : std::string();
-  if (ca.empty()) return std::nullopt;
+  const bool old_issuer = phase == "trust" || phase == "abort-reissue" || phase == "abort-finalize";
+  std::string ca;
+  if (phase == "trust" || phase == "reissue" || phase == "abort-trust" || phase == "abort-reissue")
+    ca = old_pem + new_pem;
+  else if (phase == "finalize")
+    ca = new_pem;
+  else if (phase == "abort-finalize")
+    ca = old_pem;
+  else
+    return std::nullopt;
   return RotationState{JsonStr(doc, "id"), JsonStr(doc, "mount"),
                        JsonStr(doc, old_issuer ? "old_issuer" : "new_issuer"), std::move(ca)};
 }
@@ -575,8 +582,9 @@ absl::Status Agent::RotationPhase(const json::object& doc, const std::string& ph
     absl::Status st;
     if (phase == "reissue") {
       st = Renew(s, /*rotate_key=*/true, /*run_hook=*/false).status();
-    } else if (phase == "abort" || !s.kubeconfig.path.empty()) {
-      // Back on the old issuer; or a kubeconfig, whose CA is embedded next to its certificate.
+    } else if (phase == "abort-reissue" || !s.kubeconfig.path.empty()) {
+      // Back on the old issuer (the key stays); or a kubeconfig, whose CA is embedded next to
+      // its certificate.
       st = Renew(s, false, false).status();
     } else if (!s.cert_file.empty() && !s.ca_file.empty()) {
       auto have = files::ReadIfExists(s.ca_file);

@@ -229,7 +229,16 @@ absl::StatusOr<std::string> Advance(const http::Api& api, json::object& doc, std
     }
     return std::string("done");
   }
-  if (phase == "abort") {
+  // Abort runs the rotation backwards from where it stopped (Abort picks the first step), so that
+  // no node ever presents a certificate another node does not trust.
+  if (phase == "abort-trust") {
+    // From here on renewals anywhere get the old CA again: every node trusts it now.
+    RETURN_IF_ERROR(
+        api.Write(Cat(mount, "/config/issuers"), json::object{{"default", old_issuer}}).status());
+    return std::string("abort-reissue");
+  }
+  if (phase == "abort-reissue") return std::string("abort-finalize");
+  if (phase == "abort-finalize") {
     RETURN_IF_ERROR(
         api.Write(Cat(mount, "/config/issuers"), json::object{{"default", old_issuer}}).status());
     RETURN_IF_ERROR(
@@ -472,8 +481,14 @@ absl::Status Abort(const http::Api& api, const RotateOptions& o, std::ostream& o
     out << "rotation " << Str(d.o, "id") << " is already aborted\n";
     return absl::OkStatus();
   }
-  if (phase != "abort") {
-    d.o["phase"] = "abort";
+  if (!phase.starts_with("abort-")) {
+    // trust: every leaf is still the old CA's, CA files are old or old+new: drop the new CA.
+    // reissue: CA files are old+new, leaves mixed: re-sign with the old issuer, then drop it.
+    // finalize: some CA files hold only the new CA: trust both again first.
+    d.o["phase"] = phase == "trust"     ? "abort-finalize"
+                   : phase == "reissue" ? "abort-reissue"
+                                        : "abort-trust";
+    d.o["aborted_from"] = phase;
     d.o["phase_started"] = Now();
     d.o["batch"] = json::object();
   }
@@ -513,7 +528,9 @@ absl::Status RotationStatus(const http::Api& api, const std::string& cluster, in
   out << "Rotation " << Str(d.o, "id") << " of the " << Str(d.o, "ca") << " CA ("
       << Str(d.o, "mount") << ")\n"
       << "  phase:      " << phase << " since " << SpanText(now - Int(d.o, "phase_started"))
-      << " (trust -> reissue -> finalize -> done)\n"
+      << (phase.starts_with("abort")
+              ? " (abort-trust -> abort-reissue -> abort-finalize -> aborted)\n"
+              : " (trust -> reissue -> finalize -> done)\n")
       << "  old issuer: " << Str(d.o, "old_issuer") << "\n"
       << "  new issuer: " << Str(d.o, "new_issuer") << "\n"
       << "  at a time:  " << Int(d.o, "max_unavailable") << "\n";

@@ -8,15 +8,19 @@
 //   finalize  the mount's default issuer becomes the new one; CA files hold only the new CA;
 //             hooks; when all nodes are done the old issuer loses its issuing usage and the
 //             rotation's finalize hooks run once
-//   abort     (from any phase before done) every node back on the old CA: leaves re-signed by the
-//             old issuer, CA files old only; then the default issuer is the old one again and the
-//             new one may no longer issue
+//   abort     (from any phase before done) the rotation run backwards from where it stopped, so
+//             no node ever presents a certificate another does not trust:
+//               abort-trust     CA files old+new again (only when some held the new CA alone)
+//               abort-reissue   leaves re-signed by the old issuer, which is the default again
+//               abort-finalize  CA files hold only the old CA
+//             then the new issuer may no longer issue (phase aborted)
 //
 // The document. One rotation at a time per cluster, stored at <cluster>/nodes/data/_rotation (the
 // node registry's KV version 2 mount; "_" cannot start a node name), so it lives in Coffer's
 // storage on every backend and survives server restarts. Fields:
 //   id, ca, mount, old_issuer, new_issuer (issuer ids), old_pem, new_pem (the CA certificates),
-//   phase ("trust" | "reissue" | "finalize" | "abort" | "done" | "aborted"), generation (raised
+//   phase ("trust" | "reissue" | "finalize" | "done" | "abort-trust" | "abort-reissue" |
+//   "abort-finalize" | "aborted"), aborted_from, generation (raised
 //   by resume: a node that failed the phase tries again), max_unavailable, nodes (the node names
 //   taking part, skipped ones removed), skipped, batch ({node: unix time it was let in}),
 //   finalize_hooks ([shell commands]), started, phase_started (unix seconds), error (why it is
@@ -68,7 +72,8 @@ absl::Status Drive(const http::Api& api, const RotateOptions& o, std::ostream& o
 
 // Raises the generation (failed nodes try again), clears the pause, and drives.
 absl::Status Resume(const http::Api& api, const RotateOptions& o, std::ostream& out);
-// Turns the rotation around (phase abort) and drives it until every node is back on the old CA.
+// Turns the rotation around (the abort-* phases) and drives it until every node is back on the
+// old CA.
 absl::Status Abort(const http::Api& api, const RotateOptions& o, std::ostream& out);
 // Takes a node that is gone for good out of the rotation (it must re-bootstrap with a new init
 // token: its certificates are of a CA that will not be trusted).

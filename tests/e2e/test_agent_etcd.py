@@ -9,8 +9,6 @@ certificate.
 """
 import json
 import os
-import shutil
-import signal
 import socket
 import ssl
 import subprocess
@@ -18,70 +16,27 @@ import time
 import unittest
 
 from agent_env import Agent, serial_of
-from harness import ServerTest, free_port
-
-ETCD = shutil.which("etcd")
-ETCDCTL = shutil.which("etcdctl")
+from etcd_env import ETCD, ETCDCTL, EtcdCluster
+from harness import ServerTest
 FILES = ["etcd/server.crt", "etcd/server.key", "etcd/peer.crt", "etcd/peer.key", "etcd/ca.crt",
          "etcd/healthcheck-client.crt", "etcd/healthcheck-client.key"]
 
 
 @unittest.skipUnless(ETCD and ETCDCTL, "etcd-server and etcd-client are installed by scripts/install-deps.sh")
 class AgentKeepsEtcdValid(ServerTest):
-    def start_member(self, i, agent, cluster_arg):
-        name = f"etcd-{i}"
-        data = os.path.join(self.tmp, name + ".data")
-        log = open(os.path.join(self.tmp, name + ".log"), "ab")
-        p = subprocess.Popen([
-            ETCD, "--name", name, "--data-dir", data,
-            "--listen-client-urls", f"https://127.0.0.1:{self.client_ports[i]}",
-            "--advertise-client-urls", f"https://127.0.0.1:{self.client_ports[i]}",
-            "--listen-peer-urls", f"https://127.0.0.1:{self.peer_ports[i]}",
-            "--initial-advertise-peer-urls", f"https://127.0.0.1:{self.peer_ports[i]}",
-            "--initial-cluster", cluster_arg, "--initial-cluster-state", "new",
-            "--initial-cluster-token", "coffer-e2e",
-            "--client-cert-auth", "--trusted-ca-file", agent.pki("etcd/ca.crt"),
-            "--cert-file", agent.pki("etcd/server.crt"), "--key-file", agent.pki("etcd/server.key"),
-            "--peer-client-cert-auth", "--peer-trusted-ca-file", agent.pki("etcd/ca.crt"),
-            "--peer-cert-file", agent.pki("etcd/peer.crt"), "--peer-key-file", agent.pki("etcd/peer.key"),
-            "--listen-metrics-urls", f"http://127.0.0.1:{free_port()}",
-        ], stdout=log, stderr=subprocess.STDOUT)
-        log.close()  # the child holds its own descriptor
-        self.members[i] = p
-        return p
-
-    def stop_member(self, i):
-        p = self.members.get(i)
-        if p and p.poll() is None:
-            p.send_signal(signal.SIGTERM)
-            try:
-                p.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
-
     def tearDown(self):
-        for i in list(self.members):
-            self.stop_member(i)
-        for a in self.agents:
+        if getattr(self, "etcd", None):
+            self.etcd.stop_all()
+        for a in getattr(self, "agents", []):
             a.stop()
         super().tearDown()
-
-    def etcdctl(self, hc, *args):
-        endpoints = ",".join(f"https://127.0.0.1:{self.client_ports[i]}" for i in (1, 2, 3))
-        env = dict(os.environ, ETCDCTL_API="3")
-        return subprocess.run([ETCDCTL, "--endpoints", endpoints, "--cacert", hc.pki("etcd/ca.crt"),
-                               "--cert", hc.pki("etcd/healthcheck-client.crt"),
-                               "--key", hc.pki("etcd/healthcheck-client.key"),
-                               "--command-timeout", "8s", *args],
-                              capture_output=True, text=True, env=env, timeout=30)
 
     def served_serial(self, i, hc):
         """A strict TLS handshake with member i using the healthcheck client certificate."""
         ctx = ssl.create_default_context(cafile=hc.pki("etcd/ca.crt"))
         ctx.verify_flags |= ssl.VERIFY_X509_STRICT
         ctx.load_cert_chain(hc.pki("etcd/healthcheck-client.crt"), hc.pki("etcd/healthcheck-client.key"))
-        with socket.create_connection(("127.0.0.1", self.client_ports[i]), timeout=5) as raw:
+        with socket.create_connection(("127.0.0.1", self.etcd.client_ports[i]), timeout=5) as raw:
             with ctx.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
                 der = tls.getpeercert(binary_form=True)
         p = subprocess.run(["openssl", "x509", "-inform", "DER", "-noout", "-serial"], input=der,
@@ -89,7 +44,7 @@ class AgentKeepsEtcdValid(ServerTest):
         return p.stdout.decode().strip().split("=")[-1]
 
     def test_three_member_etcd_with_renewing_agents(self):
-        self.members, self.agents = {}, []
+        self.etcd, self.agents = None, []
         s = self.server().start()
         s.init_and_unseal(1, 1)
         tokdir = os.path.join(self.tmp, "tokens")
@@ -108,20 +63,18 @@ class AgentKeepsEtcdValid(ServerTest):
                  for f in ("etcd/server.crt", "etcd/peer.crt", "etcd/healthcheck-client.crt")}
         issued_at = time.time()
 
-        self.client_ports = {i: free_port() for i in (1, 2, 3)}
-        self.peer_ports = {i: free_port() for i in (1, 2, 3)}
-        cluster_arg = ",".join(f"etcd-{i}=https://127.0.0.1:{self.peer_ports[i]}" for i in (1, 2, 3))
-        for i, a in agents.items():
-            self.start_member(i, a, cluster_arg)
+        self.etcd = EtcdCluster(self.tmp, agents)
+        for i in agents:
+            self.etcd.start(i)
         hc = agents[1]
         deadline = time.time() + 60
         while True:
-            r = self.etcdctl(hc, "endpoint", "health", "-w", "json")
+            r = self.etcd.etcdctl(hc, "endpoint", "health", "-w", "json")
             if r.returncode == 0:
                 break
             self.assertLess(time.time(), deadline, "etcd never became healthy: " + r.stdout + r.stderr)
             time.sleep(1)
-        r = self.etcdctl(hc, "put", "coffer", "renewed")
+        r = self.etcd.etcdctl(hc, "put", "coffer", "renewed")
         self.assertEqual(r.returncode, 0, r.stderr)
 
         # Every few seconds, until well past the first certificates' expiry (2 minutes after
@@ -129,7 +82,7 @@ class AgentKeepsEtcdValid(ServerTest):
         served = {i: set() for i in (1, 2, 3)}
         checks = 0
         while time.time() < issued_at + 135:
-            r = self.etcdctl(hc, "endpoint", "health", "-w", "json")
+            r = self.etcd.etcdctl(hc, "endpoint", "health", "-w", "json")
             self.assertEqual(r.returncode, 0, f"check {checks}: {r.stdout} {r.stderr}")
             health = json.loads(r.stdout)
             self.assertEqual(len(health), 3)
@@ -155,20 +108,20 @@ class AgentKeepsEtcdValid(ServerTest):
             log = agents[i].read_log()
             self.assertIn("reason=\"past its renewal point\"", log)
             self.assertIn("new_key=false", log)  # the key is kept across renewals
-        r = self.etcdctl(hc, "get", "coffer", "--print-value-only")
+        r = self.etcd.etcdctl(hc, "get", "coffer", "--print-value-only")
         self.assertEqual(r.stdout.strip(), "renewed")
 
         # A member restarted now dials its peers with its renewed peer certificate.
-        self.stop_member(2)
-        self.start_member(2, agents[2], cluster_arg)
+        self.etcd.stop(2)
+        self.etcd.start(2)
         deadline = time.time() + 60
         while True:
-            r = self.etcdctl(hc, "endpoint", "health", "-w", "json")
+            r = self.etcd.etcdctl(hc, "endpoint", "health", "-w", "json")
             if r.returncode == 0 and all(h["health"] for h in json.loads(r.stdout)):
                 break
             self.assertLess(time.time(), deadline, "etcd-2 did not rejoin: " + r.stdout + r.stderr)
             time.sleep(1)
-        r = self.etcdctl(hc, "member", "list", "-w", "json")
+        r = self.etcd.etcdctl(hc, "member", "list", "-w", "json")
         self.assertEqual(len(json.loads(r.stdout)["members"]), 3)
 
 

@@ -261,7 +261,14 @@ class Rotation(ServerTest):
                 self.assertEqual(len(pem_certs(self.agents["e-1"].pki("etcd/ca.crt"))), 1)
             p = self.s.cli("cluster", "rotation", "abort", "r1", "--timeout", "60s", token=self.s.root)
             self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
-            self.assertEqual(self.doc()["phase"], "aborted")
+            self.assertEqual((self.doc()["phase"], self.doc()["aborted_from"]), ("aborted", phase))
+            # Backwards from where it stopped: the steps each node acknowledged last.
+            st, body, _ = self.s.request("GET", "r1/nodes/data/e-1", token=self.s.root)
+            self.assertEqual(body["data"]["data"]["rotation"]["phase"], "abort-finalize")
+            steps = [l[1] for l in self.hook_lines() if l[0] == "e-1" and l[2] == "start"]
+            want = {"trust": ["abort-finalize"], "reissue": ["abort-reissue", "abort-finalize"],
+                    "finalize": ["abort-trust", "abort-reissue", "abort-finalize"]}[phase]
+            self.assertEqual(steps[-len(want):], want, steps)
             for n in ("e-1", "e-2"):
                 self.assert_on_ca(n, old_ca)
             self.assertEqual(self.default_issuer(), old_default)
