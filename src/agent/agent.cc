@@ -5,8 +5,11 @@
 #include <sys/wait.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cmath>
+#include <cstring>
+#include <filesystem>
 #include <random>
 #include <thread>
 #include <vector>
@@ -105,18 +108,33 @@ absl::Status RunHook(const std::string& cmd, const std::string& name) {
   return absl::OkStatus();
 }
 
-// Runs a hook for a CA rotation and keeps what it printed (stdout and stderr, the first 4 KiB)
+// Text a hook printed, or an error naming it, as it goes into the node's registry entry: the
+// last `max` bytes (the error is usually at the end), and only printable ASCII, newlines and tabs
+// (anything else becomes '?': the entry must stay valid UTF-8 JSON, and an operator's terminal
+// shows it).
+std::string Printable(std::string_view text, size_t max) {
+  if (text.size() > max) text = text.substr(text.size() - max);
+  std::string out(text);
+  for (char& c : out)
+    if (!((c >= 0x20 && c < 0x7f) || c == '\n' || c == '\t')) c = '?';
+  return out;
+}
+
+// Runs a hook for a CA rotation and keeps what it printed (stdout and stderr, the last 4 KiB)
 // for the acknowledgement. The output goes to a file, not a pipe: a hook that restarts a daemon
 // leaves the daemon holding its descriptors, and a pipe would never reach end of file.
 int RunHookCaptured(const std::string& cmd, std::string* output) {
-  char path[] = "/tmp/coffer-hook-XXXXXX";
-  const int fd = mkstemp(path);
-  if (fd < 0) return -1;
+  std::string path = (std::filesystem::temp_directory_path() / "coffer-hook-XXXXXX").string();
+  const int fd = mkstemp(path.data());
+  if (fd < 0) {
+    *output = Cat("could not make a file for the hook's output in ", path, ": ", strerror(errno));
+    return -1;
+  }
   close(fd);
   const int rc = std::system(Cat("(", cmd, ") >", path, " 2>&1 </dev/null").c_str());
   auto text = files::ReadIfExists(path);
-  unlink(path);
-  if (text.ok() && *text) *output = (**text).substr(0, 4096);
+  unlink(path.c_str());
+  if (text.ok() && *text) *output = Printable(**text, 4096);
   return rc == -1 ? -1 : (WIFEXITED(rc) ? WEXITSTATUS(rc) : 128 + WTERMSIG(rc));
 }
 
@@ -495,6 +513,7 @@ absl::Status Agent::FetchSecret(const SecretSpec& s) {
 
 absl::Status Agent::Heartbeat() {
   if (c_.node_registry.empty()) return absl::OkStatus();
+  RETURN_IF_ERROR(LoadAck());  // the entry is written whole: keep the stored acknowledgement
   json::object certs, cas;
   for (const auto& spec : c_.certificates) {
     CertState st = Inspect(spec);
@@ -515,59 +534,115 @@ absl::Status Agent::Heartbeat() {
   return absl::OkStatus();
 }
 
-absl::Status Agent::Rotate() {
-  if (c_.node_registry.empty()) return absl::OkStatus();
-  RETURN_IF_ERROR(EnsureToken());
-  if (!ack_loaded_) {
-    // After a restart: what this node last acknowledged, from its own registry entry.
-    auto mine = api_.Read(Cat(c_.node_registry, "/data/", c_.node_name));
-    if (!mine.ok() && !absl::IsNotFound(mine.status())) return mine.status();
-    if (mine.ok())
-      if (auto* d = mine->if_contains("data"); d && d->is_object())
-        if (auto* r = d->as_object().if_contains("rotation"); r && r->is_object())
-          ack_ = r->as_object();
-    ack_loaded_ = true;
-  }
-  if (ack_dirty_) RETURN_IF_ERROR(Heartbeat());
+absl::Status Agent::LoadAck() {
+  if (ack_loaded_ || c_.node_registry.empty()) return absl::OkStatus();
+  // After a restart: what this node last acknowledged, from its own registry entry (written back
+  // with every heartbeat, so it must be known before the first one).
+  auto mine = api_.Read(Cat(c_.node_registry, "/data/", c_.node_name));
+  if (!mine.ok() && !absl::IsNotFound(mine.status())) return mine.status();
+  if (mine.ok())
+    if (auto* d = mine->if_contains("data"); d && d->is_object())
+      if (auto* r = d->as_object().if_contains("rotation"); r && r->is_object())
+        ack_ = r->as_object();
+  ack_loaded_ = true;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::optional<json::object>> Agent::ReadRotation() {
   // The document's key: cluster/rotation.h kRotationKey (not a valid node name).
   auto r = api_.Read(Cat(c_.node_registry, "/data/_rotation"));
-  if (!r.ok() && absl::IsNotFound(r.status())) {
-    rotation_.reset();
-    return absl::OkStatus();
+  if (!r.ok() && absl::IsNotFound(r.status())) return std::optional<json::object>();
+  if (!r.ok() && absl::IsPermissionDenied(r.status())) {
+    // A cluster set up before CA rotation existed: its node policies do not name the document
+    // (`rotate-ca` updates them). Said once, not at every poll.
+    if (!rotation_denied_logged_)
+      log::Info("agent: this node may not read the cluster's CA rotation document yet",
+                {{"path", Cat(c_.node_registry, "/data/_rotation")}});
+    rotation_denied_logged_ = true;
+    return std::optional<json::object>();
   }
   if (!r.ok()) return r.status();
+  if (const json::value* m = r->if_contains("metadata"); m && m->is_object())
+    rotation_version_.store(JsonInt(m->as_object(), "version"));
   const json::value* dv = r->if_contains("data");
-  if (!dv || !dv->is_object()) {  // deleted (a KV version 2 tombstone)
+  if (!dv || !dv->is_object()) return std::optional<json::object>();
+  const json::object& doc = dv->as_object();
+  // A document this agent cannot act on safely is an error, not a reason to act.
+  const std::string phase = JsonStr(doc, "phase");
+  if (phase != "done" && phase != "aborted") {
+    for (const char* k : {"id", "mount", "old_issuer", "new_issuer"})
+      if (JsonStr(doc, k).empty())
+        return absl::DataLossError(Cat("the CA rotation document has no \"", k, "\""));
+    for (const char* k : {"old_pem", "new_pem"})
+      if (!crypto::ParseCertPem(JsonStr(doc, k)).ok())
+        return absl::DataLossError(Cat("the CA rotation document's ", k, " is not a certificate"));
+  }
+  return std::optional<json::object>(doc);
+}
+
+absl::Status Agent::Rotate(bool act) {
+  if (c_.node_registry.empty()) return absl::OkStatus();
+  RETURN_IF_ERROR(EnsureToken());
+  RETURN_IF_ERROR(LoadAck());
+  if (ack_dirty_) RETURN_IF_ERROR(Heartbeat());
+  ASSIGN_OR_RETURN(auto got, ReadRotation());
+  if (!got) {
     rotation_.reset();
     return absl::OkStatus();
   }
-  const json::object& doc = dv->as_object();
+  const json::object& doc = *got;
   const std::string id = JsonStr(doc, "id"), phase = JsonStr(doc, "phase");
   bool member = false;
   if (auto* n = doc.if_contains("nodes"); n && n->is_array())
     for (const auto& v : n->as_array())
       member = member || (v.is_string() && v.as_string() == c_.node_name);
   if (phase == "done" || phase == "aborted" || !member) {
-    // Finished (the mount's default issuer is the right one again) or not this node's.
+    // Finished (the mount's default issuer is the right one again) or not this node's: a node
+    // added to the cluster during a rotation follows the defaults and is brought onto the final
+    // CA by `agent once --force` afterwards (docs/rotation.md).
     rotation_.reset();
     return absl::OkStatus();
   }
   const bool same = JsonStr(ack_, "id") == id;
   const std::string acked = same ? JsonStr(ack_, "phase") : std::string();
   const bool done = same && JsonStr(ack_, "state") == "done";
-  // Renewals between phases follow the last phase this node finished.
-  rotation_ = done ? PhaseState(doc, acked) : std::nullopt;
-  if (acked == phase && done) return absl::OkStatus();
-  if (acked == phase && JsonInt(ack_, "generation") >= JsonInt(doc, "generation"))
+  // Renewals between phases follow the last phase this node finished (a failed phase keeps the
+  // one before it).
+  const std::string last_done = done ? acked : same ? JsonStr(ack_, "last_done") : std::string();
+  rotation_ = last_done.empty() ? std::nullopt : PhaseState(doc, last_done);
+  if (!act) return absl::OkStatus();
+  if (acked == phase && done) return RepairCaFiles();
+  if (acked == phase && JsonInt(ack_, "generation") == JsonInt(doc, "generation"))
     return absl::OkStatus();  // failed here: waits for `rotation resume`
   bool mine = false;
   if (auto* b = doc.if_contains("batch"); b && b->is_object())
     mine = b->as_object().contains(c_.node_name);
   if (!mine) return absl::OkStatus();  // waits for its turn (max_unavailable)
-  return RotationPhase(doc, phase);
+  return RotationPhase(doc, phase, last_done);
 }
 
-absl::Status Agent::RotationPhase(const json::object& doc, const std::string& phase) {
+// A CA file of the rotated mount that no longer holds what the finished phase wrote (rewritten
+// by hand, by a renewal of an older agent) is written again, and its certificates' hooks run.
+absl::Status Agent::RepairCaFiles() {
+  if (!rotation_) return absl::OkStatus();
+  std::vector<std::string> hooks;
+  for (const auto& s : c_.certificates) {
+    if (!RotationFor(s) || s.ca_file.empty() || s.cert_file.empty()) continue;
+    auto have = files::ReadIfExists(s.ca_file);
+    if (have.ok() && *have && **have == rotation_->ca_pem) continue;
+    log::Warn("agent: CA file differs from the rotation's; writing it again",
+              {{"file", s.ca_file}, {"rotation", rotation_->id}});
+    RETURN_IF_ERROR(files::WriteAtomic(s.ca_file, rotation_->ca_pem,
+                                       files::WriteOptions{0644, s.owner, s.group}));
+    if (!s.exec.empty() && std::find(hooks.begin(), hooks.end(), s.exec) == hooks.end())
+      hooks.push_back(s.exec);
+  }
+  for (const auto& h : hooks) (void)RunHook(h, "CA file");
+  return absl::OkStatus();
+}
+
+absl::Status Agent::RotationPhase(const json::object& doc, const std::string& phase,
+                                  const std::string& last_done) {
   const std::string id = JsonStr(doc, "id"), mount = JsonStr(doc, "mount");
   rotation_ = PhaseState(doc, phase);
   if (!rotation_) return absl::InvalidArgumentError(Cat("unknown rotation phase \"", phase, "\""));
@@ -593,7 +668,7 @@ absl::Status Agent::RotationPhase(const json::object& doc, const std::string& ph
                                 files::WriteOptions{0644, s.owner, s.group});
     }
     if (!st.ok()) {
-      error = Cat(s.name, ": ", std::string(st.message()));
+      error = Printable(Cat(s.name, ": ", std::string(st.message())), 1024);
       break;
     }
     if (!s.ca_file.empty()) fps[s.ca_file] = json::array();
@@ -605,7 +680,7 @@ absl::Status Agent::RotationPhase(const json::object& doc, const std::string& ph
   for (size_t i = 0; error.empty() && i < hooks.size(); ++i) {
     const int rc = RunHookCaptured(hooks[i], &output);
     if (rc != 0) {
-      error = Cat("hook \"", hooks[i], "\" exited with ", rc);
+      error = Printable(Cat("hook \"", hooks[i], "\" exited with ", rc), 1024);
     } else {
       output.clear();
     }
@@ -617,6 +692,7 @@ absl::Status Agent::RotationPhase(const json::object& doc, const std::string& ph
                       {"phase", phase},
                       {"generation", JsonInt(doc, "generation")},
                       {"state", error.empty() ? "done" : "failed"},
+                      {"last_done", error.empty() ? phase : last_done},
                       {"error", error},
                       {"output", output},
                       {"ca_fingerprints", std::move(fps)},
@@ -633,12 +709,48 @@ absl::Status Agent::RotationPhase(const json::object& doc, const std::string& ph
   return absl::OkStatus();
 }
 
+void Agent::WatchRotation(const std::atomic<bool>* stop, std::atomic<bool>* changed) {
+  http::Api api = api_;  // copied after the token is set; shares the connections
+  const std::string path = Cat(c_.node_registry, "/data/_rotation");
+  const int64_t wait_s = c_.rotation_wait_ms / 1000;
+  auto pause = [&](int64_t ms) {
+    for (int64_t t = 0; t < ms && !stop->load(); t += 200)
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  };
+  int attempt = 0;
+  while (!stop->load()) {
+    const int64_t have = rotation_version_.load();
+    auto r = api.Read(Cat(path, "?wait=", wait_s, "s&after_version=", have));
+    if (r.ok()) {
+      attempt = 0;
+      int64_t version = 0;
+      if (const json::value* m = r->if_contains("metadata"); m && m->is_object())
+        version = JsonInt(m->as_object(), "version");
+      if (version != have) {
+        rotation_version_.store(version);
+        changed->store(true);
+      }
+      continue;
+    }
+    if (absl::IsNotFound(r.status()) && have == 0) continue;  // answered after the wait
+    // Deleted (answered at once), not allowed (an older cluster's policy), or the server is
+    // away: the loop's periodic read covers it; the watch tries again after a pause.
+    changed->store(true);
+    pause(absl::IsNotFound(r.status()) || absl::IsPermissionDenied(r.status())
+              ? c_.rotation_poll_ms
+              : BackoffMs(attempt++));
+  }
+}
+
 bool Agent::Once(bool force) {
   bool ok = true;
   if (auto st = EnsureToken(); !st.ok()) {
     log::Error("agent: no token", {{"error", std::string(st.message())}});
     return false;
   }
+  // Renewals below follow a CA rotation in progress (issuer, CA file content).
+  if (auto st = Rotate(/*act=*/false); !st.ok())
+    log::Warn("agent: could not read the CA rotation", {{"error", std::string(st.message())}});
   for (const auto& s : c_.certificates) {
     CertState st = Inspect(s);
     if (!force && st.reason.empty()) continue;
@@ -679,6 +791,10 @@ void Agent::Run(const std::atomic<bool>* stop) {
   Item heartbeat;
   Item rotation;
   bool renewed = false;
+  // The rotation document's long poll, on its own thread (its own Api: the loop's sets the
+  // token); it only raises `rotation_changed`, the loop acts.
+  std::atomic<bool> rotation_changed{false}, watch_stop{false};
+  std::thread watcher;
   bool have_token_ttl = false;
   log::Info("agent: started", {{"node", c_.node_name},
                                {"certificates", Cat(c_.certificates.size())},
@@ -704,6 +820,19 @@ void Agent::Run(const std::atomic<bool>* stop) {
         // A token without TTL (root-like) is looked at again in an hour.
         token.next = now_ms() + (*ttl > 0 ? *ttl * 500 : int64_t{3600} * 1000);
       }
+    }
+    if (!c_.node_registry.empty() && have_token_ttl && !watcher.joinable())
+      watcher = std::thread([this, &watch_stop, &rotation_changed] {
+        WatchRotation(&watch_stop, &rotation_changed);
+      });
+    // A CA rotation: read when its document changed (or every rotation_poll), before any
+    // renewal; the node acts when it is its turn.
+    if (rotation_changed.exchange(false)) rotation.next = 0;
+    if (!c_.node_registry.empty() && rotation.next <= now_ms()) {
+      if (auto st = Rotate(); !st.ok() && !absl::IsFailedPrecondition(st))
+        log::Warn("agent: could not follow the CA rotation",
+                  {{"error", std::string(st.message())}});
+      rotation.next = now_ms() + c_.rotation_poll_ms;
     }
     for (size_t i = 0; i < certs.size(); ++i) {
       if (certs[i].next > now_ms()) continue;
@@ -733,13 +862,6 @@ void Agent::Run(const std::atomic<bool>* stop) {
       secrets[i].attempt = 0;
       secrets[i].next = now_ms() + int64_t{3600} * 1000;  // picked up again hourly (rotations)
     }
-    // A CA rotation: its document read every rotation_poll; the node acts when it is its turn.
-    if (!c_.node_registry.empty() && rotation.next <= now_ms()) {
-      if (auto st = Rotate(); !st.ok() && !absl::IsFailedPrecondition(st))
-        log::Warn("agent: could not follow the CA rotation",
-                  {{"error", std::string(st.message())}});
-      rotation.next = now_ms() + c_.rotation_poll_ms;
-    }
     // The node registry: every heartbeat, and at once after a renewal changed what is on disk.
     if (!c_.node_registry.empty() && (heartbeat.next <= now_ms() || renewed)) {
       if (auto st = Heartbeat(); !st.ok()) {
@@ -755,9 +877,11 @@ void Agent::Run(const std::atomic<bool>* stop) {
     for (const auto& it : certs) wake = std::min(wake, it.next);
     for (const auto& it : secrets) wake = std::min(wake, it.next);
     if (!c_.node_registry.empty()) wake = std::min({wake, heartbeat.next, rotation.next});
-    while (!stop->load() && now_ms() < wake)
+    while (!stop->load() && !rotation_changed.load() && now_ms() < wake)
       std::this_thread::sleep_for(std::chrono::milliseconds(std::min<Ms>(200, wake - now_ms())));
   }
+  watch_stop.store(true);
+  if (watcher.joinable()) watcher.join();  // at most rotation_wait
   log::Info("agent: stopped", {{"node", c_.node_name}});
 }
 

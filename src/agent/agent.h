@@ -58,13 +58,14 @@ class Agent {
   // version, each certificate's serial and expiry, and the SHA-256 fingerprint of each CA file
   // as written. A no-op without node_registry.
   absl::Status Heartbeat();
-  // One look at the cluster's CA rotation (cluster/rotation.h): when the current phase is this
-  // node's to act on (it is in the batch, or has nothing of that CA), does what the phase asks
-  // for every certificate of the rotated mount, runs their hooks once each, and acknowledges in
-  // its registry entry (done with the CA files' fingerprints, or failed with the error and the
-  // hook's output). A no-op without node_registry or without a rotation.
-  absl::Status Rotate();
-
+  // One look at the cluster's CA rotation (cluster/rotation.h): learns what the phases this node
+  // finished ask of its renewals (issuer, CA file content), and with `act`, when the current
+  // phase is this node's to act on (it is in the batch), does what the phase asks for every
+  // certificate of the rotated mount, runs their hooks once each, and acknowledges in its
+  // registry entry (done with the CA files' fingerprints, or failed with the error and the
+  // hook's output). Renewals made without it first ignore a rotation in progress. A no-op
+  // without node_registry or without a rotation.
+  absl::Status Rotate(bool act = true);
   // One pass (for `agent once`): token, every certificate due (all with force), every secret.
   // Returns true when everything is valid afterwards.
   bool Once(bool force);
@@ -82,7 +83,13 @@ class Agent {
   // The sign path and CA text a renewal of `s` uses now (the rotation's, or the defaults).
   std::string SignPath(const CertSpec& s) const;
   const RotationState* RotationFor(const CertSpec& s) const;
-  absl::Status RotationPhase(const boost::json::object& doc, const std::string& phase);
+  absl::Status RotationPhase(const boost::json::object& doc, const std::string& phase,
+                             const std::string& last_done);
+  absl::Status LoadAck();
+  absl::StatusOr<std::optional<boost::json::object>> ReadRotation();
+  absl::Status RepairCaFiles();
+  // The rotation document's long poll (Run's watcher thread): wakes the loop when it changes.
+  void WatchRotation(const std::atomic<bool>* stop, std::atomic<bool>* changed);
 
   http::Api api_;
   Config c_;
@@ -91,6 +98,8 @@ class Agent {
   boost::json::object ack_;  // this node's acknowledgement, written with its registry entry
   bool ack_loaded_ = false;  // read back from the registry once after start
   bool ack_dirty_ = false;   // not yet written to the registry
+  bool rotation_denied_logged_ = false;
+  std::atomic<int64_t> rotation_version_{0};  // of the document last read (0: none)
 };
 
 // Renders a kubeconfig with everything embedded (base64 CA, certificate and key).

@@ -251,11 +251,12 @@ absl::Status CheckBlocks(const hcl::Item& it) {
 
 absl::StatusOr<Config> ParseConfig(std::string_view text) {
   ASSIGN_OR_RETURN(auto items, hcl::Parse(text));
-  RETURN_IF_ERROR(CheckKeys(items,
-                            {"server", "node_name", "token_path", "init_token_path", "token_role",
-                             "retry_min", "retry_max", "certificate", "certificates", "secret",
-                             "secrets", "node_registry", "heartbeat", "rotation_poll"},
-                            "the agent config"));
+  RETURN_IF_ERROR(
+      CheckKeys(items,
+                {"server", "node_name", "token_path", "init_token_path", "token_role", "retry_min",
+                 "retry_max", "certificate", "certificates", "secret", "secrets", "node_registry",
+                 "heartbeat", "rotation_poll", "rotation_wait"},
+                "the agent config"));
   for (const auto& it : items) {
     if (it.key == "server" && it.value.kind == hcl::Value::Kind::kObject)
       RETURN_IF_ERROR(CheckKeys(it.value.object, {"address", "ca_cert"}, "server"));
@@ -319,6 +320,12 @@ absl::StatusOr<Config> ParseConfig(std::string_view text) {
       return absl::InvalidArgumentError(
           "rotation_poll: a duration of at least 1s, such as \"10s\"");
     c.rotation_poll_ms = *d * 1000;
+  }
+  if (const json::value* rw = top.if_contains("rotation_wait")) {
+    auto d = ParseDurationSeconds(*rw);
+    if (!d.ok() || *d < 1 || *d > 300)
+      return absl::InvalidArgumentError("rotation_wait: a duration from 1s to 5m, such as \"20s\"");
+    c.rotation_wait_ms = *d * 1000;
   }
   if (!c.node_registry.empty() && c.node_name.empty())
     return absl::InvalidArgumentError("agent config: node_registry needs node_name");

@@ -7,7 +7,7 @@
 //   token_role      = "prod-node-etcd-1"                   # auth/token/create/<token_role>
 //   retry_min = "1s"  retry_max = "5m"                      # backoff while the server is away
 //   node_registry = "prod/nodes"  heartbeat = "60s"          # the node registry (cluster/nodes.h)
-//   rotation_poll = "10s"                                   # CA rotations (cluster/rotation.h)
+//   rotation_wait = "20s"  rotation_poll = "5m"             # CA rotations (cluster/rotation.h)
 //   certificate "etcd-server" {
 //     role = "prod/pki/etcd/sign/etcd-server-etcd-1"
 //     common_name = "etcd-1"  dns_sans = ["etcd-1", "localhost"]  ip_sans = ["127.0.0.1"]
@@ -64,9 +64,12 @@ struct Config {
   // its node's entry there after each pass and every heartbeat_ms while it runs.
   std::string node_registry;
   int64_t heartbeat_ms = 60000;
-  // How often the agent reads the cluster's CA rotation document (<node_registry>/data/_rotation,
-  // cluster/rotation.h) while it runs; only with node_registry.
-  int64_t rotation_poll_ms = 10000;
+  // The cluster's CA rotation document (<node_registry>/data/_rotation, cluster/rotation.h),
+  // only with node_registry: while the agent runs one long poll is open on it (answered when it
+  // changes, or after rotation_wait: also the longest a stop waits for it), and it is read every
+  // rotation_poll besides.
+  int64_t rotation_poll_ms = 300000;
+  int64_t rotation_wait_ms = 20000;
   std::string token;  // for one-off commands without a token file (COFFER_TOKEN)
   int64_t retry_min_ms = 1000, retry_max_ms = 300000;
   std::vector<CertSpec> certificates;

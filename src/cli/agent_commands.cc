@@ -133,6 +133,11 @@ void RegisterAgentCommands(CLI::App& app, int* exit_code) {
       *exit_code = Fail(st);
       return;
     }
+    // During a CA rotation, renewals sign with the rotation's issuer and write its CA content.
+    if (auto st = ag.Rotate(/*act=*/false); !st.ok()) {
+      *exit_code = Fail(st);
+      return;
+    }
     const int64_t now = std::time(nullptr);
     for (const auto& cs : ag.config().certificates) {
       if (*which != "all" && cs.name != *which) continue;

@@ -64,6 +64,17 @@ json::object& Batch(json::object& o) {
 
 int64_t Now() { return static_cast<int64_t>(std::time(nullptr)); }
 
+// What a node wrote (its error, its hook's output) shown on an operator's terminal: printable
+// ASCII, newlines and tabs only, at most `max` bytes, so a compromised node can neither send
+// escape sequences nor flood the screen.
+std::string Printable(std::string_view text, size_t max) {
+  std::string out(text.substr(0, max));
+  for (char& c : out)
+    if (!((c >= 0x20 && c < 0x7f) || c == '\n' || c == '\t')) c = '?';
+  if (text.size() > max) out += "...";
+  return out;
+}
+
 std::string DocPath(const std::string& cluster) {
   return Cat(cluster, "/nodes/data/", kRotationKey);
 }
@@ -71,7 +82,12 @@ std::string DocPath(const std::string& cluster) {
 absl::StatusOr<Doc> ReadDoc(const http::Api& api, const std::string& cluster) {
   Doc d;
   auto r = api.Read(DocPath(cluster));
-  if (!r.ok() && absl::IsNotFound(r.status())) return d;
+  if (!r.ok() && absl::IsNotFound(r.status())) {
+    // Never written, or its latest version deleted: a write must name the current version.
+    auto m = api.Read(Cat(cluster, "/nodes/metadata/", kRotationKey));
+    if (m.ok()) d.version = Int(*m, "current_version");
+    return d;
+  }
   if (!r.ok()) return r.status();
   if (const json::value* m = r->if_contains("metadata"); m && m->is_object())
     d.version = Int(m->as_object(), "version");
@@ -174,11 +190,11 @@ absl::StatusOr<std::vector<NodeView>> Nodes(const http::Api& api, const std::str
       v.state = NodeState::kDone;
       v.since = Int(a, "at");
     } else if (here && Str(a, "state") == "failed" &&
-               Int(a, "generation") >= Int(doc, "generation")) {
+               Int(a, "generation") == Int(doc, "generation")) {
       v.state = NodeState::kFailed;
       v.since = Int(a, "at");
-      v.error = Str(a, "error");
-      v.output = Str(a, "output");
+      v.error = Printable(Str(a, "error"), 1024);
+      v.output = Printable(Str(a, "output"), 4096);
     }
     out.push_back(std::move(v));
   }
@@ -197,6 +213,16 @@ int RunCaptured(const std::string& cmd, std::string* output) {
   unlink(path);
   if (text.ok() && *text) *output = (**text).substr(0, 4096);
   return rc == -1 ? -1 : (WIFEXITED(rc) ? WEXITSTATUS(rc) : 128 + WTERMSIG(rc));
+}
+
+// The old issuer's usage as it was before the rotation (finalize takes issuing away).
+absl::Status RestoreOldUsage(const http::Api& api, const json::object& doc) {
+  std::string usage = Str(doc, "old_usage");
+  if (usage.empty()) usage = "read-only,issuing-certificates,crl-signing,ocsp-signing";
+  return api
+      .Write(Cat(Str(doc, "mount"), "/issuer/", Str(doc, "old_issuer")),
+             json::object{{"usage", usage}})
+      .status();
 }
 
 // What happens on the server when every node has finished `phase`; returns the next phase.
@@ -221,9 +247,13 @@ absl::StatusOr<std::string> Advance(const http::Api& api, json::object& doc, std
     for (int64_t i = Int(doc, "finalize_hooks_done"); i < static_cast<int64_t>(hooks.size()); ++i) {
       std::string output;
       const int rc = RunCaptured(hooks[static_cast<size_t>(i)], &output);
-      if (rc != 0)
-        return absl::FailedPreconditionError(Cat("finalize hook \"", hooks[static_cast<size_t>(i)],
-                                                 "\" exited with ", rc, ": ", output));
+      if (rc != 0) {
+        // The output stays on this terminal: the document is readable by every node.
+        out << "  finalize hook \"" << hooks[static_cast<size_t>(i)] << "\" exited with " << rc
+            << "; its output:\n"
+            << Printable(output, 4096) << "\n";
+        return absl::FailedPreconditionError(Cat("finalize hook ", i + 1, " exited with ", rc));
+      }
       out << "  ran finalize hook: " << hooks[static_cast<size_t>(i)] << "\n";
       doc["finalize_hooks_done"] = i + 1;
     }
@@ -241,11 +271,7 @@ absl::StatusOr<std::string> Advance(const http::Api& api, json::object& doc, std
   if (phase == "abort-finalize") {
     RETURN_IF_ERROR(
         api.Write(Cat(mount, "/config/issuers"), json::object{{"default", old_issuer}}).status());
-    RETURN_IF_ERROR(
-        api.Write(
-               Cat(mount, "/issuer/", old_issuer),
-               json::object{{"usage", "read-only,issuing-certificates,crl-signing,ocsp-signing"}})
-            .status());
+    RETURN_IF_ERROR(RestoreOldUsage(api, doc));
     RETURN_IF_ERROR(
         api.Write(Cat(mount, "/issuer/", new_issuer), json::object{{"usage", "read-only"}})
             .status());
@@ -273,13 +299,15 @@ absl::StatusOr<bool> Tick(const http::Api& api, const RotateOptions& o, std::ost
     ++total;
     if (n.state == NodeState::kDone) ++done;
     if (n.state == NodeState::kFailed) {
-      d.o["error"] = Cat("node ", n.name, " failed the ", phase, " phase: ", n.error,
-                         n.output.empty() ? "" : Cat(" (output: ", n.output, ")"));
+      // The document (readable by every node) names the node only; the error and the hook's
+      // output stay in that node's own entry, shown here and by `rotation status`.
+      d.o["error"] = Cat("node ", n.name, " failed the ", phase, " phase");
       RETURN_IF_ERROR(WriteDoc(api, o.cluster, d));
       if (*bar) (*bar)->Finish();
-      return absl::FailedPreconditionError(Cat("the rotation is paused: ", Str(d.o, "error"),
-                                               "; after fixing it run ",
-                                               "`coffer cluster rotation resume ", o.cluster, "`"));
+      return absl::FailedPreconditionError(
+          Cat("the rotation is paused: node ", n.name, " failed the ", phase, " phase: ", n.error,
+              n.output.empty() ? "" : Cat("\n  hook output:\n", n.output),
+              "\nafter fixing it run `coffer cluster rotation resume ", o.cluster, "`"));
     }
   }
   if (*shown != phase) {
@@ -409,6 +437,7 @@ absl::Status RotateCa(const http::Api& api, const RotateOptions& o, std::ostream
                      {"old_issuer", old_issuer},
                      {"new_issuer", new_issuer},
                      {"old_pem", Str(old, "certificate")},
+                     {"old_usage", Str(old, "usage")},
                      {"new_pem", Str(md->as_object(), "certificate")},
                      {"phase", "trust"},
                      {"generation", 1},
@@ -421,7 +450,11 @@ absl::Status RotateCa(const http::Api& api, const RotateOptions& o, std::ostream
                      {"started", now},
                      {"phase_started", now},
                      {"error", ""}};
-  RETURN_IF_ERROR(WriteDoc(api, o.cluster, d));
+  if (auto st = WriteDoc(api, o.cluster, d); !st.ok()) {
+    // No rotation will use the new issuer: it must not sign (nodes may name any issuer).
+    (void)api.Write(Cat(mount, "/issuer/", new_issuer), json::object{{"usage", "read-only"}});
+    return st;
+  }
   out << "rotation " << id << " of the " << o.ca << " CA started: new issuer " << new_issuer
       << " (CN " << CaCommonName(ca) << ") in " << mount << "; " << nodes.size() << " node"
       << (nodes.size() == 1 ? "" : "s") << ", at most " << o.max_unavailable << " at a time\n";
@@ -438,7 +471,8 @@ absl::Status Drive(const http::Api& api, const RotateOptions& o, std::ostream& o
     if (t.ok() && *t) return absl::OkStatus();
     if (!t.ok()) {
       // A server restarting, sealed or unreachable is waited out; anything else stops.
-      if (!absl::IsUnavailable(t.status())) return t.status();
+      // Aborted: another command wrote the document (skip-node, resume): read it again.
+      if (!absl::IsUnavailable(t.status()) && !absl::IsAborted(t.status())) return t.status();
       if (waiting_for != t.status().message()) {
         waiting_for = std::string(t.status().message());
         out << "waiting for the server: " << waiting_for << "\n";
@@ -492,6 +526,9 @@ absl::Status Abort(const http::Api& api, const RotateOptions& o, std::ostream& o
     d.o["phase_started"] = Now();
     d.o["batch"] = json::object();
   }
+  // Abort-reissue signs with the old issuer: a finalize that paused on its hooks has already
+  // taken its issuing usage away.
+  RETURN_IF_ERROR(RestoreOldUsage(api, d.o));
   d.o["error"] = "";
   d.o["generation"] = Int(d.o, "generation") + 1;
   RETURN_IF_ERROR(WriteDoc(api, o.cluster, d));
@@ -516,8 +553,10 @@ absl::Status SkipNode(const http::Api& api, const std::string& cluster, const st
   Batch(d.o).erase(node);
   RETURN_IF_ERROR(WriteDoc(api, cluster, d));
   out << "node " << node << " skipped in rotation " << Str(d.o, "id")
-      << ": it must be re-installed with a new init token (`coffer cluster init-token " << cluster
-      << " " << node << "`)\n";
+      << ": if it comes back, run `coffer agent once --force` on it after the rotation is done; "
+         "if it is gone for good, revoke its token and re-install it with a new init token "
+         "(`coffer cluster init-token "
+      << cluster << " " << node << "`)\n";
   return absl::OkStatus();
 }
 

@@ -780,10 +780,17 @@ absl::StatusOr<Response> Core::HandleLocked(Request& req) {
   MarkSecretPath(req, backend, rest);
   auto run = [&]() -> absl::StatusOr<Response> {
     const std::string full_path = req.path;
+    // A long poll (watch.h): the path's generation is taken before the engine reads.
+    const bool poll = req.op == Operation::kRead && !req.query.empty() && req.QueryParam("wait");
+    if (poll) req.watch_generation = watches_.Generation(full_path);
     req.storage = view;
     req.path = rest;
     absl::StatusOr<Response> result = backend->Handle(req);
     req.path = full_path;
+    if (result.ok() && !poll) result->park_ms = 0;
+    if (result.ok() && req.op != Operation::kRead && req.op != Operation::kList &&
+        req.op != Operation::kHead)
+      watches_.Notify(full_path);
     return result;
   };
 

@@ -26,6 +26,7 @@
 #include "core/policy_store.h"
 #include "core/request.h"
 #include "core/token_store.h"
+#include "core/watch.h"
 #include "seal/seal.h"
 #include "storage/timed_storage.h"
 #include "util/clock.h"
@@ -91,6 +92,8 @@ class Core final : private SystemView {
 
   // Runs one request end to end. Errors carry the code HttpStatusFor() maps.
   absl::StatusOr<Response> Handle(Request& req) ABSL_LOCKS_EXCLUDED(state_mu_);
+  // Long polls parked by the HTTP layer (watch.h).
+  WatchHub& watches() { return watches_; }
 
   // What the HTTP layer asks from the request line and headers alone, before it reads a body
   // or picks the thread a request runs on.
@@ -324,6 +327,7 @@ class Core final : private SystemView {
   std::unique_ptr<barrier::Barrier> barrier_;
   std::unique_ptr<TokenStore> tokens_;
   std::unique_ptr<PolicyStore> policies_;
+  WatchHub watches_;
   std::unique_ptr<AuditBroker> audit_;
   std::unique_ptr<Backend> system_;
 

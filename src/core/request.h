@@ -42,6 +42,10 @@ struct Request {
   bool sudo = false;                    // the caller holds sudo on this path
   // Where in `path` a secret begins (SpecialPaths::secret_path_prefixes), or npos.
   size_t secret_path_from = std::string::npos;
+  // A long poll (core/watch.h): the path's generation when the engine read it, and whether the
+  // engine must answer now (the wait is over, or the path was written).
+  uint64_t watch_generation = 0;
+  bool no_park = false;
 
   std::optional<std::string> QueryParam(std::string_view name) const {
     for (const auto& [k, v] : query)
@@ -95,6 +99,9 @@ struct Response {
   std::optional<LoginGrant> login;
   // Internal: the core seals the server after sending this response.
   bool seal_after = false;
+  // Internal: a long poll with nothing new yet; the HTTP layer answers the request again when its
+  // path is written or after this many milliseconds (core/watch.h).
+  int64_t park_ms = 0;
 
   static Response Data(boost::json::object d) {
     Response r;

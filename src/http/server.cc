@@ -522,11 +522,15 @@ class Session : public Conn, public std::enable_shared_from_this<Session<Stream>
   struct Outcome {
     RawResponse out;
     bool authenticated = false;
+    // A long poll with nothing new (core/watch.h): parked, answered again later.
+    std::string park_path;
+    uint64_t park_generation = 0;
+    int64_t park_ms = 0;
   };
 
   // Parses (unless done) and runs the request. Thread-safe: reads only immutable members, so
   // it may run on the expensive pool.
-  Outcome Execute(const Message& msg, core::Request* parsed) const {
+  Outcome Execute(const Message& msg, core::Request* parsed, bool no_park = false) const {
     Outcome o;
     std::optional<core::Request> own;
     if (!parsed) {
@@ -540,6 +544,7 @@ class Session : public Conn, public std::enable_shared_from_this<Session<Stream>
       own = std::move(*req);
       parsed = &*own;
     }
+    parsed->no_park = no_park;
     core::Request& req = *parsed;
     // An HA standby sends the client to the active server: 307 keeps method and body (Vault's
     // behaviour with request forwarding off; Vault's clients follow it).
@@ -554,6 +559,12 @@ class Session : public Conn, public std::enable_shared_from_this<Session<Stream>
       return o;
     }
     auto res = shared_->core->Handle(req);
+    if (res.ok() && res->park_ms > 0) {
+      o.park_path = req.path;
+      o.park_generation = req.watch_generation;
+      o.park_ms = res->park_ms;
+      return o;
+    }
     o.out = RenderResponse(res, req);
     o.authenticated = req.token.has_value();
     if (log::Enabled(log::Level::kDebug))
@@ -581,21 +592,57 @@ class Session : public Conn, public std::enable_shared_from_this<Session<Stream>
     // A wrapped response stores its wrapping token and cubbyhole: a write, whatever the path.
     if (!admission.ok() || shared_->offload_reads || admission->may_wait || req->wrap_ttl > 0)
       return Offload(msg, std::make_shared<core::Request>(std::move(*req)), shared_->blocking);
-    Finish(*msg, Execute(*msg, &*req));
+    Done(msg, Execute(*msg, &*req));
   }
 
   void Offload(const std::shared_ptr<Message>& msg, const std::shared_ptr<core::Request>& req,
-               ExpensivePool* pool = nullptr) {
+               ExpensivePool* pool = nullptr, bool no_park = false) {
     auto self = this->shared_from_this();
     if (pool == nullptr) pool = shared_->pool;
-    bool queued = pool->TryPost([self, msg, req] {
-      Outcome o = self->Execute(*msg, req.get());
+    bool queued = pool->TryPost([self, msg, req, no_park] {
+      Outcome o = self->Execute(*msg, req.get(), no_park);
       asio::post(self->stream_.get_executor(),
-                 [self, msg, o = std::move(o)]() mutable { self->Finish(*msg, std::move(o)); });
+                 [self, msg, o = std::move(o)]() mutable { self->Done(msg, std::move(o)); });
     });
     if (!queued)
       Finish(*msg, {RenderError(503, Cat("too many expensive requests in progress (", pool->limit(),
                                          " running or waiting): retry in a moment"))});
+  }
+
+  // An executed request: answered, or parked when it is a long poll with nothing new.
+  void Done(const std::shared_ptr<Message>& msg, Outcome o) {
+    if (o.park_ms > 0) return Park(msg, o);
+    Finish(*msg, std::move(o));
+  }
+
+  // Parks a long poll on this connection (no read is pending meanwhile): the request runs again
+  // with no_park when its path is written or when the wait is over, whichever is first. The
+  // connection's thread owns `fired`; the hub may wake it from any thread.
+  void Park(const std::shared_ptr<Message>& msg, const Outcome& o) {
+    auto self = this->shared_from_this();
+    auto fired = std::make_shared<bool>(false);
+    if (!park_timer_) park_timer_.emplace(stream_.get_executor());
+    park_timer_->expires_after(std::chrono::milliseconds(o.park_ms));
+    core::WatchHub& hub = shared_->core->watches();
+    const uint64_t id = hub.Subscribe(o.park_path, o.park_generation, [self, msg, fired] {
+      asio::post(self->stream_.get_executor(), [self, msg, fired] {
+        if (*fired) return;
+        *fired = true;
+        self->park_timer_->cancel();
+        self->Resume(msg);
+      });
+    });
+    park_timer_->async_wait([self, msg, fired, id, &hub](beast::error_code) {
+      if (*fired) return;
+      *fired = true;
+      hub.Cancel(id);
+      self->Resume(msg);
+    });
+  }
+
+  void Resume(const std::shared_ptr<Message>& msg) {
+    if (shared_->offload_reads) return Offload(msg, nullptr, shared_->blocking, /*no_park=*/true);
+    Done(msg, Execute(*msg, nullptr, /*no_park=*/true));
   }
 
   void Finish(const Message& msg, Outcome o) {
@@ -694,7 +741,8 @@ class Session : public Conn, public std::enable_shared_from_this<Session<Stream>
   std::chrono::steady_clock::time_point drain_deadline_;
   size_t drained_ = 0;
   std::string drain_buf_;
-  std::string out_head_, out_body_;  // the response being written (one at a time)
+  std::string out_head_, out_body_;               // the response being written (one at a time)
+  std::optional<asio::steady_timer> park_timer_;  // a parked long poll's wait
 };
 
 class Listener : public std::enable_shared_from_this<Listener> {
@@ -860,6 +908,7 @@ class HttpServerImpl final : public HttpServer {
   }
 
   absl::Status Init(core::Core* core, const ServerOptions& opts) {
+    core_ = core;
     if (opts.listeners.empty())
       return absl::InvalidArgumentError("at least one listener is required");
     // Each loop's reactor (epoll, timerfd and eventfd descriptors) is made now: made lazily by
@@ -900,6 +949,8 @@ class HttpServerImpl final : public HttpServer {
     // belong to still exist.
     pool_.reset();
     blocking_.reset();
+    // So do parked long polls (their wake-ups hold them).
+    if (core_) core_->watches().Clear();
   }
 
   absl::Status ReloadTls() override {
@@ -954,6 +1005,7 @@ class HttpServerImpl final : public HttpServer {
   std::vector<asio::executor_work_guard<asio::io_context::executor_type>> guards_;
   std::vector<std::shared_ptr<Listener>> listeners_;
   std::vector<std::thread> threads_;
+  core::Core* core_ = nullptr;
   std::atomic<bool> stopped_{false};
 };
 

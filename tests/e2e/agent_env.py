@@ -36,6 +36,7 @@ class Agent:
             c = json.load(f)
         c["retry_min"] = "1s"
         c["retry_max"] = retry_max
+        c["rotation_wait"] = "2s"  # the rotation watch's long poll: a stop waits for it
         with open(self.cfg, "w") as f:
             json.dump(c, f)
         os.makedirs(self.state, exist_ok=True)

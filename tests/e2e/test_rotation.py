@@ -67,7 +67,10 @@ class Rotation(ServerTest):
             a = Agent(self, s, "r1", name, tokdir)
             with open(a.cfg) as f:
                 c = json.load(f)
-            c["rotation_poll"] = "1s"
+            # Agents learn of each step through their long poll (answered when the document is
+            # written); the periodic read is far too slow for these tests to pass on it.
+            c["rotation_poll"] = "5m"
+            c["rotation_wait"] = "5s"
             extra = (hooks or {}).get(name, "true")
             hook = (f'echo "{name} $COFFER_ROTATION_PHASE start $(date +%s.%N)" >> {self.hooklog}; '
                     f'sleep 0.3; {extra}; rc=$?; '
@@ -138,6 +141,42 @@ class Rotation(ServerTest):
                 return r
             self.assertLess(time.time(), deadline, "timed out waiting for " + what)
             time.sleep(0.3)
+
+    def test_long_poll_of_a_kv_version_2_key(self):
+        """The agents' watch: a read with wait/after_version is answered when the key is written,
+        or when the wait is over; bad parameters are a 400 with the rule."""
+        s = self.s = self.server().start()
+        s.init_and_unseal(1, 1)
+        st, body, _ = s.request("POST", "sys/mounts/kv", token=s.root, body={"type": "kv", "options": {"version": "2"}})
+        self.assertEqual(st, 204, body)
+        t0 = time.time()
+        st, body, _ = s.request("GET", "kv/data/doc?wait=2s&after_version=0", token=s.root)
+        self.assertEqual(st, 404, body)  # nothing written: answered after the wait
+        self.assertGreaterEqual(time.time() - t0, 1.9)
+        import threading
+        writer = threading.Timer(1.0, lambda: s.request("POST", "kv/data/doc", token=s.root, body={"data": {"v": 1}}))
+        writer.start()
+        t0 = time.time()
+        st, body, _ = s.request("GET", "kv/data/doc?wait=60s&after_version=0", token=s.root)
+        writer.join()
+        self.assertEqual(st, 200, body)
+        self.assertEqual((body["data"]["data"], body["data"]["metadata"]["version"]), ({"v": 1}, 1))
+        self.assertLess(time.time() - t0, 10)  # woken by the write, not by the wait
+        t0 = time.time()
+        st, body, _ = s.request("GET", "kv/data/doc?wait=60s&after_version=0", token=s.root)
+        self.assertEqual((st, body["data"]["metadata"]["version"]), (200, 1))  # newer already: at once
+        self.assertLess(time.time() - t0, 5)
+        for q, msg in (("wait=10m&after_version=1", "from 1s to 5m"), ("wait=5s", "needs after_version"),
+                       ("wait=5s&after_version=x", "after_version")):
+            st, body, _ = s.request("GET", "kv/data/doc?" + q, token=s.root)
+            self.assertEqual(st, 400, (q, body))
+            self.assertIn(msg, body["errors"][0])
+        # A token that may not read the key is refused before any wait.
+        st, body, _ = s.request("POST", "auth/token/create", token=s.root, body={"policies": ["default"]})
+        t0 = time.time()
+        st, body, _ = s.request("GET", "kv/data/doc?wait=30s&after_version=1", token=body["auth"]["client_token"])
+        self.assertEqual(st, 403, body)
+        self.assertLess(time.time() - t0, 5)
 
     def test_full_rotation_in_batches(self):
         s = self.cluster(["e-1:etcd:127.0.0.1", "e-2:etcd:127.0.0.1", "e-3:etcd:127.0.0.1",

@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "engines/kv/kv_v2_internal.h"
+#include "util/duration.h"
 #include "util/status.h"
 
 namespace coffer::engines::kv::v2 {
@@ -189,12 +190,49 @@ absl::Status NeedVersions(const std::vector<int64_t>& versions, std::string_view
   return versions.empty() ? absl::InvalidArgumentError(std::string(message)) : absl::OkStatus();
 }
 
+// A long poll of data/<key> (Coffer's extension, core/watch.h): ?wait=<duration, at most 5m>
+// &after_version=<n>: the answer comes when the key's current version is past n (a write), or
+// when the wait is over, whichever is first.
+struct LongPoll {
+  int64_t wait_ms = 0, after_version = 0;
+};
+absl::StatusOr<LongPoll> ParseLongPoll(const std::string& wait,
+                                       const std::optional<std::string>& after) {
+  auto secs = ParseDurationSeconds(wait);
+  if (!secs.ok() || *secs < 1 || *secs > 300)
+    return absl::InvalidArgumentError(
+        Cat("wait \"", wait.substr(0, 32), "\" must be a duration from 1s to 5m, such as \"30s\""));
+  int64_t n = -1;
+  if (after) {
+    auto [end, ec] = std::from_chars(after->data(), after->data() + after->size(), n);
+    if (ec != std::errc() || end != after->data() + after->size()) n = -1;
+  }
+  if (n < 0)
+    return absl::InvalidArgumentError(
+        "a long poll (wait) needs after_version: the version the caller has (0 for none)");
+  return LongPoll{*secs * 1000, n};
+}
+
 }  // namespace
 
 std::vector<Path> DataPaths(KvV2Backend* b) {
   // ---- data/<path> ----
   auto read = [b](Request& req, const FieldData& d) -> absl::StatusOr<Response> {
     const std::string key = d.String("path");
+    if (auto wait = req.QueryParam("wait"); wait && !req.no_park) {
+      ASSIGN_OR_RETURN(LongPoll poll, ParseLongPoll(*wait, req.QueryParam("after_version")));
+      int64_t current = 0;
+      {
+        ReaderMutexLock l(&b->LockFor(key));
+        ASSIGN_OR_RETURN(auto meta, KvV2Backend::LoadMeta(req.storage, key));
+        if (meta) current = meta->current;
+      }
+      if (current <= poll.after_version) {
+        Response r;
+        r.park_ms = poll.wait_ms;  // answered again when data/<key> is written, or after the wait
+        return r;
+      }
+    }
     ReaderMutexLock l(&b->LockFor(key));
     ASSIGN_OR_RETURN(VersionRead v, ReadVersion(b, req, key, d.Int("version"), "data"));
     if (v.answer) return std::move(*v.answer);
@@ -335,6 +373,12 @@ std::vector<Path> DataPaths(KvV2Backend* b) {
        .fields = {{"path", path_field()},
                   {"version",
                    Field(FieldType::kInt, "The version to read; the latest when absent or 0")},
+                  {"wait",
+                   Field(FieldType::kString,
+                         "Coffer: a long poll of a read, up to 5m: answered when the "
+                         "secret's version passes after_version, or when the wait is over")},
+                  {"after_version",
+                   Field(FieldType::kInt, "Coffer: with wait, the version the caller already has")},
                   {"options",
                    Field(FieldType::kMap,
                          "Options of a write: \"cas\" (check-and-set) allows the write only if "
