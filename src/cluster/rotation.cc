@@ -10,6 +10,7 @@
 #include <map>
 #include <memory>
 #include <random>
+#include <set>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -172,13 +173,34 @@ struct NodeView {
   std::string error, output;
 };
 
+// What the driver already knows in the current phase: nodes done (an acknowledgement of the
+// phase is final) and, after one full read, that a node outside the batch has not acted (it
+// acts only when let in), so each tick reads only the batch's entries.
+struct NodeCache {
+  std::string phase_key;  // id/phase/generation the sets belong to
+  std::set<std::string> done;
+  bool read_all = false;
+};
+
 absl::StatusOr<std::vector<NodeView>> Nodes(const http::Api& api, const std::string& cluster,
-                                            const json::object& doc) {
+                                            const json::object& doc, NodeCache* cache = nullptr) {
   const std::string id = Str(doc, "id"), phase = Str(doc, "phase");
   const json::value* batch = doc.if_contains("batch");
+  const std::string key = Cat(id, "/", phase, "/", Int(doc, "generation"));
+  if (cache && cache->phase_key != key) *cache = NodeCache{key, {}, false};
   std::vector<NodeView> out;
   for (const auto& n : Strings(doc, "nodes")) {
     NodeView v{n};
+    const bool in_batch = batch && batch->is_object() && batch->as_object().contains(n);
+    if (cache && cache->done.contains(n)) {
+      v.state = NodeState::kDone;
+      out.push_back(std::move(v));
+      continue;
+    }
+    if (cache && cache->read_all && !in_batch) {
+      out.push_back(std::move(v));  // waiting for its turn
+      continue;
+    }
     ASSIGN_OR_RETURN(json::object a, Ack(api, cluster, n));
     const bool here = Str(a, "id") == id && Str(a, "phase") == phase;
     if (batch && batch->is_object())
@@ -196,8 +218,10 @@ absl::StatusOr<std::vector<NodeView>> Nodes(const http::Api& api, const std::str
       v.error = Printable(Str(a, "error"), 1024);
       v.output = Printable(Str(a, "output"), 4096);
     }
+    if (cache && v.state == NodeState::kDone) cache->done.insert(n);
     out.push_back(std::move(v));
   }
+  if (cache) cache->read_all = true;
   for (const auto& n : Strings(doc, "skipped")) out.push_back({n, NodeState::kSkipped});
   return out;
 }
@@ -284,7 +308,7 @@ absl::StatusOr<std::string> Advance(const http::Api& api, json::object& doc, std
 
 // One step of the driver. Returns true when the rotation is finished.
 absl::StatusOr<bool> Tick(const http::Api& api, const RotateOptions& o, std::ostream& out,
-                          std::unique_ptr<Progress>* bar, std::string* shown) {
+                          std::unique_ptr<Progress>* bar, std::string* shown, NodeCache* cache) {
   ASSIGN_OR_RETURN(Doc d, ReadExisting(api, o.cluster));
   const std::string phase = Str(d.o, "phase");
   if (Finished(d.o)) return true;
@@ -292,7 +316,7 @@ absl::StatusOr<bool> Tick(const http::Api& api, const RotateOptions& o, std::ost
     return absl::FailedPreconditionError(
         Cat("the rotation is paused: ", Str(d.o, "error"),
             "; after fixing it run `coffer cluster rotation resume ", o.cluster, "`"));
-  ASSIGN_OR_RETURN(auto nodes, Nodes(api, o.cluster, d.o));
+  ASSIGN_OR_RETURN(auto nodes, Nodes(api, o.cluster, d.o, cache));
   size_t done = 0, total = 0;
   for (const auto& n : nodes) {
     if (n.state == NodeState::kSkipped) continue;
@@ -466,8 +490,9 @@ absl::Status Drive(const http::Api& api, const RotateOptions& o, std::ostream& o
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(o.timeout_s);
   std::unique_ptr<Progress> bar;
   std::string shown, waiting_for;
+  NodeCache cache;
   for (;;) {
-    auto t = Tick(api, o, out, &bar, &shown);
+    auto t = Tick(api, o, out, &bar, &shown, &cache);
     if (t.ok() && *t) return absl::OkStatus();
     if (!t.ok()) {
       // A server restarting, sealed or unreachable is waited out; anything else stops.
@@ -487,7 +512,9 @@ absl::Status Drive(const http::Api& api, const RotateOptions& o, std::ostream& o
               "`coffer cluster rotation status ", o.cluster, "` and continue it with ",
               "`coffer cluster rotation resume ", o.cluster, "`"));
     }
-    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    // A tick reads the document and the batch's entries: a few requests, ten times a second at
+    // most (agents act within their long poll, so a shorter wait only shortens each batch).
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
   }
 }
 
