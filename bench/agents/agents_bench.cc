@@ -114,8 +114,8 @@ int Rotate(std::vector<std::unique_ptr<agent::Agent>>& agents, const http::Api& 
       auto r = api.Read(cluster + "/nodes/data/_rotation");
       if (r.ok())
         if (auto* d = r->if_contains("data"); d && d->is_object())
-          if (auto* p = d->as_object().if_contains("phase"); p && p->is_string() &&
-                                                           std::string(p->as_string()) != last) {
+          if (auto* p = d->as_object().if_contains("phase");
+              p && p->is_string() && std::string(p->as_string()) != last) {
             last = std::string(p->as_string());
             marks.push_back({last, std::chrono::steady_clock::now(), ServerCpuSeconds(pid)});
           }
@@ -186,7 +186,7 @@ int main(int argc, char** argv) {
     l.state_dir = dir + "/nodes/" + n.name + "/state";
     l.api_server = "https://127.0.0.1:6443";
     boost::json::object ac = cluster::AgentConfig(*spec, n, l);
-    ac["rotation_wait"] = "5s";  // a stop waits for the long poll
+    // rotation_wait: the default (20 s), as a node would run; the stop at the end waits for it.
     auto cfg = agent::ParseConfig(boost::json::serialize(ac));
     if (!cfg.ok()) {
       std::cerr << cfg.status() << "\n";

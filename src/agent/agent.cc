@@ -562,8 +562,6 @@ absl::StatusOr<std::optional<json::object>> Agent::ReadRotation() {
     return std::optional<json::object>();
   }
   if (!r.ok()) return r.status();
-  if (const json::value* m = r->if_contains("metadata"); m && m->is_object())
-    rotation_version_.store(JsonInt(m->as_object(), "version"));
   const json::value* dv = r->if_contains("data");
   if (!dv || !dv->is_object()) return std::optional<json::object>();
   const json::object& doc = dv->as_object();
@@ -709,36 +707,50 @@ absl::Status Agent::RotationPhase(const json::object& doc, const std::string& ph
   return absl::OkStatus();
 }
 
-void Agent::WatchRotation(const std::atomic<bool>* stop, std::atomic<bool>* changed) {
-  http::Api api = api_;  // copied after the token is set; shares the connections
-  const std::string path = Cat(c_.node_registry, "/data/_rotation");
-  const int64_t wait_s = c_.rotation_wait_ms / 1000;
+void Agent::WatchRotation(const http::Api& api, const std::atomic<bool>* stop,
+                          std::atomic<bool>* changed) const {
+  // This node's turn key (cluster/rotation.h): written by the driver when the node is let into a
+  // phase, so a rotation of a thousand nodes wakes each agent once per phase, not at every
+  // change of the document.
+  const std::string path = Cat(c_.node_registry, "/data/_turn/", c_.node_name);
+  const int64_t wait_ms = c_.rotation_wait_ms;
   auto pause = [&](int64_t ms) {
     for (int64_t t = 0; t < ms && !stop->load(); t += 200)
       std::this_thread::sleep_for(std::chrono::milliseconds(200));
   };
+  int64_t have = -1;  // the version of the key seen last; -1: not read yet
   int attempt = 0;
   while (!stop->load()) {
-    const int64_t have = rotation_version_.load();
-    auto r = api.Read(Cat(path, "?wait=", wait_s, "s&after_version=", have));
+    const auto t0 = std::chrono::steady_clock::now();
+    auto r = have < 0 ? api.Read(path)
+                      : api.Read(Cat(path, "?wait=", wait_ms / 1000, "s&after_version=", have));
+    const int64_t took =
+        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0)
+            .count();
+    int64_t version = have;
     if (r.ok()) {
-      attempt = 0;
-      int64_t version = 0;
+      version = 0;
       if (const json::value* m = r->if_contains("metadata"); m && m->is_object())
         version = JsonInt(m->as_object(), "version");
-      if (version != have) {
-        rotation_version_.store(version);
-        changed->store(true);
+    } else if (absl::IsNotFound(r.status())) {
+      version = std::max<int64_t>(have, 0);  // never written: wait for version 1
+    }
+    if (r.ok() || absl::IsNotFound(r.status())) {
+      if (have >= 0 && version != have) changed->store(true);
+      // An answer well before the wait with nothing new (a server without long polls, a deleted
+      // key) must not become a busy loop.
+      if (have >= 0 && version == have && took < wait_ms / 2) {
+        pause(BackoffMs(attempt++));
+      } else {
+        attempt = 0;
       }
+      have = version;
       continue;
     }
-    if (absl::IsNotFound(r.status()) && have == 0) continue;  // answered after the wait
-    // Deleted (answered at once), not allowed (an older cluster's policy), or the server is
-    // away: the loop's periodic read covers it; the watch tries again after a pause.
+    // Not allowed (an older cluster's policy: `rotate-ca` updates it) or the server is away:
+    // the loop's periodic read covers it; the watch tries again after a pause.
     changed->store(true);
-    pause(absl::IsNotFound(r.status()) || absl::IsPermissionDenied(r.status())
-              ? c_.rotation_poll_ms
-              : BackoffMs(attempt++));
+    pause(absl::IsPermissionDenied(r.status()) ? c_.rotation_poll_ms : BackoffMs(attempt++));
   }
 }
 
@@ -821,10 +833,16 @@ void Agent::Run(const std::atomic<bool>* stop) {
         token.next = now_ms() + (*ttl > 0 ? *ttl * 500 : int64_t{3600} * 1000);
       }
     }
-    if (!c_.node_registry.empty() && have_token_ttl && !watcher.joinable())
-      watcher = std::thread([this, &watch_stop, &rotation_changed] {
-        WatchRotation(&watch_stop, &rotation_changed);
+    if (!c_.node_registry.empty() && have_token_ttl && !watcher.joinable()) {
+      // Its own client, made here (the loop owns api_): the same token, and a timeout past the
+      // long poll's wait.
+      http::ClientOptions wo = api_.options();
+      wo.timeout = std::chrono::seconds(c_.rotation_wait_ms / 1000 + 30);
+      watcher = std::thread([this, wo, &watch_stop, &rotation_changed] {
+        const http::Api api(wo);
+        WatchRotation(api, &watch_stop, &rotation_changed);
       });
+    }
     // A CA rotation: read when its document changed (or every rotation_poll), before any
     // renewal; the node acts when it is its turn.
     if (rotation_changed.exchange(false)) rotation.next = 0;

@@ -88,8 +88,10 @@ class Agent {
   absl::Status LoadAck();
   absl::StatusOr<std::optional<boost::json::object>> ReadRotation();
   absl::Status RepairCaFiles();
-  // The rotation document's long poll (Run's watcher thread): wakes the loop when it changes.
-  void WatchRotation(const std::atomic<bool>* stop, std::atomic<bool>* changed);
+  // The long poll on this node's rotation turn key (Run's watcher thread, with its own client):
+  // raises `changed` when the driver lets the node into a phase.
+  void WatchRotation(const http::Api& api, const std::atomic<bool>* stop,
+                     std::atomic<bool>* changed) const;
 
   http::Api api_;
   Config c_;
@@ -99,7 +101,6 @@ class Agent {
   bool ack_loaded_ = false;  // read back from the registry once after start
   bool ack_dirty_ = false;   // not yet written to the registry
   bool rotation_denied_logged_ = false;
-  std::atomic<int64_t> rotation_version_{0};  // of the document last read (0: none)
 };
 
 // Renders a kubeconfig with everything embedded (base64 CA, certificate and key).

@@ -438,6 +438,7 @@ std::string NodePolicy(const ClusterSpec& s, const NodeSpec& n) {
   // certificates and the phase), read only.
   out += PathRule(Cat(NodesMount(s), "/data/", n.name), "\"create\", \"update\", \"read\"");
   out += PathRule(Cat(NodesMount(s), "/data/_rotation"), "\"read\"");
+  out += PathRule(Cat(NodesMount(s), "/data/_turn/", n.name), "\"read\"");
   return out;
 }
 

@@ -306,6 +306,20 @@ absl::StatusOr<std::string> Advance(const http::Api& api, json::object& doc, std
   return absl::InternalError(Cat("the rotation is in an unknown phase \"", phase, "\""));
 }
 
+// Wakes the agents of `nodes` (their long poll is on their own turn key): the document, which
+// says what to do, is written first.
+absl::Status WriteTurns(const http::Api& api, const std::string& cluster, const json::object& doc,
+                        const std::vector<std::string>& nodes) {
+  for (const auto& n : nodes)
+    RETURN_IF_ERROR(
+        api.Write(Cat(cluster, "/nodes/data/", kTurnPrefix, n),
+                  json::object{{"data", json::object{{"id", Str(doc, "id")},
+                                                     {"phase", Str(doc, "phase")},
+                                                     {"generation", Int(doc, "generation")}}}})
+            .status());
+  return absl::OkStatus();
+}
+
 // One step of the driver. Returns true when the rotation is finished.
 absl::StatusOr<bool> Tick(const http::Api& api, const RotateOptions& o, std::ostream& out,
                           std::unique_ptr<Progress>* bar, std::string* shown, NodeCache* cache) {
@@ -372,15 +386,18 @@ absl::StatusOr<bool> Tick(const http::Api& api, const RotateOptions& o, std::ost
       changed = true;
     }
   const size_t room = static_cast<size_t>(std::max<int64_t>(1, Int(d.o, "max_unavailable")));
+  std::vector<std::string> let_in;
   for (const auto& n : nodes) {
     if (batch.size() >= room) break;
     if (n.state == NodeState::kWaiting) {
       batch[n.name] = Now();
+      let_in.push_back(n.name);
       changed = true;
       if (!o.progress_tty) out << "  " << phase << ": " << n.name << "\n";
     }
   }
   if (changed) RETURN_IF_ERROR(WriteDoc(api, o.cluster, d));
+  RETURN_IF_ERROR(WriteTurns(api, o.cluster, d.o, let_in));
   return false;
 }
 
@@ -527,6 +544,11 @@ absl::Status Resume(const http::Api& api, const RotateOptions& o, std::ostream& 
   d.o["error"] = "";
   d.o["generation"] = Int(d.o, "generation") + 1;
   RETURN_IF_ERROR(WriteDoc(api, o.cluster, d));
+  // The nodes in the batch (a failed one among them) are woken to try again.
+  std::vector<std::string> batch;
+  if (const json::value* b = d.o.if_contains("batch"); b && b->is_object())
+    for (const auto& [n, since] : b->as_object()) batch.emplace_back(n);
+  RETURN_IF_ERROR(WriteTurns(api, o.cluster, d.o, batch));
   out << "resuming rotation " << Str(d.o, "id") << " in phase " << Str(d.o, "phase") << "\n";
   return Drive(api, o, out);
 }

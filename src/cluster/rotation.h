@@ -34,8 +34,11 @@
 //
 // Who advances the phases: the process running `rotate-ca` or `rotation resume|abort` (the
 // driver), with an operator's token; its state is the document, so any later `resume` (another
-// machine, after a server restart) continues where it stopped. Agents poll the document every
-// rotation_poll (agent config; 10 s by default) and act only on the phase and batch it names.
+// machine, after a server restart) continues where it stopped. Each agent keeps one long poll
+// open on its own turn key (a KV version 2 read with wait/after_version, core/watch.h), which
+// the driver writes when it lets the node into a phase; the agent then reads the document and
+// acts only on the phase and batch it names. Agents also read the document every
+// rotation_poll (5 min by default), and before any renewal.
 #pragma once
 
 #include <cstdint>
@@ -49,6 +52,9 @@
 namespace coffer::cluster {
 
 inline constexpr const char* kRotationKey = "_rotation";
+// <cluster>/nodes/data/_turn/<node>: written when the node is let into a phase ({id, phase,
+// generation}); the node's agent keeps one long poll open on it.
+inline constexpr const char* kTurnPrefix = "_turn/";
 
 struct RotateOptions {
   std::string cluster;

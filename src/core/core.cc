@@ -216,6 +216,7 @@ void Core::StepDown() {
     }
   }
   if (seals_waiting_.fetch_sub(1) == 1) seal_requested_.store(false);
+  watches_.WakeAll();  // parked long polls are answered now (307 to the active server)
 }
 
 absl::StatusOr<bool> Core::Initialized() {
@@ -282,6 +283,7 @@ absl::Status Core::Seal() {
     ha_key_.reset();  // an operator's seal: this server does not take over by itself
   }
   if (seals_waiting_.fetch_sub(1) == 1) seal_requested_.store(false);
+  watches_.WakeAll();  // parked long polls are answered now (503: sealed)
   return absl::OkStatus();
 }
 
@@ -870,7 +872,10 @@ absl::StatusOr<Response> Core::HandleLocked(Request& req) {
   RETURN_IF_ERROR(audit_->LogRequest(req, token, allowed ? absl::OkStatus() : denied));
   if (!allowed) return denied;
   req.sudo = acl->root() || (acl->Capabilities(req.path, false) & kCapSudo);
-  RETURN_IF_ERROR(tokens_->Use(*token));
+  // A long poll's use of a limited-use token is counted once, on the pass that answers.
+  const bool may_park = req.op == Operation::kRead && !req.no_park && !req.query.empty() &&
+                        req.QueryParam("wait").has_value();
+  if (!may_park) RETURN_IF_ERROR(tokens_->Use(*token));
   req.token = token;
 
   absl::StatusOr<Response> result;
@@ -880,6 +885,11 @@ absl::StatusOr<Response> Core::HandleLocked(Request& req) {
             "\": no secrets engine is mounted there (see `coffer secrets list`)"));
   } else {
     result = run();
+    if (may_park) {
+      // Parked: the pass that answers counts the token's use and audits the response.
+      if (result.ok() && result->park_ms > 0) return result;
+      if (auto st = tokens_->Use(*token); !st.ok()) result = st;
+    }
     // An engine's secret with a lease: recorded before anyone sees the response.
     if (result.ok() && result->secret) {
       if (mount) {

@@ -2,24 +2,32 @@
 
 namespace coffer::core {
 
+size_t WatchHub::Bucket(const std::string& path) {
+  return std::hash<std::string>{}(path) % kBuckets;
+}
+
 uint64_t WatchHub::Generation(const std::string& path) {
   MutexLock l(&mu_);
   auto it = paths_.find(path);
-  return it != paths_.end() ? it->second.gen : writes_.load();
+  return it != paths_.end() ? it->second.gen : writes_[Bucket(path)].load();
 }
 
 uint64_t WatchHub::Subscribe(const std::string& path, uint64_t gen, std::function<void()> wake) {
+  // Counted as waiting before the write count is looked at, as Notify counts its write before it
+  // looks for waiters (both sequentially consistent): of a write and a subscription that race,
+  // one always sees the other.
+  tracked_.fetch_add(1);
   {
     MutexLock l(&mu_);
     auto it = paths_.find(path);
-    // Without an entry the generation was the global write count: unchanged means no write at
-    // all since (a write elsewhere only costs this waiter a spurious wake and one more read).
-    const bool unchanged = it != paths_.end() ? it->second.gen == gen : writes_.load() == gen;
+    // Without an entry the generation was the path's bucket's write count: unchanged means no
+    // write to any path of the bucket since (another path's write costs a spurious wake).
+    const bool unchanged =
+        it != paths_.end() ? it->second.gen == gen : writes_[Bucket(path)].load() == gen;
     if (unchanged) {
       if (it == paths_.end()) {
         it = paths_.try_emplace(path).first;
         it->second.gen = gen;
-        tracked_.store(paths_.size());
       }
       const uint64_t id = next_id_++;
       it->second.waiters.push_back({id, std::move(wake)});
@@ -27,6 +35,7 @@ uint64_t WatchHub::Subscribe(const std::string& path, uint64_t gen, std::functio
       return id;
     }
   }
+  tracked_.fetch_sub(1);
   wake();
   return 0;
 }
@@ -37,26 +46,21 @@ bool WatchHub::Cancel(uint64_t id) {
   if (idit == ids_.end()) return false;
   auto it = paths_.find(idit->second);
   ids_.erase(idit);
-  if (it == paths_.end()) return false;
+  tracked_.fetch_sub(1);
+  if (it == paths_.end()) return true;
   auto& w = it->second.waiters;
   for (size_t i = 0; i < w.size(); ++i)
     if (w[i].id == id) {
       w.erase(w.begin() + static_cast<std::ptrdiff_t>(i));
       break;
     }
-  if (w.empty()) {
-    paths_.erase(it);
-    tracked_.store(paths_.size());
-  }
+  if (w.empty()) paths_.erase(it);
   return true;
 }
 
 void WatchHub::Notify(const std::string& path) {
-  // Every write moves the global count (what a reader of an untracked path compares against);
-  // only with someone waiting is the lock taken. Sequentially consistent on both atomics: the
-  // writer's increment-then-load and the subscriber's store-then-load must not both miss.
-  writes_.fetch_add(1);
-  if (tracked_.load() == 0) return;
+  writes_[Bucket(path)].fetch_add(1);
+  if (tracked_.load() == 0) return;  // nobody waits anywhere: no lock
   std::vector<Waiter> woken;
   {
     MutexLock l(&mu_);
@@ -65,7 +69,22 @@ void WatchHub::Notify(const std::string& path) {
     woken.swap(it->second.waiters);
     for (const auto& w : woken) ids_.erase(w.id);
     paths_.erase(it);
-    tracked_.store(paths_.size());
+    tracked_.fetch_sub(woken.size());
+  }
+  for (auto& w : woken) w.wake();
+}
+
+void WatchHub::WakeAll() {
+  std::vector<Waiter> woken;
+  {
+    MutexLock l(&mu_);
+    for (auto& [path, e] : paths_) {
+      writes_[Bucket(path)].fetch_add(1);
+      for (auto& w : e.waiters) woken.push_back(std::move(w));
+    }
+    paths_.clear();
+    ids_.clear();
+    tracked_.fetch_sub(woken.size());
   }
   for (auto& w : woken) w.wake();
 }
@@ -75,8 +94,8 @@ void WatchHub::Clear() {
   {
     MutexLock l(&mu_);
     gone.swap(paths_);
+    tracked_.fetch_sub(ids_.size());
     ids_.clear();
-    tracked_.store(0);
   }
   // The waiters' state is released here, outside the lock.
 }

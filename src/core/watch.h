@@ -6,7 +6,8 @@
 // write to that exact path; a waiter subscribing with a generation that is no longer current is
 // woken at once, so a write between the engine's read and the subscription is never missed.
 // Only paths someone waits on have an entry (removed when written or when the last waiter
-// leaves): a write elsewhere costs one atomic increment.
+// leaves); an untracked path's generation is its hash bucket's write count. A write costs one
+// atomic increment, and the lock only while someone waits.
 #pragma once
 
 #include <atomic>
@@ -31,6 +32,8 @@ class WatchHub {
   bool Cancel(uint64_t id);
   // A successful write to `path`.
   void Notify(const std::string& path);
+  // Wakes every waiter (the server seals or steps down: the re-run answers 503 or 307).
+  void WakeAll();
   // Drops every waiter without waking it (server shutdown).
   void Clear();
   size_t Waiting() const;
@@ -44,12 +47,14 @@ class WatchHub {
     uint64_t gen = 0;
     std::vector<Waiter> waiters;
   };
+  static constexpr size_t kBuckets = 64;
+  static size_t Bucket(const std::string& path);
   mutable Mutex mu_;
   std::unordered_map<std::string, Entry> paths_ ABSL_GUARDED_BY(mu_);
   std::unordered_map<uint64_t, std::string> ids_ ABSL_GUARDED_BY(mu_);
   uint64_t next_id_ ABSL_GUARDED_BY(mu_) = 1;
-  std::atomic<uint64_t> writes_{1};  // every Notify
-  std::atomic<size_t> tracked_{0};   // paths_.size()
+  std::atomic<uint64_t> writes_[kBuckets] = {};  // Notify count per bucket of paths
+  std::atomic<size_t> tracked_{0};               // waiters (taken before they are listed)
 };
 
 }  // namespace coffer::core

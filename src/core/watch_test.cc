@@ -90,5 +90,33 @@ TEST(WatchHub, EveryWaiterIsWokenUnderConcurrentWrites) {
   EXPECT_EQ(hub.Waiting(), 0u);
 }
 
+// One write racing one subscription, many times: once both are over the waiter has been woken,
+// whatever the interleaving (a lost wake would leave it waiting).
+TEST(WatchHub, AWriteRacingTheFirstSubscriptionIsNeverLost) {
+  WatchHub hub;
+  for (int i = 0; i < 3000; ++i) {
+    std::atomic<int> woken{0};
+    const std::string path = "kv/data/k" + std::to_string(i % 7);
+    const uint64_t gen = hub.Generation(path);
+    std::thread writer([&] { hub.Notify(path); });
+    hub.Subscribe(path, gen, [&] { woken.fetch_add(1); });
+    writer.join();
+    ASSERT_EQ(woken.load(), 1) << "iteration " << i;
+    ASSERT_EQ(hub.Waiting(), 0u);
+  }
+}
+
+TEST(WatchHub, WakeAllWakesEveryWaiter) {
+  WatchHub hub;
+  int woken = 0;
+  hub.Subscribe("a", hub.Generation("a"), [&] { ++woken; });
+  hub.Subscribe("b", hub.Generation("b"), [&] { ++woken; });
+  hub.WakeAll();
+  EXPECT_EQ(woken, 2);
+  EXPECT_EQ(hub.Waiting(), 0u);
+  hub.Notify("a");
+  EXPECT_EQ(woken, 2);
+}
+
 }  // namespace
 }  // namespace coffer::core

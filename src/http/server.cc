@@ -580,7 +580,12 @@ class Session : public Conn, public std::enable_shared_from_this<Session<Stream>
   void Dispatch() {
     auto msg = std::make_shared<Message>(parser_->release());
     parser_.reset();
-    if (msg->body().size() > kLargeBodyBytes) return Offload(msg, nullptr);
+    Run(msg, false);
+  }
+
+  // no_park: a parked long poll's second run, which answers whatever it finds.
+  void Run(const std::shared_ptr<Message>& msg, bool no_park) {
+    if (msg->body().size() > kLargeBodyBytes) return Offload(msg, nullptr, nullptr, no_park);
     RawRequest raw = ViewOf(*msg);
     raw.remote_address = remote_;
     auto req = ParseRequest(raw, shared_->opts.limits);
@@ -588,11 +593,12 @@ class Session : public Conn, public std::enable_shared_from_this<Session<Stream>
       return Finish(*msg, {RenderError(core::HttpStatusFor(req.status()), Msg(req.status()))});
     auto admission = shared_->core->Admit(*req, false);
     if (admission.ok() && admission->expensive)
-      return Offload(msg, std::make_shared<core::Request>(std::move(*req)));
+      return Offload(msg, std::make_shared<core::Request>(std::move(*req)), nullptr, no_park);
     // A wrapped response stores its wrapping token and cubbyhole: a write, whatever the path.
     if (!admission.ok() || shared_->offload_reads || admission->may_wait || req->wrap_ttl > 0)
-      return Offload(msg, std::make_shared<core::Request>(std::move(*req)), shared_->blocking);
-    Done(msg, Execute(*msg, &*req));
+      return Offload(msg, std::make_shared<core::Request>(std::move(*req)), shared_->blocking,
+                     no_park);
+    Done(msg, Execute(*msg, &*req, no_park));
   }
 
   void Offload(const std::shared_ptr<Message>& msg, const std::shared_ptr<core::Request>& req,
@@ -615,34 +621,59 @@ class Session : public Conn, public std::enable_shared_from_this<Session<Stream>
     Finish(*msg, std::move(o));
   }
 
+  // The most long polls parked at once, server-wide (each holds a connection).
+  static constexpr size_t kMaxParked = 16384;
+
   // Parks a long poll on this connection (no read is pending meanwhile): the request runs again
   // with no_park when its path is written or when the wait is over, whichever is first. The
   // connection's thread owns `fired`; the hub may wake it from any thread.
   void Park(const std::shared_ptr<Message>& msg, const Outcome& o) {
+    core::WatchHub& hub = shared_->core->watches();
+    // Each parked poll holds a connection and its request: bounded server-wide.
+    if (hub.Waiting() >= kMaxParked)
+      return Finish(*msg, {RenderError(429, Cat("too many long polls are open (", kMaxParked,
+                                                "): retry in a moment"))});
     auto self = this->shared_from_this();
     auto fired = std::make_shared<bool>(false);
     if (!park_timer_) park_timer_.emplace(stream_.get_executor());
     park_timer_->expires_after(std::chrono::milliseconds(o.park_ms));
-    core::WatchHub& hub = shared_->core->watches();
     const uint64_t id = hub.Subscribe(o.park_path, o.park_generation, [self, msg, fired] {
       asio::post(self->stream_.get_executor(), [self, msg, fired] {
         if (*fired) return;
         *fired = true;
-        self->park_timer_->cancel();
-        self->Resume(msg);
+        self->Unpark();
+        self->Run(msg, /*no_park=*/true);
       });
     });
     park_timer_->async_wait([self, msg, fired, id, &hub](beast::error_code) {
       if (*fired) return;
       *fired = true;
       hub.Cancel(id);
-      self->Resume(msg);
+      self->Unpark();
+      self->Run(msg, /*no_park=*/true);
+    });
+    // A client that goes away while parked: its socket turns readable with nothing to read
+    // (end of stream), and the poll is dropped at once rather than at the end of its wait. (Data
+    // instead, such as a pipelined request or TLS's close_notify, leaves the poll to its wait.)
+    auto& sock = beast::get_lowest_layer(stream_).socket();
+    sock.async_wait(tcp::socket::wait_read, [self, fired, id, &hub](beast::error_code ec) {
+      if (ec || *fired) return;
+      char c;
+      const ssize_t n = ::recv(beast::get_lowest_layer(self->stream_).socket().native_handle(), &c,
+                               1, MSG_PEEK | MSG_DONTWAIT);
+      if (n > 0 || (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))) return;
+      *fired = true;
+      hub.Cancel(id);
+      self->park_timer_->cancel();
+      self->Close();
     });
   }
 
-  void Resume(const std::shared_ptr<Message>& msg) {
-    if (shared_->offload_reads) return Offload(msg, nullptr, shared_->blocking, /*no_park=*/true);
-    Done(msg, Execute(*msg, nullptr, /*no_park=*/true));
+  // The end of a park: its timer and its wait on the socket are cancelled.
+  void Unpark() {
+    park_timer_->cancel();
+    beast::error_code ec;
+    beast::get_lowest_layer(stream_).socket().cancel(ec);
   }
 
   void Finish(const Message& msg, Outcome o) {
