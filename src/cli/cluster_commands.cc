@@ -202,9 +202,18 @@ void RegisterClusterCommands(CLI::App& app, int* exit_code) {
       "status", "The rotation's phase and every node's state (done, pending since, failed)");
   AddClientFlags(rs, &a->flags);
   rs->add_option("cluster", a->cluster, "Cluster name")->required();
-  rs->callback([a, exit_code] {
+  auto status_wait = std::make_shared<bool>(false);
+  rs->add_flag("--wait", *status_wait,
+               "Follow the rotation (a progress bar per phase) until it is done, aborted or "
+               "paused, or --timeout passes; another command drives it");
+  rs->add_option("--timeout", *timeout, "With --wait: how long to follow it (1h)");
+  rs->callback([a, ro, rotate_options, rs, status_wait, exit_code] {
     http::Api api(Resolve(a->flags));
     auto st = cluster::RotationStatus(api, a->cluster, std::time(nullptr), std::cout);
+    if (st.ok() && *status_wait) {
+      st = rotate_options(rs);
+      if (st.ok()) st = cluster::WaitRotation(api, *ro, std::cout);
+    }
     if (!st.ok()) *exit_code = Fail(st);
   });
   auto add_driver =

@@ -609,6 +609,53 @@ absl::Status SkipNode(const http::Api& api, const std::string& cluster, const st
   return absl::OkStatus();
 }
 
+absl::Status WaitRotation(const http::Api& api, const RotateOptions& o, std::ostream& out) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(o.timeout_s);
+  std::unique_ptr<Progress> bar;
+  std::string shown;
+  NodeCache cache;
+  for (;;) {
+    auto d = ReadExisting(api, o.cluster);
+    if (!d.ok() && !absl::IsUnavailable(d.status())) return d.status();
+    if (d.ok()) {
+      const std::string phase = Str(d->o, "phase");
+      if (Finished(d->o)) {
+        if (bar) bar->Finish();
+        out << "rotation " << Str(d->o, "id") << " " << phase << "\n";
+        return absl::OkStatus();
+      }
+      if (!Str(d->o, "error").empty()) {
+        if (bar) bar->Finish();
+        return absl::FailedPreconditionError(
+            Cat("the rotation is paused: ", Printable(Str(d->o, "error"), 1024),
+                "; see `coffer cluster rotation status ", o.cluster, "`"));
+      }
+      auto nodes = Nodes(api, o.cluster, d->o, &cache);
+      if (nodes.ok()) {
+        size_t done = 0, total = 0;
+        for (const auto& n : *nodes) {
+          if (n.state == NodeState::kSkipped) continue;
+          ++total;
+          if (n.state == NodeState::kDone) ++done;
+        }
+        if (shown != phase) {
+          if (bar) bar->Finish();
+          bar = std::make_unique<Progress>(o.progress, o.progress_tty, Cat("phase ", phase), total,
+                                           0);
+          shown = phase;
+        }
+        bar->Set(done);
+      }
+    }
+    if (std::chrono::steady_clock::now() >= deadline) {
+      if (bar) bar->Finish();
+      return absl::DeadlineExceededError(
+          Cat("the rotation did not finish within ", o.timeout_s, "s"));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  }
+}
+
 absl::Status RotationStatus(const http::Api& api, const std::string& cluster, int64_t now,
                             std::ostream& out) {
   ASSIGN_OR_RETURN(Doc d, ReadExisting(api, cluster));

@@ -85,6 +85,9 @@ absl::Status Abort(const http::Api& api, const RotateOptions& o, std::ostream& o
 // token: its certificates are of a CA that will not be trusted).
 absl::Status SkipNode(const http::Api& api, const std::string& cluster, const std::string& node,
                       std::ostream& out);
+// Follows a rotation another command drives, with a progress bar per phase, until it is done
+// or aborted (OK), paused (kFailedPrecondition) or the timeout passes (kDeadlineExceeded).
+absl::Status WaitRotation(const http::Api& api, const RotateOptions& o, std::ostream& out);
 // Prints the phase and every node's state (done, in progress since, waiting, failed with its
 // error and hook output, skipped).
 absl::Status RotationStatus(const http::Api& api, const std::string& cluster, int64_t now,

@@ -272,11 +272,22 @@ class Rotation(ServerTest):
         self.assertIn("phase:      trust", out)
         self.assertIn("e-1: done", out)
         self.assertRegex(out, r"e-2: pending since \d+s")
+        # Following it without driving it: still pending when the wait is over.
+        p = self.s.cli("cluster", "rotation", "status", "r1", "--wait", "--timeout", "2s", token=self.s.root)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("did not finish within 2s", p.stderr)
+        self.assertIn("phase trust", p.stderr)  # the progress line
         p = self.s.cli("cluster", "rotation", "skip-node", "r1", "e-2", token=self.s.root)
         self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
         self.assertIn("init-token r1 e-2", p.stdout)
-        p = self.s.cli("cluster", "rotation", "resume", "r1", "--timeout", "60s", token=self.s.root)
+        env = dict(os.environ, COFFER_ADDR=self.s.addr, COFFER_CACERT=self.s.ca, COFFER_TOKEN=self.s.root)
+        driver = subprocess.Popen([COFFER_BIN, "cluster", "rotation", "resume", "r1", "--timeout", "60s"],
+                                  env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        p = self.s.cli("cluster", "rotation", "status", "r1", "--wait", "--timeout", "60s", token=self.s.root)
+        out, _ = driver.communicate(timeout=90)
+        self.assertEqual(driver.returncode, 0, out)
         self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertRegex(p.stdout, r"rotation \S+ done")
         doc = self.doc()
         self.assertEqual((doc["phase"], doc["skipped"]), ("done", ["e-2"]))
         self.assert_on_ca("e-1", doc["new_pem"] + "\n")
