@@ -181,6 +181,12 @@ void RegisterClusterCommands(CLI::App& app, int* exit_code) {
   rotate->add_option("--key-type", ro->key_type,
                      "The new CA's key: ec-p256, ec-p384, rsa-2048, rsa-3072, rsa-4096, ed25519 "
                      "(default: the cluster's)");
+  rotate->add_flag("--from-csr", ro->from_csr,
+                   "Make the new CA an intermediate of your own root: write its CSR (--csr-out) "
+                   "and stop; start the rotation with --signed");
+  rotate->add_option("--csr-out", ro->csr_out, "Where --from-csr writes the CSR (<ca>.csr)");
+  rotate->add_option("--signed", ro->signed_file,
+                     "The certificate your root signed for the --from-csr CSR, then its chain");
   rotate->add_option("--max-unavailable", ro->max_unavailable,
                      "How many nodes act (and run their hooks) at once (1)");
   rotate->add_option("--finalize-hook", ro->finalize_hooks,
@@ -191,7 +197,10 @@ void RegisterClusterCommands(CLI::App& app, int* exit_code) {
   rotate->callback([a, ro, no_wait, rotate_options, rotate, exit_code] {
     http::Api api(Resolve(a->flags));
     ro->wait = !*no_wait;
+    if (ro->csr_out.empty()) ro->csr_out = ro->ca + ".csr";
     auto st = rotate_options(rotate);
+    if (st.ok() && ro->from_csr && !ro->signed_file.empty())
+      st = absl::InvalidArgumentError("--from-csr and --signed are two steps: give one of them");
     if (st.ok()) st = cluster::RotateCa(api, *ro, std::cout);
     if (!st.ok()) *exit_code = Fail(st);
   });

@@ -413,6 +413,18 @@ absl::Status RefreshPolicies(const http::Api& api, const ClusterSpec& s) {
   return absl::OkStatus();
 }
 
+// What a node's CA file holds for an issuer: its certificate and its chain up to the root (one
+// certificate for a root CA), as the issuer's JSON gives them.
+std::string ChainPem(const json::object& issuer) {
+  std::string pem;
+  for (const auto& c : Strings(issuer, "ca_chain")) {
+    std::string one = c;
+    while (!one.empty() && (one.back() == '\n' || one.back() == '\r')) one.pop_back();
+    pem += (pem.empty() ? "" : "\n") + one;
+  }
+  return pem.empty() ? Str(issuer, "certificate") : pem;
+}
+
 std::string StampUtc(int64_t t) {
   return absl::FormatTime("%Y%m%d%H%M%S", absl::FromUnixSeconds(t), absl::UTCTimeZone());
 }
@@ -442,11 +454,31 @@ absl::Status RotateCa(const http::Api& api, const RotateOptions& o, std::ostream
   if (old_issuer.empty())
     return absl::FailedPreconditionError(Cat(mount, " has no default issuer to rotate from"));
   ASSIGN_OR_RETURN(auto old, api.Read(Cat(mount, "/issuer/", old_issuer)));
-  if (Strings(old, "ca_chain").size() > 1)
-    return absl::UnimplementedError(
+  if (o.from_csr) {
+    // Step one of a new intermediate signed by a root kept elsewhere (seed 002): the key is made
+    // and kept in the mount, the CSR goes to the operator. The rotation starts with --signed.
+    json::object gen{{"common_name", std::string(CaCommonName(ca))}, {"key_type", s.key_type}};
+    if (s.key_type != "ed25519") gen["key_bits"] = s.key_bits;
+    ASSIGN_OR_RETURN(auto made,
+                     api.Write(Cat(mount, "/issuers/generate/intermediate/internal"), gen));
+    const json::value* md = made.if_contains("data");
+    const std::string csr = md && md->is_object() ? Str(md->as_object(), "csr") : std::string();
+    if (csr.empty()) return absl::InternalError(Cat(mount, " made no CSR"));
+    RETURN_IF_ERROR(
+        files::WriteAtomic(o.csr_out, Cat(csr, "\n"), files::WriteOptions{0644, "", ""}));
+    out << "wrote the new " << o.ca << " CA's CSR (CN " << CaCommonName(ca) << ", its key kept in "
+        << mount << ") to " << o.csr_out
+        << "\nsign it with your root as a CA certificate (basicConstraints CA:TRUE, keyUsage "
+           "keyCertSign), then start the rotation with\n  coffer cluster rotate-ca "
+        << o.cluster << " --ca " << o.ca
+        << " --signed <certificate.pem>   (the certificate, then its chain up to the root)\n";
+    return absl::OkStatus();
+  }
+  if (o.signed_file.empty() && Strings(old, "ca_chain").size() > 1)
+    return absl::FailedPreconditionError(
         Cat("the ", o.ca,
-            " CA is an intermediate; rotate-ca makes a new root CA and does not yet "
-            "make intermediates (rotate the parent, or re-run `cluster setup`)"));
+            " CA is an intermediate: make its successor with --from-csr (a CSR for your root "
+            "to sign), then start the rotation with --signed"));
   // Policies of clusters set up by older versions lack the rotation's paths.
   RETURN_IF_ERROR(RefreshPolicies(api, s));
 
@@ -456,16 +488,40 @@ absl::Status RotateCa(const http::Api& api, const RotateOptions& o, std::ostream
   std::random_device rd;
   const std::string id =
       Cat(o.ca, "-", StampUtc(now), "-", absl::StrCat(absl::Hex(rd() & 0xffff, absl::kZeroPad4)));
-  json::object gen{{"common_name", std::string(CaCommonName(ca))},
-                   {"issuer_name", id},
-                   {"key_type", s.key_type},
-                   {"ttl", Cat(s.ca_ttl, "s")}};
-  if (s.key_type != "ed25519") gen["key_bits"] = s.key_bits;
-  ASSIGN_OR_RETURN(auto made, api.Write(Cat(mount, "/issuers/generate/root/internal"), gen));
-  const json::value* md = made.if_contains("data");
-  if (!md || !md->is_object() || Str(md->as_object(), "issuer_id").empty())
-    return absl::InternalError(Cat(mount, " made no issuer"));
-  const std::string new_issuer = Str(md->as_object(), "issuer_id");
+  std::string new_issuer;
+  if (!o.signed_file.empty()) {
+    ASSIGN_OR_RETURN(auto pem, files::ReadIfExists(o.signed_file));
+    if (!pem) return absl::NotFoundError(Cat("--signed: no file ", o.signed_file));
+    ASSIGN_OR_RETURN(auto imported, api.Write(Cat(mount, "/intermediate/set-signed"),
+                                              json::object{{"certificate", *pem}}));
+    // The imported issuer holding the key made by --from-csr (its parents come in without one).
+    const json::value* id_list = nullptr;
+    if (const json::value* dv = imported.if_contains("data"); dv && dv->is_object())
+      id_list = dv->as_object().if_contains("imported_issuers");
+    if (id_list && id_list->is_array())
+      for (const auto& v : id_list->as_array()) {
+        if (!v.is_string()) continue;
+        auto is = api.Read(Cat(mount, "/issuer/", std::string(v.as_string())));
+        if (is.ok() && !Str(*is, "key_id").empty()) new_issuer = std::string(v.as_string());
+      }
+    if (new_issuer.empty())
+      return absl::InvalidArgumentError(
+          Cat(o.signed_file, " holds no new certificate for a key of ", mount,
+              " (made by `rotate-ca --from-csr`, and not imported before)"));
+    RETURN_IF_ERROR(
+        api.Write(Cat(mount, "/issuer/", new_issuer), json::object{{"issuer_name", id}}).status());
+  } else {
+    json::object gen{{"common_name", std::string(CaCommonName(ca))},
+                     {"issuer_name", id},
+                     {"key_type", s.key_type},
+                     {"ttl", Cat(s.ca_ttl, "s")}};
+    if (s.key_type != "ed25519") gen["key_bits"] = s.key_bits;
+    ASSIGN_OR_RETURN(auto made, api.Write(Cat(mount, "/issuers/generate/root/internal"), gen));
+    const json::value* md = made.if_contains("data");
+    if (md && md->is_object()) new_issuer = Str(md->as_object(), "issuer_id");
+    if (new_issuer.empty()) return absl::InternalError(Cat(mount, " made no issuer"));
+  }
+  ASSIGN_OR_RETURN(auto fresh, api.Read(Cat(mount, "/issuer/", new_issuer)));
   // The old issuer stays the default until finalize.
   ASSIGN_OR_RETURN(auto cfg2, api.Read(Cat(mount, "/config/issuers")));
   if (Str(cfg2, "default") != old_issuer)
@@ -477,9 +533,9 @@ absl::Status RotateCa(const http::Api& api, const RotateOptions& o, std::ostream
                      {"mount", mount},
                      {"old_issuer", old_issuer},
                      {"new_issuer", new_issuer},
-                     {"old_pem", Str(old, "certificate")},
+                     {"old_pem", ChainPem(old)},
                      {"old_usage", Str(old, "usage")},
-                     {"new_pem", Str(md->as_object(), "certificate")},
+                     {"new_pem", ChainPem(fresh)},
                      {"phase", "trust"},
                      {"generation", 1},
                      {"max_unavailable", o.max_unavailable},

@@ -60,6 +60,10 @@ struct RotateOptions {
   std::string cluster;
   std::string ca;        // etcd | kubernetes | front-proxy
   std::string key_type;  // "" keeps the cluster's (ec-p256 ...)
+  // An intermediate signed by a root kept elsewhere: from_csr writes the new key's CSR to
+  // csr_out and stops; signed_file (the signed certificate and its chain) starts the rotation.
+  bool from_csr = false;
+  std::string csr_out, signed_file;
   int max_unavailable = 1;
   std::vector<std::string> finalize_hooks;
   int64_t timeout_s = 3600;  // how long the driver waits before it leaves the rotation stored
@@ -68,7 +72,8 @@ struct RotateOptions {
   bool progress_tty = false;
 };
 
-// Creates the new issuer and the rotation document, then drives it (when `wait`).
+// Creates the new issuer (a new root; or, with signed_file, the intermediate --from-csr made)
+// and the rotation document, then drives it (when `wait`). With from_csr: only the CSR.
 absl::Status RotateCa(const http::Api& api, const RotateOptions& o, std::ostream& out);
 
 // Drives a stored rotation until it is done or aborted, a node fails (kFailedPrecondition, the

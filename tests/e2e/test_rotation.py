@@ -237,6 +237,53 @@ class Rotation(ServerTest):
         self.assertNotEqual(p.returncode, 0)
         self.assertIn("is in phase trust", p.stderr)
 
+    def test_new_intermediate_from_an_external_root(self):
+        """--from-csr: the new CA's key stays in Coffer, its CSR is signed by a root kept
+        elsewhere (openssl here), --signed starts the rotation; nodes end with the intermediate
+        and its root in their CA files."""
+        self.cluster(["e-1:etcd:127.0.0.1", "e-2:etcd:127.0.0.1"])
+        d = self.tmp
+        csr = os.path.join(d, "etcd.csr")
+        p = self.rotate("--from-csr", "--csr-out", csr, check_rc=0)
+        self.assertIn("--signed", p.stdout)
+        subj = subprocess.run(["openssl", "req", "-in", csr, "-noout", "-subject", "-verify"],
+                              capture_output=True, text=True, check=True)
+        self.assertIn("CN = etcd-ca", subj.stdout)
+        root_key, root = os.path.join(d, "root.key"), os.path.join(d, "root.pem")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                        "-nodes", "-keyout", root_key, "-out", root, "-days", "30", "-subj", "/CN=Offline Root",
+                        "-addext", "basicConstraints=critical,CA:TRUE",
+                        "-addext", "keyUsage=critical,keyCertSign,cRLSign"], capture_output=True, check=True)
+        ext = os.path.join(d, "int.ext")
+        with open(ext, "w") as f:
+            f.write("basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\n"
+                    "subjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n")
+        inter = os.path.join(d, "int.pem")
+        subprocess.run(["openssl", "x509", "-req", "-in", csr, "-CA", root, "-CAkey", root_key,
+                        "-CAcreateserial", "-days", "20", "-extfile", ext, "-out", inter],
+                       capture_output=True, check=True)
+        signed = os.path.join(d, "signed.pem")
+        with open(signed, "w") as f:
+            f.write(read(inter) + read(root))
+        p = self.rotate("--signed", signed, "--timeout", "60s", check_rc=0)
+        doc = self.doc()
+        self.assertEqual(doc["phase"], "done")
+        want = [fingerprint(read(inter)), fingerprint(read(root))]
+        for n in ("e-1", "e-2"):
+            a = self.agents[n]
+            self.assertEqual([fingerprint(c) for c in pem_certs(a.pki("etcd/ca.crt"))], want, n)
+            self.assertTrue(verifies(a.pki("etcd/ca.crt"), a.pki("etcd/server.crt")), n)
+            # The offline root alone is enough, with the intermediate sent alongside.
+            v = subprocess.run(["openssl", "verify", "-CAfile", root, "-untrusted", inter,
+                                a.pki("etcd/server.crt")], capture_output=True, text=True)
+            self.assertEqual(v.returncode, 0, v.stdout + v.stderr)
+        # Its successor is made the same way: a plain rotate-ca of an intermediate is refused.
+        p = self.rotate("--no-wait")
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("is an intermediate: make its successor with --from-csr", p.stderr)
+        p = self.rotate("--from-csr", "--signed", signed)
+        self.assertIn("two steps", p.stderr)
+
     def test_failing_hook_pauses_then_resume(self):
         flag = os.path.join(self.tmp, "fixed")
         self.cluster(["e-1:etcd:127.0.0.1", "e-2:etcd:127.0.0.1"],
