@@ -23,6 +23,22 @@ class DeployFiles(unittest.TestCase):
                            capture_output=True, text=True)
         self.assertEqual(p.returncode, 1)
 
+    def test_rotation_hooks_are_shell_scripts_that_parse(self):
+        """The hooks docs/rotation.md ships: executable, valid sh, and the node hook does nothing
+        outside a rotation (a renewal must not restart etcd)."""
+        hooks = sorted(glob.glob(os.path.join(ROOT, "deploy", "rotation", "*.sh")))
+        self.assertEqual([os.path.basename(h) for h in hooks],
+                         ["etcd-member-restart.sh", "finalize-calico.sh", "finalize-kube-root-ca.sh",
+                          "finalize-microk8s.sh"])
+        for h in hooks:
+            self.assertTrue(os.access(h, os.X_OK), h)
+            p = subprocess.run(["sh", "-n", h], capture_output=True, text=True)
+            self.assertEqual(p.returncode, 0, h + ": " + p.stderr)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("COFFER_ROTATION")}
+        env["PATH"] = "/nonexistent"  # systemctl or etcdctl would not be found: it must not try
+        p = subprocess.run(["/bin/sh", hooks[0]], capture_output=True, text=True, env=env)
+        self.assertEqual((p.returncode, p.stdout, p.stderr), (0, "", ""))
+
     def test_kubelet_pair_is_in_one_place_everywhere(self):
         """kubeadm's layout: the kubelet's serving pair in /var/lib/kubelet/pki, the same in the
         examples, in `cluster agent-config`'s default (profile_test.cc) and writable by the
