@@ -5,11 +5,8 @@
 #include <sys/wait.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <chrono>
 #include <cmath>
-#include <cstring>
-#include <filesystem>
 #include <random>
 #include <thread>
 #include <vector>
@@ -22,6 +19,7 @@
 #include "util/files.h"
 #include "util/human_time.h"
 #include "util/log.h"
+#include "util/shell.h"
 #include "util/status.h"
 
 namespace coffer::agent {
@@ -106,36 +104,6 @@ absl::Status RunHook(const std::string& cmd, const std::string& name) {
   }
   log::Info("agent: ran renewal hook", {{"certificate", name}});
   return absl::OkStatus();
-}
-
-// Text a hook printed, or an error naming it, as it goes into the node's registry entry: the
-// last `max` bytes (the error is usually at the end), and only printable ASCII, newlines and tabs
-// (anything else becomes '?': the entry must stay valid UTF-8 JSON, and an operator's terminal
-// shows it).
-std::string Printable(std::string_view text, size_t max) {
-  if (text.size() > max) text = text.substr(text.size() - max);
-  std::string out(text);
-  for (char& c : out)
-    if (!((c >= 0x20 && c < 0x7f) || c == '\n' || c == '\t')) c = '?';
-  return out;
-}
-
-// Runs a hook for a CA rotation and keeps what it printed (stdout and stderr, the last 4 KiB)
-// for the acknowledgement. The output goes to a file, not a pipe: a hook that restarts a daemon
-// leaves the daemon holding its descriptors, and a pipe would never reach end of file.
-int RunHookCaptured(const std::string& cmd, std::string* output) {
-  std::string path = (std::filesystem::temp_directory_path() / "coffer-hook-XXXXXX").string();
-  const int fd = mkstemp(path.data());
-  if (fd < 0) {
-    *output = Cat("could not make a file for the hook's output in ", path, ": ", strerror(errno));
-    return -1;
-  }
-  close(fd);
-  const int rc = std::system(Cat("(", cmd, ") >", path, " 2>&1 </dev/null").c_str());
-  auto text = files::ReadIfExists(path);
-  unlink(path.c_str());
-  if (text.ok() && *text) *output = Printable(**text, 4096);
-  return rc == -1 ? -1 : (WIFEXITED(rc) ? WEXITSTATUS(rc) : 128 + WTERMSIG(rc));
 }
 
 // The SHA-256 fingerprints of the certificates in a CA file, in file order (a bundle during a CA
@@ -666,7 +634,7 @@ absl::Status Agent::RotationPhase(const json::object& doc, const std::string& ph
                                 files::WriteOptions{0644, s.owner, s.group});
     }
     if (!st.ok()) {
-      error = Printable(Cat(s.name, ": ", std::string(st.message())), 1024);
+      error = PrintableText(Cat(s.name, ": ", std::string(st.message())), 1024);
       break;
     }
     if (!s.ca_file.empty()) fps[s.ca_file] = json::array();
@@ -676,9 +644,9 @@ absl::Status Agent::RotationPhase(const json::object& doc, const std::string& ph
   setenv("COFFER_ROTATION_ID", id.c_str(), 1);
   setenv("COFFER_ROTATION_PHASE", phase.c_str(), 1);
   for (size_t i = 0; error.empty() && i < hooks.size(); ++i) {
-    const int rc = RunHookCaptured(hooks[i], &output);
+    const int rc = RunShellCaptured(hooks[i], &output);
     if (rc != 0) {
-      error = Printable(Cat("hook \"", hooks[i], "\" exited with ", rc), 1024);
+      error = PrintableText(Cat("hook \"", hooks[i], "\" exited with ", rc), 1024);
     } else {
       output.clear();
     }

@@ -1,8 +1,5 @@
 #include "cluster/rotation.h"
 
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
@@ -20,6 +17,7 @@
 #include "util/files.h"
 #include "util/human_time.h"
 #include "util/progress.h"
+#include "util/shell.h"
 #include "util/status.h"
 
 namespace coffer::cluster {
@@ -64,17 +62,6 @@ json::object& Batch(json::object& o) {
 }
 
 int64_t Now() { return static_cast<int64_t>(std::time(nullptr)); }
-
-// What a node wrote (its error, its hook's output) shown on an operator's terminal: printable
-// ASCII, newlines and tabs only, at most `max` bytes, so a compromised node can neither send
-// escape sequences nor flood the screen.
-std::string Printable(std::string_view text, size_t max) {
-  std::string out(text.substr(0, max));
-  for (char& c : out)
-    if (!((c >= 0x20 && c < 0x7f) || c == '\n' || c == '\t')) c = '?';
-  if (text.size() > max) out += "...";
-  return out;
-}
 
 std::string DocPath(const std::string& cluster) {
   return Cat(cluster, "/nodes/data/", kRotationKey);
@@ -215,8 +202,8 @@ absl::StatusOr<std::vector<NodeView>> Nodes(const http::Api& api, const std::str
                Int(a, "generation") == Int(doc, "generation")) {
       v.state = NodeState::kFailed;
       v.since = Int(a, "at");
-      v.error = Printable(Str(a, "error"), 1024);
-      v.output = Printable(Str(a, "output"), 4096);
+      v.error = PrintableText(Str(a, "error"), 1024);
+      v.output = PrintableText(Str(a, "output"), 4096);
     }
     if (cache && v.state == NodeState::kDone) cache->done.insert(n);
     out.push_back(std::move(v));
@@ -224,19 +211,6 @@ absl::StatusOr<std::vector<NodeView>> Nodes(const http::Api& api, const std::str
   if (cache) cache->read_all = true;
   for (const auto& n : Strings(doc, "skipped")) out.push_back({n, NodeState::kSkipped});
   return out;
-}
-
-// Runs a finalize hook of the rotation; its output (first 4 KiB) goes to `output`.
-int RunCaptured(const std::string& cmd, std::string* output) {
-  char path[] = "/tmp/coffer-rotation-XXXXXX";
-  const int fd = mkstemp(path);
-  if (fd < 0) return -1;
-  close(fd);
-  const int rc = std::system(Cat("(", cmd, ") >", path, " 2>&1 </dev/null").c_str());
-  auto text = files::ReadIfExists(path);
-  unlink(path);
-  if (text.ok() && *text) *output = (**text).substr(0, 4096);
-  return rc == -1 ? -1 : (WIFEXITED(rc) ? WEXITSTATUS(rc) : 128 + WTERMSIG(rc));
 }
 
 // The old issuer's usage as it was before the rotation (finalize takes issuing away).
@@ -270,12 +244,12 @@ absl::StatusOr<std::string> Advance(const http::Api& api, json::object& doc, std
     const auto hooks = Strings(doc, "finalize_hooks");
     for (int64_t i = Int(doc, "finalize_hooks_done"); i < static_cast<int64_t>(hooks.size()); ++i) {
       std::string output;
-      const int rc = RunCaptured(hooks[static_cast<size_t>(i)], &output);
+      const int rc = RunShellCaptured(hooks[static_cast<size_t>(i)], &output);
       if (rc != 0) {
         // The output stays on this terminal: the document is readable by every node.
         out << "  finalize hook \"" << hooks[static_cast<size_t>(i)] << "\" exited with " << rc
             << "; its output:\n"
-            << Printable(output, 4096) << "\n";
+            << PrintableText(output, 4096) << "\n";
         return absl::FailedPreconditionError(Cat("finalize hook ", i + 1, " exited with ", rc));
       }
       out << "  ran finalize hook: " << hooks[static_cast<size_t>(i)] << "\n";
@@ -683,7 +657,7 @@ absl::Status WaitRotation(const http::Api& api, const RotateOptions& o, std::ost
       if (!Str(d->o, "error").empty()) {
         if (bar) bar->Finish();
         return absl::FailedPreconditionError(
-            Cat("the rotation is paused: ", Printable(Str(d->o, "error"), 1024),
+            Cat("the rotation is paused: ", PrintableText(Str(d->o, "error"), 1024),
                 "; see `coffer cluster rotation status ", o.cluster, "`"));
       }
       auto nodes = Nodes(api, o.cluster, d->o, &cache);

@@ -3,6 +3,7 @@
 #include "boost/json.hpp"
 #include "util/duration.h"
 #include "util/json.h"
+#include "util/shell.h"
 #include "util/suggest.h"
 
 namespace coffer {
@@ -66,6 +67,33 @@ TEST(Suggest, ClosestWithinTwoEditsOrContained) {
   EXPECT_EQ(ClosestMatch("nodename", names), "node_name");
   EXPECT_EQ(ClosestMatch("zzzzzz", names), "");
   EXPECT_EQ(ClosestMatch("", names), "");
+}
+
+}  // namespace
+}  // namespace coffer
+
+namespace coffer {
+namespace {
+
+TEST(Shell, RunShellCapturedKeepsTheTailOfWhatTheCommandPrinted) {
+  std::string out;
+  EXPECT_EQ(RunShellCaptured("echo first; echo second >&2; exit 3", &out), 3);
+  EXPECT_EQ(out, "first\nsecond\n");
+  EXPECT_EQ(RunShellCaptured("printf 'abcdefgh'", &out, 3), 0);
+  EXPECT_EQ(out, "fgh");
+  // Escape sequences and invalid UTF-8 never reach a terminal or a JSON document.
+  EXPECT_EQ(RunShellCaptured("printf '\\033[2Jok\\377'", &out), 0);
+  EXPECT_EQ(out, "?[2Jok?");
+  // A command that leaves a child holding its output does not make the caller wait for it.
+  EXPECT_EQ(RunShellCaptured("sleep 5 & echo started", &out), 0);
+  EXPECT_EQ(out, "started\n");
+  EXPECT_EQ(RunShellCaptured("kill -9 $$", &out), 128 + 9);
+}
+
+TEST(Shell, PrintableTextCutsTheHeadOrTheTail) {
+  EXPECT_EQ(PrintableText("line\tone\nline\r", 100), "line\tone\nline?");
+  EXPECT_EQ(PrintableText("abcdef", 3), "abc...");
+  EXPECT_EQ(PrintableText("abcdef", 3, /*tail=*/true), "def");
 }
 
 }  // namespace
