@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 
 #include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <cmath>
 #include <random>
@@ -640,19 +641,23 @@ absl::Status Agent::RotationPhase(const json::object& doc, const std::string& ph
     if (!s.ca_file.empty()) fps[s.ca_file] = json::array();
   }
   // Hooks learn which phase they run for (a restart may only be needed once the new CA is
-  // trusted); the agent is one thread, so the environment is its own to set.
-  setenv("COFFER_ROTATION_ID", id.c_str(), 1);
-  setenv("COFFER_ROTATION_PHASE", phase.c_str(), 1);
+  // trusted). Set in the hook's own shell, not with setenv: the watcher thread reads this
+  // process's environment (name lookups). The phase is one PhaseState knows; the id is checked
+  // to be a plain name.
+  std::string env;
+  if (std::all_of(id.begin(), id.end(), [](char c) {
+        return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.';
+      }))
+    env = Cat("COFFER_ROTATION_ID=", id, " COFFER_ROTATION_PHASE=", phase,
+              "; export COFFER_ROTATION_ID COFFER_ROTATION_PHASE\n");
   for (size_t i = 0; error.empty() && i < hooks.size(); ++i) {
-    const int rc = RunShellCaptured(hooks[i], &output);
+    const int rc = RunShellCaptured(Cat(env, hooks[i]), &output);
     if (rc != 0) {
       error = PrintableText(Cat("hook \"", hooks[i], "\" exited with ", rc), 1024);
     } else {
       output.clear();
     }
   }
-  unsetenv("COFFER_ROTATION_ID");
-  unsetenv("COFFER_ROTATION_PHASE");
   for (auto& [file, list] : fps) list = CaFingerprints(std::string(file));
   ack_ = json::object{{"id", id},
                       {"phase", phase},

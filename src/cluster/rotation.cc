@@ -294,6 +294,14 @@ absl::Status WriteTurns(const http::Api& api, const std::string& cluster, const 
   return absl::OkStatus();
 }
 
+// Every node of the current batch, woken again (after resume or a repeated abort).
+absl::Status WakeBatch(const http::Api& api, const std::string& cluster, const json::object& doc) {
+  std::vector<std::string> batch;
+  if (const json::value* b = doc.if_contains("batch"); b && b->is_object())
+    for (const auto& [n, since] : b->as_object()) batch.emplace_back(n);
+  return WriteTurns(api, cluster, doc, batch);
+}
+
 // One step of the driver. Returns true when the rotation is finished.
 absl::StatusOr<bool> Tick(const http::Api& api, const RotateOptions& o, std::ostream& out,
                           std::unique_ptr<Progress>* bar, std::string* shown, NodeCache* cache) {
@@ -469,19 +477,29 @@ absl::Status RotateCa(const http::Api& api, const RotateOptions& o, std::ostream
     ASSIGN_OR_RETURN(auto imported, api.Write(Cat(mount, "/intermediate/set-signed"),
                                               json::object{{"certificate", *pem}}));
     // The imported issuer holding the key made by --from-csr (its parents come in without one).
-    const json::value* id_list = nullptr;
+    // The issuer holding the key made by --from-csr (its parents come in without one); found
+    // among those already imported too, so a retry after a later failure works.
+    const std::string old_key = Str(old, "key_id");
     if (const json::value* dv = imported.if_contains("data"); dv && dv->is_object())
-      id_list = dv->as_object().if_contains("imported_issuers");
-    if (id_list && id_list->is_array())
-      for (const auto& v : id_list->as_array()) {
-        if (!v.is_string()) continue;
-        auto is = api.Read(Cat(mount, "/issuer/", std::string(v.as_string())));
-        if (is.ok() && !Str(*is, "key_id").empty()) new_issuer = std::string(v.as_string());
+      for (const char* list : {"imported_issuers", "existing_issuers"}) {
+        const json::value* ids = dv->as_object().if_contains(list);
+        if (!ids || !ids->is_array()) continue;
+        for (const auto& v : ids->as_array()) {
+          if (!v.is_string() || v.as_string() == old_issuer) continue;
+          auto is = api.Read(Cat(mount, "/issuer/", std::string(v.as_string())));
+          if (!is.ok() || Str(*is, "key_id").empty()) continue;
+          if (Str(*is, "key_id") == old_key)
+            return absl::InvalidArgumentError(
+                Cat(o.signed_file,
+                    " certifies the current CA's own key: a rotation needs the "
+                    "new key of `rotate-ca --from-csr`"));
+          new_issuer = std::string(v.as_string());
+        }
       }
     if (new_issuer.empty())
       return absl::InvalidArgumentError(
-          Cat(o.signed_file, " holds no new certificate for a key of ", mount,
-              " (made by `rotate-ca --from-csr`, and not imported before)"));
+          Cat(o.signed_file, " holds no certificate for the key `rotate-ca --from-csr` made in ",
+              mount));
     RETURN_IF_ERROR(
         api.Write(Cat(mount, "/issuer/", new_issuer), json::object{{"issuer_name", id}}).status());
   } else {
@@ -490,7 +508,8 @@ absl::Status RotateCa(const http::Api& api, const RotateOptions& o, std::ostream
                      {"key_type", s.key_type},
                      {"ttl", Cat(s.ca_ttl, "s")}};
     if (s.key_type != "ed25519") gen["key_bits"] = s.key_bits;
-    ASSIGN_OR_RETURN(auto made, api.Write(Cat(mount, "/issuers/generate/root/internal"), gen));
+    // root/rotate: the new root is not the default, not even for a moment.
+    ASSIGN_OR_RETURN(auto made, api.Write(Cat(mount, "/root/rotate/internal"), gen));
     const json::value* md = made.if_contains("data");
     if (md && md->is_object()) new_issuer = Str(md->as_object(), "issuer_id");
     if (new_issuer.empty()) return absl::InternalError(Cat(mount, " made no issuer"));
@@ -575,10 +594,7 @@ absl::Status Resume(const http::Api& api, const RotateOptions& o, std::ostream& 
   d.o["generation"] = Int(d.o, "generation") + 1;
   RETURN_IF_ERROR(WriteDoc(api, o.cluster, d));
   // The nodes in the batch (a failed one among them) are woken to try again.
-  std::vector<std::string> batch;
-  if (const json::value* b = d.o.if_contains("batch"); b && b->is_object())
-    for (const auto& [n, since] : b->as_object()) batch.emplace_back(n);
-  RETURN_IF_ERROR(WriteTurns(api, o.cluster, d.o, batch));
+  RETURN_IF_ERROR(WakeBatch(api, o.cluster, d.o));
   out << "resuming rotation " << Str(d.o, "id") << " in phase " << Str(d.o, "phase") << "\n";
   return Drive(api, o, out);
 }
@@ -611,6 +627,8 @@ absl::Status Abort(const http::Api& api, const RotateOptions& o, std::ostream& o
   d.o["error"] = "";
   d.o["generation"] = Int(d.o, "generation") + 1;
   RETURN_IF_ERROR(WriteDoc(api, o.cluster, d));
+  // Already aborting (a node failed a step back): the batch's nodes try again now.
+  RETURN_IF_ERROR(WakeBatch(api, o.cluster, d.o));
   out << "aborting rotation " << Str(d.o, "id") << " (was in phase " << phase
       << "): every node goes back to the old CA\n";
   return Drive(api, o, out);
@@ -652,6 +670,9 @@ absl::Status WaitRotation(const http::Api& api, const RotateOptions& o, std::ost
       if (Finished(d->o)) {
         if (bar) bar->Finish();
         out << "rotation " << Str(d->o, "id") << " " << phase << "\n";
+        if (phase == "aborted")
+          return absl::FailedPreconditionError(
+              Cat("rotation ", Str(d->o, "id"), " was aborted: every node is on the old CA"));
         return absl::OkStatus();
       }
       if (!Str(d->o, "error").empty()) {

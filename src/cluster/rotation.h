@@ -91,7 +91,7 @@ absl::Status Abort(const http::Api& api, const RotateOptions& o, std::ostream& o
 absl::Status SkipNode(const http::Api& api, const std::string& cluster, const std::string& node,
                       std::ostream& out);
 // Follows a rotation another command drives, with a progress bar per phase, until it is done
-// or aborted (OK), paused (kFailedPrecondition) or the timeout passes (kDeadlineExceeded).
+// (OK), aborted or paused (kFailedPrecondition) or the timeout passes (kDeadlineExceeded).
 absl::Status WaitRotation(const http::Api& api, const RotateOptions& o, std::ostream& out);
 // Prints the phase and every node's state (done, in progress since, waiting, failed with its
 // error and hook output, skipped).

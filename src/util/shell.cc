@@ -34,7 +34,9 @@ int RunShellCaptured(const std::string& cmd, std::string* output, size_t keep) {
     return -1;
   }
   close(fd);
-  const int rc = std::system(Cat("(", cmd, ") >", path, " 2>&1 </dev/null").c_str());
+  // The newline ends a trailing `# comment` in the command before the parenthesis; the path
+  // (mkstemp's: no quote in it) is quoted for a temporary folder with spaces.
+  const int rc = std::system(Cat("(", cmd, "\n) >'", path, "' 2>&1 </dev/null").c_str());
   auto text = files::ReadIfExists(path);
   unlink(path.c_str());
   if (text.ok() && *text) *output = PrintableText(**text, keep, /*tail=*/true);

@@ -88,6 +88,8 @@ TEST(Shell, RunShellCapturedKeepsTheTailOfWhatTheCommandPrinted) {
   EXPECT_EQ(RunShellCaptured("sleep 5 & echo started", &out), 0);
   EXPECT_EQ(out, "started\n");
   EXPECT_EQ(RunShellCaptured("kill -9 $$", &out), 128 + 9);
+  EXPECT_EQ(RunShellCaptured("echo ok # a comment", &out), 0);
+  EXPECT_EQ(out, "ok\n");
 }
 
 TEST(Shell, PrintableTextCutsTheHeadOrTheTail) {

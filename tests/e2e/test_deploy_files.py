@@ -39,6 +39,23 @@ class DeployFiles(unittest.TestCase):
         p = subprocess.run(["/bin/sh", hooks[0]], capture_output=True, text=True, env=env)
         self.assertEqual((p.returncode, p.stdout, p.stderr), (0, "", ""))
 
+    def test_kube_root_ca_hook_deletes_each_config_map_and_fails_when_kubectl_does(self):
+        import tempfile
+        hook = os.path.join(ROOT, "deploy", "rotation", "finalize-kube-root-ca.sh")
+        with tempfile.TemporaryDirectory() as d:
+            fake, log = os.path.join(d, "kubectl.sh"), os.path.join(d, "calls")
+            with open(fake, "w") as f:
+                f.write(f'printf "%s\\n" "$1 $2 $3 $4 $5 $6" >> {log}\n[ "$1" = get ] && printf "default\\nkube-system\\n"\nexit 0\n')
+            p = subprocess.run(["/bin/sh", hook], capture_output=True, text=True,
+                               env=dict(os.environ, KUBECTL=f"sh {fake}"))
+            self.assertEqual(p.returncode, 0, p.stderr)
+            with open(log) as f:
+                calls = f.read().splitlines()
+            self.assertEqual(calls[1:], ["-n default delete configmap kube-root-ca.crt --wait=false",
+                                         "-n kube-system delete configmap kube-root-ca.crt --wait=false"])
+        p = subprocess.run(["/bin/sh", hook], capture_output=True, text=True, env=dict(os.environ, KUBECTL="false"))
+        self.assertNotEqual(p.returncode, 0)
+
     def test_kubelet_pair_is_in_one_place_everywhere(self):
         """kubeadm's layout: the kubelet's serving pair in /var/lib/kubelet/pki, the same in the
         examples, in `cluster agent-config`'s default (profile_test.cc) and writable by the
