@@ -19,6 +19,7 @@
 #include "util/encoding.h"
 #include "util/files.h"
 #include "util/human_time.h"
+#include "util/json.h"
 #include "util/log.h"
 #include "util/shell.h"
 #include "util/status.h"
@@ -124,16 +125,6 @@ json::array CaFingerprints(const std::string& path) {
   return fps;
 }
 
-std::string JsonStr(const json::object& o, std::string_view k) {
-  const json::value* v = o.if_contains(k);
-  return v && v->is_string() ? std::string(v->as_string()) : std::string();
-}
-
-int64_t JsonInt(const json::object& o, std::string_view k) {
-  const json::value* v = o.if_contains(k);
-  return v && v->is_int64() ? v->as_int64() : 0;
-}
-
 // A PEM text ending in exactly one newline.
 std::string Line(std::string pem) {
   while (!pem.empty() && (pem.back() == '\n' || pem.back() == '\r')) pem.pop_back();
@@ -146,8 +137,8 @@ std::string Line(std::string pem) {
 //   reissue        new issuer, old+new        abort-reissue   old issuer, old+new
 //   finalize       new issuer, new            abort-finalize  old issuer, old
 std::optional<RotationState> PhaseState(const json::object& doc, std::string_view phase) {
-  const std::string old_pem = Line(JsonStr(doc, "old_pem")),
-                    new_pem = Line(JsonStr(doc, "new_pem"));
+  const std::string old_pem = Line(JsonStringOr(doc, "old_pem")),
+                    new_pem = Line(JsonStringOr(doc, "new_pem"));
   const bool old_issuer = phase == "trust" || phase == "abort-reissue" || phase == "abort-finalize";
   std::string ca;
   if (phase == "trust" || phase == "reissue" || phase == "abort-trust" || phase == "abort-reissue")
@@ -158,8 +149,8 @@ std::optional<RotationState> PhaseState(const json::object& doc, std::string_vie
     ca = old_pem;
   else
     return std::nullopt;
-  return RotationState{JsonStr(doc, "id"), JsonStr(doc, "mount"),
-                       JsonStr(doc, old_issuer ? "old_issuer" : "new_issuer"), std::move(ca)};
+  return RotationState{JsonStringOr(doc, "id"), JsonStringOr(doc, "mount"),
+                       JsonStringOr(doc, old_issuer ? "old_issuer" : "new_issuer"), std::move(ca)};
 }
 
 std::string Rfc3339(int64_t unix_seconds) {
@@ -535,13 +526,13 @@ absl::StatusOr<std::optional<json::object>> Agent::ReadRotation() {
   if (!dv || !dv->is_object()) return std::optional<json::object>();
   const json::object& doc = dv->as_object();
   // A document this agent cannot act on safely is an error, not a reason to act.
-  const std::string phase = JsonStr(doc, "phase");
+  const std::string phase = JsonStringOr(doc, "phase");
   if (phase != "done" && phase != "aborted") {
     for (const char* k : {"id", "mount", "old_issuer", "new_issuer"})
-      if (JsonStr(doc, k).empty())
+      if (JsonStringOr(doc, k).empty())
         return absl::DataLossError(Cat("the CA rotation document has no \"", k, "\""));
     for (const char* k : {"old_pem", "new_pem"})
-      if (!crypto::ParseCertPem(JsonStr(doc, k)).ok())
+      if (!crypto::ParseCertPem(JsonStringOr(doc, k)).ok())
         return absl::DataLossError(Cat("the CA rotation document's ", k, " is not a certificate"));
   }
   return std::optional<json::object>(doc);
@@ -558,7 +549,7 @@ absl::Status Agent::Rotate(bool act) {
     return absl::OkStatus();
   }
   const json::object& doc = *got;
-  const std::string id = JsonStr(doc, "id"), phase = JsonStr(doc, "phase");
+  const std::string id = JsonStringOr(doc, "id"), phase = JsonStringOr(doc, "phase");
   bool member = false;
   if (auto* n = doc.if_contains("nodes"); n && n->is_array())
     for (const auto& v : n->as_array())
@@ -570,16 +561,18 @@ absl::Status Agent::Rotate(bool act) {
     rotation_.reset();
     return absl::OkStatus();
   }
-  const bool same = JsonStr(ack_, "id") == id;
-  const std::string acked = same ? JsonStr(ack_, "phase") : std::string();
-  const bool done = same && JsonStr(ack_, "state") == "done";
+  const bool same = JsonStringOr(ack_, "id") == id;
+  const std::string acked = same ? JsonStringOr(ack_, "phase") : std::string();
+  const bool done = same && JsonStringOr(ack_, "state") == "done";
   // Renewals between phases follow the last phase this node finished (a failed phase keeps the
   // one before it).
-  const std::string last_done = done ? acked : same ? JsonStr(ack_, "last_done") : std::string();
+  const std::string last_done = done   ? acked
+                                : same ? JsonStringOr(ack_, "last_done")
+                                       : std::string();
   rotation_ = last_done.empty() ? std::nullopt : PhaseState(doc, last_done);
   if (!act) return absl::OkStatus();
   if (acked == phase && done) return RepairCaFiles();
-  if (acked == phase && JsonInt(ack_, "generation") == JsonInt(doc, "generation"))
+  if (acked == phase && JsonIntOr(ack_, "generation") == JsonIntOr(doc, "generation"))
     return absl::OkStatus();  // failed here: waits for `rotation resume`
   bool mine = false;
   if (auto* b = doc.if_contains("batch"); b && b->is_object())
@@ -610,7 +603,7 @@ absl::Status Agent::RepairCaFiles() {
 
 absl::Status Agent::RotationPhase(const json::object& doc, const std::string& phase,
                                   const std::string& last_done) {
-  const std::string id = JsonStr(doc, "id"), mount = JsonStr(doc, "mount");
+  const std::string id = JsonStringOr(doc, "id"), mount = JsonStringOr(doc, "mount");
   rotation_ = PhaseState(doc, phase);
   if (!rotation_) return absl::InvalidArgumentError(Cat("unknown rotation phase \"", phase, "\""));
   log::Info("agent: CA rotation", {{"id", id}, {"phase", phase}, {"mount", mount}});
@@ -661,7 +654,7 @@ absl::Status Agent::RotationPhase(const json::object& doc, const std::string& ph
   for (auto& [file, list] : fps) list = CaFingerprints(std::string(file));
   ack_ = json::object{{"id", id},
                       {"phase", phase},
-                      {"generation", JsonInt(doc, "generation")},
+                      {"generation", JsonIntOr(doc, "generation")},
                       {"state", error.empty() ? "done" : "failed"},
                       {"last_done", error.empty() ? phase : last_done},
                       {"error", error},
@@ -704,7 +697,7 @@ void Agent::WatchRotation(const http::Api& api, const std::atomic<bool>* stop,
     if (r.ok()) {
       version = 0;
       if (const json::value* m = r->if_contains("metadata"); m && m->is_object())
-        version = JsonInt(m->as_object(), "version");
+        version = JsonIntOr(m->as_object(), "version");
     } else if (absl::IsNotFound(r.status())) {
       version = std::max<int64_t>(have, 0);  // never written: wait for version 1
     }

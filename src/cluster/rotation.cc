@@ -16,6 +16,7 @@
 #include "cluster/setup.h"
 #include "util/files.h"
 #include "util/human_time.h"
+#include "util/json.h"
 #include "util/progress.h"
 #include "util/shell.h"
 #include "util/status.h"
@@ -30,16 +31,6 @@ struct Doc {
   int64_t version = 0;  // the KV version the next write must replace (0: none yet)
   bool exists = false;
 };
-
-std::string Str(const json::object& o, std::string_view k) {
-  const json::value* v = o.if_contains(k);
-  return v && v->is_string() ? std::string(v->as_string()) : std::string();
-}
-
-int64_t Int(const json::object& o, std::string_view k) {
-  const json::value* v = o.if_contains(k);
-  return v && v->is_int64() ? v->as_int64() : 0;
-}
 
 std::vector<std::string> Strings(const json::object& o, std::string_view k) {
   std::vector<std::string> out;
@@ -73,12 +64,12 @@ absl::StatusOr<Doc> ReadDoc(const http::Api& api, const std::string& cluster) {
   if (!r.ok() && absl::IsNotFound(r.status())) {
     // Never written, or its latest version deleted: a write must name the current version.
     auto m = api.Read(Cat(cluster, "/nodes/metadata/", kRotationKey));
-    if (m.ok()) d.version = Int(*m, "current_version");
+    if (m.ok()) d.version = JsonIntOr(*m, "current_version");
     return d;
   }
   if (!r.ok()) return r.status();
   if (const json::value* m = r->if_contains("metadata"); m && m->is_object())
-    d.version = Int(m->as_object(), "version");
+    d.version = JsonIntOr(m->as_object(), "version");
   if (const json::value* v = r->if_contains("data"); v && v->is_object()) {
     d.o = v->as_object();
     d.exists = true;
@@ -107,7 +98,7 @@ absl::Status WriteDoc(const http::Api& api, const std::string& cluster, Doc& d) 
         "command is driving it?); run `coffer cluster rotation status` to see it");
   if (!r.ok()) return r.status();
   if (const json::value* v = r->if_contains("data"); v && v->is_object())
-    d.version = Int(v->as_object(), "version");
+    d.version = JsonIntOr(v->as_object(), "version");
   else
     d.version += 1;
   d.exists = true;
@@ -115,7 +106,7 @@ absl::Status WriteDoc(const http::Api& api, const std::string& cluster, Doc& d) 
 }
 
 bool Finished(const json::object& o) {
-  const std::string p = Str(o, "phase");
+  const std::string p = JsonStringOr(o, "phase");
   return p == "done" || p == "aborted";
 }
 
@@ -171,9 +162,9 @@ struct NodeCache {
 
 absl::StatusOr<std::vector<NodeView>> Nodes(const http::Api& api, const std::string& cluster,
                                             const json::object& doc, NodeCache* cache = nullptr) {
-  const std::string id = Str(doc, "id"), phase = Str(doc, "phase");
+  const std::string id = JsonStringOr(doc, "id"), phase = JsonStringOr(doc, "phase");
   const json::value* batch = doc.if_contains("batch");
-  const std::string key = Cat(id, "/", phase, "/", Int(doc, "generation"));
+  const std::string key = Cat(id, "/", phase, "/", JsonIntOr(doc, "generation"));
   if (cache && cache->phase_key != key) *cache = NodeCache{key, {}, false};
   std::vector<NodeView> out;
   for (const auto& n : Strings(doc, "nodes")) {
@@ -189,21 +180,21 @@ absl::StatusOr<std::vector<NodeView>> Nodes(const http::Api& api, const std::str
       continue;
     }
     ASSIGN_OR_RETURN(json::object a, Ack(api, cluster, n));
-    const bool here = Str(a, "id") == id && Str(a, "phase") == phase;
+    const bool here = JsonStringOr(a, "id") == id && JsonStringOr(a, "phase") == phase;
     if (batch && batch->is_object())
       if (const json::value* t = batch->as_object().if_contains(n); t && t->is_int64()) {
         v.state = NodeState::kActing;
         v.since = t->as_int64();
       }
-    if (here && Str(a, "state") == "done") {
+    if (here && JsonStringOr(a, "state") == "done") {
       v.state = NodeState::kDone;
-      v.since = Int(a, "at");
-    } else if (here && Str(a, "state") == "failed" &&
-               Int(a, "generation") == Int(doc, "generation")) {
+      v.since = JsonIntOr(a, "at");
+    } else if (here && JsonStringOr(a, "state") == "failed" &&
+               JsonIntOr(a, "generation") == JsonIntOr(doc, "generation")) {
       v.state = NodeState::kFailed;
-      v.since = Int(a, "at");
-      v.error = PrintableText(Str(a, "error"), 1024);
-      v.output = PrintableText(Str(a, "output"), 4096);
+      v.since = JsonIntOr(a, "at");
+      v.error = PrintableText(JsonStringOr(a, "error"), 1024);
+      v.output = PrintableText(JsonStringOr(a, "output"), 4096);
     }
     if (cache && v.state == NodeState::kDone) cache->done.insert(n);
     out.push_back(std::move(v));
@@ -215,18 +206,19 @@ absl::StatusOr<std::vector<NodeView>> Nodes(const http::Api& api, const std::str
 
 // The old issuer's usage as it was before the rotation (finalize takes issuing away).
 absl::Status RestoreOldUsage(const http::Api& api, const json::object& doc) {
-  std::string usage = Str(doc, "old_usage");
+  std::string usage = JsonStringOr(doc, "old_usage");
   if (usage.empty()) usage = "read-only,issuing-certificates,crl-signing,ocsp-signing";
   return api
-      .Write(Cat(Str(doc, "mount"), "/issuer/", Str(doc, "old_issuer")),
+      .Write(Cat(JsonStringOr(doc, "mount"), "/issuer/", JsonStringOr(doc, "old_issuer")),
              json::object{{"usage", usage}})
       .status();
 }
 
 // What happens on the server when every node has finished `phase`; returns the next phase.
 absl::StatusOr<std::string> Advance(const http::Api& api, json::object& doc, std::ostream& out) {
-  const std::string phase = Str(doc, "phase"), mount = Str(doc, "mount");
-  const std::string old_issuer = Str(doc, "old_issuer"), new_issuer = Str(doc, "new_issuer");
+  const std::string phase = JsonStringOr(doc, "phase"), mount = JsonStringOr(doc, "mount");
+  const std::string old_issuer = JsonStringOr(doc, "old_issuer"),
+                    new_issuer = JsonStringOr(doc, "new_issuer");
   if (phase == "trust") return std::string("reissue");
   if (phase == "reissue") {
     // From here on renewals anywhere (nodes, cert-manager, people) get the new CA.
@@ -242,7 +234,8 @@ absl::StatusOr<std::string> Advance(const http::Api& api, json::object& doc, std
                         .status());
     out << "  the old issuer " << old_issuer << " no longer issues\n";
     const auto hooks = Strings(doc, "finalize_hooks");
-    for (int64_t i = Int(doc, "finalize_hooks_done"); i < static_cast<int64_t>(hooks.size()); ++i) {
+    for (int64_t i = JsonIntOr(doc, "finalize_hooks_done"); i < static_cast<int64_t>(hooks.size());
+         ++i) {
       std::string output;
       const int rc = RunShellCaptured(hooks[static_cast<size_t>(i)], &output);
       if (rc != 0) {
@@ -286,10 +279,11 @@ absl::Status WriteTurns(const http::Api& api, const std::string& cluster, const 
                         const std::vector<std::string>& nodes) {
   for (const auto& n : nodes)
     RETURN_IF_ERROR(
-        api.Write(Cat(cluster, "/nodes/data/", kTurnPrefix, n),
-                  json::object{{"data", json::object{{"id", Str(doc, "id")},
-                                                     {"phase", Str(doc, "phase")},
-                                                     {"generation", Int(doc, "generation")}}}})
+        api.Write(
+               Cat(cluster, "/nodes/data/", kTurnPrefix, n),
+               json::object{{"data", json::object{{"id", JsonStringOr(doc, "id")},
+                                                  {"phase", JsonStringOr(doc, "phase")},
+                                                  {"generation", JsonIntOr(doc, "generation")}}}})
             .status());
   return absl::OkStatus();
 }
@@ -306,11 +300,11 @@ absl::Status WakeBatch(const http::Api& api, const std::string& cluster, const j
 absl::StatusOr<bool> Tick(const http::Api& api, const RotateOptions& o, std::ostream& out,
                           std::unique_ptr<Progress>* bar, std::string* shown, NodeCache* cache) {
   ASSIGN_OR_RETURN(Doc d, ReadExisting(api, o.cluster));
-  const std::string phase = Str(d.o, "phase");
+  const std::string phase = JsonStringOr(d.o, "phase");
   if (Finished(d.o)) return true;
-  if (!Str(d.o, "error").empty())
+  if (!JsonStringOr(d.o, "error").empty())
     return absl::FailedPreconditionError(
-        Cat("the rotation is paused: ", Str(d.o, "error"),
+        Cat("the rotation is paused: ", JsonStringOr(d.o, "error"),
             "; after fixing it run `coffer cluster rotation resume ", o.cluster, "`"));
   ASSIGN_OR_RETURN(auto nodes, Nodes(api, o.cluster, d.o, cache));
   size_t done = 0, total = 0;
@@ -347,14 +341,14 @@ absl::StatusOr<bool> Tick(const http::Api& api, const RotateOptions& o, std::ost
     }
     if (*bar) (*bar)->Finish();
     out << "phase " << phase << " done on " << total << " node" << (total == 1 ? "" : "s") << " ("
-        << SpanText(Now() - Int(d.o, "phase_started")) << ")\n";
+        << SpanText(Now() - JsonIntOr(d.o, "phase_started")) << ")\n";
     d.o["phase"] = *next;
     d.o["phase_started"] = Now();
     d.o["batch"] = json::object();
     RETURN_IF_ERROR(WriteDoc(api, o.cluster, d));
     if (Finished(d.o)) {
-      out << "rotation " << Str(d.o, "id") << " " << *next << " ("
-          << SpanText(Now() - Int(d.o, "started")) << ")\n";
+      out << "rotation " << JsonStringOr(d.o, "id") << " " << *next << " ("
+          << SpanText(Now() - JsonIntOr(d.o, "started")) << ")\n";
       return true;
     }
     return false;
@@ -367,7 +361,7 @@ absl::StatusOr<bool> Tick(const http::Api& api, const RotateOptions& o, std::ost
       batch.erase(n.name);
       changed = true;
     }
-  const size_t room = static_cast<size_t>(std::max<int64_t>(1, Int(d.o, "max_unavailable")));
+  const size_t room = static_cast<size_t>(std::max<int64_t>(1, JsonIntOr(d.o, "max_unavailable")));
   std::vector<std::string> let_in;
   for (const auto& n : nodes) {
     if (batch.size() >= room) break;
@@ -404,7 +398,7 @@ std::string ChainPem(const json::object& issuer) {
     while (!one.empty() && (one.back() == '\n' || one.back() == '\r')) one.pop_back();
     pem += (pem.empty() ? "" : "\n") + one;
   }
-  return pem.empty() ? Str(issuer, "certificate") : pem;
+  return pem.empty() ? JsonStringOr(issuer, "certificate") : pem;
 }
 
 std::string StampUtc(int64_t t) {
@@ -422,17 +416,17 @@ absl::Status RotateCa(const http::Api& api, const RotateOptions& o, std::ostream
   const std::string mount = MountPath(s, ca);
   ASSIGN_OR_RETURN(Doc d, ReadDoc(api, o.cluster));
   if (d.exists && !Finished(d.o))
-    return absl::FailedPreconditionError(Cat("a rotation of the ", Str(d.o, "ca"), " CA (",
-                                             Str(d.o, "id"), ") is in phase ", Str(d.o, "phase"),
-                                             "; see `coffer cluster rotation status ", o.cluster,
-                                             "`, then resume or abort it"));
+    return absl::FailedPreconditionError(
+        Cat("a rotation of the ", JsonStringOr(d.o, "ca"), " CA (", JsonStringOr(d.o, "id"),
+            ") is in phase ", JsonStringOr(d.o, "phase"), "; see `coffer cluster rotation status ",
+            o.cluster, "`, then resume or abort it"));
   const auto nodes = Participants(s, ca);
   if (nodes.empty())
     return absl::FailedPreconditionError(
         Cat("no node of cluster ", o.cluster, " holds a certificate of the ", o.ca, " CA"));
 
   ASSIGN_OR_RETURN(auto cfg, api.Read(Cat(mount, "/config/issuers")));
-  const std::string old_issuer = Str(cfg, "default");
+  const std::string old_issuer = JsonStringOr(cfg, "default");
   if (old_issuer.empty())
     return absl::FailedPreconditionError(Cat(mount, " has no default issuer to rotate from"));
   ASSIGN_OR_RETURN(auto old, api.Read(Cat(mount, "/issuer/", old_issuer)));
@@ -444,7 +438,8 @@ absl::Status RotateCa(const http::Api& api, const RotateOptions& o, std::ostream
     ASSIGN_OR_RETURN(auto made,
                      api.Write(Cat(mount, "/issuers/generate/intermediate/internal"), gen));
     const json::value* md = made.if_contains("data");
-    const std::string csr = md && md->is_object() ? Str(md->as_object(), "csr") : std::string();
+    const std::string csr =
+        md && md->is_object() ? JsonStringOr(md->as_object(), "csr") : std::string();
     if (csr.empty()) return absl::InternalError(Cat(mount, " made no CSR"));
     RETURN_IF_ERROR(
         files::WriteAtomic(o.csr_out, Cat(csr, "\n"), files::WriteOptions{0644, "", ""}));
@@ -479,7 +474,7 @@ absl::Status RotateCa(const http::Api& api, const RotateOptions& o, std::ostream
     // The imported issuer holding the key made by --from-csr (its parents come in without one).
     // The issuer holding the key made by --from-csr (its parents come in without one); found
     // among those already imported too, so a retry after a later failure works.
-    const std::string old_key = Str(old, "key_id");
+    const std::string old_key = JsonStringOr(old, "key_id");
     if (const json::value* dv = imported.if_contains("data"); dv && dv->is_object())
       for (const char* list : {"imported_issuers", "existing_issuers"}) {
         const json::value* ids = dv->as_object().if_contains(list);
@@ -487,8 +482,8 @@ absl::Status RotateCa(const http::Api& api, const RotateOptions& o, std::ostream
         for (const auto& v : ids->as_array()) {
           if (!v.is_string() || v.as_string() == old_issuer) continue;
           auto is = api.Read(Cat(mount, "/issuer/", std::string(v.as_string())));
-          if (!is.ok() || Str(*is, "key_id").empty()) continue;
-          if (Str(*is, "key_id") == old_key)
+          if (!is.ok() || JsonStringOr(*is, "key_id").empty()) continue;
+          if (JsonStringOr(*is, "key_id") == old_key)
             return absl::InvalidArgumentError(
                 Cat(o.signed_file,
                     " certifies the current CA's own key: a rotation needs the "
@@ -511,13 +506,13 @@ absl::Status RotateCa(const http::Api& api, const RotateOptions& o, std::ostream
     // root/rotate: the new root is not the default, not even for a moment.
     ASSIGN_OR_RETURN(auto made, api.Write(Cat(mount, "/root/rotate/internal"), gen));
     const json::value* md = made.if_contains("data");
-    if (md && md->is_object()) new_issuer = Str(md->as_object(), "issuer_id");
+    if (md && md->is_object()) new_issuer = JsonStringOr(md->as_object(), "issuer_id");
     if (new_issuer.empty()) return absl::InternalError(Cat(mount, " made no issuer"));
   }
   ASSIGN_OR_RETURN(auto fresh, api.Read(Cat(mount, "/issuer/", new_issuer)));
   // The old issuer stays the default until finalize.
   ASSIGN_OR_RETURN(auto cfg2, api.Read(Cat(mount, "/config/issuers")));
-  if (Str(cfg2, "default") != old_issuer)
+  if (JsonStringOr(cfg2, "default") != old_issuer)
     RETURN_IF_ERROR(
         api.Write(Cat(mount, "/config/issuers"), json::object{{"default", old_issuer}}).status());
 
@@ -527,7 +522,7 @@ absl::Status RotateCa(const http::Api& api, const RotateOptions& o, std::ostream
                      {"old_issuer", old_issuer},
                      {"new_issuer", new_issuer},
                      {"old_pem", ChainPem(old)},
-                     {"old_usage", Str(old, "usage")},
+                     {"old_usage", JsonStringOr(old, "usage")},
                      {"new_pem", ChainPem(fresh)},
                      {"phase", "trust"},
                      {"generation", 1},
@@ -587,27 +582,28 @@ absl::Status Drive(const http::Api& api, const RotateOptions& o, std::ostream& o
 absl::Status Resume(const http::Api& api, const RotateOptions& o, std::ostream& out) {
   ASSIGN_OR_RETURN(Doc d, ReadExisting(api, o.cluster));
   if (Finished(d.o)) {
-    out << "rotation " << Str(d.o, "id") << " is " << Str(d.o, "phase") << "\n";
+    out << "rotation " << JsonStringOr(d.o, "id") << " is " << JsonStringOr(d.o, "phase") << "\n";
     return absl::OkStatus();
   }
   d.o["error"] = "";
-  d.o["generation"] = Int(d.o, "generation") + 1;
+  d.o["generation"] = JsonIntOr(d.o, "generation") + 1;
   RETURN_IF_ERROR(WriteDoc(api, o.cluster, d));
   // The nodes in the batch (a failed one among them) are woken to try again.
   RETURN_IF_ERROR(WakeBatch(api, o.cluster, d.o));
-  out << "resuming rotation " << Str(d.o, "id") << " in phase " << Str(d.o, "phase") << "\n";
+  out << "resuming rotation " << JsonStringOr(d.o, "id") << " in phase "
+      << JsonStringOr(d.o, "phase") << "\n";
   return Drive(api, o, out);
 }
 
 absl::Status Abort(const http::Api& api, const RotateOptions& o, std::ostream& out) {
   ASSIGN_OR_RETURN(Doc d, ReadExisting(api, o.cluster));
-  const std::string phase = Str(d.o, "phase");
+  const std::string phase = JsonStringOr(d.o, "phase");
   if (phase == "done")
-    return absl::FailedPreconditionError(Cat("rotation ", Str(d.o, "id"),
+    return absl::FailedPreconditionError(Cat("rotation ", JsonStringOr(d.o, "id"),
                                              " is done: no node trusts the old CA any more; "
                                              "rotate again to leave the new one"));
   if (phase == "aborted") {
-    out << "rotation " << Str(d.o, "id") << " is already aborted\n";
+    out << "rotation " << JsonStringOr(d.o, "id") << " is already aborted\n";
     return absl::OkStatus();
   }
   if (!phase.starts_with("abort-")) {
@@ -625,11 +621,11 @@ absl::Status Abort(const http::Api& api, const RotateOptions& o, std::ostream& o
   // taken its issuing usage away.
   RETURN_IF_ERROR(RestoreOldUsage(api, d.o));
   d.o["error"] = "";
-  d.o["generation"] = Int(d.o, "generation") + 1;
+  d.o["generation"] = JsonIntOr(d.o, "generation") + 1;
   RETURN_IF_ERROR(WriteDoc(api, o.cluster, d));
   // Already aborting (a node failed a step back): the batch's nodes try again now.
   RETURN_IF_ERROR(WakeBatch(api, o.cluster, d.o));
-  out << "aborting rotation " << Str(d.o, "id") << " (was in phase " << phase
+  out << "aborting rotation " << JsonStringOr(d.o, "id") << " (was in phase " << phase
       << "): every node goes back to the old CA\n";
   return Drive(api, o, out);
 }
@@ -641,7 +637,7 @@ absl::Status SkipNode(const http::Api& api, const std::string& cluster, const st
   auto it = std::find(nodes.begin(), nodes.end(), node);
   if (it == nodes.end())
     return absl::InvalidArgumentError(
-        Cat("node \"", node, "\" is not part of rotation ", Str(d.o, "id")));
+        Cat("node \"", node, "\" is not part of rotation ", JsonStringOr(d.o, "id")));
   nodes.erase(it);
   auto skipped = Strings(d.o, "skipped");
   skipped.push_back(node);
@@ -649,7 +645,7 @@ absl::Status SkipNode(const http::Api& api, const std::string& cluster, const st
   d.o["skipped"] = Array(skipped);
   Batch(d.o).erase(node);
   RETURN_IF_ERROR(WriteDoc(api, cluster, d));
-  out << "node " << node << " skipped in rotation " << Str(d.o, "id")
+  out << "node " << node << " skipped in rotation " << JsonStringOr(d.o, "id")
       << ": if it comes back, run `coffer agent once --force` on it after the rotation is done; "
          "if it is gone for good, revoke its token and re-install it with a new init token "
          "(`coffer cluster init-token "
@@ -666,19 +662,19 @@ absl::Status WaitRotation(const http::Api& api, const RotateOptions& o, std::ost
     auto d = ReadExisting(api, o.cluster);
     if (!d.ok() && !absl::IsUnavailable(d.status())) return d.status();
     if (d.ok()) {
-      const std::string phase = Str(d->o, "phase");
+      const std::string phase = JsonStringOr(d->o, "phase");
       if (Finished(d->o)) {
         if (bar) bar->Finish();
-        out << "rotation " << Str(d->o, "id") << " " << phase << "\n";
+        out << "rotation " << JsonStringOr(d->o, "id") << " " << phase << "\n";
         if (phase == "aborted")
-          return absl::FailedPreconditionError(
-              Cat("rotation ", Str(d->o, "id"), " was aborted: every node is on the old CA"));
+          return absl::FailedPreconditionError(Cat("rotation ", JsonStringOr(d->o, "id"),
+                                                   " was aborted: every node is on the old CA"));
         return absl::OkStatus();
       }
-      if (!Str(d->o, "error").empty()) {
+      if (!JsonStringOr(d->o, "error").empty()) {
         if (bar) bar->Finish();
         return absl::FailedPreconditionError(
-            Cat("the rotation is paused: ", PrintableText(Str(d->o, "error"), 1024),
+            Cat("the rotation is paused: ", PrintableText(JsonStringOr(d->o, "error"), 1024),
                 "; see `coffer cluster rotation status ", o.cluster, "`"));
       }
       auto nodes = Nodes(api, o.cluster, d->o, &cache);
@@ -710,17 +706,18 @@ absl::Status WaitRotation(const http::Api& api, const RotateOptions& o, std::ost
 absl::Status RotationStatus(const http::Api& api, const std::string& cluster, int64_t now,
                             std::ostream& out) {
   ASSIGN_OR_RETURN(Doc d, ReadExisting(api, cluster));
-  const std::string phase = Str(d.o, "phase");
-  out << "Rotation " << Str(d.o, "id") << " of the " << Str(d.o, "ca") << " CA ("
-      << Str(d.o, "mount") << ")\n"
-      << "  phase:      " << phase << " since " << SpanText(now - Int(d.o, "phase_started"))
+  const std::string phase = JsonStringOr(d.o, "phase");
+  out << "Rotation " << JsonStringOr(d.o, "id") << " of the " << JsonStringOr(d.o, "ca") << " CA ("
+      << JsonStringOr(d.o, "mount") << ")\n"
+      << "  phase:      " << phase << " since " << SpanText(now - JsonIntOr(d.o, "phase_started"))
       << (phase.starts_with("abort")
               ? " (abort-trust -> abort-reissue -> abort-finalize -> aborted)\n"
               : " (trust -> reissue -> finalize -> done)\n")
-      << "  old issuer: " << Str(d.o, "old_issuer") << "\n"
-      << "  new issuer: " << Str(d.o, "new_issuer") << "\n"
-      << "  at a time:  " << Int(d.o, "max_unavailable") << "\n";
-  if (!Str(d.o, "error").empty()) out << "  PAUSED:     " << Str(d.o, "error") << "\n";
+      << "  old issuer: " << JsonStringOr(d.o, "old_issuer") << "\n"
+      << "  new issuer: " << JsonStringOr(d.o, "new_issuer") << "\n"
+      << "  at a time:  " << JsonIntOr(d.o, "max_unavailable") << "\n";
+  if (!JsonStringOr(d.o, "error").empty())
+    out << "  PAUSED:     " << JsonStringOr(d.o, "error") << "\n";
   if (Finished(d.o)) return absl::OkStatus();
   ASSIGN_OR_RETURN(auto nodes, Nodes(api, cluster, d.o));
   size_t done = 0, total = 0;

@@ -78,4 +78,14 @@ absl::StatusOr<std::optional<std::string>> JsonString(const boost::json::object&
       Cat("field \"", key, "\" must be a string, got ", JsonTypeName(*v)));
 }
 
+std::string JsonStringOr(const boost::json::object& o, std::string_view key) {
+  const boost::json::value* v = o.if_contains(key);
+  return v && v->is_string() ? std::string(v->as_string()) : std::string();
+}
+
+int64_t JsonIntOr(const boost::json::object& o, std::string_view key) {
+  const boost::json::value* v = o.if_contains(key);
+  return v && v->is_int64() ? v->as_int64() : 0;
+}
+
 }  // namespace coffer

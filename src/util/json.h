@@ -15,6 +15,10 @@ absl::StatusOr<std::optional<int64_t>> JsonInt(const boost::json::object& o, std
 absl::StatusOr<std::optional<bool>> JsonBool(const boost::json::object& o, std::string_view key);
 absl::StatusOr<std::optional<std::string>> JsonString(const boost::json::object& o,
                                                       std::string_view key);
+// Lenient reads of a document Coffer wrote itself (a stored record, a server's answer): the
+// string or integer at `key`, or "" / 0 when it is missing or of another type.
+std::string JsonStringOr(const boost::json::object& o, std::string_view key);
+int64_t JsonIntOr(const boost::json::object& o, std::string_view key);
 // Name of a JSON value's type for messages ("string", "number", "object" ...).
 std::string_view JsonTypeName(const boost::json::value& v);
 
