@@ -153,6 +153,15 @@ std::optional<RotationState> PhaseState(const json::object& doc, std::string_vie
                        JsonStringOr(doc, old_issuer ? "old_issuer" : "new_issuer"), std::move(ca)};
 }
 
+// Whether `leaf_pem`'s issuer is the CA certificate `ca_pem` names (name and signature), and
+// that certificate has not expired.
+bool CertifiedBy(const std::string& leaf_pem, const std::string& ca_pem, int64_t now) {
+  auto leaf = crypto::ParseCertPem(leaf_pem);
+  auto ca = crypto::ParseCertPem(ca_pem);
+  return leaf.ok() && ca.ok() && crypto::NotAfterUnix(ca->get()) > now &&
+         crypto::IssuedBy(leaf->get(), ca->get());
+}
+
 std::string Rfc3339(int64_t unix_seconds) {
   return absl::FormatTime(absl::RFC3339_sec, absl::FromUnixSeconds(unix_seconds),
                           absl::UTCTimeZone());
@@ -421,6 +430,10 @@ absl::StatusOr<CertState> Agent::Renew(const CertSpec& s, bool rotate_key, bool 
   }
   // During a CA rotation the CA file holds what the phase says (the old and new CAs, or one).
   if (const RotationState* r = RotationFor(s); r && !r->ca_pem.empty()) ca_pem = r->ca_pem;
+  // A leaf of a cross-signed new CA is sent with the cross-signed certificate: a client that
+  // trusts only the old CA builds leaf -> new CA (certified by the old) -> old CA.
+  if (!cross_pem_.empty() && CertifiedBy(cert_pem, cross_pem_, clock_->NowUnix()))
+    cert_pem += cross_pem_;
   ASSIGN_OR_RETURN(auto key_pem, crypto::PrivateKeyPem(key.get(), "pkcs8"));
   files::WriteOptions kw{0600, s.owner, s.group};
   files::WriteOptions cw{static_cast<mode_t>(s.mode), s.owner, s.group};
@@ -535,6 +548,9 @@ absl::StatusOr<std::optional<json::object>> Agent::ReadRotation() {
       if (!crypto::ParseCertPem(JsonStringOr(doc, k)).ok())
         return absl::DataLossError(Cat("the CA rotation document's ", k, " is not a certificate"));
   }
+  if (const std::string cross = JsonStringOr(doc, "cross_pem");
+      !cross.empty() && !crypto::ParseCertPem(cross).ok())
+    return absl::DataLossError("the CA rotation document's cross_pem is not a certificate");
   return std::optional<json::object>(doc);
 }
 
@@ -546,10 +562,14 @@ absl::Status Agent::Rotate(bool act) {
   ASSIGN_OR_RETURN(auto got, ReadRotation());
   if (!got) {
     rotation_.reset();
+    cross_pem_.clear();
     return absl::OkStatus();
   }
   const json::object& doc = *got;
   const std::string id = JsonStringOr(doc, "id"), phase = JsonStringOr(doc, "phase");
+  // After an abort no leaf of the new CA is left to send it with.
+  cross_pem_ = phase == "aborted" ? std::string() : Line(JsonStringOr(doc, "cross_pem"));
+  if (cross_pem_ == "\n") cross_pem_.clear();
   bool member = false;
   if (auto* n = doc.if_contains("nodes"); n && n->is_array())
     for (const auto& v : n->as_array())

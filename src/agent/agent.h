@@ -97,6 +97,9 @@ class Agent {
   Config c_;
   const Clock* clock_;
   std::optional<RotationState> rotation_;
+  // The cross-signed certificate of the last rotation (`rotate-ca --cross-sign`), kept until the
+  // next one or an abort: sent after each leaf it certifies the issuer of.
+  std::string cross_pem_;
   boost::json::object ack_;  // this node's acknowledgement, written with its registry entry
   bool ack_loaded_ = false;  // read back from the registry once after start
   bool ack_dirty_ = false;   // not yet written to the registry

@@ -184,6 +184,9 @@ void RegisterClusterCommands(CLI::App& app, int* exit_code) {
   rotate->add_flag("--from-csr", ro->from_csr,
                    "Make the new CA an intermediate of your own root: write its CSR (--csr-out) "
                    "and stop; start the rotation with --signed");
+  rotate->add_flag("--cross-sign", ro->cross_sign,
+                   "Also certify the new CA with the old one; agents send that certificate after "
+                   "each new leaf, so clients trusting only the old CA accept it");
   rotate->add_option("--csr-out", ro->csr_out, "Where --from-csr writes the CSR (<ca>.csr)");
   rotate->add_option("--signed", ro->signed_file,
                      "The certificate your root signed for the --from-csr CSR, then its chain");

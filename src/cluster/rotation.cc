@@ -9,11 +9,15 @@
 #include <random>
 #include <set>
 #include <thread>
+#include <tuple>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "cluster/profile.h"
 #include "cluster/setup.h"
+#include "crypto/cert_fields.h"
+#include "crypto/pem.h"
 #include "util/files.h"
 #include "util/human_time.h"
 #include "util/json.h"
@@ -401,6 +405,55 @@ std::string ChainPem(const json::object& issuer) {
   return pem.empty() ? JsonStringOr(issuer, "certificate") : pem;
 }
 
+// --cross-sign: the new root's key certified by the old CA (same subject and key identifier, a
+// serial of its own, valid as long as the new root), imported into the mount as a read-only
+// issuer named <id>-cross. Returns its issuer id and PEM.
+absl::StatusOr<std::pair<std::string, std::string>> CrossSign(const http::Api& api,
+                                                              const std::string& mount,
+                                                              const std::string& old_issuer,
+                                                              const json::object& fresh,
+                                                              const std::string& id) {
+  const std::string key_id = JsonStringOr(fresh, "key_id");
+  ASSIGN_OR_RETURN(crypto::Cert root, crypto::ParseCertPem(JsonStringOr(fresh, "certificate")));
+  const std::string cn = crypto::CommonName(X509_get_subject_name(root.get()));
+  if (key_id.empty() || cn.empty())
+    return absl::InternalError(Cat(mount, ": the new issuer has no key or common name"));
+  auto Data = [](const json::object& r) {
+    const json::value* d = r.if_contains("data");
+    return d && d->is_object() ? d->as_object() : json::object();
+  };
+  ASSIGN_OR_RETURN(
+      auto csr,
+      api.Write(Cat(mount, "/intermediate/cross-sign"),
+                json::object{{"common_name", cn}, {"key_ref", key_id}, {"format", "pem"}}));
+  const int64_t left = crypto::NotAfterUnix(root.get()) - Now();
+  auto signed_by_old = api.Write(Cat(mount, "/issuer/", old_issuer, "/sign-intermediate"),
+                                 json::object{{"csr", JsonStringOr(Data(csr), "csr")},
+                                              {"use_csr_values", true},
+                                              {"ttl", Cat(std::max<int64_t>(left, 3600), "s")},
+                                              {"format", "pem"}});
+  if (!signed_by_old.ok())
+    return absl::Status(signed_by_old.status().code(),
+                        Cat("--cross-sign: the old CA could not certify the new one: ",
+                            std::string(signed_by_old.status().message())));
+  const std::string pem = JsonStringOr(Data(*signed_by_old), "certificate");
+  ASSIGN_OR_RETURN(auto imported, api.Write(Cat(mount, "/issuers/import/cert"),
+                                            json::object{{"pem_bundle", pem}}));
+  std::string cross;
+  const json::object d = Data(imported);
+  for (const char* list : {"imported_issuers", "existing_issuers"})
+    if (const json::value* ids = d.if_contains(list); ids && ids->is_array())
+      for (const auto& v : ids->as_array())
+        if (v.is_string() && cross.empty()) cross = std::string(v.as_string());
+  if (cross.empty()) return absl::InternalError(Cat(mount, " did not import the cross-signed CA"));
+  // It names the path to the old CA; the new root signs the leaves.
+  RETURN_IF_ERROR(
+      api.Write(Cat(mount, "/issuer/", cross),
+                json::object{{"issuer_name", Cat(id, "-cross")}, {"usage", "read-only"}})
+          .status());
+  return std::make_pair(cross, pem);
+}
+
 std::string StampUtc(int64_t t) {
   return absl::FormatTime("%Y%m%d%H%M%S", absl::FromUnixSeconds(t), absl::UTCTimeZone());
 }
@@ -413,6 +466,10 @@ absl::Status RotateCa(const http::Api& api, const RotateOptions& o, std::ostream
   if (!o.key_type.empty()) RETURN_IF_ERROR(ParseKeyOption(o.key_type, &s));
   if (o.max_unavailable < 1)
     return absl::InvalidArgumentError("--max-unavailable must be at least 1");
+  if (o.cross_sign && (o.from_csr || !o.signed_file.empty()))
+    return absl::InvalidArgumentError(
+        "--cross-sign certifies a new root with the old CA; a new intermediate (--from-csr, "
+        "--signed) is already certified by your root: give one of them");
   const std::string mount = MountPath(s, ca);
   ASSIGN_OR_RETURN(Doc d, ReadDoc(api, o.cluster));
   if (d.exists && !Finished(d.o))
@@ -510,6 +567,15 @@ absl::Status RotateCa(const http::Api& api, const RotateOptions& o, std::ostream
     if (new_issuer.empty()) return absl::InternalError(Cat(mount, " made no issuer"));
   }
   ASSIGN_OR_RETURN(auto fresh, api.Read(Cat(mount, "/issuer/", new_issuer)));
+  std::string cross_issuer, cross_pem;
+  if (o.cross_sign) {
+    auto made = CrossSign(api, mount, old_issuer, fresh, id);
+    if (!made.ok()) {
+      (void)api.Write(Cat(mount, "/issuer/", new_issuer), json::object{{"usage", "read-only"}});
+      return made.status();
+    }
+    std::tie(cross_issuer, cross_pem) = *made;
+  }
   // The old issuer stays the default until finalize.
   ASSIGN_OR_RETURN(auto cfg2, api.Read(Cat(mount, "/config/issuers")));
   if (JsonStringOr(cfg2, "default") != old_issuer)
@@ -524,6 +590,8 @@ absl::Status RotateCa(const http::Api& api, const RotateOptions& o, std::ostream
                      {"old_pem", ChainPem(old)},
                      {"old_usage", JsonStringOr(old, "usage")},
                      {"new_pem", ChainPem(fresh)},
+                     {"cross_issuer", cross_issuer},
+                     {"cross_pem", cross_pem},
                      {"phase", "trust"},
                      {"generation", 1},
                      {"max_unavailable", o.max_unavailable},
@@ -537,7 +605,9 @@ absl::Status RotateCa(const http::Api& api, const RotateOptions& o, std::ostream
                      {"error", ""}};
   if (auto st = WriteDoc(api, o.cluster, d); !st.ok()) {
     // No rotation will use the new issuer: it must not sign (nodes may name any issuer).
-    (void)api.Write(Cat(mount, "/issuer/", new_issuer), json::object{{"usage", "read-only"}});
+    for (const auto& is : {new_issuer, cross_issuer})
+      if (!is.empty())
+        (void)api.Write(Cat(mount, "/issuer/", is), json::object{{"usage", "read-only"}});
     return st;
   }
   out << "rotation " << id << " of the " << o.ca << " CA started: new issuer " << new_issuer
@@ -714,8 +784,11 @@ absl::Status RotationStatus(const http::Api& api, const std::string& cluster, in
               ? " (abort-trust -> abort-reissue -> abort-finalize -> aborted)\n"
               : " (trust -> reissue -> finalize -> done)\n")
       << "  old issuer: " << JsonStringOr(d.o, "old_issuer") << "\n"
-      << "  new issuer: " << JsonStringOr(d.o, "new_issuer") << "\n"
-      << "  at a time:  " << JsonIntOr(d.o, "max_unavailable") << "\n";
+      << "  new issuer: " << JsonStringOr(d.o, "new_issuer") << "\n";
+  if (!JsonStringOr(d.o, "cross_issuer").empty())
+    out << "  cross-signed by the old CA: " << JsonStringOr(d.o, "cross_issuer")
+        << " (sent after each new leaf)\n";
+  out << "  at a time:  " << JsonIntOr(d.o, "max_unavailable") << "\n";
   if (!JsonStringOr(d.o, "error").empty())
     out << "  PAUSED:     " << JsonStringOr(d.o, "error") << "\n";
   if (Finished(d.o)) return absl::OkStatus();

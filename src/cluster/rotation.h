@@ -64,6 +64,10 @@ struct RotateOptions {
   // csr_out and stops; signed_file (the signed certificate and its chain) starts the rotation.
   bool from_csr = false;
   std::string csr_out, signed_file;
+  // The new root also certified by the old CA (a cross-signed certificate, imported into the
+  // mount as a read-only issuer): agents send it after each leaf of the new CA, so that clients
+  // that trust only the old CA keep accepting the new leaves. Not with an intermediate.
+  bool cross_sign = false;
   int max_unavailable = 1;
   std::vector<std::string> finalize_hooks;
   int64_t timeout_s = 3600;  // how long the driver waits before it leaves the rotation stored

@@ -284,6 +284,94 @@ class Rotation(ServerTest):
         p = self.rotate("--from-csr", "--signed", signed)
         self.assertIn("two steps", p.stderr)
 
+    def test_cross_signed_new_ca_is_accepted_by_clients_of_the_old_one(self):
+        """--cross-sign: the old CA certifies the new root's key; each new leaf is sent with that
+        certificate, so a client that trusts only the old CA (one no agent manages) still accepts
+        it, as one trusting only the new CA does. Checked with openssl, GnuTLS and a TLS handshake
+        in Python."""
+        s = self.cluster(["e-1:etcd:127.0.0.1", "e-2:etcd:127.0.0.1"])
+        p = self.rotate("--cross-sign", "--from-csr")
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("give one of them", p.stderr)
+        old_ca = pem_certs(self.agents["e-1"].pki("etcd/ca.crt"))[0]
+        d = self.tmp
+        old_file, new_file = os.path.join(d, "old-ca.pem"), os.path.join(d, "new-ca.pem")
+        with open(old_file, "w") as f:
+            f.write(old_ca)
+        p = self.rotate("--cross-sign", "--timeout", "60s", check_rc=0)
+        doc = self.doc()
+        self.assertEqual(doc["phase"], "done")
+        with open(new_file, "w") as f:
+            f.write(doc["new_pem"] + "\n")
+        cross = doc["cross_pem"].strip() + "\n"
+        self.assertIn("cross-signed by the old CA: " + doc["cross_issuer"], self.status())
+        # The cross-signed certificate: the new root's subject and key, issued by the old CA, kept
+        # in the mount as an issuer that signs nothing.
+        info = self.issuer(doc["cross_issuer"])
+        self.assertEqual((info["issuer_name"], info["usage"]), (doc["id"] + "-cross", "read-only"))
+        self.assertEqual(info["key_id"], self.issuer(doc["new_issuer"])["key_id"])
+
+        def x509(pem, *args):
+            return subprocess.run(["openssl", "x509", "-noout", *args], input=pem.encode(),
+                                  capture_output=True, check=True).stdout
+        self.assertEqual(x509(cross, "-pubkey"), x509(doc["new_pem"], "-pubkey"))
+        self.assertEqual(x509(cross, "-subject"), x509(doc["new_pem"], "-subject"))
+        self.assertNotEqual(x509(cross, "-serial"), x509(doc["new_pem"], "-serial"))
+        cross_file = os.path.join(d, "cross.pem")
+        with open(cross_file, "w") as f:
+            f.write(cross)
+        self.assertTrue(verifies(old_file, cross_file))
+        self.assertFalse(verifies(new_file, cross_file))
+        for n in ("e-1", "e-2"):
+            a = self.agents[n]
+            self.assert_on_ca(n, doc["new_pem"] + "\n")  # CA files: the new CA only
+            chain = pem_certs(a.pki("etcd/server.crt"))
+            self.assertEqual([fingerprint(c) for c in chain[1:]], [fingerprint(cross)], n)
+            leaf = os.path.join(d, n + "-leaf.pem")
+            with open(leaf, "w") as f:
+                f.write(chain[0])
+            # The leaf alone does not verify against the old CA; sent with the cross-signed
+            # certificate it does, and against the new CA too.
+            self.assertFalse(verifies(old_file, leaf), n)
+            for ca in (old_file, new_file):
+                v = subprocess.run(["openssl", "verify", "-x509_strict", "-CAfile", ca,
+                                    "-untrusted", a.pki("etcd/server.crt"), leaf],
+                                   capture_output=True, text=True)
+                self.assertEqual(v.returncode, 0, (n, ca, v.stdout + v.stderr))
+                g = subprocess.run(["certtool", "--verify", "--load-ca-certificate", ca,
+                                    "--infile", a.pki("etcd/server.crt")],
+                                   capture_output=True, text=True)
+                self.assertEqual(g.returncode, 0, (n, ca, g.stdout + g.stderr))
+                self.assertIn("Chain verification output: Verified.", g.stdout)
+        # A real handshake: the server sends the file as its chain; clients trusting one CA each.
+        import socket
+        import ssl
+        import threading
+        a = self.agents["e-1"]
+        srv = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        srv.load_cert_chain(a.pki("etcd/server.crt"), a.pki("etcd/server.key"))
+        lsock = socket.socket()
+        lsock.bind(("127.0.0.1", 0))
+        lsock.listen(4)
+
+        def serve():
+            for _ in range(2):
+                c, _ = lsock.accept()
+                try:
+                    with srv.wrap_socket(c, server_side=True) as t:
+                        t.sendall(b"ok")
+                except (ssl.SSLError, OSError):
+                    pass
+        th = threading.Thread(target=serve, daemon=True)
+        th.start()
+        for ca in (old_file, new_file):
+            cli = ssl.create_default_context(cafile=ca)
+            with socket.create_connection(lsock.getsockname(), timeout=10) as c:
+                with cli.wrap_socket(c, server_hostname="127.0.0.1") as t:
+                    self.assertEqual(t.recv(2), b"ok", ca)
+        th.join(10)
+        lsock.close()
+
     def test_failing_hook_pauses_then_resume(self):
         flag = os.path.join(self.tmp, "fixed")
         self.cluster(["e-1:etcd:127.0.0.1", "e-2:etcd:127.0.0.1"],
@@ -349,10 +437,13 @@ class Rotation(ServerTest):
         for phase in ("trust", "reissue", "finalize"):
             with open(gate, "w") as f:
                 f.write(phase)
-            p = self.rotate("--timeout", "60s")
+            # Cross-signed once: an abort leaves no leaf sent with the cross-signed certificate.
+            p = self.rotate("--timeout", "60s", *(["--cross-sign"] if phase == "reissue" else []))
             self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
             self.assertIn(f"node e-2 failed the {phase} phase", p.stderr)
             doc = self.doc()
+            if phase == "reissue":
+                self.assertEqual(len(pem_certs(self.agents["e-1"].pki("etcd/server.crt"))), 2)
             if phase == "finalize":
                 self.assertEqual(self.default_issuer(), doc["new_issuer"])
                 self.assertEqual(len(pem_certs(self.agents["e-1"].pki("etcd/ca.crt"))), 1)
@@ -368,6 +459,9 @@ class Rotation(ServerTest):
             self.assertEqual(steps[-len(want):], want, steps)
             for n in ("e-1", "e-2"):
                 self.assert_on_ca(n, old_ca)
+                self.assertEqual(len(pem_certs(self.agents[n].pki("etcd/server.crt"))), 1, n)
+            if doc["cross_issuer"]:
+                self.assertEqual(self.issuer(doc["cross_issuer"])["usage"], "read-only")
             self.assertEqual(self.default_issuer(), old_default)
             self.assertEqual(self.issuer(doc["new_issuer"])["usage"], "read-only")
             self.assertIn("issuing-certificates", self.issuer(old_default)["usage"])
