@@ -432,8 +432,11 @@ absl::StatusOr<CertState> Agent::Renew(const CertSpec& s, bool rotate_key, bool 
   if (const RotationState* r = RotationFor(s); r && !r->ca_pem.empty()) ca_pem = r->ca_pem;
   // A leaf of a cross-signed new CA is sent with the cross-signed certificate: a client that
   // trusts only the old CA builds leaf -> new CA (certified by the old) -> old CA.
-  if (!cross_pem_.empty() && CertifiedBy(cert_pem, cross_pem_, clock_->NowUnix()))
-    cert_pem += cross_pem_;
+  for (const auto& cross : cross_pems_)
+    if (CertifiedBy(cert_pem, cross, clock_->NowUnix())) {
+      cert_pem += cross;
+      break;
+    }
   ASSIGN_OR_RETURN(auto key_pem, crypto::PrivateKeyPem(key.get(), "pkcs8"));
   files::WriteOptions kw{0600, s.owner, s.group};
   files::WriteOptions cw{static_cast<mode_t>(s.mode), s.owner, s.group};
@@ -548,9 +551,11 @@ absl::StatusOr<std::optional<json::object>> Agent::ReadRotation() {
       if (!crypto::ParseCertPem(JsonStringOr(doc, k)).ok())
         return absl::DataLossError(Cat("the CA rotation document's ", k, " is not a certificate"));
   }
-  if (const std::string cross = JsonStringOr(doc, "cross_pem");
-      !cross.empty() && !crypto::ParseCertPem(cross).ok())
-    return absl::DataLossError("the CA rotation document's cross_pem is not a certificate");
+  if (const json::value* c = doc.if_contains("crosses"); c && c->is_object())
+    for (const auto& [mount, pem] : c->as_object())
+      if (!pem.is_string() || !crypto::ParseCertPem(pem.as_string()).ok())
+        return absl::DataLossError(Cat("the CA rotation document's cross-signed certificate for ",
+                                       std::string(mount), " is not a certificate"));
   return std::optional<json::object>(doc);
 }
 
@@ -560,16 +565,16 @@ absl::Status Agent::Rotate(bool act) {
   RETURN_IF_ERROR(LoadAck());
   if (ack_dirty_) RETURN_IF_ERROR(Heartbeat());
   ASSIGN_OR_RETURN(auto got, ReadRotation());
+  cross_pems_.clear();
   if (!got) {
     rotation_.reset();
-    cross_pem_.clear();
     return absl::OkStatus();
   }
   const json::object& doc = *got;
   const std::string id = JsonStringOr(doc, "id"), phase = JsonStringOr(doc, "phase");
-  // After an abort no leaf of the new CA is left to send it with.
-  cross_pem_ = phase == "aborted" ? std::string() : Line(JsonStringOr(doc, "cross_pem"));
-  if (cross_pem_ == "\n") cross_pem_.clear();
+  if (const json::value* c = doc.if_contains("crosses"); c && c->is_object())
+    for (const auto& [mount, pem] : c->as_object())
+      if (pem.is_string()) cross_pems_.push_back(Line(std::string(pem.as_string())));
   bool member = false;
   if (auto* n = doc.if_contains("nodes"); n && n->is_array())
     for (const auto& v : n->as_array())
@@ -579,7 +584,9 @@ absl::Status Agent::Rotate(bool act) {
     // added to the cluster during a rotation follows the defaults and is brought onto the final
     // CA by `agent once --force` afterwards (docs/rotation.md).
     rotation_.reset();
-    return absl::OkStatus();
+    // Outside any phase (no batch to keep to): certificate files still without the
+    // cross-signed certificate that belongs with them get it.
+    return act ? RepairCrossChains() : absl::OkStatus();
   }
   const bool same = JsonStringOr(ack_, "id") == id;
   const std::string acked = same ? JsonStringOr(ack_, "phase") : std::string();
@@ -618,6 +625,35 @@ absl::Status Agent::RepairCaFiles() {
       hooks.push_back(s.exec);
   }
   for (const auto& h : hooks) (void)RunHook(h, "CA file");
+  return absl::OkStatus();
+}
+
+absl::Status Agent::RepairCrossChains() {
+  if (cross_pems_.empty()) return absl::OkStatus();
+  std::vector<std::string> hooks;
+  const int64_t now = clock_->NowUnix();
+  for (const auto& s : c_.certificates) {
+    if (s.cert_file.empty()) continue;
+    auto have = files::ReadIfExists(s.cert_file);
+    if (!have.ok() || !*have) continue;
+    const std::string& text = **have;
+    const size_t end = text.find("-----END CERTIFICATE-----");
+    if (end == std::string::npos) continue;
+    const std::string leaf = Line(text.substr(0, end + 25));
+    for (const auto& cross : cross_pems_) {
+      if (!CertifiedBy(leaf, cross, now)) continue;
+      if (text == leaf + cross) break;
+      log::Info("agent: adding the cross-signed CA certificate to a certificate file",
+                {{"file", s.cert_file}, {"certificate", s.name}});
+      RETURN_IF_ERROR(
+          files::WriteAtomic(s.cert_file, leaf + cross,
+                             files::WriteOptions{static_cast<mode_t>(s.mode), s.owner, s.group}));
+      if (!s.exec.empty() && std::find(hooks.begin(), hooks.end(), s.exec) == hooks.end())
+        hooks.push_back(s.exec);
+      break;
+    }
+  }
+  for (const auto& h : hooks) (void)RunHook(h, "cross-signed chain");
   return absl::OkStatus();
 }
 

@@ -97,9 +97,11 @@ class Agent {
   Config c_;
   const Clock* clock_;
   std::optional<RotationState> rotation_;
-  // The cross-signed certificate of the last rotation (`rotate-ca --cross-sign`), kept until the
-  // next one or an abort: sent after each leaf it certifies the issuer of.
-  std::string cross_pem_;
+  // The cross-signed certificates of the cluster's rotations (`rotate-ca --cross-sign`), one per
+  // CA at most: each is sent after every leaf whose issuer it certifies.
+  std::vector<std::string> cross_pems_;
+  // Certificate files written before this agent knew of a cross-signed certificate get it.
+  absl::Status RepairCrossChains();
   boost::json::object ack_;  // this node's acknowledgement, written with its registry entry
   bool ack_loaded_ = false;  // read back from the registry once after start
   bool ack_dirty_ = false;   // not yet written to the registry

@@ -9,7 +9,6 @@
 #include <random>
 #include <set>
 #include <thread>
-#include <tuple>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -270,6 +269,14 @@ absl::StatusOr<std::string> Advance(const http::Api& api, json::object& doc, std
     RETURN_IF_ERROR(
         api.Write(Cat(mount, "/issuer/", new_issuer), json::object{{"usage", "read-only"}})
             .status());
+    // The abandoned key is no longer certified by the old CA (its CRL lists the cross-signed
+    // certificate), and agents stop sending it.
+    if (const std::string cross = JsonStringOr(doc, "cross_issuer"); !cross.empty()) {
+      RETURN_IF_ERROR(api.Write(Cat(mount, "/issuer/", cross, "/revoke"), json::object{}).status());
+      if (json::value* c = doc.if_contains("crosses"); c && c->is_object())
+        c->as_object().erase(mount);
+      out << "  the cross-signed certificate " << cross << " is revoked\n";
+    }
     out << "  the default issuer of " << mount << " is " << old_issuer << " again; " << new_issuer
         << " no longer issues\n";
     return std::string("aborted");
@@ -405,16 +412,36 @@ std::string ChainPem(const json::object& issuer) {
   return pem.empty() ? JsonStringOr(issuer, "certificate") : pem;
 }
 
+// Whether the old CA can certify the new one (--cross-sign), checked before anything is made.
+absl::Status CheckCrossSignable(const json::object& old) {
+  ASSIGN_OR_RETURN(crypto::Cert c, crypto::ParseCertPem(JsonStringOr(old, "certificate")));
+  if (JsonStringOr(old, "key_id").empty() ||
+      JsonStringOr(old, "usage").find("issuing-certificates") == std::string::npos)
+    return absl::FailedPreconditionError(
+        "--cross-sign: the current CA may not issue (no key in the mount, or its usage lacks "
+        "issuing-certificates): it cannot certify the new one");
+  if (X509_get_pathlen(c.get()) == 0)
+    return absl::FailedPreconditionError(
+        "--cross-sign: the current CA has a path length of 0 and cannot certify another CA");
+  // The new root has the old one's name: a verifier tells them apart by key identifier only.
+  if (crypto::SubjectKeyId(c.get()).empty())
+    return absl::FailedPreconditionError(
+        "--cross-sign: the current CA has no subject key identifier, so clients could not tell "
+        "it from the new CA (they share a name); rotate without --cross-sign");
+  return absl::OkStatus();
+}
+
 // --cross-sign: the new root's key certified by the old CA (same subject and key identifier, a
-// serial of its own, valid as long as the new root), imported into the mount as a read-only
-// issuer named <id>-cross. Returns its issuer id and PEM.
-absl::StatusOr<std::pair<std::string, std::string>> CrossSign(const http::Api& api,
-                                                              const std::string& mount,
-                                                              const std::string& old_issuer,
-                                                              const json::object& fresh,
-                                                              const std::string& id) {
+// serial of its own, valid until the earlier of the two CAs' ends), imported into the mount as
+// a read-only issuer named <id>-cross. Returns its PEM; *cross is its issuer id as soon as it
+// exists (so a caller can disable it after a later failure).
+absl::StatusOr<std::string> CrossSign(const http::Api& api, const std::string& mount,
+                                      const json::object& old, const std::string& old_issuer,
+                                      const json::object& fresh, const std::string& id,
+                                      std::string* cross) {
   const std::string key_id = JsonStringOr(fresh, "key_id");
   ASSIGN_OR_RETURN(crypto::Cert root, crypto::ParseCertPem(JsonStringOr(fresh, "certificate")));
+  ASSIGN_OR_RETURN(crypto::Cert old_cert, crypto::ParseCertPem(JsonStringOr(old, "certificate")));
   const std::string cn = crypto::CommonName(X509_get_subject_name(root.get()));
   if (key_id.empty() || cn.empty())
     return absl::InternalError(Cat(mount, ": the new issuer has no key or common name"));
@@ -426,11 +453,15 @@ absl::StatusOr<std::pair<std::string, std::string>> CrossSign(const http::Api& a
       auto csr,
       api.Write(Cat(mount, "/intermediate/cross-sign"),
                 json::object{{"common_name", cn}, {"key_ref", key_id}, {"format", "pem"}}));
-  const int64_t left = crypto::NotAfterUnix(root.get()) - Now();
+  const int64_t left =
+      std::min(crypto::NotAfterUnix(root.get()), crypto::NotAfterUnix(old_cert.get())) - Now();
+  if (left < 3600)
+    return absl::FailedPreconditionError(
+        "--cross-sign: the current CA expires within the hour; rotate without --cross-sign");
   auto signed_by_old = api.Write(Cat(mount, "/issuer/", old_issuer, "/sign-intermediate"),
                                  json::object{{"csr", JsonStringOr(Data(csr), "csr")},
                                               {"use_csr_values", true},
-                                              {"ttl", Cat(std::max<int64_t>(left, 3600), "s")},
+                                              {"ttl", Cat(left, "s")},
                                               {"format", "pem"}});
   if (!signed_by_old.ok())
     return absl::Status(signed_by_old.status().code(),
@@ -439,19 +470,18 @@ absl::StatusOr<std::pair<std::string, std::string>> CrossSign(const http::Api& a
   const std::string pem = JsonStringOr(Data(*signed_by_old), "certificate");
   ASSIGN_OR_RETURN(auto imported, api.Write(Cat(mount, "/issuers/import/cert"),
                                             json::object{{"pem_bundle", pem}}));
-  std::string cross;
   const json::object d = Data(imported);
   for (const char* list : {"imported_issuers", "existing_issuers"})
     if (const json::value* ids = d.if_contains(list); ids && ids->is_array())
       for (const auto& v : ids->as_array())
-        if (v.is_string() && cross.empty()) cross = std::string(v.as_string());
-  if (cross.empty()) return absl::InternalError(Cat(mount, " did not import the cross-signed CA"));
+        if (v.is_string() && cross->empty()) *cross = std::string(v.as_string());
+  if (cross->empty()) return absl::InternalError(Cat(mount, " did not import the cross-signed CA"));
   // It names the path to the old CA; the new root signs the leaves.
   RETURN_IF_ERROR(
-      api.Write(Cat(mount, "/issuer/", cross),
+      api.Write(Cat(mount, "/issuer/", *cross),
                 json::object{{"issuer_name", Cat(id, "-cross")}, {"usage", "read-only"}})
           .status());
-  return std::make_pair(cross, pem);
+  return pem;
 }
 
 std::string StampUtc(int64_t t) {
@@ -508,6 +538,7 @@ absl::Status RotateCa(const http::Api& api, const RotateOptions& o, std::ostream
         << " --signed <certificate.pem>   (the certificate, then its chain up to the root)\n";
     return absl::OkStatus();
   }
+  if (o.cross_sign) RETURN_IF_ERROR(CheckCrossSignable(old));
   if (o.signed_file.empty() && Strings(old, "ca_chain").size() > 1)
     return absl::FailedPreconditionError(
         Cat("the ", o.ca,
@@ -566,21 +597,38 @@ absl::Status RotateCa(const http::Api& api, const RotateOptions& o, std::ostream
     if (md && md->is_object()) new_issuer = JsonStringOr(md->as_object(), "issuer_id");
     if (new_issuer.empty()) return absl::InternalError(Cat(mount, " made no issuer"));
   }
-  ASSIGN_OR_RETURN(auto fresh, api.Read(Cat(mount, "/issuer/", new_issuer)));
   std::string cross_issuer, cross_pem;
+  // From here on a failure leaves issuers no rotation uses: they must not sign (nodes may name
+  // any issuer of the mount).
+  auto abandon = [&](absl::Status st) {
+    for (const auto& is : {new_issuer, cross_issuer})
+      if (!is.empty())
+        (void)api.Write(Cat(mount, "/issuer/", is), json::object{{"usage", "read-only"}});
+    return st;
+  };
+  auto fresh = api.Read(Cat(mount, "/issuer/", new_issuer));
+  if (!fresh.ok()) return abandon(fresh.status());
   if (o.cross_sign) {
-    auto made = CrossSign(api, mount, old_issuer, fresh, id);
-    if (!made.ok()) {
-      (void)api.Write(Cat(mount, "/issuer/", new_issuer), json::object{{"usage", "read-only"}});
-      return made.status();
-    }
-    std::tie(cross_issuer, cross_pem) = *made;
+    auto made = CrossSign(api, mount, old, old_issuer, *fresh, id, &cross_issuer);
+    if (!made.ok()) return abandon(made.status());
+    cross_pem = std::move(*made);
   }
   // The old issuer stays the default until finalize.
-  ASSIGN_OR_RETURN(auto cfg2, api.Read(Cat(mount, "/config/issuers")));
-  if (JsonStringOr(cfg2, "default") != old_issuer)
-    RETURN_IF_ERROR(
-        api.Write(Cat(mount, "/config/issuers"), json::object{{"default", old_issuer}}).status());
+  auto cfg2 = api.Read(Cat(mount, "/config/issuers"));
+  if (!cfg2.ok()) return abandon(cfg2.status());
+  if (JsonStringOr(*cfg2, "default") != old_issuer)
+    if (auto st = api.Write(Cat(mount, "/config/issuers"), json::object{{"default", old_issuer}})
+                      .status();
+        !st.ok())
+      return abandon(st);
+  // The cross-signed certificates agents send with the leaves of each mount: those of earlier
+  // rotations of the cluster's other CAs stay.
+  json::object crosses;
+  if (d.exists)
+    if (const json::value* c = d.o.if_contains("crosses"); c && c->is_object())
+      crosses = c->as_object();
+  crosses.erase(mount);
+  if (!cross_pem.empty()) crosses[mount] = cross_pem;
 
   d.o = json::object{{"id", id},
                      {"ca", o.ca},
@@ -589,9 +637,9 @@ absl::Status RotateCa(const http::Api& api, const RotateOptions& o, std::ostream
                      {"new_issuer", new_issuer},
                      {"old_pem", ChainPem(old)},
                      {"old_usage", JsonStringOr(old, "usage")},
-                     {"new_pem", ChainPem(fresh)},
+                     {"new_pem", ChainPem(*fresh)},
                      {"cross_issuer", cross_issuer},
-                     {"cross_pem", cross_pem},
+                     {"crosses", std::move(crosses)},
                      {"phase", "trust"},
                      {"generation", 1},
                      {"max_unavailable", o.max_unavailable},
@@ -603,13 +651,7 @@ absl::Status RotateCa(const http::Api& api, const RotateOptions& o, std::ostream
                      {"started", now},
                      {"phase_started", now},
                      {"error", ""}};
-  if (auto st = WriteDoc(api, o.cluster, d); !st.ok()) {
-    // No rotation will use the new issuer: it must not sign (nodes may name any issuer).
-    for (const auto& is : {new_issuer, cross_issuer})
-      if (!is.empty())
-        (void)api.Write(Cat(mount, "/issuer/", is), json::object{{"usage", "read-only"}});
-    return st;
-  }
+  if (auto st = WriteDoc(api, o.cluster, d); !st.ok()) return abandon(st);
   out << "rotation " << id << " of the " << o.ca << " CA started: new issuer " << new_issuer
       << " (CN " << CaCommonName(ca) << ") in " << mount << "; " << nodes.size() << " node"
       << (nodes.size() == 1 ? "" : "s") << ", at most " << o.max_unavailable << " at a time\n";
@@ -787,7 +829,7 @@ absl::Status RotationStatus(const http::Api& api, const std::string& cluster, in
       << "  new issuer: " << JsonStringOr(d.o, "new_issuer") << "\n";
   if (!JsonStringOr(d.o, "cross_issuer").empty())
     out << "  cross-signed by the old CA: " << JsonStringOr(d.o, "cross_issuer")
-        << " (sent after each new leaf)\n";
+        << (phase == "aborted" ? " (revoked)\n" : " (sent after each new leaf)\n");
   out << "  at a time:  " << JsonIntOr(d.o, "max_unavailable") << "\n";
   if (!JsonStringOr(d.o, "error").empty())
     out << "  PAUSED:     " << JsonStringOr(d.o, "error") << "\n";

@@ -289,7 +289,7 @@ class Rotation(ServerTest):
         certificate, so a client that trusts only the old CA (one no agent manages) still accepts
         it, as one trusting only the new CA does. Checked with openssl, GnuTLS and a TLS handshake
         in Python."""
-        s = self.cluster(["e-1:etcd:127.0.0.1", "e-2:etcd:127.0.0.1"])
+        s = self.cluster(["e-1:etcd:127.0.0.1", "e-2:etcd:127.0.0.1", "w-1:worker:127.0.0.2"])
         p = self.rotate("--cross-sign", "--from-csr")
         self.assertNotEqual(p.returncode, 0)
         self.assertIn("give one of them", p.stderr)
@@ -303,7 +303,8 @@ class Rotation(ServerTest):
         self.assertEqual(doc["phase"], "done")
         with open(new_file, "w") as f:
             f.write(doc["new_pem"] + "\n")
-        cross = doc["cross_pem"].strip() + "\n"
+        self.assertEqual(list(doc["crosses"]), ["r1/pki/etcd"])
+        cross = doc["crosses"]["r1/pki/etcd"].strip() + "\n"
         self.assertIn("cross-signed by the old CA: " + doc["cross_issuer"], self.status())
         # The cross-signed certificate: the new root's subject and key, issued by the old CA, kept
         # in the mount as an issuer that signs nothing.
@@ -317,6 +318,8 @@ class Rotation(ServerTest):
         self.assertEqual(x509(cross, "-pubkey"), x509(doc["new_pem"], "-pubkey"))
         self.assertEqual(x509(cross, "-subject"), x509(doc["new_pem"], "-subject"))
         self.assertNotEqual(x509(cross, "-serial"), x509(doc["new_pem"], "-serial"))
+        # It ends when the old CA does (the new root lives longer): no path outlives the old CA.
+        self.assertEqual(x509(cross, "-enddate"), x509(old_ca, "-enddate"))
         cross_file = os.path.join(d, "cross.pem")
         with open(cross_file, "w") as f:
             f.write(cross)
@@ -371,6 +374,20 @@ class Rotation(ServerTest):
                     self.assertEqual(t.recv(2), b"ok", ca)
         th.join(10)
         lsock.close()
+        # A certificate file without it (written by hand, or before the agent knew of it) gets it
+        # back on the agent's next pass.
+        a.stop()
+        leaf_only = pem_certs(a.pki("etcd/server.crt"))[0]
+        with open(a.pki("etcd/server.crt"), "w") as f:
+            f.write(leaf_only)
+        a.start()
+        self.wait_for("the cross-signed certificate back in e-1's server.crt",
+                      lambda: len(pem_certs(a.pki("etcd/server.crt"))) == 2)
+        self.assertEqual(fingerprint(pem_certs(a.pki("etcd/server.crt"))[1]), fingerprint(cross))
+        # Rotating another CA of the cluster keeps the etcd one's (per CA).
+        p = self.s.cli("cluster", "rotate-ca", "r1", "--ca", "kubernetes", "--no-wait", token=self.s.root)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertEqual(self.doc()["crosses"], {"r1/pki/etcd": doc["crosses"]["r1/pki/etcd"]})
 
     def test_failing_hook_pauses_then_resume(self):
         flag = os.path.join(self.tmp, "fixed")
@@ -461,7 +478,12 @@ class Rotation(ServerTest):
                 self.assert_on_ca(n, old_ca)
                 self.assertEqual(len(pem_certs(self.agents[n].pki("etcd/server.crt"))), 1, n)
             if doc["cross_issuer"]:
-                self.assertEqual(self.issuer(doc["cross_issuer"])["usage"], "read-only")
+                # The abandoned key's cross-signed certificate is revoked and sent no more.
+                info = self.issuer(doc["cross_issuer"])
+                self.assertEqual(info["usage"], "read-only")
+                self.assertGreater(info["revocation_time"], 0)
+                self.assertEqual(self.doc()["crosses"], {})
+                self.assertIn("(revoked)", self.status())
             self.assertEqual(self.default_issuer(), old_default)
             self.assertEqual(self.issuer(doc["new_issuer"])["usage"], "read-only")
             self.assertIn("issuing-certificates", self.issuer(old_default)["usage"])
