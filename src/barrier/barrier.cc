@@ -52,6 +52,19 @@ bool Barrier::sealed() const {
   return sealed_;
 }
 
+crypto::SecretBytes DeriveFromRootKey(const crypto::SecretBytes& root_key, std::string_view label) {
+  std::string mac = crypto::HmacSha256(root_key.view(), label);
+  crypto::SecretBytes key(mac);
+  OPENSSL_cleanse(mac.data(), mac.size());
+  return key;
+}
+
+absl::StatusOr<crypto::SecretBytes> Barrier::DeriveKey(std::string_view label) const {
+  ReaderMutexLock l(&mu_);
+  if (sealed_) return absl::FailedPreconditionError("the barrier is sealed");
+  return DeriveFromRootKey(root_key_, label);
+}
+
 absl::Status Barrier::PersistKeyringLocked() {
   boost::json::array keys;
   for (const auto& [term, t] : terms_) {

@@ -32,6 +32,9 @@ struct KeyStatus {
   uint64_t encryptions = 0;
 };
 
+// HMAC-SHA256(root_key, label): a key for another purpose derived from the root key.
+crypto::SecretBytes DeriveFromRootKey(const crypto::SecretBytes& root_key, std::string_view label);
+
 class Barrier final : public storage::Storage {
  public:
   explicit Barrier(storage::Storage* physical) : physical_(physical) {}
@@ -48,6 +51,10 @@ class Barrier final : public storage::Storage {
   // Wipes the root key and every term key from memory.
   void Seal() ABSL_LOCKS_EXCLUDED(mu_);
   bool sealed() const ABSL_LOCKS_EXCLUDED(mu_);
+  // HMAC-SHA256 of the root key with `label`: a key for another purpose that every server
+  // holding the root key derives alike (HA request forwarding). FailedPrecondition when sealed.
+  absl::StatusOr<crypto::SecretBytes> DeriveKey(std::string_view label) const
+      ABSL_LOCKS_EXCLUDED(mu_);
 
   // Adds a new term and makes it active; persisted before it is used.
   absl::StatusOr<KeyStatus> Rotate() ABSL_LOCKS_EXCLUDED(mu_);

@@ -125,6 +125,7 @@ std::optional<http::ClientResponse> Request(const http::ClientOptions& o, std::s
     return std::nullopt;
   }
   auto r = http::Call(o, method, path, body);
+  if (r.ok()) r = http::FollowRedirects(o, method, body, std::move(*r));
   if (!r.ok()) {
     std::cerr << "Error: " << r.status().message() << "\n";
     *code = r.status().code() == absl::StatusCode::kInvalidArgument ? kExitLocal : kExitRemote;

@@ -388,6 +388,7 @@ int RunFromConfig(const ServerFlags& f) {
     so.listeners.push_back(ToListenerOptions(l));
   // etcd's reads wait on the network: no request may hold an event loop for a round trip.
   so.offload_reads = cfg->storage_type == "etcd";
+  so.forward_requests = !cfg->disable_forwarding;
   auto server = http::HttpServer::Start(core->get(), so);
   if (!server.ok()) {
     std::cerr << "Error starting listeners: " << server.status().message() << "\n";

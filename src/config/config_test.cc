@@ -73,6 +73,26 @@ disable_mlock = true
   EXPECT_EQ(cfg->log_format, "json");
 }
 
+TEST(ServerConfig, DisableForwardingTakesABooleanOrString) {
+  const std::string base =
+      "storage \"sqlite\" { path = \"x\" }\n"
+      "listener \"tcp\" { address = \"a:1\"\n tls_disable = true }\n";
+  auto off = ParseServerConfig(base, "c.hcl");
+  ASSERT_TRUE(off.ok()) << off.status();
+  EXPECT_FALSE(off->disable_forwarding);
+  for (const char* v : {"true", "\"true\"", "1"}) {
+    auto on = ParseServerConfig(base + "disable_forwarding = " + v + "\n", "c.hcl");
+    ASSERT_TRUE(on.ok()) << v << ": " << on.status();
+    EXPECT_TRUE(on->disable_forwarding) << v;
+  }
+  auto bad = ParseServerConfig(base + "disable_forwarding = \"sometimes\"\n", "c.hcl");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(std::string(bad.status().message())
+                .find("line 4: \"disable_forwarding\" must be true or false"),
+            std::string::npos)
+      << bad.status();
+}
+
 TEST(ServerConfig, JsonAsVault) {
   auto cfg = ParseServerConfig(R"({
   "storage": {"sqlite": {"path": "data.db"}},

@@ -439,6 +439,8 @@ absl::StatusOr<ServerConfig> ParseServerConfig(std::string_view text, std::strin
         }));
       } else if (it.key == "api_addr") {
         ASSIGN_OR_RETURN(cfg.api_addr, AsString(it));
+      } else if (it.key == "disable_forwarding") {
+        ASSIGN_OR_RETURN(cfg.disable_forwarding, AsBool(it));
       } else if (it.key == "log_level") {
         ASSIGN_OR_RETURN(cfg.log_level, AsString(it));
         static const std::set<std::string> ok = {"trace", "debug", "info", "warn", "error"};
@@ -474,7 +476,8 @@ absl::StatusOr<ServerConfig> ParseServerConfig(std::string_view text, std::strin
       } else {
         return Unknown(
             it, "",
-            "storage, listener, seal, api_addr, log_level, log_format, default_lease_ttl, "
+            "storage, listener, seal, api_addr, disable_forwarding, log_level, log_format, "
+            "default_lease_ttl, "
             "max_lease_ttl, telemetry");
       }
     }

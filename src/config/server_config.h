@@ -92,6 +92,8 @@ struct ServerConfig {
   std::map<std::string, std::string> storage_options;
   std::vector<ListenerConfig> listeners;
   std::string api_addr;
+  // HA: a standby answers 307 (to the active server) instead of forwarding requests there.
+  bool disable_forwarding = false;
   std::string log_level = "info";
   std::string log_format = "text";
   int64_t default_lease_ttl = 0;

@@ -171,6 +171,23 @@ bool Core::StandbyReady() const {
   return standby_ && ha_key_.has_value();
 }
 
+absl::StatusOr<crypto::SecretBytes> Core::ForwardingKey() const {
+  static constexpr std::string_view kLabel = "coffer ha request forwarding v1";
+  {
+    ReaderMutexLock l(&state_mu_);
+    if (standby_) {
+      if (!ha_key_) return absl::FailedPreconditionError("this standby is sealed");
+      return barrier::DeriveFromRootKey(*ha_key_, kLabel);
+    }
+  }
+  return barrier_->DeriveKey(kLabel);
+}
+
+int64_t Core::ActiveSince() const {
+  ReaderMutexLock l(&state_mu_);
+  return active_since_;
+}
+
 std::optional<std::string> Core::StandbyRedirect(const Request& req) const {
   {
     ReaderMutexLock l(&state_mu_);

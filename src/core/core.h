@@ -143,6 +143,14 @@ class Core final : private SystemView {
   bool StandbyReady() const ABSL_LOCKS_EXCLUDED(state_mu_);
   std::optional<std::string> StandbyRedirect(const Request& req) const
       ABSL_LOCKS_EXCLUDED(state_mu_);
+  // The key HA request forwarding seals requests with (http/forward.h): derived from the root
+  // key, so every server of the cluster holding it (a ready standby, the active server) has the
+  // same one. FailedPrecondition without the root key.
+  absl::StatusOr<crypto::SecretBytes> ForwardingKey() const ABSL_LOCKS_EXCLUDED(state_mu_);
+  bool HaEnabled() const { return opts_.ha_enabled; }
+  const std::string& HaApiAddr() const { return opts_.ha_api_addr; }
+  // When this server last became the active one (unix seconds; 0 while a standby).
+  int64_t ActiveSince() const ABSL_LOCKS_EXCLUDED(state_mu_);
   // Standby -> active: unseals fully with the key it holds (if any) before serving.
   absl::Status Activate() ABSL_LOCKS_EXCLUDED(state_mu_);
   // Active -> standby: drops all state (as a seal does) but keeps the key.

@@ -23,6 +23,7 @@ absl::StatusOr<json::object> Api::Call(std::string_view method, std::string_view
   if (!o_.token.empty()) headers.emplace_back("X-Vault-Token", o_.token);
   ASSIGN_OR_RETURN(auto r, pool_->Call(method, Cat("/v1/", path), payload, headers,
                                        method == "GET" || method == "LIST"));
+  ASSIGN_OR_RETURN(r, FollowRedirects(o_, method, payload, std::move(r)));
   json::object parsed;
   if (!r.body.empty()) {
     boost::system::error_code ec;

@@ -138,6 +138,10 @@ absl::StatusOr<ClientResponse> Exchange(asio::io_context& ioc, tcp::socket& sock
   out.status = static_cast<int>(parser.get().result_int());
   if (kept) *kept = keep_alive && parser.get().keep_alive();
   out.body = std::move(parser.get().body());
+  if (auto it = parser.get().find(bhttp::field::location); it != parser.get().end())
+    out.location = std::string(it->value());
+  if (auto it = parser.get().find(bhttp::field::content_type); it != parser.get().end())
+    out.content_type = std::string(it->value());
   return out;
 }
 
@@ -288,6 +292,22 @@ absl::StatusOr<ClientResponse> Call(const ClientOptions& o, std::string_view met
   auto res = c->Exchange(u, o, method, path, body, false, nullptr);
   c->Close(o.timeout);
   return Unavailable(std::move(res));
+}
+
+absl::StatusOr<ClientResponse> FollowRedirects(const ClientOptions& o, std::string_view method,
+                                               std::string_view body, ClientResponse r) {
+  const size_t sep = o.address.find("://");
+  if (sep == std::string::npos) return r;
+  const std::string scheme = o.address.substr(0, sep + 3);
+  for (int hop = 0; r.status == 307 && hop < 2; ++hop) {
+    if (!r.location.starts_with(scheme)) break;
+    const size_t path_at = r.location.find('/', scheme.size());
+    if (path_at == std::string::npos) break;
+    ClientOptions to = o;
+    to.address = r.location.substr(0, path_at);
+    ASSIGN_OR_RETURN(r, Call(to, method, r.location.substr(path_at), body));
+  }
+  return r;
 }
 
 // --- ConnectionPool ---

@@ -41,6 +41,8 @@ struct ClientOptions {
 struct ClientResponse {
   int status = 0;
   std::string body;
+  std::string location;  // the Location header (a 307 from an HA standby), when given
+  std::string content_type;
 };
 
 // Performs one request. `path` is the URL path with query ("/v1/sys/health?standbyok=true").
@@ -48,6 +50,14 @@ struct ClientResponse {
 // reason. `timeout` bounds each send and receive on the socket.
 absl::StatusOr<ClientResponse> Call(const ClientOptions& opts, std::string_view method,
                                     std::string_view path, std::string_view body = "");
+
+// A 307 (an HA standby with disable_forwarding, sending the client to the active server) is
+// followed as Vault's clients follow it: method, body and token kept, to the same scheme only
+// (never from https to http, which would show the token), verified as the first server was,
+// twice at most. Returns `r` itself when it is not such a redirect. For Coffer's own clients
+// (CLI, agent); calls to other services do not follow redirects.
+absl::StatusOr<ClientResponse> FollowRedirects(const ClientOptions& o, std::string_view method,
+                                               std::string_view body, ClientResponse r);
 
 struct Connection;
 

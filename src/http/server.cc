@@ -13,17 +13,24 @@
 #include <boost/beast/ssl.hpp>
 #include <filesystem>
 #include <functional>
+#include <future>
 #include <limits>
 #include <map>
 #include <optional>
 #include <thread>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "crypto/crypto.h"
 #include "http/beast_request.h"
+#include "http/client.h"
 #include "http/convert.h"
+#include "http/forward.h"
+#include "util/encoding.h"
 #include "util/log.h"
 #include "util/mutex.h"
+#include "util/shell.h"
 #include "util/status.h"
 
 namespace coffer::http {
@@ -308,10 +315,147 @@ class ExpensivePool {
   const size_t max_;
 };
 
+using Message = bhttp::request<bhttp::string_body>;
+
+// HA request forwarding (http/forward.h), shared by every listener: the standby's side sends a
+// client's request, sealed, to the active server and opens its answer; the active server's side
+// opens a forwarded request once (ReplayGuard) and seals the answer. Runs on the pools' threads
+// (a standby's storage is etcd, so every request leaves the event loops there).
+class Forwarder {
+ public:
+  explicit Forwarder(bool enabled) : enabled_(enabled) {
+    // Without a random id (no entropy) this server forwards nothing: its clients get the 307.
+    if (auto id = crypto::RandomBytes(16); id.ok()) sender_ = HexEncode(*id);
+  }
+  bool enabled() const { return enabled_; }
+
+  // The standby's side. nullopt: the active server could not take it (not reached, or it
+  // refused the sealed request: a root key changed, its clock): the caller answers 307.
+  std::optional<RawResponse> Forward(core::Core* core, const Message& msg,
+                                     const std::string& remote, const std::string& leader) {
+    auto key = core->ForwardingKey();
+    if (!key.ok() || sender_.empty()) return std::nullopt;
+    ForwardedRequest fr;
+    fr.sender = sender_;
+    fr.to = leader;
+    fr.seq = seq_.fetch_add(1) + 1;
+    fr.time = static_cast<int64_t>(std::time(nullptr));
+    fr.remote_address = remote;
+    RawRequest raw = ViewOf(msg);
+    fr.method = std::string(raw.method);
+    fr.target = std::string(raw.target);
+    fr.vault_token = std::string(raw.vault_token);
+    fr.authorization = std::string(raw.authorization);
+    fr.wrap_ttl = std::string(raw.wrap_ttl);
+    for (auto h : raw.unsupported_headers) fr.unsupported_headers.emplace_back(h);
+    fr.body = std::string(raw.body);
+    auto sealed = SealRequest(*key, fr);
+    OPENSSL_cleanse(fr.vault_token.data(), fr.vault_token.size());
+    OPENSSL_cleanse(fr.authorization.data(), fr.authorization.size());
+    if (!sealed.ok()) return RenderError(500, Cat("forwarding: ", Msg(sealed.status())));
+    auto pool = PoolFor(leader);
+    if (!pool.ok()) return std::nullopt;
+    bool sent = false;
+    auto resp = (*pool)->Call("POST", kForwardPath, *sealed,
+                              {{"Content-Type", std::string(kForwardContentType)},
+                               {std::string(kForwardAdmitHeader), AdmitProof(*key, fr.time)}},
+                              /*repeatable=*/false, &sent);
+    if (!resp.ok()) {
+      log::Warn("HA: could not forward a request to the active server",
+                {{"active", leader}, {"error", Msg(resp.status())}});
+      if (!sent) return std::nullopt;
+      return RenderError(502, Cat("this HA standby sent the request to the active server at ",
+                                  leader, " and got no answer (", Msg(resp.status()),
+                                  "): it may or may not have been applied"));
+    }
+    // Only a sealed 200 says the request ran there. Anything else (421: refused; a server that
+    // does not know the path) sends the client there itself.
+    if (resp->status != 200 || resp->content_type != kForwardContentType) {
+      log::Warn("HA: the active server did not take a forwarded request; sending the client there",
+                {{"active", leader},
+                 {"status", std::to_string(resp->status)},
+                 {"error", PrintableText(resp->body, 512)}});
+      return std::nullopt;
+    }
+    auto out = OpenResponse(*key, fr, resp->body);
+    if (!out.ok())
+      return RenderError(502, Cat("the answer of the active server at ", leader,
+                                  " could not be opened: ", Msg(out.status())));
+    return std::move(*out);
+  }
+
+  // Before a large forwarded body is read: whether its sender holds the forwarding key (the
+  // header a standby sends: its time and a MAC of it), so nobody else makes the server read one.
+  bool Admits(core::Core* core, std::string_view header) const {
+    auto key = core->ForwardingKey();
+    const size_t colon = header.find(':');
+    if (!key.ok() || colon == std::string_view::npos) return false;
+    int64_t t = 0;
+    if (!absl::SimpleAtoi(absl::string_view(header.data(), colon), &t)) return false;
+    const auto now = static_cast<int64_t>(std::time(nullptr));
+    if (t < now - kForwardMaxAgeSeconds || t > now + kForwardMaxAgeSeconds) return false;
+    return crypto::ConstantTimeEquals(AdmitProof(*key, t), header);
+  }
+
+  // The active server's side: the request inside, once, and the key to seal its answer with.
+  absl::StatusOr<std::pair<ForwardedRequest, crypto::SecretBytes>> Accept(core::Core* core,
+                                                                          const Message& msg) {
+    if (msg.method() != bhttp::verb::post)
+      return absl::InvalidArgumentError("forwarded requests are POSTed");
+    if (!core->HaEnabled())
+      return absl::FailedPreconditionError("this server does not run in HA mode");
+    if (core->Standby()) return absl::FailedPreconditionError("this server is not the active one");
+    ASSIGN_OR_RETURN(auto key, core->ForwardingKey());
+    ASSIGN_OR_RETURN(auto fr, OpenRequest(key, msg.body()));
+    // Sealed for this server, in its present term: a copy sent to another server, or to this
+    // one after a restart (its replay guard starts empty), is refused.
+    if (fr.to != core->HaApiAddr())
+      return absl::PermissionDeniedError(
+          Cat("the request was sealed for ", fr.to, ", not for ", core->HaApiAddr()));
+    if (fr.time < core->ActiveSince())
+      return absl::PermissionDeniedError("the request was sealed before this server became active");
+    RETURN_IF_ERROR(guard_.Accept(fr, static_cast<int64_t>(std::time(nullptr))));
+    return std::make_pair(std::move(fr), std::move(key));
+  }
+
+ private:
+  static std::string AdmitProof(const crypto::SecretBytes& key, int64_t t) {
+    return Cat(t, ":", HexEncode(crypto::HmacSha256(key.view(), Cat("coffer forward admit ", t))));
+  }
+
+  absl::StatusOr<ConnectionPool*> PoolFor(const std::string& leader) {
+    MutexLock l(&mu_);
+    auto& p = pools_[leader];
+    if (!p) {
+      ClientOptions o;
+      o.address = leader;
+      // The sealed request is what keeps it secret and authentic (only a server holding the
+      // root key opens it or seals an answer to it), not the certificate: TLS here needs no CA.
+      o.skip_verify = true;
+      o.timeout = std::chrono::seconds(90);
+      o.max_response_bytes = size_t{128} << 20;
+      auto made = ConnectionPool::Create(o, 16);
+      if (!made.ok()) {
+        pools_.erase(leader);
+        return made.status();
+      }
+      p = std::move(*made);
+    }
+    return p.get();
+  }
+
+  const bool enabled_;
+  std::string sender_;
+  std::atomic<uint64_t> seq_{0};
+  ReplayGuard guard_;
+  Mutex mu_;
+  std::map<std::string, std::unique_ptr<ConnectionPool>> pools_ ABSL_GUARDED_BY(mu_);
+};
+
 // What a listener's sessions share.
 struct Shared {
   Shared(core::Core* c, ListenerOptions o, ExpensivePool* p, ExpensivePool* w, bool reads,
-         std::atomic<uint64_t>* cl)
+         std::atomic<uint64_t>* cl, Forwarder* f)
       : core(c),
         opts(std::move(o)),
         headers(opts.custom_response_headers),
@@ -319,7 +463,8 @@ struct Shared {
         pool(p),
         blocking(w),
         offload_reads(reads),
-        closed(cl) {}
+        closed(cl),
+        forwarder(f) {}
   core::Core* const core;
   const ListenerOptions opts;
   const ResponseHeaders headers;
@@ -331,9 +476,8 @@ struct Shared {
   const bool offload_reads;
   // Connections closed since the memory was last returned to the system.
   std::atomic<uint64_t>* const closed;
+  Forwarder* const forwarder;
 };
-
-using Message = bhttp::request<bhttp::string_body>;
 
 template <class Stream>
 class Session : public Conn, public std::enable_shared_from_this<Session<Stream>> {
@@ -425,8 +569,7 @@ class Session : public Conn, public std::enable_shared_from_this<Session<Stream>
     // A large body is read only for a caller the core would admit: decided from the headers.
     if (len ? *len > kLargeBodyBytes : parser_->chunked()) {
       if (!shared_->offload_reads) {
-        if (auto refusal = AdmitLargeBody())
-          return SendErrorUnread(refusal->first, refusal->second);
+        if (auto refusal = AdmitLargeBody()) return SendUnread(std::move(*refusal));
         return ReadRest();
       }
       // The token lookup may wait on the network (etcd): on the blocking pool, so the loop
@@ -436,7 +579,7 @@ class Session : public Conn, public std::enable_shared_from_this<Session<Stream>
       bool queued = shared_->blocking->TryPost([self] {
         auto refusal = self->AdmitLargeBody();
         asio::post(self->stream_.get_executor(), [self, refusal = std::move(refusal)] {
-          if (refusal) return self->SendErrorUnread(refusal->first, refusal->second);
+          if (refusal) return self->SendUnread(std::move(*refusal));
           self->ReadRest();
         });
       });
@@ -446,25 +589,44 @@ class Session : public Conn, public std::enable_shared_from_this<Session<Stream>
     ReadRest();
   }
 
-  // For a large body, before it is read: the status and message of a refusal, or nullopt when
-  // the caller may send it.
-  std::optional<std::pair<int, std::string>> AdmitLargeBody() const {
+  // For a large body, before it is read: the answer instead (a refusal, or an HA standby's
+  // 307), or nullopt when the caller may send it.
+  std::optional<RawResponse> AdmitLargeBody() const {
+    if (parser_->get().target() == kForwardPath) {
+      auto h = parser_->get().find(kForwardAdmitHeader);
+      if (h != parser_->get().end() && shared_->forwarder->Admits(shared_->core, h->value()))
+        return std::nullopt;
+      return RenderError(421,
+                         "forwarded request refused: the sender does not hold this "
+                         "cluster's forwarding key");
+    }
     RawRequest raw = ViewOf(parser_->get());
     raw.body = {};
     raw.remote_address = remote_;
     auto req = ParseRequest(raw, shared_->opts.limits);
     absl::Status st = req.status();
+    if (st.ok())
+      if (auto to = shared_->core->StandbyRedirect(*req)) {
+        // An HA standby holds no tokens to check, so it reads no large body: the client sends
+        // it to the active server, which checks the token first.
+        if (to->empty())
+          return RenderError(503, "this server is an HA standby and no active server is known yet");
+        RawResponse r;
+        r.status = 307;
+        r.location = Cat(*to, std::string_view(raw.target.data(), raw.target.size()));
+        return r;
+      }
     if (st.ok()) {
       auto admission = shared_->core->Admit(*req, true);
       st = admission.status();
       // Logins, unseal keys and the like are small: a path that needs no token takes no large
       // body, so an anonymous caller can never make the server read one.
       if (st.ok() && !admission->authenticated)
-        return std::make_pair(
-            413, Cat("request body too large: a request without a token may carry at most ",
-                     kLargeBodyBytes, " bytes"));
+        return RenderError(413, Cat("request body too large: a request without a token may carry "
+                                    "at most ",
+                                    kLargeBodyBytes, " bytes"));
     }
-    if (!st.ok()) return std::make_pair(core::HttpStatusFor(st), std::string(Msg(st)));
+    if (!st.ok()) return RenderError(core::HttpStatusFor(st), Msg(st));
     return std::nullopt;
   }
 
@@ -518,6 +680,10 @@ class Session : public Conn, public std::enable_shared_from_this<Session<Stream>
     drain_after_write_ = true;
     SendError(status, msg, false);
   }
+  void SendUnread(RawResponse r) {
+    drain_after_write_ = true;
+    Write(std::move(r), false, 11);
+  }
 
   struct Outcome {
     RawResponse out;
@@ -546,18 +712,33 @@ class Session : public Conn, public std::enable_shared_from_this<Session<Stream>
     }
     parsed->no_park = no_park;
     core::Request& req = *parsed;
-    // An HA standby sends the client to the active server: 307 keeps method and body (Vault's
-    // behaviour with request forwarding off; Vault's clients follow it).
+    const std::string_view target(msg.target().data(), msg.target().size());
     if (auto to = shared_->core->StandbyRedirect(req)) {
       if (to->empty()) {
         o.out = RenderError(503, "this server is an HA standby and no active server is known yet");
-      } else {
-        o.out.status = 307;
-        o.out.location = Cat(*to, std::string_view(msg.target().data(), msg.target().size()));
-        o.out.body.clear();
+        return o;
       }
+      // An HA standby hands the request to the active server and relays the answer; long polls
+      // (which would hold a thread here for minutes) and, with disable_forwarding, everything
+      // go there with a 307, which keeps method and body (Vault's clients follow it).
+      const bool long_poll = req.op == core::Operation::kRead && req.QueryParam("wait");
+      if (shared_->forwarder->enabled() && !long_poll)
+        if (auto answer = shared_->forwarder->Forward(shared_->core, msg, remote_, *to)) {
+          o.out = std::move(*answer);
+          return o;
+        }
+      o.out.status = 307;
+      o.out.location = Cat(*to, target);
+      o.out.body.clear();
       return o;
     }
+    return ExecuteParsed(req, msg.method_string(), remote_);
+  }
+
+  // A request parsed and to be served here (its own, or one a standby forwarded).
+  Outcome ExecuteParsed(core::Request& req, std::string_view method,
+                        const std::string& remote) const {
+    Outcome o;
     auto res = shared_->core->Handle(req);
     if (res.ok() && res->park_ms > 0) {
       o.park_path = req.path;
@@ -568,10 +749,60 @@ class Session : public Conn, public std::enable_shared_from_this<Session<Stream>
     o.out = RenderResponse(res, req);
     o.authenticated = req.token.has_value();
     if (log::Enabled(log::Level::kDebug))
-      log::Debug("request", {{"method", std::string(msg.method_string())},
+      log::Debug("request", {{"method", std::string(method)},
                              {"path", core::Core::LogPath(req).substr(0, 256)},
                              {"status", std::to_string(o.out.status)},
-                             {"remote", remote_}});
+                             {"remote", remote}});
+    return o;
+  }
+
+  // On the active server: a request an HA standby forwarded (http/forward.h). Protocol errors
+  // are a 421 in the clear, which the standby answers with a 307 here; the request's own answer,
+  // whatever its status, goes back sealed in a 200.
+  Outcome ExecuteForwarded(const Message& msg) const {
+    Outcome o;
+    auto got = shared_->forwarder->Accept(shared_->core, msg);
+    if (!got.ok()) {
+      o.out = RenderError(421, Cat("forwarded request refused: ", Msg(got.status())));
+      return o;
+    }
+    ForwardedRequest& fr = got->first;  // (named: clang 14 lambdas cannot capture a binding)
+    const crypto::SecretBytes& key = got->second;
+    RawRequest raw = fr.Raw();
+    Outcome inner;
+    auto req = ParseRequest(raw, shared_->opts.limits);
+    if (!req.ok()) {
+      inner.out = RenderError(core::HttpStatusFor(req.status()), Msg(req.status()));
+    } else {
+      req->no_park = true;  // the standby sends long polls here itself (307)
+      auto admission = shared_->core->Admit(*req, false);
+      if (admission.ok() && admission->expensive) {
+        // Expensive work (key generation, signing) keeps to the expensive pool's limit, as a
+        // request made here does; this thread waits for it.
+        std::promise<void> done;
+        const bool queued = shared_->pool->TryPost([&] {
+          inner = ExecuteParsed(*req, fr.method, fr.remote_address);
+          done.set_value();
+        });
+        if (queued)
+          done.get_future().wait();
+        else
+          inner.out = RenderError(
+              503, Cat("too many expensive requests in progress (", shared_->pool->limit(),
+                       " running or waiting): retry in a moment"));
+      } else {
+        inner = ExecuteParsed(*req, fr.method, fr.remote_address);
+      }
+    }
+    OPENSSL_cleanse(fr.vault_token.data(), fr.vault_token.size());
+    auto sealed = SealResponse(key, fr, inner.out);
+    if (!sealed.ok()) {
+      o.out = RenderError(500, Cat("sealing the forwarded answer: ", Msg(sealed.status())));
+      return o;
+    }
+    o.out.content_type = std::string(kForwardContentType);
+    o.out.body = std::move(*sealed);
+    o.authenticated = true;  // the sender holds the root key
     return o;
   }
 
@@ -585,6 +816,7 @@ class Session : public Conn, public std::enable_shared_from_this<Session<Stream>
 
   // no_park: a parked long poll's second run, which answers whatever it finds.
   void Run(const std::shared_ptr<Message>& msg, bool no_park) {
+    if (msg->target() == kForwardPath) return OffloadForwarded(msg);
     if (msg->body().size() > kLargeBodyBytes) return Offload(msg, nullptr, nullptr, no_park);
     RawRequest raw = ViewOf(*msg);
     raw.remote_address = remote_;
@@ -613,6 +845,16 @@ class Session : public Conn, public std::enable_shared_from_this<Session<Stream>
     if (!queued)
       Finish(*msg, {RenderError(503, Cat("too many expensive requests in progress (", pool->limit(),
                                          " running or waiting): retry in a moment"))});
+  }
+
+  void OffloadForwarded(const std::shared_ptr<Message>& msg) {
+    auto self = this->shared_from_this();
+    bool queued = shared_->blocking->TryPost([self, msg] {
+      Outcome o = self->ExecuteForwarded(*msg);
+      asio::post(self->stream_.get_executor(),
+                 [self, msg, o = std::move(o)]() mutable { self->Finish(*msg, std::move(o)); });
+    });
+    if (!queued) Finish(*msg, {RenderError(503, "too many requests in progress: retry")});
   }
 
   // An executed request: answered, or parked when it is a long poll with nothing new.
@@ -781,11 +1023,12 @@ class Listener : public std::enable_shared_from_this<Listener> {
   // Accepts on the first loop; each new connection goes to the next loop in turn.
   Listener(std::vector<std::unique_ptr<asio::io_context>>* loops, core::Core* core,
            ListenerOptions opts, ExpensivePool* pool, ExpensivePool* blocking, bool offload_reads,
-           std::atomic<uint64_t>* closed)
+           std::atomic<uint64_t>* closed, Forwarder* forwarder)
       : loops_(loops),
         acceptor_(*(*loops)[0]),
         backoff_(*(*loops)[0]),
-        shared_(std::make_shared<Shared>(core, opts, pool, blocking, offload_reads, closed)),
+        shared_(
+            std::make_shared<Shared>(core, opts, pool, blocking, offload_reads, closed, forwarder)),
         opts_(std::move(opts)) {}
 
   absl::Status Open() {
@@ -940,6 +1183,7 @@ class HttpServerImpl final : public HttpServer {
 
   absl::Status Init(core::Core* core, const ServerOptions& opts) {
     core_ = core;
+    forwarder_.emplace(opts.forward_requests);
     if (opts.listeners.empty())
       return absl::InvalidArgumentError("at least one listener is required");
     // Each loop's reactor (epoll, timerfd and eventfd descriptors) is made now: made lazily by
@@ -954,7 +1198,7 @@ class HttpServerImpl final : public HttpServer {
     for (auto l : opts.listeners) {
       if (l.max_connections == 0) l.max_connections = DefaultMaxConnections(opts.listeners.size());
       auto listener = std::make_shared<Listener>(&loops_, core, l, &*pool_, &*blocking_,
-                                                 opts.offload_reads, &closed_);
+                                                 opts.offload_reads, &closed_, &*forwarder_);
       RETURN_IF_ERROR(listener->Open());
       listeners_.push_back(listener);
     }
@@ -1029,6 +1273,7 @@ class HttpServerImpl final : public HttpServer {
   // Declared before the loops: sessions destroyed with the loops still count closes. The pool
   // is emptied by Stop(), before the loops go.
   std::atomic<uint64_t> closed_{0};
+  std::optional<Forwarder> forwarder_;  // before the pools: their tasks may use it
   std::optional<ExpensivePool> pool_;
   std::optional<ExpensivePool> blocking_;
   std::vector<std::unique_ptr<asio::io_context>> loops_;

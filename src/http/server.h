@@ -84,6 +84,8 @@ struct ServerOptions {
   // The pool for expensive requests: threads (0: one per core) and how many may wait.
   int expensive_threads = 0;
   size_t expensive_queue = 64;
+  // An HA standby forwards requests to the active server (false: disable_forwarding, a 307).
+  bool forward_requests = true;
 };
 
 class HttpServer {

@@ -1,20 +1,22 @@
-"""HA on etcd with real processes: etcd with client-certificate authentication on 127.0.0.1, three
-Coffer servers on one path with ha_enabled. One is active, the others are unsealed standbys that
-answer sys/health with 429 and send every other request to the active server (307). Certificates
-are issued with storage through the active server; it is SIGKILLed; a standby takes over within
-the lock's TTL and every acknowledged certificate is readable there; the killed server rejoins
-as a standby."""
-import json
+"""HA on etcd with only real processes: a three-member etcd cluster with client and peer
+certificate authentication on 127.0.0.1, three Coffer servers on one path with ha_enabled. One is
+active; the others are unsealed standbys that answer sys/health with 429 and forward every other
+request to the active server (or answer 307 with disable_forwarding). A client issues
+certificates with storage continuously through every server; the active server is SIGKILLed and
+a standby takes over within the lock's TTL with every acknowledged certificate readable; an etcd
+member is stopped and service goes on; the killed server rejoins as a standby. A frozen active
+server (SIGSTOP past its lease) is fenced: nothing it writes after the takeover reaches etcd, and
+it steps down when resumed."""
 import os
-import subprocess
 import signal
-import ssl
+import subprocess
+import threading
 import time
 import unittest
 import urllib.error
 import urllib.request
 
-from harness import ServerTest
+from harness import ServerTest, free_port, make_test_ca
 import test_etcd_storage as base
 
 
@@ -33,13 +35,70 @@ def health(s):
         return None
 
 
+class NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *a, **k):
+        return None
+
+
+def raw_status(s, method, path, token):
+    """The status and Location of one request, redirects not followed."""
+    req = urllib.request.Request(s.addr + "/v1/" + path, method=method, headers={"X-Vault-Token": token})
+    opener = urllib.request.build_opener(NoRedirect, urllib.request.HTTPSHandler(context=s.ssl_context()))
+    try:
+        with opener.open(req, timeout=10) as r:
+            return r.status, None
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers.get("Location")
+
+
 @unittest.skipUnless(base.ETCD and base.ETCDCTL, "etcd-server and etcd-client are installed by scripts/install-deps.sh")
 class EtcdHa(ServerTest):
-    # etcd with mTLS and the storage block, as the single-server etcd test starts them.
-    start_etcd = base.EtcdStorage.start_etcd
-    stop_etcd = base.EtcdStorage.stop_etcd
-    etcdctl = base.EtcdStorage.etcdctl
-    storage_block = base.EtcdStorage.storage_block
+    def start_etcd(self, n=3):
+        """n etcd members, TLS with client and peer certificate authentication."""
+        d = os.path.join(self.tmp, "etcd-pki")
+        os.makedirs(d, exist_ok=True)
+        self.etcd_ca, _, _ = make_test_ca(d, "unused")
+        # Members dial each other (and etcd's gateway dials etcd) with these: clientAuth too.
+        crt, key = base.leaf_cert(d, "etcd-member", "serverAuth,clientAuth", "IP:127.0.0.1")
+        self.client_crt, self.client_key = base.leaf_cert(d, "coffer-client", "clientAuth", "DNS:coffer")
+        client = {i: free_port() for i in range(n)}
+        peer = {i: free_port() for i in range(n)}
+        self.etcd_urls = [f"https://127.0.0.1:{client[i]}" for i in range(n)]
+        cluster = ",".join(f"m{i}=https://127.0.0.1:{peer[i]}" for i in range(n))
+        self.etcd = {}
+        for i in range(n):
+            with open(os.path.join(self.tmp, f"etcd-{i}.log"), "ab") as log:
+                self.etcd[i] = subprocess.Popen([
+                    base.ETCD, "--name", f"m{i}", "--data-dir", os.path.join(self.tmp, f"etcd-{i}"),
+                    "--listen-client-urls", self.etcd_urls[i], "--advertise-client-urls", self.etcd_urls[i],
+                    "--listen-peer-urls", f"https://127.0.0.1:{peer[i]}",
+                    "--initial-advertise-peer-urls", f"https://127.0.0.1:{peer[i]}",
+                    "--initial-cluster", cluster, "--initial-cluster-state", "new",
+                    "--initial-cluster-token", "coffer-ha-e2e",
+                    "--listen-metrics-urls", f"http://127.0.0.1:{free_port()}",
+                    "--client-cert-auth", "--trusted-ca-file", self.etcd_ca, "--cert-file", crt, "--key-file", key,
+                    "--peer-client-cert-auth", "--peer-trusted-ca-file", self.etcd_ca,
+                    "--peer-cert-file", crt, "--peer-key-file", key], stdout=log, stderr=subprocess.STDOUT)
+        self.addCleanup(self.stop_etcd)
+        self.wait("etcd to be healthy", lambda: self.etcdctl("endpoint", "health").returncode == 0, timeout=60)
+
+    def stop_etcd(self):
+        for p in self.etcd.values():
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+
+    def etcdctl(self, *args, endpoints=None):
+        return subprocess.run([base.ETCDCTL, "--endpoints", ",".join(endpoints or self.etcd_urls),
+                               "--cacert", self.etcd_ca, "--cert", self.client_crt, "--key", self.client_key,
+                               "--command-timeout", "5s", *args], capture_output=True, text=True, timeout=30)
+
+    def storage_block(self):
+        return (f'storage "etcd" {{\n  address = "{",".join(self.etcd_urls)}"\n  etcd_api = "v3"\n'
+                f'  path = "/coffer-ha/"\n  ha_enabled = "true"\n'
+                f'  tls_ca_file = "{self.etcd_ca}"\n  tls_cert_file = "{self.client_crt}"\n'
+                f'  tls_key_file = "{self.client_key}"\n  request_timeout = "2s"\n'
+                f'  lock_timeout = "5s"\n}}\n')
 
     def wait(self, what, fn, timeout=30):
         deadline = time.time() + timeout
@@ -58,115 +117,278 @@ class EtcdHa(ServerTest):
                     return s
         return None
 
-    def test_failover_keeps_every_acknowledged_certificate(self):
-        self.start_etcd()
-        block = self.storage_block().replace('ha_enabled = "false"', 'ha_enabled = "true"')
-        # Without api_addr a server cannot say where clients should go: it does not start.
-        s = self.server(storage=block)
-        p = subprocess.run([base.COFFER_BIN, "server", f"-config={s.config}"], capture_output=True,
-                           text=True, timeout=30)
-        self.assertEqual(p.returncode, 1, p.stderr)
-        self.assertIn("ha_enabled needs api_addr", p.stderr)
-        self.servers.remove(s)
+    def start_servers(self, configs):
+        """One Coffer server per entry of configs (extra config text), on the etcd cluster;
+        initialized on the lock holder and unsealed everywhere. Returns (servers, active)."""
         servers = []
-        for _ in range(3):
-            s = self.server(storage=block)
+        for extra in configs:
+            s = self.server(storage=self.storage_block())
             with open(s.config, "a") as f:
-                f.write(f'api_addr = "{s.addr}"\n')
+                f.write(f'api_addr = "{s.addr}"\n{extra}')
             servers.append(s.start())
-        # Not initialized: one of them holds the lock and takes the init.
         first = self.wait("a server to take the lock",
                           lambda: next((s for s in servers if (leader(s) or {}).get("is_self")), None))
         st, init, _ = first.request("PUT", "sys/init", body={"secret_shares": 3, "secret_threshold": 2})
         self.assertEqual(st, 200, init)
-        keys = init["keys"]
-        root = init["root_token"]
+        self.keys, self.root = init["keys"], init["root_token"]
         for s in servers:
-            for k in keys[:2]:
-                st, b, _ = s.request("PUT", "sys/unseal", body={"key": k})
-                self.assertEqual(st, 200, b)
-            self.assertFalse(b["sealed"], b)
-        active = self.wait("an active server", lambda: self.active_of(servers))
+            s.keys, s.root = self.keys, self.root
+            s.unseal(2)
+        return servers, self.wait("an active server", lambda: self.active_of(servers))
+
+    def test_failover_through_any_node_loses_nothing(self):
+        self.start_etcd()
+        # The third server answers 307 instead of forwarding.
+        servers, active = self.start_servers(["", "", "disable_forwarding = true\n"])
+        root = self.root
         standbys = [s for s in servers if s is not active]
         for s in standbys:
             self.wait("standby health 429", lambda: health(s) == 429)
             b = leader(s)
-            self.assertEqual((b["ha_enabled"], b["is_self"]), (True, False), b)
-            self.assertEqual(b["leader_address"], active.addr)
-        # coffer status says which is which.
+            self.assertEqual((b["ha_enabled"], b["is_self"], b["leader_address"]), (True, False, active.addr))
         p = standbys[0].cli("status")
         self.assertRegex(p.stdout, r"HA Mode\s+standby\n")
         self.assertRegex(p.stdout, rf"Active Node Address\s+{active.addr}\n")
         self.assertRegex(active.cli("status").stdout, r"HA Mode\s+active\nActive Node Address")
-        # sys/seal on a standby is refused there (it would seal the active server), and the
-        # standby keeps its key.
-        st, b, _ = standbys[1].request("PUT", "sys/seal", token=root)
+        # sys/seal on a standby is refused there (it would seal the active server).
+        st, b, _ = standbys[0].request("PUT", "sys/seal", token=root)
         self.assertEqual(st, 400, b)
         self.assertIn("HA standby", b["errors"][0])
-        self.assertEqual(health(standbys[1]), 429)
-        # A standby sends the client to the active server, method and path kept.
-        req = urllib.request.Request(standbys[0].addr + "/v1/sys/mounts?x=1", method="GET",
-                                     headers={"X-Vault-Token": root})
+        self.assertEqual(health(standbys[0]), 429)
 
-        class NoRedirect(urllib.request.HTTPRedirectHandler):
-            def redirect_request(self, *a, **k):
-                return None
-        opener = urllib.request.build_opener(NoRedirect, urllib.request.HTTPSHandler(
-            context=standbys[0].ssl_context()))
-        with self.assertRaises(urllib.error.HTTPError) as e:
-            opener.open(req, timeout=10)
-        self.assertEqual(e.exception.code, 307)
-        self.assertEqual(e.exception.headers["Location"], active.addr + "/v1/sys/mounts?x=1")
+        # Set up through standbys: a forwarding one answers itself (the active server did the
+        # work), a disable_forwarding one sends the client on with 307, method and path kept.
+        redirecting = servers[2]
+        fwd = next(s for s in standbys if s is not redirecting)
+        self.assertEqual(fwd.request("POST", "sys/mounts/pki", token=root, body={"type": "pki"})[0], 204)
+        st, b, _ = fwd.request("POST", "pki/root/generate/internal", token=root,
+                               body={"common_name": "ha root", "key_type": "ec"})
+        self.assertEqual(st, 200, b)
+        st, b, _ = fwd.request("POST", "pki/roles/web", token=root,
+                               body={"allow_any_name": True, "key_type": "ec", "ttl": "1h"})
+        self.assertIn(st, (200, 204), b)
+        st, b, _ = active.request("GET", "sys/mounts/pki/tune", token=root)
+        self.assertEqual(st, 200, b)
+        if redirecting is not active:
+            self.assertEqual(raw_status(redirecting, "GET", "sys/mounts?x=1", root),
+                             (307, active.addr + "/v1/sys/mounts?x=1"))
+            # Coffer's CLI follows it, with the token, to a server its CA file vouches for.
+            bundle = os.path.join(self.tmp, "cas.pem")
+            with open(bundle, "w") as f:
+                for s in servers:
+                    with open(s.ca) as c:
+                        f.write(c.read())
+            p = redirecting.cli("write", "sys/mounts/kv2", "type=kv", token=root,
+                                env_extra={"COFFER_CACERT": bundle})
+            self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+            self.assertEqual(active.request("GET", "sys/mounts/kv2/tune", token=root)[0], 200)
+        # A request forwarded with a bad token is refused by the active server as it would be.
+        st, b, _ = fwd.request("GET", "sys/mounts", token="hvs.not-a-token")
+        self.assertEqual(st, 403, b)
 
-        self.assertEqual(active.request("POST", "sys/mounts/pki", token=root, body={"type": "pki"})[0], 204)
-        st, _, _ = active.request("POST", "pki/root/generate/internal", token=root,
-                                  body={"common_name": "ha root", "key_type": "ec"})
-        self.assertEqual(st, 200)
-        active.request("POST", "pki/roles/web", token=root,
-                       body={"allow_any_name": True, "key_type": "ec", "ttl": "1h"})
-        serials = []
-        for i in range(20):
-            st, b, _ = active.request("POST", "pki/issue/web", token=root,
-                                      body={"common_name": f"n{i}.example"})
-            self.assertEqual(st, 200, b)
-            serials.append(b["data"]["serial_number"])
+        # A client issuing certificates with storage, continuously, through every server in turn
+        # (each address a client could have been given), following a 307 as Vault's clients do.
+        acked, failures, stop = [], [], threading.Event()
 
-        # sys/step-down (sudo): the active server gives way, a standby takes over, nothing lost.
-        st, b, _ = standbys[0].request("PUT", "sys/step-down", token=root)
-        self.assertEqual(st, 307)  # a standby sends it to the active server
-        p = active.cli("operator", "step-down", token=root)
-        self.assertEqual(p.returncode, 0, p.stderr)
-        active = self.wait("a standby to take over after step-down",
-                           lambda: self.active_of(standbys))
-        standbys = [s for s in servers if s is not active]
-        self.wait("the stepped-down server to be a standby", lambda: health(standbys[0]) == 429 or
-                  health(standbys[1]) == 429)
-        st, b, _ = active.request("GET", f"pki/cert/{serials[0]}")
-        self.assertEqual(st, 200)
+        def issue_loop():
+            i = 0
+            while not stop.is_set():
+                s = servers[i % len(servers)]
+                i += 1
+                if s.proc.poll() is not None:
+                    continue
+                try:
+                    st, b, _ = s.request("POST", "pki/issue/web", token=root,
+                                         body={"common_name": f"c{i}.example"})
+                    if st == 307 or (st != 200 and redirecting is s):
+                        st, b, _ = self.current.request("POST", "pki/issue/web", token=root,
+                                                        body={"common_name": f"c{i}.example"})
+                    if st == 200:
+                        acked.append(b["data"]["serial_number"])
+                    else:
+                        failures.append((time.time(), s.addr, st))
+                except OSError as e:
+                    failures.append((time.time(), s.addr, str(e)))
+                time.sleep(0.02)
 
-        active.kill9()
-        t0 = time.time()
-        new = self.wait("a standby to take over", lambda: self.active_of(standbys), timeout=30)
-        took = time.time() - t0
-        print(f"\nfailover after SIGKILL: {took:.1f}s (lock_timeout 5s)")
-        self.assertLess(took, 10)
-        for serial in serials:
-            st, b, _ = new.request("GET", f"pki/cert/{serial}")
-            self.assertEqual(st, 200, serial)
-        st, b, _ = new.request("LIST", "pki/certs", token=root)
-        self.assertTrue({x.replace(":", "-") for x in serials} <= set(b["data"]["keys"]))
+        self.current = active
+        t = threading.Thread(target=issue_loop, daemon=True)
+        t.start()
+        try:
+            self.wait("certificates issued through every server", lambda: len(acked) >= 30)
+            active.kill9()
+            t0 = time.time()
+            new = self.wait("a standby to take over", lambda: self.active_of(standbys), timeout=30)
+            took = time.time() - t0
+            self.current = new
+            print(f"\nfailover after SIGKILL: {took:.1f}s (lock_timeout 5s)")
+            self.assertLess(took, 10)
+            n = len(acked)
+            self.wait("issuance to resume", lambda: len(acked) >= n + 20)
+            # One etcd member stops: the other two keep a quorum and Coffer moves on.
+            member = 0
+            self.etcd[member].send_signal(signal.SIGTERM)
+            self.etcd[member].wait(timeout=15)
+            n, f = len(acked), len(failures)
+            self.wait("issuance with an etcd member down", lambda: len(acked) >= n + 30, timeout=60)
+        finally:
+            stop.set()
+            t.join(30)
+        after_kill = [x for x in failures if x[0] > t0 + 10]
+        self.assertEqual(after_kill, [], "requests failed after the failover was over")
+        # Every certificate whose issuance was acknowledged is there, through any live server.
         other = next(s for s in standbys if s is not new)
         self.wait("the other standby to follow the new active server",
                   lambda: (leader(other) or {}).get("leader_address") == new.addr)
+        for serial in acked:
+            st, b, _ = new.request("GET", f"pki/cert/{serial}")
+            self.assertEqual(st, 200, serial)
+        if other is fwd:
+            st, b, _ = other.request("GET", f"pki/cert/{acked[0]}")
+            self.assertEqual((st, b["data"]["certificate"][:27]), (200, "-----BEGIN CERTIFICATE-----"))
+        st, b, _ = new.request("LIST", "pki/certs", token=root)
+        self.assertTrue({x.replace(":", "-") for x in acked} <= set(b["data"]["keys"]))
+        print(f"{len(acked)} certificates acknowledged, all readable; {len(failures)} requests failed "
+              f"during the failover")
 
-        # The killed server comes back as a sealed standby; unsealed, it is a standby again.
+        # The killed server comes back sealed; unsealed, it joins as a standby.
         active.start()
-        st, b, _ = active.request("GET", "sys/leader")
-        self.assertFalse(b["is_self"], b)
-        self.assertEqual(health(active), 503)  # sealed
-        for k in keys[:2]:
-            active.request("PUT", "sys/unseal", body={"key": k})
+        self.assertFalse(leader(active)["is_self"])
+        self.assertEqual(health(active), 503)
+        active.unseal(2)
         self.wait("the restarted server to be a standby", lambda: health(active) == 429)
+        self.assertEqual(leader(active)["leader_address"], new.addr)
+
+    def test_deploy_example_runs(self):
+        """deploy/ha's three node configurations, with only their addresses and file paths
+        replaced: three servers, one active, the others forwarding to it."""
+        self.start_etcd(1)
+        root_dir = os.environ.get("COFFER_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "..", ".."))
+        servers = []
+        for i in (1, 2, 3):
+            with open(os.path.join(root_dir, "deploy", "ha", f"node-{i}.hcl")) as f:
+                text = f.read()
+            s = self.server()
+            for old, new in (("https://10.0.0.1:2379,https://10.0.0.2:2379,https://10.0.0.3:2379",
+                              ",".join(self.etcd_urls)),
+                             ("/etc/coffer/etcd/ca.crt", self.etcd_ca),
+                             ("/etc/coffer/etcd/client.crt", self.client_crt),
+                             ("/etc/coffer/etcd/client.key", self.client_key),
+                             ("0.0.0.0:8200", f"127.0.0.1:{s.port}"),
+                             ("/etc/coffer/tls/server.pem", s.cert), ("/etc/coffer/tls/server.key", s.key),
+                             (f"https://10.0.0.{i}:8200", s.addr)):
+                self.assertIn(old, text)
+                text = text.replace(old, new)
+            with open(s.config, "w") as f:
+                f.write(text)
+            servers.append(s.start())
+        first = self.wait("a server to take the lock",
+                          lambda: next((s for s in servers if (leader(s) or {}).get("is_self")), None))
+        init = first.init_and_unseal(3, 2)
+        for s in servers:
+            if s is not first:
+                s.keys, s.root = init["keys"], init["root_token"]
+                s.unseal(2)
+        active = self.wait("an active server", lambda: self.active_of(servers))
+        for s in servers:
+            if s is not active:
+                self.wait("a standby", lambda: health(s) == 429)
+                st, b, _ = s.request("POST", "sys/mounts/kv-" + s.addr[-5:], token=first.root,
+                                     body={"type": "kv"})
+                self.assertEqual(st, 204, b)
+        st, b, _ = active.request("GET", "sys/mounts", token=first.root)
+        self.assertEqual(len([m for m in b["data"] if m.startswith("kv-")]), 2, b["data"].keys())
+
+    def test_policy_and_keyring_changes_hold_through_standbys(self):
+        """What the active server changes holds at once for requests made on a standby: a policy
+        narrowed, a token revoked, the keyring rotated. A sealed standby forwards nothing."""
+        self.start_etcd(1)
+        servers, active = self.start_servers(["", ""])
+        standby = next(s for s in servers if s is not active)
+        root = self.root
+        self.assertEqual(standby.request("POST", "sys/mounts/kv", token=root,
+                                         body={"type": "kv", "options": {"version": "1"}})[0], 204)
+        self.assertEqual(standby.request("POST", "kv/app", token=root, body={"v": "1"})[0], 204)
+        # A body over 64 KiB is not read by a standby (it cannot check the token): 307 to the
+        # active server, which can.
+        big = "x" * 200_000
+        req = urllib.request.Request(standby.addr + "/v1/kv/big", method="POST",
+                                     data=('{"v": "%s"}' % big).encode(), headers={"X-Vault-Token": root})
+        opener = urllib.request.build_opener(NoRedirect, urllib.request.HTTPSHandler(
+            context=standby.ssl_context()))
+        with self.assertRaises(urllib.error.HTTPError) as e:
+            opener.open(req, timeout=10)
+        self.assertEqual((e.exception.code, e.exception.headers.get("Location")),
+                         (307, active.addr + "/v1/kv/big"))
+        self.assertEqual(active.request("POST", "kv/big", token=root, body={"v": big})[0], 204)
+        st, _, _ = standby.request("PUT", "sys/policies/acl/reader", token=root,
+                                   body={"policy": 'path "kv/*" { capabilities = ["read"] }'})
+        self.assertEqual(st, 204)
+        st, b, _ = standby.request("POST", "auth/token/create", token=root, body={"policies": ["reader"]})
+        tok = b["auth"]["client_token"]
+        self.assertEqual(standby.request("GET", "kv/app", token=tok)[0], 200)
+        st, _, _ = active.request("PUT", "sys/policies/acl/reader", token=root,
+                                  body={"policy": 'path "other/*" { capabilities = ["read"] }'})
+        self.assertEqual(st, 204)
+        t0 = time.time()
+        self.assertEqual(standby.request("GET", "kv/app", token=tok)[0], 403)
+        self.assertLess(time.time() - t0, 1)
+        self.assertEqual(active.request("POST", "auth/token/revoke", token=root, body={"token": tok})[0], 204)
+        self.assertEqual(standby.request("GET", "kv/app", token=tok)[0], 403)
+        # Keyring rotation on the active server: values written after it read back on a standby.
+        st, b, _ = active.request("PUT", "sys/rotate", token=root)
+        self.assertIn(st, (200, 204), b)
+        self.assertEqual(standby.request("POST", "kv/after", token=root, body={"v": "2"})[0], 204)
+        st, b, _ = standby.request("GET", "kv/after", token=root)
+        self.assertEqual((st, b["data"]), (200, {"v": "2"}))
+        st, b, _ = standby.request("GET", "sys/key-status", token=root)
+        self.assertEqual((st, b["term"]), (200, 2))
+        # A restarted standby is sealed: it cannot open forwarded answers, so it sends clients on.
+        standby.stop()
+        standby.start()
+        self.assertEqual(health(standby), 503)
+        self.assertEqual(raw_status(standby, "GET", "kv/app", root), (307, active.addr + "/v1/kv/app"))
+
+    def test_frozen_active_server_is_fenced(self):
+        """SIGSTOP the active server past its lease: a standby takes over; resumed, the old one's
+        writes fail (every write transaction compares the lock key it created) and it steps
+        down. It answers 307 rather than forwarding (disable_forwarding), so any success would
+        be its own write."""
+        self.start_etcd(1)
+        servers, active = self.start_servers(["disable_forwarding = true\n"] * 3)
+        root = self.root
+        self.assertEqual(active.request("POST", "sys/mounts/kv", token=root,
+                                        body={"type": "kv", "options": {"version": "1"}})[0], 204)
+        self.assertEqual(active.request("POST", "kv/before", token=root, body={"v": "1"})[0], 204)
+        standbys = [s for s in servers if s is not active]
+        active.proc.send_signal(signal.SIGSTOP)
+        try:
+            new = self.wait("a standby to take over from the frozen server",
+                            lambda: self.active_of(standbys), timeout=30)
+            # Requests reach the frozen server's socket now; it reads them when resumed.
+            answers = {}
+
+            def write(i):
+                try:
+                    answers[i] = active.request("POST", f"kv/fenced-{i}", token=root, body={"v": i})[0]
+                except OSError as e:
+                    answers[i] = str(e)
+            threads = [threading.Thread(target=write, args=(i,)) for i in range(8)]
+            for th in threads:
+                th.start()
+            time.sleep(1)
+        finally:
+            active.proc.send_signal(signal.SIGCONT)
+        for th in threads:
+            th.join(40)
+        self.assertEqual(len(answers), 8)
+        for i, st in answers.items():
+            self.assertFalse(isinstance(st, int) and 200 <= st < 300, f"write {i} answered {st}")
+        for i in range(8):
+            st, _, _ = new.request("GET", f"kv/fenced-{i}", token=root)
+            self.assertEqual(st, 404, f"kv/fenced-{i} reached etcd")
+        self.assertEqual(new.request("GET", "kv/before", token=root)[0], 200)
+        self.wait("the resumed server to step down", lambda: health(active) == 429, timeout=30)
         self.assertEqual(leader(active)["leader_address"], new.addr)
 
 
