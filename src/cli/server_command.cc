@@ -373,9 +373,28 @@ int RunFromConfig(const ServerFlags& f) {
     opts.ha_step_down = [&ha_loop_ptr] {
       if (HaLoop* l = ha_loop_ptr.load()) l->StepDown();
     };
-    opts.ha_leader = [etcd_storage]() -> std::string {
+    // Every request a standby forwards needs the active server's address: read from etcd at
+    // most every half second (a failover takes seconds; a stale address gets a 421 there, and
+    // the client a 307).
+    struct LeaderCache {
+      std::mutex mu;
+      std::string value;
+      std::chrono::steady_clock::time_point at;
+    };
+    auto cache = std::make_shared<LeaderCache>();
+    opts.ha_leader = [etcd_storage, cache]() -> std::string {
+      const auto now = std::chrono::steady_clock::now();
+      {
+        std::lock_guard<std::mutex> l(cache->mu);
+        if (!cache->value.empty() && now - cache->at < std::chrono::milliseconds(500))
+          return cache->value;
+      }
       auto l = etcd_storage->Leader();
-      return l.ok() ? *l : std::string();
+      std::string v = l.ok() ? *l : std::string();
+      std::lock_guard<std::mutex> g(cache->mu);
+      cache->value = v;
+      cache->at = now;
+      return v;
     };
   }
   auto core = core::Core::Create(std::move(opts));
