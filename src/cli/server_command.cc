@@ -357,6 +357,8 @@ int RunFromConfig(const ServerFlags& f) {
   std::atomic<HaLoop*> ha_loop_ptr{nullptr};  // what sys/step-down reaches, once started
   const bool ha = etcd_storage && etcd_storage->ha();
   std::string api_addr = cfg->api_addr;
+  // Redirects append the request's /v1/... path to it.
+  while (!api_addr.empty() && api_addr.back() == '/') api_addr.pop_back();
   if (ha) {
     // Clients are sent to this address: it must be one they can reach this server at.
     const bool unspecified = api_addr.find("://0.0.0.0") != std::string::npos ||
@@ -382,7 +384,7 @@ int RunFromConfig(const ServerFlags& f) {
       std::chrono::steady_clock::time_point at;
     };
     auto cache = std::make_shared<LeaderCache>();
-    opts.ha_leader = [etcd_storage, cache]() -> std::string {
+    opts.ha_leader = [etcd_storage, cache, api_addr]() -> std::string {
       const auto now = std::chrono::steady_clock::now();
       {
         std::lock_guard<std::mutex> l(cache->mu);
@@ -391,6 +393,9 @@ int RunFromConfig(const ServerFlags& f) {
       }
       auto l = etcd_storage->Leader();
       std::string v = l.ok() ? *l : std::string();
+      // Its own address (a lock it held before stepping down or restarting, until the lease
+      // lapses) is never kept: the next request reads again.
+      if (v == api_addr) return v;
       std::lock_guard<std::mutex> g(cache->mu);
       cache->value = v;
       cache->at = now;

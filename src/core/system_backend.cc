@@ -452,7 +452,9 @@ json::object Core::LeaderStatus() {
                         {"leader_address", ""},
                         {"leader_cluster_address", ""},
                         {"performance_standby", false}};
-  const std::string leader = opts_.ha_leader ? opts_.ha_leader() : std::string();
+  // The active server is the leader, whatever a cached read of the lock says yet.
+  const std::string leader =
+      !standby ? opts_.ha_api_addr : (opts_.ha_leader ? opts_.ha_leader() : std::string());
   return json::object{
       {"ha_enabled", true},
       {"is_self", !standby},

@@ -192,7 +192,7 @@ absl::Status ReplayGuard::Accept(const ForwardedRequest& r, int64_t now) {
   Sender& s = senders_[r.sender];
   s.last_time = std::max(s.last_time, r.time);
   if (r.seq + kWindow <= s.highest)
-    return absl::PermissionDeniedError("the forwarded request is too old (replayed?): retry");
+    return absl::AlreadyExistsError("the forwarded request is too old (replayed?)");
   if (r.seq > s.highest) {
     // Slots between the old highest and this one are now free for their numbers.
     for (uint64_t q = s.highest + 1; q < r.seq && q <= s.highest + kWindow; ++q)
@@ -202,7 +202,7 @@ absl::Status ReplayGuard::Accept(const ForwardedRequest& r, int64_t now) {
     return absl::OkStatus();
   }
   if (s.seen[r.seq % kWindow])
-    return absl::PermissionDeniedError("the forwarded request was seen before (replayed)");
+    return absl::AlreadyExistsError("the forwarded request was seen before (replayed)");
   s.seen[r.seq % kWindow] = true;
   return absl::OkStatus();
 }

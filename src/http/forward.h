@@ -61,7 +61,8 @@ absl::StatusOr<std::string> SealResponse(const crypto::SecretBytes& key, const F
 absl::StatusOr<RawResponse> OpenResponse(const crypto::SecretBytes& key, const ForwardedRequest& to,
                                          std::string_view sealed);
 
-// On the active server: accepts each (sender, seq) once, within kForwardMaxAgeSeconds of now.
+// On the active server: accepts each (sender, seq) once (kAlreadyExists for one seen, or too old
+// for the window), within kForwardMaxAgeSeconds of now (kPermissionDenied).
 // Sequence numbers may arrive out of order (requests run on several connections): a window of
 // the last kWindow numbers per sender is kept; an older one is refused (the standby's client
 // gets a 4xx and may retry: a new sequence number).

@@ -118,7 +118,7 @@ TEST(ReplayGuardTest, EachSequenceNumberOnce) {
   ForwardedRequest r = Sample();
   const int64_t now = r.time;
   EXPECT_TRUE(g.Accept(r, now).ok());
-  EXPECT_EQ(g.Accept(r, now).code(), absl::StatusCode::kPermissionDenied);  // replayed
+  EXPECT_EQ(g.Accept(r, now).code(), absl::StatusCode::kAlreadyExists);  // replayed
   // Out of order within the window: each accepted once.
   r.seq = 50;
   EXPECT_TRUE(g.Accept(r, now).ok());

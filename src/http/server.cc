@@ -356,10 +356,13 @@ class Forwarder {
     auto pool = PoolFor(leader);
     if (!pool.ok()) return std::nullopt;
     bool sent = false;
+    // Repeatable: a kept-alive connection the active server closed meanwhile is replaced and the
+    // request sent again; were the first copy delivered after all, the replay guard refuses the
+    // second (409 below), so it never runs twice.
     auto resp = (*pool)->Call("POST", kForwardPath, *sealed,
                               {{"Content-Type", std::string(kForwardContentType)},
                                {std::string(kForwardAdmitHeader), AdmitProof(*key, fr.time)}},
-                              /*repeatable=*/false, &sent);
+                              /*repeatable=*/true, &sent);
     if (!resp.ok()) {
       log::Warn("HA: could not forward a request to the active server",
                 {{"active", leader}, {"error", Msg(resp.status())}});
@@ -368,15 +371,25 @@ class Forwarder {
                                   leader, " and got no answer (", Msg(resp.status()),
                                   "): it may or may not have been applied"));
     }
-    // Only a sealed 200 says the request ran there. Anything else (421: refused; a server that
-    // does not know the path) sends the client there itself.
-    if (resp->status != 200 || resp->content_type != kForwardContentType) {
+    // What says the request did not run there sends the client there itself: 421 (refused
+    // before opening or running it), 404/405 (a server without forwarding), 413 (too large for
+    // it), 503 (too busy to take it).
+    const int st = resp->status;
+    if (st == 421 || st == 404 || st == 405 || st == 413 || st == 503) {
       log::Warn("HA: the active server did not take a forwarded request; sending the client there",
                 {{"active", leader},
-                 {"status", std::to_string(resp->status)},
+                 {"status", std::to_string(st)},
                  {"error", PrintableText(resp->body, 512)}});
       return std::nullopt;
     }
+    // Anything else but a sealed 200 (a replay refused, a failure after running it) may have
+    // run.
+    if (st != 200 || resp->content_type != kForwardContentType)
+      return RenderError(502, Cat("the active server at ", leader,
+                                  " answered a forwarded request "
+                                  "with HTTP ",
+                                  st, " (", PrintableText(resp->body, 200),
+                                  "): it may or may not have been applied"));
     auto out = OpenResponse(*key, fr, resp->body);
     if (!out.ok())
       return RenderError(502, Cat("the answer of the active server at ", leader,
@@ -756,54 +769,74 @@ class Session : public Conn, public std::enable_shared_from_this<Session<Stream>
     return o;
   }
 
-  // On the active server: a request an HA standby forwarded (http/forward.h). Protocol errors
-  // are a 421 in the clear, which the standby answers with a 307 here; the request's own answer,
-  // whatever its status, goes back sealed in a 200.
-  Outcome ExecuteForwarded(const Message& msg) const {
-    Outcome o;
-    auto got = shared_->forwarder->Accept(shared_->core, msg);
+  // On the active server: a request an HA standby forwarded (http/forward.h), on the blocking
+  // pool. Protocol errors are a 421 in the clear (nothing ran: the standby answers 307), a
+  // replay a 409 (it may have run: the standby answers 502); the request's own answer, whatever
+  // its status, goes back sealed in a 200. Expensive work moves on to the expensive pool, as a
+  // request made here does, and answers from there: no thread waits for another.
+  struct Forwarded {
+    ForwardedRequest fr;
+    crypto::SecretBytes key;
+    std::optional<core::Request> req;
+  };
+  void RunForwarded(const std::shared_ptr<Message>& msg) {
+    auto self = this->shared_from_this();
+    auto got = shared_->forwarder->Accept(shared_->core, *msg);
     if (!got.ok()) {
-      o.out = RenderError(421, Cat("forwarded request refused: ", Msg(got.status())));
-      return o;
+      const int status = absl::IsAlreadyExists(got.status()) ? 409 : 421;
+      return PostFinish(msg,
+                        RenderError(status, Cat("forwarded request refused: ", Msg(got.status()))));
     }
-    ForwardedRequest& fr = got->first;  // (named: clang 14 lambdas cannot capture a binding)
-    const crypto::SecretBytes& key = got->second;
-    RawRequest raw = fr.Raw();
-    Outcome inner;
+    auto job = std::make_shared<Forwarded>();
+    job->fr = std::move(got->first);
+    job->key = std::move(got->second);
+    RawRequest raw = job->fr.Raw();
     auto req = ParseRequest(raw, shared_->opts.limits);
-    if (!req.ok()) {
-      inner.out = RenderError(core::HttpStatusFor(req.status()), Msg(req.status()));
-    } else {
-      req->no_park = true;  // the standby sends long polls here itself (307)
-      auto admission = shared_->core->Admit(*req, false);
-      if (admission.ok() && admission->expensive) {
-        // Expensive work (key generation, signing) keeps to the expensive pool's limit, as a
-        // request made here does; this thread waits for it.
-        std::promise<void> done;
-        const bool queued = shared_->pool->TryPost([&] {
-          inner = ExecuteParsed(*req, fr.method, fr.remote_address);
-          done.set_value();
-        });
-        if (queued)
-          done.get_future().wait();
-        else
-          inner.out = RenderError(
-              503, Cat("too many expensive requests in progress (", shared_->pool->limit(),
-                       " running or waiting): retry in a moment"));
-      } else {
-        inner = ExecuteParsed(*req, fr.method, fr.remote_address);
-      }
+    if (!req.ok())
+      return SealAndFinish(msg, job,
+                           RenderError(core::HttpStatusFor(req.status()), Msg(req.status())));
+    req->no_park = true;  // the standby sends long polls here itself (307)
+    auto admission = shared_->core->Admit(*req, false);
+    job->req = std::move(*req);
+    if (admission.ok() && admission->expensive) {
+      const bool queued = shared_->pool->TryPost([self, msg, job] {
+        Outcome inner = self->ExecuteParsed(*job->req, job->fr.method, job->fr.remote_address);
+        self->SealAndFinish(msg, job, std::move(inner.out));
+      });
+      if (!queued)
+        SealAndFinish(msg, job,
+                      RenderError(503, Cat("too many expensive requests in progress (",
+                                           shared_->pool->limit(),
+                                           " running or waiting): retry in a moment")));
+      return;
     }
-    OPENSSL_cleanse(fr.vault_token.data(), fr.vault_token.size());
-    auto sealed = SealResponse(key, fr, inner.out);
-    if (!sealed.ok()) {
-      o.out = RenderError(500, Cat("sealing the forwarded answer: ", Msg(sealed.status())));
-      return o;
-    }
-    o.out.content_type = std::string(kForwardContentType);
-    o.out.body = std::move(*sealed);
-    o.authenticated = true;  // the sender holds the root key
-    return o;
+    Outcome inner = ExecuteParsed(*job->req, job->fr.method, job->fr.remote_address);
+    SealAndFinish(msg, job, std::move(inner.out));
+  }
+
+  void SealAndFinish(const std::shared_ptr<Message>& msg, const std::shared_ptr<Forwarded>& job,
+                     RawResponse answer) {
+    OPENSSL_cleanse(job->fr.vault_token.data(), job->fr.vault_token.size());
+    auto sealed = SealResponse(job->key, job->fr, answer);
+    if (!sealed.ok())
+      return PostFinish(
+          msg, RenderError(500, Cat("sealing the forwarded answer: ", Msg(sealed.status()))));
+    RawResponse out;
+    out.content_type = std::string(kForwardContentType);
+    out.body = std::move(*sealed);
+    authenticated_forward_ = true;  // the sender holds the root key
+    PostFinish(msg, std::move(out));
+  }
+
+  // From a pool's thread: answered on the connection's own.
+  void PostFinish(const std::shared_ptr<Message>& msg, RawResponse out) {
+    auto self = this->shared_from_this();
+    asio::post(stream_.get_executor(), [self, msg, out = std::move(out)]() mutable {
+      Outcome o;
+      o.out = std::move(out);
+      o.authenticated = self->authenticated_forward_.load();
+      self->Finish(*msg, std::move(o));
+    });
   }
 
   // Light requests run here, on the connection's thread (no handoff: on the signing path a
@@ -849,11 +882,7 @@ class Session : public Conn, public std::enable_shared_from_this<Session<Stream>
 
   void OffloadForwarded(const std::shared_ptr<Message>& msg) {
     auto self = this->shared_from_this();
-    bool queued = shared_->blocking->TryPost([self, msg] {
-      Outcome o = self->ExecuteForwarded(*msg);
-      asio::post(self->stream_.get_executor(),
-                 [self, msg, o = std::move(o)]() mutable { self->Finish(*msg, std::move(o)); });
-    });
+    bool queued = shared_->blocking->TryPost([self, msg] { self->RunForwarded(msg); });
     if (!queued) Finish(*msg, {RenderError(503, "too many requests in progress: retry")});
   }
 
@@ -1014,8 +1043,9 @@ class Session : public Conn, public std::enable_shared_from_this<Session<Stream>
   std::chrono::steady_clock::time_point drain_deadline_;
   size_t drained_ = 0;
   std::string drain_buf_;
-  std::string out_head_, out_body_;               // the response being written (one at a time)
-  std::optional<asio::steady_timer> park_timer_;  // a parked long poll's wait
+  std::string out_head_, out_body_;                 // the response being written (one at a time)
+  std::optional<asio::steady_timer> park_timer_;    // a parked long poll's wait
+  std::atomic<bool> authenticated_forward_{false};  // a standby's connection, once proven
 };
 
 class Listener : public std::enable_shared_from_this<Listener> {

@@ -126,20 +126,24 @@ class EtcdHa(ServerTest):
             with open(s.config, "a") as f:
                 f.write(f'api_addr = "{s.addr}"\n{extra}')
             servers.append(s.start())
-        first = self.wait("a server to take the lock",
-                          lambda: next((s for s in servers if (leader(s) or {}).get("is_self")), None))
+            if len(servers) == 1:  # the first one started holds the lock: the roles are known
+                self.wait("the first server to take the lock", lambda: (leader(s) or {}).get("is_self"))
+        first = servers[0]
         st, init, _ = first.request("PUT", "sys/init", body={"secret_shares": 3, "secret_threshold": 2})
         self.assertEqual(st, 200, init)
         self.keys, self.root = init["keys"], init["root_token"]
         for s in servers:
             s.keys, s.root = self.keys, self.root
             s.unseal(2)
+            if s is first:  # active before the others can compete for the lock
+                self.wait("the first server to be active", lambda: self.active_of([first]))
         return servers, self.wait("an active server", lambda: self.active_of(servers))
 
     def test_failover_through_any_node_loses_nothing(self):
         self.start_etcd()
         # The third server answers 307 instead of forwarding.
         servers, active = self.start_servers(["", "", "disable_forwarding = true\n"])
+        self.assertIs(active, servers[0])
         root = self.root
         standbys = [s for s in servers if s is not active]
         for s in standbys:
@@ -169,7 +173,7 @@ class EtcdHa(ServerTest):
         self.assertIn(st, (200, 204), b)
         st, b, _ = active.request("GET", "sys/mounts/pki/tune", token=root)
         self.assertEqual(st, 200, b)
-        if redirecting is not active:
+        if True:  # servers[2] (disable_forwarding) is a standby
             self.assertEqual(raw_status(redirecting, "GET", "sys/mounts?x=1", root),
                              (307, active.addr + "/v1/sys/mounts?x=1"))
             # Coffer's CLI follows it, with the token, to a server its CA file vouches for.
@@ -200,6 +204,8 @@ class EtcdHa(ServerTest):
                 try:
                     st, b, _ = s.request("POST", "pki/issue/web", token=root,
                                          body={"common_name": f"c{i}.example"})
+                    if st == 307 and redirecting is not s:
+                        failures.append((time.time(), s.addr, "307 from a forwarding standby"))
                     if st == 307 or (st != 200 and redirecting is s):
                         st, b, _ = self.current.request("POST", "pki/issue/web", token=root,
                                                         body={"common_name": f"c{i}.example"})
@@ -226,16 +232,20 @@ class EtcdHa(ServerTest):
             n = len(acked)
             self.wait("issuance to resume", lambda: len(acked) >= n + 20)
             # One etcd member stops: the other two keep a quorum and Coffer moves on.
+            self.assertEqual([x for x in failures if x[0] > t0 + 10], [],
+                             "requests failed after the failover was over")
             member = 0
+            t_etcd = time.time()
             self.etcd[member].send_signal(signal.SIGTERM)
             self.etcd[member].wait(timeout=15)
-            n, f = len(acked), len(failures)
-            self.wait("issuance with an etcd member down", lambda: len(acked) >= n + 30, timeout=60)
+            n = len(acked)
+            self.wait("issuance with an etcd member down", lambda: len(acked) >= n + 60, timeout=60)
         finally:
             stop.set()
             t.join(30)
-        after_kill = [x for x in failures if x[0] > t0 + 10]
-        self.assertEqual(after_kill, [], "requests failed after the failover was over")
+        during_etcd = [x for x in failures if x[0] > t_etcd]
+        print(f"failed requests while an etcd member stopped: {len(during_etcd)}")
+        self.assertEqual(during_etcd, [], "requests failed when an etcd member stopped")
         # Every certificate whose issuance was acknowledged is there, through any live server.
         other = next(s for s in standbys if s is not new)
         self.wait("the other standby to follow the new active server",
