@@ -234,103 +234,116 @@ absl::StatusOr<json::object> EtcdStorage::Call(std::string_view method, const js
     failures += why;
   };
   const size_t n = pools_.size();
-  const size_t first = current_.load();
   // A bound on the whole call, not only on each step: past it, no further endpoint is tried.
   const auto deadline = std::chrono::steady_clock::now() + opts_.request_timeout * 3;
-  for (size_t i = 0; i < n; ++i) {
-    if (i > 0 && std::chrono::steady_clock::now() >= deadline) {
-      failed(Cat("gave up after ", (opts_.request_timeout * 3).count(), "s"));
-      break;
-    }
-    const size_t e = (first + i) % n;
-    bool reauthenticated = false;
-    for (;;) {
-      std::vector<http::ConnectionPool::Header> headers;
-      if (!opts_.username.empty()) {
-        std::string token;
-        {
-          MutexLock l(&auth_mu_);
-          token = auth_token_;
-        }
-        if (token.empty()) {
-          // One authentication at a time (etcd checks each password with bcrypt): the others
-          // wait for it and use its token.
-          MutexLock flight(&auth_flight_mu_);
+  // When every endpoint failed without the request reaching etcd's log (no connection, no
+  // leader: the failures that do not return at once below), the round is tried again after a
+  // pause, for up to request_timeout: an election after a member stops leaves etcd without a
+  // leader for about a second, and the caller should not see it.
+  const auto retry_until = std::chrono::steady_clock::now() + opts_.request_timeout;
+  for (std::chrono::milliseconds pause(100);; pause = std::min(pause * 2, decltype(pause)(500))) {
+    failures.clear();
+    const size_t first = current_.load();
+    for (size_t i = 0; i < n; ++i) {
+      if (i > 0 && std::chrono::steady_clock::now() >= deadline) {
+        failed(Cat("gave up after ", (opts_.request_timeout * 3).count(), "s"));
+        break;
+      }
+      const size_t e = (first + i) % n;
+      bool reauthenticated = false;
+      for (;;) {
+        std::vector<http::ConnectionPool::Header> headers;
+        if (!opts_.username.empty()) {
+          std::string token;
           {
             MutexLock l(&auth_mu_);
             token = auth_token_;
           }
           if (token.empty()) {
-            if (absl::Status a = Authenticate(e); !a.ok()) {
-              if (!absl::IsUnavailable(a)) return a;
-              failed(Msg(a));
-              break;
+            // One authentication at a time (etcd checks each password with bcrypt): the others
+            // wait for it and use its token.
+            MutexLock flight(&auth_flight_mu_);
+            {
+              MutexLock l(&auth_mu_);
+              token = auth_token_;
             }
-            MutexLock l(&auth_mu_);
-            token = auth_token_;
+            if (token.empty()) {
+              if (absl::Status a = Authenticate(e); !a.ok()) {
+                if (!absl::IsUnavailable(a)) return a;
+                failed(Msg(a));
+                break;
+              }
+              MutexLock l(&auth_mu_);
+              token = auth_token_;
+            }
           }
+          headers.emplace_back("Authorization", token);
         }
-        headers.emplace_back("Authorization", token);
-      }
-      // A write is never sent twice on its own: repeated late (after a later write to the same
-      // key), a put or delete would undo that later write. So a write moves to another endpoint
-      // only when it cannot have reached this one.
-      bool sent = false;
-      auto r = pools_[e]->Call("POST", path, body, headers, !write, &sent);
-      if (!r.ok() && write && sent)
-        return absl::UnavailableError(Cat("etcd: ", pools_[e]->address(), ": ", Msg(r.status()),
-                                          " (the write may or may not have been applied)"));
-      if (!r.ok()) {
-        std::string why = Msg(r.status());
-        if (why.find(pools_[e]->address()) == std::string::npos)
-          why = Cat(pools_[e]->address(), ": ", why);
-        // TLS 1.3 reports a refused client certificate at the first read, as an alert.
-        if (why.find("bad certificate") != std::string::npos ||
-            why.find("certificate required") != std::string::npos)
-          why += opts_.tls_cert_file.empty()
-                     ? " (etcd wants a client certificate: set tls_cert_file and tls_key_file)"
-                     : " (etcd refused the client certificate in tls_cert_file: is it signed by "
-                       "a CA etcd trusts (--trusted-ca-file), with clientAuth?)";
-        failed(why);
-        break;
-      }
-      std::error_code ec;
-      json::value v = json::parse(r->body, ec);
-      if (!ec && r->status == 200 && v.is_object()) {
-        if (e != first) current_.store(e);
-        return std::move(v.as_object());
-      }
-      std::string msg = Cat("HTTP ", r->status, ": ", r->body.substr(0, 200));
-      int64_t code = 0;
-      if (!ec && v.is_object()) {
-        const json::value* m = v.as_object().if_contains("message");
-        if (m && m->is_string()) msg = std::string(m->as_string());
-        code = Int(v.as_object(), "code");
-      } else if (r->body.find("CommonName") != std::string::npos) {
-        msg += kCommonNameHint;
-      }
-      // An expired or revoked auth token (gRPC UNAUTHENTICATED): once more with a new one.
-      if (code == 16 && !opts_.username.empty() && !reauthenticated) {
-        reauthenticated = true;
-        MutexLock l(&auth_mu_);
-        if (auth_token_ == headers.back().second) SecureWipe(auth_token_);  // not a newer one
-        continue;
-      }
-      // Unavailable, deadline exceeded, aborted (a leader change), or the gateway's 5xx: another
-      // member may answer.
-      if (code == 14 || code == 4 || code == 10 || (code == 0 && r->status >= 500)) {
-        // A write that etcd may still commit ("request timed out", "leader changed") is not
-        // sent elsewhere; "no leader" means it was never proposed.
-        if (write && msg.find("no leader") == std::string::npos)
-          return absl::UnavailableError(Cat("etcd: ", pools_[e]->address(), ": ", msg,
+        // A write is never sent twice on its own: repeated late (after a later write to the same
+        // key), a put or delete would undo that later write. So a write moves to another endpoint
+        // only when it cannot have reached this one.
+        bool sent = false;
+        auto r = pools_[e]->Call("POST", path, body, headers, !write, &sent);
+        if (!r.ok() && write && sent)
+          return absl::UnavailableError(Cat("etcd: ", pools_[e]->address(), ": ", Msg(r.status()),
                                             " (the write may or may not have been applied)"));
-        failed(Cat(pools_[e]->address(), ": ", msg));
-        break;
+        if (!r.ok()) {
+          std::string why = Msg(r.status());
+          if (why.find(pools_[e]->address()) == std::string::npos)
+            why = Cat(pools_[e]->address(), ": ", why);
+          // TLS 1.3 reports a refused client certificate at the first read, as an alert.
+          if (why.find("bad certificate") != std::string::npos ||
+              why.find("certificate required") != std::string::npos)
+            why += opts_.tls_cert_file.empty()
+                       ? " (etcd wants a client certificate: set tls_cert_file and tls_key_file)"
+                       : " (etcd refused the client certificate in tls_cert_file: is it signed by "
+                         "a CA etcd trusts (--trusted-ca-file), with clientAuth?)";
+          failed(why);
+          break;
+        }
+        std::error_code ec;
+        json::value v = json::parse(r->body, ec);
+        if (!ec && r->status == 200 && v.is_object()) {
+          if (e != first) current_.store(e);
+          return std::move(v.as_object());
+        }
+        std::string msg = Cat("HTTP ", r->status, ": ", r->body.substr(0, 200));
+        int64_t code = 0;
+        if (!ec && v.is_object()) {
+          const json::value* m = v.as_object().if_contains("message");
+          if (m && m->is_string()) msg = std::string(m->as_string());
+          code = Int(v.as_object(), "code");
+        } else if (r->body.find("CommonName") != std::string::npos) {
+          msg += kCommonNameHint;
+        }
+        // An expired or revoked auth token (gRPC UNAUTHENTICATED): once more with a new one.
+        if (code == 16 && !opts_.username.empty() && !reauthenticated) {
+          reauthenticated = true;
+          MutexLock l(&auth_mu_);
+          if (auth_token_ == headers.back().second) SecureWipe(auth_token_);  // not a newer one
+          continue;
+        }
+        // Unavailable, deadline exceeded, aborted (a leader change), or the gateway's 5xx: another
+        // member may answer.
+        if (code == 14 || code == 4 || code == 10 || (code == 0 && r->status >= 500)) {
+          // A write that etcd may still commit ("request timed out", "leader changed") is not
+          // sent elsewhere; "no leader" means it was never proposed, and a gateway that could
+          // not dial its own member (stopping: "Error while dialing ... connection refused")
+          // never handed it on.
+          if (write && msg.find("no leader") == std::string::npos &&
+              msg.find("Error while dialing") == std::string::npos)
+            return absl::UnavailableError(Cat("etcd: ", pools_[e]->address(), ": ", msg,
+                                              " (the write may or may not have been applied)"));
+          failed(Cat(pools_[e]->address(), ": ", msg));
+          break;
+        }
+        if (code == 7 || code == 16)
+          return absl::PermissionDeniedError(Cat("etcd refused the request: ", msg));
+        return absl::FailedPreconditionError(Cat("etcd refused the request: ", msg));
       }
-      if (code == 7 || code == 16)
-        return absl::PermissionDeniedError(Cat("etcd refused the request: ", msg));
-      return absl::FailedPreconditionError(Cat("etcd refused the request: ", msg));
     }
+    if (std::chrono::steady_clock::now() + pause >= std::min(retry_until, deadline)) break;
+    std::this_thread::sleep_for(pause);
   }
   return absl::UnavailableError(Cat("etcd: ", failures));
 }

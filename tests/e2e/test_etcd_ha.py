@@ -93,6 +93,16 @@ class EtcdHa(ServerTest):
                                "--cacert", self.etcd_ca, "--cert", self.client_crt, "--key", self.client_key,
                                "--command-timeout", "5s", *args], capture_output=True, text=True, timeout=30)
 
+    def etcd_leader(self):
+        """The index of etcd's leader member."""
+        import json as _json
+        p = self.etcdctl("endpoint", "status", "--write-out=json")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        for i, st in enumerate(_json.loads(p.stdout)):
+            if st["Status"]["header"]["member_id"] == st["Status"]["leader"]:
+                return self.etcd_urls.index(st["Endpoint"])
+        self.fail("etcd has no leader: " + p.stdout)
+
     def storage_block(self):
         return (f'storage "etcd" {{\n  address = "{",".join(self.etcd_urls)}"\n  etcd_api = "v3"\n'
                 f'  path = "/coffer-ha/"\n  ha_enabled = "true"\n'
@@ -212,7 +222,7 @@ class EtcdHa(ServerTest):
                     if st == 200:
                         acked.append(b["data"]["serial_number"])
                     else:
-                        failures.append((time.time(), s.addr, st))
+                        failures.append((time.time(), s.addr, st, (b or {}).get("errors")))
                 except OSError as e:
                     failures.append((time.time(), s.addr, str(e)))
                 time.sleep(0.02)
@@ -234,7 +244,8 @@ class EtcdHa(ServerTest):
             # One etcd member stops: the other two keep a quorum and Coffer moves on.
             self.assertEqual([x for x in failures if x[0] > t0 + 10], [],
                              "requests failed after the failover was over")
-            member = 0
+            # etcd's leader stops (the hardest member to lose): the others elect a new one.
+            member = self.etcd_leader()
             t_etcd = time.time()
             self.etcd[member].send_signal(signal.SIGTERM)
             self.etcd[member].wait(timeout=15)
@@ -243,9 +254,15 @@ class EtcdHa(ServerTest):
         finally:
             stop.set()
             t.join(30)
-        during_etcd = [x for x in failures if x[0] > t_etcd]
-        print(f"failed requests while an etcd member stopped: {len(during_etcd)}")
-        self.assertEqual(during_etcd, [], "requests failed when an etcd member stopped")
+        # A write in flight when etcd's leader changes may or may not have been applied: etcd
+        # cannot say, and Coffer answers 503 saying so. Nothing else fails, and nothing after the
+        # election.
+        during = [x for x in failures if x[0] > t_etcd]
+        print(f"failed requests when etcd's leader stopped: {len(during)} {during[:2]}")
+        self.assertEqual([x for x in during if x[0] > t_etcd + 3], [], "failures after the election")
+        for x in during:
+            self.assertEqual(x[2], 503, x)
+            self.assertIn("may or may not have been applied", str(x[3]), x)
         # Every certificate whose issuance was acknowledged is there, through any live server.
         other = next(s for s in standbys if s is not new)
         self.wait("the other standby to follow the new active server",
