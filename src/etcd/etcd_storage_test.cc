@@ -249,6 +249,9 @@ TEST(EtcdStorage, AWriteIsNotRepeatedOnceSent) {
   EtcdProcess e;
   EtcdOptions o = Plain(e.url(), UniquePrefix());
   o.max_idle_time = std::chrono::minutes(5);  // the pooled connection outlives the restart
+  // No lock, so no lease keepalive: nothing else uses (and replaces) the pooled connection while
+  // etcd restarts.
+  o.lock = false;
   auto s = e.Open(o);
   ASSERT_TRUE(s.ok()) << s.status();
   ASSERT_TRUE((*s)->Put("k", "v1").ok());  // leaves a kept-alive connection in the pool
