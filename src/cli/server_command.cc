@@ -245,6 +245,84 @@ class HaLoop {
   std::thread thread_;
 };
 
+// HA standbys that serve (docs/ha.md): on a standby holding the root key, loads the state
+// read-only and watches the storage prefix in etcd, dropping what changed from the caches
+// (Core::InvalidateKey) within milliseconds of the active server's write; while the watch is
+// established and caught up the core serves what needs no write (Core::SetStandbyCurrent),
+// otherwise it forwards everything. A missed stretch of history (compacted) reloads it all.
+class HaWatch {
+ public:
+  HaWatch(core::Core* core, etcd::EtcdStorage* etcd) : core_(core), etcd_(etcd) {
+    thread_ = std::thread([this] { Run(); });
+  }
+  ~HaWatch() { Stop(); }
+  void Stop() {
+    stop_.store(true);
+    if (thread_.joinable()) thread_.join();
+  }
+
+ private:
+  void Sleep(std::chrono::milliseconds d) {
+    for (auto t = std::chrono::milliseconds(0); t < d && !stop_.load();
+         t += std::chrono::milliseconds(50))
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  // Logs a failure once until it changes or things work again.
+  void Report(const char* what, const absl::Status& st) {
+    const std::string m = Cat(what, ": ", Msg(st));
+    if (m == last_error_) return;
+    last_error_ = m;
+    log::Warn("HA standby", {{"error", m}});
+  }
+  void Run() {
+    int64_t next = 0;
+    bool loaded = false;
+    while (!stop_.load()) {
+      if (!core_->StandbyReady()) {  // active, or a standby without the key
+        loaded = false;
+        Sleep(std::chrono::milliseconds(200));
+        continue;
+      }
+      if (!loaded || !core_->StandbyServing()) {
+        auto rev = etcd_->Revision();
+        absl::Status st = rev.ok() ? core_->LoadStandbyState() : rev.status();
+        if (!st.ok()) {
+          Report("could not load the state to serve from (every request is forwarded)", st);
+          Sleep(std::chrono::milliseconds(2000));
+          continue;
+        }
+        next = *rev + 1;
+        loaded = true;
+        last_error_.clear();
+      }
+      absl::Status st = etcd_->WatchOnce(
+          &next, std::chrono::milliseconds(1000),
+          [this](const etcd::EtcdStorage::WatchBatch& b) {
+            for (const auto& key : b.keys)
+              if (absl::Status s = core_->InvalidateKey(key); !s.ok())
+                Report(Cat("dropping the cached ", key).c_str(), s);
+            if (b.current) core_->SetStandbyCurrent();
+          },
+          &stop_);
+      if (absl::IsOutOfRange(st)) {
+        Report("the watch missed changes; reloading", st);
+        loaded = false;
+        continue;
+      }
+      if (!st.ok()) {
+        Report("the watch failed (requests are forwarded until it is back)", st);
+        Sleep(std::chrono::milliseconds(250));
+      }
+    }
+  }
+
+  core::Core* core_;
+  etcd::EtcdStorage* etcd_;
+  std::atomic<bool> stop_{false};
+  std::string last_error_;
+  std::thread thread_;
+};
+
 int RunDev(const ServerFlags& f) {
   auto st = log::Configure(f.log_level.empty() ? "info" : f.log_level,
                            f.log_format.empty() ? "text" : f.log_format);
@@ -353,7 +431,8 @@ int RunFromConfig(const ServerFlags& f) {
     (sc.disabled ? opts.disabled_seal_wrapper : opts.seal_wrapper) = std::move(*w);
   }
   auto* etcd_storage = dynamic_cast<etcd::EtcdStorage*>(physical.get());
-  std::optional<HaLoop> ha_loop;              // started once the listeners are up
+  std::optional<HaLoop> ha_loop;  // started once the listeners are up
+  std::optional<HaWatch> ha_watch;
   std::atomic<HaLoop*> ha_loop_ptr{nullptr};  // what sys/step-down reaches, once started
   const bool ha = etcd_storage && etcd_storage->ha();
   std::string api_addr = cfg->api_addr;
@@ -437,9 +516,11 @@ int RunFromConfig(const ServerFlags& f) {
     log::Info("HA enabled: this server starts as a standby", {{"api_addr", api_addr}});
     ha_loop.emplace(core->get(), etcd_storage, api_addr);
     ha_loop_ptr.store(&*ha_loop);
+    ha_watch.emplace(core->get(), etcd_storage);
   }
   int rc = WaitForSignals(set, server->get(), core->get());
   ha_loop_ptr.store(nullptr);
+  if (ha_watch) ha_watch->Stop();
   if (ha_loop) ha_loop->Stop();
   unsealer.Stop();
   return rc;

@@ -98,6 +98,7 @@ absl::Status Core::ReopenAudit() {
 absl::StatusOr<int> Core::TidyNow() {
   ReaderMutexLock l(&state_mu_);
   if (sealed_) return SealedError();
+  if (standby_) return 0;  // the active server tidies
   ASSIGN_OR_RETURN(int tokens, tokens_->Tidy(100000));
   auto orphaned = RevokeLeasesOfRevokedTokens(100000);
   if (!orphaned.ok())
@@ -144,7 +145,8 @@ absl::StatusOr<std::unique_ptr<Core>> Core::Create(CoreOptions opts) {
   } else if (c->opts_.seal_wrapper) {
     c->old_seal_ = std::make_unique<seal::ShamirSeal>(physical);
   }
-  c->barrier_ = std::make_unique<barrier::Barrier>(c->opts_.physical);
+  c->guard_ = std::make_unique<storage::StandbyGuardStorage>(c->opts_.physical);
+  c->barrier_ = std::make_unique<barrier::Barrier>(c->guard_.get());
   c->tokens_ = std::make_unique<TokenStore>(c->barrier_.get(), c->opts_.clock);
   c->policies_ = std::make_unique<PolicyStore>(c->barrier_.get());
   c->audit_ = std::make_unique<AuditBroker>(c->barrier_.get(), c->opts_.clock, &c->metrics_);
@@ -188,10 +190,54 @@ int64_t Core::ActiveSince() const {
   return active_since_;
 }
 
-std::optional<std::string> Core::StandbyRedirect(const Request& req) const {
+int64_t Core::SteadyMillis() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+namespace {
+constexpr char kStandbyWritePayload[] = "coffer.dev/standby-write";
+
+absl::Status StandbyWriteError() {
+  absl::Status s = absl::FailedPreconditionError(
+      "this server is an HA standby and the request writes: it goes to the active server");
+  s.SetPayload(kStandbyWritePayload, absl::Cord("1"));
+  return s;
+}
+
+// What a standby that serves may try itself (Core::StandbyRedirect): what can be read-only.
+// Never a login, a wrapped answer, a delete or patch, a long poll, or a sys/ path other than
+// sys/metrics (this server's own figures): those always write, or belong to the active server.
+bool MayTryOnStandby(const Request& req) {
+  const std::string_view p = req.path;
+  if (StartsWith(p, "sys/") || p == "sys") return p == "sys/metrics";
+  if (req.wrap_ttl > 0) return false;
+  if (req.op == Operation::kDelete || req.op == Operation::kPatch) return false;
+  if (StartsWith(p, "auth/") &&
+      (p.find("/login/") != std::string_view::npos || p.ends_with("/login")))
+    return false;
+  if (req.op == Operation::kRead && !req.query.empty() && req.QueryParam("wait")) return false;
+  return true;
+}
+}  // namespace
+
+bool Core::IsStandbyWrite(const absl::Status& s) {
+  return !s.ok() && s.GetPayload(kStandbyWritePayload).has_value();
+}
+
+bool Core::StandbyServing() const {
+  ReaderMutexLock l(&state_mu_);
+  return standby_ && !sealed_;
+}
+
+std::optional<std::string> Core::StandbyRedirect(const Request& req, bool try_local) const {
   {
     ReaderMutexLock l(&state_mu_);
     if (!standby_) return std::nullopt;
+    if (try_local && !sealed_ &&
+        SteadyMillis() - standby_current_at_.load() < kStandbyStaleAfterMs && MayTryOnStandby(req))
+      return std::nullopt;
   }
   const std::string& p = req.path;
   for (const char* local :
@@ -213,7 +259,26 @@ absl::Status Core::Activate() {
   if (!ha_key_) return absl::OkStatus();  // sealed or not initialized: the operator goes on here
   crypto::SecretBytes key = std::move(*ha_key_);
   ha_key_.reset();
+  // What a serving standby loaded read-only is loaded again, writable and current.
+  if (!sealed_) SealLocked();
+  guard_->SetReadOnly(false);
   return UnsealWithRootKey(key);
+}
+
+absl::Status Core::LoadStandbyState() {
+  MutexLock l(&state_mu_);
+  if (!standby_ || !ha_key_) return absl::FailedPreconditionError("not a standby holding the key");
+  if (!sealed_) SealLocked();
+  guard_->SetReadOnly(true);
+  crypto::SecretBytes key = ha_key_->Clone();
+  auto st = LoadStateLocked(key);
+  if (!st.ok()) {
+    SealLocked();
+    return st;
+  }
+  sealed_ = false;
+  log::Info("HA standby: state loaded; serving what needs no write");
+  return absl::OkStatus();
 }
 
 void Core::StepDown() {
@@ -227,6 +292,7 @@ void Core::StepDown() {
       // Already sealed (after a Shamir init, or an operator's seal): nothing to drop, and an
       // unseal in progress keeps the shares it has (SealLocked would reset them).
       if (!sealed_) SealLocked();
+      guard_->SetReadOnly(true);
       ha_key_ = std::move(key);
       standby_ = true;
       active_since_ = 0;
@@ -422,6 +488,21 @@ absl::Status Core::UnsealWithRootKey(const crypto::SecretBytes& root_key) {
   }
   if (!sealed_) return absl::OkStatus();
   if (opts_.ha_enabled) ha_key_.emplace(root_key.Clone());
+  auto st = LoadStateLocked(root_key);
+  if (!st.ok()) {
+    SealLocked();
+    return st;
+  }
+  sealed_ = false;
+  {
+    MutexLock l(&auto_unseal_mu_);
+    auto_unseal_error_.clear();
+  }
+  log::Info("server unsealed", {{"seal", std::string(seal_->Type())}});
+  return absl::OkStatus();
+}
+
+absl::Status Core::LoadStateLocked(const crypto::SecretBytes& root_key) {
   auto st = barrier_->Unseal(root_key);
   if (st.ok()) st = tokens_->Setup();
   if (st.ok()) st = LoadMounts();
@@ -437,17 +518,7 @@ absl::Status Core::UnsealWithRootKey(const crypto::SecretBytes& root_key) {
       }
     }
   }
-  if (!st.ok()) {
-    SealLocked();
-    return st;
-  }
-  sealed_ = false;
-  {
-    MutexLock l(&auto_unseal_mu_);
-    auto_unseal_error_.clear();
-  }
-  log::Info("server unsealed", {{"seal", std::string(seal_->Type())}});
-  return absl::OkStatus();
+  return st;
 }
 
 absl::Status Core::AutoUnseal() {
@@ -749,8 +820,12 @@ absl::StatusOr<Response> Core::Handle(Request& req) {
     bool seal_after = false;
     {
       crypto::CancelScope cancel(&seal_requested_);
+      storage::StandbyGuardStorage::Scope writes;
       ReaderMutexLock l(&state_mu_);
       result = sealed_ ? absl::StatusOr<Response>(SealedError()) : HandleLocked(req);
+      // A standby's request that tried to write (refused before reaching the store) goes to
+      // the active server whole, whatever the engine made of the refusal.
+      if (writes.write_refused()) result = StandbyWriteError();
       seal_after = result.ok() && result->seal_after;
     }
     if (seal_after) {
@@ -923,14 +998,44 @@ absl::StatusOr<Response> Core::HandleLocked(Request& req) {
     auto st = WrapResponse(req, *result, req.wrap_ttl);
     if (!st.ok()) result = st;
   }
+  // A standby's request that tried to write is answered by the active server, which audits
+  // the response (the request entry written here stays: docs/ha.md).
+  if (storage::StandbyGuardStorage::RefusedInScope()) return StandbyWriteError();
   RETURN_IF_ERROR(audit_->LogResponse(req, token, result));
   return result;
 }
 
+absl::Status Core::InvalidateAll() {
+  {
+    ReaderMutexLock l(&state_mu_);
+    if (sealed_ || !standby_) return absl::OkStatus();
+  }
+  return LoadStandbyState();
+}
+
 absl::Status Core::InvalidateKey(std::string_view storage_key) {
-  ReaderMutexLock l(&state_mu_);
-  if (sealed_) return absl::OkStatus();  // nothing is cached while sealed
-  if (storage_key == barrier::kKeyringPath) return barrier_->ReloadKeyring();
+  constexpr std::string_view kTokenIds = "sys/token/id/";
+  {
+    ReaderMutexLock l(&state_mu_);
+    if (sealed_) return absl::OkStatus();  // nothing is cached while sealed
+    if (storage_key == barrier::kKeyringPath) return barrier_->ReloadKeyring();
+    if (StartsWith(storage_key, "sys/policy/")) {
+      policies_->Clear();
+      return absl::OkStatus();
+    }
+    if (StartsWith(storage_key, kTokenIds)) {
+      tokens_->Invalidate(storage_key.substr(kTokenIds.size()));
+      return absl::OkStatus();
+    }
+    const bool table =
+        storage_key == "core/mounts" || storage_key == "core/audit" || storage_key == kClusterPath;
+    if (!table) return InvalidateMountKeyLocked(storage_key);
+    if (!standby_) return absl::OkStatus();  // the active server wrote it itself
+  }
+  return LoadStandbyState();
+}
+
+absl::Status Core::InvalidateMountKeyLocked(std::string_view storage_key) {
   std::vector<std::shared_ptr<Mount>> mounts;
   {
     ReaderMutexLock ml(&mounts_mu_);

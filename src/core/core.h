@@ -28,6 +28,7 @@
 #include "core/token_store.h"
 #include "core/watch.h"
 #include "seal/seal.h"
+#include "storage/standby_guard.h"
 #include "storage/timed_storage.h"
 #include "util/clock.h"
 #include "util/mutex.h"
@@ -136,13 +137,33 @@ class Core final : private SystemView {
   bool Sealed() const ABSL_LOCKS_EXCLUDED(state_mu_);
 
   // HA. A standby serves sys/seal-status, sys/health, sys/leader and sys/unseal itself (an
-  // unseal checks the key and keeps it, so the standby can take over); everything else goes to
-  // the active server: StandbyRedirect gives its address (nullopt: serve here; "": none known).
+  // unseal checks the key and keeps it, so the standby can take over). A standby that holds the
+  // root key and has loaded the state (LoadStandbyState: it serves) also runs here whatever may
+  // be read-only: signing and issuing without storing, KV and token reads, Transit's encrypt and
+  // decrypt. A request that tries to write is answered by Handle with a status for which
+  // IsStandbyWrite holds, before anything of it is stored or answered: the server then sends it
+  // to the active server. Everything else goes there directly: StandbyRedirect gives its
+  // address (nullopt: serve here; "": none known); `try_local` false asks where to send a
+  // request this standby tried.
   bool Standby() const ABSL_LOCKS_EXCLUDED(state_mu_);
   // A standby that holds the root key (unsealed by its operator or its auto seal).
   bool StandbyReady() const ABSL_LOCKS_EXCLUDED(state_mu_);
-  std::optional<std::string> StandbyRedirect(const Request& req) const
+  std::optional<std::string> StandbyRedirect(const Request& req, bool try_local = true) const
       ABSL_LOCKS_EXCLUDED(state_mu_);
+  static bool IsStandbyWrite(const absl::Status& s);
+  // A ready standby loads mounts, policies, tokens and audit devices read-only and serves (see
+  // above); again after a change to the mount or audit table. Called by the HA watch (the
+  // server's), which keeps what it loaded current through InvalidateKey and says through
+  // SetStandbyCurrent whether it is: a standby whose watch has not confirmed it is current
+  // within kStandbyStaleAfter forwards everything (its caches might hold a revoked token).
+  absl::Status LoadStandbyState() ABSL_LOCKS_EXCLUDED(state_mu_);
+  bool StandbyServing() const ABSL_LOCKS_EXCLUDED(state_mu_);
+  void SetStandbyCurrent() { standby_current_at_.store(SteadyMillis()); }
+  static constexpr int64_t kStandbyStaleAfterMs = 3000;
+  // Counts of what a standby did with the requests it took (sys/metrics:
+  // coffer.ha.standby_requests{outcome="local"|"forwarded"}: served here, or sent to the
+  // active server, forwarded or redirected).
+  void CountStandbyRequest(bool local) { (local ? standby_local_ : standby_forwarded_)++; }
   // The key HA request forwarding seals requests with (http/forward.h): derived from the root
   // key, so every server of the cluster holding it (a ready standby, the active server) has the
   // same one. FailedPrecondition without the root key.
@@ -168,8 +189,12 @@ class Core final : private SystemView {
   storage::Storage* MountStorage(std::string_view path) ABSL_LOCKS_EXCLUDED(state_mu_);
   // A key in storage was changed by someone else (another node on shared storage, a restore):
   // `storage_key` is the barrier path ("logical/<uuid>/role/web", "core/keyring"). The barrier
-  // reloads its keyring, or the owning mount's backend drops what it cached (InvalidateKey).
+  // reloads its keyring, the token and policy stores drop the entry, or the owning mount's
+  // backend drops what it cached (InvalidateKey); a changed mount or audit table reloads a
+  // standby's state (LoadStandbyState).
   absl::Status InvalidateKey(std::string_view storage_key) ABSL_LOCKS_EXCLUDED(state_mu_);
+  // Everything cached may be stale (the watch missed changes): a standby reloads its state.
+  absl::Status InvalidateAll() ABSL_LOCKS_EXCLUDED(state_mu_);
   // Removes expired tokens now (the background tidy does the same periodically).
   absl::StatusOr<int> TidyNow() ABSL_LOCKS_EXCLUDED(state_mu_);
 
@@ -324,6 +349,17 @@ class Core final : private SystemView {
   // Wraps opts_.physical, which then points to it: every storage call is timed
   // (coffer_storage_operation_seconds). Declared before everything that holds the pointer.
   std::unique_ptr<storage::TimedStorage> timed_physical_;
+  // Under the barrier: refuses the writes of a standby that serves.
+  std::unique_ptr<storage::StandbyGuardStorage> guard_;
+  static int64_t SteadyMillis();
+  std::atomic<int64_t> standby_current_at_{-1000000};
+  std::atomic<uint64_t> standby_local_{0};
+  std::atomic<uint64_t> standby_forwarded_{0};
+  // Unseals the barrier with the key and loads the state (tokens, mounts, audit, cluster name).
+  absl::Status LoadStateLocked(const crypto::SecretBytes& root_key)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_mu_);
+  absl::Status InvalidateMountKeyLocked(std::string_view storage_key)
+      ABSL_SHARED_LOCKS_REQUIRED(state_mu_);
   Metrics metrics_;  // before audit_, which reports into it
   std::unique_ptr<seal::Seal> seal_;
   // The seal a migration starts from: the disabled auto seal, or Shamir when the configured

@@ -26,6 +26,19 @@ Scrape Core::ScrapeMetrics() {
   out.gauges.push_back({.name = "coffer.core.active",
                         .help = "1 when this server is the active node and serves requests.",
                         .value = standby_ ? 0.0 : 1.0});
+  if (opts_.ha_enabled) {
+    static constexpr char kHelp[] =
+        "Requests this server took as an HA standby that serves: run here (local) or, as they "
+        "write, sent to the active server (forwarded). Counts since the server started.";
+    out.gauges.push_back({.name = "coffer.ha.standby_requests",
+                          .help = kHelp,
+                          .labels = {{"outcome", "local"}},
+                          .value = static_cast<double>(standby_local_.load())});
+    out.gauges.push_back({.name = "coffer.ha.standby_requests",
+                          .help = kHelp,
+                          .labels = {{"outcome", "forwarded"}},
+                          .value = static_cast<double>(standby_forwarded_.load())});
+  }
 
   for (int op = 0; op < storage::TimedStorage::kNumOps; ++op) {
     const auto o = static_cast<storage::TimedStorage::Op>(op);

@@ -105,6 +105,11 @@ void TokenStore::Clear() {
   ++cache_gen_;
 }
 
+void TokenStore::Invalidate(std::string_view id_hash) {
+  MutexLock l(&mu_);
+  Uncache(id_hash);
+}
+
 void TokenStore::Uncache(std::string_view id_hash) {
   cache_.erase(AV(id_hash));
   ++cache_gen_;

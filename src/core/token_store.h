@@ -73,6 +73,8 @@ class TokenStore {
   absl::Status Setup() ABSL_LOCKS_EXCLUDED(mu_);
   // Forgets the salt and the cache (on seal).
   void Clear() ABSL_LOCKS_EXCLUDED(mu_);
+  // Another server changed the token `sys/token/id/<id_hash>` (HA standbys): drops it.
+  void Invalidate(std::string_view id_hash) ABSL_LOCKS_EXCLUDED(mu_);
 
   // Stores a new token described by `entry` (id_hash, accessor and creation_time are filled in;
   // expire_time from ttl). Returns the token.

@@ -514,6 +514,104 @@ absl::Status EtcdStorage::DeletePrefix(std::string_view prefix) {
   return Txn(std::move(ops));
 }
 
+absl::StatusOr<int64_t> EtcdStorage::Revision() {
+  const std::string key = B64(Cat(opts_.prefix, kEpochKey));
+  ASSIGN_OR_RETURN(auto r, Call("kv/range", json::object{{"key", key}, {"count_only", true}}));
+  const json::value* h = r.if_contains("header");
+  if (!h || !h->is_object()) return absl::InternalError("etcd answered a range without a header");
+  return Int(h->as_object(), "revision");
+}
+
+absl::Status EtcdStorage::WatchOnce(int64_t* next, std::chrono::milliseconds idle,
+                                    const std::function<void(const WatchBatch&)>& on_batch,
+                                    const std::atomic<bool>* stop) {
+  const std::string base = opts_.prefix;
+  json::object create{{"key", B64(base)},
+                      {"range_end", B64(storage::PrefixEnd(base))},
+                      {"start_revision", std::to_string(*next)}};
+  const std::string body = json::serialize(json::object{{"create_request", std::move(create)}});
+  std::vector<http::ConnectionPool::Header> headers;
+  if (!opts_.username.empty()) {
+    // A token from the last call (Revision, made by the caller first, fetches one).
+    MutexLock l(&auth_mu_);
+    if (!auth_token_.empty()) headers.emplace_back("Authorization", auth_token_);
+  }
+  const size_t e = current_.load() % pools_.size();
+  int64_t created_at = -1;  // the revision the stream was created at
+  bool delivered = false;   // changes up to created_at have all been passed on
+  std::string pending;      // a message not yet complete
+  absl::Status outcome;
+  auto on_data = [&](std::string_view data) -> bool {
+    pending.append(data);
+    size_t start = 0;
+    for (size_t nl; (nl = pending.find('\n', start)) != std::string::npos; start = nl + 1) {
+      std::string_view line(pending.data() + start, nl - start);
+      std::error_code ec;
+      json::value v = json::parse(line, ec);
+      const json::value* res = !ec && v.is_object() ? v.as_object().if_contains("result") : nullptr;
+      if (!res || !res->is_object()) {
+        outcome = absl::UnavailableError(
+            Cat("etcd: the watch answered something unexpected: ", line.substr(0, 200)));
+        return false;
+      }
+      const json::object& r = res->as_object();
+      if (Int(r, "compact_revision") > 0) {
+        outcome =
+            absl::OutOfRangeError(Cat("etcd: the watch's revision ", *next,
+                                      " was compacted (now at ", Int(r, "compact_revision"), ")"));
+        return false;
+      }
+      if (Flag(r, "canceled")) {
+        const json::value* why = r.if_contains("cancel_reason");
+        outcome = absl::UnavailableError(
+            Cat("etcd cancelled the watch",
+                why && why->is_string() ? Cat(": ", std::string(why->as_string())) : ""));
+        return false;
+      }
+      WatchBatch batch;
+      const json::value* h = r.if_contains("header");
+      const int64_t rev = h && h->is_object() ? Int(h->as_object(), "revision") : 0;
+      if (Flag(r, "created")) created_at = rev;
+      if (const json::value* evs = r.if_contains("events"); evs && evs->is_array()) {
+        for (const auto& ev : evs->as_array()) {
+          if (!ev.is_object()) continue;
+          const json::value* kv = ev.as_object().if_contains("kv");
+          if (!kv || !kv->is_object()) continue;
+          auto key = Decoded(kv->as_object(), "key");
+          if (!key.ok() || key->substr(0, base.size()) != base || IsOwnKey(*key)) continue;
+          batch.keys.push_back(key->substr(base.size()));
+          *next = std::max(*next, Int(kv->as_object(), "mod_revision") + 1);
+        }
+      }
+      // Nothing older than the stream's creation is left to come once *next is past it.
+      if (created_at >= 0 && *next > created_at) delivered = true;
+      batch.current = delivered;
+      on_batch(batch);
+      if (stop && stop->load()) return false;
+    }
+    pending.erase(0, start);
+    return true;
+  };
+  absl::Status st = pools_[e]->Stream("POST", "/v3/watch", body, headers, idle, on_data);
+  if (!outcome.ok()) {
+    if (absl::IsOutOfRange(outcome)) {
+      auto now = Revision();
+      if (now.ok()) *next = *now + 1;
+    }
+    return outcome;
+  }
+  if (!st.ok()) {
+    current_.store((e + 1) % pools_.size());  // the next stream tries another member
+    return absl::UnavailableError(Cat("etcd: watching ", pools_[e]->address(), ": ", Msg(st)));
+  }
+  // Quiet for `idle` after its creation: the history the stream had to replay is delivered.
+  if (created_at >= 0) {
+    *next = std::max(*next, created_at + 1);
+    on_batch(WatchBatch{.keys = {}, .current = true});
+  }
+  return absl::OkStatus();
+}
+
 bool EtcdStorage::IsOwnKey(std::string_view full_key) const {
   return full_key == Cat(opts_.prefix, kLockKey) || full_key == Cat(opts_.prefix, kEpochKey);
 }

@@ -48,6 +48,7 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -109,6 +110,25 @@ class EtcdStorage final : public storage::Storage {
                                            bool write = false);
 
   const std::string& prefix() const { return opts_.prefix; }
+
+  // The store's current revision (etcd's, all keys).
+  absl::StatusOr<int64_t> Revision();
+  // What one watch stream saw (WatchOnce).
+  struct WatchBatch {
+    std::vector<std::string> keys;  // changed or deleted, relative to the prefix
+    // True once the stream has delivered every change up to the revision it was created at:
+    // what this server caches is current (as of a moment ago).
+    bool current = false;
+  };
+  // Watches the prefix from revision `*next` on the current endpoint (the next one after a
+  // failure) until nothing has arrived for `idle`, the stream fails, or *stop is set; each
+  // message's changes go to `on_batch`, and *next moves past them. After `idle` with nothing
+  // new, everything up to the stream's creation was delivered: *next moves there too, so a
+  // quiet prefix is not left behind etcd's compaction. OutOfRange: *next was compacted (what
+  // changed since is unknown; *next is set to the current revision + 1).
+  absl::Status WatchOnce(int64_t* next, std::chrono::milliseconds idle,
+                         const std::function<void(const WatchBatch&)>& on_batch,
+                         const std::atomic<bool>* stop);
 
   // HA. Blocks until this server holds the lock (value: what Leader() returns to others, the
   // server's api_addr) or *stop becomes true (then Cancelled).

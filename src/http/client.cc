@@ -61,8 +61,8 @@ absl::StatusOr<Url> ParseUrl(std::string_view a) {
 // (Socket options such as SO_RCVTIMEO do not bound Asio's synchronous calls: Asio waits again
 // after EAGAIN.) `ioc` serves this one connection only.
 template <class Start>
-beast::error_code RunFor(asio::io_context& ioc, tcp::socket& sock, std::chrono::seconds timeout,
-                         Start start) {
+beast::error_code RunFor(asio::io_context& ioc, tcp::socket& sock,
+                         std::chrono::milliseconds timeout, Start start) {
   beast::error_code result = asio::error::would_block;
   bool done = false;
   start([&result, &done](beast::error_code ec, auto&&...) {
@@ -145,6 +145,58 @@ absl::StatusOr<ClientResponse> Exchange(asio::io_context& ioc, tcp::socket& sock
   return out;
 }
 
+// Sends one request and hands the response body to `on_data` as it arrives (a stream such as
+// etcd's watch): see ConnectionPool::Stream.
+template <class Stream>
+absl::Status StreamExchange(asio::io_context& ioc, tcp::socket& sock, Stream& stream, const Url& u,
+                            const ClientOptions& o, std::string_view method, std::string_view path,
+                            std::string_view body, std::chrono::milliseconds idle,
+                            const std::function<bool(std::string_view)>& on_data) {
+  bhttp::request<bhttp::string_body> req;
+  req.method_string(std::string(method));
+  req.target(std::string(path));
+  req.version(11);
+  req.set(bhttp::field::host, u.host + ":" + u.port);
+  req.set(bhttp::field::user_agent, "coffer");
+  req.set(bhttp::field::connection, "close");
+  for (const auto& [name, value] : o.headers) req.set(name, value);
+  req.set(bhttp::field::content_type, "application/json");
+  req.body() = std::string(body);
+  req.prepare_payload();
+  beast::error_code ec = RunFor(ioc, sock, o.timeout, [&](auto handler) {
+    bhttp::async_write(stream, req, std::move(handler));
+  });
+  if (ec) return absl::UnavailableError(Cat("sending the request failed: ", ec.message()));
+  beast::flat_buffer buf;
+  bhttp::response_parser<bhttp::string_body> parser;
+  parser.body_limit(boost::none);  // consumed as it comes; bounded per read below
+  ec = RunFor(ioc, sock, o.timeout, [&](auto handler) {
+    bhttp::async_read_header(stream, buf, parser, std::move(handler));
+  });
+  if (ec) return absl::UnavailableError(Cat("reading the response failed: ", ec.message()));
+  const int status = static_cast<int>(parser.get().result_int());
+  std::string& got = parser.get().body();
+  while (!parser.is_done()) {
+    ec = RunFor(ioc, sock, status == 200 ? idle : o.timeout, [&](auto handler) {
+      bhttp::async_read_some(stream, buf, parser, std::move(handler));
+    });
+    if (ec == asio::error::timed_out && status == 200) return absl::OkStatus();  // idle
+    if (ec) return absl::UnavailableError(Cat("reading the response failed: ", ec.message()));
+    if (status != 200) {
+      if (got.size() > 65536) break;
+      continue;
+    }
+    if (got.size() > o.max_response_bytes)
+      return absl::UnavailableError("a streamed message is larger than the limit");
+    if (!got.empty()) {
+      if (!on_data(got)) return absl::OkStatus();
+      got.clear();
+    }
+  }
+  if (status != 200) return absl::UnavailableError(Cat("HTTP ", status, ": ", got.substr(0, 512)));
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 namespace {
@@ -202,6 +254,13 @@ struct Connection {
   std::unique_ptr<beast::ssl_stream<tcp::socket>> tls;
 
   tcp::socket& socket() { return tls ? tls->next_layer() : sock; }
+  absl::Status StreamExchange(const Url& u, const ClientOptions& o, std::string_view method,
+                              std::string_view path, std::string_view body,
+                              std::chrono::milliseconds idle,
+                              const std::function<bool(std::string_view)>& on_data) {
+    return tls ? http::StreamExchange(ioc, socket(), *tls, u, o, method, path, body, idle, on_data)
+               : http::StreamExchange(ioc, sock, sock, u, o, method, path, body, idle, on_data);
+  }
   absl::StatusOr<ClientResponse> Exchange(const Url& u, const ClientOptions& o,
                                           std::string_view method, std::string_view path,
                                           std::string_view body, bool keep_alive, bool* kept) {
@@ -397,6 +456,16 @@ absl::StatusOr<ClientResponse> ConnectionPool::Call(std::string_view method, std
     return res;
   }
   return absl::UnavailableError(Cat("the connection to ", o.address, " failed twice"));
+}
+
+absl::Status ConnectionPool::Stream(std::string_view method, std::string_view path,
+                                    std::string_view body, const std::vector<Header>& headers,
+                                    std::chrono::milliseconds idle,
+                                    const std::function<bool(std::string_view)>& on_data) {
+  ClientOptions o = impl_->opts;
+  o.headers.insert(o.headers.end(), headers.begin(), headers.end());
+  ASSIGN_OR_RETURN(auto c, Connect(impl_->url, o, impl_->ctx.get()));
+  return c->StreamExchange(impl_->url, o, method, path, body, idle, on_data);
 }
 
 }  // namespace coffer::http

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 #include <utility>
@@ -88,6 +89,13 @@ class ConnectionPool {
                                       std::string_view body = "",
                                       const std::vector<Header>& headers = {},
                                       bool repeatable = true, bool* sent = nullptr);
+  // A request whose response body is a stream (etcd's watch), on a connection of its own:
+  // each piece of the body is passed to `on_data` as it arrives. Ends OK when the server ends
+  // the body, when `on_data` returns false, or when nothing arrives for `idle` (the caller
+  // starts again); kUnavailable on a failure or a status other than 200 (with its body).
+  absl::Status Stream(std::string_view method, std::string_view path, std::string_view body,
+                      const std::vector<Header>& headers, std::chrono::milliseconds idle,
+                      const std::function<bool(std::string_view)>& on_data);
   const std::string& address() const;
   const ClientOptions& options() const;
 

@@ -705,6 +705,9 @@ class Session : public Conn, public std::enable_shared_from_this<Session<Stream>
     std::string park_path;
     uint64_t park_generation = 0;
     int64_t park_ms = 0;
+    // An HA standby's request that tried to write: nothing of it was stored or answered; it
+    // goes to the active server.
+    bool standby_write = false;
   };
 
   // Parses (unless done) and runs the request. Thread-safe: reads only immutable members, so
@@ -726,7 +729,26 @@ class Session : public Conn, public std::enable_shared_from_this<Session<Stream>
     parsed->no_park = no_park;
     core::Request& req = *parsed;
     const std::string_view target(msg.target().data(), msg.target().size());
-    if (auto to = shared_->core->StandbyRedirect(req)) {
+    std::optional<std::string> to = shared_->core->StandbyRedirect(req);
+    if (!to) {
+      // Served here: this server's own request, or one an HA standby that serves may try.
+      Outcome here = ExecuteParsed(req, msg.method_string(), remote_);
+      if (!here.standby_write) {
+        if (shared_->core->HaEnabled() && shared_->core->Standby())
+          shared_->core->CountStandbyRequest(true);
+        return here;
+      }
+      to = shared_->core->StandbyRedirect(req, /*try_local=*/false);
+      if (!to) {
+        // Became the active server meanwhile: the request did nothing here; the client retries.
+        o.out = RenderError(503,
+                            "this server changed its HA role while serving the request: "
+                            "nothing was done; send it again");
+        return o;
+      }
+    }
+    {
+      shared_->core->CountStandbyRequest(false);
       if (to->empty()) {
         o.out = RenderError(503, "this server is an HA standby and no active server is known yet");
         return o;
@@ -753,6 +775,10 @@ class Session : public Conn, public std::enable_shared_from_this<Session<Stream>
                         const std::string& remote) const {
     Outcome o;
     auto res = shared_->core->Handle(req);
+    if (core::Core::IsStandbyWrite(res.status())) {
+      o.standby_write = true;
+      return o;
+    }
     if (res.ok() && res->park_ms > 0) {
       o.park_path = req.path;
       o.park_generation = req.watch_generation;
@@ -801,6 +827,7 @@ class Session : public Conn, public std::enable_shared_from_this<Session<Stream>
     if (admission.ok() && admission->expensive) {
       const bool queued = shared_->pool->TryPost([self, msg, job] {
         Outcome inner = self->ExecuteParsed(*job->req, job->fr.method, job->fr.remote_address);
+        if (inner.standby_write) return self->PostFinish(msg, NotActive());
         self->SealAndFinish(msg, job, std::move(inner.out));
       });
       if (!queued)
@@ -811,7 +838,14 @@ class Session : public Conn, public std::enable_shared_from_this<Session<Stream>
       return;
     }
     Outcome inner = ExecuteParsed(*job->req, job->fr.method, job->fr.remote_address);
+    if (inner.standby_write) return PostFinish(msg, NotActive());
     SealAndFinish(msg, job, std::move(inner.out));
+  }
+
+  // A forwarded request that met this server stepping down (it did nothing): refused as a
+  // protocol error, so the standby sends its client to the active server.
+  static RawResponse NotActive() {
+    return RenderError(421, "forwarded request refused: this server is not the active one");
   }
 
   void SealAndFinish(const std::shared_ptr<Message>& msg, const std::shared_ptr<Forwarded>& job,

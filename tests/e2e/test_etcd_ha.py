@@ -7,6 +7,7 @@ a standby takes over within the lock's TTL with every acknowledged certificate r
 member is stopped and service goes on; the killed server rejoins as a standby. A frozen active
 server (SIGSTOP past its lease) is fenced: nothing it writes after the takeover reaches etcd, and
 it steps down when resumed."""
+import json
 import os
 import signal
 import subprocess
@@ -40,9 +41,10 @@ class NoRedirect(urllib.request.HTTPRedirectHandler):
         return None
 
 
-def raw_status(s, method, path, token):
+def raw_status(s, method, path, token, body=None):
     """The status and Location of one request, redirects not followed."""
-    req = urllib.request.Request(s.addr + "/v1/" + path, method=method, headers={"X-Vault-Token": token})
+    req = urllib.request.Request(s.addr + "/v1/" + path, method=method, headers={"X-Vault-Token": token},
+                                 data=None if body is None else json.dumps(body).encode())
     opener = urllib.request.build_opener(NoRedirect, urllib.request.HTTPSHandler(context=s.ssl_context()))
     try:
         with opener.open(req, timeout=10) as r:
@@ -95,10 +97,9 @@ class EtcdHa(ServerTest):
 
     def etcd_leader(self):
         """The index of etcd's leader member."""
-        import json as _json
         p = self.etcdctl("endpoint", "status", "--write-out=json")
         self.assertEqual(p.returncode, 0, p.stderr)
-        for i, st in enumerate(_json.loads(p.stdout)):
+        for i, st in enumerate(json.loads(p.stdout)):
             if st["Status"]["header"]["member_id"] == st["Status"]["leader"]:
                 return self.etcd_urls.index(st["Endpoint"])
         self.fail("etcd has no leader: " + p.stdout)
@@ -375,6 +376,164 @@ class EtcdHa(ServerTest):
         standby.start()
         self.assertEqual(health(standby), 503)
         self.assertEqual(raw_status(standby, "GET", "kv/app", root), (307, active.addr + "/v1/kv/app"))
+
+    def standby_counts(self, s):
+        """What a standby did with the requests it took: (served here, sent to the active)."""
+        st, b, _ = s.request("GET", "sys/metrics", token=self.root)
+        self.assertEqual(st, 200, b)
+        got = {g["Labels"]["outcome"]: g["Value"] for g in b["Gauges"]
+               if g["Name"] == "coffer.ha.standby_requests"}
+        return got.get("local", 0), got.get("forwarded", 0)
+
+    def wait_serving(self, s):
+        """Until the standby serves a read itself (it loads its state after being unsealed)."""
+        def serving():
+            before = self.standby_counts(s)[0]
+            st, _, _ = s.request("GET", "auth/token/lookup-self", token=self.root)
+            # The metrics read and the lookup both ran here.
+            return st == 200 and self.standby_counts(s)[0] >= before + 2
+        self.wait("the standby to serve", serving)
+
+    def test_standbys_serve_what_needs_no_write(self):
+        """Signing and issuing on a no_store role, KV reads (v1 and v2), Transit encrypt and
+        decrypt and token lookups run on the standby itself: its own counters say so, the active
+        server's request counts do not move, and they keep working while the active server is
+        frozen. What writes (a stored certificate, a KV write) goes to the active server. A
+        change made on the active server (a role narrowed, a mount added, a token revoked) is
+        honoured by the standbys within a second."""
+        self.start_etcd(1)
+        servers, active = self.start_servers(["", "", "disable_forwarding = true\n"])
+        standbys = [s for s in servers if s is not active]
+        root = self.root
+
+        def ok(st_b, want=(200, 204)):
+            st, b, _ = st_b
+            self.assertIn(st, want, b)
+            return b
+        for path, body in [("sys/mounts/pki", {"type": "pki", "config": {"max_lease_ttl": "87600h"}}),
+                           ("sys/mounts/kv1", {"type": "kv", "options": {"version": "1"}}),
+                           ("sys/mounts/kv2", {"type": "kv", "options": {"version": "2"}}),
+                           ("sys/mounts/transit", {"type": "transit"})]:
+            ok(active.request("POST", path, token=root, body=body))
+        ca_pem = ok(active.request("POST", "pki/root/generate/internal", token=root,
+                                   body={"common_name": "HA Test CA", "ttl": "8760h",
+                                         "key_type": "ec", "key_bits": 256}))["data"]["certificate"]
+        ca_file = os.path.join(self.tmp, "ha-ca.pem")
+        with open(ca_file, "w") as f:
+            f.write(ca_pem)
+        ok(active.request("POST", "pki/roles/edge", token=root, body={
+            "allowed_domains": "edge.test", "allow_subdomains": True, "no_store": True,
+            "key_type": "ec", "key_bits": 256, "max_ttl": "72h"}))
+        ok(active.request("POST", "pki/roles/kept", token=root, body={
+            "allowed_domains": "kept.test", "allow_subdomains": True, "key_type": "ec", "key_bits": 256}))
+        ok(active.request("POST", "kv1/app", token=root, body={"v": "one"}))
+        ok(active.request("POST", "kv2/data/app", token=root, body={"data": {"v": "two"}}))
+        ok(active.request("POST", "transit/keys/app", token=root))
+        ok(active.request("PUT", "sys/policies/acl/edge", token=root, body={"policy": (
+            'path "pki/sign/edge" { capabilities = ["update"] }\n'
+            'path "pki/issue/*" { capabilities = ["update"] }\n'
+            'path "kv1/*" { capabilities = ["read", "create", "update"] }\n'
+            'path "kv2/data/*" { capabilities = ["read"] }\n'
+            'path "transit/encrypt/app" { capabilities = ["update"] }\n'
+            'path "transit/decrypt/app" { capabilities = ["update"] }\n')}))
+        tok = ok(active.request("POST", "auth/token/create", token=root,
+                                body={"policies": ["edge"]}))["auth"]["client_token"]
+        key_pem = subprocess.run(["openssl", "genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"],
+                                 capture_output=True, text=True, check=True).stdout
+        key_file = os.path.join(self.tmp, "edge.key")
+        with open(key_file, "w") as f:
+            f.write(key_pem)
+        csr = subprocess.run(["openssl", "req", "-new", "-key", key_file, "-subj", "/CN=a.edge.test"],
+                             capture_output=True, text=True, check=True).stdout
+
+        def active_pki_requests():
+            st, b, _ = active.request("GET", "sys/metrics", token=root)
+            self.assertEqual(st, 200, b)
+            return sum(c["Count"] for c in b["Counters"]
+                       if c["Name"] == "coffer.requests" and c["Labels"].get("mount") == "pki/")
+
+        def reads(s, n_sign=5):
+            """The requests a standby serves itself; returns how many were made."""
+            made = 0
+            for i in range(n_sign):
+                b = ok(s.request("POST", "pki/sign/edge", token=tok, body={"csr": csr, "common_name": "a.edge.test"}))
+                crt = os.path.join(self.tmp, "edge.crt")
+                with open(crt, "w") as f:
+                    f.write(b["data"]["certificate"])
+                v = subprocess.run(["openssl", "verify", "-CAfile", ca_file, crt], capture_output=True, text=True)
+                self.assertEqual(v.returncode, 0, v.stdout + v.stderr)
+                made += 1
+            b = ok(s.request("POST", "pki/issue/edge", token=tok, body={"common_name": "b.edge.test"}))
+            self.assertIn("BEGIN", b["data"]["private_key"])
+            self.assertEqual(ok(s.request("GET", "kv1/app", token=tok))["data"], {"v": "one"})
+            self.assertEqual(ok(s.request("GET", "kv2/data/app", token=tok))["data"]["data"], {"v": "two"})
+            ct = ok(s.request("POST", "transit/encrypt/app", token=tok,
+                              body={"plaintext": "aGVsbG8="}))["data"]["ciphertext"]
+            self.assertEqual(ok(s.request("POST", "transit/decrypt/app", token=tok,
+                                          body={"ciphertext": ct}))["data"]["plaintext"], "aGVsbG8=")
+            self.assertEqual(ok(s.request("GET", "auth/token/lookup-self", token=tok))["data"]["policies"],
+                             ["default", "edge"])
+            return made + 6
+
+        for s in standbys:
+            self.wait_serving(s)
+            pki_before = active_pki_requests()
+            local0, fwd0 = self.standby_counts(s)
+            n = reads(s)
+            local1, fwd1 = self.standby_counts(s)
+            # Every request ran here (and the metrics read before the second count).
+            self.assertEqual((local1 - local0, fwd1 - fwd0), (n + 1, 0))
+            self.assertEqual(active_pki_requests(), pki_before)
+            # What writes goes to the active server: forwarded, or 307 from the one that does
+            # not forward; a stored certificate is readable there.
+            if s is servers[2]:  # disable_forwarding: the client is sent there
+                self.assertEqual(raw_status(s, "POST", "pki/issue/kept", root, {"common_name": "x.kept.test"}),
+                                 (307, active.addr + "/v1/pki/issue/kept"))
+                self.assertEqual(raw_status(s, "POST", "kv1/written", tok, {"by": s.addr}),
+                                 (307, active.addr + "/v1/kv1/written"))
+            else:
+                st, b, _ = s.request("POST", "pki/issue/kept", token=root, body={"common_name": "x.kept.test"})
+                self.assertEqual(st, 200, b)
+                serial = b["data"]["serial_number"]
+                self.assertEqual(ok(active.request("GET", f"pki/cert/{serial}"))["data"]["certificate"],
+                                 b["data"]["certificate"])
+                self.assertEqual(s.request("POST", "kv1/written", token=tok, body={"by": s.addr})[0], 204)
+                # KV reads are not cached: etcd's linearizable read sees the write at once.
+                self.assertEqual(ok(s.request("GET", "kv1/written", token=tok))["data"], {"by": s.addr})
+            self.assertGreaterEqual(self.standby_counts(s)[1], fwd1 + 2)
+
+        # The active server frozen (within its lease): the standbys go on serving all of it.
+        active.proc.send_signal(signal.SIGSTOP)
+        try:
+            for s in standbys:
+                reads(s, n_sign=2)
+        finally:
+            active.proc.send_signal(signal.SIGCONT)
+        self.assertIs(self.active_of(servers), active)
+
+        # Changes on the active server reach the standbys within a second.
+        ok(active.request("POST", "pki/roles/edge", token=root, body={
+            "allowed_domains": "other.test", "allow_subdomains": True, "no_store": True,
+            "key_type": "ec", "key_bits": 256}))
+        t0 = time.time()
+        for s in standbys:
+            self.wait("the narrowed role on the standby", lambda: s.request(
+                "POST", "pki/sign/edge", token=tok, body={"csr": csr, "common_name": "a.edge.test"})[0] == 400,
+                timeout=1)
+        ok(active.request("POST", "sys/mounts/kv3", token=root, body={"type": "kv", "options": {"version": "1"}}))
+        ok(active.request("POST", "kv3/new", token=root, body={"v": "3"}))
+        for s in standbys:
+            self.wait("the new mount on the standby", lambda: s.request("GET", "kv3/new", token=root)[0] == 200,
+                      timeout=1)
+        ok(active.request("POST", "auth/token/revoke", token=root, body={"token": tok}))
+        for s in standbys:
+            self.wait("the revoked token refused on the standby", lambda: s.request(
+                "GET", "kv1/app", token=tok)[0] == 403, timeout=1)
+        self.assertLess(time.time() - t0, 5)
+        for s in standbys:
+            local, _ = self.standby_counts(s)
+            self.assertEqual(s.request("GET", "kv3/new", token=root)[0], 200)
+            self.assertGreaterEqual(self.standby_counts(s)[0], local + 2)
 
     def test_frozen_active_server_is_fenced(self):
         """SIGSTOP the active server past its lease: a standby takes over; resumed, the old one's
