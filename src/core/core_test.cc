@@ -265,5 +265,147 @@ TEST_F(CoreTest, InterruptedInitCanBeRetried) {
   EXPECT_TRUE(Do(Operation::kRead, "sys/mounts").ok());
 }
 
+// HA standbys that serve (docs/ha.md): two cores on one store, as two servers on one etcd path.
+// The standby runs what reads, refuses what writes before anything reaches the store (the
+// server then forwards it whole), and drops what the active server changed when told
+// (InvalidateKey, called by the server's etcd watch).
+class StandbyTest : public ::testing::Test {
+ protected:
+  std::unique_ptr<Core> Make() {
+    CoreOptions o;
+    o.physical = &phys_;
+    o.ha_enabled = true;
+    o.ha_leader = [] { return std::string("https://active.test:8200"); };
+    o.tidy_interval = std::chrono::milliseconds(0);
+    registry::AddBackends(o, /*with_examples=*/true);
+    return std::move(*Core::Create(std::move(o)));
+  }
+  void SetUp() override {
+    active_ = Make();
+    ASSERT_TRUE(active_->Activate().ok());
+    auto res = active_->Initialize(1, 1);
+    ASSERT_TRUE(res.ok()) << res.status();
+    root_ = res->root_token;
+    key_ = HexEncode(res->keys[0].view());
+    ASSERT_TRUE(active_->Unseal(key_, false).ok());
+    ASSERT_TRUE(Do(*active_, Operation::kUpdate, "sys/mounts/kv",
+                   {{"type", "kv"}, {"options", json::object{{"version", "1"}}}})
+                    .ok());
+    ASSERT_TRUE(Do(*active_, Operation::kUpdate, "kv/a", {{"v", "1"}}).ok());
+    standby_ = Make();
+    ASSERT_TRUE(standby_->Unseal(key_, false).ok());
+    ASSERT_TRUE(standby_->StandbyReady());
+  }
+  Request Req(Operation op, std::string path, json::object data, const std::string& token) {
+    Request r;
+    r.op = op;
+    r.path = std::move(path);
+    r.data = std::move(data);
+    r.client_token = token.empty() ? root_ : token;
+    return r;
+  }
+  absl::StatusOr<Response> Do(Core& c, Operation op, std::string path, json::object data = {},
+                              const std::string& token = "") {
+    Request r = Req(op, std::move(path), std::move(data), token);
+    return c.Handle(r);
+  }
+  std::optional<std::string> Redirect(Operation op, std::string path) {
+    Request r = Req(op, std::move(path), {}, "");
+    return standby_->StandbyRedirect(r);
+  }
+  storage::MemoryStorage phys_;
+  std::unique_ptr<Core> active_, standby_;
+  std::string root_, key_;
+};
+
+TEST_F(StandbyTest, AStandbyServesReadsOnlyOnceLoadedAndCurrent) {
+  // Holding the key only: everything goes to the active server.
+  EXPECT_EQ(Redirect(Operation::kRead, "kv/a"), "https://active.test:8200");
+  ASSERT_TRUE(standby_->LoadStandbyState().ok());
+  EXPECT_TRUE(standby_->StandbyServing());
+  // Loaded but its watch has not said it is current: still forwarded.
+  EXPECT_EQ(Redirect(Operation::kRead, "kv/a"), "https://active.test:8200");
+  standby_->SetStandbyCurrent();
+  EXPECT_EQ(Redirect(Operation::kRead, "kv/a"), std::nullopt);
+  EXPECT_EQ(Redirect(Operation::kUpdate, "pki/sign/web"), std::nullopt);
+  // Never tried here: sys/ (but its own metrics), logins, deletes, wrapped answers.
+  EXPECT_EQ(Redirect(Operation::kUpdate, "sys/mounts/x"), "https://active.test:8200");
+  EXPECT_EQ(Redirect(Operation::kRead, "sys/metrics"), std::nullopt);
+  EXPECT_EQ(Redirect(Operation::kUpdate, "auth/approle/login"), "https://active.test:8200");
+  EXPECT_EQ(Redirect(Operation::kDelete, "kv/a"), "https://active.test:8200");
+  Request wrapped = Req(Operation::kRead, "kv/a", {}, "");
+  wrapped.wrap_ttl = 60;
+  EXPECT_EQ(standby_->StandbyRedirect(wrapped), "https://active.test:8200");
+  auto r = Do(*standby_, Operation::kRead, "kv/a");
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(json::serialize(*r->data), R"({"v":"1"})");
+}
+
+TEST_F(StandbyTest, AWriteOnAStandbyReachesNothingAndIsMarkedForTheActiveServer) {
+  ASSERT_TRUE(standby_->LoadStandbyState().ok());
+  auto w = Do(*standby_, Operation::kUpdate, "kv/b", {{"v", "2"}});
+  EXPECT_TRUE(Core::IsStandbyWrite(w.status())) << w.status();
+  EXPECT_EQ(Do(*active_, Operation::kRead, "kv/b").status().code(), absl::StatusCode::kNotFound);
+  // A token with one use: counting the use is a write, so the read goes to the active server
+  // and the use is still there for it.
+  auto created = Do(*active_, Operation::kUpdate, "auth/token/create", {{"num_uses", 1}});
+  ASSERT_TRUE(created.ok()) << created.status();
+  const std::string once = created->auth->at("client_token").as_string().c_str();
+  auto read = Do(*standby_, Operation::kRead, "kv/a", {}, once);
+  EXPECT_TRUE(Core::IsStandbyWrite(read.status())) << read.status();
+  EXPECT_TRUE(Do(*active_, Operation::kRead, "kv/a", {}, once).ok());
+  EXPECT_FALSE(Do(*active_, Operation::kRead, "kv/a", {}, once).ok());
+  // Its tidy removes nothing: the active server's job.
+  EXPECT_EQ(*standby_->TidyNow(), 0);
+}
+
+TEST_F(StandbyTest, WhatTheActiveServerChangesIsDroppedWhenInvalidated) {
+  ASSERT_TRUE(Do(*active_, Operation::kUpdate, "sys/policies/acl/reader",
+                 {{"policy", R"(path "kv/*" { capabilities = ["read"] })"}})
+                  .ok());
+  auto created =
+      Do(*active_, Operation::kUpdate, "auth/token/create", {{"policies", json::array{"reader"}}});
+  ASSERT_TRUE(created.ok());
+  const std::string tok = created->auth->at("client_token").as_string().c_str();
+  ASSERT_TRUE(standby_->LoadStandbyState().ok());
+  ASSERT_TRUE(Do(*standby_, Operation::kRead, "kv/a", {}, tok).ok());  // cached now
+  ASSERT_TRUE(Do(*active_, Operation::kUpdate, "sys/policies/acl/reader",
+                 {{"policy", R"(path "other/*" { capabilities = ["read"] })"}})
+                  .ok());
+  EXPECT_TRUE(Do(*standby_, Operation::kRead, "kv/a", {}, tok).ok());  // not told yet
+  ASSERT_TRUE(standby_->InvalidateKey("sys/policy/reader").ok());
+  EXPECT_EQ(Do(*standby_, Operation::kRead, "kv/a", {}, tok).status().code(),
+            absl::StatusCode::kPermissionDenied);
+  // A mount added on the active server: the standby loads the table again.
+  ASSERT_TRUE(Do(*active_, Operation::kUpdate, "sys/mounts/more",
+                 {{"type", "kv"}, {"options", json::object{{"version", "1"}}}})
+                  .ok());
+  ASSERT_TRUE(Do(*active_, Operation::kUpdate, "more/x", {{"v", "3"}}).ok());
+  EXPECT_FALSE(Do(*standby_, Operation::kRead, "more/x").ok());
+  ASSERT_TRUE(standby_->InvalidateKey("core/mounts").ok());
+  auto more = Do(*standby_, Operation::kRead, "more/x");
+  ASSERT_TRUE(more.ok()) << more.status();
+  EXPECT_EQ(json::serialize(*more->data), R"({"v":"3"})");
+  // The keyring rotated: what the active server writes after it reads back here.
+  ASSERT_TRUE(Do(*active_, Operation::kUpdate, "sys/rotate").ok());
+  ASSERT_TRUE(Do(*active_, Operation::kUpdate, "kv/after", {{"v", "4"}}).ok());
+  EXPECT_FALSE(Do(*standby_, Operation::kRead, "kv/after").ok());
+  ASSERT_TRUE(standby_->InvalidateKey("core/keyring").ok());
+  EXPECT_TRUE(Do(*standby_, Operation::kRead, "kv/after").ok());
+}
+
+TEST_F(StandbyTest, BecomingActiveLoadsAgainWritable) {
+  ASSERT_TRUE(standby_->LoadStandbyState().ok());
+  active_->StepDown();
+  ASSERT_TRUE(standby_->Activate().ok());
+  EXPECT_FALSE(standby_->Standby());
+  EXPECT_TRUE(Do(*standby_, Operation::kUpdate, "kv/b", {{"v", "2"}}).ok());
+  // The one that stepped down loads read-only again and sees it.
+  ASSERT_TRUE(active_->LoadStandbyState().ok());
+  EXPECT_TRUE(Do(*active_, Operation::kRead, "kv/b").ok());
+  EXPECT_TRUE(
+      Core::IsStandbyWrite(Do(*active_, Operation::kUpdate, "kv/c", {{"v", "3"}}).status()));
+}
+
 }  // namespace
 }  // namespace coffer::core

@@ -193,6 +193,67 @@ TEST(EtcdStorage, KeysLiveUnderThePrefixAsTheyWereGiven) {
   EXPECT_TRUE((*other)->List("")->empty());
 }
 
+// What an HA standby's watch sees (EtcdStorage::WatchOnce): every put and delete under its
+// prefix after the revision it starts from, once, keys relative to the prefix; nothing of
+// another prefix; the stream says when it is caught up.
+TEST(EtcdStorage, TheWatchSeesEveryChangeUnderThePrefixOnce) {
+  auto s = Shared().Open(Plain(Shared().url(), UniquePrefix()));
+  auto other = Shared().Open(Plain(Shared().url(), UniquePrefix()));
+  ASSERT_TRUE(s.ok() && other.ok());
+  ASSERT_TRUE((*s)->Put("sys/token/id/old", "x").ok());
+  auto rev = (*s)->Revision();
+  ASSERT_TRUE(rev.ok()) << rev.status();
+  ASSERT_TRUE((*s)->Put("core/keyring", "k2").ok());
+  ASSERT_TRUE((*s)->Delete("sys/token/id/old").ok());
+  ASSERT_TRUE((*other)->Put("core/keyring", "elsewhere").ok());
+  ASSERT_TRUE((*s)->Write({{WriteOp::Kind::kPut, "logical/u/role/web", "r"},
+                           {WriteOp::Kind::kPut, "sys/policy/reader", "p"}})
+                  .ok());
+  int64_t next = *rev + 1;
+  std::vector<std::string> keys;
+  bool current = false;
+  auto collect = [&](const EtcdStorage::WatchBatch& b) {
+    keys.insert(keys.end(), b.keys.begin(), b.keys.end());
+    current = b.current;
+  };
+  auto st = (*s)->WatchOnce(&next, std::chrono::milliseconds(500), collect, nullptr);
+  ASSERT_TRUE(st.ok()) << st;
+  EXPECT_EQ(keys, (std::vector<std::string>{"core/keyring", "sys/token/id/old",
+                                            "logical/u/role/web", "sys/policy/reader"}));
+  EXPECT_TRUE(current);
+  // From where it stopped: nothing again, and what changes meanwhile arrives.
+  keys.clear();
+  current = false;
+  std::thread writer([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    ASSERT_TRUE((*s)->Put("core/mounts", "m").ok());
+  });
+  st = (*s)->WatchOnce(&next, std::chrono::milliseconds(500), collect, nullptr);
+  writer.join();
+  ASSERT_TRUE(st.ok()) << st;
+  EXPECT_EQ(keys, std::vector<std::string>{"core/mounts"});
+  EXPECT_TRUE(current);
+}
+
+TEST(EtcdStorage, AWatchFromACompactedRevisionSaysSo) {
+  auto s = Shared().Open(Plain(Shared().url(), UniquePrefix()));
+  ASSERT_TRUE(s.ok());
+  auto rev = (*s)->Revision();
+  ASSERT_TRUE(rev.ok());
+  ASSERT_TRUE((*s)->Put("a", "1").ok());
+  ASSERT_TRUE((*s)->Put("a", "2").ok());
+  auto now = (*s)->Revision();
+  ASSERT_TRUE(now.ok());
+  ASSERT_TRUE(
+      (*s)->Call("kv/compaction", boost::json::object{{"revision", std::to_string(*now)}}).ok());
+  int64_t next = *rev + 1;
+  auto st = (*s)->WatchOnce(
+      &next, std::chrono::milliseconds(500), [](const EtcdStorage::WatchBatch&) {}, nullptr);
+  EXPECT_TRUE(absl::IsOutOfRange(st)) << st;
+  // Where to start again: after the current revision (the caller reloads everything).
+  EXPECT_EQ(next, *now + 1);
+}
+
 TEST(EtcdStorage, ABatchIsOneTransactionAndTheLastOperationOnAKeyWins) {
   auto s = Shared().Open(Plain(Shared().url(), UniquePrefix()));
   ASSERT_TRUE(s.ok()) << s.status();
