@@ -7,7 +7,9 @@
 # Rows: pki/sign on a no_store role (one P-256 CSR, wrk, 16 keep-alive connections) sent to the
 # active server only; sent to one standby only (which forwards it); spread over the three
 # servers at once. For each, requests/s and the CPU each server spent per request (from
-# /proc/<pid>/stat), and the share of the requests a standby forwarded. On a 2-core machine the
+# /proc/<pid>/stat), and the share of the requests the standbys sent to the active server (their
+# coffer.ha.standby_requests counters: standbys sign no_store requests themselves, so the aim is
+# 0%) and the requests the active server saw. On a 2-core machine the
 # three servers share CPU 1 and wrk has CPU 0: compare CPU per request, not requests/s.
 # Then the failover time over KILLS SIGKILLs of the active server (lock_timeout 5s): from the
 # kill until another server answers sys/health with 200; min, median, max. Not a test.
@@ -100,12 +102,31 @@ with open(f"{d}/sign.lua", "w") as f:
             % (json.dumps(token), json.dumps(body)))
 PY
 
+# A standby's counters (served here, sent to the active server) and a server's pki/ requests.
+counts() {
+  curl -s -H "X-Vault-Token: $token" "${addrs[$1]}/v1/sys/metrics" | python3 -c '
+import json, sys
+b = json.load(sys.stdin)
+g = {x["Labels"]["outcome"]: int(x["Value"]) for x in b["Gauges"] if x["Name"] == "coffer.ha.standby_requests"}
+pki = sum(c["Count"] for c in b["Counters"] if c["Name"] == "coffer.requests" and c["Labels"]["mount"] == "pki/")
+print(g.get("local", 0), g.get("forwarded", 0), pki)'
+}
+# The standbys load their state once unsealed: wait until each serves a read itself.
+for i in 0 1 2; do
+  [ "$i" = "$a" ] && continue
+  for _ in $(seq 100); do
+    curl -s -H "X-Vault-Token: $token" "${addrs[i]}/v1/auth/token/lookup-self" >/dev/null
+    [ "$(counts "$i" | cut -d' ' -f1)" -gt 0 ] && break; sleep 0.1
+  done
+done
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 hz=$(getconf CLK_TCK)
 # One row: the servers the load goes to (indexes), then wrk -c per server.
 row() {
   local label=$1; shift
   local targets=("$@") before=() after=() outs=() total=0
+  local cb=() ca=()
+  for i in 0 1 2; do cb[i]=$(counts "$i"); done
   for i in 0 1 2; do before[i]=$(ticks "${pids[i]}"); done
   local conns=$((16 / ${#targets[@]}))
   for t in "${targets[@]}"; do
@@ -114,18 +135,24 @@ row() {
   done
   wait "${outs[@]}"
   for i in 0 1 2; do after[i]=$(ticks "${pids[i]}"); done
-  local n reqs=0 via_standby=0
+  for i in 0 1 2; do ca[i]=$(counts "$i"); done
+  local n reqs=0
   for t in "${targets[@]}"; do
     n=$(awk '/requests in/{print $1}' "$d/wrk-$t.out")
     grep -q "Non-2xx" "$d/wrk-$t.out" && { echo "$label: non-2xx answers: $(grep Non-2xx "$d/wrk-$t.out")" >&2; }
-    reqs=$((reqs + n)); [ "$t" != "$a" ] && via_standby=$((via_standby + n))
+    reqs=$((reqs + n))
+  done
+  local fwd=0 seen=0
+  for i in 0 1 2; do
+    read -r _ f0 p0 <<< "${cb[i]}"; read -r _ f1 p1 <<< "${ca[i]}"
+    if [ "$i" = "$a" ]; then seen=$((p1 - p0)); else fwd=$((fwd + f1 - f0)); fi
   done
   local cpu=""
   for i in 0 1 2; do
     role=standby; [ "$i" = "$a" ] && role=active
     cpu+=$(python3 -c "print(f' {\"$role\"}{$i}: {($((after[i] - before[i])) / $hz) * 1e6 / max($reqs, 1):.0f} us')")
   done
-  python3 -c "print(f'$label: {$reqs / $secs:.0f} req/s; CPU per request:$cpu; forwarded by a standby: {100 * $via_standby / max($reqs, 1):.0f}%')"
+  python3 -c "print(f'$label: {$reqs / $secs:.0f} req/s; CPU per request:$cpu; sent to the active server by a standby: {100 * $fwd / max($reqs, 1):.1f}%; pki requests the active server ran: {$seen}')"
 }
 s=$(( (a + 1) % 3 ))
 echo "# pki/sign no_store, ${secs}s per row, servers on CPU ${srv[*]:-any}, wrk on the other"

@@ -221,9 +221,26 @@ absl::StatusOr<std::string> Barrier::Decrypt(std::string_view path, std::string_
 
 absl::StatusOr<std::optional<std::string>> Barrier::Get(std::string_view key) {
   ASSIGN_OR_RETURN(auto raw, physical_->Get(key));
+  {
+    ReaderMutexLock l(&mu_);
+    if (sealed_) return SealedError();
+    if (!raw.has_value()) return std::optional<std::string>();
+    // A term newer than any held: another server rotated the keyring (HA) and this one has not
+    // reloaded it yet; it does so once, below.
+    const bool newer =
+        raw->size() >= kHeader && static_cast<uint8_t>((*raw)[0]) == kVersion && !terms_.empty() &&
+        (static_cast<uint32_t>(static_cast<uint8_t>((*raw)[1])) << 24 |
+         static_cast<uint32_t>(static_cast<uint8_t>((*raw)[2])) << 16 |
+         static_cast<uint32_t>(static_cast<uint8_t>((*raw)[3])) << 8 |
+         static_cast<uint32_t>(static_cast<uint8_t>((*raw)[4]))) > terms_.rbegin()->first;
+    if (!newer) {
+      ASSIGN_OR_RETURN(std::string plain, Decrypt(key, *raw));
+      return std::optional<std::string>(std::move(plain));
+    }
+  }
+  RETURN_IF_ERROR(ReloadKeyring());
   ReaderMutexLock l(&mu_);
   if (sealed_) return SealedError();
-  if (!raw.has_value()) return std::optional<std::string>();
   ASSIGN_OR_RETURN(std::string plain, Decrypt(key, *raw));
   return std::optional<std::string>(std::move(plain));
 }

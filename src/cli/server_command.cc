@@ -15,12 +15,14 @@
 #include "cli/client_util.h"
 #include "config/server_config.h"
 #include "core/core.h"
+#include "crypto/crypto.h"
 #include "etcd/etcd_storage.h"
 #include "http/server.h"
 #include "registry/builtin.h"
 #include "storage/memory_storage.h"
 #include "util/encoding.h"
 #include "util/log.h"
+#include "util/mutex.h"
 #include "util/status.h"
 
 namespace coffer::cli {
@@ -247,32 +249,59 @@ class HaLoop {
 
 // HA standbys that serve (docs/ha.md): on a standby holding the root key, loads the state
 // read-only and watches the storage prefix in etcd, dropping what changed from the caches
-// (Core::InvalidateKey) within milliseconds of the active server's write; while the watch is
-// established and caught up the core serves what needs no write (Core::SetStandbyCurrent),
-// otherwise it forwards everything. A missed stretch of history (compacted) reloads it all.
+// (Core::InvalidateKey) within milliseconds of the active server's write. Freshness is proved,
+// not assumed: a second thread puts this server's heartbeat key every kBeat; once the watch has
+// delivered that put's revision, every change committed before the put was sent has been
+// applied (etcd delivers a watch's events in revision order), and the core serves what needs no
+// write as of that moment (Core::SetStandbyCurrent). A stalled or failed watch, a failed
+// invalidation or a missed stretch of history makes it stale at once (everything forwarded)
+// until it has caught up again; a failed invalidation or a compacted history reloads it all.
 class HaWatch {
  public:
-  HaWatch(core::Core* core, etcd::EtcdStorage* etcd) : core_(core), etcd_(etcd) {
-    thread_ = std::thread([this] { Run(); });
+  HaWatch(core::Core* core, etcd::EtcdStorage* etcd, const std::string& api_addr)
+      : core_(core), etcd_(etcd), id_(HexEncode(crypto::Sha256(api_addr)).substr(0, 16)) {
+    watch_ = std::thread([this] { Run(); });
+    beat_ = std::thread([this] { Beat(); });
   }
   ~HaWatch() { Stop(); }
   void Stop() {
     stop_.store(true);
-    if (thread_.joinable()) thread_.join();
+    if (watch_.joinable()) watch_.join();
+    if (beat_.joinable()) beat_.join();
   }
 
  private:
+  static constexpr std::chrono::milliseconds kBeat{250};
   void Sleep(std::chrono::milliseconds d) {
     for (auto t = std::chrono::milliseconds(0); t < d && !stop_.load();
          t += std::chrono::milliseconds(50))
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      std::this_thread::sleep_for(std::min(d - t, std::chrono::milliseconds(50)));
   }
   // Logs a failure once until it changes or things work again.
-  void Report(const char* what, const absl::Status& st) {
+  void Report(const std::string& what, const absl::Status& st) {
     const std::string m = Cat(what, ": ", Msg(st));
+    MutexLock l(&report_mu_);
     if (m == last_error_) return;
     last_error_ = m;
     log::Warn("HA standby", {{"error", m}});
+  }
+  void Beat() {
+    while (!stop_.load()) {
+      if (core_->StandbyServing()) {
+        const int64_t sent = core::Core::SteadyMillis();
+        auto rev = etcd_->Heartbeat(id_);
+        if (rev.ok()) {
+          MutexLock l(&beat_mu_);
+          if (*rev > beat_rev_) {
+            beat_rev_ = *rev;
+            beat_sent_ = sent;
+          }
+        } else {
+          Report("writing the heartbeat", rev.status());
+        }
+      }
+      Sleep(kBeat);
+    }
   }
   void Run() {
     int64_t next = 0;
@@ -293,34 +322,58 @@ class HaWatch {
         }
         next = *rev + 1;
         loaded = true;
+        MutexLock l(&report_mu_);
         last_error_.clear();
       }
+      bool failed = false;
+      std::atomic<bool> halt{false};  // stopping, or no longer a standby that serves
       absl::Status st = etcd_->WatchOnce(
-          &next, std::chrono::milliseconds(1000),
-          [this](const etcd::EtcdStorage::WatchBatch& b) {
-            for (const auto& key : b.keys)
-              if (absl::Status s = core_->InvalidateKey(key); !s.ok())
-                Report(Cat("dropping the cached ", key).c_str(), s);
-            if (b.current) core_->SetStandbyCurrent();
+          &next, std::chrono::milliseconds(2000),
+          [&](const etcd::EtcdStorage::WatchBatch& b) {
+            if (stop_.load() || !core_->StandbyServing()) halt.store(true);
+            if (failed || halt.load()) return;
+            for (const auto& key : b.keys) {
+              if (absl::Status s = core_->InvalidateKey(key); !s.ok()) {
+                // What it caches from that key may be stale: everything is loaded again.
+                core_->SetStandbyStale();
+                Report(Cat("dropping the cached ", key, " (reloading everything)"), s);
+                failed = true;
+                return;
+              }
+            }
+            MutexLock l(&beat_mu_);
+            if (beat_rev_ > 0 && b.through >= beat_rev_) core_->SetStandbyCurrent(beat_sent_);
           },
-          &stop_);
+          &halt);
+      if (stop_.load()) break;
+      if (halt.load()) continue;  // the role changed: loaded again, or not watched while active
+      if (failed) {
+        loaded = false;
+        continue;
+      }
+      core_->SetStandbyStale();
       if (absl::IsOutOfRange(st)) {
         Report("the watch missed changes; reloading", st);
         loaded = false;
         continue;
       }
-      if (!st.ok()) {
-        Report("the watch failed (requests are forwarded until it is back)", st);
-        Sleep(std::chrono::milliseconds(250));
-      }
+      Report("the watch failed (requests are forwarded until it is back)", st);
+      (void)etcd_->Revision();  // fetches a new etcd auth token when the old one expired
+      Sleep(std::chrono::milliseconds(250));
     }
   }
 
   core::Core* core_;
   etcd::EtcdStorage* etcd_;
+  const std::string id_;  // the heartbeat key's name: from api_addr, stable across restarts
   std::atomic<bool> stop_{false};
-  std::string last_error_;
-  std::thread thread_;
+  Mutex report_mu_;
+  std::string last_error_ ABSL_GUARDED_BY(report_mu_);
+  Mutex beat_mu_;
+  int64_t beat_rev_ ABSL_GUARDED_BY(beat_mu_) = 0;   // the last heartbeat put's revision
+  int64_t beat_sent_ ABSL_GUARDED_BY(beat_mu_) = 0;  // when it was sent (SteadyMillis)
+  std::thread watch_;
+  std::thread beat_;
 };
 
 int RunDev(const ServerFlags& f) {
@@ -516,7 +569,7 @@ int RunFromConfig(const ServerFlags& f) {
     log::Info("HA enabled: this server starts as a standby", {{"api_addr", api_addr}});
     ha_loop.emplace(core->get(), etcd_storage, api_addr);
     ha_loop_ptr.store(&*ha_loop);
-    ha_watch.emplace(core->get(), etcd_storage);
+    if (!cfg->disable_performance_standby) ha_watch.emplace(core->get(), etcd_storage, api_addr);
   }
   int rc = WaitForSignals(set, server->get(), core->get());
   ha_loop_ptr.store(nullptr);

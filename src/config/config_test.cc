@@ -85,6 +85,10 @@ TEST(ServerConfig, DisableForwardingTakesABooleanOrString) {
     ASSERT_TRUE(on.ok()) << v << ": " << on.status();
     EXPECT_TRUE(on->disable_forwarding) << v;
   }
+  EXPECT_FALSE(off->disable_performance_standby);
+  auto serve = ParseServerConfig(base + "disable_performance_standby = \"true\"\n", "c.hcl");
+  ASSERT_TRUE(serve.ok()) << serve.status();
+  EXPECT_TRUE(serve->disable_performance_standby);
   auto bad = ParseServerConfig(base + "disable_forwarding = \"sometimes\"\n", "c.hcl");
   ASSERT_FALSE(bad.ok());
   EXPECT_NE(std::string(bad.status().message())

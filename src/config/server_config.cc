@@ -441,6 +441,8 @@ absl::StatusOr<ServerConfig> ParseServerConfig(std::string_view text, std::strin
         ASSIGN_OR_RETURN(cfg.api_addr, AsString(it));
       } else if (it.key == "disable_forwarding") {
         ASSIGN_OR_RETURN(cfg.disable_forwarding, AsBool(it));
+      } else if (it.key == "disable_performance_standby") {
+        ASSIGN_OR_RETURN(cfg.disable_performance_standby, AsBool(it));
       } else if (it.key == "log_level") {
         ASSIGN_OR_RETURN(cfg.log_level, AsString(it));
         static const std::set<std::string> ok = {"trace", "debug", "info", "warn", "error"};
@@ -476,7 +478,8 @@ absl::StatusOr<ServerConfig> ParseServerConfig(std::string_view text, std::strin
       } else {
         return Unknown(
             it, "",
-            "storage, listener, seal, api_addr, disable_forwarding, log_level, log_format, "
+            "storage, listener, seal, api_addr, disable_forwarding, disable_performance_standby, "
+            "log_level, log_format, "
             "default_lease_ttl, "
             "max_lease_ttl, telemetry");
       }

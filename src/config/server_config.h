@@ -94,6 +94,9 @@ struct ServerConfig {
   std::string api_addr;
   // HA: a standby answers 307 (to the active server) instead of forwarding requests there.
   bool disable_forwarding = false;
+  // HA: standbys do not serve what needs no write themselves (docs/ha.md); they forward
+  // everything, as Vault's standbys without performance standbys do. Vault Enterprise's key.
+  bool disable_performance_standby = false;
   std::string log_level = "info";
   std::string log_format = "text";
   int64_t default_lease_ttl = 0;

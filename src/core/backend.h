@@ -120,6 +120,15 @@ class Backend {
     return op != Operation::kRead && op != Operation::kHead;
   }
 
+  // Whether a request may run on an HA standby that serves (docs/ha.md): it writes nothing in
+  // storage, on this thread or any other, when it succeeds. Same rules as Expensive. Should a
+  // request so declared try to write after all, the standby's storage refuses it and the request
+  // goes to the active server whole; what is not declared goes there without being tried.
+  // Default: reads and lists.
+  virtual bool ServesOnStandby(std::string_view path, Operation op) const {
+    return op == Operation::kRead || op == Operation::kList || op == Operation::kHead;
+  }
+
   virtual absl::Status Initialize() { return absl::OkStatus(); }
   virtual void InvalidateKey(std::string_view key) {}
   virtual void Cleanup() {}

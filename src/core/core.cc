@@ -236,8 +236,13 @@ std::optional<std::string> Core::StandbyRedirect(const Request& req, bool try_lo
     ReaderMutexLock l(&state_mu_);
     if (!standby_) return std::nullopt;
     if (try_local && !sealed_ &&
-        SteadyMillis() - standby_current_at_.load() < kStandbyStaleAfterMs && MayTryOnStandby(req))
-      return std::nullopt;
+        SteadyMillis() - standby_current_at_.load() < kStandbyStaleAfterMs &&
+        MayTryOnStandby(req)) {
+      if (req.path == "sys/metrics") return std::nullopt;
+      std::string rest;
+      std::shared_ptr<Mount> m = Route(req.path, &rest);
+      if (m && m->backend && m->backend->ServesOnStandby(rest, req.op)) return std::nullopt;
+    }
   }
   const std::string& p = req.path;
   for (const char* local :
@@ -256,12 +261,12 @@ absl::Status Core::Activate() {
   standby_ = false;
   active_since_ = absl::ToUnixSeconds(absl::Now());
   log::Info("this server is now the active one");
+  guard_->SetReadOnly(false);
   if (!ha_key_) return absl::OkStatus();  // sealed or not initialized: the operator goes on here
   crypto::SecretBytes key = std::move(*ha_key_);
   ha_key_.reset();
   // What a serving standby loaded read-only is loaded again, writable and current.
   if (!sealed_) SealLocked();
-  guard_->SetReadOnly(false);
   return UnsealWithRootKey(key);
 }
 
@@ -270,6 +275,7 @@ absl::Status Core::LoadStandbyState() {
   if (!standby_ || !ha_key_) return absl::FailedPreconditionError("not a standby holding the key");
   if (!sealed_) SealLocked();
   guard_->SetReadOnly(true);
+  SetStandbyStale();  // current again once the watch has delivered what follows the load
   crypto::SecretBytes key = ha_key_->Clone();
   auto st = LoadStateLocked(key);
   if (!st.ok()) {

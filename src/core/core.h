@@ -12,6 +12,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <functional>
+#include <limits>
 #include <map>
 #include <memory>
 #include <optional>
@@ -154,12 +155,19 @@ class Core final : private SystemView {
   // A ready standby loads mounts, policies, tokens and audit devices read-only and serves (see
   // above); again after a change to the mount or audit table. Called by the HA watch (the
   // server's), which keeps what it loaded current through InvalidateKey and says through
-  // SetStandbyCurrent whether it is: a standby whose watch has not confirmed it is current
-  // within kStandbyStaleAfter forwards everything (its caches might hold a revoked token).
+  // SetStandbyCurrent how current it is: every change committed before `as_of` (SteadyMillis)
+  // has been applied. A standby not confirmed current as of kStandbyStaleAfterMs ago forwards
+  // everything (its caches might hold a revoked token).
   absl::Status LoadStandbyState() ABSL_LOCKS_EXCLUDED(state_mu_);
   bool StandbyServing() const ABSL_LOCKS_EXCLUDED(state_mu_);
-  void SetStandbyCurrent() { standby_current_at_.store(SteadyMillis()); }
-  static constexpr int64_t kStandbyStaleAfterMs = 3000;
+  void SetStandbyCurrent(int64_t as_of) {
+    int64_t cur = standby_current_at_.load();
+    while (cur < as_of && !standby_current_at_.compare_exchange_weak(cur, as_of)) {
+    }
+  }
+  void SetStandbyStale() { standby_current_at_.store(kNeverCurrent); }
+  static constexpr int64_t kStandbyStaleAfterMs = 1000;
+  static int64_t SteadyMillis();
   // Counts of what a standby did with the requests it took (sys/metrics:
   // coffer.ha.standby_requests{outcome="local"|"forwarded"}: served here, or sent to the
   // active server, forwarded or redirected).
@@ -263,7 +271,7 @@ class Core final : private SystemView {
       ABSL_LOCKS_EXCLUDED(mounts_mu_);
   absl::Status PersistMountsLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mounts_mu_);
   absl::StatusOr<std::shared_ptr<Mount>> Instantiate(MountEntry entry);
-  std::shared_ptr<Mount> Route(std::string_view path, std::string* rest)
+  std::shared_ptr<Mount> Route(std::string_view path, std::string* rest) const
       ABSL_LOCKS_EXCLUDED(mounts_mu_);
   // Route, then enter the mount's gate (routing again if the instance was retired meanwhile).
   MountUse RouteAndEnter(std::string_view path, std::string* rest) ABSL_LOCKS_EXCLUDED(mounts_mu_);
@@ -351,8 +359,8 @@ class Core final : private SystemView {
   std::unique_ptr<storage::TimedStorage> timed_physical_;
   // Under the barrier: refuses the writes of a standby that serves.
   std::unique_ptr<storage::StandbyGuardStorage> guard_;
-  static int64_t SteadyMillis();
-  std::atomic<int64_t> standby_current_at_{-1000000};
+  static constexpr int64_t kNeverCurrent = std::numeric_limits<int64_t>::min() / 2;
+  std::atomic<int64_t> standby_current_at_{kNeverCurrent};
   std::atomic<uint64_t> standby_local_{0};
   std::atomic<uint64_t> standby_forwarded_{0};
   // Unseals the barrier with the key and loads the state (tokens, mounts, audit, cluster name).

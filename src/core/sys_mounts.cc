@@ -232,7 +232,7 @@ absl::Status Core::PersistMountsLocked() {
   return barrier_->Put("core/mounts", json::serialize(json::object{{"entries", entries}}));
 }
 
-std::shared_ptr<Core::Mount> Core::Route(std::string_view path, std::string* rest) {
+std::shared_ptr<Core::Mount> Core::Route(std::string_view path, std::string* rest) const {
   ReaderMutexLock l(&mounts_mu_);
   // The path itself as a mount ("secret" -> "secret/"), then every '/'-boundary prefix,
   // longest first.

@@ -49,6 +49,8 @@ constexpr std::string_view kLockKey = "core/lock";
 // Changed by every acquisition (not leased): a server that lost the lock takes it again only if
 // this is still at the revision of its own acquisition, i.e. nobody held the lock in between.
 constexpr std::string_view kEpochKey = "core/lock-epoch";
+// Standbys' heartbeats (Heartbeat): one key per server.
+constexpr std::string_view kHeartbeatFolder = "core/ha-heartbeat/";
 
 // Before the lease can have lapsed in etcd, the holder already counts it as lost: a fifth of
 // the TTL, at least a second.
@@ -537,12 +539,14 @@ absl::Status EtcdStorage::WatchOnce(int64_t* next, std::chrono::milliseconds idl
     if (!auth_token_.empty()) headers.emplace_back("Authorization", auth_token_);
   }
   const size_t e = current_.load() % pools_.size();
-  int64_t created_at = -1;  // the revision the stream was created at
-  bool delivered = false;   // changes up to created_at have all been passed on
-  std::string pending;      // a message not yet complete
+  std::string pending;  // a message not yet complete
   absl::Status outcome;
   auto on_data = [&](std::string_view data) -> bool {
     pending.append(data);
+    if (pending.size() > (size_t{64} << 20)) {
+      outcome = absl::UnavailableError("etcd: a watch message over 64 MiB");
+      return false;
+    }
     size_t start = 0;
     for (size_t nl; (nl = pending.find('\n', start)) != std::string::npos; start = nl + 1) {
       std::string_view line(pending.data() + start, nl - start);
@@ -569,23 +573,18 @@ absl::Status EtcdStorage::WatchOnce(int64_t* next, std::chrono::milliseconds idl
         return false;
       }
       WatchBatch batch;
-      const json::value* h = r.if_contains("header");
-      const int64_t rev = h && h->is_object() ? Int(h->as_object(), "revision") : 0;
-      if (Flag(r, "created")) created_at = rev;
       if (const json::value* evs = r.if_contains("events"); evs && evs->is_array()) {
         for (const auto& ev : evs->as_array()) {
           if (!ev.is_object()) continue;
           const json::value* kv = ev.as_object().if_contains("kv");
           if (!kv || !kv->is_object()) continue;
           auto key = Decoded(kv->as_object(), "key");
+          *next = std::max(*next, Int(kv->as_object(), "mod_revision") + 1);
           if (!key.ok() || key->substr(0, base.size()) != base || IsOwnKey(*key)) continue;
           batch.keys.push_back(key->substr(base.size()));
-          *next = std::max(*next, Int(kv->as_object(), "mod_revision") + 1);
         }
       }
-      // Nothing older than the stream's creation is left to come once *next is past it.
-      if (created_at >= 0 && *next > created_at) delivered = true;
-      batch.current = delivered;
+      batch.through = *next - 1;
       on_batch(batch);
       if (stop && stop->load()) return false;
     }
@@ -600,20 +599,28 @@ absl::Status EtcdStorage::WatchOnce(int64_t* next, std::chrono::milliseconds idl
     }
     return outcome;
   }
-  if (!st.ok()) {
-    current_.store((e + 1) % pools_.size());  // the next stream tries another member
-    return absl::UnavailableError(Cat("etcd: watching ", pools_[e]->address(), ": ", Msg(st)));
-  }
-  // Quiet for `idle` after its creation: the history the stream had to replay is delivered.
-  if (created_at >= 0) {
-    *next = std::max(*next, created_at + 1);
-    on_batch(WatchBatch{.keys = {}, .current = true});
-  }
-  return absl::OkStatus();
+  if (stop && stop->load()) return absl::OkStatus();
+  // A failure, the stream's end, or nothing for `idle` (heartbeats arrive several times a
+  // second): the next stream tries another member.
+  current_.store((e + 1) % pools_.size());
+  return absl::UnavailableError(
+      Cat("etcd: watching ", pools_[e]->address(), ": ",
+          st.ok() ? Cat("nothing arrived for ", idle.count(), " ms") : Msg(st)));
 }
 
 bool EtcdStorage::IsOwnKey(std::string_view full_key) const {
-  return full_key == Cat(opts_.prefix, kLockKey) || full_key == Cat(opts_.prefix, kEpochKey);
+  return full_key == Cat(opts_.prefix, kLockKey) || full_key == Cat(opts_.prefix, kEpochKey) ||
+         full_key.starts_with(Cat(opts_.prefix, kHeartbeatFolder));
+}
+
+absl::StatusOr<int64_t> EtcdStorage::Heartbeat(std::string_view id) {
+  ASSIGN_OR_RETURN(auto r, Call("kv/put",
+                                json::object{{"key", B64(Cat(opts_.prefix, kHeartbeatFolder, id))},
+                                             {"value", B64(std::to_string(std::time(nullptr)))}},
+                                /*write=*/true));
+  const json::value* h = r.if_contains("header");
+  if (!h || !h->is_object()) return absl::InternalError("etcd answered a put without a header");
+  return Int(h->as_object(), "revision");
 }
 
 // The acquisition transaction: the lock is free (and, when `epoch_rev` is given, the epoch is

@@ -113,22 +113,25 @@ class EtcdStorage final : public storage::Storage {
 
   // The store's current revision (etcd's, all keys).
   absl::StatusOr<int64_t> Revision();
-  // What one watch stream saw (WatchOnce).
+  // What one message of a watch stream carried (WatchOnce).
   struct WatchBatch {
     std::vector<std::string> keys;  // changed or deleted, relative to the prefix
-    // True once the stream has delivered every change up to the revision it was created at:
-    // what this server caches is current (as of a moment ago).
-    bool current = false;
+    // Every change under the prefix up to this revision has been delivered (etcd sends a
+    // watch's events in revision order): the highest revision seen so far; 0 before any.
+    int64_t through = 0;
   };
   // Watches the prefix from revision `*next` on the current endpoint (the next one after a
-  // failure) until nothing has arrived for `idle`, the stream fails, or *stop is set; each
-  // message's changes go to `on_batch`, and *next moves past them. After `idle` with nothing
-  // new, everything up to the stream's creation was delivered: *next moves there too, so a
-  // quiet prefix is not left behind etcd's compaction. OutOfRange: *next was compacted (what
-  // changed since is unknown; *next is set to the current revision + 1).
+  // failure); each message's changes go to `on_batch` and *next moves past them. Returns
+  // kUnavailable when the stream fails or nothing arrives for `idle` (a stalled member: the
+  // caller starts again, elsewhere), OK when *stop is set. OutOfRange: *next was compacted
+  // (what changed since is unknown; *next is set to the current revision + 1).
   absl::Status WatchOnce(int64_t* next, std::chrono::milliseconds idle,
                          const std::function<void(const WatchBatch&)>& on_batch,
                          const std::atomic<bool>* stop);
+  // Puts this server's heartbeat key `<path>core/ha-heartbeat/<id>` (the backend's own, as the
+  // lock: never listed, not fenced) and returns the put's revision. A standby's watch that has
+  // delivered that revision has delivered everything committed before the put was sent.
+  absl::StatusOr<int64_t> Heartbeat(std::string_view id);
 
   // HA. Blocks until this server holds the lock (value: what Leader() returns to others, the
   // server's api_addr) or *stop becomes true (then Cancelled).

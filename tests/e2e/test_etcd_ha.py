@@ -331,8 +331,9 @@ class EtcdHa(ServerTest):
         """What the active server changes holds at once for requests made on a standby: a policy
         narrowed, a token revoked, the keyring rotated. A sealed standby forwards nothing."""
         self.start_etcd(1)
-        servers, active = self.start_servers(["", ""])
-        standby = next(s for s in servers if s is not active)
+        servers, active = self.start_servers(["", "", "disable_performance_standby = true\n"])
+        standby = servers[1] if servers[1] is not active else servers[0]
+        plain = servers[2]  # a standby that forwards everything (Vault's open-source standby)
         root = self.root
         self.assertEqual(standby.request("POST", "sys/mounts/kv", token=root,
                                          body={"type": "kv", "options": {"version": "1"}})[0], 204)
@@ -355,14 +356,31 @@ class EtcdHa(ServerTest):
         st, b, _ = standby.request("POST", "auth/token/create", token=root, body={"policies": ["reader"]})
         tok = b["auth"]["client_token"]
         self.assertEqual(standby.request("GET", "kv/app", token=tok)[0], 200)
+        if plain is not active:
+            # Its reads run on the active server: counted there.
+            def kv_requests():
+                b = active.request("GET", "sys/metrics", token=root)[1]
+                return sum(c["Count"] for c in b["Counters"]
+                           if c["Name"] == "coffer.requests" and c["Labels"].get("mount") == "kv/")
+            before = kv_requests()
+            self.assertEqual(plain.request("GET", "kv/app", token=tok)[0], 200)
+            self.assertEqual(kv_requests(), before + 1)
+        self.wait_serving(standby)
+        local0 = self.standby_counts(standby)[0]
         st, _, _ = active.request("PUT", "sys/policies/acl/reader", token=root,
                                   body={"policy": 'path "other/*" { capabilities = ["read"] }'})
         self.assertEqual(st, 204)
         t0 = time.time()
-        self.assertEqual(standby.request("GET", "kv/app", token=tok)[0], 403)
+        self.wait("the narrowed policy on the standby",
+                  lambda: standby.request("GET", "kv/app", token=tok)[0] == 403, timeout=1)
         self.assertLess(time.time() - t0, 1)
         self.assertEqual(active.request("POST", "auth/token/revoke", token=root, body={"token": tok})[0], 204)
-        self.assertEqual(standby.request("GET", "kv/app", token=tok)[0], 403)
+        t0 = time.time()
+        self.wait("the revoked token refused on the standby",
+                  lambda: standby.request("GET", "kv/app", token=tok)[0] == 403, timeout=1)
+        self.assertLess(time.time() - t0, 1)
+        # Those reads ran on the standby itself (its cache dropped by the watch).
+        self.assertGreater(self.standby_counts(standby)[0], local0 + 2)
         # Keyring rotation on the active server: values written after it read back on a standby.
         st, b, _ = active.request("PUT", "sys/rotate", token=root)
         self.assertIn(st, (200, 204), b)

@@ -241,6 +241,13 @@ class TokenBackend final : public CompatBackend {
         tokens_(tokens),
         clock_(clock) {}
 
+  // On an HA standby: the lookups (POSTed with the token in the body, as Vault's clients do).
+  bool ServesOnStandby(std::string_view path, core::Operation op) const override {
+    if (core::Backend::ServesOnStandby(path, op)) return true;
+    return (op == core::Operation::kUpdate || op == core::Operation::kCreate) &&
+           (path == "lookup" || path == "lookup-self" || path == "lookup-accessor");
+  }
+
  protected:
   absl::Status NotFound(const Request& req) const override {
     return absl::NotFoundError(Cat("no handler for route \"auth/token/", req.path, "\""));

@@ -476,6 +476,31 @@ void PkiBackend::Cleanup() {
 
 // ---- the caches ----
 
+// On a standby: reads (a CRL past its next update is rebuilt, a write: the request then goes to
+// the active server), and signing or issuing on a role that stores nothing (MayWait knows).
+bool PkiBackend::ServesOnStandby(std::string_view path, core::Operation op) const {
+  if (Backend::ServesOnStandby(path, op)) return true;
+  if (op != core::Operation::kUpdate && op != core::Operation::kCreate) return false;
+  std::string_view rest = path;
+  if (rest.starts_with("issuer/")) {
+    const size_t slash = rest.find('/', 7);
+    if (slash == std::string_view::npos) return false;
+    rest = rest.substr(slash + 1);
+  }
+  std::string_view role;
+  if (rest.starts_with("sign/"))
+    role = rest.substr(5);
+  else if (rest.starts_with("issue/"))
+    role = rest.substr(6);
+  else
+    return false;
+  ReaderMutexLock l(&mu_);
+  auto it = roles_.find(role);
+  // A role not cached yet is tried: if it stores, the write is refused and the request goes to
+  // the active server; the role is cached from then on.
+  return it == roles_.end() || (it->second->no_store && !it->second->generate_lease);
+}
+
 bool PkiBackend::MayWait(std::string_view path, core::Operation op) const {
   if (!Backend::MayWait(path, op)) return false;
   std::string_view rest = path;

@@ -223,6 +223,7 @@ class PkiBackend final : public core::framework::FrameworkBackend {
   // sign/:role and issue/:role (also under issuer/:ref/) on a cached no_store role without
   // generate_lease write nothing: they stay on the event loop.
   bool MayWait(std::string_view path, core::Operation op) const override;
+  bool ServesOnStandby(std::string_view path, core::Operation op) const override;
   // Drops what is cached from `key` (relative to the mount's view) and nothing else.
   void InvalidateKey(std::string_view key) override;
   // Stops a running tidy (it ends "Cancelled") and drops every cache.

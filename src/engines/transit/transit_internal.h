@@ -37,6 +37,16 @@ class TransitBackend final : public core::framework::FrameworkBackend {
   explicit TransitBackend(const core::BackendConfig& cfg);
 
   void InvalidateKey(std::string_view key) override ABSL_LOCKS_EXCLUDED(mu_);
+  // On an HA standby: the cryptographic operations with existing keys (encrypt on a key that
+  // does not exist creates it: a write, sent to the active server).
+  bool ServesOnStandby(std::string_view path, core::Operation op) const override {
+    if (core::Backend::ServesOnStandby(path, op)) return true;
+    if (op != core::Operation::kUpdate && op != core::Operation::kCreate) return false;
+    for (std::string_view p : {"encrypt/", "decrypt/", "rewrap/", "datakey/", "hmac/", "sign/",
+                               "verify/", "random", "hash"})
+      if (path.starts_with(p)) return true;
+    return false;
+  }
   void Cleanup() override ABSL_LOCKS_EXCLUDED(mu_);
 
   // The key `name`, or null when there is none. Rotates it first when its auto_rotate_period
