@@ -219,26 +219,38 @@ absl::StatusOr<std::string> Barrier::Decrypt(std::string_view path, std::string_
   return out;
 }
 
+bool Barrier::NewerTerm(std::string_view sealed) const {
+  if (sealed.size() < kHeader || static_cast<uint8_t>(sealed[0]) != kVersion || terms_.empty())
+    return false;
+  const uint32_t term = static_cast<uint32_t>(static_cast<uint8_t>(sealed[1])) << 24 |
+                        static_cast<uint32_t>(static_cast<uint8_t>(sealed[2])) << 16 |
+                        static_cast<uint32_t>(static_cast<uint8_t>(sealed[3])) << 8 |
+                        static_cast<uint32_t>(static_cast<uint8_t>(sealed[4]));
+  return term > terms_.rbegin()->first;
+}
+
 absl::StatusOr<std::optional<std::string>> Barrier::Get(std::string_view key) {
   ASSIGN_OR_RETURN(auto raw, physical_->Get(key));
   {
     ReaderMutexLock l(&mu_);
     if (sealed_) return SealedError();
     if (!raw.has_value()) return std::optional<std::string>();
-    // A term newer than any held: another server rotated the keyring (HA) and this one has not
-    // reloaded it yet; it does so once, below.
-    const bool newer =
-        raw->size() >= kHeader && static_cast<uint8_t>((*raw)[0]) == kVersion && !terms_.empty() &&
-        (static_cast<uint32_t>(static_cast<uint8_t>((*raw)[1])) << 24 |
-         static_cast<uint32_t>(static_cast<uint8_t>((*raw)[2])) << 16 |
-         static_cast<uint32_t>(static_cast<uint8_t>((*raw)[3])) << 8 |
-         static_cast<uint32_t>(static_cast<uint8_t>((*raw)[4]))) > terms_.rbegin()->first;
-    if (!newer) {
+    if (!NewerTerm(*raw)) {
       ASSIGN_OR_RETURN(std::string plain, Decrypt(key, *raw));
       return std::optional<std::string>(std::move(plain));
     }
   }
-  RETURN_IF_ERROR(ReloadKeyring());
+  // A term newer than any held: another server rotated the keyring (HA) and this one has not
+  // reloaded it yet. Reloaded once, by one thread at a time (the others find it done).
+  {
+    MutexLock one(&reload_mu_);
+    bool still = false;
+    {
+      ReaderMutexLock l(&mu_);
+      still = NewerTerm(*raw);
+    }
+    if (still) RETURN_IF_ERROR(ReloadKeyring());
+  }
   ReaderMutexLock l(&mu_);
   if (sealed_) return SealedError();
   ASSIGN_OR_RETURN(std::string plain, Decrypt(key, *raw));

@@ -89,7 +89,10 @@ class Barrier final : public storage::Storage {
   absl::Status PersistKeyringLocked() ABSL_SHARED_LOCKS_REQUIRED(mu_);
 
   storage::Storage* const physical_;
+  bool NewerTerm(std::string_view sealed) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
   mutable Mutex mu_;
+  // One reload on a newer term at a time (Get): the others wait and find it done.
+  Mutex reload_mu_ ABSL_ACQUIRED_BEFORE(mu_);
   bool sealed_ ABSL_GUARDED_BY(mu_) = true;
   crypto::SecretBytes root_key_ ABSL_GUARDED_BY(mu_);
   std::map<uint32_t, Term> terms_ ABSL_GUARDED_BY(mu_);

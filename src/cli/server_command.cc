@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <condition_variable>
+#include <deque>
 #include <filesystem>
 #include <iostream>
 #include <mutex>
@@ -292,10 +293,8 @@ class HaWatch {
         auto rev = etcd_->Heartbeat(id_);
         if (rev.ok()) {
           MutexLock l(&beat_mu_);
-          if (*rev > beat_rev_) {
-            beat_rev_ = *rev;
-            beat_sent_ = sent;
-          }
+          if (beats_.empty() || *rev > beats_.back().first) beats_.emplace_back(*rev, sent);
+          while (beats_.size() > 16) beats_.pop_front();
         } else {
           Report("writing the heartbeat", rev.status());
         }
@@ -338,11 +337,19 @@ class HaWatch {
                 core_->SetStandbyStale();
                 Report(Cat("dropping the cached ", key, " (reloading everything)"), s);
                 failed = true;
+                halt.store(true);
                 return;
               }
             }
+            // The newest heartbeat the watch has delivered: current as of when it was sent (a
+            // watch a little behind still proves the beats before the last).
             MutexLock l(&beat_mu_);
-            if (beat_rev_ > 0 && b.through >= beat_rev_) core_->SetStandbyCurrent(beat_sent_);
+            std::optional<int64_t> as_of;
+            while (!beats_.empty() && beats_.front().first <= b.through) {
+              as_of = beats_.front().second;
+              beats_.pop_front();
+            }
+            if (as_of) core_->SetStandbyCurrent(*as_of);
           },
           &halt);
       if (stop_.load()) break;
@@ -370,8 +377,8 @@ class HaWatch {
   Mutex report_mu_;
   std::string last_error_ ABSL_GUARDED_BY(report_mu_);
   Mutex beat_mu_;
-  int64_t beat_rev_ ABSL_GUARDED_BY(beat_mu_) = 0;   // the last heartbeat put's revision
-  int64_t beat_sent_ ABSL_GUARDED_BY(beat_mu_) = 0;  // when it was sent (SteadyMillis)
+  // The heartbeats put and not yet seen through the watch: (revision, when sent: SteadyMillis).
+  std::deque<std::pair<int64_t, int64_t>> beats_ ABSL_GUARDED_BY(beat_mu_);
   std::thread watch_;
   std::thread beat_;
 };

@@ -485,7 +485,8 @@ absl::StatusOr<json::object> Core::SealStatus() {
 absl::Status Core::UnsealWithRootKey(const crypto::SecretBytes& root_key) {
   if (standby_) {
     // A standby checks the key against the keyring and keeps it: it unseals for real when it
-    // becomes active (state loaded then is current).
+    // becomes active (state loaded then is current). One that serves holds it already.
+    if (!sealed_) return absl::OkStatus();
     RETURN_IF_ERROR(barrier_->Unseal(root_key));
     barrier_->Seal();
     ha_key_.emplace(root_key.Clone());
@@ -878,6 +879,15 @@ absl::StatusOr<Response> Core::HandleLocked(Request& req) {
     }
   }
   MarkSecretPath(req, backend, rest);
+  // A standby runs only what may run there, while current (StandbyRedirect checked it; checked
+  // again here, as the request may have waited while the standby's role or watch changed).
+  if (standby_) {
+    const bool allowed =
+        SteadyMillis() - standby_current_at_.load() < kStandbyStaleAfterMs &&
+        MayTryOnStandby(req) &&
+        (system ? rest == "metrics" : backend && backend->ServesOnStandby(rest, req.op));
+    if (!allowed) return StandbyWriteError();
+  }
   auto run = [&]() -> absl::StatusOr<Response> {
     const std::string full_path = req.path;
     // A long poll (watch.h): the path's generation is taken before the engine reads.

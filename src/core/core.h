@@ -166,7 +166,7 @@ class Core final : private SystemView {
     }
   }
   void SetStandbyStale() { standby_current_at_.store(kNeverCurrent); }
-  static constexpr int64_t kStandbyStaleAfterMs = 1000;
+  static constexpr int64_t kStandbyStaleAfterMs = 2000;
   static int64_t SteadyMillis();
   // Counts of what a standby did with the requests it took (sys/metrics:
   // coffer.ha.standby_requests{outcome="local"|"forwarded"}: served here, or sent to the

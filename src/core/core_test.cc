@@ -323,8 +323,10 @@ TEST_F(StandbyTest, AStandbyServesReadsOnlyOnceLoadedAndCurrent) {
   EXPECT_EQ(Redirect(Operation::kRead, "kv/a"), "https://active.test:8200");
   ASSERT_TRUE(standby_->LoadStandbyState().ok());
   EXPECT_TRUE(standby_->StandbyServing());
-  // Loaded but its watch has not said it is current: still forwarded.
+  // Loaded but its watch has not said it is current: still forwarded, and refused by Handle
+  // itself should it get there (a request that waited while the watch went stale).
   EXPECT_EQ(Redirect(Operation::kRead, "kv/a"), "https://active.test:8200");
+  EXPECT_TRUE(Core::IsStandbyWrite(Do(*standby_, Operation::kRead, "kv/a").status()));
   // Confirmed current as of two seconds ago only: too old.
   standby_->SetStandbyCurrent(Core::SteadyMillis() - 2000);
   EXPECT_EQ(Redirect(Operation::kRead, "kv/a"), "https://active.test:8200");
@@ -332,6 +334,7 @@ TEST_F(StandbyTest, AStandbyServesReadsOnlyOnceLoadedAndCurrent) {
   EXPECT_EQ(Redirect(Operation::kRead, "kv/a"), std::nullopt);
   standby_->SetStandbyStale();  // the watch failed
   EXPECT_EQ(Redirect(Operation::kRead, "kv/a"), "https://active.test:8200");
+  EXPECT_TRUE(Core::IsStandbyWrite(Do(*standby_, Operation::kRead, "kv/a").status()));
   standby_->SetStandbyCurrent(Core::SteadyMillis());
   // What the engine declares writes nothing (ServesOnStandby): token lookups, POSTed too.
   EXPECT_EQ(Redirect(Operation::kUpdate, "auth/token/lookup"), std::nullopt);
@@ -348,6 +351,9 @@ TEST_F(StandbyTest, AStandbyServesReadsOnlyOnceLoadedAndCurrent) {
   Request wrapped = Req(Operation::kRead, "kv/a", {}, "");
   wrapped.wrap_ttl = 60;
   EXPECT_EQ(standby_->StandbyRedirect(wrapped), "https://active.test:8200");
+  // Not declared: refused by Handle too, before anything runs (routed while active, say).
+  EXPECT_TRUE(Core::IsStandbyWrite(
+      Do(*standby_, Operation::kUpdate, "sys/mounts/x", {{"type", "kv"}}).status()));
   auto r = Do(*standby_, Operation::kRead, "kv/a");
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(json::serialize(*r->data), R"({"v":"1"})");
@@ -355,6 +361,7 @@ TEST_F(StandbyTest, AStandbyServesReadsOnlyOnceLoadedAndCurrent) {
 
 TEST_F(StandbyTest, AWriteOnAStandbyReachesNothingAndIsMarkedForTheActiveServer) {
   ASSERT_TRUE(standby_->LoadStandbyState().ok());
+  standby_->SetStandbyCurrent(Core::SteadyMillis());
   auto w = Do(*standby_, Operation::kUpdate, "kv/b", {{"v", "2"}});
   EXPECT_TRUE(Core::IsStandbyWrite(w.status())) << w.status();
   EXPECT_EQ(Do(*active_, Operation::kRead, "kv/b").status().code(), absl::StatusCode::kNotFound);
@@ -380,6 +387,7 @@ TEST_F(StandbyTest, WhatTheActiveServerChangesIsDroppedWhenInvalidated) {
   ASSERT_TRUE(created.ok());
   const std::string tok = created->auth->at("client_token").as_string().c_str();
   ASSERT_TRUE(standby_->LoadStandbyState().ok());
+  standby_->SetStandbyCurrent(Core::SteadyMillis());
   ASSERT_TRUE(Do(*standby_, Operation::kRead, "kv/a", {}, tok).ok());  // cached now
   ASSERT_TRUE(Do(*active_, Operation::kUpdate, "sys/policies/acl/reader",
                  {{"policy", R"(path "other/*" { capabilities = ["read"] })"}})
@@ -395,6 +403,9 @@ TEST_F(StandbyTest, WhatTheActiveServerChangesIsDroppedWhenInvalidated) {
   ASSERT_TRUE(Do(*active_, Operation::kUpdate, "more/x", {{"v", "3"}}).ok());
   EXPECT_FALSE(Do(*standby_, Operation::kRead, "more/x").ok());
   ASSERT_TRUE(standby_->InvalidateKey("core/mounts").ok());
+  // Reloaded: stale until the watch has delivered what follows the reload.
+  EXPECT_TRUE(Core::IsStandbyWrite(Do(*standby_, Operation::kRead, "more/x").status()));
+  standby_->SetStandbyCurrent(Core::SteadyMillis());
   auto more = Do(*standby_, Operation::kRead, "more/x");
   ASSERT_TRUE(more.ok()) << more.status();
   EXPECT_EQ(json::serialize(*more->data), R"({"v":"3"})");
@@ -411,12 +422,14 @@ TEST_F(StandbyTest, WhatTheActiveServerChangesIsDroppedWhenInvalidated) {
 
 TEST_F(StandbyTest, BecomingActiveLoadsAgainWritable) {
   ASSERT_TRUE(standby_->LoadStandbyState().ok());
+  standby_->SetStandbyCurrent(Core::SteadyMillis());
   active_->StepDown();
   ASSERT_TRUE(standby_->Activate().ok());
   EXPECT_FALSE(standby_->Standby());
   EXPECT_TRUE(Do(*standby_, Operation::kUpdate, "kv/b", {{"v", "2"}}).ok());
   // The one that stepped down loads read-only again and sees it.
   ASSERT_TRUE(active_->LoadStandbyState().ok());
+  active_->SetStandbyCurrent(Core::SteadyMillis());
   EXPECT_TRUE(Do(*active_, Operation::kRead, "kv/b").ok());
   EXPECT_TRUE(
       Core::IsStandbyWrite(Do(*active_, Operation::kUpdate, "kv/c", {{"v", "3"}}).status()));

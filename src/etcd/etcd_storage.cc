@@ -573,17 +573,27 @@ absl::Status EtcdStorage::WatchOnce(int64_t* next, std::chrono::milliseconds idl
         return false;
       }
       WatchBatch batch;
+      int64_t msg_next = *next;  // committed once the message's changes are passed on
       if (const json::value* evs = r.if_contains("events"); evs && evs->is_array()) {
         for (const auto& ev : evs->as_array()) {
-          if (!ev.is_object()) continue;
-          const json::value* kv = ev.as_object().if_contains("kv");
-          if (!kv || !kv->is_object()) continue;
-          auto key = Decoded(kv->as_object(), "key");
-          *next = std::max(*next, Int(kv->as_object(), "mod_revision") + 1);
-          if (!key.ok() || key->substr(0, base.size()) != base || IsOwnKey(*key)) continue;
+          // An event that cannot be read fails the stream before anything past it counts as
+          // delivered (the caller takes its caches as stale).
+          const json::value* kv = ev.is_object() ? ev.as_object().if_contains("kv") : nullptr;
+          auto key = kv && kv->is_object() ? Decoded(kv->as_object(), "key")
+                                           : absl::StatusOr<std::string>(std::string());
+          const int64_t rev = kv && kv->is_object() ? Int(kv->as_object(), "mod_revision") : 0;
+          if (!key.ok() || key->empty() || rev <= 0) {
+            outcome =
+                absl::UnavailableError(Cat("etcd: the watch sent an event that cannot be read: ",
+                                           json::serialize(ev).substr(0, 200)));
+            return false;
+          }
+          msg_next = std::max(msg_next, rev + 1);
+          if (key->substr(0, base.size()) != base || IsOwnKey(*key)) continue;
           batch.keys.push_back(key->substr(base.size()));
         }
       }
+      *next = msg_next;
       batch.through = *next - 1;
       on_batch(batch);
       if (stop && stop->load()) return false;
