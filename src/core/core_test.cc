@@ -33,7 +33,7 @@ class CoreTest : public ::testing::Test {
     ASSERT_FALSE(core_->Sealed());
   }
   absl::StatusOr<Response> Do(Operation op, std::string path, json::object data = {},
-                              std::string token = "use-root") {
+                              const std::string& token = "use-root") {
     Request r;
     r.op = op;
     r.path = std::move(path);
