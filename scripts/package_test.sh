@@ -5,7 +5,8 @@
 #     and the state folder, and its Depends (from dpkg-shlibdeps) name Debian's libssl3 & co.;
 #  2. `dpkg -i`: the `coffer` system user exists, /var/lib/coffer is coffer:coffer 0700,
 #     coffer-server.service is enabled (not started) and starts the installed binary;
-#     `/usr/bin/coffer version` answers;
+#     `/usr/bin/coffer version` answers, `coffer kms-plugin -help` runs the plugin program installed
+#     in /usr/libexec/coffer, and /usr/bin/coffer itself links no gRPC;
 #  3. `coffer server -dev` from the package, run as the coffer user, answers 200 on
 #     GET /v1/sys/health;
 #  4. an edited conffile survives reinstalling the package; `dpkg --remove` removes the binary
@@ -64,6 +65,7 @@ ok "built $(basename "$deb") ($(du -h "$deb" | cut -f1))"
 dpkg-deb -c "$deb" | awk '{print $1, $2, $NF}' >"$work/contents"
 has() { grep -q " \./${1#/}\$" "$work/contents" || fail "the package has no $1"; }
 has /usr/bin/coffer
+has /usr/libexec/coffer/coffer-kms-plugin
 for unit in coffer-server.service coffer-agent.service coffer-agent-once.service \
             coffer-agent.timer coffer-kms-plugin.service; do
   has /lib/systemd/system/$unit
@@ -75,14 +77,16 @@ grep -q '^-rwxr-xr-x root/root \./usr/bin/coffer$' "$work/contents" ||
   fail "/usr/bin/coffer is not 0755 root"
 grep -q '^drwx------ root/root \./var/lib/coffer/$' "$work/contents" ||
   fail "no /var/lib/coffer (0700)"
-ok "contents: the binary, 5 units, /etc/coffer/coffer.hcl, docs, /var/lib/coffer"
+grep -q '^-rwxr-xr-x root/root \./usr/libexec/coffer/coffer-kms-plugin$' "$work/contents" ||
+  fail "/usr/libexec/coffer/coffer-kms-plugin is not 0755 root"
+ok "contents: the binary and the KMS plugin's program, 5 units, /etc/coffer/coffer.hcl, docs, /var/lib/coffer"
 
 [ "$(dpkg-deb -I "$deb" conffiles)" = /etc/coffer/coffer.hcl ] ||
   fail "conffiles is not /etc/coffer/coffer.hcl"
 dpkg-deb -f "$deb" Package Version Architecture Section Maintainer Depends >"$work/control"
 sed 's/^/package_test:   /' "$work/control"
 depends=$(sed -n 's/^Depends: //p' "$work/control")
-for lib in libssl3 libc6 libstdc++6 libsqlite3-0 adduser; do
+for lib in libssl3 libc6 libstdc++6 libsqlite3-0 libgrpc++1.51 adduser; do
   [[ ", $depends," == *", $lib"[\ ,]* ]] || fail "Depends lacks $lib: $depends"
 done
 grep -qx 'Section: admin' "$work/control" || fail "section is not admin"
@@ -122,6 +126,13 @@ id coffer >/dev/null || fail "no coffer user after dpkg -i"
 version=$(/usr/bin/coffer version)
 [[ $version == "Coffer v"* ]] || fail "coffer version said: $version"
 ok "$(id coffer); /var/lib/coffer coffer:coffer 0700; $version"
+# `coffer kms-plugin` runs the installed plugin program; the server's binary loads no gRPC.
+/usr/bin/coffer kms-plugin -help >"$work/kms-help.txt" 2>&1 ||
+  { cat "$work/kms-help.txt"; fail "coffer kms-plugin -help"; }
+grep -q -- '--transit-key' "$work/kms-help.txt" ||
+  { cat "$work/kms-help.txt"; fail "coffer kms-plugin -help did not show the plugin's flags"; }
+ldd /usr/bin/coffer | grep -q 'libgrpc' && fail "/usr/bin/coffer links gRPC"
+ok "coffer kms-plugin runs /usr/libexec/coffer/coffer-kms-plugin; /usr/bin/coffer has no gRPC"
 [ -L /etc/systemd/system/multi-user.target.wants/coffer-server.service ] ||
   fail "coffer-server.service is not enabled"
 for unit in coffer-agent.service coffer-agent.timer coffer-kms-plugin.service; do

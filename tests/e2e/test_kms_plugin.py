@@ -374,6 +374,30 @@ class KmsPluginTest(KmsBase):
             self.assertEqual(p.returncode, 1, p.stderr)
             self.assertIn(want, p.stderr)
 
+    def test_the_plugin_is_a_program_of_its_own(self):
+        """`coffer kms-plugin` runs coffer-kms-plugin; only that program loads gRPC."""
+        libs = subprocess.run(["ldd", COFFER_BIN], capture_output=True, text=True).stdout
+        self.assertNotIn("libgrpc", libs, "the coffer binary (server, agent, CLI) links gRPC")
+        self.assertNotIn("libprotobuf", libs)
+        plugin = os.path.join(os.path.dirname(os.path.abspath(COFFER_BIN)), "coffer-kms-plugin")
+        self.assertIn("libgrpc", subprocess.run(["ldd", plugin], capture_output=True,
+                                                text=True).stdout)
+        # -help reaches the plugin program's own flags (not the stub's).
+        p = subprocess.run([COFFER_BIN, "kms-plugin", "-help"], capture_output=True, text=True,
+                           env=clean_env(), timeout=30)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn("--transit-key", p.stdout)
+        self.assertIn("Usage: coffer kms-plugin", p.stdout)
+        # A coffer binary copied alone says what is missing and where it looked.
+        alone = os.path.join(self.tmp, "bin")
+        os.makedirs(alone, exist_ok=True)
+        shutil.copy(COFFER_BIN, os.path.join(alone, "coffer"))
+        p = subprocess.run([os.path.join(alone, "coffer"), "kms-plugin", "-help"],
+                           capture_output=True, text=True, env=clean_env(), timeout=30)
+        self.assertEqual(p.returncode, 1, p.stdout)
+        self.assertIn("coffer-kms-plugin is not installed", p.stderr)
+        self.assertIn(os.path.join(self.tmp, "libexec", "coffer", "coffer-kms-plugin"), p.stderr)
+
 
 def b64url(data):
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
