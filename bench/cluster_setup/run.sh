@@ -19,6 +19,8 @@ if command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then
 fi
 
 ms() { echo $(( ($2 - $1) / 1000000 )); }
+# CPU time (user + system) of a process so far, in ms.
+cpu_ms() { awk -v hz="$(getconf CLK_TCK)" '{print int(($14 + $15) * 1000 / hz)}' "/proc/$1/stat"; }
 
 one() {  # one() BIN LABEL -> prints "LABEL setup_ms rerun_ms"
   local bin=$1 label=$2 d pid port t0 t1 t2 init
@@ -51,21 +53,25 @@ HCL
   "$bin" operator unseal "$(echo "$init" | python3 -c 'import json,sys; print(json.load(sys.stdin)["keys_base64"][0])')" >/dev/null
   local nodes=()
   for i in $(seq 1 "$n"); do nodes+=(--node "$(printf 'w-%04d' "$i"):worker:10.1.$((i / 250)).$((i % 250 + 1))"); done
+  local c0 c1 c2
+  c0=$(cpu_ms "$pid")
   t0=$(date +%s%N)
   "${pin_client[@]}" "$bin" cluster setup bench --init-token-dir "$d/tokens" "${nodes[@]}" >/dev/null
   t1=$(date +%s%N)
+  c1=$(cpu_ms "$pid")
   "${pin_client[@]}" "$bin" cluster setup bench --init-token-dir "$d/tokens" >/dev/null
   t2=$(date +%s%N)
+  c2=$(cpu_ms "$pid")
   kill "$pid"; wait "$pid" 2>/dev/null || true
   rm -rf "$d"
-  echo "$label $(ms "$t0" "$t1") $(ms "$t1" "$t2")"
+  echo "$label $(ms "$t0" "$t1") $(ms "$t1" "$t2") $((c1 - c0)) $((c2 - c1))"
 }
 
-echo "cluster setup of $n nodes (ms)"
-read -r _ s1 r1 < <(one "$BIN" coffer)
-printf '  %-10s setup %6d   no-op rerun %6d\n' coffer "$s1" "$r1"
+echo "cluster setup of $n nodes (ms; wall time, and the server's CPU time in parentheses)"
+read -r _ s1 r1 sc1 rc1 < <(one "$BIN" coffer)
+printf '  %-10s setup %6d (%5d)   no-op rerun %6d (%5d)\n' coffer "$s1" "$sc1" "$r1" "$rc1"
 if [ -n "$baseline" ]; then
-  read -r _ s0 r0 < <(one "$baseline" baseline)
-  printf '  %-10s setup %6d   no-op rerun %6d\n' baseline "$s0" "$r0"
+  read -r _ s0 r0 sc0 rc0 < <(one "$baseline" baseline)
+  printf '  %-10s setup %6d (%5d)   no-op rerun %6d (%5d)\n' baseline "$s0" "$sc0" "$r0" "$rc0"
   python3 -c "print('  baseline/coffer: setup %.2fx, rerun %.2fx' % ($s0/$s1, $r0/$r1))"
 fi
