@@ -20,6 +20,7 @@
 #include "etcd/etcd_storage.h"
 #include "http/server.h"
 #include "registry/builtin.h"
+#include "storage/cache_storage.h"
 #include "storage/memory_storage.h"
 #include "util/encoding.h"
 #include "util/log.h"
@@ -475,6 +476,11 @@ int RunFromConfig(const ServerFlags& f) {
   auto opts = BaseOptions();
   opts.physical = physical.get();
   opts.storage_type = cfg->storage_type;
+  // The read cache only where this server is the storage's one writer: SQLite (one server per
+  // database file, its lock). Over etcd other servers write, and a cache would go stale.
+  if (cfg->storage_type == "sqlite" && !cfg->disable_cache)
+    opts.storage_cache_entries = cfg->cache_size > 0 ? static_cast<size_t>(cfg->cache_size)
+                                                     : storage::CacheStorage::kDefaultEntries;
   if (cfg->default_lease_ttl > 0) opts.default_lease_ttl = cfg->default_lease_ttl;
   if (cfg->max_lease_ttl > 0) opts.max_lease_ttl = cfg->max_lease_ttl;
   opts.prometheus_metrics = cfg->telemetry.prometheus_enabled;

@@ -89,6 +89,18 @@ TEST(ServerConfig, DisableForwardingTakesABooleanOrString) {
   auto serve = ParseServerConfig(base + "disable_performance_standby = \"true\"\n", "c.hcl");
   ASSERT_TRUE(serve.ok()) << serve.status();
   EXPECT_TRUE(serve->disable_performance_standby);
+  // The storage read cache: Vault's keys; cache_size a string or a number of entries.
+  EXPECT_FALSE(off->disable_cache);
+  EXPECT_EQ(off->cache_size, 0);
+  auto cache = ParseServerConfig(base + "disable_cache = true\ncache_size = \"5000\"\n", "c.hcl");
+  ASSERT_TRUE(cache.ok()) << cache.status();
+  EXPECT_TRUE(cache->disable_cache);
+  EXPECT_EQ(cache->cache_size, 5000);
+  auto bad_size = ParseServerConfig(base + "cache_size = \"lots\"\n", "c.hcl");
+  ASSERT_FALSE(bad_size.ok());
+  EXPECT_NE(std::string(bad_size.status().message()).find("\"cache_size\" must be a whole number"),
+            std::string::npos)
+      << bad_size.status();
   auto bad = ParseServerConfig(base + "disable_forwarding = \"sometimes\"\n", "c.hcl");
   ASSERT_FALSE(bad.ok());
   EXPECT_NE(std::string(bad.status().message())

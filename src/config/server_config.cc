@@ -443,6 +443,10 @@ absl::StatusOr<ServerConfig> ParseServerConfig(std::string_view text, std::strin
         ASSIGN_OR_RETURN(cfg.disable_forwarding, AsBool(it));
       } else if (it.key == "disable_performance_standby") {
         ASSIGN_OR_RETURN(cfg.disable_performance_standby, AsBool(it));
+      } else if (it.key == "disable_cache") {
+        ASSIGN_OR_RETURN(cfg.disable_cache, AsBool(it));
+      } else if (it.key == "cache_size") {
+        ASSIGN_OR_RETURN(cfg.cache_size, AsCount(it));
       } else if (it.key == "log_level") {
         ASSIGN_OR_RETURN(cfg.log_level, AsString(it));
         static const std::set<std::string> ok = {"trace", "debug", "info", "warn", "error"};
@@ -479,7 +483,7 @@ absl::StatusOr<ServerConfig> ParseServerConfig(std::string_view text, std::strin
         return Unknown(
             it, "",
             "storage, listener, seal, api_addr, disable_forwarding, disable_performance_standby, "
-            "log_level, log_format, "
+            "disable_cache, cache_size, log_level, log_format, "
             "default_lease_ttl, "
             "max_lease_ttl, telemetry");
       }

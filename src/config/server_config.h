@@ -97,6 +97,10 @@ struct ServerConfig {
   // HA: standbys do not serve what needs no write themselves (docs/ha.md); they forward
   // everything, as Vault's standbys without performance standbys do. Vault Enterprise's key.
   bool disable_performance_standby = false;
+  // The storage read cache (Vault's keys): off with disable_cache; cache_size entries (0: the
+  // default, 131072). Only over storage this server alone writes (sqlite), never etcd.
+  bool disable_cache = false;
+  int64_t cache_size = 0;
   std::string log_level = "info";
   std::string log_format = "text";
   int64_t default_lease_ttl = 0;

@@ -129,6 +129,11 @@ absl::StatusOr<std::unique_ptr<Core>> Core::Create(CoreOptions opts) {
   std::unique_ptr<Core> c(new Core(std::move(opts)));
   c->timed_physical_ = std::make_unique<storage::TimedStorage>(c->opts_.physical);
   c->opts_.physical = c->timed_physical_.get();
+  if (c->opts_.storage_cache_entries > 0) {
+    c->cache_ =
+        std::make_unique<storage::CacheStorage>(c->opts_.physical, c->opts_.storage_cache_entries);
+    c->opts_.physical = c->cache_.get();
+  }
   storage::Storage* physical = c->opts_.physical;
   if (c->opts_.seal_wrapper) {
     c->seal_ = std::make_unique<seal::AutoSeal>(physical, c->opts_.seal_wrapper.get());

@@ -29,6 +29,7 @@
 #include "core/token_store.h"
 #include "core/watch.h"
 #include "seal/seal.h"
+#include "storage/cache_storage.h"
 #include "storage/standby_guard.h"
 #include "storage/timed_storage.h"
 #include "util/clock.h"
@@ -50,6 +51,9 @@ struct CoreOptions {
   int64_t default_lease_ttl = kSystemDefaultTtl;
   int64_t max_lease_ttl = kSystemDefaultTtl;
   std::string storage_type = "inmem";
+  // Entries of the read cache in front of `physical` (storage/cache_storage.h; Vault's
+  // cache_size); 0 for none. Only for a backend this server alone writes: never etcd.
+  size_t storage_cache_entries = 0;
   const Clock* clock = RealClock::Get();
   // How often expired tokens are removed in the background (0: never; tests call TidyNow).
   std::chrono::milliseconds tidy_interval{1000};
@@ -357,6 +361,9 @@ class Core final : private SystemView {
   // Wraps opts_.physical, which then points to it: every storage call is timed
   // (coffer_storage_operation_seconds). Declared before everything that holds the pointer.
   std::unique_ptr<storage::TimedStorage> timed_physical_;
+  // Over timed_physical_ when opts_.storage_cache_entries > 0 (opts_.physical then points to it):
+  // the seal, the barrier and everything else read through it.
+  std::unique_ptr<storage::CacheStorage> cache_;
   // Under the barrier: refuses the writes of a standby that serves.
   std::unique_ptr<storage::StandbyGuardStorage> guard_;
   static constexpr int64_t kNeverCurrent = std::numeric_limits<int64_t>::min() / 2;

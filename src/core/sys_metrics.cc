@@ -50,6 +50,20 @@ Scrape Core::ScrapeMetrics() {
          .snapshot = timed_physical_->histogram(o).Read()});
   }
 
+  if (cache_) {
+    static constexpr char kHelp[] =
+        "Reads of the storage read cache (disable_cache, cache_size) since the server started: "
+        "answered from it (hit) or from the backend (miss).";
+    out.gauges.push_back({.name = "coffer.storage.cache",
+                          .help = kHelp,
+                          .labels = {{"result", "hit"}},
+                          .value = static_cast<double>(cache_->hits())});
+    out.gauges.push_back({.name = "coffer.storage.cache",
+                          .help = kHelp,
+                          .labels = {{"result", "miss"}},
+                          .value = static_cast<double>(cache_->misses())});
+  }
+
   if (opts_.usage_gauge_period > 0) {
     auto tokens = metrics_.UsageGauges(
         opts_.clock->NowUnix(), opts_.usage_gauge_period,

@@ -1,6 +1,7 @@
 #include "storage/sqlite_storage.h"
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -78,11 +79,17 @@ absl::StatusOr<std::unique_ptr<SqliteStorage>> SqliteStorage::Open(const std::st
 
 absl::Status SqliteStorage::Init() {
   // Create the file ourselves so it is 0600 from the start; SQLite gives -wal/-shm the same mode.
-  int fd = ::open(path_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-  if (fd < 0)
+  lock_fd_ = ::open(path_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (lock_fd_ < 0)
     return absl::FailedPreconditionError(
         Cat("cannot open storage file ", path_, ": ", strerror(errno)));
-  ::close(fd);
+  if (::flock(lock_fd_, LOCK_EX | LOCK_NB) != 0)
+    return absl::FailedPreconditionError(
+        errno == EWOULDBLOCK
+            ? Cat("storage file ", path_,
+                  " is in use by another process (another coffer server?): one server per "
+                  "database file; stop the other one or give this one its own path")
+            : Cat("cannot lock storage file ", path_, ": ", strerror(errno)));
   if (sqlite3_open_v2(path_.c_str(), &wdb_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr) !=
       SQLITE_OK)
     return SqlError(wdb_, "open");
@@ -126,6 +133,7 @@ SqliteStorage::~SqliteStorage() {
     pool_.clear();
   }
   sqlite3_close_v2(wdb_);
+  if (lock_fd_ >= 0) ::close(lock_fd_);  // releases the flock
 }
 
 uint64_t SqliteStorage::commits() const { return commits_.load(); }

@@ -61,6 +61,11 @@ class SqliteStorage final : public Storage {
   absl::StatusOr<std::unique_ptr<ReadConn>> NewReadConn();
 
   const std::string path_;
+  // The database file, open for the life of this object with an exclusive flock: one server per
+  // database file (a second one is refused at start). Its writes are then the only ones, which
+  // the read cache over it (cache_storage.h) relies on. flock and SQLite's own fcntl locks do not
+  // interact.
+  int lock_fd_ = -1;
   sqlite3* wdb_ = nullptr;  // owned by the writer thread after Init
   sqlite3_stmt* put_stmt_ = nullptr;
   sqlite3_stmt* del_stmt_ = nullptr;

@@ -83,6 +83,48 @@ class RestartDurability(ServerTest):
         self.assertEqual(s.request("GET", "kv/new", s.root)[1]["data"]["v"], "2")
         self.assertEqual(s.request("GET", "sys/key-status", s.root)[1]["term"], 2)
 
+    def test_read_cache_and_one_server_per_database(self):
+        """SQLite storage has a read cache (Vault's cache_size / disable_cache): repeated reads
+        are answered from it, every write is seen by the next read, and a second server on the
+        same database file is refused (the cache relies on being the one writer)."""
+        s = self.server().start()
+        s.init_and_unseal(1, 1)
+        s.request("POST", "sys/mounts/kv", s.root, {"type": "kv"})
+
+        def cache(server):
+            st, body, _ = server.request("GET", "sys/metrics", server.root)
+            self.assertEqual(st, 200)
+            return {g["Labels"]["result"]: g["Value"] for g in body["Gauges"]
+                    if g["Name"] == "coffer.storage.cache"}
+
+        before = cache(s)
+        for v in ("1", "2", "3"):
+            self.assertEqual(s.request("PUT", "kv/app", s.root, {"v": v})[0], 204)
+            for _ in range(5):
+                st, body, _ = s.request("GET", "kv/app", s.root)
+                self.assertEqual((st, body["data"]["v"]), (200, v))
+        s.request("DELETE", "kv/app", s.root)
+        self.assertEqual(s.request("GET", "kv/app", s.root)[0], 404)
+        after = cache(s)
+        self.assertGreaterEqual(after["hit"] - before["hit"], 12, (before, after))
+
+        second = self.server(storage=f'storage "sqlite" {{\n  path = "{s.db}"\n}}\n')
+        with self.assertRaises(RuntimeError) as refused:
+            second.start()
+        self.assertIn("is in use by another process", str(refused.exception))
+        self.assertIn(s.db, str(refused.exception))
+        self.assertEqual(s.request("GET", "sys/health")[0], 200, "the first server serves on")
+
+        # disable_cache: no cache (no metric), same answers; after a restart, same data.
+        s.request("PUT", "kv/kept", s.root, {"v": "kept"})
+        s.stop()
+        with open(s.config, "a") as f:
+            f.write("disable_cache = true\n")
+        s.start()
+        s.unseal(1)
+        self.assertEqual(s.request("GET", "kv/kept", s.root)[1]["data"]["v"], "kept")
+        self.assertEqual(cache(s), {})
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)

@@ -1,0 +1,116 @@
+#include "storage/cache_storage.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/hash/hash.h"
+
+namespace coffer::storage {
+
+CacheStorage::CacheStorage(Storage* under, size_t max_entries, size_t max_bytes)
+    : under_(under),
+      max_entries_per_shard_(std::max<size_t>(1, max_entries / kShards)),
+      max_bytes_per_shard_(std::max<size_t>(kMaxValueBytes, max_bytes / kShards)) {}
+
+CacheStorage::Shard& CacheStorage::ShardOf(std::string_view key) {
+  return shards_[absl::HashOf(key) % kShards];
+}
+
+size_t CacheStorage::Cost(const Entry& e) {
+  // The strings and the list and index nodes around them, roughly.
+  return e.key.size() + (e.value ? e.value->size() : 0) + 96;
+}
+
+void CacheStorage::EraseLocked(Shard& s, std::list<Entry>::iterator it) {
+  s.bytes -= Cost(*it);
+  s.index.erase(std::string_view(it->key));
+  s.lru.erase(it);
+}
+
+absl::StatusOr<std::optional<std::string>> CacheStorage::Get(std::string_view key) {
+  Shard& s = ShardOf(key);
+  uint64_t generation = 0;
+  {
+    MutexLock l(&s.mu);
+    if (auto it = s.index.find(key); it != s.index.end()) {
+      s.lru.splice(s.lru.begin(), s.lru, it->second);
+      hits_.fetch_add(1, std::memory_order_relaxed);
+      return it->second->value;
+    }
+    generation = s.generation;
+  }
+  misses_.fetch_add(1, std::memory_order_relaxed);
+  auto read = under_->Get(key);
+  if (!read.ok() || (*read && (*read)->size() > kMaxValueBytes)) return read;
+  MutexLock l(&s.mu);
+  // A write to this shard began or ended while we read: what we read may be older than it.
+  if (s.generation != generation || s.index.contains(key)) return read;
+  s.lru.push_front(Entry{std::string(key), *read});
+  s.index.emplace(std::string_view(s.lru.front().key), s.lru.begin());
+  s.bytes += Cost(s.lru.front());
+  while (s.lru.size() > max_entries_per_shard_ || s.bytes > max_bytes_per_shard_)
+    EraseLocked(s, std::prev(s.lru.end()));
+  return read;
+}
+
+void CacheStorage::Invalidate(std::string_view key) {
+  Shard& s = ShardOf(key);
+  MutexLock l(&s.mu);
+  ++s.generation;
+  if (auto it = s.index.find(key); it != s.index.end()) EraseLocked(s, it->second);
+}
+
+void CacheStorage::InvalidateAll() {
+  for (Shard& s : shards_) {
+    MutexLock l(&s.mu);
+    ++s.generation;
+    s.index.clear();
+    s.lru.clear();
+    s.bytes = 0;
+  }
+}
+
+// Every write drops its keys before and after it reaches the backend (whatever its outcome: a
+// failed write may still have landed), and bumps the generations so that no read that overlapped
+// it fills the cache with what it read.
+absl::Status CacheStorage::Put(std::string_view key, std::string_view value) {
+  Invalidate(key);
+  absl::Status st = under_->Put(key, value);
+  Invalidate(key);
+  return st;
+}
+
+absl::Status CacheStorage::Delete(std::string_view key) {
+  Invalidate(key);
+  absl::Status st = under_->Delete(key);
+  Invalidate(key);
+  return st;
+}
+
+absl::Status CacheStorage::Write(std::vector<WriteOp> ops) {
+  std::vector<std::string> keys;
+  keys.reserve(ops.size());
+  for (const WriteOp& op : ops) keys.push_back(op.key);
+  for (const std::string& k : keys) Invalidate(k);
+  absl::Status st = under_->Write(std::move(ops));
+  for (const std::string& k : keys) Invalidate(k);
+  return st;
+}
+
+absl::Status CacheStorage::DeletePrefix(std::string_view prefix) {
+  InvalidateAll();
+  absl::Status st = under_->DeletePrefix(prefix);
+  InvalidateAll();
+  return st;
+}
+
+size_t CacheStorage::entries() const {
+  size_t n = 0;
+  for (const Shard& s : shards_) {
+    MutexLock l(&s.mu);
+    n += s.lru.size();
+  }
+  return n;
+}
+
+}  // namespace coffer::storage

@@ -1,0 +1,190 @@
+#include "storage/cache_storage.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <thread>
+
+#include "storage/hook_storage.h"
+#include "storage/memory_storage.h"
+#include "storage/sqlite_storage.h"
+#include "storage/storage_conformance.h"
+
+namespace coffer::storage {
+namespace {
+
+// The whole storage contract holds with the cache over each embedded backend.
+INSTANTIATE_TEST_SUITE_P(
+    Cached, StorageConformance,
+    ::testing::Values(Backend{"memory",
+                              [](const fs::path&) -> std::unique_ptr<Storage> {
+                                return std::make_unique<CacheStorage>(
+                                    std::make_unique<MemoryStorage>());
+                              }},
+                      Backend{"sqlite",
+                              [](const fs::path& d) -> std::unique_ptr<Storage> {
+                                auto s = SqliteStorage::Open((d / "coffer.db").string());
+                                if (!s.ok()) return nullptr;
+                                return std::make_unique<CacheStorage>(std::move(*s));
+                              }}),
+    [](const auto& info) { return info.param.name; });
+
+// Counts the reads that reach the backend.
+class CountingStorage final : public Storage {
+ public:
+  explicit CountingStorage(Storage* under) : under_(under) {}
+  absl::StatusOr<std::optional<std::string>> Get(std::string_view key) override {
+    ++gets;
+    return under_->Get(key);
+  }
+  absl::Status Put(std::string_view key, std::string_view value) override {
+    return under_->Put(key, value);
+  }
+  absl::Status Delete(std::string_view key) override { return under_->Delete(key); }
+  absl::Status Write(std::vector<WriteOp> ops) override { return under_->Write(std::move(ops)); }
+  absl::StatusOr<std::vector<std::string>> List(std::string_view prefix, std::string_view after,
+                                                size_t limit) override {
+    return under_->List(prefix, after, limit);
+  }
+  absl::Status DeletePrefix(std::string_view prefix) override {
+    return under_->DeletePrefix(prefix);
+  }
+  std::string_view Type() const override { return under_->Type(); }
+  std::atomic<int> gets{0};
+
+ private:
+  Storage* under_;
+};
+
+std::string Value(CacheStorage& c, std::string_view key) {
+  auto v = c.Get(key);
+  EXPECT_TRUE(v.ok());
+  return v.ok() && *v ? **v : "<absent>";
+}
+
+TEST(CacheStorage, ARepeatedReadIsAnsweredFromTheCache) {
+  MemoryStorage mem;
+  CountingStorage counting(&mem);
+  CacheStorage cache(&counting);
+  ASSERT_TRUE(cache.Put("a", "1").ok());
+  for (int i = 0; i < 5; ++i) EXPECT_EQ(Value(cache, "a"), "1");
+  EXPECT_EQ(counting.gets.load(), 1);
+  EXPECT_EQ(cache.hits(), 4u);
+  EXPECT_EQ(cache.misses(), 1u);
+  // An absent key is remembered too, and a write makes it present at once.
+  EXPECT_EQ(Value(cache, "missing"), "<absent>");
+  EXPECT_EQ(Value(cache, "missing"), "<absent>");
+  EXPECT_EQ(counting.gets.load(), 2);
+  ASSERT_TRUE(cache.Put("missing", "now").ok());
+  EXPECT_EQ(Value(cache, "missing"), "now");
+}
+
+TEST(CacheStorage, EveryKindOfWriteIsSeenByTheNextRead) {
+  MemoryStorage mem;
+  CacheStorage cache(&mem);
+  ASSERT_TRUE(cache.Put("a/1", "x").ok());
+  ASSERT_TRUE(cache.Put("a/2", "y").ok());
+  ASSERT_TRUE(cache.Put("b", "z").ok());
+  EXPECT_EQ(Value(cache, "a/1"), "x");
+  EXPECT_EQ(Value(cache, "a/2"), "y");
+  EXPECT_EQ(Value(cache, "b"), "z");
+  ASSERT_TRUE(cache.Put("a/1", "x2").ok());
+  EXPECT_EQ(Value(cache, "a/1"), "x2");
+  ASSERT_TRUE(cache.Delete("b").ok());
+  EXPECT_EQ(Value(cache, "b"), "<absent>");
+  ASSERT_TRUE(
+      cache.Write({{WriteOp::Kind::kPut, "b", "w"}, {WriteOp::Kind::kDelete, "a/1", ""}}).ok());
+  EXPECT_EQ(Value(cache, "b"), "w");
+  EXPECT_EQ(Value(cache, "a/1"), "<absent>");
+  ASSERT_TRUE(cache.DeletePrefix("a/").ok());
+  EXPECT_EQ(Value(cache, "a/2"), "<absent>");
+  EXPECT_EQ(Value(cache, "b"), "w");
+}
+
+// The race a cache must not lose: a read takes the old value from the backend, a write lands
+// and finishes, then the read would fill the cache with the old value. Every later read would
+// see a value older than an acknowledged write.
+TEST(CacheStorage, AReadOverlappingAWriteDoesNotCacheTheOlderValue) {
+  MemoryStorage mem;
+  HookStorage hook(&mem);
+  CacheStorage cache(&hook);
+  ASSERT_TRUE(cache.Put("k", "old").ok());
+  hook.AfterNextGet("k", [&] { ASSERT_TRUE(cache.Put("k", "new").ok()); });
+  EXPECT_EQ(Value(cache, "k"), "old");  // read before the write finished: fine to answer
+  EXPECT_EQ(Value(cache, "k"), "new");  // but never cached over the write
+  EXPECT_EQ(Value(cache, "k"), "new");
+
+  // The same with a delete, a batch and a prefix delete, each on a key not cached yet.
+  ASSERT_TRUE(cache.Put("d", "old").ok());
+  hook.AfterNextGet("d", [&] { ASSERT_TRUE(cache.Delete("d").ok()); });
+  EXPECT_EQ(Value(cache, "d"), "old");
+  EXPECT_EQ(Value(cache, "d"), "<absent>");
+  hook.AfterNextGet("w", [&] {
+    ASSERT_TRUE(cache.Write({{WriteOp::Kind::kPut, "w", "batch"}}).ok());
+  });
+  EXPECT_EQ(Value(cache, "w"), "<absent>");
+  EXPECT_EQ(Value(cache, "w"), "batch");
+  ASSERT_TRUE(cache.Put("p/x", "old").ok());
+  hook.AfterNextGet("p/x", [&] { ASSERT_TRUE(cache.DeletePrefix("p/").ok()); });
+  EXPECT_EQ(Value(cache, "p/x"), "old");
+  EXPECT_EQ(Value(cache, "p/x"), "<absent>");
+}
+
+TEST(CacheStorage, StaysWithinItsBounds) {
+  MemoryStorage mem;
+  CountingStorage counting(&mem);
+  CacheStorage cache(&counting, /*max_entries=*/64);
+  for (int i = 0; i < 1000; ++i) {
+    ASSERT_TRUE(cache.Put("k" + std::to_string(i), "v").ok());
+    EXPECT_EQ(Value(cache, "k" + std::to_string(i)), "v");
+  }
+  EXPECT_LE(cache.entries(), 64u);
+  // A value over 64 KiB is read through every time.
+  ASSERT_TRUE(cache.Put("big", std::string(CacheStorage::kMaxValueBytes + 1, 'b')).ok());
+  const int before = counting.gets.load();
+  for (int i = 0; i < 3; ++i)
+    EXPECT_EQ(Value(cache, "big").size(), CacheStorage::kMaxValueBytes + 1);
+  EXPECT_EQ(counting.gets.load(), before + 3);
+}
+
+TEST(CacheStorage, ConcurrentReadersAndWritersEndOnTheLastWrite) {
+  MemoryStorage mem;
+  CacheStorage cache(&mem, /*max_entries=*/32);
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> readers;
+  readers.reserve(4);
+  for (int r = 0; r < 4; ++r)
+    readers.emplace_back([&] {
+      while (!stop) (void)cache.Get("k" + std::to_string(std::rand() % 8));
+    });
+  for (int i = 0; i < 2000; ++i)
+    ASSERT_TRUE(cache.Put("k" + std::to_string(i % 8), std::to_string(i)).ok());
+  stop = true;
+  for (auto& t : readers) t.join();
+  for (int k = 0; k < 8; ++k)
+    EXPECT_EQ(Value(cache, "k" + std::to_string(k)), std::to_string(1992 + k));
+}
+
+TEST(SqliteStorage, ASecondServerOnTheSameFileIsRefused) {
+  auto dir = fs::temp_directory_path() / ("coffer-lock-" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  const std::string path = (dir / "coffer.db").string();
+  {
+    auto first = SqliteStorage::Open(path);
+    ASSERT_TRUE(first.ok()) << first.status();
+    auto second = SqliteStorage::Open(path);
+    ASSERT_FALSE(second.ok());
+    EXPECT_EQ(second.status().code(), absl::StatusCode::kFailedPrecondition);
+    EXPECT_NE(second.status().message().find("in use by another process"), std::string::npos)
+        << second.status();
+    ASSERT_TRUE((*first)->Put("k", "v").ok());
+  }
+  auto again = SqliteStorage::Open(path);  // the first one closed: free again
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(*(*again)->Get("k").value(), "v");
+  fs::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace coffer::storage
