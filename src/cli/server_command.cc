@@ -22,6 +22,7 @@
 #include "registry/builtin.h"
 #include "storage/cache_storage.h"
 #include "storage/memory_storage.h"
+#include "storage/sqlite_storage.h"
 #include "util/encoding.h"
 #include "util/log.h"
 #include "util/mutex.h"
@@ -478,7 +479,8 @@ int RunFromConfig(const ServerFlags& f) {
   opts.storage_type = cfg->storage_type;
   // The read cache only where this server is the storage's one writer: SQLite (one server per
   // database file, its lock). Over etcd other servers write, and a cache would go stale.
-  if (cfg->storage_type == "sqlite" && !cfg->disable_cache)
+  auto* sqlite = dynamic_cast<storage::SqliteStorage*>(physical.get());
+  if (sqlite && sqlite->exclusive() && !cfg->disable_cache)
     opts.storage_cache_entries = cfg->cache_size > 0 ? static_cast<size_t>(cfg->cache_size)
                                                      : storage::CacheStorage::kDefaultEntries;
   if (cfg->default_lease_ttl > 0) opts.default_lease_ttl = cfg->default_lease_ttl;

@@ -8,7 +8,8 @@ namespace json = boost::json;
 Api::Api(ClientOptions o) : o_(std::move(o)) {
   ClientOptions shared = o_;
   shared.token.clear();
-  auto pool = ConnectionPool::Create(std::move(shared), 4);
+  // 8 idle connections kept: cluster setup makes up to 8 calls at once (cluster/setup.cc).
+  auto pool = ConnectionPool::Create(std::move(shared), 8);
   if (pool.ok())
     pool_ = std::move(*pool);
   else

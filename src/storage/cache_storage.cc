@@ -17,8 +17,8 @@ CacheStorage::Shard& CacheStorage::ShardOf(std::string_view key) {
 }
 
 size_t CacheStorage::Cost(const Entry& e) {
-  // The strings and the list and index nodes around them, roughly.
-  return e.key.size() + (e.value ? e.value->size() : 0) + 96;
+  // The strings, the list node and the index node around them, roughly.
+  return e.key.size() + (e.value ? e.value->size() : 0) + 160;
 }
 
 void CacheStorage::EraseLocked(Shard& s, std::list<Entry>::iterator it) {
@@ -30,6 +30,7 @@ void CacheStorage::EraseLocked(Shard& s, std::list<Entry>::iterator it) {
 absl::StatusOr<std::optional<std::string>> CacheStorage::Get(std::string_view key) {
   Shard& s = ShardOf(key);
   uint64_t generation = 0;
+  bool may_fill = false;
   {
     MutexLock l(&s.mu);
     if (auto it = s.index.find(key); it != s.index.end()) {
@@ -38,10 +39,11 @@ absl::StatusOr<std::optional<std::string>> CacheStorage::Get(std::string_view ke
       return it->second->value;
     }
     generation = s.generation;
+    may_fill = s.writers == 0;
   }
   misses_.fetch_add(1, std::memory_order_relaxed);
   auto read = under_->Get(key);
-  if (!read.ok() || (*read && (*read)->size() > kMaxValueBytes)) return read;
+  if (!may_fill || !read.ok() || (*read && (*read)->size() > kMaxValueBytes)) return read;
   MutexLock l(&s.mu);
   // A write to this shard began or ended while we read: what we read may be older than it.
   if (s.generation != generation || s.index.contains(key)) return read;
@@ -53,54 +55,84 @@ absl::StatusOr<std::optional<std::string>> CacheStorage::Get(std::string_view ke
   return read;
 }
 
-void CacheStorage::Invalidate(std::string_view key) {
-  Shard& s = ShardOf(key);
-  MutexLock l(&s.mu);
-  ++s.generation;
-  if (auto it = s.index.find(key); it != s.index.end()) EraseLocked(s, it->second);
+void CacheStorage::BeginWrite(const std::vector<std::string_view>& keys) {
+  for (std::string_view key : keys) {
+    Shard& s = ShardOf(key);
+    MutexLock l(&s.mu);
+    ++s.generation;
+    ++s.writers;
+    if (auto it = s.index.find(key); it != s.index.end()) EraseLocked(s, it->second);
+  }
 }
 
-void CacheStorage::InvalidateAll() {
+void CacheStorage::EndWrite(const std::vector<std::string_view>& keys) {
+  for (std::string_view key : keys) {
+    Shard& s = ShardOf(key);
+    MutexLock l(&s.mu);
+    ++s.generation;
+    --s.writers;
+    if (auto it = s.index.find(key); it != s.index.end()) EraseLocked(s, it->second);
+  }
+}
+
+void CacheStorage::DropPrefixLocked(Shard& s, std::string_view prefix) {
+  auto it = s.index.lower_bound(prefix);
+  while (it != s.index.end() && it->first.substr(0, prefix.size()) == prefix) {
+    auto node = it->second;
+    ++it;  // EraseLocked removes the current index entry
+    EraseLocked(s, node);
+  }
+}
+
+void CacheStorage::BeginPrefix(std::string_view prefix) {
   for (Shard& s : shards_) {
     MutexLock l(&s.mu);
     ++s.generation;
-    s.index.clear();
-    s.lru.clear();
-    s.bytes = 0;
+    ++s.writers;
+    DropPrefixLocked(s, prefix);
+  }
+}
+
+void CacheStorage::EndPrefix(std::string_view prefix) {
+  for (Shard& s : shards_) {
+    MutexLock l(&s.mu);
+    ++s.generation;
+    --s.writers;
+    DropPrefixLocked(s, prefix);
   }
 }
 
 // Every write drops its keys before and after it reaches the backend (whatever its outcome: a
-// failed write may still have landed), and bumps the generations so that no read that overlapped
-// it fills the cache with what it read.
+// failed write may still have landed), and keeps reads that overlap it from filling the cache.
 absl::Status CacheStorage::Put(std::string_view key, std::string_view value) {
-  Invalidate(key);
+  BeginWrite({key});
   absl::Status st = under_->Put(key, value);
-  Invalidate(key);
+  EndWrite({key});
   return st;
 }
 
 absl::Status CacheStorage::Delete(std::string_view key) {
-  Invalidate(key);
+  BeginWrite({key});
   absl::Status st = under_->Delete(key);
-  Invalidate(key);
+  EndWrite({key});
   return st;
 }
 
 absl::Status CacheStorage::Write(std::vector<WriteOp> ops) {
-  std::vector<std::string> keys;
-  keys.reserve(ops.size());
-  for (const WriteOp& op : ops) keys.push_back(op.key);
-  for (const std::string& k : keys) Invalidate(k);
+  std::vector<std::string> owned;
+  owned.reserve(ops.size());
+  for (const WriteOp& op : ops) owned.push_back(op.key);
+  const std::vector<std::string_view> keys(owned.begin(), owned.end());
+  BeginWrite(keys);
   absl::Status st = under_->Write(std::move(ops));
-  for (const std::string& k : keys) Invalidate(k);
+  EndWrite(keys);
   return st;
 }
 
 absl::Status CacheStorage::DeletePrefix(std::string_view prefix) {
-  InvalidateAll();
+  BeginPrefix(prefix);
   absl::Status st = under_->DeletePrefix(prefix);
-  InvalidateAll();
+  EndPrefix(prefix);
   return st;
 }
 

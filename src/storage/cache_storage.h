@@ -8,26 +8,32 @@
 //
 // Consistency: a read never fills the cache with a value older than a write that finished
 // before the fill. Each shard has a generation, bumped (and the key dropped) before and after
-// every write that touches it; a read that missed fills only if its shard's generation did not
-// move while it read the backend. Writes do not fill (certificates written once and read rarely
-// would only push out what is read). Absent keys are cached too (a lookup of what does not exist
-// is common: a token or lease checked before it is made).
+// every write that touches it, and a count of the writes in progress on it; a read that missed
+// fills only if no write was in progress on its shard when it began and its shard's generation
+// did not move while it read the backend. (So a batch's keys are never seen half old from the
+// cache, half new from the backend, either.) Writes do not fill (certificates written once and read
+// rarely would only push out what is read). Absent keys are cached too (a lookup of what does not
+// exist is common: a token or lease checked before it is made).
 //
-// Bounded by entries (LRU per shard) and by bytes; values over 64 KiB are not cached.
+// Bounded by entries (an LRU per shard, each holding max_entries / 16, at least one) and by
+// 64 MiB of keys and values (an estimate, per shard too); values over 64 KiB are not cached.
+// A prefix delete (a mount disabled, a token's cubbyhole) drops only the keys under the prefix,
+// found through each shard's ordered index.
 // Thread-safe; a hit takes one shard mutex.
 #pragma once
 
 #include <array>
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <list>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
-#include "absl/container/flat_hash_map.h"
 #include "storage/storage.h"
 #include "util/mutex.h"
 
@@ -74,15 +80,21 @@ class CacheStorage final : public Storage {
   struct Shard {
     mutable Mutex mu;
     uint64_t generation = 0;
+    int writers = 0;  // writes in progress on this shard's keys
     size_t bytes = 0;
     std::list<Entry> lru;  // most recently used first
-    absl::flat_hash_map<std::string_view, std::list<Entry>::iterator> index;  // keys in `lru`
+    // Keys in `lru`, ordered (prefix deletes); the views point into the list's nodes.
+    std::map<std::string_view, std::list<Entry>::iterator, std::less<>> index;
   };
 
   Shard& ShardOf(std::string_view key);
-  // Bumps the shard's generation and drops `key` from it.
-  void Invalidate(std::string_view key);
-  void InvalidateAll();
+  // A write's start and end on the shards of `keys` (all shards for a prefix): generation
+  // bumped, writers counted, the keys (or the prefix's keys) dropped.
+  void BeginWrite(const std::vector<std::string_view>& keys);
+  void EndWrite(const std::vector<std::string_view>& keys);
+  void BeginPrefix(std::string_view prefix);
+  void EndPrefix(std::string_view prefix);
+  void DropPrefixLocked(Shard& s, std::string_view prefix);
   void EraseLocked(Shard& s, std::list<Entry>::iterator it);
   static size_t Cost(const Entry& e);
 

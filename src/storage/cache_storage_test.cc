@@ -130,6 +130,25 @@ TEST(CacheStorage, AReadOverlappingAWriteDoesNotCacheTheOlderValue) {
   EXPECT_EQ(Value(cache, "p/x"), "<absent>");
 }
 
+// A token's revocation deletes its cubbyhole prefix: that must not empty the whole cache.
+TEST(CacheStorage, APrefixDeleteDropsOnlyThatPrefix) {
+  MemoryStorage mem;
+  CountingStorage counting(&mem);
+  CacheStorage cache(&counting);
+  for (const char* k : {"a/1", "a/2/x", "ab", "b/1"}) {
+    ASSERT_TRUE(cache.Put(k, k).ok());
+    EXPECT_EQ(Value(cache, k), k);
+  }
+  const int before = counting.gets.load();
+  ASSERT_TRUE(cache.DeletePrefix("a/").ok());
+  EXPECT_EQ(Value(cache, "ab"), "ab");
+  EXPECT_EQ(Value(cache, "b/1"), "b/1");
+  EXPECT_EQ(counting.gets.load(), before) << "keys outside the prefix stay cached";
+  EXPECT_EQ(Value(cache, "a/1"), "<absent>");
+  EXPECT_EQ(Value(cache, "a/2/x"), "<absent>");
+  EXPECT_EQ(cache.entries(), 4u);
+}
+
 TEST(CacheStorage, StaysWithinItsBounds) {
   MemoryStorage mem;
   CountingStorage counting(&mem);

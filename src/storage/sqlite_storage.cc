@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "util/log.h"
 #include "util/status.h"
 
 namespace coffer::storage {
@@ -83,13 +84,21 @@ absl::Status SqliteStorage::Init() {
   if (lock_fd_ < 0)
     return absl::FailedPreconditionError(
         Cat("cannot open storage file ", path_, ": ", strerror(errno)));
-  if (::flock(lock_fd_, LOCK_EX | LOCK_NB) != 0)
+  if (::flock(lock_fd_, LOCK_EX | LOCK_NB) == 0) {
+    exclusive_ = true;
+  } else if (errno == EWOULDBLOCK) {
     return absl::FailedPreconditionError(
-        errno == EWOULDBLOCK
-            ? Cat("storage file ", path_,
-                  " is in use by another process (another coffer server?): one server per "
-                  "database file; stop the other one or give this one its own path")
-            : Cat("cannot lock storage file ", path_, ": ", strerror(errno)));
+        Cat("storage file ", path_,
+            " is in use by another process (another coffer server?): one server per database "
+            "file; stop the other one or give this one its own path"));
+  } else {
+    // A file system without flock (some network and FUSE mounts): serve as before, without the
+    // guard and without the read cache that relies on it.
+    log::Warn(
+        "the storage file cannot be locked: nothing stops a second server on it, and the "
+        "read cache is off",
+        {{"path", path_}, {"error", strerror(errno)}});
+  }
   if (sqlite3_open_v2(path_.c_str(), &wdb_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr) !=
       SQLITE_OK)
     return SqlError(wdb_, "open");

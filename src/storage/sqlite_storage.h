@@ -42,6 +42,9 @@ class SqliteStorage final : public Storage {
 
   // Number of transactions committed so far (lets tests and benchmarks see batching).
   uint64_t commits() const;
+  // Whether this process holds the file's lock, i.e. is its one writer (false only where the
+  // file system has no flock). The read cache is used only then.
+  bool exclusive() const { return exclusive_; }
 
  private:
   struct ReadConn;
@@ -66,6 +69,7 @@ class SqliteStorage final : public Storage {
   // the read cache over it (cache_storage.h) relies on. flock and SQLite's own fcntl locks do not
   // interact.
   int lock_fd_ = -1;
+  bool exclusive_ = false;  // the flock is held (a file system without flock: false, warned)
   sqlite3* wdb_ = nullptr;  // owned by the writer thread after Init
   sqlite3_stmt* put_stmt_ = nullptr;
   sqlite3_stmt* del_stmt_ = nullptr;

@@ -396,7 +396,15 @@ class KmsPluginTest(KmsBase):
                            capture_output=True, text=True, env=clean_env(), timeout=30)
         self.assertEqual(p.returncode, 1, p.stdout)
         self.assertIn("coffer-kms-plugin is not installed", p.stderr)
-        self.assertIn(os.path.join(self.tmp, "libexec", "coffer", "coffer-kms-plugin"), p.stderr)
+        self.assertIn(os.path.join(self.tmp, "libexec", "coffer", "coffer-kms-plugin") + ":",
+                      p.stderr)
+        self.assertIn(os.path.join(alone, "coffer-kms-plugin") + ": No such file", p.stderr)
+        # Through a symlink, the program next to the real binary is found.
+        os.symlink(os.path.abspath(COFFER_BIN), os.path.join(alone, "linked"))
+        p = subprocess.run([os.path.join(alone, "linked"), "kms-plugin", "-help"],
+                           capture_output=True, text=True, env=clean_env(), timeout=30)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn("--transit-key", p.stdout)
 
 
 def b64url(data):
