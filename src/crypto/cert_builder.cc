@@ -5,14 +5,16 @@
 #include <openssl/err.h>
 #include <openssl/rand.h>
 #include <openssl/x509v3.h>
+#include <pthread.h>
 
+#include <atomic>
 #include <chrono>
-#include <cstdio>
-#include <ctime>
+#include <cstring>
 #include <optional>
 
 #include "absl/strings/ascii.h"
 #include "crypto/cert_fields.h"
+#include "crypto/ec_fast.h"
 #include "crypto/x509_internal.h"
 #include "util/status.h"
 
@@ -65,14 +67,46 @@ absl::Status AddAuthorityKeyId(X509* c, std::string key_id, EVP_PKEY* issuer_key
   return st;
 }
 
+// Random bytes for serials, drawn from RAND_bytes a few hundred at a time per thread: OpenSSL's
+// DRBG takes locks and a getpid() system call per call, a fiftieth of a signing request. A
+// serial needs unpredictable bits, not secret ones; the buffer is still wiped as it is used and
+// when its thread ends. A forked child would hold its parent's unused bytes, so every fork
+// empties the buffers (Coffer forks only to exec hooks, but a serial must never repeat).
+std::atomic<uint64_t> fork_generation{0};
+
+struct SerialRandom {
+  unsigned char bytes[14 * 32];
+  size_t used = sizeof(bytes);
+  uint64_t generation = 0;
+  ~SerialRandom() { OPENSSL_cleanse(bytes, sizeof(bytes)); }
+
+  bool Take(unsigned char* out, size_t n) {
+    const uint64_t g = fork_generation.load(std::memory_order_relaxed);
+    if (g != generation || used + n > sizeof(bytes)) {
+      if (RAND_bytes(bytes, sizeof(bytes)) != 1) return false;
+      used = 0;
+      generation = g;
+    }
+    std::memcpy(out, bytes + used, n);
+    OPENSSL_cleanse(bytes + used, n);
+    used += n;
+    return true;
+  }
+};
+
+const bool fork_handler_installed = [] {
+  return pthread_atfork(nullptr, nullptr, [] { fork_generation.fetch_add(1); }) == 0;
+}();
+
 // The certificate's serial: 20 bytes, 48 bits of milliseconds then 112 random bits, positive.
 absl::StatusOr<std::string> NewSerial() {
+  thread_local SerialRandom random;
   unsigned char serial[20];
   const uint64_t ms = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
                                                 std::chrono::system_clock::now().time_since_epoch())
                                                 .count());
   for (int i = 0; i < 6; ++i) serial[i] = static_cast<unsigned char>(ms >> (8 * (5 - i)));
-  if (RAND_bytes(serial + 6, sizeof(serial) - 6) != 1)
+  if (!fork_handler_installed || !random.Take(serial + 6, sizeof(serial) - 6))
     return absl::InternalError("RAND_bytes failed");
   serial[0] &= 0x7f;
   if (serial[0] == 0) serial[0] = 0x01;
@@ -150,20 +184,54 @@ std::string Extension(std::string_view oid_der, bool critical, std::string_view 
 
 // UTCTime for 1950-2049, GeneralizedTime otherwise (RFC 5280 4.1.2.5), as ASN1_TIME_set does.
 std::optional<std::string> TimeDer(int64_t t) {
-  std::tm tm{};
-  const auto tt = static_cast<std::time_t>(t);
-  if (gmtime_r(&tt, &tm) == nullptr) return std::nullopt;
-  const int year = tm.tm_year + 1900;
-  if (year < 0 || year > 9999) return std::nullopt;
-  char buf[32];
-  if (year >= 1950 && year < 2050) {
-    std::snprintf(buf, sizeof(buf), "%02d%02d%02d%02d%02d%02dZ", year % 100, tm.tm_mon + 1,
-                  tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
-    return Tlv(0x17, buf);
+  // Civil date from days since 1970-01-01 in the proleptic Gregorian calendar (the algorithm of
+  // gmtime for any year; gmtime_r and snprintf were a hundredth of a signing request).
+  int64_t days = t / 86400, secs = t % 86400;
+  if (secs < 0) {
+    secs += 86400;
+    --days;
   }
-  std::snprintf(buf, sizeof(buf), "%04d%02d%02d%02d%02d%02dZ", year, tm.tm_mon + 1, tm.tm_mday,
-                tm.tm_hour, tm.tm_min, tm.tm_sec);
-  return Tlv(0x18, buf);
+  const int64_t z = days + 719468;
+  const int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+  const int64_t doe = z - era * 146097;
+  const int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+  const int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+  const int64_t mp = (5 * doy + 2) / 153;
+  const int64_t day = doy - (153 * mp + 2) / 5 + 1;
+  const int64_t month = mp < 10 ? mp + 3 : mp - 9;
+  const int64_t year = yoe + era * 400 + (month <= 2 ? 1 : 0);
+  if (year < 0 || year > 9999) return std::nullopt;
+  char buf[15];
+  size_t n = 0;
+  auto two = [&buf, &n](int64_t v) {
+    buf[n++] = static_cast<char>('0' + v / 10);
+    buf[n++] = static_cast<char>('0' + v % 10);
+  };
+  const bool utc = year >= 1950 && year < 2050;  // UTCTime, else GeneralizedTime
+  if (!utc) two(year / 100);
+  two(year % 100);
+  two(month);
+  two(day);
+  two(secs / 3600);
+  two(secs / 60 % 60);
+  two(secs % 60);
+  buf[n++] = 'Z';
+  return Tlv(utc ? 0x17 : 0x18, std::string_view(buf, n));
+}
+
+// A subject of one commonName and nothing else, as X509_NAME encodes it (a UTF8String, the type
+// OpenSSL's default string mask gives every attribute but country and serialNumber); nullopt
+// for any other subject, or a name outside printable ASCII or over 64 characters, which
+// BuildName judges.
+std::optional<std::string> CommonNameOnlyDer(const CertTemplate& t) {
+  if (t.subject || t.common_name.empty() || t.common_name.size() > 64 || !t.organization.empty() ||
+      !t.ou.empty() || !t.country.empty() || !t.locality.empty() || !t.province.empty() ||
+      !t.street_address.empty() || !t.postal_code.empty() || !t.serial_number.empty())
+    return std::nullopt;
+  for (unsigned char c : t.common_name)
+    if (c < 0x20 || c > 0x7e) return std::nullopt;
+  static constexpr std::string_view kCommonName("\x06\x03\x55\x04\x03", 5);
+  return Tlv(0x30, Tlv(0x31, Tlv(0x30, std::string(kCommonName) + Tlv(0x0c, t.common_name))));
 }
 
 // An IA5String general name ([1] email, [2] DNS, [6] URI); nullopt for non-ASCII (the slow
@@ -478,20 +546,23 @@ std::optional<SignedDer> SignLeafDer(const CertTemplate& t, const X509_PUBKEY* s
   if (t.is_ca || issuer_cert == nullptr || !t.other_sans.empty() || t.use_pss ||
       t.not_after <= t.not_before || EVP_PKEY_get_base_id(issuer_key) != EVP_PKEY_EC)
     return std::nullopt;
-  auto ctx = SignCtx(issuer_key, t.signature_bits, false);
-  if (!ctx.ok()) return std::nullopt;
-  // The signature algorithm from the context the slow path would sign with, so both agree.
-  const EVP_MD* md = EVP_MD_CTX_get0_md(ctx->get());
+  // The digest the slow path's signing context would use (x509_internal::SignCtx), so both
+  // agree.
+  const EVP_MD* md = x509_internal::DigestFor(issuer_key, t.signature_bits);
   const char* sig_oid = nullptr;
+  int digest_bits = 0;
   switch (md ? EVP_MD_get_type(md) : 0) {
     case NID_sha256:
       sig_oid = "1.2.840.10045.4.3.2";
+      digest_bits = 256;
       break;
     case NID_sha384:
       sig_oid = "1.2.840.10045.4.3.3";
+      digest_bits = 384;
       break;
     case NID_sha512:
       sig_oid = "1.2.840.10045.4.3.4";
+      digest_bits = 512;
       break;
     default:
       return std::nullopt;
@@ -504,6 +575,8 @@ std::optional<SignedDer> SignLeafDer(const CertTemplate& t, const X509_PUBKEY* s
   if (t.subject) {
     subject = x509_internal::I2d(const_cast<X509_NAME*>(t.subject), i2d_X509_NAME);
     empty_subject = X509_NAME_entry_count(t.subject) == 0;
+  } else if (auto cn_only = CommonNameOnlyDer(t)) {
+    subject = std::move(*cn_only);
   } else {
     auto n = BuildName(t.common_name, t.organization, t.ou, t.country, t.locality, t.province,
                        t.street_address, t.postal_code, t.serial_number);
@@ -613,15 +686,10 @@ std::optional<SignedDer> SignLeafDer(const CertTemplate& t, const X509_PUBKEY* s
   tbs += Tlv(0xa3, Tlv(0x30, exts));
   tbs = Tlv(0x30, tbs);
 
-  size_t sig_len = 0;
-  const auto* tbs_bytes = reinterpret_cast<const unsigned char*>(tbs.data());
-  if (EVP_DigestSign(ctx->get(), nullptr, &sig_len, tbs_bytes, tbs.size()) != 1)
-    return std::nullopt;
-  std::string sig(sig_len + 1, '\0');  // a BIT STRING: no unused bits, then the signature
-  if (EVP_DigestSign(ctx->get(), reinterpret_cast<unsigned char*>(sig.data()) + 1, &sig_len,
-                     tbs_bytes, tbs.size()) != 1)
-    return std::nullopt;
-  sig.resize(sig_len + 1);
+  // A BIT STRING: no unused bits, then the signature.
+  std::string sig = EcdsaSign(issuer_key, Sha2(digest_bits, tbs));
+  if (sig.empty()) return std::nullopt;
+  sig.insert(sig.begin(), '\0');
   SignedDer out;
   out.der = Tlv(0x30, tbs + sig_alg + Tlv(0x03, sig));
   out.serial = std::move(*serial);

@@ -6,7 +6,10 @@
 
 #include <gtest/gtest.h>
 #include <openssl/x509v3.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
+#include <set>
 #include <string>
 #include <vector>
 
@@ -148,6 +151,16 @@ TEST(SignLeafDer, SameCertificateAsTheX509Path) {
     t.not_after = 2524608000;   // 2050-01-01T00:00:00Z
     templates.push_back(t);
   }
+  {
+    CertTemplate t;  // a commonName alone: 64 characters, the most X.509 allows
+    t.common_name = std::string(52, 'n') + ".example.com";
+    templates.push_back(t);
+  }
+  {
+    CertTemplate t;  // a commonName alone outside printable ASCII (UTF-8, a tab)
+    t.common_name = "z\xc3\xbcrich-node\t1";
+    templates.push_back(t);
+  }
   // A subject given as it came (sign-verbatim): a CSR's name, and one whose only RDN holds no
   // attribute (no subject as RFC 5280 counts: the SAN is critical).
   Name given(X509_NAME_new());
@@ -236,6 +249,7 @@ TEST(SignLeafDer, DeclinesWhatTheX509PathDecides) {
   with("a bad OID", [](CertTemplate& t) { t.ext_key_usage = {"1.x"}; });
   with("notAfter first", [](CertTemplate& t) { t.not_after = t.not_before; });
   with("no name at all", [](CertTemplate& t) { t.common_name.clear(); });
+  with("a 65-character name", [](CertTemplate& t) { t.common_name = std::string(65, 'n'); });
   with("an OID OpenSSL refuses", [](CertTemplate& t) { t.ext_key_usage = {"01.3.6.1.5.5.7.3.1"}; });
   for (const auto& [what, t] : cases) {
     SCOPED_TRACE(what);
@@ -249,6 +263,50 @@ TEST(SignLeafDer, DeclinesWhatTheX509PathDecides) {
   auto rsa = GenerateKey({KeyType::kRsa, 2048});
   ASSERT_TRUE(rsa.ok());
   EXPECT_FALSE(SignLeafDer(base, spki, issuer.cert.get(), rsa->get()).has_value());
+  X509_PUBKEY_free(spki);
+}
+
+// Serials take their random bits from a per-thread buffer: they never repeat, in this process
+// or in a child forked after the buffer was filled (which must not hand out the same bytes as
+// its parent).
+TEST(SignLeafDer, SerialsNeverRepeatNotEvenAcrossAFork) {
+  Issuer issuer = MakeIssuer(256);
+  auto subject = GenerateKey({KeyType::kEc, 256});
+  ASSERT_TRUE(subject.ok());
+  X509_PUBKEY* spki = nullptr;
+  ASSERT_EQ(X509_PUBKEY_set(&spki, subject->get()), 1);
+  CertTemplate t;
+  t.common_name = "serial.example.com";
+  t.not_before = 1764547200;
+  t.not_after = 1796083200;
+  auto random_part = [&] {
+    auto c = SignLeafDer(t, spki, issuer.cert.get(), issuer.key.get());
+    EXPECT_TRUE(c.has_value());
+    return c ? c->serial.substr(6) : std::string();
+  };
+  std::set<std::string> seen;
+  for (int i = 0; i < 100; ++i) EXPECT_TRUE(seen.insert(random_part()).second);
+
+  int fds[2];
+  ASSERT_EQ(pipe(fds), 0);
+  const pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    const std::string r = random_part();
+    const bool ok = write(fds[1], r.data(), r.size()) == static_cast<ssize_t>(r.size());
+    _exit(ok ? 0 : 1);
+  }
+  close(fds[1]);
+  const std::string mine = random_part();
+  std::string theirs(14, '\0');
+  ASSERT_EQ(read(fds[0], theirs.data(), theirs.size()), 14);
+  close(fds[0]);
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  EXPECT_EQ(mine.size(), 14u);
+  EXPECT_NE(mine, theirs);
+  EXPECT_TRUE(seen.insert(theirs).second);
   X509_PUBKEY_free(spki);
 }
 

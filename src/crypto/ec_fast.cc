@@ -79,6 +79,29 @@ int EcdsaVerify(int curve_nid, std::string_view point, std::string_view digest,
   return r == 1 ? 1 : 0;
 }
 
+std::string EcdsaSign(EVP_PKEY* key, std::string_view digest) {
+  if (EVP_PKEY_get_base_id(key) != EVP_PKEY_EC) return {};
+  // A provider key is copied into an EC_KEY once, cached inside `key` under its lock (so this is
+  // safe while other threads sign with the same key) and freed, private scalar cleared, with it.
+  const EC_KEY* ec = EVP_PKEY_get0_EC_KEY(key);
+  if (ec == nullptr || EC_KEY_get0_private_key(ec) == nullptr) {
+    ERR_clear_error();
+    return {};
+  }
+  std::string sig(static_cast<size_t>(ECDSA_size(ec)), '\0');
+  unsigned int len = 0;
+  // ECDSA_sign only reads the key; it is const in all but its signature.
+  if (sig.empty() ||
+      ECDSA_sign(0, reinterpret_cast<const unsigned char*>(digest.data()),
+                 static_cast<int>(digest.size()), reinterpret_cast<unsigned char*>(sig.data()),
+                 &len, const_cast<EC_KEY*>(ec)) != 1) {
+    ERR_clear_error();
+    return {};
+  }
+  sig.resize(len);
+  return sig;
+}
+
 EVP_PKEY* NewEcKey(int curve_nid) {
   EC_KEY* ec = EC_KEY_new_by_curve_name(curve_nid);
   if (!ec || EC_KEY_generate_key(ec) != 1) {

@@ -6,8 +6,6 @@
 #include "util/status.h"
 
 namespace coffer::crypto::x509_internal {
-namespace {
-
 const EVP_MD* DigestFor(EVP_PKEY* key, int bits) {
   int id = EVP_PKEY_get_base_id(key);
   if (id == EVP_PKEY_ED25519) return nullptr;
@@ -24,6 +22,8 @@ const EVP_MD* DigestFor(EVP_PKEY* key, int bits) {
       return EVP_sha256();
   }
 }
+
+namespace {
 
 absl::Status AddEntries(X509_NAME* n, int nid, const std::vector<std::string>& values) {
   for (const auto& v : values) {

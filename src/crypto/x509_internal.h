@@ -47,6 +47,10 @@ struct MdCtxFree {
   void operator()(EVP_MD_CTX* c) const { EVP_MD_CTX_free(c); }
 };
 
+// The digest a signature by `key` uses: `bits` picks SHA-256/384/512; 0 is SHA-256 for RSA and
+// the curve-sized hash for EC; nullptr for Ed25519, which signs without one.
+const EVP_MD* DigestFor(EVP_PKEY* key, int bits);
+
 // A digest-sign context for `key`, PSS-padded when asked (RSA only). `bits` picks SHA-256/384/
 // 512; 0 is SHA-256 for RSA and the curve-sized hash for EC; Ed25519 signs without a digest.
 absl::StatusOr<std::unique_ptr<EVP_MD_CTX, MdCtxFree>> SignCtx(EVP_PKEY* key, int bits,
