@@ -224,6 +224,10 @@ std::optional<std::string> TimeDer(int64_t t) {
 // for any other subject, or a name outside printable ASCII or over 64 characters, which
 // BuildName judges.
 std::optional<std::string> CommonNameOnlyDer(const CertTemplate& t) {
+  // The fields below are every subject field of CertTemplate (those BuildName takes). A field
+  // added to the template changes its size: then add it here and to BuildName's call sites.
+  static_assert(sizeof(CertTemplate) == 520,
+                "CertTemplate changed: check CommonNameOnlyDer's list of subject fields");
   if (t.subject || t.common_name.empty() || t.common_name.size() > 64 || !t.organization.empty() ||
       !t.ou.empty() || !t.country.empty() || !t.locality.empty() || !t.province.empty() ||
       !t.street_address.empty() || !t.postal_code.empty() || !t.serial_number.empty())
@@ -344,9 +348,15 @@ absl::StatusOr<Cert> SignCertificate(const CertTemplate& t, const X509_PUBKEY* s
                        issuer_cert ? X509_get_subject_name(issuer_cert) : X509_get_subject_name(c));
   if (t.not_after <= t.not_before)
     return absl::InvalidArgumentError("the certificate's notAfter is not after its notBefore");
-  X509_time_adj_ex(X509_getm_notBefore(c), 0, 0, nullptr);
-  ASN1_TIME_set(X509_getm_notBefore(c), static_cast<time_t>(t.not_before));
-  ASN1_TIME_set(X509_getm_notAfter(c), static_cast<time_t>(t.not_after));
+  // ASN1_TIME_set writes a five-digit year past 9999 (not a valid GeneralizedTime): refused
+  // here as TimeDer (the fast path's writer) refuses it.
+  if (!TimeDer(t.not_before) || !TimeDer(t.not_after) ||
+      ASN1_TIME_set(X509_getm_notBefore(c), static_cast<time_t>(t.not_before)) == nullptr ||
+      ASN1_TIME_set(X509_getm_notAfter(c), static_cast<time_t>(t.not_after)) == nullptr) {
+    ERR_clear_error();
+    return absl::InvalidArgumentError(
+        "the certificate's validity is outside what X.509 can encode (years 0000-9999)");
+  }
   // Copy the SubjectPublicKeyInfo field by field (no decoder/encoder round trip).
   const unsigned char* key_bits = nullptr;
   int key_len = 0;

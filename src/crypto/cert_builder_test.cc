@@ -11,6 +11,7 @@
 
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "crypto/cert_fields.h"
@@ -28,8 +29,14 @@ struct Issuer {
   Cert cert;
 };
 
+// The issuer's key as the server holds it: parsed from its stored PEM, so a provider key (one
+// GenerateKey made is a plain EC_KEY, which EcdsaSign uses without OpenSSL's legacy copy).
 Issuer MakeIssuer(int bits) {
-  auto key = GenerateKey({KeyType::kEc, bits});
+  auto generated = GenerateKey({KeyType::kEc, bits});
+  EXPECT_TRUE(generated.ok());
+  auto pem = PrivateKeyPem(generated->get(), "");
+  EXPECT_TRUE(pem.ok());
+  auto key = ParsePrivateKeyPem(pem->view());
   EXPECT_TRUE(key.ok());
   CertTemplate t;
   t.common_name = "Test Root " + std::to_string(bits);
@@ -154,6 +161,23 @@ TEST(SignLeafDer, SameCertificateAsTheX509Path) {
   {
     CertTemplate t;  // a commonName alone: 64 characters, the most X.509 allows
     t.common_name = std::string(52, 'n') + ".example.com";
+    templates.push_back(t);
+  }
+  {
+    CertTemplate t;  // characters a PrintableString lacks: still the UTF8String OpenSSL writes
+    t.common_name = "*.a_b@c&d!";
+    templates.push_back(t);
+  }
+  {
+    CertTemplate t;  // a second before 1970, a leap day, 2100 (no leap day), the last second
+    t.common_name = "calendar.example.com";  // X.509 can encode
+    t.not_before = -1;
+    t.not_after = 951782400;  // 2000-02-29T00:00:00Z
+    templates.push_back(t);
+    t.not_before = 4107456000;  // 2100-02-28T00:00:00Z
+    t.not_after = 4107542400;   // 2100-03-01T00:00:00Z
+    templates.push_back(t);
+    t.not_after = 253402300799;  // 9999-12-31T23:59:59Z
     templates.push_back(t);
   }
   {
@@ -287,26 +311,90 @@ TEST(SignLeafDer, SerialsNeverRepeatNotEvenAcrossAFork) {
   std::set<std::string> seen;
   for (int i = 0; i < 100; ++i) EXPECT_TRUE(seen.insert(random_part()).second);
 
+  // More serials than one buffer holds on each side, so the test does not depend on where in
+  // its buffer the parent was when it forked.
+  constexpr size_t kEach = 40, kPart = 14;
   int fds[2];
   ASSERT_EQ(pipe(fds), 0);
   const pid_t child = fork();
   ASSERT_GE(child, 0);
   if (child == 0) {
-    const std::string r = random_part();
-    const bool ok = write(fds[1], r.data(), r.size()) == static_cast<ssize_t>(r.size());
+    std::string all;
+    for (size_t i = 0; i < kEach; ++i) all += random_part();
+    const bool ok = all.size() == kPart * kEach &&
+                    write(fds[1], all.data(), all.size()) == static_cast<ssize_t>(all.size());
     _exit(ok ? 0 : 1);
   }
   close(fds[1]);
-  const std::string mine = random_part();
-  std::string theirs(14, '\0');
-  ASSERT_EQ(read(fds[0], theirs.data(), theirs.size()), 14);
+  for (size_t i = 0; i < kEach; ++i) EXPECT_TRUE(seen.insert(random_part()).second);
+  std::string theirs(kPart * kEach, '\0');
+  size_t got = 0;
+  for (ssize_t n = 1; n > 0 && got < theirs.size(); got += static_cast<size_t>(n))
+    n = read(fds[0], theirs.data() + got, theirs.size() - got);
   close(fds[0]);
   int status = 0;
   ASSERT_EQ(waitpid(child, &status, 0), child);
-  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-  EXPECT_EQ(mine.size(), 14u);
-  EXPECT_NE(mine, theirs);
-  EXPECT_TRUE(seen.insert(theirs).second);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "the child could not sign";
+  ASSERT_EQ(got, theirs.size());
+  for (size_t i = 0; i < kEach; ++i)
+    EXPECT_TRUE(seen.insert(theirs.substr(kPart * i, kPart)).second)
+        << "the child repeated a serial of its parent";
+  X509_PUBKEY_free(spki);
+}
+
+// Many threads signing with one freshly parsed issuer key at once: OpenSSL makes its EC_KEY copy
+// of the key on first use, which must race safely (ThreadSanitizer in CI), and every thread gets
+// a certificate from the fast path that verifies.
+TEST(SignLeafDer, ThreadsSignWithOneFreshKeyAtOnce) {
+  Issuer issuer = MakeIssuer(256);
+  auto subject = GenerateKey({KeyType::kEc, 256});
+  ASSERT_TRUE(subject.ok());
+  X509_PUBKEY* spki = nullptr;
+  ASSERT_EQ(X509_PUBKEY_set(&spki, subject->get()), 1);
+  CertTemplate t;
+  t.common_name = "threads.example.com";
+  t.not_before = 1764547200;
+  t.not_after = 1796083200;
+  constexpr int kThreads = 8, kEach = 20;
+  std::vector<std::vector<std::string>> ders(kThreads);
+  {
+    std::vector<std::thread> threads;
+    threads.reserve(kThreads);
+    for (int i = 0; i < kThreads; ++i)
+      threads.emplace_back([&, i] {
+        for (int j = 0; j < kEach; ++j) {
+          auto c = SignLeafDer(t, spki, issuer.cert.get(), issuer.key.get());
+          ders[i].push_back(c ? c->der : std::string());
+        }
+      });
+    for (auto& th : threads) th.join();
+  }
+  std::set<std::string> serials;
+  for (const auto& list : ders)
+    for (const auto& der : list) {
+      ASSERT_FALSE(der.empty()) << "SignLeafDer declined";
+      const auto* p = reinterpret_cast<const unsigned char*>(der.data());
+      Cert c(d2i_X509(nullptr, &p, static_cast<long>(der.size())));
+      ASSERT_TRUE(c);
+      EXPECT_EQ(X509_verify(c.get(), issuer.key.get()), 1);
+      EXPECT_TRUE(serials.insert(SerialColon(c.get())).second);
+    }
+  X509_PUBKEY_free(spki);
+}
+
+// The X509 path refuses a validity X.509 cannot encode instead of writing a wrong time.
+TEST(SignCertificate, RefusesAValidityPastTheYear9999) {
+  Issuer issuer = MakeIssuer(256);
+  CertTemplate t;
+  t.common_name = "far.example.com";
+  t.not_before = 1764547200;
+  t.not_after = 253402300800;  // 10000-01-01T00:00:00Z
+  X509_PUBKEY* spki = nullptr;
+  ASSERT_EQ(X509_PUBKEY_set(&spki, issuer.key.get()), 1);
+  EXPECT_FALSE(SignLeafDer(t, spki, issuer.cert.get(), issuer.key.get()).has_value());
+  auto slow = SignCertificate(t, spki, issuer.cert.get(), issuer.key.get());
+  EXPECT_FALSE(slow.ok());
+  EXPECT_NE(slow.status().message().find("years 0000-9999"), std::string::npos) << slow.status();
   X509_PUBKEY_free(spki);
 }
 

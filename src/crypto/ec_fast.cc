@@ -80,7 +80,9 @@ int EcdsaVerify(int curve_nid, std::string_view point, std::string_view digest,
 }
 
 std::string EcdsaSign(EVP_PKEY* key, std::string_view digest) {
-  if (EVP_PKEY_get_base_id(key) != EVP_PKEY_EC) return {};
+  // Under a FIPS provider every signature must go through it: decline, EVP signs.
+  if (EVP_PKEY_get_base_id(key) != EVP_PKEY_EC || EVP_default_properties_is_fips_enabled(nullptr))
+    return {};
   // A provider key is copied into an EC_KEY once, cached inside `key` under its lock (so this is
   // safe while other threads sign with the same key) and freed, private scalar cleared, with it.
   const EC_KEY* ec = EVP_PKEY_get0_EC_KEY(key);
