@@ -16,6 +16,7 @@
 #include "crypto/cert_fields.h"
 #include "crypto/ec_fast.h"
 #include "crypto/x509_internal.h"
+#include "util/human_time.h"
 #include "util/status.h"
 
 namespace coffer::crypto {
@@ -184,37 +185,23 @@ std::string Extension(std::string_view oid_der, bool critical, std::string_view 
 
 // UTCTime for 1950-2049, GeneralizedTime otherwise (RFC 5280 4.1.2.5), as ASN1_TIME_set does.
 std::optional<std::string> TimeDer(int64_t t) {
-  // Civil date from days since 1970-01-01 in the proleptic Gregorian calendar (the algorithm of
-  // gmtime for any year; gmtime_r and snprintf were a hundredth of a signing request).
-  int64_t days = t / 86400, secs = t % 86400;
-  if (secs < 0) {
-    secs += 86400;
-    --days;
-  }
-  const int64_t z = days + 719468;
-  const int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-  const int64_t doe = z - era * 146097;
-  const int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-  const int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-  const int64_t mp = (5 * doy + 2) / 153;
-  const int64_t day = doy - (153 * mp + 2) / 5 + 1;
-  const int64_t month = mp < 10 ? mp + 3 : mp - 9;
-  const int64_t year = yoe + era * 400 + (month <= 2 ? 1 : 0);
-  if (year < 0 || year > 9999) return std::nullopt;
+  // Without gmtime_r and snprintf, which were a hundredth of a signing request.
+  const CivilTime c = CivilUtc(t);
+  if (c.year < 0 || c.year > 9999) return std::nullopt;
   char buf[15];
   size_t n = 0;
   auto two = [&buf, &n](int64_t v) {
     buf[n++] = static_cast<char>('0' + v / 10);
     buf[n++] = static_cast<char>('0' + v % 10);
   };
-  const bool utc = year >= 1950 && year < 2050;  // UTCTime, else GeneralizedTime
-  if (!utc) two(year / 100);
-  two(year % 100);
-  two(month);
-  two(day);
-  two(secs / 3600);
-  two(secs / 60 % 60);
-  two(secs % 60);
+  const bool utc = c.year >= 1950 && c.year < 2050;  // UTCTime, else GeneralizedTime
+  if (!utc) two(c.year / 100);
+  two(c.year % 100);
+  two(c.month);
+  two(c.day);
+  two(c.hour);
+  two(c.minute);
+  two(c.second);
   buf[n++] = 'Z';
   return Tlv(utc ? 0x17 : 0x18, std::string_view(buf, n));
 }

@@ -49,6 +49,29 @@ Issuer MakeIssuer(int bits) {
   return {std::move(*key), std::move(*cert)};
 }
 
+// An issuer, a P-256 subject key and a leaf template for it (`name`, valid Dec 2025 - Dec 2026).
+struct Leaf {
+  Issuer issuer = MakeIssuer(256);
+  PKey subject_key;
+  X509_PUBKEY* spki = nullptr;
+  CertTemplate t;
+  explicit Leaf(std::string name) {
+    auto k = GenerateKey({KeyType::kEc, 256});
+    EXPECT_TRUE(k.ok());
+    subject_key = std::move(*k);
+    EXPECT_EQ(X509_PUBKEY_set(&spki, subject_key.get()), 1);
+    t.common_name = std::move(name);
+    t.not_before = 1764547200;
+    t.not_after = 1796083200;
+  }
+  ~Leaf() { X509_PUBKEY_free(spki); }
+  Leaf(const Leaf&) = delete;
+  Leaf& operator=(const Leaf&) = delete;
+  std::optional<SignedDer> Fast(const CertTemplate& with) const {
+    return SignLeafDer(with, spki, issuer.cert.get(), issuer.key.get());
+  }
+};
+
 // Compares everything but the serial and the signature value.
 void ExpectSameCertificate(X509* fast, X509* slow) {
   EXPECT_EQ(X509_get_version(fast), X509_get_version(slow));
@@ -251,15 +274,10 @@ TEST(SignLeafDer, SameCertificateAsTheX509Path) {
 
 // Outside the fast path: SignLeafDer declines and SignCertificate gives the answer.
 TEST(SignLeafDer, DeclinesWhatTheX509PathDecides) {
-  Issuer issuer = MakeIssuer(256);
-  auto subject = GenerateKey({KeyType::kEc, 256});
-  ASSERT_TRUE(subject.ok());
-  X509_PUBKEY* spki = nullptr;
-  ASSERT_EQ(X509_PUBKEY_set(&spki, subject->get()), 1);
-  CertTemplate base;
-  base.common_name = "x.example.com";
-  base.not_before = 1764547200;
-  base.not_after = 1796083200;
+  Leaf leaf("x.example.com");
+  const Issuer& issuer = leaf.issuer;
+  X509_PUBKEY* spki = leaf.spki;
+  const CertTemplate& base = leaf.t;
   std::vector<std::pair<std::string, CertTemplate>> cases;
   auto with = [&](const char* what, auto change) {
     CertTemplate t = base;
@@ -287,24 +305,15 @@ TEST(SignLeafDer, DeclinesWhatTheX509PathDecides) {
   auto rsa = GenerateKey({KeyType::kRsa, 2048});
   ASSERT_TRUE(rsa.ok());
   EXPECT_FALSE(SignLeafDer(base, spki, issuer.cert.get(), rsa->get()).has_value());
-  X509_PUBKEY_free(spki);
 }
 
 // Serials take their random bits from a per-thread buffer: they never repeat, in this process
 // or in a child forked after the buffer was filled (which must not hand out the same bytes as
 // its parent).
 TEST(SignLeafDer, SerialsNeverRepeatNotEvenAcrossAFork) {
-  Issuer issuer = MakeIssuer(256);
-  auto subject = GenerateKey({KeyType::kEc, 256});
-  ASSERT_TRUE(subject.ok());
-  X509_PUBKEY* spki = nullptr;
-  ASSERT_EQ(X509_PUBKEY_set(&spki, subject->get()), 1);
-  CertTemplate t;
-  t.common_name = "serial.example.com";
-  t.not_before = 1764547200;
-  t.not_after = 1796083200;
+  Leaf leaf("serial.example.com");
   auto random_part = [&] {
-    auto c = SignLeafDer(t, spki, issuer.cert.get(), issuer.key.get());
+    auto c = leaf.Fast(leaf.t);
     EXPECT_TRUE(c.has_value());
     return c ? c->serial.substr(6) : std::string();
   };
@@ -339,22 +348,13 @@ TEST(SignLeafDer, SerialsNeverRepeatNotEvenAcrossAFork) {
   for (size_t i = 0; i < kEach; ++i)
     EXPECT_TRUE(seen.insert(theirs.substr(kPart * i, kPart)).second)
         << "the child repeated a serial of its parent";
-  X509_PUBKEY_free(spki);
 }
 
 // Many threads signing with one freshly parsed issuer key at once: OpenSSL makes its EC_KEY copy
 // of the key on first use, which must race safely (ThreadSanitizer in CI), and every thread gets
 // a certificate from the fast path that verifies.
 TEST(SignLeafDer, ThreadsSignWithOneFreshKeyAtOnce) {
-  Issuer issuer = MakeIssuer(256);
-  auto subject = GenerateKey({KeyType::kEc, 256});
-  ASSERT_TRUE(subject.ok());
-  X509_PUBKEY* spki = nullptr;
-  ASSERT_EQ(X509_PUBKEY_set(&spki, subject->get()), 1);
-  CertTemplate t;
-  t.common_name = "threads.example.com";
-  t.not_before = 1764547200;
-  t.not_after = 1796083200;
+  Leaf leaf("threads.example.com");
   constexpr int kThreads = 8, kEach = 20;
   std::vector<std::vector<std::string>> ders(kThreads);
   {
@@ -363,7 +363,7 @@ TEST(SignLeafDer, ThreadsSignWithOneFreshKeyAtOnce) {
     for (int i = 0; i < kThreads; ++i)
       threads.emplace_back([&, i] {
         for (int j = 0; j < kEach; ++j) {
-          auto c = SignLeafDer(t, spki, issuer.cert.get(), issuer.key.get());
+          auto c = leaf.Fast(leaf.t);
           ders[i].push_back(c ? c->der : std::string());
         }
       });
@@ -376,26 +376,20 @@ TEST(SignLeafDer, ThreadsSignWithOneFreshKeyAtOnce) {
       const auto* p = reinterpret_cast<const unsigned char*>(der.data());
       Cert c(d2i_X509(nullptr, &p, static_cast<long>(der.size())));
       ASSERT_TRUE(c);
-      EXPECT_EQ(X509_verify(c.get(), issuer.key.get()), 1);
+      EXPECT_EQ(X509_verify(c.get(), leaf.issuer.key.get()), 1);
       EXPECT_TRUE(serials.insert(SerialColon(c.get())).second);
     }
-  X509_PUBKEY_free(spki);
 }
 
 // The X509 path refuses a validity X.509 cannot encode instead of writing a wrong time.
 TEST(SignCertificate, RefusesAValidityPastTheYear9999) {
-  Issuer issuer = MakeIssuer(256);
-  CertTemplate t;
-  t.common_name = "far.example.com";
-  t.not_before = 1764547200;
+  Leaf leaf("far.example.com");
+  CertTemplate t = leaf.t;
   t.not_after = 253402300800;  // 10000-01-01T00:00:00Z
-  X509_PUBKEY* spki = nullptr;
-  ASSERT_EQ(X509_PUBKEY_set(&spki, issuer.key.get()), 1);
-  EXPECT_FALSE(SignLeafDer(t, spki, issuer.cert.get(), issuer.key.get()).has_value());
-  auto slow = SignCertificate(t, spki, issuer.cert.get(), issuer.key.get());
+  EXPECT_FALSE(leaf.Fast(t).has_value());
+  auto slow = SignCertificate(t, leaf.spki, leaf.issuer.cert.get(), leaf.issuer.key.get());
   EXPECT_FALSE(slow.ok());
   EXPECT_NE(slow.status().message().find("years 0000-9999"), std::string::npos) << slow.status();
-  X509_PUBKEY_free(spki);
 }
 
 }  // namespace

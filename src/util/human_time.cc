@@ -25,9 +25,7 @@ std::string Format(int64_t t, const char* fmt) {
 
 }  // namespace
 
-// Without strftime or a time zone database: this runs on every token lookup and audit entry.
-// The civil date from days since 1970-01-01 is Howard Hinnant's days_from_civil inverse.
-std::string Rfc3339Utc(int64_t unix_seconds) {
+CivilTime CivilUtc(int64_t unix_seconds) {
   int64_t days = unix_seconds / kDay, secs = unix_seconds % kDay;
   if (secs < 0) {
     secs += kDay;
@@ -41,23 +39,33 @@ std::string Rfc3339Utc(int64_t unix_seconds) {
   const int64_t mp = (5 * doy + 2) / 153;
   const int64_t day = doy - (153 * mp + 2) / 5 + 1;
   const int64_t month = mp < 10 ? mp + 3 : mp - 9;
-  const int64_t year = yoe + era * 400 + (month <= 2 ? 1 : 0);
-  if (year < 0 || year > 9999) return Format(unix_seconds, "%Y-%m-%dT%H:%M:%SZ");
+  return {yoe + era * 400 + (month <= 2 ? 1 : 0),
+          month,
+          day,
+          secs / kHour,
+          secs % kHour / kMinute,
+          secs % kMinute};
+}
+
+// Without strftime or a time zone database: this runs on every token lookup and audit entry.
+std::string Rfc3339Utc(int64_t unix_seconds) {
+  const CivilTime c = CivilUtc(unix_seconds);
+  if (c.year < 0 || c.year > 9999) return Format(unix_seconds, "%Y-%m-%dT%H:%M:%SZ");
   char buf[21];
   auto put = [&buf](int at, int64_t v, int width) {
     for (int i = width - 1; i >= 0; --i, v /= 10) buf[at + i] = static_cast<char>('0' + v % 10);
   };
-  put(0, year, 4);
+  put(0, c.year, 4);
   buf[4] = '-';
-  put(5, month, 2);
+  put(5, c.month, 2);
   buf[7] = '-';
-  put(8, day, 2);
+  put(8, c.day, 2);
   buf[10] = 'T';
-  put(11, secs / kHour, 2);
+  put(11, c.hour, 2);
   buf[13] = ':';
-  put(14, secs % kHour / kMinute, 2);
+  put(14, c.minute, 2);
   buf[16] = ':';
-  put(17, secs % kMinute, 2);
+  put(17, c.second, 2);
   buf[19] = 'Z';
   return std::string(buf, 20);
 }

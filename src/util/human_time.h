@@ -8,6 +8,13 @@
 
 namespace coffer {
 
+// A Unix time's civil date and time in UTC, proleptic Gregorian, for any int64 seconds (Howard
+// Hinnant's days_from_civil inverse: no gmtime, no time zone database).
+struct CivilTime {
+  int64_t year, month, day, hour, minute, second;
+};
+CivilTime CivilUtc(int64_t unix_seconds);
+
 // "2027-11-30T17:00:00Z".
 std::string Rfc3339Utc(int64_t unix_seconds);
 // The two largest units of a span: "364d 23h", "5h 3m", "42s", "0s" (negative spans as their
