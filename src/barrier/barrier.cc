@@ -288,6 +288,32 @@ absl::Status Barrier::Write(std::vector<storage::WriteOp> ops) {
   return physical_->Write(std::move(ops));
 }
 
+void Barrier::WriteAsync(std::vector<storage::WriteOp> ops, WriteDone done) {
+  absl::Status refused;  // `done` runs outside the lock
+  {
+    ReaderMutexLock l(&mu_);
+    for (auto& op : ops) {
+      if (op.key == kKeyringPath) {
+        refused = absl::PermissionDeniedError("the keyring path is reserved");
+        break;
+      }
+      if (op.kind == storage::WriteOp::Kind::kPut) {
+        auto sealed = Encrypt(op.key, op.value);
+        if (!sealed.ok()) {
+          refused = sealed.status();
+          break;
+        }
+        op.value = std::move(*sealed);
+      } else if (sealed_) {
+        refused = SealedError();
+        break;
+      }
+    }
+  }
+  if (!refused.ok()) return done(std::move(refused));
+  physical_->WriteAsync(std::move(ops), std::move(done));
+}
+
 absl::StatusOr<std::vector<std::string>> Barrier::List(std::string_view prefix,
                                                        std::string_view after, size_t limit) {
   if (sealed()) return SealedError();
@@ -311,6 +337,10 @@ absl::Status PrefixView::Delete(std::string_view key) { return under_->Delete(Fu
 absl::Status PrefixView::Write(std::vector<storage::WriteOp> ops) {
   for (auto& op : ops) op.key = Full(op.key);
   return under_->Write(std::move(ops));
+}
+void PrefixView::WriteAsync(std::vector<storage::WriteOp> ops, WriteDone done) {
+  for (auto& op : ops) op.key = Full(op.key);
+  under_->WriteAsync(std::move(ops), std::move(done));
 }
 absl::StatusOr<std::vector<std::string>> PrefixView::List(std::string_view prefix,
                                                           std::string_view after, size_t limit) {

@@ -70,6 +70,10 @@ class Barrier final : public storage::Storage {
                                                 size_t limit = 0) override ABSL_LOCKS_EXCLUDED(mu_);
   absl::Status DeletePrefix(std::string_view prefix) override ABSL_LOCKS_EXCLUDED(mu_);
   std::string_view Type() const override { return physical_->Type(); }
+  // Encrypts on the calling thread, then hands the write on.
+  void WriteAsync(std::vector<storage::WriteOp> ops, WriteDone done) override
+      ABSL_LOCKS_EXCLUDED(mu_);
+  bool WritesAsync() const override { return physical_->WritesAsync(); }
 
  private:
   struct Term {
@@ -115,6 +119,8 @@ class PrefixView final : public storage::Storage {
                                                 size_t limit = 0) override;
   absl::Status DeletePrefix(std::string_view prefix) override;
   std::string_view Type() const override { return under_->Type(); }
+  void WriteAsync(std::vector<storage::WriteOp> ops, WriteDone done) override;
+  bool WritesAsync() const override { return under_->WritesAsync(); }
   const std::string& prefix() const { return prefix_; }
 
  private:

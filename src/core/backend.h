@@ -120,6 +120,12 @@ class Backend {
     return op != Operation::kRead && op != Operation::kHead;
   }
 
+  // Whether a request that MayWait waits only on writes it can defer (Request::defer_write:
+  // its writes are its last steps, and it starts them with WriteAsync when allowed). On a store
+  // whose writes are asynchronous it then runs on its connection's loop, which answers once the
+  // writes are durable. Same rules as Expensive. Default: none.
+  virtual bool DefersWrites(std::string_view path, Operation op) const { return false; }
+
   // Whether a request may run on an HA standby that serves (docs/ha.md): it writes nothing in
   // storage, on this thread or any other, when it succeeds. Same rules as Expensive. Should a
   // request so declared try to write after all, the standby's storage refuses it and the request

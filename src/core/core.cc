@@ -791,6 +791,13 @@ absl::StatusOr<Core::Admission> Core::Admit(Request& req, bool check_token) {
   if (backend) {
     out.expensive = backend->Expensive(rest);
     out.may_wait = backend->MayWait(rest, req.op);
+    // Audit devices make the response entry final when the engine returns (HandleLocked):
+    // then the write is not deferred, and the request must not wait on its loop.
+    if (out.may_wait && backend->DefersWrites(rest, req.op) && barrier_->WritesAsync() &&
+        !audit_->Enabled()) {
+      out.may_wait = false;
+      out.defer_write = true;
+    }
   } else {
     out.may_wait = req.op != Operation::kRead && req.op != Operation::kHead;
   }
@@ -858,6 +865,9 @@ absl::StatusOr<Response> Core::Handle(Request& req) {
 }
 
 absl::StatusOr<Response> Core::HandleLocked(Request& req) {
+  // A deferred write is answered after the engine returns: not where the answer must be final
+  // then (the audit log's response entry; a wrapped response stores the answer itself).
+  if (req.defer_write && (req.wrap_ttl > 0 || audit_->Enabled())) req.defer_write = false;
   // Route first: sys/ to the system backend, anything else to the longest-prefix mount. The
   // backend's declared special paths decide what needs no token and what needs sudo.
   std::string rest;
@@ -902,6 +912,10 @@ absl::StatusOr<Response> Core::HandleLocked(Request& req) {
     req.path = rest;
     absl::StatusOr<Response> result = backend->Handle(req);
     req.path = full_path;
+    // A write the engine left in flight travels with its answer (an error answer does not
+    // wait for it: the client learns nothing from it).
+    if (req.pending_write && result.ok()) result->durable = std::move(req.pending_write);
+    req.pending_write.reset();
     if (result.ok() && !poll) result->park_ms = 0;
     if (result.ok() && req.op != Operation::kRead && req.op != Operation::kList &&
         req.op != Operation::kHead)
@@ -1022,6 +1036,15 @@ absl::StatusOr<Response> Core::HandleLocked(Request& req) {
   // A standby's request that tried to write is answered by the active server, which audits
   // the response (the request entry written here stays: docs/ha.md).
   if (storage::StandbyGuardStorage::RefusedInScope()) return StandbyWriteError();
+  // An audit device enabled while the engine ran: the response entry must record the final
+  // answer, so the deferred write is waited for here (rare: Admit and HandleLocked checked).
+  if (result.ok() && result->durable && audit_->Enabled()) {
+    const absl::Status st = result->durable->Wait();
+    if (!st.ok())
+      result = st;
+    else
+      result->durable.reset();
+  }
   RETURN_IF_ERROR(audit_->LogResponse(req, token, result));
   return result;
 }

@@ -107,6 +107,10 @@ class Core final : private SystemView {
     bool expensive = false;      // the backend declared the path expensive (SpecialPaths)
     bool authenticated = false;  // a valid token was checked (check_token)
     bool may_wait = false;       // the backend says it may wait on a storage write (MayWait)
+    // It would wait only on writes it can defer, and the store writes asynchronously: it runs
+    // on its connection's loop with Request::defer_write, answered when durable (may_wait is
+    // then false).
+    bool defer_write = false;
   };
   // With check_token, decides as Handle() would before any body is read: sealed is 503, a path
   // that needs no token is admitted, anything else needs a valid token (403 otherwise, audited

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
@@ -11,6 +12,7 @@
 #include "absl/status/status.h"
 #include "boost/json/object.hpp"
 #include "core/token_store.h"
+#include "storage/pending_write.h"
 #include "storage/storage.h"
 
 namespace coffer::core {
@@ -46,6 +48,13 @@ struct Request {
   // engine must answer now (the wait is over, or the path was written).
   uint64_t watch_generation = 0;
   bool no_park = false;
+  // Set by the HTTP layer when it can hold the answer until a write is durable (it runs the
+  // request on an event loop): an engine may then start its last write with WriteAsync, when
+  // req.storage->WritesAsync(), and leave its PendingWrite here instead of waiting. The core
+  // clears it where the answer must be final when the engine returns (audit devices enabled,
+  // a wrapped response) and moves the PendingWrite into Response::durable.
+  bool defer_write = false;
+  std::shared_ptr<storage::PendingWrite> pending_write;
 
   std::optional<std::string> QueryParam(std::string_view name) const {
     for (const auto& [k, v] : query)
@@ -102,6 +111,9 @@ struct Response {
   // Internal: a long poll with nothing new yet; the HTTP layer answers the request again when its
   // path is written or after this many milliseconds (core/watch.h).
   int64_t park_ms = 0;
+  // Internal: a write of this request that is not durable yet (Request::defer_write); the
+  // answer waits for it and becomes its error if it fails.
+  std::shared_ptr<storage::PendingWrite> durable;
 
   static Response Data(boost::json::object d) {
     Response r;

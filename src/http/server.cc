@@ -27,6 +27,7 @@
 #include "http/client.h"
 #include "http/convert.h"
 #include "http/forward.h"
+#include "storage/pending_write.h"
 #include "util/encoding.h"
 #include "util/log.h"
 #include "util/mutex.h"
@@ -490,6 +491,11 @@ struct Shared {
   // Connections closed since the memory was last returned to the system.
   std::atomic<uint64_t>* const closed;
   Forwarder* const forwarder;
+  // Answers held until their deferred write is durable (Session::AwaitDurable): Stop() sets
+  // `stopping` (no request defers from then on) and waits for `held` to drop to 0, as their
+  // continuations hold sessions whose loops must still exist and run on the store's thread.
+  std::atomic<int64_t> held{0};
+  std::atomic<bool> stopping{false};
 };
 
 template <class Stream>
@@ -708,6 +714,8 @@ class Session : public Conn, public std::enable_shared_from_this<Session<Stream>
     // An HA standby's request that tried to write: nothing of it was stored or answered; it
     // goes to the active server.
     bool standby_write = false;
+    // The answer's deferred write, not durable yet (core::Response::durable).
+    std::shared_ptr<storage::PendingWrite> durable;
   };
 
   // Parses (unless done) and runs the request. Thread-safe: reads only immutable members, so
@@ -784,6 +792,15 @@ class Session : public Conn, public std::enable_shared_from_this<Session<Stream>
       o.park_generation = req.watch_generation;
       o.park_ms = res->park_ms;
       return o;
+    }
+    if (res.ok() && res->durable) {
+      o.durable = std::move(res->durable);
+      // Only the event loop's path holds an answer; anyone else waits here.
+      if (!req.defer_write) {
+        const absl::Status st = o.durable->Wait();
+        o.durable.reset();
+        if (!st.ok()) res = st;
+      }
     }
     o.out = RenderResponse(res, req);
     o.authenticated = req.token.has_value();
@@ -897,7 +914,40 @@ class Session : public Conn, public std::enable_shared_from_this<Session<Stream>
     if (!admission.ok() || shared_->offload_reads || admission->may_wait || req->wrap_ttl > 0)
       return Offload(msg, std::make_shared<core::Request>(std::move(*req)), shared_->blocking,
                      no_park);
-    Done(msg, Execute(*msg, &*req, no_park));
+    if (admission->defer_write) {
+      // Counted before `stopping` is read, as Stop() sets it before reading the count: either
+      // Stop() waits for this answer or this request does not defer.
+      shared_->held.fetch_add(1);
+      if (shared_->stopping.load()) {
+        shared_->held.fetch_sub(1);
+        return Offload(msg, std::make_shared<core::Request>(std::move(*req)), shared_->blocking,
+                       no_park);
+      }
+      req->defer_write = true;
+    }
+    Outcome o = Execute(*msg, &*req, no_park);
+    if (o.durable) return AwaitDurable(msg, std::move(o));
+    if (req->defer_write) shared_->held.fetch_sub(1);
+    Done(msg, std::move(o));
+  }
+
+  // A request whose last write is not durable yet (core::Request::defer_write): answered from
+  // the write's completion (the store's committing thread posts the answer to this loop), with
+  // the write's error instead if it failed. The loop serves its other connections meanwhile:
+  // no thread waits for the commit.
+  // Runs with shared_->held counted for it (Run), and uncounts it once the answer is posted.
+  void AwaitDurable(const std::shared_ptr<Message>& msg, Outcome o) {
+    std::shared_ptr<storage::PendingWrite> write = std::move(o.durable);
+    write->OnComplete(
+        [self = this->shared_from_this(), msg, o = std::move(o)](const absl::Status& st) mutable {
+          struct Uncount {
+            std::atomic<int64_t>* held;
+            ~Uncount() { held->fetch_sub(1); }
+          } uncount{&self->shared_->held};
+          if (!st.ok()) o.out = RenderError(core::HttpStatusFor(st), Msg(st));
+          asio::post(self->stream_.get_executor(),
+                     [self, msg, o = std::move(o)]() mutable { self->Done(msg, std::move(o)); });
+        });
   }
 
   void Offload(const std::shared_ptr<Message>& msg, const std::shared_ptr<core::Request>& req,
@@ -1204,6 +1254,8 @@ class Listener : public std::enable_shared_from_this<Listener> {
   }
 
   const std::string& bound() const { return bound_; }
+  int64_t held() const { return shared_->held.load(); }
+  void StopDeferring() { shared_->stopping.store(true); }
 
  private:
   // A TLS session that also owns its context (so a reload never frees one in use).
@@ -1278,6 +1330,12 @@ class HttpServerImpl final : public HttpServer {
   void Stop() override {
     if (stopped_.exchange(true)) return;
     for (auto& l : listeners_) l->Close();
+    // Answers held for a deferred write: their writes complete (the store outlives this), so
+    // their continuations, which hold sessions, are done before the loops go. No request
+    // defers once `stopping` is set.
+    for (auto& l : listeners_) l->StopDeferring();
+    for (auto& l : listeners_)
+      while (l->held() > 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
     asio::post(*loops_[0], [this] { trim_->cancel(); });
     pool_->Stop();
     blocking_->Stop();

@@ -129,6 +129,29 @@ absl::Status CacheStorage::Write(std::vector<WriteOp> ops) {
   return st;
 }
 
+// The keys stay "being written" until the write is durable: a read that misses meanwhile
+// (the store may still answer the older value) fills nothing.
+void CacheStorage::WriteAsync(std::vector<WriteOp> ops, WriteDone done) {
+  std::vector<std::string> owned;
+  owned.reserve(ops.size());
+  for (const WriteOp& op : ops) owned.push_back(op.key);
+  auto keys = std::make_shared<const std::vector<std::string>>(std::move(owned));
+  auto ended = std::make_shared<std::atomic<bool>>(false);  // EndWrite once, whatever throws
+  auto end = [this, keys, ended] {
+    if (!ended->exchange(true)) EndWrite(std::vector<std::string_view>(keys->begin(), keys->end()));
+  };
+  BeginWrite(std::vector<std::string_view>(keys->begin(), keys->end()));
+  try {
+    under_->WriteAsync(std::move(ops), [end, done = std::move(done)](absl::Status st) {
+      end();
+      done(std::move(st));
+    });
+  } catch (...) {  // not started (no memory): the keys must not stay "being written"
+    end();
+    throw;
+  }
+}
+
 absl::Status CacheStorage::DeletePrefix(std::string_view prefix) {
   BeginPrefix(prefix);
   absl::Status st = under_->DeletePrefix(prefix);

@@ -66,6 +66,8 @@ class CacheStorage final : public Storage {
   }
   absl::Status DeletePrefix(std::string_view prefix) override;
   std::string_view Type() const override { return under_->Type(); }
+  void WriteAsync(std::vector<WriteOp> ops, WriteDone done) override;
+  bool WritesAsync() const override { return under_->WritesAsync(); }
 
   uint64_t hits() const { return hits_.load(std::memory_order_relaxed); }
   uint64_t misses() const { return misses_.load(std::memory_order_relaxed); }

@@ -3,7 +3,10 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <optional>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include "storage/hook_storage.h"
 #include "storage/memory_storage.h"
@@ -128,6 +131,65 @@ TEST(CacheStorage, AReadOverlappingAWriteDoesNotCacheTheOlderValue) {
   hook.AfterNextGet("p/x", [&] { ASSERT_TRUE(cache.DeletePrefix("p/").ok()); });
   EXPECT_EQ(Value(cache, "p/x"), "old");
   EXPECT_EQ(Value(cache, "p/x"), "<absent>");
+}
+
+// A store whose WriteAsync applies and answers only when told (a group commit still running).
+class DeferringStorage final : public Storage {
+ public:
+  explicit DeferringStorage(Storage* under) : under_(under) {}
+  absl::StatusOr<std::optional<std::string>> Get(std::string_view key) override {
+    return under_->Get(key);
+  }
+  absl::Status Put(std::string_view key, std::string_view value) override {
+    return under_->Put(key, value);
+  }
+  absl::Status Delete(std::string_view key) override { return under_->Delete(key); }
+  absl::Status Write(std::vector<WriteOp> ops) override { return under_->Write(std::move(ops)); }
+  absl::StatusOr<std::vector<std::string>> List(std::string_view prefix, std::string_view after,
+                                                size_t limit) override {
+    return under_->List(prefix, after, limit);
+  }
+  absl::Status DeletePrefix(std::string_view prefix) override {
+    return under_->DeletePrefix(prefix);
+  }
+  std::string_view Type() const override { return under_->Type(); }
+  bool WritesAsync() const override { return true; }
+  void WriteAsync(std::vector<WriteOp> ops, WriteDone done) override {
+    held_.emplace_back(std::move(ops), std::move(done));
+  }
+  // Applies and answers the held writes, in order.
+  void Commit() {
+    for (auto& [ops, done] : held_) done(under_->Write(std::move(ops)));
+    held_.clear();
+  }
+
+ private:
+  Storage* under_;
+  std::vector<std::pair<std::vector<WriteOp>, WriteDone>> held_;
+};
+
+// A write in flight (WriteAsync, not yet answered) keeps its key out of the cache: a read
+// meanwhile gets the older value from the store but does not cache it, and the next read after
+// the write's answer sees the new value. With the keys released when WriteAsync returns, the
+// older value would be cached and served after the write.
+TEST(CacheStorage, AWriteInFlightKeepsItsKeyOutOfTheCache) {
+  MemoryStorage mem;
+  DeferringStorage deferring(&mem);
+  CacheStorage cache(&deferring);
+  EXPECT_TRUE(cache.WritesAsync());
+  ASSERT_TRUE(cache.Put("k", "old").ok());
+  EXPECT_EQ(Value(cache, "k"), "old");  // cached
+  std::optional<absl::Status> answer;
+  cache.WriteAsync({{WriteOp::Kind::kPut, "k", "new"}},
+                   [&](absl::Status st) { answer = std::move(st); });
+  EXPECT_FALSE(answer.has_value());
+  EXPECT_EQ(Value(cache, "k"), "old");  // the store still has it; not cached again
+  EXPECT_EQ(Value(cache, "k"), "old");
+  deferring.Commit();
+  ASSERT_TRUE(answer.has_value());
+  EXPECT_TRUE(answer->ok());
+  EXPECT_EQ(Value(cache, "k"), "new");
+  EXPECT_EQ(Value(cache, "k"), "new");
 }
 
 // A token's revocation deletes its cubbyhole prefix: that must not empty the whole cache.

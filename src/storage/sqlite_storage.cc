@@ -299,6 +299,23 @@ absl::Status SqliteStorage::Submit(Pending p) {
   return fut.get();
 }
 
+void SqliteStorage::WriteAsync(std::vector<WriteOp> ops, WriteDone done) {
+  WriteDone refused;  // answered outside the lock
+  {
+    MutexLock l(&qmu_);
+    if (stopping_) {
+      refused = std::move(done);
+    } else {
+      Pending p;
+      p.ops = std::move(ops);
+      p.callback = std::move(done);
+      queue_.push_back(std::move(p));
+    }
+  }
+  if (refused) return refused(absl::UnavailableError("storage is closing"));
+  qcv_.notify_one();
+}
+
 absl::Status SqliteStorage::ApplyLocked(Pending& p) {
   if (!p.delete_prefix.empty()) {
     sqlite3_reset(delpfx_stmt_);
@@ -363,7 +380,19 @@ void SqliteStorage::WriterLoop() {
     } else {
       for (auto& r : results) r = begin;
     }
-    for (size_t i = 0; i < batch.size(); ++i) batch[i].done.set_value(results[i]);
+    for (size_t i = 0; i < batch.size(); ++i) {
+      if (!batch[i].callback) {
+        batch[i].done.set_value(results[i]);
+        continue;
+      }
+      // A callback must not throw (storage.h); one that does must not stop this thread, which
+      // every other writer waits on.
+      try {
+        batch[i].callback(results[i]);
+      } catch (const std::exception& e) {
+        log::Error("a storage write's completion failed", {{"error", e.what()}});
+      }
+    }
   }
 }
 

@@ -39,6 +39,10 @@ class SqliteStorage final : public Storage {
       ABSL_LOCKS_EXCLUDED(pool_mu_);
   absl::Status DeletePrefix(std::string_view prefix) override ABSL_LOCKS_EXCLUDED(qmu_);
   std::string_view Type() const override { return "sqlite"; }
+  // Queued to the next group commit; `done` runs on the writer thread after that commit (or
+  // the batch's failure), like Write's answer.
+  void WriteAsync(std::vector<WriteOp> ops, WriteDone done) override ABSL_LOCKS_EXCLUDED(qmu_);
+  bool WritesAsync() const override { return true; }
 
   // Number of transactions committed so far (lets tests and benchmarks see batching).
   uint64_t commits() const;
@@ -50,8 +54,9 @@ class SqliteStorage final : public Storage {
   struct ReadConn;
   struct Pending {
     std::vector<WriteOp> ops;
-    std::string delete_prefix;  // non-empty: a DeletePrefix request instead of ops
-    std::promise<absl::Status> done;
+    std::string delete_prefix;        // non-empty: a DeletePrefix request instead of ops
+    std::promise<absl::Status> done;  // the waiting caller's answer (Submit)...
+    WriteDone callback;               // ...or, when set, the answer of a WriteAsync
   };
   class ReadLease;
 

@@ -64,6 +64,11 @@ class StandbyGuardStorage final : public Storage {
     return under_->DeletePrefix(prefix);
   }
   std::string_view Type() const override { return under_->Type(); }
+  void WriteAsync(std::vector<WriteOp> ops, WriteDone done) override {
+    if (read_only_.load()) return done(Refuse());  // on the calling thread: noted in its Scope
+    under_->WriteAsync(std::move(ops), std::move(done));
+  }
+  bool WritesAsync() const override { return under_->WritesAsync(); }
 
  private:
   static absl::Status Refuse() {

@@ -5,6 +5,7 @@
 // (for persistent backends it survives kill -9 and power loss).
 #pragma once
 
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -44,6 +45,17 @@ class Storage {
   virtual absl::Status DeletePrefix(std::string_view prefix) = 0;
 
   virtual std::string_view Type() const = 0;
+
+  // A write whose caller does not wait for it: `done` gets Write's result once the write is
+  // durable (or failed), on whichever thread finished it, possibly before WriteAsync returns.
+  // Until `done` runs, a read may or may not see the write; the caller answers nobody about it
+  // before then. `done` must be quick (it may run on a store's only committing thread) and
+  // must not throw. The default runs Write and then `done`, on the calling thread.
+  using WriteDone = std::function<void(absl::Status)>;
+  virtual void WriteAsync(std::vector<WriteOp> ops, WriteDone done) { done(Write(std::move(ops))); }
+  // Whether WriteAsync returns before the write is durable (it then never waits on the disk or
+  // the network): SQLite's group commit; wrappers pass on their store's answer.
+  virtual bool WritesAsync() const { return false; }
 };
 
 // Returns the smallest string greater than every string that starts with `prefix`

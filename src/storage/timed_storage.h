@@ -47,6 +47,16 @@ class TimedStorage final : public Storage {
     return Timed(kDeletePrefix, [&] { return under_->DeletePrefix(prefix); });
   }
   std::string_view Type() const override { return under_->Type(); }
+  // Timed from the call to the completion, as Write is.
+  void WriteAsync(std::vector<WriteOp> ops, WriteDone done) override {
+    const auto start = std::chrono::steady_clock::now();
+    under_->WriteAsync(std::move(ops), [this, start, done = std::move(done)](absl::Status st) {
+      histograms_[kWrite].Observe(
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+      done(std::move(st));
+    });
+  }
+  bool WritesAsync() const override { return under_->WritesAsync(); }
 
  private:
   template <typename Fn>

@@ -1,7 +1,9 @@
 """Real binary, SQLite + TLS with a test CA: init 5/3, unseal with 3, write, SIGKILL, restart,
 unseal, read back. Every write that was acknowledged before the kill must be there."""
+import json
 import os
 import stat
+import subprocess
 import threading
 import unittest
 
@@ -65,6 +67,89 @@ class RestartDurability(ServerTest):
             self.assertEqual((st, body["data"]["v"]), (200, key))
         st, body, _ = s.request("LIST", "secret/load", s.root)
         self.assertEqual(len(body["data"]["keys"]), 320)
+
+    def test_issued_certificates_survive_sigkill(self):
+        """Certificates signed on a role that stores them: the answer is sent only once the
+        record is durable (the event loop holds it until the group commit), so each one
+        answered is readable at once, and still there after kill -9."""
+        s = self.server().start()
+        s.init_and_unseal(1, 1)
+        st, _, _ = s.request("POST", "sys/mounts/pki", s.root, {"type": "pki"})
+        self.assertEqual(st, 204)
+        st, _, _ = s.request("POST", "pki/root/generate/internal", s.root,
+                             {"common_name": "Durable Root", "key_type": "ec", "ttl": "87600h"})
+        self.assertEqual(st, 200)
+        st, _, _ = s.request("POST", "pki/roles/web", s.root,
+                             {"allowed_domains": "example.com", "allow_subdomains": True,
+                              "key_type": "ec", "ttl": "24h"})
+        self.assertEqual(st, 200)
+        d = self.tmp
+        key, csr = os.path.join(d, "leaf.key"), os.path.join(d, "leaf.csr")
+        subprocess.run(["openssl", "ecparam", "-name", "prime256v1", "-genkey", "-noout",
+                        "-out", key], check=True, capture_output=True)
+        subprocess.run(["openssl", "req", "-new", "-key", key, "-subj", "/CN=a.example.com",
+                        "-out", csr], check=True, capture_output=True)
+        with open(csr) as f:
+            csr_pem = f.read()
+
+        acked, problems = [], []
+        lock = threading.Lock()
+
+        def signer(t):
+            for i in range(25):
+                st, body, _ = s.request("POST", "pki/sign/web", s.root,
+                                        {"csr": csr_pem, "common_name": f"n{t}-{i}.example.com"})
+                if st != 200:
+                    with lock:
+                        problems.append((st, body))
+                    continue
+                serial = body["data"]["serial_number"]
+                # Answered, so stored: readable right away.
+                st2, got, _ = s.request("GET", f"pki/cert/{serial}")
+                with lock:
+                    acked.append(serial)
+                    if st2 != 200 or got["data"]["certificate"] != body["data"]["certificate"]:
+                        problems.append(("not readable after the answer", serial, st2))
+
+        threads = [threading.Thread(target=signer, args=(t,)) for t in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        self.assertEqual(problems, [])
+        self.assertEqual(len(acked), 200)
+        self.assertEqual(len(set(acked)), 200)
+        s.kill9()
+
+        s.start()
+        s.unseal(1)
+        for serial in acked:
+            st, body, _ = s.request("GET", f"pki/cert/{serial}")
+            self.assertEqual(st, 200, serial)
+            self.assertIn("BEGIN CERTIFICATE", body["data"]["certificate"])
+        st, body, _ = s.request("LIST", "pki/certs", s.root)
+        self.assertEqual(st, 200)
+        listed = {k.replace("-", ":") for k in body["data"]["keys"]}
+        self.assertEqual(len(set(acked) - listed), 0, "answered certificates missing from the list")
+
+        # With an audit device the answer is final when the engine returns (the response entry
+        # is written then): the record is stored before the answer all the same.
+        log = os.path.join(d, "audit.log")
+        st, _, _ = s.request("PUT", "sys/audit/file", s.root,
+                             {"type": "file", "options": {"file_path": log}})
+        self.assertEqual(st, 204)
+        st, body, _ = s.request("POST", "pki/sign/web", s.root,
+                                {"csr": csr_pem, "common_name": "audited.example.com"})
+        self.assertEqual(st, 200)
+        serial = body["data"]["serial_number"]
+        self.assertEqual(s.request("GET", f"pki/cert/{serial}")[0], 200)
+        with open(log) as f:
+            entries = [json.loads(line) for line in f if line.strip()]
+        responses = [e for e in entries
+                     if e.get("type") == "response" and e["request"]["path"] == "pki/sign/web"]
+        self.assertEqual(len(responses), 1)
+        self.assertFalse(responses[0].get("error"))
+        self.assertIn("certificate", responses[0]["response"]["data"])
 
     def test_rotated_keyring_survives_restart(self):
         s = self.server().start()

@@ -334,11 +334,18 @@ absl::Status PkiBackend::StoreCertificate(storage::Storage* s, X509* cert,
                           issuer_id);
 }
 
+std::string PkiBackend::CertKey(const SignedCert& c) {
+  return "certs/" + HyphenSerial(c.serial_colon);
+}
+
+std::string PkiBackend::CertRecord(const SignedCert& c, const std::string& issuer_id) {
+  return json::serialize(json::object{
+      {"der", Base64Encode(c.der)}, {"issuer_id", issuer_id}, {"not_after", c.not_after}});
+}
+
 absl::Status PkiBackend::StoreCertificate(storage::Storage* s, const SignedCert& c,
                                           const std::string& issuer_id) {
-  json::object rec{
-      {"der", Base64Encode(c.der)}, {"issuer_id", issuer_id}, {"not_after", c.not_after}};
-  return s->Put("certs/" + HyphenSerial(c.serial_colon), json::serialize(rec));
+  return s->Put(CertKey(c), CertRecord(c, issuer_id));
 }
 
 absl::StatusOr<SignedCert> PkiBackend::SignAndStore(Request& req, crypto::CertTemplate& t,
@@ -358,7 +365,14 @@ absl::StatusOr<SignedCert> PkiBackend::SignAndStore(Request& req, crypto::CertTe
     out = {crypto::CertDer(cert.get()), crypto::SerialColon(cert.get()),
            crypto::NotAfterUnix(cert.get())};
   }
-  if (!no_store) RETURN_IF_ERROR(StoreCertificate(req.storage, out, issuer.id));
+  if (no_store) return out;
+  if (req.defer_write && req.storage->WritesAsync()) {
+    // The record is this request's last write: the answer waits for it (Request::defer_write).
+    req.pending_write = storage::StartWrite(
+        req.storage, {{storage::WriteOp::Kind::kPut, CertKey(out), CertRecord(out, issuer.id)}});
+    return out;
+  }
+  RETURN_IF_ERROR(StoreCertificate(req.storage, out, issuer.id));
   return out;
 }
 

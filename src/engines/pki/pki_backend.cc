@@ -522,6 +522,29 @@ bool PkiBackend::MayWait(std::string_view path, core::Operation op) const {
   return it == roles_.end() || !it->second->no_store || it->second->generate_lease;
 }
 
+// Signing or issuing on a cached role that stores its certificates and makes no lease: the
+// certificate's record is the request's only write, made last (SignAndStore), deferred when
+// the request allows it.
+bool PkiBackend::DefersWrites(std::string_view path, core::Operation op) const {
+  if (op != core::Operation::kUpdate && op != core::Operation::kCreate) return false;
+  std::string_view rest = path;
+  if (rest.starts_with("issuer/")) {
+    const size_t slash = rest.find('/', 7);
+    if (slash == std::string_view::npos) return false;
+    rest = rest.substr(slash + 1);
+  }
+  std::string_view role;
+  if (rest.starts_with("sign/"))
+    role = rest.substr(5);
+  else if (rest.starts_with("issue/"))
+    role = rest.substr(6);
+  else
+    return false;
+  ReaderMutexLock l(&mu_);
+  auto it = roles_.find(role);
+  return it != roles_.end() && !it->second->no_store && !it->second->generate_lease;
+}
+
 bool PkiBackend::Expensive(std::string_view path) const {
   if (!Special().expensive.Matches(path)) return false;
   std::string_view role;

@@ -223,6 +223,7 @@ class PkiBackend final : public core::framework::FrameworkBackend {
   // sign/:role and issue/:role (also under issuer/:ref/) on a cached no_store role without
   // generate_lease write nothing: they stay on the event loop.
   bool MayWait(std::string_view path, core::Operation op) const override;
+  bool DefersWrites(std::string_view path, core::Operation op) const override;
   bool ServesOnStandby(std::string_view path, core::Operation op) const override;
   // Drops what is cached from `key` (relative to the mount's view) and nothing else.
   void InvalidateKey(std::string_view key) override;
@@ -240,6 +241,9 @@ class PkiBackend final : public core::framework::FrameworkBackend {
                                 std::string_view der = {});
   absl::Status StoreCertificate(storage::Storage* s, const SignedCert& c,
                                 const std::string& issuer_id);
+  // A certificate's storage key and record (what StoreCertificate writes).
+  static std::string CertKey(const SignedCert& c);
+  static std::string CertRecord(const SignedCert& c, const std::string& issuer_id);
 
   // Shared by the path files.
   absl::StatusOr<std::shared_ptr<const Issuer>> ResolveIssuer(storage::Storage* s,

@@ -4,7 +4,10 @@
 #include <openssl/x509v3.h>
 
 #include <thread>
+#include <utility>
+#include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "boost/json.hpp"
 #include "core/core.h"
 #include "crypto/x509.h"
@@ -301,6 +304,138 @@ TEST(X509Test, KeySpecsAndWeakKeys) {
   auto back = crypto::ParsePrivateKeyPem(pem->view());
   ASSERT_TRUE(back.ok());
   EXPECT_TRUE(crypto::SameKey(back->get(), k->get()));
+}
+
+// A store whose asynchronous writes are held until the test lets them finish, or fail.
+class HeldWritesStorage final : public storage::Storage {
+ public:
+  absl::StatusOr<std::optional<std::string>> Get(std::string_view key) override {
+    return mem_.Get(key);
+  }
+  absl::Status Put(std::string_view key, std::string_view value) override {
+    return mem_.Put(key, value);
+  }
+  absl::Status Delete(std::string_view key) override { return mem_.Delete(key); }
+  absl::Status Write(std::vector<storage::WriteOp> ops) override {
+    return mem_.Write(std::move(ops));
+  }
+  absl::StatusOr<std::vector<std::string>> List(std::string_view prefix, std::string_view after,
+                                                size_t limit) override {
+    return mem_.List(prefix, after, limit);
+  }
+  absl::Status DeletePrefix(std::string_view prefix) override { return mem_.DeletePrefix(prefix); }
+  std::string_view Type() const override { return "held"; }
+  bool WritesAsync() const override { return true; }
+  void WriteAsync(std::vector<storage::WriteOp> ops, WriteDone done) override {
+    held_.emplace_back(std::move(ops), std::move(done));
+  }
+  size_t held() const { return held_.size(); }
+  // Applies and answers the held writes; with `fail`, answers them with an error instead.
+  void Finish(bool fail = false) {
+    for (auto& [ops, done] : held_)
+      done(fail ? absl::UnavailableError("disk full") : mem_.Write(std::move(ops)));
+    held_.clear();
+  }
+  storage::MemoryStorage mem_;
+
+ private:
+  std::vector<std::pair<std::vector<storage::WriteOp>, WriteDone>> held_;
+};
+
+// Signing on a role that stores its certificates, on a store that writes asynchronously: the
+// core admits it to run where its answer can wait (defer_write, not may_wait), the response
+// carries the record's write, which completes with the store; a failed write is the answer's
+// error; without defer_write the record is written before Handle returns.
+TEST(PkiDeferredWrite, TheAnswerWaitsForTheCertificateRecord) {
+  HeldWritesStorage phys;
+  core::CoreOptions o;
+  o.physical = &phys;
+  registry::AddBackends(o);
+  auto core = std::move(*core::Core::Create(std::move(o)));
+  auto init = core->Initialize(1, 1);
+  ASSERT_TRUE(init.ok());
+  ASSERT_TRUE(core->Unseal(HexEncode(init->keys[0].view()), false).ok());
+  auto run = [&](Operation op, const std::string& path, json::object data, bool defer) {
+    core::Request r;
+    r.op = op;
+    r.path = path;
+    r.data = std::move(data);
+    r.client_token = init->root_token;
+    r.defer_write = defer;
+    return core->Handle(r);
+  };
+  ASSERT_TRUE(run(Operation::kUpdate, "sys/mounts/pki", {{"type", "pki"}}, false).ok());
+  ASSERT_TRUE(run(Operation::kUpdate, "pki/root/generate/internal",
+                  {{"common_name", "Held Root"}, {"key_type", "ec"}, {"ttl", "87600h"}}, false)
+                  .ok());
+  ASSERT_TRUE(run(Operation::kUpdate, "pki/roles/web",
+                  {{"allow_any_name", true}, {"key_type", "ec"}, {"ttl", "1h"}}, false)
+                  .ok());
+  auto key = crypto::GenerateKey({crypto::KeyType::kEc, 256});
+  ASSERT_TRUE(key.ok());
+  crypto::CsrRequest q;
+  q.common_name = "held.example.com";
+  auto csr = crypto::MakeCsrPem(key->get(), q);
+  ASSERT_TRUE(csr.ok());
+  const json::object sign{{"csr", *csr}, {"common_name", "held.example.com"}};
+  auto stored = [&](const core::Response& r) {
+    const std::string serial(r.data->at("serial_number").as_string());
+    return run(Operation::kRead, "pki/cert/" + serial, {}, false).ok();
+  };
+
+  // Without defer_write (and the first time, the role not cached yet): stored before answering.
+  auto first = run(Operation::kUpdate, "pki/sign/web", sign, false);
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_FALSE(first->durable);
+  EXPECT_TRUE(stored(*first));
+
+  core::Request probe;
+  probe.op = Operation::kUpdate;
+  probe.path = "pki/sign/web";
+  probe.client_token = init->root_token;
+  auto admission = core->Admit(probe, true);
+  ASSERT_TRUE(admission.ok());
+  EXPECT_TRUE(admission->defer_write);
+  EXPECT_FALSE(admission->may_wait);
+
+  auto deferred = run(Operation::kUpdate, "pki/sign/web", sign, true);
+  ASSERT_TRUE(deferred.ok()) << deferred.status();
+  ASSERT_TRUE(deferred->durable);
+  EXPECT_EQ(phys.held(), 1u);
+  EXPECT_FALSE(stored(*deferred));  // not written yet: the answer must wait
+  absl::Status result = absl::UnknownError("not completed");
+  deferred->durable->OnComplete([&](absl::Status st) { result = std::move(st); });
+  phys.Finish();
+  EXPECT_TRUE(result.ok()) << result;
+  EXPECT_TRUE(stored(*deferred));
+  // The record went through the barrier: the store holds ciphertext.
+  const std::string serial(deferred->data->at("serial_number").as_string());
+  const std::string der(deferred->data->at("certificate").as_string());
+  auto keys = phys.mem_.List("logical/", "", 0);
+  ASSERT_TRUE(keys.ok());
+  bool plaintext = false;
+  for (const auto& mount : *keys) {
+    const std::string certs = absl::StrCat("logical/", mount, "certs/");
+    auto raw = phys.mem_.List(certs, "", 0);
+    if (!raw.ok()) continue;
+    for (const auto& k : *raw) {
+      auto v = phys.mem_.Get(certs + k);
+      if (v.ok() && *v && (*v)->find("not_after") != std::string::npos) plaintext = true;
+    }
+  }
+  EXPECT_FALSE(plaintext);
+
+  // A write that fails: the waiting answer gets the error (the HTTP layer answers with it).
+  auto failing = run(Operation::kUpdate, "pki/sign/web", sign, true);
+  ASSERT_TRUE(failing.ok());
+  ASSERT_TRUE(failing->durable);
+  phys.Finish(/*fail=*/true);
+  EXPECT_EQ(failing->durable->Wait().code(), absl::StatusCode::kUnavailable);
+  EXPECT_FALSE(stored(*failing));
+  // Completed before anyone asked: the continuation runs at once.
+  bool ran = false;
+  failing->durable->OnComplete([&](const absl::Status& st) { ran = !st.ok(); });
+  EXPECT_TRUE(ran);
 }
 
 }  // namespace
