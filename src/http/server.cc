@@ -914,7 +914,8 @@ class Session : public Conn, public std::enable_shared_from_this<Session<Stream>
     if (!admission.ok() || shared_->offload_reads || admission->may_wait || req->wrap_ttl > 0)
       return Offload(msg, std::make_shared<core::Request>(std::move(*req)), shared_->blocking,
                      no_park);
-    if (admission->defer_write) {
+    const bool counted = admission->defer_write;
+    if (counted) {
       // Counted before `stopping` is read, as Stop() sets it before reading the count: either
       // Stop() waits for this answer or this request does not defer.
       shared_->held.fetch_add(1);
@@ -927,7 +928,8 @@ class Session : public Conn, public std::enable_shared_from_this<Session<Stream>
     }
     Outcome o = Execute(*msg, &*req, no_park);
     if (o.durable) return AwaitDurable(msg, std::move(o));
-    if (req->defer_write) shared_->held.fetch_sub(1);
+    // Nothing deferred after all (an error, or the core cleared defer_write): answered now.
+    if (counted) shared_->held.fetch_sub(1);
     Done(msg, std::move(o));
   }
 
