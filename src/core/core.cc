@@ -915,6 +915,10 @@ absl::StatusOr<Response> Core::HandleLocked(Request& req) {
     // A write the engine left in flight travels with its answer (an error answer does not
     // wait for it: the client learns nothing from it).
     if (req.pending_write && result.ok()) result->durable = std::move(req.pending_write);
+    // An engine that failed after starting its write: the error goes out now, but the write
+    // is waited for here, so that none runs on untracked (it calls back into the storage
+    // wrappers, which must still exist). Engines check what can fail before they write.
+    if (req.pending_write) (void)req.pending_write->Wait();
     req.pending_write.reset();
     if (result.ok() && !poll) result->park_ms = 0;
     if (result.ok() && req.op != Operation::kRead && req.op != Operation::kList &&

@@ -942,13 +942,18 @@ class Session : public Conn, public std::enable_shared_from_this<Session<Stream>
     std::shared_ptr<storage::PendingWrite> write = std::move(o.durable);
     write->OnComplete(
         [self = this->shared_from_this(), msg, o = std::move(o)](const absl::Status& st) mutable {
+          // The count drops last, once this closure holds nothing of the session: Stop() may
+          // return, and the loops go, as soon as it is 0. `Shared` outlives that (its Listener
+          // holds it until the server is destroyed), the session need not.
           struct Uncount {
             std::atomic<int64_t>* held;
             ~Uncount() { held->fetch_sub(1); }
           } uncount{&self->shared_->held};
           if (!st.ok()) o.out = RenderError(core::HttpStatusFor(st), Msg(st));
-          asio::post(self->stream_.get_executor(),
-                     [self, msg, o = std::move(o)]() mutable { self->Done(msg, std::move(o)); });
+          auto loop = self->stream_.get_executor();
+          asio::post(loop, [self = std::move(self), msg, o = std::move(o)]() mutable {
+            self->Done(msg, std::move(o));
+          });
         });
   }
 

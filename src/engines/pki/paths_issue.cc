@@ -306,6 +306,18 @@ absl::Status FormatCertificate(json::object& out, const SignedCert& c, const Iss
   return absl::OkStatus();
 }
 
+// The response formats, checked before anything is signed or stored (a bad one must not leave
+// a certificate behind that nobody received).
+absl::Status CheckFormats(std::string_view format, std::string_view key_format) {
+  if (!format.empty() && format != "pem" && format != "der" && format != "pem_bundle")
+    return absl::InvalidArgumentError(
+        Cat("format \"", format, "\" is not one of pem, der, pem_bundle"));
+  if (!key_format.empty() && key_format != "der" && key_format != "pkcs8")
+    return absl::InvalidArgumentError(
+        Cat("private_key_format \"", key_format, "\" is not one of der, pkcs8"));
+  return absl::OkStatus();
+}
+
 absl::Status AddPrivateKey(json::object& out, EVP_PKEY* key, std::string_view format,
                            std::string_view key_format) {
   if (!key_format.empty() && key_format != "der" && key_format != "pkcs8")
@@ -715,10 +727,11 @@ absl::StatusOr<Response> PkiBackend::Issue(Request& req, const FieldData& d, boo
   ASSIGN_OR_RETURN(t.not_after, ComputeNotAfter(d, now, std::min(default_ttl, max_ttl), max_ttl,
                                                 issuer.get(), &warnings));
 
+  const std::string format = Str(d, "format");
+  RETURN_IF_ERROR(CheckFormats(format, Str(d, "private_key_format")));
   ASSIGN_OR_RETURN(SignedCert cert, SignAndStore(req, t, subject_spki, *issuer, r.no_store));
 
   json::object out;
-  const std::string format = Str(d, "format");
   RETURN_IF_ERROR(
       FormatCertificate(out, cert, issuer.get(), format, d.Bool("remove_roots_from_chain")));
   if (generated)
@@ -786,6 +799,7 @@ absl::StatusOr<Response> PkiBackend::SignVerbatim(Request& req, const FieldData&
   int64_t def = role && role->ttl > 0 ? role->ttl : req.mount_default_ttl;
   ASSIGN_OR_RETURN(t.not_after, ComputeNotAfter(d, now, std::min(def, max_ttl), max_ttl,
                                                 issuer.get(), &warnings));
+  RETURN_IF_ERROR(CheckFormats(Str(d, "format"), ""));
   ASSIGN_OR_RETURN(SignedCert cert,
                    SignAndStore(req, t, csr.spki.get(), *issuer, role && role->no_store));
   json::object out;
@@ -843,6 +857,7 @@ absl::StatusOr<Response> PkiBackend::SignIntermediate(Request& req, const FieldD
   // for leaves); clients stop trusting the chain when the issuer expires anyway.
   ASSIGN_OR_RETURN(t.not_after, ComputeNotAfter(d, now, req.mount_max_ttl, req.mount_max_ttl,
                                                 nullptr, &warnings));
+  RETURN_IF_ERROR(CheckFormats(Str(d, "format"), ""));
   ASSIGN_OR_RETURN(SignedCert cert, SignAndStore(req, t, csr.spki.get(), *issuer, false));
   json::object out;
   RETURN_IF_ERROR(FormatCertificate(out, cert, issuer.get(), Str(d, "format"), false));

@@ -439,6 +439,8 @@ absl::Status FormatCertificate(json::object& out, X509* cert, const Issuer* issu
                                std::string_view der = {});
 absl::Status FormatCertificate(json::object& out, const SignedCert& c, const Issuer* issuer,
                                std::string_view format, bool remove_roots);
+// The response's format and private_key_format, checked before anything is signed or stored.
+absl::Status CheckFormats(std::string_view format, std::string_view key_format);
 absl::Status AddPrivateKey(json::object& out, EVP_PKEY* key, std::string_view format,
                            std::string_view key_format);
 

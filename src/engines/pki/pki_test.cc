@@ -432,6 +432,21 @@ TEST(PkiDeferredWrite, TheAnswerWaitsForTheCertificateRecord) {
   phys.Finish(/*fail=*/true);
   EXPECT_EQ(failing->durable->Wait().code(), absl::StatusCode::kUnavailable);
   EXPECT_FALSE(stored(*failing));
+  // A bad response format is refused before anything is signed, stored or started.
+  auto count = [&] {
+    auto l = run(Operation::kList, "pki/certs", {}, false);
+    return l.ok() && l->data ? l->data->at("keys").as_array().size() : 0;
+  };
+  const size_t certs = count();
+  json::object bogus = sign;
+  bogus["format"] = "bogus";
+  for (bool defer : {false, true}) {
+    auto refused = run(Operation::kUpdate, "pki/sign/web", bogus, defer);
+    EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_EQ(phys.held(), 0u);
+  }
+  EXPECT_EQ(count(), certs);
+
   // Completed before anyone asked: the continuation runs at once.
   bool ran = false;
   failing->durable->OnComplete([&](const absl::Status& st) { ran = !st.ok(); });
