@@ -530,7 +530,7 @@ absl::StatusOr<Cert> SignCertificate(const CertTemplate& t, const X509_PUBKEY* s
   ASSIGN_OR_RETURN(auto ctx, SignCtx(issuer_key, t.signature_bits, t.use_pss));
   if (X509_sign_ctx(c, ctx.get()) <= 0)
     return absl::InternalError(Cat("signing the certificate: ", OpenSslError()));
-  return x;
+  return Shareable(x.release());
 }
 
 std::optional<SignedDer> SignLeafDer(const CertTemplate& t, const X509_PUBKEY* subject_spki,
@@ -713,7 +713,7 @@ absl::StatusOr<Cert> ResignSelfIssued(X509* cert, X509* issuer_cert, EVP_PKEY* i
   ASSIGN_OR_RETURN(auto ctx, SignCtx(issuer_key, 0, false));
   if (X509_sign_ctx(c, ctx.get()) <= 0)
     return absl::InternalError(Cat("signing the certificate: ", OpenSslError()));
-  return x;
+  return Shareable(x.release());
 }
 
 }  // namespace coffer::crypto

@@ -1,8 +1,17 @@
 #include "crypto/handles.h"
 
 #include <openssl/err.h>
+#include <openssl/x509v3.h>
 
 namespace coffer::crypto {
+
+Cert Shareable(X509* x) {
+  if (x != nullptr) {
+    X509_check_purpose(x, -1, 0);  // caches the extensions; the answer does not matter
+    ERR_clear_error();
+  }
+  return Cert(x);
+}
 
 std::string OpenSslError() {
   unsigned long e = ERR_get_error();

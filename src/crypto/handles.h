@@ -41,6 +41,12 @@ using Crl = std::unique_ptr<X509_CRL, X509CrlFree>;
 using Name = std::unique_ptr<X509_NAME, X509NameFree>;
 using Spki = std::unique_ptr<X509_PUBKEY, X509PubkeyFree>;
 
+// Takes `x` for a Cert that threads may share: OpenSSL decodes a certificate's extensions
+// lazily, on first use, and in 3.0 a thread reading them (X509_get0_subject_key_id, as every
+// leaf signature does for its issuer) can race with another one filling that cache (found by
+// ThreadSanitizer). Filling it here, while `x` is still this thread's alone, ends that.
+Cert Shareable(X509* x);
+
 // The last OpenSSL error as text, for messages; clears the queue.
 std::string OpenSslError();
 // InternalError "<what>: <OpenSSL's error queue>", the queue cleared.

@@ -20,7 +20,7 @@ absl::StatusOr<Cert> ParseCertPem(std::string_view pem) {
     ERR_clear_error();
     return absl::InvalidArgumentError("not a PEM certificate");
   }
-  return Cert(x);
+  return Shareable(x);
 }
 
 absl::StatusOr<Cert> ParseCertDer(std::string_view der) {
@@ -30,7 +30,7 @@ absl::StatusOr<Cert> ParseCertDer(std::string_view der) {
     ERR_clear_error();
     return absl::DataLossError("stored certificate is not valid DER");
   }
-  return Cert(x);
+  return Shareable(x);
 }
 
 std::string PemFromDer(std::string_view der, std::string_view label) {
