@@ -8,6 +8,9 @@
 # for P-256, the two ECDSA operations every sign request needs) is measured in the same run. The
 # "efficiency" column is req/s divided by that bound: 1.0 would mean nothing but the two
 # signatures costs CPU. Without --pin the load generator shares the cores and the column is "-".
+# --pin also runs bench/pki/sign_ceiling (a bare loop doing only the two ECDSA operations and
+# sending an answer of Coffer's size) the same way: the highest efficiency reachable over
+# loopback HTTP on this machine, and Coffer's sign rows as a share of it.
 #
 # One P-256 CSR (CN node1.cluster.local) is signed over plain HTTP on loopback with wrk and
 # 16 keep-alive connections by: cfssl serve (../shared/bench/cfssl_sign.sh, same CSR, seconds
@@ -16,7 +19,8 @@
 # 200 different CSRs in turn (each request's signature check is real work: nothing is cached);
 # then issue/:role with server-made ec-256 and rsa-2048 keys; then the sign rows and the two
 # pipeline rows again over TLS 1.3 (a second listener of the same server; wrk keeps its
-# connections, so the handshakes are not in the figures) with their ratio to plain HTTP.
+# connections, so the handshakes are not in the figures), each with its ratio to the same
+# request over plain HTTP run just before it.
 # Prints requests/s, p50, p99 and the ratios to cfssl.
 # Not a test: only the ratios measured in the same run mean anything.
 set -euo pipefail
@@ -28,10 +32,12 @@ root=$(cd "$(dirname "$0")/../.." && pwd)
 BIN=${COFFER_BIN:-$root/build/coffer}
 PEER=${CFSSL_PEER:-$root/../shared/bench/cfssl_sign.sh}
 BOUND=${CRYPTO_BOUND:-$root/../shared/bench/crypto_bound.sh}
+CEILING=${SIGN_CEILING:-$(dirname "$BIN")/sign_ceiling}
 srv=(); wrk_cmd=(wrk -t2)
 if [ $pin = 1 ]; then
   [ "$(nproc)" -ge 2 ] || { echo "--pin needs 2 CPUs" >&2; exit 1; }
   [ -f "$BOUND" ] || { echo "crypto bound script not found at $BOUND (set CRYPTO_BOUND)" >&2; exit 1; }
+  [ -x "$CEILING" ] || { echo "sign_ceiling not built at $CEILING (set SIGN_CEILING)" >&2; exit 1; }
   srv=(taskset -c 1); wrk_cmd=(taskset -c 0 wrk -t1)
 fi
 [ -x "$BIN" ] || { echo "build first: scripts/build.sh Release" >&2; exit 1; }
@@ -87,8 +93,10 @@ def lua(name, body):
     open(f"{d}/{name}.lua", "w").write(
         'wrk.method="POST"\nwrk.headers["Content-Type"]="application/json"\n'
         f'wrk.headers["X-Vault-Token"]="{token}"\nwrk.body=[[{json.dumps(body)}]]\n')
-lua("sign", {"csr": csr, "common_name": "node1.cluster.local", "alt_names": "node1.cluster.local",
-             "ip_sans": "10.0.0.1"})
+sign = {"csr": csr, "common_name": "node1.cluster.local", "alt_names": "node1.cluster.local",
+        "ip_sans": "10.0.0.1"}
+lua("sign", sign)
+open(f"{d}/sign.json", "w").write(json.dumps(sign))
 lua("issue", {"common_name": "node1.cluster.local", "ip_sans": "10.0.0.1"})
 open(f"{d}/get.lua", "w").write(f'wrk.method="GET"\nwrk.headers["X-Vault-Token"]="{token}"\n')
 PY
@@ -96,9 +104,14 @@ PY
 curl -sf -o /dev/null -X POST -H "X-Vault-Token: $token" "$addr/v1/pki/issue/store" -d '{"common_name":"w.cluster.local"}'
 
 declare -A plain_rps
-row() {  # label lua path kind [base] (sign: efficiency against the crypto bound; pipeline: no
-         # ratio to cfssl). With base (the TLS listener), the last column is the ratio to the
-         # same row over plain HTTP.
+row() {  # label lua path kind [tls_base] (sign: efficiency against the crypto bound; pipeline: no
+         # ratio to cfssl). With tls_base (the TLS listener), the same request is first run again
+         # over plain HTTP right before it, and the last column is the ratio of the two: stored
+         # signing slows as the database grows, so only adjacent runs compare.
+  if [ -n "${5:-}" ]; then
+    "${wrk_cmd[@]}" -c"$conns" -d"${secs}s" -s "$d/$2.lua" "$addr/v1/$3" > "$d/out"
+    plain_rps[$2:$3]=$(awk '/Requests\/sec/{print $2}' "$d/out")
+  fi
   "${wrk_cmd[@]}" -c"$conns" -d"${secs}s" --latency -s "$d/$2.lua" "${5:-$addr}/v1/$3" > "$d/out"
   rps=$(awk '/Requests\/sec/{print $2}' "$d/out")
   p50=$(awk '$1=="50%"{print $2}' "$d/out"); p99=$(awk '$1=="99%"{print $2}' "$d/out")
@@ -110,9 +123,9 @@ row() {  # label lua path kind [base] (sign: efficiency against the crypto bound
   fi
   [ "${4:-}" = pipeline ] && ratio=-
   if [ -n "${5:-}" ]; then
-    ratio=$(python3 -c "print(f'{float(\"$rps\")/float(\"${plain_rps[$3]}\"):.2f}x plain')")
+    ratio=$(python3 -c "print(f'{float(\"$rps\")/float(\"${plain_rps[$2:$3]}\"):.2f}x plain')")
   else
-    plain_rps[$3]=$rps
+    plain_rps[$2:$3]=$rps
   fi
   printf "%-38s %10s %9s %9s %10s %8s %s\n" "$1" "$rps" "$p50" "$p99" "$eff" "$ratio" "${bad:+non-2xx=$bad}"
 }
@@ -124,6 +137,23 @@ cfssl_eff=-
 printf "%-38s %10s %9s %9s %10s %8s\n" "cfssl sign (P-256 CSR)" "$cfssl_rps" "-" "-" "$cfssl_eff" "1.00x"
 row "coffer sign/:role (stored)" sign pki/sign/store sign
 row "coffer sign/:role (no_store)" sign pki/sign/nostore sign
+if [ $pin = 1 ]; then
+  # The ceiling (bench/pki/sign_ceiling.cc): a bare epoll loop on the same core that runs only
+  # the two ECDSA operations per request and answers as many bytes as Coffer's no_store answer.
+  # Its efficiency is the most any HTTP server can reach here; "of ceiling" is Coffer's share.
+  resp_bytes=$(curl -s -X POST -H "X-Vault-Token: $token" --data-binary "@$d/sign.json" "$addr/v1/pki/sign/nostore" | wc -c)
+  "${srv[@]}" "$CEILING" 0 "$resp_bytes" > "$d/ceiling.port" & ceiling_pid=$!
+  for _ in $(seq 50); do [ -s "$d/ceiling.port" ] && break; sleep 0.1; done
+  "${wrk_cmd[@]}" -c"$conns" -d"${secs}s" --latency -s "$d/sign.lua" "http://127.0.0.1:$(cat "$d/ceiling.port")/" > "$d/out"
+  kill "$ceiling_pid"; wait "$ceiling_pid" 2>/dev/null || true
+  crps=$(awk '/Requests\/sec/{print $2}' "$d/out")
+  printf "%-38s %10s %9s %9s %10s %8s\n" "ceiling: 2 ECDSA ops + loopback HTTP" "$crps" \
+    "$(awk '$1=="50%"{print $2}' "$d/out")" "$(awk '$1=="99%"{print $2}' "$d/out")" \
+    "$(python3 -c "print(f'{float(\"$crps\")/float(\"$bound\"):.2f}')")" "-"
+  for r in store nostore; do
+    echo "  coffer sign ($r) of ceiling: $(python3 -c "print(f'{float(\"${plain_rps[sign:pki/sign/$r]}\")/float(\"$crps\"):.2f}')")"
+  done
+fi
 row "coffer sign/:role (stored, 200 CSRs)" many pki/sign/store sign
 row "coffer issue/:role ec-256 (stored)" issue pki/issue/store issue
 row "coffer auth/token/lookup-self" get auth/token/lookup-self pipeline
