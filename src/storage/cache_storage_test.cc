@@ -8,6 +8,7 @@
 #include <utility>
 #include <vector>
 
+#include "storage/forwarding_storage.h"
 #include "storage/hook_storage.h"
 #include "storage/memory_storage.h"
 #include "storage/sqlite_storage.h"
@@ -33,30 +34,14 @@ INSTANTIATE_TEST_SUITE_P(
     [](const auto& info) { return info.param.name; });
 
 // Counts the reads that reach the backend.
-class CountingStorage final : public Storage {
+class CountingStorage final : public ForwardingStorage {
  public:
-  explicit CountingStorage(Storage* under) : under_(under) {}
+  explicit CountingStorage(Storage* under) : ForwardingStorage(under) {}
   absl::StatusOr<std::optional<std::string>> Get(std::string_view key) override {
     ++gets;
-    return under_->Get(key);
+    return under()->Get(key);
   }
-  absl::Status Put(std::string_view key, std::string_view value) override {
-    return under_->Put(key, value);
-  }
-  absl::Status Delete(std::string_view key) override { return under_->Delete(key); }
-  absl::Status Write(std::vector<WriteOp> ops) override { return under_->Write(std::move(ops)); }
-  absl::StatusOr<std::vector<std::string>> List(std::string_view prefix, std::string_view after,
-                                                size_t limit) override {
-    return under_->List(prefix, after, limit);
-  }
-  absl::Status DeletePrefix(std::string_view prefix) override {
-    return under_->DeletePrefix(prefix);
-  }
-  std::string_view Type() const override { return under_->Type(); }
   std::atomic<int> gets{0};
-
- private:
-  Storage* under_;
 };
 
 std::string Value(CacheStorage& c, std::string_view key) {
@@ -134,37 +119,20 @@ TEST(CacheStorage, AReadOverlappingAWriteDoesNotCacheTheOlderValue) {
 }
 
 // A store whose WriteAsync applies and answers only when told (a group commit still running).
-class DeferringStorage final : public Storage {
+class DeferringStorage final : public ForwardingStorage {
  public:
-  explicit DeferringStorage(Storage* under) : under_(under) {}
-  absl::StatusOr<std::optional<std::string>> Get(std::string_view key) override {
-    return under_->Get(key);
-  }
-  absl::Status Put(std::string_view key, std::string_view value) override {
-    return under_->Put(key, value);
-  }
-  absl::Status Delete(std::string_view key) override { return under_->Delete(key); }
-  absl::Status Write(std::vector<WriteOp> ops) override { return under_->Write(std::move(ops)); }
-  absl::StatusOr<std::vector<std::string>> List(std::string_view prefix, std::string_view after,
-                                                size_t limit) override {
-    return under_->List(prefix, after, limit);
-  }
-  absl::Status DeletePrefix(std::string_view prefix) override {
-    return under_->DeletePrefix(prefix);
-  }
-  std::string_view Type() const override { return under_->Type(); }
+  explicit DeferringStorage(Storage* under) : ForwardingStorage(under) {}
   bool WritesAsync() const override { return true; }
   void WriteAsync(std::vector<WriteOp> ops, WriteDone done) override {
     held_.emplace_back(std::move(ops), std::move(done));
   }
   // Applies and answers the held writes, in order.
   void Commit() {
-    for (auto& [ops, done] : held_) done(under_->Write(std::move(ops)));
+    for (auto& [ops, done] : held_) done(under()->Write(std::move(ops)));
     held_.clear();
   }
 
  private:
-  Storage* under_;
   std::vector<std::pair<std::vector<WriteOp>, WriteDone>> held_;
 };
 

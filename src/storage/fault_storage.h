@@ -2,14 +2,14 @@
 // says no (LevelDB's ErrorEnv). Thread-safe if the wrapped storage is.
 #pragma once
 
-#include "storage/storage.h"
+#include "storage/forwarding_storage.h"
 #include "util/mutex.h"
 
 namespace coffer::storage {
 
-class FaultStorage final : public Storage {
+class FaultStorage final : public ForwardingStorage {
  public:
-  explicit FaultStorage(Storage* under) : under_(under) {}
+  explicit FaultStorage(Storage* under) : ForwardingStorage(under) {}
 
   // The next `n` writes (Put, Delete, Write, DeletePrefix) after `skip` more succeed... fail.
   void FailWritesAfter(int skip, int n = 1) ABSL_LOCKS_EXCLUDED(mu_) {
@@ -22,31 +22,22 @@ class FaultStorage final : public Storage {
     return failed_;
   }
 
-  absl::StatusOr<std::optional<std::string>> Get(std::string_view key) override {
-    return under_->Get(key);
-  }
   absl::Status Put(std::string_view key, std::string_view value) override {
     if (auto st = Inject(); !st.ok()) return st;
-    return under_->Put(key, value);
+    return under()->Put(key, value);
   }
   absl::Status Delete(std::string_view key) override {
     if (auto st = Inject(); !st.ok()) return st;
-    return under_->Delete(key);
+    return under()->Delete(key);
   }
   absl::Status Write(std::vector<WriteOp> ops) override {
     if (auto st = Inject(); !st.ok()) return st;
-    return under_->Write(std::move(ops));
-  }
-  absl::StatusOr<std::vector<std::string>> List(std::string_view prefix,
-                                                std::string_view after = {},
-                                                size_t limit = 0) override {
-    return under_->List(prefix, after, limit);
+    return under()->Write(std::move(ops));
   }
   absl::Status DeletePrefix(std::string_view prefix) override {
     if (auto st = Inject(); !st.ok()) return st;
-    return under_->DeletePrefix(prefix);
+    return under()->DeletePrefix(prefix);
   }
-  std::string_view Type() const override { return under_->Type(); }
 
  private:
   // One decision per write under mu_, so concurrent writers never share a skip or a failure
@@ -62,7 +53,6 @@ class FaultStorage final : public Storage {
     ++failed_;
     return absl::UnavailableError("injected storage failure");
   }
-  Storage* const under_;
   mutable Mutex mu_;
   int skip_ ABSL_GUARDED_BY(mu_) = 0;
   int fail_ ABSL_GUARDED_BY(mu_) = 0;

@@ -9,14 +9,14 @@
 #include <string>
 #include <utility>
 
-#include "storage/storage.h"
+#include "storage/forwarding_storage.h"
 #include "util/mutex.h"
 
 namespace coffer::storage {
 
-class HookStorage final : public Storage {
+class HookStorage final : public ForwardingStorage {
  public:
-  explicit HookStorage(Storage* under) : under_(under) {}
+  explicit HookStorage(Storage* under) : ForwardingStorage(under) {}
 
   // Runs `hook` once, after the next Get of `key` read the wrapped storage.
   void AfterNextGet(std::string key, std::function<void()> hook) ABSL_LOCKS_EXCLUDED(mu_) {
@@ -27,7 +27,7 @@ class HookStorage final : public Storage {
 
   absl::StatusOr<std::optional<std::string>> Get(std::string_view key) override
       ABSL_LOCKS_EXCLUDED(mu_) {
-    auto out = under_->Get(key);
+    auto out = under()->Get(key);
     std::function<void()> hook;
     {
       MutexLock l(&mu_);
@@ -36,23 +36,8 @@ class HookStorage final : public Storage {
     if (hook) hook();
     return out;
   }
-  absl::Status Put(std::string_view key, std::string_view value) override {
-    return under_->Put(key, value);
-  }
-  absl::Status Delete(std::string_view key) override { return under_->Delete(key); }
-  absl::Status Write(std::vector<WriteOp> ops) override { return under_->Write(std::move(ops)); }
-  absl::StatusOr<std::vector<std::string>> List(std::string_view prefix,
-                                                std::string_view after = {},
-                                                size_t limit = 0) override {
-    return under_->List(prefix, after, limit);
-  }
-  absl::Status DeletePrefix(std::string_view prefix) override {
-    return under_->DeletePrefix(prefix);
-  }
-  std::string_view Type() const override { return under_->Type(); }
 
  private:
-  Storage* const under_;
   Mutex mu_;
   std::string key_ ABSL_GUARDED_BY(mu_);
   std::function<void()> hook_ ABSL_GUARDED_BY(mu_);

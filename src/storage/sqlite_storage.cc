@@ -163,20 +163,20 @@ absl::StatusOr<std::unique_ptr<SqliteStorage::ReadConn>> SqliteStorage::NewReadC
   return c;
 }
 
-absl::StatusOr<std::optional<std::string>> SqliteStorage::Get(std::string_view key) {
-  std::unique_ptr<ReadConn> conn;
+absl::StatusOr<std::unique_ptr<SqliteStorage::ReadConn>> SqliteStorage::TakeReadConn() {
   {
     MutexLock l(&pool_mu_);
     if (!pool_.empty()) {
-      conn = std::move(pool_.back());
+      std::unique_ptr<ReadConn> conn = std::move(pool_.back());
       pool_.pop_back();
+      return conn;
     }
   }
-  if (!conn) {
-    auto c = NewReadConn();
-    if (!c.ok()) return c.status();
-    conn = std::move(*c);
-  }
+  return NewReadConn();
+}
+
+absl::StatusOr<std::optional<std::string>> SqliteStorage::Get(std::string_view key) {
+  ASSIGN_OR_RETURN(auto conn, TakeReadConn());
   ReadLease lease(this, std::move(conn));
   sqlite3_stmt* s = lease->get;
   sqlite3_reset(s);
@@ -196,19 +196,7 @@ absl::StatusOr<std::optional<std::string>> SqliteStorage::Get(std::string_view k
 
 absl::StatusOr<std::vector<std::string>> SqliteStorage::List(std::string_view prefix,
                                                              std::string_view after, size_t limit) {
-  std::unique_ptr<ReadConn> conn;
-  {
-    MutexLock l(&pool_mu_);
-    if (!pool_.empty()) {
-      conn = std::move(pool_.back());
-      pool_.pop_back();
-    }
-  }
-  if (!conn) {
-    auto c = NewReadConn();
-    if (!c.ok()) return c.status();
-    conn = std::move(*c);
-  }
+  ASSIGN_OR_RETURN(auto conn, TakeReadConn());
   ReadLease lease(this, std::move(conn));
   sqlite3_stmt* s = lease->range;
   const std::string end = PrefixEnd(prefix);

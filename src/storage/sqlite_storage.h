@@ -67,6 +67,8 @@ class SqliteStorage final : public Storage {
   void WriterLoop() ABSL_LOCKS_EXCLUDED(qmu_);
   absl::Status ApplyLocked(Pending& p);
   absl::StatusOr<std::unique_ptr<ReadConn>> NewReadConn();
+  // An idle read connection from the pool, or a new one (given back by a ReadLease).
+  absl::StatusOr<std::unique_ptr<ReadConn>> TakeReadConn() ABSL_LOCKS_EXCLUDED(pool_mu_);
 
   const std::string path_;
   // The database file, open for the life of this object with an exclusive flock: one server per

@@ -476,15 +476,15 @@ void PkiBackend::Cleanup() {
 
 // ---- the caches ----
 
-// On a standby: reads (a CRL past its next update is rebuilt, a write: the request then goes to
-// the active server), and signing or issuing on a role that stores nothing (MayWait knows).
-bool PkiBackend::ServesOnStandby(std::string_view path, core::Operation op) const {
-  if (Backend::ServesOnStandby(path, op)) return true;
-  if (op != core::Operation::kUpdate && op != core::Operation::kCreate) return false;
+// What a write on sign/:role or issue/:role (also under issuer/:ref/) will store, as far as
+// the role cache knows; nullopt for any other path or operation.
+std::optional<PkiBackend::RoleWrites> PkiBackend::SignOrIssueWrites(std::string_view path,
+                                                                    core::Operation op) const {
+  if (op != core::Operation::kUpdate && op != core::Operation::kCreate) return std::nullopt;
   std::string_view rest = path;
   if (rest.starts_with("issuer/")) {
     const size_t slash = rest.find('/', 7);
-    if (slash == std::string_view::npos) return false;
+    if (slash == std::string_view::npos) return std::nullopt;
     rest = rest.substr(slash + 1);
   }
   std::string_view role;
@@ -493,56 +493,37 @@ bool PkiBackend::ServesOnStandby(std::string_view path, core::Operation op) cons
   else if (rest.starts_with("issue/"))
     role = rest.substr(6);
   else
-    return false;
+    return std::nullopt;
   ReaderMutexLock l(&mu_);
   auto it = roles_.find(role);
+  if (it == roles_.end()) return RoleWrites{};
+  return RoleWrites{
+      .cached = true, .certificate = !it->second->no_store, .lease = it->second->generate_lease};
+}
+
+// On a standby: reads (a CRL past its next update is rebuilt, a write: the request then goes to
+// the active server), and signing or issuing on a role that stores nothing (MayWait knows).
+bool PkiBackend::ServesOnStandby(std::string_view path, core::Operation op) const {
+  if (Backend::ServesOnStandby(path, op)) return true;
+  auto w = SignOrIssueWrites(path, op);
   // A role not cached yet is tried: if it stores, the write is refused and the request goes to
   // the active server; the role is cached from then on.
-  return it == roles_.end() || (it->second->no_store && !it->second->generate_lease);
+  return w && (!w->cached || (!w->certificate && !w->lease));
 }
 
 bool PkiBackend::MayWait(std::string_view path, core::Operation op) const {
   if (!Backend::MayWait(path, op)) return false;
-  std::string_view rest = path;
-  if (rest.substr(0, 7) == "issuer/") {
-    const size_t slash = rest.find('/', 7);
-    if (slash == std::string_view::npos) return true;
-    rest = rest.substr(slash + 1);
-  }
-  std::string_view role;
-  if (rest.substr(0, 5) == "sign/")
-    role = rest.substr(5);
-  else if (rest.substr(0, 6) == "issue/")
-    role = rest.substr(6);
-  else
-    return true;
-  ReaderMutexLock l(&mu_);
-  auto it = roles_.find(role);
+  auto w = SignOrIssueWrites(path, op);
   // generate_lease: the lease is stored even when the certificate is not.
-  return it == roles_.end() || !it->second->no_store || it->second->generate_lease;
+  return !w || !w->cached || w->certificate || w->lease;
 }
 
 // Signing or issuing on a cached role that stores its certificates and makes no lease: the
 // certificate's record is the request's only write, made last (SignAndStore), deferred when
 // the request allows it.
 bool PkiBackend::DefersWrites(std::string_view path, core::Operation op) const {
-  if (op != core::Operation::kUpdate && op != core::Operation::kCreate) return false;
-  std::string_view rest = path;
-  if (rest.starts_with("issuer/")) {
-    const size_t slash = rest.find('/', 7);
-    if (slash == std::string_view::npos) return false;
-    rest = rest.substr(slash + 1);
-  }
-  std::string_view role;
-  if (rest.starts_with("sign/"))
-    role = rest.substr(5);
-  else if (rest.starts_with("issue/"))
-    role = rest.substr(6);
-  else
-    return false;
-  ReaderMutexLock l(&mu_);
-  auto it = roles_.find(role);
-  return it != roles_.end() && !it->second->no_store && !it->second->generate_lease;
+  auto w = SignOrIssueWrites(path, op);
+  return w && w->cached && w->certificate && !w->lease;
 }
 
 bool PkiBackend::Expensive(std::string_view path) const {

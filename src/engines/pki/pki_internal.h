@@ -225,6 +225,14 @@ class PkiBackend final : public core::framework::FrameworkBackend {
   bool MayWait(std::string_view path, core::Operation op) const override;
   bool DefersWrites(std::string_view path, core::Operation op) const override;
   bool ServesOnStandby(std::string_view path, core::Operation op) const override;
+  // What a request on sign/:role or issue/:role (also under issuer/:ref/) writes, from the
+  // role cache: nothing known (not cached), the certificate's record, a lease.
+  struct RoleWrites {
+    bool cached = false;
+    bool certificate = false;
+    bool lease = false;
+  };
+  std::optional<RoleWrites> SignOrIssueWrites(std::string_view path, core::Operation op) const;
   // Drops what is cached from `key` (relative to the mount's view) and nothing else.
   void InvalidateKey(std::string_view key) override;
   // Stops a running tidy (it ends "Cancelled") and drops every cache.

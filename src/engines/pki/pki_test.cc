@@ -13,6 +13,7 @@
 #include "crypto/x509.h"
 #include "engines/pki/pki_backend.h"
 #include "registry/builtin.h"
+#include "storage/forwarding_storage.h"
 #include "storage/memory_storage.h"
 #include "util/encoding.h"
 #include "util/status.h"
@@ -307,23 +308,9 @@ TEST(X509Test, KeySpecsAndWeakKeys) {
 }
 
 // A store whose asynchronous writes are held until the test lets them finish, or fail.
-class HeldWritesStorage final : public storage::Storage {
+class HeldWritesStorage final : public storage::ForwardingStorage {
  public:
-  absl::StatusOr<std::optional<std::string>> Get(std::string_view key) override {
-    return mem_.Get(key);
-  }
-  absl::Status Put(std::string_view key, std::string_view value) override {
-    return mem_.Put(key, value);
-  }
-  absl::Status Delete(std::string_view key) override { return mem_.Delete(key); }
-  absl::Status Write(std::vector<storage::WriteOp> ops) override {
-    return mem_.Write(std::move(ops));
-  }
-  absl::StatusOr<std::vector<std::string>> List(std::string_view prefix, std::string_view after,
-                                                size_t limit) override {
-    return mem_.List(prefix, after, limit);
-  }
-  absl::Status DeletePrefix(std::string_view prefix) override { return mem_.DeletePrefix(prefix); }
+  HeldWritesStorage() : ForwardingStorage(&mem_) {}
   std::string_view Type() const override { return "held"; }
   bool WritesAsync() const override { return true; }
   void WriteAsync(std::vector<storage::WriteOp> ops, WriteDone done) override {
