@@ -1,5 +1,11 @@
 #include "http/convert.h"
 
+#include <algorithm>
+#include <iterator>
+#include <optional>
+#include <string>
+#include <type_traits>
+
 #include "boost/json.hpp"
 #include "crypto/crypto.h"
 #include "util/duration.h"
@@ -171,6 +177,34 @@ absl::StatusOr<core::Request> ParseRequest(const RawRequest& raw, const RequestL
   return req;
 }
 
+namespace {
+
+// Appends the JSON text of `v` (a value, object or string) to `out`, as json::serialize writes it.
+template <typename T>
+void AppendJson(std::string& out, const T& v) {
+  json::serializer sr;
+  if constexpr (std::is_convertible_v<const T&, std::string_view>) {
+    sr.reset(std::string_view(v));
+  } else {
+    sr.reset(&v);
+  }
+  while (!sr.done()) {
+    const size_t at = out.size();
+    out.resize(at + std::max<size_t>(256, out.capacity() - at));
+    const size_t wrote = sr.read(out.data() + at, out.size() - at).size();
+    out.resize(at + wrote);
+  }
+}
+
+void AppendJsonOrNull(std::string& out, const std::optional<json::object>& v) {
+  if (v)
+    AppendJson(out, *v);
+  else
+    out += "null";
+}
+
+}  // namespace
+
 RawResponse RenderError(int status, std::string_view message) {
   RawResponse out;
   out.status = status;
@@ -194,26 +228,55 @@ RawResponse RenderResponse(const absl::StatusOr<core::Response>& r, const core::
     out.status = resp.http_status ? resp.http_status : 204;
     return out;
   }
-  json::object env{
-      {"request_id", req.id},
-      {"lease_id", resp.lease_id},
-      {"renewable", resp.renewable},
-      {"lease_duration", resp.lease_duration},
-      {"data", resp.data ? json::value(*resp.data) : json::value(nullptr)},
-      {"wrap_info", resp.wrap_info ? json::value(*resp.wrap_info) : json::value(nullptr)},
-      {"warnings", nullptr},
-      {"auth", resp.auth ? json::value(*resp.auth) : json::value(nullptr)},
-      {"mount_type", req.mount_type}};
-  if (!resp.warnings.empty()) {
-    json::array w;
-    for (const auto& s : resp.warnings) w.emplace_back(s);
-    env["warnings"] = std::move(w);
+  // Vault's envelope, serialized straight into the body (the same bytes json::serialize makes of
+  // the object, without copying the response's data into one first).
+  std::string& b = out.body;
+  b.reserve(512);
+  b += R"({"request_id":)";
+  AppendJson(b, req.id);
+  b += R"(,"lease_id":)";
+  AppendJson(b, resp.lease_id);
+  b += R"(,"renewable":)";
+  b += resp.renewable ? "true" : "false";
+  b += R"(,"lease_duration":)";
+  b += std::to_string(resp.lease_duration);
+  b += R"(,"data":)";
+  AppendJsonOrNull(b, resp.data);
+  b += R"(,"wrap_info":)";
+  AppendJsonOrNull(b, resp.wrap_info);
+  b += R"(,"warnings":)";
+  if (resp.warnings.empty()) {
+    b += "null";
+  } else {
+    b += '[';
+    for (size_t i = 0; i < resp.warnings.size(); ++i) {
+      if (i > 0) b += ',';
+      AppendJson(b, resp.warnings[i]);
+    }
+    b += ']';
   }
-  if (resp.duplicate_data_at_top && resp.data)
-    for (const auto& [k, v] : *resp.data)
-      if (!env.contains(k)) env[k] = v;
+  b += R"(,"auth":)";
+  AppendJsonOrNull(b, resp.auth);
+  b += R"(,"mount_type":)";
+  AppendJson(b, req.mount_type);
+  // Some of Vault's endpoints (sys/mounts, sys/auth, ...) repeat their data at the top level,
+  // where the envelope's own keys win.
+  if (resp.duplicate_data_at_top && resp.data) {
+    static constexpr std::string_view kEnvelope[] = {"request_id",     "lease_id", "renewable",
+                                                     "lease_duration", "data",     "wrap_info",
+                                                     "warnings",       "auth",     "mount_type"};
+    for (const auto& [k, v] : *resp.data) {
+      if (std::find(std::begin(kEnvelope), std::end(kEnvelope), std::string_view(k)) !=
+          std::end(kEnvelope))
+        continue;
+      b += ',';
+      AppendJson(b, std::string_view(k));
+      b += ':';
+      AppendJson(b, v);
+    }
+  }
+  b += '}';
   out.status = resp.http_status ? resp.http_status : 200;
-  out.body = json::serialize(env);
   return out;
 }
 
