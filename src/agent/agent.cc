@@ -419,7 +419,23 @@ absl::StatusOr<CertState> Agent::Renew(const CertSpec& s, bool rotate_key, bool 
   const json::value* dv = resp.if_contains("data");
   if (!dv || !dv->is_object()) return absl::InternalError(Cat(path, " returned no data"));
   const auto& d = dv->as_object();
+  // What comes back is checked before anything on disk is replaced: a certificate for this
+  // key, valid now, and a CA to go with it (a role path that is not a PKI sign endpoint, or a
+  // broken answer, must not overwrite working files).
   std::string cert_pem = Field(d, "certificate") + "\n";
+  {
+    auto cert = crypto::ParseCertPem(cert_pem);
+    if (!cert.ok())
+      return absl::InternalError(
+          Cat(path, " returned no readable certificate: nothing was written (", s.name, ")"));
+    EVP_PKEY* cert_key = X509_get0_pubkey(cert->get());
+    if (!cert_key || !crypto::SameKey(cert_key, key.get()))
+      return absl::InternalError(Cat(path, " returned a certificate for another key than the ",
+                                     "request's: nothing was written (", s.name, ")"));
+    if (crypto::NotAfterUnix(cert->get()) <= clock_->NowUnix())
+      return absl::InternalError(
+          Cat(path, " returned a certificate already expired: nothing was written (", s.name, ")"));
+  }
   std::string ca_pem;
   if (auto* chain = d.if_contains("ca_chain");
       chain && chain->is_array() && !chain->as_array().empty()) {
@@ -428,6 +444,9 @@ absl::StatusOr<CertState> Agent::Renew(const CertSpec& s, bool rotate_key, bool 
   } else {
     ca_pem = Field(d, "issuing_ca") + "\n";
   }
+  if (ca_pem.find("-----BEGIN CERTIFICATE-----") == std::string::npos)
+    return absl::InternalError(
+        Cat(path, " returned no CA certificate: nothing was written (", s.name, ")"));
   // During a CA rotation the CA file holds what the phase says (the old and new CAs, or one).
   if (const RotationState* r = RotationFor(s); r && !r->ca_pem.empty()) ca_pem = r->ca_pem;
   // A leaf of a cross-signed new CA is sent with the cross-signed certificate: a client that
@@ -442,11 +461,14 @@ absl::StatusOr<CertState> Agent::Renew(const CertSpec& s, bool rotate_key, bool 
   files::WriteOptions cw{static_cast<mode_t>(s.mode), s.owner, s.group};
   files::WriteOptions caw{0644, s.owner, s.group};
   if (!s.cert_file.empty()) {
-    // Key first only when it changed: between the two renames a reader may see the new key with
-    // the old certificate for an instant (never a torn file).
-    if (new_key) RETURN_IF_ERROR(files::WriteAtomic(s.key_file, key_pem.view(), kw));
-    RETURN_IF_ERROR(files::WriteAtomic(s.cert_file, cert_pem, cw));
-    if (!s.ca_file.empty()) RETURN_IF_ERROR(files::WriteAtomic(s.ca_file, ca_pem, caw));
+    // Key (when it changed), certificate and CA change together: all three are written and
+    // fsynced before the first rename, so a reader sees the new key with the old certificate for
+    // the instant between two renames at most, and a failed write replaces nothing.
+    std::vector<files::FileWrite> writes;
+    if (new_key) writes.push_back({s.key_file, key_pem.view(), kw});
+    writes.push_back({s.cert_file, cert_pem, cw});
+    if (!s.ca_file.empty()) writes.push_back({s.ca_file, ca_pem, caw});
+    RETURN_IF_ERROR(files::WriteAtomicTogether(writes));
   }
   if (!s.kubeconfig.path.empty()) {
     std::string kc = RenderKubeconfig(s.kubeconfig, ca_pem, cert_pem, key_pem.view());

@@ -62,14 +62,41 @@ std::string RandomSuffix() {
 
 }  // namespace
 
-absl::Status WriteAtomic(const std::string& path, std::string_view data, const WriteOptions& o) {
-  std::filesystem::path p(path);
-  std::filesystem::path dir = p.has_parent_path() ? p.parent_path() : std::filesystem::path(".");
-  if (o.make_parents) {
-    std::error_code ec;
-    std::filesystem::create_directories(dir, ec);
-    if (ec) return absl::InternalError(Cat("cannot create ", dir.string(), ": ", ec.message()));
+namespace {
+
+// Creates the missing folders of `dir`, each 0755 whatever the umask (a service's UMask=0077
+// would make them 0700 and shut out the daemon, run as its own user, that reads its files
+// there). Folders that exist are left as they are.
+absl::Status MakeParents(const std::filesystem::path& dir) {
+  std::error_code ec;
+  if (dir.empty() || std::filesystem::is_directory(dir, ec)) return absl::OkStatus();
+  std::filesystem::path at;
+  for (const auto& part : dir) {
+    at /= part;
+    if (::mkdir(at.c_str(), 0755) == 0) {
+      if (::chmod(at.c_str(), 0755) != 0) return Errno("chmod", at.string());
+    } else if (errno != EEXIST) {
+      return Errno("create", at.string());
+    } else if (!std::filesystem::is_directory(at, ec)) {
+      return absl::FailedPreconditionError(
+          Cat("cannot create ", dir.string(), ": ", at.string(), " is not a folder"));
+    }
   }
+  return absl::OkStatus();
+}
+
+// A file written under a temporary name in its folder, fsynced and closed, not renamed yet.
+struct Staged {
+  std::string path;
+  std::string tmp;
+  std::filesystem::path dir;
+};
+
+absl::StatusOr<Staged> Stage(const std::string& path, std::string_view data,
+                             const WriteOptions& o) {
+  std::filesystem::path p(path);
+  Staged out{path, "", p.has_parent_path() ? p.parent_path() : std::filesystem::path(".")};
+  if (o.make_parents) RETURN_IF_ERROR(MakeParents(out.dir));
   auto uid = static_cast<uid_t>(-1);
   auto gid = static_cast<gid_t>(-1);
   if (!o.owner.empty()) {
@@ -80,7 +107,7 @@ absl::Status WriteAtomic(const std::string& path, std::string_view data, const W
   }
   // A fresh name made here (O_EXCL): a file someone else created beforehand, possibly holding it
   // open to read what we write, is never reused, and two writers of one path never share one.
-  std::string tmp;
+  std::string& tmp = out.tmp;
   int fd = -1;
   for (int attempt = 0; fd < 0 && attempt < 8; ++attempt) {
     tmp = Cat(path, ".coffer-tmp-", ::getpid(), "-", RandomSuffix());
@@ -112,16 +139,77 @@ absl::Status WriteAtomic(const std::string& path, std::string_view data, const W
     ::unlink(tmp.c_str());
     return st;
   }
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    absl::Status st = Errno("rename onto", path);
-    ::unlink(tmp.c_str());
-    return st;
-  }
+  return out;
+}
+
+void SyncFolder(const std::filesystem::path& dir) {
   int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dfd >= 0) {
     ::fsync(dfd);
     ::close(dfd);
   }
+}
+
+}  // namespace
+
+absl::Status WriteAtomic(const std::string& path, std::string_view data, const WriteOptions& o) {
+  ASSIGN_OR_RETURN(Staged f, Stage(path, data, o));
+  if (::rename(f.tmp.c_str(), path.c_str()) != 0) {
+    absl::Status st = Errno("rename onto", path);
+    ::unlink(f.tmp.c_str());
+    return st;
+  }
+  SyncFolder(f.dir);
+  return absl::OkStatus();
+}
+
+absl::Status WriteAtomicTogether(const std::vector<FileWrite>& writes) {
+  std::vector<Staged> staged;
+  staged.reserve(writes.size());
+  auto drop_staged = [&](size_t from) {
+    for (size_t i = from; i < staged.size(); ++i) ::unlink(staged[i].tmp.c_str());
+  };
+  for (const FileWrite& w : writes) {
+    auto f = Stage(w.path, w.data, w.options);
+    if (!f.ok()) {
+      drop_staged(0);
+      return f.status();
+    }
+    staged.push_back(std::move(*f));
+  }
+  // The files as they were, as hard links, so that a failed rename can put back those already
+  // replaced (an empty backup: the file did not exist).
+  std::vector<std::string> backups(staged.size());
+  for (size_t i = 0; i < staged.size(); ++i) {
+    const std::string b = Cat(staged[i].path, ".coffer-old-", ::getpid(), "-", RandomSuffix());
+    if (::link(staged[i].path.c_str(), b.c_str()) == 0) {
+      backups[i] = b;
+    } else if (errno != ENOENT) {
+      absl::Status st = Errno("keep a copy of", staged[i].path);
+      for (size_t j = 0; j < i; ++j)
+        if (!backups[j].empty()) ::unlink(backups[j].c_str());
+      drop_staged(0);
+      return st;
+    }
+  }
+  for (size_t i = 0; i < staged.size(); ++i) {
+    if (::rename(staged[i].tmp.c_str(), staged[i].path.c_str()) == 0) continue;
+    absl::Status st = Errno("rename onto", staged[i].path);
+    drop_staged(i);
+    for (size_t j = 0; j < i; ++j) {  // back as they were
+      if (backups[j].empty())
+        ::unlink(staged[j].path.c_str());
+      else
+        ::rename(backups[j].c_str(), staged[j].path.c_str());
+    }
+    for (size_t j = i; j < staged.size(); ++j)
+      if (!backups[j].empty()) ::unlink(backups[j].c_str());
+    for (const Staged& f : staged) SyncFolder(f.dir);
+    return st;
+  }
+  for (const std::string& b : backups)
+    if (!b.empty()) ::unlink(b.c_str());
+  for (const Staged& f : staged) SyncFolder(f.dir);
   return absl::OkStatus();
 }
 

@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/status/statusor.h"
 
@@ -16,7 +17,7 @@ struct WriteOptions {
   mode_t mode = 0644;
   std::string owner;         // user name or numeric uid; empty: leave as created
   std::string group;         // group name or numeric gid; empty: leave as created
-  bool make_parents = true;  // creates missing parent folders (0755)
+  bool make_parents = true;  // creates missing parent folders (0755, whatever the umask)
 };
 
 // Writes `data` to `path` atomically: a temporary file in the same folder created with `mode`
@@ -28,6 +29,19 @@ inline absl::Status WriteAtomic(const std::string& path, std::string_view data, 
   o.mode = mode;
   return WriteAtomic(path, data, o);
 }
+
+// Files that must change together (a private key and its certificate): every one is written
+// to a temporary file and fsynced before the first rename, then all are renamed back to back,
+// so a reader sees the old pair or the new one except for the instant between two renames —
+// never for the length of a write. If a write fails nothing is replaced; if a rename fails, the
+// files already replaced are put back (from hard links kept until the end) and the error
+// returned.
+struct FileWrite {
+  std::string path;
+  std::string_view data;
+  WriteOptions options;
+};
+absl::Status WriteAtomicTogether(const std::vector<FileWrite>& writes);
 
 // The file's bytes; nullopt when it does not exist; an error when it cannot be read.
 absl::StatusOr<std::optional<std::string>> ReadIfExists(const std::string& path);

@@ -6,6 +6,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cstdio>
 #include <filesystem>
 #include <string>
 #include <thread>
@@ -50,6 +52,103 @@ TEST(WriteAtomic, ConcurrentWritersOfOnePathEachLandWhole) {
     ++entries;
   }
   EXPECT_EQ(entries, 1u);  // no temporary file left
+  fs::remove_all(dir);
+}
+
+std::string Slurp(const fs::path& p) {
+  std::string got;
+  std::FILE* f = std::fopen(p.c_str(), "rb");
+  if (f == nullptr) return "<absent>";
+  char buf[4096];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) got.append(buf, n);
+  std::fclose(f);
+  return got;
+}
+
+fs::path FreshDir(const std::string& name) {
+  fs::path dir =
+      fs::temp_directory_path() / ("coffer-files-" + name + "-" + std::to_string(getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  return dir;
+}
+
+// A service with UMask=0077 (the agent's units) still makes the folders it creates 0755: a
+// daemon run as its own user (etcd) must be able to enter /etc/kubernetes/pki/etcd.
+TEST(WriteAtomic, CreatedFoldersAre0755WhateverTheUmask) {
+  const fs::path dir = FreshDir("umask");
+  const mode_t old = ::umask(077);
+  const auto st = WriteAtomic((dir / "pki/etcd/server.key").string(), "k", {.mode = 0600});
+  ::umask(old);
+  ASSERT_TRUE(st.ok()) << st;
+  for (const fs::path& d : {dir / "pki", dir / "pki/etcd"}) {
+    struct stat sb {};
+    ASSERT_EQ(::stat(d.c_str(), &sb), 0);
+    EXPECT_EQ(sb.st_mode & 0777, 0755u) << d;
+  }
+  struct stat kb {};
+  ASSERT_EQ(::stat((dir / "pki/etcd/server.key").c_str(), &kb), 0);
+  EXPECT_EQ(kb.st_mode & 0777, 0600u);
+  // A folder that exists keeps its mode.
+  fs::create_directories(dir / "private");
+  ASSERT_EQ(::chmod((dir / "private").c_str(), 0700), 0);
+  ASSERT_TRUE(WriteAtomic((dir / "private/x").string(), "x", {.mode = 0600}).ok());
+  struct stat pb {};
+  ASSERT_EQ(::stat((dir / "private").c_str(), &pb), 0);
+  EXPECT_EQ(pb.st_mode & 0777, 0700u);
+  // A file where a folder should be: a clear error.
+  ASSERT_TRUE(WriteAtomic((dir / "plain").string(), "f", {.mode = 0644}).ok());
+  const auto bad = WriteAtomic((dir / "plain/sub/y").string(), "y", {.mode = 0644});
+  EXPECT_FALSE(bad.ok());
+  EXPECT_NE(std::string(bad.message()).find("is not a folder"), std::string::npos) << bad;
+  fs::remove_all(dir);
+}
+
+TEST(WriteAtomicTogether, ReplacesEveryFileAndLeavesNothingElse) {
+  const fs::path dir = FreshDir("together");
+  ASSERT_TRUE(WriteAtomic((dir / "tls.key").string(), "old key", {.mode = 0600}).ok());
+  ASSERT_TRUE(WriteAtomic((dir / "tls.crt").string(), "old cert", {.mode = 0644}).ok());
+  const std::string key = "new key", cert = "new cert", ca = "new ca";
+  const auto st = WriteAtomicTogether({{(dir / "tls.key").string(), key, {.mode = 0600}},
+                                       {(dir / "tls.crt").string(), cert, {.mode = 0644}},
+                                       {(dir / "sub/ca.crt").string(), ca, {.mode = 0644}}});
+  ASSERT_TRUE(st.ok()) << st;
+  EXPECT_EQ(Slurp(dir / "tls.key"), "new key");
+  EXPECT_EQ(Slurp(dir / "tls.crt"), "new cert");
+  EXPECT_EQ(Slurp(dir / "sub/ca.crt"), "new ca");
+  struct stat kb {};
+  ASSERT_EQ(::stat((dir / "tls.key").c_str(), &kb), 0);
+  EXPECT_EQ(kb.st_mode & 0777, 0600u);
+  size_t entries = 0;
+  for (const auto& e : fs::directory_iterator(dir)) entries += e.is_regular_file() ? 1 : 0;
+  EXPECT_EQ(entries, 2u);  // no temporary file or kept copy left
+  fs::remove_all(dir);
+}
+
+// The certificate cannot be put in place (its path is a folder): the key already renamed is
+// put back, so the pair on disk is still the old one, and no stray file is left.
+TEST(WriteAtomicTogether, AFailedRenamePutsBackWhatWasReplaced) {
+  const fs::path dir = FreshDir("rollback");
+  ASSERT_TRUE(WriteAtomic((dir / "tls.key").string(), "old key", {.mode = 0600}).ok());
+  fs::create_directories(dir / "tls.crt" / "in-the-way");
+  const std::string key = "new key", cert = "new cert", fresh = "fresh";
+  const auto st = WriteAtomicTogether({{(dir / "tls.key").string(), key, {.mode = 0600}},
+                                       {(dir / "new.txt").string(), fresh, {.mode = 0644}},
+                                       {(dir / "tls.crt").string(), cert, {.mode = 0644}}});
+  EXPECT_FALSE(st.ok());
+  EXPECT_EQ(Slurp(dir / "tls.key"), "old key");
+  EXPECT_EQ(Slurp(dir / "new.txt"), "<absent>");  // did not exist before: removed again
+  std::vector<std::string> names;
+  for (const auto& e : fs::directory_iterator(dir)) names.push_back(e.path().filename());
+  std::sort(names.begin(), names.end());
+  EXPECT_EQ(names, (std::vector<std::string>{"tls.crt", "tls.key"}));
+  // A write that cannot even start (a file where the folder should be) replaces nothing.
+  ASSERT_TRUE(WriteAtomic((dir / "plain").string(), "f", {.mode = 0644}).ok());
+  const auto early = WriteAtomicTogether({{(dir / "tls.key").string(), key, {.mode = 0600}},
+                                          {(dir / "plain/x").string(), cert, {.mode = 0644}}});
+  EXPECT_FALSE(early.ok());
+  EXPECT_EQ(Slurp(dir / "tls.key"), "old key");
   fs::remove_all(dir);
 }
 
