@@ -1144,14 +1144,22 @@ absl::StatusOr<Response> Core::HandleAudit(Request& req, std::string_view p) {
     r.duplicate_data_at_top = true;
     return r;
   }
-  if (StartsWith(p, "audit-hash/")) {
+  // audit-hash/<path> hashes with a device's key; audit/<path> enables or disables a device (and
+  // needs sudo). Either needs the device's path: "audit-hash" alone must never reach Enable.
+  if (p == "audit-hash" || StartsWith(p, "audit-hash/")) {
     if (req.op != Operation::kUpdate && req.op != Operation::kCreate) return unsupported();
+    if (p.size() <= 11)
+      return absl::InvalidArgumentError(
+          "the audit device's path is required: sys/audit-hash/<path>");
     ASSIGN_OR_RETURN(auto input, JsonString(req.data, "input"));
     if (!input) return absl::InvalidArgumentError("'input' is required");
     ASSIGN_OR_RETURN(std::string h, audit_->Hash(p.substr(11), *input));
     return Response::Data(json::object{{"hash", h}});
   }
-  std::string_view path = p.substr(6);
+  if (!StartsWith(p, "audit/")) return unsupported();
+  std::string_view path = std::string_view(p).substr(6);
+  if (path.empty() || path == "/")
+    return absl::InvalidArgumentError("the audit device's path is required: sys/audit/<path>");
   switch (req.op) {
     case Operation::kCreate:
     case Operation::kUpdate: {

@@ -291,7 +291,10 @@ class Core final : private SystemView {
   absl::StatusOr<Response> RemountStatus(std::string_view id) ABSL_LOCKS_EXCLUDED(mounts_mu_);
   absl::Status EnableMountLocked(MountEntry entry, bool auth = false)
       ABSL_SHARED_LOCKS_REQUIRED(state_mu_) ABSL_LOCKS_EXCLUDED(mounts_mu_);
-  absl::Status DisableMount(std::string_view path) ABSL_SHARED_LOCKS_REQUIRED(state_mu_)
+  // `auth`: sys/auth/<path> (the path holds "auth/"); without it (sys/mounts/<path>) the
+  // reserved prefixes (auth/, sys/, cubbyhole/, identity/) are refused, as Vault's unmount does:
+  // an auth method is disabled at sys/auth/<path>, which needs sudo.
+  absl::Status DisableMount(std::string_view path, bool auth) ABSL_SHARED_LOCKS_REQUIRED(state_mu_)
       ABSL_LOCKS_EXCLUDED(mounts_mu_);
   absl::StatusOr<Response> MountsList() ABSL_LOCKS_EXCLUDED(mounts_mu_);
   absl::StatusOr<Response> MountRead(std::string_view path) ABSL_LOCKS_EXCLUDED(mounts_mu_);

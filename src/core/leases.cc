@@ -371,13 +371,12 @@ absl::StatusOr<Response> Core::HandleLeases(Request& req, std::string_view what,
     return Response::Empty();
   }
   if (what == "revoke-prefix" || what == "revoke-force") {
+    // The prefix is the URL's (hvac sends it in the body as well; the body's is not read: the
+    // sudo rule is on the URL).
     std::string prefix(arg);
-    // hvac sends the prefix in the body as well; the URL's is the one that counts.
-    if (prefix.empty()) {
-      ASSIGN_OR_RETURN(auto body_prefix, JsonString(req.data, "prefix"));
-      prefix = body_prefix.value_or("");
-    }
-    if (prefix.empty()) return absl::InvalidArgumentError("a prefix is required after the path");
+    if (prefix.empty())
+      return absl::InvalidArgumentError(
+          Cat("a prefix is required in the path: sys/leases/", what, "/<prefix>"));
     RETURN_IF_ERROR(ValidLeaseId(prefix));
     const bool force = what == "revoke-force";
     // The prefix may name one lease exactly, or a folder of them.

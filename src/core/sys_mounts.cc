@@ -312,8 +312,14 @@ absl::Status Core::EnableMountLocked(MountEntry entry, bool auth) {
   return absl::OkStatus();
 }
 
-absl::Status Core::DisableMount(std::string_view raw_path) {
+absl::Status Core::DisableMount(std::string_view raw_path, bool auth) {
   ASSIGN_OR_RETURN(std::string path, NormalizeMountPath(raw_path));
+  if (!auth)
+    for (auto r : kReserved)
+      if (std::string_view(path).substr(0, r.size()) == r)
+        return absl::InvalidArgumentError(
+            Cat("cannot disable \"", path, "\" through sys/mounts: \"", r, "\" is reserved",
+                r == "auth/" ? " (auth methods are disabled at sys/auth/<path>)" : ""));
   MutexLock change(&table_change_mu_);
   std::shared_ptr<Mount> m;
   {

@@ -76,7 +76,7 @@ std::unique_ptr<Backend> Core::NewSystemBackend() {
         case Operation::kUpdate:
           return MountEnableRequest(req, mp, auth);
         case Operation::kDelete:
-          RETURN_IF_ERROR(DisableMount(mp));
+          RETURN_IF_ERROR(DisableMount(mp, auth));
           return Response::Empty();
         default:
           return UnsupportedOperation();
@@ -191,7 +191,9 @@ std::unique_ptr<Backend> Core::NewSystemBackend() {
        .operations = {{kUpdate, op(leases)}, {Operation::kList, op(leases)}},
        .synopsis = "Looks up a lease (PUT), or lists the leases under a prefix (LIST, sudo)"});
   paths.push_back(
-      {.patterns = {"leases/{what:renew|revoke|revoke-prefix|revoke-force|tidy}",
+      // revoke-prefix and revoke-force take their prefix in the URL only, as Vault's: the sudo
+      // rules name leases/revoke-prefix/* and leases/revoke-force/*.
+      {.patterns = {"leases/{what:renew|revoke|tidy}",
                     "leases/{what:renew|revoke|revoke-prefix|revoke-force}/{arg*}"},
        .fields = {{"what", {FieldType::kString, "The operation"}},
                   {"arg", {FieldType::kString, "The lease id or prefix, in the URL"}},
@@ -375,7 +377,9 @@ std::unique_ptr<Backend> Core::NewSystemBackend() {
                          std::string rest;
                          const std::string p = d.String("path");
                          auto m = Route(p, &rest);
-                         if (!m) return absl::NotFoundError(Cat("no mount holds \"", p, "\""));
+                         // No such mount: the same 403 as a mount the caller cannot see, so
+                         // that this path does not list the mounts to anyone guessing (Vault).
+                         if (!m) return denied;
                          if (!acl->HasAccessUnder(m->entry.path)) return denied;
                          json::object o = m->entry.ToJson();
                          o["path"] = m->entry.path;

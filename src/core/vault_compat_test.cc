@@ -487,6 +487,10 @@ TEST_F(VaultCompatTest, UiMountsAnswersCallersWithAccessOnly) {
             403);
   EXPECT_EQ(HttpStatusFor(Do(Operation::kRead, "sys/internal/ui/mounts/kv/x", {}, "").status()),
             403);
+  // A mount that does not exist answers as one the caller cannot see: guessing lists nothing.
+  const auto missing = Do(Operation::kRead, "sys/internal/ui/mounts/no-such-mount/x", {}, t);
+  EXPECT_EQ(HttpStatusFor(missing.status()), 403);
+  EXPECT_EQ(missing.status().message(), "permission denied");
 }
 
 TEST_F(LeaseTest, ListIsOnlyForLookup) {

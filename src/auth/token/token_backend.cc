@@ -275,14 +275,18 @@ class TokenBackend final : public CompatBackend {
     if (p.patterns.front() != "create" ||
         (req.op != Operation::kUpdate && req.op != Operation::kCreate))
       return absl::OkStatus();
+    // The role is the URL's only (create/<role>), as Vault's: the ACL of that path is what lets
+    // a caller use the role. A role_name in the body of create or create-orphan would get past
+    // it: refused rather than ignored, so nobody gets a token without the role they asked for.
     std::string name;
-    if (const auto* rn = req.data.if_contains("role_name"); rn && !rn->is_null()) {
-      ASSIGN_OR_RETURN(json::value v, ConvertField("role_name", FieldType::kString, *rn));
-      name = std::string(v.as_string());
-    }
     for (const auto& [k, v] : c)
       if (k == "role_name") name = v;
-    if (name.empty()) return absl::OkStatus();
+    if (name.empty()) {
+      if (const auto* rn = req.data.if_contains("role_name"); rn && !rn->is_null())
+        return absl::InvalidArgumentError(
+            "role_name is read from the path only: use auth/token/create/<role_name>");
+      return absl::OkStatus();
+    }
     ASSIGN_OR_RETURN(auto role, LoadRole(req, name));
     if (!role) return absl::InvalidArgumentError(Cat("unknown role ", name));
     return absl::OkStatus();
@@ -570,9 +574,10 @@ class TokenBackend final : public CompatBackend {
   absl::StatusOr<Response> Create(Request& req, const FieldData& d) {
     const TokenEntry& parent = *req.token;
     std::optional<Role> role;
-    // create/:role_name names the role in the URL; create and create-orphan may in the body
-    // (BeforeOperation has refused an unknown one already).
-    const std::string role_name = d.String("role_name");
+    // create/:role_name names the role in the URL, never the body (BeforeOperation has refused a
+    // body's role_name, and an unknown role, already).
+    const std::string role_name =
+        StartsWith(req.path, "create/") ? req.path.substr(7) : std::string();
     if (!role_name.empty()) {
       ASSIGN_OR_RETURN(role, LoadRole(req, role_name));
       if (!role) return absl::InvalidArgumentError(Cat("unknown role ", role_name));
@@ -595,6 +600,11 @@ class TokenBackend final : public CompatBackend {
     if (uses && *uses < 0) return absl::InvalidArgumentError("number of uses cannot be negative");
 
     const bool privileged = parent.IsRoot() || req.sudo;  // sudo on this path (set by the core)
+    // A periodic token lives as long as it is renewed: asking for one needs root or sudo, with a
+    // role or without (a role's own period is the operator's choice, and caps the request's).
+    if (period > 0 && !privileged)
+      return absl::InvalidArgumentError(
+          "root or sudo privileges required to create periodic token");
     const bool no_parent = d.Bool("no_parent");
     TokenEntry e;
     e.meta.clear();
@@ -632,7 +642,7 @@ class TokenBackend final : public CompatBackend {
       e.path = Cat("auth/token/create/", role->name, role->path_suffix.empty() ? "" : "/",
                    role->path_suffix);
       e.role = role->name;
-      if (role->period > 0) period = role->period;
+      if (role->period > 0) period = period > 0 ? std::min(period, role->period) : role->period;
       if (role->explicit_max_ttl > 0)
         explicit_max = explicit_max > 0 ? std::min(explicit_max, role->explicit_max_ttl)
                                         : role->explicit_max_ttl;
@@ -656,16 +666,21 @@ class TokenBackend final : public CompatBackend {
       if (no_parent && req.path != "create-orphan" && !privileged)
         return absl::InvalidArgumentError(
             "root or sudo privileges required to create orphan token");
-      if (period > 0 && !privileged)
-        return absl::InvalidArgumentError(
-            "root or sudo privileges required to create periodic token");
       e.parent_hash = orphan ? "" : parent.id_hash;
+      // A child is bound where its parent is: a CIDR-bound token cannot make an unbound one.
+      if (!orphan) e.bound_cidrs = parent.bound_cidrs;
       e.path = req.path == "create-orphan" ? "auth/token/create-orphan" : "auth/token/create";
     }
     if (d.Has("renewable")) e.renewable = d.Bool("renewable") && (!role || role->renewable);
     e.policies = Normalize(policies, add_default);
     if (e.policies.empty())
       return absl::InvalidArgumentError("token must have at least one policy");
+    // Only root makes root: a role allowing "root", or a parent's policies copied, must not
+    // mint one for anyone else.
+    if (!parent.IsRoot() &&
+        std::find(e.policies.begin(), e.policies.end(), "root") != e.policies.end())
+      return absl::InvalidArgumentError(
+          "root tokens may not be created without parent token being root");
     const std::string display = d.String("display_name");
     e.display_name = d.Has("display_name") && !display.empty() ? "token-" + display : "token";
     for (auto& c : e.display_name)

@@ -1,0 +1,161 @@
+"""Requests that must not give a caller more than its policies and sudo allow, over HTTP against
+the real server. Each case was a way around a sudo rule or a role's ACL: a path that reached a
+sudo-protected action under another name (sys/audit-hash alone, sys/leases/revoke-force without
+a prefix in the URL, an auth method disabled through sys/mounts), a token role named in the body
+instead of the URL, a periodic or root token through a role, a child token shedding its
+parent's CIDR binding, and a mount's existence told to anyone guessing."""
+import unittest
+
+from harness import ServerTest
+
+POLICIES = {
+    # Everything under sys/ but sudo.
+    "sysadmin": 'path "sys/*" { capabilities = ["create", "read", "update", "delete", "list"] }',
+    # The leases' endpoints, without sudo (what hvac's lease tests grant).
+    "leases": 'path "sys/leases/*" { capabilities = ["update", "read", "list"] }',
+    # Tokens from auth/token/create only: no token role.
+    "creator": 'path "auth/token/create" { capabilities = ["update"] }\n'
+               'path "auth/token/create-orphan" { capabilities = ["update"] }',
+    # Tokens from the role "helper" (whose allowed policies include root).
+    "roleuser": 'path "auth/token/create/helper" { capabilities = ["update"] }',
+    "ops": 'path "secret/*" { capabilities = ["read"] }',
+}
+
+
+class PrivilegeEscalation(ServerTest):
+    def setUp(self):
+        super().setUp()
+        s = self.s = self.server(tls=False).start()
+        s.init_and_unseal(1, 1)
+        self.assertEqual(s.request("POST", "sys/mounts/secret", s.root, {"type": "kv"})[0], 204)
+        self.assertEqual(s.request("POST", "sys/auth/approle", s.root, {"type": "approle"})[0], 204)
+        for name, text in POLICIES.items():
+            st, body, _ = s.request("PUT", f"sys/policies/acl/{name}", s.root, {"policy": text})
+            self.assertEqual(st, 204, body)
+        st, body, _ = s.request("POST", "auth/token/roles/helper", s.root,
+                                {"allowed_policies": ["ops", "root"]})
+        self.assertEqual(st, 204, body)
+        st, body, _ = s.request("POST", "auth/token/roles/opsrole", s.root,
+                                {"allowed_policies": ["ops"]})
+        self.assertEqual(st, 204, body)
+
+    def token(self, *policies, **extra):
+        body = {"policies": list(policies)}
+        body.update(extra)
+        st, resp, _ = self.s.request("POST", "auth/token/create", self.s.root, body)
+        self.assertEqual(st, 200, resp)
+        return resp["auth"]["client_token"]
+
+    def test_audit_hash_without_a_device_path_enables_nothing(self):
+        s = self.s
+        t = self.token("sysadmin")
+        for who in (t, s.root):
+            st, body, text = s.request("PUT", "sys/audit-hash", who,
+                                       {"type": "file", "options": {"file_path": "stdout"}})
+            self.assertIn(st, (400, 403, 404), text)
+        st, body, _ = s.request("GET", "sys/audit", s.root)
+        self.assertEqual(st, 200, body)
+        self.assertEqual(body["data"], {}, "an audit device was enabled through sys/audit-hash")
+        # Enabling a device is sudo, at sys/audit/<path>.
+        st, _, text = s.request("PUT", "sys/audit/file", t,
+                                {"type": "file", "options": {"file_path": "stdout"}})
+        self.assertEqual(st, 403, text)
+
+    def test_lease_revoke_prefix_and_force_need_the_prefix_in_the_url(self):
+        s = self.s
+        t = self.token("leases")
+        for what in ("revoke-prefix", "revoke-force"):
+            st, _, text = s.request("PUT", f"sys/leases/{what}", t, {"prefix": "secret/"})
+            self.assertIn(st, (400, 403, 404), text)
+            self.assertNotEqual(st, 204, text)
+            # The URL form is sudo.
+            st, _, text = s.request("PUT", f"sys/leases/{what}/secret/", t)
+            self.assertEqual(st, 403, text)
+            # An empty prefix in the URL revokes nothing, even for root.
+            st, body, text = s.request("PUT", f"sys/leases/{what}/", s.root)
+            self.assertEqual(st, 400, text)
+            self.assertIn("prefix is required", body["errors"][0])
+
+    def test_auth_methods_are_not_disabled_through_sys_mounts(self):
+        s = self.s
+        t = self.token("sysadmin")
+        for who in (t, s.root):
+            st, body, text = s.request("DELETE", "sys/mounts/auth/approle", who)
+            self.assertEqual(st, 400, text)
+            self.assertIn("sys/auth/<path>", body["errors"][0])
+        st, body, _ = s.request("GET", "sys/auth", s.root)
+        self.assertIn("approle/", body["data"], "the auth method is gone")
+        # sys/auth/<path> is sudo.
+        st, _, text = s.request("DELETE", "sys/auth/approle", t)
+        self.assertEqual(st, 403, text)
+        # A secrets engine is still disabled through sys/mounts without sudo.
+        self.assertEqual(s.request("POST", "sys/mounts/scratch", t, {"type": "kv"})[0], 204)
+        self.assertEqual(s.request("DELETE", "sys/mounts/scratch", t)[0], 204)
+
+    def test_a_role_is_used_through_its_own_path_only(self):
+        s = self.s
+        t = self.token("creator")
+        for path in ("auth/token/create", "auth/token/create-orphan"):
+            st, body, text = s.request("POST", path, t, {"role_name": "opsrole", "policies": ["ops"]})
+            self.assertEqual(st, 400, text)
+            self.assertIn("auth/token/create/<role_name>", body["errors"][0])
+        st, _, text = s.request("POST", "auth/token/create/opsrole", t, {"policies": ["ops"]})
+        self.assertEqual(st, 403, text)
+        # Without role_name the caller's own policies bound the child, as before.
+        st, body, text = s.request("POST", "auth/token/create", t, {"policies": ["ops"]})
+        self.assertEqual(st, 400, text)
+        self.assertIn("subset of parent", body["errors"][0])
+
+    def test_a_role_mints_neither_root_nor_periodic_tokens_for_others(self):
+        s = self.s
+        t = self.token("roleuser")
+        st, body, text = s.request("POST", "auth/token/create/helper", t, {"policies": ["root"]})
+        self.assertEqual(st, 400, text)
+        self.assertIn("root tokens may not be created", body["errors"][0])
+        st, body, text = s.request("POST", "auth/token/create/helper", t, {})  # the role's policies
+        self.assertEqual(st, 400, text)
+        st, body, text = s.request("POST", "auth/token/create/helper", t,
+                                   {"policies": ["ops"], "period": "8760h"})
+        self.assertEqual(st, 400, text)
+        self.assertIn("sudo privileges required to create periodic token", body["errors"][0])
+        st, body, text = s.request("POST", "auth/token/create/helper", t, {"policies": ["ops"]})
+        self.assertEqual(st, 200, text)
+        self.assertEqual(body["auth"]["policies"], ["default", "ops"])
+        # Root may still: a periodic token through the role, and a root token.
+        st, body, text = s.request("POST", "auth/token/create/helper", s.root,
+                                   {"policies": ["ops"], "period": "2h"})
+        self.assertEqual(st, 200, text)
+        self.assertEqual(body["auth"]["lease_duration"], 7200)
+
+    def test_a_child_keeps_its_parents_cidr_binding(self):
+        s = self.s
+        st, body, text = s.request("POST", "auth/token/roles/bound", s.root,
+                                   {"allowed_policies": ["creator", "ops"],
+                                    "token_bound_cidrs": ["127.0.0.1/32"]})
+        self.assertEqual(st, 204, text)
+        st, body, text = s.request("POST", "auth/token/create/bound", s.root,
+                                   {"policies": ["creator", "ops"]})
+        self.assertEqual(st, 200, text)
+        parent = body["auth"]["client_token"]
+        st, body, text = s.request("POST", "auth/token/create", parent, {"policies": ["ops"]})
+        self.assertEqual(st, 200, text)
+        child = body["auth"]["client_token"]
+        st, body, text = s.request("GET", "auth/token/lookup-self", child)
+        self.assertEqual(st, 200, text)
+        self.assertEqual(body["data"]["bound_cidrs"], ["127.0.0.1/32"])
+
+    def test_ui_mounts_does_not_tell_which_mounts_exist(self):
+        s = self.s
+        t = self.token("ops")
+        missing = s.request("GET", "sys/internal/ui/mounts/no-such-mount", t)
+        hidden = s.request("GET", "sys/internal/ui/mounts/approle-not-mine", t)
+        self.assertEqual(missing[0], 403, missing[2])
+        self.assertEqual(missing[1], {"errors": ["permission denied"]})
+        self.assertEqual(hidden[:2], missing[:2])
+        st, body, text = s.request("GET", "sys/internal/ui/mounts/secret/x", t)
+        self.assertEqual(st, 200, text)
+        self.assertEqual(body["data"]["path"], "secret/")
+
+
+if __name__ == "__main__":
+    unittest.main()
