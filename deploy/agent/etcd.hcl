@@ -11,6 +11,8 @@ token_role      = "prod-node-etcd-1"
 # The cluster\'s node registry (coffer cluster nodes): this node reports what it maintains.
 node_registry   = "prod/nodes"
 retry_max       = "5m"
+# A hook (exec) still running after this is killed and counts as failed.
+hook_timeout    = "5m"
 
 certificate "etcd-server" {
   role        = "prod/pki/etcd/sign/etcd-server-etcd-1"

@@ -96,13 +96,16 @@ std::string IpBytes(const std::string& ip) {
   return out;
 }
 
-absl::Status RunHook(const std::string& cmd, const std::string& name) {
-  int rc = std::system(cmd.c_str());
+// A hook runs in its own process group, at most `timeout_ms` (then it is killed, and it counts
+// as failed): the agent's one thread also renews every other certificate and its token.
+absl::Status RunHook(const std::string& cmd, const std::string& name, int64_t timeout_ms) {
+  std::string why;
+  const int rc = RunShell(cmd, timeout_ms, &why);
   if (rc != 0) {
-    int code = WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
     log::Warn("agent: renewal hook failed",
-              {{"certificate", name}, {"exit_status", std::to_string(code)}});
-    return absl::InternalError(Cat("hook for ", name, " exited with ", code));
+              {{"certificate", name}, {"exit_status", std::to_string(rc)}, {"reason", why}});
+    return absl::InternalError(
+        Cat("hook for ", name, " exited with ", rc, why.empty() ? "" : ": ", why));
   }
   log::Info("agent: ran renewal hook", {{"certificate", name}});
   return absl::OkStatus();
@@ -218,6 +221,18 @@ absl::Status Agent::EnsureToken() {
     api_.set_token(c_.token);
     return absl::OkStatus();
   }
+  files::WriteOptions w;
+  w.mode = 0600;
+  if (!unsaved_token_.empty()) {
+    // The init token is spent: this token is the node's only one until it is on disk.
+    if (files::WriteAtomic(c_.token_path, unsaved_token_ + "\n", w).ok()) {
+      log::Info("agent: saved the node token", {{"path", c_.token_path}});
+      (void)files::Wipe(c_.init_token_path);
+      std::fill(unsaved_token_.begin(), unsaved_token_.end(), '\0');
+      unsaved_token_.clear();
+    }
+    return absl::OkStatus();  // api_ holds it
+  }
   ASSIGN_OR_RETURN(auto have, files::ReadIfExists(c_.token_path));
   if (have && !TrimLine(*have).empty()) {
     api_.set_token(TrimLine(*have));
@@ -231,6 +246,16 @@ absl::Status Agent::EnsureToken() {
     return absl::FailedPreconditionError(
         Cat("no token at ", c_.token_path, " and no init token at ", c_.init_token_path,
             ": ask the operator for one (coffer cluster init-token)"));
+  // The init token can be used once: the token file must be writable before it is spent.
+  {
+    const std::string probe = c_.token_path + ".coffer-probe";
+    auto st = files::WriteAtomic(probe, "", w);
+    ::unlink(probe.c_str());
+    if (!st.ok())
+      return absl::FailedPreconditionError(Cat("the node token could not be saved at ",
+                                               c_.token_path, " (", std::string(st.message()),
+                                               "): fix that first; the init token was not used"));
+  }
   http::Api with_init = api_;
   std::string init_token = TrimLine(*init);
   with_init.set_token(init_token);
@@ -251,11 +276,16 @@ absl::Status Agent::EnsureToken() {
   const json::value* a = r->if_contains("auth");
   if (!a || !a->is_object()) return absl::InternalError("token create returned no auth block");
   std::string token = Field(a->as_object(), "client_token");
-  files::WriteOptions w;
-  w.mode = 0600;
-  RETURN_IF_ERROR(files::WriteAtomic(c_.token_path, token + "\n", w));
-  RETURN_IF_ERROR(files::Wipe(c_.init_token_path));
   api_.set_token(token);
+  if (auto st = files::WriteAtomic(c_.token_path, token + "\n", w); !st.ok()) {
+    // Kept in memory and saved as soon as the file can be written: losing it would leave the
+    // node without a token (the init token is spent).
+    log::Error("agent: the node token could not be saved; it is kept in memory until it can be",
+               {{"path", c_.token_path}, {"error", std::string(st.message())}});
+    unsaved_token_ = std::move(token);
+    return absl::OkStatus();
+  }
+  RETURN_IF_ERROR(files::Wipe(c_.init_token_path));
   std::fill(token.begin(), token.end(), '\0');
   log::Info("agent: exchanged the init token for the node token; init token wiped",
             {{"token_role", c_.token_role}, {"accessor", Field(a->as_object(), "accessor")}});
@@ -485,7 +515,7 @@ absl::StatusOr<CertState> Agent::Renew(const CertSpec& s, bool rotate_key, bool 
              {"renew_at", Rfc3339(after.renew_at)},
              {"new_key", new_key ? "true" : "false"},
              {"reason", before.reason.empty() ? "forced" : before.reason}});
-  if (run_hook && !s.exec.empty()) (void)RunHook(s.exec, s.name);
+  if (run_hook && !s.exec.empty()) (void)RunHook(s.exec, s.name, c_.hook_timeout_ms);
   return after;
 }
 
@@ -646,7 +676,7 @@ absl::Status Agent::RepairCaFiles() {
     if (!s.exec.empty() && std::find(hooks.begin(), hooks.end(), s.exec) == hooks.end())
       hooks.push_back(s.exec);
   }
-  for (const auto& h : hooks) (void)RunHook(h, "CA file");
+  for (const auto& h : hooks) (void)RunHook(h, "CA file", c_.hook_timeout_ms);
   return absl::OkStatus();
 }
 
@@ -675,7 +705,7 @@ absl::Status Agent::RepairCrossChains() {
       break;
     }
   }
-  for (const auto& h : hooks) (void)RunHook(h, "cross-signed chain");
+  for (const auto& h : hooks) (void)RunHook(h, "cross-signed chain", c_.hook_timeout_ms);
   return absl::OkStatus();
 }
 
@@ -722,7 +752,7 @@ absl::Status Agent::RotationPhase(const json::object& doc, const std::string& ph
     env = Cat("COFFER_ROTATION_ID=", id, " COFFER_ROTATION_PHASE=", phase,
               "; export COFFER_ROTATION_ID COFFER_ROTATION_PHASE\n");
   for (size_t i = 0; error.empty() && i < hooks.size(); ++i) {
-    const int rc = RunShellCaptured(Cat(env, hooks[i]), &output);
+    const int rc = RunShellCaptured(Cat(env, hooks[i]), &output, 4096, c_.hook_timeout_ms);
     if (rc != 0) {
       error = PrintableText(Cat("hook \"", hooks[i], "\" exited with ", rc), 1024);
     } else {

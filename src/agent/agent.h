@@ -106,6 +106,9 @@ class Agent {
   bool ack_loaded_ = false;  // read back from the registry once after start
   bool ack_dirty_ = false;   // not yet written to the registry
   bool rotation_denied_logged_ = false;
+  // A node token made from the init token but not saved yet (its file could not be written):
+  // used from memory, and saved by the next EnsureToken that can.
+  std::string unsaved_token_;
 };
 
 // Renders a kubeconfig with everything embedded (base64 CA, certificate and key).

@@ -255,7 +255,7 @@ absl::StatusOr<Config> ParseConfig(std::string_view text) {
       CheckKeys(items,
                 {"server", "node_name", "token_path", "init_token_path", "token_role", "retry_min",
                  "retry_max", "certificate", "certificates", "secret", "secrets", "node_registry",
-                 "heartbeat", "rotation_poll", "rotation_wait"},
+                 "heartbeat", "rotation_poll", "rotation_wait", "hook_timeout"},
                 "the agent config"));
   for (const auto& it : items) {
     if (it.key == "server" && it.value.kind == hcl::Value::Kind::kObject)
@@ -329,6 +329,12 @@ absl::StatusOr<Config> ParseConfig(std::string_view text) {
   }
   if (!c.node_registry.empty() && c.node_name.empty())
     return absl::InvalidArgumentError("agent config: node_registry needs node_name");
+  if (const json::value* ht = top.if_contains("hook_timeout")) {
+    auto d = ParseDurationSeconds(*ht);
+    if (!d.ok() || *d < 1 || *d > 86400)
+      return absl::InvalidArgumentError("hook_timeout: a duration from 1s to 24h, such as \"5m\"");
+    c.hook_timeout_ms = *d * 1000;
+  }
   const json::value* rmin = top.if_contains("retry_min");
   const json::value* rmax = top.if_contains("retry_max");
   if (rmin) {

@@ -8,6 +8,7 @@
 //   retry_min = "1s"  retry_max = "5m"                      # backoff while the server is away
 //   node_registry = "prod/nodes"  heartbeat = "60s"          # the node registry (cluster/nodes.h)
 //   rotation_wait = "20s"  rotation_poll = "5m"             # CA rotations (cluster/rotation.h)
+//   hook_timeout = "5m"                                     # a hook still running is killed
 //   certificate "etcd-server" {
 //     role = "prod/pki/etcd/sign/etcd-server-etcd-1"
 //     common_name = "etcd-1"  dns_sans = ["etcd-1", "localhost"]  ip_sans = ["127.0.0.1"]
@@ -72,6 +73,9 @@ struct Config {
   int64_t rotation_wait_ms = 20000;
   std::string token;  // for one-off commands without a token file (COFFER_TOKEN)
   int64_t retry_min_ms = 1000, retry_max_ms = 300000;
+  // The longest an `exec` hook (or a rotation hook) may run; then its process group is killed
+  // and the hook counts as failed.
+  int64_t hook_timeout_ms = 300000;
   std::vector<CertSpec> certificates;
   std::vector<SecretSpec> secrets;
 };

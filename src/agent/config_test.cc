@@ -35,6 +35,19 @@ TEST(AgentConfig, AGoodConfigParses) {
   EXPECT_EQ(c->node_name, "n1");
 }
 
+TEST(AgentConfig, HookTimeout) {
+  auto c = ParseConfig(kGood);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->hook_timeout_ms, 300000);  // 5 minutes unless set
+  auto set = ParseConfig(std::string(kGood) + "hook_timeout = \"90s\"\n");
+  ASSERT_TRUE(set.ok()) << set.status();
+  EXPECT_EQ(set->hook_timeout_ms, 90000);
+  EXPECT_NE(Error(std::string(kGood) + "hook_timeout = \"0s\"\n").find("hook_timeout"),
+            std::string::npos);
+  EXPECT_NE(Error(std::string(kGood) + "hook_timeout = \"soon\"\n").find("hook_timeout"),
+            std::string::npos);
+}
+
 TEST(AgentConfig, UnknownKeysAreErrorsWithTheLineAndASuggestion) {
   std::string text(kGood);
   // node_name misspelt at the top (line 3).

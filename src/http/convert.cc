@@ -188,11 +188,10 @@ void AppendJson(std::string& out, const T& v) {
   } else {
     sr.reset(&v);
   }
+  char buf[4096];
   while (!sr.done()) {
-    const size_t at = out.size();
-    out.resize(at + std::max<size_t>(256, out.capacity() - at));
-    const size_t wrote = sr.read(out.data() + at, out.size() - at).size();
-    out.resize(at + wrote);
+    const std::string_view chunk = sr.read(buf, sizeof buf);
+    out.append(chunk.data(), chunk.size());
   }
 }
 

@@ -74,7 +74,13 @@ absl::Status MakeParents(const std::filesystem::path& dir) {
   for (const auto& part : dir) {
     at /= part;
     if (::mkdir(at.c_str(), 0755) == 0) {
-      if (::chmod(at.c_str(), 0755) != 0) return Errno("chmod", at.string());
+      // Through a descriptor that is not a link: a folder swapped for a symlink meanwhile
+      // must not have the link's target made 0755.
+      const int fd = ::open(at.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+      if (fd < 0) return Errno("open", at.string());
+      const int rc = ::fchmod(fd, 0755);
+      ::close(fd);
+      if (rc != 0) return Errno("chmod", at.string());
     } else if (errno != EEXIST) {
       return Errno("create", at.string());
     } else if (!std::filesystem::is_directory(at, ec)) {
@@ -163,7 +169,27 @@ absl::Status WriteAtomic(const std::string& path, std::string_view data, const W
   return absl::OkStatus();
 }
 
+namespace {
+
+// Copies of a set's files left by a run that died between keeping them and the end (a kept
+// copy of a private key must not stay): removed before the next write of the same path.
+void RemoveLeftCopies(const std::string& path) {
+  const std::filesystem::path p(path);
+  const std::string prefix = p.filename().string() + ".coffer-old-";
+  std::error_code ec;
+  const std::filesystem::path dir = p.has_parent_path() ? p.parent_path() : ".";
+  for (const auto& e : std::filesystem::directory_iterator(dir, ec))
+    if (e.path().filename().string().starts_with(prefix)) ::unlink(e.path().c_str());
+}
+
+}  // namespace
+
 absl::Status WriteAtomicTogether(const std::vector<FileWrite>& writes) {
+  for (size_t i = 0; i < writes.size(); ++i)
+    for (size_t j = 0; j < i; ++j)
+      if (writes[i].path == writes[j].path)
+        return absl::InvalidArgumentError(
+            Cat("one file, ", writes[i].path, ", is named twice in a set written together"));
   std::vector<Staged> staged;
   staged.reserve(writes.size());
   auto drop_staged = [&](size_t from) {
@@ -178,33 +204,41 @@ absl::Status WriteAtomicTogether(const std::vector<FileWrite>& writes) {
     staged.push_back(std::move(*f));
   }
   // The files as they were, as hard links, so that a failed rename can put back those already
-  // replaced (an empty backup: the file did not exist).
+  // replaced. Best effort: where a link cannot be made (a file system without them, a
+  // protected_hardlinks refusal) the write goes on without one, as a single WriteAtomic would.
   std::vector<std::string> backups(staged.size());
+  std::vector<bool> existed(staged.size(), true);
   for (size_t i = 0; i < staged.size(); ++i) {
-    const std::string b = Cat(staged[i].path, ".coffer-old-", ::getpid(), "-", RandomSuffix());
-    if (::link(staged[i].path.c_str(), b.c_str()) == 0) {
-      backups[i] = b;
-    } else if (errno != ENOENT) {
-      absl::Status st = Errno("keep a copy of", staged[i].path);
-      for (size_t j = 0; j < i; ++j)
-        if (!backups[j].empty()) ::unlink(backups[j].c_str());
-      drop_staged(0);
-      return st;
+    RemoveLeftCopies(staged[i].path);
+    for (int attempt = 0; attempt < 8; ++attempt) {
+      const std::string b = Cat(staged[i].path, ".coffer-old-", ::getpid(), "-", RandomSuffix());
+      if (::link(staged[i].path.c_str(), b.c_str()) == 0) {
+        backups[i] = b;
+        break;
+      }
+      if (errno == ENOENT) existed[i] = false;
+      if (errno != EEXIST) break;
     }
   }
   for (size_t i = 0; i < staged.size(); ++i) {
     if (::rename(staged[i].tmp.c_str(), staged[i].path.c_str()) == 0) continue;
     absl::Status st = Errno("rename onto", staged[i].path);
     drop_staged(i);
+    std::string unrestored;
     for (size_t j = 0; j < i; ++j) {  // back as they were
-      if (backups[j].empty())
-        ::unlink(staged[j].path.c_str());
-      else
-        ::rename(backups[j].c_str(), staged[j].path.c_str());
+      const bool ok = !existed[j] ? ::unlink(staged[j].path.c_str()) == 0
+                      : !backups[j].empty()
+                          ? ::rename(backups[j].c_str(), staged[j].path.c_str()) == 0
+                          : false;
+      if (!ok) unrestored += Cat(unrestored.empty() ? "" : ", ", staged[j].path);
     }
     for (size_t j = i; j < staged.size(); ++j)
       if (!backups[j].empty()) ::unlink(backups[j].c_str());
     for (const Staged& f : staged) SyncFolder(f.dir);
+    if (!unrestored.empty())
+      return absl::InternalError(Cat(std::string(st.message()),
+                                     "; and these already replaced could not be put ",
+                                     "back, they hold the new contents: ", unrestored));
     return st;
   }
   for (const std::string& b : backups)

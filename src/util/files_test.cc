@@ -126,6 +126,25 @@ TEST(WriteAtomicTogether, ReplacesEveryFileAndLeavesNothingElse) {
   fs::remove_all(dir);
 }
 
+// A kept copy left by a run that died midway (a hard link to an old private key) is removed by
+// the next write of the set; a set naming one file twice is refused before anything is written.
+TEST(WriteAtomicTogether, LeftCopiesAreRemovedAndAPathNamedTwiceIsRefused) {
+  const fs::path dir = FreshDir("leftover");
+  ASSERT_TRUE(WriteAtomic((dir / "tls.key").string(), "old key", {.mode = 0600}).ok());
+  ASSERT_EQ(::link((dir / "tls.key").c_str(), (dir / "tls.key.coffer-old-1-dead").c_str()), 0);
+  const std::string key = "new key", cert = "new cert";
+  ASSERT_TRUE(WriteAtomicTogether({{(dir / "tls.key").string(), key, {.mode = 0600}},
+                                   {(dir / "tls.crt").string(), cert, {.mode = 0644}}})
+                  .ok());
+  EXPECT_FALSE(fs::exists(dir / "tls.key.coffer-old-1-dead"));
+  EXPECT_EQ(Slurp(dir / "tls.key"), "new key");
+  const auto twice = WriteAtomicTogether({{(dir / "tls.crt").string(), key, {.mode = 0600}},
+                                          {(dir / "tls.crt").string(), cert, {.mode = 0644}}});
+  EXPECT_EQ(twice.code(), absl::StatusCode::kInvalidArgument) << twice;
+  EXPECT_EQ(Slurp(dir / "tls.crt"), "new cert");
+  fs::remove_all(dir);
+}
+
 // The certificate cannot be put in place (its path is a folder): the key already renamed is
 // put back, so the pair on disk is still the old one, and no stray file is left.
 TEST(WriteAtomicTogether, AFailedRenamePutsBackWhatWasReplaced) {

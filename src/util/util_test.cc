@@ -1,4 +1,9 @@
 #include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <thread>
 
 #include "boost/json.hpp"
 #include "util/duration.h"
@@ -90,6 +95,37 @@ TEST(Shell, RunShellCapturedKeepsTheTailOfWhatTheCommandPrinted) {
   EXPECT_EQ(RunShellCaptured("kill -9 $$", &out), 128 + 9);
   EXPECT_EQ(RunShellCaptured("echo ok # a comment", &out), 0);
   EXPECT_EQ(out, "ok\n");
+}
+
+// A hook stuck past its timeout is stopped with its whole process group (a child it started
+// included), reported as kShellTimedOut, and the caller goes on.
+TEST(Shell, ACommandPastItsTimeoutIsKilledWithItsChildren) {
+  const auto start = std::chrono::steady_clock::now();
+  std::string out;
+  const std::string marker =
+      (std::filesystem::temp_directory_path() / ("coffer-shell-" + std::to_string(getpid())))
+          .string();
+  std::filesystem::remove(marker);
+  // The child outlives the shell's own wait only if the group is not killed: it would write
+  // the marker after 3 s.
+  EXPECT_EQ(
+      RunShellCaptured("echo begun; (sleep 3; touch '" + marker + "') & sleep 30", &out, 4096, 300),
+      kShellTimedOut);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(3));
+  EXPECT_NE(out.find("begun"), std::string::npos) << out;
+  EXPECT_NE(out.find("the timeout"), std::string::npos) << out;
+  std::string why;
+  EXPECT_EQ(RunShell("sleep 30", 200, &why), kShellTimedOut);
+  EXPECT_NE(why.find("timeout"), std::string::npos) << why;
+  // A command that ignores SIGTERM is killed 5 s later.
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_EQ(RunShell("trap '' TERM; sleep 30", 100, &why), kShellTimedOut);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(10));
+  std::this_thread::sleep_for(std::chrono::milliseconds(3500));
+  EXPECT_FALSE(std::filesystem::exists(marker)) << "the hook's child was left running";
+  // Within the timeout: the exit status, as before.
+  EXPECT_EQ(RunShell("exit 7", 5000), 7);
+  EXPECT_EQ(RunShell("true", 0), 0);
 }
 
 TEST(Shell, PrintableTextCutsTheHeadOrTheTail) {

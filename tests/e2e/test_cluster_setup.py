@@ -506,6 +506,40 @@ class ClusterSetup(ServerTest):
         p, _ = self.setup_cluster(s)
         self.assertNotIn("init token for node w-2", p.stdout)
 
+    def test_init_token_kept_when_the_token_cannot_be_saved(self):
+        """The init token works once: an agent that could not save the node token it gets for it
+        must not spend it. A token path where nothing can be written fails before."""
+        s = self.server().start()
+        s.init_and_unseal(1, 1)
+        _, tokdir = self.setup_cluster(s)
+        state = os.path.join(self.tmp, "w1state")
+        os.makedirs(state)
+        init = read(os.path.join(tokdir, "w-1.token"))
+        with open(os.path.join(state, "init-token"), "w") as f:
+            f.write(init + "\n")
+        cfg = os.path.join(self.tmp, "w-1.json")
+        s.cli("cluster", "agent-config", "c1", "w-1", "--root", os.path.join(self.tmp, "w1"),
+              "--kubelet-dir", os.path.join(self.tmp, "w1kubelet"), "--state-dir", state,
+              "--out", cfg, token=s.root, check=True)
+        with open(cfg) as f:
+            config = json.load(f)
+        # No token there to read, and no folder can be made there (even by root).
+        config["token_path"] = "/proc/coffer-no-such-folder/token"
+        with open(cfg, "w") as f:
+            json.dump(config, f)
+        p = s.cli("agent", "once", "-config", cfg)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("the init token was not used", p.stderr)
+        self.assertTrue(os.path.exists(os.path.join(state, "init-token")))
+        # Still good: once the path is fixed the same init token boots the node.
+        config["token_path"] = os.path.join(state, "token")
+        with open(cfg, "w") as f:
+            json.dump(config, f)
+        p = s.cli("agent", "once", "-config", cfg)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertFalse(os.path.exists(os.path.join(state, "init-token")), "init token not wiped")
+        self.assertEqual(stat.S_IMODE(os.stat(os.path.join(state, "token")).st_mode), 0o600)
+
     def test_intermediate_of_and_external_root(self):
         s = self.server().start()
         s.init_and_unseal(1, 1)

@@ -96,9 +96,19 @@ class PrivilegeEscalation(ServerTest):
         s = self.s
         t = self.token("creator")
         for path in ("auth/token/create", "auth/token/create-orphan"):
+            # Not read (as in Vault): the parent's policies bound the token, not the role's.
             st, body, text = s.request("POST", path, t, {"role_name": "opsrole", "policies": ["ops"]})
             self.assertEqual(st, 400, text)
-            self.assertIn("auth/token/create/<role_name>", body["errors"][0])
+            self.assertIn("subset of parent", body["errors"][0])
+        # Root asking with role_name in the body gets a token without the role, and is told.
+        st, body, text = s.request("POST", "auth/token/create-orphan", s.root,
+                                   {"role_name": "opsrole", "policies": ["ops"]})
+        self.assertEqual(st, 200, text)
+        self.assertIn("auth/token/create/<role_name>", body["warnings"][0])
+        st, look, text = s.request("POST", "auth/token/lookup", s.root,
+                                   {"token": body["auth"]["client_token"]})
+        self.assertEqual(st, 200, text)
+        self.assertEqual(look["data"].get("role", ""), "")
         st, _, text = s.request("POST", "auth/token/create/opsrole", t, {"policies": ["ops"]})
         self.assertEqual(st, 403, text)
         # Without role_name the caller's own policies bound the child, as before.

@@ -276,17 +276,12 @@ class TokenBackend final : public CompatBackend {
         (req.op != Operation::kUpdate && req.op != Operation::kCreate))
       return absl::OkStatus();
     // The role is the URL's only (create/<role>), as Vault's: the ACL of that path is what lets
-    // a caller use the role. A role_name in the body of create or create-orphan would get past
-    // it: refused rather than ignored, so nobody gets a token without the role they asked for.
+    // a caller use the role. A role_name in the body of create or create-orphan (hvac's
+    // create_orphan sends one) is not read, as in Vault; Create warns about it.
     std::string name;
     for (const auto& [k, v] : c)
       if (k == "role_name") name = v;
-    if (name.empty()) {
-      if (const auto* rn = req.data.if_contains("role_name"); rn && !rn->is_null())
-        return absl::InvalidArgumentError(
-            "role_name is read from the path only: use auth/token/create/<role_name>");
-      return absl::OkStatus();
-    }
+    if (name.empty()) return absl::OkStatus();
     ASSIGN_OR_RETURN(auto role, LoadRole(req, name));
     if (!role) return absl::InvalidArgumentError(Cat("unknown role ", name));
     return absl::OkStatus();
@@ -704,6 +699,10 @@ class TokenBackend final : public CompatBackend {
     ASSIGN_OR_RETURN(auto created, tokens_->Create(std::move(e)));
     Response r;
     r.auth = AuthBlock(created.entry, created.token);
+    if (!role && !d.String("role_name").empty())
+      r.warnings.emplace_back(
+          "role_name in the request body is not read (as in Vault): the token was made without "
+          "the role; use auth/token/create/<role_name>");
     return r;
   }
 
