@@ -2,6 +2,7 @@
 
 #include <openssl/sha.h>
 #include <openssl/x509v3.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 
 #include <algorithm>
@@ -530,7 +531,16 @@ absl::Status Agent::FetchSecret(const SecretSpec& s) {
   if (!v) return absl::NotFoundError(Cat(s.path, " has no field \"", s.field, "\""));
   std::string text = v->is_string() ? std::string(v->as_string()) : json::serialize(*v);
   auto have = files::ReadIfExists(s.dest);
-  if (have.ok() && *have && **have == text) return absl::OkStatus();
+  const bool same = have.ok() && *have && **have == text;
+  if (have.ok() && *have) std::fill((*have)->begin(), (*have)->end(), '\0');
+  if (same) {
+    // Unchanged, but a mode loosened by hand (a 0644 key) is put back as configured.
+    struct stat sb {};
+    if (::stat(s.dest.c_str(), &sb) == 0 && (sb.st_mode & 07777) == s.mode) {
+      std::fill(text.begin(), text.end(), '\0');
+      return absl::OkStatus();
+    }
+  }
   files::WriteOptions w{static_cast<mode_t>(s.mode), s.owner, s.group};
   auto st = files::WriteAtomic(s.dest, text, w);
   std::fill(text.begin(), text.end(), '\0');
@@ -930,8 +940,10 @@ void Agent::Run(const std::atomic<bool>* stop) {
       if (certs[i].next > now_ms()) continue;
       const CertSpec& s = c_.certificates[i];
       CertState st = Inspect(s);
+      // Looked at again every heartbeat even when renewal is weeks away: a file deleted or
+      // damaged meanwhile (a `kubeadm reset`, a slip) is put back within one.
       if (st.reason.empty()) {
-        certs[i].next = st.renew_at * 1000;
+        certs[i].next = std::min(st.renew_at * 1000, now_ms() + c_.heartbeat_ms);
         continue;
       }
       auto r = Renew(s);
@@ -941,7 +953,7 @@ void Agent::Run(const std::atomic<bool>* stop) {
         continue;
       }
       certs[i].attempt = 0;
-      certs[i].next = r->renew_at * 1000;
+      certs[i].next = std::min(r->renew_at * 1000, now_ms() + c_.heartbeat_ms);
       renewed = true;
     }
     for (size_t i = 0; i < secrets.size(); ++i) {

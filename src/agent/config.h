@@ -6,7 +6,9 @@
 //   init_token_path = "/var/lib/coffer-agent/init-token"   # read once, then wiped
 //   token_role      = "prod-node-etcd-1"                   # auth/token/create/<token_role>
 //   retry_min = "1s"  retry_max = "5m"                      # backoff while the server is away
-//   node_registry = "prod/nodes"  heartbeat = "60s"          # the node registry (cluster/nodes.h)
+//   node_registry = "prod/nodes"  heartbeat = "60s"          # the node registry (cluster/nodes.h);
+//                                                          # files are also looked at every
+//                                                          heartbeat
 //   rotation_wait = "20s"  rotation_poll = "5m"             # CA rotations (cluster/rotation.h)
 //   hook_timeout = "5m"                                     # a hook still running is killed
 //   certificate "etcd-server" {

@@ -2,8 +2,10 @@
 current files byte for byte, retries with growing backoff (logged), and renews once the server
 is unsealed; `agent once` meanwhile exits non-zero only when a certificate is no longer valid.
 """
+import json
 import os
 import re
+import subprocess
 import time
 import unittest
 
@@ -72,6 +74,44 @@ class AgentRidesOutAnOutage(ServerTest):
         self.assertIn("agent: renewed certificate certificate=kubelet", a.read_log())
         p = s.cli("agent", "once", "-config", a.cfg)
         self.assertEqual(p.returncode, 0, p.stderr)
+
+
+class AgentRepairsFiles(ServerTest):
+    def tearDown(self):
+        if getattr(self, "agent", None):
+            self.agent.stop()
+        super().tearDown()
+
+    def test_a_deleted_certificate_is_put_back_at_the_next_heartbeat(self):
+        """Renewal is days away, but a certificate and CA file deleted from under the daemon come
+        back within a heartbeat, with the same key, and verify against the CA."""
+        s = self.server().start()
+        s.init_and_unseal(1, 1)
+        tokdir = os.path.join(self.tmp, "tokens")
+        p = s.cli("cluster", "setup", "r1", "--init-token-dir", tokdir,
+                  "--node", "w-1:worker:127.0.0.1", token=s.root)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        a = self.agent = Agent(self, s, "r1", "w-1", tokdir)
+        with open(a.cfg) as f:
+            c = json.load(f)
+        c["heartbeat"] = "2s"
+        with open(a.cfg, "w") as f:
+            json.dump(c, f)
+        a.start()
+        a.wait_for(FILES)
+        time.sleep(1)
+        with open(a.pki("kubelet.key"), "rb") as fh:
+            key = fh.read()
+        os.remove(a.pki("kubelet.crt"))
+        os.remove(a.pki("ca.crt"))
+        a.wait_for(["kubelet.crt", "ca.crt"], timeout=20)
+        time.sleep(0.5)
+        with open(a.pki("kubelet.key"), "rb") as fh:
+            self.assertEqual(fh.read(), key, "the key was replaced")
+        v = subprocess.run(["openssl", "verify", "-CAfile", a.pki("ca.crt"), a.pki("kubelet.crt")],
+                           capture_output=True, text=True)
+        self.assertEqual(v.returncode, 0, v.stdout + v.stderr)
+        self.assertGreaterEqual(a.read_log().count("agent: renewed certificate certificate=kubelet "), 2)
 
 
 if __name__ == "__main__":

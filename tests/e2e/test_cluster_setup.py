@@ -216,6 +216,11 @@ class ClusterSetup(ServerTest):
         p = subprocess.run(["openssl", "pkey", "-in", os.path.join(root, "pki", "sa.key"), "-pubout"],
                            capture_output=True, text=True, check=True)
         self.assertEqual(p.stdout, open(os.path.join(root, "pki", "sa.pub")).read())
+        # A key's mode loosened by hand is put back by the next pass, contents unchanged.
+        os.chmod(os.path.join(root, "pki", "sa.key"), 0o644)
+        p = s.cli("agent", "once", "-config", os.path.join(self.tmp, "cp-1.json"))
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertEqual(stat.S_IMODE(os.stat(os.path.join(root, "pki", "sa.key")).st_mode), 0o600)
         enc = open(os.path.join(root, "encryption-config.yaml")).read()
         self.assertIn("kind: EncryptionConfiguration", enc)
         secret = re.search(r"secret: (\S+)", enc).group(1)
