@@ -1,7 +1,9 @@
 #include "agent/agent.h"
 
+#include <fcntl.h>
 #include <openssl/sha.h>
 #include <openssl/x509v3.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 
@@ -9,8 +11,10 @@
 #include <cctype>
 #include <chrono>
 #include <cmath>
+#include <cstring>
 #include <random>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "absl/time/time.h"
@@ -408,8 +412,45 @@ std::string Agent::SignPath(const CertSpec& s) const {
   return Cat(r->mount, "/issuer/", r->issuer, "/", rest);
 }
 
+namespace {
+
+// An exclusive flock on <token_path>.lock for as long as it lives (none without a token path):
+// two agents of one node (the daemon, and `agent renew` run by hand or a timer unit) renew
+// one at a time. Otherwise one could write a certificate for the key it read while the other
+// writes a new key, leaving a pair that does not match.
+class RenewLock {
+ public:
+  static absl::StatusOr<RenewLock> Take(const std::string& token_path) {
+    RenewLock l;
+    if (token_path.empty()) return l;
+    const std::string path = token_path + ".lock";
+    l.fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (l.fd_ < 0)
+      return absl::FailedPreconditionError(Cat("cannot open ", path, ": ", std::strerror(errno)));
+    while (::flock(l.fd_, LOCK_EX) != 0)
+      if (errno != EINTR)
+        return absl::FailedPreconditionError(Cat("cannot lock ", path, ": ", std::strerror(errno)));
+    return l;
+  }
+  RenewLock(RenewLock&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
+  RenewLock& operator=(RenewLock&&) = delete;
+  RenewLock(const RenewLock&) = delete;
+  RenewLock& operator=(const RenewLock&) = delete;
+  ~RenewLock() {
+    if (fd_ >= 0) ::close(fd_);  // releases the lock
+  }
+
+ private:
+  RenewLock() = default;
+  int fd_ = -1;
+};
+
+}  // namespace
+
 absl::StatusOr<CertState> Agent::Renew(const CertSpec& s, bool rotate_key, bool run_hook) {
   RETURN_IF_ERROR(EnsureToken());
+  // From reading the key to writing the set: one agent of this node at a time.
+  ASSIGN_OR_RETURN(RenewLock lock, RenewLock::Take(c_.token_path));
   CertState before = Inspect(s);
   crypto::PKey key;
   bool new_key = rotate_key || before.new_key;

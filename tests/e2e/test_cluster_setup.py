@@ -10,6 +10,7 @@ import os
 import re
 import stat
 import subprocess
+import time
 import unittest
 
 from harness import COFFER_BIN, ServerTest
@@ -544,6 +545,33 @@ class ClusterSetup(ServerTest):
         self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
         self.assertFalse(os.path.exists(os.path.join(state, "init-token")), "init token not wiped")
         self.assertEqual(stat.S_IMODE(os.stat(os.path.join(state, "token")).st_mode), 0o600)
+
+    def test_renewals_of_one_node_take_turns(self):
+        """Two agents of one node (a daemon and `agent renew` by hand) renew one at a time: a
+        renewal waits while another holds <token_path>.lock, then writes a matching pair."""
+        import fcntl
+        s = self.server().start()
+        s.init_and_unseal(1, 1)
+        _, tokdir = self.setup_cluster(s)
+        root, cfg, state = self.boot_node(s, "w-1", tokdir)
+        crt = os.path.join(self.tmp, "w-1", "kubelet", "pki", "kubelet.crt")
+        key = os.path.join(self.tmp, "w-1", "kubelet", "pki", "kubelet.key")
+        before = read(crt)
+        with open(os.path.join(state, "token.lock"), "a") as held:
+            fcntl.flock(held, fcntl.LOCK_EX)
+            env = dict(os.environ, COFFER_ADDR=s.addr, COFFER_CACERT=s.ca or "")
+            p = subprocess.Popen([COFFER_BIN, "agent", "renew", "all", "--rotate-key", "-config", cfg],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+            time.sleep(2)
+            self.assertIsNone(p.poll(), "the renewal did not wait for the lock")
+            self.assertEqual(read(crt), before)
+        out, err = p.communicate(timeout=60)
+        self.assertEqual(p.returncode, 0, out + err)
+        self.assertNotEqual(read(crt), before)
+        pub = [subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+               for cmd in (["openssl", "x509", "-in", crt, "-noout", "-pubkey"],
+                           ["openssl", "pkey", "-in", key, "-pubout"])]
+        self.assertEqual(pub[0], pub[1], "the certificate is not for the key on disk")
 
     def test_intermediate_of_and_external_root(self):
         s = self.server().start()
