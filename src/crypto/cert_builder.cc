@@ -12,6 +12,7 @@
 #include <cstring>
 #include <optional>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/ascii.h"
 #include "crypto/cert_fields.h"
 #include "crypto/ec_fast.h"
@@ -35,10 +36,7 @@ absl::Status AddExt(X509* x, int nid, void* value, bool critical) {
 }
 
 std::string KeyIdOfBits(const unsigned char* bits, int len) {
-  unsigned char md[SHA_DIGEST_LENGTH];
-  unsigned int mdlen = 0;
-  EVP_Digest(bits, static_cast<size_t>(len), md, &mdlen, EVP_sha1(), nullptr);
-  return std::string(reinterpret_cast<char*>(md), mdlen);
+  return Sha1(std::string_view(reinterpret_cast<const char*>(bits), static_cast<size_t>(len)));
 }
 
 std::string KeyIdOf(EVP_PKEY* key) {
@@ -174,6 +172,19 @@ std::optional<std::string> OidDer(std::string_view dotted) {
   put(arcs[0] * 40 + arcs[1]);
   for (size_t i = 2; i < arcs.size(); ++i) put(arcs[i]);
   return Tlv(0x06, body);
+}
+
+// OidDer of a dotted OID, remembered per thread: SignLeafDer names the same handful of OIDs in
+// every certificate (its extensions, a role's extended key usages). At most 64 are kept.
+std::optional<std::string> CachedOidDer(std::string_view dotted) {
+  thread_local absl::flat_hash_map<std::string, std::string> known;
+  if (auto it = known.find(absl::string_view(dotted.data(), dotted.size())); it != known.end())
+    return it->second;
+  auto der = OidDer(dotted);
+  if (!der) return std::nullopt;
+  if (known.size() >= 64) known.clear();
+  known.emplace(std::string(dotted), *der);
+  return der;
 }
 
 std::string Extension(std::string_view oid_der, bool critical, std::string_view value) {
@@ -564,7 +575,7 @@ std::optional<SignedDer> SignLeafDer(const CertTemplate& t, const X509_PUBKEY* s
     default:
       return std::nullopt;
   }
-  const std::string sig_alg = Tlv(0x30, *OidDer(sig_oid));
+  const std::string sig_alg = Tlv(0x30, *CachedOidDer(sig_oid));
 
   // Subject and issuer names, the key as given, the validity.
   std::string subject;
@@ -598,7 +609,7 @@ std::optional<SignedDer> SignLeafDer(const CertTemplate& t, const X509_PUBKEY* s
 
   // Extensions, in SignCertificate's order.
   std::string exts;
-  exts += Extension(*OidDer("2.5.29.19"), true, std::string_view("\x30\x00", 2));
+  exts += Extension(*CachedOidDer("2.5.29.19"), true, std::string_view("\x30\x00", 2));
   uint32_t ku = t.key_usage & 0x1ff;  // the nine bits RFC 5280 defines
   if (key_nid == NID_X9_62_id_ecPublicKey) ku &= ~(kKeyEncipherment | kDataEncipherment);
   if (key_nid == NID_rsaEncryption || key_nid == NID_rsassaPss)
@@ -613,22 +624,22 @@ std::optional<SignedDer> SignLeafDer(const CertTemplate& t, const X509_PUBKEY* s
     for (int i = 0; i <= high; ++i)
       if (ku & (1u << i)) bits[1 + i / 8] |= static_cast<unsigned char>(0x80u >> (i % 8));
     const std::string value(reinterpret_cast<const char*>(bits), static_cast<size_t>(high / 8 + 2));
-    exts += Extension(*OidDer("2.5.29.15"), true, Tlv(0x03, value));
+    exts += Extension(*CachedOidDer("2.5.29.15"), true, Tlv(0x03, value));
   }
   if (!t.ext_key_usage.empty()) {
     std::string oids;
     for (const auto& o : t.ext_key_usage) {
-      auto d = OidDer(o);
+      auto d = CachedOidDer(o);
       if (!d) return std::nullopt;
       oids += *d;
     }
-    exts += Extension(*OidDer("2.5.29.37"), false, Tlv(0x30, oids));
+    exts += Extension(*CachedOidDer("2.5.29.37"), false, Tlv(0x30, oids));
   }
   const std::string ski = KeyIdOfBits(key_bits, key_len);
-  exts += Extension(*OidDer("2.5.29.14"), false, Tlv(0x04, ski));
+  exts += Extension(*CachedOidDer("2.5.29.14"), false, Tlv(0x04, ski));
   std::string aki = SubjectKeyId(issuer_cert);
   if (aki.empty()) aki = KeyIdOf(issuer_key);
-  exts += Extension(*OidDer("2.5.29.35"), false, Tlv(0x30, Tlv(0x80, aki)));
+  exts += Extension(*CachedOidDer("2.5.29.35"), false, Tlv(0x30, Tlv(0x80, aki)));
   // GeneralNames in SignCertificate's order: DNS [2], email [1], IP [7], URI [6].
   std::string names;
   for (const auto& [tag, list] :
@@ -643,7 +654,7 @@ std::optional<SignedDer> SignLeafDer(const CertTemplate& t, const X509_PUBKEY* s
     }
   }
   if (!names.empty())
-    exts += Extension(*OidDer("2.5.29.17"), empty_subject, Tlv(0x30, names));
+    exts += Extension(*CachedOidDer("2.5.29.17"), empty_subject, Tlv(0x30, names));
   else if (empty_subject)
     return std::nullopt;  // refused by the slow path, with its message
   if (!t.issuing_certificates.empty() || !t.ocsp_servers.empty()) {
@@ -652,14 +663,14 @@ std::optional<SignedDer> SignLeafDer(const CertTemplate& t, const X509_PUBKEY* s
       for (const auto& u : urls) {
         auto g = Ia5Name(0x86, u);
         if (!g) return false;
-        aia += Tlv(0x30, *OidDer(method) + *g);
+        aia += Tlv(0x30, *CachedOidDer(method) + *g);
       }
       return true;
     };
     if (!add("1.3.6.1.5.5.7.48.1", t.ocsp_servers) ||
         !add("1.3.6.1.5.5.7.48.2", t.issuing_certificates))
       return std::nullopt;
-    exts += Extension(*OidDer("1.3.6.1.5.5.7.1.1"), false, Tlv(0x30, aia));
+    exts += Extension(*CachedOidDer("1.3.6.1.5.5.7.1.1"), false, Tlv(0x30, aia));
   }
   if (!t.crl_distribution_points.empty()) {
     std::string points;
@@ -668,7 +679,7 @@ std::optional<SignedDer> SignLeafDer(const CertTemplate& t, const X509_PUBKEY* s
       if (!g) return std::nullopt;
       points += Tlv(0x30, Tlv(0xa0, Tlv(0xa0, *g)));
     }
-    exts += Extension(*OidDer("2.5.29.31"), false, Tlv(0x30, points));
+    exts += Extension(*CachedOidDer("2.5.29.31"), false, Tlv(0x30, points));
   }
 
   auto serial = NewSerial();

@@ -13,6 +13,7 @@
 #include <memory>
 
 #include "absl/strings/str_cat.h"
+#include "crypto/ec_fast.h"
 #include "util/status.h"
 
 namespace coffer::crypto {
@@ -216,11 +217,7 @@ std::string HmacSha256Key::Sign(std::string_view data) const {
   return out;
 }
 
-std::string Sha256(std::string_view data) {
-  unsigned char md[SHA256_DIGEST_LENGTH];
-  SHA256(reinterpret_cast<const unsigned char*>(data.data()), data.size(), md);
-  return std::string(reinterpret_cast<char*>(md), sizeof(md));
-}
+std::string Sha256(std::string_view data) { return Sha2(256, data); }
 
 bool ConstantTimeEquals(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;

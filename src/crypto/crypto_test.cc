@@ -1,6 +1,7 @@
 #include "crypto/crypto.h"
 
 #include <gtest/gtest.h>
+#include <openssl/evp.h>
 
 #include <atomic>
 #include <set>
@@ -173,6 +174,41 @@ TEST(Encoding, Base64AndHex) {
   EXPECT_FALSE(Base64Decode("Z!==").has_value());
   EXPECT_EQ(*HexDecode("0aFF"), std::string("\x0a\xff", 2));
   EXPECT_FALSE(HexDecode("0g").has_value());
+}
+
+// Base64 of every length from 0 to 200 bytes agrees with OpenSSL's encoder and decodes back;
+// a character outside the alphabet at any place, a length of 4n+1 and non-zero leftover bits are
+// refused.
+TEST(Encoding, Base64MatchesOpenSslAtEveryLength) {
+  std::string bytes;
+  for (int i = 0; i < 200; ++i) bytes.push_back(static_cast<char>((i * 151 + 7) & 0xff));
+  for (size_t n = 0; n <= bytes.size(); ++n) {
+    SCOPED_TRACE(n);
+    const std::string in = bytes.substr(0, n);
+    std::string want(4 * ((n + 2) / 3) + 1, '\0');
+    const int len =
+        EVP_EncodeBlock(reinterpret_cast<unsigned char*>(want.data()),
+                        reinterpret_cast<const unsigned char*>(in.data()), static_cast<int>(n));
+    want.resize(static_cast<size_t>(len));
+    const std::string b64 = Base64Encode(in);
+    EXPECT_EQ(b64, want);
+    auto back = Base64Decode(b64);
+    ASSERT_TRUE(back.has_value());
+    EXPECT_EQ(*back, in);
+    std::string unpadded = b64;
+    while (!unpadded.empty() && unpadded.back() == '=') unpadded.pop_back();
+    EXPECT_EQ(Base64Decode(unpadded).value_or("(refused)"), in);
+    for (size_t at = 0; at < unpadded.size(); ++at) {
+      std::string bad = unpadded;
+      bad[at] = at % 2 ? '!' : '\x80';
+      EXPECT_FALSE(Base64Decode(bad).has_value()) << "bad character at " << at;
+    }
+  }
+  EXPECT_FALSE(Base64Decode("Zm9vY").has_value());  // 4n+1 characters
+  EXPECT_FALSE(Base64Decode("Zm9=").has_value());   // "fo" is Zm8=: leftover bits set
+  EXPECT_FALSE(Base64Decode("Zh==").has_value());   // "f" is Zg==
+  EXPECT_EQ(*Base64Decode("Zg=="), "f");
+  EXPECT_EQ(*Base64Decode(""), "");
 }
 
 }  // namespace

@@ -189,6 +189,82 @@ absl::Status TrailingDer(size_t extra) {
           ": send exactly one DER-encoded request in the CERTIFICATE REQUEST block"));
 }
 
+// Whether `s` is well-formed UTF-8 (RFC 3629: shortest forms, no surrogates, at most U+10FFFF).
+bool ValidUtf8(std::string_view s) {
+  size_t i = 0;
+  while (i < s.size()) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    size_t n = 0;
+    uint32_t v = 0;
+    if (c < 0x80) {
+      ++i;
+      continue;
+    } else if ((c & 0xe0) == 0xc0) {
+      n = 1;
+      v = c & 0x1f;
+    } else if ((c & 0xf0) == 0xe0) {
+      n = 2;
+      v = c & 0x0f;
+    } else if ((c & 0xf8) == 0xf0) {
+      n = 3;
+      v = c & 0x07;
+    } else {
+      return false;
+    }
+    if (i + n >= s.size()) return false;
+    for (size_t k = 1; k <= n; ++k) {
+      const auto d = static_cast<unsigned char>(s[i + k]);
+      if ((d & 0xc0) != 0x80) return false;
+      v = (v << 6) | (d & 0x3f);
+    }
+    static constexpr uint32_t kMin[4] = {0, 0x80, 0x800, 0x10000};
+    if (v < kMin[n] || v > 0x10ffff || (v >= 0xd800 && v <= 0xdfff)) return false;
+    i += n + 1;
+  }
+  return true;
+}
+
+// The first commonName of a Name (RFC 5280 4.1.2.4; `name` is the contents of its SEQUENCE),
+// read without OpenSSL's decoder, for names made only of what certificate requests carry in
+// practice: non-empty RDN SETs of {OID, value} whose values are UTF8Strings of valid UTF-8 or
+// PrintableStrings/IA5Strings of ASCII. Such a name is one OpenSSL decodes as well, and its
+// first CN is the one X509_NAME_get_index_by_NID finds. "" when there is no CN; nullopt for any
+// other name, which the general path then decodes and judges.
+std::optional<std::string> PlainNameCommonName(std::string_view name) {
+  static constexpr std::string_view kCommonName("\x55\x04\x03", 3);
+  constexpr uint8_t kUtf8String = 0x0c, kPrintableString = 0x13, kIa5String = 0x16;
+  std::optional<std::string> cn;
+  while (!name.empty()) {
+    auto rdn = der::Expect(name, der::kSet);
+    if (!rdn || rdn->contents.empty()) return std::nullopt;
+    std::string_view atvs = rdn->contents;
+    while (!atvs.empty()) {
+      auto atv = der::Expect(atvs, der::kSequence);
+      if (!atv) return std::nullopt;
+      std::string_view a = atv->contents;
+      auto type = der::Expect(a, der::kOid);
+      auto value = der::Next(a);
+      if (!type || type->contents.empty() || (type->contents.back() & 0x80) != 0 || !value ||
+          !a.empty())
+        return std::nullopt;
+      switch (value->tag) {
+        case kUtf8String:
+          if (!ValidUtf8(value->contents)) return std::nullopt;
+          break;
+        case kPrintableString:
+        case kIa5String:
+          for (char ch : value->contents)
+            if (static_cast<unsigned char>(ch) >= 0x80) return std::nullopt;
+          break;
+        default:
+          return std::nullopt;
+      }
+      if (!cn && type->contents == kCommonName) cn = std::string(value->contents);
+    }
+  }
+  return cn ? std::move(*cn) : std::string();
+}
+
 enum class FastCsr { kDone, kNotHandled };
 
 // The common case on the signing path: a CSR with a P-256/384/521 key signed with ECDSA and
@@ -246,13 +322,12 @@ absl::StatusOr<FastCsr> ParseEcCsr(std::string_view der, CsrInfo* info) {
     return absl::InvalidArgumentError(
         "csr signature is invalid: the request was not signed by the key it contains");
 
-  const auto* p = reinterpret_cast<const unsigned char*>(subject->whole.data());
-  info->subject.reset(d2i_X509_NAME(nullptr, &p, static_cast<long>(subject->whole.size())));
-  if (!info->subject ||
-      p != reinterpret_cast<const unsigned char*>(subject->whole.data() + subject->whole.size())) {
-    ERR_clear_error();
-    return kNo;
-  }
+  // Signing needs only the subject's common name: it is read here, and the X509_NAME decoded
+  // only when asked for (CsrSubject: sign-verbatim, sign-intermediate).
+  auto cn = PlainNameCommonName(subject->contents);
+  if (!cn) return kNo;
+  info->subject_der = std::string(subject->whole);
+  info->common_name = std::move(*cn);
   // Attributes: only the extension request matters (challengePassword and the like are
   // ignored, as before). Anything unusual goes the general way.
   std::string_view a = attrs->contents;
@@ -289,7 +364,6 @@ absl::StatusOr<FastCsr> ParseEcCsr(std::string_view der, CsrInfo* info) {
   info->key = KeySpec{KeyType::kEc, curve == NID_X9_62_prime256v1 ? 256
                                     : curve == NID_secp384r1      ? 384
                                                                   : 521};
-  info->common_name = CommonName(info->subject.get());
   ERR_clear_error();
   return FastCsr::kDone;
 }
@@ -352,6 +426,18 @@ absl::StatusOr<CsrInfo> ParseCsr(std::string_view pem) {
   }
   ERR_clear_error();
   return info;
+}
+
+absl::StatusOr<const X509_NAME*> CsrSubject(CsrInfo& csr) {
+  if (!csr.subject) {
+    const auto* p = reinterpret_cast<const unsigned char*>(csr.subject_der.data());
+    csr.subject.reset(d2i_X509_NAME(nullptr, &p, static_cast<long>(csr.subject_der.size())));
+    if (!csr.subject) {
+      ERR_clear_error();
+      return absl::InvalidArgumentError("csr subject is not a Name OpenSSL can decode");
+    }
+  }
+  return csr.subject.get();
 }
 
 absl::StatusOr<std::string> MakeCsrPem(EVP_PKEY* key, const CsrRequest& q, int signature_bits,

@@ -18,6 +18,9 @@ namespace coffer::crypto {
 
 // A parsed, signature-checked certificate request.
 struct CsrInfo {
+  // The subject: as DER (from the walk of an ECDSA request, see ParseCsr) with `subject` left
+  // empty until CsrSubject decodes it, or decoded already (the general path).
+  std::string subject_der;
   Name subject;
   Spki spki;  // the request's SubjectPublicKeyInfo, copied as it is (the key is not decoded)
   KeySpec key;
@@ -35,6 +38,9 @@ struct CsrInfo {
 // cert-manager and kubeadm send) are walked as DER and checked with the EC primitives; every
 // other CSR goes through OpenSSL's general decoder. Both give the same result.
 absl::StatusOr<CsrInfo> ParseCsr(std::string_view pem);
+// The request's subject as OpenSSL's X509_NAME, decoded on first use (signing under a role
+// needs only `common_name`). Owned by `csr`.
+absl::StatusOr<const X509_NAME*> CsrSubject(CsrInfo& csr);
 // A CSR for `key` with the given subject and SANs (intermediate/generate, the agent).
 struct CsrRequest {
   std::string common_name;

@@ -7,8 +7,10 @@
 #include <openssl/core_names.h>
 #include <openssl/ec.h>
 #include <openssl/ecdsa.h>
+#include <openssl/err.h>
 #include <openssl/sha.h>
 
+#include "crypto/cert_fields.h"
 #include "crypto/keys.h"
 #include "util/encoding.h"
 #include "util/status.h"
@@ -83,7 +85,9 @@ TEST(Csr, EcRequestsMatchOpenSslsReading) {
     const auto* p = reinterpret_cast<const unsigned char*>(der.data());
     Csr req(d2i_X509_REQ(nullptr, &p, static_cast<long>(der.size())));
     ASSERT_TRUE(req);
-    EXPECT_EQ(I2d(info->subject.get(), i2d_X509_NAME),
+    auto subject = CsrSubject(*info);
+    ASSERT_TRUE(subject.ok()) << subject.status();
+    EXPECT_EQ(I2d(const_cast<X509_NAME*>(*subject), i2d_X509_NAME),
               I2d(X509_REQ_get_subject_name(req.get()), i2d_X509_NAME));
     EXPECT_EQ(I2d(info->spki.get(), i2d_X509_PUBKEY),
               I2d(X509_REQ_get_X509_PUBKEY(req.get()), i2d_X509_PUBKEY));
@@ -272,6 +276,84 @@ TEST(Csr, RefusesInfinityAndOffCurveKeys) {
   auto off = ParseCsr(make(off_curve, true));
   ASSERT_FALSE(off.ok());
   EXPECT_EQ(off.status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+// The walk reads the subject's first common name itself for plain names (UTF8String,
+// PrintableString, IA5String values) and leaves every other name to OpenSSL's decoder: both must
+// give the CN and subject OpenSSL reads from the request.
+TEST(Csr, SubjectCommonNameMatchesOpenSsl) {
+  struct Entry {
+    const char* field;
+    int type;  // an ASN1 string type, or MBSTRING_UTF8
+    std::string bytes;
+    int set;  // X509_NAME_add_entry_by_txt: 0 a new RDN, -1 joins the previous one
+  };
+  struct NameCase {
+    const char* label;
+    std::vector<Entry> entries;
+    std::string want_cn;
+  };
+  const std::vector<NameCase> cases = {
+      {"utf8 non-ascii",
+       {{"CN", V_ASN1_UTF8STRING, "n\xc5\x93ud-1.example", 0}},
+       "n\xc5\x93ud-1.example"},
+      {"printable", {{"CN", V_ASN1_PRINTABLESTRING, "node 1", 0}}, "node 1"},
+      {"ia5", {{"CN", V_ASN1_IA5STRING, "node1.example", 0}}, "node1.example"},
+      {"no cn", {{"O", V_ASN1_UTF8STRING, "system:nodes", 0}}, ""},
+      {"empty name", {}, ""},
+      {"first of two, after O",
+       {{"O", V_ASN1_UTF8STRING, "org", 0},
+        {"CN", V_ASN1_UTF8STRING, "first", 0},
+        {"CN", V_ASN1_UTF8STRING, "second", 0}},
+       "first"},
+      {"multi-valued rdn",
+       {{"O", V_ASN1_UTF8STRING, "org", 0}, {"CN", V_ASN1_UTF8STRING, "joined", -1}},
+       "joined"},
+      // Left to OpenSSL: other string types and malformed UTF-8.
+      {"bmp", {{"CN", V_ASN1_BMPSTRING, std::string("\0n\0o\0d\0e", 8), 0}}, "node"},
+      {"t61 latin-1", {{"CN", V_ASN1_T61STRING, "caf\xe9", 0}}, "caf\xc3\xa9"},
+      {"printable with 8-bit byte", {{"CN", V_ASN1_PRINTABLESTRING, "x\xe9", 0}}, ""},
+      {"overlong utf8", {{"CN", V_ASN1_UTF8STRING, "\xc0\xae", 0}}, ""},
+  };
+  auto key = GenerateKey({KeyType::kEc, 256});
+  ASSERT_TRUE(key.ok());
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.label);
+    Name n(X509_NAME_new());
+    for (const auto& e : c.entries)
+      ASSERT_EQ(X509_NAME_add_entry_by_txt(n.get(), e.field, e.type,
+                                           reinterpret_cast<const unsigned char*>(e.bytes.data()),
+                                           static_cast<int>(e.bytes.size()), -1, e.set),
+                1);
+    Csr req(X509_REQ_new());
+    X509_REQ_set_version(req.get(), 0);
+    X509_REQ_set_subject_name(req.get(), n.get());
+    X509_REQ_set_pubkey(req.get(), key->get());
+    ASSERT_GT(X509_REQ_sign(req.get(), key->get(), EVP_sha256()), 0);
+    const std::string der = I2d(req.get(), i2d_X509_REQ);
+    // What OpenSSL reads from the same bytes.
+    const auto* p = reinterpret_cast<const unsigned char*>(der.data());
+    Csr back(d2i_X509_REQ(nullptr, &p, static_cast<long>(der.size())));
+    if (!back) {
+      // OpenSSL refuses the name itself (malformed strings): so must ParseCsr.
+      ERR_clear_error();
+      EXPECT_FALSE(ParseCsr(PemOf(der)).ok());
+      continue;
+    }
+    const std::string openssl_cn = CommonName(X509_REQ_get_subject_name(back.get()));
+    auto info = ParseCsr(PemOf(der));
+    ASSERT_TRUE(info.ok()) << info.status();
+    EXPECT_EQ(info->common_name, openssl_cn);
+    const std::string_view label(c.label);
+    if (label.find("8-bit") == std::string_view::npos &&
+        label.find("overlong") == std::string_view::npos) {
+      EXPECT_EQ(info->common_name, c.want_cn);
+    }
+    auto subject = CsrSubject(*info);
+    ASSERT_TRUE(subject.ok()) << subject.status();
+    EXPECT_EQ(I2d(const_cast<X509_NAME*>(*subject), i2d_X509_NAME),
+              I2d(X509_REQ_get_subject_name(back.get()), i2d_X509_NAME));
+  }
 }
 
 }  // namespace

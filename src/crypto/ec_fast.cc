@@ -120,21 +120,45 @@ EVP_PKEY* NewEcKey(int curve_nid) {
 }
 
 std::string Sha2(int bits, std::string_view data) {
+  // The one-shot SHA256() of OpenSSL 3 fetches the algorithm from the provider store on every
+  // call (a lookup under a lock that cost more than hashing a certificate); the SHA-2 block
+  // functions hash the same bytes directly.
   const auto* p = reinterpret_cast<const unsigned char*>(data.data());
   unsigned char md[SHA512_DIGEST_LENGTH];
   switch (bits) {
-    case 256:
-      SHA256(p, data.size(), md);
+    case 256: {
+      SHA256_CTX c;
+      SHA256_Init(&c);
+      SHA256_Update(&c, p, data.size());
+      SHA256_Final(md, &c);
       return std::string(reinterpret_cast<char*>(md), SHA256_DIGEST_LENGTH);
-    case 384:
-      SHA384(p, data.size(), md);
+    }
+    case 384: {
+      SHA512_CTX c;
+      SHA384_Init(&c);
+      SHA384_Update(&c, p, data.size());
+      SHA384_Final(md, &c);
       return std::string(reinterpret_cast<char*>(md), SHA384_DIGEST_LENGTH);
-    case 512:
-      SHA512(p, data.size(), md);
+    }
+    case 512: {
+      SHA512_CTX c;
+      SHA512_Init(&c);
+      SHA512_Update(&c, p, data.size());
+      SHA512_Final(md, &c);
       return std::string(reinterpret_cast<char*>(md), SHA512_DIGEST_LENGTH);
+    }
     default:
       return {};
   }
+}
+
+std::string Sha1(std::string_view data) {
+  unsigned char md[SHA_DIGEST_LENGTH];
+  SHA_CTX c;
+  SHA1_Init(&c);
+  SHA1_Update(&c, data.data(), data.size());
+  SHA1_Final(md, &c);
+  return std::string(reinterpret_cast<char*>(md), SHA_DIGEST_LENGTH);
 }
 
 }  // namespace coffer::crypto

@@ -36,4 +36,7 @@ EVP_PKEY* NewEcKey(int curve_nid);
 // SHA-256/384/512 of `data` for `bits`; empty for other sizes.
 std::string Sha2(int bits, std::string_view data);
 
+// SHA-1 of `data`: for key identifiers (RFC 5280 4.2.1.2), not for signatures.
+std::string Sha1(std::string_view data);
+
 }  // namespace coffer::crypto

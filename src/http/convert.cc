@@ -9,6 +9,7 @@
 #include "boost/json.hpp"
 #include "crypto/crypto.h"
 #include "util/duration.h"
+#include "util/json.h"
 #include "util/status.h"
 
 namespace coffer::http {
@@ -182,16 +183,10 @@ namespace {
 // Appends the JSON text of `v` (a value, object or string) to `out`, as json::serialize writes it.
 template <typename T>
 void AppendJson(std::string& out, const T& v) {
-  json::serializer sr;
   if constexpr (std::is_convertible_v<const T&, std::string_view>) {
-    sr.reset(std::string_view(v));
+    AppendJsonText(out, std::string_view(v));
   } else {
-    sr.reset(&v);
-  }
-  char buf[4096];
-  while (!sr.done()) {
-    const std::string_view chunk = sr.read(buf, sizeof buf);
-    out.append(chunk.data(), chunk.size());
+    AppendJsonText(out, v);
   }
 }
 

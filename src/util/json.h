@@ -22,4 +22,11 @@ int64_t JsonIntOr(const boost::json::object& o, std::string_view key);
 // Name of a JSON value's type for messages ("string", "number", "object" ...).
 std::string_view JsonTypeName(const boost::json::value& v);
 
+// Appends the JSON text of `v` to `out`: the same bytes as boost::json::serialize (its string
+// escapes, its number forms), written straight into `out` instead of through the serializer's
+// chunked state machine. Used to render every response.
+void AppendJsonText(std::string& out, const boost::json::value& v);
+void AppendJsonText(std::string& out, const boost::json::object& o);
+void AppendJsonText(std::string& out, std::string_view s);  // as a JSON string
+
 }  // namespace coffer

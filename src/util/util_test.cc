@@ -3,6 +3,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <limits>
 #include <thread>
 
 #include "boost/json.hpp"
@@ -63,6 +64,43 @@ TEST(JsonFields, TypesAndMessages) {
 
 namespace coffer {
 namespace {
+
+// AppendJsonText writes the bytes boost::json::serialize writes, for every kind of value, every
+// byte in a string or key, and nesting deeper than its own recursion goes.
+TEST(JsonText, SameBytesAsBoostSerialize) {
+  std::string all;
+  for (int c = 0; c < 256; ++c) all.push_back(static_cast<char>(c));
+  boost::json::object o;
+  o["null"] = nullptr;
+  o["t"] = true;
+  o["f"] = false;
+  o["min"] = std::numeric_limits<int64_t>::min();
+  o["max"] = std::numeric_limits<int64_t>::max();
+  o["umax"] = std::numeric_limits<uint64_t>::max();
+  o["zero"] = 0;
+  o["doubles"] = boost::json::array{1.0, -0.0, 0.1, 1.5e300, -2.5e-300};
+  o["all bytes"] = all;
+  o[all] = "key with every byte";
+  o["empty"] = boost::json::object{};
+  o["empty list"] = boost::json::array{};
+  o["pem"] = "-----BEGIN CERTIFICATE-----\nMIIB\"x\\y\n-----END CERTIFICATE-----";
+  boost::json::value deep = "bottom";
+  for (int i = 0; i < 100; ++i)
+    deep = i % 2 ? boost::json::value(boost::json::array{deep, i})
+                 : boost::json::value(boost::json::object{{"k", deep}});
+  o["deep"] = deep;
+  std::string got;
+  AppendJsonText(got, o);
+  EXPECT_EQ(got, boost::json::serialize(o));
+  for (const auto& [k, v] : o) {
+    std::string one;
+    AppendJsonText(one, v);
+    EXPECT_EQ(one, boost::json::serialize(v)) << std::string_view(k).substr(0, 20);
+  }
+  std::string s;
+  AppendJsonText(s, std::string_view(all));
+  EXPECT_EQ(s, boost::json::serialize(boost::json::string(all)));
+}
 
 TEST(Suggest, ClosestWithinTwoEditsOrContained) {
   const std::vector<std::string_view> names = {"write", "read", "list", "delete", "node_name"};

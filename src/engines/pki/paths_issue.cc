@@ -769,7 +769,7 @@ absl::StatusOr<Response> PkiBackend::SignVerbatim(Request& req, const FieldData&
         "refusing to sign a CSR that asks for a CA certificate via sign-verbatim: use "
         "root/sign-intermediate");
   crypto::CertTemplate t;
-  t.subject = csr.subject.get();
+  ASSIGN_OR_RETURN(t.subject, crypto::CsrSubject(csr));
   t.common_name = csr.common_name;
   t.dns_names = csr.dns_names;
   t.emails = csr.emails;
@@ -817,7 +817,7 @@ absl::StatusOr<Response> PkiBackend::SignIntermediate(Request& req, const FieldD
   crypto::CertTemplate t;
   t.is_ca = true;
   if (d.Bool("use_csr_values")) {
-    t.subject = csr.subject.get();
+    ASSIGN_OR_RETURN(t.subject, crypto::CsrSubject(csr));
     t.common_name = csr.common_name;
     t.dns_names = csr.dns_names;
     t.emails = csr.emails;
