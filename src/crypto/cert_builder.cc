@@ -175,8 +175,11 @@ std::optional<std::string> OidDer(std::string_view dotted) {
 }
 
 // OidDer of a dotted OID, remembered per thread: SignLeafDer names the same handful of OIDs in
-// every certificate (its extensions, a role's extended key usages). At most 64 are kept.
+// every certificate (its extensions, a role's extended key usages). At most 64 are kept, none
+// longer than 64 characters (sign-verbatim takes OIDs from the request: a long one is encoded
+// each time, never kept).
 std::optional<std::string> CachedOidDer(std::string_view dotted) {
+  if (dotted.size() > 64) return OidDer(dotted);
   thread_local absl::flat_hash_map<std::string, std::string> known;
   if (auto it = known.find(absl::string_view(dotted.data(), dotted.size())); it != known.end())
     return it->second;

@@ -224,6 +224,22 @@ bool ValidUtf8(std::string_view s) {
   return true;
 }
 
+// Whether an OID's contents are what c2i_ASN1_OBJECT accepts: not empty, the last byte ends a
+// sub-identifier, and no sub-identifier starts with a 0x80 byte (a non-minimal encoding).
+bool WellFormedOid(std::string_view oid) {
+  if (oid.empty() || (static_cast<unsigned char>(oid.back()) & 0x80) != 0) return false;
+  bool at_start = true;
+  for (char ch : oid) {
+    const auto b = static_cast<unsigned char>(ch);
+    if (at_start && b == 0x80) return false;
+    at_start = (b & 0x80) == 0;
+  }
+  return true;
+}
+
+// OpenSSL's X509_NAME_MAX: larger names are refused by its decoder.
+constexpr size_t kMaxNameBytes = size_t{1} << 20;
+
 // The first commonName of a Name (RFC 5280 4.1.2.4; `name` is the contents of its SEQUENCE),
 // read without OpenSSL's decoder, for names made only of what certificate requests carry in
 // practice: non-empty RDN SETs of {OID, value} whose values are UTF8Strings of valid UTF-8 or
@@ -231,6 +247,7 @@ bool ValidUtf8(std::string_view s) {
 // first CN is the one X509_NAME_get_index_by_NID finds. "" when there is no CN; nullopt for any
 // other name, which the general path then decodes and judges.
 std::optional<std::string> PlainNameCommonName(std::string_view name) {
+  if (name.size() > kMaxNameBytes) return std::nullopt;  // X509_NAME_MAX: OpenSSL refuses it
   static constexpr std::string_view kCommonName("\x55\x04\x03", 3);
   constexpr uint8_t kUtf8String = 0x0c, kPrintableString = 0x13, kIa5String = 0x16;
   std::optional<std::string> cn;
@@ -244,9 +261,7 @@ std::optional<std::string> PlainNameCommonName(std::string_view name) {
       std::string_view a = atv->contents;
       auto type = der::Expect(a, der::kOid);
       auto value = der::Next(a);
-      if (!type || type->contents.empty() || (type->contents.back() & 0x80) != 0 || !value ||
-          !a.empty())
-        return std::nullopt;
+      if (!type || !WellFormedOid(type->contents) || !value || !a.empty()) return std::nullopt;
       switch (value->tag) {
         case kUtf8String:
           if (!ValidUtf8(value->contents)) return std::nullopt;

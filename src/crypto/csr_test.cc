@@ -356,5 +356,60 @@ TEST(Csr, SubjectCommonNameMatchesOpenSsl) {
   }
 }
 
+// A CSR signed by `key` around a subject given as DER, so that names OpenSSL's API would not
+// build can be tried.
+std::string CsrWithNameDer(EVP_PKEY* key, const std::string& name_der) {
+  X509_PUBKEY* pk = nullptr;
+  X509_PUBKEY_set(&pk, key);
+  const std::string spki = I2d(pk, i2d_X509_PUBKEY);
+  X509_PUBKEY_free(pk);
+  const std::string cri =
+      Tlv(0x30, Tlv(0x02, std::string(1, '\0')) + name_der + spki + Tlv(0xa0, ""));
+  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+  size_t len = 0;
+  EVP_DigestSignInit(ctx, nullptr, EVP_sha256(), nullptr, key);
+  EVP_DigestSign(ctx, nullptr, &len, reinterpret_cast<const unsigned char*>(cri.data()),
+                 cri.size());
+  std::string sig(len, '\0');
+  EVP_DigestSign(ctx, reinterpret_cast<unsigned char*>(sig.data()), &len,
+                 reinterpret_cast<const unsigned char*>(cri.data()), cri.size());
+  EVP_MD_CTX_free(ctx);
+  sig.resize(len);
+  const std::string alg = Tlv(0x30, Tlv(0x06, "\x2a\x86\x48\xce\x3d\x04\x03\x02"));
+  return Tlv(0x30, cri + alg + Tlv(0x03, std::string(1, '\0') + sig));
+}
+
+// A subject OpenSSL refuses (an attribute OID with a sub-identifier padded with 0x80, which
+// c2i_ASN1_OBJECT rejects) next to a plain CN: the request is refused, as OpenSSL's reading
+// refuses it, not signed for the CN.
+TEST(Csr, SubjectsOpenSslRefusesAreRefused) {
+  auto key = GenerateKey({KeyType::kEc, 256});
+  ASSERT_TRUE(key.ok());
+  const std::string cn =
+      Tlv(0x31, Tlv(0x30, Tlv(0x06, "\x55\x04\x03") + Tlv(0x0c, "ok.example.com")));
+  struct Bad {
+    const char* label;
+    std::string oid;
+  };
+  for (const Bad& b : {Bad{"padded first arc", std::string("\x80\x01", 2)},
+                       Bad{"padded later arc", std::string("\x2a\x80\x01", 3)},
+                       Bad{"unfinished arc", std::string("\x2a\x81", 2)}}) {
+    SCOPED_TRACE(b.label);
+    const std::string der = CsrWithNameDer(
+        key->get(), Tlv(0x30, Tlv(0x31, Tlv(0x30, Tlv(0x06, b.oid) + Tlv(0x0c, "x"))) + cn));
+    const auto* p = reinterpret_cast<const unsigned char*>(der.data());
+    Csr back(d2i_X509_REQ(nullptr, &p, static_cast<long>(der.size())));
+    ERR_clear_error();
+    EXPECT_FALSE(back) << "OpenSSL reads this name: the case tests nothing";
+    EXPECT_FALSE(ParseCsr(PemOf(der)).ok());
+  }
+  // The same construction with a good OID (2.5.4.10, organizationName) is signed for its CN.
+  const std::string good = CsrWithNameDer(
+      key->get(), Tlv(0x30, Tlv(0x31, Tlv(0x30, Tlv(0x06, "\x55\x04\x0a") + Tlv(0x0c, "x"))) + cn));
+  auto info = ParseCsr(PemOf(good));
+  ASSERT_TRUE(info.ok()) << info.status();
+  EXPECT_EQ(info->common_name, "ok.example.com");
+}
+
 }  // namespace
 }  // namespace coffer::crypto

@@ -40,6 +40,22 @@ size_t FieldBytes(int curve_nid) {
   }
 }
 
+// The digest through the provider (under a FIPS provider every hash must go through it).
+std::string EvpDigest(int bits, std::string_view data) {
+  const EVP_MD* md = bits == 1     ? EVP_sha1()
+                     : bits == 256 ? EVP_sha256()
+                     : bits == 384 ? EVP_sha384()
+                     : bits == 512 ? EVP_sha512()
+                                   : nullptr;
+  unsigned char out[EVP_MAX_MD_SIZE];
+  unsigned int n = 0;
+  if (!md || EVP_Digest(data.data(), data.size(), out, &n, md, nullptr) != 1) {
+    ERR_clear_error();
+    return {};
+  }
+  return std::string(reinterpret_cast<char*>(out), n);
+}
+
 }  // namespace
 
 int EcCurveFromOid(std::string_view oid) {
@@ -125,6 +141,7 @@ std::string Sha2(int bits, std::string_view data) {
   // functions hash the same bytes directly.
   const auto* p = reinterpret_cast<const unsigned char*>(data.data());
   unsigned char md[SHA512_DIGEST_LENGTH];
+  if (EVP_default_properties_is_fips_enabled(nullptr)) return EvpDigest(bits, data);
   switch (bits) {
     case 256: {
       SHA256_CTX c;
@@ -153,6 +170,7 @@ std::string Sha2(int bits, std::string_view data) {
 }
 
 std::string Sha1(std::string_view data) {
+  if (EVP_default_properties_is_fips_enabled(nullptr)) return EvpDigest(1, data);
   unsigned char md[SHA_DIGEST_LENGTH];
   SHA_CTX c;
   SHA1_Init(&c);

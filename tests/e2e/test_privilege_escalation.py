@@ -3,7 +3,8 @@ the real server. Each case was a way around a sudo rule or a role's ACL: a path 
 sudo-protected action under another name (sys/audit-hash alone, sys/leases/revoke-force without
 a prefix in the URL, an auth method disabled through sys/mounts), a token role named in the body
 instead of the URL, a periodic or root token through a role, a child token shedding its
-parent's CIDR binding, and a mount's existence told to anyone guessing."""
+parent's CIDR binding, a child given the default policy its parent lacks, and a mount's
+existence told to anyone guessing."""
 import unittest
 
 from harness import ServerTest
@@ -153,6 +154,27 @@ class PrivilegeEscalation(ServerTest):
         st, body, text = s.request("GET", "auth/token/lookup-self", child)
         self.assertEqual(st, 200, text)
         self.assertEqual(body["data"]["bound_cidrs"], ["127.0.0.1/32"])
+
+    def test_default_policy_comes_only_from_a_parent_holding_it(self):
+        s = self.s
+        bare = self.token("creator", "ops", no_default_policy=True)
+        st, body, text = s.request("GET", "auth/token/lookup-self", bare)
+        self.assertEqual(st, 403, text)  # no default policy: not even lookup-self
+        st, body, text = s.request("POST", "auth/token/create", bare, {"policies": ["ops"]})
+        self.assertEqual(st, 200, text)
+        self.assertEqual(body["auth"]["policies"], ["ops"])
+        child = body["auth"]["client_token"]
+        st, _, text = s.request("GET", "auth/token/lookup-self", child)
+        self.assertEqual(st, 403, text)
+        st, body, text = s.request("POST", "auth/token/create", bare,
+                                   {"policies": ["ops", "default"]})
+        self.assertEqual(st, 400, text)
+        self.assertIn('"default" is not held by the calling token', body["errors"][0])
+        # A parent holding default passes it on, as before.
+        st, body, text = s.request("POST", "auth/token/create", self.token("creator", "ops"),
+                                   {"policies": ["ops"]})
+        self.assertEqual(st, 200, text)
+        self.assertEqual(body["auth"]["policies"], ["default", "ops"])
 
     def test_ui_mounts_does_not_tell_which_mounts_exist(self):
         s = self.s

@@ -649,9 +649,15 @@ class TokenBackend final : public CompatBackend {
       e.bound_cidrs = role->bound_cidrs;
     } else {
       if (policies.empty()) policies = parent.policies;
+      // As Vault: without root or sudo, "default" comes with a child only when its parent holds
+      // it (a token made with no_default_policy cannot hand out lookup-self, cubbyhole and the
+      // rest of the default policy), and asking for it then is asking for more than the parent.
+      const bool parent_has_default = std::find(parent.policies.begin(), parent.policies.end(),
+                                                "default") != parent.policies.end();
+      if (!privileged && !parent_has_default) add_default = false;
       if (!parent.IsRoot()) {
         for (const auto& p : policies) {
-          if (p == "default") continue;
+          if (p == "default" && (privileged || parent_has_default)) continue;
           if (std::find(parent.policies.begin(), parent.policies.end(), p) == parent.policies.end())
             return absl::InvalidArgumentError(Cat("child policies must be subset of parent: \"", p,
                                                   "\" is not held by the calling token"));
