@@ -176,6 +176,43 @@ class PrivilegeEscalation(ServerTest):
         self.assertEqual(st, 200, text)
         self.assertEqual(body["auth"]["policies"], ["default", "ops"])
 
+    def test_a_role_does_not_hand_out_default_either(self):
+        s = self.s
+        # A role with no policy rules (TTLs only) makes tokens under the rules for no role.
+        st, _, text = s.request("POST", "auth/token/roles/ttlonly", s.root, {"token_ttl": "1h"})
+        self.assertEqual(st, 204, text)
+        st, _, text = s.request("PUT", "sys/policies/acl/useroles", s.root, {
+            "policy": 'path "auth/token/create/*" { capabilities = ["update"] }'})
+        self.assertEqual(st, 204, text)
+        st, body, text = s.request("POST", "auth/token/create", s.root,
+                                   {"policies": ["ops", "useroles"], "no_default_policy": True})
+        self.assertEqual(st, 200, text)
+        bare = body["auth"]["client_token"]
+        st, body, text = s.request("POST", "auth/token/create/ttlonly", bare, {"policies": ["ops"]})
+        self.assertEqual(st, 200, text)
+        self.assertEqual(body["auth"]["policies"], ["ops"])
+        st, body, text = s.request("POST", "auth/token/create/ttlonly", bare,
+                                   {"policies": ["ops", "default"]})
+        self.assertEqual(st, 400, text)
+        # A role with token_no_default_policy keeps default out even when it is asked for.
+        st, _, text = s.request("POST", "auth/token/roles/nodefault", s.root,
+                                {"allowed_policies": ["ops"], "token_no_default_policy": True})
+        self.assertEqual(st, 204, text)
+        st, body, text = s.request("POST", "auth/token/create/nodefault", s.root,
+                                   {"policies": ["ops", "default"]})
+        self.assertEqual(st, 400, text)
+        self.assertIn("allowed policies", body["errors"][0])
+        # no_default_policy drops an inherited default.
+        st, body, text = s.request("POST", "auth/token/create", self.token("creator", "ops"),
+                                   {"no_default_policy": True})
+        self.assertEqual(st, 200, text)
+        self.assertEqual(body["auth"]["policies"], ["creator", "ops"])
+        # The wrapping policy is the server's own: not even root hands it out.
+        st, body, text = s.request("POST", "auth/token/create", s.root,
+                                   {"policies": ["response-wrapping"]})
+        self.assertEqual(st, 400, text)
+        self.assertIn('cannot assign policy "response-wrapping"', body["errors"][0])
+
     def test_ui_mounts_does_not_tell_which_mounts_exist(self):
         s = self.s
         t = self.token("ops")

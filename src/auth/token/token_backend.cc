@@ -607,31 +607,55 @@ class TokenBackend final : public CompatBackend {
       e.meta[std::string(k)] = std::string(v.as_string());
     std::vector<std::string> policies =
         d.Has("policies") ? Lowered(d.Strings("policies")) : std::vector<std::string>{};
-    bool add_default = !d.Bool("no_default_policy");
-    if (role) {
-      if (role->no_default_policy) add_default = false;
+    const bool asked_no_default = d.Bool("no_default_policy");
+    bool add_default = !asked_no_default;
+    auto has = [](const std::vector<std::string>& list, std::string_view p) {
+      return std::find(list.begin(), list.end(), p) != list.end();
+    };
+    const bool parent_has_default = has(parent.policies, "default");
+    // As Vault, a role's policy rules apply when it names allowed or disallowed policies; a role
+    // with neither (one that only sets TTLs, say) makes tokens under the rules for no role.
+    const bool role_rules =
+        role && (!role->allowed_policies.empty() || !role->disallowed_policies.empty());
+    if (role && role->no_default_policy) add_default = false;
+    if (role_rules) {
+      if (has(role->disallowed_policies, "default")) add_default = false;
       if (policies.empty())
         policies = !role->allowed_policies.empty() ? role->allowed_policies : parent.policies;
       for (const auto& p : policies) {
-        if (std::find(role->disallowed_policies.begin(), role->disallowed_policies.end(), p) !=
-            role->disallowed_policies.end())
+        if (has(role->disallowed_policies, p))
           return absl::InvalidArgumentError(
               Cat("token policies (", p, ") contains disallowed policies"));
-        if (p == "default") continue;
+        // "default" passes only where it would be added anyway: a role with
+        // token_no_default_policy keeps it out unless its allowed policies name it.
+        if (p == "default" && add_default) continue;
         if (!role->allowed_policies.empty()) {
-          if (std::find(role->allowed_policies.begin(), role->allowed_policies.end(), p) ==
-              role->allowed_policies.end())
+          if (!has(role->allowed_policies, p))
             return absl::InvalidArgumentError(
                 Cat("token policies (", p, ") must be a subset of the role's allowed policies"));
-        } else if (!parent.IsRoot() && std::find(parent.policies.begin(), parent.policies.end(),
-                                                 p) == parent.policies.end()) {
+        } else if (!parent.IsRoot() && !has(parent.policies, p)) {
           return absl::InvalidArgumentError(
               Cat("token policies (", p, ") must be a subset of the parent token's policies"));
         }
       }
-      if (std::find(role->disallowed_policies.begin(), role->disallowed_policies.end(),
-                    "default") != role->disallowed_policies.end())
-        add_default = false;
+    } else {
+      // A child inheriting its parent's policies, or one made without root or sudo, gets
+      // "default" only when its parent holds it (a token made with no_default_policy cannot
+      // hand out lookup-self, cubbyhole and the rest of the default policy); asking for it
+      // then is asking for more than the parent has.
+      const bool inherited = policies.empty();
+      if (inherited) policies = parent.policies;
+      if ((inherited || !privileged) && !parent_has_default) add_default = false;
+      if (!parent.IsRoot()) {
+        for (const auto& p : policies) {
+          if (p == "default" && (privileged || parent_has_default)) continue;
+          if (!has(parent.policies, p))
+            return absl::InvalidArgumentError(Cat("child policies must be subset of parent: \"", p,
+                                                  "\" is not held by the calling token"));
+        }
+      }
+    }
+    if (role) {
       e.parent_hash = role->orphan ? "" : parent.id_hash;
       e.renewable = role->renewable;
       e.path = Cat("auth/token/create/", role->name, role->path_suffix.empty() ? "" : "/",
@@ -648,21 +672,6 @@ class TokenBackend final : public CompatBackend {
         uses = role->num_uses;
       e.bound_cidrs = role->bound_cidrs;
     } else {
-      if (policies.empty()) policies = parent.policies;
-      // As Vault: without root or sudo, "default" comes with a child only when its parent holds
-      // it (a token made with no_default_policy cannot hand out lookup-self, cubbyhole and the
-      // rest of the default policy), and asking for it then is asking for more than the parent.
-      const bool parent_has_default = std::find(parent.policies.begin(), parent.policies.end(),
-                                                "default") != parent.policies.end();
-      if (!privileged && !parent_has_default) add_default = false;
-      if (!parent.IsRoot()) {
-        for (const auto& p : policies) {
-          if (p == "default" && (privileged || parent_has_default)) continue;
-          if (std::find(parent.policies.begin(), parent.policies.end(), p) == parent.policies.end())
-            return absl::InvalidArgumentError(Cat("child policies must be subset of parent: \"", p,
-                                                  "\" is not held by the calling token"));
-        }
-      }
       const bool orphan = req.path == "create-orphan" || no_parent;
       if (no_parent && req.path != "create-orphan" && !privileged)
         return absl::InvalidArgumentError(
@@ -673,6 +682,14 @@ class TokenBackend final : public CompatBackend {
       e.path = req.path == "create-orphan" ? "auth/token/create-orphan" : "auth/token/create";
     }
     if (d.Has("renewable")) e.renewable = d.Bool("renewable") && (!role || role->renewable);
+    // no_default_policy keeps "default" out even when asked for or inherited (as Vault).
+    if (asked_no_default)
+      policies.erase(std::remove(policies.begin(), policies.end(), "default"), policies.end());
+    // Policies the server gives its own tokens: a token holding only "response-wrapping" would
+    // pass for a wrapping token.
+    for (std::string_view reserved : {"response-wrapping", "control-group"})
+      if (has(policies, reserved))
+        return absl::InvalidArgumentError(Cat("cannot assign policy \"", reserved, "\""));
     e.policies = Normalize(policies, add_default);
     if (e.policies.empty())
       return absl::InvalidArgumentError("token must have at least one policy");
