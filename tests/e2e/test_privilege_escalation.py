@@ -213,6 +213,23 @@ class PrivilegeEscalation(ServerTest):
         self.assertEqual(st, 400, text)
         self.assertIn('cannot assign policy "response-wrapping"', body["errors"][0])
 
+    def test_a_login_does_not_grant_the_wrapping_policy(self):
+        s = self.s
+        st, _, text = s.request("POST", "auth/approle/role/wrapper", s.root,
+                                {"token_policies": ["response-wrapping"],
+                                 "token_no_default_policy": True})
+        self.assertEqual(st, 204, text)
+        st, body, text = s.request("GET", "auth/approle/role/wrapper/role-id", s.root)
+        self.assertEqual(st, 200, text)
+        role_id = body["data"]["role_id"]
+        st, body, text = s.request("POST", "auth/approle/role/wrapper/secret-id", s.root, {})
+        self.assertEqual(st, 200, text)
+        secret_id = body["data"]["secret_id"]
+        st, body, text = s.request("POST", "auth/approle/login", None,
+                                   {"role_id": role_id, "secret_id": secret_id})
+        self.assertEqual(st, 400, text)
+        self.assertIn('cannot assign policy "response-wrapping"', body["errors"][0])
+
     def test_ui_mounts_does_not_tell_which_mounts_exist(self):
         s = self.s
         t = self.token("ops")
