@@ -14,7 +14,7 @@ PACKAGES=(
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev python3 python3-hvac openssl curl wrk sqlite3 procps
   gnutls-bin golang-go etcd-server etcd-client jq python3-grpcio python3-grpc-tools
-  python3-cryptography
+  python3-cryptography valgrind
   # auto seals: SoftHSM2 for the PKCS#11 seal tests, p11-kit for the standard pkcs11.h header
   softhsm2 libp11-kit-dev
   # the Debian package (scripts/package_test.sh): dpkg-shlibdeps computes its Depends; the
