@@ -48,13 +48,17 @@ for _ in range(count):
 PY
 }
 
-# Prints "kind instructions-per-request" for every row, for the binary $1.
+# Prints "kind instructions-per-request" for every row, for the binary $1 (working folders under
+# $top/$2).
 measure() {
   local kind out
   for kind in nostore stored lookup kv; do
-    d="$top/$kind"; mkdir -p "$d"
+    d="$top/$2/$kind"; mkdir -p "$d"
     BIN=$1; srv=(valgrind --tool=callgrind --callgrind-out-file="$d/cg.out")
-    coffer_start; coffer_init_unseal
+    coffer_start
+    # Under valgrind the server starts slowly: wait up to a minute (coffer_start waits 10 s).
+    for _ in $(seq 600); do curl -s "$addr/v1/sys/seal-status" >/dev/null && break; sleep 0.1; done
+    coffer_init_unseal
     api POST sys/mounts/pki '{"type":"pki","config":{"max_lease_ttl":"87600h"}}'
     api POST pki/root/generate/internal '{"common_name":"Bench Root CA","key_type":"ec","ttl":"87600h"}'
     api POST pki/roles/nostore '{"allowed_domains":"cluster.local","allow_subdomains":true,"key_type":"ec","ttl":"24h","no_store":true}'
@@ -62,9 +66,9 @@ measure() {
     api POST sys/mounts/secret '{"type":"kv"}'
     api POST secret/bench '{"value":"0123456789abcdef0123456789abcdef"}'
     drive "$kind" 50
-    callgrind_control -z "$pid" >/dev/null
+    callgrind_control -z "$pid" >/dev/null 2>&1
     drive "$kind" "$n"
-    callgrind_control -d "$pid" >/dev/null
+    callgrind_control -d "$pid" >/dev/null 2>&1
     sleep 1
     out=$(find "$d" -name 'cg.out.*' | sort | tail -1)
     kill "$pid"; wait "$pid" 2>/dev/null || true; pid=""
@@ -73,8 +77,8 @@ measure() {
   done
 }
 
-measure "${COFFER_BIN:-$root/build/coffer}" > "$top/new"
-[ -n "$base" ] && measure "$base" > "$top/base"
+measure "${COFFER_BIN:-$root/build/coffer}" new > "$top/new.txt"
+[ -n "$base" ] && measure "$base" base > "$top/base.txt"
 echo "instructions per request (callgrind, $n requests one at a time)"
 printf "%-28s %12s" "endpoint" "this build"
 [ -n "$base" ] && printf " %12s %8s" "base" "ratio"
@@ -86,8 +90,8 @@ while read -r kind count; do
   esac
   printf "%-28s %12s" "$label" "$count"
   if [ -n "$base" ]; then
-    b=$(awk -v k="$kind" '$1 == k {print $2}' "$top/base")
+    b=$(awk -v k="$kind" '$1 == k {print $2}' "$top/base.txt")
     printf " %12s %8s" "$b" "$(awk -v a="$count" -v b="$b" 'BEGIN {printf "%.3f", a / b}')"
   fi
   echo
-done < "$top/new"
+done < "$top/new.txt"
