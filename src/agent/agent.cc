@@ -1,6 +1,7 @@
 #include "agent/agent.h"
 
 #include <fcntl.h>
+#include <openssl/crypto.h>
 #include <openssl/sha.h>
 #include <openssl/x509v3.h>
 #include <sys/file.h>
@@ -49,23 +50,40 @@ std::string Field(const json::object& o, std::string_view k) {
   return {};
 }
 
-// The PEM of the certificate a kubeconfig embeds (client-certificate-data), or "".
-std::string KubeconfigCert(const std::string& text) {
-  const std::string key = "client-certificate-data: ";
-  size_t p = text.find(key);
-  if (p == std::string::npos) return {};
-  size_t e = text.find('\n', p);
-  auto pem = Base64Decode(text.substr(p + key.size(), e - p - key.size()));
-  return pem.value_or("");
+// The base64 value of a kubeconfig's `field` (as Coffer writes it: one line), or "".
+std::string_view KubeconfigField(std::string_view text, std::string_view field) {
+  const size_t p = text.find(field);
+  if (p == std::string_view::npos) return {};
+  const size_t from = p + field.size();
+  const size_t e = text.find('\n', from);
+  return text.substr(from, e == std::string_view::npos ? std::string_view::npos : e - from);
 }
 
-std::string KubeconfigKey(const std::string& text) {
-  const std::string key = "client-key-data: ";
-  size_t p = text.find(key);
-  if (p == std::string::npos) return {};
-  size_t e = text.find('\n', p);
-  auto pem = Base64Decode(text.substr(p + key.size(), e - p - key.size()));
-  return pem.value_or("");
+// The PEM of the certificate a kubeconfig embeds (client-certificate-data), or "".
+std::string KubeconfigCert(std::string_view text) {
+  return Base64Decode(KubeconfigField(text, "client-certificate-data: ")).value_or("");
+}
+
+// The PEM of the client key a kubeconfig embeds (client-key-data), in memory wiped when it goes.
+crypto::SecretBytes KubeconfigKey(std::string_view text) {
+  auto pem = Base64Decode(KubeconfigField(text, "client-key-data: "));
+  if (!pem) return {};
+  crypto::SecretBytes key(*pem);
+  OPENSSL_cleanse(pem->data(), pem->size());
+  return key;
+}
+
+// The PEM of a certificate's private key as on disk: its key file or, without one, the client
+// key of its kubeconfig. Read into memory that is wiped when it goes, so the agent leaves no copy
+// of a key in freed memory. Empty when there is none or it cannot be read.
+crypto::SecretBytes ReadKeyPem(const CertSpec& s) {
+  if (!s.key_file.empty()) {
+    auto k = crypto::ReadSecretFile(s.key_file);
+    return k.ok() && *k ? std::move(**k) : crypto::SecretBytes();
+  }
+  if (s.kubeconfig.path.empty()) return {};
+  auto kc = crypto::ReadSecretFile(s.kubeconfig.path);
+  return kc.ok() && *kc ? KubeconfigKey((*kc)->view()) : crypto::SecretBytes();
 }
 
 std::vector<std::string> Sorted(std::vector<std::string> v) {
@@ -180,13 +198,16 @@ std::string Rfc3339(int64_t unix_seconds) {
 std::string RenderKubeconfig(const KubeconfigSpec& k, std::string_view ca_pem,
                              std::string_view cert_pem, std::string_view key_pem) {
   const std::string ctx = Cat(k.user, "@", k.cluster);
-  return Cat(
+  std::string key_b64 = Base64Encode(key_pem);
+  std::string out = Cat(
       "apiVersion: v1\nkind: Config\nclusters:\n- cluster:\n    certificate-authority-data: ",
       Base64Encode(ca_pem), "\n    server: ", k.server, "\n  name: ", k.cluster,
       "\ncontexts:\n- context:\n    cluster: ", k.cluster, "\n    user: ", k.user,
       "\n  name: ", ctx, "\ncurrent-context: ", ctx, "\npreferences: {}\nusers:\n- name: ", k.user,
       "\n  user:\n    client-certificate-data: ", Base64Encode(cert_pem),
-      "\n    client-key-data: ", Base64Encode(key_pem), "\n");
+      "\n    client-key-data: ", key_b64, "\n");
+  OPENSSL_cleanse(key_b64.data(), key_b64.size());
+  return out;
 }
 
 Agent::Agent(Config c, const Clock* clock)
@@ -297,6 +318,8 @@ absl::Status Agent::EnsureToken() {
   return absl::OkStatus();
 }
 
+Agent::~Agent() { OPENSSL_cleanse(unsaved_token_.data(), unsaved_token_.size()); }
+
 absl::StatusOr<int64_t> Agent::RenewToken() {
   RETURN_IF_ERROR(EnsureToken());
   ASSIGN_OR_RETURN(auto r, api_.Write("auth/token/renew-self", json::object{}));
@@ -318,18 +341,15 @@ absl::StatusOr<int64_t> Agent::TokenTtl() {
 
 CertState Agent::Inspect(const CertSpec& s) const {
   CertState st;
-  std::string cert_pem, key_pem;
+  std::string cert_pem;
+  crypto::SecretBytes key_pem;
   if (!s.cert_file.empty()) {
     auto c = files::ReadIfExists(s.cert_file);
     if (c.ok() && *c) cert_pem = **c;
-    auto k = files::ReadIfExists(s.key_file);
-    if (k.ok() && *k) key_pem = **k;
-  } else {
-    auto kc = files::ReadIfExists(s.kubeconfig.path);
-    if (kc.ok() && *kc) {
-      cert_pem = KubeconfigCert(**kc);
-      key_pem = KubeconfigKey(**kc);
-    }
+    if (auto k = crypto::ReadSecretFile(s.key_file); k.ok() && *k) key_pem = std::move(**k);
+  } else if (auto kc = crypto::ReadSecretFile(s.kubeconfig.path); kc.ok() && *kc) {
+    cert_pem = KubeconfigCert((*kc)->view());
+    key_pem = KubeconfigKey((*kc)->view());
   }
   if (cert_pem.empty()) {
     st.reason = "no certificate yet";
@@ -346,8 +366,8 @@ CertState Agent::Inspect(const CertSpec& s) const {
   st.not_before = crypto::NotBeforeUnix(cert->get());
   st.not_after = crypto::NotAfterUnix(cert->get());
   st.renew_at = RenewAt(st.not_before, st.not_after, st.serial, c_.node_name);
-  auto key = crypto::ParsePrivateKeyPem(key_pem);
-  std::fill(key_pem.begin(), key_pem.end(), '\0');
+  auto key = crypto::ParsePrivateKeyPem(key_pem.view());
+  key_pem.Wipe();
   if (!key.ok()) {
     st.reason = "the key file is missing or unreadable";
     st.new_key = true;
@@ -455,15 +475,7 @@ absl::StatusOr<CertState> Agent::Renew(const CertSpec& s, bool rotate_key, bool 
   crypto::PKey key;
   bool new_key = rotate_key || before.new_key;
   if (!new_key) {
-    std::string key_pem;
-    if (!s.key_file.empty()) {
-      auto k = files::ReadIfExists(s.key_file);
-      if (k.ok() && *k) key_pem = **k;
-    } else if (auto kc = files::ReadIfExists(s.kubeconfig.path); kc.ok() && *kc) {
-      key_pem = KubeconfigKey(**kc);
-    }
-    auto parsed = crypto::ParsePrivateKeyPem(key_pem);
-    std::fill(key_pem.begin(), key_pem.end(), '\0');
+    auto parsed = crypto::ParsePrivateKeyPem(ReadKeyPem(s).view());
     if (parsed.ok()) {
       key = std::move(*parsed);
     } else {

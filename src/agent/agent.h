@@ -38,6 +38,9 @@ struct RotationState {
 class Agent {
  public:
   Agent(Config c, const Clock* clock);
+  ~Agent();  // wipes a node token not yet saved
+  Agent(const Agent&) = delete;
+  Agent& operator=(const Agent&) = delete;
 
   const Config& config() const { return c_; }
 

@@ -1111,12 +1111,9 @@ absl::Status Core::IssueLoginToken(const Request& req, const MountEntry& mount, 
   e.policies.erase(std::unique(e.policies.begin(), e.policies.end()), e.policies.end());
   if (std::find(e.policies.begin(), e.policies.end(), "root") != e.policies.end())
     return absl::PermissionDeniedError("an auth method cannot grant the root policy");
-  // The server's own policies: a token holding only "response-wrapping" would pass for a
-  // wrapping token (auth/token/create refuses them too).
-  for (std::string_view reserved : {"response-wrapping", "control-group"})
-    if (std::find(e.policies.begin(), e.policies.end(), reserved) != e.policies.end())
-      return absl::InvalidArgumentError(Cat("cannot assign policy \"", reserved,
-                                            "\": fix the auth method's role that grants it"));
+  if (std::string_view reserved = ReservedPolicyIn(e.policies); !reserved.empty())
+    return absl::InvalidArgumentError(
+        Cat("cannot assign policy \"", reserved, "\": fix the auth method's role that grants it"));
   if (e.policies.empty()) return absl::InvalidArgumentError("the login grants no policy");
   e.path = mount.path + "login";
   e.display_name = mount.path.substr(5, mount.path.size() - 6) +

@@ -16,6 +16,12 @@ std::shared_ptr<const Policy> RootPolicy() {
 }
 }  // namespace
 
+std::string_view ReservedPolicyIn(const std::vector<std::string>& policies) {
+  for (std::string_view reserved : {"response-wrapping", "control-group"})
+    if (std::find(policies.begin(), policies.end(), reserved) != policies.end()) return reserved;
+  return {};
+}
+
 absl::Status PolicyStore::WriteDefaults() {
   return barrier_->Put(
       Cat(kPrefix, "default"),

@@ -15,6 +15,11 @@
 
 namespace coffer::core {
 
+// The first policy in `policies` that the server keeps for its own tokens, or empty. No token
+// creation (auth/token/create) and no login may assign one: "response-wrapping" would make a
+// token pass for a wrapping token, and "control-group" is Vault's for its control-group tokens.
+std::string_view ReservedPolicyIn(const std::vector<std::string>& policies);
+
 class PolicyStore {
  public:
   explicit PolicyStore(storage::Storage* barrier) : barrier_(barrier) {}

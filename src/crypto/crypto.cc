@@ -1,5 +1,6 @@
 #include "crypto/crypto.h"
 
+#include <fcntl.h>
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/err.h>
@@ -7,7 +8,10 @@
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
 #include <openssl/sha.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <cstring>
 #include <functional>
 #include <memory>
@@ -42,6 +46,43 @@ absl::StatusOr<SecretBytes> SecretBytes::Random(size_t n) {
 void SecretBytes::Wipe() {
   if (!bytes_.empty()) OPENSSL_cleanse(bytes_.data(), bytes_.size());
   bytes_.clear();
+}
+
+absl::StatusOr<std::optional<SecretBytes>> ReadSecretFile(const std::string& path,
+                                                          size_t max_bytes) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT) return std::optional<SecretBytes>();
+    return absl::FailedPreconditionError(Cat("cannot open ", path, ": ", strerror(errno)));
+  }
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || st.st_size < 0 || static_cast<size_t>(st.st_size) > max_bytes) {
+    const bool too_large = st.st_size > 0 && static_cast<size_t>(st.st_size) > max_bytes;
+    const int err = errno;
+    ::close(fd);
+    return absl::FailedPreconditionError(
+        too_large ? Cat(path, " is larger than ", max_bytes, " bytes: not a key file?")
+                  : Cat("cannot stat ", path, ": ", strerror(err)));
+  }
+  // Sized once from fstat (plus one byte to see the file grow meanwhile): never reallocated, so
+  // the only copy is this one. A file that changed size is read again by the caller's next try.
+  SecretBytes buf(static_cast<size_t>(st.st_size) + 1);
+  size_t got = 0;
+  while (got < buf.size()) {
+    const ssize_t n = ::read(fd, buf.data() + got, buf.size() - got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      const int err = errno;
+      ::close(fd);
+      return absl::FailedPreconditionError(Cat("cannot read ", path, ": ", strerror(err)));
+    }
+    if (n == 0) break;
+    got += static_cast<size_t>(n);
+  }
+  ::close(fd);
+  if (got == buf.size())
+    return absl::FailedPreconditionError(Cat(path, " changed size while it was read: try again"));
+  return std::optional<SecretBytes>(SecretBytes(buf.view().substr(0, got)));
 }
 
 absl::StatusOr<std::string> RandomBytes(size_t n) {

@@ -2,8 +2,12 @@
 
 #include <gtest/gtest.h>
 #include <openssl/evp.h>
+#include <unistd.h>
 
 #include <atomic>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <set>
 #include <thread>
 #include <vector>
@@ -14,6 +18,37 @@
 
 namespace coffer::crypto {
 namespace {
+
+TEST(ReadSecretFile, ReadsEveryByteAndTellsMissingFromUnreadable) {
+  char tmpl[] = "/tmp/coffer-secret-XXXXXX";
+  ASSERT_NE(mkdtemp(tmpl), nullptr);
+  const std::string dir = tmpl;
+  const std::string path = dir + "/key.pem";
+  // Binary content with a NUL and no final newline, larger than one read of a small buffer.
+  std::string content = "-----BEGIN PRIVATE KEY-----\n";
+  content.push_back('\0');
+  content += std::string(20000, 'k') + "\xff";
+  { std::ofstream(path, std::ios::binary) << content; }
+  auto got = ReadSecretFile(path);
+  ASSERT_TRUE(got.ok()) << got.status();
+  ASSERT_TRUE(got->has_value());
+  EXPECT_EQ((**got).view(), content);
+
+  auto missing = ReadSecretFile(dir + "/none.pem");
+  ASSERT_TRUE(missing.ok()) << missing.status();
+  EXPECT_FALSE(missing->has_value());
+
+  auto too_large = ReadSecretFile(path, 1000);
+  ASSERT_FALSE(too_large.ok());
+  EXPECT_NE(too_large.status().message().find(path), std::string_view::npos) << too_large.status();
+
+  // A directory exists but is no key: an error naming it, not "missing".
+  auto dir_read = ReadSecretFile(dir);
+  ASSERT_FALSE(dir_read.ok());
+  EXPECT_NE(dir_read.status().message().find(dir), std::string_view::npos) << dir_read.status();
+
+  std::filesystem::remove_all(dir);
+}
 
 TEST(Gf256, MulMatchesKnownAesFieldProducts) {
   // FIPS-197 section 4.2: {57} * {83} = {c1}, {57} * {13} = {fe}.

@@ -4,6 +4,8 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -45,5 +47,11 @@ class SecretBytes {
  private:
   std::vector<uint8_t> bytes_;
 };
+
+// The bytes of a file holding key material (a private key, a kubeconfig with one), read
+// straight into a SecretBytes: no copy is left in freed memory. nullopt when the file does not
+// exist; an error naming the file when it cannot be read or is larger than `max_bytes`.
+absl::StatusOr<std::optional<SecretBytes>> ReadSecretFile(const std::string& path,
+                                                          size_t max_bytes = size_t{1} << 20);
 
 }  // namespace coffer::crypto

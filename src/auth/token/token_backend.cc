@@ -5,6 +5,7 @@
 #include "auth/compat_backend.h"
 #include "boost/json.hpp"
 #include "core/framework/framework.h"
+#include "core/policy_store.h"
 #include "util/status.h"
 
 namespace coffer::auth::token {
@@ -685,11 +686,8 @@ class TokenBackend final : public CompatBackend {
     // no_default_policy keeps "default" out even when asked for or inherited (as Vault).
     if (asked_no_default)
       policies.erase(std::remove(policies.begin(), policies.end(), "default"), policies.end());
-    // Policies the server gives its own tokens: a token holding only "response-wrapping" would
-    // pass for a wrapping token.
-    for (std::string_view reserved : {"response-wrapping", "control-group"})
-      if (has(policies, reserved))
-        return absl::InvalidArgumentError(Cat("cannot assign policy \"", reserved, "\""));
+    if (std::string_view reserved = core::ReservedPolicyIn(policies); !reserved.empty())
+      return absl::InvalidArgumentError(Cat("cannot assign policy \"", reserved, "\""));
     e.policies = Normalize(policies, add_default);
     if (e.policies.empty())
       return absl::InvalidArgumentError("token must have at least one policy");
