@@ -8,12 +8,33 @@
 
 #include "boost/json.hpp"
 #include "util/duration.h"
+#include "util/glob.h"
 #include "util/json.h"
 #include "util/shell.h"
 #include "util/suggest.h"
 
 namespace coffer {
 namespace {
+
+TEST(StarGlob, StarMatchesAnyRunAnywhere) {
+  EXPECT_TRUE(StarGlobMatch("team-*", "team-a"));
+  EXPECT_TRUE(StarGlobMatch("team-*", "team-"));
+  EXPECT_FALSE(StarGlobMatch("team-*", "team"));
+  EXPECT_TRUE(StarGlobMatch("*-admin", "db-admin"));
+  EXPECT_FALSE(StarGlobMatch("*-admin", "db-admins"));
+  EXPECT_TRUE(StarGlobMatch("a*b*c", "aXbYc"));
+  EXPECT_TRUE(StarGlobMatch("a*b*c", "abc"));
+  EXPECT_FALSE(StarGlobMatch("a*b*c", "acb"));
+  EXPECT_TRUE(StarGlobMatch("a*c", "abcbc"));  // the backtrack past the first "c"
+  EXPECT_TRUE(StarGlobMatch("*", ""));
+  EXPECT_TRUE(StarGlobMatch("**", "anything"));
+  EXPECT_TRUE(StarGlobMatch("", ""));
+  EXPECT_FALSE(StarGlobMatch("", "x"));
+  EXPECT_FALSE(StarGlobMatch("ops", "op"));
+  EXPECT_FALSE(StarGlobMatch("?ps", "ops"));  // no '?': every other character is itself
+  EXPECT_FALSE(StarGlobMatch("Team-*", "team-a"));
+  EXPECT_TRUE(StarGlobMatch("Team-*", "team-a", /*fold_case=*/true));
+}
 
 TEST(Duration, VaultForms) {
   EXPECT_EQ(*ParseDurationSeconds("90"), 90);

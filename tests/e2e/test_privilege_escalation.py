@@ -213,6 +213,63 @@ class PrivilegeEscalation(ServerTest):
         self.assertEqual(st, 400, text)
         self.assertIn('cannot assign policy "response-wrapping"', body["errors"][0])
 
+    def test_role_policy_globs_bound_what_the_role_gives(self):
+        s = self.s
+        st, _, text = s.request("POST", "auth/token/roles/teams", s.root, {
+            "allowed_policies_glob": "team-*", "disallowed_policies_glob": ["*-admin"]})
+        self.assertEqual(st, 204, text)
+        st, body, text = s.request("GET", "auth/token/roles/teams", s.root)
+        self.assertEqual(st, 200, text)
+        self.assertEqual(body["data"]["allowed_policies_glob"], ["team-*"])
+        self.assertEqual(body["data"]["disallowed_policies_glob"], ["*-admin"])
+        self.assertEqual(body["data"]["allowed_policies"], [])
+        st, _, text = s.request("PUT", "sys/policies/acl/useteams", s.root, {
+            "policy": 'path "auth/token/create/teams" { capabilities = ["update"] }'})
+        self.assertEqual(st, 204, text)
+        # A caller holding none of the team policies gets one the role's glob allows (the role,
+        # not the caller, bounds what it gives, as allowed_policies does).
+        caller = self.token("useteams")
+        st, body, text = s.request("POST", "auth/token/create/teams", caller,
+                                   {"policies": ["team-a"]})
+        self.assertEqual(st, 200, text)
+        self.assertEqual(body["auth"]["policies"], ["default", "team-a"])
+        # Matching an allowed glob and a disallowed one: disallowed wins.
+        st, body, text = s.request("POST", "auth/token/create/teams", caller,
+                                   {"policies": ["team-admin"]})
+        self.assertEqual(st, 400, text)
+        self.assertIn("disallowed", body["errors"][0])
+        # Matching no allowed glob: refused, naming the rule.
+        st, body, text = s.request("POST", "auth/token/create/teams", caller, {"policies": ["ops"]})
+        self.assertEqual(st, 400, text)
+        self.assertIn("allowed_policies_glob", body["errors"][0])
+        # Globs name no policy to give: nothing asked gives "default" alone, as Vault.
+        st, body, text = s.request("POST", "auth/token/create/teams", caller, {})
+        self.assertEqual(st, 200, text)
+        self.assertEqual(body["auth"]["policies"], ["default"])
+        # A disallowed glob matching "default" keeps it from being added.
+        st, _, text = s.request("POST", "auth/token/roles/nodefglob", s.root, {
+            "allowed_policies": ["ops"], "disallowed_policies_glob": ["def*"]})
+        self.assertEqual(st, 204, text)
+        st, body, text = s.request("POST", "auth/token/create/nodefglob", s.root,
+                                   {"policies": ["ops"]})
+        self.assertEqual(st, 200, text)
+        self.assertEqual(body["auth"]["policies"], ["ops"])
+        # A role with only a disallowed glob: the caller's own policies bound the rest.
+        st, _, text = s.request("POST", "auth/token/roles/denyonly", s.root, {
+            "disallowed_policies_glob": ["*-admin"]})
+        self.assertEqual(st, 204, text)
+        st, _, text = s.request("PUT", "sys/policies/acl/usedeny", s.root, {
+            "policy": 'path "auth/token/create/denyonly" { capabilities = ["update"] }'})
+        self.assertEqual(st, 204, text)
+        limited = self.token("usedeny", "ops")
+        st, body, text = s.request("POST", "auth/token/create/denyonly", limited,
+                                   {"policies": ["team-a"]})
+        self.assertEqual(st, 400, text)
+        st, body, text = s.request("POST", "auth/token/create/denyonly", limited,
+                                   {"policies": ["ops"]})
+        self.assertEqual(st, 200, text)
+        self.assertEqual(body["auth"]["policies"], ["default", "ops"])
+
     def test_a_login_does_not_grant_the_wrapping_policy(self):
         s = self.s
         st, _, text = s.request("POST", "auth/approle/role/wrapper", s.root,

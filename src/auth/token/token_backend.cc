@@ -6,6 +6,7 @@
 #include "boost/json.hpp"
 #include "core/framework/framework.h"
 #include "core/policy_store.h"
+#include "util/glob.h"
 #include "util/status.h"
 
 namespace coffer::auth::token {
@@ -88,6 +89,8 @@ json::array ToArray(const std::vector<std::string>& v) {
 struct Role {
   std::string name;
   std::vector<std::string> allowed_policies, disallowed_policies, bound_cidrs;
+  // Vault's '*' globs over policy names (util/glob.h), beside the exact lists.
+  std::vector<std::string> allowed_policies_glob, disallowed_policies_glob;
   bool orphan = false, renewable = true, no_default_policy = false;
   std::string path_suffix;
   int64_t period = 0, explicit_max_ttl = 0, ttl = 0, max_ttl = 0, num_uses = 0;
@@ -96,6 +99,8 @@ struct Role {
     return json::object{{"name", name},
                         {"allowed_policies", ToArray(allowed_policies)},
                         {"disallowed_policies", ToArray(disallowed_policies)},
+                        {"allowed_policies_glob", ToArray(allowed_policies_glob)},
+                        {"disallowed_policies_glob", ToArray(disallowed_policies_glob)},
                         {"orphan", orphan},
                         {"renewable", renewable},
                         {"path_suffix", path_suffix},
@@ -127,6 +132,15 @@ const Fields& RoleFields() {
         "If set, successful token creation via this role will require that no policies in the "
         "given list are requested. Adding \"default\" to this list will prevent \"default\" "
         "from being added automatically to created tokens."}},
+      {"allowed_policies_glob",
+       {FieldType::kCommaStringSlice,
+        "If set, tokens can be created with any subset of the policies matching these globs "
+        "('*' matches any run of characters), as well as those in allowed_policies."}},
+      {"disallowed_policies_glob",
+       {FieldType::kCommaStringSlice,
+        "If set, successful token creation via this role will require that no requested "
+        "policy matches one of these globs. A glob matching \"default\" keeps it from being "
+        "added automatically, as in disallowed_policies."}},
       {"orphan",
        {FieldType::kBool,
         "If true, tokens created against this policy will be orphan tokens (they will have no "
@@ -192,6 +206,10 @@ absl::Status ApplyRole(Role& r, const FieldData& d) {
   if (d.Has("allowed_policies")) r.allowed_policies = Lowered(d.Strings("allowed_policies"));
   if (d.Has("disallowed_policies"))
     r.disallowed_policies = Lowered(d.Strings("disallowed_policies"));
+  if (d.Has("allowed_policies_glob"))
+    r.allowed_policies_glob = Lowered(d.Strings("allowed_policies_glob"));
+  if (d.Has("disallowed_policies_glob"))
+    r.disallowed_policies_glob = Lowered(d.Strings("disallowed_policies_glob"));
   for (const char* k : {"token_bound_cidrs", "bound_cidrs"})
     if (d.Has(k)) r.bound_cidrs = Lowered(d.Strings(k));
   if (d.Has("orphan")) r.orphan = d.Bool("orphan");
@@ -616,24 +634,36 @@ class TokenBackend final : public CompatBackend {
     const bool parent_has_default = has(parent.policies, "default");
     // As Vault, a role's policy rules apply when it names allowed or disallowed policies; a role
     // with neither (one that only sets TTLs, say) makes tokens under the rules for no role.
-    const bool role_rules =
-        role && (!role->allowed_policies.empty() || !role->disallowed_policies.empty());
+    auto matches = [](const std::vector<std::string>& globs, std::string_view p) {
+      return std::any_of(globs.begin(), globs.end(),
+                         [&](const std::string& g) { return StarGlobMatch(g, p); });
+    };
+    const bool role_allows =
+        role && (!role->allowed_policies.empty() || !role->allowed_policies_glob.empty());
+    const bool role_rules = role && (role_allows || !role->disallowed_policies.empty() ||
+                                     !role->disallowed_policies_glob.empty());
     if (role && role->no_default_policy) add_default = false;
     if (role_rules) {
-      if (has(role->disallowed_policies, "default")) add_default = false;
-      if (policies.empty())
-        policies = !role->allowed_policies.empty() ? role->allowed_policies : parent.policies;
+      auto disallowed = [&](std::string_view p) {
+        return has(role->disallowed_policies, p) || matches(role->disallowed_policies_glob, p);
+      };
+      if (disallowed("default")) add_default = false;
+      // Nothing asked: the role's allowed policies (its globs name none to give: a role with
+      // globs only gives "default", as Vault), else the parent's.
+      if (policies.empty()) policies = role_allows ? role->allowed_policies : parent.policies;
       for (const auto& p : policies) {
-        if (has(role->disallowed_policies, p))
+        if (disallowed(p))
           return absl::InvalidArgumentError(
               Cat("token policies (", p, ") contains disallowed policies"));
         // "default" passes only where it would be added anyway: a role with
         // token_no_default_policy keeps it out unless its allowed policies name it.
         if (p == "default" && add_default) continue;
-        if (!role->allowed_policies.empty()) {
-          if (!has(role->allowed_policies, p))
+        if (role_allows) {
+          if (!has(role->allowed_policies, p) && !matches(role->allowed_policies_glob, p))
             return absl::InvalidArgumentError(
-                Cat("token policies (", p, ") must be a subset of the role's allowed policies"));
+                Cat("token policies (", p,
+                    ") must be a subset of the role's allowed policies or match one of its "
+                    "allowed_policies_glob"));
         } else if (!parent.IsRoot() && !has(parent.policies, p)) {
           return absl::InvalidArgumentError(
               Cat("token policies (", p, ") must be a subset of the parent token's policies"));

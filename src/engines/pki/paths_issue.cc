@@ -8,6 +8,7 @@
 #include "engines/pki/pki_internal.h"
 #include "util/cidr.h"
 #include "util/encoding.h"
+#include "util/glob.h"
 #include "util/json.h"
 #include "util/status.h"
 
@@ -20,26 +21,10 @@ using core::framework::Handler;
 
 namespace {
 
-// '*' matches any run of characters (Vault's glob for allowed_domains and allowed_uri_sans).
+// '*' matches any run of characters, in either case (Vault's glob for allowed_domains and
+// allowed_uri_sans).
 bool GlobMatch(std::string_view pattern, std::string_view s) {
-  size_t p = 0, i = 0, star = std::string_view::npos, mark = 0;
-  while (i < s.size()) {
-    if (p < pattern.size() && pattern[p] == '*') {
-      star = p++;
-      mark = i;
-    } else if (p < pattern.size() && absl::ascii_tolower(static_cast<unsigned char>(pattern[p])) ==
-                                         absl::ascii_tolower(static_cast<unsigned char>(s[i]))) {
-      ++p;
-      ++i;
-    } else if (star != std::string_view::npos) {
-      p = star + 1;
-      i = ++mark;
-    } else {
-      return false;
-    }
-  }
-  while (p < pattern.size() && pattern[p] == '*') ++p;
-  return p == pattern.size();
+  return StarGlobMatch(pattern, s, /*fold_case=*/true);
 }
 
 bool EndsWithFold(std::string_view s, std::string_view suffix) {
