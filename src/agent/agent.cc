@@ -18,6 +18,8 @@
 #include <utility>
 #include <vector>
 
+#include "absl/cleanup/cleanup.h"
+#include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "crypto/crypto.h"
 #include "crypto/pem.h"
@@ -34,9 +36,31 @@ namespace coffer::agent {
 namespace json = boost::json;
 namespace {
 
-std::string TrimLine(std::string s) {
-  while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' ')) s.pop_back();
+std::string_view TrimLine(std::string_view s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' '))
+    s.remove_suffix(1);
   return s;
+}
+
+// A token file's token (its first line): read into memory wiped when it goes. Empty when the
+// file does not exist; an error when it cannot be read.
+absl::StatusOr<std::string> ReadTokenFile(const std::string& path) {
+  ASSIGN_OR_RETURN(auto f, crypto::ReadSecretFile(path, size_t{64} << 10));
+  if (!f) return std::string();
+  return std::string(TrimLine(f->view()));
+}
+
+// Writes `token` and a newline to `path` (0600, atomically) without leaving the line in freed
+// memory.
+absl::Status WriteTokenFile(const std::string& path, std::string_view token) {
+  std::string line;
+  line.reserve(token.size() + 1);
+  line.append(token).push_back('\n');
+  files::WriteOptions w;
+  w.mode = 0600;
+  absl::Status st = files::WriteAtomic(path, line, w);
+  OPENSSL_cleanse(line.data(), line.size());
+  return st;
 }
 
 std::string Join(const std::vector<std::string>& v) {
@@ -56,7 +80,10 @@ std::string_view KubeconfigField(std::string_view text, std::string_view field) 
   if (p == std::string_view::npos) return {};
   const size_t from = p + field.size();
   const size_t e = text.find('\n', from);
-  return text.substr(from, e == std::string_view::npos ? std::string_view::npos : e - from);
+  std::string_view v =
+      text.substr(from, e == std::string_view::npos ? std::string_view::npos : e - from);
+  if (!v.empty() && v.back() == '\r') v.remove_suffix(1);  // a kubeconfig saved with CRLF
+  return v;
 }
 
 // The PEM of the certificate a kubeconfig embeds (client-certificate-data), or "".
@@ -77,13 +104,17 @@ crypto::SecretBytes KubeconfigKey(std::string_view text) {
 // key of its kubeconfig. Read into memory that is wiped when it goes, so the agent leaves no copy
 // of a key in freed memory. Empty when there is none or it cannot be read.
 crypto::SecretBytes ReadKeyPem(const CertSpec& s) {
-  if (!s.key_file.empty()) {
-    auto k = crypto::ReadSecretFile(s.key_file);
-    return k.ok() && *k ? std::move(**k) : crypto::SecretBytes();
+  const std::string& path = !s.key_file.empty() ? s.key_file : s.kubeconfig.path;
+  if (path.empty()) return {};
+  auto f = crypto::ReadSecretFile(path);
+  if (!f.ok()) {
+    // The renewal goes on with a new key, as for a key that is missing: say why.
+    log::Warn("agent: the key cannot be read; a new key is made",
+              {{"certificate", s.name}, {"error", std::string(f.status().message())}});
+    return {};
   }
-  if (s.kubeconfig.path.empty()) return {};
-  auto kc = crypto::ReadSecretFile(s.kubeconfig.path);
-  return kc.ok() && *kc ? KubeconfigKey((*kc)->view()) : crypto::SecretBytes();
+  if (!*f) return {};
+  return !s.key_file.empty() ? std::move(**f) : KubeconfigKey((*f)->view());
 }
 
 std::vector<std::string> Sorted(std::vector<std::string> v) {
@@ -199,7 +230,8 @@ std::string RenderKubeconfig(const KubeconfigSpec& k, std::string_view ca_pem,
                              std::string_view cert_pem, std::string_view key_pem) {
   const std::string ctx = Cat(k.user, "@", k.cluster);
   std::string key_b64 = Base64Encode(key_pem);
-  std::string out = Cat(
+  // absl::StrCat sizes the result once: no partial copy with the key is reallocated away.
+  std::string out = absl::StrCat(
       "apiVersion: v1\nkind: Config\nclusters:\n- cluster:\n    certificate-authority-data: ",
       Base64Encode(ca_pem), "\n    server: ", k.server, "\n  name: ", k.cluster,
       "\ncontexts:\n- context:\n    cluster: ", k.cluster, "\n    user: ", k.user,
@@ -251,7 +283,7 @@ absl::Status Agent::EnsureToken() {
   w.mode = 0600;
   if (!unsaved_token_.empty()) {
     // The init token is spent: this token is the node's only one until it is on disk.
-    if (files::WriteAtomic(c_.token_path, unsaved_token_ + "\n", w).ok()) {
+    if (WriteTokenFile(c_.token_path, unsaved_token_).ok()) {
       log::Info("agent: saved the node token", {{"path", c_.token_path}});
       (void)files::Wipe(c_.init_token_path);
       std::fill(unsaved_token_.begin(), unsaved_token_.end(), '\0');
@@ -259,16 +291,19 @@ absl::Status Agent::EnsureToken() {
     }
     return absl::OkStatus();  // api_ holds it
   }
-  ASSIGN_OR_RETURN(auto have, files::ReadIfExists(c_.token_path));
-  if (have && !TrimLine(*have).empty()) {
-    api_.set_token(TrimLine(*have));
+  ASSIGN_OR_RETURN(std::string have, ReadTokenFile(c_.token_path));
+  if (!have.empty()) {
+    api_.set_token(std::move(have));  // moved whole: no copy left behind
     return absl::OkStatus();
   }
   if (c_.init_token_path.empty())
     return absl::FailedPreconditionError(
         Cat("no token at ", c_.token_path, " and no init_token_path configured"));
-  ASSIGN_OR_RETURN(auto init, files::ReadIfExists(c_.init_token_path));
-  if (!init || TrimLine(*init).empty())
+  ASSIGN_OR_RETURN(std::string init_token, ReadTokenFile(c_.init_token_path));
+  absl::Cleanup wipe_init = [&init_token] {
+    OPENSSL_cleanse(init_token.data(), init_token.size());
+  };
+  if (init_token.empty())
     return absl::FailedPreconditionError(
         Cat("no token at ", c_.token_path, " and no init token at ", c_.init_token_path,
             ": ask the operator for one (coffer cluster init-token)"));
@@ -283,9 +318,7 @@ absl::Status Agent::EnsureToken() {
                                                "): fix that first; the init token was not used"));
   }
   http::Api with_init = api_;
-  std::string init_token = TrimLine(*init);
   with_init.set_token(init_token);
-  std::fill(init_token.begin(), init_token.end(), '\0');
   json::object body{{"display_name", Cat("node-", c_.node_name)}};
   if (!c_.node_name.empty()) body["meta"] = json::object{{"node", c_.node_name}};
   auto r = with_init.Write(Cat("auth/token/create/", c_.token_role), body);
@@ -303,7 +336,7 @@ absl::Status Agent::EnsureToken() {
   if (!a || !a->is_object()) return absl::InternalError("token create returned no auth block");
   std::string token = Field(a->as_object(), "client_token");
   api_.set_token(token);
-  if (auto st = files::WriteAtomic(c_.token_path, token + "\n", w); !st.ok()) {
+  if (auto st = WriteTokenFile(c_.token_path, token); !st.ok()) {
     // Kept in memory and saved as soon as the file can be written: losing it would leave the
     // node without a token (the init token is spent).
     log::Error("agent: the node token could not be saved; it is kept in memory until it can be",
@@ -404,8 +437,8 @@ CertState Agent::Inspect(const CertSpec& s) const {
     }
   }
   if (!s.kubeconfig.path.empty()) {
-    auto kc = files::ReadIfExists(s.kubeconfig.path);
-    if (!kc.ok() || !*kc) {
+    struct stat sb {};
+    if (::stat(s.kubeconfig.path.c_str(), &sb) != 0) {  // its content (with the key) not read
       st.reason = "the kubeconfig is missing";
       return st;
     }

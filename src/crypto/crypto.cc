@@ -50,19 +50,26 @@ void SecretBytes::Wipe() {
 
 absl::StatusOr<std::optional<SecretBytes>> ReadSecretFile(const std::string& path,
                                                           size_t max_bytes) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  // O_NONBLOCK: a FIFO put where a key belongs does not block the open.
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) {
     if (errno == ENOENT) return std::optional<SecretBytes>();
     return absl::FailedPreconditionError(Cat("cannot open ", path, ": ", strerror(errno)));
   }
   struct stat st {};
-  if (::fstat(fd, &st) != 0 || st.st_size < 0 || static_cast<size_t>(st.st_size) > max_bytes) {
-    const bool too_large = st.st_size > 0 && static_cast<size_t>(st.st_size) > max_bytes;
+  if (::fstat(fd, &st) != 0) {
     const int err = errno;
     ::close(fd);
+    return absl::FailedPreconditionError(Cat("cannot stat ", path, ": ", strerror(err)));
+  }
+  if (!S_ISREG(st.st_mode)) {
+    ::close(fd);
+    return absl::FailedPreconditionError(Cat(path, " is not a regular file"));
+  }
+  if (static_cast<size_t>(st.st_size) > max_bytes) {
+    ::close(fd);
     return absl::FailedPreconditionError(
-        too_large ? Cat(path, " is larger than ", max_bytes, " bytes: not a key file?")
-                  : Cat("cannot stat ", path, ": ", strerror(err)));
+        Cat(path, " is larger than ", max_bytes, " bytes: not a key file?"));
   }
   // Sized once from fstat (plus one byte to see the file grow meanwhile): never reallocated, so
   // the only copy is this one. A file that changed size is read again by the caller's next try.

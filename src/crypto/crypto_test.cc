@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 #include <openssl/evp.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -46,6 +47,14 @@ TEST(ReadSecretFile, ReadsEveryByteAndTellsMissingFromUnreadable) {
   auto dir_read = ReadSecretFile(dir);
   ASSERT_FALSE(dir_read.ok());
   EXPECT_NE(dir_read.status().message().find(dir), std::string_view::npos) << dir_read.status();
+
+  // A FIFO where a key belongs: refused at once, not waited on.
+  const std::string fifo = dir + "/fifo.pem";
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  auto fifo_read = ReadSecretFile(fifo);
+  ASSERT_FALSE(fifo_read.ok());
+  EXPECT_NE(fifo_read.status().message().find("not a regular file"), std::string_view::npos)
+      << fifo_read.status();
 
   std::filesystem::remove_all(dir);
 }

@@ -2,6 +2,7 @@
 
 #include <array>
 #include <cstdint>
+#include <cstring>
 
 namespace coffer {
 namespace {
@@ -76,6 +77,11 @@ std::optional<std::string> Base64Decode(std::string_view b64) {
   if (b64.size() % 4 == 1) return std::nullopt;
   std::string out(b64.size() / 4 * 3 + (b64.size() % 4 == 0 ? 0 : b64.size() % 4 - 1), '\0');
   char* o = out.data();
+  // Refused input may be a secret (a key in a kubeconfig): what was decoded is wiped first.
+  auto refuse = [&out]() -> std::optional<std::string> {
+    explicit_bzero(out.data(), out.size());
+    return std::nullopt;
+  };
   const auto* p = reinterpret_cast<const unsigned char*>(b64.data());
   size_t i = 0;
   // Four characters to three bytes per step; any character outside the alphabet makes a
@@ -83,7 +89,7 @@ std::optional<std::string> Base64Decode(std::string_view b64) {
   for (; i + 4 <= b64.size(); i += 4, o += 3) {
     const int a = kB64Table[p[i]], b = kB64Table[p[i + 1]], c = kB64Table[p[i + 2]],
               d = kB64Table[p[i + 3]];
-    if ((a | b | c | d) < 0) return std::nullopt;
+    if ((a | b | c | d) < 0) return refuse();
     const auto v = static_cast<uint32_t>(a << 18 | b << 12 | c << 6 | d);
     o[0] = static_cast<char>(v >> 16);
     o[1] = static_cast<char>(v >> 8 & 0xff);
@@ -92,10 +98,10 @@ std::optional<std::string> Base64Decode(std::string_view b64) {
   const size_t rem = b64.size() - i;  // 0, 2 or 3
   if (rem > 0) {
     const int a = kB64Table[p[i]], b = kB64Table[p[i + 1]], c = rem == 3 ? kB64Table[p[i + 2]] : 0;
-    if ((a | b | c) < 0) return std::nullopt;
+    if ((a | b | c) < 0) return refuse();
     const auto v = static_cast<uint32_t>(a << 18 | b << 12 | c << 6);
     // Leftover bits must be zero for a canonical encoding.
-    if ((rem == 2 && (v & 0xffff) != 0) || (rem == 3 && (v & 0xff) != 0)) return std::nullopt;
+    if ((rem == 2 && (v & 0xffff) != 0) || (rem == 3 && (v & 0xff) != 0)) return refuse();
     o[0] = static_cast<char>(v >> 16);
     if (rem == 3) o[1] = static_cast<char>(v >> 8 & 0xff);
   }

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "absl/strings/str_cat.h"
 #include "auth/compat_backend.h"
 #include "boost/json.hpp"
 #include "core/framework/framework.h"
@@ -81,6 +82,13 @@ json::array ToArray(const std::vector<std::string>& v) {
   json::array a;
   for (const auto& s : v) a.emplace_back(s);
   return a;
+}
+
+// A list for an error message: ["a", "b"], or [] when empty.
+std::string ListText(const std::vector<std::string>& v) {
+  std::string out = "[";
+  for (size_t i = 0; i < v.size(); ++i) absl::StrAppend(&out, i ? ", \"" : "\"", v[i], "\"");
+  return out + "]";
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -654,16 +662,19 @@ class TokenBackend final : public CompatBackend {
       for (const auto& p : policies) {
         if (disallowed(p))
           return absl::InvalidArgumentError(
-              Cat("token policies (", p, ") contains disallowed policies"));
+              Cat("token policy \"", p, "\" is disallowed by role \"", role->name,
+                  "\" (disallowed_policies ", ListText(role->disallowed_policies),
+                  ", disallowed_policies_glob ", ListText(role->disallowed_policies_glob), ")"));
         // "default" passes only where it would be added anyway: a role with
         // token_no_default_policy keeps it out unless its allowed policies name it.
         if (p == "default" && add_default) continue;
         if (role_allows) {
           if (!has(role->allowed_policies, p) && !matches(role->allowed_policies_glob, p))
-            return absl::InvalidArgumentError(
-                Cat("token policies (", p,
-                    ") must be a subset of the role's allowed policies or match one of its "
-                    "allowed_policies_glob"));
+            return absl::InvalidArgumentError(Cat("token policy \"", p, "\" is not among role \"",
+                                                  role->name, "\"'s allowed policies ",
+                                                  ListText(role->allowed_policies),
+                                                  " and matches none of its allowed_policies_glob ",
+                                                  ListText(role->allowed_policies_glob)));
         } else if (!parent.IsRoot() && !has(parent.policies, p)) {
           return absl::InvalidArgumentError(
               Cat("token policies (", p, ") must be a subset of the parent token's policies"));
@@ -720,7 +731,11 @@ class TokenBackend final : public CompatBackend {
       return absl::InvalidArgumentError(Cat("cannot assign policy \"", reserved, "\""));
     e.policies = Normalize(policies, add_default);
     if (e.policies.empty())
-      return absl::InvalidArgumentError("token must have at least one policy");
+      return absl::InvalidArgumentError(
+          role && !role->allowed_policies_glob.empty() && role->allowed_policies.empty()
+              ? Cat("token must have at least one policy: name them in \"policies\" (role \"",
+                    role->name, "\"'s allowed_policies_glob gives none by itself)")
+              : std::string("token must have at least one policy"));
     // Only root makes root: a role allowing "root", or a parent's policies copied, must not
     // mint one for anyone else.
     if (!parent.IsRoot() &&
