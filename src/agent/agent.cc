@@ -100,6 +100,17 @@ crypto::SecretBytes KubeconfigKey(std::string_view text) {
   return key;
 }
 
+// Whether `path` is a regular file this process can open for reading (opened, not read: a
+// kubeconfig holds a key).
+bool RegularFileReadable(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0) return false;
+  struct stat sb {};
+  const bool regular = ::fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode);
+  ::close(fd);
+  return regular;
+}
+
 // The PEM of a certificate's private key as on disk: its key file or, without one, the client
 // key of its kubeconfig. Read into memory that is wiped when it goes, so the agent leaves no copy
 // of a key in freed memory. Empty when there is none or it cannot be read.
@@ -293,7 +304,7 @@ absl::Status Agent::EnsureToken() {
   }
   ASSIGN_OR_RETURN(std::string have, ReadTokenFile(c_.token_path));
   if (!have.empty()) {
-    api_.set_token(std::move(have));  // moved whole: no copy left behind
+    api_.set_token(std::move(have));  // the buffer itself: no copy of it is freed
     return absl::OkStatus();
   }
   if (c_.init_token_path.empty())
@@ -376,11 +387,17 @@ CertState Agent::Inspect(const CertSpec& s) const {
   CertState st;
   std::string cert_pem;
   crypto::SecretBytes key_pem;
+  std::string key_error;  // why the key could not be read, when it exists
   if (!s.cert_file.empty()) {
     auto c = files::ReadIfExists(s.cert_file);
     if (c.ok() && *c) cert_pem = **c;
-    if (auto k = crypto::ReadSecretFile(s.key_file); k.ok() && *k) key_pem = std::move(**k);
-  } else if (auto kc = crypto::ReadSecretFile(s.kubeconfig.path); kc.ok() && *kc) {
+    if (auto k = crypto::ReadSecretFile(s.key_file); !k.ok())
+      key_error = std::string(k.status().message());
+    else if (*k)
+      key_pem = std::move(**k);
+  } else if (auto kc = crypto::ReadSecretFile(s.kubeconfig.path); !kc.ok()) {
+    key_error = std::string(kc.status().message());
+  } else if (*kc) {
     cert_pem = KubeconfigCert((*kc)->view());
     key_pem = KubeconfigKey((*kc)->view());
   }
@@ -402,7 +419,9 @@ CertState Agent::Inspect(const CertSpec& s) const {
   auto key = crypto::ParsePrivateKeyPem(key_pem.view());
   key_pem.Wipe();
   if (!key.ok()) {
-    st.reason = "the key file is missing or unreadable";
+    // The renewal logs this reason as it makes a new key.
+    st.reason = key_error.empty() ? "the key file is missing or unreadable"
+                                  : Cat("the key cannot be read (", key_error, ")");
     st.new_key = true;
     return st;
   }
@@ -437,8 +456,7 @@ CertState Agent::Inspect(const CertSpec& s) const {
     }
   }
   if (!s.kubeconfig.path.empty()) {
-    struct stat sb {};
-    if (::stat(s.kubeconfig.path.c_str(), &sb) != 0) {  // its content (with the key) not read
+    if (!RegularFileReadable(s.kubeconfig.path)) {  // its content (with the key) not read
       st.reason = "the kubeconfig is missing";
       return st;
     }

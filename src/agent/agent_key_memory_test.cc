@@ -14,11 +14,13 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <new>
 #include <string>
 
 #include "agent/agent.h"
 #include "crypto/keys.h"
+#include "http/api.h"
 #include "util/clock.h"
 #include "util/encoding.h"
 
@@ -177,10 +179,49 @@ TEST_P(KeyMemory, RenderKubeconfigFreesNoCopy) {
   }
 }
 
+// What Inspect tells of files that exist but are not what they should be: found from the open
+// file's type, without reading the kubeconfig's key.
+TEST_P(KeyMemory, InspectNamesAnUnusableKeyOrKubeconfig) {
+  CertSpec s = Spec();
+  s.cert_file = cert_path_;
+  s.key_file = dir_ + "/key-dir";
+  std::filesystem::create_directory(s.key_file);
+  Agent agent(config_, &clock_);
+  CertState st = agent.Inspect(s);
+  EXPECT_TRUE(st.new_key);
+  EXPECT_NE(st.reason.find("not a regular file"), std::string::npos) << st.reason;
+  // A certificate with files and a kubeconfig whose path is a directory: not present.
+  s.key_file = key_path_;
+  s.kubeconfig = {dir_ + "/conf-dir", "https://127.0.0.1:6443", "kubernetes", "admin"};
+  std::filesystem::create_directory(s.kubeconfig.path);
+  st = agent.Inspect(s);
+  EXPECT_EQ(st.reason, "the kubeconfig is missing");
+}
+
 INSTANTIATE_TEST_SUITE_P(Keys, KeyMemory,
                          ::testing::Values(KeyCase{crypto::KeyType::kEc, 256, "ec"},
                                            KeyCase{crypto::KeyType::kRsa, 2048, "rsa"}),
                          [](const auto& info) { return std::string(info.param.name); });
+
+// The agent's API client holds the node token: the one it replaces and the last one are wiped.
+TEST(TokenMemory, ReplacedAndDestroyedTokensAreWiped) {
+  const std::string first = "hvs.FirstTokenAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+  const std::string second = "hvs.SecondTokenBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB";
+  for (int i = 0; i < kNeedles; ++i)
+    memcpy(g_needle[i], (i < 2 ? first : second).data() + 4 + i % 2, kNeedleSize);
+  http::ClientOptions o;
+  o.address = "http://127.0.0.1:1";
+  auto api = std::make_unique<http::Api>(o);
+  api->set_token(first);
+  int found = 0;
+  g_found.store(0);
+  g_armed.store(true, std::memory_order_release);
+  api->set_token(second);  // frees the first
+  api.reset();             // frees the second
+  g_armed.store(false, std::memory_order_release);
+  found = g_found.load();
+  EXPECT_EQ(found, 0);
+}
 
 }  // namespace
 }  // namespace coffer::agent

@@ -1,5 +1,7 @@
 #include "http/api.h"
 
+#include <openssl/crypto.h>
+
 #include "util/status.h"
 
 namespace coffer::http {
@@ -14,6 +16,13 @@ Api::Api(ClientOptions o) : o_(std::move(o)) {
     pool_ = std::move(*pool);
   else
     pool_error_ = pool.status();
+}
+
+Api::~Api() { OPENSSL_cleanse(o_.token.data(), o_.token.size()); }
+
+void Api::set_token(std::string t) {
+  OPENSSL_cleanse(o_.token.data(), o_.token.size());
+  o_.token.swap(t);  // `t` now holds the old buffer, wiped above, and frees it
 }
 
 absl::StatusOr<json::object> Api::Call(std::string_view method, std::string_view path,

@@ -20,9 +20,16 @@ namespace coffer::http {
 class Api {
  public:
   explicit Api(ClientOptions o);
+  Api(const Api&) = default;
+  Api& operator=(const Api&) = default;
+  Api(Api&&) = default;
+  Api& operator=(Api&&) = default;
+  ~Api();  // wipes the token
 
   const ClientOptions& options() const { return o_; }
-  void set_token(std::string t) { o_.token = std::move(t); }
+  // The token sent with each call; the one it replaces is wiped. (Each call's request still
+  // copies it into its headers, freed unwiped.)
+  void set_token(std::string t);
 
   // The whole response body (for auth blocks and the like). `path` is after /v1/.
   absl::StatusOr<boost::json::object> Call(std::string_view method, std::string_view path,

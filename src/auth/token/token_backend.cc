@@ -677,7 +677,8 @@ class TokenBackend final : public CompatBackend {
                                                   ListText(role->allowed_policies_glob)));
         } else if (!parent.IsRoot() && !has(parent.policies, p)) {
           return absl::InvalidArgumentError(
-              Cat("token policies (", p, ") must be a subset of the parent token's policies"));
+              Cat("token policy \"", p, "\" is not held by the calling token (role \"", role->name,
+                  "\" names no allowed policies or globs)"));
         }
       }
     } else {
