@@ -103,12 +103,8 @@ crypto::SecretBytes KubeconfigKey(std::string_view text) {
 // Whether `path` is a regular file this process can open for reading (opened, not read: a
 // kubeconfig holds a key).
 bool RegularFileReadable(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-  if (fd < 0) return false;
-  struct stat sb {};
-  const bool regular = ::fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode);
-  ::close(fd);
-  return regular;
+  auto f = files::RegularFile::Open(path);
+  return f.ok() && f->has_value();
 }
 
 // The PEM of a certificate's private key as on disk: its key file or, without one, the client
@@ -387,7 +383,8 @@ CertState Agent::Inspect(const CertSpec& s) const {
   CertState st;
   std::string cert_pem;
   crypto::SecretBytes key_pem;
-  std::string key_error;  // why the key could not be read, when it exists
+  std::string key_error;            // why the key could not be read, when it exists
+  bool kubeconfig_present = false;  // read whole below: opening it again would say nothing new
   if (!s.cert_file.empty()) {
     auto c = files::ReadIfExists(s.cert_file);
     if (c.ok() && *c) cert_pem = **c;
@@ -398,6 +395,7 @@ CertState Agent::Inspect(const CertSpec& s) const {
   } else if (auto kc = crypto::ReadSecretFile(s.kubeconfig.path); !kc.ok()) {
     key_error = std::string(kc.status().message());
   } else if (*kc) {
+    kubeconfig_present = true;
     cert_pem = KubeconfigCert((*kc)->view());
     key_pem = KubeconfigKey((*kc)->view());
   }
@@ -455,7 +453,7 @@ CertState Agent::Inspect(const CertSpec& s) const {
       return st;
     }
   }
-  if (!s.kubeconfig.path.empty()) {
+  if (!s.kubeconfig.path.empty() && !kubeconfig_present) {
     if (!RegularFileReadable(s.kubeconfig.path)) {  // its content (with the key) not read
       st.reason = "the kubeconfig is missing";
       return st;

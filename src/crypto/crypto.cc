@@ -1,6 +1,5 @@
 #include "crypto/crypto.h"
 
-#include <fcntl.h>
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/err.h>
@@ -8,16 +7,14 @@
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
 #include <openssl/sha.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
-#include <cerrno>
 #include <cstring>
 #include <functional>
 #include <memory>
 
 #include "absl/strings/str_cat.h"
 #include "crypto/ec_fast.h"
+#include "util/files.h"
 #include "util/status.h"
 
 namespace coffer::crypto {
@@ -50,43 +47,15 @@ void SecretBytes::Wipe() {
 
 absl::StatusOr<std::optional<SecretBytes>> ReadSecretFile(const std::string& path,
                                                           size_t max_bytes) {
-  // O_NONBLOCK: a FIFO put where a key belongs does not block the open.
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-  if (fd < 0) {
-    if (errno == ENOENT) return std::optional<SecretBytes>();
-    return absl::FailedPreconditionError(Cat("cannot open ", path, ": ", strerror(errno)));
-  }
-  struct stat st {};
-  if (::fstat(fd, &st) != 0) {
-    const int err = errno;
-    ::close(fd);
-    return absl::FailedPreconditionError(Cat("cannot stat ", path, ": ", strerror(err)));
-  }
-  if (!S_ISREG(st.st_mode)) {
-    ::close(fd);
-    return absl::FailedPreconditionError(Cat(path, " is not a regular file"));
-  }
-  if (static_cast<size_t>(st.st_size) > max_bytes) {
-    ::close(fd);
+  ASSIGN_OR_RETURN(auto f, files::RegularFile::Open(path));
+  if (!f) return std::optional<SecretBytes>();
+  if (f->size() > max_bytes)
     return absl::FailedPreconditionError(
         Cat(path, " is larger than ", max_bytes, " bytes: not a key file?"));
-  }
   // Sized once from fstat (plus one byte to see the file grow meanwhile): never reallocated, so
   // the only copy is this one. A file that changed size is read again by the caller's next try.
-  SecretBytes buf(static_cast<size_t>(st.st_size) + 1);
-  size_t got = 0;
-  while (got < buf.size()) {
-    const ssize_t n = ::read(fd, buf.data() + got, buf.size() - got);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      const int err = errno;
-      ::close(fd);
-      return absl::FailedPreconditionError(Cat("cannot read ", path, ": ", strerror(err)));
-    }
-    if (n == 0) break;
-    got += static_cast<size_t>(n);
-  }
-  ::close(fd);
+  SecretBytes buf(f->size() + 1);
+  ASSIGN_OR_RETURN(size_t got, f->Read(buf.data(), buf.size()));
   if (got == buf.size())
     return absl::FailedPreconditionError(Cat(path, " changed size while it was read: try again"));
   return std::optional<SecretBytes>(SecretBytes(buf.view().substr(0, got)));

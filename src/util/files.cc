@@ -247,6 +247,18 @@ absl::Status WriteAtomicTogether(const std::vector<FileWrite>& writes) {
   return absl::OkStatus();
 }
 
+absl::StatusOr<size_t> ReadUpTo(int fd, void* data, size_t len, const std::string& path) {
+  size_t got = 0;
+  while (got < len) {
+    const ssize_t n = ::read(fd, static_cast<char*>(data) + got, len - got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return Errno("read", path);
+    if (n == 0) break;
+    got += static_cast<size_t>(n);
+  }
+  return got;
+}
+
 absl::StatusOr<std::optional<std::string>> ReadIfExists(const std::string& path) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
@@ -256,18 +268,39 @@ absl::StatusOr<std::optional<std::string>> ReadIfExists(const std::string& path)
   std::string out;
   char buf[8192];
   for (;;) {
-    ssize_t n = ::read(fd, buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      absl::Status st = Errno("read", path);
+    auto n = ReadUpTo(fd, buf, sizeof buf, path);
+    if (!n.ok()) {
       ::close(fd);
-      return st;
+      return n.status();
     }
-    if (n == 0) break;
-    out.append(buf, static_cast<size_t>(n));
+    out.append(buf, *n);
+    if (*n < sizeof buf) break;
   }
   ::close(fd);
   return std::optional<std::string>(std::move(out));
+}
+
+absl::StatusOr<std::optional<RegularFile>> RegularFile::Open(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0) {
+    if (errno == ENOENT) return std::optional<RegularFile>();
+    return Errno("open", path);
+  }
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) {
+    absl::Status err = Errno("stat", path);
+    ::close(fd);
+    return err;
+  }
+  if (!S_ISREG(st.st_mode)) {
+    ::close(fd);
+    return absl::FailedPreconditionError(Cat(path, " is not a regular file"));
+  }
+  return std::optional<RegularFile>(RegularFile(fd, static_cast<size_t>(st.st_size), path));
+}
+
+RegularFile::~RegularFile() {
+  if (fd_ >= 0) ::close(fd_);
 }
 
 absl::Status Wipe(const std::string& path) {

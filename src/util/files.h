@@ -43,8 +43,43 @@ struct FileWrite {
 };
 absl::Status WriteAtomicTogether(const std::vector<FileWrite>& writes);
 
-// The file's bytes; nullopt when it does not exist; an error when it cannot be read.
+// The file's bytes; nullopt when it does not exist; an error when it cannot be read. Any kind of
+// file: a FIFO or /dev/stdin is read to its end.
 absl::StatusOr<std::optional<std::string>> ReadIfExists(const std::string& path);
+
+// Reads `fd` from its offset until `len` bytes are in or the end of the file: the number read
+// (fewer than `len` only at the end). Retries interrupted reads; an error names `path`.
+absl::StatusOr<size_t> ReadUpTo(int fd, void* data, size_t len, const std::string& path);
+
+// A regular file opened for reading, for files where something else would be a mistake or a
+// trap (a key, a kubeconfig): opened with O_NONBLOCK, so a FIFO put in the file's place does not
+// block the open, and refused unless fstat says it is a regular file. Closed when it goes.
+class RegularFile {
+ public:
+  // nullopt when nothing is at `path`; an error naming the path when it cannot be opened or is
+  // not a regular file (a FIFO, a folder, a device).
+  static absl::StatusOr<std::optional<RegularFile>> Open(const std::string& path);
+
+  RegularFile(RegularFile&& o) noexcept : fd_(o.fd_), size_(o.size_), path_(std::move(o.path_)) {
+    o.fd_ = -1;
+  }
+  RegularFile& operator=(RegularFile&&) = delete;
+  RegularFile(const RegularFile&) = delete;
+  RegularFile& operator=(const RegularFile&) = delete;
+  ~RegularFile();
+
+  // Its size when it was opened.
+  size_t size() const { return size_; }
+  // ReadUpTo on this file.
+  absl::StatusOr<size_t> Read(void* data, size_t len) { return ReadUpTo(fd_, data, len, path_); }
+
+ private:
+  RegularFile(int fd, size_t size, std::string path)
+      : fd_(fd), size_(size), path_(std::move(path)) {}
+  int fd_;
+  size_t size_;
+  std::string path_;
+};
 
 // Overwrites the file's bytes with zeros, fsyncs, and unlinks it (for used init tokens).
 absl::Status Wipe(const std::string& path);

@@ -171,5 +171,60 @@ TEST(WriteAtomicTogether, AFailedRenamePutsBackWhatWasReplaced) {
   fs::remove_all(dir);
 }
 
+// ReadIfExists reads every byte whatever the size (its buffer is 8 KiB: one byte less, exactly
+// one buffer, more than two) and any kind of file; RegularFile refuses what is not a regular
+// file at once (a FIFO would otherwise block the open) and tells a missing file from an error.
+TEST(ReadIfExists, EveryByteOfAnyKindOfFile) {
+  const fs::path dir = FreshDir("read");
+  for (size_t n : {size_t{0}, size_t{8191}, size_t{8192}, size_t{20001}}) {
+    std::string data(n, '\0');
+    for (size_t i = 0; i < n; ++i) data[i] = static_cast<char>((i * 7 + n) % 256);
+    const std::string path = (dir / ("f" + std::to_string(n))).string();
+    ASSERT_TRUE(WriteAtomic(path, data, 0600).ok());
+    auto got = ReadIfExists(path);
+    ASSERT_TRUE(got.ok()) << got.status();
+    ASSERT_TRUE(got->has_value());
+    EXPECT_EQ(**got, data) << n;
+    auto f = RegularFile::Open(path);
+    ASSERT_TRUE(f.ok() && f->has_value()) << f.status();
+    EXPECT_EQ((*f)->size(), n);
+    std::string buf(n + 1, 'x');
+    auto r = (*f)->Read(buf.data(), buf.size());
+    ASSERT_TRUE(r.ok()) << r.status();
+    EXPECT_EQ(*r, n);
+    EXPECT_EQ(buf.substr(0, n), data);
+  }
+  auto missing = ReadIfExists((dir / "none").string());
+  ASSERT_TRUE(missing.ok());
+  EXPECT_FALSE(missing->has_value());
+  auto missing_regular = RegularFile::Open((dir / "none").string());
+  ASSERT_TRUE(missing_regular.ok());
+  EXPECT_FALSE(missing_regular->has_value());
+
+  // A FIFO with a writer: ReadIfExists reads it to its end; RegularFile refuses it unread.
+  const std::string fifo = (dir / "fifo").string();
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  auto refused = RegularFile::Open(fifo);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.status().message().find(fifo + " is not a regular file"), std::string::npos)
+      << refused.status();
+  std::thread writer([&] {
+    FILE* w = std::fopen(fifo.c_str(), "w");
+    if (!w) return;
+    std::fputs("through a pipe", w);
+    std::fclose(w);
+  });
+  auto piped = ReadIfExists(fifo);
+  writer.join();
+  ASSERT_TRUE(piped.ok()) << piped.status();
+  ASSERT_TRUE(piped->has_value());
+  EXPECT_EQ(**piped, "through a pipe");
+
+  auto folder = RegularFile::Open(dir.string());
+  ASSERT_FALSE(folder.ok());
+  EXPECT_NE(folder.status().message().find("not a regular file"), std::string::npos);
+  fs::remove_all(dir);
+}
+
 }  // namespace
 }  // namespace coffer::files
