@@ -1126,7 +1126,12 @@ absl::Status Core::IssueLoginToken(const Request& req, const MountEntry& mount, 
   e.explicit_max_ttl = g.max_ttl;
   const int64_t mount_max = EffectiveMaxTtl(mount);
   if (g.period > 0) {
-    e.ttl = g.period;
+    // A period is capped by the mount's max TTL, as Vault's CalculateTTL does: a role's period of
+    // a year on a mount tuned to an hour gives hour-long tokens (each renewal an hour again).
+    e.ttl = std::min(g.period, mount_max);
+    if (e.ttl < g.period)
+      resp.warnings.push_back(Cat("period of \"", g.period, "s\" exceeded the effective max_ttl of \"",
+                                  mount_max, "s\"; period value is capped accordingly"));
   } else {
     e.ttl = g.ttl > 0 ? g.ttl : EffectiveDefaultTtl(mount);
     e.ttl = std::min(e.ttl, mount_max);

@@ -305,6 +305,8 @@ absl::StatusOr<TokenEntry> TokenStore::Renew(std::string_view id_hash, int64_t i
   const int64_t now = clock_->NowUnix();
   int64_t want = e.period > 0 ? e.period : (increment > 0 ? increment : e.creation_ttl);
   if (e.period > 0 && increment > 0 && increment < e.period) want = increment;
+  // A period renews by at most the mount's max TTL each time (it has no maximum lifetime).
+  if (e.period > 0 && mount_max_ttl > 0 && want > mount_max_ttl) want = mount_max_ttl;
   // The maximum lifetime counts from creation: explicit_max_ttl, then the mount's max TTL
   // (periodic tokens are only bound by explicit_max_ttl, as in Vault).
   int64_t max_end = 0;

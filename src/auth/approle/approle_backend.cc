@@ -30,12 +30,25 @@ constexpr std::string_view kHelp =
     "The AppRole auth method: machines and applications log in with a RoleID and a SecretID "
     "issued for one of the method's roles.";
 
-// The role's single-field endpoints (Vault's role/:role_name/<field>); the field read is the
-// name with '-' as '_'.
-constexpr std::string_view kFieldPaths[] = {
-    "policies",       "token_policies",        "secret-id-num-uses", "secret-id-ttl",
-    "token-ttl",      "token-max-ttl",         "bind-secret-id",     "period",
-    "token-num-uses", "secret-id-bound-cidrs", "token-bound-cidrs"};
+// The role's single-field endpoints (Vault's role/:role_name/<field>): each reads and writes its
+// own field (and its deprecated name) and nothing else, so an ACL that grants one of these paths
+// grants that field only. A write naming another field is refused (unknown field).
+struct FieldPath {
+  std::string_view path;
+  std::string_view field;
+  std::string_view old_name;  // the deprecated name it also takes, or empty
+};
+constexpr FieldPath kFieldPaths[] = {{"policies", "token_policies", "policies"},
+                                     {"token_policies", "token_policies", "policies"},
+                                     {"secret-id-num-uses", "secret_id_num_uses", ""},
+                                     {"secret-id-ttl", "secret_id_ttl", ""},
+                                     {"token-ttl", "token_ttl", ""},
+                                     {"token-max-ttl", "token_max_ttl", ""},
+                                     {"bind-secret-id", "bind_secret_id", ""},
+                                     {"period", "token_period", "period"},
+                                     {"token-num-uses", "token_num_uses", ""},
+                                     {"secret-id-bound-cidrs", "secret_id_bound_cidrs", ""},
+                                     {"token-bound-cidrs", "token_bound_cidrs", ""}};
 
 bool StartsWith(std::string_view s, std::string_view p) { return s.substr(0, p.size()) == p; }
 
@@ -202,7 +215,7 @@ absl::Status ApplyRole(Role& r, const FieldData& d) {
   duration("token_ttl", r.token_ttl);
   duration("token_max_ttl", r.token_max_ttl);
   duration("token_period", r.token_period);
-  duration("period", r.token_period);
+  if (!d.Has("token_period")) duration("period", r.token_period);  // the deprecated name
   duration("token_explicit_max_ttl", r.token_explicit_max_ttl);
   if (d.Has("token_num_uses")) {
     if (d.Int("token_num_uses") < 0)
@@ -287,7 +300,8 @@ class AppRoleBackend final : public CompatBackend {
     const std::string_view sub = std::string_view(pattern).substr(kPrefix.size());
     const bool secret_id = sub == "secret-id";
     if (!secret_id && sub != "role-id" &&
-        std::find(std::begin(kFieldPaths), std::end(kFieldPaths), sub) == std::end(kFieldPaths))
+        std::none_of(std::begin(kFieldPaths), std::end(kFieldPaths),
+                     [&](const FieldPath& f) { return f.path == sub; }))
       return absl::OkStatus();
     std::string name;
     for (const auto& [k, v] : c)
@@ -330,17 +344,19 @@ class AppRoleBackend final : public CompatBackend {
                                                         "Deletes a role and its "
                                                         "SecretIDs")}},
                  .synopsis = "A role: the constraints of a login and the token it gets"});
-    for (std::string_view f : kFieldPaths) {
-      std::string key(f);
-      std::replace(key.begin(), key.end(), '-', '_');
+    for (const FieldPath& f : kFieldPaths) {
+      Fields own{{"role_name", role_name}};
+      std::vector<std::string> names{std::string(f.field)};
+      if (!f.old_name.empty()) names.emplace_back(f.old_name);
+      for (const auto& n : names) own[n] = role_fields.at(n);
       p.push_back(
-          {.patterns = {Cat("role/{role_name}/", f)},
-           .fields = role_fields,
-           .operations = {{Operation::kRead, {[this, key](Request& r, const FieldData& d) {
-                             return ReadRoleField(r, d, key);
+          {.patterns = {Cat("role/{role_name}/", f.path)},
+           .fields = std::move(own),
+           .operations = {{Operation::kRead, {[this, names](Request& r, const FieldData& d) {
+                             return ReadRoleField(r, d, names);
                            }}},
                           {Operation::kUpdate, op(&AppRoleBackend::WriteRoleField)}},
-           .synopsis = Cat("The role's \"", key, "\"; a write takes any of the role's fields")});
+           .synopsis = Cat("The role's \"", f.field, "\" alone")});
     }
     p.push_back({.patterns = {"role/{role_name}/role-id"},
                  .fields = {{"role_name", role_name},
@@ -431,6 +447,9 @@ class AppRoleBackend final : public CompatBackend {
     return std::optional<Role>(std::move(r));
   }
 
+  // Called with role_mu_ held. A RoleID names one role: one that another role holds is refused
+  // (it would send that role's clients here, and a later delete of either would drop the other's
+  // index entry).
   absl::Status SaveRole(storage::Storage* s, const Role& r, const std::string& old_role_id) {
     json::object o = r.ToJson();
     o["name"] = r.name;
@@ -438,6 +457,8 @@ class AppRoleBackend final : public CompatBackend {
     std::vector<storage::WriteOp> ops;
     ops.push_back({storage::WriteOp::Kind::kPut, Cat("role/", r.name), json::serialize(o)});
     ASSIGN_OR_RETURN(std::string idh, Hmac(s, r.role_id));
+    ASSIGN_OR_RETURN(auto holder, s->Get(Cat("role_id/", idh)));
+    if (holder && *holder != r.name) return absl::InvalidArgumentError("role_id already in use");
     ops.push_back({storage::WriteOp::Kind::kPut, Cat("role_id/", idh), r.name});
     if (!old_role_id.empty() && old_role_id != r.role_id) {
       ASSIGN_OR_RETURN(std::string oldh, Hmac(s, old_role_id));
@@ -460,6 +481,7 @@ class AppRoleBackend final : public CompatBackend {
 
   absl::StatusOr<Response> WriteRole(Request& req, const FieldData& d) {
     const std::string name = d.String("role_name");
+    MutexLock l(&role_mu_);
     ASSIGN_OR_RETURN(auto existing, LoadRole(req.storage, name));
     Role r = existing ? *existing : Role();
     r.name = name;
@@ -472,26 +494,37 @@ class AppRoleBackend final : public CompatBackend {
 
   absl::StatusOr<Response> DeleteRole(Request& req, const FieldData& d) {
     const std::string name = d.String("role_name");
+    MutexLock l(&role_mu_);
+    // With use_mu_ held no login or SecretID creation is midway: none can write back a SecretID
+    // of this role after its SecretIDs are gone.
+    MutexLock uses(&use_mu_);
     ASSIGN_OR_RETURN(auto r, LoadRole(req.storage, name));
     if (!r) return Response::Empty();
     ASSIGN_OR_RETURN(std::string idh, Hmac(req.storage, r->role_id));
     std::vector<storage::WriteOp> ops;
     ops.push_back({storage::WriteOp::Kind::kDelete, Cat("role/", name), ""});
-    ops.push_back({storage::WriteOp::Kind::kDelete, Cat("role_id/", idh), ""});
+    ASSIGN_OR_RETURN(auto holder, req.storage->Get(Cat("role_id/", idh)));
+    if (holder && *holder == name)  // never another role's entry
+      ops.push_back({storage::WriteOp::Kind::kDelete, Cat("role_id/", idh), ""});
     RETURN_IF_ERROR(req.storage->Write(std::move(ops)));
     RETURN_IF_ERROR(req.storage->DeletePrefix(Cat("secret_id/", name, "/")));
     RETURN_IF_ERROR(req.storage->DeletePrefix(Cat("accessor/", name, "/")));
     return Response::Empty();
   }
 
-  absl::StatusOr<Response> ReadRoleField(Request& req, const FieldData& d, const std::string& key) {
+  absl::StatusOr<Response> ReadRoleField(Request& req, const FieldData& d,
+                                         const std::vector<std::string>& names) {
     ASSIGN_OR_RETURN(auto r, LoadRole(req.storage, d.String("role_name")));
     if (!r) return absl::NotFoundError("");
     json::object all = r->ToJson();
-    return Response::Data(json::object{{key, all.contains(key) ? all[key] : json::value(nullptr)}});
+    json::object out;
+    for (const auto& n : names) out[n] = all.contains(n) ? all[n] : json::value(nullptr);
+    return Response::Data(std::move(out));
   }
 
+  // `d` holds only the path's own field (its schema has no other): the rest of the role stays.
   absl::StatusOr<Response> WriteRoleField(Request& req, const FieldData& d) {
+    MutexLock l(&role_mu_);
     ASSIGN_OR_RETURN(auto r, LoadRole(req.storage, d.String("role_name")));
     if (!r) return absl::NotFoundError("");
     RETURN_IF_ERROR(ApplyRole(*r, d));
@@ -506,6 +539,7 @@ class AppRoleBackend final : public CompatBackend {
   }
 
   absl::StatusOr<Response> WriteRoleId(Request& req, const FieldData& d) {
+    MutexLock l(&role_mu_);
     ASSIGN_OR_RETURN(auto r, LoadRole(req.storage, d.String("role_name")));
     if (!r) return absl::NotFoundError("");
     const std::string id = d.String("role_id");
@@ -572,13 +606,16 @@ class AppRoleBackend final : public CompatBackend {
     ops.push_back(
         {storage::WriteOp::Kind::kPut, Cat("secret_id/", name, "/", h), json::serialize(entry)});
     ops.push_back({storage::WriteOp::Kind::kPut, Cat("accessor/", name, "/", accessor), h});
-    if (custom) {
-      // Checked and stored under use_mu_: two registrations of one id cannot both pass.
+    {
+      // Checked and stored under use_mu_: two registrations of one id cannot both pass, and a
+      // role deleted meanwhile (DeleteRole holds use_mu_) gets no SecretID left behind.
       MutexLock registering(&use_mu_);
-      ASSIGN_OR_RETURN(auto existing, req.storage->Get(Cat("secret_id/", name, "/", h)));
-      if (existing) return absl::InvalidArgumentError("SecretID is already registered");
-      RETURN_IF_ERROR(req.storage->Write(std::move(ops)));
-    } else {
+      ASSIGN_OR_RETURN(auto role_now, req.storage->Get(Cat("role/", name)));
+      if (!role_now) return absl::InvalidArgumentError(Cat("role \"", name, "\" does not exist"));
+      if (custom) {
+        ASSIGN_OR_RETURN(auto existing, req.storage->Get(Cat("secret_id/", name, "/", h)));
+        if (existing) return absl::InvalidArgumentError("SecretID is already registered");
+      }
       RETURN_IF_ERROR(req.storage->Write(std::move(ops)));
     }
     return Response::Data(json::object{{"secret_id", secret_id},
@@ -628,6 +665,8 @@ class AppRoleBackend final : public CompatBackend {
 
   absl::StatusOr<Response> DestroySecretId(Request& req, const FieldData& d, bool by_accessor) {
     const std::string name = d.String("role_name");
+    // A login midway (use_mu_) would otherwise write the SecretID back with one use less.
+    MutexLock l(&use_mu_);
     ASSIGN_OR_RETURN(std::string h, SecretHash(req, d, by_accessor));
     ASSIGN_OR_RETURN(auto raw, req.storage->Get(Cat("secret_id/", name, "/", h)));
     if (!raw) return Response::Empty();
@@ -719,8 +758,8 @@ class AppRoleBackend final : public CompatBackend {
     g.num_uses = role->token_num_uses;
     g.bound_cidrs = role->token_bound_cidrs;
     g.display_name = "approle";
-    g.metadata["role_name"] = *name;
     for (const auto& [k, v] : meta) g.metadata[std::string(k)] = std::string(v.as_string());
+    g.metadata["role_name"] = *name;  // last: a SecretID's metadata cannot rename the role
     Response r;
     r.login = std::move(g);
     return r;
@@ -728,10 +767,13 @@ class AppRoleBackend final : public CompatBackend {
 
   const Clock* const clock_;
   Mutex salt_mu_;
-  // Serializes the read-modify-write of a SecretID's remaining uses in storage at login, so that
-  // a SecretID with n uses logs in at most n times, and custom-secret-id's check-then-store. It
-  // guards no member.
+  // Serializes the read-modify-write of a SecretID's remaining uses in storage at login (a SecretID
+  // with n uses logs in at most n times) with SecretID creation, destruction and role deletion.
+  // Taken after role_mu_ when both are. It guards no member.
   Mutex use_mu_;
+  // Serializes role writes (read, change, save): two writers of one role, or of two roles and
+  // one RoleID, cannot both pass SaveRole's checks. It guards no member.
+  Mutex role_mu_;
 };
 
 }  // namespace

@@ -111,12 +111,98 @@ TEST_F(AppRoleTest, FieldsAreTypeCheckedWithTheMessagesAppRoleAlwaysGave) {
   EXPECT_EQ(json::serialize(role->data->at("token_policies")), R"(["app","ops"])");
   EXPECT_EQ(role->data->at("token_ttl").as_int64(), 1200);
 
-  // A single-field endpoint reads its field and writes any of the role's.
+  // A single-field endpoint reads and writes its own field.
   ASSERT_TRUE(
       Do(Operation::kUpdate, "auth/approle/role/web/token-ttl", {{"token_ttl", "30m"}}).ok());
   auto ttl = Do(Operation::kRead, "auth/approle/role/web/token-ttl");
   ASSERT_TRUE(ttl.ok());
   EXPECT_EQ(json::serialize(*ttl->data), R"({"token_ttl":1800})");
+}
+
+// An ACL that grants one single-field path grants that field alone: a holder of update on
+// role/web/secret-id-ttl cannot set the role's policies, turn off bind_secret_id or widen its
+// CIDRs through it (Vault's field paths take only their field).
+TEST_F(AppRoleTest, ASingleFieldPathWritesThatFieldOnly) {
+  ASSERT_TRUE(Do(Operation::kUpdate, "sys/policies/acl/ttl-only",
+                 {{"policy", R"(path "auth/approle/role/web/secret-id-ttl" {
+                                  capabilities = ["update"] })"}})
+                  .ok());
+  auto tok = Do(Operation::kUpdate, "auth/token/create", {{"policies", json::array{"ttl-only"}}});
+  ASSERT_TRUE(tok.ok()) << tok.status();
+  const std::string limited(tok->auth->at("client_token").as_string());
+  auto sneak = Do(Operation::kUpdate, "auth/approle/role/web/secret-id-ttl",
+                  {{"secret_id_ttl", "10m"},
+                   {"token_policies", "root-ish"},
+                   {"bind_secret_id", false},
+                   {"token_bound_cidrs", "0.0.0.0/0"}},
+                  limited);
+  ASSERT_FALSE(sneak.ok());
+  EXPECT_EQ(core::HttpStatusFor(sneak.status()), 400);
+  EXPECT_NE(sneak.status().message().find("unknown field"), std::string::npos) << sneak.status();
+  auto role = Do(Operation::kRead, "auth/approle/role/web");
+  ASSERT_TRUE(role.ok());
+  EXPECT_EQ(json::serialize(role->data->at("token_policies")), R"(["app","ops"])");
+  EXPECT_TRUE(role->data->at("bind_secret_id").as_bool());
+  EXPECT_EQ(json::serialize(role->data->at("token_bound_cidrs")), "[]");
+  EXPECT_EQ(role->data->at("secret_id_ttl").as_int64(), 0);
+  // Its own field it may write.
+  auto own = Do(Operation::kUpdate, "auth/approle/role/web/secret-id-ttl",
+                {{"secret_id_ttl", "10m"}}, limited);
+  ASSERT_TRUE(own.ok()) << own.status();
+  role = Do(Operation::kRead, "auth/approle/role/web");
+  ASSERT_TRUE(role.ok());
+  EXPECT_EQ(role->data->at("secret_id_ttl").as_int64(), 600);
+  EXPECT_EQ(json::serialize(role->data->at("token_policies")), R"(["app","ops"])");
+
+  // The paths with a deprecated name take both and read both, as Vault's.
+  ASSERT_TRUE(
+      Do(Operation::kUpdate, "auth/approle/role/web/policies", {{"policies", "a,b"}}).ok());
+  auto pol = Do(Operation::kRead, "auth/approle/role/web/policies");
+  ASSERT_TRUE(pol.ok());
+  EXPECT_EQ(json::serialize(*pol->data), R"({"token_policies":["a","b"],"policies":["a","b"]})");
+  // token_period wins over the deprecated period when both are sent.
+  ASSERT_TRUE(Do(Operation::kUpdate, "auth/approle/role/web/period",
+                 {{"token_period", "1h"}, {"period", "2h"}})
+                  .ok());
+  auto period = Do(Operation::kRead, "auth/approle/role/web/period");
+  ASSERT_TRUE(period.ok());
+  EXPECT_EQ(json::serialize(*period->data), R"({"token_period":3600,"period":3600})");
+}
+
+// A RoleID names one role: taking another role's is refused, and that role still logs in; a
+// SecretID's metadata cannot rename the role in the token's metadata.
+TEST_F(AppRoleTest, ARoleIdBelongsToOneRole) {
+  const std::string web_id = RoleId();
+  ASSERT_TRUE(Do(Operation::kUpdate, "auth/approle/role/other", {{"token_policies", "x"}}).ok());
+  auto take = Do(Operation::kUpdate, "auth/approle/role/other/role-id", {{"role_id", web_id}});
+  ASSERT_FALSE(take.ok());
+  EXPECT_EQ(core::HttpStatusFor(take.status()), 400);
+  EXPECT_EQ(take.status().message(), "role_id already in use");
+  // Setting a role's own RoleID again is no conflict.
+  ASSERT_TRUE(
+      Do(Operation::kUpdate, "auth/approle/role/web/role-id", {{"role_id", web_id}}).ok());
+  // Deleting the other role leaves web's index entry alone.
+  ASSERT_TRUE(Do(Operation::kDelete, "auth/approle/role/other").ok());
+  const std::string secret = SecretId({{"metadata", R"({"role_name":"prod-admin","env":"ci"})"}});
+  auto login = Do(Operation::kUpdate, "auth/approle/login",
+                  {{"role_id", web_id}, {"secret_id", secret}}, "");
+  ASSERT_TRUE(login.ok()) << login.status();
+  EXPECT_EQ(login->auth->at("metadata").at("role_name").as_string(), "web");
+  EXPECT_EQ(login->auth->at("metadata").at("env").as_string(), "ci");
+}
+
+// A role's token_period is capped by the mount's max TTL at login, with Vault's warning.
+TEST_F(AppRoleTest, APeriodIsCappedByTheMountsMaxTtl) {
+  ASSERT_TRUE(
+      Do(Operation::kUpdate, "sys/mounts/auth/approle/tune", {{"max_lease_ttl", "1h"}}).ok());
+  ASSERT_TRUE(
+      Do(Operation::kUpdate, "auth/approle/role/web", {{"token_period", "8760h"}}).ok());
+  auto login = Do(Operation::kUpdate, "auth/approle/login",
+                  {{"role_id", RoleId()}, {"secret_id", SecretId()}}, "");
+  ASSERT_TRUE(login.ok()) << login.status();
+  EXPECT_EQ(login->auth->at("lease_duration").as_int64(), 3600);
+  ASSERT_FALSE(login->warnings.empty());
+  EXPECT_NE(login->warnings[0].find("capped"), std::string::npos) << login->warnings[0];
 }
 
 TEST_F(AppRoleTest, UndeclaredOperationsAre405AndAMissingRoleComesFirst) {
