@@ -4,6 +4,7 @@
 
 #include "auth/kubernetes/internal.h"
 #include "boost/json.hpp"
+#include "util/glob.h"
 #include "util/status.h"
 
 namespace coffer::auth::kubernetes {
@@ -158,16 +159,7 @@ absl::StatusOr<std::optional<Role>> LoadRole(storage::Storage* s, std::string_vi
 }
 
 bool GlobMatch(std::string_view pattern, std::string_view value) {
-  if (pattern.size() < 2) return pattern == value;
-  const bool lead = pattern.front() == '*';
-  const bool trail = pattern.back() == '*';
-  if (lead && trail)
-    return value.find(pattern.substr(1, pattern.size() - 2)) != std::string_view::npos;
-  if (lead)
-    return value.size() >= pattern.size() - 1 &&
-           value.substr(value.size() - (pattern.size() - 1)) == pattern.substr(1);
-  if (trail) return value.substr(0, pattern.size() - 1) == pattern.substr(0, pattern.size() - 1);
-  return pattern == value;
+  return StarGlobMatch(pattern, value);
 }
 
 absl::StatusOr<std::unique_ptr<core::Backend>> NewBackend(const core::BackendConfig& config,

@@ -32,8 +32,9 @@ absl::StatusOr<std::unique_ptr<core::Backend>> NewBackend(const core::BackendCon
 // The registry's factory: NewBackend with the default Options.
 absl::StatusOr<std::unique_ptr<core::Backend>> Factory(const core::BackendConfig& config);
 
-// Vault's glob for bound names and namespaces: "*x" ends with x, "x*" starts with x, "*x*"
-// contains x, anything else (and a lone "*") matches itself only. Exposed for tests.
+// Vault's glob for bound names and namespaces (its StrListContainsGlob, go-glob): '*' matches
+// any run of characters anywhere in the pattern ("app-*-prod" takes "app-web-prod"); every other
+// character matches itself. Exposed for tests.
 bool GlobMatch(std::string_view pattern, std::string_view value);
 
 }  // namespace coffer::auth::kubernetes

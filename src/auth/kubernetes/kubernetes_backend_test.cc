@@ -382,9 +382,15 @@ TEST_F(KubernetesAuthTest, GlobsLegacyTokensAndBoundCidrs) {
   EXPECT_TRUE(GlobMatch("*-prod", "web-prod"));
   EXPECT_FALSE(GlobMatch("*-prod", "prod"));
   EXPECT_TRUE(GlobMatch("*mid*", "amidb"));
-  EXPECT_FALSE(GlobMatch("a*b", "axb"));  // a glob only at either end, as Vault
+  // '*' anywhere, as Vault's StrListContainsGlob (go-glob): app-*-prod takes app-x-prod.
+  EXPECT_TRUE(GlobMatch("a*b", "axb"));
+  EXPECT_TRUE(GlobMatch("app-*-prod", "app-web-prod"));
+  EXPECT_FALSE(GlobMatch("app-*-prod", "app-web-dev"));
+  EXPECT_FALSE(GlobMatch("app-*-prod", "app-prod"));
+  EXPECT_TRUE(GlobMatch("*", ""));
+  EXPECT_FALSE(GlobMatch("a", "ab"));
   EXPECT_TRUE(GlobMatch("a*b", "a*b"));
-  EXPECT_FALSE(GlobMatch("*", "x"));  // a lone "*" is handled by the caller
+  EXPECT_TRUE(GlobMatch("*", "x"));  // go-glob; a role cannot mix "*" with other names
 }
 
 TEST_F(KubernetesAuthTest, WithoutPemKeysTheTokenReviewApiDecides) {

@@ -24,7 +24,7 @@ int CountCertificates(std::string_view pem) {
       BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())), BIO_free);
   int n = 0;
   while (bio) {
-    crypto::Cert c(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
+    crypto::Cert c(PEM_read_bio_X509(bio.get(), nullptr, crypto::NoPassphrase, nullptr));
     if (!c) break;
     ++n;
   }
