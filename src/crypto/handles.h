@@ -16,6 +16,12 @@
 
 namespace coffer::crypto {
 
+// The passphrase callback every PEM read passes: it refuses, so an encrypted PEM (or a PEM block
+// with a "Proc-Type: 4,ENCRYPTED" header, which a certificate can carry too) is an error. With
+// no callback OpenSSL falls back to prompting on the server's terminal, or reading its stdin,
+// and the request's thread blocks there.
+inline int NoPassphrase(char* /*buf*/, int /*size*/, int /*rwflag*/, void* /*u*/) { return -1; }
+
 struct PKeyFree {
   void operator()(EVP_PKEY* p) const { EVP_PKEY_free(p); }
 };

@@ -199,7 +199,7 @@ absl::StatusOr<PKey> ParsePublicKeyPem(std::string_view pem) {
     return absl::InvalidArgumentError("a private key was given where a public key is expected");
   PKey key;
   if (pem.find("-----BEGIN CERTIFICATE-----") != std::string_view::npos) {
-    Cert cert(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
+    Cert cert(PEM_read_bio_X509(bio.get(), nullptr, NoPassphrase, nullptr));
     if (cert) key.reset(X509_get_pubkey(cert.get()));
   } else {
     // SubjectPublicKeyInfo ("PUBLIC KEY") or PKCS#1 ("RSA PUBLIC KEY"): OpenSSL's decoders

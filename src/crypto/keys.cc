@@ -169,7 +169,7 @@ absl::StatusOr<SecretBytes> PrivateKeyDer(EVP_PKEY* key, std::string_view format
 
 absl::StatusOr<PKey> ParsePrivateKeyPem(std::string_view pem) {
   Bio b = MemBio(pem);
-  EVP_PKEY* k = PEM_read_bio_PrivateKey(b.get(), nullptr, nullptr, nullptr);
+  EVP_PKEY* k = PEM_read_bio_PrivateKey(b.get(), nullptr, NoPassphrase, nullptr);
   if (!k) {
     ERR_clear_error();
     return absl::InvalidArgumentError("not a PEM private key (PKCS#1, SEC 1 or PKCS#8)");

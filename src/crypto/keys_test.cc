@@ -1,8 +1,14 @@
 #include "crypto/keys.h"
 
 #include <gtest/gtest.h>
+#include <openssl/pem.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <future>
 
 #include "crypto/cert_builder.h"
+#include "crypto/pem.h"
 
 namespace coffer::crypto {
 namespace {
@@ -44,6 +50,50 @@ TEST(EcKeys, GeneratedKeysRoundTripAndSign) {
     ASSERT_TRUE(cert.ok()) << cert.status();
     EXPECT_EQ(X509_verify(cert->get(), key->get()), 1);
   }
+}
+
+// An encrypted private key (PKCS#8 with a passphrase, as `openssl genpkey -aes256` writes), or a
+// certificate PEM block with an encryption header, is refused at once. OpenSSL's default without
+// a passphrase callback prompts on the terminal or, with none, reads stdin: here stdin is a pipe
+// nobody writes, so that read would block.
+TEST(PemPassphrase, EncryptedPemIsRefusedWithoutAPrompt) {
+  auto key = GenerateKey({KeyType::kEc, 256});
+  ASSERT_TRUE(key.ok());
+  std::unique_ptr<BIO, decltype(&BIO_free)> out(BIO_new(BIO_s_mem()), BIO_free);
+  char pass[] = "secret";
+  ASSERT_EQ(PEM_write_bio_PKCS8PrivateKey(out.get(), key->get(), EVP_aes_256_cbc(), pass,
+                                          sizeof pass - 1, nullptr, nullptr),
+            1);
+  char* data = nullptr;
+  const long n = BIO_get_mem_data(out.get(), &data);
+  const std::string encrypted_key(data, static_cast<size_t>(n));
+  ASSERT_NE(encrypted_key.find("BEGIN ENCRYPTED PRIVATE KEY"), std::string::npos);
+  const std::string encrypted_cert =
+      "-----BEGIN CERTIFICATE-----\nProc-Type: 4,ENCRYPTED\n"
+      "DEK-Info: AES-128-CBC,00112233445566778899AABBCCDDEEFF\n\nAAAA\n"
+      "-----END CERTIFICATE-----\n";
+
+  int pipe_fds[2];
+  ASSERT_EQ(::pipe(pipe_fds), 0);
+  const int saved_stdin = ::dup(0);
+  ASSERT_GE(saved_stdin, 0);
+  ASSERT_GE(::dup2(pipe_fds[0], 0), 0);
+  auto parsed = std::async(std::launch::async, [&] {
+    auto k = ParsePrivateKeyPem(encrypted_key);
+    auto c = ParseCertPem(encrypted_cert);
+    return std::make_pair(k.status(), c.status());
+  });
+  const bool answered = parsed.wait_for(std::chrono::seconds(10)) == std::future_status::ready;
+  // Unblock a prompt's reads (one line per parse), so that the test fails instead of hanging.
+  if (!answered) (void)!::write(pipe_fds[1], "\n\n", 2);
+  const auto [key_status, cert_status] = parsed.get();
+  ::dup2(saved_stdin, 0);
+  ::close(saved_stdin);
+  ::close(pipe_fds[0]);
+  ::close(pipe_fds[1]);
+  EXPECT_TRUE(answered) << "a parse waited for a passphrase on stdin";
+  EXPECT_EQ(key_status.code(), absl::StatusCode::kInvalidArgument) << key_status;
+  EXPECT_EQ(cert_status.code(), absl::StatusCode::kInvalidArgument) << cert_status;
 }
 
 }  // namespace

@@ -15,7 +15,7 @@ using x509_internal::MemBio;
 
 absl::StatusOr<Cert> ParseCertPem(std::string_view pem) {
   Bio b = MemBio(pem);
-  X509* x = PEM_read_bio_X509(b.get(), nullptr, nullptr, nullptr);
+  X509* x = PEM_read_bio_X509(b.get(), nullptr, NoPassphrase, nullptr);
   if (!x) {
     ERR_clear_error();
     return absl::InvalidArgumentError("not a PEM certificate");
