@@ -144,8 +144,8 @@ void TransitBackend::CryptoPaths(TransitBackend* self, std::vector<Path>& p) {
                  if (d.Has(k)) item[k] = d.String(k);
                ASSIGN_OR_RETURN(std::string ctx, ItemBase64(item, "context"));
                ASSIGN_OR_RETURN(std::string nonce, ItemBase64(item, "nonce"));
-               ASSIGN_OR_RETURN(int used,
-                                pol->EncryptionVersion(static_cast<int>(d.Int("key_version"))));
+               ASSIGN_OR_RETURN(int asked, VersionField(d, "key_version"));
+               ASSIGN_OR_RETURN(int used, pol->EncryptionVersion(asked));
                ASSIGN_OR_RETURN(crypto::SecretBytes key,
                                 crypto::SecretBytes::Random(static_cast<size_t>(bits / 8)));
                ASSIGN_OR_RETURN(std::string c, pol->Encrypt(key.view(), ctx, nonce, "", used));

@@ -207,6 +207,9 @@ absl::StatusOr<Response> RestoreKey(TransitBackend* b, const FieldData& d) {
   if (!parsed.ok())
     return absl::InvalidArgumentError(Cat("backup is damaged: ", Msg(parsed.status())));
   std::unique_ptr<Policy> p = std::move(*parsed);
+  // A backup's period obeys the same floor as a key's config: a period of seconds would rotate
+  // the key on nearly every request.
+  RETURN_IF_ERROR(CheckAutoRotate(p->auto_rotate_period));
   if (d.Has("name") && !d.String("name").empty()) p->name = d.String("name");
   if (p->name.empty() || p->name.find('/') != std::string::npos)
     return absl::InvalidArgumentError("invalid key name");

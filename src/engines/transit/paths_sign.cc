@@ -68,7 +68,7 @@ absl::StatusOr<SignOptions> Options(const FieldData& d) {
         Cat("invalid marshaling_algorithm \"", o.marshaling_algorithm, "\"; use asn1 or jws"));
   o.salt_length = d.String("salt_length");
   RETURN_IF_ERROR(CheckSaltLength(o.salt_length));
-  o.key_version = static_cast<int>(d.Int("key_version"));
+  ASSIGN_OR_RETURN(o.key_version, VersionField(d, "key_version"));
   return o;
 }
 
@@ -96,7 +96,7 @@ void TransitBackend::SignPaths(TransitBackend* self, std::vector<Path>& p) {
                                Cat("unsupported algorithm \"", alg, "\""));
                          ASSIGN_OR_RETURN(auto pol, self->Get(d.String("name")));
                          if (!pol) return absl::InvalidArgumentError("encryption key not found");
-                         int ver = static_cast<int>(d.Int("key_version"));
+                         ASSIGN_OR_RETURN(int ver, VersionField(d, "key_version"));
                          return RunItems(
                              r, d, {"input"},
                              [&](const json::object& item) -> absl::StatusOr<json::object> {

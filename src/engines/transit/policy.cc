@@ -464,6 +464,22 @@ absl::StatusOr<std::unique_ptr<Policy>> Policy::Parse(std::string_view text) {
   return p;
 }
 
+namespace {
+
+// Whether an EC key is on the curve its type names: the bit size alone would let a secp256k1 or
+// brainpoolP256r1 key pass as an ecdsa-p256 one.
+bool OnCurveOf(EVP_PKEY* k, KeyType type) {
+  char name[64] = {};
+  size_t len = 0;
+  if (EVP_PKEY_get_group_name(k, name, sizeof name, &len) != 1) return false;
+  const std::string_view want = EcHalf(type) == 32   ? "prime256v1"
+                                : EcHalf(type) == 48 ? "secp384r1"
+                                                     : "secp521r1";
+  return std::string_view(name, len) == want;
+}
+
+}  // namespace
+
 absl::Status Policy::Validate() const {
   auto bad = [](std::string_view why) {
     return absl::DataLossError(Cat("transit key is inconsistent: ", why));
@@ -480,7 +496,7 @@ absl::Status Policy::Validate() const {
   for (int v = std::max(1, min_available_version); v <= latest_version; ++v)
     if (!versions.contains(v)) return bad(Cat("version ", v, " is missing"));
   for (const auto& [n, v] : versions) {
-    if (n > latest_version || v.hmac_key.size() != 32) return bad(Cat("version ", n));
+    if (n > latest_version || v.hmac_key.size() != 32 || v.time < 0) return bad(Cat("version ", n));
     if (IsSymmetric(type) || type == KeyType::kHmac) {
       size_t want = type == KeyType::kHmac ? 32 : crypto::AeadKeySize(AeadOf(type));
       if (v.key.size() != want || v.pkey) return bad(Cat("version ", n, " key size"));
@@ -492,9 +508,7 @@ absl::Status Policy::Validate() const {
                EVP_PKEY_get_bits(v.pkey.get()) == (type == KeyType::kRsa2048   ? 2048
                                                    : type == KeyType::kRsa3072 ? 3072
                                                                                : 4096)) ||
-              (IsEcdsa(type) && id == EVP_PKEY_EC &&
-               EVP_PKEY_get_bits(v.pkey.get()) ==
-                   static_cast<int>(EcHalf(type) == 66 ? 521 : EcHalf(type) * 8)) ||
+              (IsEcdsa(type) && id == EVP_PKEY_EC && OnCurveOf(v.pkey.get(), type)) ||
               (type == KeyType::kEd25519 && id == EVP_PKEY_ED25519);
     if (!ok) return bad(Cat("version ", n, " private key is not a ", KeyTypeName(type), " key"));
   }

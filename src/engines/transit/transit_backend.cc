@@ -91,12 +91,22 @@ absl::StatusOr<std::string> ItemBase64(const json::object& item, std::string_vie
   return DecodeB64(key, s);
 }
 
+absl::StatusOr<int> VersionField(const FieldData& d, std::string_view key) {
+  const int64_t v = d.Int(key);
+  if (v < 0 || v > INT32_MAX)
+    return absl::InvalidArgumentError(Cat("'", key, "' must be a non-negative integer"));
+  return static_cast<int>(v);
+}
+
 absl::StatusOr<int> ItemInt(const json::object& item, std::string_view key) {
   const json::value* v = item.if_contains(key);
   if (v == nullptr || v->is_null()) return 0;
   if (v->is_int64() && v->as_int64() >= 0 && v->as_int64() <= INT32_MAX)
     return static_cast<int>(v->as_int64());
   if (v->is_uint64() && v->as_uint64() <= INT32_MAX) return static_cast<int>(v->as_uint64());
+  if (v->is_double() && v->as_double() >= 0 && v->as_double() <= INT32_MAX &&
+      v->as_double() == static_cast<double>(static_cast<int>(v->as_double())))
+    return static_cast<int>(v->as_double());  // 2.0, as the same field at the top level
   if (v->is_string()) {
     std::string_view s = v->as_string();
     int out = 0;

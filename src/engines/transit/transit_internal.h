@@ -95,6 +95,9 @@ Response BatchResponse(json::array results, bool any_ok, bool any_err, const Fie
 absl::StatusOr<std::string> ItemString(const json::object& item, std::string_view key);
 absl::StatusOr<std::string> ItemBase64(const json::object& item, std::string_view key);
 absl::StatusOr<int> ItemInt(const json::object& item, std::string_view key);
+// A top-level key version: 0 to 2^31-1, InvalidArgument naming the field otherwise (never cut to
+// another version).
+absl::StatusOr<int> VersionField(const core::framework::FieldData& d, std::string_view key);
 // Runs `one` over the request's items (batch_input, or one item of the top-level `keys`): a
 // single item's error is the response's; in a batch a user error (invalid argument, not
 // found, failed precondition) goes in the item's slot and any other error fails the request,

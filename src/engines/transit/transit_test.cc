@@ -383,6 +383,48 @@ TEST_F(TransitTest, ReviewFindingsStayFixed) {
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(core::HttpStatusFor(r.status()), 400) << r.status();
   EXPECT_NE(Msg(r.status()).find("version 2 is missing"), std::string::npos) << r.status();
+  // A backup's auto_rotate_period has the same floor as the key's config (an hour): a period of
+  // one second would rotate the key on nearly every request.
+  pol = json::parse(outer.at("policy").as_string()).as_object();
+  pol["latest_version"] = 1;
+  pol["auto_rotate_period"] = 1;
+  outer["policy"] = json::serialize(pol);
+  r = Do(Operation::kUpdate, "transit/restore/storm", {{"backup", B64(json::serialize(outer))}});
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(core::HttpStatusFor(r.status()), 400) << r.status();
+  EXPECT_NE(Msg(r.status()).find("at least an hour"), std::string::npos) << r.status();
+
+  // An ecdsa-p256 backup holding a key of another 256-bit curve is refused: it would sign on
+  // secp256k1 while the key says P-256.
+  Must(Operation::kUpdate, "transit/keys/ec",
+       {{"type", "ecdsa-p256"}, {"exportable", true}, {"allow_plaintext_backup", true}});
+  outer = json::parse(*Base64Decode(Str(Data(Must(Operation::kRead, "transit/backup/ec")).at(
+                          "backup"))))
+              .as_object();
+  pol = json::parse(outer.at("policy").as_string()).as_object();
+  EVP_PKEY* k1 = EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "secp256k1");
+  ASSERT_NE(k1, nullptr);
+  std::unique_ptr<BIO, decltype(&BIO_free)> bio(BIO_new(BIO_s_mem()), BIO_free);
+  ASSERT_EQ(PEM_write_bio_PrivateKey(bio.get(), k1, nullptr, nullptr, 0, nullptr, nullptr), 1);
+  EVP_PKEY_free(k1);
+  char* pem = nullptr;
+  const long pem_len = BIO_get_mem_data(bio.get(), &pem);
+  pol["keys"].as_object()["1"].as_object()["private_key"] =
+      std::string(pem, static_cast<size_t>(pem_len));
+  outer["policy"] = json::serialize(pol);
+  r = Do(Operation::kUpdate, "transit/restore/k1", {{"backup", B64(json::serialize(outer))}});
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(core::HttpStatusFor(r.status()), 400) << r.status();
+  EXPECT_NE(Msg(r.status()).find("is not a ecdsa-p256 key"), std::string::npos) << r.status();
+  // A key version past 2^31 is refused, not cut down to version 1.
+  auto sig = Do(Operation::kUpdate, "transit/sign/ec",
+                {{"input", B64("x")}, {"key_version", int64_t{4294967297}}});
+  ASSERT_FALSE(sig.ok());
+  EXPECT_EQ(core::HttpStatusFor(sig.status()), 400) << sig.status();
+  auto big_mac = Do(Operation::kUpdate, "transit/hmac/ec",
+                {{"input", B64("x")}, {"key_version", int64_t{4294967297}}});
+  ASSERT_FALSE(big_mac.ok());
+  EXPECT_EQ(core::HttpStatusFor(big_mac.status()), 400) << big_mac.status();
 
   // Convergent encryption refuses associated data (the nonce would repeat across AADs).
   Must(Operation::kUpdate, "transit/keys/cv", {{"derived", true}, {"convergent_encryption", true}});
