@@ -14,5 +14,8 @@ case "$type" in
   Tsan) extra=(-DCMAKE_CXX_COMPILER=clang++ -DCOFFER_BENCH=OFF) ;;
 esac
 extra+=(-DCOFFER_WERROR=ON)  # warnings are errors, locally as in CI
+# ccache in depend mode: on a miss it takes the headers from the compiler's own -MD output instead
+# of running the preprocessor a second time (~0.7 s a file here, ~6% of a cold build such as CI's).
+export CCACHE_DEPEND=${CCACHE_DEPEND:-1}
 cmake -S . -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE="$type" "${extra[@]}" >/dev/null
 cmake --build "$dir"
