@@ -36,15 +36,6 @@ struct AgentArgs {
   int key_bits = 0;
 };
 
-// Vault's exit codes: 2 for what the server said or could not say (HTTP errors, connection
-// failures), 1 for local problems (flags, config, files).
-int Fail(const absl::Status& st) {
-  std::cerr << "Error: " << std::string(st.message()) << "\n";
-  const bool remote = std::string(st.message()).find(": HTTP ") != std::string::npos ||
-                      absl::IsUnavailable(st) || absl::IsPermissionDenied(st);
-  return remote ? kExitRemote : kExitLocal;
-}
-
 absl::StatusOr<agent::Config> ConfigFor(const AgentArgs& a, bool required) {
   if (!a.config.empty()) return agent::LoadConfig(a.config);
   if (required) return absl::InvalidArgumentError("-config FILE is required");
@@ -76,7 +67,7 @@ void RegisterAgentCommands(CLI::App& app, int* exit_code) {
     Logging(*a);
     auto c = ConfigFor(*a, true);
     if (!c.ok()) {
-      *exit_code = Fail(c.status());
+      *exit_code = FailStatus(c.status());
       return;
     }
     struct sigaction sa {};
@@ -95,7 +86,7 @@ void RegisterAgentCommands(CLI::App& app, int* exit_code) {
     Logging(*a);
     auto c = ConfigFor(*a, true);
     if (!c.ok()) {
-      *exit_code = Fail(c.status());
+      *exit_code = FailStatus(c.status());
       return;
     }
     agent::Agent ag(std::move(*c), RealClock::Get());
@@ -113,7 +104,7 @@ void RegisterAgentCommands(CLI::App& app, int* exit_code) {
     Logging(*a);
     auto c = ConfigFor(*a, true);
     if (!c.ok()) {
-      *exit_code = Fail(c.status());
+      *exit_code = FailStatus(c.status());
       return;
     }
     std::vector<std::string> names;
@@ -130,12 +121,12 @@ void RegisterAgentCommands(CLI::App& app, int* exit_code) {
     }
     agent::Agent ag(std::move(*c), RealClock::Get());
     if (auto st = ag.EnsureToken(); !st.ok()) {
-      *exit_code = Fail(st);
+      *exit_code = FailStatus(st);
       return;
     }
     // During a CA rotation, renewals sign with the rotation's issuer and write its CA content.
     if (auto st = ag.Rotate(/*act=*/false); !st.ok()) {
-      *exit_code = Fail(st);
+      *exit_code = FailStatus(st);
       return;
     }
     const int64_t now = std::time(nullptr);
@@ -158,7 +149,7 @@ void RegisterAgentCommands(CLI::App& app, int* exit_code) {
   check->callback([a, exit_code] {
     auto c = ConfigFor(*a, true);
     if (!c.ok()) {
-      *exit_code = Fail(c.status());
+      *exit_code = FailStatus(c.status());
       return;
     }
     std::cout << "config OK: server " << c->address << ", node " << c->node_name << ", "
@@ -175,13 +166,13 @@ void RegisterAgentCommands(CLI::App& app, int* exit_code) {
     Logging(*a);
     auto c = ConfigFor(*a, true);
     if (!c.ok()) {
-      *exit_code = Fail(c.status());
+      *exit_code = FailStatus(c.status());
       return;
     }
     agent::Agent ag(std::move(*c), RealClock::Get());
     auto ttl = ag.RenewToken();
     if (!ttl.ok()) {
-      *exit_code = Fail(ttl.status());
+      *exit_code = FailStatus(ttl.status());
       return;
     }
     std::cout << "token renewed, ttl " << *ttl << "s\n";
@@ -242,7 +233,7 @@ void RegisterAgentCommands(CLI::App& app, int* exit_code) {
     auto c = ConfigFor(*a, false);
     auto s = make_spec(*a);
     if (!c.ok() || !s.ok()) {
-      *exit_code = Fail(!c.ok() ? c.status() : s.status());
+      *exit_code = FailStatus(!c.ok() ? c.status() : s.status());
       return;
     }
     agent::Agent ag(std::move(*c), RealClock::Get());
@@ -254,7 +245,7 @@ void RegisterAgentCommands(CLI::App& app, int* exit_code) {
     }
     auto r = ag.Renew(*s, a->rotate_key);
     if (!r.ok()) {
-      *exit_code = Fail(r.status());
+      *exit_code = FailStatus(r.status());
       return;
     }
     std::cout << "wrote " << s->cert_file << " (serial " << r->serial << ", expires "
@@ -276,7 +267,7 @@ void RegisterAgentCommands(CLI::App& app, int* exit_code) {
     auto c = ConfigFor(*a, false);
     auto s = make_spec(*a);
     if (!c.ok() || !s.ok()) {
-      *exit_code = Fail(!c.ok() ? c.status() : s.status());
+      *exit_code = FailStatus(!c.ok() ? c.status() : s.status());
       return;
     }
     s->kubeconfig = {a->kubeconfig, a->api_server, a->cluster, a->cn};
@@ -285,7 +276,7 @@ void RegisterAgentCommands(CLI::App& app, int* exit_code) {
     if (!st.reason.empty() || a->rotate_key) {
       auto r = ag.Renew(*s, a->rotate_key);
       if (!r.ok()) {
-        *exit_code = Fail(r.status());
+        *exit_code = FailStatus(r.status());
         return;
       }
     }
@@ -305,21 +296,21 @@ void RegisterAgentCommands(CLI::App& app, int* exit_code) {
     Logging(*a);
     auto c = ConfigFor(*a, false);
     if (!c.ok()) {
-      *exit_code = Fail(c.status());
+      *exit_code = FailStatus(c.status());
       return;
     }
     agent::SecretSpec s{a->path, a->field, a->dest, a->owner, a->group, 0600};
     if (!a->mode.empty()) {
       auto m = files::ParseMode(a->mode);
       if (!m.ok()) {
-        *exit_code = Fail(m.status());
+        *exit_code = FailStatus(m.status());
         return;
       }
       s.mode = *m;
     }
     agent::Agent ag(std::move(*c), RealClock::Get());
     auto st = ag.FetchSecret(s);
-    if (!st.ok()) *exit_code = Fail(st);
+    if (!st.ok()) *exit_code = FailStatus(st);
   });
 }
 

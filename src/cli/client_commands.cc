@@ -20,6 +20,13 @@
 namespace coffer::cli {
 namespace json = boost::json;
 
+int FailStatus(const absl::Status& st) {
+  std::cerr << "Error: " << std::string(st.message()) << "\n";
+  const bool remote = std::string(st.message()).find(": HTTP ") != std::string::npos ||
+                      absl::IsUnavailable(st) || absl::IsPermissionDenied(st);
+  return remote ? kExitRemote : kExitLocal;
+}
+
 std::string Env(const char* primary, const char* fallback) {
   if (const char* v = std::getenv(primary); v && *v) return v;
   if (const char* v = std::getenv(fallback); v && *v) return v;

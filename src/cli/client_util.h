@@ -15,6 +15,10 @@
 namespace coffer::cli {
 
 std::string Env(const char* primary, const char* fallback);
+// Prints "Error: <message>" on stderr and returns Vault's exit code for it: 2 for what the server
+// said or could not say (HTTP errors, connection failures), 1 for local problems (flags, config,
+// files).
+int FailStatus(const absl::Status& st);
 std::string TokenFilePath();  // ~/.coffer-token
 std::string ReadTokenFile();
 // Writes the token to TokenFilePath() (mode 0600, replaced atomically), as `coffer login` and

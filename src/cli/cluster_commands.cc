@@ -29,15 +29,6 @@ struct ClusterArgs {
               state_dir = "/var/lib/coffer-agent", api_server = "https://127.0.0.1:6443";
 };
 
-// Vault's exit codes: 2 for what the server said or could not say (HTTP errors, connection
-// failures), 1 for local problems (flags, config, files).
-int Fail(const absl::Status& st) {
-  std::cerr << "Error: " << std::string(st.message()) << "\n";
-  const bool remote = std::string(st.message()).find(": HTTP ") != std::string::npos ||
-                      absl::IsUnavailable(st) || absl::IsPermissionDenied(st);
-  return remote ? kExitRemote : kExitLocal;
-}
-
 // The stored spec of `cluster`, checked to hold `node`.
 absl::StatusOr<cluster::ClusterSpec> LoadNode(const http::Api& api, const std::string& cluster,
                                               const std::string& node) {
@@ -127,11 +118,11 @@ void RegisterClusterCommands(CLI::App& app, int* exit_code) {
     if (stored.ok()) {
       o.spec = *stored;
     } else if (!absl::IsNotFound(stored.status())) {
-      *exit_code = Fail(stored.status());
+      *exit_code = FailStatus(stored.status());
       return;
     }
     if (auto st = ApplyFlags(a.get(), setup, &o.spec); !st.ok()) {
-      *exit_code = Fail(st);
+      *exit_code = FailStatus(st);
       return;
     }
     o.intermediate_of = a->intermediate_of;
@@ -142,7 +133,7 @@ void RegisterClusterCommands(CLI::App& app, int* exit_code) {
     o.progress = &std::cerr;
     o.progress_tty = StderrIsTerminal();
     auto r = cluster::Setup(api, o, std::cout);
-    if (!r.ok()) *exit_code = Fail(r.status());
+    if (!r.ok()) *exit_code = FailStatus(r.status());
   });
 
   auto* nodes = cl->add_subcommand(
@@ -154,7 +145,7 @@ void RegisterClusterCommands(CLI::App& app, int* exit_code) {
   nodes->callback([a, exit_code] {
     http::Api api(Resolve(a->flags));
     auto st = cluster::Nodes(api, a->cluster, std::time(nullptr), std::cout);
-    if (!st.ok()) *exit_code = Fail(st);
+    if (!st.ok()) *exit_code = FailStatus(st);
   });
 
   // CA rotation (cluster/rotation.h, docs/rotation.md).
@@ -205,7 +196,7 @@ void RegisterClusterCommands(CLI::App& app, int* exit_code) {
     if (st.ok() && ro->from_csr && !ro->signed_file.empty())
       st = absl::InvalidArgumentError("--from-csr and --signed are two steps: give one of them");
     if (st.ok()) st = cluster::RotateCa(api, *ro, std::cout);
-    if (!st.ok()) *exit_code = Fail(st);
+    if (!st.ok()) *exit_code = FailStatus(st);
   });
 
   auto* rotation = cl->add_subcommand("rotation", "Follow and steer a cluster's CA rotation");
@@ -226,7 +217,7 @@ void RegisterClusterCommands(CLI::App& app, int* exit_code) {
       st = rotate_options(rs);
       if (st.ok()) st = cluster::WaitRotation(api, *ro, std::cout);
     }
-    if (!st.ok()) *exit_code = Fail(st);
+    if (!st.ok()) *exit_code = FailStatus(st);
   });
   auto add_driver =
       [&](const char* name, const char* help,
@@ -239,7 +230,7 @@ void RegisterClusterCommands(CLI::App& app, int* exit_code) {
           http::Api api(Resolve(a->flags));
           auto st = rotate_options(c);
           if (st.ok()) st = fn(api, *ro, std::cout);
-          if (!st.ok()) *exit_code = Fail(st);
+          if (!st.ok()) *exit_code = FailStatus(st);
         });
       };
   add_driver("resume",
@@ -256,7 +247,7 @@ void RegisterClusterCommands(CLI::App& app, int* exit_code) {
   skip->callback([a, exit_code] {
     http::Api api(Resolve(a->flags));
     auto st = cluster::SkipNode(api, a->cluster, a->node, std::cout);
-    if (!st.ok()) *exit_code = Fail(st);
+    if (!st.ok()) *exit_code = FailStatus(st);
   });
 
   auto* status = cl->add_subcommand(
@@ -269,7 +260,7 @@ void RegisterClusterCommands(CLI::App& app, int* exit_code) {
     http::Api api(Resolve(a->flags));
     auto st = cluster::Status(api, a->cluster, a->soonest, std::time(nullptr), std::cout,
                               &std::cerr, StderrIsTerminal());
-    if (!st.ok()) *exit_code = Fail(st);
+    if (!st.ok()) *exit_code = FailStatus(st);
   });
 
   auto* certs = cl->add_subcommand("certs", "kubeadm's certificate commands");
@@ -296,7 +287,7 @@ void RegisterClusterCommands(CLI::App& app, int* exit_code) {
       http::Api api(Resolve(a->flags));
       st = cluster::CheckExpirationServer(api, a->cluster, a->node, std::time(nullptr), std::cout);
     }
-    if (!st.ok()) *exit_code = Fail(st);
+    if (!st.ok()) *exit_code = FailStatus(st);
   });
 
   auto* imp = cl->add_subcommand(
@@ -314,7 +305,7 @@ void RegisterClusterCommands(CLI::App& app, int* exit_code) {
     }
     http::Api api(Resolve(a->flags));
     auto st = cluster::ImportCa(api, a->cluster, a->ca, **pem, std::cout);
-    if (!st.ok()) *exit_code = Fail(st);
+    if (!st.ok()) *exit_code = FailStatus(st);
   });
 
   auto* it = cl->add_subcommand("init-token", "Make a new one-use init token for a node");
@@ -326,19 +317,19 @@ void RegisterClusterCommands(CLI::App& app, int* exit_code) {
     http::Api api(Resolve(a->flags));
     auto spec = LoadNode(api, a->cluster, a->node);
     if (!spec.ok()) {
-      *exit_code = Fail(spec.status());
+      *exit_code = FailStatus(spec.status());
       return;
     }
     const cluster::NodeSpec* n = spec->Node(a->node);
     auto t = cluster::NewInitToken(api, *spec, *n);
     if (!t.ok()) {
-      *exit_code = Fail(t.status());
+      *exit_code = FailStatus(t.status());
       return;
     }
     if (a->out.empty()) {
       std::cout << *t << "\n";
     } else if (auto st = files::WriteAtomic(a->out, *t + "\n", 0600); !st.ok()) {
-      *exit_code = Fail(st);
+      *exit_code = FailStatus(st);
     }
   });
 
@@ -361,7 +352,7 @@ void RegisterClusterCommands(CLI::App& app, int* exit_code) {
     http::Api api(o);
     auto spec = LoadNode(api, a->cluster, a->node);
     if (!spec.ok()) {
-      *exit_code = Fail(spec.status());
+      *exit_code = FailStatus(spec.status());
       return;
     }
     const cluster::NodeSpec* n = spec->Node(a->node);
@@ -376,7 +367,7 @@ void RegisterClusterCommands(CLI::App& app, int* exit_code) {
     if (a->out.empty()) {
       std::cout << text;
     } else if (auto st = files::WriteAtomic(a->out, text, 0644); !st.ok()) {
-      *exit_code = Fail(st);
+      *exit_code = FailStatus(st);
     }
   });
 }

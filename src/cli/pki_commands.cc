@@ -25,7 +25,7 @@ namespace json = boost::json;
 namespace {
 
 // temp file in the same folder, fsync, rename: readers see the old file or the new one.
-std::string Trim(std::string s) {
+std::string EndWithNewline(std::string s) {
   while (!s.empty() && (s.back() == '\n' || s.back() == '\r')) s.pop_back();
   return s + "\n";
 }
@@ -75,9 +75,10 @@ void IssueOrSign(PkiArgs* a, bool sign, int* exit_code) {
     if (path.empty() || !d.contains(key)) return true;
     std::string text;
     if (key == "ca_chain") {
-      for (const auto& c : d.at("ca_chain").as_array()) text += Trim(std::string(c.as_string()));
+      for (const auto& c : d.at("ca_chain").as_array())
+        text += EndWithNewline(std::string(c.as_string()));
     } else {
-      text = Trim(std::string(d.at(key).as_string()));
+      text = EndWithNewline(std::string(d.at(key).as_string()));
     }
     if (auto st = files::WriteAtomic(path, text, mode); !st.ok()) {
       std::cerr << "Error: " << st.message() << "\n";

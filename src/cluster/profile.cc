@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "util/json.h"
 #include "util/status.h"
 
 namespace coffer::cluster {
@@ -12,14 +13,6 @@ json::array Arr(const std::vector<std::string>& v) {
   json::array a;
   for (const auto& s : v) a.emplace_back(s);
   return a;
-}
-
-std::vector<std::string> Strings(const json::object& o, std::string_view key) {
-  std::vector<std::string> out;
-  if (auto* v = o.if_contains(key); v && v->is_array())
-    for (const auto& e : v->as_array())
-      if (e.is_string()) out.emplace_back(e.as_string());
-  return out;
 }
 
 std::vector<std::string> SplitOn(std::string_view s, char sep) {
@@ -113,8 +106,8 @@ absl::StatusOr<ClusterSpec> ClusterSpec::FromJson(const json::object& o) {
   num("leaf_ttl", &s.leaf_ttl);
   str("service_ip", &s.service_ip);
   str("dns_domain", &s.dns_domain);
-  s.apiserver_dns_sans = Strings(o, "apiserver_dns_sans");
-  s.apiserver_ip_sans = Strings(o, "apiserver_ip_sans");
+  s.apiserver_dns_sans = JsonStringsOr(o, "apiserver_dns_sans");
+  s.apiserver_ip_sans = JsonStringsOr(o, "apiserver_ip_sans");
   str("admin_group", &s.admin_group);
   num("token_period", &s.token_period);
   num("init_token_ttl", &s.init_token_ttl);
@@ -124,8 +117,8 @@ absl::StatusOr<ClusterSpec> ClusterSpec::FromJson(const json::object& o) {
       NodeSpec n;
       if (auto* nm = e.as_object().if_contains("name"); nm && nm->is_string())
         n.name = std::string(nm->as_string());
-      n.roles = Strings(e.as_object(), "roles");
-      n.ips = Strings(e.as_object(), "ips");
+      n.roles = JsonStringsOr(e.as_object(), "roles");
+      n.ips = JsonStringsOr(e.as_object(), "ips");
       s.nodes.push_back(std::move(n));
     }
   RETURN_IF_ERROR(s.Validate());

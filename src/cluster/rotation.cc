@@ -35,14 +35,6 @@ struct Doc {
   bool exists = false;
 };
 
-std::vector<std::string> Strings(const json::object& o, std::string_view k) {
-  std::vector<std::string> out;
-  if (const json::value* v = o.if_contains(k); v && v->is_array())
-    for (const auto& e : v->as_array())
-      if (e.is_string()) out.emplace_back(e.as_string());
-  return out;
-}
-
 json::array Array(const std::vector<std::string>& v) {
   json::array a;
   for (const auto& s : v) a.emplace_back(s);
@@ -170,7 +162,7 @@ absl::StatusOr<std::vector<NodeView>> Nodes(const http::Api& api, const std::str
   const std::string key = Cat(id, "/", phase, "/", JsonIntOr(doc, "generation"));
   if (cache && cache->phase_key != key) *cache = NodeCache{key, {}, false};
   std::vector<NodeView> out;
-  for (const auto& n : Strings(doc, "nodes")) {
+  for (const auto& n : JsonStringsOr(doc, "nodes")) {
     NodeView v{n};
     const bool in_batch = batch && batch->is_object() && batch->as_object().contains(n);
     if (cache && cache->done.contains(n)) {
@@ -203,7 +195,7 @@ absl::StatusOr<std::vector<NodeView>> Nodes(const http::Api& api, const std::str
     out.push_back(std::move(v));
   }
   if (cache) cache->read_all = true;
-  for (const auto& n : Strings(doc, "skipped")) out.push_back({n, NodeState::kSkipped});
+  for (const auto& n : JsonStringsOr(doc, "skipped")) out.push_back({n, NodeState::kSkipped});
   return out;
 }
 
@@ -236,7 +228,7 @@ absl::StatusOr<std::string> Advance(const http::Api& api, json::object& doc, std
                               json::object{{"usage", "read-only,crl-signing"}})
                         .status());
     out << "  the old issuer " << old_issuer << " no longer issues\n";
-    const auto hooks = Strings(doc, "finalize_hooks");
+    const auto hooks = JsonStringsOr(doc, "finalize_hooks");
     for (int64_t i = JsonIntOr(doc, "finalize_hooks_done"); i < static_cast<int64_t>(hooks.size());
          ++i) {
       std::string output;
@@ -404,7 +396,7 @@ absl::Status RefreshPolicies(const http::Api& api, const ClusterSpec& s) {
 // certificate for a root CA), as the issuer's JSON gives them.
 std::string ChainPem(const json::object& issuer) {
   std::string pem;
-  for (const auto& c : Strings(issuer, "ca_chain")) {
+  for (const auto& c : JsonStringsOr(issuer, "ca_chain")) {
     std::string one = c;
     while (!one.empty() && (one.back() == '\n' || one.back() == '\r')) one.pop_back();
     pem += (pem.empty() ? "" : "\n") + one;
@@ -539,7 +531,7 @@ absl::Status RotateCa(const http::Api& api, const RotateOptions& o, std::ostream
     return absl::OkStatus();
   }
   if (o.cross_sign) RETURN_IF_ERROR(CheckCrossSignable(old));
-  if (o.signed_file.empty() && Strings(old, "ca_chain").size() > 1)
+  if (o.signed_file.empty() && JsonStringsOr(old, "ca_chain").size() > 1)
     return absl::FailedPreconditionError(
         Cat("the ", o.ca,
             " CA is an intermediate: make its successor with --from-csr (a CSR for your root "
@@ -745,13 +737,13 @@ absl::Status Abort(const http::Api& api, const RotateOptions& o, std::ostream& o
 absl::Status SkipNode(const http::Api& api, const std::string& cluster, const std::string& node,
                       std::ostream& out) {
   ASSIGN_OR_RETURN(Doc d, ReadExisting(api, cluster));
-  auto nodes = Strings(d.o, "nodes");
+  auto nodes = JsonStringsOr(d.o, "nodes");
   auto it = std::find(nodes.begin(), nodes.end(), node);
   if (it == nodes.end())
     return absl::InvalidArgumentError(
         Cat("node \"", node, "\" is not part of rotation ", JsonStringOr(d.o, "id")));
   nodes.erase(it);
-  auto skipped = Strings(d.o, "skipped");
+  auto skipped = JsonStringsOr(d.o, "skipped");
   skipped.push_back(node);
   d.o["nodes"] = Array(nodes);
   d.o["skipped"] = Array(skipped);

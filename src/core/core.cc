@@ -611,10 +611,7 @@ absl::StatusOr<json::object> Core::Unseal(std::string_view key, bool reset, bool
 absl::StatusOr<Response> Core::HandleInitRequest(Request& req) {
   if (req.op == Operation::kRead) {
     ASSIGN_OR_RETURN(bool initialized, Initialized());
-    Response r;
-    r.raw = true;
-    r.raw_body = json::serialize(json::object{{"initialized", initialized}});
-    return r;
+    return Response::Raw(json::object{{"initialized", initialized}});
   }
   if (req.op != Operation::kUpdate && req.op != Operation::kCreate)
     return UnsupportedOperation("sys/init takes GET or PUT");
@@ -659,10 +656,7 @@ absl::StatusOr<Response> Core::HandleInitRequest(Request& req) {
     body["recovery_keys"] = std::move(rec);
     body["recovery_keys_base64"] = std::move(rec_b64);
   }
-  Response r;
-  r.raw = true;
-  r.raw_body = json::serialize(body);
-  return r;
+  return Response::Raw(body);
 }
 
 absl::StatusOr<Response> Core::HandleUnsealRequest(Request& req) {
@@ -681,10 +675,7 @@ absl::StatusOr<Response> Core::HandleUnsealRequest(Request& req) {
     if (!status.ok() && !Sealed()) status = SealStatus();  // another request finished it
   }
   RETURN_IF_ERROR(status.status());
-  Response r;
-  r.raw = true;
-  r.raw_body = json::serialize(*status);
-  return r;
+  return Response::Raw(*status);
 }
 
 absl::StatusOr<Response> Core::HandleHealth(const Request& req) {
@@ -1130,8 +1121,9 @@ absl::Status Core::IssueLoginToken(const Request& req, const MountEntry& mount, 
     // a year on a mount tuned to an hour gives hour-long tokens (each renewal an hour again).
     e.ttl = std::min(g.period, mount_max);
     if (e.ttl < g.period)
-      resp.warnings.push_back(Cat("period of \"", g.period, "s\" exceeded the effective max_ttl of \"",
-                                  mount_max, "s\"; period value is capped accordingly"));
+      resp.warnings.push_back(Cat("period of \"", g.period,
+                                  "s\" exceeded the effective max_ttl of \"", mount_max,
+                                  "s\"; period value is capped accordingly"));
   } else {
     e.ttl = g.ttl > 0 ? g.ttl : EffectiveDefaultTtl(mount);
     e.ttl = std::min(e.ttl, mount_max);

@@ -11,6 +11,7 @@
 
 #include "absl/status/status.h"
 #include "boost/json/object.hpp"
+#include "boost/json/serialize.hpp"
 #include "core/token_store.h"
 #include "storage/pending_write.h"
 #include "storage/storage.h"
@@ -121,6 +122,14 @@ struct Response {
     return r;
   }
   static Response Empty() { return Response(); }
+  // An answer whose body is `o` as it is, not wrapped in Vault's envelope (sys/init, seal-status,
+  // rekey, ...).
+  static Response Raw(const boost::json::object& o) {
+    Response r;
+    r.raw = true;
+    r.raw_body = boost::json::serialize(o);
+    return r;
+  }
 };
 
 // One place maps error codes to HTTP statuses (Vault's codes).

@@ -20,13 +20,6 @@ namespace {
 // Vault's OTP length for "hvs." tokens (1.10 and later): the token's length.
 constexpr size_t kOtpLength = 28;
 
-Response Raw(const json::object& o) {
-  Response r;
-  r.raw = true;
-  r.raw_body = json::serialize(o);
-  return r;
-}
-
 std::optional<std::string> StringField(const json::object& o, std::string_view k) {
   const json::value* v = o.if_contains(k);
   if (v == nullptr || !v->is_string()) return std::nullopt;
@@ -117,7 +110,7 @@ absl::StatusOr<Response> Core::HandleRekey(Request& req, std::string_view what) 
   if (what == "init") {
     switch (req.op) {
       case Operation::kRead:
-        return Raw(RekeyStatusLocked());
+        return Response::Raw(RekeyStatusLocked());
       case Operation::kDelete:
         rekey_.reset();
         return Response::Empty();
@@ -147,7 +140,7 @@ absl::StatusOr<Response> Core::HandleRekey(Request& req, std::string_view what) 
           }
         }
         rekey_ = std::move(op);
-        return Raw(RekeyStatusLocked());
+        return Response::Raw(RekeyStatusLocked());
       }
       default:
         return UnsupportedOperation("sys/rekey/init takes GET, PUT or DELETE");
@@ -170,7 +163,7 @@ absl::StatusOr<Response> Core::HandleRekey(Request& req, std::string_view what) 
     ASSIGN_OR_RETURN(auto cfg, seal_->Config());
     if (!cfg) return absl::FailedPreconditionError("Vault is not initialized");
     if (static_cast<int>(rekey_->submitted.size()) < cfg->threshold())
-      return Raw(RekeyStatusLocked());
+      return Response::Raw(RekeyStatusLocked());
     auto root = seal_->RootKeyFromShares(rekey_->submitted);
     rekey_->submitted.clear();
     if (!root.ok())
@@ -188,26 +181,26 @@ absl::StatusOr<Response> Core::HandleRekey(Request& req, std::string_view what) 
       rekey_->pending_root = std::move(*root);
       rekey_->verify_nonce = crypto::RandomUuid();
       done["verification_nonce"] = rekey_->verify_nonce;
-      return Raw(done);
+      return Response::Raw(done);
     }
     RETURN_IF_ERROR(seal_->Commit(made.first, rekey_->shares, rekey_->threshold, *root));
     log::Info(seal_->IsAuto() ? "recovery key rekeyed" : "unseal key rekeyed",
               {{"secret_shares", std::to_string(rekey_->shares)},
                {"secret_threshold", std::to_string(rekey_->threshold)}});
     rekey_.reset();
-    return Raw(done);
+    return Response::Raw(done);
   }
   if (what == "verify") {
     if (!rekey_ || !rekey_->pending_key)
       return absl::InvalidArgumentError("no rekey verification in progress");
     switch (req.op) {
       case Operation::kRead:
-        return Raw(RekeyVerifyStatusLocked());
+        return Response::Raw(RekeyVerifyStatusLocked());
       case Operation::kDelete:
         // Starts the verification over with a new nonce (the new keys stay pending).
         rekey_->verify_submitted.clear();
         rekey_->verify_nonce = crypto::RandomUuid();
-        return Raw(RekeyVerifyStatusLocked());
+        return Response::Raw(RekeyVerifyStatusLocked());
       case Operation::kCreate:
       case Operation::kUpdate: {
         if (StringField(req.data, "nonce").value_or("") != rekey_->verify_nonce)
@@ -220,7 +213,7 @@ absl::StatusOr<Response> Core::HandleRekey(Request& req, std::string_view what) 
                                                 " bytes decoded, ", want, " expected"));
         AddShare(rekey_->verify_submitted, std::move(share));
         if (static_cast<int>(rekey_->verify_submitted.size()) < rekey_->threshold)
-          return Raw(RekeyVerifyStatusLocked());
+          return Response::Raw(RekeyVerifyStatusLocked());
         std::vector<crypto::SecretBytes> parts = std::move(rekey_->verify_submitted);
         rekey_->verify_submitted.clear();
         crypto::SecretBytes key;
@@ -241,7 +234,7 @@ absl::StatusOr<Response> Core::HandleRekey(Request& req, std::string_view what) 
             {{"secret_shares", std::to_string(rekey_->shares)},
              {"secret_threshold", std::to_string(rekey_->threshold)}});
         rekey_.reset();
-        return Raw(done);
+        return Response::Raw(done);
       }
       default:
         return UnsupportedOperation("sys/rekey/verify takes GET, PUT or DELETE");
@@ -271,7 +264,7 @@ absl::StatusOr<Response> Core::HandleGenerateRoot(Request& req, std::string_view
   if (what == "attempt") {
     switch (req.op) {
       case Operation::kRead:
-        return Raw(GenerateRootStatusLocked());
+        return Response::Raw(GenerateRootStatusLocked());
       case Operation::kDelete:
         generate_root_.reset();
         return Response::Empty();
@@ -304,7 +297,7 @@ absl::StatusOr<Response> Core::HandleGenerateRoot(Request& req, std::string_view
         json::object o = GenerateRootStatusLocked();
         if (generated) o["otp"] = otp;
         OPENSSL_cleanse(otp.data(), otp.size());
-        return Raw(o);
+        return Response::Raw(o);
       }
       default:
         return UnsupportedOperation("sys/generate-root/attempt takes GET, PUT or DELETE");
@@ -325,7 +318,7 @@ absl::StatusOr<Response> Core::HandleGenerateRoot(Request& req, std::string_view
     ASSIGN_OR_RETURN(auto cfg, seal_->Config());
     if (!cfg) return absl::FailedPreconditionError("Vault is not initialized");
     if (static_cast<int>(generate_root_->submitted.size()) < cfg->threshold())
-      return Raw(GenerateRootStatusLocked());
+      return Response::Raw(GenerateRootStatusLocked());
     auto root = seal_->RootKeyFromShares(generate_root_->submitted);
     generate_root_->submitted.clear();
     if (!root.ok())
@@ -352,7 +345,7 @@ absl::StatusOr<Response> Core::HandleGenerateRoot(Request& req, std::string_view
     generate_root_.reset();
     log::Info(seal_->IsAuto() ? "root token generated from the recovery keys"
                               : "root token generated from the unseal keys");
-    return Raw(done);
+    return Response::Raw(done);
   }
   return absl::NotFoundError("");
 }

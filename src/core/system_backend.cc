@@ -22,13 +22,6 @@ constexpr Operation kUpdate = Operation::kUpdate;
 constexpr Operation kDelete = Operation::kDelete;
 constexpr Operation kHead = Operation::kHead;
 
-Response Raw(const json::object& o) {
-  Response r;
-  r.raw = true;
-  r.raw_body = json::serialize(o);
-  return r;
-}
-
 bool EndsWith(std::string_view s, std::string_view suffix) {
   return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
 }
@@ -131,7 +124,7 @@ std::unique_ptr<Backend> Core::NewSystemBackend() {
       {.patterns = {"seal-status"},
        .operations = {{kRead, op([this](Request&, const FieldData&) -> absl::StatusOr<Response> {
                          ASSIGN_OR_RETURN(auto st, SealStatus());
-                         return Raw(st);
+                         return Response::Raw(st);
                        })}},
        .synopsis = "The seal's state: sealed, threshold, progress"});
   std::map<std::string, FieldSchema> health_fields;
@@ -148,7 +141,7 @@ std::unique_ptr<Backend> Core::NewSystemBackend() {
        .synopsis = "Health of the node, with status codes chosen by query parameters"});
   paths.push_back({.patterns = {"leader"},
                    .operations = {{kRead, op([this](Request&, const FieldData&) {
-                                     return absl::StatusOr<Response>(Raw(LeaderStatus()));
+                                     return absl::StatusOr<Response>(Response::Raw(LeaderStatus()));
                                    })}},
                    .synopsis = "The active node of an HA cluster"});
   paths.push_back(
@@ -481,7 +474,7 @@ absl::StatusOr<Response> Core::OpenApiDocument() {
   }
   for (const auto& m : mounts)
     if (m->backend) m->backend->OpenApi("/" + m->entry.path, paths);
-  return Raw(
+  return Response::Raw(
       json::object{{"openapi", "3.0.2"},
                    {"info", json::object{{"title", "Coffer API"},
                                          {"description", "HTTP API of Coffer, Vault-compatible"},

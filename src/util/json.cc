@@ -86,6 +86,19 @@ std::string JsonStringOr(const boost::json::object& o, std::string_view key) {
   return v && v->is_string() ? std::string(v->as_string()) : std::string();
 }
 
+const boost::json::object* JsonObjectOr(const boost::json::object& o, std::string_view key) {
+  const boost::json::value* v = o.if_contains(key);
+  return v && v->is_object() ? &v->as_object() : nullptr;
+}
+
+std::vector<std::string> JsonStringsOr(const boost::json::object& o, std::string_view key) {
+  std::vector<std::string> out;
+  if (const boost::json::value* v = o.if_contains(key); v && v->is_array())
+    for (const auto& e : v->as_array())
+      if (e.is_string()) out.emplace_back(e.as_string());
+  return out;
+}
+
 int64_t JsonIntOr(const boost::json::object& o, std::string_view key) {
   const boost::json::value* v = o.if_contains(key);
   return v && v->is_int64() ? v->as_int64() : 0;

@@ -19,6 +19,9 @@ absl::StatusOr<std::optional<std::string>> JsonString(const boost::json::object&
 // string or integer at `key`, or "" / 0 when it is missing or of another type.
 std::string JsonStringOr(const boost::json::object& o, std::string_view key);
 int64_t JsonIntOr(const boost::json::object& o, std::string_view key);
+// The object at `key`, or null; the strings of the array at `key` (other elements skipped).
+const boost::json::object* JsonObjectOr(const boost::json::object& o, std::string_view key);
+std::vector<std::string> JsonStringsOr(const boost::json::object& o, std::string_view key);
 // Name of a JSON value's type for messages ("string", "number", "object" ...).
 std::string_view JsonTypeName(const boost::json::value& v);
 

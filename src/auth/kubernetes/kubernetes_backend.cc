@@ -5,6 +5,7 @@
 #include "auth/kubernetes/internal.h"
 #include "boost/json.hpp"
 #include "util/glob.h"
+#include "util/json.h"
 #include "util/status.h"
 
 namespace coffer::auth::kubernetes {
@@ -18,10 +19,6 @@ constexpr std::string_view kHelp =
     "by the cluster's TokenReview API, and the role's bound service account names and "
     "namespaces decide whether it may log in.";
 
-std::string Text(const json::object& o, std::string_view k) {
-  const auto* v = o.if_contains(k);
-  return v && v->is_string() ? std::string(v->as_string()) : "";
-}
 int64_t Number(const json::object& o, std::string_view k) {
   const auto* v = o.if_contains(k);
   return v && v->is_int64() ? v->as_int64() : 0;
@@ -29,13 +26,6 @@ int64_t Number(const json::object& o, std::string_view k) {
 bool Flag(const json::object& o, std::string_view k, bool dflt) {
   const auto* v = o.if_contains(k);
   return v && v->is_bool() ? v->as_bool() : dflt;
-}
-std::vector<std::string> Strings(const json::object& o, std::string_view k) {
-  std::vector<std::string> out;
-  if (const auto* v = o.if_contains(k); v && v->is_array())
-    for (const auto& e : v->as_array())
-      if (e.is_string()) out.emplace_back(e.as_string());
-  return out;
 }
 json::array Arr(const std::vector<std::string>& v) {
   json::array a;
@@ -77,11 +67,11 @@ json::object Config::ToStorage() const {
 
 absl::StatusOr<Config> Config::FromStorage(const json::object& o) {
   Config c;
-  c.host = Text(o, "kubernetes_host");
-  c.ca_cert = Text(o, "kubernetes_ca_cert");
-  c.token_reviewer_jwt = Text(o, "token_reviewer_jwt");
-  c.pem_keys = Strings(o, "pem_keys");
-  c.issuer = Text(o, "issuer");
+  c.host = JsonStringOr(o, "kubernetes_host");
+  c.ca_cert = JsonStringOr(o, "kubernetes_ca_cert");
+  c.token_reviewer_jwt = JsonStringOr(o, "token_reviewer_jwt");
+  c.pem_keys = JsonStringsOr(o, "pem_keys");
+  c.issuer = JsonStringOr(o, "issuer");
   c.disable_iss_validation = Flag(o, "disable_iss_validation", true);
   c.disable_local_ca_jwt = Flag(o, "disable_local_ca_jwt", false);
   if (c.host.empty()) return absl::DataLossError("stored kubernetes auth config has no host");
@@ -96,19 +86,19 @@ json::object Role::ToStorage() const {
 
 absl::StatusOr<Role> Role::FromStorage(const json::object& o) {
   Role r;
-  r.names = Strings(o, "bound_service_account_names");
-  r.namespaces = Strings(o, "bound_service_account_namespaces");
-  r.audience = Text(o, "audience");
-  r.alias_name_source = Text(o, "alias_name_source");
-  r.token_policies = Strings(o, "token_policies");
-  r.token_bound_cidrs = Strings(o, "token_bound_cidrs");
+  r.names = JsonStringsOr(o, "bound_service_account_names");
+  r.namespaces = JsonStringsOr(o, "bound_service_account_namespaces");
+  r.audience = JsonStringOr(o, "audience");
+  r.alias_name_source = JsonStringOr(o, "alias_name_source");
+  r.token_policies = JsonStringsOr(o, "token_policies");
+  r.token_bound_cidrs = JsonStringsOr(o, "token_bound_cidrs");
   r.token_ttl = Number(o, "token_ttl");
   r.token_max_ttl = Number(o, "token_max_ttl");
   r.token_period = Number(o, "token_period");
   r.token_num_uses = Number(o, "token_num_uses");
   r.token_explicit_max_ttl = Number(o, "token_explicit_max_ttl");
   r.token_no_default_policy = Flag(o, "token_no_default_policy", false);
-  r.token_type = Text(o, "token_type");
+  r.token_type = JsonStringOr(o, "token_type");
   r.legacy_policies = Flag(o, "legacy_policies", false);
   if (r.names.empty() || r.namespaces.empty() || r.alias_name_source.empty())
     return absl::DataLossError("stored kubernetes auth role is corrupt");

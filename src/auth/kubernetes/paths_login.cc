@@ -14,6 +14,7 @@
 #include "crypto/jwt.h"
 #include "util/cidr.h"
 #include "util/files.h"
+#include "util/json.h"
 #include "util/status.h"
 
 namespace coffer::auth::kubernetes {
@@ -33,15 +34,6 @@ constexpr int64_t kLeeway = 0;
 // The largest local CA bundle or token file read.
 constexpr size_t kMaxLocalFile = size_t{1} << 20;
 
-std::string Text(const json::object& o, std::string_view k) {
-  const auto* v = o.if_contains(k);
-  return v && v->is_string() ? std::string(v->as_string()) : "";
-}
-const json::object* Object(const json::object& o, std::string_view k) {
-  const auto* v = o.if_contains(k);
-  return v && v->is_object() ? &v->as_object() : nullptr;
-}
-
 // The service account the claims name: the projected token's "kubernetes.io" object first, then
 // the legacy secret-based token's claims, then "sub" (system:serviceaccount:<ns>:<name>).
 struct ServiceAccount {
@@ -50,19 +42,19 @@ struct ServiceAccount {
 
 ServiceAccount FromClaims(const json::object& c) {
   ServiceAccount sa;
-  if (const json::object* k8s = Object(c, "kubernetes.io")) {
-    sa.namespace_name = Text(*k8s, "namespace");
-    if (const json::object* account = Object(*k8s, "serviceaccount")) {
-      sa.name = Text(*account, "name");
-      sa.uid = Text(*account, "uid");
+  if (const json::object* k8s = JsonObjectOr(c, "kubernetes.io")) {
+    sa.namespace_name = JsonStringOr(*k8s, "namespace");
+    if (const json::object* account = JsonObjectOr(*k8s, "serviceaccount")) {
+      sa.name = JsonStringOr(*account, "name");
+      sa.uid = JsonStringOr(*account, "uid");
     }
   } else {
-    sa.name = Text(c, "kubernetes.io/serviceaccount/service-account.name");
-    sa.uid = Text(c, "kubernetes.io/serviceaccount/service-account.uid");
-    sa.namespace_name = Text(c, "kubernetes.io/serviceaccount/namespace");
-    sa.secret_name = Text(c, "kubernetes.io/serviceaccount/secret.name");
+    sa.name = JsonStringOr(c, "kubernetes.io/serviceaccount/service-account.name");
+    sa.uid = JsonStringOr(c, "kubernetes.io/serviceaccount/service-account.uid");
+    sa.namespace_name = JsonStringOr(c, "kubernetes.io/serviceaccount/namespace");
+    sa.secret_name = JsonStringOr(c, "kubernetes.io/serviceaccount/secret.name");
   }
-  const std::string sub = Text(c, "sub");
+  const std::string sub = JsonStringOr(c, "sub");
   constexpr std::string_view kPrefix = "system:serviceaccount:";
   if ((sa.name.empty() || sa.namespace_name.empty()) && sub.starts_with(kPrefix)) {
     std::string_view rest = std::string_view(sub).substr(kPrefix.size());
@@ -125,7 +117,7 @@ absl::StatusOr<ServiceAccount> CheckJwt(const State& state, const crypto::Jwt& j
   if (!config.disable_iss_validation) {
     const std::string expected =
         config.issuer.empty() ? std::string(kDefaultIssuer) : config.issuer;
-    if (Text(jwt.claims, "iss") != expected)
+    if (JsonStringOr(jwt.claims, "iss") != expected)
       return absl::PermissionDeniedError("invalid token issuer");
   }
   if (!role.audience.empty() && !crypto::JwtHasAudience(jwt.claims, role.audience))

@@ -2,6 +2,7 @@
 
 #include "boost/json.hpp"
 #include "http/client.h"
+#include "util/json.h"
 #include "util/json_parse.h"
 #include "util/status.h"
 
@@ -37,16 +38,6 @@ absl::StatusOr<Target> SplitHost(std::string_view host) {
   if (rest.substr(0, slash).empty())
     return absl::InvalidArgumentError(Cat("kubernetes_host \"", host, "\" has no host"));
   return t;
-}
-
-std::string Text(const json::object& o, std::string_view k) {
-  const auto* v = o.if_contains(k);
-  return v && v->is_string() ? std::string(v->as_string()) : "";
-}
-
-const json::object* Object(const json::object& o, std::string_view k) {
-  const auto* v = o.if_contains(k);
-  return v && v->is_object() ? &v->as_object() : nullptr;
 }
 
 class HttpTokenReviewer final : public TokenReviewer {
@@ -122,17 +113,17 @@ absl::StatusOr<ReviewResult> ParseReviewAnswer(int http_status, std::string_view
     return absl::UnavailableError("the Kubernetes API server's TokenReview answer is not JSON");
   const json::object& o = v->as_object();
   // A metav1.Status in place of the TokenReview is an error the API server reports.
-  if (Text(o, "kind") == "Status" && Text(o, "status") != "Success")
-    return absl::PermissionDeniedError(Cat("lookup failed: ", Text(o, "message")));
-  const json::object* status = Object(o, "status");
+  if (JsonStringOr(o, "kind") == "Status" && JsonStringOr(o, "status") != "Success")
+    return absl::PermissionDeniedError(Cat("lookup failed: ", JsonStringOr(o, "message")));
+  const json::object* status = JsonObjectOr(o, "status");
   if (!status) return absl::PermissionDeniedError("lookup failed: service account jwt not valid");
-  if (std::string err = Text(*status, "error"); !err.empty())
+  if (std::string err = JsonStringOr(*status, "error"); !err.empty())
     return absl::PermissionDeniedError(Cat("lookup failed: ", err));
   const auto* authenticated = status->if_contains("authenticated");
   if (!authenticated || !authenticated->is_bool() || !authenticated->as_bool())
     return absl::PermissionDeniedError("lookup failed: service account jwt not valid");
-  const json::object* user = Object(*status, "user");
-  const std::string username = user ? Text(*user, "username") : "";
+  const json::object* user = JsonObjectOr(*status, "user");
+  const std::string username = user ? JsonStringOr(*user, "username") : "";
   // system:serviceaccount:<namespace>:<name>
   std::vector<std::string_view> parts;
   std::string_view rest = username;
@@ -145,7 +136,8 @@ absl::StatusOr<ReviewResult> ParseReviewAnswer(int http_status, std::string_view
     return absl::PermissionDeniedError("lookup failed: unexpected username format");
   if (parts[0] != "system" || parts[1] != "serviceaccount")
     return absl::PermissionDeniedError("lookup failed: username returned is not a service account");
-  return ReviewResult{std::string(parts[3]), std::string(parts[2]), user ? Text(*user, "uid") : ""};
+  return ReviewResult{std::string(parts[3]), std::string(parts[2]),
+                      user ? JsonStringOr(*user, "uid") : ""};
 }
 
 }  // namespace coffer::auth::kubernetes
