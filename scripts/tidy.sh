@@ -23,12 +23,30 @@ else
   fi
   mapfile -t files < <(git diff --name-only HEAD~1 -- '*.cc')
 fi
+# A unity build (CMakeLists.txt, COFFER_UNITY) lists its batches, not the files in them: each
+# batch's command is given back to every file it includes, in a database of our own.
+db=$(mktemp -d)
+trap 'rm -rf "$db"' EXIT
+python3 - "$dir/compile_commands.json" "$db/compile_commands.json" <<'PY'
+import json, re, sys
+entries = json.load(open(sys.argv[1]))
+out = []
+for e in entries:
+    if "/Unity/unity_" not in e["file"]:
+        out.append(e)
+        continue
+    for line in open(e["file"]):
+        m = re.match(r'#include "(.+\.cc)"', line.strip())
+        if m:
+            out.append(dict(e, file=m.group(1), command=e["command"].replace(e["file"], m.group(1))))
+json.dump(out, open(sys.argv[2], "w"), indent=1)
+PY
 # Only files that still exist and that the build compiles (fuzz targets are in the ASan build
 # only, for instance).
 checked=()
 for f in "${files[@]}"; do
   [ -f "$f" ] || continue
-  if grep -qF "\"file\": \"$PWD/$f\"" "$dir/compile_commands.json"; then checked+=("$f"); else
+  if grep -qF "\"file\": \"$PWD/$f\"" "$db/compile_commands.json"; then checked+=("$f"); else
     echo "tidy: skipping $f (not in $dir/compile_commands.json)"
   fi
 done
@@ -41,7 +59,7 @@ echo "tidy: clang-tidy on ${#checked[@]} file(s), $(nproc) at a time"
 # xargs exits non-zero if any clang-tidy run failed; every file is still checked.
 set +e
 printf '%s\n' "${checked[@]}" | xargs -P "$(nproc)" -I{} \
-  clang-tidy -p "$dir" --quiet --warnings-as-errors='*' --extra-arg=-Wno-unknown-warning-option {} \
+  clang-tidy -p "$db" --quiet --warnings-as-errors='*' --extra-arg=-Wno-unknown-warning-option {} \
   2>&1 | grep -v -E '^[0-9]+ warnings? (and [0-9]+ errors? )?generated\.$'
 status=${PIPESTATUS[1]}
 set -e
