@@ -5,11 +5,10 @@
 
 #include "config/hcl.h"
 #include "util/status.h"
+#include "util/strings.h"
 
 namespace coffer::core {
 namespace {
-
-absl::string_view AV(std::string_view s) { return absl::string_view(s.data(), s.size()); }
 
 absl::StatusOr<uint32_t> CapabilityByName(std::string_view n) {
   if (n == "deny") return kCapDeny;
@@ -418,9 +417,9 @@ bool Acl::HasAccessUnder(std::string_view mount) const {
 uint32_t Acl::Capabilities(std::string_view path, bool is_list) const {
   if (root_)
     return kCapCreate | kCapRead | kCapUpdate | kCapDelete | kCapList | kCapSudo | kCapPatch;
-  if (auto it = exact_.find(AV(path)); it != exact_.end()) return it->second;
+  if (auto it = exact_.find(AbslView(path)); it != exact_.end()) return it->second;
   if (is_list && !path.empty() && path.back() == '/') {
-    if (auto it = exact_.find(AV(path.substr(0, path.size() - 1))); it != exact_.end())
+    if (auto it = exact_.find(AbslView(path.substr(0, path.size() - 1))); it != exact_.end())
       return it->second;
   }
   // Longest glob prefix: probe each prefix length once (cost follows the path, not the rules).
@@ -429,7 +428,7 @@ uint32_t Acl::Capabilities(std::string_view path, bool is_list) const {
   std::string best_pattern;
   for (size_t len : prefix_lengths_) {
     if (len > path.size()) continue;
-    if (auto it = prefix_.find(AV(path.substr(0, len))); it != prefix_.end()) {
+    if (auto it = prefix_.find(AbslView(path.substr(0, len))); it != prefix_.end()) {
       best_pattern = it->first + "*";
       best_caps = it->second;
       best = &best_pattern;

@@ -15,6 +15,7 @@
 #include "util/json.h"
 #include "util/log.h"
 #include "util/status.h"
+#include "util/strings.h"
 
 namespace coffer::core {
 namespace json = boost::json;
@@ -25,8 +26,6 @@ constexpr char kClusterPath[] = "core/cluster";
 absl::Status SealedError() {
   return absl::UnavailableError("Vault is sealed: unseal it with `coffer operator unseal`");
 }
-
-bool StartsWith(std::string_view s, std::string_view p) { return s.substr(0, p.size()) == p; }
 
 }  // namespace
 
@@ -1113,13 +1112,13 @@ absl::Status Core::IssueLoginToken(const Request& req, const MountEntry& mount, 
   e.renewable = g.renewable;
   e.num_uses = g.num_uses;
   e.bound_cidrs = g.bound_cidrs;
-  e.period = g.period;
   e.explicit_max_ttl = g.max_ttl;
   const int64_t mount_max = EffectiveMaxTtl(mount);
   if (g.period > 0) {
     // A period is capped by the mount's max TTL, as Vault's CalculateTTL does: a role's period of
     // a year on a mount tuned to an hour gives hour-long tokens (each renewal an hour again).
     e.ttl = std::min(g.period, mount_max);
+    e.period = e.ttl;  // its renewals too: the token store does not see this mount's tune
     if (e.ttl < g.period)
       resp.warnings.push_back(Cat("period of \"", g.period,
                                   "s\" exceeded the effective max_ttl of \"", mount_max,

@@ -9,6 +9,7 @@
 #include "util/json.h"
 #include "util/log.h"
 #include "util/status.h"
+#include "util/strings.h"
 
 namespace coffer::core {
 namespace json = boost::json;
@@ -49,8 +50,6 @@ int64_t TtlField(const json::object& cfg, std::string_view key, absl::Status* er
 
 // Vault keeps mount options as strings, and clients send numbers and booleans as well
 // ({"version": 2}, as hvac does): those are stored in their decimal or "true"/"false" form.
-bool StartsWith(std::string_view s, std::string_view p) { return s.substr(0, p.size()) == p; }
-
 bool ParseInt(std::string_view s, int64_t* out) {
   auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), *out);
   return ec == std::errc() && end == s.data() + s.size();

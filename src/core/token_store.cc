@@ -11,6 +11,7 @@
 #include "util/encoding.h"
 #include "util/human_time.h"
 #include "util/status.h"
+#include "util/strings.h"
 
 namespace coffer::core {
 namespace json = boost::json;
@@ -19,7 +20,6 @@ constexpr char kIdPrefix[] = "sys/token/id/";
 constexpr char kAccessorPrefix[] = "sys/token/accessor/";
 constexpr char kParentPrefix[] = "sys/token/parent/";
 constexpr char kExpirePrefix[] = "sys/token/expire/";
-absl::string_view AV(std::string_view s) { return absl::string_view(s.data(), s.size()); }
 }  // namespace
 
 bool TokenEntry::IsRoot() const {
@@ -111,7 +111,7 @@ void TokenStore::Invalidate(std::string_view id_hash) {
 }
 
 void TokenStore::Uncache(std::string_view id_hash) {
-  cache_.erase(AV(id_hash));
+  cache_.erase(AbslView(id_hash));
   ++cache_gen_;
 }
 
@@ -184,7 +184,7 @@ absl::StatusOr<std::optional<TokenEntry>> TokenStore::Load(std::string_view id_h
   uint64_t gen;
   {
     ReaderMutexLock l(&mu_);
-    auto it = cache_.find(AV(id_hash));
+    auto it = cache_.find(AbslView(id_hash));
     if (it != cache_.end()) found = it->second;
     gen = cache_gen_;
   }

@@ -47,18 +47,21 @@ void SecretBytes::Wipe() {
 
 absl::StatusOr<std::optional<SecretBytes>> ReadSecretFile(const std::string& path,
                                                           size_t max_bytes) {
-  ASSIGN_OR_RETURN(auto f, files::RegularFile::Open(path));
-  if (!f) return std::optional<SecretBytes>();
-  if (f->size() > max_bytes)
+  // Every refusal is FailedPrecondition (the agent's loops tell it from a server's answer).
+  auto f = files::RegularFile::Open(path);
+  if (!f.ok()) return absl::FailedPreconditionError(f.status().message());
+  if (!*f) return std::optional<SecretBytes>();
+  if ((*f)->size() > max_bytes)
     return absl::FailedPreconditionError(
         Cat(path, " is larger than ", max_bytes, " bytes: not a key file?"));
   // Sized once from fstat (plus one byte to see the file grow meanwhile): never reallocated, so
   // the only copy is this one. A file that changed size is read again by the caller's next try.
-  SecretBytes buf(f->size() + 1);
-  ASSIGN_OR_RETURN(size_t got, f->Read(buf.data(), buf.size()));
-  if (got == buf.size())
+  SecretBytes buf((*f)->size() + 1);
+  auto got = (*f)->Read(buf.data(), buf.size());
+  if (!got.ok()) return absl::FailedPreconditionError(got.status().message());
+  if (*got == buf.size())
     return absl::FailedPreconditionError(Cat(path, " changed size while it was read: try again"));
-  return std::optional<SecretBytes>(SecretBytes(buf.view().substr(0, got)));
+  return std::optional<SecretBytes>(SecretBytes(buf.view().substr(0, *got)));
 }
 
 absl::StatusOr<std::string> RandomBytes(size_t n) {

@@ -135,6 +135,10 @@ absl::StatusOr<std::shared_ptr<ssl::context>> MakeTlsContext(const ListenerOptio
   if (ec)
     return absl::InvalidArgumentError(
         Cat("cannot load tls_cert_file ", l.tls_cert_file, ": ", ec.message()));
+  // An encrypted key must not make OpenSSL prompt on the terminal (start-up, or the SIGHUP
+  // reload's thread, would hang): no passphrase is given, so loading it fails with a message.
+  ctx->set_password_callback(
+      [](std::size_t, ssl::context::password_purpose) { return std::string(); });
   ctx->use_private_key_file(l.tls_key_file, ssl::context::pem, ec);
   if (ec)
     return absl::InvalidArgumentError(

@@ -11,6 +11,7 @@
 #include "util/json_parse.h"
 #include "util/mutex.h"
 #include "util/status.h"
+#include "util/strings.h"
 
 namespace coffer::auth::approle {
 namespace json = boost::json;
@@ -49,8 +50,6 @@ constexpr FieldPath kFieldPaths[] = {{"policies", "token_policies", "policies"},
                                      {"token-num-uses", "token_num_uses", ""},
                                      {"secret-id-bound-cidrs", "secret_id_bound_cidrs", ""},
                                      {"token-bound-cidrs", "token_bound_cidrs", ""}};
-
-bool StartsWith(std::string_view s, std::string_view p) { return s.substr(0, p.size()) == p; }
 
 // The shape of a list field, with AppRole's message (the framework's comma-string-slice then
 // splits and trims it).
@@ -462,7 +461,10 @@ class AppRoleBackend final : public CompatBackend {
     ops.push_back({storage::WriteOp::Kind::kPut, Cat("role_id/", idh), r.name});
     if (!old_role_id.empty() && old_role_id != r.role_id) {
       ASSIGN_OR_RETURN(std::string oldh, Hmac(s, old_role_id));
-      ops.push_back({storage::WriteOp::Kind::kDelete, Cat("role_id/", oldh), ""});
+      // Never another role's entry (two roles could share a RoleID before it was checked).
+      ASSIGN_OR_RETURN(auto old_holder, s->Get(Cat("role_id/", oldh)));
+      if (old_holder && *old_holder == r.name)
+        ops.push_back({storage::WriteOp::Kind::kDelete, Cat("role_id/", oldh), ""});
     }
     return s->Write(std::move(ops));
   }

@@ -155,8 +155,7 @@ TEST_F(AppRoleTest, ASingleFieldPathWritesThatFieldOnly) {
   EXPECT_EQ(json::serialize(role->data->at("token_policies")), R"(["app","ops"])");
 
   // The paths with a deprecated name take both and read both, as Vault's.
-  ASSERT_TRUE(
-      Do(Operation::kUpdate, "auth/approle/role/web/policies", {{"policies", "a,b"}}).ok());
+  ASSERT_TRUE(Do(Operation::kUpdate, "auth/approle/role/web/policies", {{"policies", "a,b"}}).ok());
   auto pol = Do(Operation::kRead, "auth/approle/role/web/policies");
   ASSERT_TRUE(pol.ok());
   EXPECT_EQ(json::serialize(*pol->data), R"({"token_policies":["a","b"],"policies":["a","b"]})");
@@ -179,8 +178,7 @@ TEST_F(AppRoleTest, ARoleIdBelongsToOneRole) {
   EXPECT_EQ(core::HttpStatusFor(take.status()), 400);
   EXPECT_EQ(take.status().message(), "role_id already in use");
   // Setting a role's own RoleID again is no conflict.
-  ASSERT_TRUE(
-      Do(Operation::kUpdate, "auth/approle/role/web/role-id", {{"role_id", web_id}}).ok());
+  ASSERT_TRUE(Do(Operation::kUpdate, "auth/approle/role/web/role-id", {{"role_id", web_id}}).ok());
   // Deleting the other role leaves web's index entry alone.
   ASSERT_TRUE(Do(Operation::kDelete, "auth/approle/role/other").ok());
   const std::string secret = SecretId({{"metadata", R"({"role_name":"prod-admin","env":"ci"})"}});
@@ -195,14 +193,18 @@ TEST_F(AppRoleTest, ARoleIdBelongsToOneRole) {
 TEST_F(AppRoleTest, APeriodIsCappedByTheMountsMaxTtl) {
   ASSERT_TRUE(
       Do(Operation::kUpdate, "sys/mounts/auth/approle/tune", {{"max_lease_ttl", "1h"}}).ok());
-  ASSERT_TRUE(
-      Do(Operation::kUpdate, "auth/approle/role/web", {{"token_period", "8760h"}}).ok());
+  ASSERT_TRUE(Do(Operation::kUpdate, "auth/approle/role/web", {{"token_period", "8760h"}}).ok());
   auto login = Do(Operation::kUpdate, "auth/approle/login",
                   {{"role_id", RoleId()}, {"secret_id", SecretId()}}, "");
   ASSERT_TRUE(login.ok()) << login.status();
   EXPECT_EQ(login->auth->at("lease_duration").as_int64(), 3600);
   ASSERT_FALSE(login->warnings.empty());
   EXPECT_NE(login->warnings[0].find("capped"), std::string::npos) << login->warnings[0];
+  // A renewal extends it by the capped period again, not by the role's year.
+  const std::string token(login->auth->at("client_token").as_string());
+  auto renewed = Do(Operation::kUpdate, "auth/token/renew-self", {}, token);
+  ASSERT_TRUE(renewed.ok()) << renewed.status();
+  EXPECT_EQ(renewed->auth->at("lease_duration").as_int64(), 3600);
 }
 
 TEST_F(AppRoleTest, UndeclaredOperationsAre405AndAMissingRoleComesFirst) {

@@ -9,6 +9,7 @@
 #include "core/policy_store.h"
 #include "util/glob.h"
 #include "util/status.h"
+#include "util/strings.h"
 
 namespace coffer::auth::token {
 namespace json = boost::json;
@@ -29,8 +30,6 @@ namespace {
 constexpr std::string_view kHelp =
     "The token store: creates, looks up, renews and revokes tokens, the credentials every "
     "request carries, and keeps token roles.";
-
-bool StartsWith(std::string_view s, std::string_view p) { return s.substr(0, p.size()) == p; }
 
 // The token store's lists (policies, CIDRs) are lowercased, as Vault sanitizes policy names.
 std::vector<std::string> Lowered(std::vector<std::string> v) {
