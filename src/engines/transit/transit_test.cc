@@ -398,8 +398,8 @@ TEST_F(TransitTest, ReviewFindingsStayFixed) {
   // secp256k1 while the key says P-256.
   Must(Operation::kUpdate, "transit/keys/ec",
        {{"type", "ecdsa-p256"}, {"exportable", true}, {"allow_plaintext_backup", true}});
-  outer = json::parse(*Base64Decode(Str(Data(Must(Operation::kRead, "transit/backup/ec")).at(
-                          "backup"))))
+  outer = json::parse(
+              *Base64Decode(Str(Data(Must(Operation::kRead, "transit/backup/ec")).at("backup"))))
               .as_object();
   pol = json::parse(outer.at("policy").as_string()).as_object();
   EVP_PKEY* k1 = EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "secp256k1");
@@ -422,7 +422,7 @@ TEST_F(TransitTest, ReviewFindingsStayFixed) {
   ASSERT_FALSE(sig.ok());
   EXPECT_EQ(core::HttpStatusFor(sig.status()), 400) << sig.status();
   auto big_mac = Do(Operation::kUpdate, "transit/hmac/ec",
-                {{"input", B64("x")}, {"key_version", int64_t{4294967297}}});
+                    {{"input", B64("x")}, {"key_version", int64_t{4294967297}}});
   ASSERT_FALSE(big_mac.ok());
   EXPECT_EQ(core::HttpStatusFor(big_mac.status()), 400) << big_mac.status();
 
