@@ -2,12 +2,14 @@
 
 #include <algorithm>
 
+#include "absl/strings/ascii.h"
 #include "auth/compat_backend.h"
 #include "boost/json.hpp"
 #include "core/framework/framework.h"
 #include "crypto/crypto.h"
 #include "util/cidr.h"
 #include "util/encoding.h"
+#include "util/human_time.h"
 #include "util/json_parse.h"
 #include "util/mutex.h"
 #include "util/status.h"
@@ -26,6 +28,9 @@ using core::framework::Path;
 using Fields = std::map<std::string, FieldSchema>;
 
 namespace {
+
+// How Go prints its zero time.Time: Vault's expiration_time of a SecretID that never expires.
+constexpr std::string_view kGoZeroTime = "0001-01-01T00:00:00Z";
 
 constexpr std::string_view kHelp =
     "The AppRole auth method: machines and applications log in with a RoleID and a SecretID "
@@ -436,8 +441,15 @@ class AppRoleBackend final : public CompatBackend {
     return HexEncode(crypto::HmacSha256(salt, v));
   }
 
+  // Role names are case-insensitive, as in Vault: a role is stored under its name in lower case
+  // (its SecretIDs too). A role that an earlier Coffer stored under a name with capitals is still
+  // found under that exact name, and keeps it.
   absl::StatusOr<std::optional<Role>> LoadRole(storage::Storage* s, std::string_view name) {
-    ASSIGN_OR_RETURN(auto raw, s->Get(Cat("role/", name)));
+    const std::string lower = absl::AsciiStrToLower(AbslView(name));
+    ASSIGN_OR_RETURN(auto raw, s->Get(Cat("role/", lower)));
+    if (!raw && lower != name) {
+      ASSIGN_OR_RETURN(raw, s->Get(Cat("role/", name)));
+    }
     if (!raw) return std::optional<Role>();
     boost::system::error_code ec;
     auto v = json::parse(*raw, ec);
@@ -486,7 +498,7 @@ class AppRoleBackend final : public CompatBackend {
     MutexLock l(&role_mu_);
     ASSIGN_OR_RETURN(auto existing, LoadRole(req.storage, name));
     Role r = existing ? *existing : Role();
-    r.name = name;
+    if (!existing) r.name = absl::AsciiStrToLower(AbslView(name));
     RETURN_IF_ERROR(ApplyRole(r, d));
     std::string old = r.role_id;
     if (r.role_id.empty()) r.role_id = crypto::RandomUuid();
@@ -504,13 +516,13 @@ class AppRoleBackend final : public CompatBackend {
     if (!r) return Response::Empty();
     ASSIGN_OR_RETURN(std::string idh, Hmac(req.storage, r->role_id));
     std::vector<storage::WriteOp> ops;
-    ops.push_back({storage::WriteOp::Kind::kDelete, Cat("role/", name), ""});
+    ops.push_back({storage::WriteOp::Kind::kDelete, Cat("role/", r->name), ""});
     ASSIGN_OR_RETURN(auto holder, req.storage->Get(Cat("role_id/", idh)));
-    if (holder && *holder == name)  // never another role's entry
+    if (holder && *holder == r->name)  // never another role's entry
       ops.push_back({storage::WriteOp::Kind::kDelete, Cat("role_id/", idh), ""});
     RETURN_IF_ERROR(req.storage->Write(std::move(ops)));
-    RETURN_IF_ERROR(req.storage->DeletePrefix(Cat("secret_id/", name, "/")));
-    RETURN_IF_ERROR(req.storage->DeletePrefix(Cat("accessor/", name, "/")));
+    RETURN_IF_ERROR(req.storage->DeletePrefix(Cat("secret_id/", r->name, "/")));
+    RETURN_IF_ERROR(req.storage->DeletePrefix(Cat("accessor/", r->name, "/")));
     return Response::Empty();
   }
 
@@ -556,15 +568,16 @@ class AppRoleBackend final : public CompatBackend {
     const std::string name = d.String("role_name");
     ASSIGN_OR_RETURN(auto r, LoadRole(req.storage, name));
     if (!r) return absl::InvalidArgumentError(Cat("role \"", name, "\" does not exist"));
-    ASSIGN_OR_RETURN(auto keys, req.storage->List(Cat("accessor/", name, "/"), "", 0));
+    ASSIGN_OR_RETURN(auto keys, req.storage->List(Cat("accessor/", r->name, "/"), "", 0));
     if (keys.empty()) return absl::NotFoundError("");
     return Response::Data(json::object{{"keys", Arr(keys)}});
   }
 
   absl::StatusOr<Response> CreateSecretId(Request& req, const FieldData& d) {
-    const std::string name = d.String("role_name");
-    ASSIGN_OR_RETURN(auto r, LoadRole(req.storage, name));
-    if (!r) return absl::InvalidArgumentError(Cat("role \"", name, "\" does not exist"));
+    ASSIGN_OR_RETURN(auto r, LoadRole(req.storage, d.String("role_name")));
+    if (!r)
+      return absl::InvalidArgumentError(Cat("role \"", d.String("role_name"), "\" does not exist"));
+    const std::string& name = r->name;
     json::object meta;
     if (const json::value& m = d.Get("metadata"); !m.is_null()) {
       if (m.is_string()) {
@@ -583,12 +596,24 @@ class AppRoleBackend final : public CompatBackend {
     }
     const std::vector<std::string> cidrs = d.Strings("cidr_list");
     for (const auto& c : cidrs) RETURN_IF_ERROR(ValidateCidr(c));
-    int64_t ttl = d.Has("ttl") ? d.Duration("ttl") : r->secret_id_ttl;
-    if (r->secret_id_ttl > 0 && (ttl == 0 || ttl > r->secret_id_ttl)) ttl = r->secret_id_ttl;
-    int64_t num_uses = d.Has("num_uses") ? d.Int("num_uses") : r->secret_id_num_uses;
-    if (num_uses < 0) return absl::InvalidArgumentError("num_uses cannot be negative");
-    if (r->secret_id_num_uses > 0 && (num_uses == 0 || num_uses > r->secret_id_num_uses))
-      num_uses = r->secret_id_num_uses;
+    // A ttl or num_uses asked for may only narrow the role's (0 is "none": more than any limit),
+    // and is refused otherwise, as in Vault; the mount's max lease TTL caps the ttl.
+    int64_t ttl = r->secret_id_ttl;
+    if (d.Has("ttl")) {
+      ttl = d.Duration("ttl");
+      if (ttl < 0) return absl::InvalidArgumentError("ttl cannot be negative");
+      if (r->secret_id_ttl > 0 && (ttl == 0 || ttl > r->secret_id_ttl))
+        return absl::InvalidArgumentError("ttl cannot be longer than the role's secret_id_ttl");
+    }
+    if (req.mount_max_ttl > 0 && ttl > req.mount_max_ttl) ttl = req.mount_max_ttl;
+    int64_t num_uses = r->secret_id_num_uses;
+    if (d.Has("num_uses")) {
+      num_uses = d.Int("num_uses");
+      if (num_uses < 0) return absl::InvalidArgumentError("num_uses cannot be negative");
+      if (r->secret_id_num_uses > 0 && (num_uses == 0 || num_uses > r->secret_id_num_uses))
+        return absl::InvalidArgumentError(
+            "num_uses cannot be higher than the role's secret_id_num_uses");
+    }
 
     // custom-secret-id: the caller chooses the SecretID (Vault's, for ids made elsewhere).
     const bool custom = d.Has("secret_id");
@@ -597,13 +622,10 @@ class AppRoleBackend final : public CompatBackend {
     const std::string accessor = crypto::RandomUuid();
     ASSIGN_OR_RETURN(std::string h, Hmac(req.storage, secret_id));
     const int64_t now = clock_->NowUnix();
-    json::object entry{{"accessor", accessor},
-                       {"creation_time", now},
-                       {"expiration_time", ttl > 0 ? now + ttl : 0},
-                       {"secret_id_ttl", ttl},
-                       {"secret_id_num_uses", num_uses},
-                       {"metadata", meta},
-                       {"cidr_list", Arr(cidrs)}};
+    json::object entry{{"accessor", accessor},     {"creation_time", now},
+                       {"last_updated_time", now}, {"expiration_time", ttl > 0 ? now + ttl : 0},
+                       {"secret_id_ttl", ttl},     {"secret_id_num_uses", num_uses},
+                       {"metadata", meta},         {"cidr_list", Arr(cidrs)}};
     std::vector<storage::WriteOp> ops;
     ops.push_back(
         {storage::WriteOp::Kind::kPut, Cat("secret_id/", name, "/", h), json::serialize(entry)});
@@ -626,25 +648,33 @@ class AppRoleBackend final : public CompatBackend {
                                        {"secret_id_num_uses", num_uses}});
   }
 
-  // Resolves a SecretID (or its accessor) of a role to its storage hash.
-  absl::StatusOr<std::string> SecretHash(Request& req, const FieldData& d, bool by_accessor) {
-    const std::string name = d.String("role_name");
+  // The name a role's SecretIDs are stored under (LoadRole: any case of it finds the role).
+  absl::StatusOr<std::string> StoredRoleName(Request& req, const FieldData& d) {
+    ASSIGN_OR_RETURN(auto r, LoadRole(req.storage, d.String("role_name")));
+    if (!r)
+      return absl::InvalidArgumentError(Cat("role \"", d.String("role_name"), "\" does not exist"));
+    return r->name;
+  }
+
+  // Resolves a SecretID (or its accessor) of the role stored as `name` to its storage hash.
+  absl::StatusOr<std::string> SecretHash(Request& req, const FieldData& d, bool by_accessor,
+                                         const std::string& name) {
     if (by_accessor) {
-      const std::string acc = d.String("secret_id_accessor");
+      const std::string acc(absl::StripAsciiWhitespace(d.String("secret_id_accessor")));
       if (acc.empty()) return absl::InvalidArgumentError("missing secret_id_accessor");
       ASSIGN_OR_RETURN(auto h, req.storage->Get(Cat("accessor/", name, "/", acc)));
       if (!h)
         return absl::InvalidArgumentError("failed to find accessor entry for secret_id_accessor");
       return *h;
     }
-    const std::string sid = d.String("secret_id");
+    const std::string sid(absl::StripAsciiWhitespace(d.String("secret_id")));
     if (sid.empty()) return absl::InvalidArgumentError("missing secret_id");
     return Hmac(req.storage, sid);
   }
 
   absl::StatusOr<Response> LookupSecretId(Request& req, const FieldData& d, bool by_accessor) {
-    const std::string name = d.String("role_name");
-    ASSIGN_OR_RETURN(std::string h, SecretHash(req, d, by_accessor));
+    ASSIGN_OR_RETURN(const std::string name, StoredRoleName(req, d));
+    ASSIGN_OR_RETURN(std::string h, SecretHash(req, d, by_accessor, name));
     ASSIGN_OR_RETURN(auto raw, req.storage->Get(Cat("secret_id/", name, "/", h)));
     if (!raw) {
       if (by_accessor)
@@ -655,21 +685,31 @@ class AppRoleBackend final : public CompatBackend {
     auto v = json::parse(*raw, ec);
     if (ec || !v.is_object()) return absl::DataLossError("secret_id entry is corrupt");
     auto& o = v.as_object();
+    // Times as Vault writes them (RFC 3339; no expiry is Go's zero time). A SecretID stored
+    // before last_updated_time was kept was last updated, at most, when it was made.
+    auto time = [&](std::string_view k, std::string_view fallback) {
+      const json::value* t = o.if_contains(k);
+      if (!t) t = o.if_contains(fallback);
+      return t && t->is_int64() ? t->as_int64() : 0;
+    };
+    const int64_t expires = time("expiration_time", "");
     json::object out{{"secret_id_accessor", o["accessor"]},
-                     {"creation_time", o["creation_time"]},
-                     {"expiration_time", o["expiration_time"]},
+                     {"creation_time", Rfc3339Utc(time("creation_time", ""))},
+                     {"last_updated_time", Rfc3339Utc(time("last_updated_time", "creation_time"))},
+                     {"expiration_time", expires > 0 ? Rfc3339Utc(expires) : kGoZeroTime},
                      {"secret_id_ttl", o["secret_id_ttl"]},
                      {"secret_id_num_uses", o["secret_id_num_uses"]},
                      {"metadata", o["metadata"]},
-                     {"cidr_list", o["cidr_list"]}};
+                     {"cidr_list", o["cidr_list"]},
+                     {"token_bound_cidrs", json::array()}};
     return Response::Data(std::move(out));
   }
 
   absl::StatusOr<Response> DestroySecretId(Request& req, const FieldData& d, bool by_accessor) {
-    const std::string name = d.String("role_name");
+    ASSIGN_OR_RETURN(const std::string name, StoredRoleName(req, d));
     // A login midway (use_mu_) would otherwise write the SecretID back with one use less.
     MutexLock l(&use_mu_);
-    ASSIGN_OR_RETURN(std::string h, SecretHash(req, d, by_accessor));
+    ASSIGN_OR_RETURN(std::string h, SecretHash(req, d, by_accessor, name));
     ASSIGN_OR_RETURN(auto raw, req.storage->Get(Cat("secret_id/", name, "/", h)));
     if (!raw) return Response::Empty();
     boost::system::error_code ec;
@@ -687,7 +727,8 @@ class AppRoleBackend final : public CompatBackend {
 
   absl::StatusOr<Response> Login(Request& req, const FieldData& d) {
     const absl::Status invalid = absl::InvalidArgumentError("invalid role_id or secret_id");
-    const std::string role_id = d.String("role_id");
+    // Trimmed, as Vault does: a RoleID or SecretID read from a file keeps its newline.
+    const std::string role_id(absl::StripAsciiWhitespace(d.String("role_id")));
     if (role_id.empty()) return absl::InvalidArgumentError("missing role_id");
     ASSIGN_OR_RETURN(std::string idh, Hmac(req.storage, role_id));
     ASSIGN_OR_RETURN(auto name, req.storage->Get(Cat("role_id/", idh)));
@@ -705,7 +746,7 @@ class AppRoleBackend final : public CompatBackend {
     }
     json::object meta;
     if (role->bind_secret_id) {
-      const std::string sid = d.String("secret_id");
+      const std::string sid(absl::StripAsciiWhitespace(d.String("secret_id")));
       if (sid.empty()) return absl::InvalidArgumentError("missing secret_id");
       ASSIGN_OR_RETURN(std::string h, Hmac(req.storage, sid));
       const std::string key = Cat("secret_id/", *name, "/", h);
@@ -743,6 +784,7 @@ class AppRoleBackend final : public CompatBackend {
             {storage::WriteOp::Kind::kDelete, Cat("accessor/", *name, "/", accessor), ""});
       } else if (uses > 1) {
         o["secret_id_num_uses"] = uses - 1;
+        o["last_updated_time"] = clock_->NowUnix();
         ops.push_back({storage::WriteOp::Kind::kPut, key, json::serialize(o)});
       }
       if (!ops.empty()) RETURN_IF_ERROR(req.storage->Write(std::move(ops)));
@@ -759,7 +801,7 @@ class AppRoleBackend final : public CompatBackend {
     g.period = role->token_period;
     g.num_uses = role->token_num_uses;
     g.bound_cidrs = role->token_bound_cidrs;
-    g.display_name = "approle";
+    // No name of its own: the token's display name is the mount's ("approle"), as in Vault.
     for (const auto& [k, v] : meta) g.metadata[std::string(k)] = std::string(v.as_string());
     g.metadata["role_name"] = *name;  // last: a SecretID's metadata cannot rename the role
     Response r;

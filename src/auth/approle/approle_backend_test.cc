@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <regex>
 #include <thread>
 
 #include "boost/json.hpp"
@@ -205,6 +206,132 @@ TEST_F(AppRoleTest, APeriodIsCappedByTheMountsMaxTtl) {
   auto renewed = Do(Operation::kUpdate, "auth/token/renew-self", {}, token);
   ASSERT_TRUE(renewed.ok()) << renewed.status();
   EXPECT_EQ(renewed->auth->at("lease_duration").as_int64(), 3600);
+}
+
+// Role names are case-insensitive, as in Vault: "Deploy" and "DEPLOY" are the role "deploy",
+// whose SecretIDs any spelling of the name reaches, and whose logins name it in lower case.
+TEST_F(AppRoleTest, RoleNamesAreCaseInsensitive) {
+  ASSERT_TRUE(Do(Operation::kUpdate, "auth/approle/role/Deploy", {{"token_policies", "ci"}}).ok());
+  auto list = Do(Operation::kList, "auth/approle/role/");
+  ASSERT_TRUE(list.ok()) << list.status();
+  EXPECT_EQ(json::serialize(list->data->at("keys")), R"(["deploy","web"])");
+  // A write under another spelling updates the same role.
+  ASSERT_TRUE(Do(Operation::kUpdate, "auth/approle/role/DEPLOY", {{"token_ttl", "5m"}}).ok());
+  auto read = Do(Operation::kRead, "auth/approle/role/deploy");
+  ASSERT_TRUE(read.ok()) << read.status();
+  EXPECT_EQ(json::serialize(read->data->at("token_policies")), R"(["ci"])");
+  EXPECT_EQ(read->data->at("token_ttl").as_int64(), 300);
+  auto id = Do(Operation::kRead, "auth/approle/role/dEpLoY/role-id");
+  ASSERT_TRUE(id.ok()) << id.status();
+  const std::string role_id(id->data->at("role_id").as_string());
+  auto sid = Do(Operation::kUpdate, "auth/approle/role/Deploy/secret-id");
+  ASSERT_TRUE(sid.ok()) << sid.status();
+  const std::string secret(sid->data->at("secret_id").as_string());
+  const std::string accessor(sid->data->at("secret_id_accessor").as_string());
+  auto ids = Do(Operation::kList, "auth/approle/role/deploy/secret-id/");
+  ASSERT_TRUE(ids.ok()) << ids.status();
+  EXPECT_EQ(ids->data->at("keys").as_array().size(), 1u);
+  auto lookup = Do(Operation::kUpdate, "auth/approle/role/DEPLOY/secret-id-accessor/lookup",
+                   {{"secret_id_accessor", accessor}});
+  ASSERT_TRUE(lookup.ok()) << lookup.status();
+  ASSERT_TRUE(lookup->data.has_value());
+  auto login = Do(Operation::kUpdate, "auth/approle/login",
+                  {{"role_id", role_id}, {"secret_id", secret}}, "");
+  ASSERT_TRUE(login.ok()) << login.status();
+  EXPECT_EQ(login->auth->at("metadata").at("role_name").as_string(), "deploy");
+  // Deleting it under yet another spelling takes its SecretIDs along.
+  ASSERT_TRUE(Do(Operation::kDelete, "auth/approle/role/DePlOy").ok());
+  EXPECT_EQ(Do(Operation::kRead, "auth/approle/role/deploy").status().code(),
+            absl::StatusCode::kNotFound);
+  login = Do(Operation::kUpdate, "auth/approle/login",
+             {{"role_id", role_id}, {"secret_id", secret}}, "");
+  EXPECT_EQ(login.status().message(), "invalid role_id or secret_id");
+}
+
+// A SecretID may narrow the role's ttl and num_uses, never widen them (Vault: 400, not a silent
+// cap); the mount's max lease TTL caps a ttl the role leaves open.
+TEST_F(AppRoleTest, ASecretIdCannotOutliveOrOutlastItsRole) {
+  ASSERT_TRUE(Do(Operation::kUpdate, "auth/approle/role/web",
+                 {{"secret_id_ttl", "10m"}, {"secret_id_num_uses", 3}})
+                  .ok());
+  auto r = Do(Operation::kUpdate, "auth/approle/role/web/secret-id", {{"ttl", "11m"}});
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(core::HttpStatusFor(r.status()), 400);
+  EXPECT_EQ(r.status().message(), "ttl cannot be longer than the role's secret_id_ttl");
+  r = Do(Operation::kUpdate, "auth/approle/role/web/secret-id", {{"ttl", 0}});
+  EXPECT_EQ(r.status().message(), "ttl cannot be longer than the role's secret_id_ttl");
+  r = Do(Operation::kUpdate, "auth/approle/role/web/secret-id", {{"num_uses", 4}});
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(core::HttpStatusFor(r.status()), 400);
+  EXPECT_EQ(r.status().message(), "num_uses cannot be higher than the role's secret_id_num_uses");
+  r = Do(Operation::kUpdate, "auth/approle/role/web/custom-secret-id",
+         {{"secret_id", "mine"}, {"num_uses", 0}});
+  EXPECT_EQ(r.status().message(), "num_uses cannot be higher than the role's secret_id_num_uses");
+  // Narrower is granted as asked; nothing asked is the role's.
+  r = Do(Operation::kUpdate, "auth/approle/role/web/secret-id", {{"ttl", "5m"}, {"num_uses", 2}});
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->data->at("secret_id_ttl").as_int64(), 300);
+  EXPECT_EQ(r->data->at("secret_id_num_uses").as_int64(), 2);
+  r = Do(Operation::kUpdate, "auth/approle/role/web/secret-id");
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->data->at("secret_id_ttl").as_int64(), 600);
+  EXPECT_EQ(r->data->at("secret_id_num_uses").as_int64(), 3);
+  // A role without limits: the mount's max lease TTL is the longest a SecretID lives.
+  ASSERT_TRUE(
+      Do(Operation::kUpdate, "sys/mounts/auth/approle/tune", {{"max_lease_ttl", "1h"}}).ok());
+  ASSERT_TRUE(Do(Operation::kUpdate, "auth/approle/role/web",
+                 {{"secret_id_ttl", 0}, {"secret_id_num_uses", 0}})
+                  .ok());
+  r = Do(Operation::kUpdate, "auth/approle/role/web/secret-id", {{"ttl", "48h"}, {"num_uses", 9}});
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->data->at("secret_id_ttl").as_int64(), 3600);
+  EXPECT_EQ(r->data->at("secret_id_num_uses").as_int64(), 9);
+}
+
+// What Vault answers for a SecretID lookup: RFC 3339 times (Go's zero time when it never
+// expires), last_updated_time moving with each counted use, token_bound_cidrs.
+TEST_F(AppRoleTest, ASecretIdLookupAnswersVaultsTimes) {
+  auto lookup = [&](const std::string& secret) {
+    auto r =
+        Do(Operation::kUpdate, "auth/approle/role/web/secret-id/lookup", {{"secret_id", secret}});
+    EXPECT_TRUE(r.ok() && r->data.has_value()) << r.status();
+    return r.ok() && r->data ? *r->data : json::object();
+  };
+  const std::regex rfc3339(R"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ)");
+  const std::string forever = SecretId({{"num_uses", 3}});
+  json::object o = lookup(forever);
+  const std::string created(o.at("creation_time").as_string());
+  EXPECT_TRUE(std::regex_match(created, rfc3339)) << created;
+  EXPECT_EQ(o.at("last_updated_time").as_string(), created);
+  EXPECT_EQ(o.at("expiration_time").as_string(), "0001-01-01T00:00:00Z");
+  EXPECT_EQ(json::serialize(o.at("token_bound_cidrs")), "[]");
+  EXPECT_EQ(o.at("secret_id_num_uses").as_int64(), 3);
+
+  const std::string brief = SecretId({{"ttl", 90}});
+  o = lookup(brief);
+  const std::string start(o.at("creation_time").as_string());
+  const std::string end(o.at("expiration_time").as_string());
+  ASSERT_TRUE(std::regex_match(end, rfc3339)) << end;
+  // 90 s later: the expiry's minute and second are the creation's plus 1:30 (mod the hour).
+  auto secs = [](const std::string& t) {
+    return std::stoi(t.substr(14, 2)) * 60 + std::stoi(t.substr(17, 2));
+  };
+  EXPECT_EQ((secs(end) - secs(start) + 3600) % 3600, 90) << start << " " << end;
+
+  // Surrounding whitespace (an id read from a file) is no part of either id.
+  auto login = Do(Operation::kUpdate, "auth/approle/login",
+                  {{"role_id", RoleId() + "\n"}, {"secret_id", " " + forever + "\n"}}, "");
+  ASSERT_TRUE(login.ok()) << login.status();
+  o = lookup(forever);
+  EXPECT_EQ(o.at("secret_id_num_uses").as_int64(), 2);
+  EXPECT_TRUE(std::regex_match(std::string(o.at("last_updated_time").as_string()), rfc3339));
+  EXPECT_GE(o.at("last_updated_time").as_string(), o.at("creation_time").as_string());
+
+  // The token is named after the mount, as Vault names it: "approle", not "approle-approle".
+  auto self = Do(Operation::kRead, "auth/token/lookup-self", {},
+                 std::string(login->auth->at("client_token").as_string()));
+  ASSERT_TRUE(self.ok()) << self.status();
+  EXPECT_EQ(self->data->at("display_name").as_string(), "approle");
 }
 
 TEST_F(AppRoleTest, UndeclaredOperationsAre405AndAMissingRoleComesFirst) {

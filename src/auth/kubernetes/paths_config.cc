@@ -108,8 +108,9 @@ std::vector<Path> ConfigPaths(State* state) {
              {FieldType::kCommaStringSlice,
               "Optional list of PEM-formatted public keys or certificates used to verify the "
               "signatures of Kubernetes service account JWTs. If a certificate is given, its "
-              "public key will be extracted. When set, Coffer checks login tokens with them "
-              "and does not call the TokenReview API."}},
+              "public key will be extracted. When set, a login token's signature must verify "
+              "with one of them; the TokenReview API is still called, as only the API server "
+              "knows whether the token's service account still exists."}},
             {"issuer",
              {FieldType::kString,
               "Optional JWT issuer checked when disable_iss_validation is false (default "
