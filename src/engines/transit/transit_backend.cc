@@ -18,8 +18,10 @@ const core::SpecialPaths& TransitSpecialPaths() {
   static const core::SpecialPaths kSpecial{
       // Backups carry the keys: Vault stores them seal-wrapped too.
       .seal_wrap_storage = {"archive/", "policy/"},
-      // RSA key generation and rotation take up to seconds.
-      .expensive = {"keys/*", "restore", "restore/*"},
+      // RSA key generation and rotation take up to seconds. A read of a key (keys/, export/,
+      // backup/) also rotates it when its auto_rotate_period is due (a key generation and a
+      // durable write): never on a connection's event loop.
+      .expensive = {"keys/*", "restore", "restore/*", "export/*", "backup/*"},
   };
   return kSpecial;
 }

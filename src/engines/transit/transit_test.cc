@@ -312,6 +312,17 @@ TEST_F(TransitTest, AutoRotationHappensOnceThePeriodPassed) {
   clock_.Advance(absl::Hours(1) + absl::Seconds(1));
   EXPECT_EQ(Data(Must(Operation::kRead, "transit/keys/auto")).at("latest_version").as_int64(), 2);
   EXPECT_EQ(Encrypt("auto", "x").rfind("vault:v2:", 0), 0u);
+  // Every read that may rotate runs off the connection's event loop (the expensive pool): a due
+  // rotation is a key generation and a durable write.
+  for (const std::string path : {"transit/keys/auto", "transit/export/encryption-key/auto",
+                                 "transit/export/encryption-key/auto/1", "transit/backup/auto"}) {
+    core::Request r;
+    r.op = Operation::kRead;
+    r.path = path;
+    auto admission = core_->Admit(r, false);
+    ASSERT_TRUE(admission.ok()) << admission.status();
+    EXPECT_TRUE(admission->expensive) << path;
+  }
 }
 
 TEST_F(TransitTest, HmacHashAndRandom) {
