@@ -69,6 +69,7 @@ VOLATILE_KEYS = {
     "root_token", "cluster_id", "cluster_name", "nonce", "serial_number", "hash",
     # times (RFC 3339 strings and Unix seconds)
     "creation_time", "expire_time", "issue_time", "expiration", "expiration_time",
+    "last_updated_time",
     "revocation_time", "revocation_time_rfc3339", "server_time_utc", "install_time",
     "time_started", "time_finished", "not_after", "not_before", "this_update", "next_update",
 }

@@ -441,14 +441,16 @@ class AppRoleBackend final : public CompatBackend {
     return HexEncode(crypto::HmacSha256(salt, v));
   }
 
-  // Role names are case-insensitive, as in Vault: a role is stored under its name in lower case
-  // (its SecretIDs too). A role that an earlier Coffer stored under a name with capitals is still
-  // found under that exact name, and keeps it.
+  // Role names are case-insensitive, as in Vault: a role is made under its name in lower case
+  // (its SecretIDs too), and any spelling finds it. A role that a Coffer before December 2026
+  // stored under a name with capitals keeps that name: its exact spelling is looked up first, so
+  // it is never taken for a lower-case role of the same letters (WriteRole refuses to make such
+  // a twin), and the RoleID index, which holds stored names, finds it at login.
   absl::StatusOr<std::optional<Role>> LoadRole(storage::Storage* s, std::string_view name) {
+    ASSIGN_OR_RETURN(auto raw, s->Get(Cat("role/", name)));
     const std::string lower = absl::AsciiStrToLower(AbslView(name));
-    ASSIGN_OR_RETURN(auto raw, s->Get(Cat("role/", lower)));
     if (!raw && lower != name) {
-      ASSIGN_OR_RETURN(raw, s->Get(Cat("role/", name)));
+      ASSIGN_OR_RETURN(raw, s->Get(Cat("role/", lower)));
     }
     if (!raw) return std::optional<Role>();
     boost::system::error_code ec;
@@ -460,8 +462,10 @@ class AppRoleBackend final : public CompatBackend {
 
   // Called with role_mu_ held. A RoleID names one role: one that another role holds is refused
   // (it would send that role's clients here, and a later delete of either would drop the other's
-  // index entry).
+  // index entry). Saved under use_mu_: a SecretID being made checks its limits against the role
+  // as it is, not as it was before this write.
   absl::Status SaveRole(storage::Storage* s, const Role& r, const std::string& old_role_id) {
+    MutexLock uses(&use_mu_);
     json::object o = r.ToJson();
     o["name"] = r.name;
     o["role_id"] = r.role_id;
@@ -498,7 +502,17 @@ class AppRoleBackend final : public CompatBackend {
     MutexLock l(&role_mu_);
     ASSIGN_OR_RETURN(auto existing, LoadRole(req.storage, name));
     Role r = existing ? *existing : Role();
-    if (!existing) r.name = absl::AsciiStrToLower(AbslView(name));
+    if (!existing) {
+      r.name = absl::AsciiStrToLower(AbslView(name));
+      // A role stored with capitals by an older Coffer ("Web") and a new "web" would be two
+      // roles that differ only in case: refused (rare: role creation lists the roles once).
+      ASSIGN_OR_RETURN(auto names, req.storage->List("role/", "", 0));
+      for (const auto& n : names)
+        if (absl::AsciiStrToLower(AbslView(n)) == r.name)
+          return absl::InvalidArgumentError(
+              Cat("role \"", n, "\" already exists with the same name in other letter case; ",
+                  "use that name, or delete it first"));
+    }
     RETURN_IF_ERROR(ApplyRole(r, d));
     std::string old = r.role_id;
     if (r.role_id.empty()) r.role_id = crypto::RandomUuid();
@@ -598,22 +612,26 @@ class AppRoleBackend final : public CompatBackend {
     for (const auto& c : cidrs) RETURN_IF_ERROR(ValidateCidr(c));
     // A ttl or num_uses asked for may only narrow the role's (0 is "none": more than any limit),
     // and is refused otherwise, as in Vault; the mount's max lease TTL caps the ttl.
-    int64_t ttl = r->secret_id_ttl;
-    if (d.Has("ttl")) {
-      ttl = d.Duration("ttl");
-      if (ttl < 0) return absl::InvalidArgumentError("ttl cannot be negative");
-      if (r->secret_id_ttl > 0 && (ttl == 0 || ttl > r->secret_id_ttl))
-        return absl::InvalidArgumentError("ttl cannot be longer than the role's secret_id_ttl");
-    }
-    if (req.mount_max_ttl > 0 && ttl > req.mount_max_ttl) ttl = req.mount_max_ttl;
-    int64_t num_uses = r->secret_id_num_uses;
-    if (d.Has("num_uses")) {
-      num_uses = d.Int("num_uses");
-      if (num_uses < 0) return absl::InvalidArgumentError("num_uses cannot be negative");
-      if (r->secret_id_num_uses > 0 && (num_uses == 0 || num_uses > r->secret_id_num_uses))
-        return absl::InvalidArgumentError(
-            "num_uses cannot be higher than the role's secret_id_num_uses");
-    }
+    auto limits = [&](const Role& role) -> absl::StatusOr<std::pair<int64_t, int64_t>> {
+      int64_t ttl = role.secret_id_ttl;
+      if (d.Has("ttl")) {
+        ttl = d.Duration("ttl");
+        if (ttl < 0) return absl::InvalidArgumentError("ttl cannot be negative");
+        if (role.secret_id_ttl > 0 && (ttl == 0 || ttl > role.secret_id_ttl))
+          return absl::InvalidArgumentError("ttl cannot be longer than the role's secret_id_ttl");
+      }
+      if (req.mount_max_ttl > 0 && ttl > req.mount_max_ttl) ttl = req.mount_max_ttl;
+      int64_t num_uses = role.secret_id_num_uses;
+      if (d.Has("num_uses")) {
+        num_uses = d.Int("num_uses");
+        if (num_uses < 0) return absl::InvalidArgumentError("num_uses cannot be negative");
+        if (role.secret_id_num_uses > 0 && (num_uses == 0 || num_uses > role.secret_id_num_uses))
+          return absl::InvalidArgumentError(
+              "num_uses cannot be higher than the role's secret_id_num_uses");
+      }
+      return std::make_pair(ttl, num_uses);
+    };
+    RETURN_IF_ERROR(limits(*r).status());  // refused before any work; checked again below
 
     // custom-secret-id: the caller chooses the SecretID (Vault's, for ids made elsewhere).
     const bool custom = d.Has("secret_id");
@@ -621,25 +639,29 @@ class AppRoleBackend final : public CompatBackend {
     if (custom && secret_id.empty()) return absl::InvalidArgumentError("missing secret_id");
     const std::string accessor = crypto::RandomUuid();
     ASSIGN_OR_RETURN(std::string h, Hmac(req.storage, secret_id));
-    const int64_t now = clock_->NowUnix();
-    json::object entry{{"accessor", accessor},     {"creation_time", now},
-                       {"last_updated_time", now}, {"expiration_time", ttl > 0 ? now + ttl : 0},
-                       {"secret_id_ttl", ttl},     {"secret_id_num_uses", num_uses},
-                       {"metadata", meta},         {"cidr_list", Arr(cidrs)}};
-    std::vector<storage::WriteOp> ops;
-    ops.push_back(
-        {storage::WriteOp::Kind::kPut, Cat("secret_id/", name, "/", h), json::serialize(entry)});
-    ops.push_back({storage::WriteOp::Kind::kPut, Cat("accessor/", name, "/", accessor), h});
+    int64_t ttl = 0, num_uses = 0;
     {
-      // Checked and stored under use_mu_: two registrations of one id cannot both pass, and a
-      // role deleted meanwhile (DeleteRole holds use_mu_) gets no SecretID left behind.
+      // Checked and stored under use_mu_: two registrations of one id cannot both pass; a role
+      // deleted meanwhile (DeleteRole holds use_mu_) gets no SecretID left behind; and the
+      // limits are the role's as it is now (role writes save under use_mu_).
       MutexLock registering(&use_mu_);
-      ASSIGN_OR_RETURN(auto role_now, req.storage->Get(Cat("role/", name)));
-      if (!role_now) return absl::InvalidArgumentError(Cat("role \"", name, "\" does not exist"));
+      ASSIGN_OR_RETURN(auto role_now, LoadRole(req.storage, name));
+      if (!role_now || role_now->name != name)
+        return absl::InvalidArgumentError(Cat("role \"", name, "\" does not exist"));
+      ASSIGN_OR_RETURN(std::tie(ttl, num_uses), limits(*role_now));
       if (custom) {
         ASSIGN_OR_RETURN(auto existing, req.storage->Get(Cat("secret_id/", name, "/", h)));
         if (existing) return absl::InvalidArgumentError("SecretID is already registered");
       }
+      const int64_t now = clock_->NowUnix();
+      json::object entry{{"accessor", accessor},     {"creation_time", now},
+                         {"last_updated_time", now}, {"expiration_time", ttl > 0 ? now + ttl : 0},
+                         {"secret_id_ttl", ttl},     {"secret_id_num_uses", num_uses},
+                         {"metadata", meta},         {"cidr_list", Arr(cidrs)}};
+      std::vector<storage::WriteOp> ops;
+      ops.push_back(
+          {storage::WriteOp::Kind::kPut, Cat("secret_id/", name, "/", h), json::serialize(entry)});
+      ops.push_back({storage::WriteOp::Kind::kPut, Cat("accessor/", name, "/", accessor), h});
       RETURN_IF_ERROR(req.storage->Write(std::move(ops)));
     }
     return Response::Data(json::object{{"secret_id", secret_id},

@@ -1,15 +1,17 @@
 // AppRole through a real core: its path table (help, OpenAPI, typed fields, 405s), the answers
 // it gave before the table, and SecretID use counts under concurrent logins.
+#include "auth/approle/approle_backend.h"
+
 #include <gtest/gtest.h>
 
 #include <atomic>
-#include <regex>
 #include <thread>
 
 #include "boost/json.hpp"
 #include "core/core.h"
 #include "registry/builtin.h"
 #include "storage/memory_storage.h"
+#include "util/clock.h"
 #include "util/encoding.h"
 
 namespace coffer::auth::approle {
@@ -23,6 +25,7 @@ class AppRoleTest : public ::testing::Test {
     core::CoreOptions o;
     o.physical = &phys_;
     o.tidy_interval = std::chrono::milliseconds(0);
+    o.clock = &clock_;
     registry::AddBackends(o);
     core_ = std::move(*core::Core::Create(std::move(o)));
     auto res = core_->Initialize(1, 1);
@@ -56,6 +59,7 @@ class AppRoleTest : public ::testing::Test {
     return r.ok() ? std::string(r->data->at("secret_id").as_string()) : "";
   }
 
+  FakeClock clock_;  // 2027-01-15T08:00:00Z until advanced
   storage::MemoryStorage phys_;
   std::unique_ptr<core::Core> core_;
   std::string root_;
@@ -297,41 +301,100 @@ TEST_F(AppRoleTest, ASecretIdLookupAnswersVaultsTimes) {
     EXPECT_TRUE(r.ok() && r->data.has_value()) << r.status();
     return r.ok() && r->data ? *r->data : json::object();
   };
-  const std::regex rfc3339(R"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ)");
   const std::string forever = SecretId({{"num_uses", 3}});
   json::object o = lookup(forever);
-  const std::string created(o.at("creation_time").as_string());
-  EXPECT_TRUE(std::regex_match(created, rfc3339)) << created;
-  EXPECT_EQ(o.at("last_updated_time").as_string(), created);
+  EXPECT_EQ(o.at("creation_time").as_string(), "2027-01-15T08:00:00Z");
+  EXPECT_EQ(o.at("last_updated_time").as_string(), "2027-01-15T08:00:00Z");
   EXPECT_EQ(o.at("expiration_time").as_string(), "0001-01-01T00:00:00Z");
   EXPECT_EQ(json::serialize(o.at("token_bound_cidrs")), "[]");
   EXPECT_EQ(o.at("secret_id_num_uses").as_int64(), 3);
 
   const std::string brief = SecretId({{"ttl", 90}});
   o = lookup(brief);
-  const std::string start(o.at("creation_time").as_string());
-  const std::string end(o.at("expiration_time").as_string());
-  ASSERT_TRUE(std::regex_match(end, rfc3339)) << end;
-  // 90 s later: the expiry's minute and second are the creation's plus 1:30 (mod the hour).
-  auto secs = [](const std::string& t) {
-    return std::stoi(t.substr(14, 2)) * 60 + std::stoi(t.substr(17, 2));
-  };
-  EXPECT_EQ((secs(end) - secs(start) + 3600) % 3600, 90) << start << " " << end;
+  EXPECT_EQ(o.at("expiration_time").as_string(), "2027-01-15T08:01:30Z");
 
-  // Surrounding whitespace (an id read from a file) is no part of either id.
+  // A counted use moves last_updated_time. Surrounding whitespace (an id read from a file) is no
+  // part of either id.
+  clock_.Advance(absl::Seconds(5));
   auto login = Do(Operation::kUpdate, "auth/approle/login",
                   {{"role_id", RoleId() + "\n"}, {"secret_id", " " + forever + "\n"}}, "");
   ASSERT_TRUE(login.ok()) << login.status();
   o = lookup(forever);
   EXPECT_EQ(o.at("secret_id_num_uses").as_int64(), 2);
-  EXPECT_TRUE(std::regex_match(std::string(o.at("last_updated_time").as_string()), rfc3339));
-  EXPECT_GE(o.at("last_updated_time").as_string(), o.at("creation_time").as_string());
+  EXPECT_EQ(o.at("creation_time").as_string(), "2027-01-15T08:00:00Z");
+  EXPECT_EQ(o.at("last_updated_time").as_string(), "2027-01-15T08:00:05Z");
 
   // The token is named after the mount, as Vault names it: "approle", not "approle-approle".
   auto self = Do(Operation::kRead, "auth/token/lookup-self", {},
                  std::string(login->auth->at("client_token").as_string()));
   ASSERT_TRUE(self.ok()) << self.status();
   EXPECT_EQ(self->data->at("display_name").as_string(), "approle");
+
+  // A role that does not exist has no SecretIDs to look up or destroy.
+  for (const char* path :
+       {"auth/approle/role/ghost/secret-id/lookup", "auth/approle/role/ghost/secret-id/destroy"}) {
+    auto r = Do(Operation::kUpdate, path, {{"secret_id", forever}});
+    EXPECT_EQ(core::HttpStatusFor(r.status()), 400) << path;
+    EXPECT_EQ(r.status().message(), "role \"ghost\" does not exist") << path;
+  }
+}
+
+// A role that a Coffer before December 2026 stored under a name with capitals ("Web") keeps it:
+// found under that spelling, never confused with a lower-case "web" (which cannot be made beside
+// it), and its RoleID still logs in.
+TEST(AppRoleLegacy, AMixedCaseRoleFromAnOlderCofferKeepsItsName) {
+  FakeClock clock;
+  core::BackendConfig config;
+  config.clock = &clock;
+  auto backend = Factory(config);
+  ASSERT_TRUE(backend.ok()) << backend.status();
+  storage::MemoryStorage mem;
+  auto call = [&](Operation op, std::string path, json::object data = {}) {
+    core::Request r;
+    r.op = op;
+    r.path = std::move(path);
+    r.data = std::move(data);
+    r.storage = &mem;
+    r.mount_point = "auth/approle/";
+    r.remote_address = "127.0.0.1";
+    return (*backend)->Handle(r);
+  };
+  // Lay the role out as the older Coffer did: made as "tmp", then moved to "role/Web" with its
+  // RoleID index entry naming "Web".
+  ASSERT_TRUE(call(Operation::kUpdate, "role/tmp", {{"token_policies", "legacy"}}).ok());
+  auto raw = mem.Get("role/tmp");
+  ASSERT_TRUE(raw.ok() && raw->has_value());
+  json::object stored = json::parse(**raw).as_object();
+  stored["name"] = "Web";
+  const std::string role_id(stored.at("role_id").as_string());
+  ASSERT_TRUE(mem.Put("role/Web", json::serialize(stored)).ok());
+  ASSERT_TRUE(mem.Delete("role/tmp").ok());
+  auto index = mem.List("role_id/", "", 0);
+  ASSERT_TRUE(index.ok() && index->size() == 1u);
+  ASSERT_TRUE(mem.Put("role_id/" + (*index)[0], "Web").ok());
+
+  auto read = call(Operation::kRead, "role/Web");
+  ASSERT_TRUE(read.ok()) << read.status();
+  EXPECT_EQ(json::serialize(read->data->at("token_policies")), R"(["legacy"])");
+  auto twin = call(Operation::kUpdate, "role/web", {{"token_policies", "admin"}});
+  ASSERT_FALSE(twin.ok());
+  EXPECT_EQ(core::HttpStatusFor(twin.status()), 400);
+  EXPECT_EQ(twin.status().message(),
+            "role \"Web\" already exists with the same name in other letter case; use that "
+            "name, or delete it first");
+  EXPECT_EQ(call(Operation::kRead, "role/web").status().code(), absl::StatusCode::kNotFound);
+
+  auto sid = call(Operation::kUpdate, "role/Web/secret-id");
+  ASSERT_TRUE(sid.ok()) << sid.status();
+  auto ids = mem.List("secret_id/Web/", "", 0);
+  ASSERT_TRUE(ids.ok());
+  EXPECT_EQ(ids->size(), 1u);
+  auto login = call(Operation::kUpdate, "login",
+                    {{"role_id", role_id}, {"secret_id", sid->data->at("secret_id")}});
+  ASSERT_TRUE(login.ok()) << login.status();
+  ASSERT_TRUE(login->login.has_value());
+  EXPECT_EQ(login->login->metadata.at("role_name"), "Web");
+  EXPECT_EQ(login->login->policies, std::vector<std::string>{"legacy"});
 }
 
 TEST_F(AppRoleTest, UndeclaredOperationsAre405AndAMissingRoleComesFirst) {
