@@ -85,6 +85,9 @@ class SystemView {
   virtual ~SystemView() = default;
   virtual int64_t DefaultLeaseTtl() const = 0;  // system-wide defaults, seconds
   virtual int64_t MaxLeaseTtl() const = 0;
+  // The effective max lease TTL of the mount that `path` (e.g. a token's "auth/approle/login")
+  // is under, as tuned now; 0 when nothing is mounted there.
+  virtual int64_t MountMaxTtl(std::string_view path) const { return 0; }
   // The core's token store; only the token auth method uses it.
   virtual TokenStore* Tokens() const = 0;
 };

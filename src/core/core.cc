@@ -1092,6 +1092,12 @@ storage::Storage* Core::MountStorage(std::string_view path) {
   return m ? m->view.get() : nullptr;
 }
 
+int64_t Core::MountMaxTtl(std::string_view path) const {
+  std::string rest;
+  auto m = Route(path, &rest);
+  return m ? EffectiveMaxTtl(m->entry) : 0;
+}
+
 absl::Status Core::IssueLoginToken(const Request& req, const MountEntry& mount, Response& resp) {
   const LoginGrant& g = *resp.login;
   TokenEntry e;
@@ -1118,7 +1124,7 @@ absl::Status Core::IssueLoginToken(const Request& req, const MountEntry& mount, 
     // A period is capped by the mount's max TTL, as Vault's CalculateTTL does: a role's period of
     // a year on a mount tuned to an hour gives hour-long tokens (each renewal an hour again).
     e.ttl = std::min(g.period, mount_max);
-    e.period = e.ttl;  // its renewals too: the token store does not see this mount's tune
+    e.period = e.ttl;  // renewals are capped again by this mount's max TTL as tuned then
     if (e.ttl < g.period)
       resp.warnings.push_back(Cat("period of \"", g.period,
                                   "s\" exceeded the effective max_ttl of \"", mount_max,

@@ -397,6 +397,38 @@ TEST(AppRoleLegacy, AMixedCaseRoleFromAnOlderCofferKeepsItsName) {
   EXPECT_EQ(login->login->policies, std::vector<std::string>{"legacy"});
 }
 
+// Renewals of an AppRole token are bound by the approle mount as tuned at renewal time, as in
+// Vault: tuning the mount down reaches the tokens it issued before.
+TEST_F(AppRoleTest, RenewalsFollowTheAuthMountsMaxTtlAsTunedNow) {
+  auto login = Do(Operation::kUpdate, "auth/approle/login",
+                  {{"role_id", RoleId()}, {"secret_id", SecretId()}}, "");
+  ASSERT_TRUE(login.ok()) << login.status();
+  const std::string token(login->auth->at("client_token").as_string());
+  EXPECT_EQ(login->auth->at("lease_duration").as_int64(), 1200);
+  ASSERT_TRUE(
+      Do(Operation::kUpdate, "sys/mounts/auth/approle/tune", {{"max_lease_ttl", "30m"}}).ok());
+  clock_.Advance(absl::Minutes(15));
+  auto renewed = Do(Operation::kUpdate, "auth/token/renew-self", {{"increment", "1h"}}, token);
+  ASSERT_TRUE(renewed.ok()) << renewed.status();
+  EXPECT_EQ(renewed->auth->at("lease_duration").as_int64(), 900);  // 30m from its creation
+  ASSERT_FALSE(renewed->warnings.empty());
+
+  // A periodic token: each renewal is at most the mount's max TTL as it is now.
+  ASSERT_TRUE(Do(Operation::kUpdate, "auth/approle/role/web", {{"token_period", "1h"}}).ok());
+  ASSERT_TRUE(
+      Do(Operation::kUpdate, "sys/mounts/auth/approle/tune", {{"max_lease_ttl", "2h"}}).ok());
+  login = Do(Operation::kUpdate, "auth/approle/login",
+             {{"role_id", RoleId()}, {"secret_id", SecretId()}}, "");
+  ASSERT_TRUE(login.ok()) << login.status();
+  EXPECT_EQ(login->auth->at("lease_duration").as_int64(), 3600);
+  ASSERT_TRUE(
+      Do(Operation::kUpdate, "sys/mounts/auth/approle/tune", {{"max_lease_ttl", "10m"}}).ok());
+  renewed = Do(Operation::kUpdate, "auth/token/renew-self", {},
+               std::string(login->auth->at("client_token").as_string()));
+  ASSERT_TRUE(renewed.ok()) << renewed.status();
+  EXPECT_EQ(renewed->auth->at("lease_duration").as_int64(), 600);
+}
+
 TEST_F(AppRoleTest, UndeclaredOperationsAre405AndAMissingRoleComesFirst) {
   for (auto [op, path] : std::vector<std::pair<Operation, std::string>>{
            {Operation::kRead, "auth/approle/login"},

@@ -255,7 +255,7 @@ absl::Status ApplyRole(Role& r, const FieldData& d) {
 
 class TokenBackend final : public CompatBackend {
  public:
-  TokenBackend(core::TokenStore* tokens, const Clock* clock)
+  TokenBackend(core::TokenStore* tokens, const Clock* clock, const core::SystemView* system)
       : CompatBackend(std::string(kHelp), Paths(),
                       // Vault's token store: listing accessors and revoking a token without its
                       // children need sudo (Vault's revoke-orphan handler checks sudo itself for
@@ -265,7 +265,8 @@ class TokenBackend final : public CompatBackend {
                                          .secret_path_prefixes = {"lookup/"}},
                       TokenFieldRules()),
         tokens_(tokens),
-        clock_(clock) {}
+        clock_(clock),
+        system_(system) {}
 
   // On an HA standby: the lookups (POSTed with the token in the body, as Vault's clients do).
   bool ServesOnStandby(std::string_view path, core::Operation op) const override {
@@ -501,8 +502,15 @@ class TokenBackend final : public CompatBackend {
   absl::StatusOr<Response> DoRenew(Request& req, const FieldData& d, const TokenEntry& target,
                                    const std::string& presented) {
     std::vector<std::string> warnings;
+    // A login's token is bound by its auth method's mount as tuned now, as in Vault (an auth
+    // mount tuned down to an hour caps the renewals of the tokens it issued before); a token
+    // made here, by this mount's.
+    int64_t max_ttl = req.mount_max_ttl;
+    if (system_ && StartsWith(target.path, "auth/") && !StartsWith(target.path, req.mount_point)) {
+      if (int64_t auth_max = system_->MountMaxTtl(target.path); auth_max > 0) max_ttl = auth_max;
+    }
     ASSIGN_OR_RETURN(auto renewed, tokens_->Renew(target.id_hash, DurationOr(d, "increment", 0),
-                                                  req.mount_max_ttl, &warnings));
+                                                  max_ttl, &warnings));
     Response r;
     r.auth = AuthBlock(renewed, presented);
     r.warnings = std::move(warnings);
@@ -774,16 +782,19 @@ class TokenBackend final : public CompatBackend {
 
   core::TokenStore* const tokens_;
   const Clock* const clock_;
+  const core::SystemView* const system_;  // may be null (tests)
 };
 
 }  // namespace
 
-std::unique_ptr<core::Backend> NewBackend(core::TokenStore* tokens, const Clock* clock) {
-  return std::make_unique<TokenBackend>(tokens, clock);
+std::unique_ptr<core::Backend> NewBackend(core::TokenStore* tokens, const Clock* clock,
+                                          const core::SystemView* system) {
+  return std::make_unique<TokenBackend>(tokens, clock, system);
 }
 
 absl::StatusOr<std::unique_ptr<core::Backend>> Factory(const core::BackendConfig& config) {
-  return NewBackend(config.system->Tokens(), config.clock ? config.clock : RealClock::Get());
+  return NewBackend(config.system->Tokens(), config.clock ? config.clock : RealClock::Get(),
+                    config.system);
 }
 
 }  // namespace coffer::auth::token

@@ -8,7 +8,9 @@
 
 namespace coffer::auth::token {
 
-std::unique_ptr<core::Backend> NewBackend(core::TokenStore* tokens, const Clock* clock);
+// `system` (may be null in tests) tells a login token's auth mount's max TTL at renewal.
+std::unique_ptr<core::Backend> NewBackend(core::TokenStore* tokens, const Clock* clock,
+                                          const core::SystemView* system = nullptr);
 // The registry's factory: the token store comes from config.system->Tokens().
 absl::StatusOr<std::unique_ptr<core::Backend>> Factory(const core::BackendConfig& config);
 
