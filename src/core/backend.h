@@ -17,6 +17,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -86,8 +87,8 @@ class SystemView {
   virtual int64_t DefaultLeaseTtl() const = 0;  // system-wide defaults, seconds
   virtual int64_t MaxLeaseTtl() const = 0;
   // The effective max lease TTL of the mount that `path` (e.g. a token's "auth/approle/login")
-  // is under, as tuned now; 0 when nothing is mounted there.
-  virtual int64_t MountMaxTtl(std::string_view path) const { return 0; }
+  // is under, as tuned now; nullopt when nothing is mounted there.
+  virtual std::optional<int64_t> MountMaxTtl(std::string_view path) const { return std::nullopt; }
   // The core's token store; only the token auth method uses it.
   virtual TokenStore* Tokens() const = 0;
 };

@@ -1092,10 +1092,11 @@ storage::Storage* Core::MountStorage(std::string_view path) {
   return m ? m->view.get() : nullptr;
 }
 
-int64_t Core::MountMaxTtl(std::string_view path) const {
+std::optional<int64_t> Core::MountMaxTtl(std::string_view path) const {
   std::string rest;
   auto m = Route(path, &rest);
-  return m ? EffectiveMaxTtl(m->entry) : 0;
+  if (!m) return std::nullopt;
+  return EffectiveMaxTtl(m->entry);
 }
 
 absl::Status Core::IssueLoginToken(const Request& req, const MountEntry& mount, Response& resp) {

@@ -362,7 +362,8 @@ class Core final : private SystemView {
   // SystemView, for backends.
   int64_t DefaultLeaseTtl() const override { return opts_.default_lease_ttl; }
   int64_t MaxLeaseTtl() const override { return opts_.max_lease_ttl; }
-  int64_t MountMaxTtl(std::string_view path) const override ABSL_LOCKS_EXCLUDED(mounts_mu_);
+  std::optional<int64_t> MountMaxTtl(std::string_view path) const override
+      ABSL_LOCKS_EXCLUDED(mounts_mu_);
   TokenStore* Tokens() const override { return tokens_.get(); }
 
   CoreOptions opts_;

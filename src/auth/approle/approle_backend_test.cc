@@ -427,6 +427,16 @@ TEST_F(AppRoleTest, RenewalsFollowTheAuthMountsMaxTtlAsTunedNow) {
                std::string(login->auth->at("client_token").as_string()));
   ASSERT_TRUE(renewed.ok()) << renewed.status();
   EXPECT_EQ(renewed->auth->at("lease_duration").as_int64(), 600);
+
+  // Once the auth method is disabled, its tokens are not renewed.
+  ASSERT_TRUE(Do(Operation::kDelete, "sys/auth/approle").ok());
+  renewed = Do(Operation::kUpdate, "auth/token/renew-self", {},
+               std::string(login->auth->at("client_token").as_string()));
+  ASSERT_FALSE(renewed.ok());
+  EXPECT_EQ(core::HttpStatusFor(renewed.status()), 400);
+  EXPECT_EQ(renewed.status().message(),
+            "the auth method that issued this token is no longer mounted at its path "
+            "(auth/approle/login); log in again");
 }
 
 TEST_F(AppRoleTest, UndeclaredOperationsAre405AndAMissingRoleComesFirst) {

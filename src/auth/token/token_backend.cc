@@ -506,8 +506,15 @@ class TokenBackend final : public CompatBackend {
     // mount tuned down to an hour caps the renewals of the tokens it issued before); a token
     // made here, by this mount's.
     int64_t max_ttl = req.mount_max_ttl;
+    // One whose auth method is no longer mounted there (disabled or moved) is not renewed: its
+    // mount's limit is unknown, and Vault revokes such tokens.
     if (system_ && StartsWith(target.path, "auth/") && !StartsWith(target.path, req.mount_point)) {
-      if (int64_t auth_max = system_->MountMaxTtl(target.path); auth_max > 0) max_ttl = auth_max;
+      const std::optional<int64_t> auth_max = system_->MountMaxTtl(target.path);
+      if (!auth_max)
+        return absl::InvalidArgumentError(
+            Cat("the auth method that issued this token is no longer mounted at its path (",
+                target.path, "); log in again"));
+      if (*auth_max > 0) max_ttl = *auth_max;
     }
     ASSIGN_OR_RETURN(auto renewed, tokens_->Renew(target.id_hash, DurationOr(d, "increment", 0),
                                                   max_ttl, &warnings));

@@ -58,8 +58,10 @@ void TransitBackend::CryptoPaths(TransitBackend* self, std::vector<Path>& p) {
                      return json::object{{"ciphertext", std::move(*c)}, {"key_version", used}};
                    });
              }}}},
+       // Asked before the ACL check: Load, which never rotates a due key (Get would let a
+       // caller without access to the key make the rotation and its write).
        .exists = [self](Request&, const FieldData& d) -> absl::StatusOr<std::optional<bool>> {
-         ASSIGN_OR_RETURN(auto pol, self->Get(d.String("name")));
+         ASSIGN_OR_RETURN(auto pol, self->Load(d.String("name")));
          return std::optional<bool>(pol != nullptr);
        },
        .synopsis = "Encrypts base64 plaintext (creating an aes256-gcm96 key when missing and "

@@ -306,6 +306,19 @@ TEST_F(TransitTest, KeyLifecycleRulesAndUpsert) {
 }
 
 TEST_F(TransitTest, AutoRotationHappensOnceThePeriodPassed) {
+  // A caller refused by the ACL rotates nothing, even when the key is due (encrypt's existence
+  // check runs before the ACL): the rotation happens at the next allowed use, an hour later.
+  Must(Operation::kUpdate, "transit/keys/due", {{"auto_rotate_period", "2h"}});
+  const std::string outsider =
+      TokenFor(R"(path "transit/encrypt/other" { capabilities = ["update"] })");
+  clock_.Advance(absl::Hours(3));
+  auto refused = Do(Operation::kUpdate, "transit/encrypt/due", {{"plaintext", B64("x")}}, outsider);
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kPermissionDenied);
+  clock_.Advance(absl::Hours(1));
+  auto due = Data(Must(Operation::kRead, "transit/keys/due"));
+  EXPECT_EQ(due.at("latest_version").as_int64(), 2);
+  EXPECT_EQ(due.at("keys").at("2").as_int64(), absl::ToUnixSeconds(clock_.Now()));
+
   Must(Operation::kUpdate, "transit/keys/auto", {{"auto_rotate_period", "2h"}});
   clock_.Advance(absl::Hours(1));
   EXPECT_EQ(Data(Must(Operation::kRead, "transit/keys/auto")).at("latest_version").as_int64(), 1);
