@@ -20,6 +20,7 @@
 #include "util/json.h"
 #include "util/log.h"
 #include "util/status.h"
+#include "util/strings.h"
 
 namespace coffer::core {
 namespace json = boost::json;
@@ -388,6 +389,11 @@ absl::StatusOr<Response> Core::HandleLeases(Request& req, std::string_view what,
     }
     RETURN_IF_ERROR(WalkLeases(barrier_.get(), prefix, &ids));
     for (const auto& id : ids) RETURN_IF_ERROR(RevokeLeaseById(id, force));
+    // Tokens are leases in Vault ("auth/approle/login/<id>"): the same prefix reaches the tokens
+    // issued under it, with their children. Tokens that never expire hold no lease there and
+    // are kept (a root token is never revoked this way).
+    if (StartsWith(prefix, "auth/"))
+      RETURN_IF_ERROR(tokens_->RevokeUnderPath(prefix, /*expiring_only=*/true).status());
     return Response::Empty();
   }
   if (what == "tidy") {

@@ -344,6 +344,22 @@ absl::Status Core::DisableMount(std::string_view raw_path, bool auth) {
     m->gate->retired = true;
   }
   m->backend->Cleanup();
+  // The tokens an auth method issued go with it, as in Vault: disabling a method is how an
+  // operator cuts off everyone who logged in through it. Its requests have drained, so no login
+  // adds one after this walk. The table no longer has the mount, so a failure here cannot be
+  // retried by disabling again: the error names the call that finishes the job.
+  if (StartsWith(path, "auth/")) {
+    auto revoked = tokens_->RevokeUnderPath(path, /*expiring_only=*/false);
+    if (!revoked.ok())
+      return absl::Status(revoked.status().code(),
+                          Cat("the auth method at ", path,
+                              " is disabled, but revoking the tokens it issued failed (",
+                              std::string(revoked.status().message()),
+                              "); revoke them with sys/leases/revoke-force/", path));
+    if (*revoked > 0)
+      log::Info("tokens of a disabled auth method revoked",
+                {{"path", path}, {"count", std::to_string(*revoked)}});
+  }
   // Its leases go with it (Vault revokes them; the engine's data is deleted next anyway).
   RETURN_IF_ERROR(ForgetLeasesUnder(path));
   // Now remove its data.

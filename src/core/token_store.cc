@@ -3,6 +3,7 @@
 #include <openssl/crypto.h>
 
 #include <deque>
+#include <limits>
 
 #include "absl/strings/str_format.h"
 #include "absl/time/time.h"
@@ -382,19 +383,15 @@ absl::StatusOr<std::vector<std::string>> TokenStore::Accessors(std::string_view 
   return out;
 }
 
-absl::StatusOr<std::map<std::string, int64_t>> TokenStore::CountByPolicy(size_t max_tokens,
-                                                                         bool* complete) {
-  std::map<std::string, int64_t> out;
-  const int64_t now = clock_->NowUnix();
+absl::StatusOr<bool> TokenStore::WalkEntries(size_t max_tokens,
+                                             const std::function<void(TokenEntry&&)>& fn) {
   size_t seen = 0;
-  *complete = true;
   std::string after;
   for (;;) {
     const size_t page = std::min<size_t>(1000, max_tokens - seen);
     if (page == 0) {
       ASSIGN_OR_RETURN(auto more, barrier_->List(kIdPrefix, after, 1));
-      *complete = more.empty();
-      return out;
+      return more.empty();
     }
     ASSIGN_OR_RETURN(auto hashes, barrier_->List(kIdPrefix, after, page));
     for (const auto& h : hashes) {
@@ -404,13 +401,38 @@ absl::StatusOr<std::map<std::string, int64_t>> TokenStore::CountByPolicy(size_t 
       auto v = json::parse(*raw, ec);
       if (ec || !v.is_object()) continue;
       auto e = TokenEntry::FromStorage(h, v.as_object());
-      if (!e.ok() || (e->expire_time > 0 && now >= e->expire_time) || e->num_uses < 0) continue;
-      for (const auto& p : e->policies) ++out[p];
+      if (e.ok()) fn(*std::move(e));
     }
     seen += hashes.size();
-    if (hashes.size() < page) return out;
+    if (hashes.size() < page) return true;
     after = hashes.back();
   }
+}
+
+absl::StatusOr<std::map<std::string, int64_t>> TokenStore::CountByPolicy(size_t max_tokens,
+                                                                         bool* complete) {
+  std::map<std::string, int64_t> out;
+  const int64_t now = clock_->NowUnix();
+  ASSIGN_OR_RETURN(*complete, WalkEntries(max_tokens, [&](TokenEntry&& e) {
+    if ((e.expire_time > 0 && now >= e.expire_time) || e.num_uses < 0) return;
+    for (const auto& p : e.policies) ++out[p];
+  }));
+  return out;
+}
+
+absl::StatusOr<int> TokenStore::RevokeUnderPath(std::string_view prefix, bool expiring_only) {
+  if (prefix.empty() || prefix.back() != '/')
+    return absl::InvalidArgumentError("a token path prefix must end in '/'");
+  std::vector<std::string> hashes;
+  ASSIGN_OR_RETURN(bool all, WalkEntries(std::numeric_limits<size_t>::max(), [&](TokenEntry&& e) {
+                     if (expiring_only && e.expire_time == 0) return;
+                     if (StartsWith(Cat(e.path, "/"), prefix))
+                       hashes.push_back(std::move(e.id_hash));
+                   }));
+  (void)all;  // no limit: always all
+  // Each with its children: a child made under another path goes with its parent, as in Vault.
+  for (const auto& h : hashes) RETURN_IF_ERROR(Revoke(h));
+  return static_cast<int>(hashes.size());
 }
 
 absl::StatusOr<int> TokenStore::Tidy(int max) {

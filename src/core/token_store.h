@@ -13,6 +13,7 @@
 // All methods are safe to call from several threads.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -113,6 +114,15 @@ class TokenStore {
   // them: `*complete` says whether that was all. A token counts once under each of its policies.
   absl::StatusOr<std::map<std::string, int64_t>> CountByPolicy(size_t max_tokens, bool* complete)
       ABSL_LOCKS_EXCLUDED(mu_);
+  // Revokes every token (with its children) whose path is under `prefix`, which ends in '/':
+  // the path with a '/' appended must start with it, so "auth/approle/" takes the tokens of
+  // auth/approle/login and "auth/approle/login/" those too, as Vault's lease IDs
+  // "<path>/<id>" do. With `expiring_only`, tokens that never expire are kept: in Vault they
+  // hold no lease, so sys/leases/revoke-prefix does not reach them. Walks every entry (one
+  // read each): for unmounting an auth method and operators' revoke-prefix, not hot paths.
+  // Returns how many matched.
+  absl::StatusOr<int> RevokeUnderPath(std::string_view prefix, bool expiring_only)
+      ABSL_LOCKS_EXCLUDED(write_mu_, mu_);
   // Revokes tokens whose expiry has passed, up to `max` of them; returns how many.
   absl::StatusOr<int> Tidy(int max = 1000) ABSL_LOCKS_EXCLUDED(write_mu_, mu_);
 
@@ -122,6 +132,10 @@ class TokenStore {
   absl::StatusOr<std::string> Hash(std::string_view value) ABSL_LOCKS_EXCLUDED(mu_);
   // Create() with the token chosen by the caller.
   absl::StatusOr<CreatedToken> Store(TokenEntry entry, std::string token) ABSL_LOCKS_EXCLUDED(mu_);
+  // Calls `fn` with each stored entry (corrupt ones skipped), reading sys/token/id/ a page at
+  // a time and bypassing the cache, at most `max_tokens` of them; returns whether that was all.
+  absl::StatusOr<bool> WalkEntries(size_t max_tokens, const std::function<void(TokenEntry&&)>& fn)
+      ABSL_LOCKS_EXCLUDED(mu_);
   // The stored entry whatever its state (expired or used up), through the cache.
   absl::StatusOr<std::optional<TokenEntry>> Load(std::string_view id_hash) ABSL_LOCKS_EXCLUDED(mu_);
   // After a write to an entry: drops it from the cache, or caches what was written.

@@ -114,8 +114,16 @@ class AppRole(ServerTest):
 
     def test_disable_removes_roles(self):
         s = self.s
-        self.role("gone", token_policies=["ci"])
+        role_id = self.role("gone", token_policies=["ci"])
+        st, body, _ = self.login(role_id, self.secret_id("gone")["secret_id"])
+        self.assertEqual(st, 200, body)
+        token = body["auth"]["client_token"]
+        self.assertEqual(s.request("GET", "secret/ci/key", token)[0], 200)
         self.assertEqual(s.request("DELETE", "sys/auth/approle", s.root)[0], 204)
+        # The tokens it issued are revoked with it (Vault's rule).
+        st, body, _ = s.request("GET", "auth/token/lookup-self", token)
+        self.assertEqual(st, 403, body)
+        self.assertEqual(s.request("GET", "secret/ci/key", token)[0], 403)
         self.assertEqual(s.request("POST", "sys/auth/approle", s.root, {"type": "approle"})[0], 204)
         self.assertEqual(s.request("GET", "auth/approle/role/gone", s.root)[0], 404)
         self.assertEqual(s.request("DELETE", "sys/auth/token", s.root)[0], 400)

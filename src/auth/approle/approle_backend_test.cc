@@ -428,8 +428,11 @@ TEST_F(AppRoleTest, RenewalsFollowTheAuthMountsMaxTtlAsTunedNow) {
   ASSERT_TRUE(renewed.ok()) << renewed.status();
   EXPECT_EQ(renewed->auth->at("lease_duration").as_int64(), 600);
 
-  // Once the auth method is disabled, its tokens are not renewed.
-  ASSERT_TRUE(Do(Operation::kDelete, "sys/auth/approle").ok());
+  // Once the auth method is no longer mounted where it issued the token (moved away), its
+  // tokens are not renewed: their mount's limit is unknown.
+  ASSERT_TRUE(Do(Operation::kUpdate, "sys/remount",
+                 {{"from", "auth/approle"}, {"to", "auth/approle-moved"}})
+                  .ok());
   renewed = Do(Operation::kUpdate, "auth/token/renew-self", {},
                std::string(login->auth->at("client_token").as_string()));
   ASSERT_FALSE(renewed.ok());
@@ -437,6 +440,87 @@ TEST_F(AppRoleTest, RenewalsFollowTheAuthMountsMaxTtlAsTunedNow) {
   EXPECT_EQ(renewed.status().message(),
             "the auth method that issued this token is no longer mounted at its path "
             "(auth/approle/login); log in again");
+}
+
+// Vault's rule: disabling an auth method revokes every token it issued, with their children;
+// tokens of other methods and of the token store stay valid.
+TEST_F(AppRoleTest, DisablingTheAuthMethodRevokesItsTokens) {
+  ASSERT_TRUE(Do(Operation::kUpdate, "sys/auth/approle2", {{"type", "approle"}}).ok());
+  ASSERT_TRUE(Do(Operation::kUpdate, "auth/approle2/role/web", {{"token_policies", "app"}}).ok());
+  auto login_at = [&](const std::string& mount, const std::string& role_id,
+                      const std::string& secret_id) {
+    auto r = Do(Operation::kUpdate, mount + "/login",
+                {{"role_id", role_id}, {"secret_id", secret_id}}, "");
+    EXPECT_TRUE(r.ok()) << r.status();
+    return r.ok() ? std::string(r->auth->at("client_token").as_string()) : "";
+  };
+  const std::string a = login_at("auth/approle", RoleId(), SecretId());
+  auto rid2 = Do(Operation::kRead, "auth/approle2/role/web/role-id");
+  auto sid2 = Do(Operation::kUpdate, "auth/approle2/role/web/secret-id");
+  ASSERT_TRUE(rid2.ok() && sid2.ok());
+  const std::string b =
+      login_at("auth/approle2", std::string(rid2->data->at("role_id").as_string()),
+               std::string(sid2->data->at("secret_id").as_string()));
+  // A child of the approle token: its policy "app" is given auth/token/create, and a token it
+  // creates has it as parent.
+  ASSERT_TRUE(Do(Operation::kUpdate, "sys/policies/acl/app",
+                 {{"policy", R"(path "auth/token/create" { capabilities = ["update"] })"}})
+                  .ok());
+  auto child = Do(Operation::kUpdate, "auth/token/create", {{"policies", "app"}, {"ttl", "1h"}}, a);
+  ASSERT_TRUE(child.ok()) << child.status();
+  const std::string c(child->auth->at("client_token").as_string());
+  auto other = Do(Operation::kUpdate, "auth/token/create", {{"policies", "app"}, {"ttl", "1h"}});
+  ASSERT_TRUE(other.ok()) << other.status();
+  const std::string d(other->auth->at("client_token").as_string());
+  for (const auto& t : {a, b, c, d})
+    ASSERT_TRUE(Do(Operation::kRead, "auth/token/lookup-self", {}, t).ok());
+
+  ASSERT_TRUE(Do(Operation::kDelete, "sys/auth/approle").ok());
+  for (const auto& t : {a, c}) {
+    auto r = Do(Operation::kRead, "auth/token/lookup-self", {}, t);
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(core::HttpStatusFor(r.status()), 403);
+  }
+  for (const auto& t : {b, d})
+    EXPECT_TRUE(Do(Operation::kRead, "auth/token/lookup-self", {}, t).ok()) << t;
+}
+
+// sys/leases/revoke-prefix/auth/<method>/ revokes the tokens issued under that prefix (they are
+// leases in Vault), not those of a method whose path merely starts with the same letters.
+TEST_F(AppRoleTest, RevokePrefixReachesTheTokensUnderIt) {
+  ASSERT_TRUE(Do(Operation::kUpdate, "sys/auth/approle2", {{"type", "approle"}}).ok());
+  ASSERT_TRUE(Do(Operation::kUpdate, "auth/approle2/role/web", {{"token_policies", "app"}}).ok());
+  auto rid2 = Do(Operation::kRead, "auth/approle2/role/web/role-id");
+  auto sid2 = Do(Operation::kUpdate, "auth/approle2/role/web/secret-id");
+  ASSERT_TRUE(rid2.ok() && sid2.ok());
+  auto la = Do(Operation::kUpdate, "auth/approle/login",
+               {{"role_id", RoleId()}, {"secret_id", SecretId()}}, "");
+  auto lb =
+      Do(Operation::kUpdate, "auth/approle2/login",
+         {{"role_id", rid2->data->at("role_id")}, {"secret_id", sid2->data->at("secret_id")}}, "");
+  ASSERT_TRUE(la.ok() && lb.ok());
+  const std::string a(la->auth->at("client_token").as_string());
+  const std::string b(lb->auth->at("client_token").as_string());
+  // Without sudo it is refused and nothing is revoked.
+  ASSERT_TRUE(Do(Operation::kUpdate, "sys/policies/acl/app",
+                 {{"policy", R"(path "sys/leases/revoke-prefix/*" { capabilities = ["update"] })"}})
+                  .ok());
+  auto refused = Do(Operation::kUpdate, "sys/leases/revoke-prefix/auth/approle", {}, b);
+  EXPECT_EQ(core::HttpStatusFor(refused.status()), 403);
+  EXPECT_TRUE(Do(Operation::kRead, "auth/token/lookup-self", {}, a).ok());
+
+  auto r = Do(Operation::kUpdate, "sys/leases/revoke-prefix/auth/approle", {});
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(core::HttpStatusFor(Do(Operation::kRead, "auth/token/lookup-self", {}, a).status()),
+            403);
+  EXPECT_TRUE(Do(Operation::kRead, "auth/token/lookup-self", {}, b).ok());
+  // The root token never expires: a prefix over the token store's paths does not revoke it.
+  ASSERT_TRUE(Do(Operation::kUpdate, "sys/leases/revoke-prefix/auth/token/", {}).ok());
+  EXPECT_TRUE(Do(Operation::kRead, "auth/token/lookup-self", {}, root_).ok());
+  // The method stays mounted and logs in again.
+  EXPECT_TRUE(Do(Operation::kUpdate, "auth/approle/login",
+                 {{"role_id", RoleId()}, {"secret_id", SecretId()}}, "")
+                  .ok());
 }
 
 TEST_F(AppRoleTest, UndeclaredOperationsAre405AndAMissingRoleComesFirst) {
