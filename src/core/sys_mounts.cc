@@ -605,6 +605,14 @@ absl::StatusOr<Response> Core::Remount(Request& req) {
   auto leases = MoveLeases(from, to);
   if (!leases.ok())
     log::Warn("leases of a moved mount keep their old ids", {{"error", Msg(leases)}});
+  // So do the tokens of a moved auth method: their path names the mount whose max TTL caps
+  // their renewals. (Vault revokes them instead; Coffer keeps what it moves, as with leases.)
+  if (StartsWith(from, "auth/")) {
+    auto tokens = tokens_->MovePath(from, to);
+    if (!tokens.ok())
+      log::Warn("tokens of a moved auth method keep their old path; they cannot be renewed",
+                {{"error", Msg(tokens.status())}});
+  }
   log::Info("mount moved", {{"from", from}, {"to", to}});
   return Response::Data(json::object{{"migration_id", id}});
 }

@@ -435,6 +435,33 @@ absl::StatusOr<int> TokenStore::RevokeUnderPath(std::string_view prefix, bool ex
   return static_cast<int>(hashes.size());
 }
 
+absl::StatusOr<int> TokenStore::MovePath(std::string_view from, std::string_view to) {
+  if (from.empty() || from.back() != '/' || to.empty() || to.back() != '/')
+    return absl::InvalidArgumentError("token path prefixes must end in '/'");
+  std::vector<std::string> hashes;
+  ASSIGN_OR_RETURN(bool all, WalkEntries(std::numeric_limits<size_t>::max(), [&](TokenEntry&& e) {
+                     if (StartsWith(Cat(e.path, "/"), from)) hashes.push_back(std::move(e.id_hash));
+                   }));
+  (void)all;  // no limit: always all
+  int moved = 0;
+  for (const auto& h : hashes) {
+    // Under write_mu_, as renewals and uses: the entry is read again and written whole.
+    MutexLock wl(&write_mu_);
+    ASSIGN_OR_RETURN(auto e, Load(h));
+    if (!e || !StartsWith(Cat(e->path, "/"), from)) continue;  // revoked or moved meanwhile
+    const std::string rest = Cat(e->path, "/").substr(from.size());
+    e->path = Cat(to, rest.substr(0, rest.size() - 1));
+    if (e->path.back() == '/') e->path.pop_back();  // the mount's own path ("auth/x")
+    std::vector<storage::WriteOp> ops;
+    RETURN_IF_ERROR(Persist(*e, &ops));
+    RETURN_IF_ERROR(barrier_->Write(std::move(ops)));
+    MutexLock l(&mu_);
+    Recache(*e);
+    ++moved;
+  }
+  return moved;
+}
+
 absl::StatusOr<int> TokenStore::Tidy(int max) {
   const int64_t now = clock_->NowUnix();
   int revoked = 0;

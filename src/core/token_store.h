@@ -123,6 +123,11 @@ class TokenStore {
   // Returns how many matched.
   absl::StatusOr<int> RevokeUnderPath(std::string_view prefix, bool expiring_only)
       ABSL_LOCKS_EXCLUDED(write_mu_, mu_);
+  // Rewrites the path of every token under `from` (matched as RevokeUnderPath does) to start
+  // with `to` instead, both ending in '/': the tokens of a moved auth method follow it, as its
+  // leases do, so their renewals are capped by the mount at its new path. Returns how many.
+  absl::StatusOr<int> MovePath(std::string_view from, std::string_view to)
+      ABSL_LOCKS_EXCLUDED(write_mu_, mu_);
   // Revokes tokens whose expiry has passed, up to `max` of them; returns how many.
   absl::StatusOr<int> Tidy(int max = 1000) ABSL_LOCKS_EXCLUDED(write_mu_, mu_);
 

@@ -428,18 +428,20 @@ TEST_F(AppRoleTest, RenewalsFollowTheAuthMountsMaxTtlAsTunedNow) {
   ASSERT_TRUE(renewed.ok()) << renewed.status();
   EXPECT_EQ(renewed->auth->at("lease_duration").as_int64(), 600);
 
-  // Once the auth method is no longer mounted where it issued the token (moved away), its
-  // tokens are not renewed: their mount's limit is unknown.
+  // A moved auth method takes its tokens along: their renewals follow its max TTL at the new
+  // path, and a renewal of a token it issued before the move works.
   ASSERT_TRUE(Do(Operation::kUpdate, "sys/remount",
                  {{"from", "auth/approle"}, {"to", "auth/approle-moved"}})
                   .ok());
-  renewed = Do(Operation::kUpdate, "auth/token/renew-self", {},
-               std::string(login->auth->at("client_token").as_string()));
-  ASSERT_FALSE(renewed.ok());
-  EXPECT_EQ(core::HttpStatusFor(renewed.status()), 400);
-  EXPECT_EQ(renewed.status().message(),
-            "the auth method that issued this token is no longer mounted at its path "
-            "(auth/approle/login); log in again");
+  ASSERT_TRUE(
+      Do(Operation::kUpdate, "sys/mounts/auth/approle-moved/tune", {{"max_lease_ttl", "5m"}}).ok());
+  const std::string periodic(login->auth->at("client_token").as_string());
+  renewed = Do(Operation::kUpdate, "auth/token/renew-self", {}, periodic);
+  ASSERT_TRUE(renewed.ok()) << renewed.status();
+  EXPECT_EQ(renewed->auth->at("lease_duration").as_int64(), 300);
+  auto looked = Do(Operation::kRead, "auth/token/lookup-self", {}, periodic);
+  ASSERT_TRUE(looked.ok()) << looked.status();
+  EXPECT_EQ(looked->data->at("path").as_string(), "auth/approle-moved/login");
 }
 
 // Vault's rule: disabling an auth method revokes every token it issued, with their children;

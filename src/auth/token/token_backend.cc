@@ -506,8 +506,9 @@ class TokenBackend final : public CompatBackend {
     // mount tuned down to an hour caps the renewals of the tokens it issued before); a token
     // made here, by this mount's.
     int64_t max_ttl = req.mount_max_ttl;
-    // One whose auth method is no longer mounted there (disabled or moved) is not renewed: its
-    // mount's limit is unknown, and Vault revokes such tokens.
+    // One whose auth method is no longer mounted there is not renewed: its mount's limit is
+    // unknown. Disabling a method revokes its tokens and moving one moves them, so this is
+    // reached only when either failed partway (each logs it).
     if (system_ && StartsWith(target.path, "auth/") && !StartsWith(target.path, req.mount_point)) {
       const std::optional<int64_t> auth_max = system_->MountMaxTtl(target.path);
       if (!auth_max)
