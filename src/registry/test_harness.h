@@ -102,4 +102,21 @@ class CoreHarness : public ::testing::Test {
   }
 };
 
+// One request to a backend alone, over `storage`, as the core hands it on after routing to a
+// mount at `mount_point`: no token, ACL or audit. For tests of a backend's storage layout.
+inline absl::StatusOr<core::Response> BackendRequest(core::Backend& backend,
+                                                     storage::Storage& storage, core::Operation op,
+                                                     std::string path,
+                                                     boost::json::object data = {},
+                                                     std::string mount_point = "") {
+  core::Request r;
+  r.op = op;
+  r.path = std::move(path);
+  r.data = std::move(data);
+  r.storage = &storage;
+  r.mount_point = std::move(mount_point);
+  r.remote_address = "127.0.0.1";
+  return backend.Handle(r);
+}
+
 }  // namespace coffer::testing

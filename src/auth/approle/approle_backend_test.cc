@@ -10,6 +10,7 @@
 #include "boost/json.hpp"
 #include "core/core.h"
 #include "registry/builtin.h"
+#include "registry/test_harness.h"
 #include "storage/memory_storage.h"
 #include "util/clock.h"
 #include "util/encoding.h"
@@ -350,14 +351,8 @@ TEST(AppRoleLegacy, AMixedCaseRoleFromAnOlderCofferKeepsItsName) {
   ASSERT_TRUE(backend.ok()) << backend.status();
   storage::MemoryStorage mem;
   auto call = [&](Operation op, std::string path, json::object data = {}) {
-    core::Request r;
-    r.op = op;
-    r.path = std::move(path);
-    r.data = std::move(data);
-    r.storage = &mem;
-    r.mount_point = "auth/approle/";
-    r.remote_address = "127.0.0.1";
-    return (*backend)->Handle(r);
+    return coffer::testing::BackendRequest(**backend, mem, op, std::move(path), std::move(data),
+                                           "auth/approle/");
   };
   // Lay the role out as the older Coffer did: made as "tmp", then moved to "role/Web" with its
   // RoleID index entry naming "Web".

@@ -16,6 +16,7 @@
 #include "crypto/x509.h"
 #include "engines/pki/pki_backend.h"
 #include "registry/builtin.h"
+#include "registry/test_harness.h"
 #include "storage/memory_storage.h"
 #include "util/encoding.h"
 #include "util/status.h"
@@ -357,12 +358,7 @@ TEST(PkiCleanupTest, CleanupStopsARunningTidy) {
                     .ok());
   }
   auto call = [&](Operation op, std::string path, json::object data = {}) {
-    core::Request r;
-    r.op = op;
-    r.path = std::move(path);
-    r.data = std::move(data);
-    r.storage = &store;
-    return (*backend)->Handle(r);
+    return coffer::testing::BackendRequest(**backend, store, op, std::move(path), std::move(data));
   };
   auto started = call(Operation::kUpdate, "tidy", {{"tidy_cert_store", true}});
   ASSERT_TRUE(started.ok()) << started.status();
