@@ -197,6 +197,9 @@ class Core final : private SystemView {
   absl::Status EnableMount(MountEntry entry) ABSL_LOCKS_EXCLUDED(state_mu_);
 
   Metrics& metrics() { return metrics_; }
+  // The token store, for tests that lay out tokens no request can make (as an older version
+  // left them).
+  TokenStore* token_store() { return tokens_.get(); }
   // Reopens audit files (SIGHUP).
   absl::Status ReopenAudit() ABSL_LOCKS_EXCLUDED(state_mu_);
   // The storage view of the mount at `path` (e.g. "pki/"), or null. For tools and benchmarks

@@ -413,10 +413,20 @@ absl::StatusOr<Response> Core::HandleLeases(Request& req, std::string_view what,
         ++removed;
       }
     }
+    // Tokens issued by an auth method that is no longer mounted: disabling one revokes its
+    // tokens, but a disable that failed partway, or one made by a Coffer before that rule, left
+    // them valid until their TTL (and renewable again if a method came back at that path).
+    ASSIGN_OR_RETURN(int orphaned, tokens_->RevokeMatching([&](const TokenEntry& e) {
+      std::string rest;
+      return StartsWith(e.path, "auth/") && Route(e.path, &rest) == nullptr;
+    }));
     Response r;
     r.http_status = 202;
     r.warnings.emplace_back(
         Cat("tidy removed ", removed, " leases of mounts that no longer exist"));
+    if (orphaned > 0)
+      r.warnings.emplace_back(
+          Cat("tidy revoked ", orphaned, " tokens of auth methods that are no longer mounted"));
     return r;
   }
   return absl::NotFoundError(Cat("no handler for route \"sys/leases/", what, "\""));

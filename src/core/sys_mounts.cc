@@ -347,24 +347,28 @@ absl::Status Core::DisableMount(std::string_view raw_path, bool auth) {
   // The tokens an auth method issued go with it, as in Vault: disabling a method is how an
   // operator cuts off everyone who logged in through it. Its requests have drained, so no login
   // adds one after this walk. The table no longer has the mount, so a failure here cannot be
-  // retried by disabling again: the error names the call that finishes the job.
+  // retried by disabling again: the rest of the clean-up still runs, and the error names the
+  // call that finishes the job (a login's token always has a TTL, so revoke-prefix takes it).
+  absl::Status tokens_revoked;
   if (StartsWith(path, "auth/")) {
     auto revoked = tokens_->RevokeUnderPath(path, /*expiring_only=*/false);
-    if (!revoked.ok())
-      return absl::Status(revoked.status().code(),
-                          Cat("the auth method at ", path,
-                              " is disabled, but revoking the tokens it issued failed (",
-                              std::string(revoked.status().message()),
-                              "); revoke them with sys/leases/revoke-force/", path));
-    if (*revoked > 0)
+    if (!revoked.ok()) {
+      tokens_revoked = absl::Status(revoked.status().code(),
+                                    Cat("the auth method at ", path,
+                                        " is disabled, but revoking the tokens it issued failed (",
+                                        std::string(revoked.status().message()),
+                                        "); revoke them with sys/leases/revoke-prefix/", path));
+    } else if (*revoked > 0) {
       log::Info("tokens of a disabled auth method revoked",
                 {{"path", path}, {"count", std::to_string(*revoked)}});
+    }
   }
   // Its leases go with it (Vault revokes them; the engine's data is deleted next anyway).
   RETURN_IF_ERROR(ForgetLeasesUnder(path));
   // Now remove its data.
   RETURN_IF_ERROR(barrier_->DeletePrefix((path.substr(0, 5) == "auth/" ? "auth/" : "logical/") +
                                          m->entry.uuid + "/"));
+  RETURN_IF_ERROR(tokens_revoked);
   log::Info("secrets engine disabled", {{"path", path}});
   return absl::OkStatus();
 }

@@ -155,6 +155,26 @@ absl::StatusOr<CreatedToken> TokenStore::Store(TokenEntry e, std::string token) 
   if (e.expire_time > 0)
     ops.push_back({storage::WriteOp::Kind::kPut, ExpireKey(e.expire_time, e.id_hash), ""});
   RETURN_IF_ERROR(barrier_->Write(std::move(ops)));
+  if (!e.parent_hash.empty()) {
+    // The parent may have been revoked while this child was being made: Revoke marks a token
+    // (num_uses -1) before it lists its children, so a child written after that listing sees the
+    // mark (or the parent gone) here and is revoked at once, and one written before it is found
+    // by the listing. Read from storage, not the cache.
+    ASSIGN_OR_RETURN(auto raw, barrier_->Get(kIdPrefix + e.parent_hash));
+    bool parent_live = false;
+    if (raw) {
+      boost::system::error_code ec;
+      auto v = json::parse(*raw, ec);
+      if (!ec && v.is_object()) {
+        auto parent = TokenEntry::FromStorage(e.parent_hash, v.as_object());
+        parent_live = parent.ok() && parent->num_uses >= 0;
+      }
+    }
+    if (!parent_live) {
+      RETURN_IF_ERROR(Revoke(e.id_hash));
+      return absl::PermissionDeniedError("the parent token was revoked while this one was made");
+    }
+  }
   return CreatedToken{std::move(token), std::move(e)};
 }
 
@@ -244,6 +264,21 @@ absl::Status TokenStore::Revoke(std::string_view root_hash, bool orphan_children
     {
       MutexLock l(&mu_);
       Uncache(h);
+    }
+    // First mark a live token as being revoked (num_uses -1: lookups refuse it from now on), so
+    // that a child it is making right now cannot slip in after its children are listed: Store()
+    // checks the parent after writing the child.
+    {
+      ASSIGN_OR_RETURN(auto cur, Load(h));
+      if (cur && cur->num_uses >= 0 &&
+          !(cur->expire_time > 0 && clock_->NowUnix() >= cur->expire_time)) {
+        cur->num_uses = -1;
+        std::vector<storage::WriteOp> mark;
+        RETURN_IF_ERROR(Persist(*cur, &mark));
+        RETURN_IF_ERROR(barrier_->Write(std::move(mark)));
+        MutexLock l(&mu_);
+        Uncache(h);
+      }
     }
     std::vector<storage::WriteOp> ops;
     std::vector<std::string> orphaned;  // children whose entry this batch rewrites
@@ -420,19 +455,23 @@ absl::StatusOr<std::map<std::string, int64_t>> TokenStore::CountByPolicy(size_t 
   return out;
 }
 
-absl::StatusOr<int> TokenStore::RevokeUnderPath(std::string_view prefix, bool expiring_only) {
-  if (prefix.empty() || prefix.back() != '/')
-    return absl::InvalidArgumentError("a token path prefix must end in '/'");
+absl::StatusOr<int> TokenStore::RevokeMatching(const std::function<bool(const TokenEntry&)>& pred) {
   std::vector<std::string> hashes;
   ASSIGN_OR_RETURN(bool all, WalkEntries(std::numeric_limits<size_t>::max(), [&](TokenEntry&& e) {
-                     if (expiring_only && e.expire_time == 0) return;
-                     if (StartsWith(Cat(e.path, "/"), prefix))
-                       hashes.push_back(std::move(e.id_hash));
+                     if (pred(e)) hashes.push_back(std::move(e.id_hash));
                    }));
   (void)all;  // no limit: always all
   // Each with its children: a child made under another path goes with its parent, as in Vault.
   for (const auto& h : hashes) RETURN_IF_ERROR(Revoke(h));
   return static_cast<int>(hashes.size());
+}
+
+absl::StatusOr<int> TokenStore::RevokeUnderPath(std::string_view prefix, bool expiring_only) {
+  if (prefix.empty() || prefix.back() != '/')
+    return absl::InvalidArgumentError("a token path prefix must end in '/'");
+  return RevokeMatching([&](const TokenEntry& e) {
+    return (!expiring_only || e.expire_time != 0) && StartsWith(Cat(e.path, "/"), prefix);
+  });
 }
 
 absl::StatusOr<int> TokenStore::MovePath(std::string_view from, std::string_view to) {

@@ -123,6 +123,10 @@ class TokenStore {
   // Returns how many matched.
   absl::StatusOr<int> RevokeUnderPath(std::string_view prefix, bool expiring_only)
       ABSL_LOCKS_EXCLUDED(write_mu_, mu_);
+  // Revokes every stored token (with its children) for which `pred` holds, walking them all as
+  // RevokeUnderPath does; `pred` runs with no lock of the store held. Returns how many matched.
+  absl::StatusOr<int> RevokeMatching(const std::function<bool(const TokenEntry&)>& pred)
+      ABSL_LOCKS_EXCLUDED(write_mu_, mu_);
   // Rewrites the path of every token under `from` (matched as RevokeUnderPath does) to start
   // with `to` instead, both ending in '/': the tokens of a moved auth method follow it, as its
   // leases do, so their renewals are capped by the mount at its new path. Returns how many.

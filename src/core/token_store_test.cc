@@ -87,6 +87,38 @@ TEST_F(TokenStoreTest, UseWhileALookupReadsIsNotUndoneByTheCache) {
   EXPECT_FALSE(after->has_value());
 }
 
+// A child made by a token while that token is being revoked: it must not outlive its parent.
+// The hook makes the child at the revocation's first read of the parent's entry.
+TEST_F(TokenStoreTest, AChildMadeDuringItsParentsRevocationDoesNotSurviveIt) {
+  CreatedToken parent = NewToken(3600);
+  std::optional<CreatedToken> child;
+  hooked_.AfterNextGet(IdKey(parent), [&] {
+    TokenEntry e;
+    e.policies = {"default"};
+    e.ttl = 600;
+    e.parent_hash = parent.entry.id_hash;
+    auto c = tokens_.Create(std::move(e));
+    if (c.ok()) child = *c;
+  });
+  ASSERT_TRUE(tokens_.Revoke(parent.entry.id_hash).ok());
+  ASSERT_TRUE(child.has_value()) << "the hook did not run";
+  auto found = tokens_.Lookup(child->token);
+  ASSERT_TRUE(found.ok()) << found.status();
+  EXPECT_FALSE(found->has_value()) << "the child outlived its revoked parent";
+  EXPECT_FALSE(mem_.Get(IdKey(*child))->has_value());
+
+  // And a child whose parent is already revoked is refused, and not stored.
+  TokenEntry late;
+  late.policies = {"default"};
+  late.ttl = 600;
+  late.parent_hash = parent.entry.id_hash;
+  auto refused = tokens_.Create(std::move(late));
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kPermissionDenied);
+  auto left = mem_.List("sys/token/parent/", "", 10);
+  ASSERT_TRUE(left.ok());
+  EXPECT_TRUE(left->empty());
+}
+
 // Lookups, renewals, uses, revocations and tidies from several threads at once; run under
 // ThreadSanitizer this checks the store's locking. Afterwards every revoked token is gone.
 TEST_F(TokenStoreTest, ManyThreadsAtOnce) {

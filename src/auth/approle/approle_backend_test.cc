@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <thread>
 
@@ -437,6 +438,11 @@ TEST_F(AppRoleTest, RenewalsFollowTheAuthMountsMaxTtlAsTunedNow) {
   auto looked = Do(Operation::kRead, "auth/token/lookup-self", {}, periodic);
   ASSERT_TRUE(looked.ok()) << looked.status();
   EXPECT_EQ(looked->data->at("path").as_string(), "auth/approle-moved/login");
+  // Disabling the method at its new path revokes the tokens it issued at the old one.
+  ASSERT_TRUE(Do(Operation::kDelete, "sys/auth/approle-moved").ok());
+  EXPECT_EQ(
+      core::HttpStatusFor(Do(Operation::kRead, "auth/token/lookup-self", {}, periodic).status()),
+      403);
 }
 
 // Vault's rule: disabling an auth method revokes every token it issued, with their children;
@@ -482,6 +488,36 @@ TEST_F(AppRoleTest, DisablingTheAuthMethodRevokesItsTokens) {
     EXPECT_TRUE(Do(Operation::kRead, "auth/token/lookup-self", {}, t).ok()) << t;
 }
 
+// Tokens of an auth method that is no longer mounted (left by a Coffer that did not revoke them
+// on disable, or by a disable that failed partway) are revoked by sys/leases/tidy; the tokens of
+// mounted methods and of the token store are kept.
+TEST_F(AppRoleTest, TidyRevokesTokensOfAuthMethodsNoLongerMounted) {
+  auto make = [&](const std::string& path) {
+    core::TokenEntry e;
+    e.policies = {"default"};
+    e.path = path;
+    e.ttl = 3600;
+    auto c = core_->token_store()->Create(std::move(e));
+    EXPECT_TRUE(c.ok()) << c.status();
+    return c.ok() ? c->token : "";
+  };
+  const std::string gone = make("auth/gone/login");
+  const std::string mounted = make("auth/approle/login");
+  const std::string store = make("auth/token/create");
+  for (const auto& t : {gone, mounted, store})
+    ASSERT_TRUE(Do(Operation::kRead, "auth/token/lookup-self", {}, t).ok());
+  auto r = Do(Operation::kUpdate, "sys/leases/tidy", {});
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->http_status, 202);
+  EXPECT_NE(std::find(r->warnings.begin(), r->warnings.end(),
+                      "tidy revoked 1 tokens of auth methods that are no longer mounted"),
+            r->warnings.end());
+  EXPECT_EQ(core::HttpStatusFor(Do(Operation::kRead, "auth/token/lookup-self", {}, gone).status()),
+            403);
+  EXPECT_TRUE(Do(Operation::kRead, "auth/token/lookup-self", {}, mounted).ok());
+  EXPECT_TRUE(Do(Operation::kRead, "auth/token/lookup-self", {}, store).ok());
+}
+
 // sys/leases/revoke-prefix/auth/<method>/ revokes the tokens issued under that prefix (they are
 // leases in Vault), not those of a method whose path merely starts with the same letters.
 TEST_F(AppRoleTest, RevokePrefixReachesTheTokensUnderIt) {
@@ -511,9 +547,16 @@ TEST_F(AppRoleTest, RevokePrefixReachesTheTokensUnderIt) {
   EXPECT_EQ(core::HttpStatusFor(Do(Operation::kRead, "auth/token/lookup-self", {}, a).status()),
             403);
   EXPECT_TRUE(Do(Operation::kRead, "auth/token/lookup-self", {}, b).ok());
-  // The root token never expires: a prefix over the token store's paths does not revoke it.
+  // The root token never expires: a prefix over the token store's paths does not revoke it,
+  // but it does revoke the store's expiring tokens.
+  auto made = Do(Operation::kUpdate, "auth/token/create", {{"policies", "app"}, {"ttl", "1h"}});
+  ASSERT_TRUE(made.ok()) << made.status();
+  const std::string expiring(made->auth->at("client_token").as_string());
   ASSERT_TRUE(Do(Operation::kUpdate, "sys/leases/revoke-prefix/auth/token/", {}).ok());
   EXPECT_TRUE(Do(Operation::kRead, "auth/token/lookup-self", {}, root_).ok());
+  EXPECT_EQ(
+      core::HttpStatusFor(Do(Operation::kRead, "auth/token/lookup-self", {}, expiring).status()),
+      403);
   // The method stays mounted and logs in again.
   EXPECT_TRUE(Do(Operation::kUpdate, "auth/approle/login",
                  {{"role_id", RoleId()}, {"secret_id", SecretId()}}, "")
