@@ -415,18 +415,27 @@ absl::StatusOr<Response> Core::HandleLeases(Request& req, std::string_view what,
     }
     // Tokens issued by an auth method that is no longer mounted: disabling one revokes its
     // tokens, but a disable that failed partway, or one made by a Coffer before that rule, left
-    // them valid until their TTL (and renewable again if a method came back at that path).
-    ASSIGN_OR_RETURN(int orphaned, tokens_->RevokeMatching([&](const TokenEntry& e) {
-      std::string rest;
-      return StartsWith(e.path, "auth/") && Route(e.path, &rest) == nullptr;
-    }));
+    // them valid until their TTL (and renewable again if a method came back at that path). The
+    // same goes for a method moved by a Coffer that did not move its tokens (Vault revokes a
+    // moved method's tokens). And tokens marked as being revoked (num_uses -1) whose revocation
+    // failed partway are finished here. Under the table lock: a move in progress has moved its
+    // tokens before this looks.
+    int orphaned = 0;
+    {
+      MutexLock table(&table_change_mu_);
+      ASSIGN_OR_RETURN(orphaned, tokens_->RevokeMatching([&](const TokenEntry& e) {
+        std::string rest;
+        return e.num_uses < 0 || (StartsWith(e.path, "auth/") && Route(e.path, &rest) == nullptr);
+      }));
+    }
     Response r;
     r.http_status = 202;
     r.warnings.emplace_back(
         Cat("tidy removed ", removed, " leases of mounts that no longer exist"));
     if (orphaned > 0)
       r.warnings.emplace_back(
-          Cat("tidy revoked ", orphaned, " tokens of auth methods that are no longer mounted"));
+          Cat("tidy revoked ", orphaned,
+              " tokens of auth methods that are no longer mounted or left half-revoked"));
     return r;
   }
   return absl::NotFoundError(Cat("no handler for route \"sys/leases/", what, "\""));

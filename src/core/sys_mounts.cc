@@ -363,6 +363,8 @@ absl::Status Core::DisableMount(std::string_view raw_path, bool auth) {
                 {{"path", path}, {"count", std::to_string(*revoked)}});
     }
   }
+  if (!tokens_revoked.ok())
+    log::Error("tokens of a disabled auth method not revoked", {{"error", Msg(tokens_revoked)}});
   // Its leases go with it (Vault revokes them; the engine's data is deleted next anyway).
   RETURN_IF_ERROR(ForgetLeasesUnder(path));
   // Now remove its data.

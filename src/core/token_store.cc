@@ -167,7 +167,10 @@ absl::StatusOr<CreatedToken> TokenStore::Store(TokenEntry e, std::string token) 
       auto v = json::parse(*raw, ec);
       if (!ec && v.is_object()) {
         auto parent = TokenEntry::FromStorage(e.parent_hash, v.as_object());
-        parent_live = parent.ok() && parent->num_uses >= 0;
+        // An expired parent is dead too: Revoke does not mark an expired token (it can make
+        // no child through a request), so a child racing its tidy is caught here.
+        parent_live = parent.ok() && parent->num_uses >= 0 &&
+                      !(parent->expire_time > 0 && clock_->NowUnix() >= parent->expire_time);
       }
     }
     if (!parent_live) {

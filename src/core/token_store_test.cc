@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
 #include <thread>
 #include <vector>
 
@@ -117,6 +118,39 @@ TEST_F(TokenStoreTest, AChildMadeDuringItsParentsRevocationDoesNotSurviveIt) {
   auto left = mem_.List("sys/token/parent/", "", 10);
   ASSERT_TRUE(left.ok());
   EXPECT_TRUE(left->empty());
+}
+
+// The narrower window: the child is written after the revocation listed the parent's children
+// (and found none), before the parent is deleted. The parent was marked before the listing, so
+// the child's Store sees the mark and revokes the child itself (once the revocation is done).
+TEST_F(TokenStoreTest, AChildWrittenAfterTheListingIsRevokedByItsOwnCreate) {
+  CreatedToken parent = NewToken(3600);
+  const std::string kids = "sys/token/parent/" + parent.entry.id_hash + "/";
+  std::thread maker;
+  absl::Status made;
+  hooked_.AfterNextList(kids, [&] {
+    maker = std::thread([&] {
+      TokenEntry e;
+      e.policies = {"default"};
+      e.ttl = 600;
+      e.parent_hash = parent.entry.id_hash;
+      made = tokens_.Create(std::move(e)).status();
+    });
+    // Let the revocation go on only once the child is written.
+    for (int i = 0; i < 5000; ++i) {
+      auto listed = mem_.List(kids);
+      if (listed.ok() && !listed->empty()) return;
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    ADD_FAILURE() << "the child was never written";
+  });
+  ASSERT_TRUE(tokens_.Revoke(parent.entry.id_hash).ok());
+  ASSERT_TRUE(maker.joinable()) << "the hook did not run";
+  maker.join();
+  EXPECT_EQ(made.code(), absl::StatusCode::kPermissionDenied) << made;
+  auto left = mem_.List("sys/token/id/");
+  ASSERT_TRUE(left.ok());
+  EXPECT_TRUE(left->empty()) << "a token outlived its revoked parent";
 }
 
 // Lookups, renewals, uses, revocations and tidies from several threads at once; run under

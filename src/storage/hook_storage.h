@@ -25,6 +25,25 @@ class HookStorage final : public ForwardingStorage {
     hook_ = std::move(hook);
   }
 
+  // Runs `hook` once, after the next List of `prefix` read the wrapped storage.
+  void AfterNextList(std::string prefix, std::function<void()> hook) ABSL_LOCKS_EXCLUDED(mu_) {
+    MutexLock l(&mu_);
+    list_prefix_ = std::move(prefix);
+    list_hook_ = std::move(hook);
+  }
+
+  absl::StatusOr<std::vector<std::string>> List(std::string_view prefix, std::string_view after,
+                                                size_t limit) override ABSL_LOCKS_EXCLUDED(mu_) {
+    auto out = under()->List(prefix, after, limit);
+    std::function<void()> hook;
+    {
+      MutexLock l(&mu_);
+      if (list_hook_ && prefix == list_prefix_) hook.swap(list_hook_);
+    }
+    if (hook) hook();
+    return out;
+  }
+
   absl::StatusOr<std::optional<std::string>> Get(std::string_view key) override
       ABSL_LOCKS_EXCLUDED(mu_) {
     auto out = under()->Get(key);
@@ -41,6 +60,8 @@ class HookStorage final : public ForwardingStorage {
   Mutex mu_;
   std::string key_ ABSL_GUARDED_BY(mu_);
   std::function<void()> hook_ ABSL_GUARDED_BY(mu_);
+  std::string list_prefix_ ABSL_GUARDED_BY(mu_);
+  std::function<void()> list_hook_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace coffer::storage
